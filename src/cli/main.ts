@@ -1,0 +1,70 @@
+/** The stor command line: global options, the command groups, and errors as one line and an exit code. */
+import kleur from "kleur";
+import { loadConfig } from "../config.ts";
+import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
+import { log, logEnabled, setLogLevel } from "../log.ts";
+import { redact } from "../redact.ts";
+import { extractGlobals } from "./globals.ts";
+import { mountCommand, unmountCommand } from "./mount.ts";
+import { snapshotCommand } from "./snapshot.ts";
+import { VERSION } from "../version.ts";
+
+const HELP = `stor ${VERSION}: container storage for one Linux host
+
+Usage: stor [global options] <command> [args]
+
+Commands:
+  snapshot <command>    snapshots, as ctr snapshots (prepare, view, commit, mounts, rm, ls,
+                        info, usage, tree, label, cleanup); 'stor snapshot --help'
+  mount KEY TARGET      mount snapshot KEY on TARGET
+  unmount TARGET        unmount everything mounted on TARGET
+
+Global options:
+  --root DIR            state directory (STOR_ROOT; default /var/lib/stor)
+  --config FILE         ini file (STOR_CONFIG; default /etc/stor/stor.ini)
+  --log-level LEVEL     error, warn, info or debug (STOR_LOG_LEVEL; default warn)
+  -s, --snapshotter S   overlay or native (default: overlay where supported)
+  --no-color            no colour (also NO_COLOR)
+  -h, --help            this help
+  -v, --version         the version
+`;
+
+/** Runs stor with `argv` (without the program name) and returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const { globals, rest } = extractGlobals(argv);
+    if (globals.noColor || process.env.NO_COLOR || !process.stderr.isTTY) kleur.enabled = false;
+    if (globals.logLevel) setLogLevel(globals.logLevel as never);
+    const [command, ...args] = rest;
+    if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+      process.stdout.write(HELP);
+      return command === undefined ? ExitCode.invalid : ExitCode.ok;
+    }
+    if (command === "-v" || command === "--version" || command === "version") {
+      process.stdout.write(`stor ${VERSION}\n`);
+      return ExitCode.ok;
+    }
+    const config = loadConfig(globals);
+    setLogLevel(config.logLevel);
+    switch (command) {
+      case "snapshot":
+      case "snapshots":
+        await snapshotCommand(args, config, globals.snapshotter);
+        break;
+      case "mount":
+        await mountCommand(args, config, globals.snapshotter);
+        break;
+      case "unmount":
+      case "umount":
+        await unmountCommand(args);
+        break;
+      default:
+        throw new InvalidArgumentError(`command "${command}"`, "unknown (see stor --help)");
+    }
+    return ExitCode.ok;
+  } catch (err) {
+    process.stderr.write(`stor: ${redact(describe(err))}\n`);
+    if (logEnabled("debug") && err instanceof Error && err.stack) log.debug(err.stack);
+    return exitCodeOf(err);
+  }
+}

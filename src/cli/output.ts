@@ -1,0 +1,65 @@
+/** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
+
+/** Options of Go's text/tabwriter as the reference tools set them. */
+export interface TableStyle {
+  minWidth: number;
+  padding: number;
+  /** ctr ends every cell with a tab, so the last column is padded too; docker does not. */
+  padLast: boolean;
+}
+
+/** ctr: tabwriter.NewWriter(os.Stdout, 1, 8, 1, ' ', 0), every cell tab-terminated. */
+export const CTR_TABLE: TableStyle = { minWidth: 1, padding: 1, padLast: true };
+/** docker CLI: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0). */
+export const DOCKER_TABLE: TableStyle = { minWidth: 10, padding: 3, padLast: false };
+
+const width = (s: string) => [...s].length;
+
+/** Formats rows (the first being the header) as aligned columns, one line each. */
+export function table(rows: readonly (readonly string[])[], style: TableStyle): string {
+  const cols = Math.max(0, ...rows.map((r) => r.length));
+  const widths = Array.from({ length: cols }, (_, c) =>
+    Math.max(style.minWidth, ...rows.map((r) => (r[c] === undefined ? 0 : width(r[c]!) + style.padding))),
+  );
+  return rows
+    .map((r) =>
+      r.map((cell, c) => (c < r.length - 1 || style.padLast ? cell + " ".repeat(widths[c]! - width(cell)) : cell)).join(""),
+    )
+    .map((line) => `${line}\n`)
+    .join("");
+}
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
+/** Binary size with one decimal, as ctr prints it: `4.0 KiB`, `0.0 B`. */
+export function binarySize(bytes: number): string {
+  let f = bytes;
+  let i = 0;
+  while (f >= 1024 && i < UNITS.length - 1) {
+    f /= 1024;
+    i++;
+  }
+  return `${f.toFixed(1)} ${UNITS[i]}`;
+}
+
+/** Decimal size with up to three significant digits, as docker prints it: `0B`, `12.3kB`, `1.5GB`. */
+export function decimalSize(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
+  let f = bytes;
+  let i = 0;
+  while (f >= 1000 && i < units.length - 1) {
+    f /= 1000;
+    i++;
+  }
+  return `${Number(f.toPrecision(4)).toString()}${units[i]}`;
+}
+
+/** JSON as Go's json.MarshalIndent(v, "", "    ") writes it, HTML characters escaped likewise. */
+export function goJson(value: unknown): string {
+  return JSON.stringify(value, null, 4).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}
+
+/** Writes text to stdout as is. */
+export function print(text: string): void {
+  process.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
+}

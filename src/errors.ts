@@ -1,0 +1,74 @@
+/**
+ * Typed errors and the exit codes of the command-line contract (containerd's errdefs).
+ * Every error a user can cause is a {@link StorError}: it knows its exit code and prints as
+ * one line, `<what>: <why>`.
+ */
+
+/** Exit codes of the contract. */
+export const ExitCode = {
+  ok: 0,
+  internal: 1,
+  invalid: 2,
+  notFound: 3,
+  exists: 4,
+  precondition: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Base class: `what` names the thing that failed, `why` says why. */
+export class StorError extends Error {
+  readonly code: ExitCode;
+  readonly what: string;
+  readonly why: string;
+  constructor(what: string, why: string, code: ExitCode = ExitCode.internal, options?: ErrorOptions) {
+    super(`${what}: ${why}`, options);
+    this.name = new.target.name;
+    this.what = what;
+    this.why = why;
+    this.code = code;
+  }
+}
+
+/** Invalid argument or usage (exit 2). */
+export class InvalidArgumentError extends StorError {
+  constructor(what: string, why: string, options?: ErrorOptions) {
+    super(what, why, ExitCode.invalid, options);
+  }
+}
+
+/** The named thing does not exist (exit 3). */
+export class NotFoundError extends StorError {
+  constructor(what: string, why = "not found", options?: ErrorOptions) {
+    super(what, why, ExitCode.notFound, options);
+  }
+}
+
+/** The named thing exists already (exit 4). */
+export class AlreadyExistsError extends StorError {
+  constructor(what: string, why = "already exists", options?: ErrorOptions) {
+    super(what, why, ExitCode.exists, options);
+  }
+}
+
+/** The thing is in the wrong state: in use, has children, not active, not committed (exit 5). */
+export class PreconditionError extends StorError {
+  constructor(what: string, why: string, options?: ErrorOptions) {
+    super(what, why, ExitCode.precondition, options);
+  }
+}
+
+/** Exit code for any thrown value: a StorError's own, 1 for everything else. */
+export function exitCodeOf(err: unknown): ExitCode {
+  return err instanceof StorError ? err.code : ExitCode.internal;
+}
+
+/** A one-line reason for any thrown value: a StorError's `why`, a system error's message. */
+export function describe(err: unknown): string {
+  if (err instanceof StorError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e === "object" && typeof e.code === "string" && e.syscall) {
+    const reason = String(e.message).replace(/^[A-Z]+: /, "").replace(/, \w+ .*$/, "");
+    return `${e.syscall}${e.path ? ` ${e.path}` : ""}: ${reason}`;
+  }
+  return err instanceof Error ? err.message.split("\n")[0]! : String(err);
+}

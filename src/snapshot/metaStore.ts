@@ -1,0 +1,147 @@
+/**
+ * The snapshot metadata store: one SQLite database per snapshotter
+ * (`<root>/snapshots/<snapshotter>/metadata.db`). It owns every SQL statement about snapshots;
+ * callers group calls in {@link MetaStore.write} or {@link MetaStore.read} transactions.
+ */
+import { Database } from "bun:sqlite";
+import type { Kind } from "./snapshotter.ts";
+import { openDatabase } from "../db.ts";
+
+/** A snapshot's row. `id` names its directory and never changes, not even at commit. */
+export interface SnapshotRecord {
+  id: number;
+  key: string;
+  kind: Kind;
+  parentId: number | null;
+  created: string;
+  updated: string;
+  size: number;
+  inodes: number;
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE snapshots (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     key TEXT NOT NULL UNIQUE,
+     kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+     parent_id INTEGER REFERENCES snapshots(id),
+     created TEXT NOT NULL,
+     updated TEXT NOT NULL,
+     size INTEGER NOT NULL DEFAULT 0,
+     inodes INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX snapshots_parent ON snapshots(parent_id);
+   CREATE TABLE labels (
+     snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (snapshot_id, name)
+   );`,
+];
+
+/** The columns of a {@link SnapshotRecord}, from table alias `t`. */
+const columns = (t = "snapshots") =>
+  `${t}.id, ${t}.key, ${t}.kind, ${t}.parent_id AS parentId, ${t}.created, ${t}.updated, ${t}.size, ${t}.inodes`;
+const COLUMNS = columns();
+
+/** Snapshot metadata of one snapshotter. */
+export class MetaStore {
+  readonly #db: Database;
+
+  constructor(path: string) {
+    this.#db = openDatabase(path, MIGRATIONS);
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
+  write<T>(fn: () => T): T {
+    return this.#db.transaction(fn).immediate();
+  }
+
+  /** Runs `fn` in a read transaction: one consistent view of the database. */
+  read<T>(fn: () => T): T {
+    return this.#db.transaction(fn).deferred();
+  }
+
+  byKey(key: string): SnapshotRecord | undefined {
+    return this.#db.query<SnapshotRecord, [string]>(`SELECT ${COLUMNS} FROM snapshots WHERE key = ?`).get(key) ?? undefined;
+  }
+
+  byId(id: number): SnapshotRecord | undefined {
+    return this.#db.query<SnapshotRecord, [number]>(`SELECT ${COLUMNS} FROM snapshots WHERE id = ?`).get(id) ?? undefined;
+  }
+
+  /** Every snapshot, ordered by key. */
+  all(): SnapshotRecord[] {
+    return this.#db.query<SnapshotRecord, []>(`SELECT ${COLUMNS} FROM snapshots ORDER BY key`).all();
+  }
+
+  /** The ancestors of snapshot `id`, nearest parent first. */
+  ancestors(id: number): SnapshotRecord[] {
+    return this.#db
+      .query<SnapshotRecord, [number]>(
+        `WITH RECURSIVE chain(id, depth) AS (
+           SELECT parent_id, 1 FROM snapshots WHERE id = ? AND parent_id IS NOT NULL
+           UNION ALL
+           SELECT s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.id WHERE s.parent_id IS NOT NULL
+         )
+         SELECT ${columns("s")} FROM chain c JOIN snapshots s ON s.id = c.id ORDER BY c.depth`,
+      )
+      .all(id);
+  }
+
+  hasChildren(id: number): boolean {
+    return this.#db.query<{ n: number }, [number]>("SELECT 1 AS n FROM snapshots WHERE parent_id = ? LIMIT 1").get(id) !== null;
+  }
+
+  /** Inserts a snapshot and returns its id. */
+  insert(s: Omit<SnapshotRecord, "id" | "size" | "inodes">): number {
+    const row = this.#db
+      .query<{ id: number }, [string, string, number | null, string, string]>(
+        "INSERT INTO snapshots (key, kind, parent_id, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
+      )
+      .get(s.key, s.kind, s.parentId, s.created, s.updated);
+    return row!.id;
+  }
+
+  /** Turns active snapshot `id` into committed `name`, recording its usage. */
+  commit(id: number, name: string, usage: { size: number; inodes: number }, time: string): void {
+    this.#db
+      .query("UPDATE snapshots SET key = ?, kind = 'committed', size = ?, inodes = ?, created = ?, updated = ? WHERE id = ?")
+      .run(name, usage.size, usage.inodes, time, time, id);
+  }
+
+  touch(id: number, time: string): void {
+    this.#db.query("UPDATE snapshots SET updated = ? WHERE id = ?").run(time, id);
+  }
+
+  delete(id: number): void {
+    this.#db.query("DELETE FROM snapshots WHERE id = ?").run(id);
+  }
+
+  /** Labels of snapshot `id`, sorted by name. */
+  labels(id: number): Record<string, string> {
+    const rows = this.#db
+      .query<{ name: string; value: string }, [number]>("SELECT name, value FROM labels WHERE snapshot_id = ? ORDER BY name")
+      .all(id);
+    return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+  }
+
+  /** Sets labels of snapshot `id`; an empty value removes the label. */
+  setLabels(id: number, labels: Record<string, string>): void {
+    const put = this.#db.query("INSERT INTO labels (snapshot_id, name, value) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value");
+    const del = this.#db.query("DELETE FROM labels WHERE snapshot_id = ? AND name = ?");
+    for (const [name, value] of Object.entries(labels)) {
+      if (value === "") del.run(id, name);
+      else put.run(id, name, value);
+    }
+  }
+
+  /** `PRAGMA quick_check`: "ok", or what SQLite found wrong. */
+  check(): string {
+    return this.#db.query<{ quick_check: string }, []>("PRAGMA quick_check").all().map((r) => r.quick_check).join("; ");
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

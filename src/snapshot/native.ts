@@ -1,0 +1,24 @@
+/**
+ * The native snapshotter: every active snapshot is a full copy of its parent, mounted with a
+ * bind. Works on any filesystem; a reflink-capable one (XFS, btrfs) makes the copy cheap.
+ */
+import { copyTree } from "../fs/copyTree.ts";
+import type { Snapshotter } from "./snapshotter.ts";
+
+export const native: Snapshotter = {
+  name: "native",
+
+  unsupported: () => undefined,
+
+  populate(s) {
+    // A view is its parent's directory, mounted read-only; only active snapshots get a copy.
+    if (s.kind === "active" && s.parents[0]) copyTree(s.parents[0], s.dir);
+  },
+
+  mounts(s) {
+    const source = s.kind === "view" && s.parents[0] ? s.parents[0] : s.dir;
+    return [{ Type: "bind", Source: source, Options: ["rbind", s.kind === "view" ? "ro" : "rw"] }];
+  },
+
+  upperDir: (dir) => dir,
+};

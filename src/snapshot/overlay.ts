@@ -1,0 +1,57 @@
+/**
+ * The overlay snapshotter: each snapshot is an upper directory `<id>/fs` (with `<id>/work` for
+ * overlayfs when active). A snapshot with no parent is a bind of its `fs`; a view of one layer a
+ * read-only bind of that layer; anything deeper an overlay mount, nearest parent first.
+ */
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { FS_MAGIC, filesystemType } from "../sys/file.ts";
+import { supportsDType } from "../sys/dirent.ts";
+import type { Mount } from "../sys/mount.ts";
+import type { Snapshotter, SnapshotDirs } from "./snapshotter.ts";
+
+const fsDir = (dir: string) => join(dir, "fs");
+const workDir = (dir: string) => join(dir, "work");
+
+/** containerd turns the inode index off where the kernel has it, so layers can move between hosts. */
+const baseOptions = (): string[] => (existsSync("/sys/module/overlay/parameters/index") ? ["index=off"] : []);
+
+export const overlay: Snapshotter = {
+  name: "overlay",
+
+  unsupported(root) {
+    if (!/\toverlay$/m.test(readFileSync("/proc/filesystems", "utf8"))) {
+      return "the kernel has no overlay filesystem (try: modprobe overlay)";
+    }
+    if (filesystemType(root) === FS_MAGIC.overlay) return `${root} is on overlayfs, which cannot hold upper directories`;
+    if (!supportsDType(root)) {
+      return `the filesystem of ${root} does not record file types in directories (d_type); XFS needs ftype=1, ext4 the filetype feature`;
+    }
+    return undefined;
+  },
+
+  populate(s: SnapshotDirs) {
+    const fs = fsDir(s.dir);
+    mkdirSync(fs);
+    chmodSync(fs, 0o755); // not left to the umask
+    if (s.parents[0]) {
+      const owner = lstatSync(fsDir(s.parents[0]));
+      chownSync(fs, owner.uid, owner.gid);
+    }
+    if (s.kind === "active") mkdirSync(workDir(s.dir), 0o711);
+  },
+
+  mounts(s: SnapshotDirs): Mount[] {
+    const ro = s.kind === "view" ? "ro" : "rw";
+    if (s.parents.length === 0) return [{ Type: "bind", Source: fsDir(s.dir), Options: [ro, "rbind"] }];
+    if (s.kind !== "active" && s.parents.length === 1) {
+      return [{ Type: "bind", Source: fsDir(s.parents[0]!), Options: ["ro", "rbind"] }];
+    }
+    const options = baseOptions();
+    if (s.kind === "active") options.push(`workdir=${workDir(s.dir)}`, `upperdir=${fsDir(s.dir)}`);
+    options.push(`lowerdir=${s.parents.map(fsDir).join(":")}`);
+    return [{ Type: "overlay", Source: "overlay", Options: options }];
+  },
+
+  upperDir: fsDir,
+};

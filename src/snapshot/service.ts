@@ -1,0 +1,282 @@
+/**
+ * The snapshot service: containerd's snapshot semantics over one snapshotter and its metadata
+ * store. It owns the directory life cycle, so every snapshotter gets the same crash safety:
+ *
+ * - a new snapshot is built in a locked temporary `new-*` directory, renamed to its id inside
+ *   the write transaction that records it; a crash before the commit leaves a directory no
+ *   snapshot owns, which {@link SnapshotService.cleanup} removes;
+ * - a removed snapshot loses its metadata first and its directory after, with the same result.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
+import { diskUsage, type Usage } from "../fs/diskUsage.ts";
+import { fsyncDir, lockPath } from "../sys/file.ts";
+import type { Mount } from "../sys/mount.ts";
+import { nowNs, rfc3339Nano } from "../timefmt.ts";
+import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
+import type { Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
+
+/** What `stat` tells of a snapshot, as containerd's snapshots.Info. */
+export interface Info {
+  name: string;
+  parent?: string;
+  kind: Kind;
+  labels: Record<string, string>;
+  created: string;
+  updated: string;
+}
+
+export type { Usage };
+
+const MAX_KEY_BYTES = 4096;
+const MAX_LABEL_BYTES = 4096;
+
+/** Checks a snapshot key or name: non-empty, at most 4096 bytes, no NUL. */
+export function validateKey(key: string, what = "key"): void {
+  if (key === "") throw new InvalidArgumentError(`snapshot ${what}`, "must not be empty");
+  if (key.includes("\0")) throw new InvalidArgumentError(`snapshot ${what}`, "must not contain NUL");
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new InvalidArgumentError(`snapshot ${what}`, `longer than ${MAX_KEY_BYTES} bytes`);
+}
+
+function validateLabels(labels: Record<string, string>): void {
+  for (const [k, v] of Object.entries(labels)) {
+    if (k === "") throw new InvalidArgumentError("label", "name must not be empty");
+    if (Buffer.byteLength(k) + Buffer.byteLength(v) > MAX_LABEL_BYTES) {
+      throw new InvalidArgumentError(`label "${k}"`, `longer than ${MAX_LABEL_BYTES} bytes`);
+    }
+  }
+}
+
+const snap = (key: string) => `snapshot "${key}"`;
+
+/** Snapshots of one snapshotter below `<root>/snapshots/<name>`. */
+export class SnapshotService {
+  readonly snapshotter: Snapshotter;
+  /** `<root>/snapshots/<name>`. */
+  readonly home: string;
+  /** Where snapshot directories live, named by id. */
+  readonly dirs: string;
+  readonly #store: MetaStore;
+
+  constructor(root: string, snapshotter: Snapshotter) {
+    this.snapshotter = snapshotter;
+    this.home = join(root, "snapshots", snapshotter.name);
+    this.dirs = join(this.home, "snapshots");
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o711 });
+      mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StorError(`root ${root}`, describe(err));
+    }
+    this.#store = new MetaStore(join(this.home, "metadata.db"));
+  }
+
+  /** Creates an active snapshot `key` on committed `parent` (or on nothing). Returns its mounts. */
+  prepare(key: string, parent?: string, labels: Record<string, string> = {}): Mount[] {
+    return this.#create("active", key, parent, labels);
+  }
+
+  /** Creates a read-only view `key` of committed `parent` (or of nothing). Returns its mounts. */
+  view(key: string, parent?: string, labels: Record<string, string> = {}): Mount[] {
+    return this.#create("view", key, parent, labels);
+  }
+
+  #create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
+    validateKey(key);
+    if (parent !== undefined) validateKey(parent, "parent");
+    validateLabels(labels);
+    // Fail fast, before any copying; the write transaction checks again.
+    const parentId = this.#store.read(() => this.#checkCreate(key, parent));
+
+    // Made and locked under the write lock, so cleanup never sees it unlocked.
+    const [temp, lock] = this.#store.write(() => {
+      const dir = mkdtempSync(join(this.dirs, "new-"));
+      return [dir, lockPath(dir)!] as const;
+    });
+    try {
+      const parents = parentId === null ? [] : this.#store.read(() => this.#chainDirs(parentId));
+      this.snapshotter.populate({ kind, dir: temp, parents });
+      return this.#store.write(() => {
+        const pid = this.#checkCreate(key, parent);
+        if (pid !== parentId) throw new PreconditionError(`parent ${snap(parent!)}`, "changed while preparing");
+        const time = rfc3339Nano(nowNs());
+        const id = this.#store.insert({ key, kind, parentId, created: time, updated: time });
+        this.#store.setLabels(id, labels);
+        const dir = this.#dir(id);
+        // An id whose transaction never committed can be handed out again; its directory is garbage.
+        if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+        renameSync(temp, dir);
+        fsyncDir(this.dirs);
+        return this.snapshotter.mounts({ kind, dir, parents });
+      });
+    } catch (err) {
+      rmSync(temp, { recursive: true, force: true });
+      if (err instanceof StorError) throw err;
+      throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err));
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Returns the parent's id (or null); throws if `key` exists or the parent is unusable. */
+  #checkCreate(key: string, parent: string | undefined): number | null {
+    if (this.#store.byKey(key)) throw new AlreadyExistsError(snap(key));
+    if (parent === undefined) return null;
+    const p = this.#store.byKey(parent);
+    if (!p) throw new NotFoundError(`parent ${snap(parent)}`);
+    if (p.kind !== "committed") throw new PreconditionError(`parent ${snap(parent)}`, `is ${p.kind}, not committed`);
+    return p.id;
+  }
+
+  #chainDirs(id: number): string[] {
+    return [id, ...this.#store.ancestors(id).map((a) => a.id)].map((i) => this.#dir(i));
+  }
+
+  #dir(id: number): string {
+    return join(this.dirs, String(id));
+  }
+
+  #get(key: string): SnapshotRecord {
+    const s = this.#store.byKey(key);
+    if (!s) throw new NotFoundError(snap(key));
+    return s;
+  }
+
+  #dirsOf(s: SnapshotRecord): SnapshotDirs {
+    return { kind: s.kind, dir: this.#dir(s.id), parents: s.parentId === null ? [] : this.#chainDirs(s.parentId) };
+  }
+
+  /** The mounts of active or view snapshot `key`. */
+  mounts(key: string): Mount[] {
+    validateKey(key);
+    return this.#store.read(() => {
+      const s = this.#get(key);
+      if (s.kind === "committed") throw new PreconditionError(snap(key), "is committed, not active or view");
+      return this.snapshotter.mounts(this.#dirsOf(s));
+    });
+  }
+
+  /**
+   * Where the layer tools read and write `key`: the snapshotter's name, the kind, the snapshot's
+   * upper directory and its ancestors' upper directories, nearest first.
+   */
+  layerView(key: string): { snapshotter: string; kind: Kind; upper: string; parents: string[] } {
+    validateKey(key);
+    return this.#store.read(() => {
+      const d = this.#dirsOf(this.#get(key));
+      const up = this.snapshotter.upperDir;
+      return { snapshotter: this.snapshotter.name, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
+    });
+  }
+
+  /** Commits active `key` as `name`: `key` is gone, `name` is committed and its usage recorded. */
+  commit(name: string, key: string, labels: Record<string, string> = {}): void {
+    validateKey(name, "name");
+    validateKey(key);
+    validateLabels(labels);
+    const checkCommit = () => {
+      const s = this.#get(key);
+      if (s.kind !== "active") throw new PreconditionError(snap(key), `is ${s.kind}, not active`);
+      if (this.#store.byKey(name)) throw new AlreadyExistsError(snap(name));
+      return s;
+    };
+    const before = this.#store.read(checkCommit);
+    // Measured outside the write lock: it reads the whole upper tree.
+    const usage = diskUsage(this.snapshotter.upperDir(this.#dir(before.id)));
+    this.#store.write(() => {
+      const s = checkCommit();
+      if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
+      this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
+      this.#store.setLabels(s.id, labels);
+    });
+  }
+
+  /** Removes `key`; a snapshot with children cannot be removed. */
+  remove(key: string): void {
+    validateKey(key);
+    const id = this.#store.write(() => {
+      const s = this.#get(key);
+      if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
+      this.#store.delete(s.id);
+      return s.id;
+    });
+    // Metadata first: a crash here leaves a directory that cleanup removes.
+    rmSync(this.#dir(id), { recursive: true, force: true });
+  }
+
+  /** Information about `key`. */
+  stat(key: string): Info {
+    validateKey(key);
+    return this.#store.read(() => this.#info(this.#get(key)));
+  }
+
+  #info(s: SnapshotRecord): Info {
+    const parent = s.parentId === null ? undefined : this.#store.byId(s.parentId)?.key;
+    return { name: s.key, parent, kind: s.kind, labels: this.#store.labels(s.id), created: s.created, updated: s.updated };
+  }
+
+  /** Every snapshot, ordered by key. */
+  list(): Info[] {
+    return this.#store.read(() => this.#store.all().map((s) => this.#info(s)));
+  }
+
+  /** Sets labels of `key` (an empty value removes one) and returns all its labels. */
+  updateLabels(key: string, labels: Record<string, string>): Record<string, string> {
+    validateKey(key);
+    validateLabels(labels);
+    return this.#store.write(() => {
+      const s = this.#get(key);
+      if (Object.keys(labels).length > 0) {
+        this.#store.setLabels(s.id, labels);
+        this.#store.touch(s.id, rfc3339Nano(nowNs()));
+      }
+      return this.#store.labels(s.id);
+    });
+  }
+
+  /** Space used by `key` itself: measured now for an active snapshot, recorded at commit otherwise. */
+  usage(key: string): Usage {
+    validateKey(key);
+    const s = this.#store.read(() => this.#get(key));
+    if (s.kind === "active") return diskUsage(this.snapshotter.upperDir(this.#dir(s.id)));
+    return { size: s.size, inodes: s.inodes };
+  }
+
+  /**
+   * Removes directories that no snapshot owns: leftovers of crashes and removals. A `new-*`
+   * directory that another process is still filling (it holds the lock) is left alone.
+   * Returns the names removed.
+   */
+  cleanup(): string[] {
+    const doomed = this.#store.write(() => {
+      // Under the write lock no prepare can be between its rename and its commit.
+      const owned = new Set(this.#store.all().map((s) => String(s.id)));
+      const out: string[] = [];
+      for (const name of readdirSync(this.dirs)) {
+        if (owned.has(name)) continue;
+        const path = join(this.dirs, name);
+        if (name.startsWith("new-")) {
+          const lock = lockPath(path, false);
+          if (!lock) continue;
+          lock.release();
+        }
+        const trash = join(this.dirs, `rm-${name.replace(/^rm-/, "")}`);
+        if (trash !== path) renameSync(path, trash);
+        out.push(trash);
+      }
+      return out;
+    });
+    for (const path of doomed) rmSync(path, { recursive: true, force: true });
+    return doomed.map((p) => p.slice(this.dirs.length + 1));
+  }
+
+  /** `PRAGMA quick_check` of the metadata database: "ok" when sound. */
+  checkMetadata(): string {
+    return this.#store.check();
+  }
+
+  close(): void {
+    this.#store.close();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * File-level system calls that Node's fs lacks or does imprecisely: reflink and
+ * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
+ * the filesystem type.
+ */
+import { libc, check, cstr, errno, retry, SysError } from "./libc.ts";
+
+const FICLONE = 0x40049409;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const O_RDONLY = 0;
+const O_DIRECTORY = 0o200000;
+const O_CLOEXEC = 0o2000000;
+
+/** Remembers, for one copy job, whether reflinks work, so a failing FICLONE is tried once. */
+export interface CopyState {
+  reflink: boolean;
+}
+
+/**
+ * Copies the data of `src` into the empty `dst` (both open file descriptors): a reflink where the
+ * filesystem shares extents (XFS, btrfs), else copy_file_range, which stays in the kernel.
+ */
+export function copyData(src: number, dst: number, size: number, state: CopyState, what: () => string): void {
+  if (size === 0) return;
+  if (state.reflink) {
+    if (libc.ioctl(dst, FICLONE, src) === 0) return;
+    const e = errno();
+    // Not supported here or across filesystems: fall back for the rest of the job.
+    if (e === 95 || e === 18 || e === 22 || e === 25 || e === 1) state.reflink = false;
+    else throw new SysError(what(), e);
+  }
+  let left = size;
+  while (left > 0) {
+    const n = retry(() => Number(libc.copy_file_range(src, null, dst, null, Math.min(left, 1 << 30), 0)));
+    if (n < 0) throw new SysError(what(), errno());
+    if (n === 0) break; // the source shrank while copying
+    left -= n;
+  }
+}
+
+/** Sets access and modification times of `path` (not following a symlink) with nanoseconds. */
+export function setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  const ts = new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
+  check(libc.utimensat(AT_FDCWD, cstr(path), ts, AT_SYMLINK_NOFOLLOW), () => `set times of ${path}`);
+}
+
+/** Changes the owner of `path` without following a symlink. */
+export function lchown(path: string, uid: number, gid: number): void {
+  check(libc.fchownat(AT_FDCWD, cstr(path), uid, gid, AT_SYMLINK_NOFOLLOW), () => `chown ${path}`);
+}
+
+/** Creates a device node, fifo or socket (`mode` carries the type bits). */
+export function mknod(path: string, mode: number, rdev: number | bigint): void {
+  check(libc.mknod(cstr(path), mode, rdev), () => `mknod ${path}`);
+}
+
+/** Names of the extended attributes of `path` (not following a symlink). */
+export function listXattrs(path: string): string[] {
+  const p = cstr(path);
+  for (;;) {
+    const size = Number(libc.llistxattr(p, null, 0));
+    if (size < 0) {
+      const e = errno();
+      if (e === 95) return []; // the filesystem has no xattrs
+      throw new SysError(`list xattrs of ${path}`, e);
+    }
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const n = Number(libc.llistxattr(p, buf, size));
+    if (n < 0 && errno() === 34 /* ERANGE: grew meanwhile */) continue;
+    check(n, () => `list xattrs of ${path}`);
+    return buf.subarray(0, n).toString("latin1").split("\0").filter(Boolean);
+  }
+}
+
+/** The value of extended attribute `name` of `path`, or undefined when it has none. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  const p = cstr(path);
+  const n = cstr(name);
+  for (;;) {
+    const size = Number(libc.lgetxattr(p, n, null, 0));
+    if (size < 0) {
+      if (errno() === 61 /* ENODATA */) return undefined;
+      throw new SysError(`get xattr ${name} of ${path}`, errno());
+    }
+    const buf = Buffer.alloc(size);
+    const got = Number(libc.lgetxattr(p, n, size ? buf : null, size));
+    if (got < 0 && errno() === 34) continue;
+    check(got, () => `get xattr ${name} of ${path}`);
+    return buf.subarray(0, got);
+  }
+}
+
+/** Sets extended attribute `name` of `path` (not following a symlink). */
+export function setXattr(path: string, name: string, value: Uint8Array): void {
+  check(libc.lsetxattr(cstr(path), cstr(name), value.length ? value : null, value.length, 0), () => `set xattr ${name} on ${path}`);
+}
+
+/** Copies every extended attribute of `src` to `dst`; `onError` decides about each failure. */
+export function copyXattrs(src: string, dst: string, onError: (name: string, err: SysError) => void): void {
+  for (const name of listXattrs(src)) {
+    const value = getXattr(src, name);
+    if (value === undefined) continue;
+    try {
+      setXattr(dst, name, value);
+    } catch (err) {
+      if (err instanceof SysError) onError(name, err);
+      else throw err;
+    }
+  }
+}
+
+/** An exclusive flock(2) on a file or directory, held until {@link FileLock.release}. */
+export interface FileLock {
+  release(): void;
+}
+
+/**
+ * Takes an exclusive flock on `path`. With `wait` false, returns undefined when another process
+ * holds it.
+ */
+export function lockPath(path: string, wait = true): FileLock | undefined {
+  const fd = check(libc.open(cstr(path), O_RDONLY | O_CLOEXEC, 0), () => `open ${path}`);
+  const r = retry(() => libc.flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)));
+  if (r < 0) {
+    const e = errno();
+    libc.close(fd);
+    if (e === 11 /* EWOULDBLOCK */) return undefined;
+    throw new SysError(`lock ${path}`, e);
+  }
+  return {
+    release() {
+      libc.flock(fd, LOCK_UN);
+      libc.close(fd);
+    },
+  };
+}
+
+/** fsync(2) of a directory, so that renames and creations inside it are durable. */
+export function fsyncDir(path: string): void {
+  const fd = check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${path}`);
+  try {
+    check(libc.fsync(fd), () => `fsync ${path}`);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** Filesystem magic numbers of statfs(2) that stor tells apart. */
+export const FS_MAGIC = {
+  ext4: 0xef53,
+  xfs: 0x58465342,
+  btrfs: 0x9123683e,
+  tmpfs: 0x01021994,
+  overlay: 0x794c7630,
+  nfs: 0x6969,
+  zfs: 0x2fc12fc1,
+} as const;
+
+/** The f_type (filesystem magic) of the filesystem holding `path`. */
+export function filesystemType(path: string): number {
+  const buf = new BigInt64Array(15); // struct statfs is 120 bytes on 64-bit
+  check(libc.statfs(cstr(path), buf), () => `statfs ${path}`);
+  return Number(buf[0]);
+}

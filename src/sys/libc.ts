@@ -1,0 +1,99 @@
+/**
+ * The one handle on libc: symbols loaded through bun:ffi, errno, and {@link SysError}.
+ * Only modules under src/sys import this.
+ */
+import { dlopen, FFIType, CString, read } from "bun:ffi";
+import { StorError, ExitCode } from "../errors.ts";
+
+const { ptr, i32, u32, u64, i64_fast, u64_fast: usize } = FFIType;
+
+const lib = dlopen("libc.so.6", {
+  __errno_location: { args: [], returns: ptr },
+  strerror: { args: [i32], returns: ptr },
+  syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast },
+  mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
+  umount2: { args: [ptr, i32], returns: i32 },
+  open: { args: [ptr, i32, u32], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  ioctl: { args: [i32, u64, i64_fast], returns: i32 },
+  copy_file_range: { args: [i32, ptr, i32, ptr, usize, u32], returns: i64_fast },
+  fchown: { args: [i32, u32, u32], returns: i32 },
+  fchmod: { args: [i32, u32], returns: i32 },
+  fchownat: { args: [i32, ptr, u32, u32, i32], returns: i32 },
+  fchmodat: { args: [i32, ptr, u32, i32], returns: i32 },
+  utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
+  futimens: { args: [i32, ptr], returns: i32 },
+  mknod: { args: [ptr, u32, u64], returns: i32 },
+  llistxattr: { args: [ptr, ptr, usize], returns: i64_fast },
+  lgetxattr: { args: [ptr, ptr, ptr, usize], returns: i64_fast },
+  lsetxattr: { args: [ptr, ptr, ptr, usize, i32], returns: i32 },
+  flistxattr: { args: [i32, ptr, usize], returns: i64_fast },
+  fgetxattr: { args: [i32, ptr, ptr, usize], returns: i64_fast },
+  fsetxattr: { args: [i32, ptr, ptr, usize, i32], returns: i32 },
+  flock: { args: [i32, i32], returns: i32 },
+  fsync: { args: [i32], returns: i32 },
+  statfs: { args: [ptr, ptr], returns: i32 },
+  opendir: { args: [ptr], returns: ptr },
+  readdir64: { args: [ptr], returns: ptr },
+  closedir: { args: [ptr], returns: i32 },
+});
+
+/** The raw libc symbols. */
+export const libc = lib.symbols;
+
+/** errno of the last failed call. Read it straight after the call that failed. */
+export function errno(): number {
+  return read.i32(libc.__errno_location()!, 0);
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
+  13: "EACCES", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR",
+  22: "EINVAL", 24: "EMFILE", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 31: "EMLINK", 36: "ENAMETOOLONG",
+  38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP", 61: "ENODATA", 95: "EOPNOTSUPP", 122: "EDQUOT",
+};
+
+/** Symbolic name of an errno value (`ENOENT`), or `errno N`. */
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? `errno ${code}`;
+}
+
+/** The C library's message for an errno value. */
+export function strerror(code: number): string {
+  return new CString(libc.strerror(code)!).toString().toLowerCase();
+}
+
+/** A failed system call: `what` names the call and its object, `errno` what the kernel said. */
+export class SysError extends StorError {
+  readonly errno: number;
+  constructor(what: string, code: number) {
+    super(what, strerror(code), ExitCode.internal);
+    this.errno = code;
+  }
+  /** The symbolic name of {@link errno}, as Node names it (`ENOENT`). */
+  get errnoName(): string {
+    return errnoName(this.errno);
+  }
+}
+
+/** Throws a {@link SysError} for `what` when a libc call returned a negative value. */
+export function check(result: number, what: string | (() => string)): number {
+  if (result < 0) {
+    const code = errno();
+    throw new SysError(typeof what === "string" ? what : what(), code);
+  }
+  return result;
+}
+
+/** A NUL-terminated C string for a pointer argument. */
+export function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, "utf8");
+}
+
+/** Retries a call that failed with EINTR. */
+export function retry(call: () => number): number {
+  for (;;) {
+    const r = call();
+    if (r >= 0 || errno() !== 4) return r;
+  }
+}

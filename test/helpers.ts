@@ -1,0 +1,122 @@
+/**
+ * What every test needs: the stor binary run as a user runs it, throw-away roots, real loop
+ * filesystems, and a loud failure under CI when root or a kernel feature is missing.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { spawnSync } from "bun";
+
+/** The binary under test: `dist/stor` unless STOR_BIN names another build. */
+export const STOR = process.env.STOR_BIN ?? resolve(import.meta.dir, "../dist/stor");
+const CI = process.env.CI === "true";
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command and returns its exit code and output. */
+export function sh(cmd: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array; cwd?: string } = {}): Result {
+  const p = spawnSync({
+    cmd,
+    env: { ...process.env, ...opts.env },
+    stdin: opts.input === undefined ? "ignore" : Buffer.from(opts.input),
+    cwd: opts.cwd,
+  });
+  return { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+/** Runs a shell command line that must succeed; returns its stdout. */
+export function must(line: string): string {
+  const r = sh(["sh", "-c", line]);
+  if (r.code !== 0) throw new Error(`${line}: exit ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** A throw-away stor root with its own config; {@link TestRoot.close} unmounts and removes it. */
+export class TestRoot {
+  readonly path: string;
+  readonly config: string;
+  constructor(prefix = "stor-test-") {
+    this.path = mkdtempSync(join("/tmp", prefix));
+    this.config = join(this.path, "stor.ini");
+    writeFileSync(this.config, "");
+  }
+
+  /** Runs `stor --root ROOT --config CONFIG ARGS`. */
+  stor(args: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array } = {}): Result {
+    return sh([STOR, "--root", this.path, "--config", this.config, ...args], opts);
+  }
+
+  /** Like {@link stor}, but the command must succeed; returns stdout. */
+  ok(args: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array } = {}): string {
+    const r = this.stor(args, opts);
+    if (r.code !== 0) throw new Error(`stor ${args.join(" ")}: exit ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** A fresh directory inside the root's parent, e.g. a mount target. */
+  dir(name: string): string {
+    const d = join(this.path, "..", `${this.path.split("/").pop()}-${name}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  close(): void {
+    unmountBelow(this.path);
+    unmountBelow(`${this.path}-`);
+    rmSync(this.path, { recursive: true, force: true });
+    sh(["sh", "-c", `rm -rf '${this.path}'-*`]);
+  }
+}
+
+/** Unmounts everything whose mount point starts with `prefix`, deepest first. */
+export function unmountBelow(prefix: string): void {
+  for (let i = 0; i < 10; i++) {
+    const points = sh(["sh", "-c", `awk '{print $5}' /proc/self/mountinfo`]).stdout
+      .split("\n")
+      .filter((p) => p.startsWith(prefix))
+      .sort((a, b) => b.length - a.length);
+    if (points.length === 0) return;
+    for (const p of points) sh(["umount", "-l", p]);
+  }
+}
+
+/**
+ * Fails the test under CI (CI=true) when `ok` is false, and returns false outside CI so the
+ * test can return early after saying why. Use for root, kernel features and tools.
+ */
+export function need(ok: boolean, why: string): boolean {
+  if (ok) return true;
+  if (CI) throw new Error(`required under CI: ${why}`);
+  console.warn(`skipped: ${why}`);
+  return false;
+}
+
+export const isRoot = () => process.getuid?.() === 0;
+
+/** A filesystem of `type` on a loop device, mounted on a fresh directory. */
+export class LoopFs {
+  readonly image: string;
+  readonly mountPoint: string;
+  constructor(type: "ext4" | "xfs" | "btrfs", sizeMiB: number, mkfsArgs: string[] = [], mountOpts = "") {
+    const base = mkdtempSync(join("/tmp", `stor-loop-${type}-`));
+    this.image = join(base, "image");
+    this.mountPoint = join(base, "mnt");
+    mkdirSync(this.mountPoint);
+    must(`truncate -s ${sizeMiB}M ${this.image}`);
+    must(`mkfs.${type} -q ${mkfsArgs.join(" ")} ${this.image} </dev/null >/dev/null 2>&1 || mkfs.${type} ${mkfsArgs.join(" ")} ${this.image} </dev/null`);
+    must(`mount -o loop${mountOpts ? `,${mountOpts}` : ""} ${this.image} ${this.mountPoint}`);
+  }
+
+  close(): void {
+    sh(["umount", "-l", this.mountPoint]);
+    rmSync(resolve(this.image, ".."), { recursive: true, force: true });
+  }
+}
+
+/** True when `cmd` is on PATH. */
+export function have(cmd: string): boolean {
+  return sh(["sh", "-c", `command -v ${cmd}`]).code === 0;
+}
