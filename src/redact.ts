@@ -1,6 +1,6 @@
 /** Hides secrets that mount options carry (`password=…` and the like) before text is shown. */
 
-const SECRET_KEYS = /\b(password|passwd|pass|secret|token|credentials?|key)=([^,\s"']*)/gi;
+const SECRET_KEYS = /\b(password|passwd|pass|secret|token)=([^,\s"']*)/gi;
 
 /** Replaces the value of every secret-looking `key=value` in `text` with `********`. */
 export function redact(text: string): string {

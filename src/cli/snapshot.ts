@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
+import { registerLayerCommands } from "./layer.ts";
 import { group, keyValues, list, outputFormat, runGroup } from "./command.ts";
 import { binarySize, CTR_TABLE, goJson, print, table } from "./output.ts";
 
@@ -126,6 +127,8 @@ export async function snapshotCommand(argv: readonly string[], config: Config, s
   cli.command("cleanup", "Remove snapshot directories that no snapshot owns").action(() => {
     for (const name of svc().cleanup()) print(name);
   });
+
+  registerLayerCommands(cli, svc);
 
   try {
     await runGroup(cli, argv);

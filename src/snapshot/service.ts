@@ -9,7 +9,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
+import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
@@ -112,8 +112,9 @@ export class SnapshotService {
       });
     } catch (err) {
       rmSync(temp, { recursive: true, force: true });
-      if (err instanceof StorError) throw err;
-      throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err));
+      // Errors of the user's making stand as they are; failures of the machine get the context.
+      if (err instanceof StorError && err.code !== ExitCode.internal) throw err;
+      throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err), ExitCode.internal, { cause: err });
     } finally {
       lock.release();
     }

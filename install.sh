@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Sets stor up on this machine, as root: npm dependencies (Bun among them), the single binary
+# dist/stor, installed as $PREFIX/bin/stor, and a commented /etc/stor/stor.ini if there is none.
+# Safe to run again.
+set -euo pipefail
+
+PREFIX=${PREFIX:-/usr/local}
+CONFIG=${STOR_CONFIG:-/etc/stor/stor.ini}
+cd "$(dirname "$0")"
+
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+step() { printf '==> %s\n' "$*"; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root: stor mounts filesystems and installs into $PREFIX"
+command -v npm >/dev/null || die "npm not found: install Node.js and npm first"
+
+step "installing npm dependencies (Bun comes from the npm registry)"
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >/dev/null; else npm install --no-audit --no-fund >/dev/null; fi \
+  || die "npm could not install the dependencies (is the npm registry reachable?)"
+[ -x node_modules/.bin/bun ] || die "node_modules/.bin/bun is missing after npm install"
+
+if command -v apt-get >/dev/null; then
+  # mkfs and quota tools for volume size limits on XFS; not needed for the rest.
+  missing=$(for p in xfsprogs e2fsprogs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    step "installing Debian packages: $missing"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; } \
+      || printf 'install.sh: warning: could not install %s; XFS volume quotas will be unavailable\n' "$missing" >&2
+  fi
+fi
+
+step "building dist/stor"
+node_modules/.bin/bun run build >/dev/null || die "the build failed: run 'node_modules/.bin/bun run build' to see why"
+
+step "installing $PREFIX/bin/stor"
+install -D -m 0755 dist/stor "$PREFIX/bin/stor"
+
+if [ ! -e "$CONFIG" ]; then
+  step "writing $CONFIG"
+  install -d -m 0755 "$(dirname "$CONFIG")"
+  cat >"$CONFIG" <<'INI'
+; stor configuration. Every key is optional; these are the defaults.
+; Command-line options and STOR_* environment variables override this file.
+
+; Where all state lives (STOR_ROOT, --root).
+;root = /var/lib/stor
+
+; error, warn, info or debug (STOR_LOG_LEVEL, --log-level).
+;log_level = warn
+
+[snapshot]
+; overlay or native. Unset: overlay where the kernel and filesystem support it, else native.
+;default = overlay
+
+[volume]
+;default_driver = local
+INI
+fi
+
+"$PREFIX/bin/stor" --version >/dev/null || die "$PREFIX/bin/stor does not run"
+step "done: $("$PREFIX/bin/stor" --version)"

@@ -1,0 +1,92 @@
+/** The native snapshotter's copy keeps everything a root filesystem needs, and fails cleanly. */
+import { afterEach, expect, test } from "bun:test";
+import { linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LoopFs, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+
+/** Every attribute the copy must keep, for each path below `dir`. */
+function describeTree(dir: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const walk = (rel: string) => {
+    const p = join(dir, rel);
+    const st = lstatSync(p, { bigint: true });
+    const xattrs = sh(["getfattr", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", p]).stdout.split("\n").filter((l) => l.includes("=")).sort();
+    out[rel || "."] = {
+      mode: st.mode.toString(8), uid: st.uid, gid: st.gid, rdev: st.rdev, size: st.isDirectory() ? 0n : st.size,
+      mtime: st.mtimeNs, link: st.isSymbolicLink() ? readlinkSync(p) : undefined, xattrs, nlink: st.isDirectory() ? 0n : st.nlink,
+    };
+    if (st.isDirectory()) for (const n of readdirSync(p).sort()) walk(rel ? `${rel}/${n}` : n);
+  };
+  walk("");
+  return out;
+}
+
+test("types, owners, modes, hardlinks, devices, xattrs and nanosecond times survive prepare", () => {
+  if (!need(isRoot(), "mknod, chown and security.* xattrs need root")) return;
+  if (!need(have("setfattr") && have("setcap"), "setfattr (attr) and setcap (libcap2-bin) are needed")) return;
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+  const mounts = JSON.parse(s("prepare", "--mounts", "base-a"));
+  const d: string = mounts[0].Source;
+  mkdirSync(join(d, "etc/sub"), { recursive: true });
+  writeFileSync(join(d, "etc/passwd"), "root:x:0:0::/root:/bin/sh\n");
+  writeFileSync(join(d, "big"), Buffer.alloc(3 << 20, 7));
+  writeFileSync(join(d, "suid"), "#!/bin/sh\n");
+  must(`chmod 4755 ${d}/suid && chmod 2750 ${d}/etc/sub && mkdir -m 1777 ${d}/tmp && chown 1234:5678 ${d}/etc/passwd`);
+  linkSync(join(d, "etc/passwd"), join(d, "etc/passwd.link"));
+  symlinkSync("../etc/passwd", join(d, "etc/sub/rel"));
+  symlinkSync("/nonexistent/target", join(d, "dangling"));
+  must(`mknod ${d}/null c 1 3 && mknod ${d}/blk b 7 0 && mkfifo ${d}/fifo && chown -h 42:43 ${d}/dangling`);
+  must(`setfattr -n user.note -v hello ${d}/etc/passwd && setfattr -n trusted.overlay.opaque -v y ${d}/etc/sub`);
+  must(`cp /bin/true ${d}/ping && setcap cap_net_raw+ep ${d}/ping`);
+  must(`touch -h -d '2001-02-03 04:05:06.123456789' ${d}/etc/passwd ${d}/dangling ${d}/etc`);
+  s("commit", "base", "base-a");
+
+  const child: string = JSON.parse(s("prepare", "--mounts", "child", "base"))[0].Source;
+  expect(describeTree(child)).toEqual(describeTree(d));
+  expect(lstatSync(join(child, "etc/passwd")).ino).toBe(lstatSync(join(child, "etc/passwd.link")).ino);
+  expect(lstatSync(join(child, "etc/passwd")).ino).not.toBe(lstatSync(join(d, "etc/passwd")).ino);
+  expect(sh(["getcap", join(child, "ping")]).stdout).toContain("cap_net_raw=ep");
+});
+
+test("a copy that fills the disk leaves nothing behind", () => {
+  if (!need(isRoot(), "loop devices need root")) return;
+  const fs = new LoopFs("ext4", 64);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([process.env.STOR_BIN ?? join(import.meta.dir, "../dist/stor"), "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", ...a]);
+  const d = JSON.parse(stor("prepare", "--mounts", "fat-a").stdout)[0].Source;
+  must(`head -c 36M /dev/urandom > ${d}/blob`);
+  expect(stor("commit", "fat", "fat-a").code).toBe(0);
+  const res = stor("prepare", "child", "fat");
+  expect(res.code).toBe(1);
+  expect(res.stderr).toMatch(/^stor: prepare snapshot "child": .*no space left on device\n$/);
+  expect(stor("info", "child").code).toBe(3);
+  expect(readdirSync(join(root, "snapshots/native/snapshots"))).toEqual(["1"]);
+  // The space is back: a smaller prepare works.
+  expect(stor("prepare", "small").code).toBe(0);
+});
+
+test("on XFS with reflink the copy shares extents instead of duplicating data", () => {
+  if (!need(isRoot() && have("mkfs.xfs"), "XFS loop devices need root and xfsprogs")) return;
+  const fs = new LoopFs("xfs", 512, ["-m", "reflink=1"]);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([process.env.STOR_BIN ?? join(import.meta.dir, "../dist/stor"), "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", ...a]);
+  const d = JSON.parse(stor("prepare", "--mounts", "p-a").stdout)[0].Source;
+  must(`head -c 200M /dev/urandom > ${d}/blob`);
+  expect(stor("commit", "p", "p-a").code).toBe(0);
+  const free = () => Number(must(`df -B1 --output=avail ${fs.mountPoint} | tail -1`));
+  const before = free();
+  expect(stor("prepare", "c1", "p").code).toBe(0);
+  expect(stor("prepare", "c2", "p").code).toBe(0);
+  expect(before - free()).toBeLessThan(20 << 20); // two 200 MB copies cost almost nothing
+  const c2: string = JSON.parse(stor("prepare", "--mounts", "c3", "p").stdout)[0].Source;
+  expect(sh(["cmp", join(d, "blob"), join(c2, "blob")]).code).toBe(0);
+});

@@ -1,0 +1,130 @@
+/** The snapshot command line as a ctr user meets it: outputs, errors, exit codes, config. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { STOR, TestRoot, isRoot, need, sh } from "./helpers.ts";
+
+let r: TestRoot;
+beforeAll(() => {
+  r = new TestRoot();
+});
+afterAll(() => r.close());
+
+describe("errors are one line with the contract's exit code", () => {
+  test.each([
+    [["prepare", "a"], 0, ""],
+    [["prepare", "a"], 4, 'stor: snapshot "a": already exists\n'],
+    [["prepare", "x", "nosuch"], 3, 'stor: parent snapshot "nosuch": not found\n'],
+    [["prepare", "x", "a"], 5, 'stor: parent snapshot "a": is active, not committed\n'],
+    [["commit", "z", "nosuch"], 3, 'stor: snapshot "nosuch": not found\n'],
+    [["info", "nosuch"], 3, 'stor: snapshot "nosuch": not found\n'],
+    [["mounts", "/t", "nosuch"], 3, 'stor: snapshot "nosuch": not found\n'],
+    [["rm", "nosuch"], 3, 'stor: snapshot "nosuch": not found\n'],
+    [["prepare", "", "b"], 2, "stor: snapshot key: must not be empty\n"],
+    [["prepare"], 2, "stor: snapshot prepare: missing required args (see --help)\n"],
+    [["prepare", "k", "p", "extra"], 2, "stor: snapshot prepare: too many arguments (see --help)\n"],
+    [["prepare", "--bogus", "k"], 2, "stor: snapshot prepare: Unknown option `--bogus` (see --help)\n"],
+    [["frobnicate"], 2, 'stor: snapshot: unknown command "frobnicate" (see --help)\n'],
+    [["ls", "--format", "yaml"], 2, 'stor: format "yaml": expected table or json\n'],
+    [["-s", "zfs", "ls"], 2, 'stor: snapshotter "zfs": unknown; expected overlay or native\n'],
+    [["label", "a", "noequals"], 2, 'stor: label "noequals": expected KEY=VALUE\n'],
+  ] as const)("stor snapshot %p → exit %p", (args, code, stderr) => {
+    const res = r.stor(["snapshot", "-s", "native", ...args]);
+    expect([res.code, res.stderr]).toEqual([code, stderr]);
+  });
+
+  test("rm stops at the first failure, as ctr does", () => {
+    r.ok(["snapshot", "-s", "native", "prepare", "r1"]);
+    r.ok(["snapshot", "-s", "native", "prepare", "r2"]);
+    expect(r.stor(["snapshot", "-s", "native", "rm", "r1", "nosuch", "r2"]).code).toBe(3);
+    expect(r.stor(["snapshot", "-s", "native", "info", "r1"]).code).toBe(3);
+    expect(r.stor(["snapshot", "-s", "native", "info", "r2"]).code).toBe(0);
+  });
+
+  test("keys are free-form: `../escape` is a key, not a path", () => {
+    r.ok(["snapshot", "-s", "native", "prepare", "../escape"]);
+    expect(JSON.parse(r.ok(["snapshot", "-s", "native", "info", "../escape"])).Name).toBe("../escape");
+    expect(sh(["ls", join(r.path, "snapshots/native")]).stdout).toBe("metadata.db\nsnapshots\n");
+  });
+
+  test("no stack trace unless --log-level debug", () => {
+    const quiet = r.stor(["snapshot", "-s", "native", "info", "nosuch"]);
+    expect(quiet.stderr.split("\n")).toHaveLength(2);
+    const loud = r.stor(["--log-level", "debug", "snapshot", "-s", "native", "info", "nosuch"]);
+    expect(loud.stderr).toContain("NotFoundError");
+    expect(loud.stderr.split("\n").length).toBeGreaterThan(3);
+  });
+});
+
+describe("help and usage", () => {
+  for (const cmd of ["prepare", "view", "commit", "mounts", "rm", "ls", "info", "usage", "tree", "label", "cleanup"]) {
+    test(`snapshot ${cmd} --help`, () => {
+      const res = r.stor(["snapshot", cmd, "--help"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toContain(`$ stor snapshot ${cmd}`);
+    });
+  }
+  test("stor --help, --version, no command", () => {
+    expect(sh([STOR, "--help"]).stdout).toContain("Usage: stor");
+    expect(sh([STOR, "--version"]).stdout).toMatch(/^stor \d+\.\d+\.\d+\n$/);
+    expect(sh([STOR]).code).toBe(2);
+    expect(sh([STOR, "bogus"]).stderr).toBe('stor: command "bogus": unknown (see stor --help)\n');
+  });
+  test("aliases as ctr has them", () => {
+    r.ok(["snapshots", "-s", "native", "prepare", "al"]);
+    expect(r.ok(["snapshot", "-s", "native", "list"])).toBe(r.ok(["snapshot", "-s", "native", "ls"]));
+    expect(r.ok(["snapshot", "-s", "native", "m", "/t", "al"])).toBe(r.ok(["snapshot", "-s", "native", "mounts", "/t", "al"]));
+    r.ok(["snapshot", "-s", "native", "remove", "al"]);
+    expect(r.ok(["snapshot", "--snapshotter", "overlayfs", "ls"])).toBe(r.ok(["snapshot", "-s", "overlay", "ls"]));
+  });
+});
+
+describe("config", () => {
+  const withConfig = (text: string, args: string[]) => {
+    const path = join(r.path, "..", `${r.path.split("/").pop()}-cfg.ini`);
+    writeFileSync(path, text);
+    return sh([STOR, "--config", path, "--root", r.path, ...args]);
+  };
+  test("a bad value names file, key and reason", () => {
+    const res = withConfig("[snapshot]\ndefault = zfs\n", ["snapshot", "ls"]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/^stor: config \/\S+-cfg\.ini: snapshot\.default: .*overlay.*native.*\n$/);
+  });
+  test("an unknown key is refused", () => {
+    const res = withConfig("rooot = /x\n", ["snapshot", "ls"]);
+    expect([res.code, res.stderr.includes("rooot: unknown key")]).toEqual([2, true]);
+  });
+  test("root must be absolute", () => {
+    expect(withConfig("root = relative\n", ["snapshot", "ls"]).stderr).toContain("root: must be an absolute path");
+  });
+  test("the default snapshotter comes from the file", () => {
+    const cfg = join(r.path, "..", `${r.path.split("/").pop()}-native.ini`);
+    writeFileSync(cfg, "[snapshot]\ndefault = native\n");
+    const out = sh([STOR, "--config", cfg, "--root", r.path, "snapshot", "prepare", "--mounts", "cfgdefault"]).stdout;
+    expect(out).toContain("/snapshots/native/snapshots/");
+  });
+  test("a named config file must exist; the default one may be missing", () => {
+    expect(sh([STOR, "--config", "/nonexistent/stor.ini", "snapshot", "ls"]).stderr).toBe("stor: config /nonexistent/stor.ini: no such file\n");
+    expect(sh([STOR, "--root", r.path, "snapshot", "-s", "native", "ls"], { env: { STOR_CONFIG: "" } }).code).not.toBe(1);
+  });
+  test("STOR_ROOT and STOR_LOG_LEVEL from the environment", () => {
+    const res = sh([STOR, "snapshot", "-s", "native", "prepare", "--mounts", "envroot"], { env: { STOR_ROOT: r.path, STOR_CONFIG: r.config } });
+    expect(res.stdout).toContain(`${r.path}/snapshots/native/`);
+    expect(sh([STOR, "snapshot", "ls"], { env: { STOR_LOG_LEVEL: "loud", STOR_ROOT: r.path } }).stderr).toBe(
+      'stor: log level "loud": must be one of error, warn, info, debug\n',
+    );
+  });
+});
+
+describe("stor mount and unmount", () => {
+  test("mount a view read-only and unmount it", () => {
+    if (!need(isRoot(), "mounting needs root")) return;
+    const t = r.dir("target");
+    r.ok(["snapshot", "-s", "native", "prepare", "mnt-a"]);
+    r.ok(["-s", "native", "mount", "mnt-a", t]);
+    writeFileSync(join(t, "f"), "x");
+    expect(r.ok(["unmount", t])).toBe("");
+    expect(r.stor(["unmount", t])).toMatchObject({ code: 3, stderr: `stor: target ${t}: nothing is mounted there\n` });
+    expect(r.stor(["-s", "native", "mount", "mnt-a", "/nonexistent/dir"]).code).toBe(3);
+  });
+});

@@ -1,0 +1,3 @@
+import { snapshotterSuite } from "./snapshotterSuite.ts";
+
+snapshotterSuite("native");
