@@ -9,7 +9,8 @@ import { overlay } from "./overlay.ts";
 import { SnapshotService } from "./service.ts";
 import type { Snapshotter } from "./snapshotter.ts";
 
-const SNAPSHOTTERS: Record<SnapshotterName, Snapshotter> = { overlay, native };
+/** Every snapshotter, by name. */
+export const SNAPSHOTTERS: Record<SnapshotterName, Snapshotter> = { overlay, native };
 
 /** Resolves a snapshotter name as the user may type it (`overlayfs` is ctr's name for overlay). */
 export function snapshotterName(name: string): SnapshotterName {

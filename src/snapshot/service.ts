@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } f
 import { join } from "node:path";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
+import { failpoint } from "../failpoint.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
@@ -97,6 +98,7 @@ export class SnapshotService {
     try {
       const parents = parentId === null ? [] : this.#store.read(() => this.#chainDirs(parentId));
       this.snapshotter.populate({ kind, dir: temp, parents });
+      failpoint("prepare:populated");
       return this.#store.write(() => {
         const pid = this.#checkCreate(key, parent);
         if (pid !== parentId) throw new PreconditionError(`parent ${snap(parent!)}`, "changed while preparing");
@@ -108,6 +110,7 @@ export class SnapshotService {
         if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
         renameSync(temp, dir);
         fsyncDir(this.dirs);
+        failpoint("prepare:renamed");
         return this.snapshotter.mounts({ kind, dir, parents });
       });
     } catch (err) {
@@ -189,6 +192,7 @@ export class SnapshotService {
       const s = checkCommit();
       if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
       this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
+      failpoint("commit:updated");
       this.#store.setLabels(s.id, labels);
     });
   }
@@ -203,6 +207,7 @@ export class SnapshotService {
       return s.id;
     });
     // Metadata first: a crash here leaves a directory that cleanup removes.
+    failpoint("remove:deleted");
     rmSync(this.#dir(id), { recursive: true, force: true });
   }
 
@@ -268,6 +273,7 @@ export class SnapshotService {
       }
       return out;
     });
+    failpoint("cleanup:renamed");
     for (const path of doomed) rmSync(path, { recursive: true, force: true });
     return doomed.map((p) => p.slice(this.dirs.length + 1));
   }

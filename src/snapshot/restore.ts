@@ -1,0 +1,45 @@
+/**
+ * The snapshot half of `stor restore`: after a crash or a reboot, bring every snapshotter's
+ * directories back in line with its metadata, and say plainly when a database is damaged.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { SNAPSHOTTER_NAMES, type Config } from "../config.ts";
+import { describe } from "../errors.ts";
+import { SNAPSHOTTERS } from "./registry.ts";
+import { SnapshotService } from "./service.ts";
+
+/** What restore found and did for one snapshotter. */
+export interface SnapshotRestoreReport {
+  snapshotter: string;
+  /** Snapshots listed in the metadata. */
+  snapshots: number;
+  /** Directories removed because no snapshot owns them. */
+  removed: string[];
+  /** Set when the metadata database is damaged: nothing was removed then. */
+  damaged?: string;
+}
+
+/** Restores every snapshotter that has metadata below `config.root`. */
+export function restoreSnapshots(config: Config): SnapshotRestoreReport[] {
+  const reports: SnapshotRestoreReport[] = [];
+  for (const name of SNAPSHOTTER_NAMES) {
+    if (!existsSync(join(config.root, "snapshots", name, "metadata.db"))) continue;
+    let service: SnapshotService | undefined;
+    try {
+      service = new SnapshotService(config.root, SNAPSHOTTERS[name]);
+      const check = service.checkMetadata();
+      if (check !== "ok") {
+        // Removing directories on the word of a damaged database could destroy good snapshots.
+        reports.push({ snapshotter: name, snapshots: 0, removed: [], damaged: check });
+        continue;
+      }
+      reports.push({ snapshotter: name, snapshots: service.list().length, removed: service.cleanup() });
+    } catch (err) {
+      reports.push({ snapshotter: name, snapshots: 0, removed: [], damaged: describe(err) });
+    } finally {
+      service?.close();
+    }
+  }
+  return reports;
+}

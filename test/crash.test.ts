@@ -1,0 +1,114 @@
+/**
+ * Crash consistency: stor killed with SIGKILL at named points and at random instants during
+ * prepare, commit and rm; after recovery every listed snapshot has its complete directory and no
+ * directory is left without a snapshot.
+ */
+import { Database } from "bun:sqlite";
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { STOR, TestRoot, isRoot, need } from "./helpers.ts";
+
+const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
+const PARENT_FILES = 400;
+
+let r: TestRoot | undefined;
+afterEach(() => r?.close());
+
+/** Recovers the root as at boot. */
+function recover(root: TestRoot) {
+  return root.ok(["snapshot", "-s", "native", "cleanup"]) + root.ok(["snapshot", "-s", "overlay", "cleanup"]);
+}
+
+/** Checks the invariants; returns what is wrong (empty when consistent). */
+function violations(root: TestRoot, sn: string): string[] {
+  const home = join(root.path, "snapshots", sn);
+  if (!existsSync(join(home, "metadata.db"))) return [];
+  const db = new Database(join(home, "metadata.db"), { readonly: true });
+  const rows = db.query<{ id: number; key: string; kind: string; parent_id: number | null }, []>("SELECT id, key, kind, parent_id FROM snapshots").all();
+  const check = db.query<{ quick_check: string }, []>("PRAGMA quick_check").get()!.quick_check;
+  db.close();
+  const wrong: string[] = check === "ok" ? [] : [`quick_check: ${check}`];
+  const dirs = new Set(readdirSync(join(home, "snapshots")));
+  for (const row of rows) {
+    const dir = join(home, "snapshots", String(row.id));
+    if (!dirs.delete(String(row.id))) wrong.push(`snapshot ${row.key} has no directory`);
+    else if (sn === "overlay" && !existsSync(join(dir, "fs"))) wrong.push(`snapshot ${row.key} has no fs`);
+    else if (sn === "overlay" && row.kind === "active" && !existsSync(join(dir, "work"))) wrong.push(`snapshot ${row.key} has no work`);
+    else if (sn === "native" && row.kind !== "view" && row.parent_id !== null) {
+      const n = readdirSync(dir).length;
+      if (n !== PARENT_FILES && n !== PARENT_FILES + 1) wrong.push(`snapshot ${row.key} is incomplete: ${n} entries`);
+    }
+  }
+  for (const d of dirs) wrong.push(`directory ${d} has no snapshot`);
+  return wrong;
+}
+
+function setup(sn: string): TestRoot {
+  const root = new TestRoot();
+  const m = JSON.parse(root.ok(["snapshot", "-s", sn, "prepare", "--mounts", "base-a"]))[0];
+  const dir: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+  for (let i = 0; i < PARENT_FILES; i++) writeFileSync(join(dir, `f${i}`), Buffer.alloc(4096 * (1 + (i % 8)), i));
+  root.ok(["snapshot", "-s", sn, "commit", "base", "base-a"]);
+  return root;
+}
+
+for (const sn of ["native", "overlay"]) {
+  for (const [point, args] of [
+    ["prepare:populated", ["prepare", "k", "base"]],
+    ["prepare:renamed", ["prepare", "k", "base"]],
+    ["commit:updated", ["commit", "c", "pre"]],
+    ["remove:deleted", ["rm", "pre"]],
+    ["cleanup:renamed", ["cleanup"]],
+  ] as const) {
+    test(`${sn}: killed at ${point}, then recovered`, () => {
+      if (!need(isRoot(), "snapshot directories are owned by root")) return;
+      r = setup(sn);
+      r.ok(["snapshot", "-s", sn, "prepare", "pre", "base"]);
+      if (point === "cleanup:renamed") writeFileSync(join(r.path, "snapshots", sn, "snapshots", "new-stale"), "");
+      const res = r.stor(["snapshot", "-s", sn, ...args], { env: { STOR_FAILPOINT: point } });
+      expect(res.code).not.toBe(0); // it died at the point
+      recover(r);
+      expect(violations(r, sn)).toEqual([]);
+      // The operation either happened whole or not at all, and can be done again.
+      const names = JSON.parse(r.ok(["snapshot", "-s", sn, "ls", "--format", "json"])).map((i: { Name: string }) => i.Name);
+      if (point.startsWith("prepare")) expect(names.includes("k") ? r.stor(["snapshot", "-s", sn, "rm", "k"]).code : 0).toBe(0);
+      if (point === "commit:updated") expect(names).toContain(names.includes("c") ? "c" : "pre");
+      if (point === "remove:deleted") expect(names).not.toContain("pre");
+      r.ok(["snapshot", "-s", sn, "prepare", "again", "base"]);
+      expect(violations(r, sn)).toEqual([]);
+    });
+  }
+
+  test(`${sn}: killed at random instants during prepare, commit and rm (${TRIALS} trials)`, async () => {
+    if (!need(isRoot(), "snapshot directories are owned by root")) return;
+    r = setup(sn);
+    // Kill instants spread over a whole prepare, start-up included.
+    const t0 = performance.now();
+    r.ok(["snapshot", "-s", sn, "prepare", "timing", "base"]);
+    const span = performance.now() - t0;
+    r.ok(["snapshot", "-s", sn, "rm", "timing"]);
+    const failures: string[] = [];
+    let killed = 0;
+    for (let t = 0; t < TRIALS; t++) {
+      const names = JSON.parse(r.ok(["snapshot", "-s", sn, "ls", "--format", "json"])) as { Name: string; Kind: string }[];
+      const active = names.filter((n) => n.Kind === "Active").map((n) => n.Name);
+      const leaves = names.filter((n) => n.Name !== "base" && n.Name !== "base-a").map((n) => n.Name);
+      const op = t % 3;
+      const args =
+        op === 0 || active.length === 0 ? ["prepare", `p${t}`, "base"]
+        : op === 1 ? ["commit", `c${t}`, active[0]!]
+        : ["rm", leaves[0] ?? active[0]!];
+      const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "snapshot", "-s", sn, ...args], { stdout: "ignore", stderr: "ignore" });
+      await Bun.sleep(Math.random() * span);
+      p.kill("SIGKILL");
+      if ((await p.exited) !== 0) killed++;
+      recover(r);
+      const wrong = violations(r, sn);
+      if (wrong.length) failures.push(`trial ${t} (${args.join(" ")}): ${wrong.join("; ")}`);
+    }
+    console.log(`${sn}: ${TRIALS} trials over ${span.toFixed(0)} ms, ${killed} killed before finishing, ${failures.length} inconsistent`);
+    expect(failures).toEqual([]);
+    expect(killed).toBeGreaterThan(TRIALS / 4); // the kills really landed before the end
+  }, 600_000);
+}
