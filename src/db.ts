@@ -4,6 +4,8 @@
  * keys, and schema migrations keyed by `PRAGMA user_version`.
  */
 import { Database } from "bun:sqlite";
+import { accessSync, constants } from "node:fs";
+import { dirname } from "node:path";
 import { StorError } from "./errors.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
@@ -14,7 +16,7 @@ export function openDatabase(path: string, migrations: readonly string[]): Datab
   try {
     db = new Database(path, { create: true, strict: true });
   } catch (err) {
-    throw new StorError(`open ${path}`, (err as Error).message);
+    throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
   }
   try {
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -36,7 +38,18 @@ export function openDatabase(path: string, migrations: readonly string[]): Datab
   } catch (err) {
     db.close();
     if (err instanceof StorError) throw err;
-    throw new StorError(`open ${path}`, (err as Error).message);
+    throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
   }
   return db;
+}
+
+/** ` (read-only file system)` and the like when `dir` cannot be written, else "". */
+function whyNotWritable(dir: string): string {
+  try {
+    accessSync(dir, constants.W_OK);
+    return "";
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === "EROFS" ? " (read-only file system)" : code === "EACCES" ? " (permission denied)" : "";
+  }
 }

@@ -1,0 +1,66 @@
+/** A bad environment gives one line, the contract's exit code, and nothing half-made. */
+import { afterEach, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+const tmp = () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  return r;
+};
+
+test("a missing root is created", () => {
+  const r = tmp();
+  const root = join(r.path, "not/yet/there");
+  expect(sh([STOR, "--root", root, "--config", r.config, "snapshot", "-s", "native", "prepare", "a"]).code).toBe(0);
+  expect(readdirSync(join(root, "snapshots/native/snapshots"))).toHaveLength(1);
+});
+
+test("a file where the root should be", () => {
+  const r = tmp();
+  const file = join(r.path, "file");
+  writeFileSync(file, "");
+  const res = sh([STOR, "--root", file, "--config", r.config, "snapshot", "ls"]);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toBe(`stor: root ${file}: mkdir ${file}/snapshots: not a directory\n`);
+});
+
+test("a read-only root", () => {
+  if (!need(isRoot(), "read-only bind mounts need root")) return;
+  const r = tmp();
+  const root = join(r.path, "ro");
+  mkdirSync(root);
+  expect(sh([STOR, "--root", root, "--config", r.config, "snapshot", "-s", "native", "prepare", "a"]).code).toBe(0);
+  must(`mount --bind ${root} ${root} && mount -o remount,bind,ro ${root}`);
+  const res = sh([STOR, "--root", root, "--config", r.config, "snapshot", "-s", "native", "prepare", "b"]);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toMatch(/^stor: open \S+metadata\.db: .*\(read-only file system\)\n$/);
+  must(`umount ${root}`);
+  expect(JSON.parse(sh([STOR, "--root", root, "--config", r.config, "snapshot", "-s", "native", "ls", "--format", "json"]).stdout).map((i: { Name: string }) => i.Name)).toEqual(["a"]);
+});
+
+test("a full disk: metadata and directories stay consistent", () => {
+  if (!need(isRoot(), "loop devices need root")) return;
+  const fs = new LoopFs("ext4", 32);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", "snapshot", "-s", "overlay", ...a]);
+  expect(stor("prepare", "a").code).toBe(0);
+  must(`dd if=/dev/zero of=${fs.mountPoint}/filler bs=1M 2>/dev/null || true`); // fill every block
+  const results = Array.from({ length: 5 }, (_, i) => stor("prepare", `k${i}`));
+  for (const res of results.filter((x) => x.code !== 0)) {
+    expect(res.code).toBe(1);
+    expect(res.stderr.split("\n")).toHaveLength(2);
+    expect(res.stderr).toMatch(/no space left on device|disk is full/i);
+  }
+  must(`rm ${fs.mountPoint}/filler`);
+  const listed = JSON.parse(stor("ls", "--format", "json").stdout).map((i: { Name: string }) => i.Name);
+  expect(readdirSync(join(root, "snapshots/overlay/snapshots")).filter((d) => !d.startsWith("new-"))).toHaveLength(listed.length);
+  expect(stor("cleanup").code).toBe(0);
+  expect(readdirSync(join(root, "snapshots/overlay/snapshots"))).toHaveLength(listed.length);
+});
