@@ -2,7 +2,7 @@
  * What every test needs: the stor binary run as a user runs it, throw-away roots, real loop
  * filesystems, and a loud failure under CI when root or a kernel feature is missing.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "bun";
 
@@ -56,6 +56,19 @@ export class TestRoot {
     return r.stdout;
   }
 
+  /** Runs one `stor` per argument list, all at once, as separate processes; results in order. */
+  async parallel(argvs: string[][]): Promise<Result[]> {
+    const procs = argvs.map((a) =>
+      Bun.spawn([STOR, "--root", this.path, "--config", this.config, ...a], { stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+    );
+    return Promise.all(
+      procs.map(async (p) => {
+        const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        return { code, stdout, stderr };
+      }),
+    );
+  }
+
   /** A fresh directory inside the root's parent, e.g. a mount target. */
   dir(name: string): string {
     const d = join(this.path, "..", `${this.path.split("/").pop()}-${name}`);
@@ -74,9 +87,10 @@ export class TestRoot {
 /** Unmounts everything whose mount point starts with `prefix`, deepest first. */
 export function unmountBelow(prefix: string): void {
   for (let i = 0; i < 10; i++) {
-    const points = sh(["sh", "-c", `awk '{print $5}' /proc/self/mountinfo`]).stdout
+    const points = readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
-      .filter((p) => p.startsWith(prefix))
+      .map((line) => line.split(" ")[4]?.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))))
+      .filter((p): p is string => p !== undefined && p.startsWith(prefix))
       .sort((a, b) => b.length - a.length);
     if (points.length === 0) return;
     for (const p of points) sh(["umount", "-l", p]);
