@@ -2,7 +2,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LoopFs, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
+import { LoopFs, STOR, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -24,6 +24,12 @@ function describeTree(dir: string): Record<string, unknown> {
   };
   walk("");
   return out;
+}
+
+/** stor's native snapshotter with its root on `fs`. */
+function nativeOn(fs: LoopFs) {
+  const root = join(fs.mountPoint, "stor");
+  return { root, stor: (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", ...a]) };
 }
 
 test("types, owners, modes, hardlinks, devices, xattrs and nanosecond times survive prepare", () => {
@@ -59,8 +65,7 @@ test("a copy that fills the disk leaves nothing behind", () => {
   if (!need(isRoot(), "loop devices need root")) return;
   const fs = new LoopFs("ext4", 64);
   cleanups.push(() => fs.close());
-  const root = join(fs.mountPoint, "stor");
-  const stor = (...a: string[]) => sh([process.env.STOR_BIN ?? join(import.meta.dir, "../dist/stor"), "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", ...a]);
+  const { root, stor } = nativeOn(fs);
   const d = JSON.parse(stor("prepare", "--mounts", "fat-a").stdout)[0].Source;
   must(`head -c 36M /dev/urandom > ${d}/blob`);
   expect(stor("commit", "fat", "fat-a").code).toBe(0);
@@ -77,8 +82,7 @@ test("on XFS with reflink the copy shares extents instead of duplicating data", 
   if (!need(isRoot() && have("mkfs.xfs"), "XFS loop devices need root and xfsprogs")) return;
   const fs = new LoopFs("xfs", 512, ["-m", "reflink=1"]);
   cleanups.push(() => fs.close());
-  const root = join(fs.mountPoint, "stor");
-  const stor = (...a: string[]) => sh([process.env.STOR_BIN ?? join(import.meta.dir, "../dist/stor"), "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", ...a]);
+  const { stor } = nativeOn(fs);
   const d = JSON.parse(stor("prepare", "--mounts", "p-a").stdout)[0].Source;
   must(`head -c 200M /dev/urandom > ${d}/blob`);
   expect(stor("commit", "p", "p-a").code).toBe(0);
@@ -87,6 +91,6 @@ test("on XFS with reflink the copy shares extents instead of duplicating data", 
   expect(stor("prepare", "c1", "p").code).toBe(0);
   expect(stor("prepare", "c2", "p").code).toBe(0);
   expect(before - free()).toBeLessThan(20 << 20); // two 200 MB copies cost almost nothing
-  const c2: string = JSON.parse(stor("prepare", "--mounts", "c3", "p").stdout)[0].Source;
-  expect(sh(["cmp", join(d, "blob"), join(c2, "blob")]).code).toBe(0);
+  const c3: string = JSON.parse(stor("prepare", "--mounts", "c3", "p").stdout)[0].Source;
+  expect(sh(["cmp", join(d, "blob"), join(c3, "blob")]).code).toBe(0);
 });

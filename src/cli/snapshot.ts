@@ -49,28 +49,23 @@ export async function snapshotCommand(argv: readonly string[], config: Config, s
   const svc = () => (service ??= openSnapshots(config, snapshotter));
   const cli = group("stor snapshot");
 
-  const printCreated = (mounts: Mount[], opts: { target?: unknown; mounts?: boolean }) => {
-    if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
-    if (opts.mounts) print(goJson(mounts));
-  };
-
-  cli
-    .command("prepare <key> [parent]", "Prepare an active (writable) snapshot on a committed parent")
-    .option("-t, --target <target>", "Print the mount command for this target")
-    .option("--mounts", "Print the mounts as JSON")
-    .option("-l, --label <k=v>", "Set a label (repeatable)")
-    .action((key, parent, opts) => {
-      printCreated(svc().prepare(String(key), parent === undefined ? undefined : String(parent), keyValues(list(opts.label), "label")), opts);
-    });
-
-  cli
-    .command("view <key> [parent]", "Create a read-only view of a committed snapshot")
-    .option("-t, --target <target>", "Print the mount command for this target")
-    .option("--mounts", "Print the mounts as JSON")
-    .option("-l, --label <k=v>", "Set a label (repeatable)")
-    .action((key, parent, opts) => {
-      printCreated(svc().view(String(key), parent === undefined ? undefined : String(parent), keyValues(list(opts.label), "label")), opts);
-    });
+  const creators = [
+    ["prepare", "Prepare an active (writable) snapshot on a committed parent"],
+    ["view", "Create a read-only view of a committed snapshot"],
+  ] as const;
+  for (const [name, description] of creators) {
+    cli
+      .command(`${name} <key> [parent]`, description)
+      .option("-t, --target <target>", "Print the mount command for this target")
+      .option("--mounts", "Print the mounts as JSON")
+      .option("-l, --label <k=v>", "Set a label (repeatable)")
+      .action((key, parent, opts) => {
+        const labels = keyValues(list(opts.label), "label");
+        const mounts = svc()[name](String(key), parent === undefined ? undefined : String(parent), labels);
+        if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
+        if (opts.mounts) print(goJson(mounts));
+      });
+  }
 
   cli
     .command("commit <name> <key>", "Commit active snapshot KEY as NAME")
