@@ -1,8 +1,9 @@
 /** Mounting a list of mounts on a target and taking them all off again: `stor mount`/`unmount`. */
 import { realpathSync, statSync } from "node:fs";
 import { InvalidArgumentError, NotFoundError } from "./errors.ts";
+import { SysError } from "./sys/libc.ts";
 import { mount, unmount, type Mount } from "./sys/mount.ts";
-import { isMountPoint } from "./sys/mountinfo.ts";
+import { isMountPoint, mountsUnder } from "./sys/mountinfo.ts";
 
 function checkTarget(target: string): void {
   let st;
@@ -37,4 +38,28 @@ export function unmountAll(target: string, detach = false): number {
   let n = 0;
   while (isMountPoint(abs) && unmount(abs, detach)) n++;
   return n;
+}
+
+/**
+ * Unmounts everything mounted below `dir`, deepest first, except on the mount points in `keep`
+ * (and `dir` itself): what an unclean shutdown left. A busy mount is detached lazily. Returns
+ * the mount points unmounted.
+ */
+export function unmountBelow(dir: string, keep: readonly string[] = []): string[] {
+  const done: string[] = [];
+  for (const m of mountsUnder(dir)) {
+    if (m.mountPoint === dir || keep.includes(m.mountPoint)) continue;
+    if (unmountBusyOrNot(m.mountPoint)) done.push(m.mountPoint);
+  }
+  return done;
+}
+
+/** Unmounts `path`, detaching it lazily when it is busy; false when nothing was mounted there. */
+function unmountBusyOrNot(path: string): boolean {
+  try {
+    return unmount(path);
+  } catch (err) {
+    if (err instanceof SysError && err.errno === 16 /* EBUSY */) return unmount(path, true);
+    throw err;
+  }
 }

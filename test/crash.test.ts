@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, isRoot, need } from "./helpers.ts";
 
@@ -17,7 +17,7 @@ afterEach(() => r?.close());
 
 /** Recovers the root as at boot. */
 function recover(root: TestRoot) {
-  return root.ok(["snapshot", "-s", "native", "cleanup"]) + root.ok(["snapshot", "-s", "overlay", "cleanup"]);
+  return root.ok(["restore"]);
 }
 
 /** Checks the invariants; returns what is wrong (empty when consistent). */
@@ -112,3 +112,40 @@ for (const sn of ["native", "overlay"]) {
     expect(killed).toBeGreaterThan(TRIALS / 4); // the kills really landed before the end
   }, 600_000);
 }
+
+test("stor restore: stray mounts and directories go, a damaged database is reported, twice changes nothing", () => {
+  if (!need(isRoot(), "mounts need root")) return;
+  r = setup("overlay");
+  r.ok(["snapshot", "-s", "native", "prepare", "n"]);
+  const dirs = join(r.path, "snapshots/overlay/snapshots");
+  mkdirSync(join(dirs, "new-crashed"));
+  mkdirSync(join(dirs, "77"));
+  const stray = join(r.path, "snapshots/overlay/stray-mount");
+  mkdirSync(stray);
+  r.ok(["snapshot", "-s", "overlay", "view", "v", "base"]);
+  r.ok(["-s", "overlay", "mount", "v", stray]);
+  const out = r.ok(["restore"]).split("\n").filter(Boolean).sort();
+  expect(out).toEqual([
+    "removed snapshot directory overlay/rm-77: no snapshot owns it",
+    "removed snapshot directory overlay/rm-new-crashed: no snapshot owns it",
+    `unmounted ${stray}`,
+  ]);
+  expect(violations(r, "overlay")).toEqual([]);
+  expect(r.ok(["restore"])).toBe("");
+  expect(JSON.parse(r.ok(["restore", "--format", "json"])).Snapshots).toEqual([
+    { Snapshotter: "overlay", Snapshots: 2, Removed: [] },
+    { Snapshotter: "native", Snapshots: 1, Removed: [] },
+  ]);
+
+  // A damaged database: restore says so, exits 1, and removes nothing on its word.
+  const db = join(r.path, "snapshots/native/metadata.db");
+  const bytes = readFileSync(db);
+  bytes.fill(0x55, 4096, 8192); // garble the second page
+  writeFileSync(db, bytes);
+  mkdirSync(join(r.path, "snapshots/native/snapshots/500"));
+  const res = r.stor(["restore"]);
+  expect(res.code).toBe(1);
+  expect(res.stdout).toMatch(/^snapshotter native: metadata damaged, nothing removed: /m);
+  expect(res.stderr).toBe("stor: restore: metadata of snapshotter native is damaged; nothing of it was removed\n");
+  expect(existsSync(join(r.path, "snapshots/native/snapshots/500"))).toBe(true);
+});

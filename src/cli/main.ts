@@ -5,8 +5,6 @@ import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.
 import { log, logEnabled, setLogLevel } from "../log.ts";
 import { redact } from "../redact.ts";
 import { extractGlobals } from "./globals.ts";
-import { mountCommand, unmountCommand } from "./mount.ts";
-import { snapshotCommand } from "./snapshot.ts";
 import { VERSION } from "../version.ts";
 
 const HELP = `stor ${VERSION}: container storage for one Linux host
@@ -18,6 +16,13 @@ Commands:
                         info, usage, tree, label, cleanup); 'stor snapshot --help'
   mount KEY TARGET      mount snapshot KEY on TARGET
   unmount TARGET        unmount everything mounted on TARGET
+  serve [--containerd SOCKET] [--docker-volume [SOCKET]]
+                        serve as containerd snapshotter and Docker volume plugin
+  unpack SOURCE         unpack an OCI image layout or docker save tarball into snapshots
+  volume <command>      volumes, as docker volume (create, ls, inspect, rm, prune, mount,
+                        unmount); 'stor volume --help'
+  df [-v]               space used by snapshots and volumes, as docker system df
+  restore               run once at boot: repair what an unclean shutdown left
 
 Global options:
   --root DIR            state directory (STOR_ROOT; default /var/lib/stor)
@@ -45,18 +50,35 @@ export async function main(argv: readonly string[]): Promise<number> {
       return ExitCode.ok;
     }
     const config = loadConfig(globals);
+    // Each command group is loaded only when used: start-up time is most of a short command's cost.
     setLogLevel(config.logLevel);
     switch (command) {
       case "snapshot":
       case "snapshots":
-        await snapshotCommand(args, config, globals.snapshotter);
+        await (await import("./snapshot.ts")).snapshotCommand(args, config, globals.snapshotter);
         break;
       case "mount":
-        await mountCommand(args, config, globals.snapshotter);
+        await (await import("./mount.ts")).mountCommand(args, config, globals.snapshotter);
         break;
       case "unmount":
       case "umount":
-        await unmountCommand(args);
+        await (await import("./mount.ts")).unmountCommand(args);
+        break;
+      case "unpack":
+        await (await import("./unpack.ts")).unpackCommand(args, config, globals.snapshotter);
+        break;
+      case "volume":
+      case "volumes":
+        await (await import("./volume.ts")).volumeCommand(args, config);
+        break;
+      case "df":
+        await (await import("./df.ts")).dfCommand(args, config);
+        break;
+      case "restore":
+        await (await import("./restore.ts")).restoreCommand(args, config);
+        break;
+      case "serve":
+        await (await import("./serve.ts")).serveCommand(args, config, globals.snapshotter);
         break;
       default:
         throw new InvalidArgumentError(`command "${command}"`, "unknown (see stor --help)");

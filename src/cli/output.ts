@@ -54,9 +54,12 @@ export function decimalSize(bytes: number): string {
   return `${Number(f.toPrecision(4)).toString()}${units[i]}`;
 }
 
-/** JSON as Go's json.MarshalIndent(v, "", "    ") writes it, HTML characters escaped likewise. */
-export function goJson(value: unknown): string {
-  return JSON.stringify(value, null, 4).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+/**
+ * JSON as Go's json.MarshalIndent(v, "", "    ") writes it, HTML characters escaped likewise;
+ * with `indent` 0, on one line as json.Marshal writes it (docker's `--format json` rows).
+ */
+export function goJson(value: unknown, indent = 4): string {
+  return JSON.stringify(value, null, indent).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }
 
 /** Writes text to stdout as is. */

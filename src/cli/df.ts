@@ -1,0 +1,119 @@
+/**
+ * `stor df`: space used by each snapshotter and by volumes, and what is reclaimable, in the
+ * shapes `docker system df` prints. A snapshot is in use when it is active or a view, or an
+ * ancestor of one (as an image is while a container uses it); the rest is reclaimable. A volume
+ * is in use while it has references; local volumes with mount options are not counted, as
+ * Docker does not count them.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { SNAPSHOTTER_NAMES, type Config } from "../config.ts";
+import { openSnapshots } from "../snapshot/registry.ts";
+import type { Info } from "../snapshot/service.ts";
+import { VolumeService, type VolumeUsage } from "../volume/service.ts";
+import { group, outputFormat, runGroup } from "./command.ts";
+import { DOCKER_TABLE, decimalSize, goJson, print, table } from "./output.ts";
+import { naturalCompare, rowView } from "./volume.ts";
+
+/** One snapshot with its size and whether something uses it. */
+interface SnapshotItem {
+  info: Info;
+  size: number;
+  inUse: boolean;
+}
+
+/** One row of the summary. */
+interface Summary {
+  type: string;
+  total: number;
+  active: number;
+  size: number;
+  reclaimable: number;
+}
+
+/** The snapshots of `name` that have state under the root; none when it was never used. */
+function snapshotItems(config: Config, name: string): SnapshotItem[] {
+  if (!existsSync(join(config.root, "snapshots", name, "metadata.db"))) return [];
+  const service = openSnapshots(config, name);
+  try {
+    const infos = service.list();
+    const byName = new Map(infos.map((i) => [i.name, i]));
+    const inUse = new Set<string>();
+    for (const i of infos) {
+      if (i.kind === "committed") continue;
+      for (let s: Info | undefined = i; s && !inUse.has(s.name); s = s.parent === undefined ? undefined : byName.get(s.parent)) inUse.add(s.name);
+    }
+    return infos.map((info) => ({ info, size: service.usage(info.name).size, inUse: inUse.has(info.name) }));
+  } finally {
+    service.close();
+  }
+}
+
+function summarize(type: string, items: readonly { size: number | undefined; inUse: boolean }[]): Summary {
+  const sum = (xs: readonly { size: number | undefined }[]) => xs.reduce((n, x) => n + (x.size ?? 0), 0);
+  const unused = items.filter((i) => !i.inUse);
+  return { type, total: items.length, active: items.length - unused.length, size: sum(items), reclaimable: sum(unused) };
+}
+
+/** Docker's RECLAIMABLE cell: the size, and its share of the total when there is one. */
+function reclaimable(s: Summary): string {
+  return s.size > 0 ? `${decimalSize(s.reclaimable)} (${Math.floor((s.reclaimable * 100) / s.size)}%)` : decimalSize(s.reclaimable);
+}
+
+function summaryView(s: Summary) {
+  return { Active: String(s.active), Reclaimable: reclaimable(s), Size: decimalSize(s.size), TotalCount: String(s.total), Type: s.type };
+}
+
+/** A snapshot's kind as ctr prints it: `Active`, `View`, `Committed`. */
+const kindName = (i: SnapshotItem) => i.info.kind[0]!.toUpperCase() + i.info.kind.slice(1);
+const snapshotView = (i: SnapshotItem) => ({ Key: i.info.name, Parent: i.info.parent ?? "", Kind: kindName(i), InUse: i.inUse, Size: decimalSize(i.size) });
+const volumeSize = (u: VolumeUsage) => (u.size === undefined ? "N/A" : decimalSize(u.size));
+
+/** Runs `stor df ARGS`. */
+export async function dfCommand(argv: readonly string[], config: Config): Promise<void> {
+  const cli = group("stor");
+  cli
+    .command("df", "Show space used by snapshots and volumes")
+    .option("-v, --verbose", "Show every snapshot and volume")
+    .option("--format <format>", "table or json", { default: "table" })
+    .action((opts) => {
+      const format = outputFormat(opts.format);
+      const snapshots = SNAPSHOTTER_NAMES.map((name) => ({ name, items: snapshotItems(config, name) }));
+      const service = new VolumeService(config);
+      let volumes: VolumeUsage[];
+      try {
+        volumes = service.usage().sort((a, b) => naturalCompare(a.volume.name, b.volume.name));
+      } finally {
+        service.close();
+      }
+      const summaries = [
+        ...snapshots.map((s) => summarize(`Snapshots (${s.name})`, s.items)),
+        summarize("Local Volumes", volumes.map((u) => ({ size: u.size, inUse: u.volume.refs.length > 0 }))),
+      ];
+
+      if (format === "json" && opts.verbose) {
+        return print(
+          goJson(
+            {
+              Snapshots: Object.fromEntries(snapshots.map((s) => [s.name, s.items.map(snapshotView)])),
+              Volumes: volumes.map((u) => rowView(u.volume, volumeSize(u))),
+            },
+            0,
+          ),
+        );
+      }
+      if (format === "json") return print(summaries.map((s) => `${goJson(summaryView(s), 0)}\n`).join(""));
+      if (!opts.verbose) {
+        const rows = summaries.map((s) => [s.type, String(s.total), String(s.active), decimalSize(s.size), reclaimable(s)]);
+        return print(table([["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], ...rows], DOCKER_TABLE));
+      }
+      const sections = snapshots.map((s) => {
+        const rows = s.items.map((i) => [i.info.name, i.info.parent ?? "", kindName(i), decimalSize(i.size)]);
+        return `Snapshots space usage (${s.name}):\n\n${table([["KEY", "PARENT", "KIND", "SIZE"], ...rows], DOCKER_TABLE)}`;
+      });
+      const volumeRows = volumes.map((u) => [u.volume.name, String(u.volume.refs.length), volumeSize(u)]);
+      sections.push(`Local Volumes space usage:\n\n${table([["VOLUME NAME", "LINKS", "SIZE"], ...volumeRows], DOCKER_TABLE)}`);
+      print(sections.join("\n"));
+    });
+  await runGroup(cli, ["df", ...argv]);
+}

@@ -1,0 +1,71 @@
+/** `stor restore`: run once at boot to put right what an unclean shutdown left; prints what it did. */
+import type { Config } from "../config.ts";
+import { restore, type RestoreReport } from "../restore.ts";
+import type { SnapshotRestoreReport } from "../snapshot/restore.ts";
+import type { VolumeRestoreReport } from "../volume/restore.ts";
+import { StorError } from "../errors.ts";
+import { group, outputFormat, runGroup } from "./command.ts";
+import { goJson, print } from "./output.ts";
+
+/** One line per thing done; nothing when there was nothing to do. */
+function volumeLines(r: VolumeRestoreReport): string {
+  return [
+    ...r.unmounted.map((p) => `unmounted ${p}`),
+    ...r.released.map((x) => `released volume "${x.volume}": ${x.refs.length > 0 ? `references ${x.refs.join(", ")}` : "active mount count"}`),
+    ...r.dropped.map((n) => `dropped volume "${n}": its data is gone`),
+    ...r.adopted.map((n) => `adopted volume "${n}": found without metadata`),
+    ...r.removed.map((p) => `removed ${p}: left by an interrupted removal`),
+  ]
+    .map((line) => `${line}\n`)
+    .join("");
+}
+
+function volumeView(r: VolumeRestoreReport) {
+  return {
+    Unmounted: r.unmounted,
+    Released: r.released.map((x) => ({ Volume: x.volume, Refs: x.refs })),
+    Dropped: r.dropped,
+    Adopted: r.adopted,
+    Removed: r.removed,
+  };
+}
+
+function snapshotLines(reports: readonly SnapshotRestoreReport[]): string {
+  return reports
+    .flatMap((r) =>
+      r.damaged !== undefined
+        ? [`snapshotter ${r.snapshotter}: metadata damaged, nothing removed: ${r.damaged}`]
+        : r.removed.map((d) => `removed snapshot directory ${r.snapshotter}/${d}: no snapshot owns it`),
+    )
+    .map((line) => `${line}\n`)
+    .join("");
+}
+
+function reportLines(r: RestoreReport): string {
+  return r.unmounted.map((p) => `unmounted ${p}\n`).join("") + volumeLines(r.volumes) + snapshotLines(r.snapshots);
+}
+
+function reportView(r: RestoreReport) {
+  return {
+    Unmounted: r.unmounted,
+    Volumes: volumeView(r.volumes),
+    Snapshots: r.snapshots.map((s) => ({ Snapshotter: s.snapshotter, Snapshots: s.snapshots, Removed: s.removed, ...(s.damaged !== undefined && { Damaged: s.damaged }) })),
+  };
+}
+
+/** Runs `stor restore ARGS`. */
+export async function restoreCommand(argv: readonly string[], config: Config): Promise<void> {
+  const cli = group("stor");
+  cli
+    .command("restore", "Put right what an unclean shutdown left (run once at boot); print what was done")
+    .option("--format <format>", "table (one line per action) or json", { default: "table" })
+    .action((opts) => {
+      const format = outputFormat(opts.format);
+      const report = restore(config);
+      print(format === "json" ? goJson(reportView(report)) : reportLines(report));
+      // A damaged database is not repaired by guessing: say so with the exit code too.
+      const damaged = report.snapshots.filter((s) => s.damaged !== undefined).map((s) => s.snapshotter);
+      if (damaged.length) throw new StorError("restore", `metadata of snapshotter ${damaged.join(", ")} is damaged; nothing of it was removed`);
+    });
+  await runGroup(cli, ["restore", ...argv]);
+}

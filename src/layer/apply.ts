@@ -1,0 +1,306 @@
+/**
+ * Applying an OCI layer to an active snapshot, streaming: one entry at a time, file contents in
+ * the chunks they arrive in. Every name is resolved inside the snapshot's tree by the kernel
+ * ({@link ConfinedDir}), so no entry can reach outside it, and nothing but that tree is written:
+ * the parents of an overlay snapshot are only read.
+ *
+ * Whiteouts follow the OCI image spec: `.wh.NAME` deletes NAME, `.wh..wh..opq` empties its
+ * directory, and neither removes what the same layer brought. On overlay the deletion is also
+ * recorded the way overlayfs reads it (a 0/0 character device, the opaque xattr), so that the
+ * mounted snapshot hides what its parents still hold.
+ */
+import { closeSync, createReadStream, ftruncateSync, openSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { describe, exitCodeOf, NotFoundError, PreconditionError, StorError } from "../errors.ts";
+import type { SnapshotService } from "../snapshot/service.ts";
+import { SysError } from "../sys/libc.ts";
+import { chmodAt, chownAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { O } from "../sys/openat2.ts";
+import { ConfinedDir } from "./confined.ts";
+import { decompress } from "./compression.ts";
+import { Lowers } from "./lowers.ts";
+import { entryParts } from "./paths.ts";
+import { malformed, type TarHeader } from "./tarFormat.ts";
+import { TarReader } from "./tarReader.ts";
+import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
+
+const ENOENT = 2;
+const ENOTDIR = 20;
+const ELOOP = 40;
+/** As the kernel's limit on symlinks followed in one path walk. */
+const MAX_SYMLINK_HOPS = 40;
+const EOPNOTSUPP = 95;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+const DEVICE_TYPE_BITS = { char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO } as const;
+
+/** What an applied layer was. */
+export interface Applied {
+  /** sha256 of the uncompressed tar stream, as the image config's rootfs.diff_ids records it. */
+  diffID: string;
+  /** Bytes of the uncompressed stream. */
+  size: number;
+}
+
+/**
+ * Applies the layer read from `input` (plain, gzip or zstd) to active snapshot `key`. `source`
+ * names the input in errors. A failure leaves the active snapshot partly changed and every other
+ * snapshot untouched.
+ */
+export async function applyToSnapshot(svc: SnapshotService, key: string, input: AsyncIterable<Uint8Array>, source: string): Promise<Applied> {
+  const view = svc.layerView(key);
+  if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
+  try {
+    return await applyLayer(view.upper, view.snapshotter === "overlay" ? view.parents : undefined, input);
+  } catch (err) {
+    throw new StorError(`apply ${source} to snapshot "${key}"`, describe(err), exitCodeOf(err), { cause: err });
+  }
+}
+
+/**
+ * Applies a layer to the tree at `root`. `overlayParents` (nearest first) makes `root` an overlay
+ * upper directory: deletions become whiteouts and new parent directories take their metadata from
+ * the parents.
+ */
+export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: AsyncIterable<Uint8Array>): Promise<Applied> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const hashed = async function* () {
+    for await (const chunk of decompress(input)) {
+      hash.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+  };
+  const reader = new TarReader(hashed());
+  const applier = new Applier(root, overlayParents);
+  try {
+    for (let h = await reader.next(); h; h = await reader.next()) await applier.entry(h, reader);
+    await reader.drain();
+    applier.finish();
+  } finally {
+    applier.close();
+  }
+  return { diffID: `sha256:${hash.digest("hex")}`, size };
+}
+
+/** The bytes of layer file `path`, streamed in large chunks; a missing file is not found (exit 3). */
+export function layerFile(path: string): AsyncIterable<Uint8Array> {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`layer ${path}`);
+    throw new StorError(`open layer ${path}`, describe(err));
+  }
+  return createReadStream("", { fd, highWaterMark: 1 << 20 });
+}
+
+/** The state of one layer being applied. */
+class Applier {
+  readonly #root: ConfinedDir;
+  readonly #lowers: Lowers | undefined;
+  /** Paths this layer created or changed, and their ancestors: what its whiteouts must spare. */
+  readonly #unpacked = new Set<string>();
+  /** Directory times, set at the end: adding entries to a directory changes its mtime. */
+  readonly #dirTimes: { parts: string[]; mtimeNs: bigint }[] = [];
+
+  constructor(root: string, overlayParents: readonly string[] | undefined) {
+    this.#root = new ConfinedDir(root);
+    this.#lowers = overlayParents && new Lowers(overlayParents);
+  }
+
+  async entry(h: TarHeader, reader: TarReader): Promise<void> {
+    const parts = entryParts(h.path);
+    const name = parts.at(-1);
+    if (name === undefined) {
+      if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
+      this.#metadata(this.#root.fd, ".", h, []);
+      return;
+    }
+    const dirParts = parts.slice(0, -1);
+    if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(dirParts, name, h.path);
+    const dir = this.#parentDir(dirParts, h.path);
+    try {
+      await this.#create(dir, name, h, reader);
+      if (h.type !== "link") this.#metadata(dir, name, h, parts);
+    } catch (err) {
+      throw err instanceof SysError ? new StorError(`entry "${h.path}"`, describe(err), err.code, { cause: err }) : err;
+    } finally {
+      closeSync(dir);
+    }
+    for (let i = parts.length; i > 0; i--) {
+      const p = parts.slice(0, i).join("/");
+      if (this.#unpacked.has(p)) break;
+      this.#unpacked.add(p);
+    }
+  }
+
+  /** Puts entry `h` at `name` in `dir`, replacing what was there unless both are directories. */
+  async #create(dir: number, name: string, h: TarHeader, reader: TarReader): Promise<void> {
+    const what = () => `create ${h.path}`;
+    const existing = lstatAt(dir, name);
+    if (existing && !(existing.isDirectory() && h.type === "dir")) this.#root.removeAll(dir, name);
+    switch (h.type) {
+      case "dir":
+        if (!existing?.isDirectory()) mkdirAt(dir, name, 0o700, what);
+        // A directory replacing an overlay whiteout must not show what the parents had there.
+        if (this.#lowers && existing && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        break;
+      case "file":
+        await this.#writeFile(dir, name, h, reader);
+        break;
+      case "symlink":
+        symlinkAt(h.linkpath, dir, name, what);
+        break;
+      case "link":
+        this.#hardlink(dir, name, h);
+        break;
+      default:
+        mknodAt(dir, name, DEVICE_TYPE_BITS[h.type] | 0o600, makedev(h.devMajor, h.devMinor), what);
+    }
+  }
+
+  async #writeFile(dir: number, name: string, h: TarHeader, reader: TarReader): Promise<void> {
+    const fd = openAt(dir, name, O.WRONLY | O.CREAT | O.EXCL, 0o600, () => `create ${h.path}`);
+    try {
+      let end = 0;
+      for await (const { position, bytes } of reader.data()) {
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+        end = position + bytes.length;
+      }
+      // A sparse file's last hole, if any, is a length, not data.
+      if (end < h.size) ftruncateSync(fd, h.size);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A hardlink to an earlier entry, found inside the snapshot like any other name. */
+  #hardlink(dir: number, name: string, h: TarHeader): void {
+    const target = entryParts(h.linkpath);
+    const targetName = target.at(-1);
+    if (targetName === undefined) throw malformed(`hardlink "${h.path}" points to the root`);
+    const missing = () => malformed(`hardlink "${h.path}" points to "${h.linkpath}", which is not in the snapshot`);
+    const targetDir = this.#root.openDir(target.slice(0, -1));
+    if (targetDir === -ENOENT || targetDir === -ENOTDIR) throw missing();
+    if (targetDir < 0) throw new SysError(`hardlink ${h.path} to ${h.linkpath}`, -targetDir);
+    try {
+      if (!lstatAt(targetDir, targetName)) throw missing();
+      linkAt(targetDir, targetName, dir, name, () => `hardlink ${h.path} to ${h.linkpath}`);
+    } finally {
+      closeSync(targetDir);
+    }
+  }
+
+  /** Owner, mode, xattrs and (except for directories, see {@link finish}) times. */
+  #metadata(dir: number, name: string, h: TarHeader, parts: string[]): void {
+    const what = () => `set metadata of ${h.path}`;
+    // chown first: it clears setuid bits and security.capability.
+    chownAt(dir, name, h.uid, h.gid, what);
+    if (h.type !== "symlink") chmodAt(dir, name, h.mode, what);
+    for (const [key, value] of h.xattrs) {
+      // Overlayfs's own xattrs (redirects, opaque, origin) could forge its view; only whiteouts may.
+      if (key.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+      try {
+        setXattrAt(dir, name, key, value);
+      } catch (err) {
+        if (!(err instanceof SysError && err.errno === EOPNOTSUPP)) throw err;
+      }
+    }
+    if (h.type === "dir") this.#dirTimes.push({ parts, mtimeNs: h.mtimeNs });
+    else setTimesAt(dir, name, h.mtimeNs, h.mtimeNs, what);
+  }
+
+  /**
+   * Opens the directory an entry goes in, creating what is missing of it. A dangling symlink on
+   * the way is followed by creating its target, as containerd does; that target, too, is inside.
+   */
+  #parentDir(parts: string[], path: string, hops = 0): number {
+    const fd = this.#root.openDir(parts);
+    if (fd >= 0) return fd;
+    if (-fd !== ENOENT) throw new SysError(`parent directory of ${path}`, -fd);
+    // One component at a time, each resolved from the root again, as symlinks may lead anywhere inside.
+    let dir = this.#root.openDir([]);
+    for (let i = 0; i < parts.length; i++) {
+      const upTo = parts.slice(0, i + 1);
+      let next = this.#root.openDir(upTo);
+      if (next === -ENOENT && lstatAt(dir, parts[i]!)?.isSymbolicLink()) {
+        const target = readlinkAt(dir, parts[i]!);
+        closeSync(dir);
+        if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
+        // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
+        const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
+        return this.#parentDir(through, path, hops + 1);
+      }
+      if (next === -ENOENT) {
+        mkdirAt(dir, parts[i]!, 0o700, () => `create parent directory ${upTo.join("/")} of ${path}`);
+        this.#parentMetadata(dir, parts[i]!, upTo);
+        next = this.#root.openDir(upTo);
+      }
+      closeSync(dir);
+      if (next < 0) throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, -next);
+      dir = next;
+    }
+    return dir;
+  }
+
+  /** A directory the layer did not list: as the parents have it on overlay, else root's 0755. */
+  #parentMetadata(dir: number, name: string, parts: string[]): void {
+    const lower = this.#lowers?.find(parts.join("/"));
+    const what = () => `set metadata of ${parts.join("/")}`;
+    if (lower?.isDirectory()) {
+      chownAt(dir, name, Number(lower.uid), Number(lower.gid), what);
+      chmodAt(dir, name, Number(lower.mode) & 0o7777, what);
+      this.#dirTimes.push({ parts, mtimeNs: lower.mtimeNs });
+    } else {
+      chmodAt(dir, name, 0o755, what);
+    }
+  }
+
+  #whiteout(dirParts: string[], name: string, path: string): void {
+    if (name !== OPAQUE_MARKER && name.startsWith(WHITEOUT_META_PREFIX)) return; // AUFS metadata: nothing to apply
+    const target = name.slice(WHITEOUT_PREFIX.length);
+    if (name !== OPAQUE_MARKER && (target === "" || target === "." || target === "..")) throw malformed(`invalid whiteout "${path}"`);
+    const overlay = this.#lowers !== undefined;
+    let dir = this.#root.openDir(dirParts);
+    if (dir === -ENOENT) {
+      // Nothing to delete here; but on overlay the parents may show the directory, and it needs the whiteout.
+      if (!this.#lowers?.find(dirParts.join("/"))?.isDirectory()) return;
+      dir = this.#parentDir(dirParts, path);
+    }
+    if (dir < 0) throw new SysError(`whiteout ${path}`, -dir);
+    const keep = (child: string) => this.#unpacked.has([...dirParts, child].join("/"));
+    try {
+      if (name === OPAQUE_MARKER) {
+        for (const child of readdirAt(dir, ".")) if (!keep(child)) this.#root.removeAll(dir, child);
+        if (overlay) setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+      } else if (!keep(target)) {
+        this.#root.removeAll(dir, target);
+        if (overlay) mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
+      }
+    } finally {
+      closeSync(dir);
+    }
+  }
+
+  /** Sets directory times, now that nothing more is added to them. */
+  finish(): void {
+    for (const { parts, mtimeNs } of this.#dirTimes) {
+      const name = parts.at(-1) ?? ".";
+      const dir = this.#root.openDir(parts.slice(0, -1));
+      if (dir < 0) continue; // removed by a later whiteout
+      try {
+        if (lstatAt(dir, name)?.isDirectory()) setTimesAt(dir, name, mtimeNs, mtimeNs, () => `set times of ${parts.join("/") || "/"}`);
+      } finally {
+        closeSync(dir);
+      }
+    }
+  }
+
+  close(): void {
+    this.#root.close();
+    this.#lowers?.close();
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * A snapshot's changes against its parent, as `docker diff` lists them: added, changed and
+ * deleted paths, each directory before what it holds, names in sorted order.
+ *
+ * Overlay reads only the snapshot's upper directory, so the cost follows the size of the change:
+ * whiteouts are deletions, and a name is "changed" rather than "added" when the parents show it.
+ * Native has only whole trees and compares them with the parent's by type, mode, owner, size,
+ * mtime, device number, link target and xattrs; a directory holding a change is itself listed as
+ * changed, as docker does, so that a layer carries its metadata.
+ */
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { join } from "node:path";
+import type { SnapshotService } from "../snapshot/service.ts";
+import { getXattr, listXattrs } from "../sys/file.ts";
+import { Lowers } from "./lowers.ts";
+import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
+
+/** Where a snapshot's layer is read: see {@link SnapshotService.layerView}. */
+export type LayerView = ReturnType<SnapshotService["layerView"]>;
+
+export type ChangeKind = "A" | "C" | "D";
+
+/** One changed path. */
+export interface Change {
+  kind: ChangeKind;
+  /** Below the snapshot root, components joined by `/`. */
+  path: string;
+  /** For additions and changes: the entry's absolute path in the snapshot's tree, and its lstat. */
+  source?: string;
+  stat?: BigIntStats;
+  /** An overlay directory that hides everything its parents have below it. */
+  opaque?: boolean;
+}
+
+/** The changes of the snapshot seen through `view`, in layer order. A view has none of its own. */
+export function changes(view: LayerView): Change[] {
+  if (view.kind === "view") return [];
+  if (view.snapshotter === "overlay") return overlayChanges(view.upper, view.parents);
+  return nativeChanges(view.upper, view.parents[0]);
+}
+
+/** The names in `dir`, sorted by code unit: a fixed order for reproducible layers. */
+function sortedNames(dir: string): string[] {
+  return readdirSync(dir).sort(byName);
+}
+
+/** Sorts strings by code unit, not by locale. */
+export const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function overlayChanges(upper: string, parents: readonly string[]): Change[] {
+  const lowers = new Lowers(parents);
+  const out: Change[] = [];
+  const walk = (rel: string) => {
+    for (const name of sortedNames(join(upper, rel))) {
+      const path = rel ? `${rel}/${name}` : name;
+      const source = join(upper, path);
+      const stat = lstatSync(source, { bigint: true });
+      if (isOverlayWhiteout(stat)) {
+        out.push({ kind: "D", path });
+        continue;
+      }
+      const opaque = stat.isDirectory() && getXattr(source, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
+      out.push({ kind: lowers.find(path) ? "C" : "A", path, source, stat, opaque });
+      if (stat.isDirectory()) walk(path);
+    }
+  };
+  try {
+    walk("");
+  } finally {
+    lowers.close();
+  }
+  return out;
+}
+
+function nativeChanges(tree: string, parentTree: string | undefined): Change[] {
+  /** The changes below `rel`; `old` says whether the parent has a directory there to compare with. */
+  const compare = (rel: string, old: boolean): Change[] => {
+    const out: Change[] = [];
+    const dir = join(tree, rel);
+    const oldDir = parentTree === undefined ? "" : join(parentTree, rel);
+    const names = new Set(sortedNames(dir));
+    const oldNames = new Set(old && parentTree !== undefined ? readdirSync(oldDir) : []);
+    for (const name of [...new Set([...names, ...oldNames])].sort(byName)) {
+      const path = rel ? `${rel}/${name}` : name;
+      if (!names.has(name)) {
+        out.push({ kind: "D", path });
+        continue;
+      }
+      const source = join(dir, name);
+      const stat = lstatSync(source, { bigint: true });
+      const oldPath = join(oldDir, name);
+      const oldStat = oldNames.has(name) ? lstatSync(oldPath, { bigint: true }) : undefined;
+      const below = stat.isDirectory() ? compare(path, oldStat?.isDirectory() ?? false) : [];
+      const same = oldStat !== undefined && sameEntry(source, stat, oldPath, oldStat);
+      if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, source, stat }, ...below);
+    }
+    return out;
+  };
+  return compare("", parentTree !== undefined);
+}
+
+/** True when two entries agree in everything a layer records. */
+function sameEntry(a: string, sa: BigIntStats, b: string, sb: BigIntStats): boolean {
+  if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev || sa.mtimeNs !== sb.mtimeNs) return false;
+  if (!sa.isDirectory() && sa.size !== sb.size) return false;
+  if (sa.isSymbolicLink() && readlinkSync(a) !== readlinkSync(b)) return false;
+  return xattrsKey(a) === xattrsKey(b);
+}
+
+/** The extended attributes a layer carries for `path`: all but overlayfs's own bookkeeping. */
+export function layerXattrs(path: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const name of listXattrs(path).sort(byName)) {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+    const value = getXattr(path, name);
+    if (value !== undefined) out.set(name, value);
+  }
+  return out;
+}
+
+function xattrsKey(path: string): string {
+  return [...layerXattrs(path)].map(([k, v]) => `${k}=${Buffer.from(v).toString("hex")}`).join("\0");
+}

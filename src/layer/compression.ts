@@ -1,0 +1,76 @@
+/**
+ * Layer compression: gzip and zstd through node:zlib, detected on input by their magic numbers
+ * (as containerd's compression.DecompressStream does), chosen on output.
+ */
+import { Readable, type Transform } from "node:stream";
+import { createGunzip, createGzip, createZstdCompress, createZstdDecompress } from "node:zlib";
+import { InvalidArgumentError } from "../errors.ts";
+import { ZstdFrameCheck } from "./zstdFrames.ts";
+
+export type Compression = "gzip" | "zstd" | "none";
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+/** Output chunks of the decompressors: large enough that per-chunk costs vanish. */
+const CHUNK = 256 * 1024;
+
+const startsWith = (bytes: Uint8Array, magic: number[]) => magic.every((b, i) => bytes[i] === b);
+
+/** The compression of a stream that begins with `head` (at least 4 bytes unless the stream is shorter). */
+export function detectCompression(head: Uint8Array): Compression {
+  if (startsWith(head, GZIP_MAGIC)) return "gzip";
+  if (startsWith(head, ZSTD_MAGIC)) return "zstd";
+  return "none";
+}
+
+/** A compressor for `kind`, or undefined for none. */
+export function compressor(kind: Compression): Transform | undefined {
+  if (kind === "gzip") return createGzip();
+  if (kind === "zstd") return createZstdCompress();
+  return undefined;
+}
+
+/** The decompressed bytes of `input`, whatever of gzip, zstd or plain it is. */
+export async function* decompress(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const it = input[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let headBytes = 0;
+  while (headBytes < ZSTD_MAGIC.length) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    headBytes += r.value.length;
+  }
+  const all = async function* () {
+    yield* head;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  };
+  const kind = detectCompression(Buffer.concat(head));
+  if (kind === "none") return yield* all();
+  const z = kind === "gzip" ? createGunzip({ chunkSize: CHUNK }) : createZstdDecompress({ chunkSize: CHUNK });
+  const source = Readable.from(kind === "zstd" ? checkedZstd(all()) : all(), { objectMode: false });
+  source.on("error", (err) => z.destroy(err));
+  source.pipe(z);
+  try {
+    for await (const chunk of z) yield chunk as Buffer;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // zlib's failures carry a Z_ or ZSTD_ code; anything else came from reading the input.
+    if (typeof e.code === "string" && /^(Z_|ZSTD_|ERR_ZLIB|ERR_ZSTD)/.test(e.code)) {
+      throw new InvalidArgumentError(`${kind} stream`, `corrupt: ${e.message}`);
+    }
+    throw err;
+  } finally {
+    source.destroy();
+  }
+}
+
+/** Passes zstd input through, failing at its end if the last frame is incomplete. */
+async function* checkedZstd(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const check = new ZstdFrameCheck();
+  for await (const chunk of input) {
+    check.update(chunk);
+    yield chunk;
+  }
+  check.end();
+}

@@ -1,0 +1,51 @@
+/**
+ * A directory tree that layer entries may change and never leave. Every path is resolved by the
+ * kernel with openat2(RESOLVE_IN_ROOT): `..` stops at the root and symlinks, absolute or
+ * relative, chained or not, are followed as if the root were `/`. What is then created, changed or
+ * removed is one name inside a directory held open by descriptor, never a path.
+ */
+import { closeSync } from "node:fs";
+import { lstatAt, openAt, readdirAt, unlinkAt } from "../sys/dirfd.ts";
+import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
+
+const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
+
+/** A directory opened as the root of confined changes. */
+export class ConfinedDir {
+  /** O_PATH descriptor of the root. */
+  readonly fd: number;
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+    this.fd = mustOpenat2(-100 /* AT_FDCWD */, path, O.PATH | O.DIRECTORY, 0, () => `open ${path}`);
+  }
+
+  /**
+   * Opens directory `parts` (components below the root) as an O_PATH descriptor, or returns the
+   * negated errno (ENOENT: some component is missing; ENOTDIR: one is not a directory).
+   */
+  openDir(parts: readonly string[]): number {
+    return openat2(this.fd, parts.join("/") || ".", O.PATH | O.DIRECTORY, IN_ROOT);
+  }
+
+  /** Removes `name` in directory `dir` and, for a directory, everything below it. */
+  removeAll(dir: number, name: string): void {
+    const what = () => `remove ${name} in ${this.path}`;
+    const st = lstatAt(dir, name);
+    if (!st) return;
+    if (st.isDirectory()) {
+      const sub = openAt(dir, name, O.PATH | O.DIRECTORY, 0, what);
+      try {
+        for (const child of readdirAt(sub, ".")) this.removeAll(sub, child);
+      } finally {
+        closeSync(sub);
+      }
+    }
+    unlinkAt(dir, name, st.isDirectory(), what);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}

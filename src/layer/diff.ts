@@ -1,0 +1,114 @@
+/**
+ * A snapshot's changes as an OCI image layer: one tar entry per added or changed path (hardlinked
+ * files after the first as tar hardlinks), `.wh.NAME` for each deletion and `.wh..wh..opq` after
+ * an opaque directory. Sockets have no tar form and are left out, as containerd leaves them.
+ */
+import { closeSync, constants, openSync, readSync, readlinkSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { StorError } from "../errors.ts";
+import { splitdev } from "../sys/dirfd.ts";
+import { changes, layerXattrs, type Change, type LayerView } from "./changes.ts";
+import { compressor, type Compression } from "./compression.ts";
+import type { EntryType, TarHeader } from "./tarFormat.ts";
+import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./whiteout.ts";
+
+const READ_CHUNK = 1 << 20;
+
+const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO } = constants;
+const TYPES = new Map<number, EntryType>([
+  [S_IFREG, "file"],
+  [S_IFDIR, "dir"],
+  [S_IFLNK, "symlink"],
+  [S_IFCHR, "char"],
+  [S_IFBLK, "block"],
+  [S_IFIFO, "fifo"],
+]);
+
+/**
+ * Writes the layer of `view` to `out`, compressed as asked, and returns its diffID: the sha256 of
+ * the uncompressed tar.
+ */
+export async function writeLayer(view: LayerView, out: Writable, compression: Compression): Promise<string> {
+  const hash = createHash("sha256");
+  const tar = async function* () {
+    for (const chunk of layerChunks(changes(view))) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  };
+  const z = compressor(compression);
+  if (z) await pipeline(Readable.from(tar(), { objectMode: false }), z, out);
+  else await pipeline(Readable.from(tar(), { objectMode: false }), out);
+  return `sha256:${hash.digest("hex")}`;
+}
+
+/** The tar stream of a list of changes, chunk by chunk. */
+export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
+  /** First path written for each multiply-linked inode. */
+  const links = new Map<string, string>();
+  for (const c of list) {
+    if (c.kind === "D") {
+      yield encodeHeader(marker(sibling(c.path, WHITEOUT_PREFIX + basename(c.path))));
+      continue;
+    }
+    const st = c.stat!;
+    const type = TYPES.get(Number(st.mode) & S_IFMT);
+    if (!type) continue; // a socket
+    const dev = splitdev(st.rdev);
+    const h: TarHeader = {
+      path: c.path,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: type === "file" ? Number(st.size) : 0,
+      mtimeNs: st.mtimeNs,
+      linkpath: type === "symlink" ? readlinkSync(c.source!) : "",
+      devMajor: type === "char" || type === "block" ? dev.major : 0,
+      devMinor: type === "char" || type === "block" ? dev.minor : 0,
+      xattrs: layerXattrs(c.source!),
+    };
+    if (type !== "dir" && st.nlink > 1n) {
+      const inode = `${st.dev}:${st.ino}`;
+      const first = links.get(inode);
+      if (first !== undefined) {
+        yield encodeHeader({ ...h, type: "link", linkpath: first, size: 0, xattrs: new Map() });
+        continue;
+      }
+      links.set(inode, c.path);
+    }
+    yield encodeHeader(h);
+    if (type === "file") yield* fileChunks(c.source!, h.size, c.path);
+    if (c.opaque) yield encodeHeader(marker(`${c.path}/${OPAQUE_MARKER}`));
+  }
+  yield END_OF_ARCHIVE;
+}
+
+/** `size` bytes of the file at `source` and the padding after them. */
+function* fileChunks(source: string, size: number, path: string): Generator<Uint8Array> {
+  const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    for (let done = 0; done < size; ) {
+      // A fresh buffer each time: the consumer may still hold the previous one.
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - done));
+      const n = readSync(fd, buf, 0, buf.length, done);
+      if (n === 0) throw new StorError(`read /${path}`, "file shrank while the layer was written");
+      yield buf.subarray(0, n);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  yield padding(size);
+}
+
+/** An empty regular file with fixed metadata: how whiteouts and opaque markers are stored. */
+function marker(path: string): TarHeader {
+  return { path, type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtimeNs: 0n, linkpath: "", devMajor: 0, devMinor: 0, xattrs: new Map() };
+}
+
+const basename = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+const sibling = (path: string, name: string) => `${path.slice(0, path.lastIndexOf("/") + 1)}${name}`;

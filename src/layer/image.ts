@@ -1,0 +1,129 @@
+/**
+ * Finding an image's layers in a source: through an OCI image layout's `index.json` (nested
+ * indexes included, the manifest for this platform chosen as containerd's default matcher would)
+ * or a `docker save` archive's `manifest.json`. Every blob named by digest is verified on reading.
+ */
+import { createHash } from "node:crypto";
+import { InvalidArgumentError, NotFoundError, describe } from "../errors.ts";
+import { parseDigest } from "./digest.ts";
+import { readSmallFile, type ImageSource } from "./imageSource.ts";
+
+/** One layer blob: where it is in the source and, for OCI, the digest its bytes must have. */
+export interface LayerBlob {
+  path: string;
+  digest?: string;
+  size?: number;
+}
+
+/** What unpacking needs of an image. */
+export interface Image {
+  layers: LayerBlob[];
+  /** From the config's rootfs.diff_ids: the digests of the uncompressed layers, bottom first. */
+  diffIDs: string[];
+}
+
+interface Descriptor {
+  digest?: unknown;
+  size?: unknown;
+  platform?: { os?: unknown; architecture?: unknown; variant?: unknown };
+}
+
+/** This host's platform in OCI terms (GOARCH names). */
+export function hostPlatform(): { os: string; architecture: string; variant?: string } {
+  const arch: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loong64" };
+  return { os: "linux", architecture: arch[process.arch] ?? process.arch, ...(process.arch === "arm64" && { variant: "v8" }) };
+}
+
+/** The image in `source` for this platform. */
+export async function findImage(source: ImageSource): Promise<Image> {
+  if (source.has("index.json")) return ociImage(source);
+  if (source.has("manifest.json")) return dockerImage(source);
+  throw new InvalidArgumentError(`image source ${source.name}`, "neither an OCI image layout (index.json) nor a docker save archive (manifest.json)");
+}
+
+const blobPath = (digest: string) => `blobs/${digest.replace(":", "/")}`;
+
+/** Parses the JSON document at `path`. */
+async function readJson(source: ImageSource, path: string, data?: Buffer): Promise<unknown> {
+  try {
+    return JSON.parse((data ?? (await readSmallFile(source, path))).toString("utf8"));
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new InvalidArgumentError(`${path} in ${source.name}`, `invalid JSON: ${describe(err)}`);
+    throw err;
+  }
+}
+
+/** Reads and verifies the JSON blob `digest`. */
+async function readBlobJson(source: ImageSource, digest: unknown, what: string): Promise<Record<string, unknown>> {
+  const d = parseDigest(digest, what);
+  const data = await readSmallFile(source, blobPath(d.digest));
+  if (createHash(d.algorithm).update(data).digest("hex") !== d.hex) {
+    throw new InvalidArgumentError(`${what} ${d.digest} in ${source.name}`, "content does not match its digest");
+  }
+  return object(await readJson(source, blobPath(d.digest), data), `${what} ${d.digest}`);
+}
+
+function object(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidArgumentError(what, "not a JSON object");
+  return value as Record<string, unknown>;
+}
+
+function array(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw new InvalidArgumentError(what, "not a JSON array");
+  return value;
+}
+
+function matchesHost(d: Descriptor): boolean {
+  if (!d.platform) return true;
+  const host = hostPlatform();
+  const { os, architecture, variant } = d.platform;
+  return os === host.os && architecture === host.architecture && (variant === undefined || host.variant === undefined || variant === host.variant);
+}
+
+async function ociImage(source: ImageSource): Promise<Image> {
+  /** Manifests found for this platform, by digest. */
+  const found = new Map<string, Record<string, unknown>>();
+  const visit = async (index: Record<string, unknown>, what: string, depth: number) => {
+    if (depth > 4) throw new InvalidArgumentError(what, "indexes nested too deeply");
+    for (const entry of array(index.manifests, `${what}: manifests`)) {
+      const d = object(entry, `${what}: descriptor`) as Descriptor;
+      if (!matchesHost(d)) continue;
+      const doc = await readBlobJson(source, d.digest, "manifest");
+      if (Array.isArray(doc.manifests)) await visit(doc, `index ${String(d.digest)}`, depth + 1);
+      else found.set(String(d.digest), doc);
+    }
+  };
+  await visit(object(await readJson(source, "index.json"), "index.json"), "index.json", 0);
+  const manifest = single(found, source);
+  const config = await readBlobJson(source, object(manifest.config, "manifest config").digest, "config");
+  const layers = array(manifest.layers, "manifest layers").map((l, i) => {
+    const d = parseDigest(object(l, `layer ${i + 1}`).digest, `layer ${i + 1}`);
+    return { path: blobPath(d.digest), digest: d.digest, size: Number((l as Descriptor).size) || undefined };
+  });
+  return { layers, diffIDs: diffIDsOf(config, layers.length) };
+}
+
+async function dockerImage(source: ImageSource): Promise<Image> {
+  const entries = array(await readJson(source, "manifest.json"), "manifest.json").map((e) => object(e, "manifest.json entry"));
+  const byConfig = new Map(entries.map((e) => [String(e.Config), e]));
+  const entry = single(byConfig, source);
+  const config = object(await readJson(source, String(entry.Config)), `config ${String(entry.Config)}`);
+  const layers = array(entry.Layers, "manifest.json Layers").map((p) => ({ path: String(p) }));
+  return { layers, diffIDs: diffIDsOf(config, layers.length) };
+}
+
+/** The one image of a source; several distinct ones for this platform are ambiguous. */
+function single(images: Map<string, Record<string, unknown>>, source: ImageSource): Record<string, unknown> {
+  const { os, architecture } = hostPlatform();
+  if (images.size === 0) throw new NotFoundError(`image for ${os}/${architecture} in ${source.name}`);
+  if (images.size > 1) throw new InvalidArgumentError(`image source ${source.name}`, `holds ${images.size} different images for ${os}/${architecture}; unpack one at a time`);
+  return [...images.values()][0]!;
+}
+
+function diffIDsOf(config: Record<string, unknown>, layerCount: number): string[] {
+  const rootfs = object(config.rootfs, "config rootfs");
+  const ids = array(rootfs.diff_ids, "config rootfs.diff_ids").map((d, i) => parseDigest(d, `diff_id ${i + 1}`).digest);
+  if (ids.length !== layerCount) throw new InvalidArgumentError("image config", `${ids.length} diff_ids for ${layerCount} layers`);
+  if (ids.length === 0) throw new InvalidArgumentError("image config", "no layers");
+  return ids;
+}

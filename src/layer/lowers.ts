@@ -1,0 +1,42 @@
+/**
+ * The parent layers of an overlay snapshot, looked up as overlayfs looks them up: the nearest
+ * layer that has a name decides, a whiteout there means the name is gone, and a symlink or
+ * non-directory on the way hides whatever the layers below have under it.
+ */
+import { closeSync, fstatSync, type BigIntStats } from "node:fs";
+import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
+import { isOverlayWhiteout } from "./whiteout.ts";
+
+const ENOENT = 2;
+
+/** Read-only lookups in a snapshot's parents, nearest first; descriptors open on first use. */
+export class Lowers {
+  readonly #paths: readonly string[];
+  readonly #fds: number[] = [];
+
+  constructor(paths: readonly string[]) {
+    this.#paths = paths;
+  }
+
+  /** What the parents show at `path` (components joined by `/`): its lstat, or undefined. */
+  find(path: string): BigIntStats | undefined {
+    for (let i = 0; i < this.#paths.length; i++) {
+      this.#fds[i] ??= mustOpenat2(-100, this.#paths[i]!, O.PATH | O.DIRECTORY, 0, () => `open ${this.#paths[i]}`);
+      // No symlink is followed: overlayfs merges directories by name, not through links.
+      const fd = openat2(this.#fds[i]!, path, O.PATH | O.NOFOLLOW, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
+      if (fd === -ENOENT) continue;
+      if (fd < 0) return undefined; // ELOOP or ENOTDIR: hidden by a symlink or a file in this layer
+      try {
+        const st = fstatSync(fd, { bigint: true });
+        return isOverlayWhiteout(st) ? undefined : st;
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return undefined;
+  }
+
+  close(): void {
+    for (const fd of this.#fds) if (fd !== undefined) closeSync(fd);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Unpacking an image into a chain of committed snapshots named by chain ID, as containerd's
+ * unpacker names them, so that the two agree on names and stor skips what is already there.
+ * Each missing layer is applied to a fresh active snapshot, checked against the config's diffID
+ * and only then committed; a failure removes that active snapshot and leaves the rest alone.
+ */
+import { createHash } from "node:crypto";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
+import { log } from "../log.ts";
+import type { SnapshotService } from "../snapshot/service.ts";
+import { applyToSnapshot } from "./apply.ts";
+import { chainIDs, parseDigest } from "./digest.ts";
+import { findImage, type LayerBlob } from "./image.ts";
+import { openImageSource, type ImageSource } from "./imageSource.ts";
+
+/** What unpacking is doing, for a progress display. */
+export interface UnpackProgress {
+  /** 1-based number of the layer, and how many there are. */
+  layer: number;
+  layers: number;
+  chainID: string;
+  state: "exists" | "applying" | "done";
+  /** Bytes of the layer blob read so far, and its size when known. */
+  bytes: number;
+  size?: number;
+}
+
+/** Unpacks the image at `sourcePath` with `svc`'s snapshotter; returns the top chain ID. */
+export async function unpack(svc: SnapshotService, sourcePath: string, onProgress: (p: UnpackProgress) => void = () => {}): Promise<string> {
+  const source = await openImageSource(sourcePath);
+  try {
+    const image = await findImage(source);
+    const chain = chainIDs(image.diffIDs);
+    let parent: string | undefined;
+    for (const [i, chainID] of chain.entries()) {
+      const progress = (state: UnpackProgress["state"], bytes = 0) =>
+        onProgress({ layer: i + 1, layers: chain.length, chainID, state, bytes, size: image.layers[i]!.size });
+      if (isCommitted(svc, chainID)) progress("exists");
+      else await unpackLayer(svc, source, image.layers[i]!, image.diffIDs[i]!, chainID, parent, i + 1, progress);
+      parent = chainID;
+    }
+    return chain.at(-1)!;
+  } finally {
+    source.close();
+  }
+}
+
+function isCommitted(svc: SnapshotService, name: string): boolean {
+  try {
+    const info = svc.stat(name);
+    if (info.kind !== "committed") throw new PreconditionError(`snapshot "${name}"`, `is ${info.kind}, where unpack needs a committed layer`);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}
+
+async function unpackLayer(
+  svc: SnapshotService,
+  source: ImageSource,
+  blob: LayerBlob,
+  diffID: string,
+  chainID: string,
+  parent: string | undefined,
+  number: number,
+  progress: (state: UnpackProgress["state"], bytes?: number) => void,
+): Promise<void> {
+  const what = `layer ${number} (${blob.digest ?? blob.path})`;
+  const file = source.open(blob.path);
+  if (!file) throw new NotFoundError(`${what} in ${source.name}`);
+  // Unique among concurrent unpacks; the chain ID in it tells a human what it was for.
+  const key = `extract-${process.pid}-${Date.now()}-${chainID}`;
+  svc.prepare(key, parent);
+  try {
+    let bytes = 0;
+    const counted = async function* () {
+      const hash = blob.digest ? createHash(parseDigest(blob.digest, what).algorithm) : undefined;
+      for await (const chunk of file.stream) {
+        hash?.update(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+        progress("applying", bytes);
+        yield chunk as Buffer;
+      }
+      if (hash && `${blob.digest!.split(":")[0]}:${hash.digest("hex")}` !== blob.digest) {
+        throw new InvalidArgumentError("layer blob", "content does not match its digest");
+      }
+    };
+    const applied = await applyToSnapshot(svc, key, counted(), what);
+    if (applied.diffID !== diffID) throw new InvalidArgumentError(what, `diffID ${applied.diffID} does not match ${diffID} in the image config`);
+    try {
+      svc.commit(chainID, key);
+    } catch (err) {
+      // Another unpack committed the same layer meanwhile: use theirs.
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      svc.remove(key);
+    }
+    progress("done", bytes);
+  } catch (err) {
+    file.stream.destroy();
+    try {
+      svc.remove(key);
+    } catch (cleanup) {
+      // The first failure is the one to report; this one only leaves an active snapshot behind.
+      if (!(cleanup instanceof NotFoundError)) log.warn(`remove snapshot "${key}": ${describe(cleanup)}`);
+    }
+    throw err;
+  }
+}

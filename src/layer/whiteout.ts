@@ -1,0 +1,20 @@
+/**
+ * Deletions in the two forms stor meets: OCI layer whiteouts (`.wh.NAME` files and the opaque
+ * marker `.wh..wh..opq`) and overlayfs upper directories (a 0/0 character device for a deleted
+ * name, the `trusted.overlay.opaque` xattr on a directory that hides everything below it).
+ */
+import { constants, type BigIntStats } from "node:fs";
+
+export const WHITEOUT_PREFIX = ".wh.";
+/** Names with this prefix are whiteout metadata (AUFS's `.wh..wh.plnk` …), never files. */
+export const WHITEOUT_META_PREFIX = ".wh..wh.";
+export const OPAQUE_MARKER = ".wh..wh..opq";
+
+/** Overlayfs keeps its own bookkeeping under this prefix; layers never carry it. */
+export const OVERLAY_XATTR_PREFIX = "trusted.overlay.";
+export const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
+
+/** True for overlayfs's whiteout: a character device numbered 0/0. */
+export function isOverlayWhiteout(st: BigIntStats): boolean {
+  return (Number(st.mode) & constants.S_IFMT) === constants.S_IFCHR && st.rdev === 0n;
+}

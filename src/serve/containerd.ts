@@ -1,0 +1,196 @@
+/**
+ * containerd's snapshots gRPC service (`containerd.services.snapshots.v1.Snapshots`) over one
+ * {@link SnapshotService}: what containerd calls on a `[proxy_plugins]` snapshotter. Each call
+ * runs the service method the CLI runs, in the same SQLite transactions, so socket calls and
+ * stor commands serialise on the same locks and see the same snapshots.
+ *
+ * containerd's metadata layer names the snapshots it makes `NAMESPACE/ID/KEY`, and its garbage
+ * collector removes every snapshot of the snapshotter it does not know. So that it never deletes
+ * what a stor command made, Remove refuses keys of any other form (FailedPrecondition, which the
+ * collector logs and skips); those are removed with `stor snapshot rm`.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { fromJSON } from "@grpc/proto-loader";
+import { Root, common, parse } from "protobufjs";
+import { ExitCode, InvalidArgumentError, PreconditionError, StorError, describe } from "../errors.ts";
+import { log } from "../log.ts";
+import type { Info, SnapshotService } from "../snapshot/service.ts";
+import type { Mount } from "../sys/mount.ts";
+import { snapshotFilter } from "./filters.ts";
+import mountProto from "./mount.proto" with { type: "text" };
+import snapshotsProto from "./snapshots.proto" with { type: "text" };
+
+const SERVICE = "containerd.services.snapshots.v1.Snapshots";
+const WELL_KNOWN = ["google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"];
+/** Infos per List message: containerd's own server sends them in batches too. */
+const LIST_BATCH = 100;
+/** The shape of a key containerd's metadata layer makes: namespace, numeric id, the client's key. */
+const CONTAINERD_KEY = /^[^/]+\/\d+\/./s;
+
+/** The Snapshots service definition from the embedded schema, messages with snake_case fields. */
+export function snapshotsDefinition(): grpc.ServiceDefinition {
+  const root = new Root();
+  for (const file of WELL_KNOWN) root.addJSON(common.get(file)!.nested!);
+  for (const text of [mountProto, snapshotsProto]) parse(text, root, { keepCase: true });
+  const pkg = fromJSON(root.toJSON(), { keepCase: true, longs: Number, enums: String, defaults: true });
+  return pkg[SERVICE] as grpc.ServiceDefinition;
+}
+
+interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+
+/** Info as the schema has it. */
+interface ProtoInfo {
+  name: string;
+  parent: string;
+  kind: "UNKNOWN" | "VIEW" | "ACTIVE" | "COMMITTED";
+  created_at: Timestamp | null;
+  updated_at: Timestamp | null;
+  labels: Record<string, string>;
+}
+
+interface KeyRequest {
+  key: string;
+}
+interface CreateRequest extends KeyRequest {
+  parent: string;
+  labels: Record<string, string>;
+}
+interface CommitRequest extends CreateRequest {
+  name: string;
+}
+interface UpdateRequest {
+  info: ProtoInfo | null;
+  update_mask: { paths: string[] } | null;
+}
+interface ListRequest {
+  filters: string[];
+}
+
+/** An RFC 3339 time with up to nanoseconds, as the service records them, as a protobuf Timestamp. */
+function timestamp(rfc3339: string): Timestamp {
+  const m = /^(.*?)(?:\.(\d{1,9}))?Z$/.exec(rfc3339);
+  const ms = Date.parse(`${m?.[1] ?? rfc3339}Z`);
+  return { seconds: Math.floor(ms / 1000), nanos: Number((m?.[2] ?? "").padEnd(9, "0")) };
+}
+
+function protoInfo(i: Info): ProtoInfo {
+  return {
+    name: i.name,
+    parent: i.parent ?? "",
+    kind: i.kind === "active" ? "ACTIVE" : i.kind === "view" ? "VIEW" : "COMMITTED",
+    created_at: timestamp(i.created),
+    updated_at: timestamp(i.updated),
+    labels: i.labels,
+  };
+}
+
+const protoMounts = (mounts: readonly Mount[]) => ({
+  mounts: mounts.map((m) => ({ type: m.Type, source: m.Source, target: "", options: m.Options })),
+});
+
+/** The gRPC status of a thrown value: containerd's errdefs codes for stor's typed errors. */
+function grpcStatus(err: unknown): Partial<grpc.StatusObject> {
+  const code = err instanceof StorError ? err.code : ExitCode.internal;
+  const status = {
+    [ExitCode.invalid]: grpc.status.INVALID_ARGUMENT,
+    [ExitCode.notFound]: grpc.status.NOT_FOUND,
+    [ExitCode.exists]: grpc.status.ALREADY_EXISTS,
+    [ExitCode.precondition]: grpc.status.FAILED_PRECONDITION,
+  }[code as number];
+  return { code: status ?? grpc.status.UNKNOWN, details: describe(err) };
+}
+
+function failed(method: string, err: unknown): Partial<grpc.StatusObject> {
+  const status = grpcStatus(err);
+  if (status.code === grpc.status.UNKNOWN) log.error(`${method}: ${status.details}`);
+  else log.debug(`${method}: ${status.details}`);
+  return status;
+}
+
+/** A unary handler running `fn` on the request; whatever it throws becomes the call's status. */
+function unary<Req>(method: string, fn: (req: Req) => object): grpc.handleUnaryCall<Req, object> {
+  return (call, callback) => {
+    log.debug(`${method} ${JSON.stringify(call.request)}`);
+    let reply: object;
+    try {
+      reply = fn(call.request);
+    } catch (err) {
+      return callback(failed(method, err));
+    }
+    callback(null, reply);
+  };
+}
+
+/** The labels an Update sets: `paths` as containerd sends them, none or `labels` meaning all. */
+function labelChanges(current: Record<string, string>, wanted: Record<string, string>, paths: readonly string[]): Record<string, string> {
+  const changes: Record<string, string> = {};
+  for (const path of paths.length === 0 ? ["labels"] : paths) {
+    if (path === "labels") {
+      for (const k of Object.keys(current)) changes[k] = "";
+      Object.assign(changes, wanted);
+    } else if (path.startsWith("labels.")) {
+      const k = path.slice("labels.".length);
+      changes[k] = wanted[k] ?? "";
+    } else {
+      throw new InvalidArgumentError(`update path "${path}"`, "only labels and labels.KEY can be updated");
+    }
+  }
+  return changes;
+}
+
+/** The Snapshots service over `snapshots`, for {@link grpc.Server.addService}. */
+export function snapshotsService(snapshots: SnapshotService): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+  const parentOf = (req: CreateRequest) => req.parent || undefined;
+  const empty = {};
+  const implementation: grpc.UntypedServiceImplementation = {
+    Prepare: unary<CreateRequest>("Prepare", (r) => protoMounts(snapshots.prepare(r.key, parentOf(r), r.labels))),
+    View: unary<CreateRequest>("View", (r) => protoMounts(snapshots.view(r.key, parentOf(r), r.labels))),
+    Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
+    Commit: unary<CommitRequest>("Commit", (r) => {
+      // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
+      if (r.parent && r.parent !== snapshots.stat(r.key).parent) {
+        throw new PreconditionError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
+      }
+      snapshots.commit(r.name, r.key, r.labels);
+      return empty;
+    }),
+    Remove: unary<KeyRequest>("Remove", (r) => {
+      if (!CONTAINERD_KEY.test(r.key)) {
+        snapshots.stat(r.key); // a missing one is not found, as for any other key
+        throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
+      }
+      snapshots.remove(r.key);
+      return empty;
+    }),
+    Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),
+    Update: unary<UpdateRequest>("Update", (r) => {
+      if (!r.info) throw new InvalidArgumentError("update", "no snapshot info");
+      const key = r.info.name;
+      const changes = labelChanges(snapshots.stat(key).labels, r.info.labels, r.update_mask?.paths ?? []);
+      snapshots.updateLabels(key, changes);
+      return { info: protoInfo(snapshots.stat(key)) };
+    }),
+    List: (call: grpc.ServerWritableStream<ListRequest, object>) => {
+      let infos: Info[];
+      try {
+        const pass = snapshotFilter(call.request.filters);
+        infos = snapshots.list().filter(pass);
+      } catch (err) {
+        call.emit("error", failed("List", err));
+        return;
+      }
+      for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
+      call.end();
+    },
+    Usage: unary<KeyRequest>("Usage", (r) => snapshots.usage(r.key)),
+    Cleanup: unary<unknown>("Cleanup", () => {
+      const removed = snapshots.cleanup();
+      if (removed.length > 0) log.info(`cleanup removed ${removed.join(", ")}`);
+      return empty;
+    }),
+  };
+  return [snapshotsDefinition(), implementation];
+}

@@ -1,0 +1,132 @@
+/**
+ * containerd's filter expressions over snapshots, as the List call takes them: selectors
+ * `FIELD`, `FIELD==VALUE`, `FIELD!=VALUE` and `FIELD~=REGEXP`, joined by `,` (all must match);
+ * of several expressions, any may match. Fields are `name`, `parent`, `kind` (active, view,
+ * committed) and `labels.KEY`; a field or value with other characters is quoted with `"`, `/`
+ * or `|` (`labels."containerd.io/gc.root"`, `name~=/^sha256:/`).
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import type { Info } from "../snapshot/service.ts";
+
+/** Whether a snapshot passes. */
+export type SnapshotPredicate = (info: Info) => boolean;
+
+type Operator = "present" | "==" | "!=" | "~=";
+
+interface Selector {
+  path: string[];
+  op: Operator;
+  value: string;
+  re?: RegExp;
+}
+
+const FIELD_RUNE = /[A-Za-z0-9_]/;
+const QUOTES = new Set(['"', "/", "|"]);
+
+/** The predicate of `exprs`; none (or only empty ones) lets every snapshot pass. */
+export function snapshotFilter(exprs: readonly string[]): SnapshotPredicate {
+  const alternatives = exprs.filter((e) => e.trim() !== "").map(parseExpression);
+  if (alternatives.length === 0) return () => true;
+  return (info) => alternatives.some((selectors) => selectors.every((s) => matches(s, info)));
+}
+
+/** The value of field `path` of `info`, or undefined when it has none. */
+function field(info: Info, path: readonly string[]): string | undefined {
+  switch (path[0]) {
+    case "name":
+      return path.length === 1 ? info.name : undefined;
+    case "parent":
+      return path.length === 1 ? (info.parent ?? "") : undefined;
+    case "kind":
+      return path.length === 1 ? info.kind : undefined;
+    case "labels":
+      // containerd joins the rest, so `labels.a.b` names the label "a.b".
+      return path.length > 1 ? info.labels[path.slice(1).join(".")] : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function matches(s: Selector, info: Info): boolean {
+  const value = field(info, s.path);
+  switch (s.op) {
+    case "present":
+      return value !== undefined;
+    case "==":
+      return value === s.value;
+    case "!=":
+      return value !== s.value;
+    case "~=":
+      return value !== undefined && s.re!.test(value);
+  }
+}
+
+/** Parses one expression into its selectors. */
+function parseExpression(expr: string): Selector[] {
+  const fail = (why: string): never => {
+    throw new InvalidArgumentError(`filter "${expr}"`, why);
+  };
+  let i = 0;
+  const skipSpace = () => {
+    while (i < expr.length && /\s/.test(expr[i]!)) i++;
+  };
+  /** A quoted token starting at `i`: `"` takes JSON escapes, `/` and `|` take text as it is (`\/` for `/`). */
+  const quoted = (): string => {
+    const q = expr[i]!;
+    let j = i + 1;
+    while (j < expr.length && expr[j] !== q) j += expr[j] === "\\" ? 2 : 1;
+    if (j >= expr.length) fail(`unterminated quote at ${i}`);
+    const body = expr.slice(i + 1, j);
+    i = j + 1;
+    if (q !== '"') return body.replaceAll(`\\${q}`, q);
+    try {
+      return JSON.parse(`"${body}"`) as string;
+    } catch {
+      return fail(`bad escape in ${expr.slice(i - body.length - 2, i)}`);
+    }
+  };
+  const name = (): string => {
+    if (QUOTES.has(expr[i] ?? "")) return quoted();
+    const start = i;
+    while (i < expr.length && FIELD_RUNE.test(expr[i]!)) i++;
+    if (i === start) fail(`expected a field name at ${i}`);
+    return expr.slice(start, i);
+  };
+  const value = (): string => {
+    if (QUOTES.has(expr[i] ?? "")) return quoted();
+    const start = i;
+    while (i < expr.length && expr[i] !== "," && !/\s/.test(expr[i]!)) i++;
+    if (i === start) fail(`expected a value at ${i}`);
+    return expr.slice(start, i);
+  };
+
+  const selectors: Selector[] = [];
+  for (;;) {
+    skipSpace();
+    const path = [name()];
+    while (expr[i] === ".") {
+      i++;
+      path.push(name());
+    }
+    skipSpace();
+    const two = expr.slice(i, i + 2);
+    let s: Selector = { path, op: "present", value: "" };
+    if (two === "==" || two === "!=" || two === "~=") {
+      i += 2;
+      skipSpace();
+      s = { path, op: two, value: value() };
+      if (two === "~=") {
+        try {
+          s.re = new RegExp(s.value);
+        } catch (err) {
+          fail(`bad regular expression: ${(err as Error).message}`);
+        }
+      }
+    }
+    selectors.push(s);
+    skipSpace();
+    if (i >= expr.length) return selectors;
+    if (expr[i] !== ",") fail(`unexpected "${expr[i]}" at ${i}`);
+    i++;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * `stor serve`: containerd's snapshots API and Docker's volume plugin protocol, each on its unix
+ * socket, in one process until SIGTERM or SIGINT. Shutdown is graceful: both stop accepting, the
+ * calls in flight finish, the databases close and the socket files go. A second signal during
+ * shutdown gets the default action (the process ends at once).
+ */
+import { chmodSync, lstatSync, mkdirSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { dirname, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import type { Config } from "../config.ts";
+import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";
+import { log } from "../log.ts";
+import { openSnapshots } from "../snapshot/registry.ts";
+import type { SnapshotService } from "../snapshot/service.ts";
+import { VolumeService } from "../volume/service.ts";
+import { snapshotsService } from "./containerd.ts";
+import { dockerVolumeHandler } from "./dockerVolume.ts";
+
+/** What `stor serve` serves; at least one socket. */
+export interface ServeOptions {
+  /** Socket for containerd's snapshots API. */
+  containerd?: string;
+  /** Socket for Docker's volume plugin protocol. */
+  dockerVolume?: string;
+  /** The snapshotter behind the containerd socket (the configured default when not given). */
+  snapshotter?: string;
+}
+
+/** The largest request either protocol takes: keys and labels are a few KiB at most. */
+export const MAX_REQUEST_BYTES = 1 << 20;
+/** How long shutdown waits for calls in flight before cutting them off. */
+const SHUTDOWN_GRACE_MS = 30_000;
+
+type Stop = () => void | Promise<void>;
+
+/** Serves until SIGTERM or SIGINT, then shuts down gracefully. */
+export async function serve(config: Config, opts: ServeOptions): Promise<void> {
+  if (!opts.containerd && !opts.dockerVolume) throw new InvalidArgumentError("serve", "nothing to serve: give --containerd or --docker-volume");
+  // Undone in reverse: each server stops before its socket file goes and its database closes.
+  const undo: Stop[] = [];
+  // A bug in one call must not take both servers down with it.
+  const stray = (err: unknown) => log.error(`unhandled: ${describe(err)}`);
+  process.on("unhandledRejection", stray);
+  undo.push(() => void process.off("unhandledRejection", stray));
+  try {
+    if (opts.containerd) {
+      const snapshots = openSnapshots(config, opts.snapshotter);
+      undo.push(() => snapshots.close());
+      const socket = await claimSocket(opts.containerd);
+      undo.push(() => rmSync(socket, { force: true }));
+      undo.push(await serveContainerd(socket, snapshots));
+      log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
+    }
+    if (opts.dockerVolume) {
+      const volumes = new VolumeService(config);
+      undo.push(() => volumes.close());
+      const socket = await claimSocket(opts.dockerVolume);
+      undo.push(() => rmSync(socket, { force: true }));
+      undo.push(serveDockerVolume(socket, volumes));
+      log.info(`serving Docker volume plugin on ${socket}`);
+    }
+    log.info(`shutting down on ${await signalled()}`);
+  } finally {
+    for (const stop of undo.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        log.error(`shutdown: ${describe(err)}`);
+      }
+    }
+  }
+}
+
+/** Resolves with the name of the first SIGTERM or SIGINT. */
+function signalled(): Promise<string> {
+  return new Promise((done) => {
+    const on = (signal: string) => {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      done(signal);
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}
+
+/**
+ * Makes `path` free for a new socket and returns it absolute: its directory made, a socket file
+ * that nothing listens on (left by a killed server) removed. A live socket or another file is
+ * an error, never removed.
+ */
+async function claimSocket(path: string): Promise<string> {
+  const abs = resolve(path);
+  mkdirSync(dirname(abs), { recursive: true, mode: 0o755 });
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(abs).isSocket();
+  } catch {
+    return abs;
+  }
+  if (!isSocket) throw new AlreadyExistsError(`socket ${abs}`, "exists and is not a socket");
+  if (await listening(abs)) throw new AlreadyExistsError(`socket ${abs}`, "another server is listening on it");
+  rmSync(abs);
+  return abs;
+}
+
+function listening(socket: string): Promise<boolean> {
+  return new Promise((done) => {
+    const c = connect(socket);
+    c.once("connect", () => {
+      c.destroy();
+      done(true);
+    });
+    c.once("error", () => done(false));
+  });
+}
+
+/** Serves the snapshots API on `socket`; returns the graceful stop. */
+async function serveContainerd(socket: string, snapshots: SnapshotService): Promise<Stop> {
+  const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES });
+  server.addService(...snapshotsService(snapshots));
+  await new Promise<void>((done, fail) =>
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(err) : done())),
+  );
+  chmodSync(socket, 0o600); // containerd runs as root; nobody else gets to change its snapshots
+  return async () => {
+    const drained = new Promise<void>((done) => server.tryShutdown(() => done()));
+    if (!(await withinGrace(drained))) server.forceShutdown();
+  };
+}
+
+/** Serves the volume plugin on `socket`; returns the graceful stop. */
+function serveDockerVolume(socket: string, volumes: VolumeService): Stop {
+  const handle = dockerVolumeHandler(volumes);
+  const inFlight = new Set<Promise<Response>>();
+  const server = Bun.serve({
+    unix: socket,
+    maxRequestBodySize: MAX_REQUEST_BYTES,
+    fetch(req) {
+      const answer = handle(req);
+      inFlight.add(answer);
+      const done = () => inFlight.delete(answer);
+      answer.then(done, done); // never a second, unhandled, rejection
+      return answer;
+    },
+    error: (err) => Response.json({ Err: describe(err) }, { status: 500 }),
+  });
+  chmodSync(socket, 0o600); // dockerd runs as root; nobody else gets to mount volumes
+  return async () => {
+    void server.stop(); // no new connections; idle keep-alive ones are closed below
+    await withinGrace(Promise.allSettled(inFlight));
+    await server.stop(true);
+  };
+}
+
+/** Waits for `p`, but no longer than the shutdown grace; true when `p` settled in time. */
+async function withinGrace(p: Promise<unknown>): Promise<boolean> {
+  let timer: Timer | undefined;
+  const late = new Promise<false>((done) => (timer = setTimeout(done, SHUTDOWN_GRACE_MS, false)));
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * File operations on one name inside a directory held open by descriptor: the *at system calls.
+ * The directory was resolved safely once; each call here touches only `name` in it and never
+ * follows a symlink in that last component. Calls without an *at form (extended attributes,
+ * lstat, readdir) go through `/proc/self/fd/DIR/NAME`, which resolves to the same place.
+ */
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { libc, check, cstr, errno, SysError } from "./libc.ts";
+import { setXattr } from "./file.ts";
+import { O } from "./openat2.ts";
+
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_REMOVEDIR = 0x200;
+const ENOENT = 2;
+
+/** The path of `name` in directory `dir` through procfs, for calls that have no *at form. */
+export function procPath(dir: number, name: string): string {
+  return `/proc/self/fd/${dir}/${name}`;
+}
+
+/** lstat of `name` in `dir`, or undefined when nothing has that name. */
+export function lstatAt(dir: number, name: string): BigIntStats | undefined {
+  return lstatSync(procPath(dir, name), { bigint: true, throwIfNoEntry: false });
+}
+
+/** The names in directory `name` of `dir` (`.` for `dir` itself). */
+export function readdirAt(dir: number, name: string): string[] {
+  return readdirSync(procPath(dir, name));
+}
+
+/** The target of symlink `name` in `dir`. */
+export function readlinkAt(dir: number, name: string): string {
+  return readlinkSync(procPath(dir, name));
+}
+
+/** openat(2) of `name` in `dir` that never follows a symlink there; returns the descriptor. */
+export function openAt(dir: number, name: string, flags: number, mode: number, what: () => string): number {
+  return check(libc.openat(dir, cstr(name), flags | O.NOFOLLOW | O.CLOEXEC, mode), what);
+}
+
+export function mkdirAt(dir: number, name: string, mode: number, what: () => string): void {
+  check(libc.mkdirat(dir, cstr(name), mode), what);
+}
+
+export function symlinkAt(target: string, dir: number, name: string, what: () => string): void {
+  check(libc.symlinkat(cstr(target), dir, cstr(name)), what);
+}
+
+/** A hard link `newName` in `newDir` to `oldName` in `oldDir` (a symlink there is linked, not followed). */
+export function linkAt(oldDir: number, oldName: string, newDir: number, newName: string, what: () => string): void {
+  check(libc.linkat(oldDir, cstr(oldName), newDir, cstr(newName), 0), what);
+}
+
+/** Removes `name` (an empty directory when `isDir`); false when it did not exist. */
+export function unlinkAt(dir: number, name: string, isDir: boolean, what: () => string): boolean {
+  if (libc.unlinkat(dir, cstr(name), isDir ? AT_REMOVEDIR : 0) === 0) return true;
+  if (errno() === ENOENT) return false;
+  throw new SysError(what(), errno());
+}
+
+/** A device node or fifo (`mode` carries the type bits). */
+export function mknodAt(dir: number, name: string, mode: number, rdev: bigint, what: () => string): void {
+  check(libc.mknodat(dir, cstr(name), mode, rdev), what);
+}
+
+export function chownAt(dir: number, name: string, uid: number, gid: number, what: () => string): void {
+  check(libc.fchownat(dir, cstr(name), uid, gid, AT_SYMLINK_NOFOLLOW), what);
+}
+
+/** chmod that refuses symlinks instead of following them (glibc emulates the flag). */
+export function chmodAt(dir: number, name: string, mode: number, what: () => string): void {
+  check(libc.fchmodat(dir, cstr(name), mode, AT_SYMLINK_NOFOLLOW), what);
+}
+
+/** Access and modification times with nanoseconds, of the name itself, not a symlink's target. */
+export function setTimesAt(dir: number, name: string, atimeNs: bigint, mtimeNs: bigint, what: () => string): void {
+  const ts = new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
+  check(libc.utimensat(dir, cstr(name), ts, AT_SYMLINK_NOFOLLOW), what);
+}
+
+export function setXattrAt(dir: number, name: string, key: string, value: Uint8Array): void {
+  setXattr(procPath(dir, name), key, value);
+}
+
+/** glibc's makedev: the dev_t of a device number pair. */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+/** glibc's major and minor: the device number pair of a dev_t. */
+export function splitdev(dev: bigint): { major: number; minor: number } {
+  return {
+    major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n)),
+    minor: Number((dev & 0xffn) | ((dev >> 12n) & 0xffffff00n)),
+  };
+}

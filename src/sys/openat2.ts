@@ -1,0 +1,48 @@
+/**
+ * openat2(2): path resolution that the kernel confines to a directory. With RESOLVE_IN_ROOT the
+ * directory acts as `/` for the whole walk: `..` stops at it and absolute symlinks restart at
+ * it, so no name in a layer, however crafted, resolves to anything outside the snapshot.
+ */
+import { ptr } from "bun:ffi";
+import { libc, cstr, errno, retry, SysError } from "./libc.ts";
+
+const SYS_openat2 = 437;
+
+/** open(2) flags used with openat2 and openat. */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 0o1,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  DIRECTORY: 0o200000,
+  NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+/** `resolve` flags of struct open_how. */
+export const RESOLVE = {
+  NO_XDEV: 0x01,
+  NO_MAGICLINKS: 0x02,
+  NO_SYMLINKS: 0x04,
+  BENEATH: 0x08,
+  IN_ROOT: 0x10,
+} as const;
+
+/**
+ * Opens `path` relative to directory `dirFd` with `resolve` constraints. Returns the new file
+ * descriptor, or the negated errno when it fails, so that callers can treat ENOENT as an answer.
+ */
+export function openat2(dirFd: number, path: string, flags: number, resolve: number, mode = 0): number {
+  const how = new BigUint64Array([BigInt(flags | O.CLOEXEC), BigInt(mode), BigInt(resolve)]);
+  const name = cstr(path);
+  const fd = retry(() => Number(libc.syscall(SYS_openat2, dirFd, Number(ptr(name)), Number(ptr(how)), how.byteLength, 0, 0)));
+  return fd >= 0 ? fd : -errno();
+}
+
+/** Like {@link openat2}, but a failure throws a {@link SysError} naming `what`. */
+export function mustOpenat2(dirFd: number, path: string, flags: number, resolve: number, what: () => string): number {
+  const fd = openat2(dirFd, path, flags, resolve);
+  if (fd < 0) throw new SysError(what(), -fd);
+  return fd;
+}

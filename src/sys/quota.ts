@@ -1,0 +1,98 @@
+/**
+ * Project quotas, as XFS has them (ext4 with the `project` feature answers the same calls):
+ * a directory's project id through the FS_IOC_FSGETXATTR/FS_IOC_FSSETXATTR ioctls, and the
+ * project's block limit through quotactl_fd(2), which needs no device node.
+ */
+import { ptr } from "bun:ffi";
+import { libc, check, cstr, errno, SysError } from "./libc.ts";
+
+const O_RDONLY = 0;
+const O_DIRECTORY = 0o200000;
+const O_CLOEXEC = 0o2000000;
+
+// struct fsxattr: fsx_xflags u32, fsx_extsize u32, fsx_nextents u32, fsx_projid u32, pad[12].
+const FSXATTR_SIZE = 28;
+const FS_IOC_FSGETXATTR = 0x801c581f; // _IOR('X', 31, struct fsxattr)
+const FS_IOC_FSSETXATTR = 0x401c5820; // _IOW('X', 32, struct fsxattr)
+const FS_XFLAG_PROJINHERIT = 0x200;
+
+const SYS_quotactl_fd = 443;
+const PRJQUOTA = 2;
+const Q_XGETQSTAT = (0x5805 << 8) | PRJQUOTA; // QCMD(Q_XGETQSTAT, PRJQUOTA)
+const Q_XSETQLIM = (0x5804 << 8) | PRJQUOTA; // QCMD(Q_XSETQLIM, PRJQUOTA)
+const FS_QUOTA_PDQ_ACCT = 1 << 4;
+const FS_QUOTA_PDQ_ENFD = 1 << 5;
+
+// struct fs_disk_quota (112 bytes): d_version s8, d_flags s8, d_fieldmask u16, d_id u32,
+// d_blk_hardlimit u64, d_blk_softlimit u64, … in 512-byte basic blocks.
+const FS_DISK_QUOTA_SIZE = 112;
+const FS_DQUOT_VERSION = 1;
+const FS_PROJ_QUOTA = 2;
+const FS_DQ_BSOFT = 1 << 2;
+const FS_DQ_BHARD = 1 << 3;
+
+function openDir(path: string): number {
+  return check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${path}`);
+}
+
+function withDir<T>(path: string, fn: (fd: number) => T): T {
+  const fd = openDir(path);
+  try {
+    return fn(fd);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+function quotactl(fd: number, cmd: number, id: number, buf: Buffer): number {
+  return Number(libc.syscall(SYS_quotactl_fd, fd, cmd, id, ptr(buf), 0, 0));
+}
+
+/**
+ * True when the filesystem holding `dir` accounts and enforces project quotas (XFS mounted with
+ * `prjquota`, ext4 with the project feature and `prjquota`). Any refusal means no support.
+ */
+export function projectQuotaEnforced(dir: string): boolean {
+  return withDir(dir, (fd) => {
+    const stat = Buffer.alloc(128); // struct fs_quota_stat; qs_flags is the u16 at offset 2
+    if (quotactl(fd, Q_XGETQSTAT, 0, stat) < 0) return false;
+    const flags = stat.readUInt16LE(2);
+    return (flags & FS_QUOTA_PDQ_ACCT) !== 0 && (flags & FS_QUOTA_PDQ_ENFD) !== 0;
+  });
+}
+
+function getFsxattr(fd: number, path: string): Buffer {
+  const attr = Buffer.alloc(FSXATTR_SIZE);
+  check(libc.ioctl(fd, FS_IOC_FSGETXATTR, ptr(attr)), () => `get project id of ${path}`);
+  return attr;
+}
+
+/** The project id of directory `dir`. */
+export function projectId(dir: string): number {
+  return withDir(dir, (fd) => getFsxattr(fd, dir).readUInt32LE(12));
+}
+
+/** Puts directory `dir` in project `id`; what is created below it inherits the project. */
+export function setProjectId(dir: string, id: number): void {
+  withDir(dir, (fd) => {
+    const attr = getFsxattr(fd, dir);
+    attr.writeUInt32LE((attr.readUInt32LE(0) | FS_XFLAG_PROJINHERIT) >>> 0, 0);
+    attr.writeUInt32LE(id, 12);
+    check(libc.ioctl(fd, FS_IOC_FSSETXATTR, ptr(attr)), () => `set project id ${id} on ${dir}`);
+  });
+}
+
+/** Limits project `id` on the filesystem holding `dir` to `bytes` (hard and soft; 0 lifts the limit). */
+export function setProjectLimit(dir: string, id: number, bytes: number): void {
+  withDir(dir, (fd) => {
+    const q = Buffer.alloc(FS_DISK_QUOTA_SIZE);
+    const blocks = BigInt(Math.ceil(bytes / 512));
+    q.writeInt8(FS_DQUOT_VERSION, 0);
+    q.writeInt8(FS_PROJ_QUOTA, 1);
+    q.writeUInt16LE(FS_DQ_BHARD | FS_DQ_BSOFT, 2);
+    q.writeUInt32LE(id, 4);
+    q.writeBigUInt64LE(blocks, 8);
+    q.writeBigUInt64LE(blocks, 16);
+    if (quotactl(fd, Q_XSETQLIM, id, q) < 0) throw new SysError(`set quota limit of project ${id} on ${dir}`, errno());
+  });
+}

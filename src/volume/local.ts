@@ -1,0 +1,189 @@
+/**
+ * The local driver, as Docker's: volume `<name>` is the directory `<home>/<name>` (mode 0701,
+ * so other users reach nothing but what they are given a path to) holding the data in `_data`
+ * and its options in `opts.json`. With a type or device, the first active mount mounts the
+ * device on `_data` and the last unmounts it. `size` without a mount is a project quota on
+ * `_data` where the backing filesystem enforces project quotas.
+ */
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { StorError } from "../errors.ts";
+import { log } from "../log.ts";
+import { failpoint } from "../failpoint.ts";
+import { fsyncDir } from "../sys/file.ts";
+import { SysError } from "../sys/libc.ts";
+import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
+import { isMountPoint } from "../sys/mountinfo.ts";
+import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
+import { rfc3339 } from "../timefmt.ts";
+import type { DiscoveredVolume, DriverContext, VolumeDriver } from "./drivers.ts";
+import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
+import { isVolumeName } from "./name.ts";
+import type { VolumeStore } from "./volumeStore.ts";
+
+const DATA = "_data";
+const OPTS_FILE = "opts.json";
+/** Where a removed volume's directory goes before it is deleted; never a valid volume name. */
+const TRASH_PREFIX = ".rm-";
+
+/** The local driver over the volumes root `home`. */
+export class LocalDriver implements VolumeDriver {
+  readonly name = "local";
+  readonly scope = "local";
+  readonly #home: string;
+  readonly #store: VolumeStore;
+
+  constructor(ctx: DriverContext) {
+    this.#home = ctx.home;
+    this.#store = ctx.store;
+  }
+
+  path(name: string): string {
+    return join(this.#home, name, DATA);
+  }
+
+  create(name: string, options: Record<string, string>): void {
+    validateOptions(`volume "${name}"`, options, () => projectQuotaEnforced(this.#home));
+    const root = join(this.#home, name);
+    // A directory already there has no metadata (the service checked): a leftover of a create
+    // that did not finish. It becomes the volume, data and all.
+    const made = makeDir(root, 0o701);
+    try {
+      makeDir(this.path(name), 0o755);
+      const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
+      writeOpts(root, config);
+      if (config && config.Quota.Size > 0) this.#limit(name, config.Quota.Size);
+      fsyncDir(this.#home); // the directory is durable before the metadata that names it
+    } catch (err) {
+      if (made) rmSync(root, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Puts `_data` in a project of its own, limited to `bytes`. */
+  #limit(name: string, bytes: number): void {
+    // Project ids above the root's own, as Docker does: an administrator may give the root one.
+    const min = projectId(this.#home) + 1;
+    const id = this.#store.write(() => this.#store.reserveProject(name, min));
+    setProjectId(this.path(name), id);
+    setProjectLimit(this.#home, id, bytes);
+  }
+
+  remove(name: string): void {
+    const root = join(this.#home, name);
+    const config = readOpts(root);
+    unmountIfMounted(this.path(name));
+    // Renamed away first, so a crash never leaves half a volume under its name.
+    const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+    try {
+      renameSync(root, trash);
+    } catch (err) {
+      rmdirSync(trash);
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt it again
+    failpoint("volume-rm:renamed");
+    rmSync(trash, { recursive: true, force: true });
+    if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
+  }
+
+  async mount(name: string, active: number): Promise<number> {
+    const config = readOpts(join(this.#home, name));
+    if (!config || !needsMount(config)) return active;
+    const data = this.path(name);
+    // Mounted with no active mount: left by a crash; used as it is, as Docker does.
+    if (active === 0 && !isMountPoint(data)) {
+      const m = await mountOf(config);
+      log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${m.Options.join(",")}`);
+      mountFs(m, data);
+    }
+    return active + 1;
+  }
+
+  unmount(name: string, active: number): number {
+    const config = readOpts(join(this.#home, name));
+    if (!config || !needsMount(config)) return active;
+    const next = Math.max(0, active - 1);
+    if (next === 0) unmountIfMounted(this.path(name));
+    return next;
+  }
+
+  list(): string[] {
+    return readdirSync(this.#home, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && isVolumeName(e.name))
+      .map((e) => e.name)
+      .filter((n) => existsSync(this.path(n)) || existsSync(join(this.#home, n, OPTS_FILE)));
+  }
+
+  discovered(name: string): DiscoveredVolume {
+    const root = join(this.#home, name);
+    const config = readOpts(root);
+    // Docker's CreatedAt of a local volume is its directory's change time.
+    return { name, options: config ? fromOptsConfig(config) : {}, created: rfc3339(statSync(root).ctime) };
+  }
+
+  cleanup(): string[] {
+    const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
+    for (const t of trash) rmSync(t, { recursive: true, force: true });
+    return trash;
+  }
+}
+
+/** Makes directory `path` with exactly `mode`: true when made, false when a directory was there. */
+function makeDir(path: string, mode: number): boolean {
+  try {
+    mkdirSync(path, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    // Never a symlink: whatever is written below must stay inside the volumes root.
+    if (!lstatSync(path).isDirectory()) throw new StorError(`volume directory ${path}`, "exists and is not a directory");
+    return false;
+  }
+  chmodSync(path, mode); // not left to the umask
+  return true;
+}
+
+/** The options in `<root>/opts.json`, or undefined when it has none (Docker ignores an empty one). */
+function readOpts(root: string): OptsConfig | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(root, OPTS_FILE), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  let raw: Partial<OptsConfig>;
+  try {
+    raw = JSON.parse(text) as Partial<OptsConfig>;
+  } catch (err) {
+    throw new StorError(`volume options ${join(root, OPTS_FILE)}`, (err as Error).message);
+  }
+  // Missing fields are Go's zero values, as Docker reads the file.
+  const c = { MountType: raw.MountType ?? "", MountOpts: raw.MountOpts ?? "", MountDevice: raw.MountDevice ?? "", Quota: { Size: raw.Quota?.Size ?? 0 } };
+  return needsMount(c) || c.MountOpts || c.Quota.Size ? c : undefined;
+}
+
+/** Writes `<root>/opts.json` durably and atomically, or removes it when there are no options. */
+function writeOpts(root: string, config: OptsConfig | undefined): void {
+  const file = join(root, OPTS_FILE);
+  if (!config) return rmSync(file, { force: true });
+  const temp = `${file}.tmp`;
+  rmSync(temp, { force: true });
+  const fd = openSync(temp, "wx", 0o600);
+  try {
+    writeSync(fd, JSON.stringify(config));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+}
+
+/** Unmounts what is mounted on `path`; nothing when nothing is, or `path` is gone. */
+function unmountIfMounted(path: string): void {
+  try {
+    unmountFs(path);
+  } catch (err) {
+    if (!(err instanceof SysError && err.errno === 2)) throw err;
+  }
+}

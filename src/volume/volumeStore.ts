@@ -1,0 +1,183 @@
+/**
+ * The volume metadata store, `<root>/volumes/metadata.db`: volumes with their driver, creation
+ * time, labels and options, the references that hold them, the local driver's active-mount
+ * counts and the quota project ids it hands out. A daemon keeps references in memory; stor runs
+ * as separate processes, so they live here and change in transactions. It owns every SQL
+ * statement about volumes; callers group calls in {@link VolumeStore.write} or
+ * {@link VolumeStore.read} transactions.
+ */
+import type { Database } from "bun:sqlite";
+import { closeSync, openSync } from "node:fs";
+import { openDatabase } from "../db.ts";
+
+/** A volume's row with everything attached to it. */
+export interface VolumeRecord {
+  name: string;
+  driver: string;
+  /** RFC 3339, to the second, as docker prints CreatedAt. */
+  created: string;
+  labels: Record<string, string>;
+  options: Record<string, string>;
+  /** What holds the volume (e.g. container ids), sorted. */
+  refs: string[];
+  /** The driver's count of active mounts (the local driver mounts on the first, unmounts on the last). */
+  active: number;
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE volumes (
+     name TEXT PRIMARY KEY,
+     driver TEXT NOT NULL,
+     created TEXT NOT NULL,
+     active INTEGER NOT NULL DEFAULT 0 CHECK (active >= 0)
+   );
+   CREATE TABLE labels (
+     volume TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (volume, name)
+   );
+   CREATE TABLE options (
+     volume TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (volume, name)
+   );
+   CREATE TABLE refs (
+     volume TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,
+     ref TEXT NOT NULL,
+     PRIMARY KEY (volume, ref)
+   );
+   -- Reserved before the volume's row exists (the driver creates first), so no foreign key.
+   CREATE TABLE quota_projects (
+     volume TEXT PRIMARY KEY,
+     project INTEGER NOT NULL UNIQUE
+   );`,
+];
+
+type Row = { name: string; driver: string; created: string; active: number };
+type Pair = { volume: string; name: string; value: string };
+type RefRow = { volume: string; ref: string };
+
+/** Volume metadata. */
+export class VolumeStore {
+  readonly #db: Database;
+
+  constructor(path: string) {
+    // Options may carry passwords: the file (and SQLite's -wal and -shm, which copy its mode) is root's alone.
+    closeSync(openSync(path, "a", 0o600));
+    this.#db = openDatabase(path, MIGRATIONS);
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
+  write<T>(fn: () => T): T {
+    return this.#db.transaction(fn).immediate();
+  }
+
+  /** Runs `fn` in a read transaction: one consistent view of the database. */
+  read<T>(fn: () => T): T {
+    return this.#db.transaction(fn).deferred();
+  }
+
+  /** The volume `name`, or undefined. */
+  get(name: string): VolumeRecord | undefined {
+    const row = this.#db.query<Row, [string]>("SELECT name, driver, created, active FROM volumes WHERE name = ?").get(name);
+    if (!row) return undefined;
+    const pairs = (table: string) =>
+      this.#db.query<Pair, [string]>(`SELECT volume, name, value FROM ${table} WHERE volume = ? ORDER BY name`).all(name);
+    const refs = this.#db.query<{ ref: string }, [string]>("SELECT ref FROM refs WHERE volume = ? ORDER BY ref").all(name);
+    return { ...row, labels: toMap(pairs("labels")), options: toMap(pairs("options")), refs: refs.map((r) => r.ref) };
+  }
+
+  /** Every volume, ordered by name; a handful of queries however many there are. */
+  all(): VolumeRecord[] {
+    const rows = this.#db.query<Row, []>("SELECT name, driver, created, active FROM volumes ORDER BY name").all();
+    const byVolume = (table: string) => groupPairs(this.#db.query<Pair, []>(`SELECT volume, name, value FROM ${table} ORDER BY volume, name`).all());
+    const labels = byVolume("labels");
+    const options = byVolume("options");
+    const refs = groupRefs(this.#db.query<RefRow, []>("SELECT volume, ref FROM refs ORDER BY volume, ref").all());
+    return rows.map((r) => ({ ...r, labels: labels.get(r.name) ?? {}, options: options.get(r.name) ?? {}, refs: refs.get(r.name) ?? [] }));
+  }
+
+  /** Records a new volume (without references). */
+  insert(v: Omit<VolumeRecord, "refs" | "active">): void {
+    this.#db.query("INSERT INTO volumes (name, driver, created) VALUES (?, ?, ?)").run(v.name, v.driver, v.created);
+    const put = (table: string, map: Record<string, string>) => {
+      const q = this.#db.query(`INSERT INTO ${table} (volume, name, value) VALUES (?, ?, ?)`);
+      for (const [k, value] of Object.entries(map)) q.run(v.name, k, value);
+    };
+    put("labels", v.labels);
+    put("options", v.options);
+  }
+
+  /** Forgets volume `name` with its labels, options and references; false when it was not there. */
+  delete(name: string): boolean {
+    return this.#db.query("DELETE FROM volumes WHERE name = ?").run(name).changes > 0;
+  }
+
+  /** Adds reference `ref` to `name` and sets its active-mount count. */
+  addRef(name: string, ref: string, active: number): void {
+    this.#db.query("INSERT OR IGNORE INTO refs (volume, ref) VALUES (?, ?)").run(name, ref);
+    this.#db.query("UPDATE volumes SET active = ? WHERE name = ?").run(active, name);
+  }
+
+  /** Drops reference `ref` from `name` and sets its active-mount count. */
+  removeRef(name: string, ref: string, active: number): void {
+    this.#db.query("DELETE FROM refs WHERE volume = ? AND ref = ?").run(name, ref);
+    this.#db.query("UPDATE volumes SET active = ? WHERE name = ?").run(active, name);
+  }
+
+  /** Drops every reference and active-mount count; returns what was dropped, by volume. */
+  clearRefs(): Map<string, string[]> {
+    const dropped = groupRefs(this.#db.query<RefRow, []>("DELETE FROM refs RETURNING volume, ref").all());
+    for (const r of this.#db.query<{ name: string }, []>("UPDATE volumes SET active = 0 WHERE active != 0 RETURNING name").all()) {
+      if (!dropped.has(r.name)) dropped.set(r.name, []);
+    }
+    for (const refs of dropped.values()) refs.sort();
+    return dropped;
+  }
+
+  /**
+   * The quota project id of volume `name`: the one it was given before, else the next free one
+   * from `min` up. Kept until {@link releaseProject}, so a project id never serves two volumes.
+   */
+  reserveProject(name: string, min: number): number {
+    this.#db
+      .query("INSERT INTO quota_projects (volume, project) SELECT ?, max(?, coalesce(max(project) + 1, 0)) FROM quota_projects WHERE true ON CONFLICT (volume) DO NOTHING")
+      .run(name, min);
+    return this.#db.query<{ project: number }, [string]>("SELECT project FROM quota_projects WHERE volume = ?").get(name)!.project;
+  }
+
+  /** Frees the quota project id of `name`, if it has one. */
+  releaseProject(name: string): void {
+    this.#db.query("DELETE FROM quota_projects WHERE volume = ?").run(name);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function toMap(pairs: readonly Pair[]): Record<string, string> {
+  return Object.fromEntries(pairs.map((p) => [p.name, p.value]));
+}
+
+function groupRefs(rows: readonly RefRow[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of rows) {
+    const refs = out.get(r.volume);
+    if (refs) refs.push(r.ref);
+    else out.set(r.volume, [r.ref]);
+  }
+  return out;
+}
+
+function groupPairs(pairs: readonly Pair[]): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const p of pairs) {
+    let m = out.get(p.volume);
+    if (!m) out.set(p.volume, (m = {}));
+    m[p.name] = p.value;
+  }
+  return out;
+}

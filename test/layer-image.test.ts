@@ -1,0 +1,190 @@
+/**
+ * `stor unpack`: a three-layer image made here with GNU tar, as an OCI image layout (a nested
+ * index with a manifest for another platform besides this one) and as a `docker save` tarball,
+ * becomes a chain of committed snapshots named by chain ID whose mounted tree matches the image
+ * file by file. Bad images (wrong diffID, corrupt or altered blobs) are refused and leave no trace.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync, zstdCompressSync } from "node:zlib";
+import { TestRoot, isRoot, must, need } from "./helpers.ts";
+import { SNAPSHOTTERS, listing, oneLineError, sha256, viewListing } from "./layer-helpers.ts";
+
+const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" };
+const HOST = { os: "linux", architecture: ARCH[process.arch] ?? process.arch };
+const OTHER = { os: "linux", architecture: HOST.architecture === "s390x" ? "amd64" : "s390x" };
+const MT = {
+  index: "application/vnd.oci.image.index.v1+json",
+  manifest: "application/vnd.oci.image.manifest.v1+json",
+  config: "application/vnd.oci.image.config.v1+json",
+  gzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  zstd: "application/vnd.oci.image.layer.v1.tar+zstd",
+  none: "application/vnd.oci.image.layer.v1.tar",
+};
+
+/** A layer as the image holds it: its blob and the diffID of the tar inside. */
+interface Layer {
+  blob: Buffer;
+  diffID: string;
+  compression: "gzip" | "zstd" | "none";
+}
+
+function chainIDs(diffIDs: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIDs) out.push(out.length ? sha256(`${out.at(-1)} ${d}`) : d);
+  return out;
+}
+
+/** Writes an OCI image layout of `layers` to `dir`; `platforms` picks the manifests of its nested index. */
+function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; platforms?: (typeof HOST)[] } = {}): void {
+  mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+  const put = (data: Buffer | string) => {
+    const digest = sha256(data);
+    writeFileSync(join(dir, "blobs/sha256", digest.slice(7)), data);
+    return { digest, size: Buffer.byteLength(data) };
+  };
+  const config = put(JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: opts.diffIDs ?? layers.map((l) => l.diffID) }, config: {} }));
+  const manifest = put(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.manifest,
+      config: { mediaType: MT.config, ...config },
+      layers: layers.map((l) => ({ mediaType: MT[l.compression], ...put(l.blob) })),
+    }),
+  );
+  // The other platform's manifest is never written: choosing it would fail.
+  const descriptors = (opts.platforms ?? [OTHER, HOST]).map((p) =>
+    p === HOST ? { mediaType: MT.manifest, ...manifest, platform: p } : { mediaType: MT.manifest, digest: sha256("absent"), size: 6, platform: p },
+  );
+  const nested = put(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: descriptors }));
+  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MT.index, ...nested, annotations: { "org.opencontainers.image.ref.name": "test:1" } }] }));
+}
+
+/** Writes a `docker save` tarball of `tars` (uncompressed layers) to `file`; one layer is reached through a symlink. */
+function writeDockerSave(work: string, file: string, tars: Buffer[], diffIDs: string[]): void {
+  const dir = join(work, "docker-save");
+  const layers = tars.map((_, i) => `l${i + 1}/layer.tar`);
+  for (const [i, t] of tars.entries()) {
+    const real = i === tars.length - 1 ? `real${i + 1}` : `l${i + 1}`;
+    mkdirSync(join(dir, real), { recursive: true });
+    writeFileSync(join(dir, real, "layer.tar"), t);
+    if (real !== `l${i + 1}`) must(`mkdir -p ${dir}/l${i + 1} && ln -s ../${real}/layer.tar ${dir}/l${i + 1}/layer.tar`);
+  }
+  writeFileSync(join(dir, "cfg.json"), JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: diffIDs } }));
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify([{ Config: "cfg.json", RepoTags: ["test:1"], Layers: layers }]));
+  must(`tar -C ${dir} -cf ${file} .`);
+}
+
+/** The listing without directory times: deletions change those in the hand-made expected tree. */
+const settled = (lines: string[]) => lines.map((l) => l.split(" ")).map((f) => (f[1]!.startsWith("40") ? [...f.slice(0, 4), ...f.slice(5)] : f).join(" "));
+
+describe("unpack", () => {
+  const run = isRoot();
+  let work: string;
+  let scratch: TestRoot;
+  let layers: Layer[];
+  let chain: string[];
+  let expected: string[];
+  beforeAll(() => {
+    if (!run) return;
+    scratch = new TestRoot("stor-layer-img-");
+    work = scratch.dir("work");
+    must(`cd ${work} && mkdir -p s1/etc s1/bin s1/lib s1/usr/lib s1/var/empty s2/etc s2/bin s2/lib s2/opt/data s3/etc s3/bin s3/opt/data &&
+      echo ID=test > s1/etc/os-release && echo box > s1/etc/hostname && printf '#!/bin/sh\\n' > s1/bin/sh && chmod 755 s1/bin/sh &&
+      head -c 200000 /dev/urandom > s1/lib/libc.so && ln -s lib s1/lib64 &&
+      echo conf > s2/etc/app.conf && echo app > s2/bin/app && chown 1000:1000 s2/bin/app && chmod 4755 s2/bin/app &&
+      head -c 100000 /dev/urandom > s2/lib/libc.so && for i in $(seq 1 30); do echo $i > s2/opt/data/$i; done &&
+      touch s3/etc/.wh.os-release s3/bin/.wh.sh s3/opt/data/.wh..wh..opq && echo only > s3/opt/data/only &&
+      for i in 1 2 3; do tar --format=posix --pax-option=delete=atime,delete=ctime --sort=name --numeric-owner -C s$i -cf l$i.tar .; done &&
+      mkdir expected && cp -a s1/. expected/ && cp -a s2/. expected/ && rm expected/etc/os-release expected/bin/sh expected/opt/data/* &&
+      cp -a s3/. expected/ && rm expected/etc/.wh.os-release expected/bin/.wh.sh expected/opt/data/.wh..wh..opq`);
+    const tars = [1, 2, 3].map((i) => readFileSync(join(work, `l${i}.tar`)));
+    layers = [
+      { blob: gzipSync(tars[0]!), diffID: sha256(tars[0]!), compression: "gzip" },
+      { blob: zstdCompressSync(tars[1]!), diffID: sha256(tars[1]!), compression: "zstd" },
+      { blob: tars[2]!, diffID: sha256(tars[2]!), compression: "none" },
+    ];
+    chain = chainIDs(layers.map((l) => l.diffID));
+    expected = settled(listing(join(work, "expected")));
+    writeOci(join(work, "oci"), layers);
+    writeDockerSave(work, join(work, "image.tar"), tars, layers.map((l) => l.diffID));
+  });
+  afterAll(() => scratch?.close());
+
+  for (const sn of SNAPSHOTTERS) {
+    test(`on ${sn}: OCI layout, then docker save, give one chain named by chain ID`, () => {
+      if (!need(run, "needs root")) return;
+      const root = new TestRoot("stor-layer-unpack-");
+      try {
+        expect(root.ok(["-s", sn, "unpack", join(work, "oci")]).trim()).toBe(chain[2]!);
+        for (const [i, id] of chain.entries()) {
+          const info = JSON.parse(root.ok(["-s", sn, "snapshot", "info", id]));
+          expect(info.Kind).toBe("Committed");
+          expect(info.Parent).toBe(i ? chain[i - 1] : undefined);
+        }
+        expect(settled(viewListing(root, sn, chain[2]!))).toEqual(expected);
+        // The same layers from a docker save tarball: all there already, nothing new.
+        const before = root.ok(["-s", sn, "snapshot", "ls"]);
+        expect(root.ok(["-s", sn, "unpack", join(work, "image.tar")]).trim()).toBe(chain[2]!);
+        expect(root.ok(["-s", sn, "snapshot", "ls"])).toBe(before);
+      } finally {
+        root.close();
+      }
+      const fresh = new TestRoot("stor-layer-unpack-");
+      try {
+        expect(fresh.ok(["-s", sn, "unpack", join(work, "image.tar")]).trim()).toBe(chain[2]!);
+        expect(settled(viewListing(fresh, sn, chain[2]!))).toEqual(expected);
+      } finally {
+        fresh.close();
+      }
+    });
+  }
+
+  /** Unpacks a broken variant of the image: one line, exit 2, only the good bottom layer committed. */
+  function refused(name: string, variant: (dir: string) => void, message: RegExp): void {
+    test(name, () => {
+      if (!need(run, "needs root")) return;
+      const dir = join(work, name.replace(/\W+/g, "-"));
+      variant(dir);
+      const root = new TestRoot("stor-layer-bad-");
+      try {
+        const r = root.stor(["-s", "overlay", "unpack", dir]);
+        expect(r.code).toBe(2);
+        expect(oneLineError(r.stderr)).toBe(true);
+        expect(r.stderr).toMatch(message);
+        const keys = JSON.parse(root.ok(["-s", "overlay", "snapshot", "ls", "--format", "json"])).map((i: { Name: string }) => i.Name);
+        expect(keys).toEqual([chain[0]]);
+      } finally {
+        root.close();
+      }
+    });
+  }
+
+  refused("a wrong diffID is refused", (d) => writeOci(d, layers, { diffIDs: [layers[0]!.diffID, sha256("not this layer"), layers[2]!.diffID] }), /diffID sha256:\w+ does not match/);
+  refused("a truncated layer is refused", (d) => writeOci(d, [layers[0]!, { ...layers[1]!, blob: layers[1]!.blob.subarray(0, 2000) }, layers[2]!]), /zstd stream: truncated/);
+  refused(
+    "a blob that does not match its digest is refused",
+    (d) => {
+      writeOci(d, layers);
+      const path = join(d, "blobs/sha256", sha256(layers[1]!.blob).slice(7));
+      writeFileSync(path, zstdCompressSync(readFileSync(join(work, "l3.tar"))));
+    },
+    /does not match its digest|diffID/,
+  );
+
+  test("no manifest for this platform is not found (exit 3)", () => {
+    if (!need(run, "needs root")) return;
+    const dir = join(work, "other-platform");
+    writeOci(dir, layers, { platforms: [OTHER] });
+    const root = new TestRoot("stor-layer-bad-");
+    try {
+      const r = root.stor(["unpack", dir]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain(`image for ${HOST.os}/${HOST.architecture}`);
+    } finally {
+      root.close();
+    }
+  });
+});

@@ -1,0 +1,613 @@
+/**
+ * `stor serve` as containerd and Docker meet it: the two protocols spoken directly (what each
+ * daemon sends, malformed requests, limits, shutdown, locks shared with the CLI), then real
+ * daemons started here with their own roots and sockets: containerd with stor as its
+ * `[proxy_plugins]` snapshotter (ctr snapshots, an OCI image imported and unpacked through stor)
+ * and dockerd with stor as a volume plugin (a container using a stor volume).
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
+import type { Subprocess } from "bun";
+import * as grpc from "@grpc/grpc-js";
+import { snapshotsDefinition } from "../src/serve/containerd.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh, unmountBelow } from "./helpers.ts";
+
+// Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
+setDefaultTimeout(60_000);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function connectable(socket: string): Promise<boolean> {
+  return new Promise((done) => {
+    const c = connect(socket);
+    c.once("connect", () => {
+      c.destroy();
+      done(true);
+    });
+    c.once("error", () => done(false));
+  });
+}
+
+/** A process the tests started, its output in a log file; {@link Proc.stop} ends it. */
+class Proc {
+  readonly proc: Subprocess;
+  constructor(cmd: string[], readonly log: string) {
+    const fd = openSync(log, "a");
+    try {
+      this.proc = Bun.spawn({ cmd, stdin: "ignore", stdout: fd, stderr: fd });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Waits until `ready()` holds; throws with the log's tail if the process dies or time runs out. */
+  async until(ready: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await ready())) {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`exited ${this.proc.exitCode ?? this.proc.signalCode}: ${this.tail()}`);
+      if (Date.now() > end) throw new Error(`not ready after ${timeoutMs} ms: ${this.tail()}`);
+      await sleep(20);
+    }
+  }
+
+  tail(): string {
+    return existsSync(this.log) ? readFileSync(this.log, "utf8").trim().split("\n").slice(-8).join("\n") : "";
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null when killed). */
+  async stop(graceMs = 15_000): Promise<number | null> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill("SIGTERM");
+      const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
+      await this.proc.exited;
+      clearTimeout(timer);
+    }
+    return this.proc.exitCode;
+  }
+}
+
+/** `stor serve ARGS` on `root`, ready when every socket it names accepts connections. */
+async function startStor(root: TestRoot, args: string[], log = join(root.dir("logs"), "serve.log")): Promise<Proc> {
+  const p = new Proc([STOR, "--root", root.path, "--config", root.config, "--log-level", "debug", "serve", ...args], log);
+  const sockets = args.filter((a) => a.endsWith(".sock"));
+  await p.until(async () => (await Promise.all(sockets.map(connectable))).every(Boolean), 15_000);
+  return p;
+}
+
+/** A client of the snapshots API on `socket`, as containerd's proxy snapshotter calls it. */
+class SnapshotsClient {
+  readonly #client: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+  constructor(socket: string) {
+    const Client = grpc.makeGenericClientConstructor(snapshotsDefinition(), "Snapshots");
+    this.#client = new Client(`unix://${socket}`, grpc.credentials.createInsecure()) as never;
+  }
+
+  call(method: string, req: object): Promise<Record<string, any>> {
+    return new Promise((done, fail) => this.#client[method]!({ snapshotter: "stor", ...req }, (err: Error | null, res: Record<string, any>) => (err ? fail(err) : done(res))));
+  }
+
+  /** The names List streams, in order. */
+  list(filters: string[] = []): Promise<string[]> {
+    return new Promise((done, fail) => {
+      const names: string[] = [];
+      const stream = this.#client.List!({ snapshotter: "stor", filters }) as grpc.ClientReadableStream<unknown>;
+      stream.on("data", (m: { info: { name: string }[] }) => names.push(...m.info.map((i) => i.name)));
+      stream.on("error", fail);
+      stream.on("end", () => done(names));
+    });
+  }
+
+  /** Sends `bytes` as the request of `method`, unparsed. */
+  raw(method: string, bytes: Buffer): Promise<unknown> {
+    const path = `/containerd.services.snapshots.v1.Snapshots/${method}`;
+    return new Promise((done, fail) =>
+      this.#client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, (err, res) => (err ? fail(err) : done(res))),
+    );
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+/** POSTs `body` to the volume plugin on `socket`; returns the JSON answer and the status. */
+async function plugin(socket: string, endpoint: string, body?: unknown): Promise<{ status: number; json: Record<string, any> }> {
+  const r = await fetch(`http://localhost/${endpoint}`, { unix: socket, method: "POST", body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: r.status, json: (await r.json()) as Record<string, any> };
+}
+
+/** One request written as dockerd writes it (an empty Host header); returns the raw answer. */
+function asDockerd(socket: string, endpoint: string, body: string): Promise<string> {
+  return new Promise((done, fail) => {
+    let answer = "";
+    const c = connect(socket);
+    c.once("connect", () =>
+      c.write(`POST /${endpoint} HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: ${body.length}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nConnection: close\r\n\r\n${body}`),
+    );
+    c.on("data", (d) => (answer += d));
+    c.once("end", () => done(answer));
+    c.once("error", fail);
+  });
+}
+
+describe("the snapshots API, spoken directly", () => {
+  let root: TestRoot;
+  let serve: Proc;
+  let api: SnapshotsClient;
+  const cli = (...args: string[]) => root.stor(["snapshot", "-s", "native", ...args]);
+
+  beforeAll(async () => {
+    root = new TestRoot();
+    const socket = join(root.dir("run"), "snapshots.sock");
+    serve = await startStor(root, ["-s", "native", "--containerd", socket]);
+    api = new SnapshotsClient(socket);
+  });
+  afterAll(async () => {
+    api?.close();
+    await serve?.stop();
+    root?.close();
+  });
+
+  test("the calls containerd makes, and their answers", async () => {
+    const mounts = await api.call("Prepare", { key: "ns/1/a", labels: { "containerd.io/snapshot/x": "1" } });
+    expect(mounts.mounts).toEqual([{ type: "bind", source: expect.stringContaining("/snapshots/native/"), target: "", options: ["rbind", "rw"] }]);
+    await api.call("Commit", { name: "ns/2/base", key: "ns/1/a" });
+    await api.call("Prepare", { key: "ns/3/b", parent: "ns/2/base" });
+    const { info } = await api.call("Stat", { key: "ns/3/b" });
+    expect(info).toMatchObject({ name: "ns/3/b", parent: "ns/2/base", kind: "ACTIVE", labels: {} });
+    expect(Math.abs(info.created_at.seconds - Date.now() / 1000)).toBeLessThan(60);
+    expect((await api.call("Mounts", { key: "ns/3/b" })).mounts).toHaveLength(1);
+    expect((await api.call("View", { key: "ns/4/v", parent: "ns/2/base" })).mounts[0].options).toContain("ro");
+    expect(await api.call("Usage", { key: "ns/2/base" })).toEqual({ size: expect.any(Number), inodes: expect.any(Number) });
+    await api.call("Remove", { key: "ns/4/v" });
+    await api.call("Cleanup", {});
+    // What the socket made, the CLI sees.
+    expect(cli("ls").stdout).toMatch(/^ns\/2\/base\s+Committed\s*\nns\/3\/b\s+ns\/2\/base\s+Active\s*$/m);
+  });
+
+  test("stor's errors come back with containerd's codes", async () => {
+    await api.call("Prepare", { key: "ns/10/dup" });
+    const cases: [string, object, grpc.status][] = [
+      ["Prepare", { key: "ns/10/dup" }, grpc.status.ALREADY_EXISTS],
+      ["Prepare", { key: "ns/11/x", parent: "nosuch" }, grpc.status.NOT_FOUND],
+      ["Prepare", { key: "ns/11/x", parent: "ns/10/dup" }, grpc.status.FAILED_PRECONDITION],
+      ["Prepare", { key: "" }, grpc.status.INVALID_ARGUMENT],
+      ["Stat", { key: "nosuch" }, grpc.status.NOT_FOUND],
+      ["Mounts", { key: "ns/2/base" }, grpc.status.FAILED_PRECONDITION],
+      ["Commit", { name: "ns/12/c", key: "ns/2/base" }, grpc.status.FAILED_PRECONDITION],
+      ["Remove", { key: "ns/2/base" }, grpc.status.FAILED_PRECONDITION], // has children
+      ["Remove", { key: "ns/99/nosuch" }, grpc.status.NOT_FOUND],
+      ["Usage", { key: "nosuch" }, grpc.status.NOT_FOUND],
+      ["Update", { info: { name: "ns/10/dup", labels: {} }, update_mask: { paths: ["parent"] } }, grpc.status.INVALID_ARGUMENT],
+    ];
+    for (const [method, req, code] of cases) {
+      const err = await api.call(method, req).then(() => undefined, (e: grpc.ServiceError) => e);
+      expect([method, req, err?.code]).toEqual([method, req, code]);
+    }
+    await expect(api.list(["name=="])).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+  });
+
+  test("Update sets one label per labels.KEY path, all of them for `labels` or no path", async () => {
+    await api.call("Prepare", { key: "ns/20/l", labels: { a: "1", b: "2" } });
+    const update = (labels: Record<string, string>, paths?: string[]) =>
+      api.call("Update", { info: { name: "ns/20/l", labels }, update_mask: paths && { paths } }).then((r) => r.info.labels);
+    expect(await update({ c: "3", a: "ignored" }, ["labels.c"])).toEqual({ a: "1", b: "2", c: "3" });
+    expect(await update({}, ["labels.a"])).toEqual({ b: "2", c: "3" }); // absent: removed
+    expect(await update({ z: "26" }, ["labels"])).toEqual({ z: "26" });
+    expect(await update({ y: "25" })).toEqual({ y: "25" });
+    expect(JSON.parse(cli("info", "ns/20/l").stdout).Labels).toEqual({ y: "25" });
+  });
+
+  test("List streams everything in batches and takes containerd's filters", async () => {
+    for (let i = 0; i < 130; i++) await api.call("Prepare", { key: `ns/${100 + i}/many-${i}`, labels: i % 2 ? { "x.y/odd": "yes" } : {} });
+    cli("prepare", "mine");
+    const all = await api.list();
+    expect(all).toHaveLength(cli("ls").stdout.trim().split("\n").length - 1);
+    expect(all).toContain("mine"); // what the CLI made, the socket sees
+    expect(await api.list(["kind==committed"])).toEqual(["ns/2/base"]);
+    expect(await api.list(["parent==ns/2/base"])).toEqual(["ns/3/b"]);
+    expect(await api.list(['labels."x.y/odd"==yes,name~=many-1[0-9]$'])).toEqual(["ns/111/many-11", "ns/113/many-13", "ns/115/many-15", "ns/117/many-17", "ns/119/many-19"]);
+    expect(await api.list(["name==mine", "name==ns/3/b"])).toEqual(["mine", "ns/3/b"]);
+    expect(await api.list(['labels."x.y/odd"', "kind!=active"])).toHaveLength(65 + 1);
+  });
+
+  test("Remove refuses what containerd did not make, so its garbage collector cannot delete it", async () => {
+    cli("prepare", "cli-made");
+    await expect(api.call("Remove", { key: "cli-made" })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining("stor snapshot rm") });
+    expect(cli("info", "cli-made").code).toBe(0);
+  });
+
+  test("a malformed or oversized request is an error, and the server carries on", async () => {
+    await expect(api.raw("Prepare", Buffer.from([0x12, 0xff]))).rejects.toMatchObject({ code: grpc.status.INTERNAL });
+    await expect(api.call("Prepare", { key: "k".repeat(2 << 20) })).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+    await expect(api.call("Prepare", { key: "k".repeat(5000) })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    expect((await api.call("Stat", { key: "ns/2/base" })).info.kind).toBe("COMMITTED");
+  });
+});
+
+describe("the volume plugin protocol, spoken directly", () => {
+  let root: TestRoot;
+  let serve: Proc;
+  let socket: string;
+
+  beforeAll(async () => {
+    root = new TestRoot();
+    socket = join(root.dir("run"), "plugin.sock");
+    serve = await startStor(root, ["--docker-volume", socket]);
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    root?.close();
+  });
+
+  test("every call of the protocol, as dockerd sends it", async () => {
+    const activate = await asDockerd(socket, "Plugin.Activate", "");
+    expect(activate).toStartWith("HTTP/1.1 200");
+    expect(activate).toEndWith('{"Implements":["VolumeDriver"]}');
+    expect((await plugin(socket, "VolumeDriver.Capabilities", {})).json).toEqual({ Capabilities: { Scope: "local" } });
+    expect((await plugin(socket, "VolumeDriver.Create", { Name: "web", Opts: null })).json).toEqual({});
+    const path = join(root.path, "volumes/web/_data");
+    expect((await plugin(socket, "VolumeDriver.Get", { Name: "web" })).json).toEqual({
+      Volume: { Name: "web", Mountpoint: path, CreatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/), Status: {} },
+    });
+    expect((await plugin(socket, "VolumeDriver.Path", { Name: "web" })).json).toEqual({ Mountpoint: path });
+    root.ok(["volume", "create", "from-cli"]);
+    expect((await plugin(socket, "VolumeDriver.List")).json.Volumes.map((v: { Name: string }) => v.Name)).toEqual(["from-cli", "web"]);
+    expect(root.ok(["volume", "ls", "-q"])).toBe("from-cli\nweb\n");
+
+    // Docker's mount ID is the reference: the CLI cannot remove a volume a container uses.
+    expect((await plugin(socket, "VolumeDriver.Mount", { Name: "web", ID: "c0ffee" })).json).toEqual({ Mountpoint: path });
+    expect(root.stor(["volume", "rm", "web"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use - [c0ffee]") });
+    expect((await plugin(socket, "VolumeDriver.Remove", { Name: "web" })).json.Err).toContain("in use");
+    expect((await plugin(socket, "VolumeDriver.Unmount", { Name: "web", ID: "c0ffee" })).json).toEqual({});
+    expect((await plugin(socket, "VolumeDriver.Remove", { Name: "web" })).json).toEqual({});
+    expect(root.ok(["volume", "ls", "-q"])).toBe("from-cli\n");
+  });
+
+  test("failures are HTTP 200 with Err; malformed and oversized requests are refused, never fatal", async () => {
+    const cases: [string, string, RegExp][] = [
+      ["VolumeDriver.Get", '{"Name":"nosuch"}', /not found/],
+      ["VolumeDriver.Create", '{"Name":"x"}', /too short/],
+      ["VolumeDriver.Create", '{"Name":"../up"}', /invalid characters/],
+      ["VolumeDriver.Create", '{"Name":"ok","Opts":{"size":1}}', /Opts: must be an object of strings/],
+      ["VolumeDriver.Create", "{not json", /malformed JSON/],
+      ["VolumeDriver.Create", "[1,2]", /not a JSON object/],
+      ["VolumeDriver.Mount", '{"Name":"from-cli"}', /ID: must be a non-empty string/],
+      ["VolumeDriver.Remove", "{}", /Name: must be a non-empty string/],
+    ];
+    for (const [endpoint, body, err] of cases) {
+      const r = await fetch(`http://localhost/${endpoint}`, { unix: socket, method: "POST", body });
+      expect([endpoint, body, r.status, ((await r.json()) as { Err: string }).Err]).toEqual([endpoint, body, 200, expect.stringMatching(err)]);
+    }
+    expect((await plugin(socket, "VolumeDriver.Frobnicate", {})).status).toBe(404);
+    expect((await fetch("http://localhost/VolumeDriver.List", { unix: socket })).status).toBe(405);
+    const big = await fetch("http://localhost/VolumeDriver.Create", { unix: socket, method: "POST", body: "x".repeat(2 << 20) });
+    expect(big.status).toBe(413);
+    expect((await plugin(socket, "VolumeDriver.Get", { Name: "from-cli" })).json.Volume.Name).toBe("from-cli");
+  });
+});
+
+describe("serving manners", () => {
+  let root: TestRoot;
+  beforeAll(() => {
+    root = new TestRoot();
+  });
+  afterAll(() => root?.close());
+
+  test("nothing to serve is a usage error", () => {
+    expect(root.stor(["serve"])).toMatchObject({ code: 2, stderr: "stor: serve: nothing to serve: give --containerd or --docker-volume\n" });
+  });
+
+  test("a socket left by a killed server is replaced; a live one is refused", async () => {
+    const run = root.dir("run");
+    const socket = join(run, "snapshots.sock");
+    const first = await startStor(root, ["-s", "native", "--containerd", socket]);
+    first.proc.kill("SIGKILL");
+    await first.proc.exited;
+    expect(statSync(socket).isSocket()).toBe(true);
+    const second = await startStor(root, ["-s", "native", "--containerd", socket]);
+    try {
+      expect(root.stor(["-s", "native", "serve", "--containerd", socket])).toMatchObject({
+        code: 4,
+        stderr: expect.stringContaining("another server is listening on it"),
+      });
+      writeFileSync(join(run, "file.sock"), "");
+      expect(root.stor(["serve", "--docker-volume", join(run, "file.sock")]).stderr).toContain("exists and is not a socket");
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+
+  test("SIGTERM: the call waiting on a CLI lock finishes, then the databases close and the sockets go", async () => {
+    need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would");
+    if (!have("flock")) return;
+    const run = root.dir("run");
+    const [snapshots, volumes] = [join(run, "s.sock"), join(run, "v.sock")];
+    const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
+    root.ok(["volume", "create", "busy"]);
+    // The lock a stor process takes on a volume; the server must wait for it like any process.
+    const lock = join(root.path, "volumes/.locks/busy");
+    const holder = Bun.spawn(["flock", lock, "sleep", "1.5"]);
+    while (sh(["flock", "-n", lock, "true"]).code === 0) await sleep(10);
+    const t0 = performance.now();
+    const mounted = plugin(volumes, "VolumeDriver.Mount", { Name: "busy", ID: "r1" });
+    await sleep(300);
+    serve.proc.kill("SIGTERM");
+    expect((await mounted).json).toEqual({ Mountpoint: join(root.path, "volumes/busy/_data") });
+    expect(performance.now() - t0).toBeGreaterThan(1000);
+    expect(await serve.stop()).toBe(0);
+    await holder.exited;
+    expect([existsSync(snapshots), existsSync(volumes)]).toEqual([false, false]);
+    // A WAL file outlives its database only when the database was not closed.
+    expect(existsSync(join(root.path, "volumes/metadata.db-wal"))).toBe(false);
+    expect(existsSync(join(root.path, "snapshots/native/metadata.db-wal"))).toBe(false);
+    expect(root.ok(["volume", "unmount", "busy", "r1"])).toBe("");
+  });
+});
+
+/** An OCI image layout tarball of one layer (GNU tar, sha256 digests); returns it and the layer's chain id. */
+function ociImage(dir: string, name: string): { tarball: string; chainId: string } {
+  const layer = join(dir, "layer");
+  const oci = join(dir, "oci");
+  mkdirSync(join(layer, "etc"), { recursive: true });
+  mkdirSync(join(oci, "blobs/sha256"), { recursive: true });
+  writeFileSync(join(layer, "etc/greeting"), "hello from stor\n");
+  writeFileSync(join(layer, "run.sh"), "#!/bin/sh\necho ran\n", { mode: 0o755 });
+  must(`tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C ${layer} -cf ${dir}/layer.tar .`);
+  const blob = (bytes: Buffer | string, mediaType: string) => {
+    const hex = createHash("sha256").update(bytes).digest("hex");
+    writeFileSync(join(oci, "blobs/sha256", hex), bytes);
+    return { mediaType, digest: `sha256:${hex}`, size: Buffer.byteLength(bytes) };
+  };
+  const layerBlob = blob(readFileSync(join(dir, "layer.tar")), "application/vnd.oci.image.layer.v1.tar");
+  const platform = { architecture: process.arch === "x64" ? "amd64" : process.arch, os: "linux" };
+  const config = blob(JSON.stringify({ ...platform, config: {}, rootfs: { type: "layers", diff_ids: [layerBlob.digest] } }), "application/vnd.oci.image.config.v1+json");
+  const manifest = blob(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [layerBlob] }), "application/vnd.oci.image.manifest.v1+json");
+  const index = { schemaVersion: 2, manifests: [{ ...manifest, platform, annotations: { "io.containerd.image.name": name } }] };
+  writeFileSync(join(oci, "index.json"), JSON.stringify(index));
+  writeFileSync(join(oci, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  const tarball = join(dir, "image.tar");
+  must(`tar -C ${oci} -cf ${tarball} oci-layout index.json blobs`);
+  // One layer: its chain id is its diff id.
+  return { tarball, chainId: layerBlob.digest };
+}
+
+/** containerd with its own root, state and sockets below `dir`, and stor as proxy snapshotter `stor`. */
+async function startContainerd(dir: string, storSocket: string): Promise<{ proc: Proc; socket: string }> {
+  const socket = join(dir, "containerd.sock");
+  const config = join(dir, "config.toml");
+  writeFileSync(
+    config,
+    `version = 2
+root = "${join(dir, "root")}"
+state = "${join(dir, "state")}"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "${socket}"
+[ttrpc]
+  address = "${socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[proxy_plugins.stor]
+  type = "snapshot"
+  address = "${storSocket}"
+`,
+  );
+  const proc = new Proc(["containerd", "--config", config], join(dir, "containerd.log"));
+  await proc.until(() => connectable(socket));
+  return { proc, socket };
+}
+
+for (const snapshotter of ["overlay", "native"]) {
+  describe(`containerd with stor (${snapshotter}) as its proxy snapshotter`, () => {
+    let root: TestRoot;
+    let serve: Proc | undefined;
+    let containerd: Proc | undefined;
+    let csock = "";
+    let target = "";
+    let ready = false;
+    const ctr = (...args: string[]) => sh(["ctr", "-a", csock, ...args]);
+    const snaps = (...args: string[]) => ctr("snapshots", "--snapshotter", "stor", ...args);
+    const okSnaps = (...args: string[]) => {
+      const r = snaps(...args);
+      if (r.code !== 0) throw new Error(`ctr snapshots ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const cli = (...args: string[]) => root.ok(["-s", snapshotter, ...args]);
+    /** The key stor keeps for containerd's `key`: `NAMESPACE/ID/key`. */
+    const storKey = (key: string) => {
+      const names = (JSON.parse(cli("snapshot", "ls", "--format", "json")) as { Name: string }[]).map((i) => i.Name);
+      const hit = names.find((n) => /^default\/\d+\//.test(n) && n.replace(/^default\/\d+\//, "") === key);
+      if (!hit) throw new Error(`no stor snapshot for "${key}" in ${names.join(", ")}`);
+      return hit;
+    };
+    const withMount = <T>(key: string, fn: (dir: string) => T): T => {
+      cli("mount", storKey(key), target);
+      try {
+        return fn(target);
+      } finally {
+        cli("unmount", target);
+      }
+    };
+
+    beforeAll(async () => {
+      if (!need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root")) return;
+      root = new TestRoot();
+      target = root.dir("mnt");
+      const storSocket = join(root.dir("run"), "stor.sock");
+      serve = await startStor(root, ["-s", snapshotter, "--containerd", storSocket]);
+      const c = await startContainerd(root.dir("containerd"), storSocket);
+      containerd = c.proc;
+      csock = c.socket;
+      ready = true;
+    }, 90_000);
+    afterAll(async () => {
+      await containerd?.stop();
+      await serve?.stop();
+      if (root) {
+        unmountBelow(`${root.path}-`);
+        root.close();
+      }
+    }, 60_000);
+
+    test("ctr snapshots prepare, mounts, commit, view, info, usage, ls, rm go through stor", () => {
+      if (!ready) return;
+      okSnaps("prepare", "a");
+      expect(cli("snapshot", "info", storKey("a"))).toContain('"Kind": "Active"');
+      withMount("a", (d) => writeFileSync(join(d, "file"), "x".repeat(8192)));
+      expect(okSnaps("usage", "-b", "a")).toMatch(/^a\s+(\d+)\s+2\s*$/m);
+      okSnaps("commit", "base", "a");
+      expect(cli("snapshot", "info", storKey("base"))).toContain('"Kind": "Committed"');
+      expect(okSnaps("usage", "-b", "base")).toMatch(/^base\s+(1[2-9]|[2-9]\d)\d{3}\s+2\s*$/m);
+      okSnaps("view", "v", "base");
+      expect(okSnaps("mounts", "/target", "v")).toMatch(/^mount -t \S+ \S+ \/target -o \S*\bro\b/);
+      expect(withMount("v", (d) => readFileSync(join(d, "file"), "utf8"))).toHaveLength(8192);
+      okSnaps("prepare", "b", "base");
+      expect(JSON.parse(okSnaps("info", "b"))).toMatchObject({ Kind: "Active", Name: "b", Parent: "base" });
+      expect(JSON.parse(cli("snapshot", "info", storKey("b"))).Parent).toBe(storKey("base"));
+      expect(okSnaps("ls")).toMatch(/^b\s+base\s+Active\s*$/m);
+      okSnaps("rm", "v");
+      // containerd forgets at once; its garbage collector then removes stor's snapshot.
+      expect(okSnaps("ls")).not.toMatch(/^v\s/m);
+    });
+
+    test("what one side changes, the other sees", async () => {
+      if (!ready) return;
+      okSnaps("label", "b", "containerd.io/snapshot/from-ctr=1");
+      expect(JSON.parse(cli("snapshot", "info", storKey("b"))).Labels).toMatchObject({ "containerd.io/snapshot/from-ctr": "1" });
+      cli("snapshot", "label", storKey("b"), "from-stor=2");
+      expect(JSON.parse(okSnaps("info", "b")).Labels).toMatchObject({ "from-stor": "2", "containerd.io/snapshot/from-ctr": "1" });
+      withMount("b", (d) => writeFileSync(join(d, "more"), "y".repeat(4096)));
+      expect(okSnaps("usage", "-b", "b")).toMatch(/^b\s+\d{4,}\s+\d+\s*$/m);
+      // A stor error reaches ctr with its code: mounts of a committed snapshot, a key removed behind containerd's back.
+      expect(snaps("mounts", "/t", "base").stderr).toContain("failed precondition");
+      okSnaps("prepare", "gone");
+      cli("snapshot", "rm", storKey("gone"));
+      expect(snaps("info", "gone").stderr).toContain("not found");
+    });
+
+    test("containerd's garbage collector leaves snapshots stor's CLI made", async () => {
+      if (!ready) return;
+      cli("snapshot", "prepare", "mine");
+      okSnaps("prepare", "temp");
+      const temp = storKey("temp");
+      okSnaps("rm", "temp");
+      for (let i = 0; i < 200 && cli("snapshot", "ls").includes(temp); i++) await sleep(50);
+      expect(cli("snapshot", "ls")).not.toContain(temp);
+      expect(cli("snapshot", "info", "mine")).toContain('"Kind": "Active"');
+      expect(readFileSync(containerd!.log, "utf8")).toContain("not made through containerd");
+    });
+
+    test("ctr images import unpacks an OCI image through stor; its rootfs mounts with the files", () => {
+      if (!ready) return;
+      const { tarball, chainId } = ociImage(root.dir("image"), `docker.io/library/stor-test-${snapshotter}:1`);
+      const imported = ctr("images", "import", "--snapshotter", "stor", tarball);
+      expect(imported.code, imported.stderr).toBe(0);
+      expect(ctr("images", "ls", "-q").stdout).toContain(`stor-test-${snapshotter}:1`);
+      expect(JSON.parse(cli("snapshot", "info", storKey(chainId))).Kind).toBe("Committed");
+      okSnaps("view", "rootfs", chainId);
+      expect(okSnaps("mounts", "/rootfs", "rootfs")).toContain("/rootfs");
+      withMount("rootfs", (d) => {
+        expect(readFileSync(join(d, "etc/greeting"), "utf8")).toBe("hello from stor\n");
+        expect(statSync(join(d, "run.sh")).mode & 0o777).toBe(0o755);
+      });
+      okSnaps("rm", "rootfs");
+    });
+  });
+}
+
+/** A tiny image rootfs: /bin/sh and the libraries it loads, found with ldd. */
+function shellRootfs(dir: string): string {
+  const libs = must("ldd /bin/sh").match(/\/\S+/g) ?? [];
+  for (const f of ["/bin/sh", ...libs]) {
+    mkdirSync(join(dir, dirname(f)), { recursive: true });
+    must(`cp -L ${f} ${join(dir, f)}`);
+  }
+  const tarball = `${dir}.tar`;
+  must(`tar -C ${dir} -cf ${tarball} .`);
+  return tarball;
+}
+
+describe("dockerd with stor as its volume plugin", () => {
+  const PLUGIN = `stor-test-${process.pid}`;
+  const SPEC = `/etc/docker/plugins/${PLUGIN}.spec`;
+  const IMAGE = `${PLUGIN}:1`;
+  let root: TestRoot;
+  let serve: Proc | undefined;
+  let dockerd: Proc | undefined;
+  let dir = "";
+  let ready = false;
+  const docker = (...args: string[]) => sh(["docker", "-H", `unix://${join(dir, "docker.sock")}`, ...args]);
+  const okDocker = (...args: string[]) => {
+    const r = docker(...args);
+    if (r.code !== 0) throw new Error(`docker ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+
+  beforeAll(async () => {
+    if (!need(isRoot() && have("dockerd") && have("docker"), "dockerd and docker (Debian docker.io), as root")) return;
+    root = new TestRoot();
+    dir = root.dir("docker");
+    const socket = join(root.dir("run"), "plugin.sock");
+    serve = await startStor(root, ["--docker-volume", socket]);
+    // dockerd finds plugins only in fixed places; a spec file there points at our socket.
+    mkdirSync(dirname(SPEC), { recursive: true });
+    writeFileSync(SPEC, `unix://${socket}\n`);
+    writeFileSync(join(dir, "daemon.json"), "{}\n"); // the host's /etc/docker/daemon.json does not apply
+    dockerd = new Proc(
+      ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"),
+        "-H", `unix://${join(dir, "docker.sock")}`, "--pidfile", join(dir, "docker.pid"), "--config-file", join(dir, "daemon.json")],
+      join(dir, "dockerd.log"),
+    );
+    await dockerd.until(() => docker("version").code === 0, 120_000);
+    okDocker("import", shellRootfs(root.dir("rootfs")), IMAGE);
+    ready = true;
+  }, 180_000);
+  afterAll(async () => {
+    if (dockerd) {
+      const all = docker("ps", "-aq").stdout.trim();
+      if (all) docker("rm", "-f", ...all.split("\n"));
+      await dockerd.stop(30_000);
+    }
+    await serve?.stop();
+    rmSync(SPEC, { force: true });
+    if (root) {
+      unmountBelow(`${root.path}-`);
+      root.close();
+    }
+  }, 90_000);
+
+  test("docker volume create -d, inspect, ls and rm use stor's volumes", () => {
+    if (!ready) return;
+    expect(okDocker("volume", "create", "-d", PLUGIN, "shared")).toBe("shared\n");
+    const [v] = JSON.parse(okDocker("volume", "inspect", "shared"));
+    expect(v).toMatchObject({ Name: "shared", Driver: PLUGIN, Mountpoint: join(root.path, "volumes/shared/_data"), Scope: "local" });
+    expect(root.ok(["volume", "ls", "-q"])).toContain("shared\n");
+    root.ok(["volume", "create", "made-by-stor"]);
+    expect(okDocker("volume", "ls")).toMatch(new RegExp(`^${PLUGIN}\\s+made-by-stor$`, "m"));
+    okDocker("volume", "rm", "shared", "made-by-stor");
+    expect(root.ok(["volume", "ls", "-q"])).toBe("");
+  });
+
+  test("a container mounts a stor volume through the plugin and unmounts it when it goes", () => {
+    if (!ready) return;
+    okDocker("volume", "create", "-d", PLUGIN, "data");
+    // -i keeps the shell's stdin open, so `read` holds the container (and its mount) until rm -f.
+    const id = okDocker("run", "-d", "-i", "--network", "none", "-v", "data:/data", IMAGE, "/bin/sh", "-c", "echo written >/data/f; read x").trim();
+    const file = join(root.path, "volumes/data/_data/f");
+    for (let i = 0; i < 100 && !existsSync(file); i++) Bun.sleepSync(50);
+    expect(readFileSync(file, "utf8")).toBe("written\n");
+    expect(root.stor(["volume", "rm", "data"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use") });
+    expect(docker("volume", "rm", "data").stderr).toContain("in use");
+    okDocker("rm", "-f", id);
+    okDocker("volume", "rm", "data");
+    expect(root.ok(["volume", "ls", "-q"])).toBe("");
+  });
+});

@@ -1,0 +1,86 @@
+/** Many stor processes on one volume root at once: exact results, and never a locking error. */
+import { afterEach, expect, test } from "bun:test";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { STOR, TestRoot, have, isRoot, need, sh, type Result } from "./helpers.ts";
+
+let r: TestRoot | undefined;
+afterEach(() => {
+  r?.close();
+  r = undefined;
+});
+
+const failures = (res: Result[]) => res.filter((x) => x.code !== 0 || x.stderr !== "");
+const volumeDirs = (root: TestRoot) => readdirSync(join(root.path, "volumes")).filter((n) => !n.startsWith(".") && n !== "metadata.db").sort();
+
+test("50 parallel creates of one name on a fresh root: all succeed, one volume", async () => {
+  r = new TestRoot();
+  const res = await r.parallel(Array.from({ length: 50 }, () => ["volume", "create", "--label", "k=v", "same"]));
+  expect(failures(res)).toEqual([]);
+  expect(res.every((x) => x.stdout === "same\n")).toBe(true);
+  expect(r.ok(["volume", "ls", "-q"])).toBe("same\n");
+  expect(JSON.parse(r.ok(["volume", "inspect", "same"]))[0].Labels).toEqual({ k: "v" });
+  expect(volumeDirs(r)).toEqual(["same"]);
+}, 120_000);
+
+test("50 parallel creates of 50 names on a fresh root: all succeed, each once", async () => {
+  r = new TestRoot();
+  const names = Array.from({ length: 50 }, (_, i) => `v${i}`);
+  const res = await r.parallel(names.map((n) => ["volume", "create", n]));
+  expect(failures(res)).toEqual([]);
+  expect(res.map((x) => x.stdout)).toEqual(names.map((n) => `${n}\n`));
+  expect(r.ok(["volume", "ls", "-q"])).toBe(names.join("\n") + "\n");
+  expect(volumeDirs(r)).toEqual([...names].sort());
+}, 120_000);
+
+test("work on one volume waits for the process holding it; other volumes do not", async () => {
+  if (!need(have("flock"), "flock(1) holds a volume's lock as another stor process would")) return;
+  r = new TestRoot();
+  r.ok(["volume", "ls"]); // makes the lock directory
+  const lockFile = join(r.path, "volumes/.locks/held");
+  sh(["touch", lockFile]);
+  const holder = Bun.spawn(["flock", lockFile, "sleep", "3"]);
+  while (sh(["flock", "-n", lockFile, "true"]).code === 0) await Bun.sleep(10);
+  const spawn = (name: string) => Bun.spawn([STOR, "--root", r!.path, "--config", r!.config, "volume", "create", name], { stdout: "pipe", stderr: "pipe" });
+  const waiting = Array.from({ length: 5 }, () => spawn("held"));
+  const other = spawn("other");
+  expect(await other.exited).toBe(0);
+  await Bun.sleep(500);
+  expect(waiting.map((p) => p.exitCode)).toEqual(Array(5).fill(null)); // still waiting for the lock
+  expect(r.ok(["volume", "ls", "-q"])).toBe("other\n");
+  await holder.exited;
+  expect(await Promise.all(waiting.map((p) => p.exited))).toEqual(Array(5).fill(0));
+  expect(r.ok(["volume", "ls", "-q"])).toBe("held\nother\n");
+}, 120_000);
+
+test("creates and removes racing with ls and inspect: nothing fails that should not", async () => {
+  r = new TestRoot();
+  for (let i = 0; i < 20; i++) r.ok(["volume", "create", `old${i}`]);
+  const jobs: string[][] = [];
+  for (let i = 0; i < 20; i++) jobs.push(["volume", "rm", `old${i}`], ["volume", "create", `new${i}`], ["volume", "ls"], ["volume", "inspect", `old${i}`]);
+  const res = await r.parallel(jobs);
+  // inspect may come after its volume's removal (exit 3); nothing else may fail.
+  expect(res.filter((x, i) => (x.code !== 0 || x.stderr !== "") && !(jobs[i]![1] === "inspect" && x.code === 3))).toEqual([]);
+  expect(res.some((x) => /locked|busy/i.test(x.stderr))).toBe(false);
+  expect(r.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `new${i}`).sort());
+}, 120_000);
+
+test("parallel references on one tmpfs volume: one mount while any is held, none after the last", async () => {
+  if (!need(isRoot(), "mounting volumes needs root")) return;
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "shared"]);
+  const data = join(r.path, "volumes/shared/_data");
+  const mounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4] === data).length;
+  const refs = Array.from({ length: 25 }, (_, i) => `c${i}`);
+
+  const up = await r.parallel(refs.map((c) => ["volume", "mount", "shared", c]));
+  expect(failures(up)).toEqual([]);
+  expect(up.every((x) => x.stdout === `${data}\n`)).toBe(true);
+  expect(mounts()).toBe(1);
+  expect(r.stor(["volume", "rm", "shared"]).stderr).toBe(`stor: volume "shared": in use - [${[...refs].sort().join(", ")}]\n`);
+
+  const down = await r.parallel(refs.map((c) => ["volume", "unmount", "shared", c]));
+  expect(failures(down)).toEqual([]);
+  expect(mounts()).toBe(0);
+  expect(r.ok(["volume", "rm", "shared"])).toBe("shared\n");
+}, 120_000);

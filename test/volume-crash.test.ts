@@ -1,0 +1,67 @@
+/**
+ * Crash consistency of volumes: stor killed with SIGKILL at each named point of create, rm, mount
+ * and unmount; after `stor restore` every listed volume has its directory, every volume
+ * directory is listed, nothing is mounted, no reference is left, and a second restore does nothing.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TestRoot, isRoot, need } from "./helpers.ts";
+
+let r: TestRoot | undefined;
+afterEach(() => {
+  r?.close();
+  r = undefined;
+});
+
+/** What is wrong with the volumes below `root` (empty when consistent). */
+function violations(root: TestRoot): string[] {
+  const vols = join(root.path, "volumes");
+  const listed = new Set(root.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean));
+  const dirs = readdirSync(vols).filter((n) => existsSync(join(vols, n, "_data")));
+  const wrong = [
+    ...[...listed].filter((n) => !dirs.includes(n)).map((n) => `volume ${n} has no directory`),
+    ...dirs.filter((n) => !listed.has(n)).map((n) => `directory ${n} has no volume`),
+    ...readdirSync(vols).filter((n) => n.startsWith(".rm-")).map((n) => `leftover ${n}`),
+    ...readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[4])
+      .filter((p) => p?.startsWith(`${vols}/`))
+      .map((p) => `still mounted: ${p}`),
+  ];
+  const held = root.ok(["volume", "ls", "-q", "-f", "dangling=false"]);
+  if (held) wrong.push(`references left on ${held.trim()}`);
+  return wrong;
+}
+
+const CASES: [point: string, args: string[], after: (root: TestRoot) => void][] = [
+  [
+    "volume-create:made",
+    ["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "made"],
+    // The storage was made: restore adopts it, options and all.
+    (root) => expect(JSON.parse(root.ok(["volume", "inspect", "made"]))[0].Options).toEqual({ device: "tmpfs", o: "size=2m", type: "tmpfs" }),
+  ],
+  ["volume-rm:renamed", ["volume", "rm", "plain"], (root) => expect(root.stor(["volume", "inspect", "plain"]).code).toBe(3)],
+  ["volume-rm:removed", ["volume", "rm", "plain"], (root) => expect(root.stor(["volume", "inspect", "plain"]).code).toBe(3)],
+  ["volume-mount:mounted", ["volume", "mount", "tt", "c2"], (root) => expect(root.ok(["volume", "rm", "tt"])).toBe("tt\n")],
+  ["volume-unmount:unmounted", ["volume", "unmount", "tt", "c1"], (root) => expect(root.ok(["volume", "rm", "tt"])).toBe("tt\n")],
+];
+
+for (const [point, args, after] of CASES) {
+  test(`killed at ${point}: restore puts everything right, once`, () => {
+    if (!need(isRoot(), "tmpfs volumes are mounted; mounting needs root")) return;
+    r = new TestRoot();
+    r.ok(["volume", "create", "plain"]);
+    writeFileSync(join(r.path, "volumes/plain/_data/file"), "data");
+    r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "tt"]);
+    r.ok(["volume", "mount", "tt", "c1"]);
+
+    const killed = r.stor(args, { env: { STOR_FAILPOINT: point } });
+    expect([killed.code, killed.stdout, killed.stderr]).toEqual([-1, "", ""]); // SIGKILL: no exit code, no word
+
+    r.ok(["restore"]);
+    expect(violations(r)).toEqual([]);
+    expect(r.stor(["restore"])).toEqual({ code: 0, stdout: "", stderr: "" });
+    after(r);
+  });
+}

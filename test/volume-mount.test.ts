@@ -1,0 +1,167 @@
+/** Volumes with mount options, mounted for real: tmpfs, an ext4 loop device, binds, XFS project quotas. */
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
+
+let r: TestRoot | undefined;
+afterEach(() => {
+  r?.close();
+  r = undefined;
+});
+
+/** The mountinfo lines (type and super options) of what is mounted exactly on `path`. */
+function mountsOn(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter((f) => f[4] === path)
+    .map((f) => {
+      const sep = f.indexOf("-");
+      return `${f[sep + 1]} ${f[sep + 3]}`;
+    });
+}
+
+test("tmpfs: mounted on the first reference, gone after the last; references are idempotent", () => {
+  if (!need(isRoot(), "mounting volumes needs root")) return;
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=64m,mode=0750", "tt"]);
+  const data = join(r.path, "volumes/tt/_data");
+  expect(mountsOn(data)).toEqual([]);
+
+  expect(r.ok(["volume", "mount", "tt", "c1"])).toBe(`${data}\n`);
+  expect(mountsOn(data)).toHaveLength(1);
+  expect(mountsOn(data)[0]).toMatch(/^tmpfs rw,size=65536k,mode=750/);
+  writeFileSync(join(data, "hello"), "hi");
+  expect(r.ok(["volume", "mount", "tt", "c1"])).toBe(`${data}\n`);
+  expect(r.ok(["volume", "mount", "tt", "c2"])).toBe(`${data}\n`);
+  expect(mountsOn(data)).toHaveLength(1); // one mount, however many references
+
+  expect(r.ok(["volume", "unmount", "tt", "c1"])).toBe("");
+  expect(r.ok(["volume", "unmount", "tt", "c1"])).toBe("");
+  expect(mountsOn(data)).toHaveLength(1);
+  expect(readFileSync(join(data, "hello"), "utf8")).toBe("hi");
+  expect(r.stor(["volume", "rm", "tt"]).code).toBe(5);
+
+  r.ok(["volume", "unmount", "tt", "c2"]);
+  expect(mountsOn(data)).toEqual([]);
+  expect(readdirSync(data)).toEqual([]); // the tmpfs and its file are gone
+  expect(r.ok(["volume", "rm", "tt"])).toBe("tt\n");
+  expect(existsSync(join(r.path, "volumes/tt"))).toBe(false);
+});
+
+test("ext4 on a loop device: data survives unmount and remount", () => {
+  if (!need(isRoot(), "loop devices need root")) return;
+  r = new TestRoot();
+  const image = join(r.dir("img"), "ext4.img");
+  must(`truncate -s 64M ${image} && mkfs.ext4 -q ${image}`);
+  const dev = must(`losetup -f --show ${image}`).trim();
+  try {
+    r.ok(["volume", "create", "-o", "type=ext4", "-o", `device=${dev}`, "-o", "o=noatime", "disk"]);
+    const data = r.ok(["volume", "mount", "disk", "c1"]).trim();
+    expect(mountsOn(data)).toHaveLength(1);
+    expect(mountsOn(data)[0]).toStartWith("ext4 rw");
+    writeFileSync(join(data, "kept"), "across mounts");
+    r.ok(["volume", "unmount", "disk", "c1"]);
+    expect(mountsOn(data)).toEqual([]);
+    expect(existsSync(join(data, "kept"))).toBe(false);
+
+    r.ok(["volume", "mount", "disk", "c2"]);
+    expect(readFileSync(join(data, "kept"), "utf8")).toBe("across mounts");
+    r.ok(["volume", "unmount", "disk", "c2"]);
+    expect(r.ok(["volume", "rm", "disk"])).toBe("disk\n");
+  } finally {
+    sh(["umount", "-l", join(r.path, "volumes/disk/_data")]);
+    sh(["losetup", "-d", dev]);
+  }
+});
+
+test("bind: the host directory is the data; removing the volume leaves it alone", () => {
+  if (!need(isRoot(), "bind mounts need root")) return;
+  r = new TestRoot();
+  const host = r.dir("host");
+  writeFileSync(join(host, "from-host"), "1");
+  r.ok(["volume", "create", "-o", "type=none", "-o", `device=${host}`, "-o", "o=bind", "bound"]);
+  const data = r.ok(["volume", "mount", "bound", "c1"]).trim();
+  expect(readFileSync(join(data, "from-host"), "utf8")).toBe("1");
+  writeFileSync(join(data, "from-volume"), "2");
+  expect(readFileSync(join(host, "from-volume"), "utf8")).toBe("2");
+  r.ok(["volume", "unmount", "bound", "c1"]);
+  expect(readdirSync(data)).toEqual([]);
+  r.ok(["volume", "rm", "bound"]);
+  expect(readdirSync(host).sort()).toEqual(["from-host", "from-volume"]);
+});
+
+test("a mount a crash left behind is used, not stacked on", () => {
+  if (!need(isRoot(), "mounting volumes needs root")) return;
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "left"]);
+  const data = join(r.path, "volumes/left/_data");
+  must(`mount -t tmpfs -o size=1m tmpfs ${data}`); // mounted, but no reference recorded
+  writeFileSync(join(data, "before"), "x");
+  r.ok(["volume", "mount", "left", "c1"]);
+  expect(mountsOn(data)).toEqual(["tmpfs rw,size=1024k"]);
+  expect(readdirSync(data)).toEqual(["before"]);
+  r.ok(["volume", "unmount", "left", "c1"]);
+  expect(mountsOn(data)).toEqual([]);
+});
+
+test("a mount that fails takes no reference", () => {
+  if (!need(isRoot(), "mounting volumes needs root")) return;
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=none", "-o", "device=/nonexistent-stor-dir", "-o", "o=bind", "broken"]);
+  const res = r.stor(["volume", "mount", "broken", "c1"]);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toBe(`stor: mount none /nonexistent-stor-dir on ${r.path}/volumes/broken/_data: no such file or directory\n`);
+  expect(r.ok(["volume", "ls", "-q", "-f", "dangling=true"])).toBe("broken\n");
+  expect(r.ok(["volume", "rm", "broken"])).toBe("broken\n");
+});
+
+test("a busy device keeps its reference until it can be unmounted", async () => {
+  if (!need(isRoot(), "mounting volumes needs root")) return;
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "busy"]);
+  const data = r.ok(["volume", "mount", "busy", "c1"]).trim();
+  const holder = Bun.spawn(["sleep", "30"], { cwd: data });
+  try {
+    const res = r.stor(["volume", "unmount", "busy", "c1"]);
+    expect([res.code, res.stderr]).toEqual([1, `stor: unmount ${data}: device or resource busy\n`]);
+    expect(r.ok(["volume", "ls", "-q", "-f", "dangling=false"])).toBe("busy\n");
+  } finally {
+    holder.kill();
+    await holder.exited;
+  }
+  r.ok(["volume", "unmount", "busy", "c1"]);
+  expect(mountsOn(data)).toEqual([]);
+});
+
+test("size= on XFS with project quotas: writing past the limit fails", () => {
+  if (!need(isRoot(), "loop filesystems need root")) return;
+  // LoopFs's own mount without quotas always works; with prjquota it needs CONFIG_XFS_QUOTA.
+  const fs = new LoopFs("xfs", 300);
+  try {
+    sh(["umount", fs.mountPoint]);
+    const withQuota = sh(["mount", "-o", "loop,prjquota", fs.image, fs.mountPoint]);
+    if (!need(withQuota.code === 0, `XFS with project quotas: ${withQuota.stderr.trim()} (kernel without CONFIG_XFS_QUOTA?)`)) return;
+    const root = join(fs.mountPoint, "stor");
+    const stor = (...args: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", "volume", ...args]);
+    expect(stor("create", "-o", "size=10m", "small").stdout).toBe("small\n");
+    expect(stor("create", "free").stdout).toBe("free\n");
+    const small = stor("mount", "small", "c1").stdout.trim();
+    const free = stor("mount", "free", "c1").stdout.trim();
+
+    const over = sh(["dd", "if=/dev/zero", `of=${join(small, "big")}`, "bs=1M", "count=20", "conv=fsync"]);
+    expect(over.code).not.toBe(0);
+    expect(over.stderr).toMatch(/No space left on device|Disk quota exceeded/);
+    expect(Number(must(`stat -c %s ${join(small, "big")}`))).toBeLessThanOrEqual(10 * 2 ** 20);
+    // Files made below inherit the volume's project, so they count too.
+    mkdirSync(join(small, "sub"));
+    expect(sh(["dd", "if=/dev/zero", `of=${join(small, "sub/more")}`, "bs=1M", "count=1", "conv=fsync"]).code).not.toBe(0);
+    // Another volume has no limit.
+    expect(sh(["dd", "if=/dev/zero", `of=${join(free, "big")}`, "bs=1M", "count=20", "conv=fsync"]).code).toBe(0);
+    expect(stor("unmount", "small", "c1").code).toBe(0);
+    expect(stor("rm", "small").stdout).toBe("small\n");
+  } finally {
+    fs.close();
+  }
+});
