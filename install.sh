@@ -57,5 +57,33 @@ if [ ! -e "$CONFIG" ]; then
 INI
 fi
 
+UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
+step "installing $UNIT_DIR/stor-restore.service"
+install -d -m 0755 "$UNIT_DIR"
+cat >"$UNIT_DIR/stor-restore.service" <<UNIT
+[Unit]
+Description=stor restore: reconcile container storage after boot
+Documentation=man:stor(8)
+DefaultDependencies=no
+After=local-fs.target
+Before=containerd.service docker.service
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=$PREFIX/bin/stor restore
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  systemctl daemon-reload && systemctl enable stor-restore.service >/dev/null 2>&1 \
+    || die "systemctl could not enable stor-restore.service"
+else
+  printf 'install.sh: systemd is not running here: run "%s restore" once at boot,\n' "$PREFIX/bin/stor"
+  printf '  before containerd and docker start (e.g. from /etc/rc.local or your init system)\n'
+fi
+
 "$PREFIX/bin/stor" --version >/dev/null || die "$PREFIX/bin/stor does not run"
 step "done: $("$PREFIX/bin/stor" --version)"
