@@ -1,12 +1,13 @@
 /** Levelled logging to stderr. Messages pass through {@link redact} so secrets never reach a log. */
-import kleur from "kleur";
+import { writeSync } from "node:fs";
+import { paint } from "./colour.ts";
 import { redact } from "./redact.ts";
 
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 let threshold = 1; // warn
-const colours = [kleur.red, kleur.yellow, kleur.cyan, kleur.gray];
+const COLOURS = ["red", "yellow", "cyan", "gray"] as const;
 
 /** Sets the most verbose level that is printed. */
 export function setLogLevel(level: LogLevel): void {
@@ -20,8 +21,8 @@ export function logEnabled(level: LogLevel): boolean {
 
 function emit(level: LogLevel, message: string): void {
   if (!logEnabled(level)) return;
-  const tag = colours[LOG_LEVELS.indexOf(level)]!(level);
-  process.stderr.write(`stor: ${tag}: ${redact(message)}\n`);
+  const tag = paint(COLOURS[LOG_LEVELS.indexOf(level)]!, level);
+  writeSync(2, `stor: ${tag}: ${redact(message)}\n`);
 }
 
 export const log = {

@@ -1,5 +1,6 @@
 /** `stor snapshot changes|diff|apply`: a snapshot's changes as an OCI layer and back. */
 import { createWriteStream, rmSync } from "node:fs";
+import { isatty } from "node:tty";
 import type { CAC } from "cac";
 import { InvalidArgumentError } from "../errors.ts";
 import { applyToSnapshot, layerFile } from "../layer/apply.ts";
@@ -24,7 +25,7 @@ export function registerLayerCommands(cli: CAC, svc: () => SnapshotService): voi
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
       const view = svc().layerView(String(key));
       if (opts.output === undefined) {
-        if (process.stdout.isTTY) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
+        if (isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
         await writeLayer(view, process.stdout, compression);
         return;
       }
@@ -42,6 +43,6 @@ export function registerLayerCommands(cli: CAC, svc: () => SnapshotService): voi
     .action(async (key, file) => {
       const name = file === undefined || file === "-" ? "-" : String(file);
       const input = name === "-" ? process.stdin : layerFile(name);
-      print((await applyToSnapshot(svc(), String(key), input, name === "-" ? "stdin" : name)).diffID);
+      print(await applyToSnapshot(svc(), String(key), input, name === "-" ? "stdin" : name));
     });
 }

@@ -1,10 +1,11 @@
 /** The stor command line: global options, the command groups, and errors as one line and an exit code. */
-import kleur from "kleur";
 import { loadConfig } from "../config.ts";
 import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
 import { log, logEnabled, setLogLevel } from "../log.ts";
 import { redact } from "../redact.ts";
+import { initColour } from "../colour.ts";
 import { extractGlobals } from "./globals.ts";
+import { print, printError } from "./output.ts";
 import { VERSION } from "../version.ts";
 
 const HELP = `stor ${VERSION}: container storage for one Linux host
@@ -38,15 +39,15 @@ Global options:
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     const { globals, rest } = extractGlobals(argv);
-    if (globals.noColor || process.env.NO_COLOR || !process.stderr.isTTY) kleur.enabled = false;
+    initColour(globals.noColor);
     if (globals.logLevel) setLogLevel(globals.logLevel as never);
     const [command, ...args] = rest;
     if (command === undefined || command === "-h" || command === "--help" || command === "help") {
-      process.stdout.write(HELP);
+      print(HELP);
       return command === undefined ? ExitCode.invalid : ExitCode.ok;
     }
     if (command === "-v" || command === "--version" || command === "version") {
-      process.stdout.write(`stor ${VERSION}\n`);
+      print(`stor ${VERSION}`);
       return ExitCode.ok;
     }
     const config = loadConfig(globals);
@@ -85,7 +86,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return ExitCode.ok;
   } catch (err) {
-    process.stderr.write(`stor: ${redact(describe(err))}\n`);
+    printError(`stor: ${redact(describe(err))}`);
     if (logEnabled("debug") && err instanceof Error && err.stack) log.debug(err.stack);
     return exitCodeOf(err);
   }

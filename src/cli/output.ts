@@ -1,3 +1,5 @@
+import { writeSync } from "node:fs";
+
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
 
 /** Options of Go's text/tabwriter as the reference tools set them. */
@@ -62,7 +64,33 @@ export function goJson(value: unknown, indent = 4): string {
   return JSON.stringify(value, null, indent).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }
 
-/** Writes text to stdout as is. */
+/**
+ * Writes text to stdout, ending it with a newline. Synchronous writes on the descriptor: the
+ * process.stdout stream costs more to set up than most commands take.
+ */
 export function print(text: string): void {
-  process.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
+  write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
+}
+
+/** Writes text to stdout as it is (a prompt, say). */
+export function write(text: string): void {
+  writeAll(1, text);
+}
+
+/** Writes one line to stderr. */
+export function printError(line: string): void {
+  writeAll(2, `${line}\n`);
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length; ) {
+    try {
+      off += writeSync(fd, buf, off);
+    } catch (err) {
+      // A pipe in non-blocking mode (a parent's) says EAGAIN when full: wait for it to drain.
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+      Bun.sleepSync(1);
+    }
+  }
 }

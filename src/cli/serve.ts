@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { group, runGroup } from "./command.ts";
 
 /** Where dockerd looks for a plugin named stor. */
-export const DOCKER_PLUGIN_SOCKET = "/run/docker/plugins/stor.sock";
+const DOCKER_PLUGIN_SOCKET = "/run/docker/plugins/stor.sock";
 
 /** Runs `stor serve ARGS` with the snapshotter chosen by `-s` until SIGTERM or SIGINT. */
 export async function serveCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {

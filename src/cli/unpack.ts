@@ -1,4 +1,6 @@
 /** `stor unpack SOURCE`: an image's layers as committed snapshots named by chain ID. */
+import { writeSync } from "node:fs";
+import { isatty } from "node:tty";
 import type { Config } from "../config.ts";
 import { unpack, type UnpackProgress } from "../layer/unpack.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
@@ -15,9 +17,10 @@ function progressLine(): (p: UnpackProgress) => void {
     const now = Date.now();
     if (p.state === "applying" && now - last < REDRAW_MS) return;
     last = now;
-    const amount = p.state === "exists" ? "exists" : `${binarySize(p.bytes)}${p.size ? ` / ${binarySize(p.size)}` : ""}`;
-    const line = `layer ${p.layer}/${p.layers} ${p.chainID.slice(0, 19)}  ${p.state === "applying" ? "applying " : ""}${amount}`;
-    process.stderr.write(`\r\x1b[K${line}${p.state === "applying" ? "" : "\n"}`);
+    const amount = `${binarySize(p.bytes)}${p.size ? ` / ${binarySize(p.size)}` : ""}`;
+    const status = p.state === "exists" ? "exists" : p.state === "applying" ? `applying ${amount}` : `done ${amount}`;
+    const line = `layer ${p.layer}/${p.layers} ${p.chainID.slice(0, 19)}  ${status}`;
+    writeSync(2, `\r\x1b[K${line}${p.state === "applying" ? "" : "\n"}`);
   };
 }
 
@@ -29,7 +32,7 @@ export async function unpackCommand(argv: readonly string[], config: Config, sna
     .action(async (source) => {
       const service = openSnapshots(config, snapshotter);
       try {
-        print(await unpack(service, String(source), process.stderr.isTTY ? progressLine() : undefined));
+        print(await unpack(service, String(source), isatty(2) ? progressLine() : undefined));
       } finally {
         service.close();
       }

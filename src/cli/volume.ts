@@ -6,7 +6,7 @@ import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
 import { VolumeService, type Volume } from "../volume/service.ts";
 import { group, keyValues, list, outputFormat, runGroup } from "./command.ts";
-import { DOCKER_TABLE, decimalSize, goJson, print, table } from "./output.ts";
+import { DOCKER_TABLE, decimalSize, goJson, print, printError, table, write } from "./output.ts";
 
 const ANONYMOUS_WARNING = "WARNING! This will remove anonymous local volumes not used by at least one container.";
 const ALL_WARNING = "WARNING! This will remove all local volumes not used by at least one container.";
@@ -68,13 +68,13 @@ export function naturalCompare(a: string, b: string): number {
  * last is reported here; the last is thrown, so stor prints it and exits with its code.
  */
 function throwLast(failures: readonly unknown[]): void {
-  for (const err of failures.slice(0, -1)) process.stderr.write(`stor: ${redact(describe(err))}\n`);
+  for (const err of failures.slice(0, -1)) printError(`stor: ${redact(describe(err))}`);
   if (failures.length > 0) throw failures[failures.length - 1];
 }
 
 /** Asks on stdout and reads the answer from stdin; only `y` confirms, as docker's prompt. */
 function confirm(warning: string): boolean {
-  process.stdout.write(`${warning}\nAre you sure you want to continue? [y/N] `);
+  write(`${warning}\nAre you sure you want to continue? [y/N] `);
   const buf = Buffer.alloc(256);
   let n = 0;
   try {

@@ -59,6 +59,7 @@ function copyChildren(srcDir: string, dstDir: string, job: Job): void {
 }
 
 function copyFile(s: string, d: string, st: BigIntStats, state: CopyState): void {
+  // Everything through the two descriptors: no path is looked up again.
   const src = openSync(s, O_RDONLY | O_NOFOLLOW);
   try {
     const dst = openSync(d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
@@ -66,15 +67,14 @@ function copyFile(s: string, d: string, st: BigIntStats, state: CopyState): void
       copyData(src, dst, Number(st.size), state, () => `copy ${s}`);
       fchownSync(dst, Number(st.uid), Number(st.gid));
       fchmodSync(dst, Number(st.mode) & 0o7777);
+      copyXattrs(src, dst, xattrError); // after chown, which clears security.capability
+      setTimes(dst, st.atimeNs, st.mtimeNs);
     } finally {
       closeSync(dst);
     }
   } finally {
     closeSync(src);
   }
-  // xattrs after chown: chown clears security.capability.
-  copyXattrs(s, d, xattrError);
-  setTimes(d, st.atimeNs, st.mtimeNs);
 }
 
 /** Owner, mode, xattrs and times, in the order that keeps each (times last, after the contents). */

@@ -9,10 +9,11 @@
  * recorded the way overlayfs reads it (a 0/0 character device, the opaque xattr), so that the
  * mounted snapshot hides what its parents still hold.
  */
-import { closeSync, createReadStream, ftruncateSync, openSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, fchmodSync, fchownSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { describe, exitCodeOf, NotFoundError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
+import { setTimes, setXattr } from "../sys/file.ts";
 import { SysError } from "../sys/libc.ts";
 import { chmodAt, chownAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { O } from "../sys/openat2.ts";
@@ -25,30 +26,25 @@ import { TarReader } from "./tarReader.ts";
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
 
 const ENOENT = 2;
+const EEXIST = 17;
 const ENOTDIR = 20;
 const ELOOP = 40;
+const EOPNOTSUPP = 95;
 /** As the kernel's limit on symlinks followed in one path walk. */
 const MAX_SYMLINK_HOPS = 40;
-const EOPNOTSUPP = 95;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 const DEVICE_TYPE_BITS = { char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO } as const;
-
-/** What an applied layer was. */
-export interface Applied {
-  /** sha256 of the uncompressed tar stream, as the image config's rootfs.diff_ids records it. */
-  diffID: string;
-  /** Bytes of the uncompressed stream. */
-  size: number;
-}
+type DeviceType = keyof typeof DEVICE_TYPE_BITS;
 
 /**
- * Applies the layer read from `input` (plain, gzip or zstd) to active snapshot `key`. `source`
- * names the input in errors. A failure leaves the active snapshot partly changed and every other
- * snapshot untouched.
+ * Applies the layer read from `input` (plain, gzip or zstd) to active snapshot `key` and returns
+ * its diffID: the sha256 of the uncompressed stream, as an image config's rootfs.diff_ids records
+ * it. `source` names the input in errors. A failure leaves the active snapshot partly changed and
+ * every other snapshot untouched.
  */
-export async function applyToSnapshot(svc: SnapshotService, key: string, input: AsyncIterable<Uint8Array>, source: string): Promise<Applied> {
+export async function applyToSnapshot(svc: SnapshotService, key: string, input: AsyncIterable<Uint8Array>, source: string): Promise<string> {
   const view = svc.layerView(key);
   if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
   try {
@@ -59,17 +55,15 @@ export async function applyToSnapshot(svc: SnapshotService, key: string, input: 
 }
 
 /**
- * Applies a layer to the tree at `root`. `overlayParents` (nearest first) makes `root` an overlay
- * upper directory: deletions become whiteouts and new parent directories take their metadata from
- * the parents.
+ * Applies a layer to the tree at `root` and returns its diffID. `overlayParents` (nearest first)
+ * makes `root` an overlay upper directory: deletions become whiteouts and new parent directories
+ * take their metadata from the parents.
  */
-export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: AsyncIterable<Uint8Array>): Promise<Applied> {
+export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: AsyncIterable<Uint8Array>): Promise<string> {
   const hash = createHash("sha256");
-  let size = 0;
   const hashed = async function* () {
     for await (const chunk of decompress(input)) {
       hash.update(chunk);
-      size += chunk.length;
       yield chunk;
     }
   };
@@ -82,7 +76,7 @@ export async function applyLayer(root: string, overlayParents: readonly string[]
   } finally {
     applier.close();
   }
-  return { diffID: `sha256:${hash.digest("hex")}`, size };
+  return `sha256:${hash.digest("hex")}`;
 }
 
 /** The bytes of layer file `path`, streamed in large chunks; a missing file is not found (exit 3). */
@@ -116,15 +110,18 @@ class Applier {
     const name = parts.at(-1);
     if (name === undefined) {
       if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
-      this.#metadata(this.#root.fd, ".", h, []);
+      this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
       return;
     }
     const dirParts = parts.slice(0, -1);
     if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(dirParts, name, h.path);
     const dir = this.#parentDir(dirParts, h.path);
     try {
-      await this.#create(dir, name, h, reader);
-      if (h.type !== "link") this.#metadata(dir, name, h, parts);
+      if (h.type === "file") await this.#writeFile(dir, name, h, reader);
+      else {
+        this.#create(dir, name, h);
+        if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
+      }
     } catch (err) {
       throw err instanceof SysError ? new StorError(`entry "${h.path}"`, describe(err), err.code, { cause: err }) : err;
     } finally {
@@ -137,33 +134,45 @@ class Applier {
     }
   }
 
-  /** Puts entry `h` at `name` in `dir`, replacing what was there unless both are directories. */
-  async #create(dir: number, name: string, h: TarHeader, reader: TarReader): Promise<void> {
-    const what = () => `create ${h.path}`;
-    const existing = lstatAt(dir, name);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) this.#root.removeAll(dir, name);
-    switch (h.type) {
-      case "dir":
-        if (!existing?.isDirectory()) mkdirAt(dir, name, 0o700, what);
-        // A directory replacing an overlay whiteout must not show what the parents had there.
-        if (this.#lowers && existing && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
-        break;
-      case "file":
-        await this.#writeFile(dir, name, h, reader);
-        break;
-      case "symlink":
-        symlinkAt(h.linkpath, dir, name, what);
-        break;
-      case "link":
-        this.#hardlink(dir, name, h);
-        break;
-      default:
-        mknodAt(dir, name, DEVICE_TYPE_BITS[h.type] | 0o600, makedev(h.devMajor, h.devMinor), what);
+  /**
+   * Runs `create` for `name` in `dir`; when the name is taken, removes what holds it and runs it
+   * again. Trying first keeps the common case, a new name, to one system call.
+   */
+  #replacing<T>(dir: number, name: string, create: () => T): T {
+    try {
+      return create();
+    } catch (err) {
+      if (!(err instanceof SysError && err.errno === EEXIST)) throw err;
+      this.#root.removeAll(dir, name);
+      return create();
     }
   }
 
+  /** Puts entry `h` (anything but a regular file) at `name` in `dir`; a directory stays a directory. */
+  #create(dir: number, name: string, h: TarHeader): void {
+    const what = () => `create ${h.path}`;
+    switch (h.type) {
+      case "dir": {
+        const existing = mkdirAt(dir, name, 0o700, what) ? undefined : lstatAt(dir, name);
+        if (!existing || existing.isDirectory()) return;
+        this.#root.removeAll(dir, name);
+        if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
+        // A directory replacing an overlay whiteout must not show what the parents had there.
+        if (this.#lowers && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        return;
+      }
+      case "symlink":
+        return this.#replacing(dir, name, () => symlinkAt(h.linkpath, dir, name, what));
+      case "link":
+        return this.#hardlink(dir, name, h);
+      default:
+        return this.#replacing(dir, name, () => mknodAt(dir, name, DEVICE_TYPE_BITS[h.type as DeviceType] | 0o600, makedev(h.devMajor, h.devMinor), what));
+    }
+  }
+
+  /** A regular file: its content as it streams in, then its metadata through the open descriptor. */
   async #writeFile(dir: number, name: string, h: TarHeader, reader: TarReader): Promise<void> {
-    const fd = openAt(dir, name, O.WRONLY | O.CREAT | O.EXCL, 0o600, () => `create ${h.path}`);
+    const fd = this.#replacing(dir, name, () => openAt(dir, name, O.WRONLY | O.CREAT | O.EXCL, 0o600, () => `create ${h.path}`));
     try {
       let end = 0;
       for await (const { position, bytes } of reader.data()) {
@@ -172,6 +181,7 @@ class Applier {
       }
       // A sparse file's last hole, if any, is a length, not data.
       if (end < h.size) ftruncateSync(fd, h.size);
+      this.#metadata(fdTarget(fd), h, []);
     } finally {
       closeSync(fd);
     }
@@ -188,29 +198,28 @@ class Applier {
     if (targetDir < 0) throw new SysError(`hardlink ${h.path} to ${h.linkpath}`, -targetDir);
     try {
       if (!lstatAt(targetDir, targetName)) throw missing();
-      linkAt(targetDir, targetName, dir, name, () => `hardlink ${h.path} to ${h.linkpath}`);
+      this.#replacing(dir, name, () => linkAt(targetDir, targetName, dir, name, () => `hardlink ${h.path} to ${h.linkpath}`));
     } finally {
       closeSync(targetDir);
     }
   }
 
   /** Owner, mode, xattrs and (except for directories, see {@link finish}) times. */
-  #metadata(dir: number, name: string, h: TarHeader, parts: string[]): void {
-    const what = () => `set metadata of ${h.path}`;
+  #metadata(target: MetadataTarget, h: TarHeader, parts: string[]): void {
     // chown first: it clears setuid bits and security.capability.
-    chownAt(dir, name, h.uid, h.gid, what);
-    if (h.type !== "symlink") chmodAt(dir, name, h.mode, what);
+    target.chown(h.uid, h.gid);
+    if (h.type !== "symlink") target.chmod(h.mode);
     for (const [key, value] of h.xattrs) {
       // Overlayfs's own xattrs (redirects, opaque, origin) could forge its view; only whiteouts may.
       if (key.startsWith(OVERLAY_XATTR_PREFIX)) continue;
       try {
-        setXattrAt(dir, name, key, value);
+        target.setXattr(key, value);
       } catch (err) {
         if (!(err instanceof SysError && err.errno === EOPNOTSUPP)) throw err;
       }
     }
     if (h.type === "dir") this.#dirTimes.push({ parts, mtimeNs: h.mtimeNs });
-    else setTimesAt(dir, name, h.mtimeNs, h.mtimeNs, what);
+    else target.setTimes(h.mtimeNs);
   }
 
   /**
@@ -235,7 +244,8 @@ class Applier {
         return this.#parentDir(through, path, hops + 1);
       }
       if (next === -ENOENT) {
-        mkdirAt(dir, parts[i]!, 0o700, () => `create parent directory ${upTo.join("/")} of ${path}`);
+        const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+        if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
         this.#parentMetadata(dir, parts[i]!, upTo);
         next = this.#root.openDir(upTo);
       }
@@ -303,4 +313,31 @@ class Applier {
     this.#root.close();
     this.#lowers?.close();
   }
+}
+
+/** Where metadata goes: an open regular file, or a name in a directory (a symlink there is not followed). */
+interface MetadataTarget {
+  chown(uid: number, gid: number): void;
+  chmod(mode: number): void;
+  setXattr(key: string, value: Uint8Array): void;
+  setTimes(mtimeNs: bigint): void;
+}
+
+function fdTarget(fd: number): MetadataTarget {
+  return {
+    chown: (uid, gid) => fchownSync(fd, uid, gid),
+    chmod: (mode) => fchmodSync(fd, mode),
+    setXattr: (key, value) => setXattr(fd, key, value),
+    setTimes: (ns) => setTimes(fd, ns, ns),
+  };
+}
+
+function nameTarget(dir: number, name: string, path: string): MetadataTarget {
+  const what = () => `set metadata of ${path}`;
+  return {
+    chown: (uid, gid) => chownAt(dir, name, uid, gid, what),
+    chmod: (mode) => chmodAt(dir, name, mode, what),
+    setXattr: (key, value) => setXattrAt(dir, name, key, value),
+    setTimes: (ns) => setTimesAt(dir, name, ns, ns, what),
+  };
 }

@@ -79,28 +79,48 @@ export function checksum(block: Uint8Array, signed = false): number {
   return sum;
 }
 
+/** A view of `bytes` as a Buffer, without copying. */
+const view = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
 /** A NUL-terminated string field. */
 export function readString(block: Uint8Array, [off, len]: readonly [number, number]): string {
-  const field = block.subarray(off, off + len);
-  const end = field.indexOf(0);
-  return Buffer.from(field.subarray(0, end < 0 ? len : end)).toString("utf8");
+  let end = off;
+  while (end < off + len && block[end] !== 0) end++;
+  return view(block).toString("utf8", off, end);
 }
 
-/** A numeric field: octal text, or GNU base-256 when the high bit of the first byte is set. */
+/**
+ * A numeric field: octal digits (leading spaces or NULs, ending at a space or NUL), or GNU
+ * base-256 when the high bit of the first byte is set. Parsed by hand: it runs for every field
+ * of every header.
+ */
 export function readNumber(block: Uint8Array, [off, len]: readonly [number, number], what: string): number {
-  const field = block.subarray(off, off + len);
-  if (field[0]! & 0x80) {
+  if (block[off]! & 0x80) {
     // Base-256: the bits after the marker bit are a big-endian two's complement number.
-    let n = BigInt(field[0]! & 0x7f);
-    for (const b of field.subarray(1)) n = (n << 8n) | BigInt(b);
+    let n = BigInt(block[off]! & 0x7f);
+    for (let i = off + 1; i < off + len; i++) n = (n << 8n) | BigInt(block[i]!);
     n = BigInt.asIntN(len * 8 - 1, n);
     if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw malformed(`${what} out of range`);
     return Number(n);
   }
-  const text = Buffer.from(field).toString("latin1").replace(/[\0 ]+$/, "").replace(/^[ \0]+/, "");
-  if (text === "") return 0;
-  if (!/^[0-7]+$/.test(text)) throw malformed(`invalid ${what} field "${text.replace(/[^\x20-\x7e]/g, "?")}"`);
-  return parseInt(text, 8);
+  let i = off;
+  const end = off + len;
+  while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
+  let n = 0;
+  for (; i < end; i++) {
+    const c = block[i]!;
+    if (c === 0x20 || c === 0) break;
+    if (c < 0x30 || c > 0x37) throw malformed(`invalid ${what} field "${view(block).toString("latin1", off, end).replace(/[^\x20-\x7e]/g, "?")}"`);
+    n = n * 8 + (c - 0x30);
+  }
+  for (; i < end; i++) if (block[i] !== 0x20 && block[i] !== 0) throw malformed(`invalid ${what} field`);
+  return n;
+}
+
+/** True for an all-zero block: the end-of-archive marker. */
+export function isZeroBlock(block: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
+  return true;
 }
 
 /** Writes `value` as zero-padded octal with a NUL; false when it does not fit the field. */

@@ -6,7 +6,7 @@
  * No reader on the npm registry keeps PAX values as bytes (they decode them as UTF-8, which
  * corrupts binary xattrs such as security.capability) or reads sparse files; hence this one.
  */
-import { BLOCK, FIELD, XATTR_PREFIX, checksum, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
+import { BLOCK, FIELD, XATTR_PREFIX, checksum, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
 
 /** Largest PAX header or GNU long name accepted, as Go's archive/tar. */
 const MAX_META_BYTES = 1 << 20;
@@ -30,6 +30,13 @@ const TYPES: Record<string, EntryType> = {
 export interface DataPiece {
   position: number;
   bytes: Uint8Array;
+}
+
+/** What the metadata entries before an entry said of it. */
+interface Meta {
+  pax: [string, Buffer][];
+  longName?: string;
+  longLink?: string;
 }
 
 /** A region of a sparse file that holds data; everything else is a hole. */
@@ -125,11 +132,11 @@ export class TarReader {
     await this.#skipRest();
     this.#current = undefined;
     if (this.#ended) return undefined;
-    const meta: { pax: [string, Buffer][]; longName?: string; longLink?: string } = { pax: [] };
+    const meta: Meta = { pax: [] };
     for (;;) {
       const block = await this.#in.exact(BLOCK, () => "tar header");
       // A stream that stops between entries has ended, as Go's reader (and so containerd) accepts.
-      if (!block || block.every((b) => b === 0)) {
+      if (!block || isZeroBlock(block)) {
         this.#ended = true;
         if (meta.pax.length || meta.longName !== undefined || meta.longLink !== undefined) throw malformed("archive ends after an extended header");
         return undefined;
@@ -153,12 +160,12 @@ export class TarReader {
     }
   }
 
-  async #entry(block: Uint8Array, flag: string, storedSize: number, meta: { pax: [string, Buffer][]; longName?: string; longLink?: string }): Promise<TarHeader> {
+  async #entry(block: Uint8Array, flag: string, storedSize: number, meta: Meta): Promise<TarHeader> {
     const magic = readString(block, [257, 6]);
     const version = readString(block, [263, 2]);
     const posix = magic === "ustar" && version === "00";
     const prefix = posix ? readString(block, FIELD.prefix) : "";
-    let path = meta.longName ?? (prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name));
+    const path = meta.longName ?? (prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name));
     let type = TYPES[flag];
     if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}" for "${path}"`);
     if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
@@ -314,9 +321,13 @@ export class TarReader {
 
 /** True when the header's checksum field matches its bytes, summed unsigned or (old tars) signed. */
 function validChecksum(block: Uint8Array): boolean {
-  const text = Buffer.from(block.subarray(FIELD.chksum[0], FIELD.chksum[0] + FIELD.chksum[1])).toString("latin1").replace(/[\0 ]+$/, "").trim();
-  if (!/^[0-7]+$/.test(text)) return false;
-  const stored = parseInt(text, 8);
+  if (block[FIELD.chksum[0]]! & 0x80) return false;
+  let stored: number;
+  try {
+    stored = readNumber(block, FIELD.chksum, "checksum");
+  } catch {
+    return false;
+  }
   return stored === checksum(block) || stored === checksum(block, true);
 }
 

@@ -87,7 +87,7 @@ async function unpackLayer(
       }
     };
     const applied = await applyToSnapshot(svc, key, counted(), what);
-    if (applied.diffID !== diffID) throw new InvalidArgumentError(what, `diffID ${applied.diffID} does not match ${diffID} in the image config`);
+    if (applied !== diffID) throw new InvalidArgumentError(what, `diffID ${applied} does not match ${diffID} in the image config`);
     try {
       svc.commit(chainID, key);
     } catch (err) {

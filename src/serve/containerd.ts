@@ -12,7 +12,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { fromJSON } from "@grpc/proto-loader";
 import { Root, common, parse } from "protobufjs";
-import { ExitCode, InvalidArgumentError, PreconditionError, StorError, describe } from "../errors.ts";
+import { ExitCode, InvalidArgumentError, PreconditionError, describe, exitCodeOf } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
@@ -91,23 +91,21 @@ const protoMounts = (mounts: readonly Mount[]) => ({
   mounts: mounts.map((m) => ({ type: m.Type, source: m.Source, target: "", options: m.Options })),
 });
 
-/** The gRPC status of a thrown value: containerd's errdefs codes for stor's typed errors. */
-function grpcStatus(err: unknown): Partial<grpc.StatusObject> {
-  const code = err instanceof StorError ? err.code : ExitCode.internal;
-  const status = {
-    [ExitCode.invalid]: grpc.status.INVALID_ARGUMENT,
-    [ExitCode.notFound]: grpc.status.NOT_FOUND,
-    [ExitCode.exists]: grpc.status.ALREADY_EXISTS,
-    [ExitCode.precondition]: grpc.status.FAILED_PRECONDITION,
-  }[code as number];
-  return { code: status ?? grpc.status.UNKNOWN, details: describe(err) };
-}
+/** containerd's errdefs codes for stor's typed errors; anything else is UNKNOWN, as errdefs has it. */
+const GRPC_CODES: Partial<Record<ExitCode, grpc.status>> = {
+  [ExitCode.invalid]: grpc.status.INVALID_ARGUMENT,
+  [ExitCode.notFound]: grpc.status.NOT_FOUND,
+  [ExitCode.exists]: grpc.status.ALREADY_EXISTS,
+  [ExitCode.precondition]: grpc.status.FAILED_PRECONDITION,
+};
 
+/** The call's status for what `method` threw; a failure of the machine is logged as an error. */
 function failed(method: string, err: unknown): Partial<grpc.StatusObject> {
-  const status = grpcStatus(err);
-  if (status.code === grpc.status.UNKNOWN) log.error(`${method}: ${status.details}`);
-  else log.debug(`${method}: ${status.details}`);
-  return status;
+  const code = GRPC_CODES[exitCodeOf(err)] ?? grpc.status.UNKNOWN;
+  const details = describe(err);
+  if (code === grpc.status.UNKNOWN) log.error(`${method}: ${details}`);
+  else log.debug(`${method}: ${details}`);
+  return { code, details };
 }
 
 /** A unary handler running `fn` on the request; whatever it throws becomes the call's status. */

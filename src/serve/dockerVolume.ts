@@ -68,13 +68,34 @@ function endpoints(volumes: VolumeService): Record<string, (body: Body) => objec
         volumes.create(name, { options: strings(b, "Opts") });
         return {};
       }),
-    "/VolumeDriver.Remove": (b) => byName(b, async (name) => ((await volumes.remove(name)), {})),
+    "/VolumeDriver.Remove": (b) =>
+      byName(b, async (name) => {
+        await volumes.remove(name);
+        return {};
+      }),
     "/VolumeDriver.Mount": (b) => byName(b, async (name) => ({ Mountpoint: await volumes.mount(name, text(b, "ID")) })),
-    "/VolumeDriver.Unmount": (b) => byName(b, async (name) => ((await volumes.unmount(name, text(b, "ID"))), {})),
+    "/VolumeDriver.Unmount": (b) =>
+      byName(b, async (name) => {
+        await volumes.unmount(name, text(b, "ID"));
+        return {};
+      }),
     "/VolumeDriver.Path": (b) => byName(b, (name) => ({ Mountpoint: volumes.inspect(name).mountpoint })),
     "/VolumeDriver.Get": (b) => byName(b, (name) => ({ Volume: { ...summary(volumes.inspect(name)), Status: {} } })),
     "/VolumeDriver.List": () => ({ Volumes: volumes.list().map(summary) }),
   };
+}
+
+/** A request body: a JSON object, or nothing (`null` or empty, as Docker sends to calls without arguments). */
+function parseBody(raw: string): Body {
+  let body: unknown;
+  try {
+    body = raw.trim() === "" ? null : JSON.parse(raw);
+  } catch (err) {
+    throw new InvalidArgumentError("request", `malformed JSON: ${(err as Error).message}`);
+  }
+  if (body === null) return {};
+  if (typeof body !== "object" || Array.isArray(body)) throw new InvalidArgumentError("request", "not a JSON object");
+  return body as Body;
 }
 
 const reply = (body: object, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": CONTENT_TYPE } });
@@ -89,16 +110,12 @@ export function dockerVolumeHandler(volumes: VolumeService): (req: Request) => P
     if (!endpoint) return reply({ Err: `${path}: not a volume plugin endpoint` }, 404);
     if (req.method !== "POST") return reply({ Err: `${path}: only POST` }, 405);
     try {
-      const raw = (await req.text()).trim();
-      // Docker sends `null` (or nothing) to calls without arguments.
-      const body: unknown = raw === "" ? null : JSON.parse(raw);
-      if (body !== null && (typeof body !== "object" || Array.isArray(body))) throw new InvalidArgumentError("request", "not a JSON object");
-      const result = await endpoint((body ?? {}) as Body);
+      const result = await endpoint(parseBody(await req.text()));
       log.debug(`${path}: ok`);
       return reply(result);
     } catch (err) {
-      const why = err instanceof SyntaxError ? `request: malformed JSON: ${err.message}` : describe(err);
-      if (exitCodeOf(err) === ExitCode.internal && !(err instanceof SyntaxError)) log.error(`${path}: ${why}`);
+      const why = describe(err);
+      if (exitCodeOf(err) === ExitCode.internal) log.error(`${path}: ${why}`);
       else log.debug(`${path}: ${why}`);
       return reply({ Err: why });
     }

@@ -28,7 +28,7 @@ export interface ServeOptions {
 }
 
 /** The largest request either protocol takes: keys and labels are a few KiB at most. */
-export const MAX_REQUEST_BYTES = 1 << 20;
+const MAX_REQUEST_BYTES = 1 << 20;
 /** How long shutdown waits for calls in flight before cutting them off. */
 const SHUTDOWN_GRACE_MS = 30_000;
 
@@ -37,8 +37,10 @@ type Stop = () => void | Promise<void>;
 /** Serves until SIGTERM or SIGINT, then shuts down gracefully. */
 export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   if (!opts.containerd && !opts.dockerVolume) throw new InvalidArgumentError("serve", "nothing to serve: give --containerd or --docker-volume");
+  // Listened for from the start, so a signal during start-up is a graceful stop too.
+  const stopSignal = stopSignals();
   // Undone in reverse: each server stops before its socket file goes and its database closes.
-  const undo: Stop[] = [];
+  const undo: Stop[] = [stopSignal.off];
   // A bug in one call must not take both servers down with it.
   const stray = (err: unknown) => log.error(`unhandled: ${describe(err)}`);
   process.on("unhandledRejection", stray);
@@ -60,7 +62,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       undo.push(serveDockerVolume(socket, volumes));
       log.info(`serving Docker volume plugin on ${socket}`);
     }
-    log.info(`shutting down on ${await signalled()}`);
+    log.info(`shutting down on ${await stopSignal.first}`);
   } finally {
     for (const stop of undo.reverse()) {
       try {
@@ -72,17 +74,22 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   }
 }
 
-/** Resolves with the name of the first SIGTERM or SIGINT. */
-function signalled(): Promise<string> {
-  return new Promise((done) => {
+/** The name of the first SIGTERM or SIGINT from now on, and the end of listening for them. */
+function stopSignals(): { first: Promise<string>; off: () => void } {
+  let off = () => {};
+  const first = new Promise<string>((done) => {
     const on = (signal: string) => {
+      off();
+      done(signal);
+    };
+    off = () => {
       process.off("SIGTERM", on);
       process.off("SIGINT", on);
-      done(signal);
     };
     process.on("SIGTERM", on);
     process.on("SIGINT", on);
   });
+  return { first, off };
 }
 
 /**

@@ -6,12 +6,13 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { libc, check, cstr, errno, SysError } from "./libc.ts";
-import { setXattr } from "./file.ts";
+import { setXattr, timespecs } from "./file.ts";
 import { O } from "./openat2.ts";
 
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_REMOVEDIR = 0x200;
 const ENOENT = 2;
+const EEXIST = 17;
 
 /** The path of `name` in directory `dir` through procfs, for calls that have no *at form. */
 export function procPath(dir: number, name: string): string {
@@ -38,8 +39,11 @@ export function openAt(dir: number, name: string, flags: number, mode: number, w
   return check(libc.openat(dir, cstr(name), flags | O.NOFOLLOW | O.CLOEXEC, mode), what);
 }
 
-export function mkdirAt(dir: number, name: string, mode: number, what: () => string): void {
-  check(libc.mkdirat(dir, cstr(name), mode), what);
+/** Makes directory `name`; false when the name is taken (by anything). */
+export function mkdirAt(dir: number, name: string, mode: number, what: () => string): boolean {
+  if (libc.mkdirat(dir, cstr(name), mode) === 0) return true;
+  if (errno() === EEXIST) return false;
+  throw new SysError(what(), errno());
 }
 
 export function symlinkAt(target: string, dir: number, name: string, what: () => string): void {
@@ -74,8 +78,7 @@ export function chmodAt(dir: number, name: string, mode: number, what: () => str
 
 /** Access and modification times with nanoseconds, of the name itself, not a symlink's target. */
 export function setTimesAt(dir: number, name: string, atimeNs: bigint, mtimeNs: bigint, what: () => string): void {
-  const ts = new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
-  check(libc.utimensat(dir, cstr(name), ts, AT_SYMLINK_NOFOLLOW), what);
+  check(libc.utimensat(dir, cstr(name), timespecs(atimeNs, mtimeNs), AT_SYMLINK_NOFOLLOW), what);
 }
 
 export function setXattrAt(dir: number, name: string, key: string, value: Uint8Array): void {

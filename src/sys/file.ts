@@ -42,10 +42,24 @@ export function copyData(src: number, dst: number, size: number, state: CopyStat
   }
 }
 
-/** Sets access and modification times of `path` (not following a symlink) with nanoseconds. */
-export function setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void {
-  const ts = new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
-  check(libc.utimensat(AT_FDCWD, cstr(path), ts, AT_SYMLINK_NOFOLLOW), () => `set times of ${path}`);
+/** The two struct timespec that utimensat and futimens take, from nanoseconds. */
+export function timespecs(atimeNs: bigint, mtimeNs: bigint): BigInt64Array {
+  return new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
+}
+
+/**
+ * What an attribute call works on: a path, whose last component is not followed if it is a
+ * symlink, or an open file descriptor (no path lookup at all: the cheaper of the two).
+ */
+export type FileRef = string | number;
+
+const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : f);
+
+/** Sets access and modification times of `f` with nanoseconds. */
+export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {
+  const ts = timespecs(atimeNs, mtimeNs);
+  const r = typeof f === "number" ? libc.futimens(f, ts) : libc.utimensat(AT_FDCWD, cstr(f), ts, AT_SYMLINK_NOFOLLOW);
+  check(r, () => `set times of ${describeRef(f)}`);
 }
 
 /** Changes the owner of `path` without following a symlink. */
@@ -58,50 +72,56 @@ export function mknod(path: string, mode: number, rdev: number | bigint): void {
   check(libc.mknod(cstr(path), mode, rdev), () => `mknod ${path}`);
 }
 
-/** Names of the extended attributes of `path` (not following a symlink). */
-export function listXattrs(path: string): string[] {
-  const p = cstr(path);
+/** Names of the extended attributes of `f`. */
+export function listXattrs(f: FileRef): string[] {
+  const p = typeof f === "number" ? f : cstr(f);
+  const list = (buf: Buffer | null, size: number) =>
+    Number(typeof p === "number" ? libc.flistxattr(p, buf, size) : libc.llistxattr(p, buf, size));
   for (;;) {
-    const size = Number(libc.llistxattr(p, null, 0));
+    const size = list(null, 0);
     if (size < 0) {
       const e = errno();
       if (e === 95) return []; // the filesystem has no xattrs
-      throw new SysError(`list xattrs of ${path}`, e);
+      throw new SysError(`list xattrs of ${describeRef(f)}`, e);
     }
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const n = Number(libc.llistxattr(p, buf, size));
+    const n = list(buf, size);
     if (n < 0 && errno() === 34 /* ERANGE: grew meanwhile */) continue;
-    check(n, () => `list xattrs of ${path}`);
+    check(n, () => `list xattrs of ${describeRef(f)}`);
     return buf.subarray(0, n).toString("latin1").split("\0").filter(Boolean);
   }
 }
 
-/** The value of extended attribute `name` of `path`, or undefined when it has none. */
-export function getXattr(path: string, name: string): Buffer | undefined {
-  const p = cstr(path);
+/** The value of extended attribute `name` of `f`, or undefined when it has none. */
+export function getXattr(f: FileRef, name: string): Buffer | undefined {
+  const p = typeof f === "number" ? f : cstr(f);
   const n = cstr(name);
+  const get = (buf: Buffer | null, size: number) =>
+    Number(typeof p === "number" ? libc.fgetxattr(p, n, buf, size) : libc.lgetxattr(p, n, buf, size));
   for (;;) {
-    const size = Number(libc.lgetxattr(p, n, null, 0));
+    const size = get(null, 0);
     if (size < 0) {
       if (errno() === 61 /* ENODATA */) return undefined;
-      throw new SysError(`get xattr ${name} of ${path}`, errno());
+      throw new SysError(`get xattr ${name} of ${describeRef(f)}`, errno());
     }
     const buf = Buffer.alloc(size);
-    const got = Number(libc.lgetxattr(p, n, size ? buf : null, size));
+    const got = get(size ? buf : null, size);
     if (got < 0 && errno() === 34) continue;
-    check(got, () => `get xattr ${name} of ${path}`);
+    check(got, () => `get xattr ${name} of ${describeRef(f)}`);
     return buf.subarray(0, got);
   }
 }
 
-/** Sets extended attribute `name` of `path` (not following a symlink). */
-export function setXattr(path: string, name: string, value: Uint8Array): void {
-  check(libc.lsetxattr(cstr(path), cstr(name), value.length ? value : null, value.length, 0), () => `set xattr ${name} on ${path}`);
+/** Sets extended attribute `name` of `f`. */
+export function setXattr(f: FileRef, name: string, value: Uint8Array): void {
+  const v = value.length ? value : null;
+  const r = typeof f === "number" ? libc.fsetxattr(f, cstr(name), v, value.length, 0) : libc.lsetxattr(cstr(f), cstr(name), v, value.length, 0);
+  check(r, () => `set xattr ${name} on ${describeRef(f)}`);
 }
 
 /** Copies every extended attribute of `src` to `dst`; `onError` decides about each failure. */
-export function copyXattrs(src: string, dst: string, onError: (name: string, err: SysError) => void): void {
+export function copyXattrs(src: FileRef, dst: FileRef, onError: (name: string, err: SysError) => void): void {
   for (const name of listXattrs(src)) {
     const value = getXattr(src, name);
     if (value === undefined) continue;

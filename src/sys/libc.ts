@@ -7,7 +7,8 @@ import { StorError, ExitCode } from "../errors.ts";
 
 const { ptr, i32, u32, u64, i64_fast, u64_fast: usize } = FFIType;
 
-const lib = dlopen("libc.so.6", {
+/** Loads libc and binds the symbols stor calls. */
+const load = () => dlopen("libc.so.6", {
   __errno_location: { args: [], returns: ptr },
   strerror: { args: [i32], returns: ptr },
   syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast },
@@ -23,8 +24,6 @@ const lib = dlopen("libc.so.6", {
   close: { args: [i32], returns: i32 },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },
   copy_file_range: { args: [i32, ptr, i32, ptr, usize, u32], returns: i64_fast },
-  fchown: { args: [i32, u32, u32], returns: i32 },
-  fchmod: { args: [i32, u32], returns: i32 },
   fchownat: { args: [i32, ptr, u32, u32, i32], returns: i32 },
   fchmodat: { args: [i32, ptr, u32, i32], returns: i32 },
   utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
@@ -44,8 +43,13 @@ const lib = dlopen("libc.so.6", {
   closedir: { args: [ptr], returns: i32 },
 });
 
-/** The raw libc symbols. */
-export const libc = lib.symbols;
+type Symbols = ReturnType<typeof load>["symbols"];
+let symbols: Symbols | undefined;
+
+/** The raw libc symbols, bound on first use: a command that makes no system call of its own pays nothing. */
+export const libc: Symbols = new Proxy({} as Symbols, {
+  get: (_target, name) => (symbols ??= load().symbols)[name as keyof Symbols],
+});
 
 /** errno of the last failed call. Read it straight after the call that failed. */
 export function errno(): number {
