@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestRoot, isRoot, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, need } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -65,3 +65,31 @@ for (const [point, args, after] of CASES) {
     after(r);
   });
 }
+
+test("killed at random instants during volume create and rm: restore always puts it right", async () => {
+  if (!need(isRoot(), "tmpfs volumes are mounted; mounting needs root")) return;
+  r = new TestRoot();
+  const trials = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
+  const t0 = performance.now();
+  r.ok(["volume", "create", "timing"]);
+  const span = performance.now() - t0;
+  r.ok(["volume", "rm", "timing"]);
+  const failures: string[] = [];
+  let killed = 0;
+  for (let t = 0; t < trials; t++) {
+    const existing = r.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean);
+    const args = t % 2 === 0 || existing.length === 0
+      ? ["volume", "create", ...(t % 4 === 0 ? ["-o", "type=tmpfs", "-o", "device=tmpfs"] : []), `v${t}`]
+      : ["volume", "rm", existing[0]!];
+    const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, ...args], { stdout: "ignore", stderr: "ignore" });
+    await Bun.sleep(Math.random() * span);
+    p.kill("SIGKILL");
+    if ((await p.exited) !== 0) killed++;
+    r.ok(["restore"]);
+    const wrong = violations(r);
+    if (wrong.length) failures.push(`trial ${t} (${args.join(" ")}): ${wrong.join("; ")}`);
+  }
+  console.log(`volumes: ${trials} trials over ${span.toFixed(0)} ms, ${killed} killed before finishing, ${failures.length} inconsistent`);
+  expect(failures).toEqual([]);
+  expect(killed).toBeGreaterThan(trials / 4);
+}, 600_000);
