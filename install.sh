@@ -63,7 +63,6 @@ install -d -m 0755 "$UNIT_DIR"
 cat >"$UNIT_DIR/stor-restore.service" <<UNIT
 [Unit]
 Description=stor restore: reconcile container storage after boot
-Documentation=man:stor(8)
 DefaultDependencies=no
 After=local-fs.target
 Before=containerd.service docker.service
@@ -77,6 +76,37 @@ ExecStart=$PREFIX/bin/stor restore
 [Install]
 WantedBy=multi-user.target
 UNIT
+# The servers for containerd and dockerd: installed, not enabled (see README, "Serving").
+step "installing $UNIT_DIR/stor-containerd.service and stor-docker-volume.service (not enabled)"
+cat >"$UNIT_DIR/stor-containerd.service" <<UNIT
+[Unit]
+Description=stor serve: containerd snapshotter (proxy plugin "stor")
+After=local-fs.target stor-restore.service
+Before=containerd.service
+
+[Service]
+ExecStart=$PREFIX/bin/stor --log-level info serve --containerd /run/stor/containerd.sock
+Restart=on-failure
+TimeoutStopSec=45
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+cat >"$UNIT_DIR/stor-docker-volume.service" <<UNIT
+[Unit]
+Description=stor serve: Docker volume plugin "stor"
+After=local-fs.target stor-restore.service
+Before=docker.service
+
+[Service]
+ExecStart=$PREFIX/bin/stor --log-level info serve --docker-volume /run/docker/plugins/stor.sock
+Restart=on-failure
+TimeoutStopSec=45
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
   systemctl daemon-reload && systemctl enable stor-restore.service >/dev/null 2>&1 \
     || die "systemctl could not enable stor-restore.service"

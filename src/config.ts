@@ -1,11 +1,11 @@
 /**
  * Configuration: the ini file (`/etc/stor/stor.ini` unless `--config`/`STOR_CONFIG`), then
- * environment overrides, then command-line options. Validated with zod; a bad file is an error
- * that names the file, the key and the reason.
+ * environment overrides, then command-line options. Validated with zod (./configSchema.ts); a
+ * bad file is an error that names the file, the key and the reason.
  */
 import { readFileSync } from "node:fs";
 import { parse } from "ini";
-import { z } from "zod";
+import type { FileConfig } from "./configSchema.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
@@ -15,23 +15,6 @@ export const DEFAULT_ROOT = "/var/lib/stor";
 /** Names a snapshotter may be configured or selected by; `overlayfs` is ctr's name for overlay. */
 export const SNAPSHOTTER_NAMES = ["overlay", "native"] as const;
 export type SnapshotterName = (typeof SNAPSHOTTER_NAMES)[number];
-
-const absolutePath = z.string().min(1).refine((p) => p.startsWith("/"), "must be an absolute path");
-
-const fileSchema = z
-  .object({
-    root: absolutePath.optional(),
-    log_level: z.enum(LOG_LEVELS).optional(),
-    snapshot: z
-      .object({ default: z.enum(SNAPSHOTTER_NAMES).optional() })
-      .strict()
-      .default({}),
-    volume: z
-      .object({ default_driver: z.string().min(1).optional() })
-      .strict()
-      .default({}),
-  })
-  .strict();
 
 /** The settings in force for one invocation. */
 export interface Config {
@@ -72,20 +55,26 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   };
 }
 
-function readConfigFile(path: string, explicit: boolean): z.infer<typeof fileSchema> {
+function readConfigFile(path: string, explicit: boolean): FileConfig {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // A missing default file means defaults; a file the user named must exist.
-    if (code === "ENOENT" && !explicit) return fileSchema.parse({});
+    if (code === "ENOENT" && !explicit) return EMPTY;
     throw new InvalidArgumentError(`config ${path}`, code === "ENOENT" ? "no such file" : String(code ?? err));
   }
-  const result = fileSchema.safeParse(parse(text));
+  const parsed = parse(text);
+  // A file of comments only (as installed) needs no validation: zod is loaded only for content.
+  if (Object.keys(parsed).length === 0) return EMPTY;
+  const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
+  const result = fileSchema.safeParse(parsed);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const key = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path;
   const why = issue.code === "unrecognized_keys" ? "unknown key" : issue.message;
   throw new InvalidArgumentError(`config ${path}`, `${key.join(".") || "(file)"}: ${why}`);
 }
+
+const EMPTY: FileConfig = { snapshot: {}, volume: {} };

@@ -13,7 +13,8 @@ import { dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import * as grpc from "@grpc/grpc-js";
 import { snapshotsDefinition } from "../src/serve/containerd.ts";
-import { STOR, TestRoot, have, isRoot, must, need, sh, unmountBelow } from "./helpers.ts";
+import { snapshotFilter } from "../src/serve/filters.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
 setDefaultTimeout(60_000);
@@ -187,7 +188,11 @@ describe("the snapshots API, spoken directly", () => {
       const err = await api.call(method, req).then(() => undefined, (e: grpc.ServiceError) => e);
       expect([method, req, err?.code]).toEqual([method, req, code]);
     }
-    await expect(api.list(["name=="])).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    // A bad filter fails List the same way (INVALID_ARGUMENT); that is not asked over the wire
+    // here because under bun test, Bun's HTTP/2 client never delivers the error status of a
+    // streamed call that sent no message (plain bun, Node and Go clients do).
+    expect(() => snapshotFilter(["name=="])).toThrow('filter "name==": expected a value at 6');
+    expect(() => snapshotFilter(['labels."a'])).toThrow("unterminated quote");
   });
 
   test("Update sets one label per labels.KEY path, all of them for `labels` or no path", async () => {
@@ -322,8 +327,7 @@ describe("serving manners", () => {
   });
 
   test("SIGTERM: the call waiting on a CLI lock finishes, then the databases close and the sockets go", async () => {
-    need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would");
-    if (!have("flock")) return;
+    if (!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would")) return;
     const run = root.dir("run");
     const [snapshots, volumes] = [join(run, "s.sock"), join(run, "v.sock")];
     const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
@@ -420,6 +424,11 @@ for (const snapshotter of ["overlay", "native"]) {
       if (r.code !== 0) throw new Error(`ctr snapshots ${args.join(" ")}: ${r.stderr}`);
       return r.stdout;
     };
+    /** Size in bytes and inodes of `key`, as `ctr snapshots usage -b` prints them. */
+    const usage = (key: string) => {
+      const row = okSnaps("usage", "-b", key).split("\n")[1]!.trim().split(/\s+/);
+      return { size: Number(row[1]), inodes: Number(row[2]) };
+    };
     const cli = (...args: string[]) => root.ok(["-s", snapshotter, ...args]);
     /** The key stor keeps for containerd's `key`: `NAMESPACE/ID/key`. */
     const storKey = (key: string) => {
@@ -451,10 +460,7 @@ for (const snapshotter of ["overlay", "native"]) {
     afterAll(async () => {
       await containerd?.stop();
       await serve?.stop();
-      if (root) {
-        unmountBelow(`${root.path}-`);
-        root.close();
-      }
+      root?.close(); // unmounts what the daemons left below their directories too
     }, 60_000);
 
     test("ctr snapshots prepare, mounts, commit, view, info, usage, ls, rm go through stor", () => {
@@ -462,20 +468,24 @@ for (const snapshotter of ["overlay", "native"]) {
       okSnaps("prepare", "a");
       expect(cli("snapshot", "info", storKey("a"))).toContain('"Kind": "Active"');
       withMount("a", (d) => writeFileSync(join(d, "file"), "x".repeat(8192)));
-      expect(okSnaps("usage", "-b", "a")).toMatch(/^a\s+(\d+)\s+2\s*$/m);
+      const active = usage("a");
+      expect(active.inodes).toBe(2);
+      expect(active.size).toBeGreaterThanOrEqual(8192);
       okSnaps("commit", "base", "a");
       expect(cli("snapshot", "info", storKey("base"))).toContain('"Kind": "Committed"');
-      expect(okSnaps("usage", "-b", "base")).toMatch(/^base\s+(1[2-9]|[2-9]\d)\d{3}\s+2\s*$/m);
-      okSnaps("view", "v", "base");
-      expect(okSnaps("mounts", "/target", "v")).toMatch(/^mount -t \S+ \S+ \/target -o \S*\bro\b/);
-      expect(withMount("v", (d) => readFileSync(join(d, "file"), "utf8"))).toHaveLength(8192);
+      expect(usage("base")).toEqual(active); // recorded at commit
+      // ctr's views carry no gc.root label: containerd may collect one as soon as it is made, so
+      // only the mounts View answered are looked at.
+      expect(okSnaps("view", "-t", "/target", "v", "base")).toMatch(/^mount -t \S+ \S+ \/target -o \S*\bro\b/);
       okSnaps("prepare", "b", "base");
       expect(JSON.parse(okSnaps("info", "b"))).toMatchObject({ Kind: "Active", Name: "b", Parent: "base" });
       expect(JSON.parse(cli("snapshot", "info", storKey("b"))).Parent).toBe(storKey("base"));
       expect(okSnaps("ls")).toMatch(/^b\s+base\s+Active\s*$/m);
-      okSnaps("rm", "v");
+      expect(withMount("b", (d) => readFileSync(join(d, "file"), "utf8"))).toHaveLength(8192);
+      okSnaps("prepare", "c");
+      okSnaps("rm", "c");
       // containerd forgets at once; its garbage collector then removes stor's snapshot.
-      expect(okSnaps("ls")).not.toMatch(/^v\s/m);
+      expect(okSnaps("ls")).not.toMatch(/^c\s/m);
     });
 
     test("what one side changes, the other sees", async () => {
@@ -485,7 +495,7 @@ for (const snapshotter of ["overlay", "native"]) {
       cli("snapshot", "label", storKey("b"), "from-stor=2");
       expect(JSON.parse(okSnaps("info", "b")).Labels).toMatchObject({ "from-stor": "2", "containerd.io/snapshot/from-ctr": "1" });
       withMount("b", (d) => writeFileSync(join(d, "more"), "y".repeat(4096)));
-      expect(okSnaps("usage", "-b", "b")).toMatch(/^b\s+\d{4,}\s+\d+\s*$/m);
+      expect(usage("b").size).toBeGreaterThanOrEqual(4096);
       // A stor error reaches ctr with its code: mounts of a committed snapshot, a key removed behind containerd's back.
       expect(snaps("mounts", "/t", "base").stderr).toContain("failed precondition");
       okSnaps("prepare", "gone");
@@ -512,7 +522,7 @@ for (const snapshotter of ["overlay", "native"]) {
       expect(imported.code, imported.stderr).toBe(0);
       expect(ctr("images", "ls", "-q").stdout).toContain(`stor-test-${snapshotter}:1`);
       expect(JSON.parse(cli("snapshot", "info", storKey(chainId))).Kind).toBe("Committed");
-      okSnaps("view", "rootfs", chainId);
+      okSnaps("prepare", "rootfs", chainId); // as containerd makes a container's rootfs
       expect(okSnaps("mounts", "/rootfs", "rootfs")).toContain("/rootfs");
       withMount("rootfs", (d) => {
         expect(readFileSync(join(d, "etc/greeting"), "utf8")).toBe("hello from stor\n");
@@ -575,13 +585,14 @@ describe("dockerd with stor as its volume plugin", () => {
       const all = docker("ps", "-aq").stdout.trim();
       if (all) docker("rm", "-f", ...all.split("\n"));
       await dockerd.stop(30_000);
+      // dockerd stops the containerd it started, unless it had to be killed: then that one goes too.
+      const pidfile = join(dir, "exec/containerd/containerd.pid");
+      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, "utf8")) : 0;
+      if (pid > 0 && sh(["cat", `/proc/${pid}/cmdline`]).stdout.includes(dir)) process.kill(pid, "SIGKILL");
     }
     await serve?.stop();
     rmSync(SPEC, { force: true });
-    if (root) {
-      unmountBelow(`${root.path}-`);
-      root.close();
-    }
+    root?.close(); // unmounts what the daemons left below their directories too
   }, 90_000);
 
   test("docker volume create -d, inspect, ls and rm use stor's volumes", () => {

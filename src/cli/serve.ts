@@ -1,5 +1,6 @@
 /** `stor serve`: the store as a containerd snapshotter and a Docker volume plugin, over unix sockets. */
 import type { Config } from "../config.ts";
+import { serve } from "../serve/server.ts";
 import { group, runGroup } from "./command.ts";
 
 /** Where dockerd looks for a plugin named stor. */
@@ -14,8 +15,6 @@ export async function serveCommand(argv: readonly string[], config: Config, snap
     .option("--docker-volume [socket]", `Serve the volume plugin on SOCKET (default ${DOCKER_PLUGIN_SOCKET})`)
     .action(async (opts) => {
       const docker = opts.dockerVolume === true ? DOCKER_PLUGIN_SOCKET : opts.dockerVolume;
-      // Loaded here: the gRPC library is large and no other command needs it.
-      const { serve } = await import("../serve/server.ts");
       await serve(config, {
         containerd: opts.containerd === undefined ? undefined : String(opts.containerd),
         dockerVolume: docker === undefined ? undefined : String(docker),

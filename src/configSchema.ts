@@ -1,0 +1,25 @@
+/** The zod schema of the ini file; loaded only when a config file has content to validate. */
+import { z } from "zod";
+import { LOG_LEVELS } from "./log.ts";
+import { SNAPSHOTTER_NAMES } from "./config.ts";
+
+const absolutePath = z.string().min(1).refine((p) => p.startsWith("/"), "must be an absolute path");
+
+/** The ini file: top-level keys and the [snapshot] and [volume] sections, nothing else. */
+export const fileSchema = z
+  .object({
+    root: absolutePath.optional(),
+    log_level: z.enum(LOG_LEVELS).optional(),
+    snapshot: z
+      .object({ default: z.enum(SNAPSHOTTER_NAMES).optional() })
+      .strict()
+      .default({}),
+    volume: z
+      .object({ default_driver: z.string().min(1).optional() })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+/** A validated config file. */
+export type FileConfig = z.infer<typeof fileSchema>;
