@@ -1,0 +1,141 @@
+/**
+ * `volume create -o size=…`: a project quota on XFS, tested for real in a VM, because the
+ * host's kernel may lack CONFIG_XFS_QUOTA. The VM boots Debian's kernel with an initramfs of
+ * busybox, the XFS modules, mkfs.xfs, xfs_quota and the stor binary under test; the guest
+ * script reports one `check` line per fact and this test asserts them all.
+ */
+import { expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { STOR, have, need, sh } from "./helpers.ts";
+import { buildInitramfs } from "./vm/initramfs.ts";
+import { QEMU, bootVm, findKernel, parseConsole } from "./vm/qemu.ts";
+
+/** Kernel options the guest needs, built in or as modules. */
+const KERNEL_CONFIG = ["CONFIG_XFS_FS", "CONFIG_XFS_QUOTA", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_PCI", "CONFIG_SERIAL_8250_CONSOLE"];
+const BOOT_TIMEOUT_MS = 180_000;
+
+/** Runs in the guest (busybox sh) with `say` and `check` from /init; /dev/vda is a blank 400 MiB disk. */
+const SCRIPT = String.raw`
+S="stor --config /dev/null"
+FULL='No space left on device|Disk quota exceeded'
+has() { echo "$1" | grep -Eq "$2"; }
+i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+out=$(mkfs.xfs -q /dev/vda 2>&1); rc=$?
+check mkfs "exit $rc: $out" '[ $rc = 0 ]'
+mkdir -p /plain /stor
+
+# Without project quotas, size= is refused as an invalid argument (exit 2) and leaves no volume.
+mount -t tmpfs tmpfs /plain
+out=$($S --root /plain volume create -o size=10m nq 2>&1); rc=$?
+check noquota-tmpfs "exit $rc: $out" '[ $rc = 2 ] && has "$out" "^stor: volume \"nq\": quota size requested but no quota support$" && [ ! -e /plain/volumes/nq ] && [ -z "$($S --root /plain volume ls -q)" ]'
+mount -t xfs /dev/vda /stor
+out=$($S --root /stor/plain volume create -o size=10m nq 2>&1); rc=$?
+check noquota-xfs "exit $rc: $out" '[ $rc = 2 ] && has "$out" "no quota support$" && [ ! -e /stor/plain/volumes/nq ]'
+rm -rf /stor/plain; umount /stor
+
+out=$(mount -t xfs -o prjquota /dev/vda /stor 2>&1); rc=$?
+check mount-prjquota "exit $rc: $out" '[ $rc = 0 ] && grep -q " /stor xfs .*prjquota" /proc/mounts'
+out=$($S --root /stor volume create -o size=10m quota 2>&1); rc=$?
+check create "exit $rc: $out" '[ $rc = 0 ] && [ "$out" = quota ]'
+out=$(xfs_quota -x -c "report -p -n -b -N" /stor 2>&1)
+check limit-set "$out" 'echo "$out" | awk "\$3 == 10240 && \$4 == 10240 { found = 1 } END { exit !found }"'
+D=$($S --root /stor volume mount quota c1 2>&1)
+check mount "$D" '[ "$D" = /stor/volumes/quota/_data ]'
+
+# The first 5 MiB go in a subdirectory: what is made below _data inherits its project.
+mkdir $D/sub
+out=$(dd if=/dev/zero of=$D/sub/five bs=1M count=5 conv=fsync 2>&1); rc=$?
+check write-5m "exit $rc: $out" '[ $rc = 0 ]'
+out=$(xfs_quota -x -c "report -p -n -b -N" /stor 2>&1)
+check subdir-counted "$out" 'echo "$out" | awk "\$2 >= 5120 && \$4 == 10240 { found = 1 } END { exit !found }"'
+out=$(dd if=/dev/zero of=$D/more bs=1M count=20 conv=fsync 2>&1); rc=$?
+check write-20m-more-fails "exit $rc: $out" '[ $rc != 0 ] && has "$out" "$FULL"'
+used=$(du -sk $D | cut -f1)
+check usage-capped "$used KiB in $D" '[ $used -le 10240 ] && [ $used -ge 9216 ]'
+
+F=$($S --root /stor volume create free >/dev/null && $S --root /stor volume mount free c1)
+out=$(dd if=/dev/zero of=$F/big bs=1M count=20 conv=fsync 2>&1); rc=$?
+check other-volume-unlimited "exit $rc: $out" '[ $rc = 0 ]'
+out=$($S --root /stor volume inspect quota 2>&1)
+check inspect-size "$out" 'has "$out" "\"size\": \"10m\""'
+
+$S --root /stor volume unmount quota c1
+out=$($S --root /stor volume rm quota 2>&1); rc=$?
+check rm "exit $rc: $out" '[ $rc = 0 ] && [ "$out" = quota ] && [ ! -e /stor/volumes/quota ]'
+# A new volume with a limit gets all of it: nothing of the old one is still counted.
+D=$($S --root /stor volume create -o size=10m again >/dev/null && $S --root /stor volume mount again c2)
+out=$(dd if=/dev/zero of=$D/eight bs=1M count=8 conv=fsync 2>&1); rc=$?
+check recreate-full-limit "exit $rc: $out" '[ $rc = 0 ]'
+out=$(dd if=/dev/zero of=$D/more bs=1M count=8 conv=fsync 2>&1); rc=$?
+check recreate-limited "exit $rc: $out" '[ $rc != 0 ] && has "$out" "$FULL"'
+umount /stor
+`;
+
+const CHECKS = [
+  "mkfs",
+  "noquota-tmpfs",
+  "noquota-xfs",
+  "mount-prjquota",
+  "create",
+  "limit-set",
+  "mount",
+  "write-5m",
+  "subdir-counted",
+  "write-20m-more-fails",
+  "usage-capped",
+  "other-volume-unlimited",
+  "inspect-size",
+  "rm",
+  "recreate-full-limit",
+  "recreate-limited",
+];
+
+/** Why the VM cannot run here, or undefined when it can. */
+function missing(): string | undefined {
+  if (!existsSync(STOR)) return `${STOR}: no stor binary (bun run build, or set STOR_BIN)`;
+  if (!have(QEMU)) return `${QEMU} not found (apt-get install qemu-system-x86)`;
+  if (!have("mkfs.xfs") || !have("xfs_quota")) return "mkfs.xfs or xfs_quota not found (apt-get install xfsprogs)";
+  if (!existsSync("/bin/busybox")) return "/bin/busybox not found (apt-get install busybox-static)";
+  if (!findKernel(KERNEL_CONFIG)) return `no kernel in /boot and /lib/modules with ${KERNEL_CONFIG.join(", ")} (apt-get install linux-image-amd64)`;
+}
+
+test(
+  "size= on XFS with project quotas: writing past the limit fails (in a VM)",
+  async () => {
+    let why = missing();
+    // Under CI what is missing gets installed (test/setup.sh installs only what is missing).
+    if (why && process.env.CI === "true" && process.getuid?.() === 0) {
+      const setup = sh(["bash", resolve(import.meta.dir, "setup.sh")]);
+      why = missing();
+      if (why && setup.code !== 0) why += `; test/setup.sh: exit ${setup.code}: ${setup.stderr.trim()}`;
+    }
+    if (!need(why === undefined, `a VM with XFS quotas: ${why}`)) return;
+
+    const kernel = findKernel(KERNEL_CONFIG)!;
+    const initramfs = buildInitramfs({
+      kernel,
+      modules: ["crc32c_generic", "virtio_pci", "virtio_blk", "xfs"],
+      binaries: [[STOR, "/usr/bin/stor"], Bun.which("mkfs.xfs")!, Bun.which("xfs_quota")!],
+      script: SCRIPT,
+    });
+    const run = await bootVm({ kernel, initramfs, disksMiB: [400], timeoutMs: BOOT_TIMEOUT_MS });
+    const report = parseConsole(run.console);
+    const how = `kernel ${kernel}, ${run.accel}, ${run.ms} ms, qemu exit ${run.exitCode}${run.timedOut ? ", killed at the deadline" : ""}`;
+    console.log(`VM: ${how}`);
+    if (report.done === undefined) {
+      throw new Error(`the VM did not finish (${how})\n--- qemu stderr:\n${run.stderr}\n--- console (end):\n${run.console.slice(-4000)}`);
+    }
+    // Every expected check and any other the guest reported: "ok", or why not.
+    const verdict = (n: string) => {
+      const c = report.checks.get(n);
+      return c === undefined ? "not reported" : c.ok ? "ok" : `FAIL: ${c.detail}`;
+    };
+    const got = Object.fromEntries([...CHECKS, ...report.checks.keys()].map((n) => [n, verdict(n)]));
+    expect({ errors: report.other, checks: got }).toEqual({
+      errors: [],
+      checks: Object.fromEntries(CHECKS.map((n) => [n, "ok"])),
+    });
+  },
+  600_000,
+);
