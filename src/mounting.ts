@@ -1,7 +1,7 @@
 /** Mounting a list of mounts on a target and taking them all off again: `stor mount`/`unmount`. */
 import { realpathSync, statSync } from "node:fs";
 import { InvalidArgumentError, NotFoundError } from "./errors.ts";
-import { SysError } from "./sys/libc.ts";
+import { Errno, SysError } from "./sys/libc.ts";
 import { mount, unmount, type Mount } from "./sys/mount.ts";
 import { isMountPoint, mountsUnder } from "./sys/mountinfo.ts";
 
@@ -59,7 +59,7 @@ function unmountBusyOrNot(path: string): boolean {
   try {
     return unmount(path);
   } catch (err) {
-    if (err instanceof SysError && err.errno === 16 /* EBUSY */) return unmount(path, true);
+    if (err instanceof SysError && err.errno === Errno.EBUSY) return unmount(path, true);
     throw err;
   }
 }

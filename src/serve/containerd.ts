@@ -123,20 +123,22 @@ function unary<Req>(method: string, fn: (req: Req) => object): grpc.handleUnaryC
 }
 
 /** The labels an Update sets: `paths` as containerd sends them, none or `labels` meaning all. */
-function labelChanges(current: Record<string, string>, wanted: Record<string, string>, paths: readonly string[]): Record<string, string> {
-  const changes: Record<string, string> = {};
-  for (const path of paths.length === 0 ? ["labels"] : paths) {
-    if (path === "labels") {
-      for (const k of Object.keys(current)) changes[k] = "";
-      Object.assign(changes, wanted);
-    } else if (path.startsWith("labels.")) {
-      const k = path.slice("labels.".length);
-      changes[k] = wanted[k] ?? "";
-    } else {
-      throw new InvalidArgumentError(`update path "${path}"`, "only labels and labels.KEY can be updated");
-    }
+/**
+ * What an update mask asks of the labels: `labels` (or no mask) replaces them all with `wanted`;
+ * `labels.K` sets or (absent from `wanted`) removes K alone.
+ */
+function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): { labels: Record<string, string>; replace: boolean } {
+  if (paths.length === 0 || paths.includes("labels")) {
+    const bad = paths.find((p) => p !== "labels" && !p.startsWith("labels."));
+    if (bad === undefined) return { labels: wanted, replace: true };
   }
-  return changes;
+  const labels: Record<string, string> = {};
+  for (const path of paths) {
+    if (!path.startsWith("labels.")) throw new InvalidArgumentError(`update path "${path}"`, "only labels and labels.KEY can be updated");
+    const k = path.slice("labels.".length);
+    labels[k] = wanted[k] ?? "";
+  }
+  return { labels, replace: false };
 }
 
 /** The Snapshots service over `snapshots`, for {@link grpc.Server.addService}. */
@@ -167,8 +169,8 @@ export function snapshotsService(snapshots: SnapshotService): [grpc.ServiceDefin
     Update: unary<UpdateRequest>("Update", (r) => {
       if (!r.info) throw new InvalidArgumentError("update", "no snapshot info");
       const key = r.info.name;
-      const changes = labelChanges(snapshots.stat(key).labels, r.info.labels, r.update_mask?.paths ?? []);
-      snapshots.updateLabels(key, changes);
+      const { labels, replace } = labelUpdate(r.info.labels, r.update_mask?.paths ?? []);
+      snapshots.updateLabels(key, labels, replace);
       return { info: protoInfo(snapshots.stat(key)) };
     }),
     List: (call: grpc.ServerWritableStream<ListRequest, object>) => {

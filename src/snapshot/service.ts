@@ -227,14 +227,18 @@ export class SnapshotService {
     return this.#store.read(() => this.#store.all().map((s) => this.#info(s)));
   }
 
-  /** Sets labels of `key` (an empty value removes one) and returns all its labels. */
-  updateLabels(key: string, labels: Record<string, string>): Record<string, string> {
+  /**
+   * Sets labels of `key` (an empty value removes one) and returns all its labels. With `replace`
+   * the labels become exactly `labels`: the others are removed in the same transaction.
+   */
+  updateLabels(key: string, labels: Record<string, string>, replace = false): Record<string, string> {
     validateKey(key);
     validateLabels(labels);
     return this.#store.write(() => {
       const s = this.#get(key);
-      if (Object.keys(labels).length > 0) {
-        this.#store.setLabels(s.id, labels);
+      const changes = replace ? { ...Object.fromEntries(Object.keys(this.#store.labels(s.id)).map((k) => [k, ""])), ...labels } : labels;
+      if (Object.keys(changes).length > 0) {
+        this.#store.setLabels(s.id, changes);
         this.#store.touch(s.id, rfc3339Nano(nowNs()));
       }
       return this.#store.labels(s.id);

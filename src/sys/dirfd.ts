@@ -5,14 +5,12 @@
  * lstat, readdir) go through `/proc/self/fd/DIR/NAME`, which resolves to the same place.
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
-import { libc, check, cstr, errno, SysError } from "./libc.ts";
+import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 import { setXattr, timespecs } from "./file.ts";
 import { O } from "./openat2.ts";
 
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_REMOVEDIR = 0x200;
-const ENOENT = 2;
-const EEXIST = 17;
 
 /** The path of `name` in directory `dir` through procfs, for calls that have no *at form. */
 export function procPath(dir: number, name: string): string {
@@ -42,7 +40,7 @@ export function openAt(dir: number, name: string, flags: number, mode: number, w
 /** Makes directory `name`; false when the name is taken (by anything). */
 export function mkdirAt(dir: number, name: string, mode: number, what: () => string): boolean {
   if (libc.mkdirat(dir, cstr(name), mode) === 0) return true;
-  if (errno() === EEXIST) return false;
+  if (errno() === Errno.EEXIST) return false;
   throw new SysError(what(), errno());
 }
 
@@ -58,7 +56,7 @@ export function linkAt(oldDir: number, oldName: string, newDir: number, newName:
 /** Removes `name` (an empty directory when `isDir`); false when it did not exist. */
 export function unlinkAt(dir: number, name: string, isDir: boolean, what: () => string): boolean {
   if (libc.unlinkat(dir, cstr(name), isDir ? AT_REMOVEDIR : 0) === 0) return true;
-  if (errno() === ENOENT) return false;
+  if (errno() === Errno.ENOENT) return false;
   throw new SysError(what(), errno());
 }
 

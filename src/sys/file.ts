@@ -3,7 +3,7 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
-import { libc, check, cstr, errno, retry, SysError } from "./libc.ts";
+import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 
 const FICLONE = 0x40049409;
 const AT_FDCWD = -100;
@@ -30,7 +30,7 @@ export function copyData(src: number, dst: number, size: number, state: CopyStat
     if (libc.ioctl(dst, FICLONE, src) === 0) return;
     const e = errno();
     // Not supported here or across filesystems: fall back for the rest of the job.
-    if (e === 95 || e === 18 || e === 22 || e === 25 || e === 1) state.reflink = false;
+    if (e === Errno.EOPNOTSUPP || e === Errno.EXDEV || e === Errno.EINVAL || e === Errno.ENOTTY || e === Errno.EPERM) state.reflink = false;
     else throw new SysError(what(), e);
   }
   let left = size;
@@ -81,13 +81,13 @@ export function listXattrs(f: FileRef): string[] {
     const size = list(null, 0);
     if (size < 0) {
       const e = errno();
-      if (e === 95) return []; // the filesystem has no xattrs
+      if (e === Errno.EOPNOTSUPP) return []; // the filesystem has no xattrs
       throw new SysError(`list xattrs of ${describeRef(f)}`, e);
     }
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
     const n = list(buf, size);
-    if (n < 0 && errno() === 34 /* ERANGE: grew meanwhile */) continue;
+    if (n < 0 && errno() === Errno.ERANGE) continue; // grew meanwhile
     check(n, () => `list xattrs of ${describeRef(f)}`);
     return buf.subarray(0, n).toString("latin1").split("\0").filter(Boolean);
   }
@@ -102,12 +102,12 @@ export function getXattr(f: FileRef, name: string): Buffer | undefined {
   for (;;) {
     const size = get(null, 0);
     if (size < 0) {
-      if (errno() === 61 /* ENODATA */) return undefined;
+      if (errno() === Errno.ENODATA) return undefined;
       throw new SysError(`get xattr ${name} of ${describeRef(f)}`, errno());
     }
     const buf = Buffer.alloc(size);
     const got = get(size ? buf : null, size);
-    if (got < 0 && errno() === 34) continue;
+    if (got < 0 && errno() === Errno.ERANGE) continue;
     check(got, () => `get xattr ${name} of ${describeRef(f)}`);
     return buf.subarray(0, got);
   }
@@ -149,7 +149,7 @@ export function lockPath(path: string, wait = true): FileLock | undefined {
   if (r < 0) {
     const e = errno();
     libc.close(fd);
-    if (e === 11 /* EWOULDBLOCK */) return undefined;
+    if (e === Errno.EAGAIN) return undefined; // EWOULDBLOCK: another process holds it
     throw new SysError(`lock ${path}`, e);
   }
   return {

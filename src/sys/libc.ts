@@ -56,12 +56,15 @@ export function errno(): number {
   return read.i32(libc.__errno_location()!, 0);
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
-  13: "EACCES", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR",
-  22: "EINVAL", 24: "EMFILE", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 31: "EMLINK", 36: "ENAMETOOLONG",
-  38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP", 61: "ENODATA", 95: "EOPNOTSUPP", 122: "EDQUOT",
-};
+/** The errno values stor tells apart, by their C names (Linux numbers). */
+export const Errno = {
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
+  EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EMFILE: 24,
+  ENOTTY: 25, EFBIG: 27, ENOSPC: 28, EROFS: 30, EMLINK: 31, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38,
+  ENOTEMPTY: 39, ELOOP: 40, ENODATA: 61, EOPNOTSUPP: 95, EDQUOT: 122,
+} as const;
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Errno).map(([name, n]) => [n, name]));
 
 /** Symbolic name of an errno value (`ENOENT`), or `errno N`. */
 export function errnoName(code: number): string {
@@ -104,6 +107,6 @@ export function cstr(s: string): Buffer {
 export function retry(call: () => number): number {
   for (;;) {
     const r = call();
-    if (r >= 0 || errno() !== 4) return r;
+    if (r >= 0 || errno() !== Errno.EINTR) return r;
   }
 }

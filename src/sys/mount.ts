@@ -4,7 +4,7 @@
  */
 import { relative } from "node:path";
 import { ptr as ptrOf } from "bun:ffi";
-import { libc, check, cstr, errno, SysError } from "./libc.ts";
+import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 
 /** A mount as containerd describes it and `ctr snapshots mounts` prints it. */
 export interface Mount {
@@ -98,7 +98,7 @@ function makeReadOnly(target: string, recursive: boolean, what: string): void {
     const attr = new BigUint64Array([BigInt(MOUNT_ATTR_RDONLY), 0n, 0n, 0n]);
     const r = sys(SYS_mount_setattr, AT_FDCWD, cstr(target), AT_RECURSIVE, Buffer.from(attr.buffer), 32);
     if (r === 0) return;
-    if (errno() !== 38) throw new SysError(what, errno());
+    if (errno() !== Errno.ENOSYS) throw new SysError(what, errno());
   }
   check(libc.mount(null, cstr(target), null, MS_REMOUNT | MS_BIND | MS_RDONLY, null), what);
 }
@@ -135,7 +135,7 @@ function mountOverlayLong(m: Mount, data: string[], flags: number, target: strin
         libc.close(fd);
       }
     }
-    if (errno() !== 38) throw new SysError(what, errno());
+    if (errno() !== Errno.ENOSYS) throw new SysError(what, errno());
   }
   mountOverlayRelative(m, data, flags, target, what);
 }
@@ -159,7 +159,7 @@ function mountOverlayRelative(m: Mount, data: string[], flags: number, target: s
     return o;
   });
   const joined = shortData.join(",");
-  if (joined.length >= PAGE_SIZE) throw new SysError(`${what}: options longer than a page`, 7 /* E2BIG */);
+  if (joined.length >= PAGE_SIZE) throw new SysError(`${what}: options longer than a page`, Errno.E2BIG);
   const absTarget = target.startsWith("/") ? target : `${process.cwd()}/${target}`;
   const cwd = process.cwd();
   process.chdir(common);
@@ -192,7 +192,7 @@ export function unmount(target: string, detach = false): boolean {
   const r = libc.umount2(cstr(target), detach ? MNT_DETACH : 0);
   if (r === 0) return true;
   const code = errno();
-  if (code === 22 /* EINVAL: not a mount point */) return false;
+  if (code === Errno.EINVAL) return false; // not a mount point
   throw new SysError(`unmount ${target}`, code);
 }
 

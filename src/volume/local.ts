@@ -11,7 +11,7 @@ import { StorError } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { fsyncDir } from "../sys/file.ts";
-import { SysError } from "../sys/libc.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
@@ -184,6 +184,6 @@ function unmountIfMounted(path: string): void {
   try {
     unmountFs(path);
   } catch (err) {
-    if (!(err instanceof SysError && err.errno === 2)) throw err;
+    if (!(err instanceof SysError && err.errno === Errno.ENOENT)) throw err;
   }
 }
