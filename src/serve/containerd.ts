@@ -13,7 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import { fromJSON } from "@grpc/proto-loader";
 import { Root, common, parse } from "protobufjs";
 import { ExitCode, InvalidArgumentError, PreconditionError, describe, exitCodeOf } from "../errors.ts";
-import { log } from "../log.ts";
+import { log, logEnabled } from "../log.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { snapshotFilter } from "./filters.ts";
@@ -111,7 +111,7 @@ function failed(method: string, err: unknown): Partial<grpc.StatusObject> {
 /** A unary handler running `fn` on the request; whatever it throws becomes the call's status. */
 function unary<Req>(method: string, fn: (req: Req) => object): grpc.handleUnaryCall<Req, object> {
   return (call, callback) => {
-    log.debug(`${method} ${JSON.stringify(call.request)}`);
+    if (logEnabled("debug")) log.debug(`${method} ${JSON.stringify(call.request)}`);
     let reply: object;
     try {
       reply = fn(call.request);

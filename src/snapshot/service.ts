@@ -88,7 +88,10 @@ export class SnapshotService {
     if (parent !== undefined) validateKey(parent, "parent");
     validateLabels(labels);
     // Fail fast, before any copying; the write transaction checks again.
-    const parentId = this.#store.read(() => this.#checkCreate(key, parent));
+    const [parentId, parents] = this.#store.read(() => {
+      const id = this.#checkCreate(key, parent);
+      return [id, id === null ? [] : this.#chainDirs(id)] as const;
+    });
 
     // Made and locked under the write lock, so cleanup never sees it unlocked.
     const [temp, lock] = this.#store.write(() => {
@@ -96,7 +99,6 @@ export class SnapshotService {
       return [dir, lockPath(dir)!] as const;
     });
     try {
-      const parents = parentId === null ? [] : this.#store.read(() => this.#chainDirs(parentId));
       this.snapshotter.populate({ kind, dir: temp, parents });
       failpoint("prepare:populated");
       return this.#store.write(() => {

@@ -1,0 +1,331 @@
+/**
+ * Section "serve": per-operation latency through `stor serve`'s sockets, each against the
+ * daemon's built-in storage on the same daemon: `ctr snapshots --snapshotter stor` (containerd's
+ * `[proxy_plugins]` snapshotter on stor's overlay) against `--snapshotter overlayfs`, and
+ * `docker volume … -d stor` (Docker's volume plugin protocol) against `-d local`. The section
+ * starts its own `stor serve` (own root), containerd and dockerd, and stops them however it ends.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { storArgv, type Ctx } from "./context.ts";
+import { dockerDirs, startDockerdCompat, terminate, type Daemon } from "./daemons.ts";
+import { must, run, sleep } from "./proc.ts";
+import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
+import { atCleanup, ensurePackages, findBin, runMountLines, unmountBelow } from "./system.ts";
+
+const TARGET = 1.2;
+/** dockerd finds plugins by name here; the spec file names our socket. */
+const PLUGIN_DIR = "/etc/docker/plugins";
+
+/** One way of running an operation: through stor, or through the daemon's own storage. */
+interface Tool {
+  name: string;
+  argv(args: readonly string[]): string[];
+  env?: Record<string, string>;
+  /** Untimed work after a timed call (ctr: pin a view against containerd's garbage collector). */
+  after?(op: string, i: number): void;
+}
+
+interface Op {
+  op: string;
+  args(i: number): string[];
+}
+
+const SNAPSHOT_OPS: Op[] = [
+  { op: "prepare", args: (i) => ["prepare", `p${i}`, "base"] },
+  { op: "view", args: (i) => ["view", `v${i}`, "base"] },
+  { op: "commit", args: (i) => ["commit", `c${i}`, `p${i}`] },
+  { op: "mounts", args: (i) => ["mounts", "/mnt/bench", `v${i}`] },
+  { op: "info", args: (i) => ["info", `c${i}`] },
+  { op: "ls", args: () => ["ls"] },
+  { op: "rm", args: (i) => ["rm", `c${i}`] },
+];
+
+/** Per op and tool, the wall times of N runs, the tools alternating first so drift hits both alike. */
+function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: number): Map<string, [number[], number[]]> {
+  const times = new Map<string, [number[], number[]]>(ops.map((o) => [o.op, [[], []]]));
+  for (const o of ops) {
+    for (let i = 0; i < n; i++) {
+      for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
+        const t = tools[k]!;
+        times.get(o.op)![k]!.push(must(t.argv(o.args(i)), { env: t.env }).ms);
+        t.after?.(o.op, i);
+      }
+    }
+  }
+  return times;
+}
+
+function connectable(socket: string): Promise<boolean> {
+  return new Promise((done) => {
+    const c = connect(socket);
+    c.once("connect", () => {
+      c.destroy();
+      done(true);
+    });
+    c.once("error", () => done(false));
+  });
+}
+
+const tail = (file: string, lines = 5) => {
+  try {
+    return readFileSync(file, "utf8").trim().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+};
+
+function spawnLogged(cmd: string[], log: string): Subprocess {
+  const fd = openSync(log, "a");
+  try {
+    return Bun.spawn({ cmd, stdin: "ignore", stdout: fd, stderr: fd });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface Served extends Daemon {
+  /** How the last stop went: SIGTERM to exit, and the exit code (null when it had to be killed). */
+  stopped?: { ms: number; code: number | null };
+}
+
+/**
+ * Spawns `cmd` (logging to `log`), resolves once every socket in `sockets` accepts connections;
+ * stop() sends SIGTERM and, after `graceMs`, SIGKILL. Clean-up stops it if the section does not.
+ */
+async function startServer(name: string, cmd: string[], sockets: readonly string[], log: string, timeoutMs = 30_000): Promise<Served> {
+  const t0 = performance.now();
+  const proc = spawnLogged(cmd, log);
+  let stopping: Promise<void> | undefined;
+  const d: Served = {
+    name,
+    pid: proc.pid,
+    socket: sockets[0]!,
+    log,
+    startMs: 0,
+    stop: (graceMs = 15_000) =>
+      (stopping ??= (async () => {
+        const s0 = performance.now();
+        if (proc.exitCode === null && proc.signalCode === null) {
+          proc.kill("SIGTERM");
+          const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+          await proc.exited;
+          clearTimeout(timer);
+        }
+        d.stopped = { ms: performance.now() - s0, code: proc.exitCode };
+      })()),
+  };
+  atCleanup(`stop ${name}`, () => d.stop());
+  const until = Date.now() + timeoutMs;
+  while (!(await Promise.all(sockets.map(connectable))).every(Boolean)) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited ${proc.exitCode ?? proc.signalCode}: ${tail(log)}`);
+    if (Date.now() > until) throw new Error(`${name} not ready after ${timeoutMs} ms: ${tail(log)}`);
+    await sleep(5);
+  }
+  d.startMs = performance.now() - t0;
+  return d;
+}
+
+/** containerd with its own root, state and sockets below `dir`, and `storSocket` as proxy snapshotter `stor`. */
+async function startProxyContainerd(dir: string, storSocket: string): Promise<Served> {
+  mkdirSync(dir, { recursive: true });
+  const socket = join(dir, "containerd.sock");
+  const config = join(dir, "config.toml");
+  writeFileSync(
+    config,
+    `version = 2
+root = "${join(dir, "root")}"
+state = "${join(dir, "state")}"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+# As in daemons.ts: GC only after deletions, so the views made (then pinned) are not collected.
+[plugins."io.containerd.gc.v1.scheduler"]
+  pause_threshold = 0.02
+  deletion_threshold = 0
+  mutation_threshold = 1000000000
+  schedule_delay = "0s"
+  startup_delay = "100ms"
+[grpc]
+  address = "${socket}"
+[ttrpc]
+  address = "${socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[proxy_plugins.stor]
+  type = "snapshot"
+  address = "${storSocket}"
+`,
+  );
+  const d = await startServer("containerd", ["containerd", "--config", config], [socket], join(dir, "containerd.log"));
+  atCleanup(`unmount below ${dir}`, () => unmountBelow(dir)); // runs after the stop registered above
+  return d;
+}
+
+/** A committed `base` with a few small files, made through the tool's own mounts. */
+function makeBase(tool: Tool, mnt: string): void {
+  must(tool.argv(["prepare", "base-a"]));
+  runMountLines(must(tool.argv(["mounts", mnt, "base-a"])).stdout);
+  try {
+    mkdirSync(join(mnt, "etc"));
+    for (let i = 0; i < 16; i++) writeFileSync(join(mnt, "etc", `file${i}`), "x".repeat(256 * (i + 1)));
+  } finally {
+    unmountBelow(mnt);
+  }
+  must(tool.argv(["commit", "base", "base-a"]));
+}
+
+/** ctr on `containerd` against `snapshotter`, pinning each view (ctr gives views no gc.root label). */
+function ctrTool(name: string, containerd: Daemon, snapshotter: string, collected: { n: number }): Tool {
+  const argv = (a: readonly string[]) => ["ctr", "-a", containerd.socket, "-n", `serve-${snapshotter}`, "snapshots", "--snapshotter", snapshotter, ...a];
+  return {
+    name,
+    argv,
+    after: (op, i) => {
+      if (op !== "view") return;
+      for (let tries = 0; ; tries++) {
+        const r = run(argv(["label", `v${i}`, "containerd.io/gc.root=bench"]));
+        if (r.code === 0) return;
+        if (tries > 2 || !/not found/.test(r.stderr)) throw new Error(`ctr label v${i} (${snapshotter}): ${r.stderr.trim()}`);
+        collected.n++; // the GC took it between view and label: make it again, untimed
+        must(argv(["view", `v${i}`, "base"]));
+      }
+    },
+  };
+}
+
+/** Adds the rows and figures of `times` (stor's first) to `rows`, `prefix` naming the client. */
+function report(rows: string[][], times: Map<string, [number[], number[]]>, prefix: string, referenceName: string, notes: Record<string, string> = {}): void {
+  for (const [op, [st, bt]] of times) {
+    const f = { section: "serve", what: `${prefix} ${op}`, stor: median(st), reference: median(bt), referenceName, target: TARGET, note: notes[op] };
+    figures.push(f);
+    rows.push([f.what, fmtMs(f.stor), fmtMs(percentile(st, 90)), fmtMs(f.reference), fmtMs(percentile(bt, 90)), fmtRatio(f.stor / f.reference), `≤${TARGET}×`]);
+  }
+}
+
+export async function serveSection(ctx: Ctx): Promise<void> {
+  console.log(`\n== 6. stor serve: latency through the sockets against the daemons' built-in storage, N=${ctx.n} each (median, p90) ==`);
+  ensurePackages([
+    { pkg: "containerd", bin: "containerd" },
+    { pkg: "docker.io", bin: "dockerd" },
+  ]);
+  const dockerdBin = findBin("dockerd");
+  if (!dockerdBin) throw new Error("dockerd not found after installing docker.io");
+  // The Debian client matches the Debian daemon; another docker on PATH (newer) would negotiate down.
+  const dockerCli = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : findBin("docker");
+  if (!dockerCli) throw new Error("docker CLI not found");
+
+  const dir = join(ctx.work, "serve");
+  const root = join(dir, "stor");
+  const mnt = join(dir, "mnt");
+  const snapSocket = join(dir, "run", "snapshots.sock");
+  const volSocket = join(dir, "run", "volumes.sock");
+  mkdirSync(root, { recursive: true });
+  mkdirSync(mnt, { recursive: true });
+
+  // A plugin name of our own, so that neither an installed stor nor a test run is shadowed.
+  const plugin = `stor-bench-${process.pid}`;
+  const spec = join(PLUGIN_DIR, `${plugin}.spec`);
+  const madePluginDir = !existsSync(PLUGIN_DIR);
+  const removeSpec = () => {
+    rmSync(spec, { force: true });
+    try {
+      if (madePluginDir) rmdirSync(PLUGIN_DIR); // only if we made it, and only when empty
+    } catch {
+      /* gone already, or someone else's spec is in it now */
+    }
+  };
+
+  const daemons: Served[] = [];
+  const rows = [["op", "via stor p50", "p90", "built-in p50", "p90", "ratio", "target"]];
+  try {
+    const serve = await startServer(
+      "stor serve",
+      storArgv(ctx, root, ["-s", "overlay", "serve", "--containerd", snapSocket, "--docker-volume", volSocket]),
+      [snapSocket, volSocket],
+      join(dir, "serve.log"),
+    );
+    daemons.push(serve);
+    console.log(`stor serve -s overlay on both sockets: ready in ${fmtMs(serve.startMs)}`);
+
+    // containerd: the same daemon, namespace per snapshotter; only the snapshotter differs.
+    const containerd = await startProxyContainerd(join(dir, "containerd"), snapSocket);
+    daemons.push(containerd);
+    console.log(`${run(["containerd", "--version"]).stdout.trim()}; ready in ${fmtMs(containerd.startMs)}`);
+    const collected = { n: 0 };
+    const viaStor = ctrTool("stor", containerd, "stor", collected);
+    const builtIn = ctrTool("overlayfs", containerd, "overlayfs", collected);
+    makeBase(viaStor, mnt);
+    makeBase(builtIn, mnt);
+    const snapTimes = measure(SNAPSHOT_OPS, [viaStor, builtIn], ctx.n);
+    // containerd's metadata store lists from its own database, then asks the proxy for a Stat of
+    // every snapshot, one call after another: ls costs one round trip per snapshot.
+    const listed = 2 * ctx.n + 1;
+    const [lsStor, lsBuiltIn] = snapTimes.get("ls")!;
+    const perStat = (median(lsStor) - median(lsBuiltIn)) / listed;
+    report(rows, snapTimes, "ctr", "overlayfs", { ls: `containerd Stats each of ${listed} snapshots over the socket: +${(perStat * 1000).toFixed(0)} µs each` });
+    if (collected.n) console.log(`(containerd's GC took ${collected.n} views before they were labelled; made again, untimed)`);
+
+    // dockerd: stor as a plugin found by its spec file, against the local driver.
+    mkdirSync(PLUGIN_DIR, { recursive: true });
+    writeFileSync(spec, `unix://${volSocket}\n`);
+    atCleanup(`remove ${spec}`, removeSpec);
+    const dirs = dockerDirs(join(dir, "docker"));
+    const dockerd = await startDockerdCompat(dockerdBin, dirs);
+    daemons.push(dockerd as Served);
+    console.log(`${must([dockerdBin, "--version"]).stdout.trim()}; client ${dockerCli}; ready in ${fmtMs(dockerd.startMs)}`);
+    const env = { DOCKER_CONFIG: join(dir, "docker-cli") };
+    const docker = (driver: string, prefix: string): Tool => ({
+      name: driver,
+      env,
+      argv: (a) => {
+        const [cmd, ...rest] = a;
+        const name = rest.map((x) => `${prefix}${x}`);
+        if (cmd === "create") return [dockerCli, "-H", `unix://${dirs.socket}`, "volume", "create", "-d", driver, ...name];
+        if (cmd === "ls") return [dockerCli, "-H", `unix://${dirs.socket}`, "volume", "ls", "--filter", `driver=${driver}`];
+        return [dockerCli, "-H", `unix://${dirs.socket}`, "volume", cmd!, ...name];
+      },
+    });
+    const volStor = docker(plugin, "s");
+    const volLocal = docker("local", "l");
+    // The first call activates the plugin: once, untimed.
+    for (const t of [volStor, volLocal]) {
+      must(t.argv(["create", "warm"]), { env });
+      must(t.argv(["rm", "warm"]), { env });
+    }
+    const VOLUME_OPS: Op[] = [
+      { op: "create", args: (i) => ["create", `${i}`] },
+      { op: "inspect", args: (i) => ["inspect", `${i}`] },
+      { op: "ls", args: () => ["ls"] },
+      { op: "rm", args: (i) => ["rm", `${i}`] },
+    ];
+    report(rows, measure(VOLUME_OPS, [volStor, volLocal], ctx.n), "docker", "local");
+
+    console.log(`\nctr snapshots --snapshotter stor vs overlayfs (ls lists ${listed} snapshots); docker volume -d ${plugin} vs local (ls --filter driver=…, ${ctx.n} volumes)`);
+    process.stdout.write(table(rows));
+    console.log(`note: through a proxy, ctr ls makes containerd call Stat once per snapshot (${listed} calls, +${(perStat * 1000).toFixed(0)} µs each here).`);
+  } finally {
+    // dockerd and containerd first: they call the plugin as they stop; stor serve last.
+    for (const d of daemons.reverse()) await d.stop();
+    removeSpec();
+    const serve = daemons.find((d) => d.name === "stor serve");
+    if (serve?.stopped) {
+      const errors = readFileSync(serve.log, "utf8").split("\n").filter((l) => /error/i.test(l));
+      console.log(
+        `stor serve: SIGTERM to exit ${fmtMs(serve.stopped.ms)}, exit code ${serve.stopped.code ?? "none (killed)"}` +
+          `${errors.length ? `; ${errors.length} error lines in ${serve.log}, first: ${errors[0]}` : ""}`,
+      );
+    }
+  }
+}
