@@ -13,7 +13,7 @@ const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true
 const PARENT_FILES = 400;
 
 let r: TestRoot | undefined;
-afterEach(() => r?.close());
+afterEach(() => r?.close(), 120_000);
 
 /** Recovers the root as at boot. */
 function recover(root: TestRoot) {

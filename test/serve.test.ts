@@ -6,77 +6,18 @@
  * and dockerd with stor as a volume plugin (a container using a stor volume).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
-import type { Subprocess } from "bun";
 import * as grpc from "@grpc/grpc-js";
 import { snapshotsDefinition } from "../src/serve/containerd.ts";
 import { snapshotFilter } from "../src/serve/filters.ts";
-import { STOR, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
+import { type ContainerdWithStor, Proc, sleep, startContainerdWithStor, startStor } from "./daemons.ts";
+import { TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
 setDefaultTimeout(60_000);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function connectable(socket: string): Promise<boolean> {
-  return new Promise((done) => {
-    const c = connect(socket);
-    c.once("connect", () => {
-      c.destroy();
-      done(true);
-    });
-    c.once("error", () => done(false));
-  });
-}
-
-/** A process the tests started, its output in a log file; {@link Proc.stop} ends it. */
-class Proc {
-  readonly proc: Subprocess;
-  constructor(cmd: string[], readonly log: string) {
-    const fd = openSync(log, "a");
-    try {
-      this.proc = Bun.spawn({ cmd, stdin: "ignore", stdout: fd, stderr: fd });
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  /** Waits until `ready()` holds; throws with the log's tail if the process dies or time runs out. */
-  async until(ready: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!(await ready())) {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`exited ${this.proc.exitCode ?? this.proc.signalCode}: ${this.tail()}`);
-      if (Date.now() > end) throw new Error(`not ready after ${timeoutMs} ms: ${this.tail()}`);
-      await sleep(20);
-    }
-  }
-
-  tail(): string {
-    return existsSync(this.log) ? readFileSync(this.log, "utf8").trim().split("\n").slice(-8).join("\n") : "";
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null when killed). */
-  async stop(graceMs = 15_000): Promise<number | null> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill("SIGTERM");
-      const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
-      await this.proc.exited;
-      clearTimeout(timer);
-    }
-    return this.proc.exitCode;
-  }
-}
-
-/** `stor serve ARGS` on `root`, ready when every socket it names accepts connections. */
-async function startStor(root: TestRoot, args: string[], log = join(root.dir("logs"), "serve.log")): Promise<Proc> {
-  const p = new Proc([STOR, "--root", root.path, "--config", root.config, "--log-level", "debug", "serve", ...args], log);
-  const sockets = args.filter((a) => a.endsWith(".sock"));
-  await p.until(async () => (await Promise.all(sockets.map(connectable))).every(Boolean), 15_000);
-  return p;
-}
 
 /** A client of the snapshots API on `socket`, as containerd's proxy snapshotter calls it. */
 class SnapshotsClient {
@@ -379,41 +320,10 @@ function ociImage(dir: string, name: string): { tarball: string; chainId: string
   return { tarball, chainId: layerBlob.digest };
 }
 
-/** containerd with its own root, state and sockets below `dir`, and stor as proxy snapshotter `stor`. */
-async function startContainerd(dir: string, storSocket: string): Promise<{ proc: Proc; socket: string }> {
-  const socket = join(dir, "containerd.sock");
-  const config = join(dir, "config.toml");
-  writeFileSync(
-    config,
-    `version = 2
-root = "${join(dir, "root")}"
-state = "${join(dir, "state")}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "${socket}"
-[ttrpc]
-  address = "${socket}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[proxy_plugins.stor]
-  type = "snapshot"
-  address = "${storSocket}"
-`,
-  );
-  const proc = new Proc(["containerd", "--config", config], join(dir, "containerd.log"));
-  await proc.until(() => connectable(socket));
-  return { proc, socket };
-}
-
 for (const snapshotter of ["overlay", "native"]) {
   describe(`containerd with stor (${snapshotter}) as its proxy snapshotter`, () => {
     let root: TestRoot;
-    let serve: Proc | undefined;
-    let containerd: Proc | undefined;
+    let daemons: ContainerdWithStor | undefined;
     let csock = "";
     let target = "";
     let ready = false;
@@ -450,17 +360,16 @@ for (const snapshotter of ["overlay", "native"]) {
       if (!need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root")) return;
       root = new TestRoot();
       target = root.dir("mnt");
-      const storSocket = join(root.dir("run"), "stor.sock");
-      serve = await startStor(root, ["-s", snapshotter, "--containerd", storSocket]);
-      const c = await startContainerd(root.dir("containerd"), storSocket);
-      containerd = c.proc;
-      csock = c.socket;
+      daemons = await startContainerdWithStor(root, snapshotter);
+      csock = daemons.socket;
       ready = true;
     }, 90_000);
     afterAll(async () => {
-      await containerd?.stop();
-      await serve?.stop();
-      root?.close(); // unmounts what the daemons left below their directories too
+      try {
+        await daemons?.stop();
+      } finally {
+        root?.close(); // unmounts what the daemons left below their directories too
+      }
     }, 60_000);
 
     test("ctr snapshots prepare, mounts, commit, view, info, usage, ls, rm go through stor", () => {
@@ -512,7 +421,7 @@ for (const snapshotter of ["overlay", "native"]) {
       for (let i = 0; i < 200 && cli("snapshot", "ls").includes(temp); i++) await sleep(50);
       expect(cli("snapshot", "ls")).not.toContain(temp);
       expect(cli("snapshot", "info", "mine")).toContain('"Kind": "Active"');
-      expect(readFileSync(containerd!.log, "utf8")).toContain("not made through containerd");
+      expect(readFileSync(daemons!.containerd.log, "utf8")).toContain("not made through containerd");
     });
 
     test("ctr images import unpacks an OCI image through stor; its rootfs mounts with the files", () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { STOR, TestRoot, isRoot, need } from "./helpers.ts";
 
 let r: TestRoot | undefined;
-afterEach(() => r?.close());
+afterEach(() => r?.close(), 120_000);
 
 /** Runs one stor invocation per argument list, all at once; returns exit codes and stderr. */
 async function parallel(root: TestRoot, argvs: string[][]): Promise<{ code: number; stderr: string }[]> {

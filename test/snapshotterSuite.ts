@@ -2,35 +2,132 @@
  * containerd's snapshotter test suite (core/snapshots/testsuite), ported to stor's command line
  * so the same behaviours run against every snapshotter: each test drives the real binary and
  * looks at the trees through real mounts.
+ *
+ * A {@link Route} says how the commands get there: stor's own CLI (the default), or ctr against a
+ * containerd that uses `stor serve` as its proxy snapshotter (snapshot-ctr.test.ts). Where ctr has
+ * no form of a stor feature, the assertion runs through {@link Fixture.storOnly}, which names why.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test as bunTest } from "bun:test";
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestRoot, isRoot, must, need } from "./helpers.ts";
+import { type Result, TestRoot, isRoot, must, need } from "./helpers.ts";
 
-/** A root and the chosen snapshotter, with shortcuts for the commands the suite uses. */
+/** One test's way to a snapshotter: how snapshot commands are sent and snapshots mounted. */
+export interface Session {
+  /** The stor root holding the snapshotter's files, which some tests look at directly. */
+  readonly root: TestRoot;
+  /** Runs `stor snapshot -s NAME ARGS`, or the same command through another client. */
+  run(args: string[]): Result;
+  mount(key: string, target: string): void;
+  unmount(target: string): void;
+  /** Ends the test: unmounts and removes what it made; throws to fail the test (a leak, say). */
+  close(): void;
+}
+
+/** What carries the suite's commands to a snapshotter. */
+export interface Route {
+  /** `stor`: stor's CLI on a fresh root per test; `ctr`: ctr against containerd using stor serve. */
+  readonly via: "stor" | "ctr";
+  setup?(): Promise<void>;
+  teardown?(): Promise<void>;
+  /** A session for one test; undefined when the route cannot run here (need() has said why). */
+  open(): Session | undefined;
+}
+
+/** stor's own CLI, a fresh root per test. */
+function storRoute(snapshotter: string): Route {
+  return {
+    via: "stor",
+    open() {
+      need(isRoot(), "the snapshotter suite mounts, which needs root");
+      const root = new TestRoot();
+      return {
+        root,
+        run: (args) => root.stor(["snapshot", "-s", snapshotter, ...args]),
+        mount: (key, target) => void root.ok(["-s", snapshotter, "mount", key, target]),
+        unmount: (target) => void root.ok(["unmount", target]),
+        close: () => root.close(),
+      };
+    },
+  };
+}
+
+/** The label containerd's clients set to keep a snapshot from its garbage collector. */
+const GC_ROOT = "containerd.io/gc.root";
+/** The error class ctr prints for each of stor's exit codes. */
+const CTR_ERRORS: Record<number, RegExp> = { 2: /invalid argument/, 3: /not found/, 4: /already exists/, 5: /failed precondition/ };
+
+/** A session and the chosen snapshotter, with shortcuts for the commands the suite uses. */
 class Fixture {
-  readonly root = new TestRoot();
   readonly target: string;
-  constructor(readonly snapshotter: string) {
+  readonly via: Route["via"];
+  constructor(readonly snapshotter: string, readonly session: Session, route: Route) {
+    this.via = route.via;
     this.target = this.root.dir("mnt");
   }
-  run(...args: string[]) {
-    return this.root.stor(["snapshot", "-s", this.snapshotter, ...args]);
+  get root(): TestRoot {
+    return this.session.root;
+  }
+  run(...args: string[]): Result {
+    return this.session.run(args);
   }
   ok(...args: string[]): string {
-    return this.root.ok(["snapshot", "-s", this.snapshotter, ...args]);
+    const r = this.run(...args);
+    if (r.code !== 0) throw new Error(`${this.via} snapshot ${args.join(" ")}: exit ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
   }
+  /**
+   * `args` must fail with stor's exit `code`; through ctr, which exits 1 for every error, with
+   * the error class containerd gives that code.
+   */
+  refused(code: number, ...args: string[]): Result {
+    const r = this.run(...args);
+    if (this.via === "stor") expect(r.code).toBe(code);
+    else expect([args, r.code, r.stderr]).toEqual([args, 1, expect.stringMatching(CTR_ERRORS[code]!)]);
+    return r;
+  }
+  /** Assertions on a stor-only feature or output; `why` says what ctr lacks. */
+  storOnly(why: string, fn: () => void): void {
+    if (this.via === "stor") fn();
+  }
+  /**
+   * The info as JSON. ctr prints containerd's, whose labels include the gc.root label ctr's
+   * prepare and commit add (and this suite's views get): dropped, so the labels compared are the
+   * ones a test set.
+   */
   info(key: string): Record<string, unknown> {
-    return JSON.parse(this.ok("info", key));
+    const info = JSON.parse(this.ok("info", key)) as Record<string, unknown>;
+    if (this.via === "ctr" && info.Labels) {
+      const labels = Object.fromEntries(Object.entries(info.Labels as Record<string, string>).filter(([k]) => k !== GC_ROOT));
+      if (Object.keys(labels).length > 0) info.Labels = labels;
+      else delete info.Labels;
+    }
+    return info;
+  }
+  /**
+   * A label name a test sets. Through containerd only labels named `containerd.io/snapshot/…`
+   * reach the snapshotter (the rest stay in containerd's own database), so those are used there.
+   */
+  labelKey(name: string): string {
+    return this.via === "ctr" ? `containerd.io/snapshot/${name}` : name;
+  }
+  /** `label`'s output; ctr prints the labels in Go's random map order and with gc.root: sorted, without it. */
+  labelLine(out: string): string {
+    if (this.via === "stor") return out;
+    return `${out.trim().split(",").filter((kv) => !kv.startsWith(`${GC_ROOT}=`)).sort().join(",")}\n`;
+  }
+  /** The keys `ls` lists, in its order. */
+  names(): string[] {
+    if (this.via === "stor") return JSON.parse(this.ok("ls", "--format", "json")).map((i: { Name: string }) => i.Name);
+    return this.ok("ls").trim().split("\n").slice(1).filter(Boolean).map((line) => line.split(/\s+/)[0]!);
   }
   /** Mounts `key` on the target, runs `fn` on the mounted tree, and unmounts. */
   withMount<T>(key: string, fn: (dir: string) => T): T {
-    this.root.ok(["-s", this.snapshotter, "mount", key, this.target]);
+    this.session.mount(key, this.target);
     try {
       return fn(this.target);
     } finally {
-      this.root.ok(["unmount", this.target]);
+      this.session.unmount(this.target);
     }
   }
   /** Prepares `key` on `parent`, lets `fn` change it, commits it as `name`. */
@@ -51,23 +148,31 @@ class Fixture {
     }
   }
   close() {
-    this.root.close();
+    this.session.close();
   }
 }
 
 const read = (p: string) => readFileSync(p, "utf8");
 
-/** Registers the suite for snapshotter `name`. */
-export function snapshotterSuite(name: string): void {
-  describe(`snapshotter ${name}`, () => {
-    let f: Fixture;
+/** Registers the suite for snapshotter `name`, its commands carried by `route` (stor's CLI by default). */
+export function snapshotterSuite(name: string, route: Route = storRoute(name)): void {
+  describe(route.via === "stor" ? `snapshotter ${name}` : `snapshotter ${name} through ${route.via}`, () => {
+    let f: Fixture | undefined;
+    if (route.setup) beforeAll(() => route.setup!(), 90_000);
+    if (route.teardown) afterAll(() => route.teardown!(), 90_000);
     beforeEach(() => {
-      need(isRoot(), "the snapshotter suite mounts, which needs root");
-      f = new Fixture(name);
+      const session = route.open();
+      f = session && new Fixture(name, session, route);
     });
-    afterEach(() => f?.close());
+    afterEach(() => {
+      const done = f;
+      f = undefined;
+      done?.close();
+    });
+    /** A test of the suite; it does nothing when the route cannot run here. */
+    const test = (title: string, fn: (f: Fixture) => void) => bunTest(title, () => f && fn(f));
 
-    test("basic: prepare, write, commit, prepare on it, view", () => {
+    test("basic: prepare, write, commit, prepare on it, view", (f) => {
       f.layer("committed", undefined, (d) => {
         writeFileSync(join(d, "foo"), "foo\n");
         mkdirSync(join(d, "a/b"), { recursive: true });
@@ -84,7 +189,7 @@ export function snapshotterSuite(name: string): void {
       });
       f.ok("commit", "nextCommitted", "next");
       expect(f.info("nextCommitted")).toMatchObject({ Kind: "Committed", Parent: "committed" });
-      expect(f.run("info", "next").code).toBe(3); // the active key is gone after commit
+      f.refused(3, "info", "next"); // the active key is gone after commit
 
       const seen = f.inView("nextCommitted", (d) => readdirSync(d).sort());
       expect(seen).toEqual(["a", "bar", "foo"]);
@@ -92,7 +197,7 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("committed", (d) => readdirSync(d).sort())).toEqual(["a", "foo"]);
     });
 
-    test("stat of an active snapshot", () => {
+    test("stat of an active snapshot", (f) => {
       f.ok("prepare", "active");
       const i = f.info("active");
       expect(i).toMatchObject({ Kind: "Active", Name: "active" });
@@ -101,76 +206,90 @@ export function snapshotterSuite(name: string): void {
       expect(i.Created).toBe(i.Updated as string);
     });
 
-    test("stat of a committed snapshot keeps the parent", () => {
+    test("stat of a committed snapshot keeps the parent", (f) => {
       f.layer("base", undefined, (d) => writeFileSync(join(d, "x"), "x"));
       f.layer("top", "base", (d) => writeFileSync(join(d, "y"), "y"));
       expect(f.info("top")).toMatchObject({ Kind: "Committed", Name: "top", Parent: "base" });
     });
 
-    test("transitivity: a child sees every ancestor's files", () => {
+    test("transitivity: a child sees every ancestor's files", (f) => {
       f.layer("l1", undefined, (d) => writeFileSync(join(d, "f1"), "1"));
       f.layer("l2", "l1", (d) => writeFileSync(join(d, "f2"), "2"));
       f.layer("l3", "l2", (d) => writeFileSync(join(d, "f3"), "3"));
       expect(f.inView("l3", (d) => ["f1", "f2", "f3"].map((n) => read(join(d, n))))).toEqual(["1", "2", "3"]);
     });
 
-    test("prepare and view failure cases", () => {
+    test("prepare and view failure cases", (f) => {
       f.layer("base", undefined, () => {});
       f.ok("prepare", "active", "base");
       f.ok("view", "view", "base");
-      expect(f.run("prepare", "x", "nosuch").code).toBe(3);
-      expect(f.run("view", "x", "nosuch").code).toBe(3);
-      expect(f.run("prepare", "active", "base").code).toBe(4);
-      expect(f.run("prepare", "view").code).toBe(4);
-      expect(f.run("view", "base", "base").code).toBe(4); // one namespace across kinds
-      expect(f.run("prepare", "x", "active").code).toBe(5);
-      expect(f.run("view", "x", "view").code).toBe(5);
-      expect(f.run("commit", "c", "view").code).toBe(5);
-      expect(f.run("commit", "c", "base").code).toBe(5);
-      expect(f.run("commit", "base", "active").code).toBe(4);
-      expect(f.run("prepare", "").code).toBe(2);
-      expect(f.run("prepare", "x".repeat(4097)).code).toBe(2);
-      // Nothing half-made: only the snapshots that succeeded exist.
-      expect(f.ok("ls", "--format", "json")).toContain('"Name": "view"');
-      expect(JSON.parse(f.ok("ls", "--format", "json")).map((i: { Name: string }) => i.Name)).toEqual(["active", "base", "view"]);
+      f.refused(3, "prepare", "x", "nosuch");
+      f.refused(3, "view", "x", "nosuch");
+      f.refused(4, "prepare", "active", "base");
+      f.refused(4, "prepare", "view");
+      f.refused(4, "view", "base", "base"); // one namespace across kinds
+      f.refused(5, "prepare", "x", "active");
+      f.refused(5, "view", "x", "view");
+      f.refused(5, "commit", "c", "view");
+      f.refused(5, "commit", "c", "base");
+      f.refused(4, "commit", "base", "active");
+      if (f.via === "stor") f.refused(2, "prepare", "");
+      // containerd's database refuses the empty key itself (Unknown), after stor made `NS/ID/`.
+      else expect(f.run("prepare", "")).toMatchObject({ code: 1, stderr: expect.stringContaining("bucket name required") });
+      f.refused(2, "prepare", "x".repeat(4097));
+      // Nothing half-made: only the snapshots that succeeded exist (through ctr, stor's own
+      // snapshots are checked when the test ends: none may outlive containerd's).
+      f.storOnly("ctr ls has no --format json", () => expect(f.ok("ls", "--format", "json")).toContain('"Name": "view"'));
+      expect(f.names()).toEqual(["active", "base", "view"]);
     });
 
-    test("view of nothing is an empty read-only tree", () => {
+    test("view of nothing is an empty read-only tree", (f) => {
       f.ok("view", "empty");
       expect(f.withMount("empty", (d) => readdirSync(d))).toEqual([]);
     });
 
-    test("labels: set at prepare, updated, removed with K=", () => {
-      f.ok("prepare", "-l", "a=1", "-l", "b=2", "k");
-      expect(f.info("k").Labels).toEqual({ a: "1", b: "2" });
+    test("labels: set at prepare, updated, removed with K=", (f) => {
+      const [a, b, c] = ["a", "b", "c"].map((k) => f.labelKey(k)) as [string, string, string];
+      if (f.via === "stor") f.ok("prepare", "-l", `${a}=1`, "-l", `${b}=2`, "k");
+      else {
+        f.ok("prepare", "k"); // ctr prepare has no -l
+        f.ok("label", "k", `${a}=1`, `${b}=2`);
+      }
+      expect(f.info("k").Labels).toEqual({ [a]: "1", [b]: "2" });
       const before = f.info("k").Updated as string;
-      expect(f.ok("label", "k", "c=3", "a=")).toBe("b=2,c=3\n");
+      expect(f.labelLine(f.ok("label", "k", `${c}=3`, `${a}=`))).toBe(`${b}=2,${c}=3\n`);
       const after = f.info("k");
-      expect(after.Labels).toEqual({ b: "2", c: "3" });
+      expect(after.Labels).toEqual({ [b]: "2", [c]: "3" });
       expect(after.Updated as string > before).toBe(true);
       expect(after.Created).toBe(f.info("k").Created as string);
-      expect(f.ok("label", "k")).toBe("b=2,c=3\n");
-      f.ok("commit", "-l", "d=4", "kc", "k");
-      expect(f.info("kc").Labels).toEqual({ b: "2", c: "3", d: "4" });
-      expect(f.run("label", "nosuch", "a=1").code).toBe(3);
-      expect(f.run("label", "kc", "novalue").code).toBe(2);
+      expect(f.labelLine(f.ok("label", "k"))).toBe(`${b}=2,${c}=3\n`);
+      if (f.via === "stor") {
+        f.ok("commit", "-l", "d=4", "kc", "k");
+        expect(f.info("kc").Labels).toEqual({ b: "2", c: "3", d: "4" });
+      } else {
+        // ctr commit has no -l; the labels stor carries over from the active snapshot show.
+        f.ok("commit", "kc", "k");
+        expect(f.info("kc").Labels).toEqual({ [b]: "2", [c]: "3" });
+      }
+      f.refused(3, "label", "nosuch", `${a}=1`);
+      f.storOnly("ctr label reads KEY without = as KEY=true", () => expect(f.run("label", "kc", "novalue").code).toBe(2));
     });
 
-    test("remove: children first, then the parent", () => {
+    test("remove: children first, then the parent", (f) => {
       f.layer("p", undefined, () => {});
       f.ok("prepare", "c", "p");
-      const r = f.run("rm", "p");
-      expect(r.code).toBe(5);
-      expect(r.stderr).toBe('stor: snapshot "p": has children\n');
+      const r = f.refused(5, "rm", "p");
+      f.storOnly("ctr prints containerd's message", () => expect(r.stderr).toBe('stor: snapshot "p": has children\n'));
       f.ok("rm", "c");
       f.ok("rm", "p");
-      expect(f.run("rm", "p").code).toBe(3);
-      expect(JSON.parse(f.ok("ls", "--format", "json"))).toEqual([]);
-      // No directory outlives its snapshot.
+      f.refused(3, "rm", "p");
+      expect(f.names()).toEqual([]);
+      // No directory outlives its snapshot (through ctr: once containerd's garbage collector,
+      // which removes stor's snapshot after ctr rm, has run).
       expect(readdirSync(join(f.root.path, "snapshots", name, "snapshots"))).toEqual([]);
     });
 
-    test("walk lists every snapshot with parent and kind", () => {
+    test("walk lists every snapshot with parent and kind", (f) => {
       f.layer("b", undefined, () => {});
       f.ok("prepare", "a");
       f.ok("prepare", "c", "b");
@@ -181,14 +300,14 @@ export function snapshotterSuite(name: string): void {
       expect(f.ok("tree")).toBe(" a\n b\n  \\_ c\n  \\_ v\n");
     });
 
-    test("a file updated in each layer shows its latest content", () => {
+    test("a file updated in each layer shows its latest content", (f) => {
       f.layer("l1", undefined, (d) => writeFileSync(join(d, "foo"), "1"));
       f.layer("l2", "l1", (d) => writeFileSync(join(d, "foo"), "2"));
       f.layer("l3", "l2", (d) => writeFileSync(join(d, "foo"), "3"));
       expect(["l1", "l2", "l3"].map((l) => f.inView(l, (d) => read(join(d, "foo"))))).toEqual(["1", "2", "3"]);
     });
 
-    test("a directory of a lower layer removed in a child", () => {
+    test("a directory of a lower layer removed in a child", (f) => {
       f.layer("l1", undefined, (d) => {
         mkdirSync(join(d, "lib/sub"), { recursive: true });
         writeFileSync(join(d, "lib/sub/f"), "f");
@@ -199,7 +318,7 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("l1", (d) => existsSync(join(d, "lib/sub/f")))).toBe(true);
     });
 
-    test("chown in a child layer", () => {
+    test("chown in a child layer", (f) => {
       f.layer("l1", undefined, (d) => {
         mkdirSync(join(d, "dir"));
         writeFileSync(join(d, "dir/file"), "x");
@@ -212,7 +331,7 @@ export function snapshotterSuite(name: string): void {
       expect(owners).toEqual([[1000, 1001], [1002, 1003]]);
     });
 
-    test("directory permission survives commit", () => {
+    test("directory permission survives commit", (f) => {
       f.layer("l1", undefined, (d) => {
         mkdirSync(join(d, "dir"));
         chmodSync(join(d, "dir"), 0o777);
@@ -222,17 +341,17 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("l1", (d) => statSync(join(d, "dir")).mode & 0o7777)).toBe(0o777);
     });
 
-    test("an intermediate snapshot cannot be removed", () => {
+    test("an intermediate snapshot cannot be removed", (f) => {
       f.layer("a", undefined, () => {});
       f.layer("b", "a", () => {});
       f.layer("c", "b", () => {});
-      expect(f.run("rm", "b").code).toBe(5);
-      expect(f.run("rm", "a").code).toBe(5);
+      f.refused(5, "rm", "b");
+      f.refused(5, "rm", "a");
       f.ok("rm", "c", "b", "a");
       expect(f.ok("ls")).toBe("KEY PARENT KIND \n");
     });
 
-    test("files deleted in a child are gone in the grandchild", () => {
+    test("files deleted in a child are gone in the grandchild", (f) => {
       f.layer("l1", undefined, (d) => {
         writeFileSync(join(d, "f"), "f");
         mkdirSync(join(d, "d"));
@@ -247,7 +366,7 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("l3", (d) => readdirSync(d).sort())).toEqual(["new", "stay"]);
     });
 
-    test("a file moved from a lower layer", () => {
+    test("a file moved from a lower layer", (f) => {
       f.layer("l1", undefined, (d) => {
         mkdirSync(join(d, "a"));
         mkdirSync(join(d, "b"));
@@ -257,7 +376,7 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("l2", (d) => [readdirSync(join(d, "a")), read(join(d, "b/f"))])).toEqual([[], "moved"]);
     });
 
-    test("a directory renamed in a child", () => {
+    test("a directory renamed in a child", (f) => {
       f.layer("l1", undefined, (d) => {
         mkdirSync(join(d, "old/sub"), { recursive: true });
         writeFileSync(join(d, "old/sub/f"), "f");
@@ -268,7 +387,7 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("l3", (d) => [readdirSync(d), read(join(d, "new/sub/f"))])).toEqual([["new"], "f"]);
     });
 
-    test("views are read-only", () => {
+    test("views are read-only", (f) => {
       f.layer("l1", undefined, (d) => writeFileSync(join(d, "f"), "f"));
       f.ok("view", "v", "l1");
       f.withMount("v", (d) => {
@@ -278,12 +397,12 @@ export function snapshotterSuite(name: string): void {
       expect(f.inView("l1", (d) => readdirSync(d))).toEqual(["f"]);
     });
 
-    test("the root of a new snapshot is 0755", () => {
+    test("the root of a new snapshot is 0755", (f) => {
       f.ok("prepare", "k");
       expect(f.withMount("k", (d) => statSync(d).mode & 0o7777)).toBe(0o755);
     });
 
-    test("usage: measured for active, recorded at commit, zero for views", () => {
+    test("usage: measured for active, recorded at commit, zero for views", (f) => {
       f.ok("prepare", "k");
       const empty = f.ok("usage", "-b", "k").split("\n")[1]!.split(/\s+/);
       f.withMount("k", (d) => writeFileSync(join(d, "big"), Buffer.alloc(1 << 20, 1)));
@@ -295,10 +414,10 @@ export function snapshotterSuite(name: string): void {
       f.ok("view", "v", "c");
       expect(f.ok("usage", "v")).toBe("KEY SIZE  INODES \nv   0.0 B 0      \n");
       expect(f.ok("usage", "c")).toMatch(/^KEY SIZE +INODES \nc +1\.\d MiB 2 +\n$/);
-      expect(f.run("usage", "nosuch").code).toBe(3);
+      f.refused(3, "usage", "nosuch");
     });
 
-    test("mounts printed as ctr prints them", () => {
+    test("mounts printed as ctr prints them", (f) => {
       f.ok("prepare", "a");
       const out = f.ok("mounts", "/T", "a");
       expect(out).toMatch(/^mount -t bind \/\S+ \/T -o (rw,rbind|rbind,rw)\n$/);
@@ -306,19 +425,26 @@ export function snapshotterSuite(name: string): void {
       expect(json).toHaveLength(1);
       expect(Object.keys(json[0])).toEqual(["Type", "Source", "Options"]);
       expect(f.ok("prepare", "-t", "/T", "c")).toMatch(/^mount -t bind \S+ \/T -o /);
-      expect(f.run("mounts", "/T", "nosuch").code).toBe(3);
+      f.refused(3, "mounts", "/T", "nosuch");
     });
 
-    test("cleanup removes directories no snapshot owns and keeps the rest", () => {
+    test("cleanup removes directories no snapshot owns and keeps the rest", (f) => {
       f.layer("l1", undefined, (d) => writeFileSync(join(d, "f"), "f"));
       const dirs = join(f.root.path, "snapshots", name, "snapshots");
       mkdirSync(join(dirs, "new-crashed"));
       mkdirSync(join(dirs, "999"));
-      const removed = f.ok("cleanup").trim().split("\n").sort();
-      expect(removed).toEqual(["rm-999", "rm-new-crashed"]);
+      if (f.via === "stor") {
+        const removed = f.ok("cleanup").trim().split("\n").sort();
+        expect(removed).toEqual(["rm-999", "rm-new-crashed"]);
+      } else {
+        // ctr has no cleanup: containerd's garbage collector calls Cleanup after it has removed
+        // snapshots, so one is removed (the route's rm returns once that collection is over).
+        f.ok("prepare", "scratch");
+        f.ok("rm", "scratch");
+      }
       expect(readdirSync(dirs)).toHaveLength(1);
       expect(f.inView("l1", (d) => read(join(d, "f")))).toBe("f");
-      expect(f.ok("cleanup")).toBe("");
+      f.storOnly("ctr has no cleanup command", () => expect(f.ok("cleanup")).toBe(""));
     });
   });
 }

@@ -25,7 +25,7 @@ const WELL_KNOWN = ["google/protobuf/empty.proto", "google/protobuf/field_mask.p
 /** Infos per List message: containerd's own server sends them in batches too. */
 const LIST_BATCH = 100;
 /** The shape of a key containerd's metadata layer makes: namespace, numeric id, the client's key. */
-const CONTAINERD_KEY = /^[^/]+\/\d+\/./s;
+const CONTAINERD_KEY = /^[^/]+\/\d+\//;
 
 /** The Snapshots service definition from the embedded schema, messages with snake_case fields. */
 export function snapshotsDefinition(): grpc.ServiceDefinition {
