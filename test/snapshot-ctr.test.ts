@@ -29,7 +29,7 @@ setDefaultTimeout(60_000);
 
 const NAMESPACE = "stortest";
 /** How long containerd's garbage collector may take to run after a removal. */
-const GC_TIMEOUT_MS = 15_000;
+const GC_TIMEOUT_MS = 60_000;
 
 interface Listed {
   name: string;
