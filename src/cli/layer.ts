@@ -3,9 +3,10 @@ import { createWriteStream, rmSync } from "node:fs";
 import { isatty } from "node:tty";
 import type { CAC } from "cac";
 import { InvalidArgumentError } from "../errors.ts";
-import { applyToSnapshot, layerFile } from "../layer/apply.ts";
+import { applyToSnapshot } from "../layer/apply.ts";
 import { changes } from "../layer/changes.ts";
 import { writeLayer } from "../layer/diff.ts";
+import { LayerFile } from "../layer/layerInput.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { print } from "./output.ts";
 
@@ -42,7 +43,7 @@ export function registerLayerCommands(cli: CAC, svc: () => SnapshotService): voi
     .command("apply <key> [file]", "Apply an OCI layer (tar, gzip or zstd) to an active snapshot; FILE '-' or none reads stdin")
     .action(async (key, file) => {
       const name = file === undefined || file === "-" ? "-" : String(file);
-      const input = name === "-" ? process.stdin : layerFile(name);
+      const input = name === "-" ? process.stdin : new LayerFile(name);
       print(await applyToSnapshot(svc(), String(key), input, name === "-" ? "stdin" : name));
     });
 }

@@ -9,16 +9,16 @@
  * recorded the way overlayfs reads it (a 0/0 character device, the opaque xattr), so that the
  * mounted snapshot hides what its parents still hold.
  */
-import { closeSync, createReadStream, fchmodSync, fchownSync, ftruncateSync, openSync, writeSync } from "node:fs";
-import { createHash } from "node:crypto";
-import { describe, exitCodeOf, NotFoundError, PreconditionError, StorError } from "../errors.ts";
+import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync } from "node:fs";
+import { describe, exitCodeOf, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
-import { setTimes, setXattr } from "../sys/file.ts";
+import { setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { SysError } from "../sys/libc.ts";
-import { chmodAt, chownAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
-import { decompress } from "./compression.ts";
+import { HashRing } from "./hashRing.ts";
+import { uncompressedChunks, type LayerInput } from "./layerInput.ts";
 import { Lowers } from "./lowers.ts";
 import { entryParts } from "./paths.ts";
 import { malformed, type TarHeader } from "./tarFormat.ts";
@@ -44,7 +44,7 @@ type DeviceType = keyof typeof DEVICE_TYPE_BITS;
  * it. `source` names the input in errors. A failure leaves the active snapshot partly changed and
  * every other snapshot untouched.
  */
-export async function applyToSnapshot(svc: SnapshotService, key: string, input: AsyncIterable<Uint8Array>, source: string): Promise<string> {
+export async function applyToSnapshot(svc: SnapshotService, key: string, input: LayerInput, source: string): Promise<string> {
   const view = svc.layerView(key);
   if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
   try {
@@ -59,36 +59,21 @@ export async function applyToSnapshot(svc: SnapshotService, key: string, input: 
  * makes `root` an overlay upper directory: deletions become whiteouts and new parent directories
  * take their metadata from the parents.
  */
-export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: AsyncIterable<Uint8Array>): Promise<string> {
-  const hash = createHash("sha256");
-  const hashed = async function* () {
-    for await (const chunk of decompress(input)) {
-      hash.update(chunk);
-      yield chunk;
-    }
-  };
-  const reader = new TarReader(hashed());
+export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: LayerInput): Promise<string> {
   const applier = new Applier(root, overlayParents);
+  const ring = new HashRing();
+  const chunks = uncompressedChunks(input, ring);
   try {
+    const reader = new TarReader(chunks);
     for (let h = await reader.next(); h; h = await reader.next()) await applier.entry(h, reader);
     await reader.drain();
     applier.finish();
+    return `sha256:${await ring.digest()}`;
   } finally {
+    ring.close();
+    await chunks.return(undefined); // closes the input if the apply stopped early
     applier.close();
   }
-  return `sha256:${hash.digest("hex")}`;
-}
-
-/** The bytes of layer file `path`, streamed in large chunks; a missing file is not found (exit 3). */
-export function layerFile(path: string): AsyncIterable<Uint8Array> {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`layer ${path}`);
-    throw new StorError(`open layer ${path}`, describe(err));
-  }
-  return createReadStream("", { fd, highWaterMark: 1 << 20 });
 }
 
 /** The state of one layer being applied. */
@@ -99,6 +84,17 @@ class Applier {
   readonly #unpacked = new Set<string>();
   /** Directory times, set at the end: adding entries to a directory changes its mtime. */
   readonly #dirTimes: { parts: string[]; mtimeNs: bigint }[] = [];
+  /**
+   * The directory the last entry went in (components joined by `/`) and its descriptor, kept for
+   * the next entries: a layer lists a directory's entries together. Anything removed in the tree
+   * makes it stale (`key` undefined), as the name may then lead elsewhere; the descriptor is only
+   * closed when the next entry replaces it, as the current one may still be using it.
+   */
+  readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited } = { key: undefined, fd: -1 };
+  /** What a new file gets unasked: the process's user and group, and the mode less the umask. */
+  readonly #uid = process.geteuid?.() ?? -1;
+  readonly #gid = process.getegid?.() ?? -1;
+  readonly #umask = process.umask();
 
   constructor(root: string, overlayParents: readonly string[] | undefined) {
     this.#root = new ConfinedDir(root);
@@ -110,12 +106,13 @@ class Applier {
     const name = parts.at(-1);
     if (name === undefined) {
       if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
+      this.#lastDir.key = undefined; // its setgid bit or default ACL may change
       this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
       return;
     }
-    const dirParts = parts.slice(0, -1);
-    if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(dirParts, name, h.path);
-    const dir = this.#parentDir(dirParts, h.path);
+    if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
+    const path = parts.join("/");
+    const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
     try {
       if (h.type === "file") await this.#writeFile(dir, name, h, reader);
       else {
@@ -124,14 +121,47 @@ class Applier {
       }
     } catch (err) {
       throw err instanceof SysError ? new StorError(`entry "${h.path}"`, describe(err), err.code, { cause: err }) : err;
-    } finally {
-      closeSync(dir);
     }
-    for (let i = parts.length; i > 0; i--) {
-      const p = parts.slice(0, i).join("/");
-      if (this.#unpacked.has(p)) break;
-      this.#unpacked.add(p);
-    }
+    this.#unpacked.add(path); // its ancestors were added when its directory was opened
+  }
+
+  /**
+   * The directory of entry `parts` (`key`: all but the last joined by `/`), from {@link #lastDir}
+   * when the entry before went there too.
+   */
+  #entryDir(key: string, parts: string[], path: string): number {
+    const last = this.#lastDir;
+    if (last.key === key) return last.fd;
+    if (last.fd >= 0) closeSync(last.fd);
+    // Forgotten before the new one opens, which may fail.
+    last.key = undefined;
+    last.fd = -1;
+    last.passes = undefined;
+    last.fd = this.#parentDir(parts.slice(0, -1), path);
+    last.key = key;
+    for (let p = key; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
+    return last.fd;
+  }
+
+  /**
+   * What of `h`'s metadata a file just created in the entry's directory already has, so that it
+   * need not be set again: the process's user, the group when the directory's is the process's
+   * too (a setgid directory or a `grpid` mount gives a new file the directory's group), and the
+   * mode it was created with, if the umask and no default ACL took anything from it.
+   */
+  #asCreated(h: TarHeader): AsCreated {
+    const dir = this.#lastDir;
+    dir.passes ??= inherited(dir.fd);
+    return {
+      owner: h.uid === this.#uid && h.gid === this.#gid && dir.passes.gid === this.#gid,
+      mode: (h.mode & ~0o777) === 0 && (h.mode & this.#umask) === 0 && !dir.passes.acl,
+    };
+  }
+
+  /** Removes `name` in `dir` and everything below it; what the layer names afterwards is resolved again. */
+  #remove(dir: number, name: string): void {
+    this.#lastDir.key = undefined;
+    this.#root.removeAll(dir, name);
   }
 
   /**
@@ -143,7 +173,7 @@ class Applier {
       return create();
     } catch (err) {
       if (!(err instanceof SysError && err.errno === EEXIST)) throw err;
-      this.#root.removeAll(dir, name);
+      this.#remove(dir, name);
       return create();
     }
   }
@@ -155,7 +185,7 @@ class Applier {
       case "dir": {
         const existing = mkdirAt(dir, name, 0o700, what) ? undefined : lstatAt(dir, name);
         if (!existing || existing.isDirectory()) return;
-        this.#root.removeAll(dir, name);
+        this.#remove(dir, name);
         if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
         // A directory replacing an overlay whiteout must not show what the parents had there.
         if (this.#lowers && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
@@ -170,18 +200,21 @@ class Applier {
     }
   }
 
-  /** A regular file: its content as it streams in, then its metadata through the open descriptor. */
+  /**
+   * A regular file: created with its permission bits, its content written as it streams in, then
+   * the rest of its metadata set through the open descriptor.
+   */
   async #writeFile(dir: number, name: string, h: TarHeader, reader: TarReader): Promise<void> {
-    const fd = this.#replacing(dir, name, () => openAt(dir, name, O.WRONLY | O.CREAT | O.EXCL, 0o600, () => `create ${h.path}`));
+    const fd = this.#replacing(dir, name, () => openAt(dir, name, O.WRONLY | O.CREAT | O.EXCL, h.mode & 0o777, () => `create ${h.path}`));
     try {
       let end = 0;
-      for await (const { position, bytes } of reader.data()) {
-        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
-        end = position + bytes.length;
+      for (let piece = await reader.read(); piece; piece = await reader.read()) {
+        writeAllAt(fd, piece.bytes, piece.position, () => `write ${h.path}`);
+        end = piece.position + piece.bytes.length;
       }
       // A sparse file's last hole, if any, is a length, not data.
       if (end < h.size) ftruncateSync(fd, h.size);
-      this.#metadata(fdTarget(fd), h, []);
+      this.#metadata(fdTarget(fd), h, [], this.#asCreated(h));
     } finally {
       closeSync(fd);
     }
@@ -204,11 +237,14 @@ class Applier {
     }
   }
 
-  /** Owner, mode, xattrs and (except for directories, see {@link finish}) times. */
-  #metadata(target: MetadataTarget, h: TarHeader, parts: string[]): void {
+  /**
+   * Owner, mode, xattrs and (except for directories, see {@link finish}) times; the owner and
+   * mode only where a new file does not have them already (`asCreated`).
+   */
+  #metadata(target: MetadataTarget, h: TarHeader, parts: string[], asCreated?: AsCreated): void {
     // chown first: it clears setuid bits and security.capability.
-    target.chown(h.uid, h.gid);
-    if (h.type !== "symlink") target.chmod(h.mode);
+    if (!asCreated?.owner) target.chown(h.uid, h.gid);
+    if (h.type !== "symlink" && !asCreated?.mode) target.chmod(h.mode);
     for (const [key, value] of h.xattrs) {
       // Overlayfs's own xattrs (redirects, opaque, origin) could forge its view; only whiteouts may.
       if (key.startsWith(OVERLAY_XATTR_PREFIX)) continue;
@@ -284,10 +320,10 @@ class Applier {
     const keep = (child: string) => this.#unpacked.has([...dirParts, child].join("/"));
     try {
       if (name === OPAQUE_MARKER) {
-        for (const child of readdirAt(dir, ".")) if (!keep(child)) this.#root.removeAll(dir, child);
+        for (const child of readdirAt(dir, ".")) if (!keep(child)) this.#remove(dir, child);
         if (overlay) setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
       } else if (!keep(target)) {
-        this.#root.removeAll(dir, target);
+        this.#remove(dir, target);
         if (overlay) mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
       }
     } finally {
@@ -310,9 +346,26 @@ class Applier {
   }
 
   close(): void {
+    if (this.#lastDir.fd >= 0) closeSync(this.#lastDir.fd);
     this.#root.close();
     this.#lowers?.close();
   }
+}
+
+/** Which of an entry's owner and mode a newly created file has already. */
+interface AsCreated {
+  owner: boolean;
+  mode: boolean;
+}
+
+/** What a directory may pass on to a file created in it: its group, a default ACL. */
+interface Inherited {
+  gid: number;
+  acl: boolean;
+}
+
+function inherited(dir: number): Inherited {
+  return { gid: fstatSync(dir).gid, acl: getXattrAt(dir, ".", "system.posix_acl_default") !== undefined };
 }
 
 /** Where metadata goes: an open regular file, or a name in a directory (a symlink there is not followed). */

@@ -6,7 +6,8 @@
  * No reader on the npm registry keeps PAX values as bytes (they decode them as UTF-8, which
  * corrupts binary xattrs such as security.capability) or reads sparse files; hence this one.
  */
-import { BLOCK, FIELD, XATTR_PREFIX, checksum, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
+import { ByteStream } from "./byteStream.ts";
+import { BLOCK, FIELD, XATTR_PREFIX, checksum, isUstar, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
 
 /** Largest PAX header or GNU long name accepted, as Go's archive/tar. */
 const MAX_META_BYTES = 1 << 20;
@@ -32,11 +33,26 @@ export interface DataPiece {
   bytes: Uint8Array;
 }
 
-/** What the metadata entries before an entry said of it. */
+/**
+ * What the metadata entries before an entry said of it, later records overriding earlier ones.
+ * Decoded as they are read: the bytes they came in are gone by the time the entry is.
+ */
 interface Meta {
-  pax: [string, Buffer][];
+  /** Records seen, and GNU long names: an archive may not end after them. */
+  records: number;
   longName?: string;
   longLink?: string;
+  path?: string;
+  linkpath?: string;
+  size?: number;
+  uid?: number;
+  gid?: number;
+  mtimeNs?: bigint;
+  xattrs?: Map<string, Uint8Array>;
+  /** `GNU.sparse.*` records (PAX sparse 0.1 and 1.0) without the prefix. */
+  sparse?: Map<string, string>;
+  /** The repeated offset and numbytes records of PAX sparse 0.0, in order. */
+  sparse00?: number[];
 }
 
 /** A region of a sparse file that holds data; everything else is a hole. */
@@ -45,79 +61,26 @@ interface Segment {
   length: number;
 }
 
-/** Buffered reading of exact byte counts from a stream of chunks. */
-class ByteStream {
-  readonly #source: AsyncIterator<Uint8Array>;
-  #chunk: Uint8Array = new Uint8Array(0);
-  #pos = 0;
-  /** Bytes consumed so far. */
-  offset = 0;
+const NO_SEGMENTS: Segment[] = [];
+const SPARSE_PREFIX = "GNU.sparse.";
+const utf8 = (bytes: Uint8Array) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString("utf8");
 
-  constructor(source: AsyncIterable<Uint8Array>) {
-    this.#source = source[Symbol.asyncIterator]();
-  }
-
-  async #fill(): Promise<boolean> {
-    while (this.#pos >= this.#chunk.length) {
-      const r = await this.#source.next();
-      if (r.done) return false;
-      this.#chunk = r.value;
-      this.#pos = 0;
-    }
-    return true;
-  }
-
-  /** Exactly `n` bytes; undefined when the stream ends before the first of them. */
-  async exact(n: number, what: () => string): Promise<Uint8Array | undefined> {
-    if (!(await this.#fill())) return undefined;
-    if (this.#chunk.length - this.#pos >= n) {
-      const out = this.#chunk.subarray(this.#pos, this.#pos + n);
-      this.#pos += n;
-      this.offset += n;
-      return out;
-    }
-    const out = new Uint8Array(n);
-    let got = 0;
-    while (got < n) {
-      if (!(await this.#fill())) throw malformed(`truncated ${what()}`);
-      const take = Math.min(n - got, this.#chunk.length - this.#pos);
-      out.set(this.#chunk.subarray(this.#pos, this.#pos + take), got);
-      this.#pos += take;
-      got += take;
-    }
-    this.offset += n;
-    return out;
-  }
-
-  /** Between 1 and `n` bytes, as they come. */
-  async some(n: number, what: () => string): Promise<Uint8Array> {
-    if (!(await this.#fill())) throw malformed(`truncated ${what()}`);
-    const take = Math.min(n, this.#chunk.length - this.#pos);
-    const out = this.#chunk.subarray(this.#pos, this.#pos + take);
-    this.#pos += take;
-    this.offset += take;
-    return out;
-  }
-
-  async skip(n: number, what: () => string): Promise<void> {
-    for (let left = n; left > 0; ) left -= (await this.some(left, what)).length;
-  }
-
-  /** Reads whatever is left. */
-  async drain(): Promise<void> {
-    this.offset += this.#chunk.length - this.#pos;
-    this.#pos = this.#chunk.length;
-    for (let r = await this.#source.next(); !r.done; r = await this.#source.next()) this.offset += r.value.length;
-  }
-}
-
-/** Reads a tar stream entry by entry: {@link TarReader.next}, then optionally {@link TarReader.data}. */
+/**
+ * Reads a tar stream entry by entry: {@link TarReader.next}, then optionally {@link TarReader.read}.
+ * Headers are parsed where they lie in the input's buffers, each done with before the stream is
+ * read again; only what an entry keeps (names, xattr values) is copied out.
+ */
 export class TarReader {
   readonly #in: ByteStream;
   /** Stored bytes of the current entry not yet read, and its padding. */
   #left = 0;
   #padding = 0;
-  #segments: Segment[] | undefined;
+  /** The data segments of a sparse entry not yet started (none for any other entry). */
+  #segments = NO_SEGMENTS;
+  #segment = 0;
+  /** Where the next byte of content goes in the file, and the bytes left in its segment. */
+  #position = 0;
+  #segmentLeft = 0;
   #current: TarHeader | undefined;
   #ended = false;
   /** Offset in the stream where the current entry's stored data begins. */
@@ -127,18 +90,22 @@ export class TarReader {
     this.#in = new ByteStream(source);
   }
 
-  /** The next entry, skipping what is left of the previous one; undefined at the end of the archive. */
+  /**
+   * The next entry, skipping what is left of the previous one; undefined at the end of the
+   * archive. What is buffered is parsed without waiting.
+   */
   async next(): Promise<TarHeader | undefined> {
-    await this.#skipRest();
+    const skipping = this.#skipRest();
+    if (skipping) await skipping;
     this.#current = undefined;
     if (this.#ended) return undefined;
-    const meta: Meta = { pax: [] };
+    const meta: Meta = { records: 0 };
     for (;;) {
-      const block = await this.#in.exact(BLOCK, () => "tar header");
+      const block = this.#in.buffered >= BLOCK ? this.#in.view(BLOCK) : await this.#in.exact(BLOCK, () => "tar header");
       // A stream that stops between entries has ended, as Go's reader (and so containerd) accepts.
       if (!block || isZeroBlock(block)) {
         this.#ended = true;
-        if (meta.pax.length || meta.longName !== undefined || meta.longLink !== undefined) throw malformed("archive ends after an extended header");
+        if (meta.records > 0) throw malformed("archive ends after an extended header");
         return undefined;
       }
       if (!validChecksum(block)) {
@@ -148,86 +115,93 @@ export class TarReader {
       const size = readNumber(block, FIELD.size, "size");
       if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
         if (size > MAX_META_BYTES) throw malformed(`extended header of ${size} bytes is too large`);
-        const data = (await this.#in.exact(size, () => "extended header")) ?? new Uint8Array(0);
-        if (data.length < size) throw malformed("truncated extended header");
-        await this.#in.skip(padTo(size), () => "extended header");
-        if (flag === "x") meta.pax.push(...parsePax(data));
+        const data = size <= this.#in.buffered ? this.#in.view(size) : await this.#in.exact(size, () => "extended header");
+        if (!data || data.length < size) throw malformed("truncated extended header");
+        if (flag === "x") parsePax(data, (key, value) => addRecord(meta, key, value));
         else if (flag === "L") meta.longName = cString(data);
         else if (flag === "K") meta.longLink = cString(data);
+        if (flag === "L" || flag === "K") meta.records++;
+        const padding = padTo(size);
+        if (padding <= this.#in.buffered) this.#in.view(padding);
+        else await this.#in.skip(padding, () => "extended header");
         continue;
       }
-      return this.#entry(block, flag, size, meta);
+      const h = this.#header(block, flag, size, meta);
+      if (flag === "S" || meta.sparse || meta.sparse00) await this.#sparse(h, block, flag, meta);
+      this.#current = h;
+      return h;
     }
   }
 
-  async #entry(block: Uint8Array, flag: string, storedSize: number, meta: Meta): Promise<TarHeader> {
-    const magic = readString(block, [257, 6]);
-    const version = readString(block, [263, 2]);
-    const posix = magic === "ustar" && version === "00";
-    const prefix = posix ? readString(block, FIELD.prefix) : "";
-    const path = meta.longName ?? (prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name));
+  /** The entry of header `block`, with what `meta` says; all of it but a sparse map, which follows. */
+  #header(block: Uint8Array, flag: string, storedSize: number, meta: Meta): TarHeader {
+    const prefix = isUstar(block) && block[FIELD.prefix[0]] !== 0 ? readString(block, FIELD.prefix) : "";
+    const name = meta.longName ?? (prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name));
     let type = TYPES[flag];
-    if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}" for "${path}"`);
-    if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
+    if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}" for "${name}"`);
+    if (type === "file" && flag !== "S" && name.endsWith("/")) type = "dir";
+    const device = type === "char" || type === "block";
+    const stored = meta.size ?? storedSize;
+    let path = meta.path ?? name;
+    if (path.endsWith("/")) path = path.replace(/\/+$/, "");
+    const uid = readNumber(block, FIELD.uid, "uid");
+    const gid = readNumber(block, FIELD.gid, "gid");
+    const mtime = readNumber(block, FIELD.mtime, "mtime");
     const h: TarHeader = {
       path,
       type,
       mode: readNumber(block, FIELD.mode, "mode") & 0o7777,
-      uid: readNumber(block, FIELD.uid, "uid"),
-      gid: readNumber(block, FIELD.gid, "gid"),
-      size: storedSize,
-      mtimeNs: BigInt(readNumber(block, FIELD.mtime, "mtime")) * 1_000_000_000n,
-      linkpath: meta.longLink ?? readString(block, FIELD.linkname),
-      devMajor: type === "char" || type === "block" ? readNumber(block, FIELD.devmajor, "devmajor") : 0,
-      devMinor: type === "char" || type === "block" ? readNumber(block, FIELD.devminor, "devminor") : 0,
-      xattrs: new Map(),
+      uid: meta.uid ?? uid,
+      gid: meta.gid ?? gid,
+      // These carry no content, whatever their size field says (a hardlink may, and it is skipped).
+      size: type === "file" ? stored : 0,
+      mtimeNs: meta.mtimeNs ?? BigInt(mtime) * 1_000_000_000n,
+      linkpath: meta.linkpath ?? meta.longLink ?? readString(block, FIELD.linkname),
+      devMajor: device ? readNumber(block, FIELD.devmajor, "devmajor") : 0,
+      devMinor: device ? readNumber(block, FIELD.devminor, "devminor") : 0,
+      xattrs: meta.xattrs ?? new Map(),
     };
+    this.#segments = NO_SEGMENTS;
+    this.#segment = 0;
+    this.#position = 0;
+    this.#segmentLeft = stored;
+    this.#left = stored;
+    this.#padding = padTo(stored);
+    this.dataOffset = this.#in.offset;
+    return h;
+  }
+
+  /**
+   * Reads the sparse map of entry `h` (old GNU `S` header, or PAX sparse 0.0, 0.1 or 1.0) and sets
+   * its segments and real size.
+   */
+  async #sparse(h: TarHeader, block: Uint8Array, flag: string, meta: Meta): Promise<void> {
     let segments: Segment[] | undefined;
     let realSize: number | undefined;
+    let stored = this.#left;
     let mapBytes = 0;
+    // The header's own part of an old GNU map, read before anything else overwrites the block.
     if (flag === "S") ({ segments, realSize } = await this.#gnuSparse(block));
-    const sparsePax = new Map<string, string>();
-    const sparse00: number[] = [];
-    for (const [key, value] of meta.pax) {
-      const text = () => value.toString("utf8");
-      if (key.startsWith(XATTR_PREFIX)) h.xattrs.set(key.slice(XATTR_PREFIX.length), value);
-      else if (key === "path") h.path = text();
-      else if (key === "linkpath") h.linkpath = text();
-      else if (key === "size") h.size = storedSize = paxNumber(key, text());
-      else if (key === "uid") h.uid = paxNumber(key, text());
-      else if (key === "gid") h.gid = paxNumber(key, text());
-      else if (key === "mtime") h.mtimeNs = parsePaxTime(text());
-      else if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") sparse00.push(paxNumber(key, text()));
-      else if (key.startsWith("GNU.sparse.")) sparsePax.set(key.slice(11), text());
-    }
-    if (sparsePax.size || sparse00.length) {
-      if (sparsePax.has("name")) h.path = sparsePax.get("name")!;
-      realSize = paxNumber("GNU.sparse.size", sparsePax.get("realsize") ?? sparsePax.get("size") ?? "");
-      if (sparsePax.get("major") === "1") {
+    const sparse = meta.sparse ?? new Map<string, string>();
+    if (sparse.size || meta.sparse00) {
+      if (sparse.has("name")) h.path = sparse.get("name")!.replace(/\/+$/, "");
+      realSize = paxNumber("GNU.sparse.size", sparse.get("realsize") ?? sparse.get("size") ?? "");
+      if (sparse.get("major") === "1") {
         ({ segments, mapBytes } = await this.#sparseMap1(() => h.path));
-        storedSize -= mapBytes;
+        stored -= mapBytes;
       } else {
-        const list = sparsePax.has("map") ? (sparsePax.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n)) : sparse00;
+        const list = sparse.has("map") ? (sparse.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n)) : (meta.sparse00 ?? []);
         segments = pairs(list);
       }
     }
-    if (type === "dir" || type === "symlink" || type === "link" || type === "fifo" || type === "char" || type === "block") {
-      // These carry no content, whatever their size field says (a hardlink may, and it is skipped).
-      h.size = 0;
-    }
-    if (segments) {
-      h.size = realSize ?? 0;
-      checkSegments(segments, h.size, storedSize, h.path);
-    } else if (h.type === "file") {
-      h.size = storedSize;
-    }
+    if (!segments) return;
+    h.size = realSize ?? 0;
+    checkSegments(segments, h.size, stored, h.path);
     this.#segments = segments;
-    this.#left = storedSize;
-    this.#padding = padTo(storedSize + mapBytes);
+    this.#segmentLeft = 0;
+    this.#left = stored;
+    this.#padding = padTo(stored + mapBytes);
     this.dataOffset = this.#in.offset;
-    h.path = h.path.replace(/\/+$/, "");
-    this.#current = h;
-    return h;
   }
 
   /** The sparse map of an old GNU `S` header and its extension blocks. */
@@ -284,28 +258,36 @@ export class TarReader {
     return { segments: pairs(numbers), mapBytes: blocks * BLOCK };
   }
 
-  /** The current entry's content, piece by piece; a sparse file's holes are left out. */
-  async *data(): AsyncGenerator<DataPiece> {
-    const h = this.#current;
-    if (!h) return;
-    const what = () => `data of "${h.path}"`;
-    const segments = this.#segments ?? [{ offset: 0, length: this.#left }];
-    for (const s of segments) {
-      for (let done = 0; done < s.length; ) {
-        const bytes = await this.#in.some(Math.min(s.length - done, this.#left), what);
-        yield { position: s.offset + done, bytes };
-        done += bytes.length;
-        this.#left -= bytes.length;
-      }
+  /**
+   * The next piece of the current entry's content, or undefined once it is all read; a sparse
+   * file's holes are left out. The bytes are a view, valid until the reader is next used.
+   */
+  async read(): Promise<DataPiece | undefined> {
+    while (this.#segmentLeft === 0) {
+      const s = this.#segments[this.#segment++];
+      if (!s) return undefined;
+      this.#position = s.offset;
+      this.#segmentLeft = s.length;
     }
-    await this.#skipRest();
+    const n = Math.min(this.#segmentLeft, this.#left);
+    const bytes = this.#in.buffered > 0 ? this.#in.view(n) : await this.#in.some(n, () => `data of "${this.#current?.path}"`);
+    const piece = { position: this.#position, bytes };
+    this.#position += bytes.length;
+    this.#segmentLeft -= bytes.length;
+    this.#left -= bytes.length;
+    return piece;
   }
 
-  async #skipRest(): Promise<void> {
-    const name = this.#current?.path ?? "";
-    await this.#in.skip(this.#left + this.#padding, () => `data of "${name}"`);
+  /** Skips what is left of the current entry; a promise only when that means waiting for input. */
+  #skipRest(): Promise<void> | undefined {
+    const n = this.#left + this.#padding;
     this.#left = 0;
     this.#padding = 0;
+    this.#segmentLeft = 0;
+    this.#segments = NO_SEGMENTS;
+    if (n > this.#in.buffered) return this.#in.skip(n, () => `data of "${this.#current?.path ?? ""}"`);
+    this.#in.view(n);
+    return undefined;
   }
 
   /** Reads the stream to its end (bytes after the end-of-archive blocks still count toward its digest). */
@@ -332,6 +314,21 @@ function validChecksum(block: Uint8Array): boolean {
 }
 
 const padTo = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK;
+
+/** Folds PAX record `key` into `meta`; `value` is only valid during the call. */
+function addRecord(meta: Meta, key: string, value: Uint8Array): void {
+  meta.records++;
+  if (key === "mtime") meta.mtimeNs = parsePaxTime(value);
+  else if (key === "atime" || key === "ctime") return;
+  else if (key.startsWith(XATTR_PREFIX)) (meta.xattrs ??= new Map()).set(key.slice(XATTR_PREFIX.length), new Uint8Array(value)); // copied: it outlives its buffer
+  else if (key === "path") meta.path = utf8(value);
+  else if (key === "linkpath") meta.linkpath = utf8(value);
+  else if (key === "size") meta.size = paxNumber(key, utf8(value));
+  else if (key === "uid") meta.uid = paxNumber(key, utf8(value));
+  else if (key === "gid") meta.gid = paxNumber(key, utf8(value));
+  else if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") (meta.sparse00 ??= []).push(paxNumber(key, utf8(value)));
+  else if (key.startsWith(SPARSE_PREFIX)) (meta.sparse ??= new Map()).set(key.slice(SPARSE_PREFIX.length), utf8(value));
+}
 
 function cString(data: Uint8Array): string {
   const end = data.indexOf(0);

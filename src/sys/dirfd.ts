@@ -6,7 +6,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
-import { setXattr, timespecs } from "./file.ts";
+import { getXattr, setXattr, timespecs } from "./file.ts";
 import { O } from "./openat2.ts";
 
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -81,6 +81,16 @@ export function setTimesAt(dir: number, name: string, atimeNs: bigint, mtimeNs: 
 
 export function setXattrAt(dir: number, name: string, key: string, value: Uint8Array): void {
   setXattr(procPath(dir, name), key, value);
+}
+
+/** Extended attribute `key` of `name` in `dir`; undefined when it has none or its filesystem has no xattrs. */
+export function getXattrAt(dir: number, name: string, key: string): Buffer | undefined {
+  try {
+    return getXattr(procPath(dir, name), key);
+  } catch (err) {
+    if (err instanceof SysError && err.errno === Errno.EOPNOTSUPP) return undefined;
+    throw err;
+  }
 }
 
 /** glibc's makedev: the dev_t of a device number pair. */

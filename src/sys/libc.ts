@@ -22,6 +22,7 @@ const load = () => dlopen("libc.so.6", {
   unlinkat: { args: [i32, ptr, i32], returns: i32 },
   mknodat: { args: [i32, ptr, u32, u64], returns: i32 },
   close: { args: [i32], returns: i32 },
+  pwrite: { args: [i32, ptr, usize, i64_fast], returns: i64_fast },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },
   copy_file_range: { args: [i32, ptr, i32, ptr, usize, u32], returns: i64_fast },
   fchownat: { args: [i32, ptr, u32, u32, i32], returns: i32 },

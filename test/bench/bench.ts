@@ -4,7 +4,7 @@
  * timings. It installs the Debian packages it needs, starts its own daemons under a temporary
  * directory and removes everything (mounts, loop devices, daemons, files) however it ends.
  *
- *   bun test/bench/bench.ts [--quick] [--only snapshots,copy,overlay,volumes,serve] [--n N]
+ *   bun test/bench/bench.ts [--quick] [--only snapshots,copy,overlay,volumes,serve,layers] [--n N]
  *       [--runs N] [--volumes N] [--warm] [--dir DIR] [--keep] [--json FILE]
  *
  * The binary measured is STOR_BIN, else dist/stor.
@@ -15,6 +15,7 @@ import { chainsSection } from "./chains.ts";
 import type { Ctx } from "./context.ts";
 import { copySection } from "./copy.ts";
 import { startContainerd } from "./daemons.ts";
+import { layersSection } from "./layers.ts";
 import { must, run } from "./proc.ts";
 import { serveSection } from "./serve.ts";
 import { snapshotsSection } from "./snapshots.ts";
@@ -22,7 +23,7 @@ import { figures, fmtMs, fmtRatio, fmtValue, ratioOf, table, verdict } from "./s
 import { atCleanup, cleanup, cleanupOnSignals, ensurePackages, fsType, loadLine, unmountBelow } from "./system.ts";
 import { volumesSection } from "./volumes.ts";
 
-const SECTIONS = ["snapshots", "copy", "overlay", "volumes", "serve"] as const;
+const SECTIONS = ["snapshots", "copy", "overlay", "volumes", "serve", "layers"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: bun test/bench/bench.ts [options]   (binary: STOR_BIN, default dist/stor)
@@ -180,6 +181,7 @@ async function main(): Promise<number> {
     ["overlay", () => chainsSection(ctx)],
     ["volumes", () => volumesSection(ctx)],
     ["serve", () => serveSection(ctx)],
+    ["layers", () => layersSection(ctx)],
   ];
   let failed = 0;
   try {

@@ -1,0 +1,80 @@
+/**
+ * Where a layer's bytes come from, and how they reach the tar reader: uncompressed, hashed on the
+ * way (the diffID), in large buffers. A plain tar in a regular file, the common case, is read and
+ * hashed by the {@link HashRing}'s worker thread; anything else (stdin, a compressed layer, a blob
+ * streamed from an image) is decompressed on the main thread and copied into the ring.
+ */
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from "node:fs";
+import { describe, NotFoundError, StorError } from "../errors.ts";
+import { decompress, detectCompression } from "./compression.ts";
+import type { HashRing } from "./hashRing.ts";
+
+/** A layer file opened for applying, or a stream of a layer's (possibly compressed) bytes. */
+export type LayerInput = LayerFile | AsyncIterable<Uint8Array>;
+
+/** Chunks read from a compressed or streamed file. */
+const STREAM_CHUNK = 1 << 20;
+
+/** A layer in a file, held open. */
+export class LayerFile {
+  readonly #fd: number;
+
+  /** Opens `path`; a missing file is not found (exit 3). */
+  constructor(path: string) {
+    try {
+      this.#fd = openSync(path, "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`layer ${path}`);
+      throw new StorError(`open layer ${path}`, describe(err));
+    }
+  }
+
+  /** True for an uncompressed tar in a regular file: one the worker can read itself. */
+  #plain(): boolean {
+    if (!fstatSync(this.#fd).isFile()) return false;
+    const head = new Uint8Array(4);
+    return detectCompression(head.subarray(0, readSync(this.#fd, head, 0, head.length, 0))) === "none";
+  }
+
+  /** The uncompressed bytes, hashed by `ring`'s worker; closes the file at the end. */
+  async *chunks(ring: HashRing): AsyncGenerator<Uint8Array> {
+    try {
+      if (this.#plain()) yield* ring.readFile(this.#fd);
+      else yield* copied(decompress(createReadStream("", { fd: this.#fd, autoClose: false, highWaterMark: STREAM_CHUNK })), ring);
+    } finally {
+      closeSync(this.#fd);
+    }
+  }
+}
+
+/**
+ * The uncompressed bytes of `input` in buffers of `ring`, hashed by its worker. A chunk yielded
+ * stays valid until the next one is asked for.
+ */
+export function uncompressedChunks(input: LayerInput, ring: HashRing): AsyncGenerator<Uint8Array> {
+  return input instanceof LayerFile ? input.chunks(ring) : copied(decompress(input), ring);
+}
+
+/** Copies `input` into the ring, a full buffer at a time (the last one partly). */
+async function* copied(input: AsyncIterable<Uint8Array>, ring: HashRing): AsyncGenerator<Uint8Array> {
+  let buf = await ring.buffer();
+  let filled = 0;
+  for await (const chunk of input) {
+    for (let done = 0; done < chunk.length; ) {
+      const n = Math.min(chunk.length - done, buf.length - filled);
+      buf.set(chunk.subarray(done, done + n), filled);
+      filled += n;
+      done += n;
+      if (filled === buf.length) {
+        ring.publish(filled);
+        yield buf;
+        buf = await ring.buffer();
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) {
+    ring.publish(filled);
+    yield buf.subarray(0, filled);
+  }
+}
