@@ -13,7 +13,7 @@ import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync } from "nod
 import { describe, exitCodeOf, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { setTimes, setXattr, writeAllAt } from "../sys/file.ts";
-import { SysError } from "../sys/libc.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
@@ -25,11 +25,7 @@ import { malformed, type TarHeader } from "./tarFormat.ts";
 import { TarReader } from "./tarReader.ts";
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
 
-const ENOENT = 2;
-const EEXIST = 17;
-const ENOTDIR = 20;
-const ELOOP = 40;
-const EOPNOTSUPP = 95;
+const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP } = Errno;
 /** As the kernel's limit on symlinks followed in one path walk. */
 const MAX_SYMLINK_HOPS = 40;
 const S_IFCHR = 0o020000;

@@ -3,11 +3,12 @@
  * layer that has a name decides, a whiteout there means the name is gone, and a symlink or
  * non-directory on the way hides whatever the layers below have under it.
  */
+import { Errno } from "../sys/libc.ts";
 import { closeSync, fstatSync, type BigIntStats } from "node:fs";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import { isOverlayWhiteout } from "./whiteout.ts";
 
-const ENOENT = 2;
+const { ENOENT } = Errno;
 
 /** Read-only lookups in a snapshot's parents, nearest first; descriptors open on first use. */
 export class Lowers {
