@@ -71,16 +71,11 @@ const tail = (file: string) => {
 };
 
 /**
- * Starts containerd with its own config under `dir`: root, state, gRPC and ttrpc sockets there;
- * the plugins the benchmark does not use (CRI, other snapshotters, tracing) disabled.
+ * containerd's config for a daemon of its own below `dir`: root, state, gRPC and ttrpc sockets
+ * there; the plugins the benchmark does not use disabled; `extra` appended (e.g. a proxy plugin).
  */
-export async function startContainerd(dir: string): Promise<Daemon> {
-  mkdirSync(dir, { recursive: true });
-  const socket = join(dir, "containerd.sock");
-  const config = join(dir, "config.toml");
-  writeFileSync(
-    config,
-    `version = 2
+export function containerdConfig(dir: string, socket: string, extra = ""): string {
+  return `version = 2
 root = "${join(dir, "root")}"
 state = "${join(dir, "state")}"
 disabled_plugins = [
@@ -109,8 +104,18 @@ disabled_plugins = [
   address = ""
 [metrics]
   address = ""
-`,
-  );
+${extra}`;
+}
+
+/**
+ * Starts containerd with its own config under `dir`: root, state, gRPC and ttrpc sockets there;
+ * the plugins the benchmark does not use (CRI, other snapshotters, tracing) disabled.
+ */
+export async function startContainerd(dir: string): Promise<Daemon> {
+  mkdirSync(dir, { recursive: true });
+  const socket = join(dir, "containerd.sock");
+  const config = join(dir, "config.toml");
+  writeFileSync(config, containerdConfig(dir, socket));
   const log = join(dir, "containerd.log");
   const t0 = performance.now();
   const proc = spawnLogged(["containerd", "--config", config], log);

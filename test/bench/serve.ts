@@ -6,11 +6,11 @@
  * starts its own `stor serve` (own root), containerd and dockerd, and stops them however it ends.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { storArgv, type Ctx } from "./context.ts";
-import { dockerDirs, startDockerdCompat, terminate, type Daemon } from "./daemons.ts";
+import { connectable } from "../daemons.ts";
+import { containerdConfig, dockerDirs, startDockerdCompat, terminate, type Daemon } from "./daemons.ts";
 import { must, run, sleep } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 import { atCleanup, ensurePackages, findBin, runMountLines, unmountBelow } from "./system.ts";
@@ -58,16 +58,6 @@ function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: number): M
   return times;
 }
 
-function connectable(socket: string): Promise<boolean> {
-  return new Promise((done) => {
-    const c = connect(socket);
-    c.once("connect", () => {
-      c.destroy();
-      done(true);
-    });
-    c.once("error", () => done(false));
-  });
-}
 
 const tail = (file: string, lines = 5) => {
   try {
@@ -133,41 +123,7 @@ async function startProxyContainerd(dir: string, storSocket: string): Promise<Se
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, "containerd.sock");
   const config = join(dir, "config.toml");
-  writeFileSync(
-    config,
-    `version = 2
-root = "${join(dir, "root")}"
-state = "${join(dir, "state")}"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-# As in daemons.ts: GC only after deletions, so the views made (then pinned) are not collected.
-[plugins."io.containerd.gc.v1.scheduler"]
-  pause_threshold = 0.02
-  deletion_threshold = 0
-  mutation_threshold = 1000000000
-  schedule_delay = "0s"
-  startup_delay = "100ms"
-[grpc]
-  address = "${socket}"
-[ttrpc]
-  address = "${socket}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[proxy_plugins.stor]
-  type = "snapshot"
-  address = "${storSocket}"
-`,
-  );
+  writeFileSync(config, containerdConfig(dir, socket, `[proxy_plugins.stor]\n  type = "snapshot"\n  address = "${storSocket}"\n`));
   const d = await startServer("containerd", ["containerd", "--config", config], [socket], join(dir, "containerd.log"));
   atCleanup(`unmount below ${dir}`, () => unmountBelow(dir)); // runs after the stop registered above
   return d;
