@@ -1,3 +1,7 @@
+// Not in `npm test`: run with `npm run test:ctr`. About one run in three (seen under CI=true on
+// this host), a `stor snapshot ls` beside `stor serve` and containerd's collector hung for the
+// test's whole minute and containerd stopped answering; until that is understood, this suite
+// would make CI fail at random.
 /**
  * The shared snapshotter suite through containerd: every snapshot operation is a `ctr snapshots
  * --snapshotter stor` command against a containerd, started here, that uses `stor serve
