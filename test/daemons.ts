@@ -1,7 +1,7 @@
 /**
  * Daemons the tests start for themselves, each with its own root, sockets and log file: `stor
  * serve`, and containerd with stor as its `[proxy_plugins]` snapshotter. Shared by
- * serve.test.ts and snapshot-ctr.suite.ts, run by `npm run test:ctr`.
+ * serve.test.ts and snapshot-ctr.test.ts.
  */
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";

@@ -4,7 +4,7 @@
  * looks at the trees through real mounts.
  *
  * A {@link Route} says how the commands get there: stor's own CLI (the default), or ctr against a
- * containerd that uses `stor serve` as its proxy snapshotter (snapshot-ctr.suite.ts, run by `npm run test:ctr`). Where ctr has
+ * containerd that uses `stor serve` as its proxy snapshotter (snapshot-ctr.test.ts). Where ctr has
  * no form of a stor feature, the assertion runs through {@link Fixture.storOnly}, which names why.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test as bunTest } from "bun:test";
