@@ -6,7 +6,7 @@
  * and dockerd with stor as a volume plugin (a container using a stor volume).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
@@ -171,6 +171,28 @@ describe("the snapshots API, spoken directly", () => {
     await expect(api.call("Prepare", { key: "k".repeat(2 << 20) })).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
     await expect(api.call("Prepare", { key: "k".repeat(5000) })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
     expect((await api.call("Stat", { key: "ns/2/base" })).info.kind).toBe("COMMITTED");
+  });
+
+  test("while a prepare copies a large parent, Stat, List and other prepares are answered", async () => {
+    // A parent of 20,000 files: the native copy of it takes a while on any machine.
+    cli("prepare", "big-a");
+    const dir = cli("mounts", "/unused", "big-a").stdout.match(/^mount -t bind (\S+) /)![1]!;
+    for (let d = 0; d < 100; d++) {
+      mkdirSync(join(dir, `d${d}`));
+      for (let f = 0; f < 200; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), `${d}/${f}\n`);
+    }
+    cli("commit", "ns/5/big", "big-a");
+    let copied = false;
+    const big = api.call("Prepare", { key: "ns/6/copy", parent: "ns/5/big" }).then((r) => ((copied = true), r));
+    // The copy is under way once its temporary directory is there.
+    const dirs = join(root.path, "snapshots/native/snapshots");
+    while (!readdirSync(dirs).some((n) => n.startsWith("new-"))) await sleep(5);
+    expect((await api.call("Stat", { key: "ns/5/big" })).info.kind).toBe("COMMITTED");
+    expect(await api.list(["name==ns/5/big"])).toEqual(["ns/5/big"]);
+    await api.call("Prepare", { key: "ns/7/small" });
+    expect(copied).toBe(false);
+    expect((await big).mounts[0].source).toContain("/snapshots/native/");
+    expect(readdirSync((await big).mounts[0].source)).toHaveLength(100);
   });
 });
 

@@ -2,7 +2,8 @@
  * containerd's snapshots gRPC service (`containerd.services.snapshots.v1.Snapshots`) over one
  * {@link SnapshotService}: what containerd calls on a `[proxy_plugins]` snapshotter. Each call
  * runs the service method the CLI runs, in the same SQLite transactions, so socket calls and
- * stor commands serialise on the same locks and see the same snapshots.
+ * stor commands serialise on the same locks and see the same snapshots. Calls that read only
+ * metadata run here; those that work the disk run on {@link SnapshotThreads}.
  *
  * containerd's metadata layer names the snapshots it makes `NAMESPACE/ID/KEY`, and its garbage
  * collector removes every snapshot of the snapshotter it does not know. So that it never deletes
@@ -17,6 +18,7 @@ import { log, logEnabled } from "../log.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { snapshotFilter } from "./filters.ts";
+import type { SnapshotThreads } from "./snapshotThreads.ts";
 import mountProto from "./mount.proto" with { type: "text" };
 import snapshotsProto from "./snapshots.proto" with { type: "text" };
 
@@ -108,17 +110,21 @@ function failed(method: string, err: unknown): Partial<grpc.StatusObject> {
   return { code, details };
 }
 
-/** A unary handler running `fn` on the request; whatever it throws becomes the call's status. */
-function unary<Req>(method: string, fn: (req: Req) => object): grpc.handleUnaryCall<Req, object> {
+/** A unary handler running `fn` on the request; whatever it throws or rejects with becomes the call's status. */
+function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>): grpc.handleUnaryCall<Req, object> {
   return (call, callback) => {
     if (logEnabled("debug")) log.debug(`${method} ${JSON.stringify(call.request)}`);
-    let reply: object;
+    let reply: object | Promise<object>;
     try {
       reply = fn(call.request);
     } catch (err) {
       return callback(failed(method, err));
     }
-    callback(null, reply);
+    if (!(reply instanceof Promise)) return callback(null, reply);
+    reply.then(
+      (r) => callback(null, r),
+      (err) => callback(failed(method, err)),
+    );
   };
 }
 
@@ -141,28 +147,31 @@ function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): 
   return { labels, replace: false };
 }
 
-/** The Snapshots service over `snapshots`, for {@link grpc.Server.addService}. */
-export function snapshotsService(snapshots: SnapshotService): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+/**
+ * The Snapshots service over `snapshots`, for {@link grpc.Server.addService}; `threads` run the
+ * same snapshotter's calls that work the disk.
+ */
+export function snapshotsService(snapshots: SnapshotService, threads: SnapshotThreads): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const parentOf = (req: CreateRequest) => req.parent || undefined;
   const empty = {};
   const implementation: grpc.UntypedServiceImplementation = {
-    Prepare: unary<CreateRequest>("Prepare", (r) => protoMounts(snapshots.prepare(r.key, parentOf(r), r.labels))),
-    View: unary<CreateRequest>("View", (r) => protoMounts(snapshots.view(r.key, parentOf(r), r.labels))),
+    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("prepare", r.key, parentOf(r), r.labels))),
+    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("view", r.key, parentOf(r), r.labels))),
     Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
-    Commit: unary<CommitRequest>("Commit", (r) => {
+    Commit: unary<CommitRequest>("Commit", async (r) => {
       // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
       if (r.parent && r.parent !== snapshots.stat(r.key).parent) {
         throw new PreconditionError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
       }
-      snapshots.commit(r.name, r.key, r.labels);
+      await threads.run("commit", r.name, r.key, r.labels);
       return empty;
     }),
-    Remove: unary<KeyRequest>("Remove", (r) => {
+    Remove: unary<KeyRequest>("Remove", async (r) => {
       if (!CONTAINERD_KEY.test(r.key)) {
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      snapshots.remove(r.key);
+      await threads.run("remove", r.key);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),
@@ -185,9 +194,9 @@ export function snapshotsService(snapshots: SnapshotService): [grpc.ServiceDefin
       for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
       call.end();
     },
-    Usage: unary<KeyRequest>("Usage", (r) => snapshots.usage(r.key)),
-    Cleanup: unary<unknown>("Cleanup", () => {
-      const removed = snapshots.cleanup();
+    Usage: unary<KeyRequest>("Usage", (r) => threads.run("usage", r.key)),
+    Cleanup: unary<unknown>("Cleanup", async () => {
+      const removed = await threads.run("cleanup");
       if (removed.length > 0) log.info(`cleanup removed ${removed.join(", ")}`);
       return empty;
     }),

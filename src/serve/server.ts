@@ -15,6 +15,7 @@ import { openSnapshots } from "../snapshot/registry.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
+import { SnapshotThreads } from "./snapshotThreads.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
 
 /** What `stor serve` serves; at least one socket. */
@@ -49,9 +50,11 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     if (opts.containerd) {
       const snapshots = openSnapshots(config, opts.snapshotter);
       undo.push(() => snapshots.close());
+      const threads = new SnapshotThreads({ root: config.root, snapshotter: snapshots.snapshotter.name, logLevel: config.logLevel });
+      undo.push(() => threads.close(SHUTDOWN_GRACE_MS));
       const socket = await claimSocket(opts.containerd);
       undo.push(() => rmSync(socket, { force: true }));
-      undo.push(await serveContainerd(socket, snapshots));
+      undo.push(await serveContainerd(socket, snapshots, threads));
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
     }
     if (opts.dockerVolume) {
@@ -124,10 +127,10 @@ function listening(socket: string): Promise<boolean> {
 }
 
 /** Serves the snapshots API on `socket`; returns the graceful stop. */
-async function serveContainerd(socket: string, snapshots: SnapshotService): Promise<Stop> {
+async function serveContainerd(socket: string, snapshots: SnapshotService, threads: SnapshotThreads): Promise<Stop> {
   // No channelz: nothing reads it, and it tracks every call.
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES, "grpc.enable_channelz": 0 });
-  server.addService(...snapshotsService(snapshots));
+  server.addService(...snapshotsService(snapshots, threads));
   await new Promise<void>((done, fail) =>
     server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(err) : done())),
   );

@@ -1,0 +1,124 @@
+/**
+ * Snapshot calls that work the disk at length (a native prepare copies its parent's whole tree,
+ * usage and commit walk one) run on worker threads, so that `stor serve` keeps answering the
+ * quick calls (Stat, List, Mounts) and the other socket meanwhile. Each thread has a
+ * {@link SnapshotService} of its own over the same root: the threads serialise on the same
+ * SQLite and file locks as separate stor processes do.
+ */
+import { availableParallelism } from "node:os";
+import { type ExitCode, StorError } from "../errors.ts";
+import type { LogLevel } from "../log.ts";
+import type { SnapshotterName } from "../config.ts";
+import type { SnapshotService } from "../snapshot/service.ts";
+
+/** The methods that run on a thread. */
+export type Offloaded = "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup";
+
+/** The first message to a thread: the service it opens. */
+export interface ThreadInit {
+  root: string;
+  snapshotter: SnapshotterName;
+  logLevel: LogLevel;
+}
+
+/** A call posted to a thread; `null` asks it to close its database and end. */
+export interface Call {
+  id: number;
+  method: Offloaded;
+  args: unknown[];
+}
+
+/** A thread's answer: the result, or the error as it was thrown there. */
+export type Reply = { id: number; result: unknown } | { id: number; error: { what: string; why: string; code: ExitCode } | { message: string } };
+
+interface Pending {
+  call: Call;
+  done: (result: unknown) => void;
+  fail: (err: Error) => void;
+}
+
+/** Threads at most: enough to overlap copies with each other and with fsyncs. */
+const MAX_THREADS = 4;
+
+/** A pool of snapshot threads; calls queue when every thread is busy. */
+export class SnapshotThreads {
+  readonly #init: ThreadInit;
+  readonly #idle: Worker[] = [];
+  readonly #busy = new Map<Worker, Pending>();
+  readonly #queue: Pending[] = [];
+  #nextId = 0;
+  #closed = false;
+
+  constructor(init: ThreadInit, threads = Math.min(MAX_THREADS, Math.max(2, availableParallelism()))) {
+    this.#init = init;
+    for (let i = 0; i < threads; i++) this.#idle.push(this.#spawn());
+  }
+
+  /** Runs `service.method(...args)` on a thread. */
+  run<M extends Offloaded>(method: M, ...args: Parameters<SnapshotService[M]>): Promise<ReturnType<SnapshotService[M]>> {
+    if (this.#closed) return Promise.reject(new StorError(`snapshot ${method}`, "the server is shutting down"));
+    return new Promise((done, fail) => {
+      this.#queue.push({ call: { id: this.#nextId++, method, args }, done: done as (r: unknown) => void, fail });
+      this.#dispatch();
+    });
+  }
+
+  /**
+   * Ends the threads: calls still queued fail, a call running finishes, then each thread closes
+   * its database. A thread still busy after `graceMs` is cut off.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#closed = true;
+    for (const p of this.#queue.splice(0)) p.fail(new StorError(`snapshot ${p.call.method}`, "the server is shutting down"));
+    const threads = [...this.#idle.splice(0), ...this.#busy.keys()];
+    const ended = threads.map(
+      (w) =>
+        new Promise<void>((done) => {
+          w.addEventListener("close", () => done());
+          w.postMessage(null); // after the call it may be running: close the database, end
+        }),
+    );
+    const late = setTimeout(() => threads.forEach((w) => w.terminate()), graceMs);
+    await Promise.all(ended);
+    clearTimeout(late);
+  }
+
+  #spawn(): Worker {
+    // The executable's own entry point, which becomes snapshotWorker.ts on a thread: a URL
+    // relative to this module would name the source file, not the copy inside the binary.
+    const w = new Worker(Bun.main);
+    w.onmessage = ({ data }: MessageEvent<Reply>) => this.#answered(w, data);
+    // A thread that dies takes its call with it; a new one takes its place.
+    w.onerror = (e) => {
+      e.preventDefault();
+      this.#busy.get(w)?.fail(new StorError("snapshot thread", e.message || "died"));
+      this.#busy.delete(w);
+      w.terminate();
+      if (!this.#closed) this.#idle.push(this.#spawn());
+      this.#dispatch();
+    };
+    w.postMessage(this.#init);
+    return w;
+  }
+
+  #answered(w: Worker, reply: Reply): void {
+    const pending = this.#busy.get(w);
+    this.#busy.delete(w);
+    this.#idle.push(w);
+    if (pending) {
+      if ("result" in reply) pending.done(reply.result);
+      else if ("message" in reply.error) pending.fail(new Error(reply.error.message));
+      else pending.fail(new StorError(reply.error.what, reply.error.why, reply.error.code));
+    }
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    while (this.#idle.length > 0 && this.#queue.length > 0) {
+      const w = this.#idle.pop()!;
+      const p = this.#queue.shift()!;
+      this.#busy.set(w, p);
+      w.postMessage(p.call);
+    }
+  }
+}
