@@ -11,5 +11,5 @@ if (Bun.isMainThread) {
     process.exitCode = code;
   });
 } else {
-  void import("./serve/snapshotWorker.ts");
+  void import("./serve/thread.ts");
 }

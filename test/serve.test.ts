@@ -313,6 +313,36 @@ describe("serving manners", () => {
     expect(existsSync(join(root.path, "snapshots/native/metadata.db-wal"))).toBe(false);
     expect(root.ok(["volume", "unmount", "busy", "r1"])).toBe("");
   });
+
+  test("a volume call waiting on a lock holds up neither socket", async () => {
+    if (!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would")) return;
+    const run = root.dir("run");
+    const [snapshots, volumes] = [join(run, "s2.sock"), join(run, "v2.sock")];
+    const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
+    const api = new SnapshotsClient(snapshots);
+    try {
+      root.ok(["volume", "create", "held"]);
+      const lock = join(root.path, "volumes/.locks/held");
+      const holder = Bun.spawn(["flock", lock, "sleep", "3"]);
+      while (sh(["flock", "-n", lock, "true"]).code === 0) await sleep(10);
+      let mounted = false;
+      const mount = plugin(volumes, "VolumeDriver.Mount", { Name: "held", ID: "r1" }).then((r) => ((mounted = true), r));
+      await sleep(100); // the Mount is waiting for the lock by now
+      // Both sockets answer while it waits, calls on other volumes too (those on "held" queue
+      // behind the Mount, as in dockerd's volume store).
+      await api.call("Prepare", { key: "ns/1/meanwhile" });
+      expect((await api.call("Stat", { key: "ns/1/meanwhile" })).info.kind).toBe("ACTIVE");
+      expect((await plugin(volumes, "VolumeDriver.Create", { Name: "other" })).json).toEqual({});
+      expect((await plugin(volumes, "VolumeDriver.Mount", { Name: "other", ID: "r2" })).json.Mountpoint).toBe(join(root.path, "volumes/other/_data"));
+      expect((await plugin(volumes, "VolumeDriver.List")).json.Volumes.map((v: { Name: string }) => v.Name)).toEqual(expect.arrayContaining(["held", "other"]));
+      expect(mounted).toBe(false);
+      expect((await mount).json).toEqual({ Mountpoint: join(root.path, "volumes/held/_data") });
+      await holder.exited;
+    } finally {
+      api.close();
+      expect(await serve.stop()).toBe(0);
+    }
+  });
 });
 
 /** An OCI image layout tarball of one layer (GNU tar, sha256 digests); returns it and the layer's chain id. */

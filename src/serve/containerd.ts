@@ -3,7 +3,7 @@
  * {@link SnapshotService}: what containerd calls on a `[proxy_plugins]` snapshotter. Each call
  * runs the service method the CLI runs, in the same SQLite transactions, so socket calls and
  * stor commands serialise on the same locks and see the same snapshots. Calls that read only
- * metadata run here; those that work the disk run on {@link SnapshotThreads}.
+ * metadata run here; those that work the disk run on {@link Threads}.
  *
  * containerd's metadata layer names the snapshots it makes `NAMESPACE/ID/KEY`, and its garbage
  * collector removes every snapshot of the snapshotter it does not know. So that it never deletes
@@ -18,7 +18,7 @@ import { log, logEnabled } from "../log.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { snapshotFilter } from "./filters.ts";
-import type { SnapshotThreads } from "./snapshotThreads.ts";
+import type { Threads } from "./threads.ts";
 import mountProto from "./mount.proto" with { type: "text" };
 import snapshotsProto from "./snapshots.proto" with { type: "text" };
 
@@ -151,19 +151,19 @@ function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): 
  * The Snapshots service over `snapshots`, for {@link grpc.Server.addService}; `threads` run the
  * same snapshotter's calls that work the disk.
  */
-export function snapshotsService(snapshots: SnapshotService, threads: SnapshotThreads): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+export function snapshotsService(snapshots: SnapshotService, threads: Threads): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const parentOf = (req: CreateRequest) => req.parent || undefined;
   const empty = {};
   const implementation: grpc.UntypedServiceImplementation = {
-    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("prepare", r.key, parentOf(r), r.labels))),
-    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("view", r.key, parentOf(r), r.labels))),
+    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("snapshots", "prepare", r.key, parentOf(r), r.labels))),
+    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("snapshots", "view", r.key, parentOf(r), r.labels))),
     Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
     Commit: unary<CommitRequest>("Commit", async (r) => {
       // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
       if (r.parent && r.parent !== snapshots.stat(r.key).parent) {
         throw new PreconditionError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
       }
-      await threads.run("commit", r.name, r.key, r.labels);
+      await threads.run("snapshots", "commit", r.name, r.key, r.labels);
       return empty;
     }),
     Remove: unary<KeyRequest>("Remove", async (r) => {
@@ -171,7 +171,7 @@ export function snapshotsService(snapshots: SnapshotService, threads: SnapshotTh
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      await threads.run("remove", r.key);
+      await threads.run("snapshots", "remove", r.key);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),
@@ -194,9 +194,9 @@ export function snapshotsService(snapshots: SnapshotService, threads: SnapshotTh
       for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
       call.end();
     },
-    Usage: unary<KeyRequest>("Usage", (r) => threads.run("usage", r.key)),
+    Usage: unary<KeyRequest>("Usage", (r) => threads.run("snapshots", "usage", r.key)),
     Cleanup: unary<unknown>("Cleanup", async () => {
-      const removed = await threads.run("cleanup");
+      const removed = await threads.run("snapshots", "cleanup");
       if (removed.length > 0) log.info(`cleanup removed ${removed.join(", ")}`);
       return empty;
     }),

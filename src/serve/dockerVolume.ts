@@ -8,6 +8,7 @@
 import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
+import type { Threads } from "./threads.ts";
 
 /** What a plugin answers with (`application/vnd.docker.plugins.v1.2+json`). */
 const CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json";
@@ -35,8 +36,9 @@ function strings(body: Body, key: string): Record<string, string> {
 const summary = (v: Volume) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.created });
 
 /**
- * Runs calls on one volume name one after another. The service's per-volume lock is a file
- * lock, which one process taking twice would wait on forever; this keeps it to one holder here.
+ * Runs calls on one volume name one after another, in the order dockerd sent them. Without it,
+ * calls on threads would race for the volume's file lock in no particular order, each thread
+ * waiting for it unable to take other calls meanwhile.
  */
 class Serial {
   readonly #tails = new Map<string, Promise<unknown>>();
@@ -53,8 +55,8 @@ class Serial {
   }
 }
 
-/** The endpoints of the protocol over `volumes`, by path. */
-function endpoints(volumes: VolumeService): Record<string, (body: Body) => object | Promise<object>> {
+/** The endpoints of the protocol over `volumes`, by path; what mounts or writes runs on `threads`. */
+function endpoints(volumes: VolumeService, threads: Threads): Record<string, (body: Body) => object | Promise<object>> {
   const serial = new Serial();
   const byName = <T>(body: Body, fn: (name: string) => T | Promise<T>) => {
     const name = text(body, "Name");
@@ -64,19 +66,19 @@ function endpoints(volumes: VolumeService): Record<string, (body: Body) => objec
     "/Plugin.Activate": () => ({ Implements: ["VolumeDriver"] }),
     "/VolumeDriver.Capabilities": () => ({ Capabilities: { Scope: "local" } }),
     "/VolumeDriver.Create": (b) =>
-      byName(b, (name) => {
-        volumes.create(name, { options: strings(b, "Opts") });
+      byName(b, async (name) => {
+        await threads.run("volumes", "create", name, { options: strings(b, "Opts") });
         return {};
       }),
     "/VolumeDriver.Remove": (b) =>
       byName(b, async (name) => {
-        await volumes.remove(name);
+        await threads.run("volumes", "remove", name);
         return {};
       }),
-    "/VolumeDriver.Mount": (b) => byName(b, async (name) => ({ Mountpoint: await volumes.mount(name, text(b, "ID")) })),
+    "/VolumeDriver.Mount": (b) => byName(b, async (name) => ({ Mountpoint: await threads.run("volumes", "mount", name, text(b, "ID")) })),
     "/VolumeDriver.Unmount": (b) =>
       byName(b, async (name) => {
-        await volumes.unmount(name, text(b, "ID"));
+        await threads.run("volumes", "unmount", name, text(b, "ID"));
         return {};
       }),
     "/VolumeDriver.Path": (b) => byName(b, (name) => ({ Mountpoint: volumes.inspect(name).mountpoint })),
@@ -100,9 +102,9 @@ function parseBody(raw: string): Body {
 
 const reply = (body: object, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": CONTENT_TYPE } });
 
-/** The request handler of the volume plugin over `volumes`, for Bun.serve. */
-export function dockerVolumeHandler(volumes: VolumeService): (req: Request) => Promise<Response> {
-  const routes = endpoints(volumes);
+/** The request handler of the volume plugin over `volumes` and `threads`, for Bun.serve. */
+export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (req: Request) => Promise<Response> {
+  const routes = endpoints(volumes, threads);
   return async (req) => {
     // dockerd sends an empty Host header, which leaves Bun a URL of the path alone.
     const path = new URL(req.url, "http://plugin").pathname;

@@ -15,7 +15,7 @@ import { openSnapshots } from "../snapshot/registry.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
-import { SnapshotThreads } from "./snapshotThreads.ts";
+import { Threads } from "./threads.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
 
 /** What `stor serve` serves; at least one socket. */
@@ -47,11 +47,12 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   process.on("unhandledRejection", stray);
   undo.push(() => void process.off("unhandledRejection", stray));
   try {
-    if (opts.containerd) {
-      const snapshots = openSnapshots(config, opts.snapshotter);
-      undo.push(() => snapshots.close());
-      const threads = new SnapshotThreads({ root: config.root, snapshotter: snapshots.snapshotter.name, logLevel: config.logLevel });
-      undo.push(() => threads.close(SHUTDOWN_GRACE_MS));
+    const snapshots = opts.containerd ? openSnapshots(config, opts.snapshotter) : undefined;
+    if (snapshots) undo.push(() => snapshots.close());
+    // After the servers have stopped: the calls on the threads are theirs.
+    const threads = new Threads({ config, snapshotter: snapshots?.snapshotter.name });
+    undo.push(() => threads.close(SHUTDOWN_GRACE_MS));
+    if (opts.containerd && snapshots) {
       const socket = await claimSocket(opts.containerd);
       undo.push(() => rmSync(socket, { force: true }));
       undo.push(await serveContainerd(socket, snapshots, threads));
@@ -62,7 +63,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       undo.push(() => volumes.close());
       const socket = await claimSocket(opts.dockerVolume);
       undo.push(() => rmSync(socket, { force: true }));
-      undo.push(serveDockerVolume(socket, volumes));
+      undo.push(serveDockerVolume(socket, volumes, threads));
       log.info(`serving Docker volume plugin on ${socket}`);
     }
     log.info(`shutting down on ${await stopSignal.first}`);
@@ -127,7 +128,7 @@ function listening(socket: string): Promise<boolean> {
 }
 
 /** Serves the snapshots API on `socket`; returns the graceful stop. */
-async function serveContainerd(socket: string, snapshots: SnapshotService, threads: SnapshotThreads): Promise<Stop> {
+async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads): Promise<Stop> {
   // No channelz: nothing reads it, and it tracks every call.
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES, "grpc.enable_channelz": 0 });
   server.addService(...snapshotsService(snapshots, threads));
@@ -142,8 +143,8 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
 }
 
 /** Serves the volume plugin on `socket`; returns the graceful stop. */
-function serveDockerVolume(socket: string, volumes: VolumeService): Stop {
-  const handle = dockerVolumeHandler(volumes);
+function serveDockerVolume(socket: string, volumes: VolumeService, threads: Threads): Stop {
+  const handle = dockerVolumeHandler(volumes, threads);
   const inFlight = new Set<Promise<Response>>();
   const server = Bun.serve({
     unix: socket,

@@ -1,30 +1,48 @@
 /**
- * Snapshot calls that work the disk at length (a native prepare copies its parent's whole tree,
- * usage and commit walk one) run on worker threads, so that `stor serve` keeps answering the
- * quick calls (Stat, List, Mounts) and the other socket meanwhile. Each thread has a
- * {@link SnapshotService} of its own over the same root: the threads serialise on the same
- * SQLite and file locks as separate stor processes do.
+ * The calls of `stor serve` that work the disk at length or wait on the kernel (a native prepare
+ * copies its parent's whole tree, commit and usage walk one, a volume mount may wait on a
+ * network server) run on worker threads, so that the process keeps answering the quick calls
+ * (Stat, List, Mounts, Get) and the other socket meanwhile. Each thread opens services of its
+ * own over the same root (see thread.ts): the threads serialise on the same SQLite and file
+ * locks as separate stor processes do.
  */
 import { availableParallelism } from "node:os";
+import type { Config } from "../config.ts";
 import { type ExitCode, StorError } from "../errors.ts";
-import type { LogLevel } from "../log.ts";
-import type { SnapshotterName } from "../config.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
+import type { VolumeService } from "../volume/service.ts";
 
-/** The methods that run on a thread. */
-export type Offloaded = "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup";
-
-/** The first message to a thread: the service it opens. */
-export interface ThreadInit {
-  root: string;
-  snapshotter: SnapshotterName;
-  logLevel: LogLevel;
+/** The services a thread can run calls of. */
+export interface Services {
+  snapshots: SnapshotService;
+  volumes: VolumeService;
 }
 
-/** A call posted to a thread; `null` asks it to close its database and end. */
+/** The methods of each service that run on a thread. */
+export interface Offloaded {
+  snapshots: "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup";
+  volumes: "create" | "remove" | "mount" | "unmount";
+}
+
+/** The arguments and the result of method `M` of service `S`. */
+type Method<S extends keyof Services, M extends Offloaded[S]> = M extends keyof Services[S]
+  ? Services[S][M] extends (...args: infer A) => infer R
+    ? { args: A; result: Awaited<R> }
+    : never
+  : never;
+
+/** The first message to a thread: what it opens its services with. */
+export interface ThreadInit {
+  config: Config;
+  /** The snapshotter of the snapshot service, as the main thread resolved it. */
+  snapshotter?: string;
+}
+
+/** A call posted to a thread; `null` asks it to close its databases and end. */
 export interface Call {
   id: number;
-  method: Offloaded;
+  service: keyof Services;
+  method: string;
   args: unknown[];
 }
 
@@ -40,8 +58,8 @@ interface Pending {
 /** Threads at most: enough to overlap copies with each other and with fsyncs. */
 const MAX_THREADS = 4;
 
-/** A pool of snapshot threads; calls queue when every thread is busy. */
-export class SnapshotThreads {
+/** A pool of service threads; calls queue when every thread is busy. */
+export class Threads {
   readonly #init: ThreadInit;
   readonly #idle: Worker[] = [];
   readonly #busy = new Map<Worker, Pending>();
@@ -55,27 +73,27 @@ export class SnapshotThreads {
   }
 
   /** Runs `service.method(...args)` on a thread. */
-  run<M extends Offloaded>(method: M, ...args: Parameters<SnapshotService[M]>): Promise<ReturnType<SnapshotService[M]>> {
-    if (this.#closed) return Promise.reject(new StorError(`snapshot ${method}`, "the server is shutting down"));
+  run<S extends keyof Services, M extends Offloaded[S]>(service: S, method: M, ...args: Method<S, M>["args"]): Promise<Method<S, M>["result"]> {
+    if (this.#closed) return Promise.reject(new StorError(`${service} ${method}`, "the server is shutting down"));
     return new Promise((done, fail) => {
-      this.#queue.push({ call: { id: this.#nextId++, method, args }, done: done as (r: unknown) => void, fail });
+      this.#queue.push({ call: { id: this.#nextId++, service, method, args }, done: done as (r: unknown) => void, fail });
       this.#dispatch();
     });
   }
 
   /**
    * Ends the threads: calls still queued fail, a call running finishes, then each thread closes
-   * its database. A thread still busy after `graceMs` is cut off.
+   * its databases. A thread still busy after `graceMs` is cut off.
    */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
-    for (const p of this.#queue.splice(0)) p.fail(new StorError(`snapshot ${p.call.method}`, "the server is shutting down"));
+    for (const p of this.#queue.splice(0)) p.fail(new StorError(`${p.call.service} ${p.call.method}`, "the server is shutting down"));
     const threads = [...this.#idle.splice(0), ...this.#busy.keys()];
     const ended = threads.map(
       (w) =>
         new Promise<void>((done) => {
           w.addEventListener("close", () => done());
-          w.postMessage(null); // after the call it may be running: close the database, end
+          w.postMessage(null);
         }),
     );
     const late = setTimeout(() => threads.forEach((w) => w.terminate()), graceMs);
@@ -84,14 +102,15 @@ export class SnapshotThreads {
   }
 
   #spawn(): Worker {
-    // The executable's own entry point, which becomes snapshotWorker.ts on a thread: a URL
-    // relative to this module would name the source file, not the copy inside the binary.
+    // The executable's own entry point, which becomes thread.ts on a thread: a URL relative to
+    // this module would name the source file, not the copy inside the compiled binary.
     const w = new Worker(Bun.main);
     w.onmessage = ({ data }: MessageEvent<Reply>) => this.#answered(w, data);
     // A thread that dies takes its call with it; a new one takes its place.
     w.onerror = (e) => {
       e.preventDefault();
-      this.#busy.get(w)?.fail(new StorError("snapshot thread", e.message || "died"));
+      const p = this.#busy.get(w);
+      p?.fail(new StorError(`${p.call.service} ${p.call.method}`, `thread died: ${e.message}`));
       this.#busy.delete(w);
       w.terminate();
       if (!this.#closed) this.#idle.push(this.#spawn());
