@@ -13,7 +13,8 @@ import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { snapshotsDefinition } from "../src/serve/containerd.ts";
 import { snapshotFilter } from "../src/serve/filters.ts";
-import { type ContainerdWithStor, Proc, sleep, startContainerdWithStor, startStor } from "./daemons.ts";
+import { Daemon } from "./daemon.ts";
+import { type ContainerdWithStor, startContainerdWithStor, startStor } from "./daemons.ts";
 import { TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
@@ -77,7 +78,7 @@ function asDockerd(socket: string, endpoint: string, body: string): Promise<stri
 
 describe("the snapshots API, spoken directly", () => {
   let root: TestRoot;
-  let serve: Proc;
+  let serve: Daemon;
   let api: SnapshotsClient;
   const cli = (...args: string[]) => root.stor(["snapshot", "-s", "native", ...args]);
 
@@ -198,7 +199,7 @@ describe("the snapshots API, spoken directly", () => {
 
 describe("the volume plugin protocol, spoken directly", () => {
   let root: TestRoot;
-  let serve: Proc;
+  let serve: Daemon;
   let socket: string;
 
   beforeAll(async () => {
@@ -298,10 +299,10 @@ describe("serving manners", () => {
     // The lock a stor process takes on a volume; the server must wait for it like any process.
     const lock = join(root.path, "volumes/.locks/busy");
     const holder = Bun.spawn(["flock", lock, "sleep", "1.5"]);
-    while (sh(["flock", "-n", lock, "true"]).code === 0) await sleep(10);
+    while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
     const t0 = performance.now();
     const mounted = plugin(volumes, "VolumeDriver.Mount", { Name: "busy", ID: "r1" });
-    await sleep(300);
+    await Bun.sleep(300);
     serve.proc.kill("SIGTERM");
     expect((await mounted).json).toEqual({ Mountpoint: join(root.path, "volumes/busy/_data") });
     expect(performance.now() - t0).toBeGreaterThan(1000);
@@ -470,7 +471,7 @@ for (const snapshotter of ["overlay", "native"]) {
       okSnaps("prepare", "temp");
       const temp = storKey("temp");
       okSnaps("rm", "temp");
-      for (let i = 0; i < 200 && cli("snapshot", "ls").includes(temp); i++) await sleep(50);
+      for (let i = 0; i < 200 && cli("snapshot", "ls").includes(temp); i++) await Bun.sleep(50);
       expect(cli("snapshot", "ls")).not.toContain(temp);
       expect(cli("snapshot", "info", "mine")).toContain('"Kind": "Active"');
       expect(readFileSync(daemons!.containerd.log, "utf8")).toContain("not made through containerd");
@@ -511,8 +512,8 @@ describe("dockerd with stor as its volume plugin", () => {
   const SPEC = `/etc/docker/plugins/${PLUGIN}.spec`;
   const IMAGE = `${PLUGIN}:1`;
   let root: TestRoot;
-  let serve: Proc | undefined;
-  let dockerd: Proc | undefined;
+  let serve: Daemon | undefined;
+  let dockerd: Daemon | undefined;
   let dir = "";
   let ready = false;
   const docker = (...args: string[]) => sh(["docker", "-H", `unix://${join(dir, "docker.sock")}`, ...args]);
@@ -532,12 +533,12 @@ describe("dockerd with stor as its volume plugin", () => {
     mkdirSync(dirname(SPEC), { recursive: true });
     writeFileSync(SPEC, `unix://${socket}\n`);
     writeFileSync(join(dir, "daemon.json"), "{}\n"); // the host's /etc/docker/daemon.json does not apply
-    dockerd = new Proc(
+    dockerd = new Daemon(
       ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"),
         "-H", `unix://${join(dir, "docker.sock")}`, "--pidfile", join(dir, "docker.pid"), "--config-file", join(dir, "daemon.json")],
       join(dir, "dockerd.log"),
     );
-    await dockerd.until(() => docker("version").code === 0, 120_000);
+    await dockerd.until(() => docker("version").code === 0, { timeoutMs: 120_000 });
     okDocker("import", shellRootfs(root.dir("rootfs")), IMAGE);
     ready = true;
   }, 180_000);

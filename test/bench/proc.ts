@@ -82,5 +82,3 @@ export async function parallel<T>(items: readonly T[], limit: number, fn: (item:
 export function which(bin: string): string | undefined {
   return Bun.which(bin) ?? undefined;
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -5,13 +5,13 @@
  * `docker volume … -d stor` (Docker's volume plugin protocol) against `-d local`. The section
  * starts its own `stor serve` (own root), containerd and dockerd, and stops them however it ends.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
+import type { Containerd } from "../containerd.ts";
+import { connectable, Daemon } from "../daemon.ts";
 import { storArgv, type Ctx } from "./context.ts";
-import { connectable } from "../daemons.ts";
-import { containerdConfig, dockerDirs, startDockerdCompat, terminate, type Daemon } from "./daemons.ts";
-import { must, run, sleep } from "./proc.ts";
+import { dockerDirs, started, startContainerd, startDockerdCompat } from "./daemons.ts";
+import { must, run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 import { atCleanup, ensurePackages, findBin, runMountLines, unmountBelow } from "./system.ts";
 
@@ -58,77 +58,6 @@ function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: number): M
   return times;
 }
 
-
-const tail = (file: string, lines = 5) => {
-  try {
-    return readFileSync(file, "utf8").trim().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "";
-  }
-};
-
-function spawnLogged(cmd: string[], log: string): Subprocess {
-  const fd = openSync(log, "a");
-  try {
-    return Bun.spawn({ cmd, stdin: "ignore", stdout: fd, stderr: fd });
-  } finally {
-    closeSync(fd);
-  }
-}
-
-interface Served extends Daemon {
-  /** How the last stop went: SIGTERM to exit, and the exit code (null when it had to be killed). */
-  stopped?: { ms: number; code: number | null };
-}
-
-/**
- * Spawns `cmd` (logging to `log`), resolves once every socket in `sockets` accepts connections;
- * stop() sends SIGTERM and, after `graceMs`, SIGKILL. Clean-up stops it if the section does not.
- */
-async function startServer(name: string, cmd: string[], sockets: readonly string[], log: string, timeoutMs = 30_000): Promise<Served> {
-  const t0 = performance.now();
-  const proc = spawnLogged(cmd, log);
-  let stopping: Promise<void> | undefined;
-  const d: Served = {
-    name,
-    pid: proc.pid,
-    socket: sockets[0]!,
-    log,
-    startMs: 0,
-    stop: (graceMs = 15_000) =>
-      (stopping ??= (async () => {
-        const s0 = performance.now();
-        if (proc.exitCode === null && proc.signalCode === null) {
-          proc.kill("SIGTERM");
-          const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
-          await proc.exited;
-          clearTimeout(timer);
-        }
-        d.stopped = { ms: performance.now() - s0, code: proc.exitCode };
-      })()),
-  };
-  atCleanup(`stop ${name}`, () => d.stop());
-  const until = Date.now() + timeoutMs;
-  while (!(await Promise.all(sockets.map(connectable))).every(Boolean)) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited ${proc.exitCode ?? proc.signalCode}: ${tail(log)}`);
-    if (Date.now() > until) throw new Error(`${name} not ready after ${timeoutMs} ms: ${tail(log)}`);
-    await sleep(5);
-  }
-  d.startMs = performance.now() - t0;
-  return d;
-}
-
-/** containerd with its own root, state and sockets below `dir`, and `storSocket` as proxy snapshotter `stor`. */
-async function startProxyContainerd(dir: string, storSocket: string): Promise<Served> {
-  mkdirSync(dir, { recursive: true });
-  const socket = join(dir, "containerd.sock");
-  const config = join(dir, "config.toml");
-  writeFileSync(config, containerdConfig(dir, socket, `[proxy_plugins.stor]\n  type = "snapshot"\n  address = "${storSocket}"\n`));
-  const d = await startServer("containerd", ["containerd", "--config", config], [socket], join(dir, "containerd.log"));
-  atCleanup(`unmount below ${dir}`, () => unmountBelow(dir)); // runs after the stop registered above
-  return d;
-}
-
 /** A committed `base` with a few small files, made through the tool's own mounts. */
 function makeBase(tool: Tool, mnt: string): void {
   must(tool.argv(["prepare", "base-a"]));
@@ -143,7 +72,7 @@ function makeBase(tool: Tool, mnt: string): void {
 }
 
 /** ctr on `containerd` against `snapshotter`, pinning each view (ctr gives views no gc.root label). */
-function ctrTool(name: string, containerd: Daemon, snapshotter: string, collected: { n: number }): Tool {
+function ctrTool(name: string, containerd: Containerd, snapshotter: string, collected: { n: number }): Tool {
   const argv = (a: readonly string[]) => ["ctr", "-a", containerd.socket, "-n", `serve-${snapshotter}`, "snapshots", "--snapshotter", snapshotter, ...a];
   return {
     name,
@@ -203,20 +132,17 @@ export async function serveSection(ctx: Ctx): Promise<void> {
     }
   };
 
-  const daemons: Served[] = [];
+  let serve: Daemon | undefined;
+  /** The daemons that call stor: stopped before it. */
+  const daemons: Daemon[] = [];
   const rows = [["op", "via stor p50", "p90", "built-in p50", "p90", "ratio", "target"]];
   try {
-    const serve = await startServer(
-      "stor serve",
-      storArgv(ctx, root, ["-s", "overlay", "serve", "--containerd", snapSocket, "--docker-volume", volSocket]),
-      [snapSocket, volSocket],
-      join(dir, "serve.log"),
-    );
-    daemons.push(serve);
+    const storServe = new Daemon(storArgv(ctx, root, ["-s", "overlay", "serve", "--containerd", snapSocket, "--docker-volume", volSocket]), join(dir, "serve.log"));
+    serve = await started(storServe, () => connectable(snapSocket, volSocket), 30_000);
     console.log(`stor serve -s overlay on both sockets: ready in ${fmtMs(serve.startMs)}`);
 
     // containerd: the same daemon, namespace per snapshotter; only the snapshotter differs.
-    const containerd = await startProxyContainerd(join(dir, "containerd"), snapSocket);
+    const containerd = await startContainerd(join(dir, "containerd"), snapSocket);
     daemons.push(containerd);
     console.log(`${run(["containerd", "--version"]).stdout.trim()}; ready in ${fmtMs(containerd.startMs)}`);
     const collected = { n: 0 };
@@ -239,7 +165,7 @@ export async function serveSection(ctx: Ctx): Promise<void> {
     atCleanup(`remove ${spec}`, removeSpec);
     const dirs = dockerDirs(join(dir, "docker"));
     const dockerd = await startDockerdCompat(dockerdBin, dirs);
-    daemons.push(dockerd as Served);
+    daemons.push(dockerd);
     console.log(`${must([dockerdBin, "--version"]).stdout.trim()}; client ${dockerCli}; ready in ${fmtMs(dockerd.startMs)}`);
     const env = { DOCKER_CONFIG: join(dir, "docker-cli") };
     const docker = (driver: string, prefix: string): Tool => ({
@@ -274,12 +200,14 @@ export async function serveSection(ctx: Ctx): Promise<void> {
   } finally {
     // dockerd and containerd first: they call the plugin as they stop; stor serve last.
     for (const d of daemons.reverse()) await d.stop();
+    const s0 = performance.now();
+    const code = await serve?.stop();
+    const stopMs = performance.now() - s0;
     removeSpec();
-    const serve = daemons.find((d) => d.name === "stor serve");
-    if (serve?.stopped) {
+    if (serve) {
       const errors = readFileSync(serve.log, "utf8").split("\n").filter((l) => /error/i.test(l));
       console.log(
-        `stor serve: SIGTERM to exit ${fmtMs(serve.stopped.ms)}, exit code ${serve.stopped.code ?? "none (killed)"}` +
+        `stor serve: SIGTERM to exit ${fmtMs(stopMs)}, exit code ${code ?? "none (killed)"}` +
           `${errors.length ? `; ${errors.length} error lines in ${serve.log}, first: ${errors[0]}` : ""}`,
       );
     }

@@ -4,8 +4,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Containerd } from "../containerd.ts";
 import { storArgv, type Ctx } from "./context.ts";
-import type { Daemon } from "./daemons.ts";
 import { must, run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 import { runMountLines, unmountBelow } from "./system.ts";
@@ -64,7 +64,7 @@ function measure(tools: readonly Tool[], n: number): Map<string, Map<string, num
   return times;
 }
 
-export async function snapshotsSection(ctx: Ctx, containerd: Daemon): Promise<void> {
+export async function snapshotsSection(ctx: Ctx, containerd: Containerd): Promise<void> {
   console.log(`\n== 1. Snapshot operations: whole-process latency, N=${ctx.n} each (median, p90) ==`);
   // Process start-up alone, for reading the figures below.
   const startup = { stor: [] as number[], ctr: [] as number[] };

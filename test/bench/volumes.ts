@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { stor, storArgv, type Ctx } from "./context.ts";
-import { dockerApi, dockerDirs, startDockerdCompat, type Daemon } from "./daemons.ts";
+import { dockerApi, dockerDirs, startDockerdCompat, type Dockerd } from "./daemons.ts";
 import { must, parallel, runAsync, type Run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 import { ensurePackages, findBin } from "./system.ts";
@@ -39,7 +39,7 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
   const docker = (args: readonly string[]) => [dockerCli, "-H", `unix://${dirs.socket}`, ...args];
   const v = must([dockerd, "--version"]).stdout.trim();
 
-  let daemon: Daemon = await startDockerdCompat(dockerd, dirs);
+  let daemon: Dockerd = await startDockerdCompat(dockerd, dirs);
   console.log(`${v}; client ${dockerCli}; first start ${fmtMs(daemon.startMs)}`);
 
   // Per-operation latency, interleaved.
