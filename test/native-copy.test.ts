@@ -94,3 +94,25 @@ test("on XFS with reflink the copy shares extents instead of duplicating data", 
   const c3: string = JSON.parse(stor("prepare", "--mounts", "c3", "p").stdout)[0].Source;
   expect(sh(["cmp", join(d, "blob"), join(c3, "blob")]).code).toBe(0);
 });
+
+test("sparse files keep their holes, so a copy of hundreds of megabytes of holes fits a 64 MB disk", () => {
+  if (!need(isRoot(), "loop devices need root")) return;
+  const fs = new LoopFs("ext4", 64);
+  cleanups.push(() => fs.close());
+  const { stor } = nativeOn(fs);
+  const d = JSON.parse(stor("prepare", "--mounts", "s-a").stdout)[0].Source;
+  // Data, a hole, data, a trailing hole (lastlog's shape); all hole; a hole, then data to the end.
+  must(`printf head > ${d}/lastlog && printf mid | dd of=${d}/lastlog bs=1 seek=$((100 << 20)) conv=notrunc status=none && truncate -s 256M ${d}/lastlog`);
+  must(`truncate -s 128M ${d}/empty && printf tail | dd of=${d}/tailed bs=1 seek=$((80 << 20)) status=none`);
+  expect(stor("commit", "s", "s-a").code).toBe(0);
+  const prepared = stor("prepare", "--mounts", "c", "s");
+  expect(prepared.stderr).toBe(""); // a copy that fills the holes in runs out of space
+  const c: string = JSON.parse(prepared.stdout)[0].Source;
+  const blocks = (p: string) => Number(must(`stat -c %b ${p}`));
+  for (const f of ["lastlog", "empty", "tailed"]) {
+    expect(lstatSync(join(c, f)).size).toBe(lstatSync(join(d, f)).size);
+    expect(blocks(join(c, f))).toBeLessThanOrEqual(blocks(join(d, f)));
+    expect(sh(["cmp", join(d, f), join(c, f)]).code).toBe(0);
+  }
+  expect(blocks(join(c, "empty"))).toBe(0);
+});

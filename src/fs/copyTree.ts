@@ -64,7 +64,7 @@ function copyFile(s: string, d: string, st: BigIntStats, state: CopyState): void
   try {
     const dst = openSync(d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     try {
-      copyData(src, dst, Number(st.size), state, () => `copy ${s}`);
+      copyData(src, dst, Number(st.size), Number(st.blocks) * 512, state, () => `copy ${s}`);
       fchownSync(dst, Number(st.uid), Number(st.gid));
       fchmodSync(dst, Number(st.mode) & 0o7777);
       copyXattrs(src, dst, xattrError); // after chown, which clears security.capability

@@ -3,9 +3,12 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
+import { ftruncateSync } from "node:fs";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 
 const FICLONE = 0x40049409;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const LOCK_EX = 2;
@@ -22,9 +25,11 @@ export interface CopyState {
 
 /**
  * Copies the data of `src` into the empty `dst` (both open file descriptors): a reflink where the
- * filesystem shares extents (XFS, btrfs), else copy_file_range, which stays in the kernel.
+ * filesystem shares extents (XFS, btrfs), else copy_file_range, which stays in the kernel. A
+ * source with fewer bytes `allocated` than its `size` has holes: only its data is copied, so the
+ * copy has the same holes (a sparse lastlog stays a few KiB, not gigabytes of zeros).
  */
-export function copyData(src: number, dst: number, size: number, state: CopyState, what: () => string): void {
+export function copyData(src: number, dst: number, size: number, allocated: number, state: CopyState, what: () => string): void {
   if (size === 0) return;
   if (state.reflink) {
     if (libc.ioctl(dst, FICLONE, src) === 0) return;
@@ -33,13 +38,39 @@ export function copyData(src: number, dst: number, size: number, state: CopyStat
     if (e === Errno.EOPNOTSUPP || e === Errno.EXDEV || e === Errno.EINVAL || e === Errno.ENOTTY || e === Errno.EPERM) state.reflink = false;
     else throw new SysError(what(), e);
   }
-  let left = size;
-  while (left > 0) {
-    const n = retry(() => Number(libc.copy_file_range(src, null, dst, null, Math.min(left, 1 << 30), 0)));
+  if (allocated < size) return copySparse(src, dst, size, what);
+  copyRange(src, dst, 0, size, what);
+}
+
+/** copy_file_range of bytes [start, end) to the same offsets; false when the source ended early. */
+function copyRange(src: number, dst: number, start: number, end: number, what: () => string): boolean {
+  const offIn = new BigInt64Array([BigInt(start)]);
+  const offOut = new BigInt64Array([BigInt(start)]);
+  for (let at = start; at < end; ) {
+    const n = retry(() => Number(libc.copy_file_range(src, offIn, dst, offOut, Math.min(end - at, 1 << 30), 0)));
     if (n < 0) throw new SysError(what(), errno());
-    if (n === 0) break; // the source shrank while copying
-    left -= n;
+    if (n === 0) return false; // the source shrank while copying
+    at += n;
   }
+  return true;
+}
+
+/** Copies the data segments of `src` (SEEK_DATA, SEEK_HOLE), then gives `dst` the full size. */
+function copySparse(src: number, dst: number, size: number, what: () => string): void {
+  for (let at = 0; at < size; ) {
+    const data = Number(libc.lseek(src, at, SEEK_DATA));
+    if (data < 0) {
+      if (errno() === Errno.ENXIO) break; // nothing but a hole up to the end
+      throw new SysError(what(), errno());
+    }
+    const hole = Number(libc.lseek(src, data, SEEK_HOLE));
+    if (hole < 0) throw new SysError(what(), errno());
+    const end = Math.min(hole, size);
+    if (data >= end) break;
+    if (!copyRange(src, dst, data, end, what)) return; // the source shrank: the copy has what there was
+    at = end;
+  }
+  ftruncateSync(dst, size);
 }
 
 /**

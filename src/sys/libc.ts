@@ -25,6 +25,7 @@ const load = () => dlopen("libc.so.6", {
   pwrite: { args: [i32, ptr, usize, i64_fast], returns: i64_fast },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },
   copy_file_range: { args: [i32, ptr, i32, ptr, usize, u32], returns: i64_fast },
+  lseek: { args: [i32, i64_fast, i32], returns: i64_fast },
   fchownat: { args: [i32, ptr, u32, u32, i32], returns: i32 },
   fchmodat: { args: [i32, ptr, u32, i32], returns: i32 },
   utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
@@ -59,7 +60,7 @@ export function errno(): number {
 
 /** The errno values stor tells apart, by their C names (Linux numbers). */
 export const Errno = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
   EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EMFILE: 24,
   ENOTTY: 25, EFBIG: 27, ENOSPC: 28, EROFS: 30, EMLINK: 31, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38,
   ENOTEMPTY: 39, ELOOP: 40, ENODATA: 61, EOPNOTSUPP: 95, EDQUOT: 122,
