@@ -116,3 +116,26 @@ test("sparse files keep their holes, so a copy of hundreds of megabytes of holes
   }
   expect(blocks(join(c, "empty"))).toBe(0);
 });
+
+test("names and link targets that are not UTF-8 survive commit and copy byte for byte", () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const bytes = (s: string) => Buffer.from(s, "latin1"); // é as the single byte 0xe9, as ISO-8859-1 systems write it
+  for (const snapshotter of ["native", "overlay"]) {
+    const s = (...a: string[]) => r.ok(["snapshot", "-s", snapshotter, ...a]);
+    const d = Buffer.from(JSON.parse(s("prepare", "--mounts", "a"))[0].Source);
+    const at = (dir: Buffer, name: string) => Buffer.concat([dir, Buffer.from("/"), bytes(name)]);
+    mkdirSync(at(d, "caf\xe9"));
+    writeFileSync(at(d, "caf\xe9/r\xe9sum\xe9"), "cv");
+    linkSync(at(d, "caf\xe9/r\xe9sum\xe9"), at(d, "li\xe9n"));
+    symlinkSync(bytes("caf\xe9/r\xe9sum\xe9"), at(d, "\xff"));
+    s("commit", "base", "a");
+    if (snapshotter === "overlay") continue; // its commit measured the tree; native's prepare also copies it
+    const c = Buffer.from(JSON.parse(s("prepare", "--mounts", "c", "base"))[0].Source);
+    const names = (dir: Buffer) => readdirSync(dir, { encoding: "buffer" }).map((n) => n.toString("latin1")).sort();
+    expect(names(c)).toEqual(["caf\xe9", "li\xe9n", "\xff"]);
+    expect(names(at(c, "caf\xe9"))).toEqual(["r\xe9sum\xe9"]);
+    expect(readlinkSync(at(c, "\xff"), { encoding: "buffer" }).toString("latin1")).toBe("caf\xe9/r\xe9sum\xe9");
+    expect(lstatSync(at(c, "li\xe9n")).ino).toBe(lstatSync(at(c, "caf\xe9/r\xe9sum\xe9")).ino);
+  }
+});

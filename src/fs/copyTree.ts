@@ -2,10 +2,11 @@
  * Copies a directory tree with everything a root filesystem needs: file types (regular,
  * directory, symlink, device, fifo, socket), hardlinks as hardlinks, owner, mode with
  * setuid/setgid/sticky, nanosecond timestamps and extended attributes. File data goes through a
- * reflink where the filesystem can share extents, else copy_file_range.
+ * reflink where the filesystem can share extents, else copy_file_range. Paths go as bytes, so
+ * names and link targets that are not UTF-8 are copied as they are.
  */
 import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
-import { join } from "node:path";
+import { childPath } from "./bytePath.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import type { SysError } from "../sys/libc.ts";
 
@@ -14,21 +15,22 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFDI
 /** Copies the contents and metadata of directory `src` onto the existing empty directory `dst`. */
 export function copyTree(src: string, dst: string): void {
   const job: Job = { state: { reflink: true }, links: new Map() };
-  const st = lstatSync(src, { bigint: true });
-  copyChildren(src, dst, job);
-  finish(src, dst, st);
+  const [s, d] = [Buffer.from(src), Buffer.from(dst)];
+  const st = lstatSync(s, { bigint: true });
+  copyChildren(s, d, job);
+  finish(s, d, st);
 }
 
 interface Job {
   state: CopyState;
   /** First copy of each multiply-linked inode, by `dev:ino`. */
-  links: Map<string, string>;
+  links: Map<string, Buffer>;
 }
 
-function copyChildren(srcDir: string, dstDir: string, job: Job): void {
-  for (const name of readdirSync(srcDir)) {
-    const s = join(srcDir, name);
-    const d = join(dstDir, name);
+function copyChildren(srcDir: Buffer, dstDir: Buffer, job: Job): void {
+  for (const name of readdirSync(srcDir, { encoding: "buffer" })) {
+    const s = childPath(srcDir, name);
+    const d = childPath(dstDir, name);
     const st = lstatSync(s, { bigint: true });
     const type = Number(st.mode) & S_IFMT;
     if (type !== S_IFDIR && st.nlink > 1n) {
@@ -49,7 +51,7 @@ function copyChildren(srcDir: string, dstDir: string, job: Job): void {
         copyFile(s, d, st, job.state);
         continue; // owner and mode were set through the open descriptor
       case S_IFLNK:
-        symlinkSync(readlinkSync(s), d);
+        symlinkSync(readlinkSync(s, { encoding: "buffer" }), d);
         break;
       default: // character and block devices, fifos, sockets
         mknod(d, Number(st.mode), st.rdev);
@@ -58,7 +60,7 @@ function copyChildren(srcDir: string, dstDir: string, job: Job): void {
   }
 }
 
-function copyFile(s: string, d: string, st: BigIntStats, state: CopyState): void {
+function copyFile(s: Buffer, d: Buffer, st: BigIntStats, state: CopyState): void {
   // Everything through the two descriptors: no path is looked up again.
   const src = openSync(s, O_RDONLY | O_NOFOLLOW);
   try {
@@ -78,7 +80,7 @@ function copyFile(s: string, d: string, st: BigIntStats, state: CopyState): void
 }
 
 /** Owner, mode, xattrs and times, in the order that keeps each (times last, after the contents). */
-function finish(s: string, d: string, st: BigIntStats): void {
+function finish(s: Buffer, d: Buffer, st: BigIntStats): void {
   lchown(d, Number(st.uid), Number(st.gid));
   if ((Number(st.mode) & S_IFMT) !== S_IFLNK) chmodSync(d, Number(st.mode) & 0o7777);
   copyXattrs(s, d, xattrError);

@@ -1,6 +1,6 @@
 /** Disk usage of a tree as containerd measures it: allocated blocks and inodes, each inode once. */
 import { lstatSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { childPath } from "./bytePath.ts";
 
 /** Bytes allocated and inodes used by a tree. */
 export interface Usage {
@@ -12,7 +12,7 @@ export interface Usage {
 export function diskUsage(dir: string): Usage {
   const seen = new Set<string>();
   const usage: Usage = { size: 0, inodes: 0 };
-  const visit = (path: string) => {
+  const visit = (path: Buffer) => {
     const st = lstatSync(path);
     const id = `${st.dev}:${st.ino}`;
     if (!seen.has(id)) {
@@ -20,8 +20,8 @@ export function diskUsage(dir: string): Usage {
       usage.size += st.blocks * 512;
       usage.inodes++;
     }
-    if (st.isDirectory()) for (const name of readdirSync(path)) visit(join(path, name));
+    if (st.isDirectory()) for (const name of readdirSync(path, { encoding: "buffer" })) visit(childPath(path, name));
   };
-  visit(dir);
+  visit(Buffer.from(dir));
   return usage;
 }

@@ -93,12 +93,13 @@ export function timespecs(atimeNs: bigint, mtimeNs: bigint): BigInt64Array {
 }
 
 /**
- * What an attribute call works on: a path, whose last component is not followed if it is a
- * symlink, or an open file descriptor (no path lookup at all: the cheaper of the two).
+ * What an attribute call works on: a path (a string, or bytes for a name that is not UTF-8),
+ * whose last component is not followed if it is a symlink, or an open file descriptor (no path
+ * lookup at all: the cheaper of the two).
  */
-export type FileRef = string | number;
+export type FileRef = string | Buffer | number;
 
-const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : f);
+const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : String(f));
 
 /** Sets access and modification times of `f` with nanoseconds. */
 export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {
@@ -108,12 +109,12 @@ export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {
 }
 
 /** Changes the owner of `path` without following a symlink. */
-export function lchown(path: string, uid: number, gid: number): void {
+export function lchown(path: string | Buffer, uid: number, gid: number): void {
   check(libc.fchownat(AT_FDCWD, cstr(path), uid, gid, AT_SYMLINK_NOFOLLOW), () => `chown ${path}`);
 }
 
 /** Creates a device node, fifo or socket (`mode` carries the type bits). */
-export function mknod(path: string, mode: number, rdev: number | bigint): void {
+export function mknod(path: string | Buffer, mode: number, rdev: number | bigint): void {
   check(libc.mknod(cstr(path), mode, rdev), () => `mknod ${path}`);
 }
 

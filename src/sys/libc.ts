@@ -100,10 +100,15 @@ export function check(result: number, what: string | (() => string)): number {
   return result;
 }
 
-/** A NUL-terminated C string for a pointer argument. */
-export function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`, "utf8");
+/**
+ * A NUL-terminated C string for a pointer argument: a string as UTF-8, or bytes as they are (a
+ * Linux file name is bytes, and need not be UTF-8).
+ */
+export function cstr(s: string | Uint8Array): Buffer {
+  return typeof s === "string" ? Buffer.from(`${s}\0`, "utf8") : Buffer.concat([s, NUL]);
 }
+
+const NUL = new Uint8Array(1);
 
 /** Retries a call that failed with EINTR. */
 export function retry(call: () => number): number {
