@@ -3,8 +3,6 @@
  * them, kept in `opts.json` in Docker's shape, and turned into the mount the first reference
  * makes: nfs and cifs hosts resolved to addresses first, as Docker does.
  */
-import { lookup } from "node:dns/promises";
-import { isIP, isIPv4 } from "node:net";
 import { InvalidArgumentError, StorError, describe } from "../errors.ts";
 import type { Mount } from "../sys/mount.ts";
 
@@ -83,6 +81,7 @@ export function needsMount(c: OptsConfig): boolean {
 
 /** Resolves a host name to one address, IPv4 first, as Go's net.ResolveIPAddr("ip", …). */
 async function resolveHost(host: string): Promise<string> {
+  const { lookup } = await import("node:dns/promises");
   let all;
   try {
     all = await lookup(host, { all: true });
@@ -101,6 +100,8 @@ export async function mountOf(c: OptsConfig): Promise<Mount> {
   let device = c.MountDevice;
   let opts = c.MountOpts;
   if (c.MountType === "nfs" || c.MountType === "cifs") {
+    // Loaded here, by the few mounts that need them, not by every volume command.
+    const { isIP, isIPv4 } = await import("node:net");
     const addr = opts.split(",").find((o) => o.startsWith("addr="))?.slice(5);
     if (addr && !isIPv4(addr)) {
       opts = opts.replace(`addr=${addr}`, `addr=${await resolveHost(addr)}`);

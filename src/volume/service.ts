@@ -8,7 +8,6 @@
  * makes the storage before the metadata (a crash leaves a directory that restore adopts), a
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
-import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
@@ -102,7 +101,8 @@ export class VolumeService {
    */
   create(name: string | undefined, req: CreateRequest = {}): string {
     const anonymous = !name;
-    const volume = name || randomBytes(32).toString("hex");
+    // Web Crypto, a global: node:crypto would cost every volume command its loading.
+    const volume = name || Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
     validateName(volume);
     const driver = this.#drivers.get(req.driver ?? this.#defaultDriver);
     const options = req.options ?? {};
