@@ -64,6 +64,10 @@ export class Threads {
   readonly #idle: Worker[] = [];
   readonly #busy = new Map<Worker, Pending>();
   readonly #queue: Pending[] = [];
+  /** Threads that have answered a call: worth replacing should they die. */
+  readonly #proven = new WeakSet<Worker>();
+  /** Why no thread is left, when none is. */
+  #broken: string | undefined;
   #nextId = 0;
   #closed = false;
 
@@ -74,7 +78,7 @@ export class Threads {
 
   /** Runs `service.method(...args)` on a thread. */
   run<S extends keyof Services, M extends Offloaded[S]>(service: S, method: M, ...args: Method<S, M>["args"]): Promise<Method<S, M>["result"]> {
-    if (this.#closed) return Promise.reject(new StorError(`${service} ${method}`, "the server is shutting down"));
+    if (this.#closed || this.#broken) return Promise.reject(new StorError(`${service} ${method}`, this.#broken ?? "the server is shutting down"));
     return new Promise((done, fail) => {
       this.#queue.push({ call: { id: this.#nextId++, service, method, args }, done: done as (r: unknown) => void, fail });
       this.#dispatch();
@@ -106,14 +110,22 @@ export class Threads {
     // this module would name the source file, not the copy inside the compiled binary.
     const w = new Worker(Bun.main);
     w.onmessage = ({ data }: MessageEvent<Reply>) => this.#answered(w, data);
-    // A thread that dies takes its call with it; a new one takes its place.
+    // A thread that dies takes its call with it. One that had worked is replaced; one that never
+    // answered is not (it would die again at once): with no thread left, calls fail with its error.
     w.onerror = (e) => {
       e.preventDefault();
+      const why = `thread died: ${errorLine(e.message)}`;
       const p = this.#busy.get(w);
-      p?.fail(new StorError(`${p.call.service} ${p.call.method}`, `thread died: ${e.message}`));
+      p?.fail(new StorError(`${p.call.service} ${p.call.method}`, why));
       this.#busy.delete(w);
+      const idle = this.#idle.indexOf(w);
+      if (idle >= 0) this.#idle.splice(idle, 1);
       w.terminate();
-      if (!this.#closed) this.#idle.push(this.#spawn());
+      if (!this.#closed && this.#proven.has(w)) this.#idle.push(this.#spawn());
+      if (this.#idle.length + this.#busy.size === 0) {
+        this.#broken = why;
+        for (const q of this.#queue.splice(0)) q.fail(new StorError(`${q.call.service} ${q.call.method}`, why));
+      }
       this.#dispatch();
     };
     w.postMessage(this.#init);
@@ -121,6 +133,7 @@ export class Threads {
   }
 
   #answered(w: Worker, reply: Reply): void {
+    this.#proven.add(w);
     const pending = this.#busy.get(w);
     this.#busy.delete(w);
     this.#idle.push(w);
@@ -140,4 +153,9 @@ export class Threads {
       w.postMessage(p.call);
     }
   }
+}
+
+/** The error itself from Bun's report of a thread's uncaught error, which quotes the source around it. */
+function errorLine(message: string): string {
+  return /^error: (.*)$/m.exec(message)?.[1] ?? message.split("\n")[0]!;
 }
