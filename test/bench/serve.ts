@@ -7,88 +7,17 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Containerd } from "../containerd.ts";
 import { connectable, Daemon } from "../daemon.ts";
 import { storArgv, type Ctx } from "./context.ts";
 import { dockerDirs, started, startContainerd, startDockerdCompat } from "./daemons.ts";
+import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Op, type Tool } from "./latency.ts";
 import { must, run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
-import { atCleanup, ensurePackages, findBin, runMountLines, unmountBelow } from "./system.ts";
+import { atCleanup, ensurePackages, findBin } from "./system.ts";
 
 const TARGET = 1.2;
 /** dockerd finds plugins by name here; the spec file names our socket. */
 const PLUGIN_DIR = "/etc/docker/plugins";
-
-/** One way of running an operation: through stor, or through the daemon's own storage. */
-interface Tool {
-  name: string;
-  argv(args: readonly string[]): string[];
-  env?: Record<string, string>;
-  /** Untimed work after a timed call (ctr: pin a view against containerd's garbage collector). */
-  after?(op: string, i: number): void;
-}
-
-interface Op {
-  op: string;
-  args(i: number): string[];
-}
-
-const SNAPSHOT_OPS: Op[] = [
-  { op: "prepare", args: (i) => ["prepare", `p${i}`, "base"] },
-  { op: "view", args: (i) => ["view", `v${i}`, "base"] },
-  { op: "commit", args: (i) => ["commit", `c${i}`, `p${i}`] },
-  { op: "mounts", args: (i) => ["mounts", "/mnt/bench", `v${i}`] },
-  { op: "info", args: (i) => ["info", `c${i}`] },
-  { op: "ls", args: () => ["ls"] },
-  { op: "rm", args: (i) => ["rm", `c${i}`] },
-];
-
-/** Per op and tool, the wall times of N runs, the tools alternating first so drift hits both alike. */
-function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: number): Map<string, [number[], number[]]> {
-  const times = new Map<string, [number[], number[]]>(ops.map((o) => [o.op, [[], []]]));
-  for (const o of ops) {
-    for (let i = 0; i < n; i++) {
-      for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
-        const t = tools[k]!;
-        times.get(o.op)![k]!.push(must(t.argv(o.args(i)), { env: t.env }).ms);
-        t.after?.(o.op, i);
-      }
-    }
-  }
-  return times;
-}
-
-/** A committed `base` with a few small files, made through the tool's own mounts. */
-function makeBase(tool: Tool, mnt: string): void {
-  must(tool.argv(["prepare", "base-a"]));
-  runMountLines(must(tool.argv(["mounts", mnt, "base-a"])).stdout);
-  try {
-    mkdirSync(join(mnt, "etc"));
-    for (let i = 0; i < 16; i++) writeFileSync(join(mnt, "etc", `file${i}`), "x".repeat(256 * (i + 1)));
-  } finally {
-    unmountBelow(mnt);
-  }
-  must(tool.argv(["commit", "base", "base-a"]));
-}
-
-/** ctr on `containerd` against `snapshotter`, pinning each view (ctr gives views no gc.root label). */
-function ctrTool(name: string, containerd: Containerd, snapshotter: string, collected: { n: number }): Tool {
-  const argv = (a: readonly string[]) => ["ctr", "-a", containerd.socket, "-n", `serve-${snapshotter}`, "snapshots", "--snapshotter", snapshotter, ...a];
-  return {
-    name,
-    argv,
-    after: (op, i) => {
-      if (op !== "view") return;
-      for (let tries = 0; ; tries++) {
-        const r = run(argv(["label", `v${i}`, "containerd.io/gc.root=bench"]));
-        if (r.code === 0) return;
-        if (tries > 2 || !/not found/.test(r.stderr)) throw new Error(`ctr label v${i} (${snapshotter}): ${r.stderr.trim()}`);
-        collected.n++; // the GC took it between view and label: make it again, untimed
-        must(argv(["view", `v${i}`, "base"]));
-      }
-    },
-  };
-}
 
 /** Adds the rows and figures of `times` (stor's first) to `rows`, `prefix` naming the client. */
 function report(rows: string[][], times: Map<string, [number[], number[]]>, prefix: string, referenceName: string, notes: Record<string, string> = {}): void {
@@ -146,8 +75,8 @@ export async function serveSection(ctx: Ctx): Promise<void> {
     daemons.push(containerd);
     console.log(`${run(["containerd", "--version"]).stdout.trim()}; ready in ${fmtMs(containerd.startMs)}`);
     const collected = { n: 0 };
-    const viaStor = ctrTool("stor", containerd, "stor", collected);
-    const builtIn = ctrTool("overlayfs", containerd, "overlayfs", collected);
+    const viaStor = ctrTool({ name: "stor", containerd, namespacePrefix: "serve", snapshotter: "stor", collected });
+    const builtIn = ctrTool({ name: "overlayfs", containerd, namespacePrefix: "serve", snapshotter: "overlayfs", collected });
     makeBase(viaStor, mnt);
     makeBase(builtIn, mnt);
     const snapTimes = measure(SNAPSHOT_OPS, [viaStor, builtIn], ctx.n);
