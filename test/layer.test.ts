@@ -140,3 +140,66 @@ describe("apply refuses what is not an active snapshot", () => {
     }
   });
 });
+
+describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
+  // ISO-8859-1 names, as an old system writes them: é is the single byte 0xe9, not valid UTF-8.
+  const latin1 = (b: Uint8Array) => Buffer.from(b).toString("latin1");
+  const stdout = (args: string[]) => {
+    const p = Bun.spawnSync([STOR, "--root", root.path, "--config", root.config, "-s", src, ...args]);
+    if (p.exitCode !== 0) throw new Error(`stor ${args.join(" ")}: ${p.stderr.toString()}`);
+    return latin1(p.stdout);
+  };
+  let root: TestRoot;
+  beforeAll(() => {
+    if (!isRoot()) return;
+    root = new TestRoot("stor-layer-names-");
+    prepareFilled(root, src, "a", undefined, (d) =>
+      must(`cd ${d} && mkdir "$(printf 'caf\\351')" && echo hi > "$(printf 'caf\\351/r\\351sum\\351')" &&
+        ln -s "$(printf 'caf\\351/r\\351sum\\351')" "$(printf 'l\\377')" && ln "$(printf 'caf\\351/r\\351sum\\351')" "$(printf 'h\\351')"`),
+    );
+    root.ok(["-s", src, "snapshot", "commit", "a-c", "a"]);
+  });
+  afterAll(() => root?.close());
+
+  test("changes prints them as their bytes; diff writes them as their bytes", () => {
+    if (!need(isRoot(), "needs root")) return;
+    expect(stdout(["snapshot", "changes", "a-c"]).trim().split("\n")).toEqual(["A /caf\xe9", "A /caf\xe9/r\xe9sum\xe9", "A /h\xe9", "A /l\xff"]);
+    const layer = join(root.dir("layers"), "a.tar");
+    stdout(["snapshot", "diff", "a-c", "-o", layer]);
+    const listed = Bun.spawnSync(["tar", "--quoting-style=literal", "-tvf", layer]);
+    expect(listed.stderr.toString()).toBe(""); // GNU tar reads it without a warning
+    expect(latin1(listed.stdout)).toContain("l\xff -> caf\xe9/r\xe9sum\xe9");
+    expect(latin1(listed.stdout)).toContain("h\xe9 link to caf\xe9/r\xe9sum\xe9");
+  });
+
+  test.each(SNAPSHOTTERS)("a layer of them applies to %s with the same bytes, and diffs to the same layer", (dst) => {
+    if (!need(isRoot(), "needs root")) return;
+    const layer = join(root.dir("layers"), "a.tar");
+    // GNU tar's own layer of the same tree, too: raw bytes in ustar name fields.
+    const gnu = join(root.dir("layers"), "gnu.tar");
+    const mnt = root.dir("mnt-gnu");
+    root.ok(["-s", src, "snapshot", "view", `gnu-${dst}`, "a-c"]);
+    root.ok(["-s", src, "mount", `gnu-${dst}`, mnt]);
+    try {
+      must(`tar --format=gnu -cf ${gnu} -C ${mnt} .`);
+    } finally {
+      must(`umount ${mnt}`);
+    }
+    for (const [file, key] of [[layer, `b-${src}`], [gnu, `g-${src}`]] as const) {
+      const r = new TestRoot("stor-layer-names-dst-");
+      try {
+        r.ok(["-s", dst, "snapshot", "prepare", key]);
+        r.ok(["-s", dst, "snapshot", "apply", key, file]);
+        const p = Bun.spawnSync([STOR, "--root", r.path, "--config", r.config, "-s", dst, "snapshot", "changes", key]);
+        expect(latin1(p.stdout).trim().split("\n")).toEqual(["A /caf\xe9", "A /caf\xe9/r\xe9sum\xe9", "A /h\xe9", "A /l\xff"]);
+        if (file === layer) {
+          const again = join(r.dir("out"), "again.tar");
+          r.ok(["-s", dst, "snapshot", "diff", key, "-o", again]);
+          expect(readFileSync(again).equals(readFileSync(layer))).toBe(true);
+        }
+      } finally {
+        r.close();
+      }
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { writeSync } from "node:fs";
+import { encodeName } from "../fileName.ts";
 
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
 
@@ -83,7 +84,7 @@ export function printError(line: string): void {
 }
 
 function writeAll(fd: number, text: string): void {
-  const buf = Buffer.from(text);
+  const buf = encodeName(text); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
   for (let off = 0; off < buf.length; ) {
     try {
       off += writeSync(fd, buf, off);

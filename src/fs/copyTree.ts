@@ -6,7 +6,7 @@
  * names and link targets that are not UTF-8 are copied as they are.
  */
 import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
-import { childPath } from "./bytePath.ts";
+import { childPath } from "../fileName.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import type { SysError } from "../sys/libc.ts";
 

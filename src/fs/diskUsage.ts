@@ -1,6 +1,6 @@
 /** Disk usage of a tree as containerd measures it: allocated blocks and inodes, each inode once. */
 import { lstatSync, readdirSync } from "node:fs";
-import { childPath } from "./bytePath.ts";
+import { childPath } from "../fileName.ts";
 
 /** Bytes allocated and inodes used by a tree. */
 export interface Usage {

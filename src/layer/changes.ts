@@ -9,7 +9,7 @@
  * changed, as docker does, so that a layer carries its metadata.
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
-import { join } from "node:path";
+import { decodeName, encodeName } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
 import { Lowers } from "./lowers.ts";
@@ -41,8 +41,17 @@ export function changes(view: LayerView): Change[] {
 
 /** The names in `dir`, sorted by code unit: a fixed order for reproducible layers. */
 function sortedNames(dir: string): string[] {
-  return readdirSync(dir).sort(byName);
+  return listNames(dir).sort(byName);
 }
+
+/** The names in `dir`, any bytes (see {@link decodeName}). */
+const listNames = (dir: string) => readdirSync(encodeName(dir), { encoding: "buffer" }).map(decodeName);
+
+/** `dir/rel`, or `dir` for no `rel`. Not path.join: that would turn escaped bytes into U+FFFD. */
+const inside = (dir: string, rel: string) => (rel ? `${dir}/${rel}` : dir);
+
+/** lstat of a path that may hold escaped bytes. */
+const lstat = (path: string) => lstatSync(encodeName(path), { bigint: true });
 
 /** Sorts strings by code unit, not by locale. */
 export const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -51,10 +60,10 @@ function overlayChanges(upper: string, parents: readonly string[]): Change[] {
   const lowers = new Lowers(parents);
   const out: Change[] = [];
   const walk = (rel: string) => {
-    for (const name of sortedNames(join(upper, rel))) {
+    for (const name of sortedNames(inside(upper, rel))) {
       const path = rel ? `${rel}/${name}` : name;
-      const source = join(upper, path);
-      const stat = lstatSync(source, { bigint: true });
+      const source = inside(upper, path);
+      const stat = lstat(source);
       if (isOverlayWhiteout(stat)) {
         out.push({ kind: "D", path });
         continue;
@@ -76,20 +85,20 @@ function nativeChanges(tree: string, parentTree: string | undefined): Change[] {
   /** The changes below `rel`; `old` says whether the parent has a directory there to compare with. */
   const compare = (rel: string, old: boolean): Change[] => {
     const out: Change[] = [];
-    const dir = join(tree, rel);
-    const oldDir = parentTree === undefined ? "" : join(parentTree, rel);
+    const dir = inside(tree, rel);
+    const oldDir = parentTree === undefined ? "" : inside(parentTree, rel);
     const names = new Set(sortedNames(dir));
-    const oldNames = new Set(old && parentTree !== undefined ? readdirSync(oldDir) : []);
+    const oldNames = new Set(old && parentTree !== undefined ? listNames(oldDir) : []);
     for (const name of [...new Set([...names, ...oldNames])].sort(byName)) {
       const path = rel ? `${rel}/${name}` : name;
       if (!names.has(name)) {
         out.push({ kind: "D", path });
         continue;
       }
-      const source = join(dir, name);
-      const stat = lstatSync(source, { bigint: true });
-      const oldPath = join(oldDir, name);
-      const oldStat = oldNames.has(name) ? lstatSync(oldPath, { bigint: true }) : undefined;
+      const source = inside(dir, name);
+      const stat = lstat(source);
+      const oldPath = inside(oldDir, name);
+      const oldStat = oldNames.has(name) ? lstat(oldPath) : undefined;
       const below = stat.isDirectory() ? compare(path, oldStat?.isDirectory() ?? false) : [];
       const same = oldStat !== undefined && sameEntry(source, stat, oldPath, oldStat);
       if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, source, stat }, ...below);
@@ -103,9 +112,12 @@ function nativeChanges(tree: string, parentTree: string | undefined): Change[] {
 function sameEntry(a: string, sa: BigIntStats, b: string, sb: BigIntStats): boolean {
   if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev || sa.mtimeNs !== sb.mtimeNs) return false;
   if (!sa.isDirectory() && sa.size !== sb.size) return false;
-  if (sa.isSymbolicLink() && readlinkSync(a) !== readlinkSync(b)) return false;
+  if (sa.isSymbolicLink() && !readLink(a).equals(readLink(b))) return false;
   return xattrsKey(a) === xattrsKey(b);
 }
+
+/** The target of symlink `path`, as bytes. */
+export const readLink = (path: string) => readlinkSync(encodeName(path), { encoding: "buffer" });
 
 /** The extended attributes a layer carries for `path`: all but overlayfs's own bookkeeping. */
 export function layerXattrs(path: string): Map<string, Uint8Array> {

@@ -3,13 +3,14 @@
  * files after the first as tar hardlinks), `.wh.NAME` for each deletion and `.wh..wh..opq` after
  * an opaque directory. Sockets have no tar form and are left out, as containerd leaves them.
  */
-import { closeSync, constants, openSync, readSync, readlinkSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StorError } from "../errors.ts";
 import { splitdev } from "../sys/dirfd.ts";
-import { changes, layerXattrs, type Change, type LayerView } from "./changes.ts";
+import { decodeName, encodeName } from "../fileName.ts";
+import { changes, layerXattrs, readLink, type Change, type LayerView } from "./changes.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
@@ -66,7 +67,7 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
       gid: Number(st.gid),
       size: type === "file" ? Number(st.size) : 0,
       mtimeNs: st.mtimeNs,
-      linkpath: type === "symlink" ? readlinkSync(c.source!) : "",
+      linkpath: type === "symlink" ? decodeName(readLink(c.source!)) : "",
       devMajor: type === "char" || type === "block" ? dev.major : 0,
       devMinor: type === "char" || type === "block" ? dev.minor : 0,
       xattrs: layerXattrs(c.source!),
@@ -89,7 +90,7 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
 
 /** `size` bytes of the file at `source` and the padding after them. */
 function* fileChunks(source: string, size: number, path: string): Generator<Uint8Array> {
-  const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(encodeName(source), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     for (let done = 0; done < size; ) {
       // A fresh buffer each time: the consumer may still hold the previous one.

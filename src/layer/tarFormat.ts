@@ -5,6 +5,7 @@
  * as security.capability is binary, which is why stor keeps its own codec.
  */
 import { InvalidArgumentError } from "../errors.ts";
+import { decodeName } from "../fileName.ts";
 
 export const BLOCK = 512;
 
@@ -97,12 +98,12 @@ function byteSum(block: Uint8Array): number {
 /** `bytes` as a Buffer, without copying. */
 const view = (bytes: Uint8Array) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
-/** A NUL-terminated string field. */
+/** A NUL-terminated string field, such as a name (see {@link decodeName}: any bytes). */
 export function readString(block: Uint8Array, [off, len]: readonly [number, number]): string {
   if (block[off] === 0) return "";
   let end = off;
   while (end < off + len && block[end] !== 0) end++;
-  return view(block).toString("utf8", off, end);
+  return decodeName(view(block).subarray(off, end));
 }
 
 /**

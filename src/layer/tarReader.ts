@@ -6,6 +6,7 @@
  * No reader on the npm registry keeps PAX values as bytes (they decode them as UTF-8, which
  * corrupts binary xattrs such as security.capability) or reads sparse files; hence this one.
  */
+import { decodeName } from "../fileName.ts";
 import { ByteStream } from "./byteStream.ts";
 import { BLOCK, FIELD, XATTR_PREFIX, checksum, isUstar, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
 
@@ -321,8 +322,8 @@ function addRecord(meta: Meta, key: string, value: Uint8Array): void {
   if (key === "mtime") meta.mtimeNs = parsePaxTime(value);
   else if (key === "atime" || key === "ctime") return;
   else if (key.startsWith(XATTR_PREFIX)) (meta.xattrs ??= new Map()).set(key.slice(XATTR_PREFIX.length), new Uint8Array(value)); // copied: it outlives its buffer
-  else if (key === "path") meta.path = utf8(value);
-  else if (key === "linkpath") meta.linkpath = utf8(value);
+  else if (key === "path") meta.path = decodeName(value);
+  else if (key === "linkpath") meta.linkpath = decodeName(value);
   else if (key === "size") meta.size = paxNumber(key, utf8(value));
   else if (key === "uid") meta.uid = paxNumber(key, utf8(value));
   else if (key === "gid") meta.gid = paxNumber(key, utf8(value));
@@ -332,7 +333,7 @@ function addRecord(meta: Meta, key: string, value: Uint8Array): void {
 
 function cString(data: Uint8Array): string {
   const end = data.indexOf(0);
-  return Buffer.from(data.subarray(0, end < 0 ? data.length : end)).toString("utf8");
+  return decodeName(data.subarray(0, end < 0 ? data.length : end));
 }
 
 function paxNumber(key: string, text: string): number {

@@ -4,12 +4,13 @@
  * alone: no user or group names, no access or change times, mtime in whole seconds, PAX records
  * sorted by key. The same tree therefore always gives the same bytes, as containerd's writer does.
  */
+import { encodeName } from "../fileName.ts";
 import { BLOCK, FIELD, TYPEFLAG, XATTR_PREFIX, checksum, paxRecord, writeOctal, type TarHeader } from "./tarFormat.ts";
 
 /** The two zero blocks that end an archive. */
 export const END_OF_ARCHIVE = new Uint8Array(2 * BLOCK);
 
-const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
+const isAscii = (b: Uint8Array) => b.every((c) => c < 0x80);
 
 /** The zero bytes that pad `size` bytes of content to a whole block. */
 export function padding(size: number): Uint8Array {
@@ -22,8 +23,8 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   const pax: [string, Uint8Array | string][] = [];
   const block = new Uint8Array(BLOCK);
   const text = (field: readonly [number, number], value: string, paxKey: string) => {
-    const bytes = Buffer.from(value, "utf8");
-    if (bytes.length > field[1] || !isAscii(value)) pax.push([paxKey, value]);
+    const bytes = encodeName(value);
+    if (bytes.length > field[1] || !isAscii(bytes)) pax.push([paxKey, bytes]);
     // The ustar field keeps what fits, for readers that know no PAX.
     block.set(bytes.subarray(0, field[1]), field[0]);
   };

@@ -2,9 +2,11 @@
  * File operations on one name inside a directory held open by descriptor: the *at system calls.
  * The directory was resolved safely once; each call here touches only `name` in it and never
  * follows a symlink in that last component. Calls without an *at form (extended attributes,
- * lstat, readdir) go through `/proc/self/fd/DIR/NAME`, which resolves to the same place.
+ * lstat, readdir) go through `/proc/self/fd/DIR/NAME`, which resolves to the same place. Names
+ * are strings that may hold escaped bytes (see ../fileName.ts); they reach the kernel as bytes.
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { decodeName, encodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 import { getXattr, setXattr, timespecs } from "./file.ts";
 import { O } from "./openat2.ts";
@@ -19,17 +21,17 @@ export function procPath(dir: number, name: string): string {
 
 /** lstat of `name` in `dir`, or undefined when nothing has that name. */
 export function lstatAt(dir: number, name: string): BigIntStats | undefined {
-  return lstatSync(procPath(dir, name), { bigint: true, throwIfNoEntry: false });
+  return lstatSync(encodeName(procPath(dir, name)), { bigint: true, throwIfNoEntry: false });
 }
 
 /** The names in directory `name` of `dir` (`.` for `dir` itself). */
 export function readdirAt(dir: number, name: string): string[] {
-  return readdirSync(procPath(dir, name));
+  return readdirSync(encodeName(procPath(dir, name)), { encoding: "buffer" }).map(decodeName);
 }
 
 /** The target of symlink `name` in `dir`. */
 export function readlinkAt(dir: number, name: string): string {
-  return readlinkSync(procPath(dir, name));
+  return decodeName(readlinkSync(encodeName(procPath(dir, name)), { encoding: "buffer" }));
 }
 
 /** openat(2) of `name` in `dir` that never follows a symlink there; returns the descriptor. */

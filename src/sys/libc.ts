@@ -4,6 +4,7 @@
  */
 import { dlopen, FFIType, CString, read } from "bun:ffi";
 import { StorError, ExitCode } from "../errors.ts";
+import { encodeName } from "../fileName.ts";
 
 const { ptr, i32, u32, u64, i64_fast, u64_fast: usize } = FFIType;
 
@@ -101,11 +102,11 @@ export function check(result: number, what: string | (() => string)): number {
 }
 
 /**
- * A NUL-terminated C string for a pointer argument: a string as UTF-8, or bytes as they are (a
- * Linux file name is bytes, and need not be UTF-8).
+ * A NUL-terminated C string for a pointer argument: bytes as they are, a string as the bytes of
+ * the name it stands for (see {@link encodeName}: UTF-8, escaped bytes restored).
  */
 export function cstr(s: string | Uint8Array): Buffer {
-  return typeof s === "string" ? Buffer.from(`${s}\0`, "utf8") : Buffer.concat([s, NUL]);
+  return Buffer.concat([typeof s === "string" ? encodeName(s) : s, NUL]);
 }
 
 const NUL = new Uint8Array(1);

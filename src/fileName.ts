@@ -1,0 +1,60 @@
+/**
+ * File names are bytes: Linux allows any but `/` and NUL, and one that is not UTF-8 would not
+ * survive a round trip through a JavaScript string. Trees walked by stor itself go as bytes
+ * ({@link childPath}); where names must be strings (layers, tar headers), a name is decoded as
+ * UTF-8 with each byte that is not valid UTF-8 kept as a lone surrogate U+DC80–U+DCFF, as
+ * Python's surrogateescape does, and {@link encodeName} gives back the very same bytes.
+ */
+import { isUtf8 } from "node:buffer";
+
+const SLASH = Buffer.from("/");
+/** Lone surrogates that stand for the bytes 0x80–0xFF. */
+const ESCAPED = /[\udc80-\udcff]/;
+
+/** `dir/name`, as bytes. */
+export function childPath(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([dir, SLASH, name]);
+}
+
+/** The name `bytes` as a string: UTF-8, bytes that are not UTF-8 escaped. */
+export function decodeName(bytes: Uint8Array): string {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (isUtf8(b)) return b.toString("utf8");
+  let out = "";
+  for (let i = 0; i < b.length; ) {
+    const n = utf8Length(b, i);
+    if (n > 0) {
+      out += b.toString("utf8", i, i + n);
+      i += n;
+    } else out += String.fromCharCode(0xdc00 + b[i++]!);
+  }
+  return out;
+}
+
+/** The bytes of a name that {@link decodeName} gave (or any string: as UTF-8). */
+export function encodeName(name: string): Buffer {
+  if (!ESCAPED.test(name)) return Buffer.from(name, "utf8");
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0xdc80 || c > 0xdcff) continue;
+    // A lone surrogate only: a high one just before it would make it half of a real character.
+    const prev = i > 0 ? name.charCodeAt(i - 1) : 0;
+    if (prev >= 0xd800 && prev <= 0xdbff) continue;
+    parts.push(Buffer.from(name.slice(start, i), "utf8"), Buffer.of(c - 0xdc00));
+    start = i + 1;
+  }
+  parts.push(Buffer.from(name.slice(start), "utf8"));
+  return Buffer.concat(parts);
+}
+
+/** The length of the valid UTF-8 sequence at `b[i]`, or 0 when there is none. */
+function utf8Length(b: Buffer, i: number): number {
+  const c = b[i]!;
+  if (c < 0x80) return 1;
+  const n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n === 0 || i + n > b.length) return 0;
+  for (let k = 1; k < n; k++) if ((b[i + k]! & 0xc0) !== 0x80) return 0;
+  return isUtf8(b.subarray(i, i + n)) ? n : 0; // overlongs, surrogates and values above U+10FFFF
+}
