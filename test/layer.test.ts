@@ -144,12 +144,15 @@ describe("apply refuses what is not an active snapshot", () => {
 describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
   // ISO-8859-1 names, as an old system writes them: é is the single byte 0xe9, not valid UTF-8.
   const latin1 = (b: Uint8Array) => Buffer.from(b).toString("latin1");
-  const stdout = (args: string[]) => {
-    const p = Bun.spawnSync([STOR, "--root", root.path, "--config", root.config, "-s", src, ...args]);
-    if (p.exitCode !== 0) throw new Error(`stor ${args.join(" ")}: ${p.stderr.toString()}`);
-    return latin1(p.stdout);
+  const NAMES = ["A /caf\xe9", "A /caf\xe9/r\xe9sum\xe9", "A /h\xe9", "A /l\xff"];
+  /** `snapshot changes KEY` in `r` on `snapshotter`, its output read as bytes (TestRoot's is text). */
+  const changesOf = (r: TestRoot, snapshotter: string, key: string) => {
+    const p = Bun.spawnSync([STOR, "--root", r.path, "--config", r.config, "-s", snapshotter, "snapshot", "changes", key]);
+    if (p.exitCode !== 0) throw new Error(`stor snapshot changes ${key}: ${p.stderr.toString()}`);
+    return latin1(p.stdout).trim().split("\n");
   };
   let root: TestRoot;
+  let layer: string;
   beforeAll(() => {
     if (!isRoot()) return;
     root = new TestRoot("stor-layer-names-");
@@ -158,14 +161,14 @@ describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
         ln -s "$(printf 'caf\\351/r\\351sum\\351')" "$(printf 'l\\377')" && ln "$(printf 'caf\\351/r\\351sum\\351')" "$(printf 'h\\351')"`),
     );
     root.ok(["-s", src, "snapshot", "commit", "a-c", "a"]);
+    layer = join(root.dir("layers"), "a.tar");
+    root.ok(["-s", src, "snapshot", "diff", "a-c", "-o", layer]);
   });
   afterAll(() => root?.close());
 
   test("changes prints them as their bytes; diff writes them as their bytes", () => {
     if (!need(isRoot(), "needs root")) return;
-    expect(stdout(["snapshot", "changes", "a-c"]).trim().split("\n")).toEqual(["A /caf\xe9", "A /caf\xe9/r\xe9sum\xe9", "A /h\xe9", "A /l\xff"]);
-    const layer = join(root.dir("layers"), "a.tar");
-    stdout(["snapshot", "diff", "a-c", "-o", layer]);
+    expect(changesOf(root, src, "a-c")).toEqual(NAMES);
     const listed = Bun.spawnSync(["tar", "--quoting-style=literal", "-tvf", layer]);
     expect(listed.stderr.toString()).toBe(""); // GNU tar reads it without a warning
     expect(latin1(listed.stdout)).toContain("l\xff -> caf\xe9/r\xe9sum\xe9");
@@ -174,7 +177,6 @@ describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
 
   test.each(SNAPSHOTTERS)("a layer of them applies to %s with the same bytes, and diffs to the same layer", (dst) => {
     if (!need(isRoot(), "needs root")) return;
-    const layer = join(root.dir("layers"), "a.tar");
     // GNU tar's own layer of the same tree, too: raw bytes in ustar name fields.
     const gnu = join(root.dir("layers"), "gnu.tar");
     const mnt = root.dir("mnt-gnu");
@@ -190,8 +192,7 @@ describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
       try {
         r.ok(["-s", dst, "snapshot", "prepare", key]);
         r.ok(["-s", dst, "snapshot", "apply", key, file]);
-        const p = Bun.spawnSync([STOR, "--root", r.path, "--config", r.config, "-s", dst, "snapshot", "changes", key]);
-        expect(latin1(p.stdout).trim().split("\n")).toEqual(["A /caf\xe9", "A /caf\xe9/r\xe9sum\xe9", "A /h\xe9", "A /l\xff"]);
+        expect(changesOf(r, dst, key)).toEqual(NAMES);
         if (file === layer) {
           const again = join(r.dir("out"), "again.tar");
           r.ok(["-s", dst, "snapshot", "diff", key, "-o", again]);
