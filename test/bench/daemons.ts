@@ -117,7 +117,7 @@ async function terminate(pid: number, graceMs: number): Promise<void> {
  * and pidfile of `dirs`, no iptables and no bridge; resolves when `/_ping` answers. `startMs` is
  * the time from spawn to the first good ping: the start-up time compared with `stor restore`.
  */
-export async function startDockerd(dockerd: string, dirs: DockerDirs): Promise<Dockerd> {
+async function startDockerd(dockerd: string, dirs: DockerDirs): Promise<Dockerd> {
   mkdirSync(dirs.dataRoot, { recursive: true });
   mkdirSync(dirs.execRoot, { recursive: true });
   writeFileSync(dirs.config, "{}\n");

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { spawnSync } from "bun";
 
 /** Where archives are kept between runs. */
-export const CACHE_DIR = "/var/tmp/stor-vm";
+const CACHE_DIR = "/var/tmp/stor-vm";
 
 /** The line prefix of everything the guest reports; see {@link parseConsole}. */
 export const MARK = "@@vm";
@@ -124,7 +124,7 @@ function staticBusybox(): string {
 }
 
 /** The shared libraries (and the loader) ldd says `exe` needs; none for a static executable. */
-export function sharedLibraries(exe: string): string[] {
+function sharedLibraries(exe: string): string[] {
   const r = spawnSync({ cmd: ["ldd", exe], stdout: "pipe", stderr: "pipe" });
   const text = r.stdout.toString();
   if (r.exitCode !== 0) {
@@ -135,7 +135,7 @@ export function sharedLibraries(exe: string): string[] {
 }
 
 /** Host paths of `names` and their dependencies, each after what it depends on. */
-export function moduleFiles(kernel: string, names: string[]): string[] {
+function moduleFiles(kernel: string, names: string[]): string[] {
   const base = `/lib/modules/${kernel}`;
   const deps = new Map<string, string[]>(); // relative path -> its dependencies
   for (const line of readFileSync(join(base, "modules.dep"), "utf8").split("\n")) {

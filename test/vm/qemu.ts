@@ -34,7 +34,7 @@ export function findKernel(config: string[]): string | undefined {
  * banner within 10 s. (Nested under some hypervisors /dev/kvm is there but a guest hangs in
  * its first instructions; then TCG, slower but sure, is the way.)
  */
-export async function kvmWorks(kernel: string): Promise<boolean> {
+async function kvmWorks(kernel: string): Promise<boolean> {
   try {
     closeSync(openSync("/dev/kvm", "r+"));
   } catch {
