@@ -67,7 +67,7 @@ export function describe(err: unknown): string {
   if (err instanceof StorError) return err.message;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e === "object" && typeof e.code === "string" && e.syscall) {
-    const reason = String(e.message).replace(/^[A-Z]+: /, "").replace(/, \w+ .*$/, "");
+    const reason = String(e.message).replace(/^[A-Z]+: /, "").replace(/, \w+(?: .*)?$/, "");
     return `${e.syscall}${e.path ? ` ${e.path}` : ""}: ${reason}`;
   }
   return err instanceof Error ? err.message.split("\n")[0]! : String(err);

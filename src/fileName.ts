@@ -55,6 +55,5 @@ function utf8Length(b: Buffer, i: number): number {
   if (c < 0x80) return 1;
   const n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
   if (n === 0 || i + n > b.length) return 0;
-  for (let k = 1; k < n; k++) if ((b[i + k]! & 0xc0) !== 0x80) return 0;
-  return isUtf8(b.subarray(i, i + n)) ? n : 0; // overlongs, surrogates and values above U+10FFFF
+  return isUtf8(b.subarray(i, i + n)) ? n : 0; // continuation bytes, overlongs, surrogates, above U+10FFFF
 }

@@ -116,7 +116,9 @@ class Applier {
         if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
       }
     } catch (err) {
-      throw err instanceof SysError ? new StorError(`entry "${h.path}"`, describe(err), err.code, { cause: err }) : err;
+      // A failed system call, stor's own or node's (fchown, ftruncate), is named by its entry.
+      const failedCall = err instanceof SysError || typeof (err as NodeJS.ErrnoException)?.syscall === "string";
+      throw failedCall ? new StorError(`entry "${h.path}"`, describe(err), exitCodeOf(err), { cause: err }) : err;
     }
     this.#unpacked.add(path); // its ancestors were added when its directory was opened
   }
