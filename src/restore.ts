@@ -3,7 +3,7 @@
  * volume side and the snapshot side, and what was done is reported. Running it twice changes
  * nothing the second time.
  */
-import { join } from "node:path";
+import { snapshotsDir, snapshotterDir, volumesDir } from "./layout.ts";
 import { SNAPSHOTTER_NAMES, type Config } from "./config.ts";
 import { unmountBelow } from "./mounting.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
@@ -28,7 +28,7 @@ export function restore(config: Config): RestoreReport {
     service.close();
   }
   // The directories an administrator may have put dedicated filesystems on stay mounted.
-  const keep = [join(config.root, "volumes"), join(config.root, "snapshots"), ...SNAPSHOTTER_NAMES.map((n) => join(config.root, "snapshots", n))];
+  const keep = [volumesDir(config.root), snapshotsDir(config.root), ...SNAPSHOTTER_NAMES.map((n) => snapshotterDir(config.root, n))];
   const unmounted = unmountBelow(config.root, keep);
   return { unmounted, volumes, snapshots: restoreSnapshots(config) };
 }

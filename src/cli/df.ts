@@ -6,8 +6,8 @@
  * Docker does not count them.
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { SNAPSHOTTER_NAMES, type Config } from "../config.ts";
+import { snapshotDb } from "../layout.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
 import type { Info } from "../snapshot/service.ts";
 import { VolumeService, type VolumeUsage } from "../volume/service.ts";
@@ -33,7 +33,7 @@ interface Summary {
 
 /** The snapshots of `name` that have state under the root; none when it was never used. */
 function snapshotItems(config: Config, name: string): SnapshotItem[] {
-  if (!existsSync(join(config.root, "snapshots", name, "metadata.db"))) return [];
+  if (!existsSync(snapshotDb(config.root, name))) return [];
   const service = openSnapshots(config, name);
   try {
     const infos = service.list();

@@ -1,8 +1,8 @@
 /** The snapshotters by name, and the choice of one for an invocation. */
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { SNAPSHOTTER_NAMES, type Config, type SnapshotterName } from "../config.ts";
 import { InvalidArgumentError, PreconditionError, StorError, describe } from "../errors.ts";
+import { snapshotsDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { native } from "./native.ts";
 import { overlay } from "./overlay.ts";
@@ -27,7 +27,7 @@ export function snapshotterName(name: string): SnapshotterName {
  */
 export function openSnapshots(config: Config, requested?: string): SnapshotService {
   const chosen = requested ?? config.defaultSnapshotter;
-  const base = join(config.root, "snapshots");
+  const base = snapshotsDir(config.root);
   try {
     mkdirSync(base, { recursive: true, mode: 0o711 });
   } catch (err) {

@@ -3,9 +3,9 @@
  * directories back in line with its metadata, and say plainly when a database is damaged.
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { SNAPSHOTTER_NAMES, type Config } from "../config.ts";
 import { describe } from "../errors.ts";
+import { snapshotDb } from "../layout.ts";
 import { SNAPSHOTTERS } from "./registry.ts";
 import { SnapshotService } from "./service.ts";
 
@@ -24,7 +24,7 @@ export interface SnapshotRestoreReport {
 export function restoreSnapshots(config: Config): SnapshotRestoreReport[] {
   const reports: SnapshotRestoreReport[] = [];
   for (const name of SNAPSHOTTER_NAMES) {
-    if (!existsSync(join(config.root, "snapshots", name, "metadata.db"))) continue;
+    if (!existsSync(snapshotDb(config.root, name))) continue;
     let service: SnapshotService | undefined;
     try {
       service = new SnapshotService(config.root, SNAPSHOTTERS[name]);

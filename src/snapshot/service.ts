@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { failpoint } from "../failpoint.ts";
+import { snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
@@ -62,15 +63,15 @@ export class SnapshotService {
 
   constructor(root: string, snapshotter: Snapshotter) {
     this.snapshotter = snapshotter;
-    this.home = join(root, "snapshots", snapshotter.name);
-    this.dirs = join(this.home, "snapshots");
+    this.home = snapshotterDir(root, snapshotter.name);
+    this.dirs = snapshotDirs(root, snapshotter.name);
     try {
       mkdirSync(root, { recursive: true, mode: 0o711 });
       mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new StorError(`root ${root}`, describe(err));
     }
-    this.#store = new MetaStore(join(this.home, "metadata.db"));
+    this.#store = new MetaStore(snapshotDb(root, snapshotter.name));
   }
 
   /** Creates an active snapshot `key` on committed `parent` (or on nothing). Returns its mounts. */
