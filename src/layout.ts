@@ -18,7 +18,9 @@
  * files: older roots kept `metadata.db` beside the volumes, where a volume named
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
-import { join } from "node:path";
+import { statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { InvalidArgumentError, StorError, describe } from "./errors.ts";
 
 /** The directory holding every local volume. */
 export const volumesDir = (root: string) => join(root, "volumes");
@@ -52,3 +54,23 @@ export const serveLock = (root: string) => join(root, "serve.lock");
 
 /** The boot id restore last ran in. */
 export const restoreBootFile = (root: string) => join(root, "restore.boot");
+
+/**
+ * The error for a root whose directories could not be made: when a file stands where the root or
+ * one of its parents should be, says so (exit 2) instead of mkdir's "file already exists".
+ */
+export function rootError(root: string, err: unknown): StorError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EEXIST" || code === "ENOTDIR") {
+    for (let p = root; p !== dirname(p); p = dirname(p)) {
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue; // below the file that is in the way
+      }
+      if (!st.isDirectory()) return new InvalidArgumentError(`root ${root}`, p === root ? "is not a directory" : `${p} is not a directory`);
+    }
+  }
+  return new StorError(`root ${root}`, describe(err));
+}

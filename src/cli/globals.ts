@@ -12,15 +12,35 @@ export interface Globals {
   snapshotter?: string;
 }
 
-const VALUED: Record<string, keyof Globals> = {
-  "--root": "root",
-  "--config": "config",
-  "--log-level": "logLevel",
-  "--snapshotter": "snapshotter",
-  "-s": "snapshotter",
-};
+/** A global option as help, the man page and completion show it. */
+export interface GlobalOption {
+  short?: string;
+  long: string;
+  /** The name of its value, or none for a flag. */
+  value?: string;
+  description: string;
+  /** Only for commands that work on snapshots. */
+  snapshotter?: boolean;
+}
 
-/** Splits argv into the global options and the remaining words. */
+/** Every global option, in the order help lists them. */
+export const GLOBAL_OPTIONS: readonly GlobalOption[] = [
+  { short: "s", long: "snapshotter", value: "S", description: "overlay or native (default: [snapshot] default, else overlay where the kernel has it)", snapshotter: true },
+  { long: "root", value: "DIR", description: "state directory (STOR_ROOT; default /var/lib/stor)" },
+  { long: "config", value: "FILE", description: "ini file (STOR_CONFIG; default /etc/stor/stor.ini)" },
+  { long: "log-level", value: "LEVEL", description: "error, warn, info or debug (STOR_LOG_LEVEL; default warn)" },
+  { long: "no-color", description: "no colour (also NO_COLOR)" },
+];
+
+const VALUED = new Map<string, keyof Globals>([
+  ["--root", "root"],
+  ["--config", "config"],
+  ["--log-level", "logLevel"],
+  ["--snapshotter", "snapshotter"],
+  ["-s", "snapshotter"],
+]);
+
+/** Splits argv into the global options and the remaining words (`--` and what follows it kept as given). */
 export function extractGlobals(argv: readonly string[]): { globals: Globals; rest: string[] } {
   const globals: Globals = { noColor: false };
   const rest: string[] = [];
@@ -36,7 +56,7 @@ export function extractGlobals(argv: readonly string[]): { globals: Globals; res
     }
     const eq = a.indexOf("=");
     const flag = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const key = VALUED[flag];
+    const key = VALUED.get(flag);
     if (!key) {
       rest.push(a);
       continue;

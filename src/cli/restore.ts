@@ -1,10 +1,9 @@
 /** `stor restore`: run once at boot to put right what an unclean shutdown left; prints what it did. */
-import type { Config } from "../config.ts";
 import { restore, type RestoreReport } from "../restore.ts";
 import type { SnapshotRestoreReport } from "../snapshot/restore.ts";
 import type { VolumeRestoreReport } from "../volume/restore.ts";
 import { StorError } from "../errors.ts";
-import { group, outputFormat, runGroup } from "./command.ts";
+import { Group, outputFormat, type Context } from "./command.ts";
 import { goJson, print } from "./output.ts";
 
 /** One line per thing done; nothing when there was nothing to do. */
@@ -53,19 +52,20 @@ function reportView(r: RestoreReport) {
   };
 }
 
-/** Runs `stor restore ARGS`. */
-export async function restoreCommand(argv: readonly string[], config: Config): Promise<void> {
-  const cli = group("stor");
+/** `stor restore`. */
+export function restoreGroup(ctx: Context): Group {
+  const cli = new Group("stor");
   cli
-    .command("restore", "Put right what an unclean shutdown left (run once at boot); print what was done")
+    .command("restore", "Put right what an unclean shutdown left: stale mounts, references, half-made directories (run once at boot). Prints one line for each thing done.")
     .option("--format <format>", "table (one line per action) or json", { default: "table" })
+    .example("stor restore")
     .action((opts) => {
       const format = outputFormat(opts.format);
-      const report = restore(config);
+      const report = restore(ctx.config());
       print(format === "json" ? goJson(reportView(report)) : reportLines(report));
       // A damaged database is not repaired by guessing: say so with the exit code too.
       const damaged = report.snapshots.filter((s) => s.damaged !== undefined).map((s) => s.snapshotter);
       if (damaged.length) throw new StorError("restore", `metadata of snapshotter ${damaged.join(", ")} is damaged; nothing of it was removed`);
     });
-  await runGroup(cli, ["restore", ...argv]);
+  return cli;
 }

@@ -1,10 +1,9 @@
 /** `stor unpack SOURCE`: an image's layers as committed snapshots named by chain ID. */
 import { writeSync } from "node:fs";
 import { isatty } from "node:tty";
-import type { Config } from "../config.ts";
 import { unpack, type UnpackProgress } from "../layer/unpack.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
-import { group, runGroup } from "./command.ts";
+import { Group, type Context } from "./command.ts";
 import { binarySize, print } from "./output.ts";
 
 /** Redraws between updates at most this often. */
@@ -24,18 +23,20 @@ function progressLine(): (p: UnpackProgress) => void {
   };
 }
 
-/** Runs `stor unpack ARGS`. */
-export async function unpackCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {
-  const cli = group("stor");
+/** `stor unpack`. */
+export function unpackGroup(ctx: Context): Group {
+  const cli = new Group("stor");
   cli
-    .command("unpack <source>", "Unpack an OCI image layout directory or docker save tarball into committed snapshots; prints the top chain ID")
-    .action(async (source) => {
-      const service = openSnapshots(config, snapshotter);
+    .command("unpack <source>", "Unpack an OCI image layout directory or docker save tarball into a chain of committed snapshots named by chain ID, and print the top one's. Shows progress on a terminal.")
+    .usesSnapshotter()
+    .example("stor unpack -s native alpine.tar")
+    .action(async (source: string) => {
+      const service = openSnapshots(ctx.config(), ctx.snapshotter);
       try {
-        print(await unpack(service, String(source), isatty(2) ? progressLine() : undefined));
+        print(await unpack(service, source, isatty(2) ? progressLine() : undefined));
       } finally {
         service.close();
       }
     });
-  await runGroup(cli, ["unpack", ...argv]);
+  return cli;
 }

@@ -1,8 +1,8 @@
 /** The snapshotters by name, and the choice of one for an invocation. */
 import { mkdirSync } from "node:fs";
 import { SNAPSHOTTER_NAMES, type Config, type SnapshotterName } from "../config.ts";
-import { InvalidArgumentError, PreconditionError, StorError, describe } from "../errors.ts";
-import { snapshotsDir } from "../layout.ts";
+import { InvalidArgumentError, PreconditionError } from "../errors.ts";
+import { rootError, snapshotsDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { native } from "./native.ts";
 import { overlay } from "./overlay.ts";
@@ -31,7 +31,7 @@ export function openSnapshots(config: Config, requested?: string): SnapshotServi
   try {
     mkdirSync(base, { recursive: true, mode: 0o711 });
   } catch (err) {
-    throw new StorError(`root ${config.root}`, describe(err));
+    throw rootError(config.root, err);
   }
   if (chosen === undefined) {
     const why = overlay.unsupported(base);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { failpoint } from "../failpoint.ts";
-import { snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
+import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
@@ -69,7 +69,7 @@ export class SnapshotService {
       mkdirSync(root, { recursive: true, mode: 0o711 });
       mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new StorError(`root ${root}`, describe(err));
+      throw rootError(root, err);
     }
     this.#store = new MetaStore(snapshotDb(root, snapshotter.name));
   }

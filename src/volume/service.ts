@@ -11,9 +11,10 @@
 import { chmodSync, mkdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
 import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
+import { rootError } from "../layout.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type VolumeDriver } from "./drivers.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
@@ -87,7 +88,7 @@ export class VolumeService {
       if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
       this.home = realpathSync(home);
     } catch (err) {
-      throw new StorError(`root ${config.root}`, describe(err));
+      throw rootError(config.root, err);
     }
     this.#locks = new NameLocks(join(this.home, ".locks"));
     this.#store = new VolumeStore(join(this.home, "metadata.db"));
