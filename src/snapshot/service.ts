@@ -196,7 +196,7 @@ export class SnapshotService {
       if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
       this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
       failpoint("commit:updated");
-      this.#store.setLabels(s.id, labels);
+      this.#store.replaceLabels(s.id, labels);
     });
   }
 
