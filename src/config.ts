@@ -70,7 +70,15 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   if (Object.keys(parsed).length === 0) return EMPTY;
   const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
   const result = fileSchema.safeParse(parsed);
-  if (result.success) return result.data;
+  if (result.success) {
+    const driver = result.data.volume.default_driver;
+    // The drivers are loaded only for a file that names one: most commands never need them.
+    if (driver !== undefined) {
+      const { knownDriver, driverNames } = require("./volume/drivers.ts") as typeof import("./volume/drivers.ts");
+      if (!knownDriver(driver)) throw new InvalidArgumentError(`config ${path}`, `volume.default_driver: unknown volume driver "${driver}" (known: ${driverNames().join(", ")})`);
+    }
+    return result.data;
+  }
   const issue = result.error.issues[0]!;
   const key = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path;
   const why = issue.code === "unrecognized_keys" ? "unknown key" : issue.message;

@@ -78,12 +78,16 @@ describe("errors are one line with the contract's exit code", () => {
     expect(sh(["ls", "-A", join(r.path, "volumes")]).stdout).toBe(".locks\nbusy\nmetadata.db\ntx-a\n");
   });
 
-  test("the configured default driver is used, and must exist", () => {
+  test("the configured default driver is used, and must exist when the config is loaded", () => {
     const ini = join(r.path, "other.ini");
     writeFileSync(ini, "[volume]\ndefault_driver = nosuch\n");
-    const res = sh([STOR, "--root", r.path, "--config", ini, "volume", "create", "vx"]);
-    expect([res.code, res.stderr]).toEqual([3, 'stor: volume driver "nosuch": not found\n']);
-    expect(sh([STOR, "--root", r.path, "--config", ini, "volume", "create", "-d", "local", "vx"]).stdout).toBe("vx\n");
+    const refusal = `stor: config ${ini}: volume.default_driver: unknown volume driver "nosuch" (known: local)\n`;
+    for (const args of [["volume", "create", "-d", "local", "vx"], ["snapshot", "ls"]]) {
+      expect(sh([STOR, "--root", r.path, "--config", ini, ...args])).toMatchObject({ code: 2, stdout: "", stderr: refusal });
+    }
+    writeFileSync(ini, "[volume]\ndefault_driver = local\n");
+    expect(sh([STOR, "--root", r.path, "--config", ini, "volume", "create", "vx"]).stdout).toBe("vx\n");
+    expect(JSON.parse(r.ok(["volume", "inspect", "vx"]))[0].Driver).toBe("local");
   });
 
   test("help for every command", () => {

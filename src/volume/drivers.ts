@@ -61,6 +61,19 @@ export function registerDriver(name: string, factory: DriverFactory): void {
 
 registerDriver("local", (ctx) => new LocalDriver(ctx));
 
+/**
+ * Whether a volume driver named `name` exists, so a config naming one that does not can be
+ * refused when it is loaded. Drivers found outside this process (volume plugins) answer here too.
+ */
+export function knownDriver(name: string): boolean {
+  return FACTORIES.has(name);
+}
+
+/** The names of the drivers {@link knownDriver} knows, for messages. */
+export function driverNames(): string[] {
+  return [...FACTORIES.keys()];
+}
+
 /** The registered drivers of one volume service, each made on first use. */
 export class Drivers {
   readonly #ctx: DriverContext;
