@@ -1,17 +1,7 @@
 /**
  * The on-disk layout of a stor root: every path below `--root` is spelled here and nowhere else.
  *
- * ```
- * <root>/serve.lock                          held (shared) by every running `stor serve`
- * <root>/restore.boot                        the boot id `stor restore` last ran in
- * <root>/volumes/<name>/_data                a local volume's data (its name is the user's)
- * <root>/volumes/<name>/opts.json            its mount options
- * <root>/volumes/.meta/metadata.db           volume metadata (and SQLite's side files)
- * <root>/volumes/.meta/locks/                per-volume lock files, gone when unlocked
- * <root>/volumes/.rm-*                       a volume being removed
- * <root>/snapshots/<snapshotter>/metadata.db snapshot metadata
- * <root>/snapshots/<snapshotter>/snapshots/<id>
- * ```
+ * {@link LAYOUT} lists every path and what it holds (the man page and docs/CLI.md print it).
  *
  * Volume names start with a letter or digit, so nothing the store keeps among the volumes
  * (`.meta`, `.rm-*`) can ever be a volume's directory, nor a volume's directory one of the store's
@@ -21,6 +11,19 @@
 import { statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { InvalidArgumentError, StorError, describe } from "./errors.ts";
+
+/** Every path below a root, relative to it, and what it holds. */
+export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
+  ["serve.lock", "held (shared) by every running `stor serve`"],
+  ["restore.boot", "the boot id `stor restore` last ran in"],
+  ["volumes/<name>/_data", "a local volume's data (its name is the user's)"],
+  ["volumes/<name>/opts.json", "its mount options"],
+  ["volumes/.meta/metadata.db", "volume metadata (and SQLite's side files)"],
+  ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked"],
+  ["volumes/.rm-*", "a volume being removed"],
+  ["snapshots/<snapshotter>/metadata.db", "snapshot metadata"],
+  ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot's directory (overlay: its fs and work directories)"],
+];
 
 /** The directory holding every local volume. */
 export const volumesDir = (root: string) => join(root, "volumes");

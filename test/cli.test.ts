@@ -80,3 +80,31 @@ describe("errors stay one line", () => {
     expect(sh([STOR, "--root", `${file}/below`, "volume", "ls"])).toMatchObject({ code: 2, stderr: `stor: root ${file}/below: ${file} is not a directory\n` });
   });
 });
+
+describe("--format json on every command that prints data", () => {
+  beforeAll(() => {
+    snap("prepare", "j-base");
+    snap("commit", "j-parent", "j-base");
+    snap("prepare", "j-child", "j-parent");
+    const [mount] = JSON.parse(snap("mounts", "--format", "json", "/t", "j-child").stdout);
+    writeFileSync(join(mount.Source, "added"), "x");
+  });
+
+  test("snapshot mounts prints the mounts as prepare --mounts does", () => {
+    const mounts = JSON.parse(snap("mounts", "--format", "json", "/t", "j-child").stdout);
+    expect(mounts).toEqual([{ Type: "bind", Source: expect.stringContaining("/snapshots/native/"), Options: ["rbind", "rw"] }]);
+  });
+
+  test("snapshot tree prints each snapshot with its children", () => {
+    const roots = JSON.parse(snap("tree", "--format", "json").stdout) as { Name: string; Children: unknown[] }[];
+    expect(roots.find((n) => n.Name === "j-parent")).toEqual({ Name: "j-parent", Children: [{ Name: "j-child", Children: [] }] });
+  });
+
+  test("snapshot usage prints sizes in bytes and inode counts", () => {
+    expect(JSON.parse(snap("usage", "--format", "json", "j-parent").stdout)).toEqual([{ Key: "j-parent", Size: expect.any(Number), Inodes: expect.any(Number) }]);
+  });
+
+  test("snapshot changes prints Docker API's {Path, Kind}", () => {
+    expect(JSON.parse(snap("changes", "--format", "json", "j-child").stdout)).toEqual([{ Path: "/added", Kind: 1 }]);
+  });
+});

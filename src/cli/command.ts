@@ -57,7 +57,6 @@ export class CommandDef {
   readonly examples: string[] = [];
   /** Whether the global `-s/--snapshotter` chooses what it works on. */
   snapshotter = false;
-  hidden = false;
   handler?: Handler;
 
   /** `spelling` is the name and positionals (`prepare <key> [parent]`); `description` is one or two sentences. */
@@ -109,12 +108,6 @@ export class CommandDef {
   /** Marks the command as one the global `-s/--snapshotter` applies to. */
   usesSnapshotter(): this {
     this.snapshotter = true;
-    return this;
-  }
-
-  /** Left out of help, docs and completion (an internal helper). */
-  hide(): this {
-    this.hidden = true;
     return this;
   }
 

@@ -22,7 +22,7 @@ export const TOP_LEVEL: readonly TopLevel[] = [
   { words: ["df"], group: false, load: async () => (await import("./df.ts")).dfGroup },
   { words: ["restore"], group: false, load: async () => (await import("./restore.ts")).restoreGroup },
   { words: ["serve"], group: false, load: async () => (await import("./serve.ts")).serveGroup },
-  { words: ["completion", "man", "__complete"], group: false, load: async () => (await import("./docs.ts")).docsGroup },
+  { words: ["completion", "man"], group: false, load: async () => (await import("./docs.ts")).docsGroup },
 ];
 
 /** The entry `word` selects, if any. */

@@ -91,7 +91,7 @@ export function describeOption(o: OptionDef): string {
 
 /** Help for a group: what it is and its commands. */
 export function groupHelp(group: Group): string {
-  const rows = group.commands.filter((c) => !c.hidden).map((c): [string, string] => [`${c.name} ${argsSpelling(c.args)}`.trim(), c.summary]);
+  const rows = group.commands.map((c): [string, string] => [`${c.name} ${argsSpelling(c.args)}`.trim(), c.summary]);
   const globals = columns(GLOBAL_OPTIONS.filter((o) => !o.snapshotter || group.snapshotter).map((o) => [optionSpelling(o), o.description]));
   return `Usage: ${group.name} [options] <command> [args]\n\n${paragraph(group.description)}\nCommands:\n${columns(rows)}\nGlobal options:\n${globals}\n'${group.name} <command> --help' tells more of each command.\n`;
 }
@@ -101,7 +101,7 @@ export async function topHelp(): Promise<string> {
   const rows: [string, string][] = [];
   for (const group of await allGroups()) {
     if (group.word) rows.push([`${group.word} <command>`, `${group.description} Commands: ${group.commands.map((c) => c.name).join(", ")}.`]);
-    else for (const c of group.commands.filter((x) => !x.hidden)) rows.push([`${c.name} ${argsSpelling(c.args)}`.trim(), c.summary]);
+    else for (const c of group.commands) rows.push([`${c.name} ${argsSpelling(c.args)}`.trim(), c.summary]);
   }
   const globals = columns([...GLOBAL_OPTIONS.map((o): [string, string] => [optionSpelling(o), o.description]), HELP_ROW, ["-v, --version", "print the version"]]);
   return `stor ${VERSION}: container storage for one Linux host\n\nUsage: stor [global options] <command> [args]\n\nCommands:\n${columns(rows)}\nGlobal options:\n${globals}\n'stor <command> --help' tells more of each command; 'man stor' tells all.\n`;

@@ -27,6 +27,15 @@ function context(globals: Globals): Context {
 /** Runs stor with `argv` (without the program name) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
+    // `stor [global options] __complete WORD…`: the words are what the user typed, not parsed here.
+    const at = argv.indexOf("__complete");
+    if (at >= 0) {
+      const before = extractGlobals(argv.slice(0, at));
+      if (before.rest.length === 0) {
+        await (await import("./docs.ts")).complete(argv.slice(at + 1), before.globals, context);
+        return ExitCode.ok;
+      }
+    }
     const { globals, rest } = extractGlobals(argv);
     initColour(globals.noColor);
     if (globals.logLevel) setLogLevel(globals.logLevel as never);

@@ -1,5 +1,4 @@
 /** `stor serve`: the store as a containerd snapshotter and a Docker volume plugin, over unix sockets. */
-import { serve } from "../serve/server.ts";
 import { Group, type Context } from "./command.ts";
 
 /** Where dockerd looks for a plugin named stor. */
@@ -16,6 +15,7 @@ export function serveGroup(ctx: Context): Group {
     .example("stor serve --containerd /run/stor/containerd.sock --docker-volume")
     .action(async (opts) => {
       const docker = opts.dockerVolume === true ? DOCKER_PLUGIN_SOCKET : opts.dockerVolume;
+      const { serve } = await import("../serve/server.ts"); // gRPC: loaded only to serve
       await serve(ctx.config(), {
         containerd: opts.containerd === undefined ? undefined : String(opts.containerd),
         dockerVolume: docker === undefined ? undefined : String(docker),

@@ -93,8 +93,13 @@ export function snapshotGroup(ctx: Context): Group {
     .command("mounts <target> <key>", "Print the mount commands that would mount active snapshot or view KEY on TARGET, as ctr does.")
     .alias("m")
     .alias("mount")
+    .option("--format <format>", "table (mount commands) or json (the mounts, as prepare --mounts prints them)", { default: "table" })
     .example("stor snapshot mounts /mnt/work work | sh")
-    .action((target: string, key: string) => print(mountCommands(svc().mounts(key), target)));
+    .action((target: string, key: string, opts) => {
+      const format = outputFormat(opts.format);
+      const mounts = svc().mounts(key);
+      print(format === "json" ? goJson(mounts) : mountCommands(mounts, target));
+    });
 
   cli
     .command("rm [...key]", "Remove snapshots, in the order given (children before their parents). Stops at the first that cannot be removed.")

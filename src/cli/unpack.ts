@@ -1,7 +1,7 @@
 /** `stor unpack SOURCE`: an image's layers as committed snapshots named by chain ID. */
 import { writeSync } from "node:fs";
 import { isatty } from "node:tty";
-import { unpack, type UnpackProgress } from "../layer/unpack.ts";
+import type { UnpackProgress } from "../layer/unpack.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
 import { Group, type Context } from "./command.ts";
 import { binarySize, print } from "./output.ts";
@@ -31,6 +31,7 @@ export function unpackGroup(ctx: Context): Group {
     .usesSnapshotter()
     .example("stor unpack -s native alpine.tar")
     .action(async (source: string) => {
+      const { unpack } = await import("../layer/unpack.ts");
       const service = openSnapshots(ctx.config(), ctx.snapshotter);
       try {
         print(await unpack(service, source, isatty(2) ? progressLine() : undefined));
