@@ -76,8 +76,9 @@ export function snapshotGroup(ctx: Context): Group {
       .option("--mounts", "print the mounts as JSON, as ctr does")
       .option("-l, --label <k=v>", "set label K to V (a bare K is K=true; repeatable)", { repeat: true })
       .example(example)
-      .action((key: string, parent: string | undefined, opts) => {
-        const mounts = svc()[name](key, parent, labels(opts.label));
+      .action(async (key: string, parent: string | undefined, opts) => {
+        const { withTreeProgress } = await import("./progress.ts"); // a native snapshot's copy can take long
+        const mounts = await withTreeProgress("copying", () => svc()[name](key, parent, labels(opts.label)));
         if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
         if (opts.mounts) print(goJson(mounts));
       });
@@ -106,8 +107,9 @@ export function snapshotGroup(ctx: Context): Group {
     .alias("remove")
     .alias("delete")
     .example("stor snapshot rm work base")
-    .action((keys: string[]) => {
-      for (const k of keys) svc().remove(k);
+    .action(async (keys: string[]) => {
+      const { withTreeProgress } = await import("./progress.ts");
+      for (const k of keys) await withTreeProgress(`removing snapshot ${k}`, () => svc().remove(k));
     });
 
   cli

@@ -1,27 +1,8 @@
 /** `stor unpack SOURCE`: an image's layers as committed snapshots named by chain ID. */
-import { writeSync } from "node:fs";
-import { isatty } from "node:tty";
-import type { UnpackProgress } from "../layer/unpack.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
 import { Group, type Context } from "./command.ts";
-import { binarySize, print } from "./output.ts";
-
-/** Redraws between updates at most this often. */
-const REDRAW_MS = 100;
-
-/** A one-line progress display on stderr, redrawn in place. */
-function progressLine(): (p: UnpackProgress) => void {
-  let last = 0;
-  return (p) => {
-    const now = Date.now();
-    if (p.state === "applying" && now - last < REDRAW_MS) return;
-    last = now;
-    const amount = `${binarySize(p.bytes)}${p.size ? ` / ${binarySize(p.size)}` : ""}`;
-    const status = p.state === "exists" ? "exists" : p.state === "applying" ? `applying ${amount}` : `done ${amount}`;
-    const line = `layer ${p.layer}/${p.layers} ${p.chainID.slice(0, 19)}  ${status}`;
-    writeSync(2, `\r\x1b[K${line}${p.state === "applying" ? "" : "\n"}`);
-  };
-}
+import { print } from "./output.ts";
+import { unpackProgress } from "./progress.ts";
 
 /** `stor unpack`. */
 export function unpackGroup(ctx: Context): Group {
@@ -34,7 +15,7 @@ export function unpackGroup(ctx: Context): Group {
       const { unpack } = await import("../layer/unpack.ts");
       const service = openSnapshots(ctx.config(), ctx.snapshotter);
       try {
-        print(await unpack(service, source, isatty(2) ? progressLine() : undefined));
+        print(await unpack(service, source, unpackProgress()));
       } finally {
         service.close();
       }

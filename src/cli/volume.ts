@@ -150,9 +150,10 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume rm data")
     .action(async (names: string[], opts) => {
       const failures = [];
+      const { withTreeProgress } = await import("./progress.ts");
       for (const n of names) {
         try {
-          await svc().remove(n, Boolean(opts.force));
+          await withTreeProgress(`removing volume ${n}`, () => svc().remove(n, Boolean(opts.force)));
           print(n);
         } catch (err) {
           failures.push(err);
@@ -170,7 +171,8 @@ export function volumeGroup(ctx: Context): Group {
     .action(async (opts) => {
       const filters = parseFilters(list(opts.filter), PRUNE_FILTERS);
       if (!opts.force && !confirm(opts.all ? ALL_WARNING : ANONYMOUS_WARNING)) return print("Total reclaimed space: 0B");
-      const report = await svc().prune(filters, Boolean(opts.all));
+      const { withTreeProgress } = await import("./progress.ts");
+      const report = await withTreeProgress("removing", () => svc().prune(filters, Boolean(opts.all)));
       const deleted = report.deleted.length > 0 ? `Deleted Volumes:\n${report.deleted.map((n) => `${n}\n`).join("")}\n` : "";
       print(`${deleted}Total reclaimed space: ${decimalSize(report.reclaimed)}`);
     });

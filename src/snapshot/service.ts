@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } f
 import { join } from "node:path";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
+import { removeTree } from "../fs/removeTree.ts";
 import { failpoint } from "../failpoint.ts";
 import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
@@ -211,7 +212,7 @@ export class SnapshotService {
     });
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
-    rmSync(this.#dir(id), { recursive: true, force: true });
+    removeTree(this.#dir(id));
   }
 
   /** Information about `key`. */

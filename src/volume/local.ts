@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { StorError } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
+import { removeTree } from "../fs/removeTree.ts";
 import { fsyncDir } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
@@ -83,7 +84,7 @@ export class LocalDriver implements VolumeDriver {
     }
     fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt it again
     failpoint("volume-rm:renamed");
-    rmSync(trash, { recursive: true, force: true });
+    removeTree(trash);
     if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
   }
 
