@@ -1,4 +1,6 @@
 /** `stor serve`: the store as a containerd snapshotter and a Docker volume plugin, over unix sockets. */
+import { InvalidArgumentError } from "../errors.ts";
+import { LOG_FORMATS, setLogFormat, type LogFormat } from "../log.ts";
 import { Group, type Context } from "./command.ts";
 
 /** Where dockerd looks for a plugin named stor. */
@@ -8,12 +10,16 @@ const DOCKER_PLUGIN_SOCKET = "/run/docker/plugins/stor.sock";
 export function serveGroup(ctx: Context): Group {
   const cli = new Group("stor");
   cli
-    .command("serve", "Serve containerd's snapshots API and Docker's volume plugin protocol on unix sockets until SIGTERM. Logs one line per call to stderr.")
+    .command("serve", "Serve containerd's snapshots API and Docker's volume plugin protocol on unix sockets until SIGTERM. Logs to stderr, one line a call at --log-level info.")
     .usesSnapshotter()
     .option("--containerd <socket>", "serve the snapshots API on SOCKET ([proxy_plugins] address)")
     .option("--docker-volume [socket]", `serve the volume plugin on SOCKET (default ${DOCKER_PLUGIN_SOCKET})`)
-    .example("stor serve --containerd /run/stor/containerd.sock --docker-volume")
+    .option("--log-format <format>", "text or json (one object a line, for log collectors); every line timestamped, one a call at --log-level info", { default: "text" })
+    .example("stor --log-level info serve --containerd /run/stor/containerd.sock --docker-volume")
     .action(async (opts) => {
+      const format = String(opts.logFormat);
+      if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new InvalidArgumentError(`log format "${format}"`, `expected ${LOG_FORMATS.join(" or ")}`);
+      setLogFormat(format as LogFormat);
       const docker = opts.dockerVolume === true ? DOCKER_PLUGIN_SOCKET : opts.dockerVolume;
       const { serve } = await import("../serve/server.ts"); // gRPC: loaded only to serve
       await serve(ctx.config(), {

@@ -5,8 +5,8 @@
  * `stor volume ls` shows it and Docker lists every stor volume; Mount and Unmount take Docker's
  * request ID as the reference, so `stor volume rm` refuses a volume a container uses.
  */
-import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
-import { log } from "../log.ts";
+import { InvalidArgumentError, describe } from "../errors.ts";
+import { logCall } from "../log.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
 import type { Threads } from "./threads.ts";
 
@@ -111,15 +111,17 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (
     const endpoint = routes[path];
     if (!endpoint) return reply({ Err: `${path}: not a volume plugin endpoint` }, 404);
     if (req.method !== "POST") return reply({ Err: `${path}: only POST` }, 405);
+    const start = performance.now();
+    const call = path.replace(/^\/VolumeDriver\./, "");
+    let body: Body = {};
     try {
-      const result = await endpoint(parseBody(await req.text()));
-      log.debug(`${path}: ok`);
+      body = parseBody(await req.text());
+      const result = await endpoint(body);
+      logCall(call, { name: typeof body.Name === "string" ? body.Name : undefined }, start);
       return reply(result);
     } catch (err) {
-      const why = describe(err);
-      if (exitCodeOf(err) === ExitCode.internal) log.error(`${path}: ${why}`);
-      else log.debug(`${path}: ${why}`);
-      return reply({ Err: why });
+      logCall(call, { name: typeof body.Name === "string" ? body.Name : undefined }, start, err);
+      return reply({ Err: describe(err) });
     }
   };
 }
