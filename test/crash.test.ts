@@ -61,8 +61,7 @@ for (const sn of ["native", "overlay"]) {
     ["remove:deleted", ["rm", "pre"]],
     ["cleanup:renamed", ["cleanup"]],
   ] as const) {
-    test(`${sn}: killed at ${point}, then recovered`, () => {
-      if (!need(isRoot(), "snapshot directories are owned by root")) return;
+    test.skipIf(!need(isRoot(), "snapshot directories are owned by root"))(`${sn}: killed at ${point}, then recovered`, () => {
       r = setup(sn);
       r.ok(["snapshot", "-s", sn, "prepare", "pre", "base"]);
       if (point === "cleanup:renamed") writeFileSync(join(r.path, "snapshots", sn, "snapshots", "new-stale"), "");
@@ -80,8 +79,7 @@ for (const sn of ["native", "overlay"]) {
     });
   }
 
-  test(`${sn}: killed at random instants during prepare, commit and rm (${TRIALS} trials)`, async () => {
-    if (!need(isRoot(), "snapshot directories are owned by root")) return;
+  test.skipIf(!need(isRoot(), "snapshot directories are owned by root"))(`${sn}: killed at random instants during prepare, commit and rm (${TRIALS} trials)`, async () => {
     r = setup(sn);
     // Kill instants spread over a whole prepare, start-up included.
     const t0 = performance.now();
@@ -113,8 +111,7 @@ for (const sn of ["native", "overlay"]) {
   }, 600_000);
 }
 
-test("stor restore: stray mounts and directories go, a damaged database is reported, twice changes nothing", () => {
-  if (!need(isRoot(), "mounts need root")) return;
+test.skipIf(!need(isRoot(), "mounts need root"))("stor restore: stray mounts and directories go, a damaged database is reported, twice changes nothing", () => {
   r = setup("overlay");
   r.ok(["snapshot", "-s", "native", "prepare", "n"]);
   const dirs = join(r.path, "snapshots/overlay/snapshots");
@@ -151,8 +148,7 @@ test("stor restore: stray mounts and directories go, a damaged database is repor
 });
 
 for (const sn of ["native", "overlay"]) {
-  test(`${sn}: killed at random instants during apply: restore is consistent and the parent untouched`, async () => {
-    if (!need(isRoot(), "snapshot directories are owned by root")) return;
+  test.skipIf(!need(isRoot(), "snapshot directories are owned by root"))(`${sn}: killed at random instants during apply: restore is consistent and the parent untouched`, async () => {
     r = setup(sn);
     const layer = join(r.path, "..", `${r.path.split("/").pop()}-layer.tar`);
     // A layer of a few hundred files: the changes of a snapshot that adds them.

@@ -30,8 +30,7 @@ test("a file where the root should be", () => {
   expect(res.stderr).toBe(`stor: root ${file}: mkdir ${file}/snapshots: not a directory\n`);
 });
 
-test("a read-only root", () => {
-  if (!need(isRoot(), "read-only bind mounts need root")) return;
+test.skipIf(!need(isRoot(), "read-only bind mounts need root"))("a read-only root", () => {
   const r = tmp();
   const root = join(r.path, "ro");
   mkdirSync(root);
@@ -44,8 +43,7 @@ test("a read-only root", () => {
   expect(JSON.parse(sh([STOR, "--root", root, "--config", r.config, "snapshot", "-s", "native", "ls", "--format", "json"]).stdout).map((i: { Name: string }) => i.Name)).toEqual(["a"]);
 });
 
-test("a full disk: metadata and directories stay consistent", () => {
-  if (!need(isRoot(), "loop devices need root")) return;
+test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: metadata and directories stay consistent", () => {
   const fs = new LoopFs("ext4", 32);
   cleanups.push(() => fs.close());
   const root = join(fs.mountPoint, "stor");

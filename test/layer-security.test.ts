@@ -117,8 +117,7 @@ describe.each(SNAPSHOTTERS)("breakouts on %s", (sn) => {
   afterAll(() => root?.close());
 
   for (const [i, attack] of ATTACKS.entries()) {
-    test(attack.name, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(attack.name, () => {
       const layer = join(layers, `attack-${i}.tar`);
       writeFileSync(layer, tar(attack.entries(canary)));
       const key = `victim-${i}`;

@@ -117,8 +117,7 @@ describe("config", () => {
 });
 
 describe("stor mount and unmount", () => {
-  test("mount a view read-only and unmount it", () => {
-    if (!need(isRoot(), "mounting needs root")) return;
+  test.skipIf(!need(isRoot(), "mounting needs root"))("mount a view read-only and unmount it", () => {
     const t = r.dir("target");
     r.ok(["snapshot", "-s", "native", "prepare", "mnt-a"]);
     r.ok(["-s", "native", "mount", "mnt-a", t]);

@@ -28,18 +28,20 @@ export interface Session {
 export interface Route {
   /** `stor`: stor's CLI on a fresh root per test; `ctr`: ctr against containerd using stor serve. */
   readonly via: "stor" | "ctr";
+  /** Whether it can run here (need() says why not, and fails the suite under CI). */
+  readonly available: boolean;
   setup?(): Promise<void>;
   teardown?(): Promise<void>;
-  /** A session for one test; undefined when the route cannot run here (need() has said why). */
-  open(): Session | undefined;
+  /** A session for one test. */
+  open(): Session;
 }
 
 /** stor's own CLI, a fresh root per test. */
 function storRoute(snapshotter: string): Route {
   return {
     via: "stor",
+    available: need(isRoot(), "the snapshotter suite mounts, which needs root"),
     open() {
-      if (!need(isRoot(), "the snapshotter suite mounts, which needs root")) return undefined;
       const root = new TestRoot();
       return {
         root,
@@ -156,21 +158,20 @@ const read = (p: string) => readFileSync(p, "utf8");
 
 /** Registers the suite for snapshotter `name`, its commands carried by `route` (stor's CLI by default). */
 export function snapshotterSuite(name: string, route: Route = storRoute(name)): void {
-  describe(route.via === "stor" ? `snapshotter ${name}` : `snapshotter ${name} through ${route.via}`, () => {
+  describe.skipIf(!route.available)(route.via === "stor" ? `snapshotter ${name}` : `snapshotter ${name} through ${route.via}`, () => {
     let f: Fixture | undefined;
     if (route.setup) beforeAll(() => route.setup!(), 90_000);
     if (route.teardown) afterAll(() => route.teardown!(), 90_000);
     beforeEach(() => {
-      const session = route.open();
-      f = session && new Fixture(name, session, route);
+      f = new Fixture(name, route.open(), route);
     });
     afterEach(() => {
       const done = f;
       f = undefined;
       done?.close();
     });
-    /** A test of the suite; it does nothing when the route cannot run here. */
-    const test = (title: string, fn: (f: Fixture) => void) => bunTest(title, () => f && fn(f));
+    /** A test of the suite, given the fixture made for it. */
+    const test = (title: string, fn: (f: Fixture) => void) => bunTest(title, () => fn(f!));
 
     test("basic: prepare, write, commit, prepare on it, view", (f) => {
       f.layer("committed", undefined, (d) => {

@@ -270,20 +270,20 @@ describe("rm and prune", () => {
   });
 });
 
+// stor resolves names as this test process does; "localhost" is in every sane /etc/hosts.
+const LOCALHOST = need(
+  (await lookup("localhost", { all: true, family: 4 }).catch(() => [])).some((a) => a.address === "127.0.0.1"),
+  "localhost resolves to 127.0.0.1",
+);
+
 describe("secrets and network addresses", () => {
-  // stor resolves names as this test process does; "localhost" is in every sane /etc/hosts.
-  const resolves = async () => {
-    const addresses = await lookup("localhost", { all: true, family: 4 }).catch(() => []);
-    return need(addresses.some((a) => a.address === "127.0.0.1"), "localhost resolves to 127.0.0.1");
-  };
   let r: TestRoot;
   beforeAll(() => {
     r = new TestRoot();
   });
   afterAll(() => r.close());
 
-  test("a password in o= never shows: not in inspect, errors or logs", async () => {
-    if (!(await resolves())) return;
+  test.skipIf(!LOCALHOST)("a password in o= never shows: not in inspect, errors or logs", async () => {
     r.ok(["volume", "create", "-o", "type=cifs", "-o", "device=//localhost/share", "-o", "o=username=u,password=hunter2,vers=3.0", "smb"]);
     const [v] = JSON.parse(r.ok(["volume", "inspect", "smb"]));
     expect(v.Options).toEqual({ device: "//localhost/share", o: "username=u,password=********,vers=3.0", type: "cifs" });
@@ -295,8 +295,7 @@ describe("secrets and network addresses", () => {
     expect(r.ok(["volume", "ls", "-q", "-f", "dangling=false"])).toBe("");
   }, 60_000);
 
-  test("nfs: a host name in addr= is resolved to an address", async () => {
-    if (!(await resolves())) return;
+  test.skipIf(!LOCALHOST)("nfs: a host name in addr= is resolved to an address", async () => {
     r.ok(["volume", "create", "-o", "type=nfs", "-o", "device=:/export", "-o", "o=addr=localhost,soft,timeo=10,retrans=1", "nfs"]);
     const res = r.stor(["--log-level", "debug", "volume", "mount", "nfs", "c1"]);
     expect(res.code).toBe(1);
@@ -313,8 +312,7 @@ describe("secrets and network addresses", () => {
 });
 
 describe("quota without support", () => {
-  test("size= on a filesystem without project quotas is refused; size=0 asks for none", () => {
-    if (!need(isRoot(), "mounting a tmpfs as the root needs root")) return;
+  test.skipIf(!need(isRoot(), "mounting a tmpfs as the root needs root"))("size= on a filesystem without project quotas is refused; size=0 asks for none", () => {
     const r = new TestRoot();
     try {
       // tmpfs has no project quotas, whatever the kernel.
