@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { STOR, TestRoot, have, sh } from "./helpers.ts";
+import { STOR, TestRoot, have, need, sh } from "./helpers.ts";
 
 const DOCS = readFileSync(resolve(import.meta.dir, "../docs/CLI.md"), "utf8");
 const help = (...args: string[]) => sh([STOR, ...args, "--help"]);
@@ -82,14 +82,14 @@ describe("man pages", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test("stor man --dir writes stor(1), stor-snapshot(1) and stor-volume(1), found by man", () => {
+  test.skipIf(!need(have("man"), "man (man-db)"))("stor man --dir writes stor(1), stor-snapshot(1) and stor-volume(1), found by man", () => {
     expect(sh([STOR, "man", "--dir", dir]).code).toBe(0);
     for (const page of ["stor", "stor-snapshot", "stor-volume"]) {
       expect(sh(["man", "-w", page], { env: { MANPATH: dir } }).stdout.trim()).toBe(join(dir, "man1", `${page}.1`));
     }
   });
 
-  test.skipIf(!have("groff"))("the pages are roff groff reads without a warning, with every command", () => {
+  test.skipIf(!need(have("groff") && have("man"), "groff and man (man-db)"))("the pages are roff groff reads without a warning, with every command", () => {
     for (const page of [[], ["snapshot"], ["volume"]]) {
       const roff = sh([STOR, "man", ...page]).stdout;
       const res = sh(["groff", "-man", "-ww", "-z"], { input: roff });
@@ -135,11 +135,11 @@ describe("completion", () => {
     expect(sh(["test", "-e", gone]).code).toBe(1);
   });
 
-  test.skipIf(!have("zsh"))("the zsh script parses", () => {
+  test.skipIf(!need(have("zsh"), "zsh"))("the zsh script parses", () => {
     expect(sh(["zsh", "-n", "-c", sh([STOR, "completion", "zsh"]).stdout]).code).toBe(0);
   });
 
-  test.skipIf(!have("fish"))("the fish script parses", () => {
+  test.skipIf(!need(have("fish"), "fish"))("the fish script parses", () => {
     expect(sh(["fish", "-n", "-c", sh([STOR, "completion", "fish"]).stdout]).code).toBe(0);
   });
 

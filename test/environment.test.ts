@@ -26,8 +26,8 @@ test("a file where the root should be", () => {
   const file = join(r.path, "file");
   writeFileSync(file, "");
   const res = sh([STOR, "--root", file, "--config", r.config, "snapshot", "ls"]);
-  expect(res.code).toBe(1);
-  expect(res.stderr).toBe(`stor: root ${file}: mkdir ${file}/snapshots: not a directory\n`);
+  expect(res.code).toBe(2);
+  expect(res.stderr).toBe(`stor: root ${file}: is not a directory\n`);
 });
 
 test.skipIf(!need(isRoot(), "read-only bind mounts need root"))("a read-only root", () => {

@@ -140,10 +140,11 @@ export class TarReader {
     const name = meta.longName ?? (prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name));
     let type = TYPES[flag];
     if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}" for "${name}"`);
-    if (type === "file" && flag !== "S" && name.endsWith("/")) type = "dir";
+    let path = meta.path ?? name;
+    // The full name decides, not the ustar field, which holds only a long name's first 100 bytes.
+    if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
     const device = type === "char" || type === "block";
     const stored = meta.size ?? storedSize;
-    let path = meta.path ?? name;
     if (path.endsWith("/")) path = path.replace(/\/+$/, "");
     const uid = readNumber(block, FIELD.uid, "uid");
     const gid = readNumber(block, FIELD.gid, "gid");
