@@ -15,7 +15,7 @@ export function serveGroup(ctx: Context): Group {
     .option("--containerd <socket>", "serve the snapshots API on SOCKET ([proxy_plugins] address)")
     .option("--docker-volume [socket]", `serve the volume plugin on SOCKET (default ${DOCKER_PLUGIN_SOCKET})`)
     .option("--log-format <format>", "text or json (one object a line, for log collectors); every line timestamped, one a call at --log-level info", { default: "text" })
-    .example("stor --log-level info serve --containerd /run/stor/containerd.sock --docker-volume")
+    .example("stor serve --containerd /run/stor/containerd.sock --docker-volume --log-format json")
     .action(async (opts) => {
       const format = String(opts.logFormat);
       if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new InvalidArgumentError(`log format "${format}"`, `expected ${LOG_FORMATS.join(" or ")}`);
