@@ -10,6 +10,7 @@
  */
 import type { Config } from "../config.ts";
 import { InvalidArgumentError } from "../errors.ts";
+import { print } from "./output.ts";
 
 /** What a command group is made with: the configuration (loaded on first use) and `-s`. */
 export interface Context {
@@ -244,8 +245,7 @@ export async function runGroup(group: Group, argv: readonly string[]): Promise<v
   const what = group.word || "stor";
   if (word === undefined) throw new InvalidArgumentError(what, `missing command (see ${group.name} --help)`);
   if (word === "-h" || word === "--help" || word === "help") {
-    const { groupHelp } = await import("./help.ts");
-    (await import("./output.ts")).print(groupHelp(group));
+    print((await import("./help.ts")).groupHelp(group));
     return;
   }
   const cmd = group.find(word);
@@ -256,8 +256,7 @@ export async function runGroup(group: Group, argv: readonly string[]): Promise<v
   const usage = `${group.word} ${cmd.name}`.trim();
   const parsed = parseCommand(cmd, rest, usage);
   if (parsed.help) {
-    const { commandHelp } = await import("./help.ts");
-    (await import("./output.ts")).print(commandHelp(group, cmd));
+    print((await import("./help.ts")).commandHelp(group, cmd));
     return;
   }
   await group.closing(async () => {

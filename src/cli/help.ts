@@ -4,7 +4,7 @@ import type { ArgDef, CommandDef, Group, OptionDef } from "./command.ts";
 import { TOP_LEVEL } from "./commands.ts";
 import { GLOBAL_OPTIONS, type GlobalOption } from "./globals.ts";
 
-/** Every group stor has, with the top-level entry each belongs to, in help order. */
+/** Every command group stor has, in help order (each module is loaded). */
 export async function allGroups(): Promise<Group[]> {
   // The definitions never touch the configuration until a command runs.
   const ctx = {

@@ -56,6 +56,9 @@ export function pages(groups: readonly Group[]): Page[] {
 }
 
 
+/** A command's options as `[spelling, meaning]`, help last. */
+const optionRows = (cmd: CommandDef): [string, string][] => [...cmd.options.map((o): [string, string] => [optionSpelling(o).trim(), describeOption(o)]), ["-h, --help", "print help"]];
+
 // ---- roff
 
 /** Text as roff shows it: code quotes dropped, backslashes and hyphens escaped, no line taken for a request. */
@@ -69,7 +72,7 @@ function roff(text: string): string {
 }
 
 function roffCommand(group: Group, cmd: CommandDef): string {
-  const opts = [...cmd.options.map((o) => [optionSpelling(o).trim(), describeOption(o)] as const), ["-h, --help", "print help"] as const];
+  const opts = optionRows(cmd);
   return [
     `.SS "${roff(usageLine(group, cmd))}"`,
     roff(cmd.description),
@@ -111,7 +114,7 @@ const code = (s: string) => `\`${s.replace(/`/g, "'")}\``;
 const cell = (s: string) => s.replace(/\|/g, "\\|");
 
 function markdownCommand(group: Group, cmd: CommandDef): string {
-  const opts = [...cmd.options.map((o) => [optionSpelling(o).trim(), describeOption(o)] as const), ["-h, --help", "print help"] as const];
+  const opts = optionRows(cmd);
   const globals = globalsFor(cmd)
     .map((o) => code(optionSpelling(o).trim()))
     .join(", ");
