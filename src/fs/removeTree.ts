@@ -1,37 +1,39 @@
 /**
- * Removes a directory tree, as `rm -rf`, counting the entries it removes so a terminal can show
+ * Removes a file tree, as `rm -rf`, counting the entries it removes so a terminal can show
  * progress (./treeProgress.ts): removing a large snapshot or volume takes long enough to need
- * it. Names go as bytes, so names that are not UTF-8 are removed like any other.
+ * it. Names go as bytes, so names that are not UTF-8 are removed like any other. What vanishes
+ * meanwhile (another remover, cleanup) is no error.
  */
 import { readdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { childPath } from "../fileName.ts";
 import { treeCounter } from "./treeProgress.ts";
 
+const codeOf = (err: unknown) => (err as NodeJS.ErrnoException).code;
+
 /** Removes `path` and everything below it; a path that does not exist is no error. */
 export function removeTree(path: string): void {
   const count = treeCounter();
-  const removeDir = (dir: Buffer) => {
-    for (const name of readdirSync(dir, { encoding: "buffer" })) {
-      const child = childPath(dir, name);
-      // unlink first: one call for most entries, and Linux refuses it (EISDIR) only for a directory.
+  // unlink first: one call for most entries; Linux refuses it (EISDIR) only for a directory.
+  const remove = (p: Buffer) => {
+    try {
+      unlinkSync(p);
+    } catch (err) {
+      if (codeOf(err) === "ENOENT") return;
+      if (codeOf(err) !== "EISDIR") throw err;
+      let names: Buffer[] = [];
       try {
-        unlinkSync(child);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EISDIR") throw err;
-        removeDir(child);
-        continue;
+        names = readdirSync(p, { encoding: "buffer" });
+      } catch (e) {
+        if (codeOf(e) !== "ENOENT") throw e;
       }
-      count(0);
+      for (const name of names) remove(childPath(p, name));
+      try {
+        rmdirSync(p);
+      } catch (e) {
+        if (codeOf(e) !== "ENOENT") throw e;
+      }
     }
-    rmdirSync(dir);
     count(0);
   };
-  try {
-    removeDir(Buffer.from(path));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
-    if (code !== "ENOTDIR") throw err;
-    unlinkSync(path);
-  }
+  remove(Buffer.from(path));
 }
