@@ -58,7 +58,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return ExitCode.ok;
   } catch (err) {
     reportError(err);
-    if (logEnabled("debug") && err instanceof Error && err.stack) log.debug(err.stack);
+    // A log line is one line: the stack goes a frame a line.
+    if (logEnabled("debug") && err instanceof Error && err.stack) for (const frame of err.stack.split("\n")) log.debug(frame);
     return exitCodeOf(err);
   }
 }

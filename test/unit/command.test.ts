@@ -51,15 +51,15 @@ describe("parseCommand", () => {
   });
 
   test.each([
-    [[prepare, "-dash", "seed"], "prepare: unknown option -d in -dash (see --help)"],
-    [[prepare, "--bogus", "k"], "prepare: unknown option --bogus (see --help)"],
-    [[prepare, "k", "-t"], "prepare: option -t needs a value (see --help)"],
-    [[prepare, "k", "--target"], "prepare: option --target needs a value (see --help)"],
-    [[prepare, "k", "--mounts=yes"], "prepare: option --mounts takes no value (see --help)"],
-    [[prepare], "prepare: missing argument KEY (see --help)"],
-    [[prepare, "k", "p", "extra"], 'prepare: unexpected argument "extra" (see --help)'],
-  ] as const)("%p is a usage error (exit 2)", ([cmd, ...words], message) => {
-    expect(refusal(cmd, ...words)).toEqual([2, message]);
+    [["-dash", "seed"], "prepare: unknown option -d in -dash (see --help)"],
+    [["--bogus", "k"], "prepare: unknown option --bogus (see --help)"],
+    [["k", "-t"], "prepare: option -t needs a value (see --help)"],
+    [["k", "--target"], "prepare: option --target needs a value (see --help)"],
+    [["k", "--mounts=yes"], "prepare: option --mounts takes no value (see --help)"],
+    [[], "prepare: missing argument KEY (see --help)"],
+    [["k", "p", "extra"], 'prepare: unexpected argument "extra" (see --help)'],
+  ] as const)("prepare %p is a usage error (exit 2)", (words, message) => {
+    expect(refusal(prepare, ...words)).toEqual([2, message]);
   });
 });
 
