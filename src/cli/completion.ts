@@ -4,10 +4,11 @@
  * line, falling back to file names when it prints nothing. The candidates come from the same
  * command definitions as parsing and help, and snapshot keys and volume names from the store.
  */
+import { SNAPSHOTTER_NAMES } from "../config.ts";
 import { LOG_LEVELS } from "../log.ts";
 import type { CommandDef, Group } from "./command.ts";
 import { TOP_LEVEL } from "./commands.ts";
-import { GLOBAL_OPTIONS } from "./globals.ts";
+import { GLOBAL_OPTIONS, VALUED_GLOBALS, type Globals } from "./globals.ts";
 
 /** The shells a script is written for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -55,13 +56,8 @@ export interface CompletionSource {
   drivers(): string[];
 }
 
-const GLOBAL_VALUES: Record<string, () => string[]> = {
-  "-s": () => ["overlay", "native"],
-  "--snapshotter": () => ["overlay", "native"],
-  "--log-level": () => [...LOG_LEVELS],
-  "--root": () => [],
-  "--config": () => [],
-};
+/** The values a global option can take, where they are few (the rest are paths). */
+const GLOBAL_VALUES: Partial<Record<keyof Globals, readonly string[]>> = { snapshotter: SNAPSHOTTER_NAMES, logLevel: LOG_LEVELS };
 
 const spellings = (cmd: CommandDef) => [...cmd.options.flatMap((o) => [o.long && `--${o.long}`, o.short && `-${o.short}`]), "--help"].filter((x): x is string => !!x);
 
@@ -85,12 +81,15 @@ export function candidates(words: readonly string[], groups: readonly Group[], s
   for (let i = 0; i < before.length; i++) {
     const w = before[i]!;
     if (w === "--") ended = true;
-    if (!ended && w in GLOBAL_VALUES) {
-      if (i === before.length - 1) return GLOBAL_VALUES[w]!().filter((c) => c.startsWith(current));
-      if (w === "-s" || w === "--snapshotter") snapshotter = before[i + 1];
+    const eq = w.indexOf("=");
+    const global = ended ? undefined : VALUED_GLOBALS.get(eq > 0 ? w.slice(0, eq) : w);
+    if (global && eq < 0) {
+      if (i === before.length - 1) return (GLOBAL_VALUES[global.key] ?? []).filter((c) => c.startsWith(current));
+      if (global.key === "snapshotter") snapshotter = before[i + 1];
       i++;
-    } else if (ended || !/^--(no-color|root=|config=|log-level=|snapshotter=)/.test(w)) rest.push(w);
-    else if (w.startsWith("--snapshotter=")) snapshotter = w.slice(14);
+    } else if (global) {
+      if (global.key === "snapshotter") snapshotter = w.slice(eq + 1);
+    } else if (ended || w !== "--no-color") rest.push(w);
   }
   const offer = (list: readonly string[]) => list.filter((c) => c.startsWith(current));
   const globals = GLOBAL_OPTIONS.map((o) => `--${o.long}`);

@@ -14,6 +14,8 @@ export interface Globals {
 
 /** A global option as help, the man page and completion show it. */
 export interface GlobalOption {
+  /** The property of {@link Globals} it sets. */
+  key: keyof Globals;
   short?: string;
   long: string;
   /** The name of its value, or none for a flag. */
@@ -25,20 +27,17 @@ export interface GlobalOption {
 
 /** Every global option, in the order help lists them. */
 export const GLOBAL_OPTIONS: readonly GlobalOption[] = [
-  { short: "s", long: "snapshotter", value: "S", description: "overlay or native (default: [snapshot] default, else overlay where the kernel has it)", snapshotter: true },
-  { long: "root", value: "DIR", description: "state directory (STOR_ROOT; default /var/lib/stor)" },
-  { long: "config", value: "FILE", description: "ini file (STOR_CONFIG; default /etc/stor/stor.ini)" },
-  { long: "log-level", value: "LEVEL", description: "error, warn, info or debug (STOR_LOG_LEVEL; default warn)" },
-  { long: "no-color", description: "no colour (also NO_COLOR)" },
+  { key: "snapshotter", short: "s", long: "snapshotter", value: "S", description: "overlay or native (default: [snapshot] default, else overlay where the kernel has it)", snapshotter: true },
+  { key: "root", long: "root", value: "DIR", description: "state directory (STOR_ROOT; default /var/lib/stor)" },
+  { key: "config", long: "config", value: "FILE", description: "ini file (STOR_CONFIG; default /etc/stor/stor.ini)" },
+  { key: "logLevel", long: "log-level", value: "LEVEL", description: "error, warn, info or debug (STOR_LOG_LEVEL; default warn)" },
+  { key: "noColor", long: "no-color", description: "no colour (also NO_COLOR)" },
 ];
 
-const VALUED = new Map<string, keyof Globals>([
-  ["--root", "root"],
-  ["--config", "config"],
-  ["--log-level", "logLevel"],
-  ["--snapshotter", "snapshotter"],
-  ["-s", "snapshotter"],
-]);
+/** The spellings of the global options that take a value (`--root`, `-s`), each with its option. */
+export const VALUED_GLOBALS = new Map<string, GlobalOption>(
+  GLOBAL_OPTIONS.filter((o) => o.value).flatMap((o) => [[`--${o.long}`, o] as const, ...(o.short ? [[`-${o.short}`, o] as const] : [])]),
+);
 
 /** Splits argv into the global options and the remaining words (`--` and what follows it kept as given). */
 export function extractGlobals(argv: readonly string[]): { globals: Globals; rest: string[] } {
@@ -56,7 +55,7 @@ export function extractGlobals(argv: readonly string[]): { globals: Globals; res
     }
     const eq = a.indexOf("=");
     const flag = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const key = VALUED.get(flag);
+    const key = VALUED_GLOBALS.get(flag)?.key;
     if (!key) {
       rest.push(a);
       continue;
