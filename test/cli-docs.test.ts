@@ -65,6 +65,11 @@ describe.each(ALL.map((c) => [c.join(" "), c] as const))("stor %s --help", (_nam
   });
 });
 
+test("stor help WORDS is WORDS --help", () => {
+  expect(sh([STOR, "help", "volume", "create"]).stdout).toBe(help("volume", "create").stdout);
+  expect(sh([STOR, "help", "snapshot"]).stdout).toBe(help("snapshot").stdout);
+});
+
 test("docs/CLI.md is what `stor man --format markdown` writes (regenerate it after changing a command)", () => {
   expect(sh([STOR, "man", "--format", "markdown"]).stdout).toBe(DOCS);
 });

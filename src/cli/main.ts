@@ -36,7 +36,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         return ExitCode.ok;
       }
     }
-    const { globals, rest } = extractGlobals(argv);
+    const { globals, rest: words } = extractGlobals(argv);
+    // `stor help volume create` is `stor volume create --help`, as git's help is.
+    const rest = words[0] === "help" && words.length > 1 ? [...words.slice(1), "--help"] : words;
     initColour(globals.noColor);
     if (globals.logLevel) setLogLevel(globals.logLevel as never);
     const [command, ...args] = rest;
