@@ -114,13 +114,14 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (
     const start = performance.now();
     const call = path.replace(/^\/VolumeDriver\./, "");
     let body: Body = {};
+    const logged = (err?: unknown) => logCall(call, { name: typeof body.Name === "string" ? body.Name : undefined }, start, err);
     try {
       body = parseBody(await req.text());
       const result = await endpoint(body);
-      logCall(call, { name: typeof body.Name === "string" ? body.Name : undefined }, start);
+      logged();
       return reply(result);
     } catch (err) {
-      logCall(call, { name: typeof body.Name === "string" ? body.Name : undefined }, start, err);
+      logged(err);
       return reply({ Err: describe(err) });
     }
   };
