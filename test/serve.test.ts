@@ -297,7 +297,7 @@ describe("serving manners", () => {
     const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
     root.ok(["volume", "create", "busy"]);
     // The lock a stor process takes on a volume; the server must wait for it like any process.
-    const lock = join(root.path, "volumes/.locks/busy");
+    const lock = join(root.path, "volumes/.meta/locks/busy");
     const holder = Bun.spawn(["flock", lock, "sleep", "1.5"]);
     while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
     const t0 = performance.now();
@@ -310,7 +310,7 @@ describe("serving manners", () => {
     await holder.exited;
     expect([existsSync(snapshots), existsSync(volumes)]).toEqual([false, false]);
     // A WAL file outlives its database only when the database was not closed.
-    expect(existsSync(join(root.path, "volumes/metadata.db-wal"))).toBe(false);
+    expect(existsSync(join(root.path, "volumes/.meta/metadata.db-wal"))).toBe(false);
     expect(existsSync(join(root.path, "snapshots/native/metadata.db-wal"))).toBe(false);
     expect(root.ok(["volume", "unmount", "busy", "r1"])).toBe("");
   });
@@ -323,7 +323,7 @@ describe("serving manners", () => {
     const api = new SnapshotsClient(snapshots);
     try {
       root.ok(["volume", "create", "held"]);
-      const lock = join(root.path, "volumes/.locks/held");
+      const lock = join(root.path, "volumes/.meta/locks/held");
       const holder = Bun.spawn(["flock", lock, "sleep", "3"]);
       while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
       let mounted = false;

@@ -270,7 +270,7 @@ export class SnapshotService {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
         if (name.startsWith("new-")) {
-          const lock = lockPath(path, false);
+          const lock = lockPath(path, { wait: false });
           if (!lock) continue;
           lock.release();
         }

@@ -9,15 +9,16 @@
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
 import { chmodSync, mkdirSync, realpathSync } from "node:fs";
-import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { failpoint } from "../failpoint.ts";
+import { volumeDb, volumeLocksDir, volumeMetaDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type VolumeDriver } from "./drivers.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
+import { migrateLegacyVolumeDb } from "./legacyLayout.ts";
 import { NameLocks } from "./nameLocks.ts";
 import { restoreVolumes, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
@@ -74,23 +75,27 @@ function isPlainLocal(v: VolumeRecord): boolean {
 export class VolumeService {
   /** `<root>/volumes`, symlinks resolved (mount points are compared with mountinfo). */
   readonly home: string;
+  /** Files of an older layout's database that opening this root moved into place. */
+  readonly migrated: string[];
   readonly #store: VolumeStore;
   readonly #drivers: Drivers;
   readonly #locks: NameLocks;
   readonly #defaultDriver: string;
 
   constructor(config: Config) {
-    const home = join(config.root, "volumes");
+    const home = volumesDir(config.root);
     try {
       mkdirSync(config.root, { recursive: true, mode: 0o711 });
       // 0701, as Docker's: other users may pass through to a path they are given, no more.
       if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
       this.home = realpathSync(home);
+      this.migrated = migrateLegacyVolumeDb(config.root);
+      mkdirSync(volumeMetaDir(config.root), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new StorError(`root ${config.root}`, describe(err));
     }
-    this.#locks = new NameLocks(join(this.home, ".locks"));
-    this.#store = new VolumeStore(join(this.home, "metadata.db"));
+    this.#locks = new NameLocks(volumeLocksDir(config.root));
+    this.#store = new VolumeStore(volumeDb(config.root));
     this.#drivers = new Drivers({ home: this.home, store: this.#store });
     this.#defaultDriver = config.defaultVolumeDriver;
   }
