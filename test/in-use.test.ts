@@ -66,17 +66,40 @@ describe("restore on a live host", () => {
     expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
   });
 
-  test.skipIf(!root)("--force releases this boot's references but never detaches a busy mount", async () => {
+  test.skipIf(!root)("--force releases this boot's references, but not of a volume a process uses; never detaches a busy mount", async () => {
     r = new TestRoot();
-    const data = liveVolume(r, "busyvol", "container-1");
+    const busy = liveVolume(r, "busyvol", "container-1");
+    const idle = liveVolume(r, "idlevol", "container-2");
     // A process working in the volume, as a container would.
-    const holder = Bun.spawn(["sh", "-c", "exec sleep 30"], { cwd: data });
+    const holder = Bun.spawn(["sh", "-c", "exec sleep 30"], { cwd: busy });
     try {
       const out = r.ok(["restore", "--force"]);
-      expect(out).toContain('released volume "busyvol": references container-1');
-      expect(out).toContain(`left ${data} mounted: busy`);
+      expect(out).toContain(`kept volume "busyvol": references container-1 (in use by pid ${holder.pid} sleep (cwd))`);
+      expect(out).toContain('released volume "idlevol": references container-2');
+      expect(out).toContain(`unmounted ${idle}`);
+      expect(readFileSync(join(busy, "precious"), "utf8")).toBe("in use");
+      expect(mountPoints()).toContain(busy);
+      expect(r.stor(["volume", "rm", "busyvol"]).code).toBe(5);
+    } finally {
+      holder.kill();
+      await holder.exited;
+    }
+  });
+
+  test.skipIf(!root)("a volume bound into another mount namespace (a container's) keeps its references under --force", async () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "plain"]);
+    const data = r.ok(["volume", "mount", "plain", "container-1"]).trim();
+    writeFileSync(join(data, "precious"), "in use");
+    const inside = r.dir("container-root");
+    // The container's view: the volume bound in a mount namespace of its own, invisible here.
+    const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind ${data} ${inside} && cd / && exec sleep 30`]);
+    try {
+      while (!readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8").includes(inside)) await Bun.sleep(10);
+      const out = r.ok(["restore", "--force"]);
+      expect(out).toContain(`kept volume "plain": references container-1 (in use by pid ${holder.pid} sleep (mount ${inside}))`);
+      expect(r.stor(["volume", "rm", "plain"]).code).toBe(5);
       expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
-      expect(mountPoints()).toContain(data);
     } finally {
       holder.kill();
       await holder.exited;

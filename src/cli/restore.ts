@@ -11,7 +11,7 @@ import { goJson, print } from "./output.ts";
 function volumeLines(r: VolumeRestoreReport): string[] {
   return [
     ...r.released.map((x) => `released volume "${x.volume}": ${x.refs.length > 0 ? `references ${x.refs.join(", ")}` : "active mount count"}`),
-    ...r.kept.map((x) => `kept volume "${x.volume}": references ${x.refs.join(", ")} (in use in this boot)`),
+    ...r.kept.map((x) => `kept volume "${x.volume}": references ${x.refs.join(", ")} (${x.users.length > 0 ? `in use by ${x.users.map((u) => `pid ${u.pid} ${u.comm} (${u.how})`).join(", ")}` : "in use in this boot"})`),
     ...r.unmounted.map((p) => `unmounted ${p}`),
     ...r.busy.map((p) => `left ${p} mounted: busy`),
     ...r.leftMounted.map((p) => `would unmount ${p}: not the first restore of this boot (--force does it)`),
@@ -27,7 +27,7 @@ function volumeView(r: VolumeRestoreReport) {
     Busy: r.busy,
     LeftMounted: r.leftMounted,
     Released: r.released.map((x) => ({ Volume: x.volume, Refs: x.refs })),
-    Kept: r.kept.map((x) => ({ Volume: x.volume, Refs: x.refs })),
+    Kept: r.kept.map((x) => ({ Volume: x.volume, Refs: x.refs, Users: x.users.map((u) => ({ Pid: u.pid, Command: u.comm, Use: u.how })) })),
     Dropped: r.dropped,
     Adopted: r.adopted,
     Removed: r.removed,

@@ -66,7 +66,7 @@ export function isMountPoint(dir: string, mounts = readMountInfo()): boolean {
 }
 
 /** True when `p` is `dir` or below it. */
-function within(p: string, dir: string): boolean {
+export function within(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
 }
 
@@ -89,14 +89,22 @@ export function overlayLayers(superOptions: string): string[] {
  * under them. A bind is known by its device and the path inside the filesystem it shows (`root`).
  */
 export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
-  // The mount `path` lies on: the deepest mount point above it, the latest of equals.
-  let holder: MountInfo | undefined;
-  for (const m of mounts) if (within(path, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length)) holder = m;
-  const inFs = holder && join(holder.root, relative(holder.mountPoint, path));
+  const origin = bindOrigin(path, mounts);
   return mounts.filter(
     (m) =>
       within(m.mountPoint, path) ||
       (m.fsType === "overlay" && overlayLayers(m.superOptions).some((l) => within(l, path))) ||
-      (holder !== undefined && m !== holder && m.device === holder.device && within(m.root, inFs!)),
+      (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root)),
   );
+}
+
+/**
+ * Where the tree at `path` is in its filesystem: the device and the path inside it that a bind
+ * of it shows as `root`, in this and in every other mount namespace; and the mount it lies on.
+ */
+export function bindOrigin(path: string, mounts = readMountInfo()): { device: string; root: string; holder: number } | undefined {
+  // The deepest mount point above `path`, the latest of equals.
+  let holder: MountInfo | undefined;
+  for (const m of mounts) if (within(path, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length)) holder = m;
+  return holder && { device: holder.device, root: join(holder.root, relative(holder.mountPoint, path)), holder: holder.id };
 }

@@ -4,7 +4,8 @@
  * changes nothing.
  *
  * 1. References: one taken in an earlier boot is held by nothing alive, and goes; one of unknown
- *    boot (taken by an older stor) goes only at boot time; one of this boot only with `force`.
+ *    boot (taken by an older stor) goes only at boot time; one of this boot only with `force`;
+ *    and neither while a process uses the volume's data.
  * 2. Mounts under the volumes root: a volume that keeps a reference keeps its mount; the others
  *    are unmounted at boot time (else reported); a busy one is never taken away.
  * 3. Each driver's storage is compared with the metadata: a volume whose storage is gone loses
@@ -12,7 +13,9 @@
  *    Docker's local driver discovers its directories.
  * 4. What interrupted removals left is removed.
  */
+import { existsSync, realpathSync } from "node:fs";
 import { unmountBelow } from "../mounting.ts";
+import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
 import { mountsUnder } from "../sys/mountinfo.ts";
 import type { Drivers } from "./drivers.ts";
 import type { NameLocks } from "./nameLocks.ts";
@@ -34,6 +37,11 @@ export interface VolumeRefs {
   refs: string[];
 }
 
+/** References kept, and the processes found using the volume's data (none: taken in this boot). */
+export interface KeptRefs extends VolumeRefs {
+  users: ProcessUse[];
+}
+
 /** What the volume restore did and left. Empty lists when there was nothing to do. */
 export interface VolumeRestoreReport {
   /** Mount points unmounted. */
@@ -44,8 +52,8 @@ export interface VolumeRestoreReport {
   leftMounted: string[];
   /** References dropped, by volume (no refs: only an active-mount count was reset). */
   released: VolumeRefs[];
-  /** References kept, by volume: taken in this boot, or of unknown boot outside boot time. */
-  kept: VolumeRefs[];
+  /** References kept, by volume: taken in this boot, of unknown boot outside boot time, or in use. */
+  kept: KeptRefs[];
   /** Volumes forgotten because their storage is gone. */
   dropped: string[];
   /** Volumes found on storage without metadata, now known. */
@@ -69,9 +77,21 @@ export function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): Volu
   const { home, store, drivers, locks } = ctx;
   const report: VolumeRestoreReport = { unmounted: [], busy: [], leftMounted: [], released: [], kept: [], dropped: [], adopted: [], removed: [] };
 
-  report.released = byVolume(store.write(() => store.releaseRefs(policy.boot, policy.atBoot, policy.force)));
+  // References that may be live (of unknown boot, or this boot's) stay while a process uses the
+  // volume's data, whatever restore was asked: /proc says so, not the reference's name.
+  const inUse = new Map<string, ProcessUse[]>();
+  if (policy.atBoot || policy.force) {
+    const processes = new ProcessTable();
+    const all = new Map(store.read(() => store.all()).map((v) => [v.name, v]));
+    for (const name of store.read(() => store.staleRefs(policy.boot, policy.atBoot, policy.force)).keys()) {
+      const data = drivers.find(all.get(name)!.driver)?.path(name);
+      const users = data && existsSync(data) ? processes.usersOf(realpathSync(data)) : [];
+      if (users.length > 0) inUse.set(name, users);
+    }
+  }
+  report.released = byVolume(store.write(() => store.releaseRefs(policy.boot, policy.atBoot, policy.force, [...inUse.keys()])));
   const known = store.read(() => store.all());
-  report.kept = known.filter((v) => v.refs.length > 0).map((v) => ({ volume: v.name, refs: v.refs }));
+  report.kept = known.filter((v) => v.refs.length > 0).map((v) => ({ volume: v.name, refs: v.refs, users: inUse.get(v.name) ?? [] }));
 
   // A mount point's volume is its first component below the volumes root.
   const volumeOf = (mountPoint: string) => mountPoint.slice(home.length + 1).split("/")[0]!;

@@ -142,12 +142,16 @@ export class VolumeStore {
   }
 
   /**
-   * Drops the references {@link staleRefs} names, and lowers each volume's active-mount count to
+   * Drops the references {@link staleRefs} names, but those of the volumes in `spare`, and lowers each volume's active-mount count to
    * the references it keeps; returns what was dropped, by volume (a volume with an empty list
    * only had its count lowered).
    */
-  releaseRefs(boot: string, unknown: boolean, all: boolean): Map<string, string[]> {
-    const dropped = groupRefs(this.#db.query<RefRow, [string, number, number]>(`DELETE FROM refs WHERE ${STALE} RETURNING volume, ref`).all(boot, Number(unknown), Number(all)));
+  releaseRefs(boot: string, unknown: boolean, all: boolean, spare: readonly string[] = []): Map<string, string[]> {
+    const dropped = groupRefs(
+      this.#db
+        .query<RefRow, [string, number, number, string]>(`DELETE FROM refs WHERE (${STALE}) AND volume NOT IN (SELECT value FROM json_each(?4)) RETURNING volume, ref`)
+        .all(boot, Number(unknown), Number(all), JSON.stringify(spare)),
+    );
     const lowered = this.#db
       .query<{ name: string }, []>("UPDATE volumes SET active = (SELECT count(*) FROM refs WHERE volume = volumes.name) WHERE active > (SELECT count(*) FROM refs WHERE volume = volumes.name) RETURNING name")
       .all();
