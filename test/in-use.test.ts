@@ -209,3 +209,22 @@ describe("snapshot cleanup", () => {
     expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("rm-99\n");
   });
 });
+
+describe("a snapshot containerd made", () => {
+  test("rm is refused (exit 5) while containerd records it; --force removes it", () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "native", "prepare", "default/22/victim"]);
+    const res = r.stor(["snapshot", "-s", "native", "rm", "default/22/victim"]);
+    expect([res.code, res.stdout, res.stderr]).toEqual([
+      5,
+      "",
+      'stor: snapshot "default/22/victim": was made by containerd, which still records it: remove it with ctr (or --force)\n',
+    ]);
+    expect(r.ok(["snapshot", "-s", "native", "ls"])).toContain("default/22/victim");
+    r.ok(["snapshot", "-s", "native", "rm", "--force", "default/22/victim"]);
+    expect(r.ok(["snapshot", "-s", "native", "ls"])).not.toContain("victim");
+    // A key that only looks a little like one is the CLI's own.
+    r.ok(["snapshot", "-s", "native", "prepare", "default/x/victim"]);
+    r.ok(["snapshot", "-s", "native", "rm", "default/x/victim"]);
+  });
+});

@@ -170,7 +170,7 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      await threads.run("snapshots", "remove", r.key);
+      await threads.run("snapshots", "remove", r.key, true);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),

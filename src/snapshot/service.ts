@@ -18,6 +18,7 @@ import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountsUsing } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
+import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
 import type { Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
@@ -204,12 +205,17 @@ export class SnapshotService {
 
   /**
    * Removes `key`. A snapshot with children cannot be removed, nor one whose directory a mount
-   * uses (mountinfo says so, whoever mounted it).
+   * uses (mountinfo says so, whoever mounted it). One containerd made (its key has the shape
+   * containerd gives keys) is containerd's: its records still name it, so only `force` removes
+   * it — as `stor serve` does on containerd's behalf.
    */
-  remove(key: string): void {
+  remove(key: string, force = false): void {
     validateKey(key);
     const id = this.#store.write(() => {
       const s = this.#get(key);
+      if (!force && isContainerdKey(key)) {
+        throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
+      }
       if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
       const mounted = this.#mountedAt(this.#dir(s.id));
       if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
