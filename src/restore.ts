@@ -4,11 +4,12 @@
  * nothing the second time.
  */
 import { snapshotsDir, snapshotterDir, volumesDir } from "./layout.ts";
-import { SNAPSHOTTER_NAMES, type Config } from "./config.ts";
+import type { Config } from "./config.ts";
+import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 import { unmountBelow } from "./mounting.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
 import type { VolumeRestoreReport } from "./volume/restore.ts";
-import { VolumeService } from "./volume/service.ts";
+import { openVolumes } from "./services.ts";
 
 /** What restore did. */
 export interface RestoreReport {
@@ -20,7 +21,7 @@ export interface RestoreReport {
 
 /** Restores everything below `config.root`. */
 export function restore(config: Config): RestoreReport {
-  const service = new VolumeService(config);
+  const service = openVolumes(config, "write");
   let volumes: VolumeRestoreReport;
   try {
     volumes = service.restore(); // unmounts what is left below the volumes root itself
