@@ -19,6 +19,7 @@ const W = 1;
 const R = 2;
 /** struct btrfs_ioctl_vol_args and _v2 are 4096 bytes each. */
 const ARGS_SIZE = 4096;
+const BTRFS_IOC_SYNC = ioc(0, 8, 0);
 const BTRFS_IOC_SUBVOL_CREATE = ioc(W, 14, ARGS_SIZE);
 const BTRFS_IOC_SNAP_DESTROY = ioc(W, 15, ARGS_SIZE);
 const BTRFS_IOC_TREE_SEARCH_V2 = ioc(R | W, 17, 112);
@@ -125,18 +126,24 @@ function nestedSubvolumes(dir: Buffer): string[] {
 
 /**
  * The bytes only subvolume `path` holds (its quota group's exclusive bytes) and its inode count,
- * read from the filesystem's trees; undefined when quotas are off. The figures are those of the
- * last committed transaction: the caller syncs first when it needs them current.
+ * read from the filesystem's trees; undefined when quotas are off. Quota groups are counted at
+ * each transaction commit: the filesystem is synced first, so that they include recent writes.
  */
 export function subvolumeUsage(path: string): { size: number; inodes: number } | undefined {
   return withDir(path, (fd) => {
     const id = subvolumeId(fd, path);
-    let size: number | undefined;
-    const found = search(fd, BTRFS_QUOTA_TREE_OBJECTID, { minObjectid: 0n, maxObjectid: 0n, type: BTRFS_QGROUP_INFO_KEY, minOffset: id, maxOffset: id }, (item) => {
-      // struct btrfs_qgroup_info_item: generation, rfer, rfer_cmpr, excl, excl_cmpr (u64 each).
-      size = Number(item.readBigUInt64LE(24));
-    });
-    if (!found || size === undefined) return undefined;
+    const exclusive = () => {
+      let size: number | undefined;
+      const found = search(fd, BTRFS_QUOTA_TREE_OBJECTID, { minObjectid: 0n, maxObjectid: 0n, type: BTRFS_QGROUP_INFO_KEY, minOffset: id, maxOffset: id }, (item) => {
+        // struct btrfs_qgroup_info_item: generation, rfer, rfer_cmpr, excl, excl_cmpr (u64 each).
+        size = Number(item.readBigUInt64LE(24));
+      });
+      return found ? size : undefined;
+    };
+    if (exclusive() === undefined) return undefined;
+    check(libc.ioctl(fd, BTRFS_IOC_SYNC, 0), () => `sync ${path}`);
+    const size = exclusive();
+    if (size === undefined) return undefined;
     let inodes = 0;
     search(fd, id, { minObjectid: 0n, maxObjectid: U64_MAX, type: BTRFS_INODE_ITEM_KEY, minOffset: 0n, maxOffset: U64_MAX }, () => void inodes++);
     return { size, inodes };
