@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
 
@@ -35,8 +35,9 @@ function violations(root: TestRoot, sn: string): string[] {
     if (!dirs.delete(String(row.id))) wrong.push(`snapshot ${row.key} has no directory`);
     else if (sn === "overlay" && !existsSync(join(dir, "fs"))) wrong.push(`snapshot ${row.key} has no fs`);
     else if (sn === "overlay" && row.kind === "active" && !existsSync(join(dir, "work"))) wrong.push(`snapshot ${row.key} has no work`);
-    else if (sn === "native" && row.kind !== "view" && row.parent_id !== null) {
-      const n = readdirSync(dir).length;
+    else if (sn === "btrfs" && statSync(join(dir, "fs")).ino !== 256) wrong.push(`snapshot ${row.key} has no subvolume`);
+    else if (sn !== "overlay" && row.kind !== "view" && row.parent_id !== null) {
+      const n = readdirSync(sn === "btrfs" ? join(dir, "fs") : dir).length;
       if (n !== PARENT_FILES && n !== PARENT_FILES + 1) wrong.push(`snapshot ${row.key} is incomplete: ${n} entries`);
     }
   }
@@ -45,7 +46,7 @@ function violations(root: TestRoot, sn: string): string[] {
 }
 
 function setup(sn: string): TestRoot {
-  const root = new TestRoot();
+  const root = TestRoot.for(sn);
   const m = JSON.parse(root.ok(["snapshot", "-s", sn, "prepare", "--mounts", "base-a"]))[0];
   const dir: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
   for (let i = 0; i < PARENT_FILES; i++) writeFileSync(join(dir, `f${i}`), Buffer.alloc(4096 * (1 + (i % 8)), i));
@@ -53,7 +54,7 @@ function setup(sn: string): TestRoot {
   return root;
 }
 
-for (const sn of ["native", "overlay"]) {
+for (const sn of ["native", "overlay", "btrfs"]) {
   for (const [point, args] of [
     ["prepare:populated", ["prepare", "k", "base"]],
     ["prepare:renamed", ["prepare", "k", "base"]],
@@ -150,7 +151,7 @@ test("stor restore: stray mounts and directories go, a damaged database is repor
   expect(existsSync(join(r.path, "snapshots/native/snapshots/500"))).toBe(true);
 });
 
-for (const sn of ["native", "overlay"]) {
+for (const sn of ["native", "overlay", "btrfs"]) {
   test(`${sn}: killed at random instants during apply: restore is consistent and the parent untouched`, async () => {
     if (!need(isRoot(), "snapshot directories are owned by root")) return;
     r = setup(sn);
@@ -163,7 +164,7 @@ for (const sn of ["native", "overlay"]) {
     r.ok(["snapshot", "-s", sn, "diff", "-o", layer, "src"]);
     r.ok(["snapshot", "-s", sn, "rm", "src"]);
     // The committed parent's bytes, names and metadata, to compare after the kills.
-    const baseDir = join(r.path, "snapshots", sn, "snapshots", "1", ...(sn === "overlay" ? ["fs"] : []));
+    const baseDir = join(r.path, "snapshots", sn, "snapshots", "1", ...(sn === "native" ? [] : ["fs"]));
     const digest = () => must(`tar -C ${baseDir} --xattrs --pax-option=delete=atime,delete=ctime -cf - . | sha256sum`);
     const before = digest();
     const t0 = performance.now();

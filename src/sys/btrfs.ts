@@ -92,8 +92,14 @@ export function setSubvolumeReadOnly(path: string, readOnly: boolean): void {
 
 /** True when `path` is the root directory of a btrfs subvolume (not a symlink, not a plain directory). */
 export function isSubvolume(path: string | Buffer): boolean {
-  const st = lstatSync(path, { throwIfNoEntry: false });
-  return st !== undefined && st.isDirectory() && st.ino === SUBVOLUME_ROOT_INO;
+  try {
+    const st = lstatSync(path);
+    return st.isDirectory() && st.ino === SUBVOLUME_ROOT_INO;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return false; // nothing there, or a file on the way
+    throw err;
+  }
 }
 
 /**
