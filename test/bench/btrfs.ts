@@ -21,7 +21,7 @@ function time(fn: () => void): number {
 export function btrfsSection(ctx: Ctx): void {
   const reps = ctx.quick ? 3 : 7;
   const copies = ctx.quick ? 1 : 3;
-  const loop = makeLoopFs(join(ctx.work, "btrfs.img"), 8 << 30, ["mkfs.btrfs", "-q", "-f"], join(ctx.work, "btrfs"));
+  const loop = makeLoopFs(join(ctx.work, "btrfs.img"), 8 * 2 ** 30, ["mkfs.btrfs", "-q", "-f"], join(ctx.work, "btrfs"));
   const root = join(loop.mountpoint, "root");
   const s = (sn: string, ...args: string[]) => storOk(ctx, root, ["snapshot", "-s", sn, ...args]);
   const spec = { smallFiles: ctx.quick ? 25_000 : 30_000, minBytes: 1 << 30 };
