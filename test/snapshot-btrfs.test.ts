@@ -76,3 +76,12 @@ test("-s btrfs on a root that is not on btrfs is refused, and creates nothing", 
   expect(res.stderr).toBe(`stor: snapshotter btrfs: ${r.path}/snapshots is not on btrfs\n`);
   expect(r.stor(["snapshot", "-s", "btrfs", "ls"]).stdout).toBe("KEY PARENT KIND \n");
 });
+
+test("[snapshot] default = btrfs picks it without -s", () => {
+  if (!need(isRoot(), "subvolumes need root")) return;
+  r = TestRoot.for("btrfs");
+  writeFileSync(r.config, "[snapshot]\ndefault = btrfs\n");
+  r.ok(["snapshot", "prepare", "a"]);
+  expect(statSync(fsOf(r, 1)).ino).toBe(256);
+  expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na            Active \n");
+});
