@@ -12,16 +12,18 @@ import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import type { Config } from "../config.ts";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
+import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
 import { volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
+import { mountsUsing } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type VolumeDriver } from "./drivers.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { NameLocks } from "./nameLocks.ts";
-import { restoreVolumes, type VolumeRestoreReport } from "./restore.ts";
+import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 
@@ -70,6 +72,11 @@ function validateRef(ref: string): void {
  */
 function isPlainLocal(v: VolumeRecord): boolean {
   return v.driver === LOCAL && Object.keys(v.options).length === 0;
+}
+
+/** Mount points of the mounts that use a volume's data at `path` (which may be gone). */
+function mountedAt(path: string): string[] {
+  return existsSync(path) ? mountsUsing(realpathSync(path)).map((m) => m.mountPoint) : [];
 }
 
 /** The volumes below `<root>/volumes`. */
@@ -161,6 +168,8 @@ export class VolumeService {
       name,
       (v, driver) => {
         if (v.refs.length > 0) throw new PreconditionError(vol(name), `in use - [${v.refs.join(", ")}]`);
+        const mounted = mountedAt(driver.path(name));
+        if (mounted.length > 0) throw new PreconditionError(vol(name), `is mounted at ${mounted.join(", ")}`);
         this.#removeLocked(v, driver);
       },
       force ? () => undefined : undefined,
@@ -187,7 +196,7 @@ export class VolumeService {
         await this.#locked(
           c.name,
           (v, driver) => {
-            if (v.refs.length > 0) return; // taken while pruning
+            if (v.refs.length > 0 || mountedAt(driver.path(v.name)).length > 0) return; // taken while pruning
             const size = dataSize(driver.path(v.name)) ?? 0;
             this.#removeLocked(v, driver);
             report.deleted.push(v.name);
@@ -211,7 +220,7 @@ export class VolumeService {
         const active = await driver.mount(name, v.active);
         failpoint("volume-mount:mounted");
         try {
-          this.#store.write(() => this.#store.addRef(name, ref, active));
+          this.#store.write(() => this.#store.addRef(name, ref, active, bootId()));
         } catch (err) {
           driver.unmount(name, active);
           throw err;
@@ -243,8 +252,8 @@ export class VolumeService {
   }
 
   /** The volume part of `stor restore`: see {@link restoreVolumes}. */
-  restore(): VolumeRestoreReport {
-    return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks });
+  restore(policy: RestorePolicy): VolumeRestoreReport {
+    return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks }, policy);
   }
 
   close(): void {
