@@ -6,7 +6,7 @@
  * To `read` (ls, info, inspect, df…), nothing is created: a missing root is not found, and a store
  * never used lists as empty.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import type { Config } from "./config.ts";
 import type { Access } from "./db.ts";
 import { NotFoundError, PreconditionError, StorError, describe } from "./errors.ts";
@@ -70,7 +70,9 @@ export function openVolumes(config: Config, access: Access): VolumeService {
  */
 function prepareRoot(root: string, access: Access, dir?: string): string {
   if (access === "read") {
-    if (!existsSync(root)) throw new NotFoundError(`root ${root}`);
+    const st = statSync(root, { throwIfNoEntry: false });
+    if (!st) throw new NotFoundError(`root ${root}`);
+    if (!st.isDirectory()) throw new StorError(`root ${root}`, "not a directory");
     return dir !== undefined && existsSync(dir) ? dir : root;
   }
   if (dir === undefined) return root;

@@ -83,5 +83,5 @@ test("[snapshot] default = btrfs picks it without -s", () => {
   writeFileSync(r.config, "[snapshot]\ndefault = btrfs\n");
   r.ok(["snapshot", "prepare", "a"]);
   expect(statSync(fsOf(r, 1)).ino).toBe(256);
-  expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na            Active \n");
+  expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na          Active \n");
 });
