@@ -1,8 +1,8 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotterSuite } from "./snapshotterSuite.ts";
-import { TestRoot, isRoot, must, need, sharedBtrfs } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, sharedBtrfs } from "./helpers.ts";
 
 snapshotterSuite("btrfs");
 
@@ -84,4 +84,24 @@ test("[snapshot] default = btrfs picks it without -s", () => {
   r.ok(["snapshot", "prepare", "a"]);
   expect(statSync(fsOf(r, 1)).ino).toBe(256);
   expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na          Active \n");
+});
+
+test("without overlay in the kernel, the default is btrfs on a btrfs root and native elsewhere", () => {
+  if (!need(isRoot(), "a mount namespace needs root")) return;
+  r = TestRoot.for("btrfs");
+  const other = new TestRoot();
+  try {
+    // The kernel's list of filesystems without overlay, seen by stor only (a private mount namespace).
+    const fake = join(other.path, "filesystems");
+    writeFileSync(fake, must("grep -v overlay /proc/filesystems"));
+    const prepare = (root: TestRoot) =>
+      must(`unshare -m sh -c 'mount --bind ${fake} /proc/filesystems && ${STOR} --root ${root.path} --config /dev/null snapshot prepare a'`);
+    prepare(r);
+    prepare(other);
+    expect(statSync(fsOf(r, 1)).ino).toBe(256);
+    expect(readdirSync(join(r.path, "snapshots"))).toEqual(["btrfs"]);
+    expect(readdirSync(join(other.path, "snapshots"))).toEqual(["native"]);
+  } finally {
+    other.close();
+  }
 });
