@@ -51,7 +51,7 @@ export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotSe
   return new SnapshotService(config.root, s, req.access);
 }
 
-/** The snapshotters that have metadata below the root: the ones restore and df look at. */
+/** The snapshotters that have metadata below the root: the ones restore repairs. */
 export function usedSnapshotters(config: Config): SnapshotterName[] {
   const { SNAPSHOTTER_NAMES } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
   return SNAPSHOTTER_NAMES.filter((name) => existsSync(snapshotDb(config.root, name)));
