@@ -3,6 +3,7 @@
  * found, an unused root lists as empty without a database appearing, and a root on a read-only
  * filesystem can be listed.
  */
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -113,4 +114,24 @@ describe("a root on a read-only filesystem", () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/read-only file system/);
   });
+});
+
+test("a read-only bind of a root in use sees what its writers wrote, through SQLite's shared memory", () => {
+  if (!need(isRoot(), "bind mounts need root")) return;
+  const r = new TestRoot();
+  const ro = r.dir("ro");
+  // A connection held open, as a running stor serve holds one: the -wal and -shm files stay, and
+  // nothing is checkpointed into the database file.
+  r.ok(["snapshot", "-s", "native", "prepare", "a"]);
+  const held = new Database(join(r.path, "snapshots/native/metadata.db"));
+  try {
+    held.query("SELECT count(*) FROM snapshots").get();
+    r.ok(["snapshot", "-s", "native", "prepare", "b"]); // in the WAL only
+    must(`mount --bind ${r.path} ${ro} && mount -o remount,bind,ro ${ro}`);
+    const res = sh([STOR, "--root", ro, "--config", "/dev/null", "snapshot", "-s", "native", "ls"]);
+    expect([res.code, res.stderr, res.stdout]).toEqual([0, "", "KEY PARENT KIND   \na          Active \nb          Active \n"]);
+  } finally {
+    held.close();
+    r.close();
+  }
 });

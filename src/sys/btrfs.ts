@@ -6,7 +6,7 @@
 import { ptr } from "bun:ffi";
 import { lstatSync, readdirSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { childPath, decodeName } from "../fileName.ts";
+import { childPath, decodeName, encodeName } from "../fileName.ts";
 import { check, cstr, Errno, errno, libc, SysError } from "./libc.ts";
 
 const O_RDONLY = 0;
@@ -52,10 +52,10 @@ function withDir<T>(path: string, fn: (fd: number) => T): T {
   }
 }
 
-/** An args buffer with `name` at `offset`, NUL-terminated; too long a name is the kernel's to refuse. */
+/** An args buffer with file name `name` (at most NAME_MAX bytes: it fits) at `offset`, NUL-terminated. */
 function args(name: string, offset: number): Buffer {
   const buf = Buffer.alloc(ARGS_SIZE);
-  Buffer.from(name).copy(buf, offset, 0, ARGS_SIZE - offset - 1);
+  encodeName(name).copy(buf, offset, 0, ARGS_SIZE - offset - 1);
   return buf;
 }
 
