@@ -59,6 +59,7 @@ for (const sn of ["native", "overlay", "btrfs"]) {
     ["prepare:populated", ["prepare", "k", "base"]],
     ["prepare:renamed", ["prepare", "k", "base"]],
     ["commit:updated", ["commit", "c", "pre"]],
+    ["commit:committed", ["commit", "c", "pre"]],
     ["remove:deleted", ["rm", "pre"]],
     ["cleanup:renamed", ["cleanup"]],
   ] as const) {
@@ -74,7 +75,9 @@ for (const sn of ["native", "overlay", "btrfs"]) {
       // The operation either happened whole or not at all, and can be done again.
       const names = JSON.parse(r.ok(["snapshot", "-s", sn, "ls", "--format", "json"])).map((i: { Name: string }) => i.Name);
       if (point.startsWith("prepare")) expect(names.includes("k") ? r.stor(["snapshot", "-s", sn, "rm", "k"]).code : 0).toBe(0);
-      if (point === "commit:updated") expect(names).toContain(names.includes("c") ? "c" : "pre");
+      if (point.startsWith("commit")) expect(names).toContain(names.includes("c") ? "c" : "pre");
+      // Committed is sealed, however late the kill came: restore seals what the commit did not.
+      if (point === "commit:committed" && sn === "btrfs") expect(must(`btrfs property get ${join(r.path, "snapshots/btrfs/snapshots/2/fs")} ro`)).toBe("ro=true\n");
       if (point === "remove:deleted") expect(names).not.toContain("pre");
       r.ok(["snapshot", "-s", sn, "prepare", "again", "base"]);
       expect(violations(r, sn)).toEqual([]);

@@ -210,8 +210,9 @@ export class SnapshotService {
       failpoint("commit:updated");
       this.#store.setLabels(s.id, labels);
     });
-    // After the metadata: a crash in between leaves a committed snapshot that is still writable,
-    // never an active one that is not.
+    // After the metadata: a crash in between leaves a committed snapshot that is still writable
+    // (cleanup seals it), never an active one that is not.
+    failpoint("commit:committed");
     this.snapshotter.commit?.(this.#dir(before.id));
   }
 
@@ -288,13 +289,14 @@ export class SnapshotService {
 
   /**
    * Removes directories that no snapshot owns: leftovers of crashes and removals. A `new-*`
-   * directory that another process is still filling (it holds the lock) is left alone.
-   * Returns the names removed.
+   * directory that another process is still filling (it holds the lock) is left alone. Seals
+   * committed snapshots that a crash left unsealed. Returns the names removed.
    */
   cleanup(): string[] {
-    const doomed = this.#store.write(() => {
+    const [doomed, committed] = this.#store.write(() => {
       // Under the write lock no prepare can be between its rename and its commit.
-      const owned = new Set(this.#store.all().map((s) => String(s.id)));
+      const all = this.#store.all();
+      const owned = new Set(all.map((s) => String(s.id)));
       const out: string[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
@@ -314,10 +316,12 @@ export class SnapshotService {
         if (trash !== path) renameSync(path, trash);
         out.push(trash);
       }
-      return out;
+      return [out, all.filter((s) => s.kind === "committed")] as const;
     });
     failpoint("cleanup:renamed");
     for (const path of doomed) this.snapshotter.remove(path);
+    // The hook is idempotent: sealed snapshots cost it a look.
+    if (this.snapshotter.commit) for (const s of committed) this.snapshotter.commit(this.#dir(s.id));
     return doomed.map((p) => p.slice(this.dirs.length + 1));
   }
 

@@ -40,7 +40,10 @@ export interface Snapshotter {
   unsupported(root: string): string | undefined;
   /** Fills a new snapshot's directory `s.dir`, still under its temporary name. */
   populate(s: SnapshotDirs): void;
-  /** Seals active snapshot `dir` once its metadata says committed (btrfs: read-only); none by default. */
+  /**
+   * Seals snapshot `dir` once its metadata says committed (btrfs: read-only); none by default.
+   * Called again on sealed snapshots by cleanup, after a crash: it must be idempotent.
+   */
   commit?(dir: string): void;
   /** The mounts that present the snapshot's file tree. */
   mounts(s: SnapshotDirs): Mount[];
