@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
 
@@ -132,6 +132,24 @@ test("a read-only bind of a root in use sees what its writers wrote, through SQL
     expect([res.code, res.stderr, res.stdout]).toEqual([0, "", "KEY PARENT KIND   \na          Active \nb          Active \n"]);
   } finally {
     held.close();
+    r.close();
+  }
+});
+
+test("volume ls of a root of the older layout reads its database where it is, and moves nothing", () => {
+  const r = new TestRoot();
+  try {
+    r.ok(["volume", "create", "kept"]);
+    const vols = join(r.path, "volumes");
+    renameSync(join(vols, ".meta/metadata.db"), join(vols, "metadata.db"));
+    const before = tree(r.path);
+    expect(r.ok(["volume", "ls", "-q"])).toBe("kept\n");
+    expect(JSON.parse(r.ok(["volume", "inspect", "kept"]))[0].Name).toBe("kept");
+    expect(tree(r.path)).toEqual(before);
+    r.ok(["volume", "create", "other"]); // a command that writes migrates it
+    expect(existsSync(join(vols, "metadata.db"))).toBe(false);
+    expect(r.ok(["volume", "ls", "-q"])).toBe("kept\nother\n");
+  } finally {
     r.close();
   }
 });
