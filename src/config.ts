@@ -6,15 +6,13 @@
 import { readFileSync } from "node:fs";
 import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
+import type { SnapshotterName } from "./snapshot/registry.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stor/stor.ini";
 export const DEFAULT_ROOT = "/var/lib/stor";
 
-/** Names a snapshotter may be configured or selected by; `overlayfs` is ctr's name for overlay. */
-export const SNAPSHOTTER_NAMES = ["overlay", "native"] as const;
-export type SnapshotterName = (typeof SNAPSHOTTER_NAMES)[number];
 
 /** The settings in force for one invocation. */
 export interface Config {

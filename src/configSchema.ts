@@ -1,7 +1,7 @@
 /** The zod schema of the ini file; loaded only when a config file has content to validate. */
 import { z } from "zod";
 import { LOG_LEVELS } from "./log.ts";
-import { SNAPSHOTTER_NAMES } from "./config.ts";
+import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 
 const absolutePath = z.string().min(1).refine((p) => p.startsWith("/"), "must be an absolute path");
 

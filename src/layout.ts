@@ -11,6 +11,11 @@
  * <root>/volumes/.rm-*                       a volume being removed
  * <root>/snapshots/<snapshotter>/metadata.db snapshot metadata
  * <root>/snapshots/<snapshotter>/snapshots/<id>
+ *                                            a snapshot; inside it, its snapshotter's own files
+ *                                            (native: the tree; overlay: fs/ and work/; btrfs:
+ *                                            fs, a subvolume)
+ * <root>/snapshots/<snapshotter>/snapshots/new-*, rm-*
+ *                                            a snapshot being made, one being removed
  * ```
  *
  * Volume names start with a letter or digit, so nothing the store keeps among the volumes

@@ -14,14 +14,15 @@
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootId, bootedAt } from "./boot.ts";
-import { SNAPSHOTTER_NAMES, type Config } from "./config.ts";
+import type { Config } from "./config.ts";
 import { PreconditionError } from "./errors.ts";
 import { LEGACY_VOLUME_DB, restoreBootFile, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
 import { unmountBelow, type UnmountReport } from "./mounting.ts";
+import { openVolumes } from "./services.ts";
+import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
 import { fsyncDir, lockPath } from "./sys/file.ts";
 import type { RestorePolicy, VolumeRestoreReport } from "./volume/restore.ts";
-import { VolumeService } from "./volume/service.ts";
 
 /** What restore did. */
 export interface RestoreReport {
@@ -59,7 +60,7 @@ export function restore(config: Config, opts: RestoreOptions = {}): RestoreRepor
     }
     const force = opts.force === true;
     const policy: RestorePolicy = { boot, atBoot: !serveRunning && (force || newBoot), force };
-    const service = new VolumeService(config);
+    const service = openVolumes(config, "write");
     let volumes: VolumeRestoreReport;
     try {
       volumes = service.restore(policy);

@@ -25,9 +25,12 @@ test("a file where the root should be", () => {
   const r = tmp();
   const file = join(r.path, "file");
   writeFileSync(file, "");
-  const res = sh([STOR, "--root", file, "--config", r.config, "snapshot", "ls"]);
+  const res = sh([STOR, "--root", file, "--config", r.config, "snapshot", "prepare", "a"]);
   expect(res.code).toBe(1);
   expect(res.stderr).toBe(`stor: root ${file}: mkdir ${file}/snapshots: not a directory\n`);
+  for (const argv of [["snapshot", "ls"], ["volume", "ls"], ["df"]]) {
+    expect(sh([STOR, "--root", file, "--config", r.config, ...argv]).stderr).toBe(`stor: root ${file}: not a directory\n`);
+  }
 });
 
 test("a read-only root", () => {

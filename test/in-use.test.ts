@@ -197,7 +197,7 @@ describe("a mounted volume", () => {
 describe("snapshot cleanup", () => {
   test.skipIf(!root)("a directory no snapshot owns is left while a mount uses it", () => {
     r = new TestRoot();
-    r.ok(["snapshot", "-s", "native", "ls"]);
+    r.ok(["snapshot", "-s", "native", "cleanup"]); // makes the snapshotter's directories
     const orphan = join(r.path, "snapshots/native/snapshots/99");
     mkdirSync(orphan);
     writeFileSync(join(orphan, "file"), "data");

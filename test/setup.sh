@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 command -v apt-get >/dev/null || exit 0
 need=()
 command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v setfattr >/dev/null || need+=(attr)
 command -v setcap >/dev/null || need+=(libcap2-bin)

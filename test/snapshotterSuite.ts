@@ -40,7 +40,7 @@ function storRoute(snapshotter: string): Route {
     via: "stor",
     open() {
       if (!need(isRoot(), "the snapshotter suite mounts, which needs root")) return undefined;
-      const root = new TestRoot();
+      const root = TestRoot.for(snapshotter);
       return {
         root,
         run: (args) => root.stor(["snapshot", "-s", snapshotter, ...args]),

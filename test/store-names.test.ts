@@ -7,7 +7,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../src/config.ts";
-import { VolumeService } from "../src/volume/service.ts";
+import { openVolumes } from "../src/services.ts";
 import { TestRoot, isRoot, must, sh } from "./helpers.ts";
 
 let r: TestRoot | undefined;
@@ -102,7 +102,7 @@ test.skipIf(!isRoot())(
     // On a tmpfs, where fsync costs nothing: the cycles measure lock files, not the disk.
     must(`mount -t tmpfs tmpfs ${r.path}`);
     writeFileSync(r.config, "");
-    const service = new VolumeService(loadConfig({ root: r.path, config: r.config }));
+    const service = openVolumes(loadConfig({ root: r.path, config: r.config }), "write");
     try {
       for (let i = 0; i < 10_000; i++) {
         const name = `cycle-${i}`;

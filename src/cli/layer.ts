@@ -2,6 +2,7 @@
 import { createWriteStream, rmSync } from "node:fs";
 import type { CAC } from "cac";
 import { InvalidArgumentError } from "../errors.ts";
+import type { Access } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { print } from "./output.ts";
 
@@ -9,12 +10,12 @@ import { print } from "./output.ts";
 // otherwise pay for loading them at start-up.
 
 /** Adds the layer commands to the `stor snapshot` group. */
-export function registerLayerCommands(cli: CAC, svc: () => SnapshotService): void {
+export function registerLayerCommands(cli: CAC, svc: (access?: Access) => SnapshotService): void {
   cli
     .command("changes <key>", "Print a snapshot's changes against its parent (A, C, D), as docker diff")
     .action(async (key) => {
       const { changes } = await import("../layer/changes.ts");
-      print(changes(svc().layerView(String(key))).map((c) => `${c.kind} /${c.path}\n`).join(""));
+      print(changes(svc("read").layerView(String(key))).map((c) => `${c.kind} /${c.path}\n`).join(""));
     });
 
   cli
@@ -26,7 +27,7 @@ export function registerLayerCommands(cli: CAC, svc: () => SnapshotService): voi
       if (opts.gzip && opts.zstd) throw new InvalidArgumentError("snapshot diff", "--gzip and --zstd exclude each other");
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
       const { writeLayer } = await import("../layer/diff.ts");
-      const view = svc().layerView(String(key));
+      const view = svc("read").layerView(String(key));
       if (opts.output === undefined) {
         if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
         await writeLayer(view, process.stdout, compression);

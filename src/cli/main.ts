@@ -29,7 +29,8 @@ Global options:
   --root DIR            state directory (STOR_ROOT; default /var/lib/stor)
   --config FILE         ini file (STOR_CONFIG; default /etc/stor/stor.ini)
   --log-level LEVEL     error, warn, info or debug (STOR_LOG_LEVEL; default warn)
-  -s, --snapshotter S   overlay or native (default: overlay where supported)
+  -s, --snapshotter S   overlay, btrfs or native (default: the first of them that the
+                        kernel and the filesystem under the root support)
   --no-color            no colour (also NO_COLOR)
   -h, --help            this help
   -v, --version         the version

@@ -1,14 +1,14 @@
 /** `stor mount KEY TARGET` and `stor unmount TARGET`. */
 import type { Config } from "../config.ts";
 import { mountAll, unmountAll } from "../mounting.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots } from "../services.ts";
 import { group, runGroup } from "./command.ts";
 
 /** Runs `stor mount ARGS`. */
 export async function mountCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {
   const cli = group("stor");
   cli.command("mount <key> <target>", "Mount snapshot KEY on TARGET").action((key, target) => {
-    const service = openSnapshots(config, snapshotter);
+    const service = openSnapshots(config, { access: "write", snapshotter });
     try {
       mountAll(service.mounts(String(key)), String(target), `snapshot "${key}"`);
     } finally {

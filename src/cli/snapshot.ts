@@ -1,6 +1,6 @@
 /** `stor snapshot …`: ctr's snapshot commands, printing what `ctr snapshots` prints. */
 import type { Config } from "../config.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots, type Access } from "../services.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { registerLayerCommands } from "./layer.ts";
@@ -46,7 +46,8 @@ function tree(infos: readonly Info[]): string {
 /** Runs `stor snapshot ARGS` with the snapshotter chosen by `-s` (already taken out of ARGS). */
 export async function snapshotCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {
   let service: SnapshotService | undefined;
-  const svc = () => (service ??= openSnapshots(config, snapshotter));
+  // One command runs per invocation, so the first call's access is the command's.
+  const svc = (access: Access = "write") => (service ??= openSnapshots(config, { access, snapshotter }));
   const cli = group("stor snapshot");
 
   const creators = [
@@ -76,7 +77,7 @@ export async function snapshotCommand(argv: readonly string[], config: Config, s
     .command("mounts <target> <key>", "Print the mount commands of an active snapshot or view")
     .alias("m")
     .alias("mount")
-    .action((target, key) => print(mountCommands(svc().mounts(String(key)), String(target))));
+    .action((target, key) => print(mountCommands(svc("read").mounts(String(key)), String(target))));
 
   cli
     .command("rm [...keys]", "Remove snapshots (leaves first; stops at the first failure)")
@@ -92,26 +93,26 @@ export async function snapshotCommand(argv: readonly string[], config: Config, s
     .alias("list")
     .option("--format <format>", "table or json", { default: "table" })
     .action((opts) => {
-      const infos = svc().list();
+      const infos = svc("read").list();
       if (outputFormat(opts.format) === "json") return print(goJson(infos.map(infoView)));
       print(table([["KEY", "PARENT", "KIND"], ...infos.map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
     });
 
-  cli.command("info <key>", "Print a snapshot's information as JSON").action((key) => print(goJson(infoView(svc().stat(String(key))))));
+  cli.command("info <key>", "Print a snapshot's information as JSON").action((key) => print(goJson(infoView(svc("read").stat(String(key))))));
 
   cli
     .command("usage [...keys]", "Print disk usage of snapshots")
     .option("-b", "Print sizes in bytes")
     .action((keys: unknown[], opts) => {
-      const names = keys.length ? keys.map(String) : svc().list().map((i) => i.name);
+      const names = keys.length ? keys.map(String) : svc("read").list().map((i) => i.name);
       const rows = names.map((k) => {
-        const u = svc().usage(k);
+        const u = svc("read").usage(k);
         return [k, opts.b ? String(u.size) : binarySize(u.size), String(u.inodes)];
       });
       print(table([["KEY", "SIZE", "INODES"], ...rows], CTR_TABLE));
     });
 
-  cli.command("tree", "Print the snapshots as a tree").action(() => print(tree(svc().list())));
+  cli.command("tree", "Print the snapshots as a tree").action(() => print(tree(svc("read").list())));
 
   cli
     .command("label <key> [...labels]", "Set labels (K=V; K= removes K) and print them")

@@ -3,7 +3,7 @@ import { writeSync } from "node:fs";
 import { isatty } from "node:tty";
 import type { Config } from "../config.ts";
 import { unpack, type UnpackProgress } from "../layer/unpack.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots } from "../services.ts";
 import { group, runGroup } from "./command.ts";
 import { binarySize, print } from "./output.ts";
 
@@ -30,7 +30,7 @@ export async function unpackCommand(argv: readonly string[], config: Config, sna
   cli
     .command("unpack <source>", "Unpack an OCI image layout directory or docker save tarball into committed snapshots; prints the top chain ID")
     .action(async (source) => {
-      const service = openSnapshots(config, snapshotter);
+      const service = openSnapshots(config, { access: "write", snapshotter });
       try {
         print(await unpack(service, String(source), isatty(2) ? progressLine() : undefined));
       } finally {

@@ -4,7 +4,8 @@ import type { Config } from "../config.ts";
 import { InvalidArgumentError, describe } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
-import { VolumeService, type Volume } from "../volume/service.ts";
+import { openVolumes, type Access } from "../services.ts";
+import type { Volume, VolumeService } from "../volume/service.ts";
 import { group, keyValues, list, outputFormat, runGroup } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, printError, table, write } from "./output.ts";
 
@@ -88,7 +89,8 @@ function confirm(warning: string): boolean {
 /** Runs `stor volume ARGS`. */
 export async function volumeCommand(argv: readonly string[], config: Config): Promise<void> {
   let service: VolumeService | undefined;
-  const svc = () => (service ??= new VolumeService(config));
+  // One command runs per invocation, so the first call's access is the command's.
+  const svc = (access: Access = "write") => (service ??= openVolumes(config, access));
   const cli = group("stor volume");
 
   cli
@@ -113,7 +115,7 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
     .option("--format <format>", "table or json", { default: "table" })
     .action((opts) => {
       const format = outputFormat(opts.format);
-      const volumes = svc()
+      const volumes = svc("read")
         .list(parseFilters(list(opts.filter), LIST_FILTERS))
         .sort((a, b) => naturalCompare(a.name, b.name));
       if (opts.quiet) return print(volumes.map((v) => `${v.name}\n`).join(""));
@@ -130,7 +132,7 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
       const failures = [];
       for (const n of names) {
         try {
-          found.push(inspectView(svc().inspect(String(n))));
+          found.push(inspectView(svc("read").inspect(String(n))));
         } catch (err) {
           failures.push(err);
         }

@@ -11,9 +11,9 @@ import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
 import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";
 import { log } from "../log.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots, openVolumes } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
-import { VolumeService } from "../volume/service.ts";
+import type { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
 import { Threads } from "./threads.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
@@ -47,7 +47,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   process.on("unhandledRejection", stray);
   undo.push(() => void process.off("unhandledRejection", stray));
   try {
-    const snapshots = opts.containerd ? openSnapshots(config, opts.snapshotter) : undefined;
+    const snapshots = opts.containerd ? openSnapshots(config, { access: "write", snapshotter: opts.snapshotter }) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
     // After the servers have stopped: the calls on the threads are theirs.
     const threads = new Threads({ config, snapshotter: snapshots?.snapshotter.name });
@@ -59,7 +59,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
     }
     if (opts.dockerVolume) {
-      const volumes = new VolumeService(config);
+      const volumes = openVolumes(config, "write");
       undo.push(() => volumes.close());
       const socket = await claimSocket(opts.dockerVolume);
       undo.push(() => rmSync(socket, { force: true }));

@@ -4,10 +4,11 @@
  */
 import { chmodSync } from "node:fs";
 import { copyTree } from "../fs/copyTree.ts";
-import type { Snapshotter } from "./snapshotter.ts";
+import { removeTree, type Snapshotter } from "./snapshotter.ts";
 
 export const native: Snapshotter = {
   name: "native",
+  diffStyle: "tree",
 
   unsupported: () => undefined,
 
@@ -23,4 +24,6 @@ export const native: Snapshotter = {
   },
 
   upperDir: (dir) => dir,
+
+  remove: removeTree,
 };

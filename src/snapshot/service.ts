@@ -7,8 +7,9 @@
  *   snapshot owns, which {@link SnapshotService.cleanup} removes;
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync } from "node:fs";
 import { join } from "node:path";
+import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { failpoint } from "../failpoint.ts";
@@ -20,7 +21,7 @@ import { mountsUsing } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
-import type { Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
+import type { DiffStyle, Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 /** What `stat` tells of a snapshot, as containerd's snapshots.Info. */
 export interface Info {
@@ -64,17 +65,20 @@ export class SnapshotService {
   readonly dirs: string;
   readonly #store: MetaStore;
 
-  constructor(root: string, snapshotter: Snapshotter) {
+  /** Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database. */
+  constructor(root: string, snapshotter: Snapshotter, access: Access) {
     this.snapshotter = snapshotter;
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
-    try {
-      mkdirSync(root, { recursive: true, mode: 0o711 });
-      mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new StorError(`root ${root}`, describe(err));
+    if (access === "write") {
+      try {
+        mkdirSync(root, { recursive: true, mode: 0o711 });
+        mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw new StorError(`root ${root}`, describe(err));
+      }
     }
-    this.#store = new MetaStore(snapshotDb(root, snapshotter.name));
+    this.#store = new MetaStore(snapshotDb(root, snapshotter.name), access);
   }
 
   /** Creates an active snapshot `key` on committed `parent` (or on nothing). Returns its mounts. */
@@ -113,14 +117,14 @@ export class SnapshotService {
         this.#store.setLabels(id, labels);
         const dir = this.#dir(id);
         // An id whose transaction never committed can be handed out again; its directory is garbage.
-        if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+        if (existsSync(dir)) this.snapshotter.remove(dir);
         renameSync(temp, dir);
         fsyncDir(this.dirs);
         failpoint("prepare:renamed");
         return this.snapshotter.mounts({ kind, dir, parents });
       });
     } catch (err) {
-      rmSync(temp, { recursive: true, force: true });
+      this.snapshotter.remove(temp);
       // Errors of the user's making stand as they are; failures of the machine get the context.
       if (err instanceof StorError && err.code !== ExitCode.internal) throw err;
       throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err), ExitCode.internal, { cause: err });
@@ -168,16 +172,21 @@ export class SnapshotService {
   }
 
   /**
-   * Where the layer tools read and write `key`: the snapshotter's name, the kind, the snapshot's
-   * upper directory and its ancestors' upper directories, nearest first.
+   * Where the layer tools read and write `key`: the snapshotter's diff style, the kind, the
+   * snapshot's upper directory and its ancestors' upper directories, nearest first.
    */
-  layerView(key: string): { snapshotter: string; kind: Kind; upper: string; parents: string[] } {
+  layerView(key: string): { diffStyle: DiffStyle; kind: Kind; upper: string; parents: string[] } {
     validateKey(key);
     return this.#store.read(() => {
       const d = this.#dirsOf(this.#get(key));
       const up = this.snapshotter.upperDir;
-      return { snapshotter: this.snapshotter.name, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
+      return { diffStyle: this.snapshotter.diffStyle, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
     });
+  }
+
+  /** The usage of the snapshot in `dir`, measured now. */
+  #measure(dir: string): Usage {
+    return this.snapshotter.usage ? this.snapshotter.usage(dir) : diskUsage(this.snapshotter.upperDir(dir));
   }
 
   /** Commits active `key` as `name`: `key` is gone, `name` is committed and its usage recorded. */
@@ -193,7 +202,7 @@ export class SnapshotService {
     };
     const before = this.#store.read(checkCommit);
     // Measured outside the write lock: it reads the whole upper tree.
-    const usage = diskUsage(this.snapshotter.upperDir(this.#dir(before.id)));
+    const usage = this.#measure(this.#dir(before.id));
     this.#store.write(() => {
       const s = checkCommit();
       if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
@@ -201,6 +210,10 @@ export class SnapshotService {
       failpoint("commit:updated");
       this.#store.setLabels(s.id, labels);
     });
+    // After the metadata: a crash in between leaves a committed snapshot that is still writable
+    // (cleanup seals it), never an active one that is not.
+    failpoint("commit:committed");
+    this.snapshotter.commit?.(this.#dir(before.id));
   }
 
   /**
@@ -224,7 +237,7 @@ export class SnapshotService {
     });
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
-    rmSync(this.#dir(id), { recursive: true, force: true });
+    this.snapshotter.remove(this.#dir(id));
   }
 
   /** Mount points of the mounts that use directory `dir`, which may be gone. */
@@ -270,19 +283,20 @@ export class SnapshotService {
   usage(key: string): Usage {
     validateKey(key);
     const s = this.#store.read(() => this.#get(key));
-    if (s.kind === "active") return diskUsage(this.snapshotter.upperDir(this.#dir(s.id)));
+    if (s.kind === "active") return this.#measure(this.#dir(s.id));
     return { size: s.size, inodes: s.inodes };
   }
 
   /**
    * Removes directories that no snapshot owns: leftovers of crashes and removals. A `new-*`
-   * directory that another process is still filling (it holds the lock) is left alone.
-   * Returns the names removed.
+   * directory that another process is still filling (it holds the lock) is left alone. Seals
+   * committed snapshots that a crash left unsealed. Returns the names removed.
    */
   cleanup(): string[] {
-    const doomed = this.#store.write(() => {
+    const [doomed, committed] = this.#store.write(() => {
       // Under the write lock no prepare can be between its rename and its commit.
-      const owned = new Set(this.#store.all().map((s) => String(s.id)));
+      const all = this.#store.all();
+      const owned = new Set(all.map((s) => String(s.id)));
       const out: string[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
@@ -302,10 +316,12 @@ export class SnapshotService {
         if (trash !== path) renameSync(path, trash);
         out.push(trash);
       }
-      return out;
+      return [out, all.filter((s) => s.kind === "committed")] as const;
     });
     failpoint("cleanup:renamed");
-    for (const path of doomed) rmSync(path, { recursive: true, force: true });
+    for (const path of doomed) this.snapshotter.remove(path);
+    // The hook is idempotent: sealed snapshots cost it a look.
+    if (this.snapshotter.commit) for (const s of committed) this.snapshotter.commit(this.#dir(s.id));
     return doomed.map((p) => p.slice(this.dirs.length + 1));
   }
 

@@ -39,6 +39,12 @@ export function migrateLegacyVolumeDb(root: string): string[] {
   return moved;
 }
 
+/** The older layout's database when a root still has it there, for a read that must not move it. */
+export function unmigratedVolumeDb(root: string): string | undefined {
+  const legacy = join(volumesDir(root), LEGACY_VOLUME_DB);
+  return !isFile(volumeDb(root)) && isFile(legacy) ? legacy : undefined;
+}
+
 function lstatOrUndefined(path: string) {
   return lstatSync(path, { throwIfNoEntry: false });
 }

@@ -4,7 +4,6 @@
  * that exists only while its lock is held, so creating and removing ever new volumes leaves no
  * lock files behind.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { lockEphemeral, type FileLock } from "../sys/file.ts";
 
@@ -12,8 +11,8 @@ import { lockEphemeral, type FileLock } from "../sys/file.ts";
 export class NameLocks {
   readonly #dir: string;
 
+  /** `dir` holds the lock files; the volume service makes it before any lock is taken. */
   constructor(dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.#dir = dir;
   }
 

@@ -10,17 +10,18 @@
  */
 import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import type { Config } from "../config.ts";
+import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
-import { volumeDb, volumeLocksDir, volumeMetaDir, volumesDir } from "../layout.ts";
+import { volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { mountsUsing } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type VolumeDriver } from "./drivers.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
-import { migrateLegacyVolumeDb } from "./legacyLayout.ts";
+import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { NameLocks } from "./nameLocks.ts";
 import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
@@ -89,20 +90,27 @@ export class VolumeService {
   readonly #locks: NameLocks;
   readonly #defaultDriver: string;
 
-  constructor(config: Config) {
+  /** Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database. */
+  constructor(config: Config, access: Access) {
     const home = volumesDir(config.root);
+    let db = volumeDb(config.root);
     try {
-      mkdirSync(config.root, { recursive: true, mode: 0o711 });
-      // 0701, as Docker's: other users may pass through to a path they are given, no more.
-      if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
-      this.home = realpathSync(home);
-      this.migrated = migrateLegacyVolumeDb(config.root);
-      mkdirSync(volumeMetaDir(config.root), { recursive: true, mode: 0o700 });
+      if (access === "write") {
+        mkdirSync(config.root, { recursive: true, mode: 0o711 });
+        // 0701, as Docker's: other users may pass through to a path they are given, no more.
+        if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
+        this.migrated = migrateLegacyVolumeDb(config.root);
+        mkdirSync(volumeLocksDir(config.root), { recursive: true, mode: 0o700 });
+      } else {
+        this.migrated = [];
+        db = unmigratedVolumeDb(config.root) ?? db; // read where it is: moving it would be a write
+      }
+      this.home = existsSync(home) ? realpathSync(home) : home;
     } catch (err) {
       throw new StorError(`root ${config.root}`, describe(err));
     }
     this.#locks = new NameLocks(volumeLocksDir(config.root));
-    this.#store = new VolumeStore(volumeDb(config.root));
+    this.#store = new VolumeStore(db, access);
     this.#drivers = new Drivers({ home: this.home, store: this.#store });
     this.#defaultDriver = config.defaultVolumeDriver;
   }

@@ -8,7 +8,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { closeSync, openSync } from "node:fs";
-import { openDatabase } from "../db.ts";
+import { openDatabase, type Access } from "../db.ts";
 
 /** A volume's row with everything attached to it. */
 export interface VolumeRecord {
@@ -68,10 +68,10 @@ const STALE = "(boot IS NOT NULL AND boot != ?1) OR (boot IS NULL AND ?2) OR ?3"
 export class VolumeStore {
   readonly #db: Database;
 
-  constructor(path: string) {
+  constructor(path: string, access: Access) {
     // Options may carry passwords: the file (and SQLite's -wal and -shm, which copy its mode) is root's alone.
-    closeSync(openSync(path, "a", 0o600));
-    this.#db = openDatabase(path, MIGRATIONS);
+    if (access === "write") closeSync(openSync(path, "a", 0o600));
+    this.#db = openDatabase(path, MIGRATIONS, access);
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
