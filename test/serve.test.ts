@@ -392,6 +392,19 @@ describe("serving manners", () => {
     expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: rm-new-\S+, \S+\/volumes\/\.rm-killed\n/);
   });
 
+  test("serve starts only once stor restore (an exclusive holder of the serve lock) is done", async () => {
+    if (!need(have("flock"), "flock (util-linux) holds the serve lock as stor restore would")) return;
+    const lock = join(root.path, "serve.lock");
+    const holder = Bun.spawn(["flock", "-x", lock, "sleep", "1.5"]);
+    while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
+    const t0 = performance.now();
+    const serve = await startStor(root, ["--docker-volume", join(root.dir("run"), "w.sock")]);
+    expect(performance.now() - t0).toBeGreaterThan(1000);
+    expect(await holder.exited).toBe(0);
+    expect(await serve.stop()).toBe(0);
+    expect(readFileSync(serve.log, "utf8")).toContain(`waiting for ${lock}: held exclusively`);
+  });
+
   test("a volume call waiting on a lock holds up neither socket", async () => {
     if (!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would")) return;
     const run = root.dir("run");
@@ -684,7 +697,7 @@ describe("dockerd with stor as its volume plugin", () => {
       serve = await startStor(root, ["--docker-volume", socket], undefined, { STOR_FAILPOINT: point });
       const dead = serve.proc.exited;
       const rm = Bun.spawn(["docker", "-H", `unix://${join(dir, "docker.sock")}`, "volume", "rm", name], { stdout: "pipe", stderr: "pipe" });
-      await dead;
+      expect(await Promise.race([dead.then(() => `${point} reached`), rm.exited.then(() => `${point} not reached`)])).toBe(`${point} reached`);
       serve = await startStor(root, ["--docker-volume", socket]);
       const [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
       const exists = root.ok(["volume", "ls", "-q"]).split("\n").includes(name);

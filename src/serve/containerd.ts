@@ -128,7 +128,6 @@ function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>):
   };
 }
 
-/** The labels an Update sets: `paths` as containerd sends them, none or `labels` meaning all. */
 /**
  * What an update mask asks of the labels: `labels` (or no mask) replaces them all with `wanted`;
  * `labels.K` sets or (absent from `wanted`) removes K alone.

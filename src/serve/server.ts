@@ -14,7 +14,7 @@ import { connect } from "node:net";
 import { dirname, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
-import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, StorError, describe } from "../errors.ts";
 import { serveLock } from "../layout.ts";
 import { log } from "../log.ts";
 import { openSnapshots } from "../snapshot/registry.ts";
@@ -56,14 +56,14 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   process.on("unhandledRejection", stray);
   undo.push(() => void process.off("unhandledRejection", stray));
   try {
+    // Held before the store is touched: restore, which takes it exclusively, may be at work.
+    const lock = await takeServeLock(config.root, stopSignal.first);
+    if (!lock) return;
+    undo.push(() => lock.release());
     const snapshots = opts.containerd ? openSnapshots(config, opts.snapshotter) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
     const volumes = opts.dockerVolume ? new VolumeService(config) : undefined;
     if (volumes) undo.push(() => volumes.close());
-    // Opening a service made the root; the lock is held before anything is cleaned up.
-    const lock = await takeServeLock(config.root, stopSignal.first);
-    if (!lock) return;
-    undo.push(() => lock.release());
     const removed = [...(snapshots?.cleanup() ?? []), ...(volumes?.cleanup() ?? [])];
     if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);
     // After the servers have stopped: the calls on the threads are theirs.
@@ -94,18 +94,23 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
 }
 
 /**
- * The serve lock of `root`, shared; while `stor restore` holds it exclusively, asked for again
- * until it is free or `stop` settles (then undefined). Asked without blocking, so that a signal
- * is still heard while waiting.
+ * The serve lock of `root` (made, with the root, when missing), shared; while `stor restore`
+ * holds it exclusively, asked for again until it is free or `stop` settles (then undefined).
+ * Asked without blocking, so that a signal is still heard while waiting.
  */
 async function takeServeLock(root: string, stop: Promise<string>): Promise<FileLock | undefined> {
   const path = serveLock(root);
+  try {
+    mkdirSync(root, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw new StorError(`root ${root}`, describe(err));
+  }
   let stopped = false;
   void stop.then(() => (stopped = true));
   for (let said = false; !stopped; said = true) {
     const lock = lockPath(path, { shared: true, create: true, wait: false });
     if (lock) return lock;
-    if (!said) log.info(`waiting for ${path}: stor restore holds it`);
+    if (!said) log.info(`waiting for ${path}: held exclusively, as stor restore holds it`);
     await Bun.sleep(SERVE_LOCK_POLL_MS);
   }
   return undefined;
