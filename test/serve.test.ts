@@ -392,6 +392,22 @@ describe("serving manners", () => {
     expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: rm-new-\S+, \S+\/volumes\/\.rm-killed\n/);
   });
 
+  test("while a volume removal is under way, serve's start leaves the volumes' trash alone", async () => {
+    if (!need(have("flock"), "flock (util-linux) holds the volumes directory as a removal does")) return;
+    const volumes = join(root.path, "volumes");
+    mkdirSync(join(volumes, ".rm-busy"), { recursive: true });
+    const remover = Bun.spawn(["flock", "-s", volumes, "sleep", "30"]);
+    while (sh(["flock", "-n", "-x", volumes, "true"]).code === 0) await Bun.sleep(10);
+    const serve = await startStor(root, ["--docker-volume", join(root.dir("run"), "t.sock")]);
+    try {
+      expect(existsSync(join(volumes, ".rm-busy"))).toBe(true);
+    } finally {
+      remover.kill();
+      expect(await serve.stop()).toBe(0);
+    }
+    rmSync(join(volumes, ".rm-busy"), { recursive: true });
+  });
+
   test("serve starts only once stor restore (an exclusive holder of the serve lock) is done", async () => {
     if (!need(have("flock"), "flock (util-linux) holds the serve lock as stor restore would")) return;
     const lock = join(root.path, "serve.lock");
