@@ -1,7 +1,7 @@
 /**
  * Named crash points for the crash-consistency tests: with `STOR_FAILPOINT=<name>` stor kills
  * itself with SIGKILL when it reaches that point, exactly as a power cut or OOM kill would stop it;
- * with `<name>@<n>`, the n-th time it reaches it.
+ * with `<name>@<n>`, the n-th time it reaches it (counted in each thread).
  */
 
 const [armed, nth] = ((spec) => {
