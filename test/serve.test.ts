@@ -6,6 +6,7 @@
  * and dockerd with stor as a volume plugin (a container using a stor volume).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
@@ -271,6 +272,19 @@ describe("the volume plugin protocol, spoken directly", () => {
     const big = await fetch("http://localhost/VolumeDriver.Create", { unix: socket, method: "POST", body: "x".repeat(2 << 20) });
     expect(big.status).toBe(413);
     expect((await plugin(socket, "VolumeDriver.Get", { Name: "from-cli" })).json.Volume.Name).toBe("from-cli");
+  });
+
+  test("a Get that fails for another reason than the volume's absence is not answered", async () => {
+    // dockerd would take an answered failure for "no such volume". Damaged metadata, here a table gone:
+    const db = new Database(join(root.path, "volumes/.meta/metadata.db"));
+    db.run("ALTER TABLE labels RENAME TO labels_away");
+    try {
+      expect(await asDockerd(socket, "VolumeDriver.Get", '{"Name":"from-cli"}')).toBe("");
+    } finally {
+      db.run("ALTER TABLE labels_away RENAME TO labels");
+      db.close();
+    }
+    expect(await asDockerd(socket, "VolumeDriver.Get", '{"Name":"from-cli"}')).toContain('"Name":"from-cli"');
   });
 
   test("a call about a volume without a readable name is not answered: its connection closes", async () => {

@@ -23,7 +23,7 @@ const CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json";
 
 type Body = Record<string, unknown>;
 
-/** A call that no answer would tell the truth about; the connection is closed instead. */
+/** A call that no answer would tell the truth about (its `cause`, a failure); the connection is closed instead. */
 class Unanswerable extends Error {}
 
 /** The errors of a Get that are true answers: dockerd takes every answered error for "no such volume". */
@@ -105,7 +105,7 @@ function endpoints(volumes: VolumeService, threads: Threads): Record<string, (bo
           return { Volume: { ...summary(volumes.inspect(name)), Status: {} } };
         } catch (err) {
           if (GET_ANSWERS.has(exitCodeOf(err))) throw err;
-          throw new Unanswerable(describe(err));
+          throw new Unanswerable(describe(err), { cause: err });
         }
       }),
     "/VolumeDriver.List": () => ({ Volumes: volumes.list().map(summary) }),
@@ -150,7 +150,8 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (
     } catch (err) {
       const why = describe(err);
       if (err instanceof Unanswerable) {
-        log.warn(`${path}: ${why}; connection closed unanswered, for dockerd to retry`);
+        // A failure of the machine behind it is an error; a request without a name is dockerd's retry.
+        (err.cause === undefined ? log.warn : log.error)(`${path}: ${why}; connection closed unanswered, for dockerd to retry`);
         return noAnswer();
       }
       if (exitCodeOf(err) === ExitCode.internal) log.error(`${path}: ${why}`);
