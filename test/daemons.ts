@@ -8,9 +8,13 @@ import { Containerd } from "./containerd.ts";
 import { connectable, Daemon } from "./daemon.ts";
 import { STOR, type TestRoot } from "./helpers.ts";
 
-/** `stor serve ARGS` on `root`, ready when every socket it names accepts connections. */
-export async function startStor(root: TestRoot, args: string[], log = join(root.dir("logs"), "serve.log")): Promise<Daemon> {
-  const serve = new Daemon([STOR, "--root", root.path, "--config", root.config, "--log-level", "debug", "serve", ...args], log);
+/**
+ * `stor serve ARGS` on `root`, ready when every socket it names accepts connections; `env` is
+ * added to its environment (a failpoint, say).
+ */
+export async function startStor(root: TestRoot, args: string[], log = join(root.dir("logs"), "serve.log"), env: Record<string, string> = {}): Promise<Daemon> {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const serve = new Daemon([...(vars.length > 0 ? ["env", ...vars] : []), STOR, "--root", root.path, "--config", root.config, "--log-level", "debug", "serve", ...args], log);
   const sockets = args.filter((a) => a.endsWith(".sock"));
   await serve.until(() => connectable(...sockets), { timeoutMs: 15_000 });
   return serve;

@@ -6,9 +6,10 @@
  * metadata run here; those that work the disk run on {@link Threads}.
  *
  * containerd's metadata layer names the snapshots it makes `NAMESPACE/ID/KEY`, and its garbage
- * collector removes every snapshot of the snapshotter it does not know. So that it never deletes
- * what a stor command made, Remove refuses keys of any other form (FailedPrecondition, which the
- * collector logs and skips); those are removed with `stor snapshot rm`.
+ * collector removes every snapshot List shows that it does not record. So that it never sees,
+ * let alone deletes, what a stor command made, List (containerd's Walk) shows only keys of that
+ * form, and Remove refuses any other (FailedPrecondition); those are removed with `stor snapshot
+ * rm`. The other calls answer for every key, as the CLI does.
  */
 import * as grpc from "@grpc/grpc-js";
 import { fromJSON } from "@grpc/proto-loader";
@@ -127,7 +128,6 @@ function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>):
   };
 }
 
-/** The labels an Update sets: `paths` as containerd sends them, none or `labels` meaning all. */
 /**
  * What an update mask asks of the labels: `labels` (or no mask) replaces them all with `wanted`;
  * `labels.K` sets or (absent from `wanted`) removes K alone.
@@ -185,7 +185,7 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
       let infos: Info[];
       try {
         const pass = snapshotFilter(call.request.filters);
-        infos = snapshots.list().filter(pass);
+        infos = snapshots.list().filter((i) => isContainerdKey(i.name) && pass(i));
       } catch (err) {
         call.emit("error", failed("List", err));
         return;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { StorError } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
-import { fsyncDir } from "../sys/file.ts";
+import { fsyncDir, lockPath } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
@@ -73,17 +73,23 @@ export class LocalDriver implements VolumeDriver {
     const root = join(this.#home, name);
     const config = readOpts(root);
     unmountIfMounted(this.path(name));
-    // Renamed away first, so a crash never leaves half a volume under its name.
-    const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+    // Held (shared) while the trash exists, so cleanup never takes a removal in progress for a leftover.
+    const removing = lockPath(this.#home, { shared: true })!;
     try {
-      renameSync(root, trash);
-    } catch (err) {
-      rmdirSync(trash);
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      // Renamed away first, so a crash never leaves half a volume under its name.
+      const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+      try {
+        renameSync(root, trash);
+      } catch (err) {
+        rmdirSync(trash);
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt it again
+      failpoint("volume-rm:renamed");
+      rmSync(trash, { recursive: true, force: true });
+    } finally {
+      removing.release();
     }
-    fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt it again
-    failpoint("volume-rm:renamed");
-    rmSync(trash, { recursive: true, force: true });
     if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
   }
 
@@ -122,10 +128,17 @@ export class LocalDriver implements VolumeDriver {
     return { name, options: config ? fromOptsConfig(config) : {}, created: rfc3339(statSync(root).ctime) };
   }
 
+  /** Removes the trash of interrupted removals; none while another removal is under way. */
   cleanup(): string[] {
-    const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
-    for (const t of trash) rmSync(t, { recursive: true, force: true });
-    return trash;
+    const alone = lockPath(this.#home, { wait: false });
+    if (!alone) return [];
+    try {
+      const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
+      for (const t of trash) rmSync(t, { recursive: true, force: true });
+      return trash;
+    } finally {
+      alone.release();
+    }
   }
 }
 

@@ -251,6 +251,11 @@ export class VolumeService {
       .map((v) => ({ volume: v, size: dataSize(v.mountpoint) }));
   }
 
+  /** Removes what interrupted removals left on every driver's storage; returns the paths removed. */
+  cleanup(): string[] {
+    return this.#drivers.all().flatMap((d) => d.cleanup());
+  }
+
   /** The volume part of `stor restore`: see {@link restoreVolumes}. */
   restore(policy: RestorePolicy): VolumeRestoreReport {
     return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks }, policy);
