@@ -5,6 +5,8 @@ import { SNAPSHOTTER_NAMES } from "./config.ts";
 
 const absolutePath = z.string().min(1).refine((p) => p.startsWith("/"), "must be an absolute path");
 
+const seconds = z.coerce.number().positive().max(3600);
+
 /** The ini file: top-level keys and the [snapshot] and [volume] sections, nothing else. */
 export const fileSchema = z
   .object({
@@ -15,7 +17,13 @@ export const fileSchema = z
       .strict()
       .default({}),
     volume: z
-      .object({ default_driver: z.string().min(1).optional() })
+      .object({
+        default_driver: z.string().min(1).optional(),
+        // Where volume plugins are looked for, space-separated; Docker's places when not given.
+        plugin_dirs: z.string().optional(),
+        plugin_timeout: seconds.optional(),
+        plugin_retry: seconds.optional(),
+      })
       .strict()
       .default({}),
   })

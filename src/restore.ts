@@ -19,11 +19,11 @@ export interface RestoreReport {
 }
 
 /** Restores everything below `config.root`. */
-export function restore(config: Config): RestoreReport {
+export async function restore(config: Config): Promise<RestoreReport> {
   const service = new VolumeService(config);
   let volumes: VolumeRestoreReport;
   try {
-    volumes = service.restore(); // unmounts what is left below the volumes root itself
+    volumes = await service.restore(); // unmounts what is left below the volumes root itself
   } finally {
     service.close();
   }

@@ -15,6 +15,7 @@ function volumeLines(r: VolumeRestoreReport): string {
     ...r.dropped.map((n) => `dropped volume "${n}": its data is gone`),
     ...r.adopted.map((n) => `adopted volume "${n}": found without metadata`),
     ...r.removed.map((p) => `removed ${p}: left by an interrupted removal`),
+    ...r.unreachable.map((u) => `kept the volumes of driver "${u.driver}" as recorded: ${u.error}`),
   ]
     .map((line) => `${line}\n`)
     .join("");
@@ -27,6 +28,7 @@ function volumeView(r: VolumeRestoreReport) {
     Dropped: r.dropped,
     Adopted: r.adopted,
     Removed: r.removed,
+    Unreachable: r.unreachable.map((u) => ({ Driver: u.driver, Error: u.error })),
   };
 }
 
@@ -59,9 +61,9 @@ export async function restoreCommand(argv: readonly string[], config: Config): P
   cli
     .command("restore", "Put right what an unclean shutdown left (run once at boot); print what was done")
     .option("--format <format>", "table (one line per action) or json", { default: "table" })
-    .action((opts) => {
+    .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const report = restore(config);
+      const report = await restore(config);
       print(format === "json" ? goJson(reportView(report)) : reportLines(report));
       // A damaged database is not repaired by guessing: say so with the exit code too.
       const damaged = report.snapshots.filter((s) => s.damaged !== undefined).map((s) => s.snapshotter);

@@ -81,9 +81,9 @@ function endpoints(volumes: VolumeService, threads: Threads): Record<string, (bo
         await threads.run("volumes", "unmount", name, text(b, "ID"));
         return {};
       }),
-    "/VolumeDriver.Path": (b) => byName(b, (name) => ({ Mountpoint: volumes.inspect(name).mountpoint })),
-    "/VolumeDriver.Get": (b) => byName(b, (name) => ({ Volume: { ...summary(volumes.inspect(name)), Status: {} } })),
-    "/VolumeDriver.List": () => ({ Volumes: volumes.list().map(summary) }),
+    "/VolumeDriver.Path": (b) => byName(b, async (name) => ({ Mountpoint: (await volumes.inspect(name)).mountpoint })),
+    "/VolumeDriver.Get": (b) => byName(b, async (name) => ({ Volume: { ...summary(await volumes.inspect(name)), Status: {} } })),
+    "/VolumeDriver.List": async () => ({ Volumes: (await volumes.list()).map(summary) }),
   };
 }
 

@@ -59,7 +59,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
     }
     if (opts.dockerVolume) {
-      const volumes = new VolumeService(config);
+      const volumes = new VolumeService(config, { askPlugins: false });
       undo.push(() => volumes.close());
       const socket = await claimSocket(opts.dockerVolume);
       undo.push(() => rmSync(socket, { force: true }));

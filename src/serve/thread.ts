@@ -20,7 +20,7 @@ function open<S extends keyof Services>(name: S): Services[S] {
   if (!opened[name]) {
     opened[name] = (name === "snapshots"
       ? new SnapshotService(init.config.root, SNAPSHOTTERS[snapshotterName(init.snapshotter!)])
-      : new VolumeService(init.config)) as Services[S];
+      : new VolumeService(init.config, { askPlugins: false })) as Services[S];
   }
   return opened[name]!;
 }
