@@ -28,7 +28,8 @@ function volumeView(r: VolumeRestoreReport) {
     Dropped: r.dropped,
     Adopted: r.adopted,
     Removed: r.removed,
-    Unreachable: r.unreachable.map((u) => ({ Driver: u.driver, Error: u.error })),
+    // Only when there are any: a root without plugins reports as it always did.
+    ...(r.unreachable.length > 0 && { Unreachable: r.unreachable.map((u) => ({ Driver: u.driver, Error: u.error })) }),
   };
 }
 

@@ -23,20 +23,13 @@ interface PluginVolume {
 
 /**
  * Plugin `name` from `settings.dirs`, activated: it must answer `/Plugin.Activate` implementing
- * `VolumeDriver`. As Docker, a plugin not (yet) there is looked for again with doubling waits for
- * the retry window; then it is not found (exit 3).
+ * `VolumeDriver`. Unlike dockerd, which waits for plugins starting alongside it, a name that no
+ * socket or spec file has is not found at once (exit 3); a plugin that is there but does not
+ * answer yet is retried as Docker's client retries.
  */
 export async function openPlugin(name: string, settings: PluginSettings): Promise<PluginDriver> {
-  const started = Date.now();
-  let spec: PluginSpec | undefined;
-  for (let attempt = 0; !(spec = findPlugin(name, settings.dirs)); attempt++) {
-    const wait = Math.min(1000 * 2 ** attempt, 30_000);
-    if (Date.now() - started + wait >= settings.retryMs) {
-      throw new NotFoundError(`volume driver "${name}"`, `not found (no plugin ${name} in ${settings.dirs.join(", ")})`);
-    }
-    log.info(`volume driver "${name}": no plugin found yet, looking again in ${wait / 1000}s`);
-    await Bun.sleep(wait);
-  }
+  const spec = findPlugin(name, settings.dirs);
+  if (!spec) throw new NotFoundError(`volume driver "${name}"`);
   const client = new PluginClient(spec, settings);
   const manifest = await client.call("Plugin.Activate", null);
   const implemented = Array.isArray(manifest.Implements) ? manifest.Implements.map(String) : [];
@@ -170,7 +163,7 @@ export async function pluginStatuses(settings: PluginSettings): Promise<PluginSt
       let spec: PluginSpec | undefined;
       try {
         spec = findPlugin(name, settings.dirs);
-        const driver = await openPlugin(name, { ...settings, retryMs: spec ? settings.retryMs : 0 });
+        const driver = await openPlugin(name, settings);
         return { name, addr: spec!.addr, source: spec!.source, scope: driver.scope };
       } catch (err) {
         return { name, addr: spec?.addr ?? "", source: spec?.source ?? "", error: describe(err) };
