@@ -90,6 +90,7 @@ registerDriver("local", (ctx) => new LocalDriver(ctx));
 export class Drivers {
   readonly #ctx: DriverContext;
   readonly #made = new Map<string, VolumeDriver>();
+  readonly #plugins = new Map<string, VolumeDriver>();
   readonly #opening = new Map<string, Promise<VolumeDriver>>();
 
   constructor(ctx: DriverContext) {
@@ -109,7 +110,7 @@ export class Drivers {
 
   /** Driver `name` if it is registered or a plugin already activated here; never looks for one. */
   find(name: string): VolumeDriver | undefined {
-    return this.builtin(name) ?? this.#made.get(name);
+    return this.builtin(name) ?? this.#plugins.get(name);
   }
 
   /** Every registered driver. */
@@ -125,7 +126,7 @@ export class Drivers {
     if (!opening) {
       opening = import("./pluginDriver.ts").then(async (m) => {
         const plugin = await m.openPlugin(name, this.#ctx.plugins);
-        this.#made.set(name, plugin);
+        this.#plugins.set(name, plugin);
         return plugin;
       });
       this.#opening.set(name, opening);
