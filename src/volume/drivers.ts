@@ -3,6 +3,7 @@
  * another built-in driver registers a factory under its name with {@link registerDriver}, and
  * any other name is a Docker volume plugin (./pluginDriver.ts), found as Docker finds it.
  */
+import { readdirSync } from "node:fs";
 import type { PluginSettings } from "../config.ts";
 import { LocalDriver } from "./local.ts";
 import type { PluginStatus } from "./pluginDriver.ts";
@@ -82,6 +83,15 @@ export function registerDriver(name: string, factory: DriverFactory): void {
 
 registerDriver("local", (ctx) => new LocalDriver(ctx));
 
+/** True when `dir` exists and has something in it. */
+function hasEntries(dir: string): boolean {
+  try {
+    return readdirSync(dir).length > 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The drivers of one volume service, each made on first use: the registered ones, and any
  * volume plugin by its name, as Docker's plugin getter finds them. The plugin modules are
@@ -143,6 +153,8 @@ export class Drivers {
 
   /** The names of the volume plugins in the plugin directories (not asked whether they answer). */
   async plugins(): Promise<string[]> {
+    // Most hosts have no plugin: a glance at the directories spares loading discovery at all.
+    if (!this.#ctx.plugins.dirs.some(hasEntries)) return [];
     const { scanPlugins } = await import("./pluginDiscovery.ts");
     return scanPlugins(this.#ctx.plugins.dirs).filter((n) => !FACTORIES.has(n));
   }
