@@ -1,6 +1,7 @@
 /**
  * A tiny Docker volume plugin for the tests, HTTP over a unix socket written by hand (so it can
- * misbehave below HTTP too). Run as `bun misbehavingPlugin.ts SOCKET DIR`. It keeps volumes as
+ * misbehave below HTTP too). Run as `bun misbehavingPlugin.ts ADDRESS DIR [CERT KEY]`: ADDRESS a
+ * socket path or `tcp://HOST:PORT`, over TLS with CERT and KEY. It keeps volumes as
  * directories `DIR/volumes/NAME` and logs each call to `DIR/calls.jsonl`. `DIR/behaviour.json`,
  * read on every call, maps a method (`VolumeDriver.Create`, `Plugin.Activate`, …) to how it
  * misbehaves: `slow` (never answers), `malformed` (200 with a body that is not JSON), `err` (200
@@ -10,8 +11,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 
-const [socket, dir] = process.argv.slice(2) as [string, string];
+const [address, dir, cert, key] = process.argv.slice(2) as [string, string, string?, string?];
 const volumes = join(dir, "volumes");
 mkdirSync(volumes, { recursive: true });
 
@@ -77,7 +79,7 @@ function handle(conn: Socket, head: string, raw: string): void {
   respond(conn, 200, JSON.stringify(answer(method, body)));
 }
 
-const server = createServer((conn) => {
+const serveConnection = (conn: Socket) => {
   let buf = Buffer.alloc(0);
   conn.on("error", () => undefined);
   conn.on("data", (chunk: Buffer) => {
@@ -90,8 +92,14 @@ const server = createServer((conn) => {
     conn.removeAllListeners("data");
     handle(conn, head, buf.subarray(end + 4, end + 4 + length).toString());
   });
-});
-rmSync(socket, { force: true });
-server.listen(socket);
+};
+const server = cert && key ? createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, serveConnection) : createServer(serveConnection);
+const tcp = /^tcp:\/\/(.*):(\d+)$/.exec(address);
+if (tcp) {
+  server.listen(Number(tcp[2]), tcp[1]);
+} else {
+  rmSync(address, { force: true });
+  server.listen(address);
+}
 // At once, whatever connections a "slow" call left open.
 process.on("SIGTERM", () => process.exit(0));

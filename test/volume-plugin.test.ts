@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { connectable, Daemon } from "./daemon.ts";
 import { startStor } from "./daemons.ts";
@@ -25,13 +26,27 @@ function pluginRoot(dir: string): TestRoot {
 }
 
 /** The test plugin on `DIR/NAME.sock`, its state in `DIR/NAME-state`; ready when it accepts connections. */
-async function startPlugin(dir: string, name: string): Promise<{ daemon: Daemon; state: string; socket: string }> {
-  const socket = join(dir, `${name}.sock`);
+async function startPlugin(dir: string, name: string, socket = join(dir, `${name}.sock`)): Promise<{ daemon: Daemon; state: string; socket: string }> {
   const state = join(dir, `${name}-state`);
   mkdirSync(state, { recursive: true });
   const daemon = new Daemon([process.execPath, PLUGIN, socket, state], join(state, "plugin.log"));
   await daemon.until(() => connectable(socket), { timeoutMs: 15_000 });
   return { daemon, state, socket };
+}
+
+/** The test plugin on TCP `port` of 127.0.0.1 (TLS with `tls`), its state in `DIR/NAME-state`. */
+async function startTcpPlugin(dir: string, name: string, port: number, tls: string[] = []): Promise<Daemon> {
+  const state = join(dir, `${name}-state`);
+  mkdirSync(state, { recursive: true });
+  const daemon = new Daemon([process.execPath, PLUGIN, `tcp://127.0.0.1:${port}`, state, ...tls], join(state, "plugin.log"));
+  const open = () =>
+    new Promise<boolean>((done) => {
+      const c = connect(port, "127.0.0.1");
+      c.once("connect", () => done(c.destroy() !== undefined));
+      c.once("error", () => done(false));
+    });
+  await daemon.until(open, { timeoutMs: 15_000 });
+  return daemon;
 }
 
 /** The methods the plugin was called with, in order. */
@@ -212,6 +227,85 @@ describe("a plugin that misbehaves", () => {
     expect(a.ok(["volume", "rm", "held"])).toBe("held\n");
     expect(a.ok(["volume", "ls", "-q"])).toBe("");
   }, 60_000);
+});
+
+describe("finding plugins as Docker does", () => {
+  let dir = "";
+  let extra = "";
+  let a: TestRoot;
+  const daemons: Daemon[] = [];
+  const port = 20_000 + (process.pid % 20_000);
+
+  beforeAll(async () => {
+    dir = mkdtempSync("/tmp/stor-plugins-");
+    extra = mkdtempSync("/tmp/stor-plugins-extra-");
+    a = pluginRoot(dir);
+    // A self-signed certificate for 127.0.0.1, and another that signed nothing of this.
+    for (const n of ["cert", "other"]) {
+      sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, `${n}.key`), "-out", join(dir, `${n}.pem`), "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    }
+    mkdirSync(join(dir, "sub"));
+    daemons.push((await startPlugin(dir, "sub", join(dir, "sub/sub.sock"))).daemon);
+    daemons.push(await startTcpPlugin(dir, "plain", port));
+    daemons.push(await startTcpPlugin(dir, "secure", port + 1, [join(dir, "cert.pem"), join(dir, "cert.key")]));
+    daemons.push((await startPlugin(extra, "elsewhere")).daemon);
+    writeFileSync(join(dir, "plain.spec"), `tcp://127.0.0.1:${port}\n`);
+    writeFileSync(join(dir, "secure.json"), JSON.stringify({ Name: "secure", Addr: `https://127.0.0.1:${port + 1}`, TLSConfig: { CAFile: join(dir, "cert.pem") } }));
+    writeFileSync(join(dir, "insecure.json"), JSON.stringify({ Addr: `https://127.0.0.1:${port + 1}`, TLSConfig: {} }));
+    writeFileSync(join(dir, "untrusted.json"), JSON.stringify({ Addr: `https://127.0.0.1:${port + 1}`, TLSConfig: { CAFile: join(dir, "other.pem") } }));
+    writeFileSync(join(dir, "broken.spec"), "127.0.0.1:1\n");
+    // A socket wins over a spec file of the same name, as in Docker.
+    writeFileSync(join(dir, "sub.spec"), "tcp://127.0.0.1:1\n");
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(daemons.map((d) => d.stop()));
+    a?.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(extra, { recursive: true, force: true });
+  });
+
+  test("stor volume plugins lists each, with its address and whether it answers", () => {
+    const r = a.stor(["volume", "plugins", "--format", "json"]);
+    expect(r.code).toBe(0);
+    const seen = Object.fromEntries(r.stdout.trim().split("\n").map((l) => JSON.parse(l)).map((p) => [p.Name, [p.Addr, p.Answers]]));
+    expect(seen).toEqual({
+      broken: ["", false],
+      insecure: [`https://127.0.0.1:${port + 1}`, true],
+      plain: [`tcp://127.0.0.1:${port}`, true],
+      secure: [`https://127.0.0.1:${port + 1}`, true],
+      sub: [`unix://${join(dir, "sub/sub.sock")}`, true],
+      untrusted: [`https://127.0.0.1:${port + 1}`, false],
+    });
+  }, 30_000);
+
+  test.each(["sub", "plain", "secure", "insecure"])("a volume through %p: create, mount, rm", (name) => {
+    a.ok(["volume", "create", "-d", name, `v-${name}`]);
+    expect(a.ok(["volume", "mount", `v-${name}`, "r"]).trim()).toBe(join(dir, `${name === "insecure" ? "secure" : name}-state/volumes/v-${name}`));
+    a.ok(["volume", "unmount", `v-${name}`, "r"]);
+    expect(a.ok(["volume", "rm", `v-${name}`])).toBe(`v-${name}\n`);
+  });
+
+  test("a certificate the CA file did not sign, and a spec that is no address, are one line each", () => {
+    const untrusted = a.stor(["volume", "create", "-d", "untrusted", "never"]);
+    expect(untrusted).toMatchObject({ code: 1, stdout: "" });
+    expect(untrusted.stderr).toStartWith(`stor: volume driver "untrusted" (https://127.0.0.1:${port + 1}): Plugin.Activate: `);
+    expect(untrusted.stderr.split("\n")).toHaveLength(2);
+    expect(a.stor(["volume", "create", "-d", "broken", "never"])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `stor: plugin spec ${join(dir, "broken.spec")}: "127.0.0.1:1" is not an address (unix:///path or tcp://host:port)\n`,
+    });
+    expect(a.ok(["volume", "ls", "-q"])).toBe("");
+  });
+
+  test("--plugin-dir adds a directory to look in", () => {
+    expect(a.stor(["volume", "create", "-d", "elsewhere", "far"])).toMatchObject({ code: 3 });
+    expect(a.ok(["--plugin-dir", extra, "volume", "create", "-d", "elsewhere", "far"])).toBe("far\n");
+    // Without it, the volume stays listed from stor's record, with a warning.
+    expect(a.stor(["volume", "ls"])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^elsewhere\s+far$/m), stderr: expect.stringContaining("not found") });
+    expect(a.ok(["--plugin-dir", extra, "volume", "rm", "far"])).toBe("far\n");
+  });
 });
 
 describe("dockerd with the same plugin", () => {
