@@ -7,7 +7,7 @@ import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, simulateReboot } from "./helpers.ts";
 
 const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
 const PARENT_FILES = 400;
@@ -124,6 +124,7 @@ test("stor restore: stray mounts and directories go, a damaged database is repor
   mkdirSync(stray);
   r.ok(["snapshot", "-s", "overlay", "view", "v", "base"]);
   r.ok(["-s", "overlay", "mount", "v", stray]);
+  simulateReboot(r.path);
   const out = r.ok(["restore"]).split("\n").filter(Boolean).sort();
   expect(out).toEqual([
     "removed snapshot directory overlay/rm-77: no snapshot owns it",

@@ -2,7 +2,8 @@
  * What every test needs: the stor binary run as a user runs it, throw-away roots, real loop
  * filesystems, and a loud failure under CI when root or a kernel feature is missing.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "bun";
 
@@ -82,6 +83,21 @@ export class TestRoot {
     rmSync(this.path, { recursive: true, force: true });
     sh(["sh", "-c", `rm -rf '${this.path}'-*`]);
   }
+}
+
+/**
+ * Makes `root` look to `stor restore` as after a reboot: every volume reference, and restore's
+ * record, of an earlier boot. Mounts stay (a real reboot would take them), for restore to find.
+ */
+export function simulateReboot(root: string): void {
+  const earlier = "00000000-0000-4000-8000-000000000000";
+  const db = join(root, "volumes/.meta/metadata.db");
+  if (existsSync(db)) {
+    const d = new Database(db);
+    d.run("UPDATE refs SET boot = ?", [earlier]);
+    d.close();
+  }
+  writeFileSync(join(root, "restore.boot"), `${earlier}\n`);
 }
 
 /** Unmounts everything whose mount point starts with `prefix`, deepest first. */

@@ -10,7 +10,7 @@ export async function mountCommand(argv: readonly string[], config: Config, snap
   cli.command("mount <key> <target>", "Mount snapshot KEY on TARGET").action((key, target) => {
     const service = openSnapshots(config, snapshotter);
     try {
-      mountAll(service.mounts(String(key)), String(target));
+      mountAll(service.mounts(String(key)), String(target), `snapshot "${key}"`);
     } finally {
       service.close();
     }

@@ -82,8 +82,9 @@ export async function snapshotCommand(argv: readonly string[], config: Config, s
     .command("rm [...keys]", "Remove snapshots (leaves first; stops at the first failure)")
     .alias("remove")
     .alias("delete")
-    .action((keys: unknown[]) => {
-      for (const k of keys) svc().remove(String(k));
+    .option("--force", "Also remove snapshots containerd made and still records")
+    .action((keys: unknown[], opts) => {
+      for (const k of keys) svc().remove(String(k), Boolean(opts.force));
     });
 
   cli

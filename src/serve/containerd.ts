@@ -15,6 +15,7 @@ import { fromJSON } from "@grpc/proto-loader";
 import { Root, common, parse } from "protobufjs";
 import { ExitCode, InvalidArgumentError, PreconditionError, describe, exitCodeOf } from "../errors.ts";
 import { log, logEnabled } from "../log.ts";
+import { isContainerdKey } from "../snapshot/containerdKeys.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { snapshotFilter } from "./filters.ts";
@@ -26,8 +27,6 @@ const SERVICE = "containerd.services.snapshots.v1.Snapshots";
 const WELL_KNOWN = ["google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"];
 /** Infos per List message: containerd's own server sends them in batches too. */
 const LIST_BATCH = 100;
-/** The shape of a key containerd's metadata layer makes: namespace, numeric id, the client's key. */
-const CONTAINERD_KEY = /^[^/]+\/\d+\//;
 
 /** The Snapshots service definition from the embedded schema, messages with snake_case fields. */
 export function snapshotsDefinition(): grpc.ServiceDefinition {
@@ -167,11 +166,11 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
       return empty;
     }),
     Remove: unary<KeyRequest>("Remove", async (r) => {
-      if (!CONTAINERD_KEY.test(r.key)) {
+      if (!isContainerdKey(r.key)) {
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      await threads.run("snapshots", "remove", r.key);
+      await threads.run("snapshots", "remove", r.key, true);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),

@@ -7,15 +7,18 @@
  *   snapshot owns, which {@link SnapshotService.cleanup} removes;
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { failpoint } from "../failpoint.ts";
+import { log } from "../log.ts";
 import { snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
+import { mountsUsing } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
+import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
 import type { Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
@@ -200,18 +203,33 @@ export class SnapshotService {
     });
   }
 
-  /** Removes `key`; a snapshot with children cannot be removed. */
-  remove(key: string): void {
+  /**
+   * Removes `key`. A snapshot with children cannot be removed, nor one whose directory a mount
+   * uses (mountinfo says so, whoever mounted it). One containerd made (its key has the shape
+   * containerd gives keys) is containerd's: its records still name it, so only `force` removes
+   * it — as `stor serve` does on containerd's behalf.
+   */
+  remove(key: string, force = false): void {
     validateKey(key);
     const id = this.#store.write(() => {
       const s = this.#get(key);
+      if (!force && isContainerdKey(key)) {
+        throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
+      }
       if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
+      const mounted = this.#mountedAt(this.#dir(s.id));
+      if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
       this.#store.delete(s.id);
       return s.id;
     });
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
     rmSync(this.#dir(id), { recursive: true, force: true });
+  }
+
+  /** Mount points of the mounts that use directory `dir`, which may be gone. */
+  #mountedAt(dir: string): string[] {
+    return existsSync(dir) ? mountsUsing(realpathSync(dir)).map((m) => m.mountPoint) : [];
   }
 
   /** Information about `key`. */
@@ -269,6 +287,12 @@ export class SnapshotService {
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
+        const mounted = this.#mountedAt(path);
+        if (mounted.length > 0) {
+          // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
+          log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);
+          continue;
+        }
         if (name.startsWith("new-")) {
           const lock = lockPath(path, { wait: false });
           if (!lock) continue;

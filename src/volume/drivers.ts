@@ -32,18 +32,12 @@ export interface ListedVolume {
 
 /**
  * What the volume service asks of a driver. The service serialises calls per volume name and
- * keeps metadata and references; a driver keeps only the volume's storage. A built-in driver
- * answers at once; a plugin answers over a socket, so every call may return a promise.
+ * keeps metadata and references; a driver keeps only the volume's storage.
  */
-export interface VolumeDriver {
+interface DriverCalls {
   readonly name: string;
   /** Docker's Scope: `local` (this host) or `global`. */
   readonly scope: "local" | "global";
-  /**
-   * True when the storage is stor's own, below its root: a volume found there without metadata
-   * is a create cut short, which restore adopts. A plugin's storage is the plugin's.
-   */
-  readonly ownsStorage: boolean;
   /**
    * Makes the storage of volume `name`. Bad options are an InvalidArgumentError before anything
    * is made; on a later failure nothing of what it made is left.
@@ -51,8 +45,6 @@ export interface VolumeDriver {
   create(name: string, options: Record<string, string>): void | Promise<void>;
   /** Removes the storage and data of volume `name`. */
   remove(name: string): void | Promise<void>;
-  /** The host path of the volume's data. */
-  path(name: string): string | Promise<string>;
   /** Makes `name` usable for reference `ref`, given its active-mount count; returns the new count. */
   mount(name: string, ref: string, active: number): Promise<number>;
   /** Gives up reference `ref`'s use of `name`, given its active-mount count; returns the new count. */
@@ -64,6 +56,25 @@ export interface VolumeDriver {
   /** Removes what interrupted operations left on the driver's storage; returns the paths removed. */
   cleanup(): string[];
 }
+
+/**
+ * A driver whose storage is stor's own, below its root (`local`): it answers at once, and a
+ * volume found there without metadata is a create cut short, which restore adopts.
+ */
+export interface OwnStorageDriver extends DriverCalls {
+  readonly ownsStorage: true;
+  /** The host path of the volume's data. */
+  path(name: string): string;
+}
+
+/** A driver whose storage is another's (a volume plugin): it answers over a socket. */
+export interface ForeignStorageDriver extends DriverCalls {
+  readonly ownsStorage: false;
+  /** The host path of the volume's data, as the driver tells it. */
+  path(name: string): Promise<string>;
+}
+
+export type VolumeDriver = OwnStorageDriver | ForeignStorageDriver;
 
 /** What a driver is made with: the volumes root, the metadata store, where plugins are found. */
 export interface DriverContext {

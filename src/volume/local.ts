@@ -16,7 +16,7 @@ import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
 import { rfc3339 } from "../timefmt.ts";
-import type { DiscoveredVolume, DriverContext, ListedVolume, VolumeDriver } from "./drivers.ts";
+import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } from "./drivers.ts";
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
 import type { VolumeStore } from "./volumeStore.ts";
@@ -27,10 +27,10 @@ const OPTS_FILE = "opts.json";
 const TRASH_PREFIX = ".rm-";
 
 /** The local driver over the volumes root `home`. */
-export class LocalDriver implements VolumeDriver {
+export class LocalDriver implements OwnStorageDriver {
   readonly name = "local";
   readonly scope = "local";
-  readonly ownsStorage = true;
+  readonly ownsStorage = true as const;
   readonly #home: string;
   readonly #store: VolumeStore;
 

@@ -8,7 +8,7 @@
 import type { PluginSettings } from "../config.ts";
 import { NotFoundError, describe } from "../errors.ts";
 import { log } from "../log.ts";
-import type { DiscoveredVolume, ListedVolume, VolumeDriver } from "./drivers.ts";
+import type { DiscoveredVolume, ForeignStorageDriver, ListedVolume } from "./drivers.ts";
 import { isVolumeName } from "./name.ts";
 import { PluginClient, PluginError, oneLine, type Answer } from "./pluginClient.ts";
 import { findPlugin, scanPlugins, type PluginSpec } from "./pluginDiscovery.ts";
@@ -55,10 +55,10 @@ async function scopeOf(client: PluginClient): Promise<"local" | "global"> {
 }
 
 /** One activated plugin. */
-export class PluginDriver implements VolumeDriver {
+export class PluginDriver implements ForeignStorageDriver {
   readonly name: string;
   readonly scope: "local" | "global";
-  readonly ownsStorage = false;
+  readonly ownsStorage = false as const;
   readonly #client: PluginClient;
   /** Mount points the plugin has told of, by volume: Docker's cached path. */
   readonly #paths = new Map<string, string>();

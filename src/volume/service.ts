@@ -8,12 +8,14 @@
  * makes the storage before the metadata (a crash leaves a directory that restore adopts), a
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
-import { chmodSync, mkdirSync, realpathSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import type { Config } from "../config.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
+import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
 import { volumeDb, volumeLocksDir, volumeMetaDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
+import { mountsUsing } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
@@ -21,7 +23,7 @@ import { isVolumeName, validateName } from "./name.ts";
 import { migrateLegacyVolumeDb } from "./legacyLayout.ts";
 import { NameLocks } from "./nameLocks.ts";
 import type { PluginStatus } from "./pluginDriver.ts";
-import { restoreVolumes, type VolumeRestoreReport } from "./restore.ts";
+import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 
@@ -82,6 +84,11 @@ function validateRef(ref: string): void {
  */
 function isPlainLocal(v: VolumeRecord): boolean {
   return v.driver === LOCAL && Object.keys(v.options).length === 0;
+}
+
+/** Mount points of the mounts that use a volume's data at `path` (which may be gone). */
+function mountedAt(path: string): string[] {
+  return existsSync(path) ? mountsUsing(realpathSync(path)).map((m) => m.mountPoint) : [];
 }
 
 /** The volumes below `<root>/volumes`. */
@@ -224,6 +231,9 @@ export class VolumeService {
       name,
       (v, driver) => {
         if (v.refs.length > 0) throw new PreconditionError(vol(name), `in use - [${v.refs.join(", ")}]`);
+        // Bind mounts of the data are seen on this host only where the data is stor's own.
+        const mounted = driver.ownsStorage ? mountedAt(driver.path(name)) : [];
+        if (mounted.length > 0) throw new PreconditionError(vol(name), `is mounted at ${mounted.join(", ")}`);
         return this.#removeLocked(v, driver);
       },
       force ? () => undefined : undefined,
@@ -254,8 +264,9 @@ export class VolumeService {
         await this.#locked(
           c.name,
           async (v, driver) => {
-            if (v.refs.length > 0) return; // taken while pruning
-            const size = dataSize(await driver.path(v.name)) ?? 0;
+            const data = await driver.path(v.name);
+            if (v.refs.length > 0 || mountedAt(data).length > 0) return; // taken while pruning
+            const size = dataSize(data) ?? 0;
             await this.#removeLocked(v, driver);
             report.deleted.push(v.name);
             report.reclaimed += size;
@@ -278,7 +289,7 @@ export class VolumeService {
         const active = await driver.mount(name, ref, v.active);
         failpoint("volume-mount:mounted");
         try {
-          this.#store.write(() => this.#store.addRef(name, ref, active));
+          this.#store.write(() => this.#store.addRef(name, ref, active, bootId()));
         } catch (err) {
           await driver.unmount(name, ref, active);
           throw err;
@@ -317,8 +328,8 @@ export class VolumeService {
   }
 
   /** The volume part of `stor restore`: see {@link restoreVolumes}. */
-  restore(): Promise<VolumeRestoreReport> {
-    return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks });
+  restore(policy: RestorePolicy): Promise<VolumeRestoreReport> {
+    return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks }, policy);
   }
 
   close(): void {
@@ -363,8 +374,7 @@ export class VolumeService {
   #view(v: VolumeRecord, mountpoint?: string): Volume {
     const builtin = this.#drivers.builtin(v.driver);
     const d = builtin ?? this.#drivers.find(v.driver);
-    // A built-in driver answers at once: its path is a string.
-    return { ...v, mountpoint: (builtin?.path(v.name) as string | undefined) ?? mountpoint ?? "", scope: d?.scope ?? "local" };
+    return { ...v, mountpoint: (builtin?.ownsStorage ? builtin.path(v.name) : mountpoint) ?? "", scope: d?.scope ?? "local" };
   }
 
   /**
