@@ -64,6 +64,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
     throw new InvalidArgumentError(`log level "${logLevelRaw}"`, `must be one of ${LOG_LEVELS.join(", ")}`);
   }
+  // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
+  const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
   return {
     root,
     configPath,
@@ -71,7 +73,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
     defaultSnapshotter: file.snapshot.default,
     defaultVolumeDriver: file.volume.default_driver ?? "local",
     plugins: {
-      dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(file.volume.plugin_dirs?.split(/\s+/).filter(Boolean) ?? DOCKER_PLUGIN_DIRS)],
+      dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : pluginDirs.split(/\s+/).filter(Boolean))],
       timeoutMs: (file.volume.plugin_timeout ?? 60) * 1000,
       retryMs: (file.volume.plugin_retry ?? 30) * 1000,
     },

@@ -11,19 +11,25 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { connectable, Daemon } from "./daemon.ts";
 import { startStor } from "./daemons.ts";
-import { have, isRoot, need, sh, TestRoot } from "./helpers.ts";
+import { have, isRoot, need, sh, TestRoot, type Result } from "./helpers.ts";
 
 const PLUGIN = join(import.meta.dir, "misbehavingPlugin.ts");
 /** Seconds: how long a plugin that cannot be reached is retried, and a call may take. */
 const RETRY = 2;
 const TIMEOUT = 2;
 
-/** A root whose plugins are looked for in `dir` only, waited for briefly. */
-function pluginRoot(dir: string): TestRoot {
-  const root = new TestRoot();
-  writeFileSync(root.config, `[volume]\nplugin_dirs = ${dir}\nplugin_retry = ${RETRY}\nplugin_timeout = ${TIMEOUT}\n`);
-  return root;
+/** A root whose plugins are looked for in `dir` (and no place else: see helpers.ts), waited for briefly. */
+class PluginRoot extends TestRoot {
+  constructor(readonly pluginDir: string) {
+    super();
+    writeFileSync(this.config, `[volume]\nplugin_retry = ${RETRY}\nplugin_timeout = ${TIMEOUT}\n`);
+  }
+
+  override stor(args: string[], opts: { env?: Record<string, string> } = {}): Result {
+    return super.stor(["--plugin-dir", this.pluginDir, ...args], opts);
+  }
 }
+const pluginRoot = (dir: string) => new PluginRoot(dir);
 
 /** The test plugin on `DIR/NAME.sock`, its state in `DIR/NAME-state`; ready when it accepts connections. */
 async function startPlugin(dir: string, name: string, socket = join(dir, `${name}.sock`)): Promise<{ daemon: Daemon; state: string; socket: string }> {

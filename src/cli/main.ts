@@ -30,7 +30,8 @@ Global options:
   --config FILE         ini file (STOR_CONFIG; default /etc/stor/stor.ini)
   --log-level LEVEL     error, warn, info or debug (STOR_LOG_LEVEL; default warn)
   -s, --snapshotter S   overlay or native (default: overlay where supported)
-  --plugin-dir DIR      look for volume plugins in DIR too (repeatable; [volume] plugin_dirs)
+  --plugin-dir DIR      look for volume plugins in DIR first (repeatable; STOR_PLUGIN_DIRS
+                        and [volume] plugin_dirs replace Docker's directories)
   --no-color            no colour (also NO_COLOR)
   -h, --help            this help
   -v, --version         the version
