@@ -106,6 +106,15 @@ describe("stor serve --docker-volume on a second root as the plugin", () => {
     expect(a.ok(["volume", "ls", "-q"])).toBe("");
   });
 
+  test.skipIf(!isRoot())("a reference restore releases ends at the plugin too (its Unmount); the volume stays", () => {
+    a.ok(["volume", "create", "-d", "storb", "held"]);
+    a.ok(["volume", "mount", "held", "container-2"]);
+    expect(b.stor(["volume", "rm", "held"])).toMatchObject({ code: 5 });
+    expect(a.ok(["restore", "--force"])).toContain('released volume "held": references container-2\n');
+    expect(b.ok(["volume", "ls", "-q", "-f", "dangling=true"])).toBe("held\n");
+    expect(a.ok(["volume", "rm", "held"])).toBe("held\n");
+  });
+
   test.skipIf(!isRoot())("a plugin's volume stor has no record of is listed as Docker lists it, and can be inspected", () => {
     a.ok(["volume", "create", "mine"]);
     b.ok(["volume", "create", "theirs"]);
@@ -197,13 +206,25 @@ describe("a plugin that misbehaves", () => {
     expect(a.ok(["volume", "ls", "-q"])).toBe("held\n");
   });
 
-  test("a global plugin's scope shows; its volume is never pruned", () => {
+  test("a global volume is not removed when this host's reference ends: not by unmount, restore or prune", () => {
     behave({ "VolumeDriver.Capabilities": "global" });
     const [v] = JSON.parse(a.ok(["volume", "inspect", "held"]));
     expect(v).toMatchObject({ Driver: "bad", Scope: "global", Status: { plugin: "misbehaving" } });
+    a.ok(["volume", "mount", "held", "here-1"]);
+    a.ok(["volume", "mount", "held", "here-2"]);
+    a.ok(["volume", "unmount", "held", "here-1"]);
+    expect(a.ok(["restore", "--force"])).toContain('released volume "held": references here-2\n');
     expect(a.ok(["volume", "prune", "-f", "-a"])).toBe("Total reclaimed space: 0B\n");
+    const seen = calls(plugin.state).filter((c) => /mount$|Remove$/i.test(c.method));
+    expect(seen.slice(-4).map((c) => [c.method, c.body.ID])).toEqual([
+      ["VolumeDriver.Mount", "here-1"],
+      ["VolumeDriver.Mount", "here-2"],
+      ["VolumeDriver.Unmount", "here-1"],
+      ["VolumeDriver.Unmount", "here-2"],
+    ]);
     behave({});
     expect(a.ok(["volume", "ls", "-q"])).toBe("held\n");
+    expect(existsSync(join(plugin.state, "volumes/held"))).toBe(true);
   });
 
   test("gone between calls: its volumes stay listed with the error, rm fails, restore keeps them; back, all works", async () => {

@@ -10,8 +10,9 @@
  *    are unmounted at boot time (else reported); a busy one is never taken away.
  * 3. Each driver's storage is compared with the metadata: a volume whose storage is gone loses
  *    its metadata; storage of stor's own without metadata (a create cut short) is adopted as a
- *    volume, as Docker's local driver discovers its directories. A plugin that cannot be asked
- *    keeps its volumes' metadata untouched, and is reported.
+ *    volume, as Docker's local driver discovers its directories. A plugin is told of each
+ *    reference released (its Unmount); one that cannot be asked keeps its volumes' metadata
+ *    untouched, and is reported.
  * 4. What interrupted removals left is removed.
  */
 import { existsSync, realpathSync } from "node:fs";
@@ -62,7 +63,7 @@ export interface VolumeRestoreReport {
   adopted: string[];
   /** Leftovers of interrupted removals, removed. */
   removed: string[];
-  /** Drivers that could not be asked, with why: their volumes' metadata is kept as it is. */
+  /** Plugins that could not be asked (or failed an Unmount), with why: their volumes' metadata is kept as it is. */
   unreachable: { driver: string; error: string }[];
 }
 
@@ -113,14 +114,28 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
   }
 
   const driverOf = new Map(known.map((v) => [v.name, v.driver]));
+  // A plugin counts references of its own: each one released is its Unmount (never a Remove,
+  // whatever its scope), as when the reference ends. One failure is enough to report a plugin.
+  const failed = new Map<string, string>();
+  for (const { volume, refs } of report.released) {
+    const owner = driverOf.get(volume)!;
+    if (drivers.builtin(owner) || failed.has(owner)) continue;
+    try {
+      const driver = await drivers.get(owner);
+      for (const ref of refs) await driver.unmount(volume, ref, 0);
+    } catch (err) {
+      failed.set(owner, describe(err));
+    }
+  }
   for (const driverName of new Set([...drivers.all().map((d) => d.name), ...driverOf.values()])) {
     let driver;
     let found;
     try {
+      if (failed.has(driverName)) continue;
       driver = await drivers.get(driverName);
       found = new Set((await driver.list()).map((l) => l.name));
     } catch (err) {
-      report.unreachable.push({ driver: driverName, error: describe(err) });
+      failed.set(driverName, describe(err));
       continue;
     }
     for (const [name, owner] of driverOf) {
@@ -145,6 +160,7 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
     }
     report.removed.push(...driver.cleanup());
   }
+  report.unreachable = [...failed].map(([driver, error]) => ({ driver, error }));
   report.dropped.sort();
   report.adopted.sort();
   return report;
