@@ -282,6 +282,7 @@ describe("finding plugins as Docker does", () => {
     writeFileSync(join(dir, "insecure.json"), JSON.stringify({ Addr: `https://127.0.0.1:${port + 1}`, TLSConfig: {} }));
     writeFileSync(join(dir, "untrusted.json"), JSON.stringify({ Addr: `https://127.0.0.1:${port + 1}`, TLSConfig: { CAFile: join(dir, "other.pem") } }));
     writeFileSync(join(dir, "broken.spec"), "127.0.0.1:1\n");
+    writeFileSync(join(dir, "gone.spec"), `unix://${join(dir, "gone.sock")}\n`); // a plugin long gone
     // A socket wins over a spec file of the same name, as in Docker.
     writeFileSync(join(dir, "sub.spec"), "tcp://127.0.0.1:1\n");
   }, 60_000);
@@ -298,6 +299,7 @@ describe("finding plugins as Docker does", () => {
     const seen = Object.fromEntries(r.stdout.trim().split("\n").map((l) => JSON.parse(l)).map((p) => [p.Name, [p.Addr, p.Answers]]));
     expect(seen).toEqual({
       broken: ["", false],
+      gone: [`unix://${join(dir, "gone.sock")}`, false],
       insecure: [`https://127.0.0.1:${port + 1}`, true],
       plain: [`tcp://127.0.0.1:${port}`, true],
       secure: [`https://127.0.0.1:${port + 1}`, true],
@@ -324,6 +326,12 @@ describe("finding plugins as Docker does", () => {
       stderr: `stor: plugin spec ${join(dir, "broken.spec")}: "127.0.0.1:1" is not an address (unix:///path or tcp://host:port)\n`,
     });
     expect(a.ok(["volume", "ls", "-q"])).toBe("");
+  });
+
+  test("plugins that do not answer and hold no volume of stor's neither hold up nor clutter a listing", () => {
+    const started = Date.now();
+    expect(a.stor(["volume", "ls"])).toEqual({ code: 0, stdout: "DRIVER    VOLUME NAME\n", stderr: "" });
+    expect(Date.now() - started).toBeLessThan(1000); // no retry: one attempt each
   });
 
   test("--plugin-dir adds a directory to look in", () => {

@@ -139,14 +139,20 @@ export class Drivers {
     return [...FACTORIES.keys()].map((n) => this.builtin(n)!);
   }
 
-  /** Driver `name`: a registered one, else the plugin of that name, activated; none is not found (exit 3). */
-  get(name: string): Promise<VolumeDriver> {
+  /**
+   * Driver `name`: a registered one, else the plugin of that name, activated; none is not found
+   * (exit 3). A plugin that does not answer is retried for the configured window, unless
+   * `retry` is false: a plugin merely found (no volume of stor's names it) gets one attempt, so
+   * a socket or spec file left behind by a plugin long gone never holds up a listing.
+   */
+  get(name: string, retry = true): Promise<VolumeDriver> {
     const d = this.builtin(name);
     if (d) return Promise.resolve(d);
     let opening = this.#opening.get(name);
     if (!opening) {
+      const settings = retry ? this.#ctx.plugins : { ...this.#ctx.plugins, retryMs: 0 };
       opening = import("./pluginDriver.ts").then(async (m) => {
-        const plugin = await m.openPlugin(name, this.#ctx.plugins);
+        const plugin = await m.openPlugin(name, settings);
         this.#plugins.set(name, plugin);
         return plugin;
       });
@@ -159,7 +165,8 @@ export class Drivers {
 
   /** Every volume plugin in the plugin directories, and whether it answers. */
   async pluginStatuses(): Promise<PluginStatus[]> {
-    return (await import("./pluginDriver.ts")).pluginStatuses(this.#ctx.plugins);
+    // One attempt each: the question is whether it answers now.
+    return (await import("./pluginDriver.ts")).pluginStatuses({ ...this.#ctx.plugins, retryMs: 0 });
   }
 
   /** The names of the volume plugins in the plugin directories (not asked whether they answer). */

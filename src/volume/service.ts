@@ -207,7 +207,7 @@ export class VolumeService {
     await Promise.all(
       ask.map(async (n) => {
         try {
-          const listed = await (await this.#drivers.get(n)).list();
+          const listed = await (await this.#drivers.get(n, withRecords.has(n))).list();
           out.set(n, new Map(listed.map((l) => [l.name, l])));
         } catch (err) {
           // A plugin found that is none of stor's (it implements something else, say) is no news.
@@ -350,7 +350,7 @@ export class VolumeService {
     for (const plugin of await this.#drivers.plugins()) {
       let created: string;
       try {
-        created = (await (await this.#drivers.get(plugin)).discovered(name)).created;
+        created = (await (await this.#drivers.get(plugin, false)).discovered(name)).created;
       } catch (err) {
         log.debug(describe(err));
         continue;
