@@ -236,6 +236,7 @@ describe("a plugin that misbehaves", () => {
     expect(a.stor(["volume", "rm", "held"])).toEqual({ code: 3, stdout: "", stderr: 'stor: volume driver "bad": not found\n' });
     expect(a.stor(["volume", "mount", "held", "r"])).toMatchObject({ code: 3 });
     expect(a.ok(["restore"])).toBe('kept the volumes of driver "bad" as recorded: volume driver "bad": not found\n');
+    expect(a.stor(["df"])).toMatchObject({ code: 0, stderr: "" }); // local volumes only: no plugin is asked
     expect(metadata()).toEqual(before);
 
     // A socket left behind that nothing answers on: retried for the window, then one line.

@@ -25,7 +25,6 @@ export type CallTime = "short" | "long";
 
 /** Text from a plugin made fit for one line of an error: control characters escaped, length bounded. */
 export function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
   const flat = text.trim().replace(/[\u0000-\u001f\u007f]/g, (c) => (c === "\n" ? "\\n" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
   return flat.length > MAX_QUOTED ? `${flat.slice(0, MAX_QUOTED)}…` : flat;
 }
