@@ -95,8 +95,8 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
 
   cli
     .command("create [name]", "Create a volume (no NAME: a random 64-hex name)")
-    .option("-d, --driver <driver>", "Volume driver (default: [volume] default_driver, else local)")
-    .option("-o, --opt <k=v>", "Driver option: type, device, o, size (repeatable)")
+    .option("-d, --driver <driver>", "local or a volume plugin's name (default: [volume] default_driver, else local)")
+    .option("-o, --opt <k=v>", "Driver option (local: type, device, o, size; a plugin: its own) (repeatable)")
     .option("--label <k=v>", "Set a label (repeatable)")
     .action(async (name, opts) => {
       const created = await svc().create(name === undefined ? undefined : String(name), {
