@@ -404,3 +404,15 @@ describe("dockerd with the same plugin", () => {
     expect(a.stor(["volume", "inspect", "both"]).code).toBe(3);
   });
 });
+
+test("bad plugin settings in the config are one line naming the key (exit 2)", () => {
+  const r = new TestRoot();
+  try {
+    writeFileSync(r.config, "[volume]\nplugin_dirs = /etc/docker/plugins relative/dir\n");
+    expect(r.stor(["volume", "ls"])).toEqual({ code: 2, stdout: "", stderr: `stor: config ${r.config}: volume.plugin_dirs: must be absolute paths, space-separated\n` });
+    writeFileSync(r.config, "[volume]\nplugin_timeout = 0\n");
+    expect(r.stor(["volume", "ls"])).toEqual({ code: 2, stdout: "", stderr: `stor: config ${r.config}: volume.plugin_timeout: Number must be greater than 0\n` });
+  } finally {
+    r.close();
+  }
+});
