@@ -176,6 +176,17 @@ describe("a plugin that misbehaves", () => {
     expect(seen.find((c) => c.method === "VolumeDriver.Create")?.body).toEqual({ Name: "held", Opts: {} });
   });
 
+  test("options go to Create as given; a reference taken again asks the plugin for the path (Path)", () => {
+    a.ok(["volume", "create", "-d", "bad", "-o", "size=1G", "-o", "tier=fast", "opted"]);
+    expect(calls(plugin.state).at(-1)).toMatchObject({ method: "VolumeDriver.Create", body: { Name: "opted", Opts: { size: "1G", tier: "fast" } } });
+    const path = a.ok(["volume", "mount", "opted", "r1"]);
+    expect(a.ok(["volume", "mount", "opted", "r1"])).toBe(path);
+    expect(calls(plugin.state).at(-1)).toMatchObject({ method: "VolumeDriver.Path", body: { Name: "opted" } });
+    expect(JSON.parse(a.ok(["volume", "inspect", "opted"]))[0].Options).toEqual({ size: "1G", tier: "fast" });
+    a.ok(["volume", "unmount", "opted", "r1"]);
+    a.ok(["volume", "rm", "opted"]);
+  });
+
   const cases = [
     ["slow", `VolumeDriver.Create: no answer within ${2 * TIMEOUT}s`, `VolumeDriver.Remove: no answer within ${TIMEOUT}s`],
     ["malformed", 'VolumeDriver.Create: malformed answer: {"Mountpoint":', 'VolumeDriver.Remove: malformed answer: {"Mountpoint":'],
