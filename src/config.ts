@@ -4,6 +4,7 @@
  * bad file is an error that names the file, the key and the reason.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
@@ -22,13 +23,30 @@ export interface Config {
   /** The configured default snapshotter, or undefined to pick by kernel support. */
   defaultSnapshotter?: SnapshotterName;
   defaultVolumeDriver: string;
+  /** Volume plugins: where they are looked for, and how long they are waited for. */
+  plugins: PluginSettings;
 }
+
+/** Where volume plugins are found and how long stor waits for them, as Docker does by default. */
+export interface PluginSettings {
+  /** Searched in order: sockets in all of them first, then `.spec` and `.json` files. */
+  dirs: string[];
+  /** How long a call may take (Create and Mount: twice as long); Docker's is a minute. */
+  timeoutMs: number;
+  /** How long a plugin that cannot be reached is retried, with backoff; Docker's is 30 seconds. */
+  retryMs: number;
+}
+
+/** Where Docker looks for plugins: sockets, then spec files. */
+export const DOCKER_PLUGIN_DIRS = ["/run/docker/plugins", "/etc/docker/plugins", "/usr/lib/docker/plugins"];
 
 /** Options given on the command line; they override the file and the environment. */
 export interface ConfigOverrides {
   root?: string;
   config?: string;
   logLevel?: string;
+  /** Plugin directories searched before the configured ones (`--plugin-dir`). */
+  pluginDirs?: string[];
 }
 
 /** Loads and validates the configuration for this invocation. */
@@ -44,12 +62,19 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
     throw new InvalidArgumentError(`log level "${logLevelRaw}"`, `must be one of ${LOG_LEVELS.join(", ")}`);
   }
+  // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
+  const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
   return {
     root,
     configPath,
     logLevel: logLevelRaw as LogLevel,
     defaultSnapshotter: file.snapshot.default,
     defaultVolumeDriver: file.volume.default_driver ?? "local",
+    plugins: {
+      dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : pluginDirs.split(/\s+/).filter(Boolean))],
+      timeoutMs: (file.volume.plugin_timeout ?? 60) * 1000,
+      retryMs: (file.volume.plugin_retry ?? 30) * 1000,
+    },
   };
 }
 

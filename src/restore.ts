@@ -47,7 +47,7 @@ export interface RestoreOptions {
 }
 
 /** Restores everything below `config.root`. */
-export function restore(config: Config, opts: RestoreOptions = {}): RestoreReport {
+export async function restore(config: Config, opts: RestoreOptions = {}): Promise<RestoreReport> {
   const boot = bootId();
   // Decided before anything is opened: opening a database may write it.
   const newBoot = isNewBoot(config.root, boot);
@@ -63,7 +63,7 @@ export function restore(config: Config, opts: RestoreOptions = {}): RestoreRepor
     const service = openVolumes(config, "write");
     let volumes: VolumeRestoreReport;
     try {
-      volumes = service.restore(policy);
+      volumes = await service.restore(policy);
     } finally {
       service.close();
     }

@@ -14,7 +14,7 @@ import { snapshotDb, snapshotsDir } from "./layout.ts";
 import { log } from "./log.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import type { SnapshotService } from "./snapshot/service.ts";
-import type { VolumeService } from "./volume/service.ts";
+import type { ServiceOptions, VolumeService } from "./volume/service.ts";
 
 export type { Access };
 
@@ -58,10 +58,10 @@ export function usedSnapshotters(config: Config): SnapshotterName[] {
 }
 
 /** Opens the volume service. */
-export function openVolumes(config: Config, access: Access): VolumeService {
+export function openVolumes(config: Config, access: Access, opts?: ServiceOptions): VolumeService {
   const { VolumeService } = require("./volume/service.ts") as typeof import("./volume/service.ts");
   prepareRoot(config.root, access);
-  return new VolumeService(config, access);
+  return new VolumeService(config, access, opts);
 }
 
 /**

@@ -8,6 +8,10 @@ import { join, resolve } from "node:path";
 import { spawnSync } from "bun";
 import { destroySubvolume } from "../src/sys/btrfs.ts";
 
+// No test finds the host's volume plugins (nor those other test runs put there): a test that
+// wants plugins names their directory itself.
+process.env.STOR_PLUGIN_DIRS ??= "";
+
 /** The binary under test: `dist/stor` unless STOR_BIN names another build. */
 export const STOR = process.env.STOR_BIN ?? resolve(import.meta.dir, "../dist/stor");
 const CI = process.env.CI === "true";

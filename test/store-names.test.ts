@@ -106,10 +106,10 @@ test.skipIf(!isRoot())(
     try {
       for (let i = 0; i < 10_000; i++) {
         const name = `cycle-${i}`;
-        service.create(name);
+        await service.create(name);
         await service.remove(name);
       }
-      for (let i = 0; i < 100; i++) expect(() => service.create(`refused-${i}`, { options: { nosuch: "x" } })).toThrow();
+      for (let i = 0; i < 100; i++) await expect(service.create(`refused-${i}`, { options: { nosuch: "x" } })).rejects.toThrow();
     } finally {
       service.close();
     }

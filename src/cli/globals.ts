@@ -1,6 +1,7 @@
 /**
- * Global options (`--root`, `--config`, `--log-level`, `--no-color`, `-s/--snapshotter`) may
- * stand anywhere before `--`; they are taken out of argv before a command group parses the rest.
+ * Global options (`--root`, `--config`, `--log-level`, `--no-color`, `-s/--snapshotter`,
+ * `--plugin-dir`) may stand anywhere before `--`; they are taken out of argv before a command
+ * group parses the rest.
  */
 import { InvalidArgumentError } from "../errors.ts";
 
@@ -10,6 +11,8 @@ export interface Globals {
   logLevel?: string;
   noColor: boolean;
   snapshotter?: string;
+  /** `--plugin-dir`, repeatable: more places to find volume plugins in. */
+  pluginDirs?: string[];
 }
 
 const VALUED: Record<string, keyof Globals> = {
@@ -18,6 +21,7 @@ const VALUED: Record<string, keyof Globals> = {
   "--log-level": "logLevel",
   "--snapshotter": "snapshotter",
   "-s": "snapshotter",
+  "--plugin-dir": "pluginDirs",
 };
 
 /** Splits argv into the global options and the remaining words. */
@@ -43,7 +47,8 @@ export function extractGlobals(argv: readonly string[]): { globals: Globals; res
     }
     const value = flag !== a ? a.slice(eq + 1) : argv[++i];
     if (value === undefined || value === "") throw new InvalidArgumentError(`option ${flag}`, "needs a value");
-    (globals as unknown as Record<string, string>)[key] = value;
+    if (key === "pluginDirs") (globals.pluginDirs ??= []).push(value);
+    else (globals as unknown as Record<string, string>)[key] = value;
   }
   return { globals, rest };
 }

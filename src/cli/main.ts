@@ -21,7 +21,7 @@ Commands:
                         serve as containerd snapshotter and Docker volume plugin
   unpack SOURCE         unpack an OCI image layout or docker save tarball into snapshots
   volume <command>      volumes, as docker volume (create, ls, inspect, rm, prune, mount,
-                        unmount); 'stor volume --help'
+                        unmount, plugins); 'stor volume --help'
   df [-v]               space used by snapshots and volumes, as docker system df
   restore               run once at boot: repair what an unclean shutdown left
 
@@ -31,6 +31,8 @@ Global options:
   --log-level LEVEL     error, warn, info or debug (STOR_LOG_LEVEL; default warn)
   -s, --snapshotter S   overlay, btrfs or native (default: the first of them that the
                         kernel and the filesystem under the root support)
+  --plugin-dir DIR      look for volume plugins in DIR first (repeatable; STOR_PLUGIN_DIRS
+                        and [volume] plugin_dirs replace Docker's directories)
   --no-color            no colour (also NO_COLOR)
   -h, --help            this help
   -v, --version         the version

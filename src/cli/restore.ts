@@ -18,6 +18,7 @@ function volumeLines(r: VolumeRestoreReport): string[] {
     ...r.dropped.map((n) => `dropped volume "${n}": its data is gone`),
     ...r.adopted.map((n) => `adopted volume "${n}": found without metadata`),
     ...r.removed.map((p) => `removed ${p}: left by an interrupted removal`),
+    ...r.unreachable.map((u) => `kept the volumes of driver "${u.driver}" as recorded: ${u.error}`),
   ];
 }
 
@@ -31,6 +32,8 @@ function volumeView(r: VolumeRestoreReport) {
     Dropped: r.dropped,
     Adopted: r.adopted,
     Removed: r.removed,
+    // Only when there are any: a root without plugins reports as it always did.
+    ...(r.unreachable.length > 0 && { Unreachable: r.unreachable.map((u) => ({ Driver: u.driver, Error: u.error })) }),
   };
 }
 
@@ -74,9 +77,9 @@ export async function restoreCommand(argv: readonly string[], config: Config): P
     .command("restore", "Put right what an unclean shutdown left (run once at boot); print what was done and what was left")
     .option("--format <format>", "table (one line per action) or json", { default: "table" })
     .option("--force", "Dangerous: do the boot-time work on a live host, releasing references taken in this boot and unmounting unused volumes")
-    .action((opts) => {
+    .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const report = restore(config, { force: Boolean(opts.force) });
+      const report = await restore(config, { force: Boolean(opts.force) });
       print(format === "json" ? goJson(reportView(report)) : reportLines(report));
       // A damaged database is not repaired by guessing: say so with the exit code too.
       const damaged = report.snapshots.filter((s) => s.damaged !== undefined).map((s) => s.snapshotter);

@@ -6,6 +6,7 @@ import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
 import { openVolumes, type Access } from "../services.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
+import type { PluginStatus } from "../volume/pluginDriver.ts";
 import { group, keyValues, list, outputFormat, runGroup } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, printError, table, write } from "./output.ts";
 
@@ -22,6 +23,7 @@ function inspectView(v: Volume) {
     Name: v.name,
     Options: Object.fromEntries(Object.entries(v.options).map(([k, value]) => [k, redact(value)])),
     Scope: v.scope,
+    ...(v.status && { Status: v.status }),
   };
 }
 
@@ -95,11 +97,11 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
 
   cli
     .command("create [name]", "Create a volume (no NAME: a random 64-hex name)")
-    .option("-d, --driver <driver>", "Volume driver (default: [volume] default_driver, else local)")
-    .option("-o, --opt <k=v>", "Driver option: type, device, o, size (repeatable)")
+    .option("-d, --driver <driver>", "local or a volume plugin's name (default: [volume] default_driver, else local)")
+    .option("-o, --opt <k=v>", "Driver option (local: type, device, o, size; a plugin: its own) (repeatable)")
     .option("--label <k=v>", "Set a label (repeatable)")
-    .action((name, opts) => {
-      const created = svc().create(name === undefined ? undefined : String(name), {
+    .action(async (name, opts) => {
+      const created = await svc().create(name === undefined ? undefined : String(name), {
         driver: opts.driver === undefined ? undefined : String(opts.driver),
         options: keyValues(list(opts.opt), "option"),
         labels: keyValues(list(opts.label), "label"),
@@ -113,11 +115,9 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
     .option("-q, --quiet", "Only display volume names")
     .option("-f, --filter <filter>", "name=, driver=, label=K[=V], dangling=true|false (repeatable)")
     .option("--format <format>", "table or json", { default: "table" })
-    .action((opts) => {
+    .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const volumes = svc("read")
-        .list(parseFilters(list(opts.filter), LIST_FILTERS))
-        .sort((a, b) => naturalCompare(a.name, b.name));
+      const volumes = (await svc("read").list(parseFilters(list(opts.filter), LIST_FILTERS))).sort((a, b) => naturalCompare(a.name, b.name));
       if (opts.quiet) return print(volumes.map((v) => `${v.name}\n`).join(""));
       if (format === "json") return print(volumes.map((v) => `${goJson(rowView(v), 0)}\n`).join(""));
       print(table([["DRIVER", "VOLUME NAME"], ...volumes.map((v) => [v.driver, v.name])], DOCKER_TABLE));
@@ -126,13 +126,13 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
   cli
     .command("inspect <...names>", "Print volumes as JSON")
     .option("--format <format>", "json", { default: "json" })
-    .action((names: unknown[], opts) => {
+    .action(async (names: unknown[], opts) => {
       if (String(opts.format) !== "json") throw new InvalidArgumentError(`format "${opts.format}"`, "expected json");
       const found = [];
       const failures = [];
       for (const n of names) {
         try {
-          found.push(inspectView(svc("read").inspect(String(n))));
+          found.push(inspectView(await svc("read").inspect(String(n))));
         } catch (err) {
           failures.push(err);
         }
@@ -179,6 +179,20 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
     .command("unmount <name> <ref>", "Drop reference REF (the last unmounts the volume's device)")
     .alias("umount")
     .action(async (name, ref) => svc().unmount(String(name), String(ref)));
+
+  cli
+    .command("plugins", "List the volume plugins found (as Docker finds them) and whether each answers")
+    .option("--format <format>", "table or json", { default: "table" })
+    .action(async (opts) => {
+      const format = outputFormat(opts.format);
+      const plugins = await svc().plugins();
+      if (format === "json") {
+        const view = (p: PluginStatus) => ({ Name: p.name, Addr: p.addr, Source: p.source, Scope: p.scope ?? "", Answers: p.error === undefined, Error: p.error ?? "" });
+        return print(plugins.map((p) => `${goJson(view(p), 0)}\n`).join(""));
+      }
+      const rows = plugins.map((p) => [p.name, p.addr, p.scope ?? "", p.error === undefined ? "answers" : redact(p.error)]);
+      print(table([["NAME", "ADDRESS", "SCOPE", "STATUS"], ...rows], DOCKER_TABLE));
+    });
 
   try {
     await runGroup(cli, argv);

@@ -98,17 +98,17 @@ function endpoints(volumes: VolumeService, threads: Threads): Record<string, (bo
         await threads.run("volumes", "unmount", name, text(b, "ID"));
         return {};
       }),
-    "/VolumeDriver.Path": (req) => byName(req, (name) => ({ Mountpoint: volumes.inspect(name).mountpoint })),
+    "/VolumeDriver.Path": (req) => byName(req, async (name) => ({ Mountpoint: (await volumes.inspect(name)).mountpoint })),
     "/VolumeDriver.Get": (req) =>
-      byName(req, (name) => {
+      byName(req, async (name) => {
         try {
-          return { Volume: { ...summary(volumes.inspect(name)), Status: {} } };
+          return { Volume: { ...summary(await volumes.inspect(name)), Status: {} } };
         } catch (err) {
           if (GET_ANSWERS.has(exitCodeOf(err))) throw err;
           throw new Unanswerable(describe(err), { cause: err });
         }
       }),
-    "/VolumeDriver.List": () => ({ Volumes: volumes.list().map(summary) }),
+    "/VolumeDriver.List": async () => ({ Volumes: (await volumes.list()).map(summary) }),
   };
 }
 

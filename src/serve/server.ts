@@ -62,7 +62,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     undo.push(() => lock.release());
     const snapshots = opts.containerd ? openSnapshots(config, { access: "write", snapshotter: opts.snapshotter }) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
-    const volumes = opts.dockerVolume ? openVolumes(config, "write") : undefined;
+    const volumes = opts.dockerVolume ? openVolumes(config, "write", { askPlugins: false }) : undefined;
     if (volumes) undo.push(() => volumes.close());
     const removed = [...(snapshots?.cleanup() ?? []), ...(volumes?.cleanup() ?? [])];
     if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);

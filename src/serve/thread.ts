@@ -18,7 +18,7 @@ function open<S extends keyof Services>(name: S): Services[S] {
   if (!opened[name]) {
     opened[name] = (name === "snapshots"
       ? openSnapshots(init.config, { access: "write", snapshotter: init.snapshotter })
-      : openVolumes(init.config, "write")) as Services[S];
+      : openVolumes(init.config, "write", { askPlugins: false })) as Services[S];
   }
   return opened[name]!;
 }

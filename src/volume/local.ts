@@ -16,7 +16,7 @@ import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
 import { rfc3339 } from "../timefmt.ts";
-import type { DiscoveredVolume, DriverContext, VolumeDriver } from "./drivers.ts";
+import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } from "./drivers.ts";
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
 import type { VolumeStore } from "./volumeStore.ts";
@@ -27,9 +27,10 @@ const OPTS_FILE = "opts.json";
 const TRASH_PREFIX = ".rm-";
 
 /** The local driver over the volumes root `home`. */
-export class LocalDriver implements VolumeDriver {
+export class LocalDriver implements OwnStorageDriver {
   readonly name = "local";
   readonly scope = "local";
+  readonly ownsStorage = true as const;
   readonly #home: string;
   readonly #store: VolumeStore;
 
@@ -93,7 +94,7 @@ export class LocalDriver implements VolumeDriver {
     if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
   }
 
-  async mount(name: string, active: number): Promise<number> {
+  async mount(name: string, _ref: string, active: number): Promise<number> {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;
     const data = this.path(name);
@@ -106,7 +107,7 @@ export class LocalDriver implements VolumeDriver {
     return active + 1;
   }
 
-  unmount(name: string, active: number): number {
+  unmount(name: string, _ref: string, active: number): number {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;
     const next = Math.max(0, active - 1);
@@ -114,11 +115,11 @@ export class LocalDriver implements VolumeDriver {
     return next;
   }
 
-  list(): string[] {
+  list(): ListedVolume[] {
     return readdirSync(this.#home, { withFileTypes: true })
       .filter((e) => e.isDirectory() && isVolumeName(e.name))
-      .map((e) => e.name)
-      .filter((n) => existsSync(this.path(n)) || existsSync(join(this.#home, n, OPTS_FILE)));
+      .filter((e) => existsSync(this.path(e.name)) || existsSync(join(this.#home, e.name, OPTS_FILE)))
+      .map((e) => ({ name: e.name }));
   }
 
   discovered(name: string): DiscoveredVolume {

@@ -9,11 +9,14 @@
  * 2. Mounts under the volumes root: a volume that keeps a reference keeps its mount; the others
  *    are unmounted at boot time (else reported); a busy one is never taken away.
  * 3. Each driver's storage is compared with the metadata: a volume whose storage is gone loses
- *    its metadata; storage without metadata (a create cut short) is adopted as a volume, as
- *    Docker's local driver discovers its directories.
+ *    its metadata; storage of stor's own without metadata (a create cut short) is adopted as a
+ *    volume, as Docker's local driver discovers its directories. A plugin is told of each
+ *    reference released (its Unmount); one that cannot be asked keeps its volumes' metadata
+ *    untouched, and is reported.
  * 4. What interrupted removals left is removed.
  */
 import { existsSync, realpathSync } from "node:fs";
+import { describe } from "../errors.ts";
 import { unmountBelow } from "../mounting.ts";
 import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
 import { mountsUnder } from "../sys/mountinfo.ts";
@@ -60,6 +63,8 @@ export interface VolumeRestoreReport {
   adopted: string[];
   /** Leftovers of interrupted removals, removed. */
   removed: string[];
+  /** Plugins that could not be asked (or failed an Unmount), with why: their volumes' metadata is kept as it is. */
+  unreachable: { driver: string; error: string }[];
 }
 
 /** What restore works on: the volume service's parts. */
@@ -73,9 +78,9 @@ export interface RestoreContext {
 const byVolume = (m: Map<string, string[]>): VolumeRefs[] => [...m].map(([volume, refs]) => ({ volume, refs })).sort((a, b) => (a.volume < b.volume ? -1 : 1));
 
 /** Restores the volumes below `ctx.home` as `policy` allows; see the module comment. */
-export function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): VolumeRestoreReport {
+export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): Promise<VolumeRestoreReport> {
   const { home, store, drivers, locks } = ctx;
-  const report: VolumeRestoreReport = { unmounted: [], busy: [], leftMounted: [], released: [], kept: [], dropped: [], adopted: [], removed: [] };
+  const report: VolumeRestoreReport = { unmounted: [], busy: [], leftMounted: [], released: [], kept: [], dropped: [], adopted: [], removed: [], unreachable: [] };
 
   // References that may be live (of unknown boot, or this boot's) stay while a process uses the
   // volume's data, whatever restore was asked: /proc says so, not the reference's name.
@@ -84,7 +89,9 @@ export function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): Volu
     const processes = new ProcessTable();
     const all = new Map(store.read(() => store.all()).map((v) => [v.name, v]));
     for (const name of store.read(() => store.staleRefs(policy.boot, policy.atBoot, policy.force)).keys()) {
-      const data = drivers.find(all.get(name)!.driver)?.path(name);
+      const driver = drivers.find(all.get(name)!.driver);
+      // A plugin's data is the plugin's to watch over.
+      const data = driver?.ownsStorage ? driver.path(name) : undefined;
       const users = data && existsSync(data) ? processes.usersOf(realpathSync(data)) : [];
       if (users.length > 0) inUse.set(name, users);
     }
@@ -107,20 +114,42 @@ export function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): Volu
   }
 
   const driverOf = new Map(known.map((v) => [v.name, v.driver]));
-  for (const driver of drivers.all()) {
-    const found = new Set(driver.list());
-    for (const [name, driverName] of driverOf) {
-      if (driverName !== driver.name || found.has(name)) continue;
+  // A plugin counts references of its own: each one released is its Unmount (never a Remove,
+  // whatever its scope), as when the reference ends. One failure is enough to report a plugin.
+  const failed = new Map<string, string>();
+  for (const { volume, refs } of report.released) {
+    const owner = driverOf.get(volume)!;
+    if (drivers.builtin(owner) || failed.has(owner)) continue;
+    try {
+      const driver = await drivers.get(owner);
+      for (const ref of refs) await driver.unmount(volume, ref, 0);
+    } catch (err) {
+      failed.set(owner, describe(err));
+    }
+  }
+  for (const driverName of new Set([...drivers.all().map((d) => d.name), ...driverOf.values()])) {
+    let driver;
+    let found;
+    try {
+      if (failed.has(driverName)) continue;
+      driver = await drivers.get(driverName);
+      found = new Set((await driver.list()).map((l) => l.name));
+    } catch (err) {
+      failed.set(driverName, describe(err));
+      continue;
+    }
+    for (const [name, owner] of driverOf) {
+      if (owner !== driver.name || found.has(name)) continue;
       // Under the lock, a removal in progress has finished (or not begun) and no create makes
       // storage for a volume that has metadata.
-      withLock(locks, name, () => {
+      await withLock(locks, name, () => {
         if (store.write(() => store.delete(name))) report.dropped.push(name);
       });
     }
     for (const name of found) {
-      if (driverOf.has(name)) continue;
-      withLock(locks, name, () => {
-        const d = driver.discovered(name);
+      if (driverOf.has(name) || !driver.ownsStorage) continue;
+      await withLock(locks, name, async () => {
+        const d = await driver.discovered(name);
         const adopted = store.write(() => {
           if (store.get(name)) return false; // a create finished meanwhile
           store.insert({ name, driver: driver.name, created: d.created, labels: {}, options: d.options });
@@ -131,17 +160,18 @@ export function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): Volu
     }
     report.removed.push(...driver.cleanup());
   }
+  report.unreachable = [...failed].map(([driver, error]) => ({ driver, error }));
   report.dropped.sort();
   report.adopted.sort();
   return report;
 }
 
 /** Runs `fn` holding the lock of `name`; skips it when another process holds the lock. */
-function withLock(locks: NameLocks, name: string, fn: () => void): void {
+async function withLock(locks: NameLocks, name: string, fn: () => void | Promise<void>): Promise<void> {
   const lock = locks.tryLock(name);
   if (!lock) return;
   try {
-    fn();
+    await fn();
   } finally {
     lock.release();
   }
