@@ -63,7 +63,13 @@ if [ ! -e "$CONFIG" ]; then
 ;default = overlay
 
 [volume]
+; local, or the name of a Docker volume plugin.
 ;default_driver = local
+; Where volume plugins are looked for (space-separated; --plugin-dir adds more).
+;plugin_dirs = /run/docker/plugins /etc/docker/plugins /usr/lib/docker/plugins
+; Seconds a plugin call may take (Create and Mount: twice), and an unreachable plugin is retried.
+;plugin_timeout = 60
+;plugin_retry = 30
 INI
 fi
 

@@ -4,17 +4,16 @@
  * bad file is an error that names the file, the key and the reason.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
+import type { SnapshotterName } from "./snapshot/registry.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stor/stor.ini";
 export const DEFAULT_ROOT = "/var/lib/stor";
 
-/** Names a snapshotter may be configured or selected by; `overlayfs` is ctr's name for overlay. */
-export const SNAPSHOTTER_NAMES = ["overlay", "native"] as const;
-export type SnapshotterName = (typeof SNAPSHOTTER_NAMES)[number];
 
 /** The settings in force for one invocation. */
 export interface Config {
@@ -24,13 +23,30 @@ export interface Config {
   /** The configured default snapshotter, or undefined to pick by kernel support. */
   defaultSnapshotter?: SnapshotterName;
   defaultVolumeDriver: string;
+  /** Volume plugins: where they are looked for, and how long they are waited for. */
+  plugins: PluginSettings;
 }
+
+/** Where volume plugins are found and how long stor waits for them, as Docker does by default. */
+export interface PluginSettings {
+  /** Searched in order: sockets in all of them first, then `.spec` and `.json` files. */
+  dirs: string[];
+  /** How long a call may take (Create and Mount: twice as long); Docker's is a minute. */
+  timeoutMs: number;
+  /** How long a plugin that cannot be reached is retried, with backoff; Docker's is 30 seconds. */
+  retryMs: number;
+}
+
+/** Where Docker looks for plugins: sockets, then spec files. */
+export const DOCKER_PLUGIN_DIRS = ["/run/docker/plugins", "/etc/docker/plugins", "/usr/lib/docker/plugins"];
 
 /** Options given on the command line; they override the file and the environment. */
 export interface ConfigOverrides {
   root?: string;
   config?: string;
   logLevel?: string;
+  /** Plugin directories searched before the configured ones (`--plugin-dir`). */
+  pluginDirs?: string[];
 }
 
 /** Loads and validates the configuration for this invocation. */
@@ -46,12 +62,26 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
     throw new InvalidArgumentError(`log level "${logLevelRaw}"`, `must be one of ${LOG_LEVELS.join(", ")}`);
   }
+  // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
+  const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
+  const plugins: PluginSettings = {
+    dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : pluginDirs.split(/\s+/).filter(Boolean))],
+    timeoutMs: (file.volume.plugin_timeout ?? 60) * 1000,
+    retryMs: (file.volume.plugin_retry ?? 30) * 1000,
+  };
+  const driver = file.volume.default_driver;
+  // The drivers are loaded only for a file that names one: most commands never need them.
+  if (driver !== undefined) {
+    const { knownDriver, driverNames } = require("./volume/drivers.ts") as typeof import("./volume/drivers.ts");
+    if (!knownDriver(driver, plugins.dirs)) throw new InvalidArgumentError(`config ${configPath}`, `volume.default_driver: unknown volume driver "${driver}" (known: ${driverNames().join(", ")})`);
+  }
   return {
     root,
     configPath,
     logLevel: logLevelRaw as LogLevel,
     defaultSnapshotter: file.snapshot.default,
-    defaultVolumeDriver: file.volume.default_driver ?? "local",
+    defaultVolumeDriver: driver ?? "local",
+    plugins,
   };
 }
 
@@ -70,15 +100,7 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   if (Object.keys(parsed).length === 0) return EMPTY;
   const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
   const result = fileSchema.safeParse(parsed);
-  if (result.success) {
-    const driver = result.data.volume.default_driver;
-    // The drivers are loaded only for a file that names one: most commands never need them.
-    if (driver !== undefined) {
-      const { knownDriver, driverNames } = require("./volume/drivers.ts") as typeof import("./volume/drivers.ts");
-      if (!knownDriver(driver)) throw new InvalidArgumentError(`config ${path}`, `volume.default_driver: unknown volume driver "${driver}" (known: ${driverNames().join(", ")})`);
-    }
-    return result.data;
-  }
+  if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const key = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path;
   const why = issue.code === "unrecognized_keys" ? "unknown key" : issue.message;

@@ -1,9 +1,11 @@
 /** The zod schema of the ini file; loaded only when a config file has content to validate. */
 import { z } from "zod";
 import { LOG_LEVELS } from "./log.ts";
-import { SNAPSHOTTER_NAMES } from "./config.ts";
+import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 
 const absolutePath = z.string().min(1).refine((p) => p.startsWith("/"), "must be an absolute path");
+
+const seconds = z.coerce.number().min(0).max(3600);
 
 /** The ini file: top-level keys and the [snapshot] and [volume] sections, nothing else. */
 export const fileSchema = z
@@ -15,7 +17,17 @@ export const fileSchema = z
       .strict()
       .default({}),
     volume: z
-      .object({ default_driver: z.string().min(1).optional() })
+      .object({
+        default_driver: z.string().min(1).optional(),
+        // Where volume plugins are looked for, space-separated; Docker's places when not given.
+        plugin_dirs: z
+          .string()
+          .refine((v) => v.split(/\s+/).every((d) => d === "" || d.startsWith("/")), "must be absolute paths, space-separated")
+          .optional(),
+        plugin_timeout: seconds.positive().optional(),
+        // 0: a plugin that cannot be reached is not tried again.
+        plugin_retry: seconds.optional(),
+      })
       .strict()
       .default({}),
   })

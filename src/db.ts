@@ -1,17 +1,25 @@
 /**
  * Opening a SQLite database the way every stor store needs it: WAL, a busy timeout so parallel
  * processes wait instead of failing, synchronous=FULL so a returned command is durable, foreign
- * keys, and schema migrations keyed by `PRAGMA user_version`.
+ * keys, and schema migrations keyed by `PRAGMA user_version`. Read-only commands open without
+ * creating or changing anything, on a read-only filesystem too.
  */
-import { Database } from "bun:sqlite";
-import { accessSync, constants } from "node:fs";
+import { constants as SQLITE, Database } from "bun:sqlite";
+import { accessSync, constants, existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { StorError } from "./errors.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
 
-/** Opens (creating if needed) the database at `path` and applies any pending migrations. */
-export function openDatabase(path: string, migrations: readonly string[]): Database {
+/** What a command does with the store: `read` creates and changes nothing, `write` makes what it needs. */
+export type Access = "read" | "write";
+
+/**
+ * Opens the database at `path`. To write: created if needed, pending migrations applied. To read:
+ * see {@link openForReading}.
+ */
+export function openDatabase(path: string, migrations: readonly string[], access: Access = "write"): Database {
+  if (access === "read") return openForReading(path, migrations);
   let db: Database;
   try {
     db = new Database(path, { create: true, strict: true });
@@ -39,6 +47,48 @@ export function openDatabase(path: string, migrations: readonly string[]): Datab
     db.close();
     if (err instanceof StorError) throw err;
     throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
+  }
+  return db;
+}
+
+/**
+ * Opens `path` for queries only, leaving no file behind. A database never made reads as empty (an
+ * in-memory one with the schema). A read-only connection would leave SQLite's -wal and -shm
+ * behind, so where the files can be written the connection is read-write with `query_only`: as
+ * the last to close it removes them, as every stor command does. On a read-only filesystem a
+ * WAL database needs its -shm file to be read with locking; without one, nothing can be writing
+ * it, and it is opened immutable (a -wal left by a crash then goes unread).
+ */
+function openForReading(path: string, migrations: readonly string[]): Database {
+  let db: Database;
+  try {
+    if (!existsSync(path)) {
+      db = new Database(":memory:", { strict: true });
+      for (const m of migrations) db.run(m);
+      return db;
+    }
+    if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
+      db = new Database(path, { readwrite: true, create: false, strict: true });
+      db.run("PRAGMA query_only = 1");
+    } else if (existsSync(`${path}-shm`)) {
+      db = new Database(path, { readonly: true, strict: true });
+    } else {
+      db = new Database(`file:${path.replace(/[%?#]/g, encodeURIComponent)}?immutable=1`, SQLITE.SQLITE_OPEN_READONLY | SQLITE.SQLITE_OPEN_URI);
+    }
+  } catch (err) {
+    throw new StorError(`open ${path}`, (err as Error).message);
+  }
+  try {
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
+    if (version !== migrations.length) {
+      const why = version > migrations.length ? "newer than this stor knows" : "older than this stor's; a command that writes updates it";
+      throw new StorError(`open ${path}`, `schema version ${version} is ${why} (${migrations.length})`);
+    }
+  } catch (err) {
+    db.close();
+    if (err instanceof StorError) throw err;
+    throw new StorError(`open ${path}`, (err as Error).message);
   }
   return db;
 }

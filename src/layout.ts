@@ -22,7 +22,8 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked"],
   ["volumes/.rm-*", "a volume being removed"],
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata"],
-  ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot's directory (overlay: its fs and work directories)"],
+  ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
+  ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],
 ];
 
 /** The directory holding every local volume. */

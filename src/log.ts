@@ -61,14 +61,16 @@ export const log = {
  * Logs one served call: its name, what it named (`{ key }`, `{ name }`), how it ended and how
  * long it took since `start` (performance.now()). A call refused for the caller's mistake (a bad
  * option, a missing key: any typed error but an internal one) is a refusal at info level; only
- * a failure of stor's own is an error.
+ * a failure of stor's own is an error. A call left `unanswered` (its connection closed, for the
+ * caller to retry) is a warning, or an error when a failure of stor's (`err.cause`) is behind it.
  */
-export function logCall(call: string, subject: Record<string, string | undefined>, start: number, err?: unknown): void {
-  const outcome = err === undefined ? "ok" : exitCodeOf(err) === ExitCode.internal ? "failed" : "refused";
-  if (!logEnabled(outcome === "failed" ? "error" : "info")) return;
+export function logCall(call: string, subject: Record<string, string | undefined>, start: number, err?: unknown, unanswered = false): void {
+  const outcome = err === undefined ? "ok" : unanswered ? "unanswered" : exitCodeOf(err) === ExitCode.internal ? "failed" : "refused";
+  const level: LogLevel = outcome === "failed" || (unanswered && (err as Error).cause !== undefined) ? "error" : unanswered ? "warn" : "info";
+  if (!logEnabled(level)) return;
   const ms = Math.round((performance.now() - start) * 10) / 10;
   const named = Object.fromEntries(Object.entries(subject).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""));
   const why = err === undefined ? undefined : describe(err);
   const text = [call, ...Object.entries(named).map(([k, v]) => `${k}=${JSON.stringify(v)}`), why === undefined ? outcome : `${outcome}: ${why}`, `${ms}ms`].join(" ");
-  emit(outcome === "failed" ? "error" : "info", text, { call, ...named, outcome, ...(why !== undefined && { error: why }), duration_ms: ms });
+  emit(level, text, { call, ...named, outcome, ...(why !== undefined && { error: why }), duration_ms: ms });
 }

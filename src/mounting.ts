@@ -1,9 +1,9 @@
 /** Mounting a list of mounts on a target and taking them all off again: `stor mount`/`unmount`. */
-import { realpathSync, statSync } from "node:fs";
-import { InvalidArgumentError, NotFoundError } from "./errors.ts";
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { Errno, SysError } from "./sys/libc.ts";
 import { mount, unmount, type Mount } from "./sys/mount.ts";
-import { isMountPoint, mountsUnder } from "./sys/mountinfo.ts";
+import { isMountPoint, mountsUnder, mountsUsing, overlayLayers, readMountInfo, type MountInfo } from "./sys/mountinfo.ts";
 
 function checkTarget(target: string): void {
   let st;
@@ -15,9 +15,17 @@ function checkTarget(target: string): void {
   if (!st.isDirectory()) throw new InvalidArgumentError(`target ${target}`, "not a directory");
 }
 
-/** Performs `mounts` on `target` in order; on failure the ones already made are undone. */
-export function mountAll(mounts: readonly Mount[], target: string): void {
+/**
+ * Performs `mounts` on `target` in order; on failure the ones already made are undone. `what`
+ * names them in errors: mounting them again where they already are is refused (exit 4), as
+ * stacking a second copy would hide the first.
+ */
+export function mountAll(mounts: readonly Mount[], target: string, what = "mounts"): void {
   checkTarget(target);
+  const at = realpathSync(target);
+  if (mounts.length > 0 && readMountInfo().some((m) => m.mountPoint === at && sameMount(mounts[0]!, m))) {
+    throw new AlreadyExistsError(what, `already mounted on ${target}`);
+  }
   let done = 0;
   try {
     for (const m of mounts) {
@@ -30,6 +38,19 @@ export function mountAll(mounts: readonly Mount[], target: string): void {
   }
 }
 
+/** The directory whose use by a mount tells that mount is `m`: an overlay's upper (else top lower) layer, a bind's source. */
+function identity(m: Mount): string | undefined {
+  if (m.Type !== "overlay") return m.Options.some((o) => o === "bind" || o === "rbind") ? m.Source : undefined;
+  const layers = overlayLayers(m.Options.join(","));
+  return m.Options.find((o) => o.startsWith("upperdir="))?.slice("upperdir=".length) ?? layers[0];
+}
+
+/** True when mounted `info` is mount `m`, made before. */
+function sameMount(m: Mount, info: MountInfo): boolean {
+  const dir = identity(m);
+  return dir !== undefined && existsSync(dir) && mountsUsing(realpathSync(dir)).some((u) => u.id === info.id);
+}
+
 /** Unmounts everything stacked on `target`. Returns how many mounts were taken off. */
 export function unmountAll(target: string, detach = false): number {
   checkTarget(target);
@@ -40,26 +61,28 @@ export function unmountAll(target: string, detach = false): number {
   return n;
 }
 
-/**
- * Unmounts everything mounted below `dir`, deepest first, except on the mount points in `keep`
- * (and `dir` itself): what an unclean shutdown left. A busy mount is detached lazily. Returns
- * the mount points unmounted.
- */
-export function unmountBelow(dir: string, keep: readonly string[] = []): string[] {
-  const done: string[] = [];
-  for (const m of mountsUnder(dir)) {
-    if (m.mountPoint === dir || keep.includes(m.mountPoint)) continue;
-    if (unmountBusyOrNot(m.mountPoint)) done.push(m.mountPoint);
-  }
-  return done;
+/** What {@link unmountBelow} did. */
+export interface UnmountReport {
+  unmounted: string[];
+  /** Mount points left because a process uses them. */
+  busy: string[];
 }
 
-/** Unmounts `path`, detaching it lazily when it is busy; false when nothing was mounted there. */
-function unmountBusyOrNot(path: string): boolean {
-  try {
-    return unmount(path);
-  } catch (err) {
-    if (err instanceof SysError && err.errno === Errno.EBUSY) return unmount(path, true);
-    throw err;
+/**
+ * Unmounts everything mounted below `dir`, deepest first, except `dir` itself and the mount
+ * points `keep` spares: what an unclean shutdown left. A busy mount is never detached: a process
+ * uses it, and detaching would hide its data from everyone else while it goes on writing.
+ */
+export function unmountBelow(dir: string, keep: (mountPoint: string) => boolean = () => false): UnmountReport {
+  const report: UnmountReport = { unmounted: [], busy: [] };
+  for (const m of mountsUnder(dir)) {
+    if (m.mountPoint === dir || keep(m.mountPoint)) continue;
+    try {
+      if (unmount(m.mountPoint)) report.unmounted.push(m.mountPoint);
+    } catch (err) {
+      if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
+      report.busy.push(m.mountPoint);
+    }
   }
+  return report;
 }

@@ -1,34 +1,114 @@
 /**
- * `stor restore`, run once at boot: everything an unclean shutdown can leave is put right, the
- * volume side and the snapshot side, and what was done is reported. Running it twice changes
- * nothing the second time.
+ * `stor restore`: everything an unclean shutdown can leave is put right, the volume side and the
+ * snapshot side, and what was done (and left) is reported. Running it twice changes nothing the
+ * second time.
+ *
+ * Restore knows whether it runs at boot: it records the kernel's boot id when it has done the
+ * boot-time work, so the first run in a new boot unmounts leftovers and releases references of
+ * unknown boot, and a later run in the same boot removes only what nothing can hold. It never
+ * takes away what a live process holds: references taken in this boot stay (unless `force`), a
+ * busy mount is never detached, and while a `stor serve` runs on the root (it holds
+ * `serve.lock` shared for its whole life; restore cannot take it exclusively then) nothing
+ * boot-time is done and `force` is refused.
  */
-import { snapshotsDir, snapshotterDir, volumesDir } from "./layout.ts";
-import { SNAPSHOTTER_NAMES, type Config } from "./config.ts";
-import { unmountBelow } from "./mounting.ts";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { bootId, bootedAt } from "./boot.ts";
+import type { Config } from "./config.ts";
+import { PreconditionError } from "./errors.ts";
+import { LEGACY_VOLUME_DB, restoreBootFile, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
+import { unmountBelow, type UnmountReport } from "./mounting.ts";
+import { openVolumes } from "./services.ts";
+import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
-import type { VolumeRestoreReport } from "./volume/restore.ts";
-import { VolumeService } from "./volume/service.ts";
+import { fsyncDir, lockPath } from "./sys/file.ts";
+import type { RestorePolicy, VolumeRestoreReport } from "./volume/restore.ts";
 
 /** What restore did. */
 export interface RestoreReport {
+  /** Whether this run did the boot-time work (first run in this boot, or forced). */
+  atBoot: boolean;
+  /** Set when a `stor serve` runs on the root: nothing it may hold was touched. */
+  serveRunning: boolean;
+  /** Files of an older layout's volume database moved into place. */
+  migrated: string[];
   /** Mounts below the root, outside the volumes, that were left mounted and are now gone. */
   unmounted: string[];
+  /** Such mounts left because a process uses them. */
+  busy: string[];
   volumes: VolumeRestoreReport;
   snapshots: SnapshotRestoreReport[];
 }
 
+/** What `stor restore` is asked for. */
+export interface RestoreOptions {
+  /** Do the boot-time work on a live host, releasing this boot's references too. Dangerous. */
+  force?: boolean;
+}
+
 /** Restores everything below `config.root`. */
-export function restore(config: Config): RestoreReport {
-  const service = new VolumeService(config);
-  let volumes: VolumeRestoreReport;
+export async function restore(config: Config, opts: RestoreOptions = {}): Promise<RestoreReport> {
+  const boot = bootId();
+  // Decided before anything is opened: opening a database may write it.
+  const newBoot = isNewBoot(config.root, boot);
+  mkdirSync(config.root, { recursive: true, mode: 0o711 });
+  const lock = lockPath(serveLock(config.root), { wait: false, create: true });
+  const serveRunning = lock === undefined;
   try {
-    volumes = service.restore(); // unmounts what is left below the volumes root itself
+    if (opts.force && serveRunning) {
+      throw new PreconditionError(`restore --force of ${config.root}`, "a stor serve is running on it (it holds serve.lock); stop it first");
+    }
+    const force = opts.force === true;
+    const policy: RestorePolicy = { boot, atBoot: !serveRunning && (force || newBoot), force };
+    const service = openVolumes(config, "write");
+    let volumes: VolumeRestoreReport;
+    try {
+      volumes = await service.restore(policy);
+    } finally {
+      service.close();
+    }
+    // The directories an administrator may have put dedicated filesystems on stay mounted, and
+    // the volumes' mounts are the volume restore's.
+    const own = [snapshotsDir(config.root), ...SNAPSHOTTER_NAMES.map((n) => snapshotterDir(config.root, n))];
+    const vols = volumesDir(config.root);
+    const rest: UnmountReport = policy.atBoot
+      ? unmountBelow(config.root, (mp) => own.includes(mp) || mp === vols || mp.startsWith(`${vols}/`))
+      : { unmounted: [], busy: [] };
+    const snapshots = restoreSnapshots(config);
+    if (policy.atBoot) recordBoot(config.root, boot);
+    return { atBoot: policy.atBoot, serveRunning, migrated: service.migrated, ...rest, volumes, snapshots };
   } finally {
-    service.close();
+    lock?.release();
   }
-  // The directories an administrator may have put dedicated filesystems on stay mounted.
-  const keep = [volumesDir(config.root), snapshotsDir(config.root), ...SNAPSHOTTER_NAMES.map((n) => snapshotterDir(config.root, n))];
-  const unmounted = unmountBelow(config.root, keep);
-  return { unmounted, volumes, snapshots: restoreSnapshots(config) };
+}
+
+/**
+ * True when restore has not done its boot-time work in boot `boot`. A root with no record (new,
+ * or kept by an older stor) is taken to be at boot only if none of its metadata changed since the
+ * kernel booted: otherwise something used it in this boot and may hold what it took.
+ */
+function isNewBoot(root: string, boot: string): boolean {
+  const last = lastBoot(root);
+  if (last !== undefined) return last !== boot;
+  const booted = bootedAt();
+  const databases = [volumeDb(root), join(volumesDir(root), LEGACY_VOLUME_DB), ...SNAPSHOTTER_NAMES.map((n) => snapshotDb(root, n))];
+  return !databases.flatMap((db) => [db, `${db}-wal`]).some((f) => (statSync(f, { throwIfNoEntry: false })?.mtimeMs ?? 0) > booted);
+}
+
+/** The boot id restore last did the boot-time work in, if any. */
+function lastBoot(root: string): string | undefined {
+  try {
+    return readFileSync(restoreBootFile(root), "utf8").trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Records `boot` durably: a crash before it makes the next run do the boot-time work again. */
+function recordBoot(root: string, boot: string): void {
+  const file = restoreBootFile(root);
+  writeFileSync(`${file}.tmp`, `${boot}\n`, { mode: 0o644, flush: true });
+  renameSync(`${file}.tmp`, file);
+  fsyncDir(root);
 }

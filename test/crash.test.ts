@@ -5,9 +5,9 @@
  */
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, simulateReboot } from "./helpers.ts";
 
 const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
 const PARENT_FILES = 400;
@@ -35,8 +35,9 @@ function violations(root: TestRoot, sn: string): string[] {
     if (!dirs.delete(String(row.id))) wrong.push(`snapshot ${row.key} has no directory`);
     else if (sn === "overlay" && !existsSync(join(dir, "fs"))) wrong.push(`snapshot ${row.key} has no fs`);
     else if (sn === "overlay" && row.kind === "active" && !existsSync(join(dir, "work"))) wrong.push(`snapshot ${row.key} has no work`);
-    else if (sn === "native" && row.kind !== "view" && row.parent_id !== null) {
-      const n = readdirSync(dir).length;
+    else if (sn === "btrfs" && statSync(join(dir, "fs")).ino !== 256) wrong.push(`snapshot ${row.key} has no subvolume`);
+    else if (sn !== "overlay" && row.kind !== "view" && row.parent_id !== null) {
+      const n = readdirSync(sn === "btrfs" ? join(dir, "fs") : dir).length;
       if (n !== PARENT_FILES && n !== PARENT_FILES + 1) wrong.push(`snapshot ${row.key} is incomplete: ${n} entries`);
     }
   }
@@ -45,7 +46,7 @@ function violations(root: TestRoot, sn: string): string[] {
 }
 
 function setup(sn: string): TestRoot {
-  const root = new TestRoot();
+  const root = TestRoot.for(sn);
   const m = JSON.parse(root.ok(["snapshot", "-s", sn, "prepare", "--mounts", "base-a"]))[0];
   const dir: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
   for (let i = 0; i < PARENT_FILES; i++) writeFileSync(join(dir, `f${i}`), Buffer.alloc(4096 * (1 + (i % 8)), i));
@@ -53,11 +54,12 @@ function setup(sn: string): TestRoot {
   return root;
 }
 
-for (const sn of ["native", "overlay"]) {
+for (const sn of ["native", "overlay", "btrfs"]) {
   for (const [point, args] of [
     ["prepare:populated", ["prepare", "k", "base"]],
     ["prepare:renamed", ["prepare", "k", "base"]],
     ["commit:updated", ["commit", "c", "pre"]],
+    ["commit:committed", ["commit", "c", "pre"]],
     ["remove:deleted", ["rm", "pre"]],
     ["cleanup:renamed", ["cleanup"]],
   ] as const) {
@@ -72,7 +74,9 @@ for (const sn of ["native", "overlay"]) {
       // The operation either happened whole or not at all, and can be done again.
       const names = JSON.parse(r.ok(["snapshot", "-s", sn, "ls", "--format", "json"])).map((i: { Name: string }) => i.Name);
       if (point.startsWith("prepare")) expect(names.includes("k") ? r.stor(["snapshot", "-s", sn, "rm", "k"]).code : 0).toBe(0);
-      if (point === "commit:updated") expect(names).toContain(names.includes("c") ? "c" : "pre");
+      if (point.startsWith("commit")) expect(names).toContain(names.includes("c") ? "c" : "pre");
+      // Committed is sealed, however late the kill came: restore seals what the commit did not.
+      if (point === "commit:committed" && sn === "btrfs") expect(must(`btrfs property get ${join(r.path, "snapshots/btrfs/snapshots/2/fs")} ro`)).toBe("ro=true\n");
       if (point === "remove:deleted") expect(names).not.toContain("pre");
       r.ok(["snapshot", "-s", sn, "prepare", "again", "base"]);
       expect(violations(r, sn)).toEqual([]);
@@ -121,6 +125,7 @@ test.skipIf(!need(isRoot(), "mounts need root"))("stor restore: stray mounts and
   mkdirSync(stray);
   r.ok(["snapshot", "-s", "overlay", "view", "v", "base"]);
   r.ok(["-s", "overlay", "mount", "v", stray]);
+  simulateReboot(r.path);
   const out = r.ok(["restore"]).split("\n").filter(Boolean).sort();
   expect(out).toEqual([
     "removed snapshot directory overlay/rm-77: no snapshot owns it",
@@ -147,7 +152,7 @@ test.skipIf(!need(isRoot(), "mounts need root"))("stor restore: stray mounts and
   expect(existsSync(join(r.path, "snapshots/native/snapshots/500"))).toBe(true);
 });
 
-for (const sn of ["native", "overlay"]) {
+for (const sn of ["native", "overlay", "btrfs"]) {
   test.skipIf(!need(isRoot(), "snapshot directories are owned by root"))(`${sn}: killed at random instants during apply: restore is consistent and the parent untouched`, async () => {
     r = setup(sn);
     const layer = join(r.path, "..", `${r.path.split("/").pop()}-layer.tar`);
@@ -159,7 +164,7 @@ for (const sn of ["native", "overlay"]) {
     r.ok(["snapshot", "-s", sn, "diff", "-o", layer, "src"]);
     r.ok(["snapshot", "-s", sn, "rm", "src"]);
     // The committed parent's bytes, names and metadata, to compare after the kills.
-    const baseDir = join(r.path, "snapshots", sn, "snapshots", "1", ...(sn === "overlay" ? ["fs"] : []));
+    const baseDir = join(r.path, "snapshots", sn, "snapshots", "1", ...(sn === "native" ? [] : ["fs"]));
     const digest = () => must(`tar -C ${baseDir} --xattrs --pax-option=delete=atime,delete=ctime -cf - . | sha256sum`);
     const before = digest();
     const t0 = performance.now();

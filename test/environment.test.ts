@@ -25,9 +25,10 @@ test("a file where the root should be", () => {
   const r = tmp();
   const file = join(r.path, "file");
   writeFileSync(file, "");
-  const res = sh([STOR, "--root", file, "--config", r.config, "snapshot", "ls"]);
-  expect(res.code).toBe(2);
-  expect(res.stderr).toBe(`stor: root ${file}: is not a directory\n`);
+  for (const argv of [["snapshot", "prepare", "a"], ["volume", "create", "v"], ["snapshot", "ls"], ["volume", "ls"], ["df"]]) {
+    const res = sh([STOR, "--root", file, "--config", r.config, ...argv]);
+    expect([res.code, res.stderr]).toEqual([2, `stor: root ${file}: is not a directory\n`]);
+  }
 });
 
 test.skipIf(!need(isRoot(), "read-only bind mounts need root"))("a read-only root", () => {

@@ -2,9 +2,14 @@
  * What every test needs: the stor binary run as a user runs it, throw-away roots, real loop
  * filesystems, and a loud failure under CI when root or a kernel feature is missing.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "bun";
+
+// No test finds the host's volume plugins (nor those other test runs put there): a test that
+// wants plugins names their directory itself.
+process.env.STOR_PLUGIN_DIRS ??= "";
 
 /** The binary under test: `dist/stor` unless STOR_BIN names another build. */
 export const STOR = process.env.STOR_BIN ?? resolve(import.meta.dir, "../dist/stor");
@@ -34,12 +39,16 @@ export function must(line: string): string {
   return r.stdout;
 }
 
-/** A throw-away stor root with its own config; {@link TestRoot.close} unmounts and removes it. */
+/**
+ * A throw-away stor root with its own config, in `parent` (default /tmp) or on a filesystem of its
+ * own ({@link TestRoot.onBtrfs}); {@link TestRoot.close} unmounts and removes it.
+ */
 export class TestRoot {
   readonly path: string;
   readonly config: string;
-  constructor(prefix = "stor-test-") {
-    this.path = mkdtempSync(join("/tmp", prefix));
+  #loop: LoopFs | undefined;
+  constructor(prefix = "stor-test-", parent = "/tmp") {
+    this.path = mkdtempSync(join(parent, prefix));
     this.config = join(this.path, "stor.ini");
     writeFileSync(this.config, "");
   }
@@ -76,12 +85,52 @@ export class TestRoot {
     return d;
   }
 
+  /**
+   * A root on a new btrfs filesystem of its own, which {@link close} unmounts and deletes whole
+   * (read-only subvolumes and all). Throws when btrfs cannot be had: the tests that need it fail,
+   * as they must under CI.
+   */
+  static onBtrfs(prefix?: string, sizeMiB = 2048): TestRoot {
+    if (!have("mkfs.btrfs")) throw new Error("btrfs tests need mkfs.btrfs (btrfs-progs; test/setup.sh installs it)");
+    const loop = new LoopFs("btrfs", sizeMiB);
+    const root = new TestRoot(prefix, loop.mountPoint);
+    root.#loop = loop;
+    return root;
+  }
+
+  /** A root where snapshotter `name` can run: on a btrfs filesystem of its own for btrfs. */
+  static for(name: string, prefix?: string): TestRoot {
+    return name === "btrfs" ? TestRoot.onBtrfs(prefix) : new TestRoot(prefix);
+  }
+
+  /** The filesystem of a root made by {@link onBtrfs}. */
+  get loop(): LoopFs | undefined {
+    return this.#loop;
+  }
+
   close(): void {
     unmountBelow(this.path);
     unmountBelow(`${this.path}-`);
+    if (this.#loop) return this.#loop.close();
     rmSync(this.path, { recursive: true, force: true });
     sh(["sh", "-c", `rm -rf '${this.path}'-*`]);
   }
+}
+
+
+/**
+ * Makes `root` look to `stor restore` as after a reboot: every volume reference, and restore's
+ * record, of an earlier boot. Mounts stay (a real reboot would take them), for restore to find.
+ */
+export function simulateReboot(root: string): void {
+  const earlier = "00000000-0000-4000-8000-000000000000";
+  const db = join(root, "volumes/.meta/metadata.db");
+  if (existsSync(db)) {
+    const d = new Database(db);
+    d.run("UPDATE refs SET boot = ?", [earlier]);
+    d.close();
+  }
+  writeFileSync(join(root, "restore.boot"), `${earlier}\n`);
 }
 
 /** Unmounts everything whose mount point starts with `prefix`, deepest first. */

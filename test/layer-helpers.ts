@@ -9,8 +9,11 @@ import { join } from "node:path";
 import { getXattr, listXattrs } from "../src/sys/file.ts";
 import { must, type TestRoot } from "./helpers.ts";
 
-export const SNAPSHOTTERS = ["overlay", "native"] as const;
+export const SNAPSHOTTERS = ["overlay", "native", "btrfs"] as const;
 export type SnapshotterName = (typeof SNAPSHOTTERS)[number];
+
+/** How each snapshotter's changes are found, as it declares (src/snapshot/snapshotter.ts DiffStyle). */
+export const DIFF_STYLE: Record<SnapshotterName, "upper" | "tree"> = { overlay: "upper", native: "tree", btrfs: "tree" };
 
 /**
  * One line per entry below `dir` (not `dir` itself): path, type and mode, owner, size, mtime in

@@ -115,7 +115,7 @@ describe("unpack", () => {
 
   for (const sn of SNAPSHOTTERS) {
     test.skipIf(!need(run, "needs root"))(`on ${sn}: OCI layout, then docker save, give one chain named by chain ID`, () => {
-      const root = new TestRoot("stor-layer-unpack-");
+      const root = TestRoot.for(sn, "stor-layer-unpack-");
       try {
         expect(root.ok(["-s", sn, "unpack", join(work, "oci")]).trim()).toBe(chain[2]!);
         for (const [i, id] of chain.entries()) {
@@ -131,7 +131,7 @@ describe("unpack", () => {
       } finally {
         root.close();
       }
-      const fresh = new TestRoot("stor-layer-unpack-");
+      const fresh = TestRoot.for(sn, "stor-layer-unpack-");
       try {
         expect(fresh.ok(["-s", sn, "unpack", join(work, "image.tar")]).trim()).toBe(chain[2]!);
         expect(settled(viewListing(fresh, sn, chain[2]!))).toEqual(expected);

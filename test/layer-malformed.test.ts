@@ -63,7 +63,7 @@ describe.each(SNAPSHOTTERS)("malformed layers on %s", (sn) => {
   const run = isRoot();
   beforeAll(() => {
     if (!run) return;
-    root = new TestRoot("stor-layer-bad-");
+    root = TestRoot.for(sn, "stor-layer-bad-");
     dir = root.dir("layers");
     writeFileSync(join(dir, "good.tar"), GOOD);
     root.ok(["-s", sn, "snapshot", "prepare", "base"]);

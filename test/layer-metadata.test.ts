@@ -37,7 +37,7 @@ describe.each(SNAPSHOTTERS)("apply on %s sets what a new file would inherit othe
   const run = isRoot();
   beforeAll(() => {
     if (!run) return;
-    root = new TestRoot("stor-layer-meta-");
+    root = TestRoot.for(snapshotter, "stor-layer-meta-");
     prepareFilled(root, snapshotter, "base", undefined, (d) =>
       must(`cd ${d} && mkdir inherited acl && chown 0:1234 inherited && chmod 2775 inherited && setfattr -n system.posix_acl_default -v ${STRICT_DEFAULT_ACL} acl`),
     );
@@ -69,7 +69,7 @@ describe.each(SNAPSHOTTERS)("apply on %s of a layer file", (snapshotter) => {
   let root: TestRoot;
   const run = isRoot();
   beforeAll(() => {
-    if (run) root = new TestRoot("stor-layer-big-");
+    if (run) root = TestRoot.for(snapshotter, "stor-layer-big-");
   });
   afterAll(() => root?.close());
 

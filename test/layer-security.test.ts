@@ -101,7 +101,7 @@ describe.each(SNAPSHOTTERS)("breakouts on %s", (sn) => {
   const run = isRoot();
   beforeAll(() => {
     if (!run) return;
-    root = new TestRoot("stor-layer-sec-");
+    root = TestRoot.for(sn, "stor-layer-sec-");
     canary = root.dir("canary");
     layers = root.dir("layers");
     writeFileSync(join(canary, "secret"), "canary");
@@ -132,7 +132,7 @@ describe.each(SNAPSHOTTERS)("breakouts on %s", (sn) => {
       }
       expect(state(canary)).toEqual(canaryBefore);
       // Whatever was created may only be inside a snapshot's tree (overlay: its fs directory).
-      const inside = sn === "overlay" ? /\/snapshots\/overlay\/snapshots\/\d+\/fs\/tmp\// : /\/snapshots\/native\/snapshots\/\d+\/tmp\//;
+      const inside = new RegExp(`/snapshots/${sn}/snapshots/\\d+/${sn === "native" ? "" : "fs/"}tmp/`);
       const found = must(`find ${root.path} ${canary} -name '${TOKEN}*'`).trim().split("\n").filter(Boolean);
       for (const f of found) expect(f).toMatch(inside);
       if (attack.outcome === "confined") expect(found.length).toBeGreaterThan(0);

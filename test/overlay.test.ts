@@ -73,7 +73,7 @@ describe("unusable backing filesystems", () => {
       expect(refused.stderr).toMatch(/^stor: snapshotter overlay: .*d_type.*\n$/);
       const fallback = stor("--log-level", "info", "snapshot", "prepare", "--mounts", "a");
       expect(fallback.code).toBe(0);
-      expect(fallback.stderr).toMatch(/snapshotter overlay unusable, using native: .*d_type/);
+      expect(fallback.stderr).toMatch(/snapshotter overlay unusable: .*d_type/);
       expect(JSON.parse(fallback.stdout)[0].Source).toStartWith(join(root, "snapshots/native/"));
     } finally {
       fs.close();

@@ -6,6 +6,7 @@
  * and dockerd with stor as a volume plugin (a container using a stor volume).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
@@ -14,7 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { snapshotsDefinition } from "../src/serve/containerd.ts";
 import { snapshotFilter } from "../src/serve/filters.ts";
 import { Daemon } from "./daemon.ts";
-import { type ContainerdWithStor, startContainerdWithStor, startStor } from "./daemons.ts";
+import { type ContainerdWithStor, Dockerd, startContainerdWithStor, startStor } from "./daemons.ts";
 import { TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
@@ -54,6 +55,28 @@ class SnapshotsClient {
   close(): void {
     this.#client.close();
   }
+}
+
+/**
+ * Commits native snapshot `name` of 20,000 files in 100 directories below `root`: a parent whose
+ * native copy takes a while on any machine.
+ */
+function commitBigParent(root: TestRoot, name: string): void {
+  const active = `${name}-filling`;
+  root.ok(["snapshot", "-s", "native", "prepare", active]);
+  const dir = root.ok(["snapshot", "-s", "native", "mounts", "/unused", active]).match(/^mount -t bind (\S+) /)![1]!;
+  for (let d = 0; d < 100; d++) {
+    mkdirSync(join(dir, `d${d}`));
+    for (let f = 0; f < 200; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), `${d}/${f}\n`);
+  }
+  root.ok(["snapshot", "-s", "native", "commit", name, active]);
+}
+
+/** Resolves once a `new-*` directory (a prepare's copy under way) is in `dirs`, or `done` settled. */
+async function copyStarted(dirs: string, done: Promise<unknown>): Promise<void> {
+  let over = false;
+  void done.finally(() => (over = true));
+  while (!over && !readdirSync(dirs).some((n) => n.startsWith("new-"))) await Bun.sleep(5);
 }
 
 /** POSTs `body` to the volume plugin on `socket`; returns the JSON answer and the status. */
@@ -148,16 +171,20 @@ describe("the snapshots API, spoken directly", () => {
     expect(JSON.parse(cli("info", "ns/20/l").stdout).Labels).toEqual({ y: "25" });
   });
 
-  test("List streams everything in batches and takes containerd's filters", async () => {
+  test("List streams what containerd made, in batches, and takes containerd's filters", async () => {
     for (let i = 0; i < 130; i++) await api.call("Prepare", { key: `ns/${100 + i}/many-${i}`, labels: i % 2 ? { "x.y/odd": "yes" } : {} });
     cli("prepare", "mine");
+    cli("prepare", "ns/0/not-a-sequence-number");
     const all = await api.list();
-    expect(all).toHaveLength(cli("ls").stdout.trim().split("\n").length - 1);
-    expect(all).toContain("mine"); // what the CLI made, the socket sees
+    const made = cli("ls").stdout.split("\n").filter((line) => /^ns\/[1-9]/.test(line));
+    expect(all).toHaveLength(made.length);
+    // What the CLI made, containerd's collector never sees; asked for by key, it is there.
+    expect(all.filter((k) => !k.startsWith("ns/") || k.startsWith("ns/0/"))).toEqual([]);
+    expect((await api.call("Stat", { key: "mine" })).info).toMatchObject({ name: "mine", kind: "ACTIVE" });
     expect(await api.list(["kind==committed"])).toEqual(["ns/2/base"]);
     expect(await api.list(["parent==ns/2/base"])).toEqual(["ns/3/b"]);
     expect(await api.list(['labels."x.y/odd"==yes,name~=many-1[0-9]$'])).toEqual(["ns/111/many-11", "ns/113/many-13", "ns/115/many-15", "ns/117/many-17", "ns/119/many-19"]);
-    expect(await api.list(["name==mine", "name==ns/3/b"])).toEqual(["mine", "ns/3/b"]);
+    expect(await api.list(["name==mine", "name==ns/3/b"])).toEqual(["ns/3/b"]);
     expect(await api.list(['labels."x.y/odd"', "kind!=active"])).toHaveLength(65 + 1);
   });
 
@@ -175,19 +202,11 @@ describe("the snapshots API, spoken directly", () => {
   });
 
   test("while a prepare copies a large parent, Stat, List and other prepares are answered", async () => {
-    // A parent of 20,000 files: the native copy of it takes a while on any machine.
-    cli("prepare", "big-a");
-    const dir = cli("mounts", "/unused", "big-a").stdout.match(/^mount -t bind (\S+) /)![1]!;
-    for (let d = 0; d < 100; d++) {
-      mkdirSync(join(dir, `d${d}`));
-      for (let f = 0; f < 200; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), `${d}/${f}\n`);
-    }
-    cli("commit", "ns/5/big", "big-a");
+    commitBigParent(root, "ns/5/big");
     let copied = false;
     const big = api.call("Prepare", { key: "ns/6/copy", parent: "ns/5/big" }).then((r) => ((copied = true), r));
-    // The copy is under way once its temporary directory is there (or over, which fails below).
-    const dirs = join(root.path, "snapshots/native/snapshots");
-    while (!copied && !readdirSync(dirs).some((n) => n.startsWith("new-"))) await Bun.sleep(5);
+    // Under way (or over, which fails below).
+    await copyStarted(join(root.path, "snapshots/native/snapshots"), big);
     expect((await api.call("Stat", { key: "ns/5/big" })).info.kind).toBe("COMMITTED");
     expect(await api.list(["name==ns/5/big"])).toEqual(["ns/5/big"]);
     await api.call("Prepare", { key: "ns/7/small" });
@@ -242,10 +261,7 @@ describe("the volume plugin protocol, spoken directly", () => {
       ["VolumeDriver.Create", '{"Name":"x"}', /too short/],
       ["VolumeDriver.Create", '{"Name":"../up"}', /invalid characters/],
       ["VolumeDriver.Create", '{"Name":"ok","Opts":{"size":1}}', /Opts: must be an object of strings/],
-      ["VolumeDriver.Create", "{not json", /malformed JSON/],
-      ["VolumeDriver.Create", "[1,2]", /not a JSON object/],
       ["VolumeDriver.Mount", '{"Name":"from-cli"}', /ID: must be a non-empty string/],
-      ["VolumeDriver.Remove", "{}", /Name: must be a non-empty string/],
     ];
     for (const [endpoint, body, err] of cases) {
       const r = await fetch(`http://localhost/${endpoint}`, { unix: socket, method: "POST", body });
@@ -256,6 +272,38 @@ describe("the volume plugin protocol, spoken directly", () => {
     const big = await fetch("http://localhost/VolumeDriver.Create", { unix: socket, method: "POST", body: "x".repeat(2 << 20) });
     expect(big.status).toBe(413);
     expect((await plugin(socket, "VolumeDriver.Get", { Name: "from-cli" })).json.Volume.Name).toBe("from-cli");
+  });
+
+  test("a Get that fails for another reason than the volume's absence is not answered", async () => {
+    // dockerd would take an answered failure for "no such volume". Damaged metadata, here a table gone:
+    const db = new Database(join(root.path, "volumes/.meta/metadata.db"));
+    db.run("ALTER TABLE labels RENAME TO labels_away");
+    try {
+      expect(await asDockerd(socket, "VolumeDriver.Get", '{"Name":"from-cli"}')).toBe("");
+    } finally {
+      db.run("ALTER TABLE labels_away RENAME TO labels");
+      db.close();
+    }
+    expect(await asDockerd(socket, "VolumeDriver.Get", '{"Name":"from-cli"}')).toContain('"Name":"from-cli"');
+  });
+
+  test("a call about a volume without a readable name is not answered: its connection closes", async () => {
+    // As dockerd resends a call after a lost connection: its body already spent, so empty.
+    const unanswerable: [string, string][] = [
+      ["VolumeDriver.Remove", ""],
+      ["VolumeDriver.Get", ""],
+      ["VolumeDriver.Mount", ""],
+      ["VolumeDriver.Create", "{not json"],
+      ["VolumeDriver.Path", "[1,2]"],
+      ["VolumeDriver.Unmount", "{}"],
+      ["VolumeDriver.Remove", '{"Name":""}'],
+    ];
+    for (const [endpoint, body] of unanswerable) expect([endpoint, body, await asDockerd(socket, endpoint, body)]).toEqual([endpoint, body, ""]);
+    // Calls that need no name are answered whatever their body.
+    expect(await asDockerd(socket, "VolumeDriver.List", "")).toStartWith("HTTP/1.1 200");
+    expect(await asDockerd(socket, "VolumeDriver.Capabilities", "{not json")).toEndWith('{"Capabilities":{"Scope":"local"}}');
+    expect(root.ok(["volume", "ls", "-q"])).toContain("from-cli\n");
+    expect(readFileSync(serve.log, "utf8")).toContain("Remove unanswered: no volume name in the request");
   });
 });
 
@@ -290,14 +338,13 @@ describe("serving manners", () => {
     }
   });
 
-  test("SIGTERM: the call waiting on a CLI lock finishes, then the databases close and the sockets go", async () => {
-    if (!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would")) return;
+  test.skipIf(!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would"))("SIGTERM: the call waiting on a CLI lock finishes, then the databases close and the sockets go", async () => {
     const run = root.dir("run");
     const [snapshots, volumes] = [join(run, "s.sock"), join(run, "v.sock")];
     const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
     root.ok(["volume", "create", "busy"]);
     // The lock a stor process takes on a volume; the server must wait for it like any process.
-    const lock = join(root.path, "volumes/.locks/busy");
+    const lock = join(root.path, "volumes/.meta/locks/busy");
     const holder = Bun.spawn(["flock", lock, "sleep", "1.5"]);
     while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
     const t0 = performance.now();
@@ -310,20 +357,88 @@ describe("serving manners", () => {
     await holder.exited;
     expect([existsSync(snapshots), existsSync(volumes)]).toEqual([false, false]);
     // A WAL file outlives its database only when the database was not closed.
-    expect(existsSync(join(root.path, "volumes/metadata.db-wal"))).toBe(false);
+    expect(existsSync(join(root.path, "volumes/.meta/metadata.db-wal"))).toBe(false);
     expect(existsSync(join(root.path, "snapshots/native/metadata.db-wal"))).toBe(false);
     expect(root.ok(["volume", "unmount", "busy", "r1"])).toBe("");
   });
 
-  test("a volume call waiting on a lock holds up neither socket", async () => {
-    if (!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would")) return;
+  test.skipIf(!need(have("flock"), "flock (util-linux) takes the serve lock as stor restore would"))("serve holds the serve lock shared while it runs; at start it removes the leftovers nobody holds", async () => {
+    const run = root.dir("run");
+    const [snapshots, volumes] = [join(run, "s3.sock"), join(run, "v3.sock")];
+    const lock = join(root.path, "serve.lock");
+    const exclusive = () => sh(["flock", "-n", "-x", lock, "true"]).code;
+    const dirs = join(root.path, "snapshots/native/snapshots");
+    const copies = () => readdirSync(dirs).filter((n) => n.startsWith("new-") || n.startsWith("rm-"));
+    commitBigParent(root, "ns/8/big");
+
+    const first = await startStor(root, ["-s", "native", "--containerd", snapshots]);
+    expect(exclusive()).not.toBe(0);
+    expect(sh(["flock", "-n", "-s", lock, "true"]).code).toBe(0); // shared: a second serve may run
+    const api = new SnapshotsClient(snapshots);
+    const copy = api.call("Prepare", { key: "ns/9/copy", parent: "ns/8/big" }).catch((e: Error) => e);
+    await copyStarted(dirs, copy);
+    first.proc.kill("SIGKILL");
+    await copy;
+    api.close();
+    expect(copies()).toEqual([expect.stringMatching(/^new-/)]); // the copy the kill cut short
+    expect(exclusive()).toBe(0); // a dead serve holds nothing
+
+    // What another process still holds stays: a copy under way (its lock held).
+    mkdirSync(join(dirs, "new-held"));
+    const holder = Bun.spawn(["flock", join(dirs, "new-held"), "sleep", "30"]);
+    while (sh(["flock", "-n", join(dirs, "new-held"), "true"]).code === 0) await Bun.sleep(10);
+    // A volume removal a kill cut short.
+    mkdirSync(join(root.path, "volumes/.rm-killed/_data"), { recursive: true });
+    writeFileSync(join(root.path, "volumes/.rm-killed/_data/f"), "x");
+    const second = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
+    try {
+      expect(copies()).toEqual(["new-held"]);
+      expect(existsSync(join(root.path, "volumes/.rm-killed"))).toBe(false);
+      expect(root.stor(["snapshot", "-s", "native", "info", "ns/9/copy"]).code).toBe(3);
+      expect(exclusive()).not.toBe(0);
+    } finally {
+      holder.kill();
+      expect(await second.stop()).toBe(0);
+    }
+    expect(exclusive()).toBe(0);
+    expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: rm-new-\S+, \S+\/volumes\/\.rm-killed\n/);
+  });
+
+  test.skipIf(!need(have("flock"), "flock (util-linux) holds the volumes directory as a removal does"))("while a volume removal is under way, serve's start leaves the volumes' trash alone", async () => {
+    const volumes = join(root.path, "volumes");
+    mkdirSync(join(volumes, ".rm-busy"), { recursive: true });
+    const remover = Bun.spawn(["flock", "-s", volumes, "sleep", "30"]);
+    while (sh(["flock", "-n", "-x", volumes, "true"]).code === 0) await Bun.sleep(10);
+    const serve = await startStor(root, ["--docker-volume", join(root.dir("run"), "t.sock")]);
+    try {
+      expect(existsSync(join(volumes, ".rm-busy"))).toBe(true);
+    } finally {
+      remover.kill();
+      expect(await serve.stop()).toBe(0);
+    }
+    rmSync(join(volumes, ".rm-busy"), { recursive: true });
+  });
+
+  test.skipIf(!need(have("flock"), "flock (util-linux) holds the serve lock as stor restore would"))("serve starts only once stor restore (an exclusive holder of the serve lock) is done", async () => {
+    const lock = join(root.path, "serve.lock");
+    const holder = Bun.spawn(["flock", "-x", lock, "sleep", "1.5"]);
+    while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
+    const t0 = performance.now();
+    const serve = await startStor(root, ["--docker-volume", join(root.dir("run"), "w.sock")]);
+    expect(performance.now() - t0).toBeGreaterThan(1000);
+    expect(await holder.exited).toBe(0);
+    expect(await serve.stop()).toBe(0);
+    expect(readFileSync(serve.log, "utf8")).toContain(`waiting for ${lock}: held exclusively`);
+  });
+
+  test.skipIf(!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would"))("a volume call waiting on a lock holds up neither socket", async () => {
     const run = root.dir("run");
     const [snapshots, volumes] = [join(run, "s2.sock"), join(run, "v2.sock")];
     const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
     const api = new SnapshotsClient(snapshots);
     try {
       root.ok(["volume", "create", "held"]);
-      const lock = join(root.path, "volumes/.locks/held");
+      const lock = join(root.path, "volumes/.meta/locks/held");
       const holder = Bun.spawn(["flock", lock, "sleep", "3"]);
       while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
       let mounted = false;
@@ -374,12 +489,11 @@ function ociImage(dir: string, name: string): { tarball: string; chainId: string
 }
 
 for (const snapshotter of ["overlay", "native"]) {
-  describe(`containerd with stor (${snapshotter}) as its proxy snapshotter`, () => {
+  describe.skipIf(!need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root"))(`containerd with stor (${snapshotter}) as its proxy snapshotter`, () => {
     let root: TestRoot;
     let daemons: ContainerdWithStor | undefined;
     let csock = "";
     let target = "";
-    let ready = false;
     const ctr = (...args: string[]) => sh(["ctr", "-a", csock, ...args]);
     const snaps = (...args: string[]) => ctr("snapshots", "--snapshotter", "stor", ...args);
     const okSnaps = (...args: string[]) => {
@@ -410,12 +524,10 @@ for (const snapshotter of ["overlay", "native"]) {
     };
 
     beforeAll(async () => {
-      if (!need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root")) return;
       root = new TestRoot();
       target = root.dir("mnt");
-      daemons = await startContainerdWithStor(root, snapshotter);
+      daemons = await startContainerdWithStor(root, snapshotter, "debug"); // debug: each collection is logged
       csock = daemons.socket;
-      ready = true;
     }, 90_000);
     afterAll(async () => {
       try {
@@ -426,7 +538,6 @@ for (const snapshotter of ["overlay", "native"]) {
     }, 60_000);
 
     test("ctr snapshots prepare, mounts, commit, view, info, usage, ls, rm go through stor", () => {
-      if (!ready) return;
       okSnaps("prepare", "a");
       expect(cli("snapshot", "info", storKey("a"))).toContain('"Kind": "Active"');
       withMount("a", (d) => writeFileSync(join(d, "file"), "x".repeat(8192)));
@@ -451,7 +562,6 @@ for (const snapshotter of ["overlay", "native"]) {
     });
 
     test("what one side changes, the other sees", async () => {
-      if (!ready) return;
       okSnaps("label", "b", "containerd.io/snapshot/from-ctr=1");
       expect(JSON.parse(cli("snapshot", "info", storKey("b"))).Labels).toMatchObject({ "containerd.io/snapshot/from-ctr": "1" });
       cli("snapshot", "label", storKey("b"), "from-stor=2");
@@ -461,24 +571,30 @@ for (const snapshotter of ["overlay", "native"]) {
       // A stor error reaches ctr with its code: mounts of a committed snapshot, a key removed behind containerd's back.
       expect(snaps("mounts", "/t", "base").stderr).toContain("failed precondition");
       okSnaps("prepare", "gone");
-      cli("snapshot", "rm", storKey("gone"));
+      // The CLI refuses to remove what containerd records, unless forced.
+      expect(root.stor(["-s", snapshotter, "snapshot", "rm", storKey("gone")]).code).toBe(5);
+      cli("snapshot", "rm", "--force", storKey("gone"));
       expect(snaps("info", "gone").stderr).toContain("not found");
     });
 
-    test("containerd's garbage collector leaves snapshots stor's CLI made", async () => {
-      if (!ready) return;
+    test("containerd's garbage collector never sees, nor removes, snapshots stor's CLI made", async () => {
       cli("snapshot", "prepare", "mine");
       okSnaps("prepare", "temp");
       const temp = storKey("temp");
       okSnaps("rm", "temp");
-      for (let i = 0; i < 200 && cli("snapshot", "ls").includes(temp); i++) await Bun.sleep(50);
+      // The collection that removes temp ends with this line, after whatever it warned about.
+      const removed = `msg="removed snapshot" key=${temp} snapshotter=stor\n`;
+      const collected = /msg="snapshot garbage collected" d=\S+ snapshotter=stor\n/;
+      const log = () => readFileSync(daemons!.containerd.log, "utf8");
+      const end = Date.now() + 15_000;
+      while (!collected.test(log().split(removed)[1] ?? "") && Date.now() < end) await Bun.sleep(20);
+      expect(collected.test(log().split(removed)[1] ?? "")).toBe(true);
       expect(cli("snapshot", "ls")).not.toContain(temp);
       expect(cli("snapshot", "info", "mine")).toContain('"Kind": "Active"');
-      expect(readFileSync(daemons!.containerd.log, "utf8")).toContain("not made through containerd");
+      expect(log().split("\n").filter((l) => /level=(warn|error)/.test(l) && l.includes("snapshotter=stor"))).toEqual([]);
     });
 
     test("ctr images import unpacks an OCI image through stor; its rootfs mounts with the files", () => {
-      if (!ready) return;
       const { tarball, chainId } = ociImage(root.dir("image"), `docker.io/library/stor-test-${snapshotter}:1`);
       const imported = ctr("images", "import", "--snapshotter", "stor", tarball);
       expect(imported.code, imported.stderr).toBe(0);
@@ -507,16 +623,16 @@ function shellRootfs(dir: string): string {
   return tarball;
 }
 
-describe("dockerd with stor as its volume plugin", () => {
+describe.skipIf(!need(isRoot() && have("dockerd") && have("docker"), "dockerd and docker (Debian docker.io), as root"))("dockerd with stor as its volume plugin", () => {
   const PLUGIN = `stor-test-${process.pid}`;
   const SPEC = `/etc/docker/plugins/${PLUGIN}.spec`;
   const IMAGE = `${PLUGIN}:1`;
   let root: TestRoot;
   let serve: Daemon | undefined;
-  let dockerd: Daemon | undefined;
+  let dockerd: Dockerd | undefined;
   let dir = "";
-  let ready = false;
-  const docker = (...args: string[]) => sh(["docker", "-H", `unix://${join(dir, "docker.sock")}`, ...args]);
+  let socket = "";
+  const docker = (...args: string[]) => dockerd!.docker(...args);
   const okDocker = (...args: string[]) => {
     const r = docker(...args);
     if (r.code !== 0) throw new Error(`docker ${args.join(" ")}: ${r.stderr}`);
@@ -524,33 +640,21 @@ describe("dockerd with stor as its volume plugin", () => {
   };
 
   beforeAll(async () => {
-    if (!need(isRoot() && have("dockerd") && have("docker"), "dockerd and docker (Debian docker.io), as root")) return;
     root = new TestRoot();
     dir = root.dir("docker");
-    const socket = join(root.dir("run"), "plugin.sock");
+    socket = join(root.dir("run"), "plugin.sock");
     serve = await startStor(root, ["--docker-volume", socket]);
     // dockerd finds plugins only in fixed places; a spec file there points at our socket.
     mkdirSync(dirname(SPEC), { recursive: true });
     writeFileSync(SPEC, `unix://${socket}\n`);
-    writeFileSync(join(dir, "daemon.json"), "{}\n"); // the host's /etc/docker/daemon.json does not apply
-    dockerd = new Daemon(
-      ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"),
-        "-H", `unix://${join(dir, "docker.sock")}`, "--pidfile", join(dir, "docker.pid"), "--config-file", join(dir, "daemon.json")],
-      join(dir, "dockerd.log"),
-    );
-    await dockerd.until(() => docker("version").code === 0, { timeoutMs: 120_000 });
+    dockerd = await Dockerd.start(dir);
     okDocker("import", shellRootfs(root.dir("rootfs")), IMAGE);
-    ready = true;
   }, 180_000);
   afterAll(async () => {
     if (dockerd) {
       const all = docker("ps", "-aq").stdout.trim();
       if (all) docker("rm", "-f", ...all.split("\n"));
-      await dockerd.stop(30_000);
-      // dockerd stops the containerd it started, unless it had to be killed: then that one goes too.
-      const pidfile = join(dir, "exec/containerd/containerd.pid");
-      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, "utf8")) : 0;
-      if (pid > 0 && sh(["cat", `/proc/${pid}/cmdline`]).stdout.includes(dir)) process.kill(pid, "SIGKILL");
+      await dockerd.stop();
     }
     await serve?.stop();
     rmSync(SPEC, { force: true });
@@ -558,7 +662,6 @@ describe("dockerd with stor as its volume plugin", () => {
   }, 90_000);
 
   test("docker volume create -d, inspect, ls and rm use stor's volumes", () => {
-    if (!ready) return;
     expect(okDocker("volume", "create", "-d", PLUGIN, "shared")).toBe("shared\n");
     const [v] = JSON.parse(okDocker("volume", "inspect", "shared"));
     expect(v).toMatchObject({ Name: "shared", Driver: PLUGIN, Mountpoint: join(root.path, "volumes/shared/_data"), Scope: "local" });
@@ -570,7 +673,6 @@ describe("dockerd with stor as its volume plugin", () => {
   });
 
   test("a container mounts a stor volume through the plugin and unmounts it when it goes", () => {
-    if (!ready) return;
     okDocker("volume", "create", "-d", PLUGIN, "data");
     // -i keeps the shell's stdin open, so `read` holds the container (and its mount) until rm -f.
     const id = okDocker("run", "-d", "-i", "--network", "none", "-v", "data:/data", IMAGE, "/bin/sh", "-c", "echo written >/data/f; read x").trim();
@@ -583,4 +685,32 @@ describe("dockerd with stor as its volume plugin", () => {
     okDocker("volume", "rm", "data");
     expect(root.ok(["volume", "ls", "-q"])).toBe("");
   });
+
+  test("a docker volume rm cut short by a killed serve never reports success for a volume that still exists", async () => {
+    // Where serve dies: reading dockerd's first or second Get (it asks before it removes, and
+    // again inside the removal), its Remove, or once the volume is removed but not yet answered.
+    // dockerd then resends the call, without its body, to the serve started again.
+    const points = ["plugin:VolumeDriver.Get@1", "plugin:VolumeDriver.Get@2", "plugin:VolumeDriver.Remove", "volume-rm:removed"];
+    const outcomes: string[] = [];
+    for (const [i, point] of points.entries()) {
+      const name = `killed-${i}`;
+      okDocker("volume", "create", "-d", PLUGIN, name);
+      await serve!.stop();
+      serve = await startStor(root, ["--docker-volume", socket], undefined, { STOR_FAILPOINT: point });
+      const dead = serve.proc.exited;
+      const rm = Bun.spawn(["docker", "-H", `unix://${join(dir, "docker.sock")}`, "volume", "rm", name], { stdout: "pipe", stderr: "pipe" });
+      expect(await Promise.race([dead.then(() => `${point} reached`), rm.exited.then(() => `${point} not reached`)])).toBe(`${point} reached`);
+      serve = await startStor(root, ["--docker-volume", socket]);
+      const [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
+      const exists = root.ok(["volume", "ls", "-q"]).split("\n").includes(name);
+      outcomes.push(`${point}: docker volume rm exit ${code}${code === 0 ? "" : ` (${stderr.trim()})`}, volume ${exists ? "still there" : "gone"}`);
+      // Whatever the kill left, a second rm with serve up finishes the job.
+      const again = docker("volume", "rm", name);
+      if (again.code !== 0) expect(again.stderr).toContain("no such volume");
+      expect(root.ok(["volume", "ls", "-q"]).split("\n")).not.toContain(name);
+      expect(okDocker("volume", "ls", "-q").split("\n")).not.toContain(name);
+    }
+    console.log(outcomes.join("\n"));
+    expect(outcomes.filter((o) => o.includes("exit 0,") && o.endsWith("still there"))).toEqual([]);
+  }, 240_000);
 });

@@ -9,6 +9,7 @@ command -v apt-get >/dev/null || exit 0
 need=()
 want() { need+=("$1"); echo "test/setup.sh: will install $1: $2"; }
 command -v mkfs.xfs >/dev/null || want xfsprogs "XFS loop filesystems (reflink copies, project quotas)"
+command -v mkfs.btrfs >/dev/null || want btrfs-progs "btrfs loop filesystems (the btrfs snapshotter)"
 command -v mkfs.ext4 >/dev/null || want e2fsprogs "ext4 loop filesystems"
 command -v setfattr >/dev/null || want attr "setfattr, to give test files extended attributes"
 command -v setcap >/dev/null || want libcap2-bin "setcap, to give test files capabilities"

@@ -26,7 +26,7 @@ describe("errors are one line with the contract's exit code", () => {
     [["prepare", "--bogus", "k"], 2, "stor: snapshot prepare: unknown option --bogus (see --help)\n"],
     [["frobnicate"], 2, 'stor: snapshot: unknown command "frobnicate" (see stor snapshot --help)\n'],
     [["ls", "--format", "yaml"], 2, 'stor: format "yaml": expected table or json\n'],
-    [["-s", "zfs", "ls"], 2, 'stor: snapshotter "zfs": unknown; expected overlay or native\n'],
+    [["-s", "zfs", "ls"], 2, 'stor: snapshotter "zfs": unknown; expected overlay, btrfs, native\n'],
     [["label", "a", "=v"], 2, 'stor: label "=v": expected KEY=VALUE\n'],
   ] as const)("stor snapshot %p → exit %p", (args, code, stderr) => {
     const res = r.stor(["snapshot", "-s", "native", ...args]);

@@ -185,7 +185,7 @@ function ctrRoute(snapshotter: string): Route {
     via: "ctr",
     available: need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root"),
     async setup() {
-      root = new TestRoot();
+      root = TestRoot.for(snapshotter);
       daemons = await startContainerdWithStor(root, snapshotter, "debug");
     },
     async teardown() {
@@ -199,4 +199,4 @@ function ctrRoute(snapshotter: string): Route {
   };
 }
 
-for (const snapshotter of ["overlay", "native"]) snapshotterSuite(snapshotter, ctrRoute(snapshotter));
+for (const snapshotter of ["overlay", "native", "btrfs"]) snapshotterSuite(snapshotter, ctrRoute(snapshotter));

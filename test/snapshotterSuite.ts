@@ -42,7 +42,7 @@ function storRoute(snapshotter: string): Route {
     via: "stor",
     available: need(isRoot(), "the snapshotter suite mounts, which needs root"),
     open() {
-      const root = new TestRoot();
+      const root = TestRoot.for(snapshotter);
       return {
         root,
         run: (args) => root.stor(["snapshot", "-s", snapshotter, ...args]),

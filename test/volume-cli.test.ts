@@ -75,7 +75,7 @@ describe("errors are one line with the contract's exit code", () => {
   });
 
   test("nothing is left of a create that failed", () => {
-    expect(sh(["ls", "-A", join(r.path, "volumes")]).stdout).toBe(".locks\nbusy\nmetadata.db\ntx-a\n");
+    expect(sh(["ls", "-A", join(r.path, "volumes")]).stdout).toBe(".meta\nbusy\ntx-a\n");
   });
 
   test("the configured default driver is used, and must exist when the config is loaded", () => {
@@ -205,7 +205,8 @@ describe("create, ls and inspect print what docker prints", () => {
       '{"MountType":"tmpfs","MountOpts":"size=10m","MountDevice":"tmpfs","Quota":{"Size":0}}',
     );
     expect(mode(join(vols, "tx-tmpfs/opts.json"))).toBe("600");
-    expect(mode(join(vols, "metadata.db"))).toBe("600");
+    expect(mode(join(vols, ".meta/metadata.db"))).toBe("600");
+    expect(sh(["ls", "-A", join(vols, ".meta/locks")]).stdout).toBe(""); // each lock file goes with its lock
   });
 });
 
@@ -221,7 +222,7 @@ describe("rm and prune", () => {
     const res = r.stor(["volume", "rm", "ra", "nosuch", "rb"]);
     expect([res.code, res.stdout, res.stderr]).toEqual([3, "ra\nrb\n", 'stor: volume "nosuch": not found\n']);
     expect(r.ok(["volume", "ls", "-q"])).toBe("");
-    expect(sh(["ls", "-A", join(r.path, "volumes")]).stdout).toBe(".locks\nmetadata.db\n");
+    expect(sh(["ls", "-A", join(r.path, "volumes")]).stdout).toBe(".meta\n");
     expect(r.ok(["volume", "remove", "-f", "ra", "nosuch"])).toBe("ra\nnosuch\n");
   });
 

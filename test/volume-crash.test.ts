@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, isRoot, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, need, simulateReboot } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -58,6 +58,7 @@ for (const [point, args, after] of CASES) {
     const killed = r.stor(args, { env: { STOR_FAILPOINT: point } });
     expect([killed.code, killed.stdout, killed.stderr]).toEqual([-1, "", ""]); // SIGKILL: no exit code, no word
 
+    simulateReboot(r.path); // what holds references here (c1) does not outlive a reboot
     r.ok(["restore"]);
     expect(violations(r)).toEqual([]);
     expect(r.stor(["restore"])).toEqual({ code: 0, stdout: "", stderr: "" });

@@ -2,7 +2,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestRoot, isRoot, need } from "./helpers.ts";
+import { TestRoot, isRoot, need, simulateReboot } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -37,11 +37,12 @@ test.skipIf(!need(isRoot(), "the crash leaves a tmpfs mounted; mounting needs ro
   mkdirSync(join(vols, "bad name/_data"), { recursive: true });
   expect(mountedUnder(vols)).toEqual([join(vols, "tt/_data")]);
 
+  simulateReboot(r.path);
   expect(r.ok(["restore"])).toBe(
     [
-      `unmounted ${vols}/tt/_data`,
       'released volume "plain": references c3',
       'released volume "tt": references c1, c2',
+      `unmounted ${vols}/tt/_data`,
       'dropped volume "gone": its data is gone',
       'adopted volume "orphan": found without metadata',
       `removed ${vols}/.rm-a1b2c3: left by an interrupted removal`,
@@ -59,8 +60,12 @@ test.skipIf(!need(isRoot(), "the crash leaves a tmpfs mounted; mounting needs ro
   // The second run finds nothing to do.
   expect(r.stor(["restore"])).toEqual({ code: 0, stdout: "", stderr: "" });
   expect(JSON.parse(r.ok(["restore", "--format", "json"]))).toEqual({
+    AtBoot: false,
+    ServeRunning: false,
+    Migrated: [],
     Unmounted: [],
-    Volumes: { Unmounted: [], Released: [], Dropped: [], Adopted: [], Removed: [] },
+    Busy: [],
+    Volumes: { Unmounted: [], Busy: [], LeftMounted: [], Released: [], Kept: [], Dropped: [], Adopted: [], Removed: [] },
     Snapshots: [],
   });
 
@@ -77,9 +82,14 @@ test("restore --format json reports what it did", () => {
   r.ok(["volume", "create", "held"]);
   r.ok(["volume", "mount", "held", "ref-1"]);
   mkdirSync(join(r.path, "volumes/found/_data"), { recursive: true });
+  simulateReboot(r.path);
   expect(JSON.parse(r.ok(["restore", "--format", "json"]))).toEqual({
+    AtBoot: true,
+    ServeRunning: false,
+    Migrated: [],
     Unmounted: [],
-    Volumes: { Unmounted: [], Released: [{ Volume: "held", Refs: ["ref-1"] }], Dropped: [], Adopted: ["found"], Removed: [] },
+    Busy: [],
+    Volumes: { Unmounted: [], Busy: [], LeftMounted: [], Released: [{ Volume: "held", Refs: ["ref-1"] }], Kept: [], Dropped: [], Adopted: ["found"], Removed: [] },
     Snapshots: [],
   });
   expect(r.stor(["restore", "--format", "yaml"]).stderr).toBe('stor: format "yaml": expected table or json\n');
@@ -97,7 +107,7 @@ test("creating over a directory a crashed create left keeps its data", () => {
 
 test("a symlink where a volume directory goes is refused, and nothing is written through it", () => {
   r = new TestRoot();
-  r.ok(["volume", "ls"]);
+  r.ok(["volume", "prune", "-f"]); // makes the root
   const outside = r.dir("outside");
   symlinkSync(outside, join(r.path, "volumes/evil"));
   const res = r.stor(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "evil"]);

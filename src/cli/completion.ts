@@ -4,7 +4,7 @@
  * line, falling back to file names when it prints nothing. The candidates come from the same
  * command definitions as parsing and help, and snapshot keys and volume names from the store.
  */
-import { SNAPSHOTTER_NAMES } from "../config.ts";
+import { SNAPSHOTTER_NAMES } from "../snapshot/registry.ts";
 import { LOG_LEVELS } from "../log.ts";
 import type { CommandDef, Group } from "./command.ts";
 import { TOP_LEVEL } from "./commands.ts";
@@ -52,7 +52,7 @@ export function completionScript(shell: (typeof SHELLS)[number]): string {
 /** What completion reads from the store, asked only when a snapshot key or volume name is wanted. */
 export interface CompletionSource {
   snapshots(snapshotter: string | undefined): string[];
-  volumes(): string[];
+  volumes(): Promise<string[]>;
   drivers(): string[];
 }
 
@@ -62,7 +62,7 @@ const GLOBAL_VALUES: Partial<Record<keyof Globals, readonly string[]>> = { snaps
 const spellings = (cmd: CommandDef) => [...cmd.options.flatMap((o) => [o.long && `--${o.long}`, o.short && `-${o.short}`]), "--help"].filter((x): x is string => !!x);
 
 /** What the positional `arg` of `cmd` in `group` can be. */
-function argCandidates(group: Group, cmd: CommandDef, arg: string, source: CompletionSource, snapshotter: string | undefined): string[] {
+async function argCandidates(group: Group, cmd: CommandDef, arg: string, source: CompletionSource, snapshotter: string | undefined): Promise<string[]> {
   if (group.word === "snapshot" && (arg === "key" || arg === "parent")) return source.snapshots(snapshotter);
   if (cmd.name === "mount" && arg === "key") return source.snapshots(snapshotter);
   if (group.word === "volume" && arg === "name" && cmd.name !== "create") return source.volumes();
@@ -72,7 +72,7 @@ function argCandidates(group: Group, cmd: CommandDef, arg: string, source: Compl
 }
 
 /** Candidates for the last of `words` (the words after `stor`), given every command group. */
-export function candidates(words: readonly string[], groups: readonly Group[], source: CompletionSource): string[] {
+export async function candidates(words: readonly string[], groups: readonly Group[], source: CompletionSource): Promise<string[]> {
   const current = words.at(-1) ?? "";
   const before = words.slice(0, -1);
   const rest: string[] = [];
@@ -124,5 +124,5 @@ export function candidates(words: readonly string[], groups: readonly Group[], s
   if (!dashdash && current.startsWith("-")) return offer([...spellings(cmd), ...globals]);
   const variadic = cmd.args.findIndex((a) => a.variadic);
   const arg = cmd.args[variadic >= 0 ? Math.min(positionals, variadic) : positionals];
-  return arg ? offer(argCandidates(group, cmd, arg.name, source, snapshotter)) : [];
+  return arg ? offer(await argCandidates(group, cmd, arg.name, source, snapshotter)) : [];
 }

@@ -5,12 +5,11 @@
  * is in use while it has references; local volumes with mount options are not counted, as
  * Docker does not count them.
  */
-import { existsSync } from "node:fs";
-import { SNAPSHOTTER_NAMES, type Config } from "../config.ts";
-import { snapshotDb } from "../layout.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import type { Config } from "../config.ts";
+import { openSnapshots, openVolumes } from "../services.ts";
+import { SNAPSHOTTER_NAMES } from "../snapshot/registry.ts";
 import type { Info } from "../snapshot/service.ts";
-import { VolumeService, type VolumeUsage } from "../volume/service.ts";
+import type { VolumeUsage } from "../volume/service.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, table } from "./output.ts";
 import { naturalCompare, rowView } from "./volume.ts";
@@ -31,10 +30,9 @@ interface Summary {
   reclaimable: number;
 }
 
-/** The snapshots of `name` that have state under the root; none when it was never used. */
+/** The snapshots of snapshotter `name`. */
 function snapshotItems(config: Config, name: string): SnapshotItem[] {
-  if (!existsSync(snapshotDb(config.root, name))) return [];
-  const service = openSnapshots(config, name);
+  const service = openSnapshots(config, { access: "read", snapshotter: name });
   try {
     const infos = service.list();
     const byName = new Map(infos.map((i) => [i.name, i]));
@@ -80,14 +78,15 @@ export function dfGroup(ctx: Context): Group {
     .action((opts) => {
       const format = outputFormat(opts.format);
       const config = ctx.config();
-      const snapshots = SNAPSHOTTER_NAMES.map((name) => ({ name, items: snapshotItems(config, name) }));
-      const service = new VolumeService(config);
+      // Volumes first: a missing root is not found before any snapshotter is looked at.
+      const service = openVolumes(config, "read");
       let volumes: VolumeUsage[];
       try {
         volumes = service.usage().sort((a, b) => naturalCompare(a.volume.name, b.volume.name));
       } finally {
         service.close();
       }
+      const snapshots = SNAPSHOTTER_NAMES.map((name) => ({ name, items: snapshotItems(config, name) }));
       const summaries = [
         ...snapshots.map((s) => summarize(`Snapshots (${s.name})`, s.items)),
         summarize("Local Volumes", volumes.map((u) => ({ size: u.size, inUse: u.volume.refs.length > 0 }))),

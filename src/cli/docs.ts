@@ -1,7 +1,6 @@
 /** `stor completion`, `stor man`, and `stor __complete`, which the completion scripts run. */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SNAPSHOTTER_NAMES } from "../config.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { snapshotDb, volumesDir } from "../layout.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
@@ -11,17 +10,18 @@ import { allGroups } from "./help.ts";
 import { markdownReference, pages, roffPage } from "./manual.ts";
 import { print } from "./output.ts";
 
-/** Snapshot keys and volume names for completion; nothing is made where the store has no state. */
+/** Snapshot keys and volume names for completion, read without creating anything and asking no plugin. */
 function storeSource(ctx: Context): CompletionSource {
   return {
     snapshots(snapshotter) {
       const config = ctx.config();
       const chosen = snapshotter ?? config.defaultSnapshotter;
-      const { openSnapshots, snapshotterName } = require("../snapshot/registry.ts") as typeof import("../snapshot/registry.ts");
+      const { SNAPSHOTTER_NAMES, snapshotterName } = require("../snapshot/registry.ts") as typeof import("../snapshot/registry.ts");
+      const { openSnapshots } = require("../services.ts") as typeof import("../services.ts");
       const wanted = chosen === undefined ? SNAPSHOTTER_NAMES : [snapshotterName(chosen)];
       const names = wanted.filter((n) => existsSync(snapshotDb(config.root, n)));
       return names.flatMap((n) => {
-        const svc = openSnapshots(config, n);
+        const svc = openSnapshots(config, { access: "read", snapshotter: n });
         try {
           return svc.list().map((i) => i.name);
         } finally {
@@ -29,13 +29,13 @@ function storeSource(ctx: Context): CompletionSource {
         }
       });
     },
-    volumes() {
+    async volumes() {
       const config = ctx.config();
       if (!existsSync(volumesDir(config.root))) return [];
-      const { VolumeService } = require("../volume/service.ts") as typeof import("../volume/service.ts");
-      const svc = new VolumeService(config);
+      const { openVolumes } = require("../services.ts") as typeof import("../services.ts");
+      const svc = openVolumes(config, "read", { askPlugins: false });
       try {
-        return svc.list().map((v) => v.name);
+        return (await svc.list()).map((v) => v.name);
       } finally {
         svc.close();
       }
@@ -95,7 +95,7 @@ export async function complete(words: readonly string[], given: Globals, context
     // A global option still waiting for its value: those given before __complete will do.
   }
   try {
-    print(candidates(words, await allGroups(), storeSource(context(globals))).map((c) => `${c}\n`).join(""));
+    print((await candidates(words, await allGroups(), storeSource(context(globals)))).map((c) => `${c}\n`).join(""));
   } catch {
     // A store that cannot be read completes nothing: TAB must never print an error.
   }

@@ -1,6 +1,7 @@
 /**
- * Global options (`--root`, `--config`, `--log-level`, `--no-color`, `-s/--snapshotter`) may
- * stand anywhere before `--`; they are taken out of argv before a command group parses the rest.
+ * Global options (`--root`, `--config`, `--log-level`, `--no-color`, `-s/--snapshotter`,
+ * `--plugin-dir`) may stand anywhere before `--`; they are taken out of argv before a command
+ * group parses the rest.
  */
 import { InvalidArgumentError } from "../errors.ts";
 
@@ -10,6 +11,8 @@ export interface Globals {
   logLevel?: string;
   noColor: boolean;
   snapshotter?: string;
+  /** `--plugin-dir`, repeatable: more places to find volume plugins in. */
+  pluginDirs?: string[];
 }
 
 /** A global option as help, the man page and completion show it. */
@@ -27,10 +30,11 @@ export interface GlobalOption {
 
 /** Every global option, in the order help lists them. */
 export const GLOBAL_OPTIONS: readonly GlobalOption[] = [
-  { key: "snapshotter", short: "s", long: "snapshotter", value: "S", description: "overlay or native (default: [snapshot] default, else overlay where the kernel has it)", snapshotter: true },
+  { key: "snapshotter", short: "s", long: "snapshotter", value: "S", description: "overlay, btrfs or native (default: [snapshot] default, else the first of them that the kernel and the filesystem under the root support)", snapshotter: true },
   { key: "root", long: "root", value: "DIR", description: "state directory (STOR_ROOT; default /var/lib/stor)" },
   { key: "config", long: "config", value: "FILE", description: "ini file (STOR_CONFIG; default /etc/stor/stor.ini)" },
   { key: "logLevel", long: "log-level", value: "LEVEL", description: "error, warn, info or debug (STOR_LOG_LEVEL; default warn)" },
+  { key: "pluginDirs", long: "plugin-dir", value: "DIR", description: "look for volume plugins in DIR first (repeatable; STOR_PLUGIN_DIRS and [volume] plugin_dirs replace Docker's directories)" },
   { key: "noColor", long: "no-color", description: "no colour (also NO_COLOR)" },
 ];
 
@@ -62,7 +66,8 @@ export function extractGlobals(argv: readonly string[]): { globals: Globals; res
     }
     const value = flag !== a ? a.slice(eq + 1) : argv[++i];
     if (value === undefined || value === "") throw new InvalidArgumentError(`option ${flag}`, "needs a value");
-    (globals as unknown as Record<string, string>)[key] = value;
+    if (key === "pluginDirs") (globals.pluginDirs ??= []).push(value);
+    else (globals as unknown as Record<string, string>)[key] = value;
   }
   return { globals, rest };
 }

@@ -1,6 +1,7 @@
 /** `stor snapshot changes|diff|apply`: a snapshot's changes as an OCI layer and back. */
 import { createWriteStream, rmSync } from "node:fs";
 import { InvalidArgumentError } from "../errors.ts";
+import type { Access } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { outputFormat, type Group } from "./command.ts";
 import { goJson, print } from "./output.ts";
@@ -12,7 +13,7 @@ const DOCKER_KINDS = { C: 0, A: 1, D: 2 } as const;
 // otherwise pay for loading them at start-up.
 
 /** Adds the layer commands to the `stor snapshot` group. */
-export function registerLayerCommands(cli: Group, svc: () => SnapshotService): void {
+export function registerLayerCommands(cli: Group, svc: (access?: Access) => SnapshotService): void {
   cli
     .command("changes <key>", "Print what snapshot KEY changed against its parent, one `A|C|D /path` line each, as docker diff.")
     .option("--format <format>", "table (the lines) or json (Docker API's [{Path, Kind}], Kind 0 changed, 1 added, 2 deleted)", { default: "table" })
@@ -20,7 +21,7 @@ export function registerLayerCommands(cli: Group, svc: () => SnapshotService): v
     .action(async (key: string, opts) => {
       const format = outputFormat(opts.format);
       const { changes } = await import("../layer/changes.ts");
-      const found = changes(svc().layerView(key));
+      const found = changes(svc("read").layerView(key));
       if (format === "json") return print(goJson(found.map((c) => ({ Path: `/${c.path}`, Kind: DOCKER_KINDS[c.kind] }))));
       print(found.map((c) => `${c.kind} /${c.path}\n`).join(""));
     });
@@ -35,7 +36,7 @@ export function registerLayerCommands(cli: Group, svc: () => SnapshotService): v
       if (opts.gzip && opts.zstd) throw new InvalidArgumentError("snapshot diff", "--gzip and --zstd exclude each other");
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
       const { writeLayer } = await import("../layer/diff.ts");
-      const view = svc().layerView(key);
+      const view = svc("read").layerView(key);
       if (opts.output === undefined) {
         if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
         await writeLayer(view, process.stdout, compression);

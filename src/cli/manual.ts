@@ -23,18 +23,22 @@ const ENVIRONMENT: readonly [string, string][] = [
   ["STOR_ROOT", "the state directory, as --root"],
   ["STOR_CONFIG", "the configuration file, as --config"],
   ["STOR_LOG_LEVEL", "as --log-level"],
+  ["STOR_PLUGIN_DIRS", "where volume plugins are looked for (space-separated; empty for none), replacing [volume] plugin_dirs"],
   ["NO_COLOR", "no colour, as --no-color"],
 ];
 
 const CONFIG_KEYS: readonly [string, string][] = [
   ["root", "the state directory (an absolute path; default /var/lib/stor)"],
   ["log_level", "error, warn, info or debug (default warn)"],
-  ["[snapshot] default", "overlay or native (default: overlay where the kernel and filesystem have it, else native)"],
-  ["[volume] default_driver", "the driver of volumes created without -d (default local); it must exist"],
+  ["[snapshot] default", "overlay, btrfs or native (default: the first of them that the kernel and the filesystem under the root support)"],
+  ["[volume] default_driver", "the driver of volumes created without -d (default local): local or a volume plugin found in the plugin directories"],
+  ["[volume] plugin_dirs", "where volume plugins are looked for, space-separated absolute paths (default Docker's: /run/docker/plugins /etc/docker/plugins /usr/lib/docker/plugins)"],
+  ["[volume] plugin_timeout", "seconds a plugin call waits for its answer (default 60; Create and Mount twice that)"],
+  ["[volume] plugin_retry", "seconds an unreachable plugin with known volumes is retried for (default 30; 0: no retry)"],
 ];
 
 const INTRO =
-  "stor is container storage for one Linux host, as one executable: containerd-style snapshotters (overlay, native), Docker-style volumes (local driver), OCI layers (diff, apply, changes, unpack), and stor serve, which serves containerd's snapshots API and Docker's volume plugin protocol. Its commands print what ctr and docker print.";
+  "stor is container storage for one Linux host, as one executable: containerd-style snapshotters (overlay, btrfs, native), Docker-style volumes (local driver, and Docker volume plugins as drivers), OCI layers (diff, apply, changes, unpack), and stor serve, which serves containerd's snapshots API and Docker's volume plugin protocol. Its commands print what ctr and docker print.";
 
 const ERRORS =
   "Errors go to stderr as one line, `stor: <what failed>: <reason>`, with control characters in names escaped. `--` ends the options of every command: every argument after it is a positional, taken as given. Options may follow positionals; `-abc` is `-a -b -c`.";

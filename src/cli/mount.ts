@@ -1,6 +1,6 @@
 /** `stor mount KEY TARGET` and `stor unmount TARGET`. */
 import { mountAll, unmountAll } from "../mounting.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots } from "../services.ts";
 import { Group, type Context } from "./command.ts";
 
 /** `stor mount` and `stor unmount`. */
@@ -11,9 +11,9 @@ export function mountGroup(ctx: Context): Group {
     .usesSnapshotter()
     .example("stor mount work /mnt/work")
     .action((key: string, target: string) => {
-      const service = openSnapshots(ctx.config(), ctx.snapshotter);
+      const service = openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
       try {
-        mountAll(service.mounts(key), target);
+        mountAll(service.mounts(key), target, `snapshot "${key}"`);
       } finally {
         service.close();
       }

@@ -1,6 +1,5 @@
 /** `stor snapshot …`: ctr's snapshot commands, printing what `ctr snapshots` prints. */
-import type { Config } from "../config.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots, type Access } from "../services.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { registerLayerCommands } from "./layer.ts";
@@ -61,7 +60,8 @@ const labels = (words: unknown) => keyValues(list(words), "label", "true");
 /** The `stor snapshot` commands, on the snapshotter `-s` chooses. */
 export function snapshotGroup(ctx: Context): Group {
   let service: SnapshotService | undefined;
-  const svc = () => (service ??= openSnapshots(ctx.config(), ctx.snapshotter));
+  // One command runs per invocation, so the first call's access is the command's.
+  const svc = (access: Access = "write") => (service ??= openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
   const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
   cli.finally(() => service?.close());
 
@@ -98,18 +98,20 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot mounts /mnt/work work | sh")
     .action((target: string, key: string, opts) => {
       const format = outputFormat(opts.format);
-      const mounts = svc().mounts(key);
+      const mounts = svc("read").mounts(key);
       print(format === "json" ? goJson(mounts) : mountCommands(mounts, target));
     });
 
   cli
-    .command("rm [...key]", "Remove snapshots, in the order given (children before their parents). Stops at the first that cannot be removed.")
+    .command("rm [...key]", "Remove snapshots, in the order given (children before their parents). Stops at the first that cannot be removed. A snapshot containerd made and still records is refused unless --force.")
     .alias("remove")
     .alias("delete")
+    .option("--force", "also remove snapshots containerd made and still records")
     .example("stor snapshot rm work base")
-    .action(async (keys: string[]) => {
+    .example("stor snapshot rm --force default/12/work")
+    .action(async (keys: string[], opts) => {
       const { withTreeProgress } = await import("./progress.ts");
-      for (const k of keys) await withTreeProgress(`removing snapshot ${k}`, () => svc().remove(k));
+      for (const k of keys) await withTreeProgress(`removing snapshot ${k}`, () => svc().remove(k, Boolean(opts.force)));
     });
 
   cli
@@ -118,7 +120,7 @@ export function snapshotGroup(ctx: Context): Group {
     .option("--format <format>", "table or json", { default: "table" })
     .example("stor snapshot ls --format json")
     .action((opts) => {
-      const infos = svc().list();
+      const infos = svc("read").list();
       if (outputFormat(opts.format) === "json") return print(goJson(infos.map(infoView)));
       print(table([["KEY", "PARENT", "KIND"], ...infos.map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
     });
@@ -126,7 +128,7 @@ export function snapshotGroup(ctx: Context): Group {
   cli
     .command("info <key>", "Print snapshot KEY's kind, name, parent, labels and times as JSON, as ctr does.")
     .example("stor snapshot info work")
-    .action((key: string) => print(goJson(infoView(svc().stat(key)))));
+    .action((key: string) => print(goJson(infoView(svc("read").stat(key)))));
 
   cli
     .command("usage [...key]", "Print the disk usage (size and inodes) of snapshots KEY…, or of every snapshot.")
@@ -135,8 +137,8 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot usage -b work")
     .action((keys: string[], opts) => {
       const format = outputFormat(opts.format);
-      const names = keys.length ? keys : svc().list().map((i) => i.name);
-      const usages = names.map((k) => ({ key: k, ...svc().usage(k) }));
+      const names = keys.length ? keys : svc("read").list().map((i) => i.name);
+      const usages = names.map((k) => ({ key: k, ...svc("read").usage(k) }));
       if (format === "json") return print(goJson(usages.map((u) => ({ Key: u.key, Size: u.size, Inodes: u.inodes }))));
       const rows = usages.map((u) => [u.key, opts.b ? String(u.size) : binarySize(u.size), String(u.inodes)]);
       print(table([["KEY", "SIZE", "INODES"], ...rows], CTR_TABLE));
@@ -147,7 +149,7 @@ export function snapshotGroup(ctx: Context): Group {
     .option("--format <format>", "table (the tree) or json", { default: "table" })
     .example("stor snapshot tree")
     .action((opts) => {
-      const infos = svc().list();
+      const infos = svc("read").list();
       if (outputFormat(opts.format) === "json") return print(goJson(treeView(infos)));
       print(tree(infos));
     });

@@ -1,5 +1,5 @@
 /** `stor unpack SOURCE`: an image's layers as committed snapshots named by chain ID. */
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots } from "../services.ts";
 import { Group, type Context } from "./command.ts";
 import { print } from "./output.ts";
 import { unpackProgress } from "./progress.ts";
@@ -13,7 +13,7 @@ export function unpackGroup(ctx: Context): Group {
     .example("stor unpack -s native alpine.tar")
     .action(async (source: string) => {
       const { unpack } = await import("../layer/unpack.ts");
-      const service = openSnapshots(ctx.config(), ctx.snapshotter);
+      const service = openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
       try {
         print(await unpack(service, source, unpackProgress()));
       } finally {

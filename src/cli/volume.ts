@@ -1,10 +1,11 @@
 /** `stor volume …`: docker volume's commands, printing what `docker volume` prints. */
 import { readSync } from "node:fs";
-import type { Config } from "../config.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
-import { VolumeService, type Volume } from "../volume/service.ts";
+import { openVolumes, type Access } from "../services.ts";
+import type { Volume, VolumeService } from "../volume/service.ts";
+import type { PluginStatus } from "../volume/pluginDriver.ts";
 import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, reportError, table, write } from "./output.ts";
 
@@ -21,6 +22,7 @@ function inspectView(v: Volume) {
     Name: v.name,
     Options: Object.fromEntries(Object.entries(v.options).map(([k, value]) => [k, redact(value)])),
     Scope: v.scope,
+    ...(v.status && { Status: v.status }),
   };
 }
 
@@ -88,18 +90,19 @@ function confirm(warning: string): boolean {
 /** The `stor volume` commands. */
 export function volumeGroup(ctx: Context): Group {
   let service: VolumeService | undefined;
-  const svc = () => (service ??= new VolumeService(ctx.config()));
+  // One command runs per invocation, so the first call's access is the command's.
+  const svc = (access: Access = "write") => (service ??= openVolumes(ctx.config(), access));
   const cli = new Group("stor volume", "Volumes as Docker keeps them, with docker volume's commands and output.");
   cli.finally(() => service?.close());
 
   cli
     .command("create [name]", "Create volume NAME (none: a random 64-hex name) and print its name. Creating a volume that exists with the same driver succeeds.")
-    .option("-d, --driver <driver>", "volume driver (default: [volume] default_driver, else local)")
-    .option("-o, --opt <k=v>", "driver option: type, device, o, size (repeatable)", { repeat: true })
+    .option("-d, --driver <driver>", "local or a volume plugin's name (default: [volume] default_driver, else local)")
+    .option("-o, --opt <k=v>", "driver option (local: type, device, o, size; a plugin: its own) (repeatable)", { repeat: true })
     .option("--label <k=v>", "set label K to V (a bare K is K=\"\", as docker; repeatable)", { repeat: true })
     .example("stor volume create -o size=1G --label team=web data")
-    .action((name: string | undefined, opts) => {
-      const created = svc().create(name, {
+    .action(async (name: string | undefined, opts) => {
+      const created = await svc().create(name, {
         driver: opts.driver === undefined ? undefined : String(opts.driver),
         options: keyValues(list(opts.opt), "option"),
         labels: keyValues(list(opts.label), "label", ""),
@@ -114,11 +117,9 @@ export function volumeGroup(ctx: Context): Group {
     .option("-f, --filter <filter>", "name=, driver=, label=K[=V], dangling=true|false (repeatable)", { repeat: true })
     .option("--format <format>", "table or json", { default: "table" })
     .example("stor volume ls -f dangling=true -q")
-    .action((opts) => {
+    .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const volumes = svc()
-        .list(parseFilters(list(opts.filter), LIST_FILTERS))
-        .sort((a, b) => naturalCompare(a.name, b.name));
+      const volumes = (await svc("read").list(parseFilters(list(opts.filter), LIST_FILTERS))).sort((a, b) => naturalCompare(a.name, b.name));
       if (opts.quiet) return print(volumes.map((v) => `${v.name}\n`).join(""));
       if (format === "json") return print(volumes.map((v) => `${goJson(rowView(v), 0)}\n`).join(""));
       print(table([["DRIVER", "VOLUME NAME"], ...volumes.map((v) => [v.driver, v.name])], DOCKER_TABLE));
@@ -128,13 +129,13 @@ export function volumeGroup(ctx: Context): Group {
     .command("inspect <...name>", "Print volumes NAME… as a JSON array, as docker volume inspect.")
     .option("--format <format>", "json", { default: "json" })
     .example("stor volume inspect data")
-    .action((names: string[], opts) => {
+    .action(async (names: string[], opts) => {
       if (String(opts.format) !== "json") throw new InvalidArgumentError(`format "${opts.format}"`, "expected json");
       const found = [];
       const failures = [];
       for (const n of names) {
         try {
-          found.push(inspectView(svc().inspect(n)));
+          found.push(inspectView(await svc("read").inspect(n)));
         } catch (err) {
           failures.push(err);
         }
@@ -187,6 +188,21 @@ export function volumeGroup(ctx: Context): Group {
     .alias("umount")
     .example("stor volume unmount data job-42")
     .action(async (name: string, ref: string) => svc().unmount(name, ref));
+
+  cli
+    .command("plugins", "List the volume plugins found (as Docker finds them: sockets, then .spec and .json files, --plugin-dir first) and whether each answers.")
+    .option("--format <format>", "table or json", { default: "table" })
+    .example("stor volume plugins --plugin-dir /run/my-plugins")
+    .action(async (opts) => {
+      const format = outputFormat(opts.format);
+      const plugins = await svc().plugins();
+      if (format === "json") {
+        const view = (p: PluginStatus) => ({ Name: p.name, Addr: p.addr, Source: p.source, Scope: p.scope ?? "", Answers: p.error === undefined, Error: p.error ?? "" });
+        return print(plugins.map((p) => `${goJson(view(p), 0)}\n`).join(""));
+      }
+      const rows = plugins.map((p) => [p.name, p.addr, p.scope ?? "", p.error === undefined ? "answers" : redact(p.error)]);
+      print(table([["NAME", "ADDRESS", "SCOPE", "STATUS"], ...rows], DOCKER_TABLE));
+    });
 
   return cli;
 }

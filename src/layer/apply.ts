@@ -44,7 +44,7 @@ export async function applyToSnapshot(svc: SnapshotService, key: string, input: 
   const view = svc.layerView(key);
   if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
   try {
-    return await applyLayer(view.upper, view.snapshotter === "overlay" ? view.parents : undefined, input);
+    return await applyLayer(view.upper, view.diffStyle === "upper" ? view.parents : undefined, input);
   } catch (err) {
     throw new StorError(`apply ${source} to snapshot "${key}"`, describe(err), exitCodeOf(err), { cause: err });
   }

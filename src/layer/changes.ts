@@ -35,8 +35,12 @@ export interface Change {
 /** The changes of the snapshot seen through `view`, in layer order. A view has none of its own. */
 export function changes(view: LayerView): Change[] {
   if (view.kind === "view") return [];
-  if (view.snapshotter === "overlay") return overlayChanges(view.upper, view.parents);
-  return nativeChanges(view.upper, view.parents[0]);
+  switch (view.diffStyle) {
+    case "upper":
+      return overlayChanges(view.upper, view.parents);
+    case "tree":
+      return nativeChanges(view.upper, view.parents[0]);
+  }
 }
 
 /** The names in `dir`, sorted by code unit: a fixed order for reproducible layers. */

@@ -6,15 +6,17 @@
  * metadata run here; those that work the disk run on {@link Threads}.
  *
  * containerd's metadata layer names the snapshots it makes `NAMESPACE/ID/KEY`, and its garbage
- * collector removes every snapshot of the snapshotter it does not know. So that it never deletes
- * what a stor command made, Remove refuses keys of any other form (FailedPrecondition, which the
- * collector logs and skips); those are removed with `stor snapshot rm`.
+ * collector removes every snapshot List shows that it does not record. So that it never sees,
+ * let alone deletes, what a stor command made, List (containerd's Walk) shows only keys of that
+ * form, and Remove refuses any other (FailedPrecondition); those are removed with `stor snapshot
+ * rm`. The other calls answer for every key, as the CLI does.
  */
 import * as grpc from "@grpc/grpc-js";
 import { fromJSON } from "@grpc/proto-loader";
 import { Root, common, parse } from "protobufjs";
 import { ExitCode, InvalidArgumentError, PreconditionError, describe, exitCodeOf } from "../errors.ts";
 import { log, logCall, logEnabled } from "../log.ts";
+import { isContainerdKey } from "../snapshot/containerdKeys.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { snapshotFilter } from "./filters.ts";
@@ -26,8 +28,6 @@ const SERVICE = "containerd.services.snapshots.v1.Snapshots";
 const WELL_KNOWN = ["google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"];
 /** Infos per List message: containerd's own server sends them in batches too. */
 const LIST_BATCH = 100;
-/** The shape of a key containerd's metadata layer makes: namespace, numeric id, the client's key. */
-const CONTAINERD_KEY = /^[^/]+\/\d+\//;
 
 /** The Snapshots service definition from the embedded schema, messages with snake_case fields. */
 export function snapshotsDefinition(): grpc.ServiceDefinition {
@@ -133,7 +133,6 @@ function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>):
   };
 }
 
-/** The labels an Update sets: `paths` as containerd sends them, none or `labels` meaning all. */
 /**
  * What an update mask asks of the labels: `labels` (or no mask) replaces them all with `wanted`;
  * `labels.K` sets or (absent from `wanted`) removes K alone.
@@ -172,11 +171,11 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
       return empty;
     }),
     Remove: unary<KeyRequest>("Remove", async (r) => {
-      if (!CONTAINERD_KEY.test(r.key)) {
+      if (!isContainerdKey(r.key)) {
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      await threads.run("snapshots", "remove", r.key);
+      await threads.run("snapshots", "remove", r.key, true);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),
@@ -192,7 +191,7 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
       let infos: Info[];
       try {
         const pass = snapshotFilter(call.request.filters);
-        infos = snapshots.list().filter(pass);
+        infos = snapshots.list().filter((i) => isContainerdKey(i.name) && pass(i));
       } catch (err) {
         logCall("List", {}, start, err);
         call.emit("error", failed(err));

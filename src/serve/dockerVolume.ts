@@ -4,8 +4,16 @@
  * HTTP 200 with `{"Err": "..."}`. A plugin-made volume is a volume of stor's default driver, so
  * `stor volume ls` shows it and Docker lists every stor volume; Mount and Unmount take Docker's
  * request ID as the reference, so `stor volume rm` refuses a volume a container uses.
+ *
+ * Some calls have no truthful answer, and dockerd reads any `Err` as a fact: it takes a failed
+ * Get for "no such volume" (forgetting the volume, and reporting `docker volume rm` a success),
+ * and after a lost connection it resends a call with an empty body. Such a call is left
+ * unanswered: its connection is closed, which dockerd's plugin client retries for a while and
+ * then reports as an error. That is every call about a volume without a readable Name, and a Get
+ * that fails for any reason but the volume's absence or an invalid name.
  */
-import { InvalidArgumentError, describe } from "../errors.ts";
+import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
+import { failpoint } from "../failpoint.ts";
 import { logCall } from "../log.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
 import type { Threads } from "./threads.ts";
@@ -15,11 +23,16 @@ const CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json";
 
 type Body = Record<string, unknown>;
 
-/** Field `key` of `body`, a string (non-empty unless `optional`). */
-function text(body: Body, key: string, optional = false): string {
+/** A call that no answer would tell the truth about (its `cause`, a failure); the connection is closed instead. */
+class Unanswerable extends Error {}
+
+/** The errors of a Get that are true answers: dockerd takes every answered error for "no such volume". */
+const GET_ANSWERS: ReadonlySet<ExitCode> = new Set([ExitCode.notFound, ExitCode.invalid]);
+
+/** Field `key` of `body`, a non-empty string. */
+function text(body: Body, key: string): string {
   const v = body[key];
-  if (optional && (v === undefined || v === null)) return "";
-  if (typeof v !== "string" || (!optional && v === "")) throw new InvalidArgumentError(`request field ${key}`, "must be a non-empty string");
+  if (typeof v !== "string" || v === "") throw new InvalidArgumentError(`request field ${key}`, "must be a non-empty string");
   return v;
 }
 
@@ -55,52 +68,69 @@ class Serial {
   }
 }
 
-/** The endpoints of the protocol over `volumes`, by path; what mounts or writes runs on `threads`. */
-function endpoints(volumes: VolumeService, threads: Threads): Record<string, (body: Body) => object | Promise<object>> {
+/**
+ * The endpoints of the protocol over `volumes`, by path; what mounts or writes runs on `threads`.
+ * The body is undefined when it was not a JSON object.
+ */
+function endpoints(volumes: VolumeService, threads: Threads): Record<string, (body: Body | undefined) => object | Promise<object>> {
   const serial = new Serial();
-  const byName = <T>(body: Body, fn: (name: string) => T | Promise<T>) => {
-    const name = text(body, "Name");
-    return serial.run(name, () => fn(name));
+  const byName = <T>(body: Body | undefined, fn: (name: string, body: Body) => T | Promise<T>) => {
+    const name = body?.Name;
+    if (typeof name !== "string" || name === "") throw new Unanswerable("no volume name in the request (dockerd resends a call without its body after a lost connection)");
+    return serial.run(name, () => fn(name, body!));
   };
   return {
     "/Plugin.Activate": () => ({ Implements: ["VolumeDriver"] }),
     "/VolumeDriver.Capabilities": () => ({ Capabilities: { Scope: "local" } }),
-    "/VolumeDriver.Create": (b) =>
-      byName(b, async (name) => {
+    "/VolumeDriver.Create": (req) =>
+      byName(req, async (name, b) => {
         await threads.run("volumes", "create", name, { options: strings(b, "Opts") });
         return {};
       }),
-    "/VolumeDriver.Remove": (b) =>
-      byName(b, async (name) => {
+    "/VolumeDriver.Remove": (req) =>
+      byName(req, async (name) => {
         await threads.run("volumes", "remove", name);
         return {};
       }),
-    "/VolumeDriver.Mount": (b) => byName(b, async (name) => ({ Mountpoint: await threads.run("volumes", "mount", name, text(b, "ID")) })),
-    "/VolumeDriver.Unmount": (b) =>
-      byName(b, async (name) => {
+    "/VolumeDriver.Mount": (req) => byName(req, async (name, b) => ({ Mountpoint: await threads.run("volumes", "mount", name, text(b, "ID")) })),
+    "/VolumeDriver.Unmount": (req) =>
+      byName(req, async (name, b) => {
         await threads.run("volumes", "unmount", name, text(b, "ID"));
         return {};
       }),
-    "/VolumeDriver.Path": (b) => byName(b, (name) => ({ Mountpoint: volumes.inspect(name).mountpoint })),
-    "/VolumeDriver.Get": (b) => byName(b, (name) => ({ Volume: { ...summary(volumes.inspect(name)), Status: {} } })),
-    "/VolumeDriver.List": () => ({ Volumes: volumes.list().map(summary) }),
+    "/VolumeDriver.Path": (req) => byName(req, async (name) => ({ Mountpoint: (await volumes.inspect(name)).mountpoint })),
+    "/VolumeDriver.Get": (req) =>
+      byName(req, async (name) => {
+        try {
+          return { Volume: { ...summary(await volumes.inspect(name)), Status: {} } };
+        } catch (err) {
+          if (GET_ANSWERS.has(exitCodeOf(err))) throw err;
+          throw new Unanswerable(describe(err), { cause: err });
+        }
+      }),
+    "/VolumeDriver.List": async () => ({ Volumes: (await volumes.list()).map(summary) }),
   };
 }
 
-/** A request body: a JSON object, or nothing (`null` or empty, as Docker sends to calls without arguments). */
-function parseBody(raw: string): Body {
+/** A request body that is a JSON object; undefined for anything else (nothing, `null`, malformed JSON). */
+function parseBody(raw: string): Body | undefined {
   let body: unknown;
   try {
-    body = raw.trim() === "" ? null : JSON.parse(raw);
-  } catch (err) {
-    throw new InvalidArgumentError("request", `malformed JSON: ${(err as Error).message}`);
+    body = JSON.parse(raw);
+  } catch {
+    return undefined;
   }
-  if (body === null) return {};
-  if (typeof body !== "object" || Array.isArray(body)) throw new InvalidArgumentError("request", "not a JSON object");
-  return body as Body;
+  return typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Body) : undefined;
 }
 
 const reply = (body: object, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": CONTENT_TYPE } });
+
+/**
+ * No answer at all: Bun closes the connection when a response body fails before its first byte,
+ * before the status line is written, so dockerd's client sees a broken connection. Failed with
+ * no reason, which Bun does not print.
+ */
+const noAnswer = () => new Response(new ReadableStream({ start: (body) => body.error() }));
 
 /** The request handler of the volume plugin over `volumes` and `threads`, for Bun.serve. */
 export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (req: Request) => Promise<Response> {
@@ -113,14 +143,21 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (
     if (req.method !== "POST") return reply({ Err: `${path}: only POST` }, 405);
     const start = performance.now();
     const call = path.replace(/^\/VolumeDriver\./, "");
-    let body: Body = {};
-    const logged = (err?: unknown) => logCall(call, { name: typeof body.Name === "string" ? body.Name : undefined }, start, err);
+    let body: Body | undefined;
+    const logged = (err?: unknown, unanswered = false) => logCall(call, { name: typeof body?.Name === "string" ? body.Name : undefined }, start, err, unanswered);
     try {
       body = parseBody(await req.text());
+      failpoint(`plugin:${path.slice(1)}`); // read, not yet answered
       const result = await endpoint(body);
       logged();
       return reply(result);
     } catch (err) {
+      if (err instanceof Unanswerable) {
+        // dockerd takes a closed connection for a failure and retries, where an answered error
+        // would tell it the volume is gone.
+        logged(err, true);
+        return noAnswer();
+      }
       logged(err);
       return reply({ Err: describe(err) });
     }

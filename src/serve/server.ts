@@ -3,17 +3,24 @@
  * socket, in one process until SIGTERM or SIGINT. Shutdown is graceful: both stop accepting, the
  * calls in flight finish, the databases close and the socket files go. A second signal during
  * shutdown gets the default action (the process ends at once).
+ *
+ * For its whole life serve holds the root's serve lock shared, so `stor restore` can tell that a
+ * live server uses the root. Before it listens it removes what a killed serve (or any killed
+ * process) left of the things it serves: half-made snapshot copies nobody holds, interrupted
+ * volume removals; each under the locks their owners take, so work in progress is left alone.
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { dirname, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
-import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, StorError, describe } from "../errors.ts";
+import { serveLock } from "../layout.ts";
 import { log } from "../log.ts";
-import { openSnapshots } from "../snapshot/registry.ts";
+import { openSnapshots, openVolumes } from "../services.ts";
+import { lockPath, type FileLock } from "../sys/file.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
-import { VolumeService } from "../volume/service.ts";
+import type { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
 import { Threads } from "./threads.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
@@ -32,6 +39,8 @@ export interface ServeOptions {
 const MAX_REQUEST_BYTES = 1 << 20;
 /** How long shutdown waits for calls in flight before cutting them off. */
 const SHUTDOWN_GRACE_MS = 30_000;
+/** How often start-up asks again for the serve lock while `stor restore` has it. */
+const SERVE_LOCK_POLL_MS = 100;
 
 type Stop = () => void | Promise<void>;
 
@@ -47,8 +56,16 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   process.on("unhandledRejection", stray);
   undo.push(() => void process.off("unhandledRejection", stray));
   try {
-    const snapshots = opts.containerd ? openSnapshots(config, opts.snapshotter) : undefined;
+    // Held before the store is touched: restore, which takes it exclusively, may be at work.
+    const lock = await takeServeLock(config.root, stopSignal.first);
+    if (!lock) return;
+    undo.push(() => lock.release());
+    const snapshots = opts.containerd ? openSnapshots(config, { access: "write", snapshotter: opts.snapshotter }) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
+    const volumes = opts.dockerVolume ? openVolumes(config, "write", { askPlugins: false }) : undefined;
+    if (volumes) undo.push(() => volumes.close());
+    const removed = [...(snapshots?.cleanup() ?? []), ...(volumes?.cleanup() ?? [])];
+    if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);
     // After the servers have stopped: the calls on the threads are theirs.
     const threads = new Threads({ config, snapshotter: snapshots?.snapshotter.name });
     undo.push(() => threads.close(SHUTDOWN_GRACE_MS));
@@ -58,9 +75,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       undo.push(await serveContainerd(socket, snapshots, threads));
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
     }
-    if (opts.dockerVolume) {
-      const volumes = new VolumeService(config);
-      undo.push(() => volumes.close());
+    if (opts.dockerVolume && volumes) {
       const socket = await claimSocket(opts.dockerVolume);
       undo.push(() => rmSync(socket, { force: true }));
       undo.push(serveDockerVolume(socket, volumes, threads));
@@ -76,6 +91,29 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       }
     }
   }
+}
+
+/**
+ * The serve lock of `root` (made, with the root, when missing), shared; while `stor restore`
+ * holds it exclusively, asked for again until it is free or `stop` settles (then undefined).
+ * Asked without blocking, so that a signal is still heard while waiting.
+ */
+async function takeServeLock(root: string, stop: Promise<string>): Promise<FileLock | undefined> {
+  const path = serveLock(root);
+  try {
+    mkdirSync(root, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw new StorError(`root ${root}`, describe(err));
+  }
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  for (let said = false; !stopped; said = true) {
+    const lock = lockPath(path, { shared: true, create: true, wait: false });
+    if (lock) return lock;
+    if (!said) log.info(`waiting for ${path}: held exclusively, as stor restore holds it`);
+    await Bun.sleep(SERVE_LOCK_POLL_MS);
+  }
+  return undefined;
 }
 
 /** The name of the first SIGTERM or SIGINT from now on, and the end of listening for them. */

@@ -5,9 +5,7 @@
  */
 import { StorError, describe } from "../errors.ts";
 import { setLogLevel } from "../log.ts";
-import { SNAPSHOTTERS, snapshotterName } from "../snapshot/registry.ts";
-import { SnapshotService } from "../snapshot/service.ts";
-import { VolumeService } from "../volume/service.ts";
+import { openSnapshots, openVolumes } from "../services.ts";
 import type { Call, Reply, Services, ThreadInit } from "./threads.ts";
 
 declare const self: Worker;
@@ -19,8 +17,8 @@ let running: Promise<void> = Promise.resolve();
 function open<S extends keyof Services>(name: S): Services[S] {
   if (!opened[name]) {
     opened[name] = (name === "snapshots"
-      ? new SnapshotService(init.config.root, SNAPSHOTTERS[snapshotterName(init.snapshotter!)])
-      : new VolumeService(init.config)) as Services[S];
+      ? openSnapshots(init.config, { access: "write", snapshotter: init.snapshotter })
+      : openVolumes(init.config, "write", { askPlugins: false })) as Services[S];
   }
   return opened[name]!;
 }

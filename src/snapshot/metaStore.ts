@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
-import { openDatabase } from "../db.ts";
+import { openDatabase, type Access } from "../db.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
 export interface SnapshotRecord {
@@ -48,8 +48,8 @@ const COLUMNS = columns();
 export class MetaStore {
   readonly #db: Database;
 
-  constructor(path: string) {
-    this.#db = openDatabase(path, MIGRATIONS);
+  constructor(path: string, access: Access) {
+    this.#db = openDatabase(path, MIGRATIONS, access);
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */

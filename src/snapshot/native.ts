@@ -4,10 +4,12 @@
  */
 import { chmodSync } from "node:fs";
 import { copyTree } from "../fs/copyTree.ts";
+import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter } from "./snapshotter.ts";
 
 export const native: Snapshotter = {
   name: "native",
+  diffStyle: "tree",
 
   unsupported: () => undefined,
 
@@ -23,4 +25,6 @@ export const native: Snapshotter = {
   },
 
   upperDir: (dir) => dir,
+
+  remove: removeTree,
 };

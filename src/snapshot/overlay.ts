@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
 import type { Mount } from "../sys/mount.ts";
+import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 const fsDir = (dir: string) => join(dir, "fs");
@@ -18,6 +19,7 @@ const baseOptions = (): string[] => (existsSync("/sys/module/overlay/parameters/
 
 export const overlay: Snapshotter = {
   name: "overlay",
+  diffStyle: "upper",
 
   unsupported(root) {
     if (!/\toverlay$/m.test(readFileSync("/proc/filesystems", "utf8"))) {
@@ -54,4 +56,6 @@ export const overlay: Snapshotter = {
   },
 
   upperDir: fsDir,
+
+  remove: removeTree,
 };

@@ -2,12 +2,10 @@
  * The snapshot half of `stor restore`: after a crash or a reboot, bring every snapshotter's
  * directories back in line with its metadata, and say plainly when a database is damaged.
  */
-import { existsSync } from "node:fs";
-import { SNAPSHOTTER_NAMES, type Config } from "../config.ts";
+import type { Config } from "../config.ts";
 import { describe } from "../errors.ts";
-import { snapshotDb } from "../layout.ts";
-import { SNAPSHOTTERS } from "./registry.ts";
-import { SnapshotService } from "./service.ts";
+import { openSnapshots, usedSnapshotters } from "../services.ts";
+import type { SnapshotService } from "./service.ts";
 
 /** What restore found and did for one snapshotter. */
 export interface SnapshotRestoreReport {
@@ -23,11 +21,10 @@ export interface SnapshotRestoreReport {
 /** Restores every snapshotter that has metadata below `config.root`. */
 export function restoreSnapshots(config: Config): SnapshotRestoreReport[] {
   const reports: SnapshotRestoreReport[] = [];
-  for (const name of SNAPSHOTTER_NAMES) {
-    if (!existsSync(snapshotDb(config.root, name))) continue;
+  for (const name of usedSnapshotters(config)) {
     let service: SnapshotService | undefined;
     try {
-      service = new SnapshotService(config.root, SNAPSHOTTERS[name]);
+      service = openSnapshots(config, { access: "write", snapshotter: name, checkSupport: false });
       const check = service.checkMetadata();
       if (check !== "ok") {
         // Removing directories on the word of a damaged database could destroy good snapshots.

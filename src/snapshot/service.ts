@@ -7,18 +7,21 @@
  *   snapshot owns, which {@link SnapshotService.cleanup} removes;
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync } from "node:fs";
 import { join } from "node:path";
+import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
-import { removeTree } from "../fs/removeTree.ts";
 import { failpoint } from "../failpoint.ts";
+import { log } from "../log.ts";
 import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
+import { mountsUsing } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
+import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
-import type { Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
+import type { DiffStyle, Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 /** What `stat` tells of a snapshot, as containerd's snapshots.Info. */
 export interface Info {
@@ -62,17 +65,20 @@ export class SnapshotService {
   readonly dirs: string;
   readonly #store: MetaStore;
 
-  constructor(root: string, snapshotter: Snapshotter) {
+  /** Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database. */
+  constructor(root: string, snapshotter: Snapshotter, access: Access) {
     this.snapshotter = snapshotter;
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
-    try {
-      mkdirSync(root, { recursive: true, mode: 0o711 });
-      mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw rootError(root, err);
+    if (access === "write") {
+      try {
+        mkdirSync(root, { recursive: true, mode: 0o711 });
+        mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw rootError(root, err);
+      }
     }
-    this.#store = new MetaStore(snapshotDb(root, snapshotter.name));
+    this.#store = new MetaStore(snapshotDb(root, snapshotter.name), access);
   }
 
   /** Creates an active snapshot `key` on committed `parent` (or on nothing). Returns its mounts. */
@@ -111,14 +117,14 @@ export class SnapshotService {
         this.#store.setLabels(id, labels);
         const dir = this.#dir(id);
         // An id whose transaction never committed can be handed out again; its directory is garbage.
-        if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+        if (existsSync(dir)) this.snapshotter.remove(dir);
         renameSync(temp, dir);
         fsyncDir(this.dirs);
         failpoint("prepare:renamed");
         return this.snapshotter.mounts({ kind, dir, parents });
       });
     } catch (err) {
-      rmSync(temp, { recursive: true, force: true });
+      this.snapshotter.remove(temp);
       // Errors of the user's making stand as they are; failures of the machine get the context.
       if (err instanceof StorError && err.code !== ExitCode.internal) throw err;
       throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err), ExitCode.internal, { cause: err });
@@ -166,16 +172,21 @@ export class SnapshotService {
   }
 
   /**
-   * Where the layer tools read and write `key`: the snapshotter's name, the kind, the snapshot's
-   * upper directory and its ancestors' upper directories, nearest first.
+   * Where the layer tools read and write `key`: the snapshotter's diff style, the kind, the
+   * snapshot's upper directory and its ancestors' upper directories, nearest first.
    */
-  layerView(key: string): { snapshotter: string; kind: Kind; upper: string; parents: string[] } {
+  layerView(key: string): { diffStyle: DiffStyle; kind: Kind; upper: string; parents: string[] } {
     validateKey(key);
     return this.#store.read(() => {
       const d = this.#dirsOf(this.#get(key));
       const up = this.snapshotter.upperDir;
-      return { snapshotter: this.snapshotter.name, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
+      return { diffStyle: this.snapshotter.diffStyle, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
     });
+  }
+
+  /** The usage of the snapshot in `dir`, measured now. */
+  #measure(dir: string): Usage {
+    return this.snapshotter.usage ? this.snapshotter.usage(dir) : diskUsage(this.snapshotter.upperDir(dir));
   }
 
   /** Commits active `key` as `name`: `key` is gone, `name` is committed and its usage recorded. */
@@ -191,7 +202,7 @@ export class SnapshotService {
     };
     const before = this.#store.read(checkCommit);
     // Measured outside the write lock: it reads the whole upper tree.
-    const usage = diskUsage(this.snapshotter.upperDir(this.#dir(before.id)));
+    const usage = this.#measure(this.#dir(before.id));
     this.#store.write(() => {
       const s = checkCommit();
       if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
@@ -199,20 +210,39 @@ export class SnapshotService {
       failpoint("commit:updated");
       this.#store.replaceLabels(s.id, labels);
     });
+    // After the metadata: a crash in between leaves a committed snapshot that is still writable
+    // (cleanup seals it), never an active one that is not.
+    failpoint("commit:committed");
+    this.snapshotter.commit?.(this.#dir(before.id));
   }
 
-  /** Removes `key`; a snapshot with children cannot be removed. */
-  remove(key: string): void {
+  /**
+   * Removes `key`. A snapshot with children cannot be removed, nor one whose directory a mount
+   * uses (mountinfo says so, whoever mounted it). One containerd made (its key has the shape
+   * containerd gives keys) is containerd's: its records still name it, so only `force` removes
+   * it — as `stor serve` does on containerd's behalf.
+   */
+  remove(key: string, force = false): void {
     validateKey(key);
     const id = this.#store.write(() => {
       const s = this.#get(key);
+      if (!force && isContainerdKey(key)) {
+        throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
+      }
       if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
+      const mounted = this.#mountedAt(this.#dir(s.id));
+      if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
       this.#store.delete(s.id);
       return s.id;
     });
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
-    removeTree(this.#dir(id));
+    this.snapshotter.remove(this.#dir(id));
+  }
+
+  /** Mount points of the mounts that use directory `dir`, which may be gone. */
+  #mountedAt(dir: string): string[] {
+    return existsSync(dir) ? mountsUsing(realpathSync(dir)).map((m) => m.mountPoint) : [];
   }
 
   /** Information about `key`. */
@@ -253,25 +283,32 @@ export class SnapshotService {
   usage(key: string): Usage {
     validateKey(key);
     const s = this.#store.read(() => this.#get(key));
-    if (s.kind === "active") return diskUsage(this.snapshotter.upperDir(this.#dir(s.id)));
+    if (s.kind === "active") return this.#measure(this.#dir(s.id));
     return { size: s.size, inodes: s.inodes };
   }
 
   /**
    * Removes directories that no snapshot owns: leftovers of crashes and removals. A `new-*`
-   * directory that another process is still filling (it holds the lock) is left alone.
-   * Returns the names removed.
+   * directory that another process is still filling (it holds the lock) is left alone. Seals
+   * committed snapshots that a crash left unsealed. Returns the names removed.
    */
   cleanup(): string[] {
-    const doomed = this.#store.write(() => {
+    const [doomed, committed] = this.#store.write(() => {
       // Under the write lock no prepare can be between its rename and its commit.
-      const owned = new Set(this.#store.all().map((s) => String(s.id)));
+      const all = this.#store.all();
+      const owned = new Set(all.map((s) => String(s.id)));
       const out: string[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
+        const mounted = this.#mountedAt(path);
+        if (mounted.length > 0) {
+          // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
+          log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);
+          continue;
+        }
         if (name.startsWith("new-")) {
-          const lock = lockPath(path, false);
+          const lock = lockPath(path, { wait: false });
           if (!lock) continue;
           lock.release();
         }
@@ -279,10 +316,12 @@ export class SnapshotService {
         if (trash !== path) renameSync(path, trash);
         out.push(trash);
       }
-      return out;
+      return [out, all.filter((s) => s.kind === "committed")] as const;
     });
     failpoint("cleanup:renamed");
-    for (const path of doomed) rmSync(path, { recursive: true, force: true });
+    for (const path of doomed) this.snapshotter.remove(path);
+    // The hook is idempotent: sealed snapshots cost it a look.
+    if (this.snapshotter.commit) for (const s of committed) this.snapshotter.commit(this.#dir(s.id));
     return doomed.map((p) => p.slice(this.dirs.length + 1));
   }
 

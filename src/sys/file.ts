@@ -3,7 +3,7 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
-import { ftruncateSync } from "node:fs";
+import { fstatSync, ftruncateSync, statSync } from "node:fs";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 
 const FICLONE = 0x40049409;
@@ -11,10 +11,12 @@ const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
+const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
 const O_RDONLY = 0;
+const O_CREAT = 0o100;
 const O_DIRECTORY = 0o200000;
 const O_CLOEXEC = 0o2000000;
 
@@ -180,30 +182,75 @@ export function copyXattrs(src: FileRef, dst: FileRef, onError: (name: string, e
   }
 }
 
-/** An exclusive flock(2) on a file or directory, held until {@link FileLock.release}. */
+/** A flock(2) on a file or directory, held until {@link FileLock.release}. */
 export interface FileLock {
   release(): void;
 }
 
+/** How {@link lockPath} takes its lock. */
+export interface LockOptions {
+  /** Wait for the lock (default); false returns undefined when another holder has it. */
+  wait?: boolean;
+  /** A shared lock, which any number of holders may have at once; exclusive by default. */
+  shared?: boolean;
+  /** Create the file (mode 0600) when it is missing. */
+  create?: boolean;
+}
+
 /**
- * Takes an exclusive flock on `path`. With `wait` false, returns undefined when another process
- * holds it.
+ * Takes a flock on `path` (exclusive unless `shared`). With `wait` false, returns undefined when
+ * another holder has a conflicting lock.
  */
-export function lockPath(path: string, wait = true): FileLock | undefined {
-  const fd = check(libc.open(cstr(path), O_RDONLY | O_CLOEXEC, 0), () => `open ${path}`);
-  const r = retry(() => libc.flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)));
-  if (r < 0) {
-    const e = errno();
-    libc.close(fd);
-    if (e === Errno.EAGAIN) return undefined; // EWOULDBLOCK: another process holds it
-    throw new SysError(`lock ${path}`, e);
-  }
+export function lockPath(path: string, opts: LockOptions = {}): FileLock | undefined {
+  const fd = check(libc.open(cstr(path), O_RDONLY | O_CLOEXEC | (opts.create ? O_CREAT : 0), 0o600), () => `open ${path}`);
+  if (!flockFd(fd, path, opts)) return undefined;
   return {
     release() {
       libc.flock(fd, LOCK_UN);
       libc.close(fd);
     },
   };
+}
+
+/**
+ * An exclusive lock on a file that exists only while it is held: made when taken, unlinked when
+ * released, so locks on ever new names leave nothing behind. A waiter that wakes holding a file
+ * already unlinked (or replaced) by the holder before it tries again on the new one.
+ */
+export function lockEphemeral(path: string, wait = true): FileLock | undefined {
+  for (;;) {
+    const fd = check(libc.open(cstr(path), O_RDONLY | O_CLOEXEC | O_CREAT, 0o600), () => `open ${path}`);
+    if (!flockFd(fd, path, { wait })) return undefined;
+    let current: bigint | undefined;
+    try {
+      current = statSync(path, { bigint: true }).ino;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        libc.close(fd);
+        throw err;
+      }
+    }
+    if (current === fstatSync(fd, { bigint: true }).ino) {
+      return {
+        release() {
+          // Unlinked while still locked: whoever opens the name next gets a new file.
+          libc.unlinkat(AT_FDCWD, cstr(path), 0);
+          libc.close(fd);
+        },
+      };
+    }
+    libc.close(fd);
+  }
+}
+
+/** flock(2) of `fd` as `opts` say; false when it would block and `wait` is false (`fd` closed then). */
+function flockFd(fd: number, path: string, opts: LockOptions): boolean {
+  const r = retry(() => libc.flock(fd, (opts.shared ? LOCK_SH : LOCK_EX) | (opts.wait === false ? LOCK_NB : 0)));
+  if (r >= 0) return true;
+  const e = errno();
+  libc.close(fd);
+  if (e === Errno.EAGAIN) return false; // EWOULDBLOCK: another holder has it
+  throw new SysError(`lock ${path}`, e);
 }
 
 /** fsync(2) of a directory, so that renames and creations inside it are durable. */

@@ -1,5 +1,6 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
 import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 
 /** One line of mountinfo. */
 export interface MountInfo {
@@ -62,4 +63,48 @@ export function mountsUnder(dir: string, mounts = readMountInfo()): MountInfo[] 
 /** True when something is mounted exactly on `dir`. */
 export function isMountPoint(dir: string, mounts = readMountInfo()): boolean {
   return mounts.some((m) => m.mountPoint === dir);
+}
+
+/** True when `p` is `dir` or below it. */
+export function within(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
+}
+
+/** The directories an overlay mount is made of (lower, upper, work), from its super options. */
+export function overlayLayers(superOptions: string): string[] {
+  const out: string[] = [];
+  for (const option of superOptions.split(",")) {
+    const m = /^(lowerdir\+?|upperdir|workdir|datadir\+)=(.*)$/.exec(option);
+    if (!m) continue;
+    // Layers of a lowerdir list are separated by unescaped colons.
+    const values = m[1] === "lowerdir" ? m[2]!.split(/(?<!\\):/) : [m[2]!];
+    out.push(...values.map((v) => unescapeOctal(v).replace(/\\(.)/g, "$1")));
+  }
+  return out;
+}
+
+/**
+ * The mounts that use the tree at `path` (a real path): mounted on it or inside it, a bind of it
+ * or of something in it, or an overlay with a layer in it — what removing `path` would pull from
+ * under them. A bind is known by its device and the path inside the filesystem it shows (`root`).
+ */
+export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
+  const origin = bindOrigin(path, mounts);
+  return mounts.filter(
+    (m) =>
+      within(m.mountPoint, path) ||
+      (m.fsType === "overlay" && overlayLayers(m.superOptions).some((l) => within(l, path))) ||
+      (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root)),
+  );
+}
+
+/**
+ * Where the tree at `path` is in its filesystem: the device and the path inside it that a bind
+ * of it shows as `root`, in this and in every other mount namespace; and the mount it lies on.
+ */
+export function bindOrigin(path: string, mounts = readMountInfo()): { device: string; root: string; holder: number } | undefined {
+  // The deepest mount point above `path`, the latest of equals.
+  let holder: MountInfo | undefined;
+  for (const m of mounts) if (within(path, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length)) holder = m;
+  return holder && { device: holder.device, root: join(holder.root, relative(holder.mountPoint, path)), holder: holder.id };
 }

@@ -11,13 +11,13 @@ import { StorError } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { removeTree } from "../fs/removeTree.ts";
-import { fsyncDir } from "../sys/file.ts";
+import { fsyncDir, lockPath } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
 import { rfc3339 } from "../timefmt.ts";
-import type { DiscoveredVolume, DriverContext, VolumeDriver } from "./drivers.ts";
+import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } from "./drivers.ts";
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
 import type { VolumeStore } from "./volumeStore.ts";
@@ -28,9 +28,10 @@ const OPTS_FILE = "opts.json";
 const TRASH_PREFIX = ".rm-";
 
 /** The local driver over the volumes root `home`. */
-export class LocalDriver implements VolumeDriver {
+export class LocalDriver implements OwnStorageDriver {
   readonly name = "local";
   readonly scope = "local";
+  readonly ownsStorage = true as const;
   readonly #home: string;
   readonly #store: VolumeStore;
 
@@ -74,21 +75,27 @@ export class LocalDriver implements VolumeDriver {
     const root = join(this.#home, name);
     const config = readOpts(root);
     unmountIfMounted(this.path(name));
-    // Renamed away first, so a crash never leaves half a volume under its name.
-    const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+    // Held (shared) while the trash exists, so cleanup never takes a removal in progress for a leftover.
+    const removing = lockPath(this.#home, { shared: true })!;
     try {
-      renameSync(root, trash);
-    } catch (err) {
-      rmdirSync(trash);
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      // Renamed away first, so a crash never leaves half a volume under its name.
+      const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+      try {
+        renameSync(root, trash);
+      } catch (err) {
+        rmdirSync(trash);
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt it again
+      failpoint("volume-rm:renamed");
+      removeTree(trash);
+    } finally {
+      removing.release();
     }
-    fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt it again
-    failpoint("volume-rm:renamed");
-    removeTree(trash);
     if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
   }
 
-  async mount(name: string, active: number): Promise<number> {
+  async mount(name: string, _ref: string, active: number): Promise<number> {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;
     const data = this.path(name);
@@ -101,7 +108,7 @@ export class LocalDriver implements VolumeDriver {
     return active + 1;
   }
 
-  unmount(name: string, active: number): number {
+  unmount(name: string, _ref: string, active: number): number {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;
     const next = Math.max(0, active - 1);
@@ -109,11 +116,11 @@ export class LocalDriver implements VolumeDriver {
     return next;
   }
 
-  list(): string[] {
+  list(): ListedVolume[] {
     return readdirSync(this.#home, { withFileTypes: true })
       .filter((e) => e.isDirectory() && isVolumeName(e.name))
-      .map((e) => e.name)
-      .filter((n) => existsSync(this.path(n)) || existsSync(join(this.#home, n, OPTS_FILE)));
+      .filter((e) => existsSync(this.path(e.name)) || existsSync(join(this.#home, e.name, OPTS_FILE)))
+      .map((e) => ({ name: e.name }));
   }
 
   discovered(name: string): DiscoveredVolume {
@@ -123,10 +130,17 @@ export class LocalDriver implements VolumeDriver {
     return { name, options: config ? fromOptsConfig(config) : {}, created: rfc3339(statSync(root).ctime) };
   }
 
+  /** Removes the trash of interrupted removals; none while another removal is under way. */
   cleanup(): string[] {
-    const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
-    for (const t of trash) rmSync(t, { recursive: true, force: true });
-    return trash;
+    const alone = lockPath(this.#home, { wait: false });
+    if (!alone) return [];
+    try {
+      const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
+      for (const t of trash) rmSync(t, { recursive: true, force: true });
+      return trash;
+    } finally {
+      alone.release();
+    }
   }
 }
 

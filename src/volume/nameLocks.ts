@@ -1,34 +1,28 @@
 /**
  * Per-name serialisation across processes: two processes working on one volume take turns,
- * and different volumes never wait on each other. An exclusive flock on `<dir>/<name>`; the
- * lock files stay, because removing one races with the next process that opens it.
+ * and different volumes never wait on each other. An exclusive flock on `<dir>/<name>`, a file
+ * that exists only while its lock is held, so creating and removing ever new volumes leaves no
+ * lock files behind.
  */
-import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { lockPath, type FileLock } from "../sys/file.ts";
+import { lockEphemeral, type FileLock } from "../sys/file.ts";
 
 /** The lock files of the volumes below one root. */
 export class NameLocks {
   readonly #dir: string;
 
+  /** `dir` holds the lock files; the volume service makes it before any lock is taken. */
   constructor(dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.#dir = dir;
   }
 
   /** Waits for and takes the lock of `name`, a valid volume name. */
   lock(name: string): FileLock {
-    return this.#take(name, true)!;
+    return lockEphemeral(join(this.#dir, name))!;
   }
 
   /** Takes the lock of `name`, or returns undefined when another process holds it. */
   tryLock(name: string): FileLock | undefined {
-    return this.#take(name, false);
-  }
-
-  #take(name: string, wait: boolean): FileLock | undefined {
-    const path = join(this.#dir, name);
-    closeSync(openSync(path, "a", 0o600));
-    return lockPath(path, wait);
+    return lockEphemeral(join(this.#dir, name), false);
   }
 }

@@ -1,32 +1,70 @@
 /**
- * The volume part of `stor restore`, run once at boot: what an unclean shutdown left is put
- * right, as dockerd's volume store does when it starts. Running it again changes nothing.
+ * The volume part of `stor restore`. What an unclean shutdown left is put right, as dockerd's
+ * volume store does when it starts; what a live process may hold is left alone. Running it again
+ * changes nothing.
  *
- * 1. Whatever is mounted under the volumes root is unmounted: after a boot no reference holds a
- *    volume, and a mount left by a crash would otherwise be taken for an active one.
- * 2. Every reference and active-mount count is dropped, for the same reason.
+ * 1. References: one taken in an earlier boot is held by nothing alive, and goes; one of unknown
+ *    boot (taken by an older stor) goes only at boot time; one of this boot only with `force`;
+ *    and neither while a process uses the volume's data.
+ * 2. Mounts under the volumes root: a volume that keeps a reference keeps its mount; the others
+ *    are unmounted at boot time (else reported); a busy one is never taken away.
  * 3. Each driver's storage is compared with the metadata: a volume whose storage is gone loses
- *    its metadata; storage without metadata (a create cut short) is adopted as a volume, as
- *    Docker's local driver discovers its directories.
+ *    its metadata; storage of stor's own without metadata (a create cut short) is adopted as a
+ *    volume, as Docker's local driver discovers its directories. A plugin is told of each
+ *    reference released (its Unmount); one that cannot be asked keeps its volumes' metadata
+ *    untouched, and is reported.
  * 4. What interrupted removals left is removed.
  */
+import { existsSync, realpathSync } from "node:fs";
+import { describe } from "../errors.ts";
 import { unmountBelow } from "../mounting.ts";
+import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
+import { mountsUnder } from "../sys/mountinfo.ts";
 import type { Drivers } from "./drivers.ts";
 import type { NameLocks } from "./nameLocks.ts";
 import type { VolumeStore } from "./volumeStore.ts";
 
-/** What the volume restore did. Empty lists when there was nothing to do. */
+/** How far restore may go; decided once for the whole root. */
+export interface RestorePolicy {
+  /** This boot's id. */
+  boot: string;
+  /** Boot-time work: unmount leftovers, release references of unknown boot. */
+  atBoot: boolean;
+  /** Release this boot's references too (`restore --force`). */
+  force: boolean;
+}
+
+/** References by volume. */
+export interface VolumeRefs {
+  volume: string;
+  refs: string[];
+}
+
+/** References kept, and the processes found using the volume's data (none: taken in this boot). */
+export interface KeptRefs extends VolumeRefs {
+  users: ProcessUse[];
+}
+
+/** What the volume restore did and left. Empty lists when there was nothing to do. */
 export interface VolumeRestoreReport {
   /** Mount points unmounted. */
   unmounted: string[];
+  /** Mount points left because a process uses them. */
+  busy: string[];
+  /** Mount points of unreferenced volumes, left because this is not boot time. */
+  leftMounted: string[];
   /** References dropped, by volume (no refs: only an active-mount count was reset). */
-  released: { volume: string; refs: string[] }[];
+  released: VolumeRefs[];
+  /** References kept, by volume: taken in this boot, of unknown boot outside boot time, or in use. */
+  kept: KeptRefs[];
   /** Volumes forgotten because their storage is gone. */
   dropped: string[];
   /** Volumes found on storage without metadata, now known. */
   adopted: string[];
   /** Leftovers of interrupted removals, removed. */
   removed: string[];
+  /** Plugins that could not be asked (or failed an Unmount), with why: their volumes' metadata is kept as it is. */
+  unreachable: { driver: string; error: string }[];
 }
 
 /** What restore works on: the volume service's parts. */
@@ -37,31 +75,81 @@ export interface RestoreContext {
   locks: NameLocks;
 }
 
-/** Restores the volumes below `ctx.home`; see the module comment. */
-export function restoreVolumes(ctx: RestoreContext): VolumeRestoreReport {
+const byVolume = (m: Map<string, string[]>): VolumeRefs[] => [...m].map(([volume, refs]) => ({ volume, refs })).sort((a, b) => (a.volume < b.volume ? -1 : 1));
+
+/** Restores the volumes below `ctx.home` as `policy` allows; see the module comment. */
+export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy): Promise<VolumeRestoreReport> {
   const { home, store, drivers, locks } = ctx;
-  const report: VolumeRestoreReport = { unmounted: [], released: [], dropped: [], adopted: [], removed: [] };
+  const report: VolumeRestoreReport = { unmounted: [], busy: [], leftMounted: [], released: [], kept: [], dropped: [], adopted: [], removed: [], unreachable: [] };
 
-  report.unmounted = unmountBelow(home);
+  // References that may be live (of unknown boot, or this boot's) stay while a process uses the
+  // volume's data, whatever restore was asked: /proc says so, not the reference's name.
+  const inUse = new Map<string, ProcessUse[]>();
+  if (policy.atBoot || policy.force) {
+    const processes = new ProcessTable();
+    const all = new Map(store.read(() => store.all()).map((v) => [v.name, v]));
+    for (const name of store.read(() => store.staleRefs(policy.boot, policy.atBoot, policy.force)).keys()) {
+      const driver = drivers.find(all.get(name)!.driver);
+      // A plugin's data is the plugin's to watch over.
+      const data = driver?.ownsStorage ? driver.path(name) : undefined;
+      const users = data && existsSync(data) ? processes.usersOf(realpathSync(data)) : [];
+      if (users.length > 0) inUse.set(name, users);
+    }
+  }
+  report.released = byVolume(store.write(() => store.releaseRefs(policy.boot, policy.atBoot, policy.force, [...inUse.keys()])));
+  const known = store.read(() => store.all());
+  report.kept = known.filter((v) => v.refs.length > 0).map((v) => ({ volume: v.name, refs: v.refs, users: inUse.get(v.name) ?? [] }));
 
-  const released = store.write(() => store.clearRefs());
-  report.released = [...released].map(([volume, refs]) => ({ volume, refs })).sort((a, b) => (a.volume < b.volume ? -1 : 1));
+  // A mount point's volume is its first component below the volumes root.
+  const volumeOf = (mountPoint: string) => mountPoint.slice(home.length + 1).split("/")[0]!;
+  const held = new Set(report.kept.map((k) => k.volume));
+  if (policy.atBoot) {
+    const r = unmountBelow(home, (mp) => held.has(volumeOf(mp)));
+    report.unmounted = r.unmounted;
+    report.busy = r.busy;
+  } else {
+    report.leftMounted = mountsUnder(home)
+      .map((m) => m.mountPoint)
+      .filter((mp) => mp !== home && !held.has(volumeOf(mp)));
+  }
 
-  const known = new Map(store.read(() => store.all()).map((v) => [v.name, v.driver]));
-  for (const driver of drivers.all()) {
-    const found = new Set(driver.list());
-    for (const [name, driverName] of known) {
-      if (driverName !== driver.name || found.has(name)) continue;
+  const driverOf = new Map(known.map((v) => [v.name, v.driver]));
+  // A plugin counts references of its own: each one released is its Unmount (never a Remove,
+  // whatever its scope), as when the reference ends. One failure is enough to report a plugin.
+  const failed = new Map<string, string>();
+  for (const { volume, refs } of report.released) {
+    const owner = driverOf.get(volume)!;
+    if (drivers.builtin(owner) || failed.has(owner)) continue;
+    try {
+      const driver = await drivers.get(owner);
+      for (const ref of refs) await driver.unmount(volume, ref, 0);
+    } catch (err) {
+      failed.set(owner, describe(err));
+    }
+  }
+  for (const driverName of new Set([...drivers.all().map((d) => d.name), ...driverOf.values()])) {
+    let driver;
+    let found;
+    try {
+      if (failed.has(driverName)) continue;
+      driver = await drivers.get(driverName);
+      found = new Set((await driver.list()).map((l) => l.name));
+    } catch (err) {
+      failed.set(driverName, describe(err));
+      continue;
+    }
+    for (const [name, owner] of driverOf) {
+      if (owner !== driver.name || found.has(name)) continue;
       // Under the lock, a removal in progress has finished (or not begun) and no create makes
       // storage for a volume that has metadata.
-      withLock(locks, name, () => {
+      await withLock(locks, name, () => {
         if (store.write(() => store.delete(name))) report.dropped.push(name);
       });
     }
     for (const name of found) {
-      if (known.has(name)) continue;
-      withLock(locks, name, () => {
-        const d = driver.discovered(name);
+      if (driverOf.has(name) || !driver.ownsStorage) continue;
+      await withLock(locks, name, async () => {
+        const d = await driver.discovered(name);
         const adopted = store.write(() => {
           if (store.get(name)) return false; // a create finished meanwhile
           store.insert({ name, driver: driver.name, created: d.created, labels: {}, options: d.options });
@@ -72,17 +160,18 @@ export function restoreVolumes(ctx: RestoreContext): VolumeRestoreReport {
     }
     report.removed.push(...driver.cleanup());
   }
+  report.unreachable = [...failed].map(([driver, error]) => ({ driver, error }));
   report.dropped.sort();
   report.adopted.sort();
   return report;
 }
 
 /** Runs `fn` holding the lock of `name`; skips it when another process holds the lock. */
-function withLock(locks: NameLocks, name: string, fn: () => void): void {
+async function withLock(locks: NameLocks, name: string, fn: () => void | Promise<void>): Promise<void> {
   const lock = locks.tryLock(name);
   if (!lock) return;
   try {
-    fn();
+    await fn();
   } finally {
     lock.release();
   }

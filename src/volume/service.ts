@@ -8,19 +8,23 @@
  * makes the storage before the metadata (a crash leaves a directory that restore adopts), a
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
-import { chmodSync, mkdirSync, realpathSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import type { Config } from "../config.ts";
+import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
+import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
+import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
-import { rootError } from "../layout.ts";
+import { mountsUsing } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
-import { Drivers, type VolumeDriver } from "./drivers.ts";
+import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
+import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { NameLocks } from "./nameLocks.ts";
-import { restoreVolumes, type VolumeRestoreReport } from "./restore.ts";
+import type { PluginStatus } from "./pluginDriver.ts";
+import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 
@@ -31,9 +35,21 @@ const MAX_REF_BYTES = 4096;
 
 /** A volume as inspect shows it. */
 export interface Volume extends VolumeRecord {
-  /** The host path of the data ("" when the volume's driver is not registered). */
+  /** The host path of the data ("" when the volume's driver did not tell it). */
   mountpoint: string;
   scope: string;
+  /** What a plugin reports of the volume (inspect only, when it does). */
+  status?: Record<string, unknown>;
+}
+
+/** How a volume service is used. */
+export interface ServiceOptions {
+  /**
+   * Whether listing and inspecting ask plugins (default true): what they list that stor has no
+   * record of, what they tell of a volume. False in `stor serve`, whose answers to dockerd come
+   * from its records alone, so they never call back into a plugin, itself included.
+   */
+  askPlugins?: boolean;
 }
 
 /** What `create` is asked for besides the name. */
@@ -71,41 +87,61 @@ function isPlainLocal(v: VolumeRecord): boolean {
   return v.driver === LOCAL && Object.keys(v.options).length === 0;
 }
 
+/** Mount points of the mounts that use a volume's data at `path` (which may be gone). */
+function mountedAt(path: string): string[] {
+  return existsSync(path) ? mountsUsing(realpathSync(path)).map((m) => m.mountPoint) : [];
+}
+
 /** The volumes below `<root>/volumes`. */
 export class VolumeService {
   /** `<root>/volumes`, symlinks resolved (mount points are compared with mountinfo). */
   readonly home: string;
+  /** Files of an older layout's database that opening this root moved into place. */
+  readonly migrated: string[];
   readonly #store: VolumeStore;
   readonly #drivers: Drivers;
   readonly #locks: NameLocks;
   readonly #defaultDriver: string;
+  readonly #askPlugins: boolean;
+  readonly #access: Access;
 
-  constructor(config: Config) {
-    const home = join(config.root, "volumes");
+  /** Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database. */
+  constructor(config: Config, access: Access, opts: ServiceOptions = {}) {
+    const home = volumesDir(config.root);
+    let db = volumeDb(config.root);
     try {
-      mkdirSync(config.root, { recursive: true, mode: 0o711 });
-      // 0701, as Docker's: other users may pass through to a path they are given, no more.
-      if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
-      this.home = realpathSync(home);
+      if (access === "write") {
+        mkdirSync(config.root, { recursive: true, mode: 0o711 });
+        // 0701, as Docker's: other users may pass through to a path they are given, no more.
+        if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
+        this.migrated = migrateLegacyVolumeDb(config.root);
+        mkdirSync(volumeLocksDir(config.root), { recursive: true, mode: 0o700 });
+      } else {
+        this.migrated = [];
+        db = unmigratedVolumeDb(config.root) ?? db; // read where it is: moving it would be a write
+      }
+      this.home = existsSync(home) ? realpathSync(home) : home;
     } catch (err) {
       throw rootError(config.root, err);
     }
-    this.#locks = new NameLocks(join(this.home, ".locks"));
-    this.#store = new VolumeStore(join(this.home, "metadata.db"));
-    this.#drivers = new Drivers({ home: this.home, store: this.#store });
+    this.#locks = new NameLocks(volumeLocksDir(config.root));
+    this.#store = new VolumeStore(db, access);
+    this.#drivers = new Drivers({ home: this.home, store: this.#store, plugins: config.plugins });
     this.#defaultDriver = config.defaultVolumeDriver;
+    this.#askPlugins = opts.askPlugins ?? true;
+    this.#access = access;
   }
 
   /**
    * Creates volume `name` (a random 64-hex name, labelled anonymous, when not given) and returns
    * its name. An existing volume of the same driver is returned as it is, as Docker does.
    */
-  create(name: string | undefined, req: CreateRequest = {}): string {
+  async create(name: string | undefined, req: CreateRequest = {}): Promise<string> {
     const anonymous = !name;
     // Web Crypto, a global: node:crypto would cost every volume command its loading.
     const volume = name || Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
     validateName(volume);
-    const driver = this.#drivers.get(req.driver ?? this.#defaultDriver);
+    const driver = await this.#drivers.get(req.driver ?? this.#defaultDriver);
     const options = req.options ?? {};
     const labels = anonymous ? { ...req.labels, [ANONYMOUS_LABEL]: "" } : (req.labels ?? {});
     const lock = this.#locks.lock(volume);
@@ -115,12 +151,12 @@ export class VolumeService {
         if (existing.driver !== driver.name) throw new AlreadyExistsError(vol(volume), `exists with driver "${existing.driver}"`);
         return volume;
       }
-      driver.create(volume, options);
+      await driver.create(volume, options);
       failpoint("volume-create:made");
       try {
         this.#store.write(() => this.#store.insert({ name: volume, driver: driver.name, created: rfc3339(new Date()), labels, options }));
       } catch (err) {
-        driver.remove(volume);
+        await driver.remove(volume);
         throw err;
       }
       return volume;
@@ -129,18 +165,74 @@ export class VolumeService {
     }
   }
 
-  /** Volume `name`. */
-  inspect(name: string): Volume {
-    return this.#view(this.#get(name));
+  /**
+   * Volume `name`; a plugin's volume with what the plugin tells of it now. When the plugin does
+   * not answer, the volume is as stor recorded it, with a warning.
+   */
+  async inspect(name: string): Promise<Volume> {
+    const v = this.#find(name) ?? (await this.#probe(name));
+    if (!v) throw new NotFoundError(vol(name));
+    if (!this.#askPlugins || this.#drivers.builtin(v.driver)) return this.#view(v);
+    try {
+      const driver = await this.#drivers.get(v.driver);
+      const found = await driver.discovered(name);
+      return { ...v, mountpoint: found.mountpoint ?? "", scope: driver.scope, ...(found.status && { status: found.status }) };
+    } catch (err) {
+      log.warn(`${describe(err)} (${vol(name)} shown as stor recorded it)`);
+      return this.#view(v);
+    }
   }
 
-  /** The volumes that pass `filters`, ordered by name. */
-  list(filters: Filters = new Map()): Volume[] {
+  /**
+   * The volumes that pass `filters`, ordered by name: those stor has a record of, and those the
+   * plugins found list that it has none of, as Docker lists every driver's volumes. A plugin
+   * that does not answer leaves its recorded volumes listed, with a warning.
+   */
+  async list(filters: Filters = new Map()): Promise<Volume[]> {
     const test = matcher(filters);
-    return this.#store
-      .read(() => this.#store.all())
+    const records = this.#store.read(() => this.#store.all());
+    const listings = await this.#pluginListings(records, filters.get("driver"));
+    const recorded = new Set(records.map((v) => v.name));
+    const unrecorded = [...listings].flatMap(([driver, listed]) =>
+      [...listed.values()]
+        .filter((l) => !recorded.has(l.name))
+        .map((l): VolumeRecord => ({ name: l.name, driver, created: l.created ?? "", labels: {}, options: {}, refs: [], active: 0 })),
+    );
+    return [...records, ...unrecorded]
       .filter(test)
-      .map((v) => this.#view(v));
+      .map((v) => this.#view(v, listings.get(v.driver)?.get(v.name)?.mountpoint))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * What each plugin that `records` name, and each plugin found, lists, by driver; only drivers
+   * in `only`, when given. Asked all at once.
+   */
+  async #pluginListings(records: readonly VolumeRecord[], only?: readonly string[]): Promise<Map<string, Map<string, ListedVolume>>> {
+    const out = new Map<string, Map<string, ListedVolume>>();
+    if (!this.#askPlugins) return out;
+    const withRecords = new Set(records.map((v) => v.driver));
+    const names = new Set([...withRecords, ...(await this.#plugins(only))]);
+    const ask = [...names].filter((n) => !this.#drivers.builtin(n) && (!only || only.includes(n)));
+    await Promise.all(
+      ask.map(async (n) => {
+        try {
+          const listed = await (await this.#drivers.get(n, withRecords.has(n))).list();
+          out.set(n, new Map(listed.map((l) => [l.name, l])));
+        } catch (err) {
+          // A plugin found that is none of stor's (it implements something else, say) is no news.
+          if (withRecords.has(n)) log.warn(`${describe(err)} (its volumes are listed as stor recorded them)`);
+          else log.debug(describe(err));
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** The plugins in the plugin directories, none when `only` names built-in drivers alone (no module is loaded then). */
+  async #plugins(only?: readonly string[]): Promise<string[]> {
+    if (only?.every((n) => this.#drivers.builtin(n))) return [];
+    return this.#drivers.plugins();
   }
 
   /** Removes volume `name` and its data; one in use cannot be. With `force`, a missing one is no error. */
@@ -149,14 +241,17 @@ export class VolumeService {
       name,
       (v, driver) => {
         if (v.refs.length > 0) throw new PreconditionError(vol(name), `in use - [${v.refs.join(", ")}]`);
-        this.#removeLocked(v, driver);
+        // Bind mounts of the data are seen on this host only where the data is stor's own.
+        const mounted = driver.ownsStorage ? mountedAt(driver.path(name)) : [];
+        if (mounted.length > 0) throw new PreconditionError(vol(name), `is mounted at ${mounted.join(", ")}`);
+        return this.#removeLocked(v, driver);
       },
       force ? () => undefined : undefined,
     );
   }
 
-  #removeLocked(v: VolumeRecord, driver: VolumeDriver): void {
-    driver.remove(v.name);
+  async #removeLocked(v: VolumeRecord, driver: VolumeDriver): Promise<void> {
+    await driver.remove(v.name);
     failpoint("volume-rm:removed");
     this.#store.write(() => this.#store.delete(v.name));
   }
@@ -168,16 +263,21 @@ export class VolumeService {
   async prune(filters: Filters, all = false): Promise<PruneReport> {
     if (all && filters.has("all")) throw new InvalidArgumentError("prune", "conflicting options: cannot specify both --all and --filter all=1");
     const everything = all || boolFilter(filters, "all") === true;
-    const candidates = this.list(filters).filter((v) => isPlainLocal(v) && v.refs.length === 0 && (everything || ANONYMOUS_LABEL in v.labels));
+    // Local volumes only, so no plugin is asked anything.
+    const test = matcher(filters);
+    const candidates = this.#store
+      .read(() => this.#store.all())
+      .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || ANONYMOUS_LABEL in v.labels));
     const report: PruneReport = { deleted: [], reclaimed: 0 };
     for (const c of candidates) {
       try {
         await this.#locked(
           c.name,
-          (v, driver) => {
-            if (v.refs.length > 0) return; // taken while pruning
-            const size = dataSize(driver.path(v.name)) ?? 0;
-            this.#removeLocked(v, driver);
+          async (v, driver) => {
+            const data = await driver.path(v.name);
+            if (v.refs.length > 0 || mountedAt(data).length > 0) return; // taken while pruning
+            const size = dataSize(data) ?? 0;
+            await this.#removeLocked(v, driver);
             report.deleted.push(v.name);
             report.reclaimed += size;
           },
@@ -196,16 +296,16 @@ export class VolumeService {
     validateRef(ref);
     return this.#locked(name, async (v, driver) => {
       if (!v.refs.includes(ref)) {
-        const active = await driver.mount(name, v.active);
+        const active = await driver.mount(name, ref, v.active);
         failpoint("volume-mount:mounted");
         try {
-          this.#store.write(() => this.#store.addRef(name, ref, active));
+          this.#store.write(() => this.#store.addRef(name, ref, active, bootId()));
         } catch (err) {
-          driver.unmount(name, active);
+          await driver.unmount(name, ref, active);
           throw err;
         }
       }
-      return driver.path(name);
+      return await driver.path(name);
     });
   }
 
@@ -215,24 +315,36 @@ export class VolumeService {
    */
   async unmount(name: string, ref: string): Promise<void> {
     validateRef(ref);
-    await this.#locked(name, (v, driver) => {
+    await this.#locked(name, async (v, driver) => {
       if (!v.refs.includes(ref)) return;
-      const active = driver.unmount(name, v.active);
+      const active = await driver.unmount(name, ref, v.active);
       failpoint("volume-unmount:unmounted");
       this.#store.write(() => this.#store.removeRef(name, ref, active));
     });
   }
 
+  /** The volume plugins found, and whether each answers as a volume driver. */
+  plugins(): Promise<PluginStatus[]> {
+    return this.#drivers.pluginStatuses();
+  }
+
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
   usage(): VolumeUsage[] {
-    return this.list()
+    return this.#store
+      .read(() => this.#store.all())
       .filter(isPlainLocal)
+      .map((v) => this.#view(v))
       .map((v) => ({ volume: v, size: dataSize(v.mountpoint) }));
   }
 
+  /** Removes what interrupted removals left on every driver's storage; returns the paths removed. */
+  cleanup(): string[] {
+    return this.#drivers.all().flatMap((d) => d.cleanup());
+  }
+
   /** The volume part of `stor restore`: see {@link restoreVolumes}. */
-  restore(): VolumeRestoreReport {
-    return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks });
+  restore(policy: RestorePolicy): Promise<VolumeRestoreReport> {
+    return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks }, policy);
   }
 
   close(): void {
@@ -244,15 +356,42 @@ export class VolumeService {
     return isVolumeName(name) ? this.#store.read(() => this.#store.get(name)) : undefined;
   }
 
-  #get(name: string): VolumeRecord {
-    const v = this.#find(name);
-    if (!v) throw new NotFoundError(vol(name));
-    return v;
+  /**
+   * Volume `name` as a plugin found knows it, now recorded as Docker records a volume it finds
+   * by probing its drivers; undefined when none has it (or this service does not ask plugins).
+   */
+  async #probe(name: string): Promise<VolumeRecord | undefined> {
+    if (!this.#askPlugins || !isVolumeName(name)) return undefined;
+    for (const plugin of await this.#drivers.plugins()) {
+      let created: string;
+      try {
+        created = (await (await this.#drivers.get(plugin, false)).discovered(name)).created;
+      } catch (err) {
+        log.debug(describe(err));
+        continue;
+      }
+      const when = new Date(created);
+      const found = { name, driver: plugin, created: rfc3339(isNaN(when.getTime()) ? new Date() : when), labels: {}, options: {} };
+      // A command that only reads shows it as found, and records nothing.
+      if (this.#access === "read") return { ...found, refs: [], active: 0 };
+      const lock = this.#locks.lock(name);
+      try {
+        this.#store.write(() => {
+          if (!this.#store.get(name)) this.#store.insert(found); // else recorded meanwhile
+        });
+      } finally {
+        lock.release();
+      }
+      return this.#find(name);
+    }
+    return undefined;
   }
 
-  #view(v: VolumeRecord): Volume {
-    const d = this.#drivers.find(v.driver);
-    return { ...v, mountpoint: d?.path(v.name) ?? "", scope: d?.scope ?? "local" };
+  /** `v` as shown: a built-in driver's path, else `mountpoint` (what its plugin last told). */
+  #view(v: VolumeRecord, mountpoint?: string): Volume {
+    const builtin = this.#drivers.builtin(v.driver);
+    const d = builtin ?? this.#drivers.find(v.driver);
+    return { ...v, mountpoint: (builtin?.ownsStorage ? builtin.path(v.name) : mountpoint) ?? "", scope: d?.scope ?? "local" };
   }
 
   /**
@@ -265,11 +404,11 @@ export class VolumeService {
       throw new NotFoundError(vol(name));
     };
     // Looked up before locking, so that a name that is no volume never gets a lock file.
-    if (!this.#find(name)) return absent();
+    if (!this.#find(name) && !(await this.#probe(name))) return absent();
     const lock = this.#locks.lock(name);
     try {
       const v = this.#find(name); // again: it may have gone meanwhile
-      return v ? await fn(v, this.#drivers.get(v.driver)) : absent();
+      return v ? await fn(v, await this.#drivers.get(v.driver)) : absent();
     } finally {
       lock.release();
     }

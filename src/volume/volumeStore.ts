@@ -8,7 +8,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { closeSync, openSync } from "node:fs";
-import { openDatabase } from "../db.ts";
+import { openDatabase, type Access } from "../db.ts";
 
 /** A volume's row with everything attached to it. */
 export interface VolumeRecord {
@@ -53,20 +53,25 @@ const MIGRATIONS = [
      volume TEXT PRIMARY KEY,
      project INTEGER NOT NULL UNIQUE
    );`,
+  // The boot a reference was taken in: one of an earlier boot is held by nothing alive.
+  `ALTER TABLE refs ADD COLUMN boot TEXT;`,
 ];
 
 type Row = { name: string; driver: string; created: string; active: number };
 type Pair = { volume: string; name: string; value: string };
 type RefRow = { volume: string; ref: string };
 
+/** The references {@link VolumeStore.staleRefs} selects; parameters: boot, unknown, all. */
+const STALE = "(boot IS NOT NULL AND boot != ?1) OR (boot IS NULL AND ?2) OR ?3";
+
 /** Volume metadata. */
 export class VolumeStore {
   readonly #db: Database;
 
-  constructor(path: string) {
+  constructor(path: string, access: Access) {
     // Options may carry passwords: the file (and SQLite's -wal and -shm, which copy its mode) is root's alone.
-    closeSync(openSync(path, "a", 0o600));
-    this.#db = openDatabase(path, MIGRATIONS);
+    if (access === "write") closeSync(openSync(path, "a", 0o600));
+    this.#db = openDatabase(path, MIGRATIONS, access);
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
@@ -115,9 +120,9 @@ export class VolumeStore {
     return this.#db.query("DELETE FROM volumes WHERE name = ?").run(name).changes > 0;
   }
 
-  /** Adds reference `ref` to `name` and sets its active-mount count. */
-  addRef(name: string, ref: string, active: number): void {
-    this.#db.query("INSERT OR IGNORE INTO refs (volume, ref) VALUES (?, ?)").run(name, ref);
+  /** Adds reference `ref`, taken in boot `boot`, to `name` and sets its active-mount count. */
+  addRef(name: string, ref: string, active: number, boot: string): void {
+    this.#db.query("INSERT OR IGNORE INTO refs (volume, ref, boot) VALUES (?, ?, ?)").run(name, ref, boot);
     this.#db.query("UPDATE volumes SET active = ? WHERE name = ?").run(active, name);
   }
 
@@ -127,12 +132,30 @@ export class VolumeStore {
     this.#db.query("UPDATE volumes SET active = ? WHERE name = ?").run(active, name);
   }
 
-  /** Drops every reference and active-mount count; returns what was dropped, by volume. */
-  clearRefs(): Map<string, string[]> {
-    const dropped = groupRefs(this.#db.query<RefRow, []>("DELETE FROM refs RETURNING volume, ref").all());
-    for (const r of this.#db.query<{ name: string }, []>("UPDATE volumes SET active = 0 WHERE active != 0 RETURNING name").all()) {
-      if (!dropped.has(r.name)) dropped.set(r.name, []);
-    }
+  /**
+   * The references, by volume, that {@link releaseRefs} with the same arguments would drop:
+   * those taken in another boot than `boot`; with `unknown`, also those of unknown boot (taken
+   * by an older stor); with `all`, every one.
+   */
+  staleRefs(boot: string, unknown: boolean, all: boolean): Map<string, string[]> {
+    return groupRefs(this.#db.query<RefRow, [string, number, number]>(`SELECT volume, ref FROM refs WHERE ${STALE} ORDER BY volume, ref`).all(boot, Number(unknown), Number(all)));
+  }
+
+  /**
+   * Drops the references {@link staleRefs} names, but those of the volumes in `spare`, and lowers each volume's active-mount count to
+   * the references it keeps; returns what was dropped, by volume (a volume with an empty list
+   * only had its count lowered).
+   */
+  releaseRefs(boot: string, unknown: boolean, all: boolean, spare: readonly string[] = []): Map<string, string[]> {
+    const dropped = groupRefs(
+      this.#db
+        .query<RefRow, [string, number, number, string]>(`DELETE FROM refs WHERE (${STALE}) AND volume NOT IN (SELECT value FROM json_each(?4)) RETURNING volume, ref`)
+        .all(boot, Number(unknown), Number(all), JSON.stringify(spare)),
+    );
+    const lowered = this.#db
+      .query<{ name: string }, []>("UPDATE volumes SET active = (SELECT count(*) FROM refs WHERE volume = volumes.name) WHERE active > (SELECT count(*) FROM refs WHERE volume = volumes.name) RETURNING name")
+      .all();
+    for (const r of lowered) if (!dropped.has(r.name)) dropped.set(r.name, []);
     for (const refs of dropped.values()) refs.sort();
     return dropped;
   }

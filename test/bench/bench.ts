@@ -4,13 +4,14 @@
  * timings. It installs the Debian packages it needs, starts its own daemons under a temporary
  * directory and removes everything (mounts, loop devices, daemons, files) however it ends.
  *
- *   bun test/bench/bench.ts [--quick] [--only snapshots,copy,overlay,volumes,serve,layers] [--n N]
+ *   bun test/bench/bench.ts [--quick] [--only snapshots,copy,overlay,volumes,serve,layers,btrfs] [--n N]
  *       [--runs N] [--volumes N] [--warm] [--dir DIR] [--keep] [--json FILE]
  *
  * The binary measured is STOR_BIN, else dist/stor.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { btrfsSection } from "./btrfs.ts";
 import { chainsSection } from "./chains.ts";
 import type { Ctx } from "./context.ts";
 import { copySection } from "./copy.ts";
@@ -23,7 +24,7 @@ import { figures, fmtMs, fmtRatio, fmtValue, ratioOf, table, verdict } from "./s
 import { atCleanup, cleanup, cleanupOnSignals, ensurePackages, fsType, loadLine, unmountBelow } from "./system.ts";
 import { volumesSection } from "./volumes.ts";
 
-const SECTIONS = ["snapshots", "copy", "overlay", "volumes", "serve", "layers"] as const;
+const SECTIONS = ["snapshots", "copy", "overlay", "volumes", "serve", "layers", "btrfs"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: bun test/bench/bench.ts [options]   (binary: STOR_BIN, default dist/stor)
@@ -145,6 +146,7 @@ async function main(): Promise<number> {
   const need: { pkg: string; bin: string }[] = [];
   if (opts.only.has("snapshots")) need.push({ pkg: "containerd", bin: "containerd" });
   if (opts.only.has("copy")) need.push({ pkg: "xfsprogs", bin: "mkfs.xfs" });
+  if (opts.only.has("btrfs")) need.push({ pkg: "btrfs-progs", bin: "mkfs.btrfs" });
   ensurePackages(need); // docker.io only once the volume section knows stor has volumes
 
   mkdirSync(opts.dir, { recursive: true });
@@ -182,6 +184,7 @@ async function main(): Promise<number> {
     ["volumes", () => volumesSection(ctx)],
     ["serve", () => serveSection(ctx)],
     ["layers", () => layersSection(ctx)],
+    ["btrfs", () => btrfsSection(ctx)],
   ];
   let failed = 0;
   try {

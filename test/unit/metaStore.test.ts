@@ -8,7 +8,7 @@ let dir: string;
 let store: MetaStore;
 beforeAll(() => {
   dir = mkdtempSync("/tmp/stor-unit-meta-");
-  store = new MetaStore(join(dir, "metadata.db"));
+  store = new MetaStore(join(dir, "metadata.db"), "write");
 });
 afterAll(() => {
   store.close();

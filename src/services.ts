@@ -1,0 +1,90 @@
+/**
+ * The one way to open stor's services, for the CLI, `df`, `restore` and serve's threads alike.
+ * Each service is loaded only when opened: a volume command pays nothing for the snapshotters.
+ *
+ * `access` says what the command does. To `write`, the root and the databases are made as needed.
+ * To `read` (ls, info, inspect, df…), nothing is created: a missing root is not found, and a store
+ * never used lists as empty.
+ */
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import type { Config } from "./config.ts";
+import type { Access } from "./db.ts";
+import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
+import { rootError, snapshotDb, snapshotsDir } from "./layout.ts";
+import { log } from "./log.ts";
+import type { SnapshotterName } from "./snapshot/registry.ts";
+import type { SnapshotService } from "./snapshot/service.ts";
+import type { ServiceOptions, VolumeService } from "./volume/service.ts";
+
+export type { Access };
+
+/** What {@link openSnapshots} opens. */
+export interface SnapshotsRequest {
+  access: Access;
+  /** The snapshotter as the user named it; else the configured default, else the first supported. */
+  snapshotter?: string;
+  /**
+   * Refuse a snapshotter the kernel or filesystem cannot run (default true). restore turns it off:
+   * removing leftovers needs no mounts.
+   */
+  checkSupport?: boolean;
+}
+
+/** Opens the snapshot service of one snapshotter. */
+export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotService {
+  const { SNAPSHOTTERS, SNAPSHOTTER_NAMES, snapshotterName } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
+  const { SnapshotService } = require("./snapshot/service.ts") as typeof import("./snapshot/service.ts");
+  const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
+  const chosen = req.snapshotter ?? config.defaultSnapshotter;
+  if (chosen === undefined) {
+    for (const name of SNAPSHOTTER_NAMES) {
+      const why = SNAPSHOTTERS[name].unsupported(probe);
+      if (why === undefined) return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access);
+      log.info(`snapshotter ${name} unusable: ${why}`);
+    }
+    throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
+  }
+  const s = SNAPSHOTTERS[snapshotterName(chosen)];
+  // Reading metadata needs no kernel feature: `ls` works wherever the files are.
+  const why = req.access === "write" && req.checkSupport !== false ? s.unsupported(probe) : undefined;
+  if (why) throw new PreconditionError(`snapshotter ${s.name}`, why);
+  return new SnapshotService(config.root, s, req.access);
+}
+
+/** The snapshotters that have metadata below the root: the ones restore repairs. */
+export function usedSnapshotters(config: Config): SnapshotterName[] {
+  const { SNAPSHOTTER_NAMES } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
+  return SNAPSHOTTER_NAMES.filter((name) => existsSync(snapshotDb(config.root, name)));
+}
+
+/** Opens the volume service. */
+export function openVolumes(config: Config, access: Access, opts?: ServiceOptions): VolumeService {
+  const { VolumeService } = require("./volume/service.ts") as typeof import("./volume/service.ts");
+  prepareRoot(config.root, access);
+  return new VolumeService(config, access, opts);
+}
+
+/**
+ * Checks the root for `access` and returns where to probe the filesystem: `dir` (made when
+ * writing), or the root while `dir` does not exist.
+ */
+function prepareRoot(root: string, access: Access, dir?: string): string {
+  if (access === "read") {
+    let st;
+    try {
+      st = statSync(root, { throwIfNoEntry: false });
+    } catch (err) {
+      throw rootError(root, err); // a file above the root
+    }
+    if (!st) throw new NotFoundError(`root ${root}`);
+    if (!st.isDirectory()) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
+    return dir !== undefined && existsSync(dir) ? dir : root;
+  }
+  if (dir === undefined) return root;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw rootError(root, err);
+  }
+  return dir;
+}

@@ -1,0 +1,230 @@
+/**
+ * Nothing in use is taken away: restore on a live host, rm of a mounted snapshot or volume, a
+ * snapshot mounted twice on one target. Mounts are real; "in use" is what mountinfo and the
+ * references say, whoever made the mount.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
+
+const CI = process.env.CI === "true";
+const root = isRoot();
+if (CI && !root) throw new Error("required under CI: root, for real mounts");
+
+let r: TestRoot | undefined;
+afterEach(() => {
+  r?.close();
+  r = undefined;
+});
+
+const mountPoints = () =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((p): p is string => p !== undefined);
+
+/** A tmpfs volume with a file in it, referenced by `ref`; returns its data directory. */
+function liveVolume(t: TestRoot, name: string, ref: string): string {
+  t.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=4m", name]);
+  const data = t.ok(["volume", "mount", name, ref]).trim();
+  writeFileSync(join(data, "precious"), "in use");
+  return data;
+}
+
+describe("restore on a live host", () => {
+  test.skipIf(!root)("a second restore in the same boot keeps references and mounts; says what it kept and would do", () => {
+    r = new TestRoot();
+    const data = liveVolume(r, "livevol", "container-1");
+    const first = r.stor(["restore"]);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toBe('kept volume "livevol": references container-1 (in use in this boot)\n');
+    expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
+    expect(mountPoints()).toContain(data);
+    // The volume stays in use: rm is refused.
+    expect(r.stor(["volume", "rm", "livevol"]).code).toBe(5);
+  });
+
+  test.skipIf(!root)("a mount below the root without references is reported, not unmounted, in the same boot", () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=4m", "orphanmount"]);
+    const data = join(r.path, "volumes/orphanmount/_data");
+    must(`mount -t tmpfs tmpfs ${data}`);
+    writeFileSync(join(data, "precious"), "in use");
+    expect(r.ok(["restore"])).toBe(`would unmount ${data}: not the first restore of this boot (--force does it)\n`);
+    expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
+  });
+
+  test.skipIf(!root)("after a reboot, a reference taken in the new boot before restore ran is kept", () => {
+    r = new TestRoot();
+    liveVolume(r, "old", "before-reboot");
+    simulateReboot(r.path);
+    const data = liveVolume(r, "fresh", "after-reboot");
+    const out = r.ok(["restore"]);
+    expect(out).toContain('released volume "old": references before-reboot');
+    expect(out).toContain('kept volume "fresh": references after-reboot (in use in this boot)');
+    expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
+  });
+
+  test.skipIf(!root)("--force releases this boot's references, but not of a volume a process uses; never detaches a busy mount", async () => {
+    r = new TestRoot();
+    const busy = liveVolume(r, "busyvol", "container-1");
+    const idle = liveVolume(r, "idlevol", "container-2");
+    // A process working in the volume, as a container would.
+    const holder = Bun.spawn(["sh", "-c", "exec sleep 30"], { cwd: busy });
+    try {
+      const out = r.ok(["restore", "--force"]);
+      expect(out).toContain(`kept volume "busyvol": references container-1 (in use by pid ${holder.pid} sleep (cwd))`);
+      expect(out).toContain('released volume "idlevol": references container-2');
+      expect(out).toContain(`unmounted ${idle}`);
+      expect(readFileSync(join(busy, "precious"), "utf8")).toBe("in use");
+      expect(mountPoints()).toContain(busy);
+      expect(r.stor(["volume", "rm", "busyvol"]).code).toBe(5);
+    } finally {
+      holder.kill();
+      await holder.exited;
+    }
+  });
+
+  test.skipIf(!root)("a volume bound into another mount namespace (a container's) keeps its references under --force", async () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "plain"]);
+    const data = r.ok(["volume", "mount", "plain", "container-1"]).trim();
+    writeFileSync(join(data, "precious"), "in use");
+    const inside = r.dir("container-root");
+    // The container's view: the volume bound in a mount namespace of its own, invisible here.
+    const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind ${data} ${inside} && cd / && exec sleep 30`]);
+    try {
+      while (!readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8").includes(inside)) await Bun.sleep(10);
+      const out = r.ok(["restore", "--force"]);
+      expect(out).toContain(`kept volume "plain": references container-1 (in use by pid ${holder.pid} sleep (mount ${inside}))`);
+      expect(r.stor(["volume", "rm", "plain"]).code).toBe(5);
+      expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
+    } finally {
+      holder.kill();
+      await holder.exited;
+    }
+  });
+
+  test.skipIf(!root)("a running serve (holding serve.lock) makes --force refuse and keeps everything", async () => {
+    r = new TestRoot();
+    const data = liveVolume(r, "servedvol", "container-1");
+    simulateReboot(r.path);
+    const lock = join(r.path, "serve.lock");
+    const holder = Bun.spawn(["flock", "-s", lock, "sleep", "30"]);
+    try {
+      while (sh(["flock", "-n", "-x", lock, "true"]).code === 0) await Bun.sleep(10);
+      const forced = r.stor(["restore", "--force"]);
+      expect([forced.code, forced.stdout, forced.stderr]).toEqual([
+        5,
+        "",
+        `stor: restore --force of ${r.path}: a stor serve is running on it (it holds serve.lock); stop it first\n`,
+      ]);
+      // Even in a new boot, nothing a serve may hold is touched.
+      const out = r.ok(["restore"]);
+      expect(out.split("\n")[0]).toBe("stor serve is running on this root: nothing it may hold was touched");
+      expect(out).toContain('released volume "servedvol": references container-1'); // of an earlier boot: held by nothing alive
+      expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
+      expect(mountPoints()).toContain(data);
+    } finally {
+      holder.kill();
+      await holder.exited;
+    }
+  });
+});
+
+for (const sn of ["overlay", "native"]) {
+  describe(`${sn}: a mounted snapshot`, () => {
+    test.skipIf(!root)("rm is refused with exit 5 naming the mount point, and works once unmounted", () => {
+      r = new TestRoot();
+      const target = r.dir("target");
+      r.ok(["snapshot", "-s", sn, "prepare", "k1"]);
+      r.ok(["-s", sn, "mount", "k1", target]);
+      writeFileSync(join(target, "file"), "data");
+      const res = r.stor(["snapshot", "-s", sn, "rm", "k1"]);
+      expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: snapshot "k1": is mounted at ${target}\n`]);
+      expect(readFileSync(join(target, "file"), "utf8")).toBe("data");
+      r.ok(["unmount", target]);
+      r.ok(["snapshot", "-s", sn, "rm", "k1"]);
+    });
+
+    test.skipIf(!root)("a layered snapshot mounted by hand (not through stor) is found too", () => {
+      r = new TestRoot();
+      const target = r.dir("target");
+      r.ok(["snapshot", "-s", sn, "prepare", "base-w"]);
+      r.ok(["snapshot", "-s", sn, "commit", "base", "base-w"]);
+      r.ok(["snapshot", "-s", sn, "prepare", "top", "base"]);
+      const [m] = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "top2", "base"]));
+      must(`mount -t ${m.Type} ${m.Source} ${target} -o ${m.Options.join(",")}`);
+      expect(r.stor(["snapshot", "-s", sn, "rm", "top2"]).code).toBe(5);
+      expect(r.stor(["snapshot", "-s", sn, "rm", "top"]).code).toBe(0); // not mounted: removable
+    });
+
+    test.skipIf(!root)("mount of the same snapshot on the same target again is exit 4; nothing stacks", () => {
+      r = new TestRoot();
+      const target = r.dir("target");
+      r.ok(["snapshot", "-s", sn, "prepare", "k1"]);
+      r.ok(["-s", sn, "mount", "k1", target]);
+      const res = r.stor(["-s", sn, "mount", "k1", target]);
+      expect([res.code, res.stderr]).toEqual([4, `stor: snapshot "k1": already mounted on ${target}\n`]);
+      expect(mountPoints().filter((p) => p === target)).toHaveLength(1);
+      // Another snapshot may still go there, as mount(8) would stack it.
+      r.ok(["snapshot", "-s", sn, "prepare", "k2"]);
+      r.ok(["-s", sn, "mount", "k2", target]);
+      expect(mountPoints().filter((p) => p === target)).toHaveLength(2);
+    });
+  });
+}
+
+describe("a mounted volume", () => {
+  test.skipIf(!root)("rm and prune leave a volume whose data is mounted elsewhere; rm says where", () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "bound"]);
+    const data = join(r.path, "volumes/bound/_data");
+    writeFileSync(join(data, "file"), "data");
+    const target = r.dir("bind");
+    must(`mount --bind ${data} ${target}`);
+    const res = r.stor(["volume", "rm", "bound"]);
+    expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: volume "bound": is mounted at ${target}\n`]);
+    expect(r.ok(["volume", "prune", "-a", "-f"])).toBe("Total reclaimed space: 0B\n");
+    expect(readFileSync(join(target, "file"), "utf8")).toBe("data");
+    must(`umount ${target}`);
+    expect(r.ok(["volume", "rm", "bound"])).toBe("bound\n");
+    expect(existsSync(data)).toBe(false);
+  });
+});
+
+describe("snapshot cleanup", () => {
+  test.skipIf(!root)("a directory no snapshot owns is left while a mount uses it", () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "native", "cleanup"]); // makes the snapshotter's directories
+    const orphan = join(r.path, "snapshots/native/snapshots/99");
+    mkdirSync(orphan);
+    writeFileSync(join(orphan, "file"), "data");
+    const target = r.dir("target");
+    must(`mount --bind ${orphan} ${target}`);
+    expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("");
+    expect(readFileSync(join(target, "file"), "utf8")).toBe("data");
+    must(`umount ${target}`);
+    expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("rm-99\n");
+  });
+});
+
+describe("a snapshot containerd made", () => {
+  test("rm is refused (exit 5) while containerd records it; --force removes it", () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "native", "prepare", "default/22/victim"]);
+    const res = r.stor(["snapshot", "-s", "native", "rm", "default/22/victim"]);
+    expect([res.code, res.stdout, res.stderr]).toEqual([
+      5,
+      "",
+      'stor: snapshot "default/22/victim": was made by containerd, which still records it: remove it with ctr (or --force)\n',
+    ]);
+    expect(r.ok(["snapshot", "-s", "native", "ls"])).toContain("default/22/victim");
+    r.ok(["snapshot", "-s", "native", "rm", "--force", "default/22/victim"]);
+    expect(r.ok(["snapshot", "-s", "native", "ls"])).not.toContain("victim");
+    // A key that only looks a little like one is the CLI's own.
+    r.ok(["snapshot", "-s", "native", "prepare", "default/x/victim"]);
+    r.ok(["snapshot", "-s", "native", "rm", "default/x/victim"]);
+  });
+});

@@ -1,0 +1,95 @@
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { snapshotterSuite } from "./snapshotterSuite.ts";
+import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
+
+snapshotterSuite("btrfs");
+
+// What only btrfs does: subvolumes made, sealed and destroyed by ioctl.
+let r: TestRoot | undefined;
+afterEach(() => r?.close());
+
+const s = (root: TestRoot, ...args: string[]) => root.ok(["snapshot", "-s", "btrfs", ...args]);
+/** The paths of the subvolumes on `root`'s filesystem. */
+const subvolumes = (root: TestRoot) => must(`btrfs subvolume list ${root.loop!.mountPoint}`);
+const fsOf = (root: TestRoot, id: number) => join(root.path, "snapshots/btrfs/snapshots", String(id), "fs");
+
+test.skipIf(!need(isRoot(), "subvolumes need root"))("a prepare is a snapshot of its parent's subvolume; commit and view are read-only subvolumes", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  writeFileSync(join(fsOf(r, 1), "f"), "f");
+  s(r, "commit", "base", "a");
+  s(r, "prepare", "b", "base");
+  s(r, "view", "v", "base");
+  for (const id of [1, 2, 3]) expect(statSync(fsOf(r, id)).ino).toBe(256); // each a subvolume root
+  expect(must(`btrfs property get ${fsOf(r, 1)} ro`)).toBe("ro=true\n");
+  expect(must(`btrfs property get ${fsOf(r, 2)} ro`)).toBe("ro=false\n");
+  expect(must(`btrfs property get ${fsOf(r, 3)} ro`)).toBe("ro=true\n");
+  // Snapshots of subvolume 1: btrfs records it as their parent.
+  const uuid = must(`btrfs subvolume show ${fsOf(r, 1)}`).match(/^\s*UUID:\s*(\S+)/m)![1];
+  for (const id of [2, 3]) expect(must(`btrfs subvolume show ${fsOf(r, id)}`)).toMatch(new RegExp(`Parent UUID:\\s*${uuid}`));
+});
+
+test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys the subvolume, with any subvolume made inside it", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  must(`btrfs subvolume create ${fsOf(r, 1)}/inner >/dev/null`);
+  mkdirSync(join(fsOf(r, 1), "inner/d"));
+  expect(subvolumes(r)).toContain("/snapshots/btrfs/snapshots/1/fs/inner\n");
+  s(r, "rm", "a");
+  expect(subvolumes(r)).toBe("");
+});
+
+test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
+  r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
+  must(`btrfs quota enable ${r.loop!.mountPoint}`);
+  s(r, "prepare", "a");
+  writeFileSync(join(fsOf(r, 1), "big"), Buffer.alloc(4 << 20, 1));
+  s(r, "commit", "base", "a");
+  s(r, "prepare", "b", "base");
+  writeFileSync(join(fsOf(r, 2), "small"), Buffer.alloc(64 << 10, 2));
+  const usage = (key: string) => s(r!, "usage", "-b", key).split("\n")[1]!.trim().split(/\s+/).slice(1).map(Number);
+  // b shares base's 4 MiB: only what it wrote (and a little metadata) is its own.
+  const [bytes, inodes] = usage("b");
+  expect(bytes).toBeGreaterThanOrEqual(64 << 10);
+  expect(bytes).toBeLessThan(1 << 20);
+  expect(inodes).toBe(3);
+  expect(usage("base")[0]).toBeGreaterThanOrEqual(4 << 20);
+});
+
+test("-s btrfs on a root that is not on btrfs is refused before it makes a directory of its own", () => {
+  r = new TestRoot();
+  const res = r.stor(["snapshot", "-s", "btrfs", "prepare", "a"]);
+  expect(res.code).toBe(5);
+  expect(res.stderr).toBe(`stor: snapshotter btrfs: ${r.path}/snapshots is not on btrfs\n`);
+  expect(existsSync(join(r.path, "snapshots/btrfs"))).toBe(false);
+  expect(r.stor(["snapshot", "-s", "btrfs", "ls"]).stdout).toBe("KEY PARENT KIND \n");
+});
+
+test.skipIf(!need(isRoot(), "subvolumes need root"))("[snapshot] default = btrfs picks it without -s", () => {
+  r = TestRoot.for("btrfs");
+  writeFileSync(r.config, "[snapshot]\ndefault = btrfs\n");
+  r.ok(["snapshot", "prepare", "a"]);
+  expect(statSync(fsOf(r, 1)).ino).toBe(256);
+  expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na          Active \n");
+});
+
+test.skipIf(!need(isRoot(), "a mount namespace needs root"))("without overlay in the kernel, the default is btrfs on a btrfs root and native elsewhere", () => {
+  r = TestRoot.for("btrfs");
+  const other = new TestRoot();
+  try {
+    // The kernel's list of filesystems without overlay, seen by stor only (a private mount namespace).
+    const fake = join(other.path, "filesystems");
+    writeFileSync(fake, must("grep -v overlay /proc/filesystems"));
+    const prepare = (root: TestRoot) =>
+      must(`unshare -m sh -c 'mount --bind ${fake} /proc/filesystems && ${STOR} --root ${root.path} --config /dev/null snapshot prepare a'`);
+    prepare(r);
+    prepare(other);
+    expect(statSync(fsOf(r, 1)).ino).toBe(256);
+    expect(readdirSync(join(r.path, "snapshots"))).toEqual(["btrfs"]);
+    expect(readdirSync(join(other.path, "snapshots"))).toEqual(["native"]);
+  } finally {
+    other.close();
+  }
+});
