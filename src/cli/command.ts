@@ -6,8 +6,14 @@
  * The rules are getopt's, as git, docker and ctr users expect: `--` ends the options and every
  * word after it is a positional taken as given; `-abc` is `-a -b -c` and an unknown letter in it
  * is an error; `-oVALUE`, `-o VALUE`, `--opt=VALUE` and `--opt VALUE` are the same; options may
- * follow positionals. (cac, used before, dropped the words after `--` and read `-dash` as `--help`.)
+ * follow positionals.
+ *
+ * cac parses: the command's options are registered with it, and it builds the option values
+ * (names, defaults, repeats) and splits the positionals off at `--`. Its own reading of argv
+ * (mri's) differs from getopt's, so the words are first checked against the declaration and
+ * handed to cac in a form it reads only one way: see {@link parseCommand}.
  */
+import { cac, type Command as CacCommand } from "cac";
 import type { Config } from "../config.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { print } from "./output.ts";
@@ -168,15 +174,31 @@ export class Group {
 /** The outcome of parsing a command's words: help asked for, or its positionals and options. */
 export type Parsed = { help: true } | { help: false; args: string[]; options: OptionValues };
 
-/** Parses the words after a command's name against its definition; bad usage is an InvalidArgumentError. */
+/**
+ * Goes before every option value handed to cac. mri, cac's reader, turns a value that looks
+ * like a number into one (`-t 010` would be 10) and takes an empty `--opt=` as "use the next
+ * word"; a value behind a NUL, which no argv word can hold, is neither, and comes back as typed.
+ */
+const VERBATIM = "\0";
+
+/** The cac spelling of an option: `-t, --target <target>`. */
+const cacSpelling = (o: OptionDef) =>
+  [o.short && `-${o.short}`, o.long && `--${o.long}`].filter(Boolean).join(", ") + (o.value ? (o.value.optional ? ` [${o.value.name}]` : ` <${o.value.name}>`) : "");
+
+/**
+ * Parses the words after a command's name against its definition; bad usage is an
+ * InvalidArgumentError. The words are read by getopt's rules here only to check them and to
+ * write each option in the one form mri reads as getopt would (`--long=VALUE`, a flag alone, the
+ * positionals after a `--`): mri would read `-oVALUE` as the cluster `-o -V -A …`, take a value
+ * starting with `-` for a missing one, `--no-x` for x=false, drop a `-` positional, and leave
+ * unknown options to a later check with messages of its own. cac then parses those words.
+ */
 export function parseCommand(cmd: CommandDef, words: readonly string[], usage: string): Parsed {
   const bad = (why: string) => new InvalidArgumentError(usage, `${why} (see --help)`);
-  const options: OptionValues = {};
+  const given: string[] = [];
   const args: string[] = [];
-  const set = (o: OptionDef, value: string | true) => {
-    if (o.repeat && value !== true) options[o.key] = [...((options[o.key] as string[] | undefined) ?? []), value];
-    else options[o.key] = value;
-  };
+  const flag = (o: OptionDef) => (o.long ? `--${o.long}` : `-${o.short}`);
+  const set = (o: OptionDef, value: string | true) => given.push(value === true ? flag(o) : `${flag(o)}=${VERBATIM}${value}`);
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     if (w === "--") {
@@ -223,12 +245,35 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
     }
     args.push(w);
   }
-  for (const o of cmd.options) if (options[o.key] === undefined && o.default !== undefined) options[o.key] = o.default;
+  const parsed = cacParse(cmd, [...given, "--", ...args]);
+  const positionals = parsed.options["--"] as string[];
   const required = cmd.args.filter((a) => a.required).length;
-  if (args.length < required) throw bad(`missing argument ${cmd.args[args.length]!.name.toUpperCase()}`);
+  if (positionals.length < required) throw bad(`missing argument ${cmd.args[positionals.length]!.name.toUpperCase()}`);
   const variadic = cmd.args.some((a) => a.variadic);
-  if (!variadic && args.length > cmd.args.length) throw bad(`unexpected argument "${args[cmd.args.length]}"`);
-  return { help: false, args, options };
+  if (!variadic && positionals.length > cmd.args.length) throw bad(`unexpected argument "${positionals[cmd.args.length]}"`);
+  return { help: false, args: positionals, options: parsed.values };
+}
+
+/**
+ * cac's parse of `words` (checked, as {@link parseCommand} writes them) for `cmd`: the option
+ * values by each option's key (a repeatable one as a list, another its last value), and cac's
+ * options, whose `--` holds the positionals.
+ */
+function cacParse(cmd: CommandDef, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
+  const cli = cac("stor");
+  const command: CacCommand = cli.command([cmd.name, ...cmd.args.map((a) => (a.required ? `<${a.variadic ? "..." : ""}${a.name}>` : `[${a.variadic ? "..." : ""}${a.name}]`))].join(" "));
+  for (const o of cmd.options) command.option(cacSpelling(o), o.description, o.default === undefined ? undefined : { default: o.default });
+  const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
+  if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
+  const values: OptionValues = {};
+  command.options.forEach((c, i) => {
+    const raw = options[c.name] as unknown;
+    if (raw === undefined) return;
+    const all = (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v)));
+    const o = cmd.options[i]!;
+    values[o.key] = o.repeat ? all.filter((v): v is string => v !== true) : all.at(-1);
+  });
+  return { values, options };
 }
 
 /** The positionals as the handler takes them: one each, the variadic one as a list. */

@@ -43,6 +43,14 @@ describe("parseCommand", () => {
     expect(parse(prepare, "--", "-h")).toMatchObject({ help: false, args: ["-h"] });
   });
 
+  test("values come as typed (cac reads them): numbers, empty, a leading dash; - is a positional", () => {
+    expect(parse(prepare, "-t", "010", "-l", "1e3", "k")).toMatchObject({ options: { target: "010", label: ["1e3"] } });
+    expect(parse(prepare, "--target=", "k")).toMatchObject({ args: ["k"], options: { target: "" } });
+    expect(parse(prepare, "-t", "-x", "k", "-")).toMatchObject({ args: ["k", "-"], options: { target: "-x" } });
+    expect(parse(prepare, "--format", "json", "--format", "table", "k")).toMatchObject({ options: { format: "table" } });
+    expect(refusal(prepare, "--no-mounts", "k")).toEqual([2, "prepare: unknown option --no-mounts (see --help)"]);
+  });
+
   test("an optional value is taken with = or from a next word that is not an option", () => {
     expect(parse(serve)).toEqual({ help: false, args: [], options: {} });
     expect(parse(serve, "--docker-volume")).toMatchObject({ options: { dockerVolume: true } });
