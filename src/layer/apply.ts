@@ -5,12 +5,16 @@
  * the parents of an overlay snapshot are only read.
  *
  * Whiteouts follow the OCI image spec: `.wh.NAME` deletes NAME, `.wh..wh..opq` empties its
- * directory, and neither removes what the same layer brought. On overlay the deletion is also
- * recorded the way overlayfs reads it (a 0/0 character device, the opaque xattr), so that the
- * mounted snapshot hides what its parents still hold.
+ * directory, and neither removes what the same layer brought, before or after them in the layer.
+ * On overlay the deletion is also recorded the way overlayfs reads it (a 0/0 character device, the
+ * opaque xattr), so that the mounted snapshot hides what its parents still hold. No name with the
+ * whiteout prefix ever reaches the disk as a file.
+ *
+ * All or nothing: every change is journalled ({@link UndoJournal}) and undone when the layer is
+ * refused or fails part-way, so the snapshot is then as it was.
  */
 import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync } from "node:fs";
-import { describe, exitCodeOf, PreconditionError, StorError } from "../errors.ts";
+import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
@@ -23,7 +27,8 @@ import { Lowers } from "./lowers.ts";
 import { entryParts } from "./paths.ts";
 import { malformed, type TarHeader } from "./tarFormat.ts";
 import { TarReader } from "./tarReader.ts";
-import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
+import { UndoJournal } from "./undoJournal.ts";
+import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
 const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP } = Errno;
 /** As the kernel's limit on symlinks followed in one path walk. */
@@ -33,18 +38,31 @@ const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 const DEVICE_TYPE_BITS = { char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO } as const;
 type DeviceType = keyof typeof DEVICE_TYPE_BITS;
+/** How often, at most, an apply reports its progress. */
+const PROGRESS_MS = 100;
+/**
+ * Errors a system call gives for what the layer asks, not for the state of the machine: a name
+ * too long, a file too large, an entry below a file. The layer is refused as invalid (exit 2).
+ */
+const INPUT_ERRNOS = new Set(["EINVAL", "ENAMETOOLONG", "ELOOP", "ENOTDIR", "EISDIR", "EFBIG", "E2BIG", "ERANGE", "EMLINK", "EEXIST"]);
+
+/** How far an apply has got: uncompressed bytes read and entries applied. */
+export interface ApplyProgress {
+  bytes: number;
+  entries: number;
+}
 
 /**
  * Applies the layer read from `input` (plain, gzip or zstd) to active snapshot `key` and returns
  * its diffID: the sha256 of the uncompressed stream, as an image config's rootfs.diff_ids records
- * it. `source` names the input in errors. A failure leaves the active snapshot partly changed and
- * every other snapshot untouched.
+ * it. `source` names the input in errors. A failure leaves every snapshot as it was. `onProgress`
+ * hears how far it has got, at most every {@link PROGRESS_MS} ms and once at the end.
  */
-export async function applyToSnapshot(svc: SnapshotService, key: string, input: LayerInput, source: string): Promise<string> {
+export async function applyToSnapshot(svc: SnapshotService, key: string, input: LayerInput, source: string, onProgress?: (p: ApplyProgress) => void): Promise<string> {
   const view = svc.layerView(key);
   if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
   try {
-    return await applyLayer(view.upper, view.snapshotter === "overlay" ? view.parents : undefined, input);
+    return await applyLayer(view.upper, view.snapshotter === "overlay" ? view.parents : undefined, input, onProgress);
   } catch (err) {
     throw new StorError(`apply ${source} to snapshot "${key}"`, describe(err), exitCodeOf(err), { cause: err });
   }
@@ -53,18 +71,34 @@ export async function applyToSnapshot(svc: SnapshotService, key: string, input: 
 /**
  * Applies a layer to the tree at `root` and returns its diffID. `overlayParents` (nearest first)
  * makes `root` an overlay upper directory: deletions become whiteouts and new parent directories
- * take their metadata from the parents.
+ * take their metadata from the parents. On failure `root` is left as it was. The trash of what
+ * the layer deletes is kept beside `root` until the end, so its parent must be stor's too.
  */
-export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: LayerInput): Promise<string> {
+export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: LayerInput, onProgress?: (p: ApplyProgress) => void): Promise<string> {
   const applier = new Applier(root, overlayParents);
   const ring = new HashRing();
   const chunks = uncompressedChunks(input, ring);
   try {
     const reader = new TarReader(chunks);
-    for (let h = await reader.next(); h; h = await reader.next()) await applier.entry(h, reader);
+    let entries = 0;
+    let reported = performance.now();
+    for (let h = await reader.next(); h; h = await reader.next()) {
+      await applier.entry(h, reader);
+      entries++;
+      if (onProgress && performance.now() - reported >= PROGRESS_MS) {
+        reported = performance.now();
+        onProgress({ bytes: reader.offset, entries });
+      }
+    }
     await reader.drain();
     applier.finish();
-    return `sha256:${await ring.digest()}`;
+    const diffID = `sha256:${await ring.digest()}`;
+    applier.commit();
+    onProgress?.({ bytes: reader.offset, entries });
+    return diffID;
+  } catch (err) {
+    applier.rollback(err);
+    throw err;
   } finally {
     ring.close();
     await chunks.return(undefined); // closes the input if the apply stopped early
@@ -76,6 +110,7 @@ export async function applyLayer(root: string, overlayParents: readonly string[]
 class Applier {
   readonly #root: ConfinedDir;
   readonly #lowers: Lowers | undefined;
+  readonly #journal: UndoJournal;
   /** Paths this layer created or changed, and their ancestors: what its whiteouts must spare. */
   readonly #unpacked = new Set<string>();
   /** Directory times, set at the end: adding entries to a directory changes its mtime. */
@@ -86,7 +121,7 @@ class Applier {
    * makes it stale (`key` undefined), as the name may then lead elsewhere; the descriptor is only
    * closed when the next entry replaces it, as the current one may still be using it.
    */
-  readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited } = { key: undefined, fd: -1 };
+  readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited; at?: string } = { key: undefined, fd: -1 };
   /** What a new file gets unasked: the process's user and group, and the mode less the umask. */
   readonly #uid = process.geteuid?.() ?? -1;
   readonly #gid = process.getegid?.() ?? -1;
@@ -95,6 +130,12 @@ class Applier {
   constructor(root: string, overlayParents: readonly string[] | undefined) {
     this.#root = new ConfinedDir(root);
     this.#lowers = overlayParents && new Lowers(overlayParents);
+    try {
+      this.#journal = new UndoJournal(this.#root);
+    } catch (err) {
+      this.#root.close();
+      throw err;
+    }
   }
 
   async entry(h: TarHeader, reader: TarReader): Promise<void> {
@@ -103,24 +144,31 @@ class Applier {
     if (name === undefined) {
       if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
       this.#lastDir.key = undefined; // its setgid bit or default ACL may change
+      this.#journal.save("");
       this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
       return;
     }
-    if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
-    const path = parts.join("/");
-    const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
+    // A layer's directory names are real names, and one with the prefix could never be diffed back.
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${h.path}": directory "${parts[i]}" has the whiteout prefix`);
+    }
     try {
+      if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
+      const path = parts.join("/");
+      const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
       if (h.type === "file") await this.#writeFile(dir, name, h, reader);
       else {
         this.#create(dir, name, h);
         if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
       }
+      this.#unpacked.add(path); // its ancestors were added when its directory was opened
     } catch (err) {
       // A failed system call, stor's own or node's (fchown, ftruncate), is named by its entry.
-      const failedCall = err instanceof SysError || typeof (err as NodeJS.ErrnoException)?.syscall === "string";
-      throw failedCall ? new StorError(`entry "${h.path}"`, describe(err), exitCodeOf(err), { cause: err }) : err;
+      const failed = err instanceof SysError ? err.errnoName : (err as NodeJS.ErrnoException)?.syscall ? (err as NodeJS.ErrnoException).code : undefined;
+      if (failed === undefined) throw err;
+      const what = `entry "${h.path}"`;
+      throw INPUT_ERRNOS.has(failed) ? new InvalidArgumentError(what, describe(err), { cause: err }) : new StorError(what, describe(err), exitCodeOf(err), { cause: err });
     }
-    this.#unpacked.add(path); // its ancestors were added when its directory was opened
   }
 
   /**
@@ -135,6 +183,7 @@ class Applier {
     last.key = undefined;
     last.fd = -1;
     last.passes = undefined;
+    last.at = undefined;
     last.fd = this.#parentDir(parts.slice(0, -1), path);
     last.key = key;
     for (let p = key; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
@@ -156,10 +205,21 @@ class Applier {
     };
   }
 
+  /** Where directory `dir` is below the root, as the journal records it. */
+  #at(dir: number): string {
+    const last = this.#lastDir;
+    return dir === last.fd ? (last.at ??= this.#journal.where(dir)) : this.#journal.where(dir);
+  }
+
+  /** Records `name`, just made in `dir`. */
+  #made(dir: number, name: string, isDir = false): void {
+    this.#journal.made(this.#at(dir), name, isDir);
+  }
+
   /** Removes `name` in `dir` and everything below it; what the layer names afterwards is resolved again. */
   #remove(dir: number, name: string): void {
     this.#lastDir.key = undefined;
-    this.#root.removeAll(dir, name);
+    this.#journal.remove(dir, this.#at(dir), name);
   }
 
   /**
@@ -167,13 +227,16 @@ class Applier {
    * again. Trying first keeps the common case, a new name, to one system call.
    */
   #replacing<T>(dir: number, name: string, create: () => T): T {
+    let made: T;
     try {
-      return create();
+      made = create();
     } catch (err) {
       if (!(err instanceof SysError && err.errno === EEXIST)) throw err;
       this.#remove(dir, name);
-      return create();
+      made = create();
     }
+    this.#made(dir, name);
+    return made;
   }
 
   /** Puts entry `h` (anything but a regular file) at `name` in `dir`; a directory stays a directory. */
@@ -182,9 +245,12 @@ class Applier {
     switch (h.type) {
       case "dir": {
         const existing = mkdirAt(dir, name, 0o700, what) ? undefined : lstatAt(dir, name);
-        if (!existing || existing.isDirectory()) return;
+        if (!existing) return this.#made(dir, name, true);
+        // Its metadata is the entry's now.
+        if (existing.isDirectory()) return this.#journal.save(inside(this.#at(dir), name));
         this.#remove(dir, name);
         if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
+        this.#made(dir, name, true);
         // A directory replacing an overlay whiteout must not show what the parents had there.
         if (this.#lowers && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
         return;
@@ -245,7 +311,7 @@ class Applier {
     if (h.type !== "symlink" && !asCreated?.mode) target.chmod(h.mode);
     for (const [key, value] of h.xattrs) {
       // Overlayfs's own xattrs (redirects, opaque, origin) could forge its view; only whiteouts may.
-      if (key.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+      if (isOverlayXattr(key)) continue;
       try {
         target.setXattr(key, value);
       } catch (err) {
@@ -263,7 +329,8 @@ class Applier {
   #parentDir(parts: string[], path: string, hops = 0): number {
     const fd = this.#root.openDir(parts);
     if (fd >= 0) return fd;
-    if (-fd !== ENOENT) throw new SysError(`parent directory of ${path}`, -fd);
+    // On overlay, ENOTDIR may be a whiteout on the way, which a new directory replaces.
+    if (-fd !== ENOENT && !(-fd === ENOTDIR && this.#lowers)) throw new SysError(`parent directory of ${path}`, -fd);
     // One component at a time, each resolved from the root again, as symlinks may lead anywhere inside.
     let dir = this.#root.openDir([]);
     for (let i = 0; i < parts.length; i++) {
@@ -277,9 +344,18 @@ class Applier {
         const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
         return this.#parentDir(through, path, hops + 1);
       }
-      if (next === -ENOENT) {
-        const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+      const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+      if (next === -ENOTDIR && this.#lowers && isWhiteoutAt(dir, parts[i]!)) {
+        // Deleted by this layer, and made again for what the layer brings there: nothing of the parents shows.
+        this.#remove(dir, parts[i]!);
         if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
+        this.#made(dir, parts[i]!, true);
+        setXattrAt(dir, parts[i]!, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        chmodAt(dir, parts[i]!, 0o755, what);
+        next = this.#root.openDir(upTo);
+      } else if (next === -ENOENT) {
+        if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
+        this.#made(dir, parts[i]!, true);
         this.#parentMetadata(dir, parts[i]!, upTo);
         next = this.#root.openDir(upTo);
       }
@@ -314,18 +390,51 @@ class Applier {
       if (!this.#lowers?.find(dirParts.join("/"))?.isDirectory()) return;
       dir = this.#parentDir(dirParts, path);
     }
+    if (dir === -ENOTDIR) return; // below a file (or a whiteout): nothing there to delete
     if (dir < 0) throw new SysError(`whiteout ${path}`, -dir);
-    const keep = (child: string) => this.#unpacked.has([...dirParts, child].join("/"));
+    const targetParts = [...dirParts, target];
     try {
-      if (name === OPAQUE_MARKER) {
-        for (const child of readdirAt(dir, ".")) if (!keep(child)) this.#remove(dir, child);
-        if (overlay) setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
-      } else if (!keep(target)) {
+      if (name === OPAQUE_MARKER) this.#hideBelow(dir, dirParts, path);
+      else if (!this.#unpacked.has(targetParts.join("/"))) {
         this.#remove(dir, target);
-        if (overlay) mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
+        if (overlay) {
+          mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
+          this.#made(dir, target);
+        }
+      } else if (lstatAt(dir, target)?.isDirectory()) {
+        // The layer brought entries below it, before the whiteout: only what was there before goes.
+        const sub = openAt(dir, target, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
+        try {
+          this.#hideBelow(sub, targetParts, path);
+        } finally {
+          closeSync(sub);
+        }
       }
     } finally {
       closeSync(dir);
+    }
+  }
+
+  /**
+   * Empties directory `dir` (at `parts`) of all this layer did not bring, at every depth; on
+   * overlay also hides what the parents have there.
+   */
+  #hideBelow(dir: number, parts: string[], path: string, top = true): void {
+    for (const child of readdirAt(dir, ".")) {
+      const childParts = [...parts, child];
+      if (!this.#unpacked.has(childParts.join("/"))) this.#remove(dir, child);
+      else if (lstatAt(dir, child)?.isDirectory()) {
+        const sub = openAt(dir, child, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
+        try {
+          this.#hideBelow(sub, childParts, path, false);
+        } finally {
+          closeSync(sub);
+        }
+      }
+    }
+    if (this.#lowers && top) {
+      this.#journal.save(this.#at(dir));
+      setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
     }
   }
 
@@ -340,6 +449,20 @@ class Applier {
       } finally {
         closeSync(dir);
       }
+    }
+  }
+
+  /** Keeps what the layer did. */
+  commit(): void {
+    this.#journal.commit();
+  }
+
+  /** Undoes what the layer did, after `failure`; a failure to undo is reported with it. */
+  rollback(failure: unknown): void {
+    try {
+      this.#journal.rollback();
+    } catch (err) {
+      throw new StorError(describe(failure), `and undoing the changes failed: ${describe(err)}`, ExitCode.internal, { cause: err });
     }
   }
 
@@ -361,6 +484,15 @@ interface Inherited {
   gid: number;
   acl: boolean;
 }
+
+/** True when `name` in `dir` is an overlayfs whiteout. */
+function isWhiteoutAt(dir: number, name: string): boolean {
+  const st = lstatAt(dir, name);
+  return st !== undefined && isOverlayWhiteout(st);
+}
+
+/** `name` in directory `dir` (a path below the root, `""` for the root). */
+const inside = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
 
 function inherited(dir: number): Inherited {
   return { gid: fstatSync(dir).gid, acl: getXattrAt(dir, ".", "system.posix_acl_default") !== undefined };

@@ -13,7 +13,7 @@ import { decodeName, encodeName } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
 import { Lowers } from "./lowers.ts";
-import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
+import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
 /** Where a snapshot's layer is read: see {@link SnapshotService.layerView}. */
 export type LayerView = ReturnType<SnapshotService["layerView"]>;
@@ -44,8 +44,15 @@ function sortedNames(dir: string): string[] {
   return listNames(dir).sort(byName);
 }
 
-/** The names in `dir`, any bytes (see {@link decodeName}). */
-const listNames = (dir: string) => readdirSync(encodeName(dir), { encoding: "buffer" }).map(decodeName);
+/**
+ * The names in `dir` (any bytes, see {@link decodeName}) that a layer can carry: one with the
+ * whiteout prefix would read as a deletion, so it is no change of a layer's. Applying never makes
+ * one; only a process writing through a mount can.
+ */
+const listNames = (dir: string) =>
+  readdirSync(encodeName(dir), { encoding: "buffer" })
+    .map(decodeName)
+    .filter((name) => !name.startsWith(WHITEOUT_PREFIX));
 
 /** `dir/rel`, or `dir` for no `rel`. Not path.join: that would turn escaped bytes into U+FFFD. */
 const inside = (dir: string, rel: string) => (rel ? `${dir}/${rel}` : dir);
@@ -123,7 +130,7 @@ export const readLink = (path: string) => readlinkSync(encodeName(path), { encod
 export function layerXattrs(path: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const name of listXattrs(path).sort(byName)) {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+    if (isOverlayXattr(name)) continue;
     const value = getXattr(path, name);
     if (value !== undefined) out.set(name, value);
   }

@@ -166,6 +166,13 @@ export function setXattr(f: FileRef, name: string, value: Uint8Array): void {
   check(r, () => `set xattr ${name} on ${describeRef(f)}`);
 }
 
+/** Removes extended attribute `name` of `path` (not of a symlink's target); false when it had none. */
+export function removeXattr(path: string, name: string): boolean {
+  if (libc.lremovexattr(cstr(path), cstr(name)) === 0) return true;
+  if (errno() === Errno.ENODATA) return false;
+  throw new SysError(`remove xattr ${name} of ${path}`, errno());
+}
+
 /** Copies every extended attribute of `src` to `dst`; `onError` decides about each failure. */
 export function copyXattrs(src: FileRef, dst: FileRef, onError: (name: string, err: SysError) => void): void {
   for (const name of listXattrs(src)) {
