@@ -16,9 +16,9 @@
 import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync } from "node:fs";
 import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
-import { setTimes, setXattr, writeAllAt } from "../sys/file.ts";
+import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
 import { HashRing } from "./hashRing.ts";
@@ -30,7 +30,7 @@ import { TarReader } from "./tarReader.ts";
 import { UndoJournal } from "./undoJournal.ts";
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
-const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP } = Errno;
+const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP, EPERM } = Errno;
 /** As the kernel's limit on symlinks followed in one path walk. */
 const MAX_SYMLINK_HOPS = 40;
 const S_IFCHR = 0o020000;
@@ -145,6 +145,7 @@ class Applier {
       if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
       this.#lastDir.key = undefined; // its setgid bit or default ACL may change
       this.#journal.save("");
+      this.#dropXattrs(this.#root.fd, ".", h);
       this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
       return;
     }
@@ -211,7 +212,12 @@ class Applier {
     return dir === last.fd ? (last.at ??= this.#journal.where(dir)) : this.#journal.where(dir);
   }
 
-  /** Records `name`, just made in `dir`. */
+  /** Saves what `dir` was like before anything in it changes (its mtime will). */
+  #changing(dir: number): void {
+    this.#journal.save(this.#at(dir));
+  }
+
+  /** Records `name`, just made in `dir` (which {@link #changing} saved). */
   #made(dir: number, name: string, isDir = false): void {
     this.#journal.made(this.#at(dir), name, isDir);
   }
@@ -228,6 +234,7 @@ class Applier {
    */
   #replacing<T>(dir: number, name: string, create: () => T): T {
     let made: T;
+    this.#changing(dir);
     try {
       made = create();
     } catch (err) {
@@ -244,10 +251,13 @@ class Applier {
     const what = () => `create ${h.path}`;
     switch (h.type) {
       case "dir": {
+        this.#changing(dir);
         const existing = mkdirAt(dir, name, 0o700, what) ? undefined : lstatAt(dir, name);
         if (!existing) return this.#made(dir, name, true);
-        // Its metadata is the entry's now.
-        if (existing.isDirectory()) return this.#journal.save(inside(this.#at(dir), name));
+        if (existing.isDirectory()) {
+          this.#journal.save(inside(this.#at(dir), name));
+          return this.#dropXattrs(dir, name, h);
+        }
         this.#remove(dir, name);
         if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
         this.#made(dir, name, true);
@@ -256,10 +266,13 @@ class Applier {
         return;
       }
       case "symlink":
+        if (h.linkpath === "") throw malformed(`symlink "${h.path}" has no target`);
         return this.#replacing(dir, name, () => symlinkAt(h.linkpath, dir, name, what));
       case "link":
         return this.#hardlink(dir, name, h);
       default:
+        // overlayfs reads a 0/0 character device as a deletion: on either snapshotter it could never be diffed back.
+        if (h.type === "char" && h.devMajor === 0 && h.devMinor === 0) throw malformed(`entry "${h.path}": a character device 0/0 is overlayfs's whiteout, not a file`);
         return this.#replacing(dir, name, () => mknodAt(dir, name, DEVICE_TYPE_BITS[h.type as DeviceType] | 0o600, makedev(h.devMajor, h.devMinor), what));
     }
   }
@@ -294,11 +307,26 @@ class Applier {
     if (targetDir === -ENOENT || targetDir === -ENOTDIR) throw missing();
     if (targetDir < 0) throw new SysError(`hardlink ${h.path} to ${h.linkpath}`, -targetDir);
     try {
-      if (!lstatAt(targetDir, targetName)) throw missing();
+      const st = lstatAt(targetDir, targetName);
+      if (!st) throw missing();
+      if (st.isDirectory()) throw malformed(`hardlink "${h.path}" points to directory "${h.linkpath}"`);
+      // Already a name of that file (the entry names its own target): nothing to do.
+      const here = lstatAt(dir, name);
+      if (here && here.ino === st.ino && here.dev === st.dev) return;
       this.#replacing(dir, name, () => linkAt(targetDir, targetName, dir, name, () => `hardlink ${h.path} to ${h.linkpath}`));
     } finally {
       closeSync(targetDir);
     }
+  }
+
+  /**
+   * Removes the xattrs of existing directory `name` in `dir` that entry `h` does not have: its
+   * metadata is the entry's now, or a diff, which lists what a directory has, could not say so.
+   * overlayfs's own and the SELinux label are not a layer's to change.
+   */
+  #dropXattrs(dir: number, name: string, h: TarHeader): void {
+    const path = procPath(dir, name);
+    for (const key of listXattrs(path)) if (!h.xattrs.has(key) && !isOverlayXattr(key) && key !== "security.selinux") removeXattr(path, key);
   }
 
   /**
@@ -315,7 +343,9 @@ class Applier {
       try {
         target.setXattr(key, value);
       } catch (err) {
-        if (!(err instanceof SysError && err.errno === EOPNOTSUPP)) throw err;
+        // The filesystem keeps none; or, for a symlink or a device, none in the user namespace (as getfattr shows).
+        const unsupported = err instanceof SysError && (err.errno === EOPNOTSUPP || (err.errno === EPERM && key.startsWith("user.") && h.type !== "file" && h.type !== "dir"));
+        if (!unsupported) throw err;
       }
     }
     if (h.type === "dir") this.#dirTimes.push({ parts, mtimeNs: h.mtimeNs });
@@ -345,6 +375,7 @@ class Applier {
         return this.#parentDir(through, path, hops + 1);
       }
       const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+      if (next === -ENOTDIR || next === -ENOENT) this.#changing(dir);
       if (next === -ENOTDIR && this.#lowers && isWhiteoutAt(dir, parts[i]!)) {
         // Deleted by this layer, and made again for what the layer brings there: nothing of the parents shows.
         this.#remove(dir, parts[i]!);
@@ -397,7 +428,8 @@ class Applier {
       if (name === OPAQUE_MARKER) this.#hideBelow(dir, dirParts, path);
       else if (!this.#unpacked.has(targetParts.join("/"))) {
         this.#remove(dir, target);
-        if (overlay) {
+        if (overlay && this.#parentsShow(this.#at(dir), target)) {
+          this.#changing(dir);
           mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
           this.#made(dir, target);
         }
@@ -412,6 +444,19 @@ class Applier {
       }
     } finally {
       closeSync(dir);
+    }
+  }
+
+  /**
+   * True when the parents show `name` in directory `dir` of the upper directory (a path without
+   * symlinks): only then is a whiteout needed, and overlayfs lists one anywhere else (in an opaque
+   * directory, say) as a name that cannot be opened.
+   */
+  #parentsShow(dir: string, name: string): boolean {
+    if (!this.#lowers?.find(inside(dir, name))) return false;
+    for (let p = dir; ; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
+      if (getXattrAt(this.#root.fd, p || ".", OVERLAY_OPAQUE_XATTR)?.toString() === "y") return false;
+      if (p === "") return true;
     }
   }
 

@@ -155,10 +155,11 @@ export class TarReader {
     this.#naming = meta.path ?? name;
     let type = TYPES[flag];
     if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}"`);
-    if (type === "file" && flag !== "S" && name.endsWith("/")) type = "dir";
+    let path = meta.path ?? name;
+    // The name as the PAX header gives it: a ustar field cut short may end in a slash by chance.
+    if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
     const device = type === "char" || type === "block";
     const stored = meta.size ?? storedSize;
-    let path = meta.path ?? name;
     if (path.endsWith("/")) path = path.replace(/\/+$/, "");
     const uid = readNumber(block, FIELD.uid, "uid", 0, MAX_ID);
     const gid = readNumber(block, FIELD.gid, "gid", 0, MAX_ID);

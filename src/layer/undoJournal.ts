@@ -64,9 +64,8 @@ export class UndoJournal {
     }
   }
 
-  /** Records `name`, just made in directory `dir`; `isDir` when it is a directory. */
+  /** Records `name`, just made in directory `dir` (saved before); `isDir` when it is a directory. */
   made(dir: string, name: string, isDir: boolean): void {
-    this.save(dir);
     this.#steps.push({ op: "made", dir, name });
     if (isDir) this.#known.add(join2(dir, name));
   }
