@@ -62,6 +62,8 @@ interface Meta {
   sparse?: Map<string, string>;
   /** The repeated offset and numbytes records of PAX sparse 0.0, in order. */
   sparse00?: number[];
+  /** The first record whose value was refused. */
+  invalid?: unknown;
 }
 
 /** A region of a sparse file that holds data; everything else is a hole. */
@@ -130,7 +132,14 @@ export class TarReader {
           if (size > MAX_META_BYTES) throw malformed(`extended header of ${size} bytes is too large`);
           const data = size <= this.#in.buffered ? this.#in.view(size) : await this.#in.exact(size, () => "extended header");
           if (!data || data.length < size) throw malformed("truncated extended header");
-          if (flag === "x") parsePax(data, (key, value) => addRecord(meta, key, value));
+          // A bad value is reported with the name of the entry it is for, which comes next.
+          if (flag === "x") parsePax(data, (key, value) => {
+            try {
+              addRecord(meta, key, value);
+            } catch (err) {
+              meta.invalid ??= err;
+            }
+          });
           else if (flag === "L") meta.longName = cString(data);
           else if (flag === "K") meta.longLink = cString(data);
           if (flag === "L" || flag === "K") meta.records++;
@@ -153,6 +162,7 @@ export class TarReader {
   #header(block: Uint8Array, flag: string, storedSize: number, meta: Meta): TarHeader {
     const name = meta.longName ?? headerName(block);
     this.#naming = meta.path ?? name;
+    if (meta.invalid) throw meta.invalid;
     let type = TYPES[flag];
     if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}"`);
     let path = meta.path ?? name;
