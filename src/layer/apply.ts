@@ -385,6 +385,8 @@ class Applier {
         chmodAt(dir, parts[i]!, 0o755, what);
         next = this.#root.openDir(upTo);
       } else if (next === -ENOENT) {
+        // Reached through a symlink: the layer never names it, but it must not reach the disk either.
+        if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${path}": directory "${parts[i]}" has the whiteout prefix`);
         if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
         this.#made(dir, parts[i]!, true);
         this.#parentMetadata(dir, parts[i]!, upTo);

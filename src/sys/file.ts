@@ -89,7 +89,10 @@ export function writeAllAt(fd: number, bytes: Uint8Array, position: number, what
 
 /** The two struct timespec that utimensat and futimens take, from nanoseconds. */
 export function timespecs(atimeNs: bigint, mtimeNs: bigint): BigInt64Array {
-  return new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
+  // Seconds rounded down, so that the nanoseconds are never negative (the kernel refuses them).
+  const seconds = (ns: bigint) => ns / 1_000_000_000n - (ns % 1_000_000_000n < 0n ? 1n : 0n);
+  const [a, m] = [seconds(atimeNs), seconds(mtimeNs)];
+  return new BigInt64Array([a, atimeNs - a * 1_000_000_000n, m, mtimeNs - m * 1_000_000_000n]);
 }
 
 /**
