@@ -13,7 +13,7 @@
  * All or nothing: every change is journalled ({@link UndoJournal}) and undone when the layer is
  * refused or fails part-way, so the snapshot is then as it was.
  */
-import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync } from "node:fs";
+import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, type BigIntStats } from "node:fs";
 import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
@@ -64,7 +64,9 @@ export async function applyToSnapshot(svc: SnapshotService, key: string, input: 
   try {
     return await applyLayer(view.upper, view.snapshotter === "overlay" ? view.parents : undefined, input, onProgress);
   } catch (err) {
-    throw new StorError(`apply ${source} to snapshot "${key}"`, describe(err), exitCodeOf(err), { cause: err });
+    // Entry names are the layer's, and may hold a newline: the message stays one line.
+    const why = describe(err).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+    throw new StorError(`apply ${source} to snapshot "${key}"`, why, exitCodeOf(err), { cause: err });
   }
 }
 
@@ -141,19 +143,18 @@ class Applier {
   async entry(h: TarHeader, reader: TarReader): Promise<void> {
     const parts = entryParts(h.path);
     const name = parts.at(-1);
-    if (name === undefined) {
-      if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
-      this.#lastDir.key = undefined; // its setgid bit or default ACL may change
-      this.#journal.save("");
-      this.#dropXattrs(this.#root.fd, ".", h);
-      this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
-      return;
-    }
+    if (name === undefined && h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
     // A layer's directory names are real names, and one with the prefix could never be diffed back.
     for (let i = 0; i < parts.length - 1; i++) {
       if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${h.path}": directory "${parts[i]}" has the whiteout prefix`);
     }
     try {
+      if (name === undefined) {
+        this.#lastDir.key = undefined; // its setgid bit or default ACL may change
+        this.#journal.save("");
+        this.#dropXattrs(this.#root.fd, ".", h);
+        return this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
+      }
       if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
       const path = parts.join("/");
       const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
@@ -366,8 +367,12 @@ class Applier {
     for (let i = 0; i < parts.length; i++) {
       const upTo = parts.slice(0, i + 1);
       let next = this.#root.openDir(upTo);
-      if (next === -ENOENT && lstatAt(dir, parts[i]!)?.isSymbolicLink()) {
-        const target = readlinkAt(dir, parts[i]!);
+      // What the snapshot shows there when the upper directory has nothing: the parents' (on overlay).
+      const upper = next === -ENOENT ? lstatAt(dir, parts[i]!) : undefined;
+      const lower = next === -ENOENT && !upper && this.#lowers ? this.#parentsHave(this.#at(dir), parts[i]!) : undefined;
+      const here = upper ?? lower;
+      if (here?.isSymbolicLink()) {
+        const target = upper ? readlinkAt(dir, parts[i]!) : this.#lowers!.readlink(inside(this.#at(dir), parts[i]!));
         closeSync(dir);
         if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
         // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
@@ -384,6 +389,8 @@ class Applier {
         setXattrAt(dir, parts[i]!, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
         chmodAt(dir, parts[i]!, 0o755, what);
         next = this.#root.openDir(upTo);
+      } else if (next === -ENOENT && here && !here.isDirectory()) {
+        throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, ENOTDIR);
       } else if (next === -ENOENT) {
         // Reached through a symlink: the layer never names it, but it must not reach the disk either.
         if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${path}": directory "${parts[i]}" has the whiteout prefix`);
@@ -430,7 +437,7 @@ class Applier {
       if (name === OPAQUE_MARKER) this.#hideBelow(dir, dirParts, path);
       else if (!this.#unpacked.has(targetParts.join("/"))) {
         this.#remove(dir, target);
-        if (overlay && this.#parentsShow(this.#at(dir), target)) {
+        if (overlay && this.#parentsHave(this.#at(dir), target)) {
           this.#changing(dir);
           mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
           this.#made(dir, target);
@@ -450,15 +457,16 @@ class Applier {
   }
 
   /**
-   * True when the parents show `name` in directory `dir` of the upper directory (a path without
-   * symlinks): only then is a whiteout needed, and overlayfs lists one anywhere else (in an opaque
-   * directory, say) as a name that cannot be opened.
+   * What the parents show at `name` in directory `dir` of the upper directory (a path without
+   * symlinks) through the mount: nothing below an opaque directory. Only there is a whiteout
+   * needed; overlayfs lists one anywhere else as a name that cannot be opened.
    */
-  #parentsShow(dir: string, name: string): boolean {
-    if (!this.#lowers?.find(inside(dir, name))) return false;
+  #parentsHave(dir: string, name: string): BigIntStats | undefined {
+    const st = this.#lowers?.find(inside(dir, name));
+    if (!st) return undefined;
     for (let p = dir; ; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
-      if (getXattrAt(this.#root.fd, p || ".", OVERLAY_OPAQUE_XATTR)?.toString() === "y") return false;
-      if (p === "") return true;
+      if (getXattrAt(this.#root.fd, p || ".", OVERLAY_OPAQUE_XATTR)?.toString() === "y") return undefined;
+      if (p === "") return st;
     }
   }
 

@@ -111,16 +111,28 @@ export class FuzzBed {
     this.#baseTree = treeListing(this.#svc.layerView("base").upper, true);
   }
 
-  /** Applies `input` to a fresh snapshot on the parent and checks every invariant; throws {@link Violation}. */
+  /**
+   * An active snapshot on the parent with {@link PRE} applied, and its exact listing. A refusal
+   * leaves it as it was (which {@link run} checks), so the next input gets it again.
+   */
+  #ready: { key: string; upper: string; before: string[] } | undefined;
+
+  async #fresh(): Promise<{ key: string; upper: string; before: string[] }> {
+    const key = `a${this.#n++}`;
+    this.#svc.prepare(key, "base");
+    await applyToSnapshot(this.#svc, key, chunked(PRE_BYTES), "pre");
+    const upper = this.#svc.layerView(key).upper;
+    return { key, upper, before: treeListing(upper, true) };
+  }
+
+  /** Applies `input` to a snapshot on the parent and checks every invariant; throws {@link Violation}. */
   async run(input: Uint8Array, seed: number): Promise<Outcome> {
     const rng = new Rng(seed);
-    const a = `a${this.#n++}`;
+    const ready = (this.#ready ??= await this.#fresh());
+    this.#ready = undefined; // given back only when a refusal left it as it was
+    const a = ready.key;
     const keys = [a];
     try {
-      this.#svc.prepare(a, "base");
-      await applyToSnapshot(this.#svc, a, chunked(PRE_BYTES), "pre");
-      const upper = this.#svc.layerView(a).upper;
-      const before = treeListing(upper, true);
       const bound = Math.max(1000, (2000 * input.length) / (1 << 20));
       const t0 = performance.now();
       let outcome: Outcome;
@@ -131,12 +143,16 @@ export class FuzzBed {
         outcome = { accepted: false, ms: performance.now() - t0, error: describe(err) };
         if (exitCodeOf(err) !== 2) throw new Violation(`refused with exit ${exitCodeOf(err)}, not 2: ${describe(err)}`);
         if (describe(err).includes("\n")) throw new Violation(`refused with more than one line: ${JSON.stringify(describe(err))}`);
-        const after = treeListing(upper, true);
-        if (after.join("\n") !== before.join("\n")) throw new Violation(`refused (${describe(err)}) but the snapshot changed: ${firstDifference(before, after)}`);
+        const after = treeListing(ready.upper, true);
+        if (after.join("\n") !== ready.before.join("\n")) throw new Violation(`refused (${describe(err)}) but the snapshot changed: ${firstDifference(ready.before, after)}`);
       }
       if (outcome.ms > bound) throw new Violation(`apply took ${outcome.ms.toFixed(0)} ms for ${input.length} bytes (bound ${bound.toFixed(0)} ms)`);
       this.#checkOutside();
-      if (!outcome.accepted) return outcome;
+      if (!outcome.accepted) {
+        this.#ready = ready;
+        keys.length = 0;
+        return outcome;
+      }
 
       const list = changes(this.#svc.layerView(a));
       // A sparse file's holes are written out whole: a terabyte of them is no input to read back.
