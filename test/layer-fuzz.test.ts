@@ -1,7 +1,8 @@
 /**
  * The layer fuzzer in the suite: every crasher it has found (test/fuzz/regressions) replayed
  * against every invariant on both snapshotters, in-process and through the real binary; then a
- * short run of fresh inputs (`npm run fuzz` runs as long as asked). A failure names the seed and
+ * short run of fresh inputs and a stretch of the truncation sweep (`npm run fuzz` runs as long as
+ * asked). A failure names the seed and
  * input, which `fuzzInput(seed, index)` makes again.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -11,12 +12,13 @@ import { TestRoot, isRoot, must, need, unmountBelow } from "./helpers.ts";
 import { SNAPSHOTTERS, oneLineError, tar } from "./layer-helpers.ts";
 import { FuzzBed, treeListing } from "./fuzz/harness.ts";
 import { fuzz } from "./fuzz/run.ts";
-import { BASE, encode } from "./fuzz/tarModel.ts";
+import { BASE, SWEEP_LENGTH, encode } from "./fuzz/tarModel.ts";
 
 const REGRESSIONS = join(import.meta.dir, "fuzz", "regressions");
 const CRASHERS = readdirSync(REGRESSIONS).filter((n) => n.endsWith(".tar")).sort();
-/** Seconds of fresh fuzzing in the suite. */
-const SHORT_RUN = 40;
+/** Seconds of fresh fuzzing in the suite, and of the truncation sweep: together under a minute. */
+const SHORT_RUN = 35;
+const SWEEP_RUN = 20;
 
 describe("fuzz crashers stay fixed", () => {
   const run = isRoot();
@@ -104,4 +106,18 @@ test(
     expect(s.runs).toBeGreaterThan(0);
   },
   (SHORT_RUN + 60) * 1000,
+);
+
+test(
+  `${SWEEP_RUN} s of the truncation sweep break no invariant`,
+  async () => {
+    if (!need(isRoot(), "needs root")) return;
+    // A different stretch each run (the whole sweep, `npm run fuzz -- --sweep`, takes minutes).
+    const start = Number(process.env.FUZZ_SWEEP_START ?? Math.floor(Math.random() * SWEEP_LENGTH));
+    const s = await fuzz({ seconds: SWEEP_RUN, seed: "sweep", start, binaryEvery: 0 });
+    console.log(`truncation sweep from ${start}: ${s.runs} cuts in ${s.seconds.toFixed(0)} s`);
+    expect(s.found.map((f) => `sweep input ${f.index}: ${f.message}`)).toEqual([]);
+    expect(s.runs).toBeGreaterThan(0);
+  },
+  (SWEEP_RUN + 60) * 1000,
 );

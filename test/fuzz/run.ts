@@ -6,14 +6,17 @@
  * `test/fuzz/regressions/found-SEED-INDEX.tar` with the message beside it (`.txt`); the test suite
  * replays every file there.
  *
- * Usage: bun test/fuzz/run.ts [--seconds N] [--seed S] [--binary-every K] [--out DIR]
+ * `--sweep` runs the truncation sweep instead: every seed layer cut at every offset (from input
+ * `--start`, 0 unless given).
+ *
+ * Usage: bun test/fuzz/run.ts [--seconds N] [--seed S | --sweep] [--start I] [--binary-every K] [--out DIR]
  * Prints a summary; exits 1 when anything was found.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawn } from "bun";
 import { unmountBelow } from "../helpers.ts";
-import { fuzzInput } from "./tarModel.ts";
+import { fuzzInput, sweepInput } from "./tarModel.ts";
 
 /** Longest a worker may go without starting the next input: an apply past 2 s/MiB is bad anyway. */
 const HANG_MS = 20_000;
@@ -28,7 +31,7 @@ export interface FuzzSummary {
 }
 
 /** Runs the fuzzer for `seconds`; `out` (if given) receives the crashers. */
-export async function fuzz(opts: { seconds: number; seed: number; binaryEvery: number; out?: string; log?: (line: string) => void }): Promise<FuzzSummary> {
+export async function fuzz(opts: { seconds: number; seed: number | "sweep"; start?: number; binaryEvery: number; out?: string; log?: (line: string) => void }): Promise<FuzzSummary> {
   const dir = mkdtempSync("/tmp/stor-fuzz-");
   const t0 = Date.now();
   const until = t0 + opts.seconds * 1000;
@@ -38,14 +41,14 @@ export async function fuzz(opts: { seconds: number; seed: number; binaryEvery: n
     if (opts.out && !summary.found.some((f) => f.index === index)) {
       mkdirSync(opts.out, { recursive: true });
       file = join(opts.out, `found-${opts.seed}-${index}.tar`);
-      writeFileSync(file, fuzzInput(opts.seed, index));
+      writeFileSync(file, opts.seed === "sweep" ? sweepInput(index)! : fuzzInput(opts.seed, index));
       writeFileSync(file.replace(/\.tar$/, ".txt"), `${message}\n`);
     }
     summary.found.push({ index, message, file });
     opts.log?.(`found ${index}: ${message}`);
   };
   try {
-    let next = 0;
+    let next = opts.start ?? 0;
     while (Date.now() < until) {
       const work = join(dir, `w${next}`);
       mkdirSync(work);
@@ -104,10 +107,11 @@ if (import.meta.main) {
     return i > 0 ? Number(process.argv[i + 1]) : fallback;
   };
   const outAt = process.argv.lastIndexOf("--out");
-  const seed = arg("seed", Date.now() % 1_000_000);
+  const seed = process.argv.includes("--sweep") ? "sweep" : arg("seed", Date.now() % 1_000_000);
   const s = await fuzz({
     seconds: arg("seconds", 300),
     seed,
+    start: arg("start", 0),
     binaryEvery: arg("binary-every", 50),
     out: outAt > 0 ? process.argv[outAt + 1] : resolve(import.meta.dir, "regressions"),
     log: (l) => console.log(l),

@@ -421,6 +421,20 @@ function mutateEntry(rng: Rng, e: Entry, all: Entry[]): void {
   }
 }
 
+/**
+ * Input `index` of the truncation sweep: each seed layer cut at every offset in turn (a header,
+ * a PAX record, a long name, a sparse map, file data, the end blocks); undefined past the last.
+ */
+export function sweepInput(index: number): Uint8Array | undefined {
+  for (const seed of SEEDS) {
+    // Without the end blocks: a cut in them is the same input as a cut before them, accepted.
+    const bytes = encode(seed, false);
+    if (index <= bytes.length) return bytes.subarray(0, index);
+    index -= bytes.length + 1;
+  }
+  return undefined;
+}
+
 /** Input `index` of seed `seed`: a seed layer, mutated in its structure and then in its bytes. */
 export function fuzzInput(seed: number, index: number): Uint8Array {
   const rng = new Rng((seed * 0x9e3779b1) ^ (index * 0x85ebca6b));

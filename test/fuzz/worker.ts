@@ -6,6 +6,8 @@
  * snapshotter; skipped: accepted, but the diff too large to read back). Every `BINARY_EVERY`-th
  * input also goes through the real binary (exit code and stderr as a user sees them).
  *
+ * SEED `sweep` runs the truncation sweep ({@link sweepInput}) instead of mutated inputs.
+ *
  * Usage: bun test/fuzz/worker.ts DIR SEED START COUNT UNTIL [BINARY_EVERY]
  */
 import { writeFileSync } from "node:fs";
@@ -14,10 +16,11 @@ import { describe } from "../../src/errors.ts";
 import { TestRoot } from "../helpers.ts";
 import { oneLineError } from "../layer-helpers.ts";
 import { FuzzBed, Violation, type SnapshotterName } from "./harness.ts";
-import { BASE, encode, fuzzInput } from "./tarModel.ts";
+import { BASE, encode, fuzzInput, sweepInput } from "./tarModel.ts";
 
 const [dir, seedArg, startArg, countArg, untilArg, everyArg] = process.argv.slice(2);
-const seed = Number(seedArg);
+const sweep = seedArg === "sweep";
+const seed = sweep ? 0 : Number(seedArg);
 const start = Number(startArg);
 const count = Number(countArg);
 const until = Number(untilArg);
@@ -49,8 +52,9 @@ let skipped = 0;
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 for (let i = start; i < start + count && Date.now() < until; i++) {
+  const input = sweep ? sweepInput(i) : fuzzInput(seed, i);
+  if (!input) break;
   say(`start ${i}`);
-  const input = fuzzInput(seed, i);
   const decisions: string[] = [];
   const errors: (string | undefined)[] = [];
   for (const bed of beds) {
