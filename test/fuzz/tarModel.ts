@@ -421,6 +421,9 @@ function mutateEntry(rng: Rng, e: Entry, all: Entry[]): void {
   }
 }
 
+/** How many inputs the truncation sweep has. */
+export const SWEEP_LENGTH = SEEDS.reduce((n, seed) => n + encode(seed, false).length + 1, 0);
+
 /**
  * Input `index` of the truncation sweep: each seed layer cut at every offset in turn (a header,
  * a PAX record, a long name, a sparse map, file data, the end blocks); undefined past the last.
