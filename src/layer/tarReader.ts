@@ -216,6 +216,7 @@ export class TarReader {
       if (sparse.get("major") === "1") {
         ({ segments, mapBytes } = await this.#sparseMap1());
         stored -= mapBytes;
+        if (stored < 0) throw malformed("sparse map larger than the entry");
       } else {
         const list = sparse.has("map") ? (sparse.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n)) : (meta.sparse00 ?? []);
         segments = pairs(list);
@@ -270,7 +271,7 @@ export class TarReader {
         for (const line of lines) {
           const n = paxNumber("sparse map", line);
           if (count < 0) {
-            if (n > MAX_SPARSE_SEGMENTS) throw malformed(`sparse map too large`);
+            if (n > MAX_SPARSE_SEGMENTS) throw malformed("sparse map too large");
             count = n;
           } else numbers.push(n);
         }

@@ -16,7 +16,9 @@ import { dirname, join } from "node:path";
 import { decodeName, encodeName } from "../fileName.ts";
 import { chmodAt, chownAt, getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
 import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
-import { SysError } from "../sys/libc.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { log } from "../log.ts";
+import { describe } from "../errors.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import type { ConfinedDir } from "./confined.ts";
 
@@ -44,7 +46,7 @@ export class UndoJournal {
   where(fd: number): string {
     const path = fdPath(fd);
     if (path === this.#rootPath) return "";
-    if (!path.startsWith(`${this.#rootPath}/`)) throw new SysError(`locate ${path} in ${this.#root.path}`, 18 /* EXDEV */);
+    if (!path.startsWith(`${this.#rootPath}/`)) throw new SysError(`locate ${path} in ${this.#root.path}`, Errno.EXDEV);
     return path.slice(this.#rootPath.length + 1);
   }
 
@@ -104,7 +106,12 @@ export class UndoJournal {
   /** Keeps the changes: what was removed goes for good. */
   commit(): void {
     this.#steps.length = 0;
-    this.#dropTrash();
+    try {
+      this.#dropTrash();
+    } catch (err) {
+      // The layer is applied: what is left of the trash is only disk space, freed with the snapshot or by cleanup.
+      log.warn(`remove ${this.#root.path}'s trash: ${describe(err)}`);
+    }
   }
 
   #restore({ path, stat, xattrs }: Extract<Step, { op: "saved" }>): void {
@@ -152,8 +159,11 @@ export class UndoJournal {
     if (!trash) return;
     this.#trash = undefined;
     closeSync(trash.fd);
-    rmSync(trash.path, { recursive: true, force: true });
-    trash.lock.release();
+    try {
+      rmSync(trash.path, { recursive: true, force: true });
+    } finally {
+      trash.lock.release();
+    }
   }
 }
 
