@@ -428,7 +428,13 @@ class Applier {
     if (dir === -ENOENT) {
       // Nothing to delete here; but on overlay the parents may show the directory, and it needs the whiteout.
       if (!this.#lowers?.find(dirParts.join("/"))?.isDirectory()) return;
-      dir = this.#parentDir(dirParts, path);
+      try {
+        dir = this.#parentDir(dirParts, path);
+      } catch (err) {
+        // A symlink of this layer's on the way leads to a file: nothing there to delete, as on native.
+        if (err instanceof SysError && err.errno === ENOTDIR) return;
+        throw err;
+      }
     }
     if (dir === -ENOTDIR) return; // below a file (or a whiteout): nothing there to delete
     if (dir < 0) throw new SysError(`whiteout ${path}`, -dir);
