@@ -309,7 +309,8 @@ class Applier {
     if (targetDir < 0) throw new SysError(`hardlink ${h.path} to ${h.linkpath}`, -targetDir);
     try {
       const st = lstatAt(targetDir, targetName);
-      if (!st) throw missing();
+      // On overlay a whiteout is a deletion, no file: a link to it would delete its new name too.
+      if (!st || (this.#lowers && isOverlayWhiteout(st))) throw missing();
       if (st.isDirectory()) throw malformed(`hardlink "${h.path}" points to directory "${h.linkpath}"`);
       // Already a name of that file (the entry names its own target): nothing to do.
       const here = lstatAt(dir, name);

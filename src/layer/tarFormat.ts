@@ -5,7 +5,7 @@
  * as security.capability is binary, which is why stor keeps its own codec.
  */
 import { InvalidArgumentError } from "../errors.ts";
-import { decodeName } from "../fileName.ts";
+import { decodeName, encodeName } from "../fileName.ts";
 
 export const BLOCK = 512;
 
@@ -160,7 +160,7 @@ export function writeOctal(block: Uint8Array, [off, len]: readonly [number, numb
 
 /** One PAX record, `LEN KEY=VALUE\n`, LEN counting the whole record including itself. */
 export function paxRecord(key: string, value: Uint8Array | string): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, "utf8"), typeof value === "string" ? Buffer.from(value, "utf8") : value, Buffer.from("\n")]);
+  const body = Buffer.concat([Buffer.from(" "), encodeName(key), Buffer.from("="), typeof value === "string" ? Buffer.from(value, "utf8") : value, Buffer.from("\n")]);
   let len = body.length + 1;
   while (String(len).length + body.length !== len) len = String(len).length + body.length;
   return Buffer.concat([Buffer.from(String(len)), body]);
@@ -196,7 +196,8 @@ export function parsePax(data: Uint8Array, onRecord: (key: string, value: Uint8A
     }
     const eq = buf.indexOf(0x3d, space + 1);
     if (eq < 0 || eq >= pos + len - 1) throw malformed("invalid PAX extended header");
-    onRecord(commonKey(buf, space + 1, eq) ?? buf.toString("utf8", space + 1, eq), buf.subarray(eq + 1, pos + len - 1));
+    // A key is bytes too (an xattr name may be any): decoded as names are, so that it writes back the same.
+    onRecord(commonKey(buf, space + 1, eq) ?? decodeName(buf.subarray(space + 1, eq)), buf.subarray(eq + 1, pos + len - 1));
     pos += len;
   }
 }

@@ -4,6 +4,7 @@
  * the filesystem type.
  */
 import { ftruncateSync } from "node:fs";
+import { decodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 
 const FICLONE = 0x40049409;
@@ -138,7 +139,15 @@ export function listXattrs(f: FileRef): string[] {
     const n = list(buf, size);
     if (n < 0 && errno() === Errno.ERANGE) continue; // grew meanwhile
     check(n, () => `list xattrs of ${describeRef(f)}`);
-    return buf.subarray(0, n).toString("latin1").split("\0").filter(Boolean);
+    // Names are bytes, as file names are: decoded so that cstr gives the same bytes back.
+    const names: string[] = [];
+    for (let start = 0; start < n; ) {
+      const end = buf.indexOf(0, start);
+      const stop = end < 0 || end > n ? n : end;
+      if (stop > start) names.push(decodeName(buf.subarray(start, stop)));
+      start = stop + 1;
+    }
+    return names;
   }
 }
 
