@@ -52,12 +52,13 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Snap
     });
 
   cli
-    .command("apply <key> [file]", "Apply an OCI layer (tar, gzip or zstd, found by its magic) to active snapshot KEY and print its diffID. FILE '-' or none reads stdin.")
+    .command("apply <key> [file]", "Apply an OCI layer (tar, gzip or zstd, found by its magic) to active snapshot KEY and print its diffID; all or nothing: a layer refused leaves KEY as it was. FILE '-' or none reads stdin. Shows progress on a terminal.")
     .example("stor snapshot apply work layer.tar.gz")
     .action(async (key: string, file: string | undefined) => {
       const [{ applyToSnapshot }, { LayerFile }] = await Promise.all([import("../layer/apply.ts"), import("../layer/layerInput.ts")]);
       const name = file ?? "-";
       const input = name === "-" ? process.stdin : new LayerFile(name);
-      print(await applyToSnapshot(svc(), key, input, name === "-" ? "stdin" : name));
+      const { withProgress } = await import("./progress.ts");
+      print(await withProgress("applying", (onProgress) => applyToSnapshot(svc(), key, input, name === "-" ? "stdin" : name, onProgress)));
     });
 }
