@@ -63,7 +63,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
   const run = isRoot();
   beforeAll(() => {
     if (!run) return;
-    root = new TestRoot("stor-layer-hostile-");
+    root = TestRoot.for(sn, "stor-layer-hostile-");
     layers = root.dir("layers");
     writeFileSync(join(layers, "own.tar"), OWN);
     root.ok(["-s", sn, "snapshot", "prepare", "base-a"]);
