@@ -35,9 +35,9 @@ function violations(root: TestRoot, sn: string): string[] {
     if (!dirs.delete(String(row.id))) wrong.push(`snapshot ${row.key} has no directory`);
     else if (sn === "overlay" && !existsSync(join(dir, "fs"))) wrong.push(`snapshot ${row.key} has no fs`);
     else if (sn === "overlay" && row.kind === "active" && !existsSync(join(dir, "work"))) wrong.push(`snapshot ${row.key} has no work`);
-    else if (sn === "btrfs" && statSync(join(dir, "fs")).ino !== 256) wrong.push(`snapshot ${row.key} has no subvolume`);
+    else if (sn === "btrfs" && statSync(join(dir, "sv")).ino !== 256) wrong.push(`snapshot ${row.key} has no subvolume`);
     else if (sn !== "overlay" && row.kind !== "view" && row.parent_id !== null) {
-      const n = readdirSync(sn === "btrfs" ? join(dir, "fs") : dir).length;
+      const n = readdirSync(sn === "btrfs" ? join(dir, "sv/fs") : dir).length;
       if (n !== PARENT_FILES && n !== PARENT_FILES + 1) wrong.push(`snapshot ${row.key} is incomplete: ${n} entries`);
     }
   }
@@ -164,7 +164,7 @@ for (const sn of ["native", "overlay", "btrfs"]) {
     r.ok(["snapshot", "-s", sn, "diff", "-o", layer, "src"]);
     r.ok(["snapshot", "-s", sn, "rm", "src"]);
     // The committed parent's bytes, names and metadata, to compare after the kills.
-    const baseDir = join(r.path, "snapshots", sn, "snapshots", "1", ...(sn === "native" ? [] : ["fs"]));
+    const baseDir = join(r.path, "snapshots", sn, "snapshots", "1", ...({ native: [], overlay: ["fs"], btrfs: ["sv", "fs"] }[sn] ?? []));
     const digest = () => must(`tar -C ${baseDir} --xattrs --pax-option=delete=atime,delete=ctime -cf - . | sha256sum`);
     const before = digest();
     const t0 = performance.now();

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotterSuite } from "./snapshotterSuite.ts";
 import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
@@ -13,7 +13,9 @@ afterEach(() => r?.close());
 const s = (root: TestRoot, ...args: string[]) => root.ok(["snapshot", "-s", "btrfs", ...args]);
 /** The paths of the subvolumes on `root`'s filesystem. */
 const subvolumes = (root: TestRoot) => must(`btrfs subvolume list ${root.loop!.mountPoint}`);
-const fsOf = (root: TestRoot, id: number) => join(root.path, "snapshots/btrfs/snapshots", String(id), "fs");
+/** Snapshot `id`'s subvolume, and its tree inside it. */
+const svOf = (root: TestRoot, id: number) => join(root.path, "snapshots/btrfs/snapshots", String(id), "sv");
+const fsOf = (root: TestRoot, id: number) => join(svOf(root, id), "fs");
 
 test.skipIf(!need(isRoot(), "subvolumes need root"))("a prepare is a snapshot of its parent's subvolume; commit and view are read-only subvolumes", () => {
   r = TestRoot.for("btrfs");
@@ -22,13 +24,14 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("a prepare is a snapshot of
   s(r, "commit", "base", "a");
   s(r, "prepare", "b", "base");
   s(r, "view", "v", "base");
-  for (const id of [1, 2, 3]) expect(statSync(fsOf(r, id)).ino).toBe(256); // each a subvolume root
-  expect(must(`btrfs property get ${fsOf(r, 1)} ro`)).toBe("ro=true\n");
-  expect(must(`btrfs property get ${fsOf(r, 2)} ro`)).toBe("ro=false\n");
-  expect(must(`btrfs property get ${fsOf(r, 3)} ro`)).toBe("ro=true\n");
+  for (const id of [1, 2, 3]) expect(statSync(svOf(r, id)).ino).toBe(256); // each a subvolume root
+  expect(readFileSync(join(fsOf(r, 2), "f"), "utf8")).toBe("f");
+  expect(must(`btrfs property get ${svOf(r, 1)} ro`)).toBe("ro=true\n");
+  expect(must(`btrfs property get ${svOf(r, 2)} ro`)).toBe("ro=false\n");
+  expect(must(`btrfs property get ${svOf(r, 3)} ro`)).toBe("ro=true\n");
   // Snapshots of subvolume 1: btrfs records it as their parent.
-  const uuid = must(`btrfs subvolume show ${fsOf(r, 1)}`).match(/^\s*UUID:\s*(\S+)/m)![1];
-  for (const id of [2, 3]) expect(must(`btrfs subvolume show ${fsOf(r, id)}`)).toMatch(new RegExp(`Parent UUID:\\s*${uuid}`));
+  const uuid = must(`btrfs subvolume show ${svOf(r, 1)}`).match(/^\s*UUID:\s*(\S+)/m)![1];
+  for (const id of [2, 3]) expect(must(`btrfs subvolume show ${svOf(r, id)}`)).toMatch(new RegExp(`Parent UUID:\\s*${uuid}`));
 });
 
 test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys the subvolume, with any subvolume made inside it", () => {
@@ -36,7 +39,7 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys the subvolume,
   s(r, "prepare", "a");
   must(`btrfs subvolume create ${fsOf(r, 1)}/inner >/dev/null`);
   mkdirSync(join(fsOf(r, 1), "inner/d"));
-  expect(subvolumes(r)).toContain("/snapshots/btrfs/snapshots/1/fs/inner\n");
+  expect(subvolumes(r)).toContain("/snapshots/btrfs/snapshots/1/sv/fs/inner\n");
   s(r, "rm", "a");
   expect(subvolumes(r)).toBe("");
 });
@@ -71,7 +74,7 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("[snapshot] default = btrfs
   r = TestRoot.for("btrfs");
   writeFileSync(r.config, "[snapshot]\ndefault = btrfs\n");
   r.ok(["snapshot", "prepare", "a"]);
-  expect(statSync(fsOf(r, 1)).ino).toBe(256);
+  expect(statSync(svOf(r, 1)).ino).toBe(256);
   expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na          Active \n");
 });
 
@@ -86,7 +89,7 @@ test.skipIf(!need(isRoot(), "a mount namespace needs root"))("without overlay in
       must(`unshare -m sh -c 'mount --bind ${fake} /proc/filesystems && ${STOR} --root ${root.path} --config /dev/null snapshot prepare a'`);
     prepare(r);
     prepare(other);
-    expect(statSync(fsOf(r, 1)).ino).toBe(256);
+    expect(statSync(svOf(r, 1)).ino).toBe(256);
     expect(readdirSync(join(r.path, "snapshots"))).toEqual(["btrfs"]);
     expect(readdirSync(join(other.path, "snapshots"))).toEqual(["native"]);
   } finally {
