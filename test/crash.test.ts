@@ -76,7 +76,7 @@ for (const sn of ["native", "overlay", "btrfs"]) {
       if (point.startsWith("prepare")) expect(names.includes("k") ? r.stor(["snapshot", "-s", sn, "rm", "k"]).code : 0).toBe(0);
       if (point.startsWith("commit")) expect(names).toContain(names.includes("c") ? "c" : "pre");
       // Committed is sealed, however late the kill came: restore seals what the commit did not.
-      if (point === "commit:committed" && sn === "btrfs") expect(must(`btrfs property get ${join(r.path, "snapshots/btrfs/snapshots/2/fs")} ro`)).toBe("ro=true\n");
+      if (point === "commit:committed" && sn === "btrfs") expect(must(`btrfs property get ${join(r.path, "snapshots/btrfs/snapshots/2/sv")} ro`)).toBe("ro=true\n");
       if (point === "remove:deleted") expect(names).not.toContain("pre");
       r.ok(["snapshot", "-s", sn, "prepare", "again", "base"]);
       expect(violations(r, sn)).toEqual([]);
