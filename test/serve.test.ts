@@ -378,6 +378,7 @@ describe("serving manners", () => {
     const copy = api.call("Prepare", { key: "ns/9/copy", parent: "ns/8/big" }).catch((e: Error) => e);
     await copyStarted(dirs, copy);
     first.proc.kill("SIGKILL");
+    await first.proc.exited; // its descriptors, the lock's among them, close only when it is gone
     await copy;
     api.close();
     expect(copies()).toEqual([expect.stringMatching(/^new-/)]); // the copy the kill cut short
