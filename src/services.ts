@@ -12,6 +12,7 @@ import type { Access } from "./db.ts";
 import { NotFoundError, PreconditionError, StorError, describe } from "./errors.ts";
 import { snapshotDb, snapshotsDir } from "./layout.ts";
 import { log } from "./log.ts";
+import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import type { SnapshotService } from "./snapshot/service.ts";
 import type { ServiceOptions, VolumeService } from "./volume/service.ts";
@@ -32,9 +33,12 @@ export interface SnapshotsRequest {
 
 /** Opens the snapshot service of one snapshotter. */
 export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotService {
+  trace("command load, parse");
   const { SNAPSHOTTERS, SNAPSHOTTER_NAMES, snapshotterName } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
   const { SnapshotService } = require("./snapshot/service.ts") as typeof import("./snapshot/service.ts");
+  trace("service modules");
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
+  trace("root check");
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   if (chosen === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
@@ -48,6 +52,7 @@ export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotSe
   // Reading metadata needs no kernel feature: `ls` works wherever the files are.
   const why = req.access === "write" && req.checkSupport !== false ? s.unsupported(probe) : undefined;
   if (why) throw new PreconditionError(`snapshotter ${s.name}`, why);
+  trace("support check");
   return new SnapshotService(config.root, s, req.access);
 }
 
@@ -59,8 +64,11 @@ export function usedSnapshotters(config: Config): SnapshotterName[] {
 
 /** Opens the volume service. */
 export function openVolumes(config: Config, access: Access, opts?: ServiceOptions): VolumeService {
+  trace("command load, parse");
   const { VolumeService } = require("./volume/service.ts") as typeof import("./volume/service.ts");
+  trace("service modules");
   prepareRoot(config.root, access);
+  trace("root check");
   return new VolumeService(config, access, opts);
 }
 

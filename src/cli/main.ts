@@ -7,6 +7,7 @@ import { initColour } from "../colour.ts";
 import { extractGlobals } from "./globals.ts";
 import { print, printError } from "./output.ts";
 import { VERSION } from "../version.ts";
+import { printTrace, trace } from "../trace.ts";
 
 const HELP = `stor ${VERSION}: container storage for one Linux host
 
@@ -40,6 +41,16 @@ Global options:
 
 /** Runs stor with `argv` (without the program name) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  trace("start-up, bundle load");
+  try {
+    return await run(argv);
+  } finally {
+    trace("exit");
+    printTrace();
+  }
+}
+
+async function run(argv: readonly string[]): Promise<number> {
   try {
     const { globals, rest } = extractGlobals(argv);
     initColour(globals.noColor);
@@ -54,6 +65,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return ExitCode.ok;
     }
     const config = loadConfig(globals);
+    trace("config");
     // Each command group is loaded only when used: start-up time is most of a short command's cost.
     setLogLevel(config.logLevel);
     switch (command) {

@@ -1,5 +1,6 @@
 import { writeSync } from "node:fs";
 import { encodeName } from "../fileName.ts";
+import { trace } from "../trace.ts";
 
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
 
@@ -70,6 +71,7 @@ export function goJson(value: unknown, indent = 4): string {
  * process.stdout stream costs more to set up than most commands take.
  */
 export function print(text: string): void {
+  trace("query, format");
   write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
 }
 
