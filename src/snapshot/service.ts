@@ -17,7 +17,7 @@ import { log } from "../log.ts";
 import { snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
-import { mountsUsing } from "../sys/mountinfo.ts";
+import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -241,8 +241,8 @@ export class SnapshotService {
   }
 
   /** Mount points of the mounts that use directory `dir`, which may be gone. */
-  #mountedAt(dir: string): string[] {
-    return existsSync(dir) ? mountsUsing(realpathSync(dir)).map((m) => m.mountPoint) : [];
+  #mountedAt(dir: string, mounts?: MountInfo[]): string[] {
+    return existsSync(dir) ? mountsUsing(realpathSync(dir), mounts).map((m) => m.mountPoint) : [];
   }
 
   /** Information about `key`. */
@@ -258,7 +258,20 @@ export class SnapshotService {
 
   /** Every snapshot, ordered by key. */
   list(): Info[] {
-    return this.#store.read(() => this.#store.all().map((s) => this.#info(s)));
+    // Two queries, not two a snapshot: every parent is in the list, and labels come all at once.
+    return this.#store.read(() => {
+      const all = this.#store.all();
+      const keyOf = new Map(all.map((s) => [s.id, s.key]));
+      const labels = this.#store.allLabels();
+      return all.map((s) => ({
+        name: s.key,
+        parent: s.parentId === null ? undefined : keyOf.get(s.parentId),
+        kind: s.kind,
+        labels: labels.get(s.id) ?? {},
+        created: s.created,
+        updated: s.updated,
+      }));
+    });
   }
 
   /**
@@ -297,11 +310,12 @@ export class SnapshotService {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
+      const mounts = readMountInfo(); // once, not once a leftover
       const out: string[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
-        const mounted = this.#mountedAt(path);
+        const mounted = this.#mountedAt(path, mounts);
         if (mounted.length > 0) {
           // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);
