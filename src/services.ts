@@ -25,8 +25,8 @@ export interface SnapshotsRequest {
   /** The snapshotter as the user named it; else the configured default, else the first supported. */
   snapshotter?: string;
   /**
-   * Refuse a snapshotter the kernel or filesystem cannot run (default true). restore turns it off:
-   * removing leftovers needs no mounts.
+   * Refuse to create snapshots with a snapshotter the kernel or filesystem cannot run (default
+   * true). restore turns it off: removing leftovers needs no mounts.
    */
   checkSupport?: boolean;
 }
@@ -49,11 +49,10 @@ export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotSe
     throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
   }
   const s = SNAPSHOTTERS[snapshotterName(chosen)];
-  // Reading metadata needs no kernel feature: `ls` works wherever the files are.
-  const why = req.access === "write" && req.checkSupport !== false ? s.unsupported(probe) : undefined;
-  if (why) throw new PreconditionError(`snapshotter ${s.name}`, why);
-  trace("support check");
-  return new SnapshotService(config.root, s, req.access);
+  // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
+  // when it creates a snapshot (see SnapshotService).
+  const check = req.access === "write" && req.checkSupport !== false;
+  return new SnapshotService(config.root, s, req.access, check ? probe : undefined);
 }
 
 /** The snapshotters that have metadata below the root: the ones restore repairs. */

@@ -64,10 +64,19 @@ export class SnapshotService {
   /** Where snapshot directories live, named by id. */
   readonly dirs: string;
   readonly #store: MetaStore;
+  /** Where to check the snapshotter's support before the first snapshot is made; undefined once checked, or when not wanted. */
+  #probe: string | undefined;
 
-  /** Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database. */
-  constructor(root: string, snapshotter: Snapshotter, access: Access) {
+  /**
+   * Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database.
+   * With `probe`, a prepare or view first checks that the snapshotter can run there: the other
+   * commands work on snapshots that exist, so they pay nothing for the check.
+   */
+  constructor(root: string, snapshotter: Snapshotter, access: Access, probe?: string) {
     this.snapshotter = snapshotter;
+    this.#probe = probe;
+    // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
+    if (probe !== undefined && !existsSync(snapshotDb(root, snapshotter.name))) this.#checkSupport();
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
     if (access === "write") {
@@ -79,6 +88,14 @@ export class SnapshotService {
       }
     }
     this.#store = new MetaStore(snapshotDb(root, snapshotter.name), access);
+  }
+
+  /** Throws when the snapshotter cannot run where {@link SnapshotService.#probe} says; checks once. */
+  #checkSupport(): void {
+    if (this.#probe === undefined) return;
+    const why = this.snapshotter.unsupported(this.#probe);
+    if (why) throw new PreconditionError(`snapshotter ${this.snapshotter.name}`, why);
+    this.#probe = undefined;
   }
 
   /** Creates an active snapshot `key` on committed `parent` (or on nothing). Returns its mounts. */
@@ -95,6 +112,7 @@ export class SnapshotService {
     validateKey(key);
     if (parent !== undefined) validateKey(parent, "parent");
     validateLabels(labels);
+    this.#checkSupport();
     // Fail fast, before any copying; the write transaction checks again.
     const [parentId, parents] = this.#store.read(() => {
       const id = this.#checkCreate(key, parent);
