@@ -3,10 +3,9 @@
  * filesystems, and a loud failure under CI when root or a kernel feature is missing.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "bun";
-import { destroySubvolume } from "../src/sys/btrfs.ts";
 
 // No test finds the host's volume plugins (nor those other test runs put there): a test that
 // wants plugins names their directory itself.
@@ -41,12 +40,13 @@ export function must(line: string): string {
 }
 
 /**
- * A throw-away stor root with its own config, in `parent` (default /tmp); {@link TestRoot.close}
- * unmounts and removes it.
+ * A throw-away stor root with its own config, in `parent` (default /tmp) or on a filesystem of its
+ * own ({@link TestRoot.onBtrfs}); {@link TestRoot.close} unmounts and removes it.
  */
 export class TestRoot {
   readonly path: string;
   readonly config: string;
+  #loop: LoopFs | undefined;
   constructor(prefix = "stor-test-", parent = "/tmp") {
     this.path = mkdtempSync(join(parent, prefix));
     this.config = join(this.path, "stor.ini");
@@ -85,51 +85,38 @@ export class TestRoot {
     return d;
   }
 
-  /** A root where snapshotter `name` can run: on the shared btrfs filesystem for btrfs. */
+  /**
+   * A root on a new btrfs filesystem of its own, which {@link close} unmounts and deletes whole
+   * (read-only subvolumes and all). Throws when btrfs cannot be had: the tests that need it fail,
+   * as they must under CI.
+   */
+  static onBtrfs(prefix?: string, sizeMiB = 2048): TestRoot {
+    if (!have("mkfs.btrfs")) throw new Error("btrfs tests need mkfs.btrfs (btrfs-progs; test/setup.sh installs it)");
+    const loop = new LoopFs("btrfs", sizeMiB);
+    const root = new TestRoot(prefix, loop.mountPoint);
+    root.#loop = loop;
+    return root;
+  }
+
+  /** A root where snapshotter `name` can run: on a btrfs filesystem of its own for btrfs. */
   static for(name: string, prefix?: string): TestRoot {
-    return new TestRoot(prefix, name === "btrfs" ? sharedBtrfs() : "/tmp");
+    return name === "btrfs" ? TestRoot.onBtrfs(prefix) : new TestRoot(prefix);
+  }
+
+  /** The filesystem of a root made by {@link onBtrfs}. */
+  get loop(): LoopFs | undefined {
+    return this.#loop;
   }
 
   close(): void {
     unmountBelow(this.path);
     unmountBelow(`${this.path}-`);
-    removeTree(this.path);
+    if (this.#loop) return this.#loop.close();
+    rmSync(this.path, { recursive: true, force: true });
     sh(["sh", "-c", `rm -rf '${this.path}'-*`]);
   }
 }
 
-/** rm -rf, and on btrfs the subvolumes it cannot remove (read-only ones) destroyed. */
-function removeTree(path: string): void {
-  try {
-    rmSync(path, { recursive: true, force: true });
-  } catch {
-    const walk = (dir: string) => {
-      for (const name of readdirSync(dir)) {
-        const p = join(dir, name);
-        const st = lstatSync(p);
-        if (st.isDirectory() && st.ino === 256) destroySubvolume(p);
-        else if (st.isDirectory()) walk(p);
-      }
-    };
-    walk(path);
-    rmSync(path, { recursive: true, force: true });
-  }
-}
-
-let btrfs: LoopFs | undefined;
-
-/**
- * One btrfs loop filesystem for every btrfs test of this process, made on first use and gone at
- * exit. Throws when btrfs cannot be had: the tests that need it fail, as they must under CI.
- */
-export function sharedBtrfs(): string {
-  if (!btrfs) {
-    if (!have("mkfs.btrfs")) throw new Error("btrfs tests need mkfs.btrfs (btrfs-progs; test/setup.sh installs it)");
-    btrfs = new LoopFs("btrfs", 4096);
-    process.on("exit", () => btrfs?.close());
-  }
-  return btrfs.mountPoint;
-}
 
 /**
  * Makes `root` look to `stor restore` as after a reboot: every volume reference, and restore's

@@ -15,7 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { snapshotsDefinition } from "../src/serve/containerd.ts";
 import { snapshotFilter } from "../src/serve/filters.ts";
 import { Daemon } from "./daemon.ts";
-import { type ContainerdWithStor, startContainerdWithStor, startStor } from "./daemons.ts";
+import { type ContainerdWithStor, Dockerd, startContainerdWithStor, startStor } from "./daemons.ts";
 import { TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
@@ -641,11 +641,11 @@ describe("dockerd with stor as its volume plugin", () => {
   const IMAGE = `${PLUGIN}:1`;
   let root: TestRoot;
   let serve: Daemon | undefined;
-  let dockerd: Daemon | undefined;
+  let dockerd: Dockerd | undefined;
   let dir = "";
   let socket = "";
   let ready = false;
-  const docker = (...args: string[]) => sh(["docker", "-H", `unix://${join(dir, "docker.sock")}`, ...args]);
+  const docker = (...args: string[]) => dockerd!.docker(...args);
   const okDocker = (...args: string[]) => {
     const r = docker(...args);
     if (r.code !== 0) throw new Error(`docker ${args.join(" ")}: ${r.stderr}`);
@@ -661,13 +661,7 @@ describe("dockerd with stor as its volume plugin", () => {
     // dockerd finds plugins only in fixed places; a spec file there points at our socket.
     mkdirSync(dirname(SPEC), { recursive: true });
     writeFileSync(SPEC, `unix://${socket}\n`);
-    writeFileSync(join(dir, "daemon.json"), "{}\n"); // the host's /etc/docker/daemon.json does not apply
-    dockerd = new Daemon(
-      ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"),
-        "-H", `unix://${join(dir, "docker.sock")}`, "--pidfile", join(dir, "docker.pid"), "--config-file", join(dir, "daemon.json")],
-      join(dir, "dockerd.log"),
-    );
-    await dockerd.until(() => docker("version").code === 0, { timeoutMs: 120_000 });
+    dockerd = await Dockerd.start(dir);
     okDocker("import", shellRootfs(root.dir("rootfs")), IMAGE);
     ready = true;
   }, 180_000);
@@ -675,11 +669,7 @@ describe("dockerd with stor as its volume plugin", () => {
     if (dockerd) {
       const all = docker("ps", "-aq").stdout.trim();
       if (all) docker("rm", "-f", ...all.split("\n"));
-      await dockerd.stop(30_000);
-      // dockerd stops the containerd it started, unless it had to be killed: then that one goes too.
-      const pidfile = join(dir, "exec/containerd/containerd.pid");
-      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, "utf8")) : 0;
-      if (pid > 0 && sh(["cat", `/proc/${pid}/cmdline`]).stdout.includes(dir)) process.kill(pid, "SIGKILL");
+      await dockerd.stop();
     }
     await serve?.stop();
     rmSync(SPEC, { force: true });

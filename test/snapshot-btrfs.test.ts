@@ -1,8 +1,8 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotterSuite } from "./snapshotterSuite.ts";
-import { STOR, TestRoot, isRoot, must, need, sharedBtrfs } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
 
 snapshotterSuite("btrfs");
 
@@ -11,7 +11,8 @@ let r: TestRoot | undefined;
 afterEach(() => r?.close());
 
 const s = (root: TestRoot, ...args: string[]) => root.ok(["snapshot", "-s", "btrfs", ...args]);
-const subvolumes = () => must(`btrfs subvolume list ${sharedBtrfs()}`);
+/** The paths of the subvolumes on `root`'s filesystem. */
+const subvolumes = (root: TestRoot) => must(`btrfs subvolume list ${root.loop!.mountPoint}`);
 const fsOf = (root: TestRoot, id: number) => join(root.path, "snapshots/btrfs/snapshots", String(id), "fs");
 
 test("a prepare is a snapshot of its parent's subvolume; commit and view are read-only subvolumes", () => {
@@ -37,43 +38,35 @@ test("rm destroys the subvolume, with any subvolume made inside it", () => {
   s(r, "prepare", "a");
   must(`btrfs subvolume create ${fsOf(r, 1)}/inner >/dev/null`);
   mkdirSync(join(fsOf(r, 1), "inner/d"));
-  expect(subvolumes()).toContain(`${r.path.slice(sharedBtrfs().length + 1)}/snapshots/btrfs/snapshots/1/fs/inner`);
+  expect(subvolumes(r)).toContain("/snapshots/btrfs/snapshots/1/fs/inner\n");
   s(r, "rm", "a");
-  expect(subvolumes()).not.toContain(r.path.slice(sharedBtrfs().length + 1));
+  expect(subvolumes(r)).toBe("");
 });
 
 test("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
   if (!need(isRoot(), "subvolumes need root")) return;
-  // Quotas on its own filesystem: they would slow every other btrfs test.
-  const { LoopFs } = require("./helpers.ts") as typeof import("./helpers.ts");
-  const fs = new LoopFs("btrfs", 512);
-  try {
-    must(`btrfs quota enable ${fs.mountPoint}`);
-    r = new TestRoot("stor-btrfs-quota-", fs.mountPoint);
-    s(r, "prepare", "a");
-    writeFileSync(join(fsOf(r, 1), "big"), Buffer.alloc(4 << 20, 1));
-    s(r, "commit", "base", "a");
-    s(r, "prepare", "b", "base");
-    writeFileSync(join(fsOf(r, 2), "small"), Buffer.alloc(64 << 10, 2));
-    const usage = (key: string) => s(r!, "usage", "-b", key).split("\n")[1]!.trim().split(/\s+/).slice(1).map(Number);
-    // b shares base's 4 MiB: only what it wrote (and a little metadata) is its own.
-    const [bytes, inodes] = usage("b");
-    expect(bytes).toBeGreaterThanOrEqual(64 << 10);
-    expect(bytes).toBeLessThan(1 << 20);
-    expect(inodes).toBe(3);
-    expect(usage("base")[0]).toBeGreaterThanOrEqual(4 << 20);
-  } finally {
-    r?.close();
-    r = undefined;
-    fs.close();
-  }
+  r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
+  must(`btrfs quota enable ${r.loop!.mountPoint}`);
+  s(r, "prepare", "a");
+  writeFileSync(join(fsOf(r, 1), "big"), Buffer.alloc(4 << 20, 1));
+  s(r, "commit", "base", "a");
+  s(r, "prepare", "b", "base");
+  writeFileSync(join(fsOf(r, 2), "small"), Buffer.alloc(64 << 10, 2));
+  const usage = (key: string) => s(r!, "usage", "-b", key).split("\n")[1]!.trim().split(/\s+/).slice(1).map(Number);
+  // b shares base's 4 MiB: only what it wrote (and a little metadata) is its own.
+  const [bytes, inodes] = usage("b");
+  expect(bytes).toBeGreaterThanOrEqual(64 << 10);
+  expect(bytes).toBeLessThan(1 << 20);
+  expect(inodes).toBe(3);
+  expect(usage("base")[0]).toBeGreaterThanOrEqual(4 << 20);
 });
 
-test("-s btrfs on a root that is not on btrfs is refused, and creates nothing", () => {
+test("-s btrfs on a root that is not on btrfs is refused before it makes a directory of its own", () => {
   r = new TestRoot();
   const res = r.stor(["snapshot", "-s", "btrfs", "prepare", "a"]);
   expect(res.code).toBe(5);
   expect(res.stderr).toBe(`stor: snapshotter btrfs: ${r.path}/snapshots is not on btrfs\n`);
+  expect(existsSync(join(r.path, "snapshots/btrfs"))).toBe(false);
   expect(r.stor(["snapshot", "-s", "btrfs", "ls"]).stdout).toBe("KEY PARENT KIND \n");
 });
 

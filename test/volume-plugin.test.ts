@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect } from "node:net";
 import { join } from "node:path";
 import { connectable, Daemon } from "./daemon.ts";
-import { startStor } from "./daemons.ts";
+import { Dockerd, startStor } from "./daemons.ts";
 import { have, isRoot, need, sh, TestRoot, type Result } from "./helpers.ts";
 
 const PLUGIN = join(import.meta.dir, "misbehavingPlugin.ts");
@@ -362,10 +362,10 @@ describe("dockerd with the same plugin", () => {
   let a: TestRoot;
   let b: TestRoot;
   let serve: Daemon | undefined;
-  let dockerd: Daemon | undefined;
+  let dockerd: Dockerd | undefined;
   let dir = "";
   let ready = false;
-  const docker = (...args: string[]) => sh(["docker", "-H", `unix://${join(dir, "docker.sock")}`, ...args]);
+  const docker = (...args: string[]) => dockerd!.docker(...args);
 
   beforeAll(async () => {
     if (!need(isRoot() && have("dockerd") && have("docker"), "dockerd and docker, as root")) return;
@@ -377,22 +377,11 @@ describe("dockerd with the same plugin", () => {
     mkdirSync(SPEC_DIR, { recursive: true });
     writeFileSync(SPEC, `unix://${socket}\n`);
     a = pluginRoot(SPEC_DIR);
-    writeFileSync(join(dir, "daemon.json"), "{}\n");
-    dockerd = new Daemon(
-      ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"),
-        "-H", `unix://${join(dir, "docker.sock")}`, "--pidfile", join(dir, "docker.pid"), "--config-file", join(dir, "daemon.json")],
-      join(dir, "dockerd.log"),
-    );
-    await dockerd.until(() => docker("version").code === 0, { timeoutMs: 120_000 });
+    dockerd = await Dockerd.start(dir);
     ready = true;
   }, 180_000);
   afterAll(async () => {
-    if (dockerd) {
-      await dockerd.stop(30_000);
-      const pidfile = join(dir, "exec/containerd/containerd.pid");
-      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, "utf8")) : 0;
-      if (pid > 0 && sh(["cat", `/proc/${pid}/cmdline`]).stdout.includes(dir)) process.kill(pid, "SIGKILL");
-    }
+    await dockerd?.stop();
     await serve?.stop();
     rmSync(SPEC, { force: true });
     a?.close();

@@ -7,11 +7,8 @@ import { ptr } from "bun:ffi";
 import { lstatSync, readdirSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { childPath, decodeName, encodeName } from "../fileName.ts";
-import { check, cstr, Errno, errno, libc, SysError } from "./libc.ts";
+import { check, cstr, Errno, errno, libc, SysError, withDir } from "./libc.ts";
 
-const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
 
 // _IOW/_IOR/_IOWR(0x94, nr, size): direction << 30 | size << 16 | 0x94 << 8 | nr.
 const ioc = (dir: number, nr: number, size: number) => ((dir << 30) | (size << 16) | (0x94 << 8) | nr) >>> 0;
@@ -39,18 +36,6 @@ const BTRFS_QUOTA_TREE_OBJECTID = 8n;
 const BTRFS_QGROUP_INFO_KEY = 242;
 const BTRFS_INODE_ITEM_KEY = 1;
 
-function openDir(path: string): number {
-  return check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${path}`);
-}
-
-function withDir<T>(path: string, fn: (fd: number) => T): T {
-  const fd = openDir(path);
-  try {
-    return fn(fd);
-  } finally {
-    libc.close(fd);
-  }
-}
 
 /** An args buffer with file name `name` (at most NAME_MAX bytes: it fits) at `offset`, NUL-terminated. */
 function args(name: string, offset: number): Buffer {

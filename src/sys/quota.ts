@@ -4,11 +4,8 @@
  * project's block limit through quotactl_fd(2), which needs no device node.
  */
 import { ptr } from "bun:ffi";
-import { libc, check, cstr, errno, SysError } from "./libc.ts";
+import { libc, check, cstr, errno, SysError, withDir } from "./libc.ts";
 
-const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
 
 // struct fsxattr: fsx_xflags u32, fsx_extsize u32, fsx_nextents u32, fsx_projid u32, pad[12].
 const FSXATTR_SIZE = 28;
@@ -31,18 +28,6 @@ const FS_PROJ_QUOTA = 2;
 const FS_DQ_BSOFT = 1 << 2;
 const FS_DQ_BHARD = 1 << 3;
 
-function openDir(path: string): number {
-  return check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${path}`);
-}
-
-function withDir<T>(path: string, fn: (fd: number) => T): T {
-  const fd = openDir(path);
-  try {
-    return fn(fd);
-  } finally {
-    libc.close(fd);
-  }
-}
 
 function quotactl(fd: number, cmd: number, id: number, buf: Buffer): number {
   return Number(libc.syscall(SYS_quotactl_fd, fd, cmd, id, ptr(buf), 0, 0));
