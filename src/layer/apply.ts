@@ -5,16 +5,20 @@
  * the parents of an overlay snapshot are only read.
  *
  * Whiteouts follow the OCI image spec: `.wh.NAME` deletes NAME, `.wh..wh..opq` empties its
- * directory, and neither removes what the same layer brought. On overlay the deletion is also
- * recorded the way overlayfs reads it (a 0/0 character device, the opaque xattr), so that the
- * mounted snapshot hides what its parents still hold.
+ * directory, and neither removes what the same layer brought, before or after them in the layer.
+ * On overlay the deletion is also recorded the way overlayfs reads it (a 0/0 character device, the
+ * opaque xattr), so that the mounted snapshot hides what its parents still hold. No name with the
+ * whiteout prefix ever reaches the disk as a file.
+ *
+ * All or nothing: every change is journalled ({@link UndoJournal}) and undone when the layer is
+ * refused or fails part-way, so the snapshot is then as it was.
  */
-import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync } from "node:fs";
-import { describe, exitCodeOf, PreconditionError, StorError } from "../errors.ts";
+import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, type BigIntStats } from "node:fs";
+import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
-import { setTimes, setXattr, writeAllAt } from "../sys/file.ts";
+import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
 import { HashRing } from "./hashRing.ts";
@@ -23,9 +27,10 @@ import { Lowers } from "./lowers.ts";
 import { entryParts } from "./paths.ts";
 import { malformed, type TarHeader } from "./tarFormat.ts";
 import { TarReader } from "./tarReader.ts";
-import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
+import { UndoJournal } from "./undoJournal.ts";
+import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
-const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP } = Errno;
+const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP, EPERM } = Errno;
 /** As the kernel's limit on symlinks followed in one path walk. */
 const MAX_SYMLINK_HOPS = 40;
 const S_IFCHR = 0o020000;
@@ -33,38 +38,69 @@ const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 const DEVICE_TYPE_BITS = { char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO } as const;
 type DeviceType = keyof typeof DEVICE_TYPE_BITS;
+/** How often, at most, an apply reports its progress. */
+const PROGRESS_MS = 100;
+/**
+ * Errors a system call gives for what the layer asks, not for the state of the machine: a name
+ * too long, a file too large, an entry below a file. The layer is refused as invalid (exit 2).
+ */
+const INPUT_ERRNOS = new Set(["EINVAL", "ENAMETOOLONG", "ELOOP", "ENOTDIR", "EISDIR", "EFBIG", "E2BIG", "ERANGE", "EMLINK", "EEXIST"]);
+
+/** How far an apply has got: uncompressed bytes read and entries applied. */
+export interface ApplyProgress {
+  bytes: number;
+  entries: number;
+}
 
 /**
  * Applies the layer read from `input` (plain, gzip or zstd) to active snapshot `key` and returns
  * its diffID: the sha256 of the uncompressed stream, as an image config's rootfs.diff_ids records
- * it. `source` names the input in errors. A failure leaves the active snapshot partly changed and
- * every other snapshot untouched.
+ * it. `source` names the input in errors. A failure leaves every snapshot as it was. `onProgress`
+ * hears how far it has got, at most every {@link PROGRESS_MS} ms and once at the end.
  */
-export async function applyToSnapshot(svc: SnapshotService, key: string, input: LayerInput, source: string): Promise<string> {
+export async function applyToSnapshot(svc: SnapshotService, key: string, input: LayerInput, source: string, onProgress?: (p: ApplyProgress) => void): Promise<string> {
   const view = svc.layerView(key);
   if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
   try {
-    return await applyLayer(view.upper, view.diffStyle === "upper" ? view.parents : undefined, input);
+    return await applyLayer(view.upper, view.diffStyle === "upper" ? view.parents : undefined, input, onProgress);
   } catch (err) {
-    throw new StorError(`apply ${source} to snapshot "${key}"`, describe(err), exitCodeOf(err), { cause: err });
+    // Entry names are the layer's, and may hold a newline: the message stays one line.
+    const why = describe(err).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+    throw new StorError(`apply ${source} to snapshot "${key}"`, why, exitCodeOf(err), { cause: err });
   }
 }
 
 /**
  * Applies a layer to the tree at `root` and returns its diffID. `overlayParents` (nearest first)
  * makes `root` an overlay upper directory: deletions become whiteouts and new parent directories
- * take their metadata from the parents.
+ * take their metadata from the parents. On failure `root` is left as it was. The trash of what
+ * the layer deletes is kept beside `root` until the end, so its parent must be stor's too.
  */
-export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: LayerInput): Promise<string> {
+export async function applyLayer(root: string, overlayParents: readonly string[] | undefined, input: LayerInput, onProgress?: (p: ApplyProgress) => void): Promise<string> {
   const applier = new Applier(root, overlayParents);
   const ring = new HashRing();
   const chunks = uncompressedChunks(input, ring);
   try {
     const reader = new TarReader(chunks);
-    for (let h = await reader.next(); h; h = await reader.next()) await applier.entry(h, reader);
+    let entries = 0;
+    let reported = performance.now();
+    for (let h = await reader.next(); h; h = await reader.next()) {
+      await applier.entry(h, reader);
+      entries++;
+      if (onProgress && performance.now() - reported >= PROGRESS_MS) {
+        reported = performance.now();
+        onProgress({ bytes: reader.offset, entries });
+      }
+    }
     await reader.drain();
     applier.finish();
-    return `sha256:${await ring.digest()}`;
+    const diffID = `sha256:${await ring.digest()}`;
+    applier.commit();
+    onProgress?.({ bytes: reader.offset, entries });
+    return diffID;
+  } catch (err) {
+    applier.rollback(err);
+    throw err;
   } finally {
     ring.close();
     await chunks.return(undefined); // closes the input if the apply stopped early
@@ -76,6 +112,7 @@ export async function applyLayer(root: string, overlayParents: readonly string[]
 class Applier {
   readonly #root: ConfinedDir;
   readonly #lowers: Lowers | undefined;
+  readonly #journal: UndoJournal;
   /** Paths this layer created or changed, and their ancestors: what its whiteouts must spare. */
   readonly #unpacked = new Set<string>();
   /** Directory times, set at the end: adding entries to a directory changes its mtime. */
@@ -86,7 +123,7 @@ class Applier {
    * makes it stale (`key` undefined), as the name may then lead elsewhere; the descriptor is only
    * closed when the next entry replaces it, as the current one may still be using it.
    */
-  readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited } = { key: undefined, fd: -1 };
+  readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited; at?: string } = { key: undefined, fd: -1 };
   /** What a new file gets unasked: the process's user and group, and the mode less the umask. */
   readonly #uid = process.geteuid?.() ?? -1;
   readonly #gid = process.getegid?.() ?? -1;
@@ -95,32 +132,45 @@ class Applier {
   constructor(root: string, overlayParents: readonly string[] | undefined) {
     this.#root = new ConfinedDir(root);
     this.#lowers = overlayParents && new Lowers(overlayParents);
+    try {
+      this.#journal = new UndoJournal(this.#root);
+    } catch (err) {
+      this.#root.close();
+      throw err;
+    }
   }
 
   async entry(h: TarHeader, reader: TarReader): Promise<void> {
     const parts = entryParts(h.path);
     const name = parts.at(-1);
-    if (name === undefined) {
-      if (h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
-      this.#lastDir.key = undefined; // its setgid bit or default ACL may change
-      this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
-      return;
+    if (name === undefined && h.type !== "dir") throw malformed(`entry "${h.path}" names the root but is not a directory`);
+    // A layer's directory names are real names, and one with the prefix could never be diffed back.
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${h.path}": directory "${parts[i]}" has the whiteout prefix`);
     }
-    if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
-    const path = parts.join("/");
-    const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
     try {
+      if (name === undefined) {
+        this.#lastDir.key = undefined; // its setgid bit or default ACL may change
+        this.#journal.save("");
+        this.#dropXattrs(this.#root.fd, ".", h);
+        return this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
+      }
+      if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
+      const path = parts.join("/");
+      const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
       if (h.type === "file") await this.#writeFile(dir, name, h, reader);
       else {
         this.#create(dir, name, h);
         if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
       }
+      this.#unpacked.add(path); // its ancestors were added when its directory was opened
     } catch (err) {
       // A failed system call, stor's own or node's (fchown, ftruncate), is named by its entry.
-      const failedCall = err instanceof SysError || typeof (err as NodeJS.ErrnoException)?.syscall === "string";
-      throw failedCall ? new StorError(`entry "${h.path}"`, describe(err), exitCodeOf(err), { cause: err }) : err;
+      const failed = err instanceof SysError ? err.errnoName : (err as NodeJS.ErrnoException)?.syscall ? (err as NodeJS.ErrnoException).code : undefined;
+      if (failed === undefined) throw err;
+      const what = `entry "${h.path}"`;
+      throw INPUT_ERRNOS.has(failed) ? new InvalidArgumentError(what, describe(err), { cause: err }) : new StorError(what, describe(err), exitCodeOf(err), { cause: err });
     }
-    this.#unpacked.add(path); // its ancestors were added when its directory was opened
   }
 
   /**
@@ -135,6 +185,7 @@ class Applier {
     last.key = undefined;
     last.fd = -1;
     last.passes = undefined;
+    last.at = undefined;
     last.fd = this.#parentDir(parts.slice(0, -1), path);
     last.key = key;
     for (let p = key; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
@@ -156,10 +207,26 @@ class Applier {
     };
   }
 
+  /** Where directory `dir` is below the root, as the journal records it. */
+  #at(dir: number): string {
+    const last = this.#lastDir;
+    return dir === last.fd ? (last.at ??= this.#journal.where(dir)) : this.#journal.where(dir);
+  }
+
+  /** Saves what `dir` was like before anything in it changes (its mtime will). */
+  #changing(dir: number): void {
+    this.#journal.save(this.#at(dir));
+  }
+
+  /** Records `name`, just made in `dir` (which {@link #changing} saved). */
+  #made(dir: number, name: string, isDir = false): void {
+    this.#journal.made(this.#at(dir), name, isDir);
+  }
+
   /** Removes `name` in `dir` and everything below it; what the layer names afterwards is resolved again. */
   #remove(dir: number, name: string): void {
     this.#lastDir.key = undefined;
-    this.#root.removeAll(dir, name);
+    this.#journal.remove(dir, this.#at(dir), name);
   }
 
   /**
@@ -167,13 +234,17 @@ class Applier {
    * again. Trying first keeps the common case, a new name, to one system call.
    */
   #replacing<T>(dir: number, name: string, create: () => T): T {
+    let made: T;
+    this.#changing(dir);
     try {
-      return create();
+      made = create();
     } catch (err) {
       if (!(err instanceof SysError && err.errno === EEXIST)) throw err;
       this.#remove(dir, name);
-      return create();
+      made = create();
     }
+    this.#made(dir, name);
+    return made;
   }
 
   /** Puts entry `h` (anything but a regular file) at `name` in `dir`; a directory stays a directory. */
@@ -181,19 +252,28 @@ class Applier {
     const what = () => `create ${h.path}`;
     switch (h.type) {
       case "dir": {
+        this.#changing(dir);
         const existing = mkdirAt(dir, name, 0o700, what) ? undefined : lstatAt(dir, name);
-        if (!existing || existing.isDirectory()) return;
+        if (!existing) return this.#made(dir, name, true);
+        if (existing.isDirectory()) {
+          this.#journal.save(inside(this.#at(dir), name));
+          return this.#dropXattrs(dir, name, h);
+        }
         this.#remove(dir, name);
         if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
+        this.#made(dir, name, true);
         // A directory replacing an overlay whiteout must not show what the parents had there.
         if (this.#lowers && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
         return;
       }
       case "symlink":
+        if (h.linkpath === "") throw malformed(`symlink "${h.path}" has no target`);
         return this.#replacing(dir, name, () => symlinkAt(h.linkpath, dir, name, what));
       case "link":
         return this.#hardlink(dir, name, h);
       default:
+        // overlayfs reads a 0/0 character device as a deletion: on either snapshotter it could never be diffed back.
+        if (h.type === "char" && h.devMajor === 0 && h.devMinor === 0) throw malformed(`entry "${h.path}": a character device 0/0 is overlayfs's whiteout, not a file`);
         return this.#replacing(dir, name, () => mknodAt(dir, name, DEVICE_TYPE_BITS[h.type as DeviceType] | 0o600, makedev(h.devMajor, h.devMinor), what));
     }
   }
@@ -228,11 +308,27 @@ class Applier {
     if (targetDir === -ENOENT || targetDir === -ENOTDIR) throw missing();
     if (targetDir < 0) throw new SysError(`hardlink ${h.path} to ${h.linkpath}`, -targetDir);
     try {
-      if (!lstatAt(targetDir, targetName)) throw missing();
+      const st = lstatAt(targetDir, targetName);
+      // On overlay a whiteout is a deletion, no file: a link to it would delete its new name too.
+      if (!st || (this.#lowers && isOverlayWhiteout(st))) throw missing();
+      if (st.isDirectory()) throw malformed(`hardlink "${h.path}" points to directory "${h.linkpath}"`);
+      // Already a name of that file (the entry names its own target): nothing to do.
+      const here = lstatAt(dir, name);
+      if (here && here.ino === st.ino && here.dev === st.dev) return;
       this.#replacing(dir, name, () => linkAt(targetDir, targetName, dir, name, () => `hardlink ${h.path} to ${h.linkpath}`));
     } finally {
       closeSync(targetDir);
     }
+  }
+
+  /**
+   * Removes the xattrs of existing directory `name` in `dir` that entry `h` does not have: its
+   * metadata is the entry's now, or a diff, which lists what a directory has, could not say so.
+   * overlayfs's own and the SELinux label are not a layer's to change.
+   */
+  #dropXattrs(dir: number, name: string, h: TarHeader): void {
+    const path = procPath(dir, name);
+    for (const key of listXattrs(path)) if (!h.xattrs.has(key) && !isOverlayXattr(key) && key !== "security.selinux") removeXattr(path, key);
   }
 
   /**
@@ -245,11 +341,13 @@ class Applier {
     if (h.type !== "symlink" && !asCreated?.mode) target.chmod(h.mode);
     for (const [key, value] of h.xattrs) {
       // Overlayfs's own xattrs (redirects, opaque, origin) could forge its view; only whiteouts may.
-      if (key.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+      if (isOverlayXattr(key)) continue;
       try {
         target.setXattr(key, value);
       } catch (err) {
-        if (!(err instanceof SysError && err.errno === EOPNOTSUPP)) throw err;
+        // The filesystem keeps none; or, for a symlink or a device, none in the user namespace (as getfattr shows).
+        const unsupported = err instanceof SysError && (err.errno === EOPNOTSUPP || (err.errno === EPERM && key.startsWith("user.") && h.type !== "file" && h.type !== "dir"));
+        if (!unsupported) throw err;
       }
     }
     if (h.type === "dir") this.#dirTimes.push({ parts, mtimeNs: h.mtimeNs });
@@ -263,23 +361,42 @@ class Applier {
   #parentDir(parts: string[], path: string, hops = 0): number {
     const fd = this.#root.openDir(parts);
     if (fd >= 0) return fd;
-    if (-fd !== ENOENT) throw new SysError(`parent directory of ${path}`, -fd);
+    // On overlay, ENOTDIR may be a whiteout on the way, which a new directory replaces.
+    if (-fd !== ENOENT && !(-fd === ENOTDIR && this.#lowers)) throw new SysError(`parent directory of ${path}`, -fd);
     // One component at a time, each resolved from the root again, as symlinks may lead anywhere inside.
     let dir = this.#root.openDir([]);
     for (let i = 0; i < parts.length; i++) {
       const upTo = parts.slice(0, i + 1);
       let next = this.#root.openDir(upTo);
-      if (next === -ENOENT && lstatAt(dir, parts[i]!)?.isSymbolicLink()) {
-        const target = readlinkAt(dir, parts[i]!);
+      // What the snapshot shows there when the upper directory has nothing: the parents' (on overlay).
+      const upper = next === -ENOENT ? lstatAt(dir, parts[i]!) : undefined;
+      const lower = next === -ENOENT && !upper && this.#lowers ? this.#parentsHave(this.#at(dir), parts[i]!) : undefined;
+      const here = upper ?? lower;
+      if (here?.isSymbolicLink()) {
+        const target = upper ? readlinkAt(dir, parts[i]!) : this.#lowers!.readlink(inside(this.#at(dir), parts[i]!));
         closeSync(dir);
         if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
         // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
         const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
         return this.#parentDir(through, path, hops + 1);
       }
-      if (next === -ENOENT) {
-        const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+      const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+      if (next === -ENOTDIR || next === -ENOENT) this.#changing(dir);
+      if (next === -ENOTDIR && this.#lowers && isWhiteoutAt(dir, parts[i]!)) {
+        // Deleted by this layer, and made again for what the layer brings there: nothing of the parents shows.
+        this.#remove(dir, parts[i]!);
         if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
+        this.#made(dir, parts[i]!, true);
+        setXattrAt(dir, parts[i]!, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        chmodAt(dir, parts[i]!, 0o755, what);
+        next = this.#root.openDir(upTo);
+      } else if (next === -ENOENT && here && !here.isDirectory()) {
+        throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, ENOTDIR);
+      } else if (next === -ENOENT) {
+        // Reached through a symlink: the layer never names it, but it must not reach the disk either.
+        if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${path}": directory "${parts[i]}" has the whiteout prefix`);
+        if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
+        this.#made(dir, parts[i]!, true);
         this.#parentMetadata(dir, parts[i]!, upTo);
         next = this.#root.openDir(upTo);
       }
@@ -312,20 +429,74 @@ class Applier {
     if (dir === -ENOENT) {
       // Nothing to delete here; but on overlay the parents may show the directory, and it needs the whiteout.
       if (!this.#lowers?.find(dirParts.join("/"))?.isDirectory()) return;
-      dir = this.#parentDir(dirParts, path);
+      try {
+        dir = this.#parentDir(dirParts, path);
+      } catch (err) {
+        // A symlink of this layer's on the way leads to a file: nothing there to delete, as on native.
+        if (err instanceof SysError && err.errno === ENOTDIR) return;
+        throw err;
+      }
     }
+    if (dir === -ENOTDIR) return; // below a file (or a whiteout): nothing there to delete
     if (dir < 0) throw new SysError(`whiteout ${path}`, -dir);
-    const keep = (child: string) => this.#unpacked.has([...dirParts, child].join("/"));
+    const targetParts = [...dirParts, target];
     try {
-      if (name === OPAQUE_MARKER) {
-        for (const child of readdirAt(dir, ".")) if (!keep(child)) this.#remove(dir, child);
-        if (overlay) setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
-      } else if (!keep(target)) {
+      if (name === OPAQUE_MARKER) this.#hideBelow(dir, dirParts, path);
+      else if (!this.#unpacked.has(targetParts.join("/"))) {
         this.#remove(dir, target);
-        if (overlay) mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
+        if (overlay && this.#parentsHave(this.#at(dir), target)) {
+          this.#changing(dir);
+          mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
+          this.#made(dir, target);
+        }
+      } else if (lstatAt(dir, target)?.isDirectory()) {
+        // The layer brought entries below it, before the whiteout: only what was there before goes.
+        const sub = openAt(dir, target, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
+        try {
+          this.#hideBelow(sub, targetParts, path);
+        } finally {
+          closeSync(sub);
+        }
       }
     } finally {
       closeSync(dir);
+    }
+  }
+
+  /**
+   * What the parents show at `name` in directory `dir` of the upper directory (a path without
+   * symlinks) through the mount: nothing below an opaque directory. Only there is a whiteout
+   * needed; overlayfs lists one anywhere else as a name that cannot be opened.
+   */
+  #parentsHave(dir: string, name: string): BigIntStats | undefined {
+    const st = this.#lowers?.find(inside(dir, name));
+    if (!st) return undefined;
+    for (let p = dir; ; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
+      if (getXattrAt(this.#root.fd, p || ".", OVERLAY_OPAQUE_XATTR)?.toString() === "y") return undefined;
+      if (p === "") return st;
+    }
+  }
+
+  /**
+   * Empties directory `dir` (at `parts`) of all this layer did not bring, at every depth; on
+   * overlay also hides what the parents have there.
+   */
+  #hideBelow(dir: number, parts: string[], path: string, top = true): void {
+    for (const child of readdirAt(dir, ".")) {
+      const childParts = [...parts, child];
+      if (!this.#unpacked.has(childParts.join("/"))) this.#remove(dir, child);
+      else if (lstatAt(dir, child)?.isDirectory()) {
+        const sub = openAt(dir, child, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
+        try {
+          this.#hideBelow(sub, childParts, path, false);
+        } finally {
+          closeSync(sub);
+        }
+      }
+    }
+    if (this.#lowers && top) {
+      this.#journal.save(this.#at(dir));
+      setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
     }
   }
 
@@ -340,6 +511,20 @@ class Applier {
       } finally {
         closeSync(dir);
       }
+    }
+  }
+
+  /** Keeps what the layer did. */
+  commit(): void {
+    this.#journal.commit();
+  }
+
+  /** Undoes what the layer did, after `failure`; a failure to undo is reported with it. */
+  rollback(failure: unknown): void {
+    try {
+      this.#journal.rollback();
+    } catch (err) {
+      throw new StorError(describe(failure), `and undoing the changes failed: ${describe(err)}`, ExitCode.internal, { cause: err });
     }
   }
 
@@ -361,6 +546,15 @@ interface Inherited {
   gid: number;
   acl: boolean;
 }
+
+/** True when `name` in `dir` is an overlayfs whiteout. */
+function isWhiteoutAt(dir: number, name: string): boolean {
+  const st = lstatAt(dir, name);
+  return st !== undefined && isOverlayWhiteout(st);
+}
+
+/** `name` in directory `dir` (a path below the root, `""` for the root). */
+const inside = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
 
 function inherited(dir: number): Inherited {
   return { gid: fstatSync(dir).gid, acl: getXattrAt(dir, ".", "system.posix_acl_default") !== undefined };

@@ -65,6 +65,8 @@ export class ByteStream {
   }
 
   async skip(n: number, what: () => string): Promise<void> {
+    // A negative count would step back onto bytes already read, forever.
+    if (!(n >= 0)) throw malformed(`negative length of ${what()}`);
     let left = n;
     while (left > this.buffered) left -= (await this.some(left, what)).length;
     this.view(left);

@@ -5,15 +5,16 @@
  * Overlay reads only the snapshot's upper directory, so the cost follows the size of the change:
  * whiteouts are deletions, and a name is "changed" rather than "added" when the parents show it.
  * Native has only whole trees and compares them with the parent's by type, mode, owner, size,
- * mtime, device number, link target and xattrs; a directory holding a change is itself listed as
- * changed, as docker does, so that a layer carries its metadata.
+ * mtime, device number, link target and xattrs (and contents, when the times are whole seconds);
+ * a directory holding a change is itself listed as changed, as docker does, so that a layer
+ * carries its metadata.
  */
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import { decodeName, encodeName } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
 import { Lowers } from "./lowers.ts";
-import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, isOverlayWhiteout } from "./whiteout.ts";
+import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
 /** Where a snapshot's layer is read: see {@link SnapshotService.layerView}. */
 export type LayerView = ReturnType<SnapshotService["layerView"]>;
@@ -48,8 +49,15 @@ function sortedNames(dir: string): string[] {
   return listNames(dir).sort(byName);
 }
 
-/** The names in `dir`, any bytes (see {@link decodeName}). */
-const listNames = (dir: string) => readdirSync(encodeName(dir), { encoding: "buffer" }).map(decodeName);
+/**
+ * The names in `dir` (any bytes, see {@link decodeName}) that a layer can carry: one with the
+ * whiteout prefix would read as a deletion, so it is no change of a layer's. Applying never makes
+ * one; only a process writing through a mount can.
+ */
+const listNames = (dir: string) =>
+  readdirSync(encodeName(dir), { encoding: "buffer" })
+    .map(decodeName)
+    .filter((name) => !name.startsWith(WHITEOUT_PREFIX));
 
 /** `dir/rel`, or `dir` for no `rel`. Not path.join: that would turn escaped bytes into U+FFFD. */
 const inside = (dir: string, rel: string) => (rel ? `${dir}/${rel}` : dir);
@@ -117,7 +125,33 @@ function sameEntry(a: string, sa: BigIntStats, b: string, sb: BigIntStats): bool
   if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev || sa.mtimeNs !== sb.mtimeNs) return false;
   if (!sa.isDirectory() && sa.size !== sb.size) return false;
   if (sa.isSymbolicLink() && !readLink(a).equals(readLink(b))) return false;
-  return xattrsKey(a) === xattrsKey(b);
+  if (xattrsKey(a) !== xattrsKey(b)) return false;
+  // A time in whole seconds, as layers carry them, says nothing of a rewrite within that second
+  // with as many bytes: only the contents can (containerd compares them too).
+  return !sa.isFile() || sa.size === 0n || sa.mtimeNs % 1_000_000_000n !== 0n || sameContent(a, b);
+}
+
+const COMPARE_CHUNK = 1 << 16;
+
+/** True when the regular files at `a` and `b`, of the same size, hold the same bytes. */
+function sameContent(a: string, b: string): boolean {
+  const fa = openSync(encodeName(a), constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const fb = openSync(encodeName(b), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const ba = Buffer.allocUnsafe(COMPARE_CHUNK);
+      const bb = Buffer.allocUnsafe(COMPARE_CHUNK);
+      for (;;) {
+        const n = readSync(fa, ba, 0, COMPARE_CHUNK, null);
+        if (n === 0) return true;
+        if (readSync(fb, bb, 0, n, null) !== n || !ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
+      }
+    } finally {
+      closeSync(fb);
+    }
+  } finally {
+    closeSync(fa);
+  }
 }
 
 /** The target of symlink `path`, as bytes. */
@@ -127,7 +161,7 @@ export const readLink = (path: string) => readlinkSync(encodeName(path), { encod
 export function layerXattrs(path: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const name of listXattrs(path).sort(byName)) {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+    if (isOverlayXattr(name)) continue;
     const value = getXattr(path, name);
     if (value !== undefined) out.set(name, value);
   }

@@ -3,7 +3,8 @@
  * layer that has a name decides, a whiteout there means the name is gone, and a symlink or
  * non-directory on the way hides whatever the layers below have under it.
  */
-import { Errno } from "../sys/libc.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { readlinkAt } from "../sys/dirfd.ts";
 import { closeSync, fstatSync, type BigIntStats } from "node:fs";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import { isOverlayWhiteout } from "./whiteout.ts";
@@ -21,6 +22,18 @@ export class Lowers {
 
   /** What the parents show at `path` (components joined by `/`): its lstat, or undefined. */
   find(path: string): BigIntStats | undefined {
+    return this.#locate(path)?.st;
+  }
+
+  /** The target of the symlink the parents show at `path`. */
+  readlink(path: string): string {
+    const found = this.#locate(path);
+    if (!found?.st.isSymbolicLink()) throw new SysError(`readlink ${path} in the parents`, Errno.EINVAL);
+    return readlinkAt(found.layer, path);
+  }
+
+  /** The nearest parent that has `path`, and its lstat there. */
+  #locate(path: string): { layer: number; st: BigIntStats } | undefined {
     for (let i = 0; i < this.#paths.length; i++) {
       this.#fds[i] ??= mustOpenat2(-100, this.#paths[i]!, O.PATH | O.DIRECTORY, 0, () => `open ${this.#paths[i]}`);
       // No symlink is followed: overlayfs merges directories by name, not through links.
@@ -29,7 +42,7 @@ export class Lowers {
       if (fd < 0) return undefined; // ELOOP or ENOTDIR: hidden by a symlink or a file in this layer
       try {
         const st = fstatSync(fd, { bigint: true });
-        return isOverlayWhiteout(st) ? undefined : st;
+        return isOverlayWhiteout(st) ? undefined : { layer: this.#fds[i]!, st };
       } finally {
         closeSync(fd);
       }

@@ -5,7 +5,7 @@
  * as security.capability is binary, which is why stor keeps its own codec.
  */
 import { InvalidArgumentError } from "../errors.ts";
-import { decodeName } from "../fileName.ts";
+import { decodeName, encodeName } from "../fileName.ts";
 
 export const BLOCK = 512;
 
@@ -64,6 +64,9 @@ export const FIELD = {
 
 export const XATTR_PREFIX = "SCHILY.xattr.";
 
+/** Largest file time in seconds either way of 1970 stor takes from a layer: what a double holds exactly. */
+export const MAX_SECONDS = Number.MAX_SAFE_INTEGER;
+
 /** A malformed archive: invalid input, exit 2. */
 export function malformed(why: string): InvalidArgumentError {
   return new InvalidArgumentError("tar stream", why);
@@ -109,21 +112,22 @@ export function readString(block: Uint8Array, [off, len]: readonly [number, numb
 /**
  * A numeric field: octal digits (leading spaces or NULs, ending at a space or NUL), or GNU
  * base-256 when the high bit of the first byte is set. Parsed by hand: it runs for every field
- * of every header.
+ * of every header. A value outside `[min, max]` is refused: a negative size once made the reader
+ * step backwards forever.
  */
-export function readNumber(block: Uint8Array, [off, len]: readonly [number, number], what: string): number {
+export function readNumber(block: Uint8Array, [off, len]: readonly [number, number], what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  let n = 0;
   if (block[off]! & 0x80) {
     // Base-256: the bits after the marker bit are a big-endian two's complement number.
-    let n = BigInt(block[off]! & 0x7f);
-    for (let i = off + 1; i < off + len; i++) n = (n << 8n) | BigInt(block[i]!);
-    n = BigInt.asIntN(len * 8 - 1, n);
-    if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw malformed(`${what} out of range`);
-    return Number(n);
+    let big = BigInt(block[off]! & 0x7f);
+    for (let i = off + 1; i < off + len; i++) big = (big << 8n) | BigInt(block[i]!);
+    big = BigInt.asIntN(len * 8 - 1, big);
+    if (big > BigInt(max) || big < BigInt(min)) throw malformed(`${what} ${big} out of range`);
+    return Number(big);
   }
   let i = off;
   const end = off + len;
   while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
-  let n = 0;
   for (; i < end; i++) {
     const c = block[i]!;
     if (c === 0x20 || c === 0) break;
@@ -131,6 +135,7 @@ export function readNumber(block: Uint8Array, [off, len]: readonly [number, numb
     n = n * 8 + (c - 0x30);
   }
   for (; i < end; i++) if (block[i] !== 0x20 && block[i] !== 0) throw malformed(`invalid ${what} field`);
+  if (n > max) throw malformed(`${what} ${n} out of range`);
   return n;
 }
 
@@ -155,7 +160,7 @@ export function writeOctal(block: Uint8Array, [off, len]: readonly [number, numb
 
 /** One PAX record, `LEN KEY=VALUE\n`, LEN counting the whole record including itself. */
 export function paxRecord(key: string, value: Uint8Array | string): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, "utf8"), typeof value === "string" ? Buffer.from(value, "utf8") : value, Buffer.from("\n")]);
+  const body = Buffer.concat([Buffer.from(" "), encodeName(key), Buffer.from("="), typeof value === "string" ? Buffer.from(value, "utf8") : value, Buffer.from("\n")]);
   let len = body.length + 1;
   while (String(len).length + body.length !== len) len = String(len).length + body.length;
   return Buffer.concat([Buffer.from(String(len)), body]);
@@ -191,7 +196,8 @@ export function parsePax(data: Uint8Array, onRecord: (key: string, value: Uint8A
     }
     const eq = buf.indexOf(0x3d, space + 1);
     if (eq < 0 || eq >= pos + len - 1) throw malformed("invalid PAX extended header");
-    onRecord(commonKey(buf, space + 1, eq) ?? buf.toString("utf8", space + 1, eq), buf.subarray(eq + 1, pos + len - 1));
+    // A key is bytes too (an xattr name may be any): decoded as names are, so that it writes back the same.
+    onRecord(commonKey(buf, space + 1, eq) ?? decodeName(buf.subarray(space + 1, eq)), buf.subarray(eq + 1, pos + len - 1));
     pos += len;
   }
 }
@@ -212,8 +218,9 @@ export function parsePaxTime(value: Uint8Array): bigint {
     seconds = seconds * 10 + d;
   }
   if (i === start) throw invalid();
-  // More digits than a double holds exactly: count them again as a BigInt.
-  const whole = i - start > 15 ? BigInt(view(value).toString("latin1", start, i)) : BigInt(seconds);
+  // Beyond what a double holds exactly, and so beyond any file time stor keeps.
+  if (i - start > 16 || seconds > MAX_SECONDS) throw malformed(`PAX time "${view(value).toString("utf8").slice(0, 40)}" out of range`);
+  const whole = BigInt(seconds);
   let fraction = 0;
   let digits = 0;
   for (i++; i < value.length; i++) {

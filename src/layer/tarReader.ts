@@ -8,12 +8,20 @@
  */
 import { decodeName } from "../fileName.ts";
 import { ByteStream } from "./byteStream.ts";
-import { BLOCK, FIELD, XATTR_PREFIX, checksum, isUstar, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { BLOCK, FIELD, MAX_SECONDS, XATTR_PREFIX, checksum, isUstar, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
 
 /** Largest PAX header or GNU long name accepted, as Go's archive/tar. */
 const MAX_META_BYTES = 1 << 20;
 /** Largest number of segments a sparse map may have. */
 const MAX_SPARSE_SEGMENTS = 1 << 20;
+/** Largest user or group id: 2^32 - 1 means "no change" to chown. */
+const MAX_ID = 0xfffffffe;
+/** Largest mode an 8-byte octal field holds; only the permission bits are kept. */
+const MAX_MODE = 0o7777777;
+/** Largest device numbers Linux keeps (12 and 20 bits): mknod would garble bigger ones. */
+const MAX_MAJOR = 0xfff;
+const MAX_MINOR = 0xfffff;
 
 const TYPES: Record<string, EntryType> = {
   "0": "file",
@@ -54,6 +62,8 @@ interface Meta {
   sparse?: Map<string, string>;
   /** The repeated offset and numbytes records of PAX sparse 0.0, in order. */
   sparse00?: number[];
+  /** The first record whose value was refused. */
+  invalid?: unknown;
 }
 
 /** A region of a sparse file that holds data; everything else is a hole. */
@@ -83,6 +93,8 @@ export class TarReader {
   #position = 0;
   #segmentLeft = 0;
   #current: TarHeader | undefined;
+  /** The name of the entry being read, once known: what its errors name. */
+  #naming: string | undefined;
   #ended = false;
   /** Offset in the stream where the current entry's stored data begins. */
   dataOffset = 0;
@@ -112,54 +124,68 @@ export class TarReader {
       if (!validChecksum(block)) {
         throw malformed(`invalid header checksum at offset ${this.#in.offset - BLOCK}`);
       }
-      const flag = String.fromCharCode(block[156]!);
-      const size = readNumber(block, FIELD.size, "size");
-      if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
-        if (size > MAX_META_BYTES) throw malformed(`extended header of ${size} bytes is too large`);
-        const data = size <= this.#in.buffered ? this.#in.view(size) : await this.#in.exact(size, () => "extended header");
-        if (!data || data.length < size) throw malformed("truncated extended header");
-        if (flag === "x") parsePax(data, (key, value) => addRecord(meta, key, value));
-        else if (flag === "L") meta.longName = cString(data);
-        else if (flag === "K") meta.longLink = cString(data);
-        if (flag === "L" || flag === "K") meta.records++;
-        const padding = padTo(size);
-        if (padding <= this.#in.buffered) this.#in.view(padding);
-        else await this.#in.skip(padding, () => "extended header");
-        continue;
+      try {
+        this.#naming = meta.path ?? meta.longName;
+        const flag = String.fromCharCode(block[156]!);
+        const size = readNumber(block, FIELD.size, "size");
+        if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+          if (size > MAX_META_BYTES) throw malformed(`extended header of ${size} bytes is too large`);
+          const data = size <= this.#in.buffered ? this.#in.view(size) : await this.#in.exact(size, () => "extended header");
+          if (!data || data.length < size) throw malformed("truncated extended header");
+          // A bad value is reported with the name of the entry it is for, which comes next.
+          if (flag === "x") parsePax(data, (key, value) => {
+            try {
+              addRecord(meta, key, value);
+            } catch (err) {
+              meta.invalid ??= err;
+            }
+          });
+          else if (flag === "L") meta.longName = cString(data);
+          else if (flag === "K") meta.longLink = cString(data);
+          if (flag === "L" || flag === "K") meta.records++;
+          const padding = padTo(size);
+          if (padding <= this.#in.buffered) this.#in.view(padding);
+          else await this.#in.skip(padding, () => "extended header");
+          continue;
+        }
+        const h = this.#header(block, flag, size, meta);
+        if (flag === "S" || meta.sparse || meta.sparse00) await this.#sparse(h, block, flag, meta);
+        this.#current = h;
+        return h;
+      } catch (err) {
+        throw named(err, this.#naming ?? headerName(block));
       }
-      const h = this.#header(block, flag, size, meta);
-      if (flag === "S" || meta.sparse || meta.sparse00) await this.#sparse(h, block, flag, meta);
-      this.#current = h;
-      return h;
     }
   }
 
   /** The entry of header `block`, with what `meta` says; all of it but a sparse map, which follows. */
   #header(block: Uint8Array, flag: string, storedSize: number, meta: Meta): TarHeader {
-    const prefix = isUstar(block) && block[FIELD.prefix[0]] !== 0 ? readString(block, FIELD.prefix) : "";
-    const name = meta.longName ?? (prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name));
+    const name = meta.longName ?? headerName(block);
+    this.#naming = meta.path ?? name;
+    if (meta.invalid) throw meta.invalid;
     let type = TYPES[flag];
-    if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}" for "${name}"`);
-    if (type === "file" && flag !== "S" && name.endsWith("/")) type = "dir";
+    if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}"`);
+    let path = meta.path ?? name;
+    // The name as the PAX header gives it: a ustar field cut short may end in a slash by chance.
+    if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
     const device = type === "char" || type === "block";
     const stored = meta.size ?? storedSize;
-    let path = meta.path ?? name;
     if (path.endsWith("/")) path = path.replace(/\/+$/, "");
-    const uid = readNumber(block, FIELD.uid, "uid");
-    const gid = readNumber(block, FIELD.gid, "gid");
-    const mtime = readNumber(block, FIELD.mtime, "mtime");
+    const uid = readNumber(block, FIELD.uid, "uid", 0, MAX_ID);
+    const gid = readNumber(block, FIELD.gid, "gid", 0, MAX_ID);
+    const mtime = readNumber(block, FIELD.mtime, "mtime", -MAX_SECONDS, MAX_SECONDS);
     const h: TarHeader = {
       path,
       type,
-      mode: readNumber(block, FIELD.mode, "mode") & 0o7777,
+      mode: readNumber(block, FIELD.mode, "mode", 0, MAX_MODE) & 0o7777,
       uid: meta.uid ?? uid,
       gid: meta.gid ?? gid,
       // These carry no content, whatever their size field says (a hardlink may, and it is skipped).
       size: type === "file" ? stored : 0,
       mtimeNs: meta.mtimeNs ?? BigInt(mtime) * 1_000_000_000n,
       linkpath: meta.linkpath ?? meta.longLink ?? readString(block, FIELD.linkname),
-      devMajor: device ? readNumber(block, FIELD.devmajor, "devmajor") : 0,
-      devMinor: device ? readNumber(block, FIELD.devminor, "devminor") : 0,
+      devMajor: device ? readNumber(block, FIELD.devmajor, "devmajor", 0, MAX_MAJOR) : 0,
+      devMinor: device ? readNumber(block, FIELD.devminor, "devminor", 0, MAX_MINOR) : 0,
       xattrs: meta.xattrs ?? new Map(),
     };
     this.#segments = NO_SEGMENTS;
@@ -185,11 +211,12 @@ export class TarReader {
     if (flag === "S") ({ segments, realSize } = await this.#gnuSparse(block));
     const sparse = meta.sparse ?? new Map<string, string>();
     if (sparse.size || meta.sparse00) {
-      if (sparse.has("name")) h.path = sparse.get("name")!.replace(/\/+$/, "");
+      if (sparse.has("name")) this.#naming = h.path = sparse.get("name")!.replace(/\/+$/, "");
       realSize = paxNumber("GNU.sparse.size", sparse.get("realsize") ?? sparse.get("size") ?? "");
       if (sparse.get("major") === "1") {
-        ({ segments, mapBytes } = await this.#sparseMap1(() => h.path));
+        ({ segments, mapBytes } = await this.#sparseMap1());
         stored -= mapBytes;
+        if (stored < 0) throw malformed("sparse map larger than the entry");
       } else {
         const list = sparse.has("map") ? (sparse.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n)) : (meta.sparse00 ?? []);
         segments = pairs(list);
@@ -197,7 +224,7 @@ export class TarReader {
     }
     if (!segments) return;
     h.size = realSize ?? 0;
-    checkSegments(segments, h.size, stored, h.path);
+    checkSegments(segments, h.size, stored);
     this.#segments = segments;
     this.#segmentLeft = 0;
     this.#left = stored;
@@ -232,7 +259,7 @@ export class TarReader {
    * The PAX 1.0 sparse map: decimal numbers, one a line, at the start of the data, padded to a
    * block. Returns the segments and the bytes the map took.
    */
-  async #sparseMap1(path: () => string): Promise<{ segments: Segment[]; mapBytes: number }> {
+  async #sparseMap1(): Promise<{ segments: Segment[]; mapBytes: number }> {
     let text = "";
     let blocks = 0;
     const numbers: number[] = [];
@@ -244,18 +271,18 @@ export class TarReader {
         for (const line of lines) {
           const n = paxNumber("sparse map", line);
           if (count < 0) {
-            if (n > MAX_SPARSE_SEGMENTS) throw malformed(`sparse map of "${path()}" too large`);
+            if (n > MAX_SPARSE_SEGMENTS) throw malformed("sparse map too large");
             count = n;
           } else numbers.push(n);
         }
         continue;
       }
-      const b = await this.#in.exact(BLOCK, () => `sparse map of "${path()}"`);
-      if (!b) throw malformed(`truncated sparse map of "${path()}"`);
+      const b = await this.#in.exact(BLOCK, () => "sparse map");
+      if (!b) throw malformed(`truncated sparse map`);
       blocks++;
       text += Buffer.from(b).toString("latin1");
     }
-    if (numbers.length !== 2 * count) throw malformed(`invalid sparse map of "${path()}"`);
+    if (numbers.length !== 2 * count) throw malformed(`invalid sparse map`);
     return { segments: pairs(numbers), mapBytes: blocks * BLOCK };
   }
 
@@ -325,8 +352,8 @@ function addRecord(meta: Meta, key: string, value: Uint8Array): void {
   else if (key === "path") meta.path = decodeName(value);
   else if (key === "linkpath") meta.linkpath = decodeName(value);
   else if (key === "size") meta.size = paxNumber(key, utf8(value));
-  else if (key === "uid") meta.uid = paxNumber(key, utf8(value));
-  else if (key === "gid") meta.gid = paxNumber(key, utf8(value));
+  else if (key === "uid") meta.uid = paxNumber(key, utf8(value), MAX_ID);
+  else if (key === "gid") meta.gid = paxNumber(key, utf8(value), MAX_ID);
   else if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") (meta.sparse00 ??= []).push(paxNumber(key, utf8(value)));
   else if (key.startsWith(SPARSE_PREFIX)) (meta.sparse ??= new Map()).set(key.slice(SPARSE_PREFIX.length), utf8(value));
 }
@@ -336,9 +363,23 @@ function cString(data: Uint8Array): string {
   return decodeName(data.subarray(0, end < 0 ? data.length : end));
 }
 
-function paxNumber(key: string, text: string): number {
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw malformed(`invalid ${key} "${text.slice(0, 40)}"`);
-  return Number(text);
+function paxNumber(key: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text)) throw malformed(`invalid ${key} "${text.slice(0, 40)}"`);
+  const n = Number(text);
+  if (!(n <= max)) throw malformed(`${key} ${text.slice(0, 40)} out of range`);
+  return n;
+}
+
+/** Wraps a malformed-archive error in the name of the entry it is about. */
+function named(err: unknown, name: string): unknown {
+  if (!(err instanceof InvalidArgumentError) || err.why.startsWith("entry ")) return err;
+  return malformed(`entry "${name}": ${err.why}`);
+}
+
+/** The name a ustar header gives, its prefix field included. */
+function headerName(block: Uint8Array): string {
+  const prefix = isUstar(block) && block[FIELD.prefix[0]] !== 0 ? readString(block, FIELD.prefix) : "";
+  return prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name);
 }
 
 function pairs(list: number[]): Segment[] {
@@ -349,13 +390,13 @@ function pairs(list: number[]): Segment[] {
 }
 
 /** Segments must ascend without overlap, end within the file, and add up to the stored bytes. */
-function checkSegments(segments: Segment[], realSize: number, stored: number, path: string): void {
+function checkSegments(segments: Segment[], realSize: number, stored: number): void {
   let end = 0;
   let total = 0;
   for (const s of segments) {
-    if (s.offset < end || s.offset + s.length > realSize) throw malformed(`invalid sparse map of "${path}"`);
+    if (s.offset < end || s.offset + s.length > realSize) throw malformed(`invalid sparse map`);
     end = s.offset + s.length;
     total += s.length;
   }
-  if (total !== stored) throw malformed(`sparse map of "${path}" does not match its data`);
+  if (total !== stored) throw malformed(`sparse map does not match its data`);
 }

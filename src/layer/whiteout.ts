@@ -10,9 +10,16 @@ export const WHITEOUT_PREFIX = ".wh.";
 export const WHITEOUT_META_PREFIX = ".wh..wh.";
 export const OPAQUE_MARKER = ".wh..wh..opq";
 
-/** Overlayfs keeps its own bookkeeping under this prefix; layers never carry it. */
-export const OVERLAY_XATTR_PREFIX = "trusted.overlay.";
 export const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
+
+/**
+ * True for overlayfs's own bookkeeping (opaque, redirect, origin …): `trusted.overlay.*`, and
+ * `user.overlay.*`, which a `userxattr` mount reads instead. A layer carrying them could forge
+ * the merged view, so they are neither applied nor written into layers.
+ */
+export function isOverlayXattr(key: string): boolean {
+  return key.startsWith("trusted.overlay.") || key.startsWith("user.overlay.");
+}
 
 /** True for overlayfs's whiteout: a character device numbered 0/0. */
 export function isOverlayWhiteout(st: BigIntStats): boolean {

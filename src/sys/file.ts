@@ -4,6 +4,7 @@
  * the filesystem type.
  */
 import { fstatSync, ftruncateSync, statSync } from "node:fs";
+import { decodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 
 const FICLONE = 0x40049409;
@@ -94,7 +95,10 @@ export function writeAllAt(fd: number, bytes: Uint8Array, position: number, what
 
 /** The two struct timespec that utimensat and futimens take, from nanoseconds. */
 export function timespecs(atimeNs: bigint, mtimeNs: bigint): BigInt64Array {
-  return new BigInt64Array([atimeNs / 1_000_000_000n, atimeNs % 1_000_000_000n, mtimeNs / 1_000_000_000n, mtimeNs % 1_000_000_000n]);
+  // Seconds rounded down, so that the nanoseconds are never negative (the kernel refuses them).
+  const seconds = (ns: bigint) => ns / 1_000_000_000n - (ns % 1_000_000_000n < 0n ? 1n : 0n);
+  const [a, m] = [seconds(atimeNs), seconds(mtimeNs)];
+  return new BigInt64Array([a, atimeNs - a * 1_000_000_000n, m, mtimeNs - m * 1_000_000_000n]);
 }
 
 /**
@@ -140,7 +144,15 @@ export function listXattrs(f: FileRef): string[] {
     const n = list(buf, size);
     if (n < 0 && errno() === Errno.ERANGE) continue; // grew meanwhile
     check(n, () => `list xattrs of ${describeRef(f)}`);
-    return buf.subarray(0, n).toString("latin1").split("\0").filter(Boolean);
+    // Names are bytes, as file names are: decoded so that cstr gives the same bytes back.
+    const names: string[] = [];
+    for (let start = 0; start < n; ) {
+      const end = buf.indexOf(0, start);
+      const stop = end < 0 || end > n ? n : end;
+      if (stop > start) names.push(decodeName(buf.subarray(start, stop)));
+      start = stop + 1;
+    }
+    return names;
   }
 }
 
@@ -169,6 +181,13 @@ export function setXattr(f: FileRef, name: string, value: Uint8Array): void {
   const v = value.length ? value : null;
   const r = typeof f === "number" ? libc.fsetxattr(f, cstr(name), v, value.length, 0) : libc.lsetxattr(cstr(f), cstr(name), v, value.length, 0);
   check(r, () => `set xattr ${name} on ${describeRef(f)}`);
+}
+
+/** Removes extended attribute `name` of `path` (not of a symlink's target); false when it had none. */
+export function removeXattr(path: string, name: string): boolean {
+  if (libc.lremovexattr(cstr(path), cstr(name)) === 0) return true;
+  if (errno() === Errno.ENODATA) return false;
+  throw new SysError(`remove xattr ${name} of ${path}`, errno());
 }
 
 /** Copies every extended attribute of `src` to `dst`; `onError` decides about each failure. */

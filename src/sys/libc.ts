@@ -36,6 +36,7 @@ const load = () => dlopen("libc.so.6", {
   llistxattr: { args: [ptr, ptr, usize], returns: i64_fast },
   lgetxattr: { args: [ptr, ptr, ptr, usize], returns: i64_fast },
   lsetxattr: { args: [ptr, ptr, ptr, usize, i32], returns: i32 },
+  lremovexattr: { args: [ptr, ptr], returns: i32 },
   flistxattr: { args: [i32, ptr, usize], returns: i64_fast },
   fgetxattr: { args: [i32, ptr, ptr, usize], returns: i64_fast },
   fsetxattr: { args: [i32, ptr, ptr, usize, i32], returns: i32 },
