@@ -290,11 +290,12 @@ export class VolumeService {
     try {
       const mounts = readMountInfo();
       const sizes = new Map<string, number>();
-      for (const name of names) {
-        locks.push(this.#locks.lock(name));
-        const v = this.#find(name); // taken, changed or removed while pruning?
-        if (!v || v.refs.length > 0 || !isPlainLocal(v) || mountedAt(local.path(name), mounts).length > 0) continue;
-        sizes.set(name, dataSize(local.path(name)) ?? 0);
+      for (const name of names) locks.push(this.#locks.lock(name));
+      // Looked at again under the locks, in one read: taken, changed or removed while pruning?
+      const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
+      for (const v of now) {
+        if (!v || v.refs.length > 0 || !isPlainLocal(v) || mountedAt(local.path(v.name), mounts).length > 0) continue;
+        sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
       }
       const { removed, failed } = local.removeAll([...sizes.keys()]);
       // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
