@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets stor up on this machine, as root: npm dependencies (Bun among them), the single binary
-# dist/stor, installed as $PREFIX/bin/stor, and a commented /etc/stor/stor.ini if there is none.
+# dist/stor, installed as $PREFIX/bin/stor with its man pages and shell completions, and a
+# commented /etc/stor/stor.ini if there is none.
 # Safe to run again.
 set -euo pipefail
 
@@ -34,6 +35,15 @@ node_modules/.bin/bun run build >/dev/null || die "the build failed: run 'node_m
 
 step "installing $PREFIX/bin/stor"
 install -D -m 0755 dist/stor "$PREFIX/bin/stor"
+
+# Man pages and completions come from the binary itself, so they describe exactly what it does.
+step "installing man pages in $PREFIX/share/man/man1 and shell completions"
+"$PREFIX/bin/stor" man --dir "$PREFIX/share/man" || die "could not write the man pages"
+install -d -m 0755 "$PREFIX/share/bash-completion/completions" "$PREFIX/share/zsh/site-functions" "$PREFIX/share/fish/vendor_completions.d"
+"$PREFIX/bin/stor" completion bash >"$PREFIX/share/bash-completion/completions/stor"
+"$PREFIX/bin/stor" completion zsh >"$PREFIX/share/zsh/site-functions/_stor"
+"$PREFIX/bin/stor" completion fish >"$PREFIX/share/fish/vendor_completions.d/stor.fish"
+command -v mandb >/dev/null && mandb -q "$PREFIX/share/man" 2>/dev/null || true
 
 if [ ! -e "$CONFIG" ]; then
   step "writing $CONFIG"

@@ -64,17 +64,24 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   }
   // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
   const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
+  const plugins: PluginSettings = {
+    dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : pluginDirs.split(/\s+/).filter(Boolean))],
+    timeoutMs: (file.volume.plugin_timeout ?? 60) * 1000,
+    retryMs: (file.volume.plugin_retry ?? 30) * 1000,
+  };
+  const driver = file.volume.default_driver;
+  // The drivers are loaded only for a file that names one: most commands never need them.
+  if (driver !== undefined) {
+    const { knownDriver, driverNames } = require("./volume/drivers.ts") as typeof import("./volume/drivers.ts");
+    if (!knownDriver(driver, plugins.dirs)) throw new InvalidArgumentError(`config ${configPath}`, `volume.default_driver: unknown volume driver "${driver}" (known: ${driverNames().join(", ")})`);
+  }
   return {
     root,
     configPath,
     logLevel: logLevelRaw as LogLevel,
     defaultSnapshotter: file.snapshot.default,
-    defaultVolumeDriver: file.volume.default_driver ?? "local",
-    plugins: {
-      dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : pluginDirs.split(/\s+/).filter(Boolean))],
-      timeoutMs: (file.volume.plugin_timeout ?? 60) * 1000,
-      retryMs: (file.volume.plugin_retry ?? 30) * 1000,
-    },
+    defaultVolumeDriver: driver ?? "local",
+    plugins,
   };
 }
 

@@ -1,29 +1,30 @@
 /**
  * The on-disk layout of a stor root: every path below `--root` is spelled here and nowhere else.
  *
- * ```
- * <root>/serve.lock                          held (shared) by every running `stor serve`
- * <root>/restore.boot                        the boot id `stor restore` last ran in
- * <root>/volumes/<name>/_data                a local volume's data (its name is the user's)
- * <root>/volumes/<name>/opts.json            its mount options
- * <root>/volumes/.meta/metadata.db           volume metadata (and SQLite's side files)
- * <root>/volumes/.meta/locks/                per-volume lock files, gone when unlocked
- * <root>/volumes/.rm-*                       a volume being removed
- * <root>/snapshots/<snapshotter>/metadata.db snapshot metadata
- * <root>/snapshots/<snapshotter>/snapshots/<id>
- *                                            a snapshot; inside it, its snapshotter's own files
- *                                            (native: the tree; overlay: fs/ and work/; btrfs:
- *                                            fs, a subvolume)
- * <root>/snapshots/<snapshotter>/snapshots/new-*, rm-*
- *                                            a snapshot being made, one being removed
- * ```
+ * {@link LAYOUT} lists every path and what it holds (the man page and docs/CLI.md print it).
  *
  * Volume names start with a letter or digit, so nothing the store keeps among the volumes
  * (`.meta`, `.rm-*`) can ever be a volume's directory, nor a volume's directory one of the store's
  * files: older roots kept `metadata.db` beside the volumes, where a volume named
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
-import { join } from "node:path";
+import { statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { InvalidArgumentError, StorError, describe } from "./errors.ts";
+
+/** Every path below a root, relative to it, and what it holds. */
+export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
+  ["serve.lock", "held (shared) by every running `stor serve`"],
+  ["restore.boot", "the boot id `stor restore` last ran in"],
+  ["volumes/<name>/_data", "a local volume's data (its name is the user's)"],
+  ["volumes/<name>/opts.json", "its mount options"],
+  ["volumes/.meta/metadata.db", "volume metadata (and SQLite's side files)"],
+  ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked"],
+  ["volumes/.rm-*", "a volume being removed"],
+  ["snapshots/<snapshotter>/metadata.db", "snapshot metadata"],
+  ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
+  ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],
+];
 
 /** The directory holding every local volume. */
 export const volumesDir = (root: string) => join(root, "volumes");
@@ -57,3 +58,23 @@ export const serveLock = (root: string) => join(root, "serve.lock");
 
 /** The boot id restore last ran in. */
 export const restoreBootFile = (root: string) => join(root, "restore.boot");
+
+/**
+ * The error for a root whose directories could not be made: when a file stands where the root or
+ * one of its parents should be, says so (exit 2) instead of mkdir's "file already exists".
+ */
+export function rootError(root: string, err: unknown): StorError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EEXIST" || code === "ENOTDIR") {
+    for (let p = root; p !== dirname(p); p = dirname(p)) {
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue; // below the file that is in the way
+      }
+      if (!st.isDirectory()) return new InvalidArgumentError(`root ${root}`, p === root ? "is not a directory" : `${p} is not a directory`);
+    }
+  }
+  return new StorError(`root ${root}`, describe(err));
+}

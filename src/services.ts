@@ -9,8 +9,8 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import type { Config } from "./config.ts";
 import type { Access } from "./db.ts";
-import { NotFoundError, PreconditionError, StorError, describe } from "./errors.ts";
-import { snapshotDb, snapshotsDir } from "./layout.ts";
+import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
+import { rootError, snapshotDb, snapshotsDir } from "./layout.ts";
 import { log } from "./log.ts";
 import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
@@ -33,7 +33,6 @@ export interface SnapshotsRequest {
 
 /** Opens the snapshot service of one snapshotter. */
 export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotService {
-  trace("command load, parse");
   const { SNAPSHOTTERS, SNAPSHOTTER_NAMES, snapshotterName } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
   const { SnapshotService } = require("./snapshot/service.ts") as typeof import("./snapshot/service.ts");
   trace("service modules");
@@ -63,7 +62,6 @@ export function usedSnapshotters(config: Config): SnapshotterName[] {
 
 /** Opens the volume service. */
 export function openVolumes(config: Config, access: Access, opts?: ServiceOptions): VolumeService {
-  trace("command load, parse");
   const { VolumeService } = require("./volume/service.ts") as typeof import("./volume/service.ts");
   trace("service modules");
   prepareRoot(config.root, access);
@@ -77,16 +75,21 @@ export function openVolumes(config: Config, access: Access, opts?: ServiceOption
  */
 function prepareRoot(root: string, access: Access, dir?: string): string {
   if (access === "read") {
-    const st = statSync(root, { throwIfNoEntry: false });
+    let st;
+    try {
+      st = statSync(root, { throwIfNoEntry: false });
+    } catch (err) {
+      throw rootError(root, err); // a file above the root
+    }
     if (!st) throw new NotFoundError(`root ${root}`);
-    if (!st.isDirectory()) throw new StorError(`root ${root}`, "not a directory");
+    if (!st.isDirectory()) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
     return dir !== undefined && existsSync(dir) ? dir : root;
   }
   if (dir === undefined) return root;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o711 });
   } catch (err) {
-    throw new StorError(`root ${root}`, describe(err));
+    throw rootError(root, err);
   }
   return dir;
 }

@@ -147,8 +147,10 @@ export function unmountBelow(prefix: string): void {
 }
 
 /**
- * Fails the test under CI (CI=true) when `ok` is false, and returns false outside CI so the
- * test can return early after saying why. Use for root, kernel features and tools.
+ * Whether a requirement (root, a kernel feature, a tool) is met, for `test.skipIf(!need(…))` and
+ * `describe.skipIf`: outside CI an unmet one says why and the test shows as skipped (counted in
+ * the final line); under CI (CI=true) it throws while the file loads, so the run fails loudly.
+ * Never a reason to return early from a test that then passes without asserting.
  */
 export function need(ok: boolean, why: string): boolean {
   if (ok) return true;

@@ -41,8 +41,7 @@ describe("fuzz crashers stay fixed", () => {
     }
   });
 
-  test.each(CRASHERS)("%s, in-process on both snapshotters", async (name) => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root")).each(CRASHERS)("%s, in-process on both snapshotters", async (name) => {
     const input = readFileSync(join(REGRESSIONS, name));
     for (const bed of beds) await bed.run(input, 1); // throws a Violation naming the invariant
   });
@@ -73,8 +72,7 @@ describe.each(SNAPSHOTTERS)("fuzz crashers through the binary on %s", (sn) => {
     }
   };
 
-  test.each(CRASHERS)("%s: exit 0, or exit 2 with one line and the snapshot as it was", (name) => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root")).each(CRASHERS)("%s: exit 0, or exit 2 with one line and the snapshot as it was", (name) => {
     const key = name.replace(/\.tar$/, "");
     root.ok(["-s", sn, "snapshot", "prepare", key, "base"]);
     // Something of its own first, which a refusal must keep.
@@ -95,10 +93,9 @@ describe.each(SNAPSHOTTERS)("fuzz crashers through the binary on %s", (sn) => {
   });
 });
 
-test(
+test.skipIf(!need(isRoot(), "needs root"))(
   `${SHORT_RUN} s of fresh fuzz inputs break no invariant`,
   async () => {
-    if (!need(isRoot(), "needs root")) return;
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
     const s = await fuzz({ seconds: SHORT_RUN, seed, binaryEvery: 40 });
     console.log(`fuzz seed ${seed}: ${s.runs} inputs in ${s.seconds.toFixed(0)} s, ${s.accepted} applies accepted, ${s.refused} refused`);
@@ -108,10 +105,9 @@ test(
   (SHORT_RUN + 60) * 1000,
 );
 
-test(
+test.skipIf(!need(isRoot(), "needs root"))(
   `${SWEEP_RUN} s of the truncation sweep break no invariant`,
   async () => {
-    if (!need(isRoot(), "needs root")) return;
     // A different stretch each run (the whole sweep, `npm run fuzz -- --sweep`, takes minutes).
     const start = Number(process.env.FUZZ_SWEEP_START ?? Math.floor(Math.random() * SWEEP_LENGTH));
     const s = await fuzz({ seconds: SWEEP_RUN, seed: "sweep", start, binaryEvery: 0 });

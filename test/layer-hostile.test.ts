@@ -63,7 +63,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
   const run = isRoot();
   beforeAll(() => {
     if (!run) return;
-    root = new TestRoot("stor-layer-hostile-");
+    root = TestRoot.for(sn, "stor-layer-hostile-");
     layers = root.dir("layers");
     writeFileSync(join(layers, "own.tar"), OWN);
     root.ok(["-s", sn, "snapshot", "prepare", "base-a"]);
@@ -98,8 +98,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
   };
 
   for (const [name, victim] of BAD_NUMBERS) {
-    test(`${name}: refused at once, naming the entry, the snapshot as it was`, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(`${name}: refused at once, naming the entry, the snapshot as it was`, () => {
       const { r, ms, before, after } = applyFresh(encode([file("first", { data: field("would apply") }), victim, file("last")]));
       expect(ms).toBeLessThan(5000);
       expect(r.code).toBe(2);
@@ -109,8 +108,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
     });
   }
 
-  test("a layer that deletes and replaces, then ends short, leaves the snapshot exactly as it was", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("a layer that deletes and replaces, then ends short, leaves the snapshot exactly as it was", () => {
     const layer = encode([
       { name: "etc/.wh.passwd", type: "0" },
       { name: "p/.wh..wh..opq", type: "0" },
@@ -125,16 +123,14 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
     expect(after).toEqual(before);
   });
 
-  test("a directory named .wh.etc is refused, and /etc survives", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("a directory named .wh.etc is refused, and /etc survives", () => {
     const { r, before, after } = applyFresh(tar([{ name: ".wh.etc/", type: "5" }, { name: ".wh.etc/somefile", data: "x" }]));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('entry ".wh.etc/somefile"');
     expect(after).toEqual(before);
   });
 
-  test("a .wh. name made through the mount is no change of the layer: changes and diff leave it out", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("a .wh. name made through the mount is no change of the layer: changes and diff leave it out", () => {
     const key = `wh${n++}`;
     root.ok(["-s", sn, "snapshot", "prepare", key, "base"]);
     const mnt = root.dir(`mnt-${key}`);
@@ -165,8 +161,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
     ["opaque, after", [{ name: "p/q/upper", data: "u" }, { name: "p/q/.wh..wh..opq" }]],
     ["opaque of the parent, after", [{ name: "p/q/upper", data: "u" }, { name: "p/.wh..wh..opq" }]],
   ] as const) {
-    test(`a whiteout ${order} its own layer's entries removes only the lower layer's`, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(`a whiteout ${order} its own layer's entries removes only the lower layer's`, () => {
       const key = `w${n++}`;
       root.ok(["-s", sn, "snapshot", "prepare", key, "base"]);
       writeFileSync(join(layers, `${key}.tar`), tar(entries as never));
@@ -184,8 +179,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
     });
   }
 
-  test("overlayfs's xattrs, user.overlay.* as trusted.overlay.*, are dropped on apply and on diff", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("overlayfs's xattrs, user.overlay.* as trusted.overlay.*, are dropped on apply and on diff", () => {
     const key = `x${n++}`;
     root.ok(["-s", sn, "snapshot", "prepare", key, "base"]);
     const layer = encode([

@@ -114,8 +114,7 @@ describe("unpack", () => {
   afterAll(() => scratch?.close());
 
   for (const sn of SNAPSHOTTERS) {
-    test(`on ${sn}: OCI layout, then docker save, give one chain named by chain ID`, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(`on ${sn}: OCI layout, then docker save, give one chain named by chain ID`, () => {
       const root = TestRoot.for(sn, "stor-layer-unpack-");
       try {
         expect(root.ok(["-s", sn, "unpack", join(work, "oci")]).trim()).toBe(chain[2]!);
@@ -144,8 +143,7 @@ describe("unpack", () => {
 
   /** Unpacks a broken variant of the image: one line, exit 2, only the good bottom layer committed. */
   function refused(name: string, variant: (dir: string) => void, message: RegExp): void {
-    test(name, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(name, () => {
       const dir = join(work, name.replace(/\W+/g, "-"));
       variant(dir);
       const root = new TestRoot("stor-layer-bad-");
@@ -174,8 +172,7 @@ describe("unpack", () => {
     /does not match its digest|diffID/,
   );
 
-  test("no manifest for this platform is not found (exit 3)", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("no manifest for this platform is not found (exit 3)", () => {
     const dir = join(work, "other-platform");
     writeOci(dir, layers, { platforms: [OTHER] });
     const root = new TestRoot("stor-layer-bad-");

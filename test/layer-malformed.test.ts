@@ -74,8 +74,7 @@ describe.each(SNAPSHOTTERS)("malformed layers on %s", (sn) => {
   afterAll(() => root?.close());
 
   for (const [i, [name, bytes, message]] of MALFORMED.entries()) {
-    test(name, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(name, () => {
       const file = join(dir, `bad-${i}`);
       writeFileSync(file, bytes);
       const key = `victim-${i}`;

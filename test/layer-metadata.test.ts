@@ -51,8 +51,7 @@ describe.each(SNAPSHOTTERS)("apply on %s sets what a new file would inherit othe
   });
   afterAll(() => root?.close()); // it unmounts what is mounted below it first
 
-  test("a setgid directory's group, from the parent or from the layer", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("a setgid directory's group, from the parent or from the layer", () => {
     expect(ownerMode(join(dir, "inherited"))).toBe("0:1234 2775");
     expect(ownerMode(join(dir, "inherited/plain"))).toBe("0:0 644");
     expect(ownerMode(join(dir, "inherited/grouped"))).toBe("0:1234 640");
@@ -60,8 +59,7 @@ describe.each(SNAPSHOTTERS)("apply on %s sets what a new file would inherit othe
     expect(ownerMode(join(dir, "made/plain"))).toBe("0:0 644");
   });
 
-  test("a default ACL's mask", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("a default ACL's mask", () => {
     expect(ownerMode(join(dir, "acl/plain"))).toBe("0:0 644");
     expect(ownerMode(join(dir, "acl/exec"))).toBe("7:8 755");
   });
@@ -75,8 +73,7 @@ describe.each(SNAPSHOTTERS)("apply on %s of a layer file", (snapshotter) => {
   });
   afterAll(() => root?.close());
 
-  test("keeps the xattrs of a file larger than its read buffers", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("keeps the xattrs of a file larger than its read buffers", () => {
     const src = root.dir("src");
     const layer = join(root.dir("layer"), "layer.tar");
     must(`head -c 40000000 /dev/urandom > ${src}/big && setfattr -n user.mark -v 0x00ff10ab ${src}/big && tar --xattrs --xattrs-include='*' -cf ${layer} -C ${src} .`);

@@ -73,14 +73,12 @@ describe.each(SNAPSHOTTERS)("whiteouts on %s", (sn) => {
   });
   afterAll(() => root?.close());
 
-  test("the mounted tree hides deleted names and emptied directories", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("the mounted tree hides deleted names and emptied directories", () => {
     const shape = viewListing(root, sn, "l2-c").map((l) => l.split(" ").slice(0, 3).join(" "));
     expect(shape).toEqual(EXPECTED);
   });
 
-  test("the snapshot's own diff carries the deletions on", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("the snapshot's own diff carries the deletions on", () => {
     const changes = root.ok(["-s", sn, "snapshot", "changes", "l2-c"]).trim().split("\n");
     expect(changes).toContain("D /a/gone");
     expect(changes).toContain("D /a/sub");
@@ -89,8 +87,7 @@ describe.each(SNAPSHOTTERS)("whiteouts on %s", (sn) => {
   });
 
   if (DIFF_STYLE[sn] === "upper") {
-    test("the upper directory holds overlayfs whiteouts and opaque markers", () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))("the upper directory holds overlayfs whiteouts and opaque markers", () => {
       const upper = must(`find ${root.path}/snapshots/overlay/snapshots -path '*/fs/e/made'`).trim().replace(/\/e\/made$/, "");
       expect(upper).toMatch(/\/fs$/);
       expect(must(`stat -c '%F %t:%T' ${upper}/a/gone ${upper}/a/sub`).trim().split("\n")).toEqual(["character special file 0:0", "character special file 0:0"]);

@@ -52,16 +52,14 @@ describe.each(SNAPSHOTTERS)("layers made on %s", (src) => {
   });
   afterAll(() => root?.close());
 
-  test("changes lists additions, changes and deletions against the parent", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("changes lists additions, changes and deletions against the parent", () => {
     expect(root.ok(["-s", src, "snapshot", "changes", "top-c"]).trim().split("\n")).toEqual(EXPECTED_CHANGES[DIFF_STYLE[src]]);
     const base = root.ok(["-s", src, "snapshot", "changes", "base-c"]).trim().split("\n");
     expect(base.every((l) => l.startsWith("A /"))).toBe(true);
     expect(base).toContain(`A /deep/${LONG}/${LONG}/${LONG}/${LONG}.txt`);
   });
 
-  test("diff writes the same bytes every time, plain, gzip and zstd", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("diff writes the same bytes every time, plain, gzip and zstd", () => {
     for (const [flag, file] of [["", "top.tar"], ["--gzip", "top.tar.gz"], ["--zstd", "top.tar.zst"], ["", "base.tar"]] as const) {
       const key = file.startsWith("base") ? "base-c" : "top-c";
       const out = join(layers, file);
@@ -75,8 +73,7 @@ describe.each(SNAPSHOTTERS)("layers made on %s", (src) => {
     must(`${STOR} --root ${root.path} --config ${root.config} -s ${src} snapshot diff top-c | cmp - ${join(layers, "top.tar")}`);
   });
 
-  test("the layer holds whiteouts, hardlinks, PAX names and xattrs", () => {
-    if (!need(run, "needs root")) return;
+  test.skipIf(!need(run, "needs root"))("the layer holds whiteouts, hardlinks, PAX names and xattrs", () => {
     const names = must(`tar -tf ${join(layers, "top.tar")}`).trim().split("\n");
     expect(names).toContain("etc/.wh.hardlink");
     expect(names).toContain(".wh.fifo");
@@ -90,8 +87,7 @@ describe.each(SNAPSHOTTERS)("layers made on %s", (src) => {
   });
 
   for (const dst of SNAPSHOTTERS) {
-    test(`applied on ${dst}, the layers rebuild the same tree`, () => {
-      if (!need(run, "needs root")) return;
+    test.skipIf(!need(run, "needs root"))(`applied on ${dst}, the layers rebuild the same tree`, () => {
       const r = TestRoot.for(dst, "stor-layer-dst-");
       try {
         r.ok(["-s", dst, "snapshot", "prepare", "a1"]);
@@ -121,8 +117,7 @@ describe.each(SNAPSHOTTERS)("layers made on %s", (src) => {
 });
 
 describe("apply refuses what is not an active snapshot", () => {
-  test("committed, view and missing keys", () => {
-    if (!need(isRoot(), "needs root")) return;
+  test.skipIf(!need(isRoot(), "needs root"))("committed, view and missing keys", () => {
     const r = new TestRoot("stor-layer-kind-");
     try {
       const layer = join(r.dir("l"), "empty.tar");
@@ -166,8 +161,7 @@ describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
   });
   afterAll(() => root?.close());
 
-  test("changes prints them as their bytes; diff writes them as their bytes", () => {
-    if (!need(isRoot(), "needs root")) return;
+  test.skipIf(!need(isRoot(), "needs root"))("changes prints them as their bytes; diff writes them as their bytes", () => {
     expect(changesOf(root, src, "a-c")).toEqual(NAMES);
     const listed = Bun.spawnSync(["tar", "--quoting-style=literal", "-tvf", layer]);
     expect(listed.stderr.toString()).toBe(""); // GNU tar reads it without a warning
@@ -175,8 +169,7 @@ describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
     expect(latin1(listed.stdout)).toContain("h\xe9 link to caf\xe9/r\xe9sum\xe9");
   });
 
-  test.each(SNAPSHOTTERS)("a layer of them applies to %s with the same bytes, and diffs to the same layer", (dst) => {
-    if (!need(isRoot(), "needs root")) return;
+  test.skipIf(!need(isRoot(), "needs root")).each(SNAPSHOTTERS)("a layer of them applies to %s with the same bytes, and diffs to the same layer", (dst) => {
     // GNU tar's own layer of the same tree, too: raw bytes in ustar name fields.
     const gnu = join(root.dir("layers"), "gnu.tar");
     const mnt = root.dir("mnt-gnu");

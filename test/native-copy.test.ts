@@ -32,9 +32,8 @@ function nativeOn(fs: LoopFs) {
   return { root, stor: (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", ...a]) };
 }
 
-test("types, owners, modes, hardlinks, devices, xattrs and nanosecond times survive prepare", () => {
-  if (!need(isRoot(), "mknod, chown and security.* xattrs need root")) return;
-  if (!need(have("setfattr") && have("setcap"), "setfattr (attr) and setcap (libcap2-bin) are needed")) return;
+const copyTools = need(isRoot(), "mknod, chown and security.* xattrs need root") && need(have("setfattr") && have("setcap"), "setfattr (attr) and setcap (libcap2-bin) are needed");
+test.skipIf(!copyTools)("types, owners, modes, hardlinks, devices, xattrs and nanosecond times survive prepare", () => {
   const r = new TestRoot();
   cleanups.push(() => r.close());
   const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
@@ -61,8 +60,7 @@ test("types, owners, modes, hardlinks, devices, xattrs and nanosecond times surv
   expect(sh(["getcap", join(child, "ping")]).stdout).toContain("cap_net_raw=ep");
 });
 
-test("a copy that fills the disk leaves nothing behind", () => {
-  if (!need(isRoot(), "loop devices need root")) return;
+test.skipIf(!need(isRoot(), "loop devices need root"))("a copy that fills the disk leaves nothing behind", () => {
   const fs = new LoopFs("ext4", 64);
   cleanups.push(() => fs.close());
   const { root, stor } = nativeOn(fs);
@@ -78,8 +76,7 @@ test("a copy that fills the disk leaves nothing behind", () => {
   expect(stor("prepare", "small").code).toBe(0);
 });
 
-test("on XFS with reflink the copy shares extents instead of duplicating data", () => {
-  if (!need(isRoot() && have("mkfs.xfs"), "XFS loop devices need root and xfsprogs")) return;
+test.skipIf(!need(isRoot() && have("mkfs.xfs"), "XFS loop devices need root and xfsprogs"))("on XFS with reflink the copy shares extents instead of duplicating data", () => {
   const fs = new LoopFs("xfs", 512, ["-m", "reflink=1"]);
   cleanups.push(() => fs.close());
   const { stor } = nativeOn(fs);
@@ -95,8 +92,7 @@ test("on XFS with reflink the copy shares extents instead of duplicating data", 
   expect(sh(["cmp", join(d, "blob"), join(c3, "blob")]).code).toBe(0);
 });
 
-test("sparse files keep their holes, so a copy of hundreds of megabytes of holes fits a 64 MB disk", () => {
-  if (!need(isRoot(), "loop devices need root")) return;
+test.skipIf(!need(isRoot(), "loop devices need root"))("sparse files keep their holes, so a copy of hundreds of megabytes of holes fits a 64 MB disk", () => {
   const fs = new LoopFs("ext4", 64);
   cleanups.push(() => fs.close());
   const { stor } = nativeOn(fs);

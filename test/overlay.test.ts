@@ -11,11 +11,10 @@ function upperOf(mounts: { Type: string; Source: string; Options: string[] }[]):
   return m.Options.find((o) => o.startsWith("upperdir="))!.slice("upperdir=".length);
 }
 
-describe("deep chains", () => {
+describe.skipIf(!need(isRoot(), "overlay mounts need root"))("deep chains", () => {
   let r: TestRoot;
   const DEPTH = 500;
   beforeAll(() => {
-    if (!need(isRoot(), "overlay mounts need root")) return;
     r = new TestRoot();
     for (let i = 1; i <= DEPTH; i++) {
       const parent = i === 1 ? [] : [`l${i - 1}`];
@@ -42,7 +41,6 @@ describe("deep chains", () => {
 
   for (const [api, env] of [["new mount API", {}], ["relative-path fallback", { STOR_MOUNT_API: "legacy" }]] as const) {
     test(`128 layers through the ${api}`, () => {
-      if (!need(isRoot(), "overlay mounts need root")) return;
       r.ok(["snapshot", "-s", "overlay", "view", `v128-${api}`, "l128"]);
       const opts: string = JSON.parse(r.ok(["snapshot", "-s", "overlay", "view", "--mounts", `v128b-${api}`, "l128"]))[0].Options.join(",");
       expect(opts.length).toBeGreaterThan(4096); // past what one mount(2) page can carry
@@ -50,7 +48,6 @@ describe("deep chains", () => {
     });
 
     test(`500 layers (the kernel's limit) through the ${api}, view and active`, () => {
-      if (!need(isRoot(), "overlay mounts need root")) return;
       r.ok(["snapshot", "-s", "overlay", "view", `v500-${api}`, `l${DEPTH}`]);
       expect(readThrough(`v500-${api}`, DEPTH, env)).toEqual(expected(DEPTH));
       // An active snapshot on top: 500 lower layers plus its upper, writable.
@@ -66,8 +63,7 @@ describe("deep chains", () => {
 });
 
 describe("unusable backing filesystems", () => {
-  test("a filesystem without d_type is refused for overlay, and the default falls back to native", () => {
-    if (!need(isRoot(), "loop devices need root")) return;
+  test.skipIf(!need(isRoot(), "loop devices need root"))("a filesystem without d_type is refused for overlay, and the default falls back to native", () => {
     const fs = new LoopFs("ext4", 32, ["-O", "^filetype"]);
     try {
       const root = join(fs.mountPoint, "stor");
@@ -84,8 +80,7 @@ describe("unusable backing filesystems", () => {
     }
   });
 
-  test("overlayfs itself cannot hold upper directories", () => {
-    if (!need(isRoot(), "overlay mounts need root")) return;
+  test.skipIf(!need(isRoot(), "overlay mounts need root"))("overlayfs itself cannot hold upper directories", () => {
     const r = new TestRoot();
     try {
       // A stor root that lives inside an overlay mount.

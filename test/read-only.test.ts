@@ -97,8 +97,7 @@ describe("a root on a read-only filesystem", () => {
     fs.close();
   });
 
-  test("lists, inspects and diffs", () => {
-    if (!need(isRoot(), "a loop filesystem needs root")) return;
+  test.skipIf(!need(isRoot(), "a loop filesystem needs root"))("lists, inspects and diffs", () => {
     const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
     expect(s("ls")).toBe("KEY  PARENT KIND      \nbase        Committed \nk    base   Active    \n");
     expect(JSON.parse(s("info", "k"))).toMatchObject({ Kind: "Active", Name: "k", Parent: "base" });
@@ -116,8 +115,7 @@ describe("a root on a read-only filesystem", () => {
   });
 });
 
-test("a read-only bind of a root in use sees what its writers wrote, through SQLite's shared memory", () => {
-  if (!need(isRoot(), "bind mounts need root")) return;
+test.skipIf(!need(isRoot(), "bind mounts need root"))("a read-only bind of a root in use sees what its writers wrote, through SQLite's shared memory", () => {
   const r = new TestRoot();
   const ro = r.dir("ro");
   // A connection held open, as a running stor serve holds one: the -wal and -shm files stay, and

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotterSuite } from "./snapshotterSuite.ts";
 import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
@@ -13,38 +13,38 @@ afterEach(() => r?.close());
 const s = (root: TestRoot, ...args: string[]) => root.ok(["snapshot", "-s", "btrfs", ...args]);
 /** The paths of the subvolumes on `root`'s filesystem. */
 const subvolumes = (root: TestRoot) => must(`btrfs subvolume list ${root.loop!.mountPoint}`);
-const fsOf = (root: TestRoot, id: number) => join(root.path, "snapshots/btrfs/snapshots", String(id), "fs");
+/** Snapshot `id`'s subvolume, and its tree inside it. */
+const svOf = (root: TestRoot, id: number) => join(root.path, "snapshots/btrfs/snapshots", String(id), "sv");
+const fsOf = (root: TestRoot, id: number) => join(svOf(root, id), "fs");
 
-test("a prepare is a snapshot of its parent's subvolume; commit and view are read-only subvolumes", () => {
-  if (!need(isRoot(), "subvolumes need root")) return;
+test.skipIf(!need(isRoot(), "subvolumes need root"))("a prepare is a snapshot of its parent's subvolume; commit and view are read-only subvolumes", () => {
   r = TestRoot.for("btrfs");
   s(r, "prepare", "a");
   writeFileSync(join(fsOf(r, 1), "f"), "f");
   s(r, "commit", "base", "a");
   s(r, "prepare", "b", "base");
   s(r, "view", "v", "base");
-  for (const id of [1, 2, 3]) expect(statSync(fsOf(r, id)).ino).toBe(256); // each a subvolume root
-  expect(must(`btrfs property get ${fsOf(r, 1)} ro`)).toBe("ro=true\n");
-  expect(must(`btrfs property get ${fsOf(r, 2)} ro`)).toBe("ro=false\n");
-  expect(must(`btrfs property get ${fsOf(r, 3)} ro`)).toBe("ro=true\n");
+  for (const id of [1, 2, 3]) expect(statSync(svOf(r, id)).ino).toBe(256); // each a subvolume root
+  expect(readFileSync(join(fsOf(r, 2), "f"), "utf8")).toBe("f");
+  expect(must(`btrfs property get ${svOf(r, 1)} ro`)).toBe("ro=true\n");
+  expect(must(`btrfs property get ${svOf(r, 2)} ro`)).toBe("ro=false\n");
+  expect(must(`btrfs property get ${svOf(r, 3)} ro`)).toBe("ro=true\n");
   // Snapshots of subvolume 1: btrfs records it as their parent.
-  const uuid = must(`btrfs subvolume show ${fsOf(r, 1)}`).match(/^\s*UUID:\s*(\S+)/m)![1];
-  for (const id of [2, 3]) expect(must(`btrfs subvolume show ${fsOf(r, id)}`)).toMatch(new RegExp(`Parent UUID:\\s*${uuid}`));
+  const uuid = must(`btrfs subvolume show ${svOf(r, 1)}`).match(/^\s*UUID:\s*(\S+)/m)![1];
+  for (const id of [2, 3]) expect(must(`btrfs subvolume show ${svOf(r, id)}`)).toMatch(new RegExp(`Parent UUID:\\s*${uuid}`));
 });
 
-test("rm destroys the subvolume, with any subvolume made inside it", () => {
-  if (!need(isRoot(), "subvolumes need root")) return;
+test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys the subvolume, with any subvolume made inside it", () => {
   r = TestRoot.for("btrfs");
   s(r, "prepare", "a");
   must(`btrfs subvolume create ${fsOf(r, 1)}/inner >/dev/null`);
   mkdirSync(join(fsOf(r, 1), "inner/d"));
-  expect(subvolumes(r)).toContain("/snapshots/btrfs/snapshots/1/fs/inner\n");
+  expect(subvolumes(r)).toContain("/snapshots/btrfs/snapshots/1/sv/fs/inner\n");
   s(r, "rm", "a");
   expect(subvolumes(r)).toBe("");
 });
 
-test("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
-  if (!need(isRoot(), "subvolumes need root")) return;
+test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
   r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
   must(`btrfs quota enable ${r.loop!.mountPoint}`);
   s(r, "prepare", "a");
@@ -70,17 +70,15 @@ test("-s btrfs on a root that is not on btrfs is refused before it makes a direc
   expect(r.stor(["snapshot", "-s", "btrfs", "ls"]).stdout).toBe("KEY PARENT KIND \n");
 });
 
-test("[snapshot] default = btrfs picks it without -s", () => {
-  if (!need(isRoot(), "subvolumes need root")) return;
+test.skipIf(!need(isRoot(), "subvolumes need root"))("[snapshot] default = btrfs picks it without -s", () => {
   r = TestRoot.for("btrfs");
   writeFileSync(r.config, "[snapshot]\ndefault = btrfs\n");
   r.ok(["snapshot", "prepare", "a"]);
-  expect(statSync(fsOf(r, 1)).ino).toBe(256);
+  expect(statSync(svOf(r, 1)).ino).toBe(256);
   expect(r.ok(["snapshot", "-s", "btrfs", "ls"])).toBe("KEY PARENT KIND   \na          Active \n");
 });
 
-test("without overlay in the kernel, the default is btrfs on a btrfs root and native elsewhere", () => {
-  if (!need(isRoot(), "a mount namespace needs root")) return;
+test.skipIf(!need(isRoot(), "a mount namespace needs root"))("without overlay in the kernel, the default is btrfs on a btrfs root and native elsewhere", () => {
   r = TestRoot.for("btrfs");
   const other = new TestRoot();
   try {
@@ -91,7 +89,7 @@ test("without overlay in the kernel, the default is btrfs on a btrfs root and na
       must(`unshare -m sh -c 'mount --bind ${fake} /proc/filesystems && ${STOR} --root ${root.path} --config /dev/null snapshot prepare a'`);
     prepare(r);
     prepare(other);
-    expect(statSync(fsOf(r, 1)).ino).toBe(256);
+    expect(statSync(svOf(r, 1)).ino).toBe(256);
     expect(readdirSync(join(r.path, "snapshots"))).toEqual(["btrfs"]);
     expect(readdirSync(join(other.path, "snapshots"))).toEqual(["native"]);
   } finally {

@@ -21,13 +21,13 @@ describe("errors are one line with the contract's exit code", () => {
     [["mounts", "/t", "nosuch"], 3, 'stor: snapshot "nosuch": not found\n'],
     [["rm", "nosuch"], 3, 'stor: snapshot "nosuch": not found\n'],
     [["prepare", "", "b"], 2, "stor: snapshot key: must not be empty\n"],
-    [["prepare"], 2, "stor: snapshot prepare: missing required args (see --help)\n"],
-    [["prepare", "k", "p", "extra"], 2, "stor: snapshot prepare: too many arguments (see --help)\n"],
-    [["prepare", "--bogus", "k"], 2, "stor: snapshot prepare: Unknown option `--bogus` (see --help)\n"],
-    [["frobnicate"], 2, 'stor: snapshot: unknown command "frobnicate" (see --help)\n'],
+    [["prepare"], 2, "stor: snapshot prepare: missing argument KEY (see --help)\n"],
+    [["prepare", "k", "p", "extra"], 2, 'stor: snapshot prepare: unexpected argument "extra" (see --help)\n'],
+    [["prepare", "--bogus", "k"], 2, "stor: snapshot prepare: unknown option --bogus (see --help)\n"],
+    [["frobnicate"], 2, 'stor: snapshot: unknown command "frobnicate" (see stor snapshot --help)\n'],
     [["ls", "--format", "yaml"], 2, 'stor: format "yaml": expected table or json\n'],
     [["-s", "zfs", "ls"], 2, 'stor: snapshotter "zfs": unknown; expected overlay, btrfs, native\n'],
-    [["label", "a", "noequals"], 2, 'stor: label "noequals": expected KEY=VALUE\n'],
+    [["label", "a", "=v"], 2, 'stor: label "=v": expected KEY=VALUE\n'],
   ] as const)("stor snapshot %p → exit %p", (args, code, stderr) => {
     const res = r.stor(["snapshot", "-s", "native", ...args]);
     expect([res.code, res.stderr]).toEqual([code, stderr]);
@@ -61,7 +61,7 @@ describe("help and usage", () => {
     test(`snapshot ${cmd} --help`, () => {
       const res = r.stor(["snapshot", cmd, "--help"]);
       expect(res.code).toBe(0);
-      expect(res.stdout).toContain(`$ stor snapshot ${cmd}`);
+      expect(res.stdout).toContain(`Usage: stor snapshot ${cmd}`);
     });
   }
   test("stor --help, --version, no command", () => {
@@ -117,8 +117,7 @@ describe("config", () => {
 });
 
 describe("stor mount and unmount", () => {
-  test("mount a view read-only and unmount it", () => {
-    if (!need(isRoot(), "mounting needs root")) return;
+  test.skipIf(!need(isRoot(), "mounting needs root"))("mount a view read-only and unmount it", () => {
     const t = r.dir("target");
     r.ok(["snapshot", "-s", "native", "prepare", "mnt-a"]);
     r.ok(["-s", "native", "mount", "mnt-a", t]);

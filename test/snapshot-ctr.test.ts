@@ -183,8 +183,8 @@ function ctrRoute(snapshotter: string): Route {
   let daemons: ContainerdWithStor | undefined;
   return {
     via: "ctr",
+    available: need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root"),
     async setup() {
-      if (!need(isRoot() && have("containerd") && have("ctr"), "containerd and ctr (Debian containerd), as root")) return;
       root = TestRoot.for(snapshotter);
       daemons = await startContainerdWithStor(root, snapshotter, "debug");
     },
@@ -195,7 +195,7 @@ function ctrRoute(snapshotter: string): Route {
         root?.close(); // unmounts whatever is left below the root and its sibling directories
       }
     },
-    open: () => (root && daemons ? new CtrSession(root, snapshotter, daemons) : undefined),
+    open: () => new CtrSession(root!, snapshotter, daemons!),
   };
 }
 

@@ -33,8 +33,7 @@ test("50 parallel creates of 50 names on a fresh root: all succeed, each once", 
   expect(volumeDirs(r)).toEqual([...names].sort());
 }, 120_000);
 
-test("work on one volume waits for the process holding it; other volumes do not", async () => {
-  if (!need(have("flock"), "flock(1) holds a volume's lock as another stor process would")) return;
+test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor process would"))("work on one volume waits for the process holding it; other volumes do not", async () => {
   r = new TestRoot();
   r.ok(["volume", "prune", "-f"]); // a command that writes: it makes the lock directory
   const lockFile = join(r.path, "volumes/.meta/locks/held");
@@ -65,8 +64,7 @@ test("creates and removes racing with ls and inspect: nothing fails that should 
   expect(r.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `new${i}`).sort());
 }, 120_000);
 
-test("parallel references on one tmpfs volume: one mount while any is held, none after the last", async () => {
-  if (!need(isRoot(), "mounting volumes needs root")) return;
+test.skipIf(!need(isRoot(), "mounting volumes needs root"))("parallel references on one tmpfs volume: one mount while any is held, none after the last", async () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "shared"]);
   const data = join(r.path, "volumes/shared/_data");

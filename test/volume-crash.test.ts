@@ -48,8 +48,7 @@ const CASES: [point: string, args: string[], after: (root: TestRoot) => void][] 
 ];
 
 for (const [point, args, after] of CASES) {
-  test(`killed at ${point}: restore puts everything right, once`, () => {
-    if (!need(isRoot(), "tmpfs volumes are mounted; mounting needs root")) return;
+  test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))(`killed at ${point}: restore puts everything right, once`, () => {
     r = new TestRoot();
     r.ok(["volume", "create", "plain"]);
     writeFileSync(join(r.path, "volumes/plain/_data/file"), "data");
@@ -67,8 +66,7 @@ for (const [point, args, after] of CASES) {
   });
 }
 
-test("killed at random instants during volume create and rm: restore always puts it right", async () => {
-  if (!need(isRoot(), "tmpfs volumes are mounted; mounting needs root")) return;
+test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))("killed at random instants during volume create and rm: restore always puts it right", async () => {
   r = new TestRoot();
   const trials = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
   const t0 = performance.now();

@@ -22,8 +22,7 @@ function mountsOn(path: string): string[] {
     });
 }
 
-test("tmpfs: mounted on the first reference, gone after the last; references are idempotent", () => {
-  if (!need(isRoot(), "mounting volumes needs root")) return;
+test.skipIf(!need(isRoot(), "mounting volumes needs root"))("tmpfs: mounted on the first reference, gone after the last; references are idempotent", () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=64m,mode=0750", "tt"]);
   const data = join(r.path, "volumes/tt/_data");
@@ -50,8 +49,7 @@ test("tmpfs: mounted on the first reference, gone after the last; references are
   expect(existsSync(join(r.path, "volumes/tt"))).toBe(false);
 });
 
-test("ext4 on a loop device: data survives unmount and remount", () => {
-  if (!need(isRoot(), "loop devices need root")) return;
+test.skipIf(!need(isRoot(), "loop devices need root"))("ext4 on a loop device: data survives unmount and remount", () => {
   r = new TestRoot();
   const image = join(r.dir("img"), "ext4.img");
   must(`truncate -s 64M ${image} && mkfs.ext4 -q ${image}`);
@@ -76,8 +74,7 @@ test("ext4 on a loop device: data survives unmount and remount", () => {
   }
 });
 
-test("bind: the host directory is the data; removing the volume leaves it alone", () => {
-  if (!need(isRoot(), "bind mounts need root")) return;
+test.skipIf(!need(isRoot(), "bind mounts need root"))("bind: the host directory is the data; removing the volume leaves it alone", () => {
   r = new TestRoot();
   const host = r.dir("host");
   writeFileSync(join(host, "from-host"), "1");
@@ -92,8 +89,7 @@ test("bind: the host directory is the data; removing the volume leaves it alone"
   expect(readdirSync(host).sort()).toEqual(["from-host", "from-volume"]);
 });
 
-test("a mount a crash left behind is used, not stacked on", () => {
-  if (!need(isRoot(), "mounting volumes needs root")) return;
+test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a mount a crash left behind is used, not stacked on", () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "left"]);
   const data = join(r.path, "volumes/left/_data");
@@ -106,8 +102,7 @@ test("a mount a crash left behind is used, not stacked on", () => {
   expect(mountsOn(data)).toEqual([]);
 });
 
-test("a mount that fails takes no reference", () => {
-  if (!need(isRoot(), "mounting volumes needs root")) return;
+test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a mount that fails takes no reference", () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=none", "-o", "device=/nonexistent-stor-dir", "-o", "o=bind", "broken"]);
   const res = r.stor(["volume", "mount", "broken", "c1"]);
@@ -117,8 +112,7 @@ test("a mount that fails takes no reference", () => {
   expect(r.ok(["volume", "rm", "broken"])).toBe("broken\n");
 });
 
-test("a busy device keeps its reference until it can be unmounted", async () => {
-  if (!need(isRoot(), "mounting volumes needs root")) return;
+test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a busy device keeps its reference until it can be unmounted", async () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "busy"]);
   const data = r.ok(["volume", "mount", "busy", "c1"]).trim();

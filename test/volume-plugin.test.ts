@@ -61,14 +61,13 @@ function calls(state: string): { method: string; body: Record<string, unknown>; 
   return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l)) : [];
 }
 
-describe("stor serve --docker-volume on a second root as the plugin", () => {
+describe.skipIf(!need(isRoot(), "root (stor serve mounts)"))("stor serve --docker-volume on a second root as the plugin", () => {
   let dir = "";
   let a: TestRoot;
   let b: TestRoot;
   let serve: Daemon | undefined;
 
   beforeAll(async () => {
-    if (!need(isRoot(), "root (stor serve mounts)")) return;
     b = new TestRoot();
     dir = b.dir("plugins");
     a = pluginRoot(dir);
@@ -355,7 +354,7 @@ describe("finding plugins as Docker does", () => {
   });
 });
 
-describe("dockerd with the same plugin", () => {
+describe.skipIf(!need(isRoot() && have("dockerd") && have("docker"), "dockerd and docker, as root"))("dockerd with the same plugin", () => {
   const PLUGIN_NAME = `stor-i16-${process.pid}`;
   const SPEC_DIR = "/etc/docker/plugins";
   const SPEC = join(SPEC_DIR, `${PLUGIN_NAME}.spec`);
@@ -364,11 +363,9 @@ describe("dockerd with the same plugin", () => {
   let serve: Daemon | undefined;
   let dockerd: Dockerd | undefined;
   let dir = "";
-  let ready = false;
   const docker = (...args: string[]) => dockerd!.docker(...args);
 
   beforeAll(async () => {
-    if (!need(isRoot() && have("dockerd") && have("docker"), "dockerd and docker, as root")) return;
     b = new TestRoot();
     dir = b.dir("docker");
     const socket = join(b.dir("run"), "plugin.sock");
@@ -378,7 +375,6 @@ describe("dockerd with the same plugin", () => {
     writeFileSync(SPEC, `unix://${socket}\n`);
     a = pluginRoot(SPEC_DIR);
     dockerd = await Dockerd.start(dir);
-    ready = true;
   }, 180_000);
   afterAll(async () => {
     await dockerd?.stop();
@@ -389,7 +385,6 @@ describe("dockerd with the same plugin", () => {
   }, 90_000);
 
   test("a volume made with stor volume create -d P is the same volume for docker volume inspect", () => {
-    if (!ready) return;
     a.ok(["volume", "create", "-d", PLUGIN_NAME, "both"]);
     const mine = JSON.parse(a.ok(["volume", "inspect", "both"]))[0];
     const r = docker("volume", "inspect", "both");

@@ -1,60 +1,331 @@
 /**
- * A command group (`stor snapshot …`, `stor volume …`) on cac: parsing, help, and turning
- * cac's complaints into usage errors (exit 2).
+ * stor's command definitions and their parser. A command is declared once (its spelling, options,
+ * description and example) and that one declaration parses argv, prints `--help`, writes the man
+ * page and docs/CLI.md and drives shell completion, so none of them can drift from the others.
+ *
+ * The rules are getopt's, as git, docker and ctr users expect: `--` ends the options and every
+ * word after it is a positional taken as given; `-abc` is `-a -b -c` and an unknown letter in it
+ * is an error; `-oVALUE`, `-o VALUE`, `--opt=VALUE` and `--opt VALUE` are the same; options may
+ * follow positionals.
+ *
+ * cac parses: the command's options are registered with it, and it builds the option values
+ * (names, defaults, repeats) and splits the positionals off at `--`. Its own reading of argv
+ * (mri's) differs from getopt's, so the words are first checked against the declaration and
+ * handed to cac in a form it reads only one way: see {@link parseCommand}.
  */
-import cac, { type CAC, type Command } from "cac";
+import { cac, type Command as CacCommand } from "cac";
+import type { Config } from "../config.ts";
 import { InvalidArgumentError } from "../errors.ts";
+import { print } from "./output.ts";
 
-/** A cac instance for one group, named for help output. */
-export function group(name: string): CAC {
-  const cli = cac(name);
-  cli.help();
-  return cli;
+/** What a command group is made with: the configuration (loaded on first use) and `-s`. */
+export interface Context {
+  config(): Config;
+  snapshotter?: string;
+}
+
+/** A module's command group, made for one invocation. */
+export type GroupFactory = (ctx: Context) => Group;
+
+/** An option, from its spelling: `-t, --target <target>`, `-b`, `--docker-volume [socket]`. */
+export interface OptionDef {
+  short?: string;
+  long?: string;
+  /** The property it is read under: the long name in camelCase, else the letter. */
+  key: string;
+  /** Its value: required (`<v>`) or optional (`[v]`, taken only as `--opt=v` or a next word not starting `-`). */
+  value?: { name: string; optional: boolean };
+  description: string;
+  default?: string;
+  /** Given more than once, every value is kept (a list); otherwise the last one wins. */
+  repeat: boolean;
+}
+
+/** A positional argument, from its spelling: `<key>`, `[parent]`, `<...names>`, `[...keys]`. */
+export interface ArgDef {
+  name: string;
+  required: boolean;
+  variadic: boolean;
+}
+
+/** What an option is given as: its value, its values when repeatable, or true for a flag. */
+export type OptionValues = Record<string, string | string[] | boolean | undefined>;
+// biome-ignore lint: handlers receive positionals by position, typed by the command that declares them
+type Handler = (...args: any[]) => unknown;
+
+const camel = (s: string) => s.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/** One command: `stor snapshot prepare`, `stor mount`. */
+export class CommandDef {
+  readonly name: string;
+  readonly args: ArgDef[];
+  readonly aliases: string[] = [];
+  readonly options: OptionDef[] = [];
+  readonly examples: string[] = [];
+  /** Whether the global `-s/--snapshotter` chooses what it works on. */
+  snapshotter = false;
+  handler?: Handler;
+
+  /** `spelling` is the name and positionals (`prepare <key> [parent]`); `description` is one or two sentences. */
+  constructor(
+    spelling: string,
+    readonly description: string,
+  ) {
+    const [name, ...args] = spelling.split(/\s+/);
+    this.name = name!;
+    this.args = args.map((a) => {
+      const variadic = a.includes("...");
+      return { name: a.replace(/[<>[\].]/g, ""), required: a.startsWith("<"), variadic };
+    });
+  }
+
+  /** The first sentence of the description, for listings. */
+  get summary(): string {
+    return this.description.replace(/\.(\s.*)?$/s, "");
+  }
+
+  option(spelling: string, description: string, extra: { default?: string; repeat?: boolean } = {}): this {
+    const m = /^(?:-(\w)(?:,\s*|\s+|$))?(?:--([\w-]+))?\s*(?:<([^>]+)>|\[([^\]]+)\])?$/.exec(spelling);
+    if (!m || (!m[1] && !m[2])) throw new Error(`bad option spelling ${spelling}`);
+    const [, short, long, required, optional] = m;
+    const valueName = required ?? optional;
+    this.options.push({
+      short,
+      long,
+      key: long ? camel(long) : short!,
+      value: valueName === undefined ? undefined : { name: valueName, optional: optional !== undefined },
+      description,
+      default: extra.default,
+      repeat: extra.repeat ?? false,
+    });
+    return this;
+  }
+
+  alias(name: string): this {
+    this.aliases.push(name);
+    return this;
+  }
+
+  /** A command line that shows the command in use (the first is the one help shows). */
+  example(line: string): this {
+    this.examples.push(line);
+    return this;
+  }
+
+  /** Marks the command as one the global `-s/--snapshotter` applies to. */
+  usesSnapshotter(): this {
+    this.snapshotter = true;
+    return this;
+  }
+
+  /** Runs `handler(...positionals, options)`; a variadic positional comes as an array. */
+  action(handler: Handler): this {
+    this.handler = handler;
+    return this;
+  }
 }
 
 /**
- * Parses `argv` against `cli` and runs the matched command. Unknown commands, unknown options,
- * missing and surplus arguments are usage errors.
+ * A group of commands: `stor snapshot …`, `stor volume …`, or top-level commands (`stor mount`,
+ * `stor unmount`), whose group is named `stor`.
  */
-export async function runGroup(cli: CAC, argv: readonly string[]): Promise<void> {
-  const what = cli.name.replace(/^stor ?/, "") || "stor";
-  try {
-    cli.parse(["", "", ...argv], { run: false });
-  } catch (err) {
-    throw new InvalidArgumentError(what, (err as Error).message);
+export class Group {
+  readonly commands: CommandDef[] = [];
+  readonly #done: (() => void)[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly description = "",
+    /** Whether its commands take `-s/--snapshotter` unless they say otherwise. */
+    readonly snapshotter = false,
+  ) {}
+
+  /** The group as the user types it after `stor` (`snapshot`), empty for top-level commands. */
+  get word(): string {
+    return this.name.replace(/^stor ?/, "");
   }
-  const cmd = cli.matchedCommand as Command | undefined;
-  if (cli.options.help) return; // cac printed the help
-  if (!cmd) {
-    const given = cli.args[0];
-    throw new InvalidArgumentError(what, given === undefined ? "missing command (see --help)" : `unknown command "${given}" (see --help)`);
+
+  command(spelling: string, description: string): CommandDef {
+    const c = new CommandDef(spelling, description);
+    c.snapshotter = this.snapshotter;
+    this.commands.push(c);
+    return c;
   }
-  const usage = `${what} ${cmd.name}`.trim();
-  try {
-    cmd.checkUnknownOptions();
-    cmd.checkOptionValue();
-    cmd.checkRequiredArgs();
-  } catch (err) {
-    throw new InvalidArgumentError(usage, `${(err as Error).message.replace(/ for command `.*`$/, "")} (see --help)`);
+
+  /** Runs `fn` once the command has run, whether it failed or not (closing a service it opened). */
+  finally(fn: () => void): void {
+    this.#done.push(fn);
   }
-  const max = cmd.args.some((a) => a.variadic) ? Infinity : cmd.args.length;
-  if (cli.args.length > max) throw new InvalidArgumentError(usage, "too many arguments (see --help)");
-  await cli.runMatchedCommand();
+
+  find(word: string): CommandDef | undefined {
+    return this.commands.find((c) => c.name === word || c.aliases.includes(word));
+  }
+
+  /** Runs `fn` and then what {@link finally} registered. */
+  async closing(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } finally {
+      for (const f of this.#done) f();
+    }
+  }
 }
 
-/** An option that may repeat, as a list of strings (cac gives one value bare and numbers as numbers). */
+/** The outcome of parsing a command's words: help asked for, or its positionals and options. */
+export type Parsed = { help: true } | { help: false; args: string[]; options: OptionValues };
+
+/**
+ * Goes before every option value handed to cac. mri, cac's reader, turns a value that looks
+ * like a number into one (`-t 010` would be 10) and takes an empty `--opt=` as "use the next
+ * word"; a value behind a NUL, which no argv word can hold, is neither, and comes back as typed.
+ */
+const VERBATIM = "\0";
+
+/** The cac spelling of an option: `-t, --target <target>`. */
+const cacSpelling = (o: OptionDef) =>
+  [o.short && `-${o.short}`, o.long && `--${o.long}`].filter(Boolean).join(", ") + (o.value ? (o.value.optional ? ` [${o.value.name}]` : ` <${o.value.name}>`) : "");
+
+/**
+ * Parses the words after a command's name against its definition; bad usage is an
+ * InvalidArgumentError. The words are read by getopt's rules here only to check them and to
+ * write each option in the one form mri reads as getopt would (`--long=VALUE`, a flag alone, the
+ * positionals after a `--`): mri would read `-oVALUE` as the cluster `-o -V -A …`, take a value
+ * starting with `-` for a missing one, `--no-x` for x=false, drop a `-` positional, and leave
+ * unknown options to a later check with messages of its own. cac then parses those words.
+ */
+export function parseCommand(cmd: CommandDef, words: readonly string[], usage: string): Parsed {
+  const bad = (why: string) => new InvalidArgumentError(usage, `${why} (see --help)`);
+  const given: string[] = [];
+  const args: string[] = [];
+  const flag = (o: OptionDef) => (o.long ? `--${o.long}` : `-${o.short}`);
+  const set = (o: OptionDef, value: string | true) => given.push(value === true ? flag(o) : `${flag(o)}=${VERBATIM}${value}`);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === "--") {
+      args.push(...words.slice(i + 1));
+      break;
+    }
+    if (w.startsWith("--")) {
+      const eq = w.indexOf("=");
+      const name = eq < 0 ? w.slice(2) : w.slice(2, eq);
+      if (name === "help") return { help: true };
+      const o = cmd.options.find((x) => x.long === name);
+      if (!o) throw bad(`unknown option --${name}`);
+      if (!o.value) {
+        if (eq >= 0) throw bad(`option --${name} takes no value`);
+        set(o, true);
+      } else if (eq >= 0) set(o, w.slice(eq + 1));
+      else if (o.value.optional) {
+        const next = words[i + 1];
+        set(o, next !== undefined && !next.startsWith("-") ? words[++i]! : true);
+      } else {
+        if (i + 1 >= words.length) throw bad(`option --${name} needs a value`);
+        set(o, words[++i]!);
+      }
+      continue;
+    }
+    if (w.startsWith("-") && w.length > 1) {
+      for (let j = 1; j < w.length; j++) {
+        const letter = w[j]!;
+        if (letter === "h") return { help: true };
+        const o = cmd.options.find((x) => x.short === letter);
+        if (!o) throw bad(`unknown option -${letter}${w.length > 2 ? ` in ${w}` : ""}`);
+        if (!o.value) {
+          set(o, true);
+          continue;
+        }
+        const rest = w.slice(j + 1);
+        if (rest !== "") set(o, rest);
+        else if (i + 1 < words.length && !o.value.optional) set(o, words[++i]!);
+        else if (o.value.optional) set(o, true);
+        else throw bad(`option -${letter} needs a value`);
+        break;
+      }
+      continue;
+    }
+    args.push(w);
+  }
+  const parsed = cacParse(cmd, [...given, "--", ...args]);
+  const positionals = parsed.options["--"] as string[];
+  const required = cmd.args.filter((a) => a.required).length;
+  if (positionals.length < required) throw bad(`missing argument ${cmd.args[positionals.length]!.name.toUpperCase()}`);
+  const variadic = cmd.args.some((a) => a.variadic);
+  if (!variadic && positionals.length > cmd.args.length) throw bad(`unexpected argument "${positionals[cmd.args.length]}"`);
+  return { help: false, args: positionals, options: parsed.values };
+}
+
+/**
+ * cac's parse of `words` (checked, as {@link parseCommand} writes them) for `cmd`: the option
+ * values by each option's key (a repeatable one as a list, another its last value), and cac's
+ * options, whose `--` holds the positionals.
+ */
+function cacParse(cmd: CommandDef, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
+  const cli = cac("stor");
+  const command: CacCommand = cli.command([cmd.name, ...cmd.args.map((a) => (a.required ? `<${a.variadic ? "..." : ""}${a.name}>` : `[${a.variadic ? "..." : ""}${a.name}]`))].join(" "));
+  for (const o of cmd.options) command.option(cacSpelling(o), o.description, o.default === undefined ? undefined : { default: o.default });
+  const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
+  if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
+  const values: OptionValues = {};
+  command.options.forEach((c, i) => {
+    const raw = options[c.name] as unknown;
+    if (raw === undefined) return;
+    const all = (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v)));
+    const o = cmd.options[i]!;
+    values[o.key] = o.repeat ? all.filter((v): v is string => v !== true) : all.at(-1);
+  });
+  return { values, options };
+}
+
+/** The positionals as the handler takes them: one each, the variadic one as a list. */
+function handlerArgs(cmd: CommandDef, args: readonly string[]): unknown[] {
+  return cmd.args.map((a, i) => (a.variadic ? args.slice(i) : args[i]));
+}
+
+/**
+ * Runs the command `argv` names in `group` (argv starts with the command's name). `-h`/`--help`
+ * prints help; an unknown command or option, or missing or surplus arguments, is a usage error.
+ */
+export async function runGroup(group: Group, argv: readonly string[]): Promise<void> {
+  const [word, ...rest] = argv;
+  const what = group.word || "stor";
+  if (word === undefined) throw new InvalidArgumentError(what, `missing command (see ${group.name} --help)`);
+  if (word === "-h" || word === "--help" || word === "help") {
+    print((await import("./help.ts")).groupHelp(group));
+    return;
+  }
+  const cmd = group.find(word);
+  if (!cmd) {
+    const kind = word.startsWith("-") ? `unknown option ${word}` : `unknown command "${word}"`;
+    throw new InvalidArgumentError(what, `${kind} (see ${group.name} --help)`);
+  }
+  const usage = `${group.word} ${cmd.name}`.trim();
+  const parsed = parseCommand(cmd, rest, usage);
+  if (parsed.help) {
+    print((await import("./help.ts")).commandHelp(group, cmd));
+    return;
+  }
+  await group.closing(async () => {
+    await cmd.handler!(...handlerArgs(cmd, parsed.args), parsed.options);
+  });
+}
+
+/** An option that may repeat, as a list of strings. */
 export function list(value: unknown): string[] {
   if (value === undefined || value === false) return [];
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
-/** Parses `K=V` words into a map; `what` names the option in errors. */
-export function keyValues(words: readonly string[], what: string): Record<string, string> {
+/**
+ * Parses `K=V` words into a map; `what` names the option in errors. A bare `K` means
+ * `K=bare` where the reference tool allows it (docker: `""`, ctr: `"true"`), else it is an error.
+ */
+export function keyValues(words: readonly string[], what: string, bare?: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const w of words) {
     const eq = w.indexOf("=");
-    if (eq <= 0) throw new InvalidArgumentError(`${what} "${w}"`, "expected KEY=VALUE");
-    out[w.slice(0, eq)] = w.slice(eq + 1);
+    if (eq === 0 || (eq < 0 && (bare === undefined || w === ""))) throw new InvalidArgumentError(`${what} "${w}"`, "expected KEY=VALUE");
+    if (eq < 0) out[w] = bare!;
+    else out[w.slice(0, eq)] = w.slice(eq + 1);
   }
   return out;
 }

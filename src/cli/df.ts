@@ -10,7 +10,7 @@ import { openSnapshots, openVolumes } from "../services.ts";
 import { SNAPSHOTTER_NAMES } from "../snapshot/registry.ts";
 import type { Info } from "../snapshot/service.ts";
 import type { VolumeUsage } from "../volume/service.ts";
-import { group, outputFormat, runGroup } from "./command.ts";
+import { Group, outputFormat, type Context } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, table } from "./output.ts";
 import { naturalCompare, rowView } from "./volume.ts";
 
@@ -67,15 +67,17 @@ const kindName = (i: SnapshotItem) => i.info.kind[0]!.toUpperCase() + i.info.kin
 const snapshotView = (i: SnapshotItem) => ({ Key: i.info.name, Parent: i.info.parent ?? "", Kind: kindName(i), InUse: i.inUse, Size: decimalSize(i.size) });
 const volumeSize = (u: VolumeUsage) => (u.size === undefined ? "N/A" : decimalSize(u.size));
 
-/** Runs `stor df ARGS`. */
-export async function dfCommand(argv: readonly string[], config: Config): Promise<void> {
-  const cli = group("stor");
+/** `stor df`. */
+export function dfGroup(ctx: Context): Group {
+  const cli = new Group("stor");
   cli
-    .command("df", "Show space used by snapshots and volumes")
-    .option("-v, --verbose", "Show every snapshot and volume")
+    .command("df", "Print the space used by each snapshotter and by volumes, and how much of it is reclaimable, as docker system df.")
+    .option("-v, --verbose", "show every snapshot and volume")
     .option("--format <format>", "table or json", { default: "table" })
+    .example("stor df -v")
     .action((opts) => {
       const format = outputFormat(opts.format);
+      const config = ctx.config();
       // Volumes first: a missing root is not found before any snapshotter is looked at.
       const service = openVolumes(config, "read");
       let volumes: VolumeUsage[];
@@ -114,5 +116,5 @@ export async function dfCommand(argv: readonly string[], config: Config): Promis
       sections.push(`Local Volumes space usage:\n\n${table([["VOLUME NAME", "LINKS", "SIZE"], ...volumeRows], DOCKER_TABLE)}`);
       print(sections.join("\n"));
     });
-  await runGroup(cli, ["df", ...argv]);
+  return cli;
 }

@@ -15,16 +15,35 @@ export interface Globals {
   pluginDirs?: string[];
 }
 
-const VALUED: Record<string, keyof Globals> = {
-  "--root": "root",
-  "--config": "config",
-  "--log-level": "logLevel",
-  "--snapshotter": "snapshotter",
-  "-s": "snapshotter",
-  "--plugin-dir": "pluginDirs",
-};
+/** A global option as help, the man page and completion show it. */
+export interface GlobalOption {
+  /** The property of {@link Globals} it sets. */
+  key: keyof Globals;
+  short?: string;
+  long: string;
+  /** The name of its value, or none for a flag. */
+  value?: string;
+  description: string;
+  /** Only for commands that work on snapshots. */
+  snapshotter?: boolean;
+}
 
-/** Splits argv into the global options and the remaining words. */
+/** Every global option, in the order help lists them. */
+export const GLOBAL_OPTIONS: readonly GlobalOption[] = [
+  { key: "snapshotter", short: "s", long: "snapshotter", value: "S", description: "overlay, btrfs or native (default: [snapshot] default, else the first of them that the kernel and the filesystem under the root support)", snapshotter: true },
+  { key: "root", long: "root", value: "DIR", description: "state directory (STOR_ROOT; default /var/lib/stor)" },
+  { key: "config", long: "config", value: "FILE", description: "ini file (STOR_CONFIG; default /etc/stor/stor.ini)" },
+  { key: "logLevel", long: "log-level", value: "LEVEL", description: "error, warn, info or debug (STOR_LOG_LEVEL; default warn)" },
+  { key: "pluginDirs", long: "plugin-dir", value: "DIR", description: "look for volume plugins in DIR first (repeatable; STOR_PLUGIN_DIRS and [volume] plugin_dirs replace Docker's directories)" },
+  { key: "noColor", long: "no-color", description: "no colour (also NO_COLOR)" },
+];
+
+/** The spellings of the global options that take a value (`--root`, `-s`), each with its option. */
+export const VALUED_GLOBALS = new Map<string, GlobalOption>(
+  GLOBAL_OPTIONS.filter((o) => o.value).flatMap((o) => [[`--${o.long}`, o] as const, ...(o.short ? [[`-${o.short}`, o] as const] : [])]),
+);
+
+/** Splits argv into the global options and the remaining words (`--` and what follows it kept as given). */
 export function extractGlobals(argv: readonly string[]): { globals: Globals; rest: string[] } {
   const globals: Globals = { noColor: false };
   const rest: string[] = [];
@@ -40,7 +59,7 @@ export function extractGlobals(argv: readonly string[]): { globals: Globals; res
     }
     const eq = a.indexOf("=");
     const flag = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const key = VALUED[flag];
+    const key = VALUED_GLOBALS.get(flag)?.key;
     if (!key) {
       rest.push(a);
       continue;

@@ -1,33 +1,42 @@
 /** `stor snapshot changes|diff|apply`: a snapshot's changes as an OCI layer and back. */
 import { createWriteStream, rmSync } from "node:fs";
-import type { CAC } from "cac";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Access } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
-import { print } from "./output.ts";
+import { outputFormat, type Group } from "./command.ts";
+import { goJson, print } from "./output.ts";
+
+/** The Kind numbers of Docker's API for a change (`GET /containers/{id}/changes`). */
+const DOCKER_KINDS = { C: 0, A: 1, D: 2 } as const;
 
 // The layer modules are imported when a layer command runs: every other snapshot command would
 // otherwise pay for loading them at start-up.
 
 /** Adds the layer commands to the `stor snapshot` group. */
-export function registerLayerCommands(cli: CAC, svc: (access?: Access) => SnapshotService): void {
+export function registerLayerCommands(cli: Group, svc: (access?: Access) => SnapshotService): void {
   cli
-    .command("changes <key>", "Print a snapshot's changes against its parent (A, C, D), as docker diff")
-    .action(async (key) => {
+    .command("changes <key>", "Print what snapshot KEY changed against its parent, one `A|C|D /path` line each, as docker diff.")
+    .option("--format <format>", "table (the lines) or json (Docker API's [{Path, Kind}], Kind 0 changed, 1 added, 2 deleted)", { default: "table" })
+    .example("stor snapshot changes work")
+    .action(async (key: string, opts) => {
+      const format = outputFormat(opts.format);
       const { changes } = await import("../layer/changes.ts");
-      print(changes(svc("read").layerView(String(key))).map((c) => `${c.kind} /${c.path}\n`).join(""));
+      const found = changes(svc("read").layerView(key));
+      if (format === "json") return print(goJson(found.map((c) => ({ Path: `/${c.path}`, Kind: DOCKER_KINDS[c.kind] }))));
+      print(found.map((c) => `${c.kind} /${c.path}\n`).join(""));
     });
 
   cli
-    .command("diff <key>", "Write a snapshot's changes as an OCI layer (tar) to stdout or FILE")
-    .option("-o, --output <file>", "Write to FILE and print the layer's diffID")
-    .option("--gzip", "Compress with gzip")
-    .option("--zstd", "Compress with zstd")
-    .action(async (key, opts) => {
+    .command("diff <key>", "Write what snapshot KEY changed against its parent as an OCI layer (tar, whiteouts as .wh. files) to stdout, or to FILE.")
+    .option("-o, --output <file>", "write to FILE and print the layer's diffID")
+    .option("--gzip", "compress with gzip")
+    .option("--zstd", "compress with zstd")
+    .example("stor snapshot diff --gzip -o layer.tar.gz work")
+    .action(async (key: string, opts) => {
       if (opts.gzip && opts.zstd) throw new InvalidArgumentError("snapshot diff", "--gzip and --zstd exclude each other");
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
       const { writeLayer } = await import("../layer/diff.ts");
-      const view = svc("read").layerView(String(key));
+      const view = svc("read").layerView(key);
       if (opts.output === undefined) {
         if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
         await writeLayer(view, process.stdout, compression);
@@ -43,11 +52,13 @@ export function registerLayerCommands(cli: CAC, svc: (access?: Access) => Snapsh
     });
 
   cli
-    .command("apply <key> [file]", "Apply an OCI layer (tar, gzip or zstd) to an active snapshot; FILE '-' or none reads stdin")
-    .action(async (key, file) => {
+    .command("apply <key> [file]", "Apply an OCI layer (tar, gzip or zstd, found by its magic) to active snapshot KEY and print its diffID; all or nothing: a layer refused leaves KEY as it was. FILE '-' or none reads stdin. Shows progress on a terminal.")
+    .example("stor snapshot apply work layer.tar.gz")
+    .action(async (key: string, file: string | undefined) => {
       const [{ applyToSnapshot }, { LayerFile }] = await Promise.all([import("../layer/apply.ts"), import("../layer/layerInput.ts")]);
-      const name = file === undefined || file === "-" ? "-" : String(file);
+      const name = file ?? "-";
       const input = name === "-" ? process.stdin : new LayerFile(name);
-      print(await applyToSnapshot(svc(), String(key), input, name === "-" ? "stdin" : name));
+      const { withProgress } = await import("./progress.ts");
+      print(await withProgress("applying", (onProgress) => applyToSnapshot(svc(), key, input, name === "-" ? "stdin" : name, onProgress)));
     });
 }

@@ -1,32 +1,28 @@
 /** `stor mount KEY TARGET` and `stor unmount TARGET`. */
-import type { Config } from "../config.ts";
 import { mountAll, unmountAll } from "../mounting.ts";
 import { openSnapshots } from "../services.ts";
-import { group, runGroup } from "./command.ts";
+import { Group, type Context } from "./command.ts";
 
-/** Runs `stor mount ARGS`. */
-export async function mountCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {
-  const cli = group("stor");
-  cli.command("mount <key> <target>", "Mount snapshot KEY on TARGET").action((key, target) => {
-    const service = openSnapshots(config, { access: "write", snapshotter });
-    try {
-      mountAll(service.mounts(String(key)), String(target), `snapshot "${key}"`);
-    } finally {
-      service.close();
-    }
-  });
-  await runGroup(cli, ["mount", ...argv]);
-}
-
-/** Runs `stor unmount ARGS`. */
-export async function unmountCommand(argv: readonly string[]): Promise<void> {
-  const cli = group("stor");
+/** `stor mount` and `stor unmount`. */
+export function mountGroup(ctx: Context): Group {
+  const cli = new Group("stor");
   cli
-    .command("unmount <target>", "Unmount everything mounted on TARGET")
-    .alias("umount")
-    .option("--lazy", "Detach now, clean up when no longer busy (MNT_DETACH)")
-    .action((target, opts) => {
-      unmountAll(String(target), Boolean(opts.lazy));
+    .command("mount <key> <target>", "Mount active snapshot or view KEY on directory TARGET through mount(2). KEY already mounted on TARGET is an error (exit 4).")
+    .usesSnapshotter()
+    .example("stor mount work /mnt/work")
+    .action((key: string, target: string) => {
+      const service = openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
+      try {
+        mountAll(service.mounts(key), target, `snapshot "${key}"`);
+      } finally {
+        service.close();
+      }
     });
-  await runGroup(cli, ["unmount", ...argv]);
+  cli
+    .command("unmount <target>", "Unmount everything mounted on TARGET, topmost first.")
+    .alias("umount")
+    .option("--lazy", "detach now, clean up when no longer busy (MNT_DETACH)")
+    .example("stor unmount /mnt/work")
+    .action((target: string, opts) => unmountAll(target, Boolean(opts.lazy)));
+  return cli;
 }

@@ -1,5 +1,8 @@
 import { writeSync } from "node:fs";
+import { describe } from "../errors.ts";
 import { encodeName } from "../fileName.ts";
+import { oneLine } from "../oneLine.ts";
+import { redact } from "../redact.ts";
 import { trace } from "../trace.ts";
 
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
@@ -80,9 +83,14 @@ export function write(text: string): void {
   writeAll(1, text);
 }
 
-/** Writes one line to stderr. */
+/** Writes one line to stderr; control characters in it are escaped, so it stays one line. */
 export function printError(line: string): void {
-  writeAll(2, `${line}\n`);
+  writeAll(2, `${oneLine(line)}\n`);
+}
+
+/** Prints `err` as stor's one-line error, `stor: <what>: <why>`, secrets masked. */
+export function reportError(err: unknown): void {
+  printError(`stor: ${redact(describe(err))}`);
 }
 
 function writeAll(fd: number, text: string): void {

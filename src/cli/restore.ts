@@ -1,10 +1,9 @@
 /** `stor restore`: run once at boot to put right what an unclean shutdown left; prints what it did. */
-import type { Config } from "../config.ts";
 import { restore, type RestoreReport } from "../restore.ts";
 import type { SnapshotRestoreReport } from "../snapshot/restore.ts";
 import type { VolumeRestoreReport } from "../volume/restore.ts";
 import { StorError } from "../errors.ts";
-import { group, outputFormat, runGroup } from "./command.ts";
+import { Group, outputFormat, type Context } from "./command.ts";
 import { goJson, print } from "./output.ts";
 
 /** One line per thing done or left; nothing when there was nothing to do. */
@@ -70,20 +69,22 @@ function reportView(r: RestoreReport) {
   };
 }
 
-/** Runs `stor restore ARGS`. */
-export async function restoreCommand(argv: readonly string[], config: Config): Promise<void> {
-  const cli = group("stor");
+/** `stor restore`. */
+export function restoreGroup(ctx: Context): Group {
+  const cli = new Group("stor");
   cli
-    .command("restore", "Put right what an unclean shutdown left (run once at boot); print what was done and what was left")
+    .command("restore", "Put right what an unclean shutdown left: stale mounts, references, half-made directories (run once at boot). Prints one line for each thing done and each thing left. A later run in the same boot leaves what a live host holds, unless --force.")
     .option("--format <format>", "table (one line per action) or json", { default: "table" })
-    .option("--force", "Dangerous: do the boot-time work on a live host, releasing references taken in this boot and unmounting unused volumes")
+    .option("--force", "dangerous: do the boot-time work on a live host, releasing references taken in this boot and unmounting unused volumes (refused while stor serve runs)")
+    .example("stor restore")
+    .example("stor restore --force")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const report = await restore(config, { force: Boolean(opts.force) });
+      const report = await restore(ctx.config(), { force: Boolean(opts.force) });
       print(format === "json" ? goJson(reportView(report)) : reportLines(report));
       // A damaged database is not repaired by guessing: say so with the exit code too.
       const damaged = report.snapshots.filter((s) => s.damaged !== undefined).map((s) => s.snapshotter);
       if (damaged.length) throw new StorError("restore", `metadata of snapshotter ${damaged.join(", ")} is damaged; nothing of it was removed`);
     });
-  await runGroup(cli, ["restore", ...argv]);
+  return cli;
 }

@@ -1,25 +1,32 @@
 /** `stor serve`: the store as a containerd snapshotter and a Docker volume plugin, over unix sockets. */
-import type { Config } from "../config.ts";
-import { serve } from "../serve/server.ts";
-import { group, runGroup } from "./command.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { LOG_FORMATS, setLogFormat, type LogFormat } from "../log.ts";
+import { Group, type Context } from "./command.ts";
 
 /** Where dockerd looks for a plugin named stor. */
 const DOCKER_PLUGIN_SOCKET = "/run/docker/plugins/stor.sock";
 
-/** Runs `stor serve ARGS` with the snapshotter chosen by `-s` until SIGTERM or SIGINT. */
-export async function serveCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {
-  const cli = group("stor");
+/** `stor serve`, on the snapshotter chosen by `-s`, until SIGTERM or SIGINT. */
+export function serveGroup(ctx: Context): Group {
+  const cli = new Group("stor");
   cli
-    .command("serve", "Serve containerd's snapshots API and Docker's volume plugin protocol until SIGTERM")
-    .option("--containerd <socket>", "Serve the snapshots API on SOCKET ([proxy_plugins] address)")
-    .option("--docker-volume [socket]", `Serve the volume plugin on SOCKET (default ${DOCKER_PLUGIN_SOCKET})`)
+    .command("serve", "Serve containerd's snapshots API and Docker's volume plugin protocol on unix sockets until SIGTERM. Logs to stderr, one line a call at --log-level info.")
+    .usesSnapshotter()
+    .option("--containerd <socket>", "serve the snapshots API on SOCKET ([proxy_plugins] address)")
+    .option("--docker-volume [socket]", `serve the volume plugin on SOCKET (default ${DOCKER_PLUGIN_SOCKET})`)
+    .option("--log-format <format>", "text or json (one object a line, for log collectors); every line timestamped, one a call at --log-level info", { default: "text" })
+    .example("stor serve --containerd /run/stor/containerd.sock --docker-volume --log-format json")
     .action(async (opts) => {
+      const format = String(opts.logFormat);
+      if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new InvalidArgumentError(`log format "${format}"`, `expected ${LOG_FORMATS.join(" or ")}`);
+      setLogFormat(format as LogFormat);
       const docker = opts.dockerVolume === true ? DOCKER_PLUGIN_SOCKET : opts.dockerVolume;
-      await serve(config, {
+      const { serve } = await import("../serve/server.ts"); // gRPC: loaded only to serve
+      await serve(ctx.config(), {
         containerd: opts.containerd === undefined ? undefined : String(opts.containerd),
         dockerVolume: docker === undefined ? undefined : String(docker),
-        snapshotter,
+        snapshotter: ctx.snapshotter,
       });
     });
-  await runGroup(cli, ["serve", ...argv]);
+  return cli;
 }

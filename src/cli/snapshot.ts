@@ -1,10 +1,9 @@
 /** `stor snapshot …`: ctr's snapshot commands, printing what `ctr snapshots` prints. */
-import type { Config } from "../config.ts";
 import { openSnapshots, type Access } from "../services.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { registerLayerCommands } from "./layer.ts";
-import { group, keyValues, list, outputFormat, runGroup } from "./command.ts";
+import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
 import { binarySize, CTR_TABLE, goJson, print, table } from "./output.ts";
 
 const KIND_NAMES = { active: "Active", view: "View", committed: "Committed" } as const;
@@ -27,109 +26,149 @@ function infoView(i: Info) {
   };
 }
 
-function tree(infos: readonly Info[]): string {
-  const children = new Map<string, Info[]>();
-  const roots: Info[] = [];
+/** A snapshot and its children, for `tree`. */
+interface TreeNode {
+  Name: string;
+  Children: TreeNode[];
+}
+
+/** The snapshots as trees, roots first, children in list order. */
+function treeView(infos: readonly Info[]): TreeNode[] {
+  const nodes = new Map(infos.map((i) => [i.name, { Name: i.name, Children: [] as TreeNode[] }]));
+  const roots: TreeNode[] = [];
   for (const i of infos) {
-    if (i.parent === undefined) roots.push(i);
-    else children.set(i.parent, [...(children.get(i.parent) ?? []), i]);
+    const parent = i.parent === undefined ? undefined : nodes.get(i.parent);
+    (parent ? parent.Children : roots).push(nodes.get(i.name)!);
   }
+  return roots;
+}
+
+/** The trees drawn as ctr draws them. */
+function tree(infos: readonly Info[]): string {
   let out = "";
-  const walk = (i: Info, level: number) => {
-    out += level === 0 ? ` ${i.name}\n` : `${"  ".repeat(level)}\\_ ${i.name}\n`;
-    for (const c of children.get(i.name) ?? []) walk(c, level + 1);
+  const walk = (n: TreeNode, level: number) => {
+    out += level === 0 ? ` ${n.Name}\n` : `${"  ".repeat(level)}\\_ ${n.Name}\n`;
+    for (const c of n.Children) walk(c, level + 1);
   };
-  for (const r of roots) walk(r, 0);
+  for (const r of treeView(infos)) walk(r, 0);
   return out;
 }
 
-/** Runs `stor snapshot ARGS` with the snapshotter chosen by `-s` (already taken out of ARGS). */
-export async function snapshotCommand(argv: readonly string[], config: Config, snapshotter?: string): Promise<void> {
+/** ctr's labels: `-l K=V`; a bare `K` is `K=true`, as ctr's label arguments read it. */
+const labels = (words: unknown) => keyValues(list(words), "label", "true");
+
+/** The `stor snapshot` commands, on the snapshotter `-s` chooses. */
+export function snapshotGroup(ctx: Context): Group {
   let service: SnapshotService | undefined;
   // One command runs per invocation, so the first call's access is the command's.
-  const svc = (access: Access = "write") => (service ??= openSnapshots(config, { access, snapshotter }));
-  const cli = group("stor snapshot");
+  const svc = (access: Access = "write") => (service ??= openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
+  const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
+  cli.finally(() => service?.close());
 
   const creators = [
-    ["prepare", "Prepare an active (writable) snapshot on a committed parent"],
-    ["view", "Create a read-only view of a committed snapshot"],
+    ["prepare", "Make an active (writable) snapshot KEY on committed PARENT, or empty without one. Prints nothing unless -t or --mounts asks.", "stor snapshot prepare -l app=web work sha256:5f70bf18…"],
+    ["view", "Make a read-only view KEY of committed PARENT (or of nothing, as ctr allows). Prints nothing unless -t or --mounts asks.", "stor snapshot view -t /mnt/look look base"],
   ] as const;
-  for (const [name, description] of creators) {
+  for (const [name, description, example] of creators) {
     cli
       .command(`${name} <key> [parent]`, description)
-      .option("-t, --target <target>", "Print the mount command for this target")
-      .option("--mounts", "Print the mounts as JSON")
-      .option("-l, --label <k=v>", "Set a label (repeatable)")
-      .action((key, parent, opts) => {
-        const labels = keyValues(list(opts.label), "label");
-        const mounts = svc()[name](String(key), parent === undefined ? undefined : String(parent), labels);
+      .option("-t, --target <target>", "print the mount command for TARGET")
+      .option("--mounts", "print the mounts as JSON, as ctr does")
+      .option("-l, --label <k=v>", "set label K to V (a bare K is K=true; repeatable)", { repeat: true })
+      .example(example)
+      .action(async (key: string, parent: string | undefined, opts) => {
+        const { withTreeProgress } = await import("./progress.ts"); // a native snapshot's copy can take long
+        const mounts = await withTreeProgress("copying", () => svc()[name](key, parent, labels(opts.label)));
         if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
         if (opts.mounts) print(goJson(mounts));
       });
   }
 
   cli
-    .command("commit <name> <key>", "Commit active snapshot KEY as NAME")
-    .option("-l, --label <k=v>", "Set a label (repeatable)")
-    .action((name, key, opts) => svc().commit(String(name), String(key), keyValues(list(opts.label), "label")));
+    .command("commit <name> <key>", "Commit active snapshot KEY as committed snapshot NAME; KEY is gone afterwards. NAME has only the labels given here, as in containerd.")
+    .option("-l, --label <k=v>", "set label K to V on NAME (a bare K is K=true; repeatable)", { repeat: true })
+    .example("stor snapshot commit -l release=1 base work")
+    .action((name: string, key: string, opts) => svc().commit(name, key, labels(opts.label)));
 
   cli
-    .command("mounts <target> <key>", "Print the mount commands of an active snapshot or view")
+    .command("mounts <target> <key>", "Print the mount commands that would mount active snapshot or view KEY on TARGET, as ctr does.")
     .alias("m")
     .alias("mount")
-    .action((target, key) => print(mountCommands(svc("read").mounts(String(key)), String(target))));
-
-  cli
-    .command("rm [...keys]", "Remove snapshots (leaves first; stops at the first failure)")
-    .alias("remove")
-    .alias("delete")
-    .option("--force", "Also remove snapshots containerd made and still records")
-    .action((keys: unknown[], opts) => {
-      for (const k of keys) svc().remove(String(k), Boolean(opts.force));
+    .option("--format <format>", "table (mount commands) or json (the mounts, as prepare --mounts prints them)", { default: "table" })
+    .example("stor snapshot mounts /mnt/work work | sh")
+    .action((target: string, key: string, opts) => {
+      const format = outputFormat(opts.format);
+      const mounts = svc("read").mounts(key);
+      print(format === "json" ? goJson(mounts) : mountCommands(mounts, target));
     });
 
   cli
-    .command("ls", "List snapshots")
+    .command("rm [...key]", "Remove snapshots, in the order given (children before their parents). Stops at the first that cannot be removed. A snapshot containerd made and still records is refused unless --force.")
+    .alias("remove")
+    .alias("delete")
+    .option("--force", "also remove snapshots containerd made and still records")
+    .example("stor snapshot rm work base")
+    .example("stor snapshot rm --force default/12/work")
+    .action(async (keys: string[], opts) => {
+      const { withTreeProgress } = await import("./progress.ts");
+      for (const k of keys) await withTreeProgress(`removing snapshot ${k}`, () => svc().remove(k, Boolean(opts.force)));
+    });
+
+  cli
+    .command("ls", "List snapshots: KEY, PARENT and KIND, as ctr snapshots ls.")
     .alias("list")
     .option("--format <format>", "table or json", { default: "table" })
+    .example("stor snapshot ls --format json")
     .action((opts) => {
       const infos = svc("read").list();
       if (outputFormat(opts.format) === "json") return print(goJson(infos.map(infoView)));
       print(table([["KEY", "PARENT", "KIND"], ...infos.map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
     });
 
-  cli.command("info <key>", "Print a snapshot's information as JSON").action((key) => print(goJson(infoView(svc("read").stat(String(key))))));
+  cli
+    .command("info <key>", "Print snapshot KEY's kind, name, parent, labels and times as JSON, as ctr does.")
+    .example("stor snapshot info work")
+    .action((key: string) => print(goJson(infoView(svc("read").stat(key)))));
 
   cli
-    .command("usage [...keys]", "Print disk usage of snapshots")
-    .option("-b", "Print sizes in bytes")
-    .action((keys: unknown[], opts) => {
-      const names = keys.length ? keys.map(String) : svc("read").list().map((i) => i.name);
-      const rows = names.map((k) => {
-        const u = svc("read").usage(k);
-        return [k, opts.b ? String(u.size) : binarySize(u.size), String(u.inodes)];
-      });
+    .command("usage [...key]", "Print the disk usage (size and inodes) of snapshots KEY…, or of every snapshot.")
+    .option("-b", "print sizes in bytes")
+    .option("--format <format>", "table or json", { default: "table" })
+    .example("stor snapshot usage -b work")
+    .action((keys: string[], opts) => {
+      const format = outputFormat(opts.format);
+      const names = keys.length ? keys : svc("read").list().map((i) => i.name);
+      const usages = names.map((k) => ({ key: k, ...svc("read").usage(k) }));
+      if (format === "json") return print(goJson(usages.map((u) => ({ Key: u.key, Size: u.size, Inodes: u.inodes }))));
+      const rows = usages.map((u) => [u.key, opts.b ? String(u.size) : binarySize(u.size), String(u.inodes)]);
       print(table([["KEY", "SIZE", "INODES"], ...rows], CTR_TABLE));
     });
 
-  cli.command("tree", "Print the snapshots as a tree").action(() => print(tree(svc("read").list())));
+  cli
+    .command("tree", "Print the snapshots as a tree of parents and children, as ctr does.")
+    .option("--format <format>", "table (the tree) or json", { default: "table" })
+    .example("stor snapshot tree")
+    .action((opts) => {
+      const infos = svc("read").list();
+      if (outputFormat(opts.format) === "json") return print(goJson(treeView(infos)));
+      print(tree(infos));
+    });
 
   cli
-    .command("label <key> [...labels]", "Set labels (K=V; K= removes K) and print them")
-    .action((key, labels: unknown[]) => {
-      const all = svc().updateLabels(String(key), keyValues(labels.map(String), "label"));
+    .command("label <key> [...label]", "Set labels of snapshot KEY (K=V; K= removes K; a bare K is K=true) and print all of its labels.")
+    .example("stor snapshot label work owner=ci stale=")
+    .action((key: string, words: string[]) => {
+      const all = svc().updateLabels(key, labels(words));
       print(Object.entries(all).map(([k, v]) => `${k}=${v}`).join(",") + "\n");
     });
 
-  cli.command("cleanup", "Remove snapshot directories that no snapshot owns").action(() => {
-    for (const name of svc().cleanup()) print(name);
-  });
+  cli
+    .command("cleanup", "Remove snapshot directories that no snapshot owns (left by a crash); prints each one removed.")
+    .example("stor snapshot cleanup")
+    .action(() => {
+      for (const name of svc().cleanup()) print(name);
+    });
 
   registerLayerCommands(cli, svc);
-
-  try {
-    await runGroup(cli, argv);
-  } finally {
-    service?.close();
-  }
+  return cli;
 }

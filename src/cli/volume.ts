@@ -1,14 +1,13 @@
 /** `stor volume …`: docker volume's commands, printing what `docker volume` prints. */
 import { readSync } from "node:fs";
-import type { Config } from "../config.ts";
-import { InvalidArgumentError, describe } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
 import { openVolumes, type Access } from "../services.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
 import type { PluginStatus } from "../volume/pluginDriver.ts";
-import { group, keyValues, list, outputFormat, runGroup } from "./command.ts";
-import { DOCKER_TABLE, decimalSize, goJson, print, printError, table, write } from "./output.ts";
+import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
+import { DOCKER_TABLE, decimalSize, goJson, print, reportError, table, write } from "./output.ts";
 
 const ANONYMOUS_WARNING = "WARNING! This will remove anonymous local volumes not used by at least one container.";
 const ALL_WARNING = "WARNING! This will remove all local volumes not used by at least one container.";
@@ -71,7 +70,7 @@ export function naturalCompare(a: string, b: string): number {
  * last is reported here; the last is thrown, so stor prints it and exits with its code.
  */
 function throwLast(failures: readonly unknown[]): void {
-  for (const err of failures.slice(0, -1)) printError(`stor: ${redact(describe(err))}`);
+  for (const err of failures.slice(0, -1)) reportError(err);
   if (failures.length > 0) throw failures[failures.length - 1];
 }
 
@@ -88,33 +87,36 @@ function confirm(warning: string): boolean {
   return buf.subarray(0, n).toString().trim().toLowerCase() === "y";
 }
 
-/** Runs `stor volume ARGS`. */
-export async function volumeCommand(argv: readonly string[], config: Config): Promise<void> {
+/** The `stor volume` commands. */
+export function volumeGroup(ctx: Context): Group {
   let service: VolumeService | undefined;
   // One command runs per invocation, so the first call's access is the command's.
-  const svc = (access: Access = "write") => (service ??= openVolumes(config, access));
-  const cli = group("stor volume");
+  const svc = (access: Access = "write") => (service ??= openVolumes(ctx.config(), access));
+  const cli = new Group("stor volume", "Volumes as Docker keeps them, with docker volume's commands and output.");
+  cli.finally(() => service?.close());
 
   cli
-    .command("create [name]", "Create a volume (no NAME: a random 64-hex name)")
+    .command("create [name]", "Create volume NAME (none: a random 64-hex name) and print its name. Creating a volume that exists with the same driver succeeds.")
     .option("-d, --driver <driver>", "local or a volume plugin's name (default: [volume] default_driver, else local)")
-    .option("-o, --opt <k=v>", "Driver option (local: type, device, o, size; a plugin: its own) (repeatable)")
-    .option("--label <k=v>", "Set a label (repeatable)")
-    .action(async (name, opts) => {
-      const created = await svc().create(name === undefined ? undefined : String(name), {
+    .option("-o, --opt <k=v>", "driver option (local: type, device, o, size; a plugin: its own) (repeatable)", { repeat: true })
+    .option("--label <k=v>", "set label K to V (a bare K is K=\"\", as docker; repeatable)", { repeat: true })
+    .example("stor volume create -o size=1G --label team=web data")
+    .action(async (name: string | undefined, opts) => {
+      const created = await svc().create(name, {
         driver: opts.driver === undefined ? undefined : String(opts.driver),
         options: keyValues(list(opts.opt), "option"),
-        labels: keyValues(list(opts.label), "label"),
+        labels: keyValues(list(opts.label), "label", ""),
       });
       print(created);
     });
 
   cli
-    .command("ls", "List volumes")
+    .command("ls", "List volumes: DRIVER and VOLUME NAME, as docker volume ls.")
     .alias("list")
-    .option("-q, --quiet", "Only display volume names")
-    .option("-f, --filter <filter>", "name=, driver=, label=K[=V], dangling=true|false (repeatable)")
+    .option("-q, --quiet", "only print volume names")
+    .option("-f, --filter <filter>", "name=, driver=, label=K[=V], dangling=true|false (repeatable)", { repeat: true })
     .option("--format <format>", "table or json", { default: "table" })
+    .example("stor volume ls -f dangling=true -q")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
       const volumes = (await svc("read").list(parseFilters(list(opts.filter), LIST_FILTERS))).sort((a, b) => naturalCompare(a.name, b.name));
@@ -124,15 +126,16 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
     });
 
   cli
-    .command("inspect <...names>", "Print volumes as JSON")
+    .command("inspect <...name>", "Print volumes NAME… as a JSON array, as docker volume inspect.")
     .option("--format <format>", "json", { default: "json" })
-    .action(async (names: unknown[], opts) => {
+    .example("stor volume inspect data")
+    .action(async (names: string[], opts) => {
       if (String(opts.format) !== "json") throw new InvalidArgumentError(`format "${opts.format}"`, "expected json");
       const found = [];
       const failures = [];
       for (const n of names) {
         try {
-          found.push(inspectView(await svc("read").inspect(String(n))));
+          found.push(inspectView(await svc("read").inspect(n)));
         } catch (err) {
           failures.push(err);
         }
@@ -142,15 +145,17 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
     });
 
   cli
-    .command("rm <...names>", "Remove volumes; one in use cannot be")
+    .command("rm <...name>", "Remove volumes NAME… and their data, printing each name removed. A volume in use (referenced or mounted) is not removed.")
     .alias("remove")
-    .option("-f, --force", "Ignore volumes that do not exist")
-    .action(async (names: unknown[], opts) => {
+    .option("-f, --force", "ignore volumes that do not exist")
+    .example("stor volume rm data")
+    .action(async (names: string[], opts) => {
       const failures = [];
+      const { withTreeProgress } = await import("./progress.ts");
       for (const n of names) {
         try {
-          await svc().remove(String(n), Boolean(opts.force));
-          print(String(n));
+          await withTreeProgress(`removing volume ${n}`, () => svc().remove(n, Boolean(opts.force)));
+          print(n);
         } catch (err) {
           failures.push(err);
         }
@@ -159,30 +164,35 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
     });
 
   cli
-    .command("prune", "Remove unused local volumes (anonymous ones only, unless -a)")
-    .option("-a, --all", "Remove all unused volumes, not just anonymous ones")
-    .option("-f, --force", "Do not prompt for confirmation")
-    .option("--filter <filter>", "label=K[=V], label!=K[=V] (repeatable)")
+    .command("prune", "Remove local volumes no one references (anonymous ones only, unless -a) after asking, and print what was removed and the space reclaimed.")
+    .option("-a, --all", "remove all unused volumes, not just anonymous ones")
+    .option("-f, --force", "do not prompt for confirmation")
+    .option("--filter <filter>", "label=K[=V], label!=K[=V] (repeatable)", { repeat: true })
+    .example("stor volume prune -f --filter label=tmp")
     .action(async (opts) => {
       const filters = parseFilters(list(opts.filter), PRUNE_FILTERS);
       if (!opts.force && !confirm(opts.all ? ALL_WARNING : ANONYMOUS_WARNING)) return print("Total reclaimed space: 0B");
-      const report = await svc().prune(filters, Boolean(opts.all));
+      const { withTreeProgress } = await import("./progress.ts");
+      const report = await withTreeProgress("removing", () => svc().prune(filters, Boolean(opts.all)));
       const deleted = report.deleted.length > 0 ? `Deleted Volumes:\n${report.deleted.map((n) => `${n}\n`).join("")}\n` : "";
       print(`${deleted}Total reclaimed space: ${decimalSize(report.reclaimed)}`);
     });
 
   cli
-    .command("mount <name> <ref>", "Take reference REF on a volume (the first mounts its device); print its host path")
-    .action(async (name, ref) => print(await svc().mount(String(name), String(ref))));
+    .command("mount <name> <ref>", "Take reference REF on volume NAME (the first one mounts its device) and print the volume's host path.")
+    .example("stor volume mount data job-42")
+    .action(async (name: string, ref: string) => print(await svc().mount(name, ref)));
 
   cli
-    .command("unmount <name> <ref>", "Drop reference REF (the last unmounts the volume's device)")
+    .command("unmount <name> <ref>", "Drop reference REF on volume NAME (the last one unmounts its device).")
     .alias("umount")
-    .action(async (name, ref) => svc().unmount(String(name), String(ref)));
+    .example("stor volume unmount data job-42")
+    .action(async (name: string, ref: string) => svc().unmount(name, ref));
 
   cli
-    .command("plugins", "List the volume plugins found (as Docker finds them) and whether each answers")
+    .command("plugins", "List the volume plugins found (as Docker finds them: sockets, then .spec and .json files, --plugin-dir first) and whether each answers.")
     .option("--format <format>", "table or json", { default: "table" })
+    .example("stor volume plugins --plugin-dir /run/my-plugins")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
       const plugins = await svc().plugins();
@@ -194,9 +204,5 @@ export async function volumeCommand(argv: readonly string[], config: Config): Pr
       print(table([["NAME", "ADDRESS", "SCOPE", "STATUS"], ...rows], DOCKER_TABLE));
     });
 
-  try {
-    await runGroup(cli, argv);
-  } finally {
-    service?.close();
-  }
+  return cli;
 }

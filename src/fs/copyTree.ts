@@ -9,12 +9,13 @@ import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdi
 import { childPath } from "../fileName.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import type { SysError } from "../sys/libc.ts";
+import { treeCounter } from "./treeProgress.ts";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = constants;
 
 /** Copies the contents and metadata of directory `src` onto the existing empty directory `dst`. */
 export function copyTree(src: string, dst: string): void {
-  const job: Job = { state: { reflink: true }, links: new Map() };
+  const job: Job = { state: { reflink: true }, links: new Map(), count: treeCounter() };
   const [s, d] = [Buffer.from(src), Buffer.from(dst)];
   const st = lstatSync(s, { bigint: true });
   copyChildren(s, d, job);
@@ -25,6 +26,8 @@ interface Job {
   state: CopyState;
   /** First copy of each multiply-linked inode, by `dev:ino`. */
   links: Map<string, Buffer>;
+  /** Told of each entry copied, with its bytes of data. */
+  count: (bytes: number) => void;
 }
 
 function copyChildren(srcDir: Buffer, dstDir: Buffer, job: Job): void {
@@ -33,6 +36,7 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, job: Job): void {
     const d = childPath(dstDir, name);
     const st = lstatSync(s, { bigint: true });
     const type = Number(st.mode) & S_IFMT;
+    job.count(type === S_IFREG ? Number(st.size) : 0);
     if (type !== S_IFDIR && st.nlink > 1n) {
       const id = `${st.dev}:${st.ino}`;
       const first = job.links.get(id);

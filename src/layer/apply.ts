@@ -19,6 +19,7 @@ import type { SnapshotService } from "../snapshot/service.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
 import { HashRing } from "./hashRing.ts";
@@ -65,8 +66,7 @@ export async function applyToSnapshot(svc: SnapshotService, key: string, input: 
     return await applyLayer(view.upper, view.diffStyle === "upper" ? view.parents : undefined, input, onProgress);
   } catch (err) {
     // Entry names are the layer's, and may hold a newline: the message stays one line.
-    const why = describe(err).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-    throw new StorError(`apply ${source} to snapshot "${key}"`, why, exitCodeOf(err), { cause: err });
+    throw new StorError(`apply ${source} to snapshot "${key}"`, oneLine(describe(err)), exitCodeOf(err), { cause: err });
   }
 }
 

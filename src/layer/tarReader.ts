@@ -166,7 +166,7 @@ export class TarReader {
     let type = TYPES[flag];
     if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}"`);
     let path = meta.path ?? name;
-    // The name as the PAX header gives it: a ustar field cut short may end in a slash by chance.
+    // The full name decides (the PAX header's), not the ustar field, which holds only a long name's first 100 bytes.
     if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
     const device = type === "char" || type === "block";
     const stored = meta.size ?? storedSize;

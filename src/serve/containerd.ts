@@ -15,7 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { fromJSON } from "@grpc/proto-loader";
 import { Root, common, parse } from "protobufjs";
 import { ExitCode, InvalidArgumentError, PreconditionError, describe, exitCodeOf } from "../errors.ts";
-import { log, logEnabled } from "../log.ts";
+import { log, logCall, logEnabled } from "../log.ts";
 import { isContainerdKey } from "../snapshot/containerdKeys.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
@@ -101,30 +101,35 @@ const GRPC_CODES: Partial<Record<ExitCode, grpc.status>> = {
   [ExitCode.precondition]: grpc.status.FAILED_PRECONDITION,
 };
 
-/** The call's status for what `method` threw; a failure of the machine is logged as an error. */
-function failed(method: string, err: unknown): Partial<grpc.StatusObject> {
-  const code = GRPC_CODES[exitCodeOf(err)] ?? grpc.status.UNKNOWN;
-  const details = describe(err);
-  if (code === grpc.status.UNKNOWN) log.error(`${method}: ${details}`);
-  else log.debug(`${method}: ${details}`);
-  return { code, details };
+/** The call's status for what it threw. */
+function failed(err: unknown): Partial<grpc.StatusObject> {
+  return { code: GRPC_CODES[exitCodeOf(err)] ?? grpc.status.UNKNOWN, details: describe(err) };
 }
+
+/** What a request names, for its log line: the snapshot key, a commit's or update's name. */
+const subjectOf = (req: { key?: string; name?: string; info?: { name?: string } } | null) => ({ key: req?.key, name: req?.name ?? req?.info?.name });
 
 /** A unary handler running `fn` on the request; whatever it throws or rejects with becomes the call's status. */
 function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>): grpc.handleUnaryCall<Req, object> {
   return (call, callback) => {
     if (logEnabled("debug")) log.debug(`${method} ${JSON.stringify(call.request)}`);
+    const start = performance.now();
+    const ok = (r: object) => {
+      logCall(method, subjectOf(call.request as never), start);
+      callback(null, r);
+    };
+    const fail = (err: unknown) => {
+      logCall(method, subjectOf(call.request as never), start, err);
+      callback(failed(err));
+    };
     let reply: object | Promise<object>;
     try {
       reply = fn(call.request);
     } catch (err) {
-      return callback(failed(method, err));
+      return fail(err);
     }
-    if (!(reply instanceof Promise)) return callback(null, reply);
-    reply.then(
-      (r) => callback(null, r),
-      (err) => callback(failed(method, err)),
-    );
+    if (!(reply instanceof Promise)) return ok(reply);
+    reply.then(ok, fail);
   };
 }
 
@@ -182,14 +187,17 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
       return { info: protoInfo(snapshots.stat(key)) };
     }),
     List: (call: grpc.ServerWritableStream<ListRequest, object>) => {
+      const start = performance.now();
       let infos: Info[];
       try {
         const pass = snapshotFilter(call.request.filters);
         infos = snapshots.list().filter((i) => isContainerdKey(i.name) && pass(i));
       } catch (err) {
-        call.emit("error", failed("List", err));
+        logCall("List", {}, start, err);
+        call.emit("error", failed(err));
         return;
       }
+      logCall("List", {}, start);
       for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
       call.end();
     },

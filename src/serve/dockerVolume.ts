@@ -14,7 +14,7 @@
  */
 import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
 import { failpoint } from "../failpoint.ts";
-import { log } from "../log.ts";
+import { logCall } from "../log.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
 import type { Threads } from "./threads.ts";
 
@@ -141,22 +141,25 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (
     const endpoint = routes[path];
     if (!endpoint) return reply({ Err: `${path}: not a volume plugin endpoint` }, 404);
     if (req.method !== "POST") return reply({ Err: `${path}: only POST` }, 405);
+    const start = performance.now();
+    const call = path.replace(/^\/VolumeDriver\./, "");
+    let body: Body | undefined;
+    const logged = (err?: unknown, unanswered = false) => logCall(call, { name: typeof body?.Name === "string" ? body.Name : undefined }, start, err, unanswered);
     try {
-      const body = parseBody(await req.text());
+      body = parseBody(await req.text());
       failpoint(`plugin:${path.slice(1)}`); // read, not yet answered
       const result = await endpoint(body);
-      log.debug(`${path}: ok`);
+      logged();
       return reply(result);
     } catch (err) {
-      const why = describe(err);
       if (err instanceof Unanswerable) {
-        // A failure of the machine behind it is an error; a request without a name is dockerd's retry.
-        (err.cause === undefined ? log.warn : log.error)(`${path}: ${why}; connection closed unanswered, for dockerd to retry`);
+        // dockerd takes a closed connection for a failure and retries, where an answered error
+        // would tell it the volume is gone.
+        logged(err, true);
         return noAnswer();
       }
-      if (exitCodeOf(err) === ExitCode.internal) log.error(`${path}: ${why}`);
-      else log.debug(`${path}: ${why}`);
-      return reply({ Err: why });
+      logged(err);
+      return reply({ Err: describe(err) });
     }
   };
 }

@@ -1,17 +1,21 @@
 /**
- * The btrfs snapshotter: each snapshot's tree is a subvolume, `<id>/fs`. A prepare snapshots the
- * parent's subvolume, in constant time whatever its size (an empty subvolume without a parent);
- * a commit makes the subvolume read-only; a view is a read-only snapshot. Mounted with a bind, as
- * native, and diffed as native: by comparing two trees.
+ * The btrfs snapshotter: each snapshot is a subvolume, `<id>/sv`, whose directory `fs` is the
+ * snapshot's tree. A prepare snapshots the parent's subvolume, in constant time whatever its size
+ * (an empty subvolume without a parent); a commit makes the subvolume read-only; a view is a
+ * read-only snapshot. Mounted with a bind of `fs`, as native, and diffed as native: by comparing
+ * two trees. The tree is a directory of the subvolume, not its root, so that what works on it
+ * (an apply's undo trash) has room beside it on the same subvolume: a rename never crosses one.
  */
-import { chmodSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { diskUsage } from "../fs/diskUsage.ts";
 import { createSubvolume, destroySubvolume, isSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
-import { removeTree, type Snapshotter } from "./snapshotter.ts";
+import { removeTree } from "../fs/removeTree.ts";
+import type { Snapshotter } from "./snapshotter.ts";
 
-const fsDir = (dir: string) => join(dir, "fs");
+const subvolume = (dir: string) => join(dir, "sv");
+const fsDir = (dir: string) => join(subvolume(dir), "fs");
 
 export const btrfs: Snapshotter = {
   name: "btrfs",
@@ -20,25 +24,31 @@ export const btrfs: Snapshotter = {
   unsupported: (root) => (filesystemType(root) === FS_MAGIC.btrfs ? undefined : `${root} is not on btrfs`),
 
   populate(s) {
-    const fs = fsDir(s.dir);
-    if (s.parents[0]) return snapshotSubvolume(fsDir(s.parents[0]), fs, s.kind === "view");
-    createSubvolume(fs);
-    chmodSync(fs, 0o755); // an empty root, as a new filesystem's, not left to the umask
-    if (s.kind === "view") setSubvolumeReadOnly(fs, true);
+    const sv = subvolume(s.dir);
+    if (s.parents[0]) return snapshotSubvolume(subvolume(s.parents[0]), sv, s.kind === "view");
+    createSubvolume(sv);
+    chmodSync(sv, 0o700);
+    mkdirSync(fsDir(s.dir), 0o755);
+    chmodSync(fsDir(s.dir), 0o755); // an empty root, as a new filesystem's, not left to the umask
+    if (s.kind === "view") setSubvolumeReadOnly(sv, true);
   },
 
-  commit: (dir) => setSubvolumeReadOnly(fsDir(dir), true),
+  commit: (dir) => setSubvolumeReadOnly(subvolume(dir), true),
 
   mounts: (s) => [{ Type: "bind", Source: fsDir(s.dir), Options: ["rbind", s.kind === "view" ? "ro" : "rw"] }],
 
   upperDir: fsDir,
 
   // The quota group's exclusive bytes when quotas are on: what removing the snapshot frees.
-  usage: (dir) => subvolumeUsage(fsDir(dir)) ?? diskUsage(fsDir(dir)),
+  usage(dir) {
+    const u = subvolumeUsage(subvolume(dir));
+    // The subvolume's own root directory holds the tree; it is not the snapshot's.
+    return u ? { size: u.size, inodes: u.inodes - 1 } : diskUsage(fsDir(dir));
+  },
 
   remove(dir) {
     // Made by a crash before populate, a `new-*` directory may have no subvolume yet.
-    if (isSubvolume(fsDir(dir))) destroySubvolume(fsDir(dir));
+    if (isSubvolume(subvolume(dir))) destroySubvolume(subvolume(dir));
     removeTree(dir);
   },
 };

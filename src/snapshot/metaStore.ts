@@ -148,6 +148,12 @@ export class MetaStore {
     }
   }
 
+  /** Makes `labels` the only labels of snapshot `id` (a commit's: containerd carries none of the active's over). */
+  replaceLabels(id: number, labels: Record<string, string>): void {
+    this.#db.query("DELETE FROM labels WHERE snapshot_id = ?").run(id);
+    this.setLabels(id, labels);
+  }
+
   /** `PRAGMA quick_check`: "ok", or what SQLite found wrong. */
   check(): string {
     return this.#db.query<{ quick_check: string }, []>("PRAGMA quick_check").all().map((r) => r.quick_check).join("; ");

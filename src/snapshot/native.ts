@@ -4,7 +4,8 @@
  */
 import { chmodSync } from "node:fs";
 import { copyTree } from "../fs/copyTree.ts";
-import { removeTree, type Snapshotter } from "./snapshotter.ts";
+import { removeTree } from "../fs/removeTree.ts";
+import type { Snapshotter } from "./snapshotter.ts";
 
 export const native: Snapshotter = {
   name: "native",

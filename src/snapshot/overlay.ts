@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
 import type { Mount } from "../sys/mount.ts";
-import { removeTree, type Snapshotter, type SnapshotDirs } from "./snapshotter.ts";
+import { removeTree } from "../fs/removeTree.ts";
+import type { Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 const fsDir = (dir: string) => join(dir, "fs");
 const workDir = (dir: string) => join(dir, "work");

@@ -14,7 +14,7 @@ import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, Prec
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
-import { snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
+import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
@@ -84,7 +84,7 @@ export class SnapshotService {
         mkdirSync(root, { recursive: true, mode: 0o711 });
         mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
       } catch (err) {
-        throw new StorError(`root ${root}`, describe(err));
+        throw rootError(root, err);
       }
     }
     this.#store = new MetaStore(snapshotDb(root, snapshotter.name), access);
@@ -226,7 +226,7 @@ export class SnapshotService {
       if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
       this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
       failpoint("commit:updated");
-      this.#store.setLabels(s.id, labels);
+      this.#store.replaceLabels(s.id, labels);
     });
     // After the metadata: a crash in between leaves a committed snapshot that is still writable
     // (cleanup seals it), never an active one that is not.

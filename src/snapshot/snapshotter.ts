@@ -3,7 +3,6 @@
  * the metadata, transactions and directory life cycle belong to {@link ./service.ts}, so a new
  * snapshotter is one short file plus its line in {@link ./registry.ts}.
  */
-import { rmSync } from "node:fs";
 import type { Usage } from "../fs/diskUsage.ts";
 import type { Mount } from "../sys/mount.ts";
 
@@ -59,9 +58,4 @@ export interface Snapshotter {
    * a half-populated `new-*`, a trash `rm-*`. Nothing there is a no-op.
    */
   remove(dir: string): void;
-}
-
-/** `rm -rf`: the removal of a snapshotter whose snapshots are plain directories. */
-export function removeTree(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }

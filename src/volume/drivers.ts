@@ -94,6 +94,22 @@ export function registerDriver(name: string, factory: DriverFactory): void {
 
 registerDriver("local", (ctx) => new LocalDriver(ctx));
 
+/**
+ * Whether a volume driver named `name` exists, so a config naming one that does not can be
+ * refused when it is loaded: a registered driver, or a volume plugin found in `pluginDirs`
+ * (discovery is loaded only for a name that is not built in).
+ */
+export function knownDriver(name: string, pluginDirs: readonly string[]): boolean {
+  if (FACTORIES.has(name)) return true;
+  const { pluginExists } = require("./pluginDiscovery.ts") as typeof import("./pluginDiscovery.ts");
+  return pluginExists(name, pluginDirs);
+}
+
+/** The names of the drivers {@link knownDriver} knows, for messages. */
+export function driverNames(): string[] {
+  return [...FACTORIES.keys()];
+}
+
 /** True when `dir` exists and has something in it. */
 function hasEntries(dir: string): boolean {
   try {

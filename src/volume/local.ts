@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { StorError } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
+import { removeTree } from "../fs/removeTree.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
@@ -108,7 +109,7 @@ export class LocalDriver implements OwnStorageDriver {
       if (trashed.length === 0) return { removed: [], failed };
       fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
       failpoint("volume-rm:renamed");
-      for (const t of trashed) if (t.trash) rmSync(t.trash, { recursive: true, force: true });
+      for (const t of trashed) if (t.trash) removeTree(t.trash);
     } finally {
       removing.release();
     }

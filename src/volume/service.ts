@@ -11,10 +11,10 @@
 import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import type { Config } from "../config.ts";
 import type { Access } from "../db.ts";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
 import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
-import { volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
+import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import type { FileLock } from "../sys/file.ts";
 import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
@@ -126,7 +126,7 @@ export class VolumeService {
       }
       this.home = existsSync(home) ? realpathSync(home) : home;
     } catch (err) {
-      throw new StorError(`root ${config.root}`, describe(err));
+      throw rootError(config.root, err);
     }
     this.#locks = new NameLocks(volumeLocksDir(config.root));
     this.#store = new VolumeStore(db, access);

@@ -1,0 +1,110 @@
+/** How stor reads a command line: `--`, option clusters, bare labels, and errors that stay one line. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { STOR, TestRoot, sh } from "./helpers.ts";
+
+let r: TestRoot;
+beforeAll(() => {
+  r = new TestRoot();
+});
+afterAll(() => r.close());
+
+const snap = (...args: string[]) => r.stor(["snapshot", "-s", "native", ...args]);
+
+describe("-- ends the options", () => {
+  test("a volume name after -- is the volume's name", () => {
+    expect(r.stor(["volume", "create", "--", "goodname"])).toEqual({ code: 0, stdout: "goodname\n", stderr: "" });
+    expect(r.ok(["volume", "ls", "-q"])).toContain("goodname\n");
+  });
+
+  test("a snapshot key that looks like an option is taken as given after --", () => {
+    expect(snap("prepare", "--", "-dash").code).toBe(0);
+    expect(JSON.parse(snap("info", "--", "-dash").stdout).Name).toBe("-dash");
+  });
+
+  test("global options after -- are positionals too", () => {
+    const res = r.stor(["volume", "create", "--", "--root"]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toStartWith('stor: volume name "--root": includes invalid characters');
+  });
+});
+
+describe("options", () => {
+  test("an unknown letter in a cluster is a usage error, not help", () => {
+    expect(snap("prepare", "-dash", "seed")).toEqual({ code: 2, stdout: "", stderr: "stor: snapshot prepare: unknown option -d in -dash (see --help)\n" });
+    expect(snap("info", "seed").code).toBe(3);
+  });
+
+  test("a value may be attached to its option, or follow =", () => {
+    snap("prepare", "-lx=1", "--label=y=2", "attached");
+    expect(JSON.parse(snap("info", "attached").stdout).Labels).toEqual({ x: "1", y: "2" });
+  });
+
+  test("a bare volume --label K is K with an empty value, as docker", () => {
+    r.ok(["volume", "create", "--label", "c", "--label", "d=1", "labelled"]);
+    expect(JSON.parse(r.ok(["volume", "inspect", "labelled"]))[0].Labels).toEqual({ c: "", d: "1" });
+  });
+
+  test("a bare snapshot -l K is K=true, as ctr reads labels", () => {
+    snap("prepare", "-l", "c", "bare");
+    expect(JSON.parse(snap("info", "bare").stdout).Labels).toEqual({ c: "true" });
+  });
+
+  test("an unknown option before the command is named as an option", () => {
+    expect(sh([STOR, "--bogus", "snapshot", "ls"])).toMatchObject({ code: 2, stderr: "stor: option --bogus: unknown (see stor --help)\n" });
+  });
+
+  test("a command's error names the command once", () => {
+    expect(r.stor(["mount"])).toMatchObject({ code: 2, stderr: "stor: mount: missing argument KEY (see --help)\n" });
+  });
+});
+
+describe("errors stay one line", () => {
+  test("a control character in a name is escaped", () => {
+    const res = r.stor(["volume", "create", "bad\nname\x1b[31m"]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toStartWith('stor: volume name "bad\\nname\\x1b[31m": includes invalid characters');
+    expect(res.stderr.split("\n")).toHaveLength(2);
+  });
+
+  test("each failure of a command that goes on is one line", () => {
+    const res = r.stor(["volume", "rm", "no\nsuch", "other\tone"]);
+    expect(res.stderr).toBe('stor: volume "no\\nsuch": not found\nstor: volume "other\\tone": not found\n');
+  });
+
+  test("a file where the root should be is named as such", () => {
+    const file = join(r.path, "plain-file");
+    writeFileSync(file, "");
+    expect(sh([STOR, "--root", file, "snapshot", "ls"])).toMatchObject({ code: 2, stderr: `stor: root ${file}: is not a directory\n` });
+    expect(sh([STOR, "--root", `${file}/below`, "volume", "ls"])).toMatchObject({ code: 2, stderr: `stor: root ${file}/below: ${file} is not a directory\n` });
+  });
+});
+
+describe("--format json on every command that prints data", () => {
+  beforeAll(() => {
+    snap("prepare", "j-base");
+    snap("commit", "j-parent", "j-base");
+    snap("prepare", "j-child", "j-parent");
+    const [mount] = JSON.parse(snap("mounts", "--format", "json", "/t", "j-child").stdout);
+    writeFileSync(join(mount.Source, "added"), "x");
+  });
+
+  test("snapshot mounts prints the mounts as prepare --mounts does", () => {
+    const mounts = JSON.parse(snap("mounts", "--format", "json", "/t", "j-child").stdout);
+    expect(mounts).toEqual([{ Type: "bind", Source: expect.stringContaining("/snapshots/native/"), Options: ["rbind", "rw"] }]);
+  });
+
+  test("snapshot tree prints each snapshot with its children", () => {
+    const roots = JSON.parse(snap("tree", "--format", "json").stdout) as { Name: string; Children: unknown[] }[];
+    expect(roots.find((n) => n.Name === "j-parent")).toEqual({ Name: "j-parent", Children: [{ Name: "j-child", Children: [] }] });
+  });
+
+  test("snapshot usage prints sizes in bytes and inode counts", () => {
+    expect(JSON.parse(snap("usage", "--format", "json", "j-parent").stdout)).toEqual([{ Key: "j-parent", Size: expect.any(Number), Inodes: expect.any(Number) }]);
+  });
+
+  test("snapshot changes prints Docker API's {Path, Kind}", () => {
+    expect(JSON.parse(snap("changes", "--format", "json", "j-child").stdout)).toEqual([{ Path: "/added", Kind: 1 }]);
+  });
+});

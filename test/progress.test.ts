@@ -1,0 +1,80 @@
+/**
+ * Progress of long operations: drawn on stderr when it is a terminal (here a pty, through
+ * script(1)), and nothing of it when stderr is a pipe.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { STOR, TestRoot, have, isRoot, need, sh } from "./helpers.ts";
+
+const canRun = need(isRoot(), "root: native snapshots keep their owners") && need(have("script"), "script(1), for a pty");
+
+let r: TestRoot;
+beforeAll(() => {
+  r = new TestRoot();
+});
+afterAll(() => r?.close());
+
+/** Runs stor on a pty; returns the exit code and everything the terminal got. */
+function onTerminal(args: string[]): { code: number; screen: string } {
+  const line = [STOR, "--root", r.path, "--config", r.config, ...args].map((a) => `'${a}'`).join(" ");
+  const res = sh(["script", "-qefc", line, "/dev/null"]);
+  return { code: res.code, screen: res.stdout };
+}
+
+/** Fills `dir` with a tree big enough that copying or removing it takes a while (60,000 entries). */
+function bigTree(dir: string): void {
+  for (let d = 0; d < 300; d++) {
+    mkdirSync(join(dir, `d${d}`));
+    for (let f = 0; f < 200; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), "data");
+  }
+}
+
+/** The directory of native snapshot `key`, from its mounts. */
+const snapshotDir = (key: string) => JSON.parse(r.ok(["snapshot", "-s", "native", "mounts", "--format", "json", "/t", key]))[0].Source as string;
+
+describe.skipIf(!canRun)("progress", () => {
+  beforeAll(() => {
+    r.ok(["snapshot", "-s", "native", "prepare", "big-src"]);
+    bigTree(snapshotDir("big-src"));
+    r.ok(["snapshot", "-s", "native", "commit", "big", "big-src"]);
+  });
+
+  test("on a terminal, a native prepare shows the entries and bytes it copied, then takes the line away", () => {
+    const { code, screen } = onTerminal(["snapshot", "-s", "native", "prepare", "copy-1", "big"]);
+    expect(code).toBe(0);
+    expect(screen).toMatch(/\r\x1b\[Kcopying: \d+ entries, \d+\.\d [KM]iB/);
+    expect(screen).toEndWith("\r\x1b[K");
+  });
+
+  test("on a terminal, snapshot rm of a large tree shows what it removed", () => {
+    r.ok(["snapshot", "-s", "native", "prepare", "copy-2", "big"]);
+    const { code, screen } = onTerminal(["snapshot", "-s", "native", "rm", "copy-2"]);
+    expect(code).toBe(0);
+    expect(screen).toMatch(/\r\x1b\[Kremoving snapshot copy-2: \d+ entries/);
+  });
+
+  test("on a terminal, volume rm of a large volume shows what it removed, then prints the name on a clean line", () => {
+    r.ok(["volume", "create", "bigvol"]);
+    bigTree(JSON.parse(r.ok(["volume", "inspect", "bigvol"]))[0].Mountpoint);
+    const { code, screen } = onTerminal(["volume", "rm", "bigvol"]);
+    expect(code).toBe(0);
+    expect(screen).toMatch(/\r\x1b\[Kremoving volume bigvol: \d+ entries/);
+    expect(screen).toEndWith("\r\x1b[Kbigvol\r\n");
+  });
+
+  test("on a terminal, volume prune shows what it removed", () => {
+    r.ok(["volume", "create", "--label", "tmp", "prunable"]);
+    bigTree(JSON.parse(r.ok(["volume", "inspect", "prunable"]))[0].Mountpoint);
+    const { code, screen } = onTerminal(["volume", "prune", "-f", "-a", "--filter", "label=tmp"]);
+    expect(code).toBe(0);
+    expect(screen).toMatch(/\r\x1b\[Kremoving: \d+ entries/);
+    expect(screen).toContain("Deleted Volumes:\r\nprunable\r\n");
+  });
+
+  test("not on a terminal, the same commands print no progress at all", () => {
+    for (const args of [["snapshot", "-s", "native", "prepare", "quiet-copy", "big"], ["snapshot", "-s", "native", "rm", "quiet-copy"]]) {
+      expect(r.stor(args)).toEqual({ code: 0, stdout: "", stderr: "" });
+    }
+  });
+});

@@ -1,0 +1,84 @@
+/** The option parser every command uses (src/cli/command.ts), without a process or a store. */
+import { describe, expect, test } from "bun:test";
+import { CommandDef, keyValues, parseCommand } from "../../src/cli/command.ts";
+import { StorError } from "../../src/errors.ts";
+
+const prepare = new CommandDef("prepare <key> [parent]", "Make a snapshot.")
+  .option("-t, --target <target>", "target")
+  .option("--mounts", "mounts")
+  .option("-l, --label <k=v>", "label", { repeat: true })
+  .option("--format <format>", "format", { default: "table" });
+const rm = new CommandDef("rm [...key]", "Remove.").option("-f, --force", "force");
+const serve = new CommandDef("serve", "Serve.").option("--docker-volume [socket]", "socket");
+
+const parse = (cmd: CommandDef, ...words: string[]) => parseCommand(cmd, words, cmd.name);
+const refusal = (cmd: CommandDef, ...words: string[]) => {
+  try {
+    parse(cmd, ...words);
+  } catch (err) {
+    return [(err as StorError).code, (err as StorError).message];
+  }
+  return "accepted";
+};
+
+describe("parseCommand", () => {
+  test("positionals and options in any order, values attached or not, defaults filled in", () => {
+    expect(parse(prepare, "k", "-t", "/x", "p", "--mounts")).toEqual({ help: false, args: ["k", "p"], options: { target: "/x", mounts: true, format: "table" } });
+    expect(parse(prepare, "-t/x", "--target=/y", "k")).toMatchObject({ args: ["k"], options: { target: "/y" } });
+  });
+
+  test("a repeatable option keeps every value", () => {
+    expect(parse(prepare, "-l", "a=1", "--label=b=2", "-lc", "k")).toMatchObject({ options: { label: ["a=1", "b=2", "c"] } });
+  });
+
+  test("-- ends the options: what follows is positional, as given", () => {
+    expect(parse(prepare, "--", "-t", "--mounts")).toMatchObject({ args: ["-t", "--mounts"], options: { format: "table" } });
+    expect(parse(rm, "a", "--", "--", "-f")).toMatchObject({ args: ["a", "--", "-f"], options: {} });
+  });
+
+  test("a cluster of flags is each of them; -h or --help anywhere before -- asks for help", () => {
+    expect(parse(rm, "-f", "k")).toMatchObject({ options: { force: true } });
+    expect(parse(prepare, "k", "--help")).toEqual({ help: true });
+    expect(parse(prepare, "-h")).toEqual({ help: true });
+    expect(parse(prepare, "--", "-h")).toMatchObject({ help: false, args: ["-h"] });
+  });
+
+  test("values come as typed (cac reads them): numbers, empty, a leading dash; - is a positional", () => {
+    expect(parse(prepare, "-t", "010", "-l", "1e3", "k")).toMatchObject({ options: { target: "010", label: ["1e3"] } });
+    expect(parse(prepare, "--target=", "k")).toMatchObject({ args: ["k"], options: { target: "" } });
+    expect(parse(prepare, "-t", "-x", "k", "-")).toMatchObject({ args: ["k", "-"], options: { target: "-x" } });
+    expect(parse(prepare, "--format", "json", "--format", "table", "k")).toMatchObject({ options: { format: "table" } });
+    expect(refusal(prepare, "--no-mounts", "k")).toEqual([2, "prepare: unknown option --no-mounts (see --help)"]);
+  });
+
+  test("an optional value is taken with = or from a next word that is not an option", () => {
+    expect(parse(serve)).toEqual({ help: false, args: [], options: {} });
+    expect(parse(serve, "--docker-volume")).toMatchObject({ options: { dockerVolume: true } });
+    expect(parse(serve, "--docker-volume", "/s")).toMatchObject({ options: { dockerVolume: "/s" } });
+    expect(parse(serve, "--docker-volume=/s")).toMatchObject({ options: { dockerVolume: "/s" } });
+  });
+
+  test.each([
+    [["-dash", "seed"], "prepare: unknown option -d in -dash (see --help)"],
+    [["--bogus", "k"], "prepare: unknown option --bogus (see --help)"],
+    [["k", "-t"], "prepare: option -t needs a value (see --help)"],
+    [["k", "--target"], "prepare: option --target needs a value (see --help)"],
+    [["k", "--mounts=yes"], "prepare: option --mounts takes no value (see --help)"],
+    [[], "prepare: missing argument KEY (see --help)"],
+    [["k", "p", "extra"], 'prepare: unexpected argument "extra" (see --help)'],
+  ] as const)("prepare %p is a usage error (exit 2)", (words, message) => {
+    expect(refusal(prepare, ...words)).toEqual([2, message]);
+  });
+});
+
+describe("keyValues", () => {
+  test("K=V words, the value may hold = and be empty", () => {
+    expect(keyValues(["a=1", "b=x=y", "c="], "label")).toEqual({ a: "1", b: "x=y", c: "" });
+  });
+  test("a bare K takes the reference tool's value where it has one, else is refused", () => {
+    expect(keyValues(["c"], "label", "")).toEqual({ c: "" });
+    expect(keyValues(["c"], "label", "true")).toEqual({ c: "true" });
+    expect(() => keyValues(["c"], "option")).toThrow('option "c": expected KEY=VALUE');
+    expect(() => keyValues(["=v"], "label", "")).toThrow('label "=v": expected KEY=VALUE');
+  });
+});
