@@ -8,6 +8,7 @@ import { constants as SQLITE, Database } from "bun:sqlite";
 import { accessSync, constants, existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { StorError } from "./errors.ts";
+import { trace } from "./trace.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
 
@@ -26,6 +27,7 @@ export function openDatabase(path: string, migrations: readonly string[], access
   } catch (err) {
     throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
   }
+  trace("sqlite open");
   try {
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()?.journal_mode !== "wal") {
@@ -48,6 +50,7 @@ export function openDatabase(path: string, migrations: readonly string[], access
     if (err instanceof StorError) throw err;
     throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
   }
+  trace("pragmas, schema");
   return db;
 }
 
@@ -78,6 +81,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   } catch (err) {
     throw new StorError(`open ${path}`, (err as Error).message);
   }
+  trace("sqlite open");
   try {
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
@@ -90,6 +94,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
     if (err instanceof StorError) throw err;
     throw new StorError(`open ${path}`, (err as Error).message);
   }
+  trace("pragmas, schema");
   return db;
 }
 

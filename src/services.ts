@@ -12,6 +12,7 @@ import type { Access } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
 import { rootError, snapshotDb, snapshotsDir } from "./layout.ts";
 import { log } from "./log.ts";
+import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import type { SnapshotService } from "./snapshot/service.ts";
 import type { ServiceOptions, VolumeService } from "./volume/service.ts";
@@ -24,8 +25,8 @@ export interface SnapshotsRequest {
   /** The snapshotter as the user named it; else the configured default, else the first supported. */
   snapshotter?: string;
   /**
-   * Refuse a snapshotter the kernel or filesystem cannot run (default true). restore turns it off:
-   * removing leftovers needs no mounts.
+   * Refuse to create snapshots with a snapshotter the kernel or filesystem cannot run (default
+   * true). restore turns it off: removing leftovers needs no mounts.
    */
   checkSupport?: boolean;
 }
@@ -34,7 +35,9 @@ export interface SnapshotsRequest {
 export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotService {
   const { SNAPSHOTTERS, SNAPSHOTTER_NAMES, snapshotterName } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
   const { SnapshotService } = require("./snapshot/service.ts") as typeof import("./snapshot/service.ts");
+  trace("service modules");
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
+  trace("root check");
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   if (chosen === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
@@ -45,10 +48,10 @@ export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotSe
     throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
   }
   const s = SNAPSHOTTERS[snapshotterName(chosen)];
-  // Reading metadata needs no kernel feature: `ls` works wherever the files are.
-  const why = req.access === "write" && req.checkSupport !== false ? s.unsupported(probe) : undefined;
-  if (why) throw new PreconditionError(`snapshotter ${s.name}`, why);
-  return new SnapshotService(config.root, s, req.access);
+  // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
+  // when it creates a snapshot (see SnapshotService).
+  const check = req.access === "write" && req.checkSupport !== false;
+  return new SnapshotService(config.root, s, req.access, check ? probe : undefined);
 }
 
 /** The snapshotters that have metadata below the root: the ones restore repairs. */
@@ -60,7 +63,9 @@ export function usedSnapshotters(config: Config): SnapshotterName[] {
 /** Opens the volume service. */
 export function openVolumes(config: Config, access: Access, opts?: ServiceOptions): VolumeService {
   const { VolumeService } = require("./volume/service.ts") as typeof import("./volume/service.ts");
+  trace("service modules");
   prepareRoot(config.root, access);
+  trace("root check");
   return new VolumeService(config, access, opts);
 }
 

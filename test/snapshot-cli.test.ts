@@ -127,3 +127,22 @@ describe("stor mount and unmount", () => {
     expect(r.stor(["-s", "native", "mount", "mnt-a", "/nonexistent/dir"]).code).toBe(3);
   });
 });
+
+test("ls --format json gives each snapshot its parent and labels, as info does", () => {
+  const t = new TestRoot();
+  try {
+    const s = (...a: string[]) => t.ok(["snapshot", "-s", "native", ...a]);
+    s("prepare", "l-base");
+    s("commit", "-l", "a=1", "-l", "b=2", "l-parent", "l-base");
+    s("prepare", "-l", "c=3", "l-child", "l-parent");
+    s("view", "l-view", "l-parent");
+    const listed = JSON.parse(s("ls", "--format", "json")) as { Name: string }[];
+    expect(listed.map((i) => i.Name)).toEqual(["l-child", "l-parent", "l-view"]);
+    for (const i of listed) expect(i).toEqual(JSON.parse(s("info", i.Name)));
+    expect(listed[0]).toMatchObject({ Parent: "l-parent", Labels: { c: "3" } });
+    expect(listed[1]).toMatchObject({ Labels: { a: "1", b: "2" } });
+    expect(listed[1]).not.toHaveProperty("Parent");
+  } finally {
+    t.close();
+  }
+});

@@ -4,7 +4,7 @@
  * directory is listed, nothing is mounted, no reference is left, and a second restore does nothing.
  */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, isRoot, need, simulateReboot } from "./helpers.ts";
 
@@ -92,3 +92,38 @@ test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))("
   expect(failures).toEqual([]);
   expect(killed).toBeGreaterThan(trials / 4);
 }, 600_000);
+
+/** Makes `n` volumes as directories without metadata, adopted by one restore: more than one batch. */
+function manyVolumes(root: TestRoot, n: number): string[] {
+  root.ok(["volume", "create", "first"]);
+  const names = Array.from({ length: n }, (_, i) => `many${String(i).padStart(4, "0")}`);
+  for (const name of names) mkdirSync(join(root.path, "volumes", name, "_data"), { recursive: true });
+  expect(root.ok(["restore"]).split("\n").filter((l) => l.startsWith("adopted volume")).length).toBe(n);
+  return ["first", ...names];
+}
+
+test("one restore adopts 600 orphaned volume directories, batch after batch", () => {
+  r = new TestRoot();
+  const names = manyVolumes(r, 600);
+  expect(r.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean)).toEqual(names.sort());
+  expect(violations(r)).toEqual([]);
+  expect(r.stor(["restore"])).toEqual({ code: 0, stdout: "", stderr: "" });
+});
+
+for (const point of ["volume-rm:renamed", "volume-rm:removed"]) {
+  test(`prune -a of 600 volumes killed at ${point}: restore leaves each volume whole or gone`, () => {
+    r = new TestRoot();
+    manyVolumes(r, 600);
+    const killed = r.stor(["volume", "prune", "-a", "-f"], { env: { STOR_FAILPOINT: point } });
+    expect([killed.code, killed.stdout, killed.stderr]).toEqual([-1, "", ""]);
+    r.ok(["restore"]);
+    expect(violations(r)).toEqual([]);
+    // The first batch was on its way out; the others were not touched.
+    const left = r.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean).length;
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(601);
+    r.ok(["volume", "prune", "-a", "-f"]);
+    expect(r.ok(["volume", "ls", "-q"])).toBe("");
+    expect(violations(r)).toEqual([]);
+  });
+}

@@ -8,6 +8,7 @@ import { topLevel } from "./commands.ts";
 import { extractGlobals, type Globals } from "./globals.ts";
 import { print, reportError } from "./output.ts";
 import { VERSION } from "../version.ts";
+import { printTrace, trace } from "../trace.ts";
 
 /** The context commands run in: the configuration is loaded (and validated) when first asked for. */
 function context(globals: Globals): Context {
@@ -15,8 +16,10 @@ function context(globals: Globals): Context {
   return {
     config() {
       if (!config) {
+        trace("command load, parse");
         config = loadConfig(globals);
         setLogLevel(config.logLevel);
+        trace("config");
       }
       return config;
     },
@@ -26,6 +29,16 @@ function context(globals: Globals): Context {
 
 /** Runs stor with `argv` (without the program name) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  trace("start-up, bundle load");
+  try {
+    return await run(argv);
+  } finally {
+    trace("exit");
+    printTrace();
+  }
+}
+
+async function run(argv: readonly string[]): Promise<number> {
   try {
     // `stor [global options] __complete WORD…`: the words are what the user typed, not parsed here.
     const at = argv.indexOf("__complete");

@@ -3,6 +3,7 @@ import { describe } from "../errors.ts";
 import { encodeName } from "../fileName.ts";
 import { oneLine } from "../oneLine.ts";
 import { redact } from "../redact.ts";
+import { trace } from "../trace.ts";
 
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
 
@@ -73,6 +74,7 @@ export function goJson(value: unknown, indent = 4): string {
  * process.stdout stream costs more to set up than most commands take.
  */
 export function print(text: string): void {
+  trace("query, format");
   write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
 }
 

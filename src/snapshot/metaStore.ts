@@ -126,6 +126,18 @@ export class MetaStore {
     return Object.fromEntries(rows.map((r) => [r.name, r.value]));
   }
 
+  /** The labels of every snapshot that has any, by id: a listing's labels in one query. */
+  allLabels(): Map<number, Record<string, string>> {
+    const out = new Map<number, Record<string, string>>();
+    const rows = this.#db.query<{ id: number; name: string; value: string }, []>("SELECT snapshot_id AS id, name, value FROM labels ORDER BY snapshot_id, name").all();
+    for (const r of rows) {
+      let labels = out.get(r.id);
+      if (!labels) out.set(r.id, (labels = {}));
+      labels[r.name] = r.value;
+    }
+    return out;
+  }
+
   /** Sets labels of snapshot `id`; an empty value removes the label. */
   setLabels(id: number, labels: Record<string, string>): void {
     const put = this.#db.query("INSERT INTO labels (snapshot_id, name, value) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value");

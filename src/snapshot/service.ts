@@ -17,7 +17,7 @@ import { log } from "../log.ts";
 import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
-import { mountsUsing } from "../sys/mountinfo.ts";
+import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -64,10 +64,19 @@ export class SnapshotService {
   /** Where snapshot directories live, named by id. */
   readonly dirs: string;
   readonly #store: MetaStore;
+  /** Where to check the snapshotter's support before the first snapshot is made; undefined once checked, or when not wanted. */
+  #probe: string | undefined;
 
-  /** Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database. */
-  constructor(root: string, snapshotter: Snapshotter, access: Access) {
+  /**
+   * Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database.
+   * With `probe`, a prepare or view first checks that the snapshotter can run there: the other
+   * commands work on snapshots that exist, so they pay nothing for the check.
+   */
+  constructor(root: string, snapshotter: Snapshotter, access: Access, probe?: string) {
     this.snapshotter = snapshotter;
+    this.#probe = probe;
+    // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
+    if (probe !== undefined && !existsSync(snapshotDb(root, snapshotter.name))) this.#checkSupport();
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
     if (access === "write") {
@@ -79,6 +88,14 @@ export class SnapshotService {
       }
     }
     this.#store = new MetaStore(snapshotDb(root, snapshotter.name), access);
+  }
+
+  /** Throws when the snapshotter cannot run where {@link SnapshotService.#probe} says; checks once. */
+  #checkSupport(): void {
+    if (this.#probe === undefined) return;
+    const why = this.snapshotter.unsupported(this.#probe);
+    if (why) throw new PreconditionError(`snapshotter ${this.snapshotter.name}`, why);
+    this.#probe = undefined;
   }
 
   /** Creates an active snapshot `key` on committed `parent` (or on nothing). Returns its mounts. */
@@ -95,6 +112,7 @@ export class SnapshotService {
     validateKey(key);
     if (parent !== undefined) validateKey(parent, "parent");
     validateLabels(labels);
+    this.#checkSupport();
     // Fail fast, before any copying; the write transaction checks again.
     const [parentId, parents] = this.#store.read(() => {
       const id = this.#checkCreate(key, parent);
@@ -241,8 +259,8 @@ export class SnapshotService {
   }
 
   /** Mount points of the mounts that use directory `dir`, which may be gone. */
-  #mountedAt(dir: string): string[] {
-    return existsSync(dir) ? mountsUsing(realpathSync(dir)).map((m) => m.mountPoint) : [];
+  #mountedAt(dir: string, mounts?: MountInfo[]): string[] {
+    return existsSync(dir) ? mountsUsing(realpathSync(dir), mounts).map((m) => m.mountPoint) : [];
   }
 
   /** Information about `key`. */
@@ -258,7 +276,20 @@ export class SnapshotService {
 
   /** Every snapshot, ordered by key. */
   list(): Info[] {
-    return this.#store.read(() => this.#store.all().map((s) => this.#info(s)));
+    // Two queries, not two a snapshot: every parent is in the list, and labels come all at once.
+    return this.#store.read(() => {
+      const all = this.#store.all();
+      const keyOf = new Map(all.map((s) => [s.id, s.key]));
+      const labels = this.#store.allLabels();
+      return all.map((s) => ({
+        name: s.key,
+        parent: s.parentId === null ? undefined : keyOf.get(s.parentId),
+        kind: s.kind,
+        labels: labels.get(s.id) ?? {},
+        created: s.created,
+        updated: s.updated,
+      }));
+    });
   }
 
   /**
@@ -297,11 +328,12 @@ export class SnapshotService {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
+      const mounts = readMountInfo(); // once, not once a leftover
       const out: string[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
-        const mounted = this.#mountedAt(path);
+        const mounted = this.#mountedAt(path, mounts);
         if (mounted.length > 0) {
           // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);

@@ -26,6 +26,7 @@ const load = () => dlopen("libc.so.6", {
   pwrite: { args: [i32, ptr, usize, i64_fast], returns: i64_fast },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },
   copy_file_range: { args: [i32, ptr, i32, ptr, usize, u32], returns: i64_fast },
+  posix_fadvise: { args: [i32, i64_fast, i64_fast, i32], returns: i32 },
   lseek: { args: [i32, i64_fast, i32], returns: i64_fast },
   fchownat: { args: [i32, ptr, u32, u32, i32], returns: i32 },
   fchmodat: { args: [i32, ptr, u32, i32], returns: i32 },

@@ -18,9 +18,10 @@
 import { existsSync, realpathSync } from "node:fs";
 import { describe } from "../errors.ts";
 import { unmountBelow } from "../mounting.ts";
+import type { FileLock } from "../sys/file.ts";
 import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
 import { mountsUnder } from "../sys/mountinfo.ts";
-import type { Drivers } from "./drivers.ts";
+import type { DiscoveredVolume, Drivers } from "./drivers.ts";
 import type { NameLocks } from "./nameLocks.ts";
 import type { VolumeStore } from "./volumeStore.ts";
 
@@ -138,26 +139,29 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
       failed.set(driverName, describe(err));
       continue;
     }
-    for (const [name, owner] of driverOf) {
-      if (owner !== driver.name || found.has(name)) continue;
-      // Under the lock, a removal in progress has finished (or not begun) and no create makes
-      // storage for a volume that has metadata.
-      await withLock(locks, name, () => {
-        if (store.write(() => store.delete(name))) report.dropped.push(name);
-      });
-    }
-    for (const name of found) {
-      if (driverOf.has(name) || !driver.ownsStorage) continue;
-      await withLock(locks, name, async () => {
-        const d = await driver.discovered(name);
-        const adopted = store.write(() => {
-          if (store.get(name)) return false; // a create finished meanwhile
-          store.insert({ name, driver: driver.name, created: d.created, labels: {}, options: d.options });
-          return true;
-        });
-        if (adopted) report.adopted.push(name);
-      });
-    }
+    const gone = [...driverOf].filter(([name, owner]) => owner === driver.name && !found.has(name)).map(([name]) => name);
+    // Under the lock, a removal in progress has finished (or not begun) and no create makes
+    // storage for a volume that has metadata.
+    await inBatches(locks, gone, (names) => {
+      report.dropped.push(...store.write(() => names.filter((name) => store.delete(name))));
+    });
+    // Storage without metadata is a create cut short only where the storage is stor's own.
+    const orphans = driver.ownsStorage ? [...found].filter((name) => !driverOf.has(name)) : [];
+    await inBatches(locks, orphans, async (names) => {
+      const discovered: DiscoveredVolume[] = [];
+      for (const name of names) discovered.push(await driver.discovered(name));
+      // One transaction a batch: a crash before it commits leaves the same orphans to adopt again.
+      report.adopted.push(
+        ...store.write(() =>
+          discovered
+            .filter((d) => !store.get(d.name)) // a create finished meanwhile
+            .map((d) => {
+              store.insert({ name: d.name, driver: driver.name, created: d.created, labels: {}, options: d.options });
+              return d.name;
+            }),
+        ),
+      );
+    });
     report.removed.push(...driver.cleanup());
   }
   report.unreachable = [...failed].map(([driver, error]) => ({ driver, error }));
@@ -166,13 +170,25 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
   return report;
 }
 
-/** Runs `fn` holding the lock of `name`; skips it when another process holds the lock. */
-async function withLock(locks: NameLocks, name: string, fn: () => void | Promise<void>): Promise<void> {
-  const lock = locks.tryLock(name);
-  if (!lock) return;
-  try {
-    await fn();
-  } finally {
-    lock.release();
+/** Volumes locked and written per transaction; each holds a lock file open meanwhile. */
+const BATCH = 256;
+
+/**
+ * Runs `fn` on `names` in batches of {@link BATCH}, each batch holding the locks of its names;
+ * a name whose lock another process holds is skipped.
+ */
+async function inBatches(locks: NameLocks, names: readonly string[], fn: (names: string[]) => void | Promise<void>): Promise<void> {
+  for (let i = 0; i < names.length; i += BATCH) {
+    const held: FileLock[] = [];
+    try {
+      const batch = [];
+      for (const name of names.slice(i, i + BATCH)) {
+        const lock = locks.tryLock(name);
+        if (lock) (held.push(lock), batch.push(name));
+      }
+      if (batch.length > 0) await fn(batch);
+    } finally {
+      for (const lock of held) lock.release();
+    }
   }
 }

@@ -16,9 +16,11 @@ import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
-import { mountsUsing } from "../sys/mountinfo.ts";
+import type { FileLock } from "../sys/file.ts";
+import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
+import type { LocalDriver } from "./local.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
@@ -31,6 +33,8 @@ import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 /** The label Docker (23 and later) puts on a volume created without a name. */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
 const LOCAL = "local";
+/** Volumes pruned per directory sync and transaction; each holds a lock file open meanwhile. */
+const PRUNE_BATCH = 256;
 const MAX_REF_BYTES = 4096;
 
 /** A volume as inspect shows it. */
@@ -88,8 +92,8 @@ function isPlainLocal(v: VolumeRecord): boolean {
 }
 
 /** Mount points of the mounts that use a volume's data at `path` (which may be gone). */
-function mountedAt(path: string): string[] {
-  return existsSync(path) ? mountsUsing(realpathSync(path)).map((m) => m.mountPoint) : [];
+function mountedAt(path: string, mounts?: MountInfo[]): string[] {
+  return existsSync(path) ? mountsUsing(realpathSync(path), mounts).map((m) => m.mountPoint) : [];
 }
 
 /** The volumes below `<root>/volumes`. */
@@ -269,26 +273,40 @@ export class VolumeService {
       .read(() => this.#store.all())
       .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || ANONYMOUS_LABEL in v.labels));
     const report: PruneReport = { deleted: [], reclaimed: 0 };
-    for (const c of candidates) {
-      try {
-        await this.#locked(
-          c.name,
-          async (v, driver) => {
-            const data = await driver.path(v.name);
-            if (v.refs.length > 0 || mountedAt(data).length > 0) return; // taken while pruning
-            const size = dataSize(data) ?? 0;
-            await this.#removeLocked(v, driver);
-            report.deleted.push(v.name);
-            report.reclaimed += size;
-          },
-          () => undefined,
-        );
-      } catch (err) {
-        // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
-        log.warn(`prune ${vol(c.name)}: ${describe(err)}`);
-      }
+    const local = this.#drivers.builtin(LOCAL) as LocalDriver;
+    for (let i = 0; i < candidates.length; i += PRUNE_BATCH) {
+      this.#pruneBatch(candidates.slice(i, i + PRUNE_BATCH).map((c) => c.name), local, report);
     }
     return report;
+  }
+
+  /**
+   * Prunes `names` as one: each locked and checked again, their storage removed with one
+   * directory sync, their metadata in one transaction. A crash in between leaves metadata whose
+   * storage is gone, which restore forgets, as after a single removal.
+   */
+  #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport): void {
+    const locks: FileLock[] = [];
+    try {
+      const mounts = readMountInfo();
+      const sizes = new Map<string, number>();
+      for (const name of names) locks.push(this.#locks.lock(name));
+      // Looked at again under the locks, in one read: taken, changed or removed while pruning?
+      const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
+      for (const v of now) {
+        if (!v || v.refs.length > 0 || !isPlainLocal(v) || mountedAt(local.path(v.name), mounts).length > 0) continue;
+        sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
+      }
+      const { removed, failed } = local.removeAll([...sizes.keys()]);
+      // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
+      for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
+      failpoint("volume-rm:removed");
+      this.#store.write(() => removed.forEach((name) => this.#store.delete(name)));
+      report.deleted.push(...removed);
+      for (const name of removed) report.reclaimed += sizes.get(name)!;
+    } finally {
+      for (const lock of locks) lock.release();
+    }
   }
 
   /** Takes reference `ref` on volume `name` (the first one mounts its device); returns the host path. */

@@ -16,6 +16,7 @@ import { chainsSection } from "./chains.ts";
 import type { Ctx } from "./context.ts";
 import { copySection } from "./copy.ts";
 import { startContainerd } from "./daemons.ts";
+import { issue13Table } from "./issue13.ts";
 import { layersSection } from "./layers.ts";
 import { must, run } from "./proc.ts";
 import { serveSection } from "./serve.ts";
@@ -203,6 +204,7 @@ async function main(): Promise<number> {
     }
   } finally {
     summary();
+    issue13Table();
     if (opts.json) writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), quick: ctx.quick, figures }, null, 2) + "\n");
     console.log(`total ${fmtMs(performance.now() - started)}`);
     await cleanup();

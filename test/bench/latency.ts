@@ -36,6 +36,8 @@ export const SNAPSHOT_OPS: readonly Op[] = [
   { op: "commit", args: (i) => ["commit", `c${i}`, `p${i}`] },
   { op: "mounts", args: (i) => ["mounts", "/mnt/bench", `v${i}`] },
   { op: "info", args: (i) => ["info", `c${i}`] },
+  { op: "label", args: (i) => ["label", `c${i}`, "bench=1"] },
+  { op: "usage", args: (i) => ["usage", `v${i}`] },
   { op: "ls", args: () => ["ls"] },
   { op: "rm", args: (i) => ["rm", `c${i}`] },
 ];

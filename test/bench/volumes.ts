@@ -139,6 +139,10 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
   }
   await daemon.stop();
   if (restoreNote) console.log(`  stor restore FAILED: ${restoreNote}`);
+  // Last, as it empties the root: every volume is unused and plain, so all go.
+  const prune = stor(ctx, root, ["volume", "prune", "-a", "-f"]);
+  const pruneNote = prune.code === 0 ? "" : firstLine(prune);
+  figures.push({ section: "volumes", what: `prune -a, ${M} volumes`, stor: pruneNote ? Number.NaN : prune.ms, note: pruneNote || undefined });
   figures.push({
     section: "volumes",
     what: `restore vs dockerd start, ${M} volumes`,
@@ -152,6 +156,7 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
     [`ls, ${M} volumes`, fmtMs(median(ls.stor)), fmtMs(median(ls.docker)), fmtRatio(median(ls.stor) / median(ls.docker))],
     [`restore vs dockerd start-up, ${M} volumes`, restoreNote ? "FAILED" : fmtMs(median(restore)), fmtMs(median(startFull)), fmtRatio(median(restore) / median(startFull))],
     [`(dockerd start-up, no volumes)`, "", fmtMs(median(startEmpty)), ""],
+    [`prune -a, ${M} volumes`, pruneNote ? "FAILED" : fmtMs(prune.ms), "", ""],
   ];
   process.stdout.write(table(rows2));
 }

@@ -1,0 +1,66 @@
+/**
+ * The table of issue 13 ("Speed to the floor"): its rows as measured before (stor c5b84b5, quiet
+ * machine, load 0.6) next to this run's figures, each against the issue's target. Rows whose
+ * figures this run did not measure (a section left out) say so.
+ */
+import { figures, fmtMs, fmtRatio, ratioOf, table, type Figure } from "./stats.ts";
+import { loadLine } from "./system.ts";
+
+const find = (section: string, what: string | RegExp): Figure | undefined =>
+  figures.find((f) => f.section === section && (typeof what === "string" ? f.what === what : what.test(f.what)) && Number.isFinite(f.stor));
+
+/** `lo–hi` of the ratios of `fs`, or "—". */
+function ratioRange(fs: (Figure | undefined)[]): { text: string; max: number } {
+  const rs = fs.filter((f): f is Figure => f !== undefined).map(ratioOf).filter(Number.isFinite);
+  if (rs.length === 0) return { text: "—", max: Number.NaN };
+  const lo = Math.min(...rs);
+  const hi = Math.max(...rs);
+  return { text: lo === hi ? fmtRatio(lo) : `${lo.toFixed(2)}–${hi.toFixed(2)}×`, max: hi };
+}
+
+const verdict = (value: number, limit: number) => (!Number.isFinite(value) ? "not measured" : value <= limit ? "meets" : "MISSES");
+
+/** Prints the issue's table with this run's figures. */
+export function issue13Table(): void {
+  const rows = [["row", "before (c5b84b5)", "now", "target", "verdict"]];
+  const startup = find("snapshots", "start-up: --version");
+  rows.push(["start-up (stor --version / ctr -v)", "0.98×", startup ? fmtRatio(ratioOf(startup)) : "—", "—", "info"]);
+
+  const READS = ["info", "ls", "mounts", "usage"];
+  const WRITES = ["prepare", "commit", "view", "rm", "label"];
+  for (const s of ["overlay", "native"]) {
+    for (const [ops, before, plus] of [
+      [READS, s === "overlay" ? "1.34–1.46×" : "—", 2],
+      [WRITES, s === "overlay" ? "1.26–1.41×" : "1.20–1.38×", 4],
+    ] as const) {
+      const fs = ops.map((op) => find(`snapshots ${s}`, op));
+      const r = ratioRange(fs);
+      rows.push([`snapshot ${ops.join("/")} (${s}) vs ctr`, before, r.text, "≤1.00×", verdict(r.max, 1)]);
+      // Over start-up: what the command costs after the runtime has started.
+      const over = startup ? Math.max(...fs.filter((f): f is Figure => f !== undefined).map((f) => f.stor - startup.stor)) : Number.NaN;
+      rows.push([`  the same, over stor --version (worst)`, "4–8 ms", Number.isFinite(over) ? `+${fmtMs(over)}` : "—", `≤+${plus} ms`, verdict(over, plus)]);
+    }
+  }
+  const vols = ratioRange(["create", "inspect", "ls", "rm"].map((op) => find("volumes", op)));
+  rows.push(["volume create/inspect/ls/rm vs docker", "0.55–0.64×", vols.text, "≤0.50×", verdict(vols.max, 0.5)]);
+  const lsMany = find("volumes", /^ls, \d+ volumes$/);
+  rows.push([`volume ${lsMany?.what ?? "ls, 10000 volumes"} vs docker`, "—", lsMany ? fmtRatio(ratioOf(lsMany)) : "—", "≤0.50×", verdict(lsMany ? ratioOf(lsMany) : Number.NaN, 0.5)]);
+  const ext4 = find("copy", "native prepare, ext4");
+  rows.push(["native prepare, ext4, vs cp -a", "1.47×", ext4 ? fmtRatio(ratioOf(ext4)) : "—", "≤1.10×", verdict(ext4 ? ratioOf(ext4) : Number.NaN, 1.1)]);
+  const xfs = find("copy", "native prepare, XFS reflink");
+  rows.push(["native prepare, XFS, vs cp -a --reflink=always", "1.19×", xfs ? fmtRatio(ratioOf(xfs)) : "—", "≤1.10×", verdict(xfs ? ratioOf(xfs) : Number.NaN, 1.1)]);
+  const apply = figures.filter((f) => f.section === "layers" && f.what.startsWith("apply,") && Number.isFinite(f.stor));
+  const ar = ratioRange(apply);
+  rows.push(["apply vs GNU tar -xf", "1.24×", ar.text, "≤1.10×", verdict(ar.max, 1.1)]);
+  for (const [re, label, before] of [
+    [/^restore adopting \d+ directories$/, "restore adopting the orphaned volumes", "30 s"],
+    [/^restore vs dockerd start, \d+ volumes$/, "restore with the volumes", "—"],
+    [/^prune -a, \d+ volumes$/, "volume prune -a of the volumes", "97 s"],
+  ] as const) {
+    const f = find("volumes", re);
+    rows.push([f ? `${label} (${f.what.match(/\d+/)![0]})` : label, before, f ? fmtMs(f.stor) : "—", "<2 s", verdict(f ? f.stor / 1000 : Number.NaN, 2)]);
+  }
+  console.log("\n== Issue 13: speed to the floor — before (c5b84b5, quiet, load 0.6) and now ==");
+  process.stdout.write(table(rows));
+  console.log(`${loadLine()}.`);
+}
