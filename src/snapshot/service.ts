@@ -7,7 +7,7 @@
  *   snapshot owns, which {@link SnapshotService.cleanup} removes;
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
@@ -17,7 +17,7 @@ import { log } from "../log.ts";
 import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
-import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
+import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -248,7 +248,7 @@ export class SnapshotService {
         throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
       }
       if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
-      const mounted = this.#mountedAt(this.#dir(s.id));
+      const mounted = mountPointsUsing(this.#dir(s.id));
       if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
       this.#store.delete(s.id);
       return s.id;
@@ -256,11 +256,6 @@ export class SnapshotService {
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
     this.snapshotter.remove(this.#dir(id));
-  }
-
-  /** Mount points of the mounts that use directory `dir`, which may be gone. */
-  #mountedAt(dir: string, mounts?: MountInfo[]): string[] {
-    return existsSync(dir) ? mountsUsing(realpathSync(dir), mounts).map((m) => m.mountPoint) : [];
   }
 
   /** Information about `key`. */
@@ -333,7 +328,7 @@ export class SnapshotService {
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
-        const mounted = this.#mountedAt(path, mounts);
+        const mounted = mountPointsUsing(path, mounts);
         if (mounted.length > 0) {
           // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);

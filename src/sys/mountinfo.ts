@@ -1,5 +1,5 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join, relative } from "node:path";
 
 /** One line of mountinfo. */
@@ -107,4 +107,9 @@ export function bindOrigin(path: string, mounts = readMountInfo()): { device: st
   let holder: MountInfo | undefined;
   for (const m of mounts) if (within(path, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length)) holder = m;
   return holder && { device: holder.device, root: join(holder.root, relative(holder.mountPoint, path)), holder: holder.id };
+}
+
+/** Mount points of the mounts that use the tree at `path` (any path; none when it is gone). */
+export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
+  return existsSync(path) ? mountsUsing(realpathSync(path), mounts).map((m) => m.mountPoint) : [];
 }

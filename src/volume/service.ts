@@ -17,7 +17,7 @@ import { failpoint } from "../failpoint.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import type { FileLock } from "../sys/file.ts";
-import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
+import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import type { LocalDriver } from "./local.ts";
@@ -89,11 +89,6 @@ function validateRef(ref: string): void {
  */
 function isPlainLocal(v: VolumeRecord): boolean {
   return v.driver === LOCAL && Object.keys(v.options).length === 0;
-}
-
-/** Mount points of the mounts that use a volume's data at `path` (which may be gone). */
-function mountedAt(path: string, mounts?: MountInfo[]): string[] {
-  return existsSync(path) ? mountsUsing(realpathSync(path), mounts).map((m) => m.mountPoint) : [];
 }
 
 /** The volumes below `<root>/volumes`. */
@@ -246,7 +241,7 @@ export class VolumeService {
       (v, driver) => {
         if (v.refs.length > 0) throw new PreconditionError(vol(name), `in use - [${v.refs.join(", ")}]`);
         // Bind mounts of the data are seen on this host only where the data is stor's own.
-        const mounted = driver.ownsStorage ? mountedAt(driver.path(name)) : [];
+        const mounted = driver.ownsStorage ? mountPointsUsing(driver.path(name)) : [];
         if (mounted.length > 0) throw new PreconditionError(vol(name), `is mounted at ${mounted.join(", ")}`);
         return this.#removeLocked(v, driver);
       },
@@ -294,7 +289,7 @@ export class VolumeService {
       // Looked at again under the locks, in one read: taken, changed or removed while pruning?
       const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
       for (const v of now) {
-        if (!v || v.refs.length > 0 || !isPlainLocal(v) || mountedAt(local.path(v.name), mounts).length > 0) continue;
+        if (!v || v.refs.length > 0 || !isPlainLocal(v) || mountPointsUsing(local.path(v.name), mounts).length > 0) continue;
         sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
       }
       const { removed, failed } = local.removeAll([...sizes.keys()]);
