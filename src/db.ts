@@ -5,12 +5,18 @@
  * creating or changing anything, on a read-only filesystem too.
  */
 import { constants as SQLITE, Database } from "bun:sqlite";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { StorError } from "./errors.ts";
 import { trace } from "./trace.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
+
+/** A WAL longer than this is checkpointed into the database when a command releases its connection. */
+const WAL_LIMIT_BYTES = 256 * 1024;
+
+/** How long a releasing command waits for others before leaving a long WAL to the next one. */
+const CHECKPOINT_WAIT_MS = 100;
 
 /** What a command does with the store: `read` creates and changes nothing, `write` makes what it needs. */
 export type Access = "read" | "write";
@@ -21,6 +27,9 @@ export type Access = "read" | "write";
  */
 export function openDatabase(path: string, migrations: readonly string[], access: Access = "write"): Database {
   if (access === "read") return openForReading(path, migrations);
+  // SQLite would open a database it cannot write read-only, now that its WAL is there to be read.
+  const readOnly = whyNotWritable(dirname(path));
+  if (readOnly) throw new StorError(`open ${path}`, `cannot write here${readOnly}`);
   let db: Database;
   try {
     db = new Database(path, { create: true, strict: true });
@@ -107,4 +116,37 @@ function whyNotWritable(dir: string): string {
     const code = (err as NodeJS.ErrnoException).code;
     return code === "EROFS" ? " (read-only file system)" : code === "EACCES" ? " (permission denied)" : "";
   }
+}
+
+/** Connections left open for the process's end (see {@link releaseDatabase}), held so no finalizer closes them. */
+const released: Database[] = [];
+
+/**
+ * Ends a command's use of `db`, the database at `path`. While SQLite's WAL holds transactions, the
+ * connection is left open for the process to end without closing it ({@link databasesReleased}
+ * tells stor's main to): closing the last connection would copy them into the database file and
+ * delete the WAL (two fsyncs), and the next command would make the WAL again (its header and its
+ * directory entry synced: two more). A commit is durable in the WAL already (synchronous=FULL), and
+ * the next connection reads the WAL, as after any process that ended without closing. A WAL past
+ * {@link WAL_LIMIT_BYTES} is checkpointed and truncated first, so no command reads a long one. A
+ * connection with an empty WAL (a read, or a command that changed nothing) closes as before, which
+ * deletes the WAL and its index: a read leaves no file behind.
+ */
+export function releaseDatabase(db: Database, path: string): void {
+  let wal = statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+  if (wal > WAL_LIMIT_BYTES) {
+    try {
+      db.run(`PRAGMA busy_timeout = ${CHECKPOINT_WAIT_MS}`);
+      if (db.query<{ busy: number }, []>("PRAGMA wal_checkpoint(TRUNCATE)").get()?.busy === 0) wal = 0;
+    } catch {
+      // Read-only, or busy past the wait: the next writer checkpoints.
+    }
+  }
+  if (wal === 0) db.close();
+  else released.push(db);
+}
+
+/** Whether this process released a connection it must not close: it ends with `exitNow` (src/sys/libc.ts). */
+export function databasesReleased(): boolean {
+  return released.length > 0;
 }

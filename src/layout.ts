@@ -18,10 +18,10 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["restore.boot", "the boot id `stor restore` last ran in"],
   ["volumes/<name>/_data", "a local volume's data (its name is the user's)"],
   ["volumes/<name>/opts.json", "its mount options"],
-  ["volumes/.meta/metadata.db", "volume metadata (and SQLite's side files)"],
+  ["volumes/.meta/metadata.db", "volume metadata; its -wal (SQLite's write-ahead log, kept between commands: part of the database) and -shm"],
   ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked"],
   ["volumes/.rm-*", "a volume being removed"],
-  ["snapshots/<snapshotter>/metadata.db", "snapshot metadata"],
+  ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],
   ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
   ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],
 ];

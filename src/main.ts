@@ -5,11 +5,15 @@
  * await: the build compiles to bytecode.
  */
 import { main } from "./cli/main.ts";
+import { databasesReleased } from "./db.ts";
+import { exitNow } from "./sys/libc.ts";
 
 if (Bun.isMainThread) {
   // Exit at once: output is written synchronously and every command (serve too) has finished its
   // work when main resolves, so waiting for the runtime to tear itself down only costs time (~1 ms).
+  // A command that released a database connection ends without closing it (see src/db.ts).
   void main(process.argv.slice(2)).then((code) => {
+    if (databasesReleased()) exitNow(code);
     process.exit(code);
   });
 } else {

@@ -1,6 +1,7 @@
 /**
  * The one way to open stor's services, for the CLI, `df`, `restore` and serve's threads alike.
- * Each service is loaded only when opened: a volume command pays nothing for the snapshotters.
+ * The services are bundled with it rather than loaded when opened: in a compiled stor, a module
+ * loaded on its own costs more than the code it holds (see src/cli/commands.ts).
  *
  * `access` says what the command does. To `write`, the root and the databases are made as needed.
  * To `read` (ls, info, inspect, df…), nothing is created: a missing root is not found, and a store
@@ -13,9 +14,9 @@ import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors
 import { rootError, snapshotDb, snapshotsDir } from "./layout.ts";
 import { log } from "./log.ts";
 import { trace } from "./trace.ts";
-import type { SnapshotterName } from "./snapshot/registry.ts";
-import type { SnapshotService } from "./snapshot/service.ts";
-import type { ServiceOptions, VolumeService } from "./volume/service.ts";
+import { SNAPSHOTTER_NAMES, SNAPSHOTTERS, snapshotterName, type SnapshotterName } from "./snapshot/registry.ts";
+import { SnapshotService } from "./snapshot/service.ts";
+import { VolumeService, type ServiceOptions } from "./volume/service.ts";
 
 export type { Access };
 
@@ -33,9 +34,6 @@ export interface SnapshotsRequest {
 
 /** Opens the snapshot service of one snapshotter. */
 export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotService {
-  const { SNAPSHOTTERS, SNAPSHOTTER_NAMES, snapshotterName } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
-  const { SnapshotService } = require("./snapshot/service.ts") as typeof import("./snapshot/service.ts");
-  trace("service modules");
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
   trace("root check");
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
@@ -56,14 +54,11 @@ export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotSe
 
 /** The snapshotters that have metadata below the root: the ones restore repairs. */
 export function usedSnapshotters(config: Config): SnapshotterName[] {
-  const { SNAPSHOTTER_NAMES } = require("./snapshot/registry.ts") as typeof import("./snapshot/registry.ts");
   return SNAPSHOTTER_NAMES.filter((name) => existsSync(snapshotDb(config.root, name)));
 }
 
 /** Opens the volume service. */
 export function openVolumes(config: Config, access: Access, opts?: ServiceOptions): VolumeService {
-  const { VolumeService } = require("./volume/service.ts") as typeof import("./volume/service.ts");
-  trace("service modules");
   prepareRoot(config.root, access);
   trace("root check");
   return new VolumeService(config, access, opts);

@@ -28,7 +28,7 @@ test("a traced read prints its phases in order, from start-up to exit, and the s
   expect(traced.stdout).toBe(plain.stdout);
   expect(plain.stderr).toBe("");
   const names = phases(traced.stderr).map(([p]) => p);
-  expect(names).toEqual(["start-up, bundle load", "command load, parse", "config", "service modules", "root check", "sqlite open", "pragmas, schema", "query, format", "exit"]);
+  expect(names).toEqual(["start-up, bundle load", "command load, parse", "config", "root check", "sqlite open", "pragmas, schema", "query, format", "exit"]);
 });
 
 test("a traced write and a traced failure end with exit too", () => {

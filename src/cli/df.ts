@@ -43,7 +43,7 @@ function snapshotItems(config: Config, name: string): SnapshotItem[] {
     }
     return infos.map((info) => ({ info, size: service.usage(info.name).size, inUse: inUse.has(info.name) }));
   } finally {
-    service.close();
+    service.release();
   }
 }
 
@@ -84,7 +84,7 @@ export function dfGroup(ctx: Context): Group {
       try {
         volumes = service.usage().sort((a, b) => naturalCompare(a.volume.name, b.volume.name));
       } finally {
-        service.close();
+        service.release();
       }
       const snapshots = SNAPSHOTTER_NAMES.map((name) => ({ name, items: snapshotItems(config, name) }));
       const summaries = [

@@ -25,7 +25,7 @@ function storeSource(ctx: Context): CompletionSource {
         try {
           return svc.list().map((i) => i.name);
         } finally {
-          svc.close();
+          svc.release();
         }
       });
     },
@@ -37,7 +37,7 @@ function storeSource(ctx: Context): CompletionSource {
       try {
         return (await svc.list()).map((v) => v.name);
       } finally {
-        svc.close();
+        svc.release();
       }
     },
     drivers() {

@@ -15,7 +15,7 @@ export function mountGroup(ctx: Context): Group {
       try {
         mountAll(service.mounts(key), target, `snapshot "${key}"`);
       } finally {
-        service.close();
+        service.release();
       }
     });
   cli

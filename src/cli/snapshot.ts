@@ -63,7 +63,7 @@ export function snapshotGroup(ctx: Context): Group {
   // One command runs per invocation, so the first call's access is the command's.
   const svc = (access: Access = "write") => (service ??= openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
   const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
-  cli.finally(() => service?.close());
+  cli.finally(() => service?.release());
 
   const creators = [
     ["prepare", "Make an active (writable) snapshot KEY on committed PARENT, or empty without one. Prints nothing unless -t or --mounts asks.", "stor snapshot prepare -l app=web work sha256:5f70bf18…"],

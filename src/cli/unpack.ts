@@ -17,7 +17,7 @@ export function unpackGroup(ctx: Context): Group {
       try {
         print(await unpack(service, source, unpackProgress()));
       } finally {
-        service.close();
+        service.release();
       }
     });
   return cli;

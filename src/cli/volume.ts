@@ -93,7 +93,7 @@ export function volumeGroup(ctx: Context): Group {
   // One command runs per invocation, so the first call's access is the command's.
   const svc = (access: Access = "write") => (service ??= openVolumes(ctx.config(), access));
   const cli = new Group("stor volume", "Volumes as Docker keeps them, with docker volume's commands and output.");
-  cli.finally(() => service?.close());
+  cli.finally(() => service?.release());
 
   cli
     .command("create [name]", "Create volume NAME (none: a random 64-hex name) and print its name. Creating a volume that exists with the same driver succeeds.")

@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
-import { openDatabase, type Access } from "../db.ts";
+import { openDatabase, releaseDatabase, type Access } from "../db.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
 export interface SnapshotRecord {
@@ -47,8 +47,10 @@ const COLUMNS = columns();
 /** Snapshot metadata of one snapshotter. */
 export class MetaStore {
   readonly #db: Database;
+  readonly #path: string;
 
   constructor(path: string, access: Access) {
+    this.#path = path;
     this.#db = openDatabase(path, MIGRATIONS, access);
   }
 
@@ -161,5 +163,10 @@ export class MetaStore {
 
   close(): void {
     this.#db.close();
+  }
+
+  /** Ends a command's use of the store (see releaseDatabase). */
+  release(): void {
+    releaseDatabase(this.#db, this.#path);
   }
 }

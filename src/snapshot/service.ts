@@ -357,7 +357,13 @@ export class SnapshotService {
     return this.#store.check();
   }
 
+  /** Closes the metadata database: for a process that goes on (serve). */
   close(): void {
     this.#store.close();
+  }
+
+  /** Ends a command's use of the service: its process ends next (see releaseDatabase in src/db.ts). */
+  release(): void {
+    this.#store.release();
   }
 }

@@ -360,8 +360,14 @@ export class VolumeService {
     return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks }, policy);
   }
 
+  /** Closes the metadata database: for a process that goes on (serve). */
   close(): void {
     this.#store.close();
+  }
+
+  /** Ends a command's use of the service: its process ends next (see releaseDatabase in src/db.ts). */
+  release(): void {
+    this.#store.release();
   }
 
   /** Volume `name`, or undefined; a name no volume can have is not looked up. */

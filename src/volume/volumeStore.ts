@@ -8,7 +8,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { closeSync, openSync } from "node:fs";
-import { openDatabase, type Access } from "../db.ts";
+import { openDatabase, releaseDatabase, type Access } from "../db.ts";
 
 /** A volume's row with everything attached to it. */
 export interface VolumeRecord {
@@ -67,8 +67,10 @@ const STALE = "(boot IS NOT NULL AND boot != ?1) OR (boot IS NULL AND ?2) OR ?3"
 /** Volume metadata. */
 export class VolumeStore {
   readonly #db: Database;
+  readonly #path: string;
 
   constructor(path: string, access: Access) {
+    this.#path = path;
     // Options may carry passwords: the file (and SQLite's -wal and -shm, which copy its mode) is root's alone.
     if (access === "write") closeSync(openSync(path, "a", 0o600));
     this.#db = openDatabase(path, MIGRATIONS, access);
@@ -178,6 +180,11 @@ export class VolumeStore {
 
   close(): void {
     this.#db.close();
+  }
+
+  /** Ends a command's use of the store (see releaseDatabase). */
+  release(): void {
+    releaseDatabase(this.#db, this.#path);
   }
 }
 
