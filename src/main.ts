@@ -17,5 +17,8 @@ if (Bun.isMainThread) {
     process.exit(code);
   });
 } else {
-  void import("./serve/thread.ts");
+  // A thread of this executable: the second thread of a large copy, or one of serve's.
+  const { workerData } = require("node:worker_threads") as typeof import("node:worker_threads");
+  if (workerData?.copyThread) (require("./fs/copyThread.ts") as typeof import("./fs/copyThread.ts")).runCopyThread(workerData.copyThread);
+  else void import("./serve/thread.ts");
 }

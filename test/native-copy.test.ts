@@ -135,3 +135,49 @@ test("names and link targets that are not UTF-8 survive commit and copy byte for
     expect(lstatSync(at(c, "li\xe9n")).ino).toBe(lstatSync(at(c, "caf\xe9/r\xe9sum\xe9")).ino);
   }
 });
+
+/** Metadata of every path below `dir` (one `find` and one `getfattr`), for trees too large for describeTree. */
+function census(dir: string): string {
+  const meta = must(`cd ${dir} && find . -printf '%p %y %m %U %G %s %n %T@ %l\\n' | sort`);
+  const xattrs = must(`cd ${dir} && getfattr -R -h -d -m - -e hex . 2>/dev/null || true`);
+  return `${meta}\n${xattrs}`;
+}
+
+/** A parent of `files` files over 40 directories, with varied owners, modes, times and xattrs. */
+function largeParent(d: string, files: number, bytes: number): void {
+  for (let i = 0; i < files; i++) {
+    const dir = join(d, `d${i % 40}`);
+    if (i < 40) mkdirSync(dir);
+    writeFileSync(join(dir, `f${i}`), Buffer.alloc(bytes, i % 251));
+  }
+  must(`chown 1234:5678 ${d}/d1/f41 && chmod 4750 ${d}/d2/f42 && setfattr -n user.note -v big ${d}/d3/f43`);
+  must(`touch -d '2001-02-03 04:05:06.123456789' ${d}/d4/f44 ${d}/d4 && ln ${d}/d5/f45 ${d}/d6/hard`);
+}
+
+test.skipIf(!need(isRoot() && have("setfattr"), "chown needs root; setfattr (attr) is needed"))("a large copy, shared by two threads, keeps every file's data and attributes", () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+  const d: string = JSON.parse(s("prepare", "--mounts", "big-a"))[0].Source;
+  largeParent(d, 3000, 100); // above the 2,000 files from which a second thread copies (no reflink here)
+  s("commit", "big", "big-a");
+  const child: string = JSON.parse(s("prepare", "--mounts", "child", "big"))[0].Source;
+  expect(census(child)).toBe(census(d));
+  expect(sh(["diff", "-r", d, child]).code).toBe(0);
+  expect(lstatSync(join(child, "d5/f45")).ino).toBe(lstatSync(join(child, "d6/hard")).ino);
+});
+
+test.skipIf(!need(isRoot(), "loop devices need root"))("a large copy that fills the disk on either thread leaves nothing behind", () => {
+  const fs = new LoopFs("ext4", 64);
+  cleanups.push(() => fs.close());
+  const { root, stor } = nativeOn(fs);
+  const d = JSON.parse(stor("prepare", "--mounts", "many-a").stdout)[0].Source;
+  largeParent(d, 3000, 12 << 10); // 36 MiB: no second copy fits
+  expect(stor("commit", "many", "many-a").code).toBe(0);
+  const res = stor("prepare", "child", "many");
+  expect(res.code).toBe(1);
+  expect(res.stderr).toMatch(/^stor: prepare snapshot "child": .*no space left on device\n$/);
+  expect(stor("info", "child").code).toBe(3);
+  expect(readdirSync(join(root, "snapshots/native/snapshots"))).toEqual(["1"]);
+  expect(stor("prepare", "small").code).toBe(0);
+});

@@ -4,6 +4,11 @@
  * setuid/setgid/sticky, nanosecond timestamps and extended attributes. File data goes through a
  * reflink where the filesystem can share extents, else copy_file_range. Paths go as bytes, so
  * names and link targets that are not UTF-8 are copied as they are.
+ *
+ * The walk makes directories, links and special files in order and lists the regular files;
+ * those are then copied by this thread and, for a large copy without reflinks, a second one
+ * (copyThread.ts), both taking files from a shared counter; directories get their times last,
+ * deepest first, once nothing more is made in them.
  */
 import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
 import { childPath } from "../fileName.ts";
@@ -13,47 +18,73 @@ import { treeCounter } from "./treeProgress.ts";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = constants;
 
+/** Files left from which a second thread shares a copy: starting one takes 10–20 ms. */
+const PARALLEL_FILES = 2000;
+
+/** A regular file to copy, with what of its stat the copy sets. */
+export interface FileJob {
+  s: Buffer;
+  d: Buffer;
+  size: number;
+  blocks: number;
+  uid: number;
+  gid: number;
+  mode: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+}
+
 /** Copies the contents and metadata of directory `src` onto the existing empty directory `dst`. */
 export function copyTree(src: string, dst: string): void {
-  const job: Job = { state: { reflink: true }, links: new Map(), count: treeCounter() };
+  const walk: Walk = { files: [], dirs: [], links: new Map(), count: treeCounter() };
   const [s, d] = [Buffer.from(src), Buffer.from(dst)];
   const st = lstatSync(s, { bigint: true });
-  copyChildren(s, d, job);
+  copyChildren(s, d, walk);
+  copyFiles(walk.files);
+  for (const [ds, dd, dst] of walk.dirs) finish(ds, dd, dst);
   finish(s, d, st);
 }
 
-interface Job {
-  state: CopyState;
+interface Walk {
+  files: FileJob[];
+  /** Directories made, deepest first: finished once every file is in. */
+  dirs: [Buffer, Buffer, BigIntStats][];
   /** First copy of each multiply-linked inode, by `dev:ino`. */
   links: Map<string, Buffer>;
-  /** Told of each entry copied, with its bytes of data. */
+  /** Told of each entry, with its bytes of data. */
   count: (bytes: number) => void;
 }
 
-function copyChildren(srcDir: Buffer, dstDir: Buffer, job: Job): void {
+function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
   for (const name of readdirSync(srcDir, { encoding: "buffer" })) {
     const s = childPath(srcDir, name);
     const d = childPath(dstDir, name);
     const st = lstatSync(s, { bigint: true });
     const type = Number(st.mode) & S_IFMT;
-    job.count(type === S_IFREG ? Number(st.size) : 0);
+    walk.count(type === S_IFREG ? Number(st.size) : 0);
     if (type !== S_IFDIR && st.nlink > 1n) {
       const id = `${st.dev}:${st.ino}`;
-      const first = job.links.get(id);
+      const first = walk.links.get(id);
       if (first !== undefined) {
         linkSync(first, d);
         continue;
       }
-      job.links.set(id, d);
+      walk.links.set(id, d);
+      // Copied now, not with the others: its later names link to it during the walk.
+      if (type === S_IFREG) {
+        copyFile(fileJob(s, d, st), { reflink: true });
+        continue;
+      }
     }
     switch (type) {
       case S_IFDIR:
         mkdirSync(d, 0o700);
-        copyChildren(s, d, job);
-        break;
+        copyChildren(s, d, walk);
+        walk.dirs.push([s, d, st]);
+        continue;
       case S_IFREG:
-        copyFile(s, d, st, job.state);
-        continue; // owner and mode were set through the open descriptor
+        walk.files.push(fileJob(s, d, st));
+        continue;
       case S_IFLNK:
         symlinkSync(readlinkSync(s, { encoding: "buffer" }), d);
         break;
@@ -64,17 +95,75 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, job: Job): void {
   }
 }
 
-function copyFile(s: Buffer, d: Buffer, st: BigIntStats, state: CopyState): void {
-  // Everything through the two descriptors: no path is looked up again.
-  const src = openSync(s, O_RDONLY | O_NOFOLLOW);
+function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
+  return {
+    s,
+    d,
+    size: Number(st.size),
+    blocks: Number(st.blocks),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mode: Number(st.mode),
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+  };
+}
+
+/**
+ * Copies `files`. Where data is copied (no reflink) and many files are left, a second thread
+ * shares the rest: it reads and writes while this one waits on the disk (ext4, cold cache: 2.53 s
+ * against 3.74 s alone). Reflinks stay on one thread: XFS serializes them, and two threads took
+ * as long as one with half again the CPU. serve's threads copy alone.
+ */
+function copyFiles(files: FileJob[]): void {
+  const state: CopyState = { reflink: true };
+  let i = 0;
+  for (; i < files.length; i++) {
+    if (!state.reflink && files.length - i >= PARALLEL_FILES && Bun.isMainThread) break;
+    copyFile(files[i]!, state);
+  }
+  if (i === files.length) return;
+  const rest = files.slice(i);
+  const { startCopyThread } = require("./copyThread.ts") as typeof import("./copyThread.ts");
+  const second = startCopyThread(rest);
+  let done = false;
   try {
-    const dst = openSync(d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    takeFiles(rest, second.next, second.failed);
+    done = true;
+  } finally {
+    second.join(!done);
+  }
+}
+
+/**
+ * Files a thread takes at a time. Consecutive files are mostly in one directory, and two threads
+ * creating files in the same directory wait on its lock: on XFS, taking one at a time made the
+ * copy no faster than one thread's.
+ */
+const TAKE = 64;
+
+/**
+ * Copies the files whose indexes it takes from `next` (an Int32Array whose slot 0 is the shared
+ * counter), {@link TAKE} at a time, until none is left or `failed()` says the other thread failed.
+ */
+export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: () => boolean): void {
+  const state: CopyState = { reflink: true };
+  for (let i = Atomics.add(next, 0, TAKE); i < files.length && !failed(); i = Atomics.add(next, 0, TAKE)) {
+    for (const f of files.slice(i, i + TAKE)) copyFile(f, state);
+  }
+}
+
+function copyFile(f: FileJob, state: CopyState): void {
+  // Everything through the two descriptors: no path is looked up again.
+  const src = openSync(f.s, O_RDONLY | O_NOFOLLOW);
+  try {
+    const dst = openSync(f.d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     try {
-      copyData(src, dst, Number(st.size), Number(st.blocks) * 512, state, () => `copy ${s}`);
-      fchownSync(dst, Number(st.uid), Number(st.gid));
-      fchmodSync(dst, Number(st.mode) & 0o7777);
+      copyData(src, dst, f.size, f.blocks * 512, state, () => `copy ${f.s}`);
+      fchownSync(dst, f.uid, f.gid);
+      fchmodSync(dst, f.mode & 0o7777);
       copyXattrs(src, dst, xattrError); // after chown, which clears security.capability
-      setTimes(dst, st.atimeNs, st.mtimeNs);
+      setTimes(dst, f.atimeNs, f.mtimeNs);
     } finally {
       closeSync(dst);
     }
@@ -95,4 +184,3 @@ function xattrError(_name: string, err: SysError): void {
   // A target filesystem without that namespace (EOPNOTSUPP) cannot hold it; anything else is a failure.
   if (err.errno !== 95) throw err;
 }
-
