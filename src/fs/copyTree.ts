@@ -40,7 +40,7 @@ export function copyTree(src: string, dst: string): void {
   const [s, d] = [Buffer.from(src), Buffer.from(dst)];
   const st = lstatSync(s, { bigint: true });
   copyChildren(s, d, walk);
-  copyFiles(walk.files);
+  copyFiles(walk.files, walk.count);
   for (const [ds, dd, dst] of walk.dirs) finish(ds, dd, dst);
   finish(s, d, st);
 }
@@ -51,7 +51,7 @@ interface Walk {
   dirs: [Buffer, Buffer, BigIntStats][];
   /** First copy of each multiply-linked inode, by `dev:ino`. */
   links: Map<string, Buffer>;
-  /** Told of each entry, with its bytes of data. */
+  /** Told of each entry done, with its bytes of data (the listed files' as they are copied). */
   count: (bytes: number) => void;
 }
 
@@ -61,7 +61,7 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
     const d = childPath(dstDir, name);
     const st = lstatSync(s, { bigint: true });
     const type = Number(st.mode) & S_IFMT;
-    walk.count(type === S_IFREG ? Number(st.size) : 0);
+    if (type !== S_IFREG) walk.count(0);
     if (type !== S_IFDIR && st.nlink > 1n) {
       const id = `${st.dev}:${st.ino}`;
       const first = walk.links.get(id);
@@ -73,6 +73,7 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
       // Copied now, not with the others: its later names link to it during the walk.
       if (type === S_IFREG) {
         copyFile(fileJob(s, d, st), { reflink: true });
+        walk.count(Number(st.size));
         continue;
       }
     }
@@ -115,24 +116,31 @@ function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
  * against 3.74 s alone). Reflinks stay on one thread: XFS serializes them, and two threads took
  * as long as one with half again the CPU. serve's threads copy alone.
  */
-function copyFiles(files: FileJob[]): void {
+function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
   const state: CopyState = { reflink: true };
   let i = 0;
   for (; i < files.length; i++) {
     if (!state.reflink && files.length - i >= PARALLEL_FILES && Bun.isMainThread) break;
     copyFile(files[i]!, state);
+    count(files[i]!.size);
   }
   if (i === files.length) return;
   const rest = files.slice(i);
   const { startCopyThread } = require("./copyThread.ts") as typeof import("./copyThread.ts");
   const second = startCopyThread(rest);
+  // Files are taken in order: those below the counter are done or being copied, by either thread.
+  let counted = 0;
+  const countTaken = (upTo: number) => {
+    for (; counted < Math.min(upTo, rest.length); counted++) count(rest[counted]!.size);
+  };
   let done = false;
   try {
-    takeFiles(rest, second.next, second.failed);
+    takeFiles(rest, second.next, second.failed, () => countTaken(Atomics.load(second.next, 0)));
     done = true;
   } finally {
     second.join(!done);
   }
+  countTaken(rest.length);
 }
 
 /**
@@ -144,12 +152,16 @@ const TAKE = 64;
 
 /**
  * Copies the files whose indexes it takes from `next` (an Int32Array whose slot 0 is the shared
- * counter), {@link TAKE} at a time, until none is left or `failed()` says the other thread failed.
+ * counter), {@link TAKE} at a time, until none is left or `failed()` says the other thread failed;
+ * `onFile` is called after each.
  */
-export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: () => boolean): void {
+export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: () => boolean, onFile?: () => void): void {
   const state: CopyState = { reflink: true };
   for (let i = Atomics.add(next, 0, TAKE); i < files.length && !failed(); i = Atomics.add(next, 0, TAKE)) {
-    for (const f of files.slice(i, i + TAKE)) copyFile(f, state);
+    for (const f of files.slice(i, i + TAKE)) {
+      copyFile(f, state);
+      onFile?.();
+    }
   }
 }
 

@@ -25,6 +25,14 @@ export function issue13Table(): void {
   const rows = [["row", "before (c5b84b5)", "now", "target", "verdict"]];
   const startup = find("snapshots", "start-up: --version");
   rows.push(["start-up (stor --version / ctr -v)", "0.98×", startup ? fmtRatio(ratioOf(startup)) : "—", "—", "info"]);
+  // The floors: what the runtime alone, and the least a `snapshot info` must do, cost against ctr.
+  for (const [what, label] of [
+    ["Bun start-up (hello)", "floor: compiled Bun hello vs ctr --version"],
+    ["minimal info program", "floor: minimal info (node:fs, bun:sqlite) vs ctr info"],
+  ] as const) {
+    const f = find("floors", what);
+    rows.push([label, "—", f ? `${fmtRatio(ratioOf(f))} (${fmtMs(f.stor)})` : "—", "—", "info"]);
+  }
 
   const READS = ["info", "ls", "mounts", "usage"];
   const WRITES = ["prepare", "commit", "view", "rm", "label"];
