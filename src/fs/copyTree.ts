@@ -5,10 +5,11 @@
  * reflink where the filesystem can share extents, else copy_file_range. Paths go as bytes, so
  * names and link targets that are not UTF-8 are copied as they are.
  *
- * The walk makes directories, links and special files in order and lists the regular files;
- * those are then copied by this thread and, for a large copy without reflinks, a second one
- * (copyThread.ts), both taking files from a shared counter; directories get their times last,
- * deepest first, once nothing more is made in them.
+ * The walk makes everything in order, regular files too while reflinks work. Where they do not
+ * (the data itself is copied), it lists the rest of the regular files instead, and those are
+ * copied after the walk: for a large copy by this thread and a second one (copyThread.ts), both
+ * taking files from a shared counter. Directories get their times last, deepest first, once
+ * nothing more is made in them.
  */
 import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
 import { childPath } from "../fileName.ts";
@@ -36,7 +37,7 @@ export interface FileJob {
 
 /** Copies the contents and metadata of directory `src` onto the existing empty directory `dst`. */
 export function copyTree(src: string, dst: string): void {
-  const walk: Walk = { files: [], dirs: [], links: new Map(), count: treeCounter() };
+  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter() };
   const [s, d] = [Buffer.from(src), Buffer.from(dst)];
   const st = lstatSync(s, { bigint: true });
   copyChildren(s, d, walk);
@@ -46,6 +47,9 @@ export function copyTree(src: string, dst: string): void {
 }
 
 interface Walk {
+  /** The walking thread's copy state: whether reflinks still work. */
+  state: CopyState;
+  /** The regular files left for after the walk, once reflinks are known not to work. */
   files: FileJob[];
   /** Directories made, deepest first: finished once every file is in. */
   dirs: [Buffer, Buffer, BigIntStats][];
@@ -72,7 +76,7 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
       walk.links.set(id, d);
       // Copied now, not with the others: its later names link to it during the walk.
       if (type === S_IFREG) {
-        copyFile(fileJob(s, d, st), { reflink: true });
+        copyFile(fileJob(s, d, st), walk.state);
         walk.count(Number(st.size));
         continue;
       }
@@ -84,7 +88,11 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
         walk.dirs.push([s, d, st]);
         continue;
       case S_IFREG:
-        walk.files.push(fileJob(s, d, st));
+        if (!walk.state.reflink) walk.files.push(fileJob(s, d, st));
+        else {
+          copyFile(fileJob(s, d, st), walk.state);
+          walk.count(Number(st.size));
+        }
         continue;
       case S_IFLNK:
         symlinkSync(readlinkSync(s, { encoding: "buffer" }), d);
@@ -111,36 +119,35 @@ function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
 }
 
 /**
- * Copies `files`. Where data is copied (no reflink) and many files are left, a second thread
- * shares the rest: it reads and writes while this one waits on the disk (ext4, cold cache: 2.53 s
- * against 3.74 s alone). Reflinks stay on one thread: XFS serializes them, and two threads took
- * as long as one with half again the CPU. serve's threads copy alone.
+ * Copies `files`, whose data is copied (no reflink). With many of them a second thread shares the
+ * work: it reads and writes while this one waits on the disk (ext4, cold cache: 2.78 s against
+ * 3.74 s alone). Reflinks never get here: XFS serializes them, and two threads took as long as
+ * one, with half again the CPU. serve's threads copy alone.
  */
 function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
-  const state: CopyState = { reflink: true };
-  let i = 0;
-  for (; i < files.length; i++) {
-    if (!state.reflink && files.length - i >= PARALLEL_FILES && Bun.isMainThread) break;
-    copyFile(files[i]!, state);
-    count(files[i]!.size);
+  if (files.length < PARALLEL_FILES || !Bun.isMainThread) {
+    const state: CopyState = { reflink: false };
+    for (const f of files) {
+      copyFile(f, state);
+      count(f.size);
+    }
+    return;
   }
-  if (i === files.length) return;
-  const rest = files.slice(i);
   const { startCopyThread } = require("./copyThread.ts") as typeof import("./copyThread.ts");
-  const second = startCopyThread(rest);
+  const second = startCopyThread(files);
   // Files are taken in order: those below the counter are done or being copied, by either thread.
   let counted = 0;
   const countTaken = (upTo: number) => {
-    for (; counted < Math.min(upTo, rest.length); counted++) count(rest[counted]!.size);
+    for (; counted < Math.min(upTo, files.length); counted++) count(files[counted]!.size);
   };
   let done = false;
   try {
-    takeFiles(rest, second.next, second.failed, () => countTaken(Atomics.load(second.next, 0)));
+    takeFiles(files, second.next, second.failed, () => countTaken(Atomics.load(second.next, 0)));
     done = true;
   } finally {
     second.join(!done);
   }
-  countTaken(rest.length);
+  countTaken(files.length);
 }
 
 /**
@@ -156,7 +163,7 @@ const TAKE = 64;
  * `onFile` is called after each.
  */
 export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: () => boolean, onFile?: () => void): void {
-  const state: CopyState = { reflink: true };
+  const state: CopyState = { reflink: false }; // files are listed for threads only once reflinks failed
   for (let i = Atomics.add(next, 0, TAKE); i < files.length && !failed(); i = Atomics.add(next, 0, TAKE)) {
     for (const f of files.slice(i, i + TAKE)) {
       copyFile(f, state);
