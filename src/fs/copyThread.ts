@@ -20,7 +20,11 @@ const DONE = 2;
 const FAILED = 3;
 const CANCELLED = 4; // the first thread finished before the second began: it does nothing
 
-const ERROR_BYTES = 4096;
+/** Room for the error: two fields of {@link cut} length, each character up to six bytes as JSON. */
+const ERROR_BYTES = 64 * 1024;
+
+/** A field of the error, cut to fit {@link ERROR_BYTES} whatever it holds (a path may be 4 KiB). */
+const cut = (s: string) => (s.length > 4096 ? `${s.slice(0, 4096)}…` : s);
 
 /** What the copying thread hands the second one (as workerData). */
 interface Shared {
@@ -74,15 +78,9 @@ export function runCopyThread({ files, ctl, error }: Shared): void {
     Atomics.store(ctl, STATE, DONE);
   } catch (err) {
     const report = err instanceof StorError ? { what: err.what, why: err.why, code: err.code } : { what: "copy", why: describe(err), code: exitCodeOf(err) };
-    const bytes = new TextEncoder().encode(JSON.stringify(report));
-    if (bytes.length <= ERROR_BYTES) {
-      error.set(bytes);
-      Atomics.store(ctl, ERROR_LENGTH, bytes.length);
-    } else {
-      const short = new TextEncoder().encode(JSON.stringify({ ...report, why: report.why.slice(0, 1000) }));
-      error.set(short);
-      Atomics.store(ctl, ERROR_LENGTH, short.length);
-    }
+    const bytes = new TextEncoder().encode(JSON.stringify({ ...report, what: cut(report.what), why: cut(report.why) }));
+    error.set(bytes);
+    Atomics.store(ctl, ERROR_LENGTH, bytes.length);
     Atomics.store(ctl, STATE, FAILED);
   }
   Atomics.notify(ctl, STATE);
