@@ -6,9 +6,11 @@
  */
 import { main } from "./cli/main.ts";
 import { databasesReleased } from "./db.ts";
+import { allowCopyThreads } from "./fs/copyTree.ts";
 import { exitNow } from "./sys/libc.ts";
 
 if (Bun.isMainThread) {
+  allowCopyThreads();
   // Exit at once: output is written synchronously and every command (serve too) has finished its
   // work when main resolves, so waiting for the runtime to tear itself down only costs time (~1 ms).
   // A command that released a database connection ends without closing it (see src/db.ts).

@@ -22,6 +22,17 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFDI
 /** Files left from which a second thread shares a copy: starting one takes 10–20 ms. */
 const PARALLEL_FILES = 2000;
 
+/** Whether this thread may start a second copy thread: see {@link allowCopyThreads}. */
+let threadsAllowed = false;
+
+/**
+ * Lets copies on this thread start a second thread, which runs the executable's entry point:
+ * stor's main thread calls it. Elsewhere (serve's threads, a test runner) copies stay on one thread.
+ */
+export function allowCopyThreads(): void {
+  threadsAllowed = true;
+}
+
 /** A regular file to copy, with what of its stat the copy sets. */
 export interface FileJob {
   s: Buffer;
@@ -122,10 +133,10 @@ function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
  * Copies `files`, whose data is copied (no reflink). With many of them a second thread shares the
  * work: it reads and writes while this one waits on the disk (ext4, cold cache: 0.75–0.98× the
  * time of cp -a in five runs, against 1.11× alone). Reflinks never get here: XFS serializes them,
- * and two threads took as long as one, with half again the CPU. serve's threads copy alone.
+ * and two threads took as long as one, with half again the CPU.
  */
 function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
-  if (files.length < PARALLEL_FILES || !Bun.isMainThread) {
+  if (files.length < PARALLEL_FILES || !threadsAllowed) {
     const state: CopyState = { reflink: false };
     for (const f of files) {
       copyFile(f, state);
