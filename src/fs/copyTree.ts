@@ -132,7 +132,7 @@ function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
 /**
  * Copies `files`, whose data is copied (no reflink). With many of them a second thread shares the
  * work: it reads and writes while this one waits on the disk (ext4, cold cache: 0.75–0.98× the
- * time of cp -a in five runs, against 1.11× alone). Reflinks never get here: XFS serializes them,
+ * time of cp -a in eight runs, against 1.11× alone). Reflinks never get here: XFS serializes them,
  * and two threads took as long as one, with half again the CPU.
  */
 function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
