@@ -5,7 +5,7 @@
  * directory and removes everything (mounts, loop devices, daemons, files) however it ends.
  *
  *   bun test/bench/bench.ts [--quick] [--only snapshots,copy,overlay,volumes,serve,layers,btrfs] [--n N]
- *       [--runs N] [--volumes N] [--warm] [--dir DIR] [--keep] [--json FILE]
+ *       [--runs N] [--volumes N] [--snapshots N] [--warm] [--dir DIR] [--keep] [--json FILE]
  *
  * The binary measured is STOR_BIN, else dist/stor.
  */
@@ -34,6 +34,7 @@ const USAGE = `usage: bun test/bench/bench.ts [options]   (binary: STOR_BIN, def
   --n N              processes per operation in the latency sections (default 50, quick 20)
   --runs N           copy runs per tool and filesystem (default 3, quick 2)
   --volumes N        volumes for the "many volumes" figures (default 10000, quick 1000)
+  --snapshots N      snapshots for the "ls of many snapshots" figure (default 10000, quick 1000)
   --warm             keep the page cache between copy runs (default: drop it before each)
   --dir DIR          where the work directory goes (default /var/tmp; must be the ext4 root)
   --keep             leave the work directory (daemons and mounts are still stopped)
@@ -46,6 +47,7 @@ interface Options {
   n?: number;
   runs?: number;
   volumes?: number;
+  snapshots?: number;
   warm: boolean;
   dir: string;
   keep: boolean;
@@ -81,6 +83,9 @@ function parseArgs(argv: readonly string[]): Options {
         break;
       case "--volumes":
         o.volumes = num(flag, value());
+        break;
+      case "--snapshots":
+        o.snapshots = num(flag, value());
         break;
       case "--warm":
         o.warm = true;
@@ -142,6 +147,7 @@ async function main(): Promise<number> {
     copyRuns: opts.runs ?? (opts.quick ? 2 : 3),
     warm: opts.warm,
     manyVolumes: opts.volumes ?? (opts.quick ? 1000 : 10_000),
+    manySnapshots: opts.snapshots ?? (opts.quick ? 1000 : 10_000),
   };
 
   const need: { pkg: string; bin: string }[] = [];

@@ -17,6 +17,8 @@ export interface Ctx {
   warm: boolean;
   /** Volumes for the "many volumes" figures. */
   manyVolumes: number;
+  /** Snapshots for the "ls of many snapshots" figure. */
+  manySnapshots: number;
 }
 
 /** `stor --root ROOT --config CONFIG ARGS…` as argv. */

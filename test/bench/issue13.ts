@@ -49,6 +49,8 @@ export function issue13Table(): void {
       rows.push([`  the same, over stor --version (worst)`, "4–8 ms", Number.isFinite(over) ? `+${fmtMs(over)}` : "—", `≤+${plus} ms`, verdict(over, plus)]);
     }
   }
+  const lsSnaps = find("snapshots", /^ls, \d+ snapshots$/);
+  rows.push([`snapshot ${lsSnaps?.what ?? "ls, 10000 snapshots"} vs ctr`, "—", lsSnaps ? fmtRatio(ratioOf(lsSnaps)) : "—", "≤0.50×", verdict(lsSnaps ? ratioOf(lsSnaps) : Number.NaN, 0.5)]);
   const vols = ratioRange(["create", "inspect", "ls", "rm"].map((op) => find("volumes", op)));
   rows.push(["volume create/inspect/ls/rm vs docker", "0.55–0.64×", vols.text, "≤0.50×", verdict(vols.max, 0.5)]);
   const lsMany = find("volumes", /^ls, \d+ volumes$/);

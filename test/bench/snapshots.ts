@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Containerd } from "../containerd.ts";
 import { storArgv, type Ctx } from "./context.ts";
 import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Tool } from "./latency.ts";
-import { must } from "./proc.ts";
+import { must, parallel, runAsync } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 
 const TARGET = 1.0; // issue 13: every snapshot command at most as long as ctr's
@@ -48,6 +48,7 @@ export async function snapshotsSection(ctx: Ctx, containerd: Containerd): Promis
     process.stdout.write(table(rows));
     if (s === "overlay") floors(ctx, root, ctr);
   }
+  await manySnapshots(ctx, containerd);
   console.log("note: ctr rm only deletes metadata; containerd removes the directory later in its GC. stor rm removes it in the call.");
 }
 
@@ -92,4 +93,39 @@ writeSync(1, JSON.stringify({ Kind: s.kind, Name: s.key, Labels: labels, Created
   figures.push({ section: "floors", what: "Bun start-up (hello)", stor: m.hello!, reference: m["ctr --version"]!, referenceName: "ctr --version" });
   figures.push({ section: "floors", what: "minimal info program", stor: m["minimal info"]!, reference: m["ctr info"]!, referenceName: "ctr info" });
   figures.push({ section: "floors", what: "stor info", stor: m["stor info"]!, reference: m["ctr info"]!, referenceName: "ctr info" });
+}
+
+/**
+ * `snapshot ls` with many snapshots against `ctr snapshots ls` with as many: each tool makes them
+ * with 4 processes at a time (timed, for reference), then lists them, interleaved.
+ */
+async function manySnapshots(ctx: Ctx, containerd: Containerd): Promise<void> {
+  const n = ctx.manySnapshots;
+  const root = join(ctx.work, "snap-many");
+  const stor = (a: readonly string[]) => storArgv(ctx, root, ["snapshot", "-s", "overlay", ...a]);
+  const ctr = (a: readonly string[]) => ["ctr", "-a", containerd.socket, "-n", "bench-many", "snapshots", "--snapshotter", "overlayfs", ...a];
+  const keys = Array.from({ length: n }, (_, i) => `many-${i}`);
+  const made: Record<string, number> = {};
+  for (const [name, argv] of [["stor", stor], ["ctr", ctr]] as const) {
+    const t0 = performance.now();
+    await parallel(keys, 4, async (k) => {
+      const r = await runAsync(argv(["prepare", k]));
+      if (r.code !== 0) throw new Error(`${name} prepare ${k}: ${r.stderr.trim()}`);
+    });
+    made[name] = performance.now() - t0;
+  }
+  const times = { stor: [] as number[], ctr: [] as number[] };
+  for (let i = 0; i < 11; i++) {
+    for (const [name, argv] of i % 2 ? ([["ctr", ctr], ["stor", stor]] as const) : ([["stor", stor], ["ctr", ctr]] as const)) {
+      const r = must(argv(["ls"]));
+      if (i === 0 && r.stdout.trim().split("\n").length !== n + 1) throw new Error(`${name} ls listed ${r.stdout.trim().split("\n").length - 1} of ${n}`);
+      times[name].push(r.ms);
+    }
+  }
+  const f = { section: "snapshots", what: `ls, ${n} snapshots`, stor: median(times.stor), reference: median(times.ctr), referenceName: "ctr", target: 0.5 };
+  figures.push(f);
+  console.log(
+    `\nls of ${n} overlay snapshots (made with 4 processes at a time: stor ${fmtMs(made.stor!)}, ctr ${fmtMs(made.ctr!)}): ` +
+      `stor ${fmtMs(f.stor)}, ctr ${fmtMs(f.reference)}, ${fmtRatio(f.stor / f.reference)} (target ≤0.5×)`,
+  );
 }
