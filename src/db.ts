@@ -66,10 +66,10 @@ export function openDatabase(path: string, migrations: readonly string[], access
 /**
  * Opens `path` for queries only, leaving no file behind. A database never made reads as empty (an
  * in-memory one with the schema). A read-only connection would leave SQLite's -wal and -shm
- * behind, so where the files can be written the connection is read-write with `query_only`: as
- * the last to close it removes them, as every stor command does. On a read-only filesystem a
- * WAL database needs its -shm file to be read with locking; without one, nothing can be writing
- * it, and it is opened immutable (a -wal left by a crash then goes unread).
+ * behind, so where the files can be written the connection is read-write with `query_only`: when
+ * it made them (the WAL is empty), {@link releaseDatabase} closes it, which removes them. On a
+ * read-only filesystem a WAL database needs its -shm file to be read with locking; without one,
+ * nothing can be writing it, and it is opened immutable (a -wal left by a crash then goes unread).
  */
 function openForReading(path: string, migrations: readonly string[]): Database {
   let db: Database;

@@ -82,15 +82,10 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
       const first = walk.links.get(id);
       if (first !== undefined) {
         linkSync(first, d);
+        if (type === S_IFREG) walk.count(0);
         continue;
       }
       walk.links.set(id, d);
-      // Copied now, not with the others: its later names link to it during the walk.
-      if (type === S_IFREG) {
-        copyFile(fileJob(s, d, st), walk.state);
-        walk.count(Number(st.size));
-        continue;
-      }
     }
     switch (type) {
       case S_IFDIR:
@@ -99,7 +94,8 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
         walk.dirs.push([s, d, st]);
         continue;
       case S_IFREG:
-        if (!walk.state.reflink) walk.files.push(fileJob(s, d, st));
+        // Left for after the walk once reflinks failed; not a hardlinked file, whose later names link to it.
+        if (!walk.state.reflink && st.nlink === 1n) walk.files.push(fileJob(s, d, st));
         else {
           copyFile(fileJob(s, d, st), walk.state);
           walk.count(Number(st.size));

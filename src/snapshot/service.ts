@@ -33,6 +33,11 @@ export interface Info {
   updated: string;
 }
 
+/** The Info of record `s`, whose parent is keyed `parent` and whose labels are `labels`. */
+function info(s: SnapshotRecord, parent: string | undefined, labels: Record<string, string>): Info {
+  return { name: s.key, parent, kind: s.kind, labels, created: s.created, updated: s.updated };
+}
+
 export type { Usage };
 
 const MAX_KEY_BYTES = 4096;
@@ -265,8 +270,7 @@ export class SnapshotService {
   }
 
   #info(s: SnapshotRecord): Info {
-    const parent = s.parentId === null ? undefined : this.#store.byId(s.parentId)?.key;
-    return { name: s.key, parent, kind: s.kind, labels: this.#store.labels(s.id), created: s.created, updated: s.updated };
+    return info(s, s.parentId === null ? undefined : this.#store.byId(s.parentId)?.key, this.#store.labels(s.id));
   }
 
   /** Every snapshot, ordered by key. */
@@ -276,14 +280,7 @@ export class SnapshotService {
       const all = this.#store.all();
       const keyOf = new Map(all.map((s) => [s.id, s.key]));
       const labels = this.#store.allLabels();
-      return all.map((s) => ({
-        name: s.key,
-        parent: s.parentId === null ? undefined : keyOf.get(s.parentId),
-        kind: s.kind,
-        labels: labels.get(s.id) ?? {},
-        created: s.created,
-        updated: s.updated,
-      }));
+      return all.map((s) => info(s, s.parentId === null ? undefined : keyOf.get(s.parentId), labels.get(s.id) ?? {}));
     });
   }
 
