@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestRoot, isRoot, must, need, unmountBelow } from "./helpers.ts";
-import { SNAPSHOTTERS, oneLineError, tar } from "./layer-helpers.ts";
+import { SNAPSHOTTERS, committedLayer, oneLineError, tar } from "./layer-helpers.ts";
 import { FUZZED, FuzzBed, treeListing } from "./fuzz/harness.ts";
 import { fuzz } from "./fuzz/run.ts";
 import { BASE, SWEEP_LENGTH, encode } from "./fuzz/tarModel.ts";
@@ -53,11 +53,7 @@ describe.each(SNAPSHOTTERS)("fuzz crashers through the binary on %s", (sn) => {
   beforeAll(() => {
     if (!run) return;
     root = TestRoot.for(sn, "stor-fuzz-bin-");
-    const base = join(root.dir("layers"), "base.tar");
-    writeFileSync(base, encode(BASE));
-    root.ok(["-s", sn, "snapshot", "prepare", "base-a"]);
-    root.ok(["-s", sn, "snapshot", "apply", "base-a", base]);
-    root.ok(["-s", sn, "snapshot", "commit", "base", "base-a"]);
+    committedLayer(root, sn, "base", join(root.dir("layers"), "base.tar"), encode(BASE));
   });
   afterAll(() => root?.close());
 

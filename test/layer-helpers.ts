@@ -3,7 +3,7 @@
  * writer of its own (crafted archives must not depend on the code under test), and snapshots
  * filled through their mounts.
  */
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { lstatSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { getXattr, listXattrs } from "../src/sys/file.ts";
@@ -99,6 +99,14 @@ export function prepareFilled(root: TestRoot, snapshotter: string, key: string, 
   } finally {
     must(`umount ${mnt}`);
   }
+}
+
+/** Writes `layer` to `file` and makes committed snapshot `name` of it, through active `<name>-a`. */
+export function committedLayer(root: TestRoot, snapshotter: string, name: string, file: string, layer: Uint8Array): void {
+  writeFileSync(file, layer);
+  root.ok(["-s", snapshotter, "snapshot", "prepare", `${name}-a`]);
+  root.ok(["-s", snapshotter, "snapshot", "apply", `${name}-a`, file]);
+  root.ok(["-s", snapshotter, "snapshot", "commit", name, `${name}-a`]);
 }
 
 /** The listing of committed (or active) `key` as mounted through a fresh view. */

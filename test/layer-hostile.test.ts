@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { applyLayer } from "../src/layer/apply.ts";
 import { getXattr, setXattr } from "../src/sys/file.ts";
 import { TestRoot, isRoot, must, need } from "./helpers.ts";
-import { SNAPSHOTTERS, oneLineError, tar, viewListing } from "./layer-helpers.ts";
+import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing } from "./layer-helpers.ts";
 import { treeListing } from "./fuzz/harness.ts";
 import { encode, type Entry } from "./fuzz/tarModel.ts";
 
@@ -65,10 +65,7 @@ describe.each(SNAPSHOTTERS)("hostile layers on %s", (sn) => {
     if (!run) return;
     root = TestRoot.for(sn, "stor-layer-hostile-");
     layers = root.dir("layers");
-    writeFileSync(join(layers, "own.tar"), OWN);
-    root.ok(["-s", sn, "snapshot", "prepare", "base-a"]);
-    root.ok(["-s", sn, "snapshot", "apply", "base-a", join(layers, "own.tar")]);
-    root.ok(["-s", sn, "snapshot", "commit", "base", "base-a"]);
+    committedLayer(root, sn, "base", join(layers, "own.tar"), OWN);
   });
   afterAll(() => root?.close());
 

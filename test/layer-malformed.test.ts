@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { constants, gzipSync, zstdCompressSync } from "node:zlib";
 import { TestRoot, isRoot, need } from "./helpers.ts";
-import { SNAPSHOTTERS, oneLineError, tar, viewListing } from "./layer-helpers.ts";
+import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing } from "./layer-helpers.ts";
 
 /** Deterministic bytes that do not compress away. */
 function noise(n: number, seed = 1): Buffer {
@@ -65,10 +65,7 @@ describe.each(SNAPSHOTTERS)("malformed layers on %s", (sn) => {
     if (!run) return;
     root = TestRoot.for(sn, "stor-layer-bad-");
     dir = root.dir("layers");
-    writeFileSync(join(dir, "good.tar"), GOOD);
-    root.ok(["-s", sn, "snapshot", "prepare", "base"]);
-    root.ok(["-s", sn, "snapshot", "apply", "base", join(dir, "good.tar")]);
-    root.ok(["-s", sn, "snapshot", "commit", "base-c", "base"]);
+    committedLayer(root, sn, "base-c", join(dir, "good.tar"), GOOD);
     parentBefore = viewListing(root, sn, "base-c");
   });
   afterAll(() => root?.close());

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { lstatSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestRoot, isRoot, must, need } from "./helpers.ts";
-import { SNAPSHOTTERS, oneLineError, tar, viewListing, type TarEntry } from "./layer-helpers.ts";
+import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing, type TarEntry } from "./layer-helpers.ts";
 
 const TOKEN = `evil-${process.pid}`;
 const UP = "../".repeat(24);
@@ -107,11 +107,7 @@ describe.each(SNAPSHOTTERS)("breakouts on %s", (sn) => {
     writeFileSync(join(canary, "secret"), "canary");
     writeFileSync(join(canary, "other"), "canary 2");
     canaryBefore = state(canary);
-    const base = join(layers, "base.tar");
-    writeFileSync(base, tar([{ name: "etc/", type: "5", mode: 0o755 }, { name: "etc/passwd", data: "root:x:0:0" }]));
-    root.ok(["-s", sn, "snapshot", "prepare", "base"]);
-    root.ok(["-s", sn, "snapshot", "apply", "base", base]);
-    root.ok(["-s", sn, "snapshot", "commit", "base-c", "base"]);
+    committedLayer(root, sn, "base-c", join(layers, "base.tar"), tar([{ name: "etc/", type: "5", mode: 0o755 }, { name: "etc/passwd", data: "root:x:0:0" }]));
     parentBefore = viewListing(root, sn, "base-c");
   });
   afterAll(() => root?.close());
