@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { bootId, bootedAt } from "./boot.ts";
 import type { Config } from "./config.ts";
 import { PreconditionError } from "./errors.ts";
-import { LEGACY_VOLUME_DB, restoreBootFile, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
+import { LEGACY_VOLUME_DB, restoreBootFile, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
 import { unmountBelow, type UnmountReport } from "./mounting.ts";
 import { openVolumes } from "./services.ts";
 import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
@@ -49,9 +49,13 @@ export interface RestoreOptions {
 /** Restores everything below `config.root`. */
 export async function restore(config: Config, opts: RestoreOptions = {}): Promise<RestoreReport> {
   const boot = bootId();
+  try {
+    mkdirSync(config.root, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw rootError(config.root, err);
+  }
   // Decided before anything is opened: opening a database may write it.
   const newBoot = isNewBoot(config.root, boot);
-  mkdirSync(config.root, { recursive: true, mode: 0o711 });
   const lock = lockPath(serveLock(config.root), { wait: false, create: true });
   const serveRunning = lock === undefined;
   try {

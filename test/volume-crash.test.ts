@@ -3,10 +3,10 @@
  * and unmount; after `stor restore` every listed volume has its directory, every volume
  * directory is listed, nothing is mounted, no reference is left, and a second restore does nothing.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, isRoot, need, simulateReboot } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need, simulateReboot } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -127,3 +127,65 @@ for (const point of ["volume-rm:renamed", "volume-rm:removed"]) {
     expect(violations(r)).toEqual([]);
   });
 }
+
+describe.skipIf(!need(isRoot() && have("chattr"), "chattr +i needs root and e2fsprogs"))("storage that cannot all be deleted", () => {
+  /** `names`, each with a file in its data; `stuck`'s file immutable, so its removal cannot finish. */
+  const setUp = (r: TestRoot, names: string[], stuck: string) => {
+    for (const n of names) {
+      r.ok(["volume", "create", n]);
+      writeFileSync(join(r.path, "volumes", n, "_data", "f"), n);
+    }
+    must(`chattr +i ${join(r.path, "volumes", stuck, "_data", "f")}`);
+  };
+  const trash = (r: TestRoot) => readdirSync(join(r.path, "volumes")).filter((n) => n.startsWith(".rm-"));
+  const unstick = (r: TestRoot) => must(`chattr -R -i ${join(r.path, "volumes")} 2>/dev/null || true`);
+
+  test("prune and rm remove the volume all the same, the others too, and leave its trash to cleanup", () => {
+    const r = new TestRoot();
+    try {
+      setUp(r, ["va", "vb", "vc"], "vb");
+      const res = r.stor(["volume", "prune", "-a", "-f"]);
+      expect(res.code).toBe(0);
+      expect(res.stderr).toMatch(/^stor: warn: \S+\/volumes\/\.rm-\S+ is left for a later cleanup: .*operation not permitted\n$/);
+      expect(r.ok(["volume", "ls", "-q"])).toBe("");
+      expect(trash(r)).toHaveLength(1);
+      setUp(r, ["vd"], "vd");
+      const rm = r.stor(["volume", "rm", "vd"]);
+      expect([rm.code, rm.stdout]).toEqual([0, "vd\n"]);
+      expect(r.ok(["volume", "ls", "-q"])).toBe("");
+      expect(trash(r)).toHaveLength(2);
+    } finally {
+      unstick(r);
+      r.close();
+    }
+  });
+
+  test("restore and serve's start go on past a trash that cannot go yet, and restore removes it once it can", async () => {
+    const r = new TestRoot();
+    try {
+      setUp(r, ["va", "vb"], "vb");
+      r.ok(["volume", "prune", "-a", "-f"]);
+      r.ok(["snapshot", "-s", "native", "prepare", "k"]);
+      const res = r.stor(["restore"]);
+      expect(res.code).toBe(0);
+      expect(res.stderr).toMatch(/is left for a later cleanup/);
+      expect(trash(r)).toHaveLength(1);
+      const sock = join(r.path, "plugin.sock");
+      const serve = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "serve", "--docker-volume", sock], { stdout: "ignore", stderr: "pipe" });
+      try {
+        for (let i = 0; i < 200 && !existsSync(sock); i++) await Bun.sleep(25);
+        expect(existsSync(sock)).toBe(true);
+      } finally {
+        serve.kill("SIGTERM");
+        expect(await serve.exited).toBe(0);
+      }
+      unstick(r);
+      r.ok(["restore"]);
+      expect(trash(r)).toEqual([]);
+      expect(r.ok(["snapshot", "-s", "native", "ls"])).toContain("k ");
+    } finally {
+      unstick(r);
+      r.close();
+    }
+  });
+});

@@ -14,8 +14,8 @@ import { connect } from "node:net";
 import { dirname, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
-import { AlreadyExistsError, InvalidArgumentError, StorError, describe } from "../errors.ts";
-import { serveLock } from "../layout.ts";
+import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";
+import { rootError, serveLock } from "../layout.ts";
 import { log } from "../log.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
 import { lockPath, type FileLock } from "../sys/file.ts";
@@ -103,7 +103,7 @@ async function takeServeLock(root: string, stop: Promise<string>): Promise<FileL
   try {
     mkdirSync(root, { recursive: true, mode: 0o711 });
   } catch (err) {
-    throw new StorError(`root ${root}`, describe(err));
+    throw rootError(root, err);
   }
   let stopped = false;
   void stop.then(() => (stopped = true));

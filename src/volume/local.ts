@@ -7,7 +7,7 @@
  */
 import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { StorError } from "../errors.ts";
+import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { removeTree } from "../fs/removeTree.ts";
@@ -109,7 +109,8 @@ export class LocalDriver implements OwnStorageDriver {
       if (trashed.length === 0) return { removed: [], failed };
       fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
       failpoint("volume-rm:renamed");
-      for (const t of trashed) if (t.trash) removeTree(t.trash);
+      // Renamed away for good: a volume whose trash cannot go now is removed all the same, its trash left to cleanup.
+      for (const t of trashed) if (t.trash) removeTrash(t.trash);
     } finally {
       removing.release();
     }
@@ -159,11 +160,21 @@ export class LocalDriver implements OwnStorageDriver {
     if (!alone) return [];
     try {
       const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
-      for (const t of trash) rmSync(t, { recursive: true, force: true });
-      return trash;
+      return trash.filter(removeTrash);
     } finally {
       alone.release();
     }
+  }
+}
+
+/** Removes a volume's trash; what cannot go (an immutable file…) stays for a later cleanup, with a warning. */
+function removeTrash(trash: string): boolean {
+  try {
+    removeTree(trash);
+    return true;
+  } catch (err) {
+    log.warn(`${trash} is left for a later cleanup: ${describe(err)}`);
+    return false;
   }
 }
 

@@ -283,9 +283,9 @@ export class VolumeService {
   #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport): void {
     const locks: FileLock[] = [];
     try {
-      const mounts = readMountInfo();
-      const sizes = new Map<string, number>();
       for (const name of names) locks.push(this.#locks.lock(name));
+      const mounts = readMountInfo(); // after the locks, which may wait: what is mounted now
+      const sizes = new Map<string, number>();
       // Looked at again under the locks, in one read: taken, changed or removed while pruning?
       const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
       for (const v of now) {
