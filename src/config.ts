@@ -49,6 +49,12 @@ export interface ConfigOverrides {
   pluginDirs?: string[];
 }
 
+/** `raw` as a log level, or the one-line error for a value that is none. */
+export function parseLogLevel(raw: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new InvalidArgumentError(`log level "${raw}"`, `must be one of ${LOG_LEVELS.join(", ")}`);
+  return raw as LogLevel;
+}
+
 /** Loads and validates the configuration for this invocation. */
 export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): Config {
   const configPath = overrides.config ?? env.STOR_CONFIG ?? DEFAULT_CONFIG_PATH;
@@ -58,10 +64,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   const root = overrides.root ?? env.STOR_ROOT ?? file.root ?? DEFAULT_ROOT;
   if (!root.startsWith("/")) throw new InvalidArgumentError(`root "${root}"`, "must be an absolute path");
 
-  const logLevelRaw = overrides.logLevel ?? env.STOR_LOG_LEVEL ?? file.log_level ?? "warn";
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
-    throw new InvalidArgumentError(`log level "${logLevelRaw}"`, `must be one of ${LOG_LEVELS.join(", ")}`);
-  }
+  const logLevel = parseLogLevel(overrides.logLevel ?? env.STOR_LOG_LEVEL ?? file.log_level ?? "warn");
   // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
   const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
   const plugins: PluginSettings = {
@@ -78,7 +81,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   return {
     root,
     configPath,
-    logLevel: logLevelRaw as LogLevel,
+    logLevel,
     defaultSnapshotter: file.snapshot.default,
     defaultVolumeDriver: driver ?? "local",
     plugins,

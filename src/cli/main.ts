@@ -1,5 +1,5 @@
 /** The stor command line: global options, the command groups, and errors as one line and an exit code. */
-import { loadConfig, type Config } from "../config.ts";
+import { loadConfig, parseLogLevel, type Config } from "../config.ts";
 import { ExitCode, InvalidArgumentError, exitCodeOf } from "../errors.ts";
 import { log, logEnabled, setLogLevel } from "../log.ts";
 import { initColour } from "../colour.ts";
@@ -53,7 +53,8 @@ async function run(argv: readonly string[]): Promise<number> {
     // `stor help volume create` is `stor volume create --help`, as git's help is.
     const rest = words[0] === "help" && words.length > 1 ? [...words.slice(1), "--help"] : words;
     initColour(globals.noColor);
-    if (globals.logLevel) setLogLevel(globals.logLevel as never);
+    // Checked here, not only with the configuration, which a command may never load.
+    if (globals.logLevel) setLogLevel(parseLogLevel(globals.logLevel));
     const [command, ...args] = rest;
     if (command === undefined || command === "-h" || command === "--help" || command === "help") {
       print(await (await import("./help.ts")).topHelp());
