@@ -109,10 +109,10 @@ describe("--format json on every command that prints data", () => {
   });
 });
 
-test.each([["unmount", "/tmp/stor-no-such-target"], ["completion", "bash"], ["man"], ["snapshot", "ls"], ["volume", "ls"]])(
+test.each(["unmount /tmp/stor-no-such-target", "completion bash", "man", "snapshot ls", "volume ls"])(
   "a bad --log-level is refused before %s runs, whether or not it reads the configuration",
-  (...argv) => {
-    const r = sh([STOR, "--log-level", "bogus", "--root", "/tmp/stor-no-such-root", ...argv]);
+  (command) => {
+    const r = sh([STOR, "--log-level", "bogus", "--root", "/tmp/stor-no-such-root", ...command.split(" ")]);
     expect([r.code, r.stdout, r.stderr]).toEqual([2, "", 'stor: log level "bogus": must be one of error, warn, info, debug\n']);
   },
 );

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
-import { snapshotDb, volumesDir } from "../layout.ts";
+import { volumesDir } from "../layout.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
 import { candidates, completionScript, SHELLS, type CompletionSource } from "./completion.ts";
 import { extractGlobals, type Globals } from "./globals.ts";
@@ -16,10 +16,10 @@ function storeSource(ctx: Context): CompletionSource {
     snapshots(snapshotter) {
       const config = ctx.config();
       const chosen = snapshotter ?? config.defaultSnapshotter;
-      const { SNAPSHOTTER_NAMES, snapshotterName } = require("../snapshot/registry.ts") as typeof import("../snapshot/registry.ts");
-      const { openSnapshots } = require("../services.ts") as typeof import("../services.ts");
-      const wanted = chosen === undefined ? SNAPSHOTTER_NAMES : [snapshotterName(chosen)];
-      const names = wanted.filter((n) => existsSync(snapshotDb(config.root, n)));
+      const { snapshotterName } = require("../snapshot/registry.ts") as typeof import("../snapshot/registry.ts");
+      const { openSnapshots, usedSnapshotters } = require("../services.ts") as typeof import("../services.ts");
+      const wanted = chosen === undefined ? undefined : snapshotterName(chosen);
+      const names = usedSnapshotters(config).filter((n) => wanted === undefined || n === wanted);
       return names.flatMap((n) => {
         const svc = openSnapshots(config, { access: "read", snapshotter: n });
         try {
