@@ -7,6 +7,9 @@
 import { join } from "node:path";
 import { lockEphemeral, type FileLock } from "../sys/file.ts";
 
+/** Names locked and worked on at a time by {@link NameLocks.inBatches}: each holds a lock file open meanwhile. */
+const BATCH = 256;
+
 /** The lock files of the volumes below one root. */
 export class NameLocks {
   readonly #dir: string;
@@ -24,5 +27,25 @@ export class NameLocks {
   /** Takes the lock of `name`, or returns undefined when another process holds it. */
   tryLock(name: string): FileLock | undefined {
     return lockEphemeral(join(this.#dir, name), false);
+  }
+
+  /**
+   * Runs `fn` on `names` in batches of {@link BATCH}, each batch holding the locks of its names
+   * while `fn` runs. Unless `wait`, a name whose lock another process holds is left out.
+   */
+  async inBatches(names: readonly string[], wait: boolean, fn: (names: string[]) => void | Promise<void>): Promise<void> {
+    for (let i = 0; i < names.length; i += BATCH) {
+      const held: FileLock[] = [];
+      try {
+        const batch = [];
+        for (const name of names.slice(i, i + BATCH)) {
+          const lock = wait ? this.lock(name) : this.tryLock(name);
+          if (lock) (held.push(lock), batch.push(name));
+        }
+        if (batch.length > 0) await fn(batch);
+      } finally {
+        for (const lock of held) lock.release();
+      }
+    }
   }
 }

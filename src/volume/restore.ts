@@ -18,7 +18,6 @@
 import { existsSync, realpathSync } from "node:fs";
 import { describe } from "../errors.ts";
 import { unmountBelow } from "../mounting.ts";
-import type { FileLock } from "../sys/file.ts";
 import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
 import { mountsUnder } from "../sys/mountinfo.ts";
 import type { DiscoveredVolume, Drivers } from "./drivers.ts";
@@ -142,12 +141,12 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
     const gone = [...driverOf].filter(([name, owner]) => owner === driver.name && !found.has(name)).map(([name]) => name);
     // Under the lock, a removal in progress has finished (or not begun) and no create makes
     // storage for a volume that has metadata.
-    await inBatches(locks, gone, (names) => {
+    await locks.inBatches(gone, false, (names) => {
       report.dropped.push(...store.write(() => names.filter((name) => store.delete(name))));
     });
     // Storage without metadata is a create cut short only where the storage is stor's own.
     const orphans = driver.ownsStorage ? [...found].filter((name) => !driverOf.has(name)) : [];
-    await inBatches(locks, orphans, async (names) => {
+    await locks.inBatches(orphans, false, async (names) => {
       const discovered: DiscoveredVolume[] = [];
       for (const name of names) discovered.push(await driver.discovered(name));
       // One transaction a batch: a crash before it commits leaves the same orphans to adopt again.
@@ -168,27 +167,4 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
   report.dropped.sort();
   report.adopted.sort();
   return report;
-}
-
-/** Volumes locked and written per transaction; each holds a lock file open meanwhile. */
-const BATCH = 256;
-
-/**
- * Runs `fn` on `names` in batches of {@link BATCH}, each batch holding the locks of its names;
- * a name whose lock another process holds is skipped.
- */
-async function inBatches(locks: NameLocks, names: readonly string[], fn: (names: string[]) => void | Promise<void>): Promise<void> {
-  for (let i = 0; i < names.length; i += BATCH) {
-    const held: FileLock[] = [];
-    try {
-      const batch = [];
-      for (const name of names.slice(i, i + BATCH)) {
-        const lock = locks.tryLock(name);
-        if (lock) (held.push(lock), batch.push(name));
-      }
-      if (batch.length > 0) await fn(batch);
-    } finally {
-      for (const lock of held) lock.release();
-    }
-  }
 }

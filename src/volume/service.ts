@@ -16,8 +16,7 @@ import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
-import type { FileLock } from "../sys/file.ts";
-import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
+import { mountPointsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import type { LocalDriver } from "./local.ts";
@@ -33,8 +32,6 @@ import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 /** The label Docker (23 and later) puts on a volume created without a name. */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
 const LOCAL = "local";
-/** Volumes pruned per directory sync and transaction; each holds a lock file open meanwhile. */
-const PRUNE_BATCH = 256;
 const MAX_REF_BYTES = 4096;
 
 /** A volume as inspect shows it. */
@@ -239,10 +236,8 @@ export class VolumeService {
     await this.#locked(
       name,
       (v, driver) => {
-        if (v.refs.length > 0) throw new PreconditionError(vol(name), `in use - [${v.refs.join(", ")}]`);
-        // Bind mounts of the data are seen on this host only where the data is stor's own.
-        const mounted = driver.ownsStorage ? mountPointsUsing(driver.path(name)) : [];
-        if (mounted.length > 0) throw new PreconditionError(vol(name), `is mounted at ${mounted.join(", ")}`);
+        const why = inUse(v, driver);
+        if (why) throw new PreconditionError(vol(name), why);
         return this.#removeLocked(v, driver);
       },
       force ? () => undefined : undefined,
@@ -269,39 +264,35 @@ export class VolumeService {
       .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || ANONYMOUS_LABEL in v.labels));
     const report: PruneReport = { deleted: [], reclaimed: 0 };
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
-    for (let i = 0; i < candidates.length; i += PRUNE_BATCH) {
-      this.#pruneBatch(candidates.slice(i, i + PRUNE_BATCH).map((c) => c.name), local, report);
-    }
+    await this.#locks.inBatches(
+      candidates.map((c) => c.name),
+      true,
+      (names) => this.#pruneBatch(names, local, report),
+    );
     return report;
   }
 
   /**
-   * Prunes `names` as one: each locked and checked again, their storage removed with one
-   * directory sync, their metadata in one transaction. A crash in between leaves metadata whose
-   * storage is gone, which restore forgets, as after a single removal.
+   * Prunes `names`, whose locks the caller holds, as one: each checked again, their storage
+   * removed with one directory sync, their metadata in one transaction. A crash in between leaves
+   * metadata whose storage is gone, which restore forgets, as after a single removal.
    */
   #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport): void {
-    const locks: FileLock[] = [];
-    try {
-      for (const name of names) locks.push(this.#locks.lock(name));
-      const mounts = readMountInfo(); // after the locks, which may wait: what is mounted now
-      const sizes = new Map<string, number>();
-      // Looked at again under the locks, in one read: taken, changed or removed while pruning?
-      const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
-      for (const v of now) {
-        if (!v || v.refs.length > 0 || !isPlainLocal(v) || mountPointsUsing(local.path(v.name), mounts).length > 0) continue;
-        sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
-      }
-      const { removed, failed } = local.removeAll([...sizes.keys()]);
-      // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
-      for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
-      failpoint("volume-rm:removed");
-      this.#store.write(() => removed.forEach((name) => this.#store.delete(name)));
-      report.deleted.push(...removed);
-      for (const name of removed) report.reclaimed += sizes.get(name)!;
-    } finally {
-      for (const lock of locks) lock.release();
+    const mounts = readMountInfo(); // under the locks, which may have waited: what is mounted now
+    const sizes = new Map<string, number>();
+    // Looked at again under the locks, in one read: taken, changed or removed while pruning?
+    const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
+    for (const v of now) {
+      if (!v || !isPlainLocal(v) || inUse(v, local, mounts)) continue;
+      sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
     }
+    const { removed, failed } = local.removeAll([...sizes.keys()]);
+    // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
+    for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
+    failpoint("volume-rm:removed");
+    this.#store.write(() => removed.forEach((name) => this.#store.delete(name)));
+    report.deleted.push(...removed);
+    for (const name of removed) report.reclaimed += sizes.get(name)!;
   }
 
   /** Takes reference `ref` on volume `name` (the first one mounts its device); returns the host path. */
@@ -432,4 +423,14 @@ export class VolumeService {
       lock.release();
     }
   }
+}
+
+/**
+ * Why volume `v` cannot be removed now: referenced, or its data mounted (seen on this host only
+ * where the data is stor's own); undefined when it can.
+ */
+function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountInfo[]): string | undefined {
+  if (v.refs.length > 0) return `in use - [${v.refs.join(", ")}]`;
+  const mounted = driver.ownsStorage ? mountPointsUsing(driver.path(v.name), mounts) : [];
+  return mounted.length > 0 ? `is mounted at ${mounted.join(", ")}` : undefined;
 }
