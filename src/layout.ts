@@ -24,7 +24,11 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],
   ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
   ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],
+  ["…/new-apply-*, beside a snapshot's upper directory", "what an apply under way deleted, put back if it fails (native: among the snapshots; overlay: in <id>; btrfs: in <id>/sv)"],
 ];
+
+/** The prefix of an apply's trash (see src/layer/undoJournal.ts), which cleanup removes after a crash. */
+export const APPLY_TRASH_PREFIX = "new-apply-";
 
 /** The directory holding every local volume. */
 export const volumesDir = (root: string) => join(root, "volumes");

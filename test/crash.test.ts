@@ -6,8 +6,8 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need, simulateReboot } from "./helpers.ts";
+import { dirname, join } from "node:path";
+import { STOR, TestRoot, isRoot, must, need, sh, simulateReboot } from "./helpers.ts";
 
 const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
 const PARENT_FILES = 400;
@@ -192,3 +192,34 @@ for (const sn of ["native", "overlay", "btrfs"]) {
     expect(killed).toBeGreaterThan(0);
   }, 600_000);
 }
+
+/** The directory beside snapshot `key`'s upper directory, where an apply keeps its trash. */
+function besideUpper(r: TestRoot, sn: string, key: string): string {
+  const m = JSON.parse(r.ok(["-s", sn, "snapshot", "mounts", "--format", "json", "/t", key]))[0] as { Type: string; Source: string; Options: string[] };
+  return dirname(m.Type === "bind" ? m.Source : /(?:^|,)upperdir=([^,]+)/.exec(m.Options.join(","))![1]!);
+}
+
+test.skipIf(!need(isRoot(), "btrfs loop devices need root")).each(["overlay", "native", "btrfs"])(
+  "on %s, cleanup removes the trash a crashed apply left, and not one an apply holds", async (sn) => {
+    const r = TestRoot.for(sn, "stor-apply-trash-");
+    const holder = { proc: undefined as ReturnType<typeof Bun.spawn> | undefined };
+    try {
+      r.ok(["-s", sn, "snapshot", "prepare", "k"]);
+      const beside = besideUpper(r, sn, "k");
+      const dead = join(beside, "new-apply-dead");
+      const live = join(beside, "new-apply-live");
+      mkdirSync(join(dead, "1"), { recursive: true });
+      writeFileSync(join(dead, "1", "f"), "what the apply deleted");
+      mkdirSync(live);
+      holder.proc = Bun.spawn(["flock", live, "sleep", "60"]);
+      for (let i = 0; i < 200 && sh(["flock", "-n", live, "true"]).code === 0; i++) await Bun.sleep(10);
+      expect(sh(["flock", "-n", live, "true"]).code).not.toBe(0);
+      r.ok(["-s", sn, "snapshot", "cleanup"]);
+      expect([existsSync(dead), existsSync(live)]).toEqual([false, true]);
+    } finally {
+      holder.proc?.kill();
+      await holder.proc?.exited;
+      r.close();
+    }
+  },
+);

@@ -25,7 +25,7 @@ import { ConfinedDir } from "./confined.ts";
 import { HashRing } from "./hashRing.ts";
 import { uncompressedChunks, type LayerInput } from "./layerInput.ts";
 import { Lowers } from "./lowers.ts";
-import { entryParts } from "./paths.ts";
+import { entryParts, inside } from "./paths.ts";
 import { malformed, type TarHeader } from "./tarFormat.ts";
 import { TarReader } from "./tarReader.ts";
 import { UndoJournal } from "./undoJournal.ts";
@@ -554,7 +554,6 @@ function isWhiteoutAt(dir: number, name: string): boolean {
 }
 
 /** `name` in directory `dir` (a path below the root, `""` for the root). */
-const inside = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
 
 function inherited(dir: number): Inherited {
   return { gid: fstatSync(dir).gid, acl: getXattrAt(dir, ".", "system.posix_acl_default") !== undefined };

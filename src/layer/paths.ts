@@ -1,6 +1,9 @@
 /** Names of layer entries as paths inside a snapshot. */
 import { malformed } from "./tarFormat.ts";
 
+/** `name` in directory `dir`, both relative to the snapshot root ("" is the root itself). */
+export const inside = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
+
 /**
  * The components of entry name `name` below the snapshot root. A leading `/` means the root (as
  * in containerd and GNU tar); `.` and empty components vanish; `..` steps back, and an entry whose

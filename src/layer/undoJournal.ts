@@ -11,9 +11,11 @@
  * resolved again without following any: undone in reverse, each step finds the tree as it was
  * just after that step.
  */
-import { closeSync, mkdtempSync, readlinkSync, renameSync, rmSync, type BigIntStats } from "node:fs";
+import { closeSync, mkdtempSync, readlinkSync, renameSync, type BigIntStats } from "node:fs";
 import { dirname, join } from "node:path";
 import { decodeName, encodeName } from "../fileName.ts";
+import { removeTree } from "../fs/removeTree.ts";
+import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { chmodAt, chownAt, getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
 import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
@@ -21,6 +23,7 @@ import { log } from "../log.ts";
 import { describe } from "../errors.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import type { ConfinedDir } from "./confined.ts";
+import { inside } from "./paths.ts";
 
 type Step =
   | { op: "made"; dir: string; name: string }
@@ -69,7 +72,7 @@ export class UndoJournal {
   /** Records `name`, just made in directory `dir` (saved before); `isDir` when it is a directory. */
   made(dir: string, name: string, isDir: boolean): void {
     this.#steps.push({ op: "made", dir, name });
-    if (isDir) this.#known.add(join2(dir, name));
+    if (isDir) this.#known.add(inside(dir, name));
   }
 
   /** Removes `name` in directory `dirFd` (at `dir`), if anything has it, by moving it aside. */
@@ -146,8 +149,8 @@ export class UndoJournal {
   /** The trash directory, made on first use beside the root (on its filesystem, outside its tree). */
   #trashDir(): { fd: number } {
     if (this.#trash) return this.#trash;
-    // `new-*` and locked, as the snapshot service makes its own: cleanup takes it only after a crash.
-    const path = mkdtempSync(join(dirname(this.#rootPath), "new-apply-"));
+    // Locked, as the snapshot service's `new-*`: cleanup takes it only after a crash.
+    const path = mkdtempSync(join(dirname(this.#rootPath), APPLY_TRASH_PREFIX));
     const lock = lockPath(path)!;
     const fd = mustOpenat2(-100, path, O.PATH | O.DIRECTORY, 0, () => `open ${path}`);
     this.#trash = { path, fd, lock };
@@ -160,7 +163,7 @@ export class UndoJournal {
     this.#trash = undefined;
     closeSync(trash.fd);
     try {
-      rmSync(trash.path, { recursive: true, force: true });
+      removeTree(trash.path);
     } finally {
       trash.lock.release();
     }
@@ -169,5 +172,3 @@ export class UndoJournal {
 
 /** The path the kernel gives descriptor `fd`. */
 const fdPath = (fd: number) => decodeName(readlinkSync(`/proc/self/fd/${fd}`, { encoding: "buffer" }));
-
-const join2 = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);

@@ -8,13 +8,14 @@
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
+import { removeTree } from "../fs/removeTree.ts";
 import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
-import { rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
+import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
@@ -316,7 +317,7 @@ export class SnapshotService {
    * committed snapshots that a crash left unsealed. Returns the names removed.
    */
   cleanup(): string[] {
-    const [doomed, committed] = this.#store.write(() => {
+    const [doomed, all] = this.#store.write(() => {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
@@ -340,13 +341,45 @@ export class SnapshotService {
         if (trash !== path) renameSync(path, trash);
         out.push(trash);
       }
-      return [out, all.filter((s) => s.kind === "committed")] as const;
+      return [out, all] as const;
     });
     failpoint("cleanup:renamed");
     for (const path of doomed) this.snapshotter.remove(path);
+    const left = all.flatMap((s) => this.#applyTrash(s.id));
     // The hook is idempotent: sealed snapshots cost it a look.
-    if (this.snapshotter.commit) for (const s of committed) this.snapshotter.commit(this.#dir(s.id));
-    return doomed.map((p) => p.slice(this.dirs.length + 1));
+    if (this.snapshotter.commit) for (const s of all) if (s.kind === "committed") this.snapshotter.commit(this.#dir(s.id));
+    return [...doomed, ...left].map((p) => p.slice(this.dirs.length + 1));
+  }
+
+  /**
+   * Removes what a crashed apply on snapshot `id` left in its trash (`new-apply-*` beside the
+   * upper directory: inside the snapshot's directory, unless that is the snapshot's tree, whose
+   * trash is among the snapshots, as native's, and removed above). A trash an apply holds is left;
+   * one that cannot go (in a sealed btrfs snapshot) is said. Returns the paths removed.
+   */
+  #applyTrash(id: number): string[] {
+    const beside = dirname(this.snapshotter.upperDir(this.#dir(id)));
+    if (beside === this.dirs) return [];
+    let names: string[];
+    try {
+      names = readdirSync(beside).filter((n) => n.startsWith(APPLY_TRASH_PREFIX));
+    } catch {
+      return []; // a directory a crash left half made: the snapshot's own problem, not a trash
+    }
+    return names.flatMap((name) => {
+      const path = join(beside, name);
+      const lock = lockPath(path, { wait: false });
+      if (!lock) return [];
+      try {
+        removeTree(path);
+        return [path];
+      } catch (err) {
+        log.warn(`cleanup: ${path} is left: ${describe(err)}`);
+        return [];
+      } finally {
+        lock.release();
+      }
+    });
   }
 
   /** `PRAGMA quick_check` of the metadata database: "ok" when sound. */
