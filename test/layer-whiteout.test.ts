@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestRoot, isRoot, must, need } from "./helpers.ts";
-import { DIFF_STYLE, SNAPSHOTTERS, tar, viewListing } from "./layer-helpers.ts";
+import { DIFF_STYLE, SNAPSHOTTERS, committedLayer, tar, viewListing } from "./layer-helpers.ts";
 
 const LOWER = tar([
   { name: "a/", type: "5", mode: 0o750, uid: 12, gid: 34 },
@@ -98,3 +98,47 @@ describe.each(SNAPSHOTTERS)("whiteouts on %s", (sn) => {
     });
   }
 });
+
+// What an opaque directory hides in a parent is hidden all the way down: a later layer that goes
+// through it finds neither a symlink, a file nor a whiteout the older layers had there.
+describe.each(SNAPSHOTTERS)("below an opaque directory of a parent on %s", (sn) => {
+  const run = isRoot();
+  test.skipIf(!need(run, "needs root"))("a later layer's entries land where the mount shows them", () => {
+    const root = TestRoot.for(sn, "stor-layer-opq-");
+    try {
+      const dir = root.dir("layers");
+      committedLayer(root, sn, "l1", join(dir, "l1.tar"), tar([
+        { name: "a/", type: "5", mode: 0o755 },
+        { name: "a/b", type: "2", linkname: "/x" },
+        { name: "a/d", data: "old d" },
+        { name: "a/e/", type: "5", mode: 0o755 },
+        { name: "a/e/.wh.g" },
+        { name: "x/", type: "5", mode: 0o755 },
+      ]));
+      root.ok(["-s", sn, "snapshot", "prepare", "l2-a", "l1"]);
+      root.ok(["-s", sn, "snapshot", "apply", "l2-a", writeLayer(join(dir, "l2.tar"), tar([
+        { name: "a/", type: "5", mode: 0o755 },
+        { name: "a/.wh..wh..opq" },
+        { name: "a/c", data: "c" },
+      ]))]);
+      root.ok(["-s", sn, "snapshot", "commit", "l2", "l2-a"]);
+      root.ok(["-s", sn, "snapshot", "prepare", "l3-a", "l2"]);
+      root.ok(["-s", sn, "snapshot", "apply", "l3-a", writeLayer(join(dir, "l3.tar"), tar([
+        { name: "a/b/f", data: "f" },
+        { name: "a/d/", type: "5", mode: 0o755 },
+        { name: "a/e/g", data: "g" },
+      ]))]);
+      root.ok(["-s", sn, "snapshot", "commit", "l3", "l3-a"]);
+      const shape = viewListing(root, sn, "l3").map((l) => l.split(" ").slice(0, 2).join(" "));
+      expect(shape).toEqual(["a 40755", "a/b 40755", "a/b/f 100644", "a/c 100644", "a/d 40755", "a/e 40755", "a/e/g 100644", "x 40755"]);
+    } finally {
+      root.close();
+    }
+  });
+});
+
+/** Writes `layer` to `file` and returns `file`. */
+function writeLayer(file: string, layer: Uint8Array): string {
+  writeFileSync(file, layer);
+  return file;
+}

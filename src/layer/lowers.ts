@@ -1,13 +1,13 @@
 /**
  * The parent layers of an overlay snapshot, looked up as overlayfs looks them up: the nearest
- * layer that has a name decides, a whiteout there means the name is gone, and a symlink or
- * non-directory on the way hides whatever the layers below have under it.
+ * layer that has a name decides, a whiteout there means the name is gone, and a symlink, a
+ * non-directory or an opaque directory on the way hides whatever the layers below have under it.
  */
 import { Errno, SysError } from "../sys/libc.ts";
-import { readlinkAt } from "../sys/dirfd.ts";
+import { getXattrAt, readlinkAt } from "../sys/dirfd.ts";
 import { closeSync, fstatSync, type BigIntStats } from "node:fs";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
-import { isOverlayWhiteout } from "./whiteout.ts";
+import { isOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteout.ts";
 
 const { ENOENT } = Errno;
 
@@ -15,6 +15,8 @@ const { ENOENT } = Errno;
 export class Lowers {
   readonly #paths: readonly string[];
   readonly #fds: number[] = [];
+  /** Whether directory `<layer>\0<path>` is opaque in its layer, as looked up so far. */
+  readonly #opaque = new Map<string, boolean>();
 
   constructor(paths: readonly string[]) {
     this.#paths = paths;
@@ -38,7 +40,10 @@ export class Lowers {
       this.#fds[i] ??= mustOpenat2(-100, this.#paths[i]!, O.PATH | O.DIRECTORY, 0, () => `open ${this.#paths[i]}`);
       // No symlink is followed: overlayfs merges directories by name, not through links.
       const fd = openat2(this.#fds[i]!, path, O.PATH | O.NOFOLLOW, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
-      if (fd === -ENOENT) continue;
+      if (fd === -ENOENT) {
+        if (this.#opaqueAbove(i, path)) return undefined; // the layers below are hidden there
+        continue;
+      }
       if (fd < 0) return undefined; // ELOOP or ENOTDIR: hidden by a symlink or a file in this layer
       try {
         const st = fstatSync(fd, { bigint: true });
@@ -48,6 +53,30 @@ export class Lowers {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Whether a directory above `path` in layer `i` is opaque. Called when layer `i` has no `path`:
+   * the directories above it there are real ones (a symlink would have stopped the lookup) down
+   * to the first that is missing, below which there is nothing.
+   */
+  #opaqueAbove(i: number, path: string): boolean {
+    for (let end = path.indexOf("/"); end > 0; end = path.indexOf("/", end + 1)) {
+      const dir = path.slice(0, end);
+      const key = `${i}\0${dir}`;
+      let opaque = this.#opaque.get(key);
+      if (opaque === undefined) {
+        try {
+          opaque = getXattrAt(this.#fds[i]!, dir, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
+        } catch (err) {
+          if (err instanceof SysError && (err.errno === ENOENT || err.errno === Errno.ENOTDIR)) return false;
+          throw err;
+        }
+        this.#opaque.set(key, opaque);
+      }
+      if (opaque) return true;
+    }
+    return false;
   }
 
   close(): void {
