@@ -332,14 +332,19 @@ export class SnapshotService {
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);
           continue;
         }
-        if (name.startsWith("new-")) {
-          const lock = lockPath(path, { wait: false });
-          if (!lock) continue;
-          lock.release();
+        try {
+          if (name.startsWith("new-")) {
+            const lock = lockPath(path, { wait: false });
+            if (!lock) continue;
+            lock.release();
+          }
+          const trash = join(this.dirs, `rm-${name.replace(/^rm-/, "")}`);
+          if (trash !== path) renameSync(path, trash);
+          out.push(trash);
+        } catch (err) {
+          // A removal that committed before this lock removes its directory after it: gone meanwhile, it is no leftover.
+          if (existsSync(path)) throw err;
         }
-        const trash = join(this.dirs, `rm-${name.replace(/^rm-/, "")}`);
-        if (trash !== path) renameSync(path, trash);
-        out.push(trash);
       }
       return [out, all] as const;
     });
