@@ -6,11 +6,11 @@
  */
 import { main } from "./cli/main.ts";
 import { databasesReleased } from "./db.ts";
-import { allowCopyThreads } from "./fs/copyTree.ts";
+import { allowHelperThreads } from "./fs/helperThreads.ts";
 import { exitNow } from "./sys/libc.ts";
 
 if (Bun.isMainThread) {
-  allowCopyThreads();
+  allowHelperThreads();
   // Exit at once: output is written synchronously and every command (serve too) has finished its
   // work when main resolves, so waiting for the runtime to tear itself down only costs time (~1 ms).
   // A command that released a database connection ends without closing it (see src/db.ts).
@@ -19,8 +19,9 @@ if (Bun.isMainThread) {
     process.exit(code);
   });
 } else {
-  // A thread of this executable: the second thread of a large copy, or one of serve's.
+  // A thread of this executable: the second thread of a large copy, a prune's remover, or one of serve's.
   const { workerData } = require("node:worker_threads") as typeof import("node:worker_threads");
   if (workerData?.copyThread) (require("./fs/copyThread.ts") as typeof import("./fs/copyThread.ts")).runCopyThread(workerData.copyThread);
+  else if (workerData?.removeThread) (require("./fs/removeThread.ts") as typeof import("./fs/removeThread.ts")).runRemoveThread();
   else void import("./serve/thread.ts");
 }

@@ -22,12 +22,13 @@ export interface Result {
 }
 
 /** Runs a command and returns its exit code and output. */
-export function sh(cmd: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array; cwd?: string } = {}): Result {
+export function sh(cmd: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array; cwd?: string; timeout?: number } = {}): Result {
   const p = spawnSync({
     cmd,
     env: { ...process.env, ...opts.env },
     stdin: opts.input === undefined ? "ignore" : Buffer.from(opts.input),
     cwd: opts.cwd,
+    timeout: opts.timeout,
   });
   return { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }

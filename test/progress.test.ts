@@ -72,6 +72,19 @@ describe.skipIf(!canRun)("progress", () => {
     expect(screen).toContain("Deleted Volumes:\r\nprunable\r\n");
   });
 
+  test("on a terminal, a prune of several batches, whose trees go on helper threads, shows what they removed", () => {
+    // More volumes than one batch of locks (256): the trash of each batch goes on a helper thread.
+    const vols = join(r.path, "volumes");
+    for (let i = 0; i < 300; i++) mkdirSync(join(vols, `many${i}`, "_data"), { recursive: true });
+    bigTree(join(vols, "many7", "_data"));
+    r.ok(["restore"]); // adopts them
+    const { code, screen } = onTerminal(["volume", "prune", "-f", "-a"]);
+    expect(code).toBe(0);
+    expect(screen).toMatch(/\r\x1b\[Kremoving: \d+ entries/);
+    expect(screen).toContain("many7\r\n");
+    expect(r.ok(["volume", "ls", "-q"])).toBe("");
+  });
+
   test("not on a terminal, the same commands print no progress at all", () => {
     for (const args of [["snapshot", "-s", "native", "prepare", "quiet-copy", "big"], ["snapshot", "-s", "native", "rm", "quiet-copy"]]) {
       expect(r.stor(args)).toEqual({ code: 0, stdout: "", stderr: "" });

@@ -1,6 +1,6 @@
 /** Many stor processes on one volume root at once: exact results, and never a locking error. */
 import { afterEach, expect, test } from "bun:test";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, have, isRoot, need, sh, type Result } from "./helpers.ts";
 
@@ -51,6 +51,42 @@ test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor
   expect(await Promise.all(waiting.map((p) => p.exited))).toEqual(Array(5).fill(0));
   expect(r.ok(["volume", "ls", "-q"])).toBe("held\nother\n");
 }, 120_000);
+
+test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor process would"))(
+  "a prune of several batches holds its names as one lock each: a create of a name it holds waits for it, and it waits for a name another holds",
+  async () => {
+    r = new TestRoot();
+    const vols = join(r.path, "volumes");
+    r.ok(["volume", "prune", "-f"]); // makes the lock directory
+    for (let i = 0; i < 600; i++) mkdirSync(join(vols, `p${i}`, "_data"), { recursive: true });
+    r.ok(["restore"]); // adopts them
+    const locks = join(vols, ".meta/locks");
+    const held = join(locks, "p300");
+    sh(["touch", held]);
+    const holder = Bun.spawn(["flock", held, "sleep", "3"]);
+    while (sh(["flock", "-n", held, "true"]).code === 0) await Bun.sleep(10);
+    const prune = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "volume", "prune", "-a", "-f"], { stdout: "pipe", stderr: "pipe" });
+    // The names prune holds while it waits for p300 are links to one file: its link count says how many.
+    let linked: string[] = [];
+    for (let i = 0; i < 300 && linked.length === 0; i++, await Bun.sleep(10)) {
+      linked = readdirSync(locks).filter((n) => n !== "p300" && (statSync(join(locks, n), { throwIfNoEntry: false })?.nlink ?? 0) > 1);
+    }
+    expect(linked.length).toBeGreaterThan(1);
+    const name = linked[0]!;
+    const create = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "volume", "create", name], { stdout: "pipe", stderr: "pipe" });
+    await Bun.sleep(500);
+    expect([prune.exitCode, create.exitCode]).toEqual([null, null]); // both wait: prune for p300, the create for prune
+    await holder.exited;
+    expect(await prune.exited).toBe(0);
+    expect(await create.exited).toBe(0);
+    expect(await new Response(prune.stdout).text()).toContain("\np300\n");
+    // The create came after the prune of its name: a new, empty volume.
+    expect(r.ok(["volume", "ls", "-q"])).toBe(`${name}\n`);
+    expect(readdirSync(join(vols, name, "_data"))).toEqual([]);
+    expect(readdirSync(locks)).toEqual([]); // no lock file left behind
+  },
+  120_000,
+);
 
 test("creates and removes racing with ls and inspect: nothing fails that should not", async () => {
   r = new TestRoot();

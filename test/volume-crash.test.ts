@@ -4,9 +4,9 @@
  * directory is listed, nothing is mounted, no reference is left, and a second restore does nothing.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, must, need, simulateReboot } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh, simulateReboot } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -102,6 +102,23 @@ function manyVolumes(root: TestRoot, n: number): string[] {
   return ["first", ...names];
 }
 
+test("a prune killed holding a batch of locks, one file under many names: the next prune and creates take those names without waiting on it", () => {
+  r = new TestRoot();
+  manyVolumes(r, 600);
+  expect(r.stor(["volume", "prune", "-a", "-f"], { env: { STOR_FAILPOINT: "volume-rm:renamed" } }).code).toBe(-1);
+  const locks = join(r.path, "volumes/.meta/locks");
+  expect(statSync(join(locks, "many0001")).nlink).toBeGreaterThan(1); // the dead prune's batch
+  // Bounded: taking its own batch's names one of which it already holds through the dead file would wait forever.
+  const run = (args: string[]) => sh([STOR, "--root", r!.path, "--config", r!.config, ...args], { timeout: 30_000 });
+  expect(run(["volume", "create", "many0001"]).code).toBe(0);
+  const prune = run(["volume", "prune", "-a", "-f"]);
+  expect([prune.code, prune.stderr]).toEqual([0, ""]);
+  expect(r.ok(["volume", "ls", "-q"])).toBe("");
+  r.ok(["restore"]);
+  expect(violations(r)).toEqual([]);
+  expect(readdirSync(locks)).toEqual([]);
+});
+
 test("one restore adopts 600 orphaned volume directories, batch after batch", () => {
   r = new TestRoot();
   const names = manyVolumes(r, 600);
@@ -154,6 +171,32 @@ describe.skipIf(!need(isRoot() && have("chattr"), "chattr +i needs root and e2fs
       expect([rm.code, rm.stdout]).toEqual([0, "vd\n"]);
       expect(r.ok(["volume", "ls", "-q"])).toBe("");
       expect(trash(r)).toHaveLength(2);
+    } finally {
+      unstick(r);
+      r.close();
+    }
+  });
+
+  test("a prune of several batches, their trash removed on helper threads: the same, one warning for the batch that cannot go", () => {
+    const r = new TestRoot();
+    try {
+      // More volumes than one batch of locks (256), adopted rather than created one by one.
+      const vols = join(r.path, "volumes");
+      r.ok(["volume", "prune", "-f"]);
+      for (let i = 0; i < 600; i++) mkdirSync(join(vols, `m${i}`, "_data"), { recursive: true });
+      writeFileSync(join(vols, "m300", "_data", "f"), "x");
+      must(`chattr +i ${join(vols, "m300", "_data", "f")}`);
+      r.ok(["restore"]);
+      const res = r.stor(["volume", "prune", "-a", "-f"]);
+      expect(res.code).toBe(0);
+      expect(res.stderr).toMatch(/^stor: warn: \S+\/volumes\/\.rm-\S+ is left for a later cleanup: .*operation not permitted\n$/);
+      expect(res.stdout.split("\n").filter((l) => /^m\d+$/.test(l))).toHaveLength(600);
+      expect(r.ok(["volume", "ls", "-q"])).toBe("");
+      expect(trash(r)).toHaveLength(1);
+      expect(readdirSync(vols).filter((n) => !n.startsWith("."))).toEqual([]);
+      unstick(r);
+      r.ok(["restore"]);
+      expect(trash(r)).toEqual([]);
     } finally {
       unstick(r);
       r.close();

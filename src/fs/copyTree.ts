@@ -15,23 +15,13 @@ import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdi
 import { childPath } from "../fileName.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import type { SysError } from "../sys/libc.ts";
+import { helperThreadsAllowed } from "./helperThreads.ts";
 import { treeCounter } from "./treeProgress.ts";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = constants;
 
 /** Files left from which a second thread shares a copy: starting one takes 10–20 ms. */
 const PARALLEL_FILES = 2000;
-
-/** Whether this thread may start a second copy thread: see {@link allowCopyThreads}. */
-let threadsAllowed = false;
-
-/**
- * Lets copies on this thread start a second thread, which runs the executable's entry point:
- * stor's main thread calls it. Elsewhere (serve's threads, a test runner) copies stay on one thread.
- */
-export function allowCopyThreads(): void {
-  threadsAllowed = true;
-}
 
 /** A regular file to copy, with what of its stat the copy sets. */
 export interface FileJob {
@@ -132,7 +122,7 @@ function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
  * and two threads took as long as one, with half again the CPU.
  */
 function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
-  if (files.length < PARALLEL_FILES || !threadsAllowed) {
+  if (files.length < PARALLEL_FILES || !helperThreadsAllowed()) {
     const state: CopyState = { reflink: false };
     for (const f of files) {
       copyFile(f, state);

@@ -19,12 +19,15 @@ export function observeTreeProgress(fn: ((p: TreeCounts) => void) | undefined): 
   observer = fn;
 }
 
-/** A counter for one operation: call it per entry done (with its bytes); it tells the observer. */
-export function treeCounter(): (bytes: number) => void {
+/**
+ * A counter for one operation: call it per entry done (with its bytes), or with what another
+ * thread did (`entries` at once); it tells the observer.
+ */
+export function treeCounter(): (bytes: number, entries?: number) => void {
   const counts: TreeCounts = { entries: 0, bytes: 0 };
-  return (bytes) => {
+  return (bytes, entries = 1) => {
     if (!observer) return;
-    counts.entries++;
+    counts.entries += entries;
     counts.bytes += bytes;
     observer(counts);
   };

@@ -11,6 +11,7 @@ import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { removeTree } from "../fs/removeTree.ts";
+import type { RemoveThreads } from "../fs/removeThread.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
@@ -77,46 +78,54 @@ export class LocalDriver implements OwnStorageDriver {
   }
 
   /**
-   * Removes the storage of volumes `names` as one: each renamed away, then one sync of the
-   * volumes root for all (prune of thousands costs one, not one each), then the data deleted.
-   * Returns the names whose storage is gone and, for the others, why not.
+   * Removes the storage of volumes `names` as one: each renamed into one trash directory, then
+   * one sync of the volumes root for all (prune of thousands costs one, not one each), then the
+   * trash deleted, by `remover` when given (`gone` resolves when it has). Returns the names whose
+   * storage is gone for good and, for the others, why not.
    */
-  removeAll(names: readonly string[]): { removed: string[]; failed: [string, unknown][] } {
-    const trashed: { name: string; trash?: string; quota: boolean }[] = [];
+  removeAll(names: readonly string[], remover?: RemoveThreads): { removed: string[]; failed: [string, unknown][]; gone: Promise<void> } {
+    const removed: string[] = [];
     const failed: [string, unknown][] = [];
+    const quotas: string[] = [];
     // Held (shared) while the trash exists, so cleanup never takes a removal in progress for a leftover.
     const removing = lockPath(this.#home, { shared: true })!;
+    let gone = Promise.resolve();
     try {
+      // One trash for all: a directory of its own per volume would be made and freed again, and
+      // freeing a block is a synchronous discard on a filesystem mounted with -o discard.
+      const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+      let renamed = false;
       for (const name of names) {
         try {
           const root = join(this.#home, name);
           const config = readOpts(root);
           unmountIfMounted(this.path(name));
           // Renamed away first, so a crash never leaves half a volume under its name.
-          let trash: string | undefined = mkdtempSync(join(this.#home, TRASH_PREFIX));
           try {
-            renameSync(root, trash);
+            renameSync(root, join(trash, name));
+            renamed = true;
           } catch (err) {
-            rmdirSync(trash);
             if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-            trash = undefined;
           }
-          trashed.push({ name, trash, quota: config !== undefined && config.Quota.Size > 0 });
+          removed.push(name);
+          if (config && config.Quota.Size > 0) quotas.push(name);
         } catch (err) {
           failed.push([name, err]);
         }
       }
-      if (trashed.length === 0) return { removed: [], failed };
-      fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
-      failpoint("volume-rm:renamed");
-      // Renamed away for good: a volume whose trash cannot go now is removed all the same, its trash left to cleanup.
-      for (const t of trashed) if (t.trash) removeTrash(t.trash);
+      if (!renamed) rmdirSync(trash);
+      else {
+        fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
+        failpoint("volume-rm:renamed");
+        // Renamed away for good: a volume whose trash cannot go now is removed all the same, its trash left to cleanup.
+        if (remover) gone = remover.remove(trash).then((why) => void (why && leftForCleanup(trash, why)));
+        else removeTrash(trash);
+      }
     } finally {
-      removing.release();
+      void gone.finally(() => removing.release());
     }
-    const quotas = trashed.filter((t) => t.quota);
-    if (quotas.length > 0) this.#store.write(() => quotas.forEach((t) => this.#store.releaseProject(t.name)));
-    return { removed: trashed.map((t) => t.name), failed };
+    if (quotas.length > 0) this.#store.write(() => quotas.forEach((name) => this.#store.releaseProject(name)));
+    return { removed, failed, gone };
   }
 
   async mount(name: string, _ref: string, active: number): Promise<number> {
@@ -173,9 +182,13 @@ function removeTrash(trash: string): boolean {
     removeTree(trash);
     return true;
   } catch (err) {
-    log.warn(`${trash} is left for a later cleanup: ${describe(err)}`);
+    leftForCleanup(trash, describe(err));
     return false;
   }
+}
+
+function leftForCleanup(trash: string, why: string): void {
+  log.warn(`${trash} is left for a later cleanup: ${why}`);
 }
 
 /** Makes directory `path` with exactly `mode`: true when made, false when a directory was there. */

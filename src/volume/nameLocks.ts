@@ -5,10 +5,10 @@
  * lock files behind.
  */
 import { join } from "node:path";
-import { lockEphemeral, type FileLock } from "../sys/file.ts";
+import { lockEphemeral, lockEphemeralMany, type FileLock } from "../sys/file.ts";
 
-/** Names locked and worked on at a time by {@link NameLocks.inBatches}: each holds a lock file open meanwhile. */
-const BATCH = 256;
+/** Names locked and worked on at a time by {@link NameLocks.inBatches}. */
+export const BATCH = 256;
 
 /** The lock files of the volumes below one root. */
 export class NameLocks {
@@ -35,16 +35,11 @@ export class NameLocks {
    */
   async inBatches(names: readonly string[], wait: boolean, fn: (names: string[]) => void | Promise<void>): Promise<void> {
     for (let i = 0; i < names.length; i += BATCH) {
-      const held: FileLock[] = [];
+      const batch = lockEphemeralMany(this.#dir, names.slice(i, i + BATCH), wait);
       try {
-        const batch = [];
-        for (const name of names.slice(i, i + BATCH)) {
-          const lock = wait ? this.lock(name) : this.tryLock(name);
-          if (lock) (held.push(lock), batch.push(name));
-        }
-        if (batch.length > 0) await fn(batch);
+        if (batch.names.length > 0) await fn(batch.names);
       } finally {
-        for (const lock of held) lock.release();
+        batch.release();
       }
     }
   }

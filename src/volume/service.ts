@@ -14,6 +14,8 @@ import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
 import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
+import { helperThreadsAllowed } from "../fs/helperThreads.ts";
+import { RemoveThreads } from "../fs/removeThread.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { mountPointsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
@@ -23,7 +25,7 @@ import type { LocalDriver } from "./local.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
-import { NameLocks } from "./nameLocks.ts";
+import { BATCH, NameLocks } from "./nameLocks.ts";
 import type { PluginStatus } from "./pluginDriver.ts";
 import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
@@ -264,11 +266,19 @@ export class VolumeService {
       .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || ANONYMOUS_LABEL in v.labels));
     const report: PruneReport = { deleted: [], reclaimed: 0 };
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
-    await this.#locks.inBatches(
-      candidates.map((c) => c.name),
-      true,
-      (names) => this.#pruneBatch(names, local, report),
-    );
+    // Over several batches, a batch's trash goes on a helper thread while the next is pruned.
+    const remover = candidates.length > BATCH && helperThreadsAllowed() ? new RemoveThreads() : undefined;
+    const gone: Promise<void>[] = [];
+    try {
+      await this.#locks.inBatches(
+        candidates.map((c) => c.name),
+        true,
+        (names) => void gone.push(this.#pruneBatch(names, local, report, remover)),
+      );
+    } finally {
+      await Promise.all(gone);
+      remover?.close();
+    }
     return report;
   }
 
@@ -277,22 +287,23 @@ export class VolumeService {
    * removed with one directory sync, their metadata in one transaction. A crash in between leaves
    * metadata whose storage is gone, which restore forgets, as after a single removal.
    */
-  #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport): void {
+  #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport, remover?: RemoveThreads): Promise<void> {
     const mounts = readMountInfo(); // under the locks, which may have waited: what is mounted now
     const sizes = new Map<string, number>();
     // Looked at again under the locks, in one read: taken, changed or removed while pruning?
-    const now = this.#store.read(() => names.map((name) => this.#store.get(name)));
+    const now = this.#store.read(() => this.#store.all(names));
     for (const v of now) {
-      if (!v || !isPlainLocal(v) || inUse(v, local, mounts)) continue;
+      if (!isPlainLocal(v) || inUse(v, local, mounts)) continue;
       sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
     }
-    const { removed, failed } = local.removeAll([...sizes.keys()]);
+    const { removed, failed, gone } = local.removeAll([...sizes.keys()], remover);
     // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
     for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
     failpoint("volume-rm:removed");
     this.#store.write(() => removed.forEach((name) => this.#store.delete(name)));
     report.deleted.push(...removed);
     for (const name of removed) report.reclaimed += sizes.get(name)!;
+    return gone;
   }
 
   /** Takes reference `ref` on volume `name` (the first one mounts its device); returns the host path. */

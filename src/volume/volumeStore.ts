@@ -96,13 +96,19 @@ export class VolumeStore {
     return { ...row, labels: toMap(pairs("labels")), options: toMap(pairs("options")), refs: refs.map((r) => r.ref) };
   }
 
-  /** Every volume, ordered by name; a handful of queries however many there are. */
-  all(): VolumeRecord[] {
-    const rows = this.#db.query<Row, []>("SELECT name, driver, created, active FROM volumes ORDER BY name").all();
-    const byVolume = (table: string) => groupPairs(this.#db.query<Pair, []>(`SELECT volume, name, value FROM ${table} ORDER BY volume, name`).all());
+  /**
+   * Every volume, or those of `names` that exist, ordered by name: a handful of queries however
+   * many there are.
+   */
+  all(names?: readonly string[]): VolumeRecord[] {
+    const params = names ? [JSON.stringify(names)] : [];
+    const where = (column: string) => (names ? `WHERE ${column} IN (SELECT value FROM json_each(?))` : "");
+    const rows = this.#db.query<Row, string[]>(`SELECT name, driver, created, active FROM volumes ${where("name")} ORDER BY name`).all(...params);
+    const byVolume = (table: string) =>
+      groupPairs(this.#db.query<Pair, string[]>(`SELECT volume, name, value FROM ${table} ${where("volume")} ORDER BY volume, name`).all(...params));
     const labels = byVolume("labels");
     const options = byVolume("options");
-    const refs = groupRefs(this.#db.query<RefRow, []>("SELECT volume, ref FROM refs ORDER BY volume, ref").all());
+    const refs = groupRefs(this.#db.query<RefRow, string[]>(`SELECT volume, ref FROM refs ${where("volume")} ORDER BY volume, ref`).all(...params));
     return rows.map((r) => ({ ...r, labels: labels.get(r.name) ?? {}, options: options.get(r.name) ?? {}, refs: refs.get(r.name) ?? [] }));
   }
 
