@@ -3,7 +3,7 @@
  * reference, the boot restore last ran in) tells state of this boot, which a live process may
  * hold, from state an earlier boot left, which nothing can.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "./nodeFs.ts";
 
 let cached: string | undefined;
 

@@ -3,12 +3,13 @@
  * environment overrides, then command-line options. Validated with zod (./configSchema.ts); a
  * bad file is an error that names the file, the key and the reason.
  */
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import { InvalidArgumentError } from "./errors.ts";
+import { errnoCode } from "./sys/libc.ts";
+import { readText } from "./sys/pathCalls.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stor/stor.ini";
@@ -89,15 +90,15 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
 }
 
 function readConfigFile(path: string, explicit: boolean): FileConfig {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(path, "utf8");
+    text = readText(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    // A missing default file means defaults; a file the user named must exist.
-    if (code === "ENOENT" && !explicit) return EMPTY;
-    throw new InvalidArgumentError(`config ${path}`, code === "ENOENT" ? "no such file" : String(code ?? err));
+    throw new InvalidArgumentError(`config ${path}`, errnoCode(err) ?? String(err));
   }
+  // A missing default file means defaults; a file the user named must exist.
+  if (text === undefined && !explicit) return EMPTY;
+  if (text === undefined) throw new InvalidArgumentError(`config ${path}`, "no such file");
   const parsed = parse(text);
   // A file of comments only (as installed) needs no validation: zod is loaded only for content.
   if (Object.keys(parsed).length === 0) return EMPTY;

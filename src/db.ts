@@ -5,7 +5,7 @@
  * creating or changing anything, on a read-only filesystem too.
  */
 import { constants as SQLITE, Database } from "bun:sqlite";
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { notWritable, pathExists, statPath } from "./sys/pathCalls.ts";
 import { dirname } from "node:path";
 import { StorError } from "./errors.ts";
 import { trace } from "./trace.ts";
@@ -74,7 +74,7 @@ export function openDatabase(path: string, migrations: readonly string[], access
 function openForReading(path: string, migrations: readonly string[]): Database {
   let db: Database;
   try {
-    if (!existsSync(path)) {
+    if (!pathExists(path)) {
       db = new Database(":memory:", { strict: true });
       for (const m of migrations) db.run(m);
       return db;
@@ -82,7 +82,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
     if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
       db = new Database(path, { readwrite: true, create: false, strict: true });
       db.run("PRAGMA query_only = 1");
-    } else if (existsSync(`${path}-shm`)) {
+    } else if (pathExists(`${path}-shm`)) {
       db = new Database(path, { readonly: true, strict: true });
     } else {
       db = new Database(`file:${path.replace(/[%?#]/g, encodeURIComponent)}?immutable=1`, SQLITE.SQLITE_OPEN_READONLY | SQLITE.SQLITE_OPEN_URI);
@@ -109,13 +109,8 @@ function openForReading(path: string, migrations: readonly string[]): Database {
 
 /** ` (read-only file system)` and the like when `dir` cannot be written, else "". */
 function whyNotWritable(dir: string): string {
-  try {
-    accessSync(dir, constants.W_OK);
-    return "";
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === "EROFS" ? " (read-only file system)" : code === "EACCES" ? " (permission denied)" : "";
-  }
+  const code = notWritable(dir);
+  return code === "EROFS" ? " (read-only file system)" : code === "EACCES" ? " (permission denied)" : "";
 }
 
 /** Connections left open for the process's end (see {@link releaseDatabase}), held so no finalizer closes them. */
@@ -133,7 +128,7 @@ const released: Database[] = [];
  * deletes the WAL and its index: a read leaves no file behind.
  */
 export function releaseDatabase(db: Database, path: string): void {
-  let wal = statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+  let wal = statPath(`${path}-wal`)?.size ?? 0;
   if (wal > WAL_LIMIT_BYTES) {
     try {
       db.run(`PRAGMA busy_timeout = ${CHECKPOINT_WAIT_MS}`);

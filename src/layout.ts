@@ -8,9 +8,10 @@
  * files: older roots kept `metadata.db` beside the volumes, where a volume named
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
-import { statSync } from "node:fs";
+import { statSync } from "./nodeFs.ts";
 import { dirname, join } from "node:path";
 import { InvalidArgumentError, StorError, describe } from "./errors.ts";
+import { errnoCode } from "./sys/libc.ts";
 
 /** Every path below a root, relative to it, and what it holds. */
 export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
@@ -68,7 +69,7 @@ export const restoreBootFile = (root: string) => join(root, "restore.boot");
  * one of its parents should be, says so (exit 2) instead of mkdir's "file already exists".
  */
 export function rootError(root: string, err: unknown): StorError {
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errnoCode(err);
   if (code === "EEXIST" || code === "ENOTDIR") {
     for (let p = root; p !== dirname(p); p = dirname(p)) {
       let st;

@@ -4,7 +4,7 @@
  * with timestamps, as text or (for log collectors) one JSON object a line, and one line per call
  * it serves ({@link logCall}).
  */
-import { writeSync } from "node:fs";
+import { writeSync } from "./nodeFs.ts";
 import { paint } from "./colour.ts";
 import { ExitCode, describe, exitCodeOf } from "./errors.ts";
 import { oneLine } from "./oneLine.ts";

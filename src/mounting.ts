@@ -1,5 +1,5 @@
 /** Mounting a list of mounts on a target and taking them all off again: `stor mount`/`unmount`. */
-import { existsSync, realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "./nodeFs.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { Errno, SysError } from "./sys/libc.ts";
 import { mount, unmount, type Mount } from "./sys/mount.ts";

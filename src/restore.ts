@@ -11,7 +11,7 @@
  * `serve.lock` shared for its whole life; restore cannot take it exclusively then) nothing
  * boot-time is done and `force` is refused.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "./nodeFs.ts";
 import { join } from "node:path";
 import { bootId, bootedAt } from "./boot.ts";
 import type { Config } from "./config.ts";

@@ -7,7 +7,8 @@
  * To `read` (ls, info, inspect, df…), nothing is created: a missing root is not found, and a store
  * never used lists as empty.
  */
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { mkdirSync } from "./nodeFs.ts";
+import { pathExists, statPath } from "./sys/pathCalls.ts";
 import type { Config } from "./config.ts";
 import type { Access } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
@@ -54,7 +55,7 @@ export function openSnapshots(config: Config, req: SnapshotsRequest): SnapshotSe
 
 /** The snapshotters that have metadata below the root: the ones restore repairs. */
 export function usedSnapshotters(config: Config): SnapshotterName[] {
-  return SNAPSHOTTER_NAMES.filter((name) => existsSync(snapshotDb(config.root, name)));
+  return SNAPSHOTTER_NAMES.filter((name) => pathExists(snapshotDb(config.root, name)));
 }
 
 /** Opens the volume service. */
@@ -72,13 +73,13 @@ function prepareRoot(root: string, access: Access, dir?: string): string {
   if (access === "read") {
     let st;
     try {
-      st = statSync(root, { throwIfNoEntry: false });
+      st = statPath(root);
     } catch (err) {
       throw rootError(root, err); // a file above the root
     }
     if (!st) throw new NotFoundError(`root ${root}`);
-    if (!st.isDirectory()) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
-    return dir !== undefined && existsSync(dir) ? dir : root;
+    if (!st.isDirectory) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
+    return dir !== undefined && pathExists(dir) ? dir : root;
   }
   if (dir === undefined) return root;
   try {

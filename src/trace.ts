@@ -4,7 +4,7 @@
  * process started (so the first phase is the runtime's start-up and the bundle's load). Off, a mark
  * costs one comparison.
  */
-import { writeSync } from "node:fs";
+import { writeAll } from "./sys/pathCalls.ts";
 
 const marks: [string, number][] | undefined = process.env.STOR_TRACE === "1" ? [] : undefined;
 
@@ -23,5 +23,5 @@ export function printTrace(): void {
     last = at;
   }
   marks.length = 0;
-  writeSync(2, out);
+  writeAll(2, new TextEncoder().encode(out));
 }

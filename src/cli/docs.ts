@@ -1,5 +1,5 @@
 /** `stor completion`, `stor man`, and `stor __complete`, which the completion scripts run. */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "../nodeFs.ts";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
 import { volumesDir } from "../layout.ts";

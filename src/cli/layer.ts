@@ -1,5 +1,5 @@
 /** `stor snapshot changes|diff|apply`: a snapshot's changes as an OCI layer and back. */
-import { createWriteStream, rmSync } from "node:fs";
+import { createWriteStream, rmSync } from "../nodeFs.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Access } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";

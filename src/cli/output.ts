@@ -1,8 +1,8 @@
-import { writeSync } from "node:fs";
 import { describe } from "../errors.ts";
 import { encodeName } from "../fileName.ts";
 import { oneLine } from "../oneLine.ts";
 import { redact } from "../redact.ts";
+import { writeAll } from "../sys/pathCalls.ts";
 import { trace } from "../trace.ts";
 
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
@@ -86,28 +86,15 @@ export function print(text: string): void {
 
 /** Writes text to stdout as it is (a prompt, say). */
 export function write(text: string): void {
-  writeAll(1, text);
+  writeAll(1, encodeName(text)); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
 }
 
 /** Writes one line to stderr; control characters in it are escaped, so it stays one line. */
 export function printError(line: string): void {
-  writeAll(2, `${oneLine(line)}\n`);
+  writeAll(2, encodeName(`${oneLine(line)}\n`));
 }
 
 /** Prints `err` as stor's one-line error, `stor: <what>: <why>`, secrets masked. */
 export function reportError(err: unknown): void {
   printError(`stor: ${redact(describe(err))}`);
-}
-
-function writeAll(fd: number, text: string): void {
-  const buf = encodeName(text); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
-  for (let off = 0; off < buf.length; ) {
-    try {
-      off += writeSync(fd, buf, off);
-    } catch (err) {
-      // A pipe in non-blocking mode (a parent's) says EAGAIN when full: wait for it to drain.
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      Bun.sleepSync(1);
-    }
-  }
 }

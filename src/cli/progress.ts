@@ -4,7 +4,7 @@
  * {@link QUIET_MS}, so quick commands never flicker, and is redrawn at most every
  * {@link REDRAW_MS}.
  */
-import { fstatSync, writeSync } from "node:fs";
+import { fstatSync, writeSync } from "../nodeFs.ts";
 import { observeTreeProgress, type TreeCounts } from "../fs/treeProgress.ts";
 import type { UnpackProgress } from "../layer/unpack.ts";
 import { oneLine } from "../oneLine.ts";

@@ -1,5 +1,5 @@
 /** `stor volume …`: docker volume's commands, printing what `docker volume` prints. */
-import { readSync } from "node:fs";
+import { readSync } from "../nodeFs.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";

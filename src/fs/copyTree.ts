@@ -11,7 +11,7 @@
  * taking files from a shared counter. Directories get their times last, deepest first, once
  * nothing more is made in them.
  */
-import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "../nodeFs.ts";
 import { childPath } from "../fileName.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import type { SysError } from "../sys/libc.ts";

@@ -1,5 +1,5 @@
 /** Disk usage of a tree as containerd measures it: allocated blocks and inodes, each inode once. */
-import { lstatSync, readdirSync } from "node:fs";
+import { lstatSync, readdirSync } from "../nodeFs.ts";
 import { childPath } from "../fileName.ts";
 
 /** Bytes allocated and inodes used by a tree. */

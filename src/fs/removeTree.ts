@@ -4,7 +4,7 @@
  * it. Names go as bytes, so names that are not UTF-8 are removed like any other. What vanishes
  * meanwhile (another remover, cleanup) is no error.
  */
-import { readdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { readdirSync, rmdirSync, unlinkSync } from "../nodeFs.ts";
 import { childPath } from "../fileName.ts";
 import { treeCounter } from "./treeProgress.ts";
 

@@ -13,7 +13,7 @@
  * All or nothing: every change is journalled ({@link UndoJournal}) and undone when the layer is
  * refused or fails part-way, so the snapshot is then as it was.
  */
-import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, type BigIntStats } from "node:fs";
+import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, type BigIntStats } from "../nodeFs.ts";
 import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";

@@ -9,7 +9,7 @@
  * a directory holding a change is itself listed as changed, as docker does, so that a layer
  * carries its metadata.
  */
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from "../nodeFs.ts";
 import { decodeName, encodeName } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";

@@ -4,7 +4,7 @@
  * relative, chained or not, are followed as if the root were `/`. What is then created, changed or
  * removed is one name inside a directory held open by descriptor, never a path.
  */
-import { closeSync } from "node:fs";
+import { closeSync } from "../nodeFs.ts";
 import { lstatAt, openAt, readdirAt, unlinkAt } from "../sys/dirfd.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 

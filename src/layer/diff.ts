@@ -3,7 +3,7 @@
  * files after the first as tar hardlinks), `.wh.NAME` for each deletion and `.wh..wh..opq` after
  * an opaque directory. Sockets have no tar form and are left out, as containerd leaves them.
  */
-import { closeSync, constants, openSync, readSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "../nodeFs.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";

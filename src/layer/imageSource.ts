@@ -3,7 +3,7 @@
  * save`) or an uncompressed tarball of one (`docker save` output). A tarball is indexed once;
  * its files are then read in place, by offset, never copied out or held in memory.
  */
-import { closeSync, createReadStream, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, readSync, statSync } from "../nodeFs.ts";
 import { Readable } from "node:stream";
 import { InvalidArgumentError, NotFoundError, StorError, describe, exitCodeOf } from "../errors.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";

@@ -4,7 +4,7 @@
  * hashed by the {@link HashRing}'s worker thread; anything else (stdin, a compressed layer, a blob
  * streamed from an image) is decompressed on the main thread and copied into the ring.
  */
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from "../nodeFs.ts";
 import { describe, NotFoundError, StorError } from "../errors.ts";
 import { decompress, detectCompression } from "./compression.ts";
 import type { HashRing } from "./hashRing.ts";

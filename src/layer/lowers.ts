@@ -5,7 +5,7 @@
  */
 import { Errno, SysError } from "../sys/libc.ts";
 import { getXattrAt, readlinkAt } from "../sys/dirfd.ts";
-import { closeSync, fstatSync, type BigIntStats } from "node:fs";
+import { closeSync, fstatSync, type BigIntStats } from "../nodeFs.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import { isOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteout.ts";
 

@@ -11,7 +11,7 @@
  * resolved again without following any: undone in reverse, each step finds the tree as it was
  * just after that step.
  */
-import { closeSync, mkdtempSync, readlinkSync, renameSync, type BigIntStats } from "node:fs";
+import { closeSync, mkdtempSync, readlinkSync, renameSync, type BigIntStats } from "../nodeFs.ts";
 import { dirname, join } from "node:path";
 import { decodeName, encodeName } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";

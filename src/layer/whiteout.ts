@@ -3,7 +3,7 @@
  * marker `.wh..wh..opq`) and overlayfs upper directories (a 0/0 character device for a deleted
  * name, the `trusted.overlay.opaque` xattr on a directory that hides everything below it).
  */
-import { constants, type BigIntStats } from "node:fs";
+import { constants, type BigIntStats } from "../nodeFs.ts";
 
 export const WHITEOUT_PREFIX = ".wh.";
 /** Names with this prefix are whiteout metadata (AUFS's `.wh..wh.plnk` …), never files. */

@@ -9,7 +9,7 @@
  * process) left of the things it serves: half-made snapshot copies nobody holds, interrupted
  * volume removals; each under the locks their owners take, so work in progress is left alone.
  */
-import { chmodSync, lstatSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, rmSync } from "../nodeFs.ts";
 import { connect } from "node:net";
 import { dirname, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";

@@ -6,7 +6,7 @@
  * two trees. The tree is a directory of the subvolume, not its root, so that what works on it
  * (an apply's undo trash) has room beside it on the same subvolume: a rename never crosses one.
  */
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "../nodeFs.ts";
 import { join } from "node:path";
 import { diskUsage } from "../fs/diskUsage.ts";
 import { createSubvolume, destroySubvolume, isSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";

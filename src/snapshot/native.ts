@@ -2,7 +2,7 @@
  * The native snapshotter: every active snapshot is a full copy of its parent, mounted with a
  * bind. Works on any filesystem; a reflink-capable one (XFS, btrfs) makes the copy cheap.
  */
-import { chmodSync } from "node:fs";
+import { chmodSync } from "../nodeFs.ts";
 import { copyTree } from "../fs/copyTree.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter } from "./snapshotter.ts";

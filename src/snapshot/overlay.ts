@@ -3,7 +3,8 @@
  * overlayfs when active). A snapshot with no parent is a bind of its `fs`; a view of one layer a
  * read-only bind of that layer; anything deeper an overlay mount, nearest parent first.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync } from "../nodeFs.ts";
+import { readText } from "../sys/pathCalls.ts";
 import { join } from "node:path";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
@@ -22,7 +23,7 @@ export const overlay: Snapshotter = {
   diffStyle: "upper",
 
   unsupported(root) {
-    if (!/\toverlay$/m.test(readFileSync("/proc/filesystems", "utf8"))) {
+    if (!/\toverlay$/m.test(readText("/proc/filesystems") ?? "")) {
       return "the kernel has no overlay filesystem (try: modprobe overlay)";
     }
     if (filesystemType(root) === FS_MAGIC.overlay) return `${root} is on overlayfs, which cannot hold upper directories`;

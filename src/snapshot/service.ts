@@ -7,7 +7,7 @@
  *   snapshot owns, which {@link SnapshotService.cleanup} removes;
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync } from "../nodeFs.ts";
 import { dirname, join } from "node:path";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";

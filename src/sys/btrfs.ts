@@ -4,7 +4,7 @@
  * destroy, and a subvolume's usage from its quota group when quotas are on.
  */
 import { ptr } from "bun:ffi";
-import { lstatSync, readdirSync } from "node:fs";
+import { lstatSync, readdirSync } from "../nodeFs.ts";
 import { basename, dirname } from "node:path";
 import { childPath, decodeName, encodeName } from "../fileName.ts";
 import { check, cstr, Errno, errno, libc, SysError, withDir } from "./libc.ts";

@@ -1,9 +1,53 @@
-/** Directory entries as the kernel returns them, for what Node hides: the d_type field. */
-import { read, type Pointer } from "bun:ffi";
-import { libc, cstr, errno, SysError } from "./libc.ts";
+/**
+ * Directory entries as the kernel returns them: their names and d_type, read with getdents64 in
+ * one call per buffer, without node:fs (see src/nodeFs.ts).
+ */
+import { ptr, read, type Pointer } from "bun:ffi";
+import { decodeName } from "../fileName.ts";
+import { libc, check, cstr, errno, retry, SysError } from "./libc.ts";
+import { statPath } from "./pathCalls.ts";
 
 const DT_UNKNOWN = 0;
-const D_TYPE_OFFSET = 18; // struct dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8
+const DT_DIR = 4;
+const D_TYPE_OFFSET = 18; // struct dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name
+const D_RECLEN_OFFSET = 16;
+const D_NAME_OFFSET = 19;
+const SYS_getdents64 = 217;
+const O_RDONLY = 0;
+const O_DIRECTORY = 0o200000;
+const O_CLOEXEC = 0o2000000;
+
+/** An entry of a directory: its name, and whether it is a directory (DT_UNKNOWN asks lstat). */
+export interface DirEntry {
+  name: string;
+  isDirectory: boolean;
+}
+
+/**
+ * The entries of directory `dir`, without `.` and `..`, in the kernel's order. A filesystem that
+ * leaves d_type unknown is asked by lstat. Failures throw (ENOENT for a missing `dir`).
+ */
+export function listDir(dir: string): DirEntry[] {
+  const fd = check(libc.open(cstr(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${dir}`);
+  const entries: DirEntry[] = [];
+  try {
+    const buf = new Uint8Array(64 * 1024);
+    const view = new DataView(buf.buffer);
+    for (;;) {
+      const n = check(retry(() => Number(libc.syscall(SYS_getdents64, fd, ptr(buf), buf.length, 0, 0, 0, 0))), () => `read directory ${dir}`);
+      if (n === 0) return entries;
+      for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
+        const nameBytes = buf.subarray(at + D_NAME_OFFSET, buf.indexOf(0, at + D_NAME_OFFSET));
+        const name = decodeName(nameBytes);
+        if (name === "." || name === "..") continue;
+        const type = buf[at + D_TYPE_OFFSET];
+        entries.push({ name, isDirectory: type === DT_UNKNOWN ? (statPath(`${dir}/${name}`, false)?.isDirectory ?? false) : type === DT_DIR });
+      }
+    }
+  } finally {
+    libc.close(fd);
+  }
+}
 
 /**
  * True when the filesystem of `dir` fills in d_type, as overlayfs needs of its layers. The first

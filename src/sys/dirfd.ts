@@ -5,7 +5,7 @@
  * lstat, readdir) go through `/proc/self/fd/DIR/NAME`, which resolves to the same place. Names
  * are strings that may hold escaped bytes (see ../fileName.ts); they reach the kernel as bytes.
  */
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "../nodeFs.ts";
 import { decodeName, encodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 import { getXattr, setXattr, timespecs } from "./file.ts";

@@ -3,7 +3,7 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
-import { fstatSync, ftruncateSync, statSync } from "node:fs";
+import { fstatSync, ftruncateSync, statSync } from "../nodeFs.ts";
 import { decodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 

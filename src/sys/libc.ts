@@ -23,6 +23,11 @@ const SIGNATURES = {
   unlinkat: { args: [i32, ptr, i32], returns: i32 },
   mknodat: { args: [i32, ptr, u32, u64], returns: i32 },
   close: { args: [i32], returns: i32 },
+  read: { args: [i32, ptr, usize], returns: i64_fast },
+  write: { args: [i32, ptr, usize], returns: i64_fast },
+  access: { args: [ptr, i32], returns: i32 },
+  realpath: { args: [ptr, ptr], returns: ptr },
+  statx: { args: [i32, ptr, i32, u32, ptr], returns: i32 },
   pwrite: { args: [i32, ptr, usize, i64_fast], returns: i64_fast },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },
   copy_file_range: { args: [i32, ptr, i32, ptr, usize, u32], returns: i64_fast },
@@ -106,6 +111,11 @@ export class SysError extends StorError {
   get errnoName(): string {
     return errnoName(this.errno);
   }
+}
+
+/** The errno name (`ENOENT`) of a failed call's error: a {@link SysError}, or node:fs's own. */
+export function errnoCode(err: unknown): string | undefined {
+  return err instanceof SysError ? err.errnoName : (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
 /** Throws a {@link SysError} for `what` when a libc call returned a negative value. */

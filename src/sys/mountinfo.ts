@@ -1,5 +1,5 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "../nodeFs.ts";
 import { join, relative } from "node:path";
 
 /** One line of mountinfo. */

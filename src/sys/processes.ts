@@ -3,7 +3,7 @@
  * of it in their mount namespace (a container's bind of a volume is seen only there). Read from
  * /proc once, then asked about any number of trees; a process that exits meanwhile is skipped.
  */
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "../nodeFs.ts";
 import { bindOrigin, parseMountInfo, readMountInfo, within, type MountInfo } from "./mountinfo.ts";
 
 /** A process that uses a tree, and how. */

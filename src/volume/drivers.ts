@@ -3,7 +3,7 @@
  * another built-in driver registers a factory under its name with {@link registerDriver}, and
  * any other name is a Docker volume plugin (./pluginDriver.ts), found as Docker finds it.
  */
-import { readdirSync } from "node:fs";
+import { listDir } from "../sys/dirent.ts";
 import type { PluginSettings } from "../config.ts";
 import { LocalDriver } from "./local.ts";
 import type { PluginStatus } from "./pluginDriver.ts";
@@ -113,7 +113,7 @@ export function driverNames(): string[] {
 /** True when `dir` exists and has something in it. */
 function hasEntries(dir: string): boolean {
   try {
-    return readdirSync(dir).length > 0;
+    return listDir(dir).length > 0;
   } catch {
     return false;
   }

@@ -4,7 +4,8 @@
  * volume command. Opening such a root moves the database and its side files into `.meta`;
  * a directory by one of those names is a volume, and stays.
  */
-import { lstatSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync } from "../nodeFs.ts";
+import { statPath } from "../sys/pathCalls.ts";
 import { join } from "node:path";
 import { LEGACY_VOLUME_DB, volumeDb, volumeMetaDir, volumesDir } from "../layout.ts";
 
@@ -26,7 +27,7 @@ export function migrateLegacyVolumeDb(root: string): string[] {
   for (const suffix of SIDE_FILES) {
     const from = join(home, LEGACY_VOLUME_DB + suffix);
     const to = volumeDb(root) + suffix;
-    if (!isFile(from) || lstatOrUndefined(to)) continue;
+    if (!isFile(from) || statPath(to, false)) continue;
     try {
       renameSync(from, to);
       moved.push(from);
@@ -45,11 +46,7 @@ export function unmigratedVolumeDb(root: string): string | undefined {
   return !isFile(volumeDb(root)) && isFile(legacy) ? legacy : undefined;
 }
 
-function lstatOrUndefined(path: string) {
-  return lstatSync(path, { throwIfNoEntry: false });
-}
-
 /** A regular file: a directory of that name is a volume. */
 function isFile(path: string): boolean {
-  return lstatOrUndefined(path)?.isFile() ?? false;
+  return statPath(path, false)?.isFile ?? false;
 }

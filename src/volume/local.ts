@@ -5,14 +5,16 @@
  * device on `_data` and the last unmounts it. `size` without a mount is a project quota on
  * `_data` where the backing filesystem enforces project quotas.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeSync } from "../nodeFs.ts";
 import { join } from "node:path";
 import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
+import { listDir } from "../sys/dirent.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
+import { pathExists } from "../sys/pathCalls.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
@@ -150,9 +152,9 @@ export class LocalDriver implements OwnStorageDriver {
   }
 
   list(): ListedVolume[] {
-    return readdirSync(this.#home, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && isVolumeName(e.name))
-      .filter((e) => existsSync(this.path(e.name)) || existsSync(join(this.#home, e.name, OPTS_FILE)))
+    return listDir(this.#home)
+      .filter((e) => e.isDirectory && isVolumeName(e.name))
+      .filter((e) => pathExists(this.path(e.name)) || pathExists(join(this.#home, e.name, OPTS_FILE)))
       .map((e) => ({ name: e.name }));
   }
 

@@ -6,7 +6,7 @@
  * answer other than 200 fails with the plugin's `Err`, or its body. Every failure is one line
  * naming the plugin, its address and the method.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../nodeFs.ts";
 import type { PluginSettings } from "../config.ts";
 import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";

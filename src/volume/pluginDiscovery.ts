@@ -4,10 +4,12 @@
  * (`{"Addr", "TLSConfig"}`), directly in a plugin directory or in a subdirectory NAME. Sockets
  * win over files wherever they are, as in Docker. Nothing here connects: that is pluginClient's.
  */
-import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DOCKER_PLUGIN_DIRS } from "../config.ts";
 import { InvalidArgumentError, StorError, describe } from "../errors.ts";
+import { listDir } from "../sys/dirent.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { readText as readFile, statPath } from "../sys/pathCalls.ts";
 
 /** TLS for an `https://` address, from a `.json` file (Docker's tlsconfig.Options). */
 export interface PluginTls {
@@ -34,12 +36,23 @@ const PLUGIN_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 /** The two places `name` may be in `dir` with extension `ext`. */
 const candidates = (dir: string, name: string, ext: string) => [join(dir, `${name}${ext}`), join(dir, name, `${name}${ext}`)];
 
+/** Whether `path` is a socket; a path that cannot be looked at is none. */
 function isSocket(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false })?.isSocket() ?? false;
+  return statOrNothing(path)?.isSocket ?? false;
 }
 
 function isFile(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
+  return statOrNothing(path)?.isFile ?? false;
+}
+
+/** What is at `path`; nothing below a file either (ENOTDIR), as node's statSync without throwIfNoEntry. */
+function statOrNothing(path: string) {
+  try {
+    return statPath(path);
+  } catch (err) {
+    if (err instanceof SysError && err.errno === Errno.ENOTDIR) return undefined;
+    throw err;
+  }
 }
 
 /** Plugin `name` in `dirs`, or undefined when none is there; an unreadable spec file is an error naming it. */
@@ -70,13 +83,13 @@ export function scanPlugins(dirs: readonly string[] = DOCKER_PLUGIN_DIRS): strin
   for (const dir of dirs) {
     let entries;
     try {
-      entries = readdirSync(dir, { withFileTypes: true });
+      entries = listDir(dir);
     } catch {
       continue; // absent or unreadable: no plugins there, as Docker skips it
     }
     for (const e of entries) {
       const m = /^(.*)\.(sock|spec|json)$/.exec(e.name);
-      const name = e.isDirectory() ? e.name : m?.[1];
+      const name = e.isDirectory ? e.name : m?.[1];
       if (name !== undefined && pluginExists(name, [dir])) names.add(name);
     }
   }
@@ -110,7 +123,9 @@ function readJsonSpec(name: string, path: string): PluginSpec {
 
 function readText(path: string): string {
   try {
-    return readFileSync(path, "utf8");
+    const text = readFile(path);
+    if (text === undefined) throw new SysError(`open ${path}`, Errno.ENOENT);
+    return text;
   } catch (err) {
     throw new StorError(`plugin spec ${path}`, describe(err));
   }

@@ -15,7 +15,7 @@
  *    untouched, and is reported.
  * 4. What interrupted removals left is removed.
  */
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "../nodeFs.ts";
 import { describe } from "../errors.ts";
 import { unmountBelow } from "../mounting.ts";
 import { ProcessTable, type ProcessUse } from "../sys/processes.ts";

@@ -8,7 +8,7 @@
  * makes the storage before the metadata (a crash leaves a directory that restore adopts), a
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
-import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, realpathSync } from "../nodeFs.ts";
 import type { Config } from "../config.ts";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
@@ -19,6 +19,7 @@ import { RemoveThreads } from "../fs/removeThread.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { mountPointsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
+import { pathExists, realPath } from "../sys/pathCalls.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import type { LocalDriver } from "./local.ts";
@@ -118,7 +119,7 @@ export class VolumeService {
         this.migrated = [];
         db = unmigratedVolumeDb(config.root) ?? db; // read where it is: moving it would be a write
       }
-      this.home = existsSync(home) ? realpathSync(home) : home;
+      this.home = pathExists(home) ? realPath(home) : home;
     } catch (err) {
       throw rootError(config.root, err);
     }

@@ -3,7 +3,7 @@
  * space): the apparent sizes of its files, each inode once, directories not counted. Not the
  * allocated blocks containerd reports for snapshots (src/fs/diskUsage.ts): an empty volume is 0B.
  */
-import { lstatSync, readdirSync } from "node:fs";
+import { lstatSync, readdirSync } from "../nodeFs.ts";
 import { join } from "node:path";
 
 /** Bytes of the files below `dir`; undefined when `dir` is gone. */

@@ -7,7 +7,7 @@
  * {@link VolumeStore.read} transactions.
  */
 import type { Database } from "bun:sqlite";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync } from "../nodeFs.ts";
 import { openDatabase, releaseDatabase, type Access } from "../db.ts";
 
 /** A volume's row with everything attached to it. */
