@@ -1,19 +1,29 @@
 /**
  * node:fs, loaded on the first call of one of its functions rather than when stor starts: loading
- * it costs a compiled stor 0.9 ms, more than a command that reads metadata spends on its own work,
- * and such a command calls none of it (it reads through SQLite and src/sys). Modules import fs
- * functions from here instead of node:fs; each one is node's own, called through.
+ * it costs a compiled stor 0.9 ms, more than most commands spend on their own work, and the
+ * everyday ones (snapshot and volume commands, but a native copy) call none of it: they make their
+ * file calls through src/sys (pathCalls.ts, dirent.ts). Modules import fs functions from here
+ * instead of node:fs; each one is node's own, called through.
  */
 import type * as NodeFs from "node:fs";
+import { traceWithin } from "./trace.ts";
 
 export type { BigIntStats, Dirent, Stats } from "node:fs";
 
 type Fs = typeof NodeFs;
 let fs: Fs | undefined;
 
+/** node:fs, loaded now if it was not yet (STOR_TRACE shows when, and what it cost). */
+function load(): Fs {
+  if (fs) return fs;
+  const start = performance.now();
+  fs = require("node:fs") as Fs;
+  traceWithin("node:fs load", start);
+  return fs;
+}
+
 /** Function `name` of node:fs, which it loads on its first call. */
-const lazy = <K extends keyof Fs>(name: K): Fs[K] =>
-  ((...args: unknown[]) => ((fs ??= require("node:fs") as Fs)[name] as (...a: unknown[]) => unknown)(...args)) as Fs[K];
+const lazy = <K extends keyof Fs>(name: K): Fs[K] => ((...args: unknown[]) => (load()[name] as (...a: unknown[]) => unknown)(...args)) as Fs[K];
 
 export const accessSync = lazy("accessSync");
 export const chmodSync = lazy("chmodSync");

@@ -7,8 +7,7 @@
  * To `read` (ls, info, inspect, df…), nothing is created: a missing root is not found, and a store
  * never used lists as empty.
  */
-import { mkdirSync } from "./nodeFs.ts";
-import { pathExists, statPath } from "./sys/pathCalls.ts";
+import { makeDirs, pathExists, statPath } from "./sys/pathCalls.ts";
 import type { Config } from "./config.ts";
 import type { Access } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
@@ -83,7 +82,7 @@ function prepareRoot(root: string, access: Access, dir?: string): string {
   }
   if (dir === undefined) return root;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o711 });
+    makeDirs(dir, 0o711);
   } catch (err) {
     throw rootError(root, err);
   }

@@ -1,16 +1,23 @@
 /**
  * `STOR_TRACE=1`: where one command's time goes. Each {@link trace} call marks the end of a phase;
  * {@link printTrace} writes them to stderr as microseconds, each phase's own and the time since the
- * process started (so the first phase is the runtime's start-up and the bundle's load). Off, a mark
- * costs one comparison.
+ * process started (so the first phase is the runtime's start-up and the bundle's load). A cost
+ * inside a phase ({@link traceWithin}: node:fs loaded on use) is a line of its own, in brackets.
+ * Off, a mark costs one comparison.
  */
 import { writeAll } from "./sys/pathCalls.ts";
 
-const marks: [string, number][] | undefined = process.env.STOR_TRACE === "1" ? [] : undefined;
+/** Each mark: what, when it ended, and when it began if it lies inside a phase. */
+const marks: [string, number, number?][] | undefined = process.env.STOR_TRACE === "1" ? [] : undefined;
 
 /** Marks the end of `phase`. */
 export function trace(phase: string): void {
   marks?.push([phase, performance.now()]);
+}
+
+/** Records that `what`, inside the phase under way, took the time since `start` (a performance.now()). */
+export function traceWithin(what: string, start: number): void {
+  marks?.push([`(${what})`, performance.now(), start]);
 }
 
 /** Writes the marks to stderr, once, when tracing is on. */
@@ -18,9 +25,9 @@ export function printTrace(): void {
   if (!marks?.length) return;
   let last = 0;
   let out = "";
-  for (const [phase, at] of marks) {
-    out += `stor trace: ${phase.padEnd(22)} ${String(Math.round((at - last) * 1000)).padStart(7)} µs  (at ${Math.round(at * 1000)} µs)\n`;
-    last = at;
+  for (const [phase, at, start] of marks) {
+    out += `stor trace: ${phase.padEnd(22)} ${String(Math.round((at - (start ?? last)) * 1000)).padStart(7)} µs  (at ${Math.round(at * 1000)} µs)\n`;
+    if (start === undefined) last = at;
   }
   marks.length = 0;
   writeAll(2, new TextEncoder().encode(out));

@@ -1,6 +1,6 @@
 /** STOR_TRACE=1: where one command's time goes, on stderr; without it, not a word more. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { TestRoot } from "./helpers.ts";
+import { TestRoot, isRoot, need } from "./helpers.ts";
 
 let r: TestRoot;
 beforeAll(() => {
@@ -40,4 +40,39 @@ test("a traced write and a traced failure end with exit too", () => {
   const [first, ...rest] = failed.stderr.split("\n");
   expect(first).toBe('stor: snapshot "nosuch": not found');
   expect(phases(rest.join("\n")).at(-1)![0]).toBe("exit");
+});
+
+/** How many times a traced `stor args` loaded node:fs (its own line in the trace). */
+function fsLoads(args: string[]): number {
+  const res = r.stor(args, { env: { STOR_TRACE: "1" } });
+  if (res.code !== 0) throw new Error(`stor ${args.join(" ")}: ${res.stderr}`);
+  return phases(res.stderr).filter(([p]) => p === "(node:fs load)").length;
+}
+
+test("everyday commands never load node:fs, which costs a command about 1 ms; a native copy does, and the trace says so", () => {
+  const native = (...a: string[]) => ["snapshot", "-s", "native", ...a];
+  const everyday = [
+    native("prepare", "e1"),
+    native("commit", "e2", "e1"),
+    native("info", "e2"),
+    native("ls"),
+    native("mounts", "/t", "a"),
+    native("usage", "a"),
+    native("label", "e2", "k=v"),
+    native("view", "e3"),
+    native("rm", "e3"),
+    ["volume", "create", "tv"],
+    ["volume", "inspect", "tv"],
+    ["volume", "ls"],
+    ["volume", "rm", "tv"],
+    ["--version"],
+  ];
+  expect(everyday.filter((args) => fsLoads(args) !== 0).map((args) => args.join(" "))).toEqual([]);
+  expect(fsLoads(native("prepare", "e4", "e2"))).toBe(1); // copied by copyTree, through node:fs
+});
+
+test.skipIf(!need(isRoot(), "overlay snapshots need root"))("overlay's everyday commands never load node:fs either", () => {
+  const overlay = (...a: string[]) => ["snapshot", "-s", "overlay", ...a];
+  const everyday = [overlay("prepare", "o1"), overlay("commit", "o2", "o1"), overlay("prepare", "o3", "o2"), overlay("mounts", "/t", "o3"), overlay("rm", "o3"), overlay("info", "o2")];
+  expect(everyday.filter((args) => fsLoads(args) !== 0).map((args) => args.join(" "))).toEqual([]);
 });

@@ -4,7 +4,8 @@
  * {@link QUIET_MS}, so quick commands never flicker, and is redrawn at most every
  * {@link REDRAW_MS}.
  */
-import { fstatSync, writeSync } from "../nodeFs.ts";
+import { writeSync } from "../nodeFs.ts";
+import { statFd } from "../sys/pathCalls.ts";
 import { observeTreeProgress, type TreeCounts } from "../fs/treeProgress.ts";
 import type { UnpackProgress } from "../layer/unpack.ts";
 import { oneLine } from "../oneLine.ts";
@@ -45,7 +46,7 @@ export class ProgressLine {
 /** A progress line, or undefined when stderr is not a terminal. */
 export function progressLine(): ProgressLine | undefined {
   // node:tty costs a short command ~1 ms to load: a pipe or a file is no terminal, so it is not asked.
-  if (!fstatSync(2).isCharacterDevice()) return undefined;
+  if (!statFd(2).isCharacterDevice) return undefined;
   return (require("node:tty") as typeof import("node:tty")).isatty(2) ? new ProgressLine() : undefined;
 }
 

@@ -1,6 +1,7 @@
 /** Disk usage of a tree as containerd measures it: allocated blocks and inodes, each inode once. */
-import { lstatSync, readdirSync } from "../nodeFs.ts";
-import { childPath } from "../fileName.ts";
+import { listDir } from "../sys/dirent.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { statPath } from "../sys/pathCalls.ts";
 
 /** Bytes allocated and inodes used by a tree. */
 export interface Usage {
@@ -12,16 +13,17 @@ export interface Usage {
 export function diskUsage(dir: string): Usage {
   const seen = new Set<string>();
   const usage: Usage = { size: 0, inodes: 0 };
-  const visit = (path: Buffer) => {
-    const st = lstatSync(path);
+  const visit = (path: string) => {
+    const st = statPath(path, false);
+    if (!st) throw new SysError(`lstat ${path}`, Errno.ENOENT);
     const id = `${st.dev}:${st.ino}`;
     if (!seen.has(id)) {
       seen.add(id);
       usage.size += st.blocks * 512;
       usage.inodes++;
     }
-    if (st.isDirectory()) for (const name of readdirSync(path, { encoding: "buffer" })) visit(childPath(path, name));
+    if (st.isDirectory) for (const e of listDir(path)) visit(`${path}/${e.name}`);
   };
-  visit(Buffer.from(dir));
+  visit(dir);
   return usage;
 }

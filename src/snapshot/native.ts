@@ -2,7 +2,7 @@
  * The native snapshotter: every active snapshot is a full copy of its parent, mounted with a
  * bind. Works on any filesystem; a reflink-capable one (XFS, btrfs) makes the copy cheap.
  */
-import { chmodSync } from "../nodeFs.ts";
+import { chmodPath } from "../sys/pathCalls.ts";
 import { copyTree } from "../fs/copyTree.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter } from "./snapshotter.ts";
@@ -16,7 +16,7 @@ export const native: Snapshotter = {
   populate(s) {
     // A view is its parent's directory, mounted read-only; only active snapshots get a copy.
     if (s.kind === "active" && s.parents[0]) copyTree(s.parents[0], s.dir);
-    else if (!s.parents[0]) chmodSync(s.dir, 0o755); // an empty root, as a new filesystem's
+    else if (!s.parents[0]) chmodPath(s.dir, 0o755); // an empty root, as a new filesystem's
   },
 
   mounts(s) {

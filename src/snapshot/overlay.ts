@@ -3,8 +3,7 @@
  * overlayfs when active). A snapshot with no parent is a bind of its `fs`; a view of one layer a
  * read-only bind of that layer; anything deeper an overlay mount, nearest parent first.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync } from "../nodeFs.ts";
-import { readText } from "../sys/pathCalls.ts";
+import { chmodPath, chownPath, makeDir, pathExists, readText, statPath } from "../sys/pathCalls.ts";
 import { join } from "node:path";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
@@ -16,7 +15,7 @@ const fsDir = (dir: string) => join(dir, "fs");
 const workDir = (dir: string) => join(dir, "work");
 
 /** containerd turns the inode index off where the kernel has it, so layers can move between hosts. */
-const baseOptions = (): string[] => (existsSync("/sys/module/overlay/parameters/index") ? ["index=off"] : []);
+const baseOptions = (): string[] => (pathExists("/sys/module/overlay/parameters/index") ? ["index=off"] : []);
 
 export const overlay: Snapshotter = {
   name: "overlay",
@@ -35,13 +34,13 @@ export const overlay: Snapshotter = {
 
   populate(s: SnapshotDirs) {
     const fs = fsDir(s.dir);
-    mkdirSync(fs);
-    chmodSync(fs, 0o755); // not left to the umask
+    makeDir(fs, 0o755); // in a directory just made: nothing is there
+    chmodPath(fs, 0o755); // not left to the umask
     if (s.parents[0]) {
-      const owner = lstatSync(fsDir(s.parents[0]));
-      chownSync(fs, owner.uid, owner.gid);
+      const owner = statPath(fsDir(s.parents[0]), false)!;
+      chownPath(fs, owner.uid, owner.gid);
     }
-    if (s.kind === "active") mkdirSync(workDir(s.dir), 0o711);
+    if (s.kind === "active") makeDir(workDir(s.dir), 0o711);
   },
 
   mounts(s: SnapshotDirs): Mount[] {

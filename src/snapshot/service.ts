@@ -7,7 +7,7 @@
  *   snapshot owns, which {@link SnapshotService.cleanup} removes;
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync } from "../nodeFs.ts";
+import { readdirSync } from "../nodeFs.ts";
 import { dirname, join } from "node:path";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
@@ -19,6 +19,7 @@ import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
+import { makeDirs, makeTempDir, pathExists, renamePath } from "../sys/pathCalls.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -82,13 +83,13 @@ export class SnapshotService {
     this.snapshotter = snapshotter;
     this.#probe = probe;
     // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
-    if (probe !== undefined && !existsSync(snapshotDb(root, snapshotter.name))) this.#checkSupport();
+    if (probe !== undefined && !pathExists(snapshotDb(root, snapshotter.name))) this.#checkSupport();
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
     if (access === "write") {
       try {
-        mkdirSync(root, { recursive: true, mode: 0o711 });
-        mkdirSync(this.dirs, { recursive: true, mode: 0o700 });
+        makeDirs(root, 0o711);
+        makeDirs(this.dirs, 0o700);
       } catch (err) {
         throw rootError(root, err);
       }
@@ -127,7 +128,7 @@ export class SnapshotService {
 
     // Made and locked under the write lock, so cleanup never sees it unlocked.
     const [temp, lock] = this.#store.write(() => {
-      const dir = mkdtempSync(join(this.dirs, "new-"));
+      const dir = makeTempDir(join(this.dirs, "new-"));
       return [dir, lockPath(dir)!] as const;
     });
     try {
@@ -141,8 +142,8 @@ export class SnapshotService {
         this.#store.setLabels(id, labels);
         const dir = this.#dir(id);
         // An id whose transaction never committed can be handed out again; its directory is garbage.
-        if (existsSync(dir)) this.snapshotter.remove(dir);
-        renameSync(temp, dir);
+        if (pathExists(dir)) this.snapshotter.remove(dir);
+        renamePath(temp, dir);
         fsyncDir(this.dirs);
         failpoint("prepare:renamed");
         return this.snapshotter.mounts({ kind, dir, parents });
@@ -339,11 +340,11 @@ export class SnapshotService {
             lock.release();
           }
           const trash = join(this.dirs, `rm-${name.replace(/^rm-/, "")}`);
-          if (trash !== path) renameSync(path, trash);
+          if (trash !== path) renamePath(path, trash);
           out.push(trash);
         } catch (err) {
           // A removal that committed before this lock removes its directory after it: gone meanwhile, it is no leftover.
-          if (existsSync(path)) throw err;
+          if (pathExists(path)) throw err;
         }
       }
       return [out, all] as const;

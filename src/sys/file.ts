@@ -3,9 +3,10 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
-import { fstatSync, ftruncateSync, statSync } from "../nodeFs.ts";
+import { ftruncateSync } from "../nodeFs.ts";
 import { decodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
+import { statFd, statPath } from "./pathCalls.ts";
 
 const FICLONE = 0x40049409;
 const SEEK_DATA = 3;
@@ -248,15 +249,13 @@ export function lockEphemeral(path: string, wait = true): FileLock | undefined {
     if (!flockFd(fd, path, { wait })) return undefined;
     let current: bigint | undefined;
     try {
-      current = statSync(path, { bigint: true }).ino;
+      current = statPath(path)?.ino;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        libc.close(fd);
-        throw err;
-      }
+      libc.close(fd);
+      throw err;
     }
-    const held = fstatSync(fd, { bigint: true });
-    if (current === held.ino && held.nlink > 1n) {
+    const held = statFd(fd);
+    if (current === held.ino && held.nlink > 1) {
       // A group's file (lockEphemeralMany) whose holder died without unlinking its names, as no
       // live one would be locked here: this name goes, to be locked anew on a file of its own.
       libc.unlinkat(AT_FDCWD, cstr(path), 0);

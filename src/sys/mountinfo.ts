@@ -1,5 +1,6 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
-import { existsSync, readFileSync, realpathSync } from "../nodeFs.ts";
+import { Errno, SysError } from "./libc.ts";
+import { pathExists, readText, realPath } from "./pathCalls.ts";
 import { join, relative } from "node:path";
 
 /** One line of mountinfo. */
@@ -47,7 +48,9 @@ export function parseMountInfo(text: string): MountInfo[] {
 
 /** The mounts of this process's mount namespace. */
 export function readMountInfo(path = "/proc/self/mountinfo"): MountInfo[] {
-  return parseMountInfo(readFileSync(path, "utf8"));
+  const text = readText(path);
+  if (text === undefined) throw new SysError(`open ${path}`, Errno.ENOENT);
+  return parseMountInfo(text);
 }
 
 /** Mounts whose mount point is `dir` or below it, deepest (and latest) first: the order to unmount. */
@@ -111,5 +114,5 @@ export function bindOrigin(path: string, mounts = readMountInfo()): { device: st
 
 /** Mount points of the mounts that use the tree at `path` (any path; none when it is gone). */
 export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
-  return existsSync(path) ? mountsUsing(realpathSync(path), mounts).map((m) => m.mountPoint) : [];
+  return pathExists(path) ? mountsUsing(realPath(path), mounts).map((m) => m.mountPoint) : [];
 }

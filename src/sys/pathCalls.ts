@@ -1,22 +1,29 @@
 /**
- * The few file calls of a command that only reads, made straight through libc: a small file's
- * text, a path's type and size, whether it exists or may be written, and output to a descriptor.
- * Through node:fs they would first load it (src/nodeFs.ts), which costs more than the command.
+ * The file calls of stor's everyday commands, made straight through libc: a small file's text, a
+ * path's stat, whether it exists or may be written, directories made and removed, renames,
+ * owners and modes, and output to a descriptor. Through node:fs they would first load it
+ * (src/nodeFs.ts), which costs more than a command's own work. Failures throw a SysError naming
+ * the call and the path; {@link errnoCode} reads its errno name.
  */
+import { dirname } from "node:path";
 import { decodeName } from "../fileName.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
 
 const O_RDONLY = 0;
+const O_WRONLY = 1;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
 const O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const W_OK = 2;
-const STATX_TYPE = 0x1;
-const STATX_MODE = 0x2;
-const STATX_SIZE = 0x200;
+const STATX_BASIC_STATS = 0x7ff;
+const AT_EMPTY_PATH = 0x1000;
+const AT_REMOVEDIR = 0x200;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o40000;
 const S_IFREG = 0o100000;
 const S_IFSOCK = 0o140000;
+const S_IFCHR = 0o20000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
@@ -45,7 +52,18 @@ export interface PathStat {
   isDirectory: boolean;
   isFile: boolean;
   isSocket: boolean;
+  isCharacterDevice: boolean;
+  /** The permission bits (and setuid, setgid, sticky). */
+  mode: number;
+  uid: number;
+  gid: number;
   size: number;
+  /** Bytes allocated, as 512-byte blocks. */
+  blocks: number;
+  nlink: number;
+  ino: bigint;
+  /** The device, `major:minor`. */
+  dev: string;
 }
 
 /**
@@ -54,13 +72,38 @@ export interface PathStat {
  */
 export function statPath(path: string, follow = true): PathStat | undefined {
   const raw = new Uint8Array(256); // struct statx
-  if (libc.statx(AT_FDCWD, cstr(path), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_SIZE, raw) !== 0) {
-    if (errno() === Errno.ENOENT) return undefined;
-    throw new SysError(`stat ${path}`, errno());
-  }
-  const buf = new DataView(raw.buffer);
-  const type = buf.getUint16(28, true) & S_IFMT; // stx_mode
-  return { isDirectory: type === S_IFDIR, isFile: type === S_IFREG, isSocket: type === S_IFSOCK, size: Number(buf.getBigUint64(40, true)) };
+  if (libc.statx(AT_FDCWD, cstr(path), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, raw) === 0) return fromStatx(raw);
+  if (errno() === Errno.ENOENT) return undefined;
+  throw new SysError(`stat ${path}`, errno());
+}
+
+/** {@link PathStat} of the open descriptor `fd`. */
+export function statFd(fd: number): PathStat {
+  const raw = new Uint8Array(256);
+  check(libc.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, raw), () => `stat descriptor ${fd}`);
+  return fromStatx(raw);
+}
+
+const EMPTY = new Uint8Array(1);
+
+function fromStatx(raw: Uint8Array): PathStat {
+  const v = new DataView(raw.buffer);
+  const mode = v.getUint16(28, true);
+  const type = mode & S_IFMT;
+  return {
+    isDirectory: type === S_IFDIR,
+    isFile: type === S_IFREG,
+    isSocket: type === S_IFSOCK,
+    isCharacterDevice: type === S_IFCHR,
+    mode: mode & 0o7777,
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    size: Number(v.getBigUint64(40, true)),
+    blocks: Number(v.getBigUint64(48, true)),
+    nlink: v.getUint32(16, true),
+    ino: v.getBigUint64(32, true),
+    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
+  };
 }
 
 /** The canonical absolute path of `path` (symlinks resolved), as realpath(3); a failure throws. */
@@ -88,4 +131,83 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
     else if (errno() === Errno.EAGAIN) Bun.sleepSync(1); // a parent's pipe in non-blocking mode, full: wait for it to drain
     else if (errno() !== Errno.EINTR) throw new SysError(`write to descriptor ${fd}`, errno());
   }
+}
+
+/** Makes directory `path` (`mode` less the umask): true when made, false when something is there. */
+export function makeDir(path: string, mode: number): boolean {
+  if (libc.mkdir(cstr(path), mode) === 0) return true;
+  if (errno() === Errno.EEXIST) return false;
+  throw new SysError(`mkdir ${path}`, errno());
+}
+
+/**
+ * Makes directory `path` and any missing above it, as `mkdir -p`: the first one made, or
+ * undefined when `path` was a directory already. Something else in the way is EEXIST or ENOTDIR.
+ */
+export function makeDirs(path: string, mode: number): string | undefined {
+  if (libc.mkdir(cstr(path), mode) === 0) return path;
+  const e = errno();
+  if (e === Errno.EEXIST && statPath(path)?.isDirectory) return undefined;
+  const parent = dirname(path);
+  if (e !== Errno.ENOENT || parent === path) throw new SysError(`mkdir ${path}`, e);
+  const first = makeDirs(parent, mode);
+  const made = makeDirs(path, mode); // undefined when another process made it meanwhile
+  return first ?? made;
+}
+
+/** Makes a new directory named `prefix` and six random characters (mode 0700), as mkdtemp(3). */
+export function makeTempDir(prefix: string): string {
+  const template = cstr(`${prefix}XXXXXX`);
+  if (libc.mkdtemp(template) === null) throw new SysError(`mkdtemp ${prefix}XXXXXX`, errno());
+  return decodeName(template.subarray(0, template.length - 1));
+}
+
+/** Renames `from` to `to`, as rename(2): an empty directory or a file at `to` is replaced. */
+export function renamePath(from: string, to: string): void {
+  check(libc.rename(cstr(from), cstr(to)), () => `rename ${from} to ${to}`);
+}
+
+/** Removes the file (or symlink) `path`: false when there was none. */
+export function removeFile(path: string): boolean {
+  return unlink(path, 0, "unlink");
+}
+
+/** Removes the empty directory `path`: false when there was none. */
+export function removeDir(path: string): boolean {
+  return unlink(path, AT_REMOVEDIR, "rmdir");
+}
+
+function unlink(path: string, flags: number, call: string): boolean {
+  if (libc.unlinkat(AT_FDCWD, cstr(path), flags) === 0) return true;
+  if (errno() === Errno.ENOENT) return false;
+  throw new SysError(`${call} ${path}`, errno());
+}
+
+/** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
+export function chmodPath(path: string, mode: number): void {
+  check(libc.fchmodat(AT_FDCWD, cstr(path), mode, 0), () => `chmod ${path}`);
+}
+
+/** Sets the owner of `path` (symlinks followed). */
+export function chownPath(path: string, uid: number, gid: number): void {
+  check(libc.fchownat(AT_FDCWD, cstr(path), uid, gid, 0), () => `chown ${path}`);
+}
+
+/**
+ * Writes `bytes` to a new file `path` (mode `mode`, refused when something is there), synced to
+ * disk before it is closed.
+ */
+export function writeNewFile(path: string, bytes: Uint8Array, mode: number): void {
+  const fd = check(libc.open(cstr(path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode), () => `open ${path}`);
+  try {
+    writeAll(fd, bytes);
+    check(libc.fsync(fd), () => `fsync ${path}`);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** Makes file `path` (mode `mode`) when there is none; a file there is left as it is. */
+export function touchFile(path: string, mode: number): void {
+  libc.close(check(libc.open(cstr(path), O_WRONLY | O_CREAT | O_CLOEXEC, mode), () => `open ${path}`));
 }

@@ -5,7 +5,7 @@
  * device on `_data` and the last unmounts it. `size` without a mount is a project quota on
  * `_data` where the backing filesystem enforces project quotas.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeSync } from "../nodeFs.ts";
+import { readdirSync, statSync } from "../nodeFs.ts";
 import { join } from "node:path";
 import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
@@ -14,8 +14,8 @@ import { removeTree } from "../fs/removeTree.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
 import { listDir } from "../sys/dirent.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
-import { pathExists } from "../sys/pathCalls.ts";
-import { Errno, SysError } from "../sys/libc.ts";
+import { chmodPath, makeDir as makeDirectory, makeTempDir, pathExists, readText, removeDir, removeFile, renamePath, statPath, writeNewFile } from "../sys/pathCalls.ts";
+import { Errno, SysError, errnoCode } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
@@ -60,7 +60,7 @@ export class LocalDriver implements OwnStorageDriver {
       if (config && config.Quota.Size > 0) this.#limit(name, config.Quota.Size);
       fsyncDir(this.#home); // the directory is durable before the metadata that names it
     } catch (err) {
-      if (made) rmSync(root, { recursive: true, force: true });
+      if (made) removeTree(root);
       throw err;
     }
   }
@@ -95,7 +95,7 @@ export class LocalDriver implements OwnStorageDriver {
     try {
       // One trash for all: a directory of its own per volume would be made and freed again, and
       // freeing a block is a synchronous discard on a filesystem mounted with -o discard.
-      const trash = mkdtempSync(join(this.#home, TRASH_PREFIX));
+      const trash = makeTempDir(join(this.#home, TRASH_PREFIX));
       let renamed = false;
       for (const name of names) {
         try {
@@ -104,10 +104,10 @@ export class LocalDriver implements OwnStorageDriver {
           unmountIfMounted(this.path(name));
           // Renamed away first, so a crash never leaves half a volume under its name.
           try {
-            renameSync(root, join(trash, name));
+            renamePath(root, join(trash, name));
             renamed = true;
           } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+            if (errnoCode(err) !== "ENOENT") throw err;
           }
           removed.push(name);
           if (config && config.Quota.Size > 0) quotas.push(name);
@@ -115,7 +115,7 @@ export class LocalDriver implements OwnStorageDriver {
           failed.push([name, err]);
         }
       }
-      if (!renamed) rmdirSync(trash);
+      if (!renamed) removeDir(trash);
       else {
         fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
         failpoint("volume-rm:renamed");
@@ -195,27 +195,19 @@ function leftForCleanup(trash: string, why: string): void {
 
 /** Makes directory `path` with exactly `mode`: true when made, false when a directory was there. */
 function makeDir(path: string, mode: number): boolean {
-  try {
-    mkdirSync(path, mode);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  if (!makeDirectory(path, mode)) {
     // Never a symlink: whatever is written below must stay inside the volumes root.
-    if (!lstatSync(path).isDirectory()) throw new StorError(`volume directory ${path}`, "exists and is not a directory");
+    if (!statPath(path, false)?.isDirectory) throw new StorError(`volume directory ${path}`, "exists and is not a directory");
     return false;
   }
-  chmodSync(path, mode); // not left to the umask
+  chmodPath(path, mode); // not left to the umask
   return true;
 }
 
 /** The options in `<root>/opts.json`, or undefined when it has none (Docker ignores an empty one). */
 function readOpts(root: string): OptsConfig | undefined {
-  let text: string;
-  try {
-    text = readFileSync(join(root, OPTS_FILE), "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
+  const text = readText(join(root, OPTS_FILE));
+  if (text === undefined) return undefined;
   let raw: Partial<OptsConfig>;
   try {
     raw = JSON.parse(text) as Partial<OptsConfig>;
@@ -230,17 +222,11 @@ function readOpts(root: string): OptsConfig | undefined {
 /** Writes `<root>/opts.json` durably and atomically, or removes it when there are no options. */
 function writeOpts(root: string, config: OptsConfig | undefined): void {
   const file = join(root, OPTS_FILE);
-  if (!config) return rmSync(file, { force: true });
+  if (!config) return void removeFile(file);
   const temp = `${file}.tmp`;
-  rmSync(temp, { force: true });
-  const fd = openSync(temp, "wx", 0o600);
-  try {
-    writeSync(fd, JSON.stringify(config));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, file);
+  removeFile(temp);
+  writeNewFile(temp, new TextEncoder().encode(JSON.stringify(config)), 0o600);
+  renamePath(temp, file);
 }
 
 /** Unmounts what is mounted on `path`; nothing when nothing is, or `path` is gone. */

@@ -8,7 +8,6 @@
  * makes the storage before the metadata (a crash leaves a directory that restore adopts), a
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
-import { chmodSync, existsSync, mkdirSync, realpathSync } from "../nodeFs.ts";
 import type { Config } from "../config.ts";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
@@ -19,7 +18,7 @@ import { RemoveThreads } from "../fs/removeThread.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { mountPointsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
-import { pathExists, realPath } from "../sys/pathCalls.ts";
+import { chmodPath, makeDirs, pathExists, realPath } from "../sys/pathCalls.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import type { LocalDriver } from "./local.ts";
@@ -110,11 +109,11 @@ export class VolumeService {
     let db = volumeDb(config.root);
     try {
       if (access === "write") {
-        mkdirSync(config.root, { recursive: true, mode: 0o711 });
+        makeDirs(config.root, 0o711);
         // 0701, as Docker's: other users may pass through to a path they are given, no more.
-        if (mkdirSync(home, { recursive: true, mode: 0o701 }) !== undefined) chmodSync(home, 0o701);
+        if (makeDirs(home, 0o701) !== undefined) chmodPath(home, 0o701);
         this.migrated = migrateLegacyVolumeDb(config.root);
-        mkdirSync(volumeLocksDir(config.root), { recursive: true, mode: 0o700 });
+        makeDirs(volumeLocksDir(config.root), 0o700);
       } else {
         this.migrated = [];
         db = unmigratedVolumeDb(config.root) ?? db; // read where it is: moving it would be a write

@@ -7,7 +7,7 @@
  * {@link VolumeStore.read} transactions.
  */
 import type { Database } from "bun:sqlite";
-import { closeSync, openSync } from "../nodeFs.ts";
+import { touchFile } from "../sys/pathCalls.ts";
 import { openDatabase, releaseDatabase, type Access } from "../db.ts";
 
 /** A volume's row with everything attached to it. */
@@ -72,7 +72,7 @@ export class VolumeStore {
   constructor(path: string, access: Access) {
     this.#path = path;
     // Options may carry passwords: the file (and SQLite's -wal and -shm, which copy its mode) is root's alone.
-    if (access === "write") closeSync(openSync(path, "a", 0o600));
+    if (access === "write") touchFile(path, 0o600);
     this.#db = openDatabase(path, MIGRATIONS, access);
   }
 
