@@ -17,12 +17,13 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Base class: `what` names the thing that failed, `why` says why. */
 export class StorError extends Error {
+  // Each class names itself: the build minifies identifiers, class names included.
+  override name = "StorError";
   readonly code: ExitCode;
   readonly what: string;
   readonly why: string;
   constructor(what: string, why: string, code: ExitCode = ExitCode.internal, options?: ErrorOptions) {
     super(`${what}: ${why}`, options);
-    this.name = new.target.name;
     this.what = what;
     this.why = why;
     this.code = code;
@@ -31,6 +32,7 @@ export class StorError extends Error {
 
 /** Invalid argument or usage (exit 2). */
 export class InvalidArgumentError extends StorError {
+  override name = "InvalidArgumentError";
   constructor(what: string, why: string, options?: ErrorOptions) {
     super(what, why, ExitCode.invalid, options);
   }
@@ -38,6 +40,7 @@ export class InvalidArgumentError extends StorError {
 
 /** The named thing does not exist (exit 3). */
 export class NotFoundError extends StorError {
+  override name = "NotFoundError";
   constructor(what: string, why = "not found", options?: ErrorOptions) {
     super(what, why, ExitCode.notFound, options);
   }
@@ -45,6 +48,7 @@ export class NotFoundError extends StorError {
 
 /** The named thing exists already (exit 4). */
 export class AlreadyExistsError extends StorError {
+  override name = "AlreadyExistsError";
   constructor(what: string, why = "already exists", options?: ErrorOptions) {
     super(what, why, ExitCode.exists, options);
   }
@@ -52,6 +56,7 @@ export class AlreadyExistsError extends StorError {
 
 /** The thing is in the wrong state: in use, has children, not active, not committed (exit 5). */
 export class PreconditionError extends StorError {
+  override name = "PreconditionError";
   constructor(what: string, why: string, options?: ErrorOptions) {
     super(what, why, ExitCode.precondition, options);
   }

@@ -1,7 +1,7 @@
 /**
  * node:fs, loaded on the first call of one of its functions rather than when stor starts: loading
  * it costs a compiled stor 0.9 ms, more than most commands spend on their own work, and the
- * everyday ones (snapshot and volume commands, but a native copy) call none of it: they make their
+ * everyday ones (snapshot and volume commands, a native copy too) call none of it: they make their
  * file calls through src/sys (pathCalls.ts, dirent.ts). Modules import fs functions from here
  * instead of node:fs; each one is node's own, called through.
  */

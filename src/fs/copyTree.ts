@@ -11,14 +11,19 @@
  * taking files from a shared counter. Directories get their times last, deepest first, once
  * nothing more is made in them.
  */
-import { closeSync, constants, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, chmodSync, type BigIntStats } from "../nodeFs.ts";
-import { childPath } from "../fileName.ts";
+import { childPath, encodeName } from "../fileName.ts";
+import { listDir } from "../sys/dirent.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
-import type { SysError } from "../sys/libc.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { chmodPath, closeFd, linkPath, makeDir, openPath, readLink, setOwnerAndMode, statPath, symlinkPath, type PathStat } from "../sys/pathCalls.ts";
 import { helperThreadsAllowed } from "./helperThreads.ts";
 import { treeCounter } from "./treeProgress.ts";
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = constants;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+const O_NOFOLLOW = 0o400000;
 
 /** Files left from which a second thread shares a copy: starting one takes 10–20 ms. */
 const PARALLEL_FILES = 2000;
@@ -40,7 +45,7 @@ export interface FileJob {
 export function copyTree(src: string, dst: string): void {
   const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter() };
   const [s, d] = [Buffer.from(src), Buffer.from(dst)];
-  const st = lstatSync(s, { bigint: true });
+  const st = lstat(s);
   copyChildren(s, d, walk);
   copyFiles(walk.files, walk.count);
   for (const [ds, dd, dst] of walk.dirs) finish(ds, dd, dst);
@@ -53,7 +58,7 @@ interface Walk {
   /** The regular files left for after the walk, once reflinks are known not to work. */
   files: FileJob[];
   /** Directories made, deepest first: finished once every file is in. */
-  dirs: [Buffer, Buffer, BigIntStats][];
+  dirs: [Buffer, Buffer, PathStat][];
   /** First copy of each multiply-linked inode, by `dev:ino`. */
   links: Map<string, Buffer>;
   /** Told of each entry done, with its bytes of data (the listed files' as they are copied). */
@@ -61,58 +66,52 @@ interface Walk {
 }
 
 function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
-  for (const name of readdirSync(srcDir, { encoding: "buffer" })) {
+  for (const entry of listDir(srcDir)) {
+    const name = encodeName(entry.name);
     const s = childPath(srcDir, name);
     const d = childPath(dstDir, name);
-    const st = lstatSync(s, { bigint: true });
-    const type = Number(st.mode) & S_IFMT;
-    if (type !== S_IFREG) walk.count(0);
-    if (type !== S_IFDIR && st.nlink > 1n) {
+    const st = lstat(s);
+    if (!st.isFile) walk.count(0);
+    if (!st.isDirectory && st.nlink > 1) {
       const id = `${st.dev}:${st.ino}`;
       const first = walk.links.get(id);
       if (first !== undefined) {
-        linkSync(first, d);
-        if (type === S_IFREG) walk.count(0);
+        linkPath(first, d);
+        if (st.isFile) walk.count(0);
         continue;
       }
       walk.links.set(id, d);
     }
-    switch (type) {
-      case S_IFDIR:
-        mkdirSync(d, 0o700);
-        copyChildren(s, d, walk);
-        walk.dirs.push([s, d, st]);
-        continue;
-      case S_IFREG:
-        // Left for after the walk once reflinks failed; not a hardlinked file, whose later names link to it.
-        if (!walk.state.reflink && st.nlink === 1n) walk.files.push(fileJob(s, d, st));
-        else {
-          copyFile(fileJob(s, d, st), walk.state);
-          walk.count(Number(st.size));
-        }
-        continue;
-      case S_IFLNK:
-        symlinkSync(readlinkSync(s, { encoding: "buffer" }), d);
-        break;
-      default: // character and block devices, fifos, sockets
-        mknod(d, Number(st.mode), st.rdev);
+    if (st.isDirectory) {
+      if (!makeDir(d, 0o700)) throw new SysError(`mkdir ${d}`, Errno.EEXIST);
+      copyChildren(s, d, walk);
+      walk.dirs.push([s, d, st]);
+      continue;
     }
+    if (st.isFile) {
+      // Left for after the walk once reflinks failed; not a hardlinked file, whose later names link to it.
+      if (!walk.state.reflink && st.nlink === 1) walk.files.push(fileJob(s, d, st));
+      else {
+        copyFile(fileJob(s, d, st), walk.state);
+        walk.count(st.size);
+      }
+      continue;
+    }
+    if (st.isSymbolicLink) symlinkPath(readLink(s), d);
+    else mknod(d, st.type | st.mode, st.rdev); // character and block devices, fifos, sockets
     finish(s, d, st);
   }
 }
 
-function fileJob(s: Buffer, d: Buffer, st: BigIntStats): FileJob {
-  return {
-    s,
-    d,
-    size: Number(st.size),
-    blocks: Number(st.blocks),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    mode: Number(st.mode),
-    atimeNs: st.atimeNs,
-    mtimeNs: st.mtimeNs,
-  };
+/** lstat of `path`, which the walk found: gone meanwhile is an error. */
+function lstat(path: Buffer): PathStat {
+  const st = statPath(path, false);
+  if (!st) throw new SysError(`lstat ${path}`, Errno.ENOENT);
+  return st;
+}
+
+function fileJob(s: Buffer, d: Buffer, st: PathStat): FileJob {
+  return { s, d, size: st.size, blocks: st.blocks, uid: st.uid, gid: st.gid, mode: st.mode, atimeNs: st.atimeNs, mtimeNs: st.mtimeNs };
 }
 
 /**
@@ -171,27 +170,26 @@ export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: (
 
 function copyFile(f: FileJob, state: CopyState): void {
   // Everything through the two descriptors: no path is looked up again.
-  const src = openSync(f.s, O_RDONLY | O_NOFOLLOW);
+  const src = openPath(f.s, O_RDONLY | O_NOFOLLOW);
   try {
-    const dst = openSync(f.d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    const dst = openPath(f.d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     try {
       copyData(src, dst, f.size, f.blocks * 512, state, () => `copy ${f.s}`);
-      fchownSync(dst, f.uid, f.gid);
-      fchmodSync(dst, f.mode & 0o7777);
+      setOwnerAndMode(dst, f.uid, f.gid, f.mode & 0o7777);
       copyXattrs(src, dst, xattrError); // after chown, which clears security.capability
       setTimes(dst, f.atimeNs, f.mtimeNs);
     } finally {
-      closeSync(dst);
+      closeFd(dst);
     }
   } finally {
-    closeSync(src);
+    closeFd(src);
   }
 }
 
 /** Owner, mode, xattrs and times, in the order that keeps each (times last, after the contents). */
-function finish(s: Buffer, d: Buffer, st: BigIntStats): void {
-  lchown(d, Number(st.uid), Number(st.gid));
-  if ((Number(st.mode) & S_IFMT) !== S_IFLNK) chmodSync(d, Number(st.mode) & 0o7777);
+function finish(s: Buffer, d: Buffer, st: PathStat): void {
+  lchown(d, st.uid, st.gid);
+  if (!st.isSymbolicLink) chmodPath(d, st.mode);
   copyXattrs(s, d, xattrError);
   setTimes(d, st.atimeNs, st.mtimeNs);
 }

@@ -27,8 +27,9 @@ export interface DirEntry {
  * The entries of directory `dir`, without `.` and `..`, in the kernel's order. A filesystem that
  * leaves d_type unknown is asked by lstat. Failures throw (ENOENT for a missing `dir`).
  */
-export function listDir(dir: string): DirEntry[] {
-  const fd = check(libc.open(cstr(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${dir}`);
+export function listDir(path: string | Uint8Array): DirEntry[] {
+  const dir = typeof path === "string" ? path : decodeName(path);
+  const fd = check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${dir}`);
   const entries: DirEntry[] = [];
   try {
     const buf = new Uint8Array(64 * 1024);

@@ -30,6 +30,9 @@ const SIGNATURES = {
   mkdir: { args: [ptr, u32], returns: i32 },
   mkdtemp: { args: [ptr], returns: ptr },
   rename: { args: [ptr, ptr], returns: i32 },
+  readlink: { args: [ptr, ptr, usize], returns: i64_fast },
+  fchmod: { args: [i32, u32], returns: i32 },
+  fchown: { args: [i32, u32, u32], returns: i32 },
   statx: { args: [i32, ptr, i32, u32, ptr], returns: i32 },
   pwrite: { args: [i32, ptr, usize, i64_fast], returns: i64_fast },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },
@@ -105,6 +108,7 @@ export function strerror(code: number): string {
 
 /** A failed system call: `what` names the call and its object, `errno` what the kernel said. */
 export class SysError extends StorError {
+  override name = "SysError";
   readonly errno: number;
   constructor(what: string, code: number) {
     super(what, strerror(code), ExitCode.internal);

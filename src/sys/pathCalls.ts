@@ -7,6 +7,7 @@
  */
 import { dirname } from "node:path";
 import { decodeName } from "../fileName.ts";
+import { makedev } from "./dirfd.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
 
 const O_RDONLY = 0;
@@ -24,6 +25,7 @@ const S_IFDIR = 0o40000;
 const S_IFREG = 0o100000;
 const S_IFSOCK = 0o140000;
 const S_IFCHR = 0o20000;
+const S_IFLNK = 0o120000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
@@ -49,7 +51,10 @@ export function readText(path: string): string | undefined {
 
 /** What stat(2) says of a path. */
 export interface PathStat {
+  /** The file type bits of st_mode (S_IFMT). */
+  type: number;
   isDirectory: boolean;
+  isSymbolicLink: boolean;
   isFile: boolean;
   isSocket: boolean;
   isCharacterDevice: boolean;
@@ -64,17 +69,21 @@ export interface PathStat {
   ino: bigint;
   /** The device, `major:minor`. */
   dev: string;
+  /** A device file's own device number, as mknod(2) takes it. */
+  rdev: bigint;
+  atimeNs: bigint;
+  mtimeNs: bigint;
 }
 
 /**
  * {@link PathStat} of `path`, a symlink followed unless not `follow` (then the link's own, as
  * lstat); undefined when nothing is there. Other failures (ENOTDIR…) throw.
  */
-export function statPath(path: string, follow = true): PathStat | undefined {
+export function statPath(path: string | Uint8Array, follow = true): PathStat | undefined {
   const raw = new Uint8Array(256); // struct statx
   if (libc.statx(AT_FDCWD, cstr(path), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, raw) === 0) return fromStatx(raw);
   if (errno() === Errno.ENOENT) return undefined;
-  throw new SysError(`stat ${path}`, errno());
+  throw new SysError(`stat ${describePath(path)}`, errno());
 }
 
 /** {@link PathStat} of the open descriptor `fd`. */
@@ -91,7 +100,9 @@ function fromStatx(raw: Uint8Array): PathStat {
   const mode = v.getUint16(28, true);
   const type = mode & S_IFMT;
   return {
+    type,
     isDirectory: type === S_IFDIR,
+    isSymbolicLink: type === S_IFLNK,
     isFile: type === S_IFREG,
     isSocket: type === S_IFSOCK,
     isCharacterDevice: type === S_IFCHR,
@@ -103,6 +114,9 @@ function fromStatx(raw: Uint8Array): PathStat {
     nlink: v.getUint32(16, true),
     ino: v.getBigUint64(32, true),
     dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
+    rdev: makedev(v.getUint32(128, true), v.getUint32(132, true)),
+    atimeNs: v.getBigInt64(64, true) * 1_000_000_000n + BigInt(v.getUint32(72, true)),
+    mtimeNs: v.getBigInt64(112, true) * 1_000_000_000n + BigInt(v.getUint32(120, true)),
   };
 }
 
@@ -134,10 +148,10 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 /** Makes directory `path` (`mode` less the umask): true when made, false when something is there. */
-export function makeDir(path: string, mode: number): boolean {
+export function makeDir(path: string | Uint8Array, mode: number): boolean {
   if (libc.mkdir(cstr(path), mode) === 0) return true;
   if (errno() === Errno.EEXIST) return false;
-  throw new SysError(`mkdir ${path}`, errno());
+  throw new SysError(`mkdir ${describePath(path)}`, errno());
 }
 
 /**
@@ -184,8 +198,8 @@ function unlink(path: string, flags: number, call: string): boolean {
 }
 
 /** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
-export function chmodPath(path: string, mode: number): void {
-  check(libc.fchmodat(AT_FDCWD, cstr(path), mode, 0), () => `chmod ${path}`);
+export function chmodPath(path: string | Uint8Array, mode: number): void {
+  check(libc.fchmodat(AT_FDCWD, cstr(path), mode, 0), () => `chmod ${describePath(path)}`);
 }
 
 /** Sets the owner of `path` (symlinks followed). */
@@ -211,3 +225,40 @@ export function writeNewFile(path: string, bytes: Uint8Array, mode: number): voi
 export function touchFile(path: string, mode: number): void {
   libc.close(check(libc.open(cstr(path), O_WRONLY | O_CREAT | O_CLOEXEC, mode), () => `open ${path}`));
 }
+
+/** Opens `path` as open(2) with `flags` (close-on-exec added), making it with `mode` if asked. */
+export function openPath(path: string | Uint8Array, flags: number, mode = 0): number {
+  return check(libc.open(cstr(path), flags | O_CLOEXEC, mode), () => `open ${describePath(path)}`);
+}
+
+/** Closes descriptor `fd`. */
+export function closeFd(fd: number): void {
+  libc.close(fd);
+}
+
+/** Sets the owner and the permission bits of the open descriptor `fd` (chown first: it clears setuid). */
+export function setOwnerAndMode(fd: number, uid: number, gid: number, mode: number): void {
+  check(libc.fchown(fd, uid, gid), () => `chown descriptor ${fd}`);
+  check(libc.fchmod(fd, mode), () => `chmod descriptor ${fd}`);
+}
+
+/** Makes `path` a new name of the file `existing` (a hardlink). */
+export function linkPath(existing: string | Uint8Array, path: string | Uint8Array): void {
+  check(libc.linkat(AT_FDCWD, cstr(existing), AT_FDCWD, cstr(path), 0), () => `link ${describePath(path)} to ${describePath(existing)}`);
+}
+
+/** Makes symlink `path` pointing to `target` (bytes as they are). */
+export function symlinkPath(target: Uint8Array, path: string | Uint8Array): void {
+  check(libc.symlinkat(cstr(target), AT_FDCWD, cstr(path)), () => `symlink ${describePath(path)}`);
+}
+
+/** The target of symlink `path`, as bytes. */
+export function readLink(path: string | Uint8Array): Uint8Array {
+  for (let size = 256; ; size *= 2) {
+    const buf = new Uint8Array(size);
+    const n = check(Number(libc.readlink(cstr(path), buf, size)), () => `readlink ${describePath(path)}`);
+    if (n < size) return buf.subarray(0, n);
+  }
+}
+
+const describePath = (path: string | Uint8Array) => (typeof path === "string" ? path : decodeName(path));

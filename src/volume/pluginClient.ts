@@ -31,6 +31,7 @@ export function oneLine(text: string): string {
 
 /** Thrown for everything a plugin does wrong or cannot do: exit 1, one line naming plugin and address. */
 export class PluginError extends StorError {
+  override name = "PluginError";
   constructor(spec: PluginSpec, why: string) {
     super(`volume driver "${spec.name}" (${spec.addr})`, why);
   }

@@ -28,7 +28,7 @@ export function issue13Table(): void {
   // The floors: what the runtime alone, and the least a `snapshot info` must do, cost against ctr.
   for (const [what, label] of [
     ["Bun start-up (hello)", "floor: compiled Bun hello vs ctr --version"],
-    ["minimal info program", "floor: minimal info (node:fs, bun:sqlite) vs ctr info"],
+    ["minimal info program", "floor: minimal info (bun:sqlite, libc) vs ctr info"],
   ] as const) {
     const f = find("floors", what);
     rows.push([label, "—", f ? `${fmtRatio(ratioOf(f))} (${fmtMs(f.stor)})` : "—", "—", "info"]);
