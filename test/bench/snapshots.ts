@@ -54,7 +54,7 @@ export async function snapshotsSection(ctx: Ctx, containerd: Containerd): Promis
 
 /**
  * The floors under stor's figures, from minimal programs compiled as stor is (bun build --compile
- * --minify --keep-names --bytecode): Bun's own start-up (a program that prints a line), and what
+ * --minify --bytecode): Bun's own start-up (a program that prints a line), and what
  * `snapshot info` cannot do without (bun:sqlite, libc through bun:ffi as stor's file calls go, the
  * query and its JSON). Timed interleaved with stor and ctr.
  */
@@ -79,7 +79,7 @@ const out = Buffer.from(JSON.stringify({ Kind: s.kind, Name: s.key, Labels: labe
 libc.write(1, out, out.length);
 `,
   );
-  for (const n of ["hello", "info"]) must([process.execPath, "build", "--compile", "--minify", "--keep-names", "--bytecode", "--format=esm", join(dir, `${n}.ts`), "--outfile", join(dir, n)]);
+  for (const n of ["hello", "info"]) must([process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", join(dir, `${n}.ts`), "--outfile", join(dir, n)]);
   const argv = {
     hello: [join(dir, "hello")],
     "minimal info": [join(dir, "info"), "base"],
