@@ -139,10 +139,12 @@ export function check(result: number, what: string | (() => string)): number {
  * the name it stands for (see {@link encodeName}: UTF-8, escaped bytes restored).
  */
 export function cstr(s: string | Uint8Array): Buffer {
-  return Buffer.concat([typeof s === "string" ? encodeName(s) : s, NUL]);
+  const bytes = typeof s === "string" ? encodeName(s) : s;
+  const out = Buffer.allocUnsafe(bytes.length + 1);
+  out.set(bytes);
+  out[bytes.length] = 0;
+  return out;
 }
-
-const NUL = new Uint8Array(1);
 
 /** Retries a call that failed with EINTR. */
 export function retry(call: () => number): number {

@@ -80,23 +80,26 @@ export interface PathStat {
  * lstat); undefined when nothing is there. Other failures (ENOTDIR…) throw.
  */
 export function statPath(path: string | Uint8Array, follow = true): PathStat | undefined {
-  const raw = new Uint8Array(256); // struct statx
-  if (libc.statx(AT_FDCWD, cstr(path), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, raw) === 0) return fromStatx(raw);
+  if (libc.statx(AT_FDCWD, cstr(path), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX) === 0) return fromStatx();
   if (errno() === Errno.ENOENT) return undefined;
   throw new SysError(`stat ${describePath(path)}`, errno());
 }
 
 /** {@link PathStat} of the open descriptor `fd`. */
 export function statFd(fd: number): PathStat {
-  const raw = new Uint8Array(256);
-  check(libc.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, raw), () => `stat descriptor ${fd}`);
-  return fromStatx(raw);
+  check(libc.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, STATX), () => `stat descriptor ${fd}`);
+  return fromStatx();
 }
 
 const EMPTY = new Uint8Array(1);
 
-function fromStatx(raw: Uint8Array): PathStat {
-  const v = new DataView(raw.buffer);
+/** The struct statx every call fills (calls are synchronous; each thread has its own). */
+const STATX = new Uint8Array(256);
+const STATX_VIEW = new DataView(STATX.buffer);
+
+/** The {@link PathStat} in {@link STATX}. */
+function fromStatx(): PathStat {
+  const v = STATX_VIEW;
   const mode = v.getUint16(28, true);
   const type = mode & S_IFMT;
   return {
