@@ -15,15 +15,11 @@ import { childPath, encodeName } from "../fileName.ts";
 import { listDir } from "../sys/dirent.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
+import { O } from "../sys/openat2.ts";
 import { chmodPath, closeFd, linkPath, makeDir, openPath, readLink, setOwnerAndMode, statPath, symlinkPath, type PathStat } from "../sys/pathCalls.ts";
 import { helperThreadsAllowed } from "./helperThreads.ts";
 import { treeCounter } from "./treeProgress.ts";
 
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_CREAT = 0o100;
-const O_EXCL = 0o200;
-const O_NOFOLLOW = 0o400000;
 
 /** Files left from which a second thread shares a copy: starting one takes 10–20 ms. */
 const PARALLEL_FILES = 2000;
@@ -170,9 +166,9 @@ export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: (
 
 function copyFile(f: FileJob, state: CopyState): void {
   // Everything through the two descriptors: no path is looked up again.
-  const src = openPath(f.s, O_RDONLY | O_NOFOLLOW);
+  const src = openPath(f.s, O.RDONLY | O.NOFOLLOW);
   try {
-    const dst = openPath(f.d, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    const dst = openPath(f.d, O.WRONLY | O.CREAT | O.EXCL, 0o600);
     try {
       copyData(src, dst, f.size, f.blocks * 512, state, () => `copy ${f.s}`);
       setOwnerAndMode(dst, f.uid, f.gid, f.mode & 0o7777);

@@ -4,6 +4,7 @@
  */
 import { ptr, read, type Pointer } from "bun:ffi";
 import { decodeName } from "../fileName.ts";
+import { O } from "./openat2.ts";
 import { libc, check, cstr, errno, retry, SysError } from "./libc.ts";
 import { statPath } from "./pathCalls.ts";
 
@@ -13,9 +14,6 @@ const D_TYPE_OFFSET = 18; // struct dirent64: d_ino u64, d_off i64, d_reclen u16
 const D_RECLEN_OFFSET = 16;
 const D_NAME_OFFSET = 19;
 const SYS_getdents64 = 217;
-const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
 
 /** An entry of a directory: its name, and whether it is a directory (DT_UNKNOWN asks lstat). */
 export interface DirEntry {
@@ -29,7 +27,7 @@ export interface DirEntry {
  */
 export function listDir(path: string | Uint8Array): DirEntry[] {
   const dir = typeof path === "string" ? path : decodeName(path);
-  const fd = check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${dir}`);
+  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
   const entries: DirEntry[] = [];
   try {
     const buf = new Uint8Array(64 * 1024);

@@ -8,13 +8,9 @@
 import { dirname } from "node:path";
 import { decodeName } from "../fileName.ts";
 import { makedev } from "./dirfd.ts";
+import { O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
 
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_CREAT = 0o100;
-const O_EXCL = 0o200;
-const O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const W_OK = 2;
 const STATX_BASIC_STATS = 0x7ff;
@@ -30,7 +26,7 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
 export function readText(path: string): string | undefined {
-  const fd = libc.open(cstr(path), O_RDONLY | O_CLOEXEC, 0);
+  const fd = libc.open(cstr(path), O.RDONLY | O.CLOEXEC, 0);
   if (fd < 0) {
     if (errno() === Errno.ENOENT) return undefined;
     throw new SysError(`open ${path}`, errno());
@@ -215,7 +211,7 @@ export function chownPath(path: string, uid: number, gid: number): void {
  * disk before it is closed.
  */
 export function writeNewFile(path: string, bytes: Uint8Array, mode: number): void {
-  const fd = check(libc.open(cstr(path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode), () => `open ${path}`);
+  const fd = check(libc.open(cstr(path), O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, mode), () => `open ${path}`);
   try {
     writeAll(fd, bytes);
     check(libc.fsync(fd), () => `fsync ${path}`);
@@ -226,12 +222,12 @@ export function writeNewFile(path: string, bytes: Uint8Array, mode: number): voi
 
 /** Makes file `path` (mode `mode`) when there is none; a file there is left as it is. */
 export function touchFile(path: string, mode: number): void {
-  libc.close(check(libc.open(cstr(path), O_WRONLY | O_CREAT | O_CLOEXEC, mode), () => `open ${path}`));
+  libc.close(check(libc.open(cstr(path), O.WRONLY | O.CREAT | O.CLOEXEC, mode), () => `open ${path}`));
 }
 
 /** Opens `path` as open(2) with `flags` (close-on-exec added), making it with `mode` if asked. */
 export function openPath(path: string | Uint8Array, flags: number, mode = 0): number {
-  return check(libc.open(cstr(path), flags | O_CLOEXEC, mode), () => `open ${describePath(path)}`);
+  return check(libc.open(cstr(path), flags | O.CLOEXEC, mode), () => `open ${describePath(path)}`);
 }
 
 /** Closes descriptor `fd`. */
