@@ -62,7 +62,7 @@ interface Walk {
 }
 
 function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
-  for (const entry of listDir(srcDir)) {
+  for (const entry of listDir(srcDir, false)) {
     const name = encodeName(entry.name);
     const s = childPath(srcDir, name);
     const d = childPath(dstDir, name);

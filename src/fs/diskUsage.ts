@@ -22,7 +22,7 @@ export function diskUsage(dir: string): Usage {
       usage.size += st.blocks * 512;
       usage.inodes++;
     }
-    if (st.isDirectory) for (const e of listDir(path)) visit(`${path}/${e.name}`);
+    if (st.isDirectory) for (const e of listDir(path, false)) visit(`${path}/${e.name}`);
   };
   visit(dir);
   return usage;

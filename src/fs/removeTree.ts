@@ -16,7 +16,7 @@ export function removeTree(path: string): void {
     if (isDirectory) {
       let entries: ReturnType<typeof listDir> = [];
       try {
-        entries = listDir(p);
+        entries = listDir(p, false);
       } catch (err) {
         if (!(err instanceof SysError && err.errno === Errno.ENOENT)) throw err;
       }

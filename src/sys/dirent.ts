@@ -22,12 +22,14 @@ export interface DirEntry {
 }
 
 /**
- * The entries of directory `dir`, without `.` and `..`, in the kernel's order. A filesystem that
- * leaves d_type unknown is asked by lstat. Failures throw (ENOENT for a missing `dir`).
+ * The entries of directory `path`, without `.` and `..`, in the kernel's order. A filesystem that
+ * leaves d_type unknown is asked by lstat. Unless `follow`, a symlink at `path` is refused (ELOOP):
+ * a tree walk that found a directory there lists that directory or nothing, never where a link
+ * put in its place meanwhile leads. Failures throw (ENOENT for a missing `path`).
  */
-export function listDir(path: string | Uint8Array): DirEntry[] {
+export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
   const dir = typeof path === "string" ? path : decodeName(path);
-  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
+  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC | (follow ? 0 : O.NOFOLLOW), 0), () => `open ${dir}`);
   const entries: DirEntry[] = [];
   try {
     const buf = new Uint8Array(64 * 1024);
