@@ -2,7 +2,7 @@
  * Directory entries as the kernel returns them: their names and d_type, read with getdents64 in
  * one call per buffer, without node:fs (see src/nodeFs.ts).
  */
-import { ptr, read, type Pointer } from "bun:ffi";
+import { read, type Pointer } from "bun:ffi";
 import { decodeName } from "../fileName.ts";
 import { O } from "./openat2.ts";
 import { libc, check, cstr, errno, retry, SysError } from "./libc.ts";
@@ -13,7 +13,6 @@ const DT_DIR = 4;
 const D_TYPE_OFFSET = 18; // struct dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name
 const D_RECLEN_OFFSET = 16;
 const D_NAME_OFFSET = 19;
-const SYS_getdents64 = 217;
 
 /** An entry of a directory: its name, and whether it is a directory (DT_UNKNOWN asks lstat). */
 export interface DirEntry {
@@ -35,7 +34,7 @@ export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
     const buf = new Uint8Array(64 * 1024);
     const view = new DataView(buf.buffer);
     for (;;) {
-      const n = check(retry(() => Number(libc.syscall(SYS_getdents64, fd, ptr(buf), buf.length, 0, 0, 0, 0))), () => `read directory ${dir}`);
+      const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`);
       if (n === 0) return entries;
       for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
         const nameBytes = buf.subarray(at + D_NAME_OFFSET, buf.indexOf(0, at + D_NAME_OFFSET));
