@@ -95,11 +95,11 @@ export const Errno = {
   ENOTEMPTY: 39, ELOOP: 40, ENODATA: 61, EOPNOTSUPP: 95, EDQUOT: 122,
 } as const;
 
-const ERRNO_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Errno).map(([name, n]) => [n, name]));
-
 /** Symbolic name of an errno value (`ENOENT`), or `errno N`. */
 export function errnoName(code: number): string {
-  return ERRNO_NAMES[code] ?? `errno ${code}`;
+  // Looked up when asked, not tabled at load: building the table costs every command's start-up.
+  for (const name in Errno) if (Errno[name as keyof typeof Errno] === code) return name;
+  return `errno ${code}`;
 }
 
 /** The C library's message for an errno value. */
