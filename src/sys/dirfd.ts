@@ -9,10 +9,8 @@ import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "../nodeF
 import { decodeName, encodeName } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 import { getXattr, setXattr, timespecs } from "./file.ts";
-import { O } from "./openat2.ts";
+import { AT, O } from "./openat2.ts";
 
-const AT_SYMLINK_NOFOLLOW = 0x100;
-const AT_REMOVEDIR = 0x200;
 
 /** The path of `name` in directory `dir` through procfs, for calls that have no *at form. */
 export function procPath(dir: number, name: string): string {
@@ -57,7 +55,7 @@ export function linkAt(oldDir: number, oldName: string, newDir: number, newName:
 
 /** Removes `name` (an empty directory when `isDir`); false when it did not exist. */
 export function unlinkAt(dir: number, name: string, isDir: boolean, what: () => string): boolean {
-  if (libc.unlinkat(dir, cstr(name), isDir ? AT_REMOVEDIR : 0) === 0) return true;
+  if (libc.unlinkat(dir, cstr(name), isDir ? AT.REMOVEDIR : 0) === 0) return true;
   if (errno() === Errno.ENOENT) return false;
   throw new SysError(what(), errno());
 }
@@ -68,17 +66,17 @@ export function mknodAt(dir: number, name: string, mode: number, rdev: bigint, w
 }
 
 export function chownAt(dir: number, name: string, uid: number, gid: number, what: () => string): void {
-  check(libc.fchownat(dir, cstr(name), uid, gid, AT_SYMLINK_NOFOLLOW), what);
+  check(libc.fchownat(dir, cstr(name), uid, gid, AT.SYMLINK_NOFOLLOW), what);
 }
 
 /** chmod that refuses symlinks instead of following them (glibc emulates the flag). */
 export function chmodAt(dir: number, name: string, mode: number, what: () => string): void {
-  check(libc.fchmodat(dir, cstr(name), mode, AT_SYMLINK_NOFOLLOW), what);
+  check(libc.fchmodat(dir, cstr(name), mode, AT.SYMLINK_NOFOLLOW), what);
 }
 
 /** Access and modification times with nanoseconds, of the name itself, not a symlink's target. */
 export function setTimesAt(dir: number, name: string, atimeNs: bigint, mtimeNs: bigint, what: () => string): void {
-  check(libc.utimensat(dir, cstr(name), timespecs(atimeNs, mtimeNs), AT_SYMLINK_NOFOLLOW), what);
+  check(libc.utimensat(dir, cstr(name), timespecs(atimeNs, mtimeNs), AT.SYMLINK_NOFOLLOW), what);
 }
 
 export function setXattrAt(dir: number, name: string, key: string, value: Uint8Array): void {

@@ -5,6 +5,7 @@
  */
 import { ftruncateSync } from "../nodeFs.ts";
 import { decodeName } from "../fileName.ts";
+import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 import { statFd, statPath } from "./pathCalls.ts";
 
@@ -12,19 +13,10 @@ const FICLONE = 0x40049409;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const POSIX_FADV_SEQUENTIAL = 2;
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
 const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
-const O_RDONLY = 0;
-const O_CREAT = 0o100;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
-const O_RDWR = 2;
-const O_TMPFILE = 0o20000000 | O_DIRECTORY;
-const AT_SYMLINK_FOLLOW = 0x400;
 
 /** Remembers, for one copy job, whether reflinks work, so a failing FICLONE is tried once. */
 export interface CopyState {
@@ -117,13 +109,13 @@ const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` :
 /** Sets access and modification times of `f` with nanoseconds. */
 export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {
   const ts = timespecs(atimeNs, mtimeNs);
-  const r = typeof f === "number" ? libc.futimens(f, ts) : libc.utimensat(AT_FDCWD, cstr(f), ts, AT_SYMLINK_NOFOLLOW);
+  const r = typeof f === "number" ? libc.futimens(f, ts) : libc.utimensat(AT.FDCWD, cstr(f), ts, AT.SYMLINK_NOFOLLOW);
   check(r, () => `set times of ${describeRef(f)}`);
 }
 
 /** Changes the owner of `path` without following a symlink. */
 export function lchown(path: string | Buffer, uid: number, gid: number): void {
-  check(libc.fchownat(AT_FDCWD, cstr(path), uid, gid, AT_SYMLINK_NOFOLLOW), () => `chown ${path}`);
+  check(libc.fchownat(AT.FDCWD, cstr(path), uid, gid, AT.SYMLINK_NOFOLLOW), () => `chown ${path}`);
 }
 
 /** Creates a device node, fifo or socket (`mode` carries the type bits). */
@@ -228,7 +220,7 @@ export interface LockOptions {
  * another holder has a conflicting lock.
  */
 export function lockPath(path: string, opts: LockOptions = {}): FileLock | undefined {
-  const fd = check(libc.open(cstr(path), O_RDONLY | O_CLOEXEC | (opts.create ? O_CREAT : 0), 0o600), () => `open ${path}`);
+  const fd = check(libc.open(cstr(path), O.RDONLY | O.CLOEXEC | (opts.create ? O.CREAT : 0), 0o600), () => `open ${path}`);
   if (!flockFd(fd, path, opts)) return undefined;
   return {
     release() {
@@ -245,7 +237,7 @@ export function lockPath(path: string, opts: LockOptions = {}): FileLock | undef
  */
 export function lockEphemeral(path: string, wait = true): FileLock | undefined {
   for (;;) {
-    const fd = check(libc.open(cstr(path), O_RDONLY | O_CLOEXEC | O_CREAT, 0o600), () => `open ${path}`);
+    const fd = check(libc.open(cstr(path), O.RDONLY | O.CLOEXEC | O.CREAT, 0o600), () => `open ${path}`);
     if (!flockFd(fd, path, { wait })) return undefined;
     let current: bigint | undefined;
     try {
@@ -258,12 +250,12 @@ export function lockEphemeral(path: string, wait = true): FileLock | undefined {
     if (current === held.ino && held.nlink > 1) {
       // A group's file (lockEphemeralMany) whose holder died without unlinking its names, as no
       // live one would be locked here: this name goes, to be locked anew on a file of its own.
-      libc.unlinkat(AT_FDCWD, cstr(path), 0);
+      libc.unlinkat(AT.FDCWD, cstr(path), 0);
     } else if (current === held.ino) {
       return {
         release() {
           // Unlinked while still locked: whoever opens the name next gets a new file.
-          libc.unlinkat(AT_FDCWD, cstr(path), 0);
+          libc.unlinkat(AT.FDCWD, cstr(path), 0);
           libc.close(fd);
         },
       };
@@ -279,7 +271,7 @@ export interface GroupLock extends FileLock {
 
 /**
  * Exclusive locks, as {@link lockEphemeral} takes, on many `names` in directory `dir` at once,
- * sharing one inode: a file without a name (O_TMPFILE), locked and then linked under each name.
+ * sharing one inode: a file without a name (O.TMPFILE), locked and then linked under each name.
  * A lock of its own costs a new inode, which on ext4 without a journal skips every inode freed in
  * the last seconds: after a removal of thousands, taking thousands of locks took seconds. A name
  * another holder has is locked on its own: waited for, or unless `wait` left out. The names of a
@@ -289,12 +281,12 @@ export function lockEphemeralMany(dir: string, names: readonly string[], wait: b
   const own: FileLock[] = [];
   const linked: string[] = [];
   const held: string[] = [];
-  let fd = libc.open(cstr(dir), O_TMPFILE | O_RDWR | O_CLOEXEC, 0o600);
+  let fd = libc.open(cstr(dir), O.TMPFILE | O.RDWR | O.CLOEXEC, 0o600);
   if (fd >= 0 && libc.flock(fd, LOCK_EX | LOCK_NB) !== 0) fd = (libc.close(fd), -1);
-  // Without O_TMPFILE (an older filesystem) or a link to it, each name is locked on its own.
+  // Without O.TMPFILE (an older filesystem) or a link to it, each name is locked on its own.
   let group = fd >= 0 ? cstr(`/proc/self/fd/${fd}`) : undefined;
   const release = () => {
-    for (const name of linked) libc.unlinkat(AT_FDCWD, cstr(`${dir}/${name}`), 0);
+    for (const name of linked) libc.unlinkat(AT.FDCWD, cstr(`${dir}/${name}`), 0);
     if (fd >= 0) libc.close(fd); // the group's lock goes with its descriptor
     for (const lock of own) lock.release();
   };
@@ -302,7 +294,7 @@ export function lockEphemeralMany(dir: string, names: readonly string[], wait: b
     for (const name of names) {
       const path = `${dir}/${name}`;
       // Locked from the moment it has the name: whoever opens the name then waits for the group.
-      if (group && libc.linkat(AT_FDCWD, group, AT_FDCWD, cstr(path), AT_SYMLINK_FOLLOW) === 0) linked.push(name);
+      if (group && libc.linkat(AT.FDCWD, group, AT.FDCWD, cstr(path), AT.SYMLINK_FOLLOW) === 0) linked.push(name);
       else {
         if (group && errno() !== Errno.EEXIST) group = undefined; // another holder's name is EEXIST
         const lock = lockEphemeral(path, wait);
@@ -330,7 +322,7 @@ function flockFd(fd: number, path: string, opts: LockOptions): boolean {
 
 /** fsync(2) of a directory, so that renames and creations inside it are durable. */
 export function fsyncDir(path: string): void {
-  const fd = check(libc.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), () => `open ${path}`);
+  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${path}`);
   try {
     check(libc.fsync(fd), () => `fsync ${path}`);
   } finally {

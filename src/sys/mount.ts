@@ -4,6 +4,7 @@
  */
 import { relative } from "node:path";
 import { ptr as ptrOf } from "bun:ffi";
+import { AT } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 
 /** A mount as containerd describes it and `ctr snapshots mounts` prints it. */
@@ -29,8 +30,6 @@ const FSCONFIG_SET_FLAG = 0;
 const FSCONFIG_SET_STRING = 1;
 const FSCONFIG_CMD_CREATE = 6;
 const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
-const AT_FDCWD = -100;
-const AT_RECURSIVE = 0x8000;
 const MOUNT_ATTR_RDONLY = 0x1;
 const PAGE_SIZE = 4096;
 
@@ -96,7 +95,7 @@ export function mount(m: Mount, target: string): void {
 function makeReadOnly(target: string, recursive: boolean, what: string): void {
   if (recursive) {
     const attr = new BigUint64Array([BigInt(MOUNT_ATTR_RDONLY), 0n, 0n, 0n]);
-    const r = sys(SYS_mount_setattr, AT_FDCWD, cstr(target), AT_RECURSIVE, Buffer.from(attr.buffer), 32);
+    const r = sys(SYS_mount_setattr, AT.FDCWD, cstr(target), AT.RECURSIVE, Buffer.from(attr.buffer), 32);
     if (r === 0) return;
     if (errno() !== Errno.ENOSYS) throw new SysError(what, errno());
   }
@@ -126,7 +125,7 @@ function mountOverlayLong(m: Mount, data: string[], flags: number, target: strin
         check(sys(SYS_fsconfig, fd, FSCONFIG_CMD_CREATE, null, null, 0), what);
         const mfd = check(sys(SYS_fsmount, fd, 1, flags & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0), what);
         try {
-          check(sys(SYS_move_mount, mfd, cstr(""), AT_FDCWD, cstr(target), MOVE_MOUNT_F_EMPTY_PATH), what);
+          check(sys(SYS_move_mount, mfd, cstr(""), AT.FDCWD, cstr(target), MOVE_MOUNT_F_EMPTY_PATH), what);
         } finally {
           libc.close(mfd);
         }

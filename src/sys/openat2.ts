@@ -18,6 +18,18 @@ export const O = {
   NOFOLLOW: 0o400000,
   CLOEXEC: 0o2000000,
   PATH: 0o10000000,
+  RDWR: 0o2,
+  TMPFILE: 0o20000000 | 0o200000,
+} as const;
+
+/** Flags of the `*at` calls (and AT_FDCWD, the directory a relative path is taken from). */
+export const AT = {
+  FDCWD: -100,
+  SYMLINK_NOFOLLOW: 0x100,
+  REMOVEDIR: 0x200,
+  SYMLINK_FOLLOW: 0x400,
+  EMPTY_PATH: 0x1000,
+  RECURSIVE: 0x8000,
 } as const;
 
 /** `resolve` flags of struct open_how. */

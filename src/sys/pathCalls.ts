@@ -8,21 +8,17 @@
 import { dirname } from "node:path";
 import { decodeName } from "../fileName.ts";
 import { makedev } from "./dirfd.ts";
-import { O } from "./openat2.ts";
+import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
 
-const AT_FDCWD = -100;
 const W_OK = 2;
 const STATX_BASIC_STATS = 0x7ff;
-const AT_EMPTY_PATH = 0x1000;
-const AT_REMOVEDIR = 0x200;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o40000;
 const S_IFREG = 0o100000;
 const S_IFSOCK = 0o140000;
 const S_IFCHR = 0o20000;
 const S_IFLNK = 0o120000;
-const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
 export function readText(path: string): string | undefined {
@@ -76,14 +72,14 @@ export interface PathStat {
  * lstat); undefined when nothing is there. Other failures (ENOTDIR…) throw.
  */
 export function statPath(path: string | Uint8Array, follow = true): PathStat | undefined {
-  if (libc.statx(AT_FDCWD, cstr(path), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX) === 0) return fromStatx();
+  if (libc.statx(AT.FDCWD, cstr(path), follow ? 0 : AT.SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX) === 0) return fromStatx();
   if (errno() === Errno.ENOENT) return undefined;
   throw new SysError(`stat ${describePath(path)}`, errno());
 }
 
 /** {@link PathStat} of the open descriptor `fd`. */
 export function statFd(fd: number): PathStat {
-  check(libc.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, STATX), () => `stat descriptor ${fd}`);
+  check(libc.statx(fd, EMPTY, AT.EMPTY_PATH, STATX_BASIC_STATS, STATX), () => `stat descriptor ${fd}`);
   return fromStatx();
 }
 
@@ -187,23 +183,23 @@ export function removeFile(path: string): boolean {
 
 /** Removes the empty directory `path`: false when there was none. */
 export function removeDir(path: string): boolean {
-  return unlink(path, AT_REMOVEDIR, "rmdir");
+  return unlink(path, AT.REMOVEDIR, "rmdir");
 }
 
 function unlink(path: string, flags: number, call: string): boolean {
-  if (libc.unlinkat(AT_FDCWD, cstr(path), flags) === 0) return true;
+  if (libc.unlinkat(AT.FDCWD, cstr(path), flags) === 0) return true;
   if (errno() === Errno.ENOENT) return false;
   throw new SysError(`${call} ${path}`, errno());
 }
 
 /** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
 export function chmodPath(path: string | Uint8Array, mode: number): void {
-  check(libc.fchmodat(AT_FDCWD, cstr(path), mode, 0), () => `chmod ${describePath(path)}`);
+  check(libc.fchmodat(AT.FDCWD, cstr(path), mode, 0), () => `chmod ${describePath(path)}`);
 }
 
 /** Sets the owner of `path` (symlinks followed). */
 export function chownPath(path: string, uid: number, gid: number): void {
-  check(libc.fchownat(AT_FDCWD, cstr(path), uid, gid, 0), () => `chown ${path}`);
+  check(libc.fchownat(AT.FDCWD, cstr(path), uid, gid, 0), () => `chown ${path}`);
 }
 
 /**
@@ -243,12 +239,12 @@ export function setOwnerAndMode(fd: number, uid: number, gid: number, mode: numb
 
 /** Makes `path` a new name of the file `existing` (a hardlink). */
 export function linkPath(existing: string | Uint8Array, path: string | Uint8Array): void {
-  check(libc.linkat(AT_FDCWD, cstr(existing), AT_FDCWD, cstr(path), 0), () => `link ${describePath(path)} to ${describePath(existing)}`);
+  check(libc.linkat(AT.FDCWD, cstr(existing), AT.FDCWD, cstr(path), 0), () => `link ${describePath(path)} to ${describePath(existing)}`);
 }
 
 /** Makes symlink `path` pointing to `target` (bytes as they are). */
 export function symlinkPath(target: Uint8Array, path: string | Uint8Array): void {
-  check(libc.symlinkat(cstr(target), AT_FDCWD, cstr(path)), () => `symlink ${describePath(path)}`);
+  check(libc.symlinkat(cstr(target), AT.FDCWD, cstr(path)), () => `symlink ${describePath(path)}`);
 }
 
 /** The target of symlink `path`, as bytes. */
