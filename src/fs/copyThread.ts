@@ -8,8 +8,7 @@
 import { describe, exitCodeOf, StorError } from "../errors.ts";
 import { takeFiles, type FileJob } from "./copyTree.ts";
 
-/** Slots of the shared Int32Array. */
-const NEXT = 0; // the next file to take
+/** Slots of the shared Int32Array; slot 0 is the next file to take (see takeFiles). */
 const STATE = 1; // the second thread's state, below
 const STOP = 2; // set when the first thread failed: the second takes no more
 const ERROR_LENGTH = 3;
@@ -54,6 +53,8 @@ export function startCopyThread(files: FileJob[]): CopyThread {
   // The executable's entry point, which runs runCopyThread when it sees this workerData.
   const worker = new Worker(Bun.main, { workerData: { copyThread: { files, ctl, error } satisfies Shared } });
   worker.unref();
+  // A thread that cannot start never takes a file: join finds it not started and cancels it.
+  worker.on("error", () => {});
   return {
     next: ctl,
     failed: () => Atomics.load(ctl, STATE) === FAILED,
@@ -62,7 +63,7 @@ export function startCopyThread(files: FileJob[]): CopyThread {
       if (Atomics.compareExchange(ctl, STATE, NOT_STARTED, CANCELLED) === NOT_STARTED) return;
       while (Atomics.load(ctl, STATE) === RUNNING) Atomics.wait(ctl, STATE, RUNNING, 1000);
       if (stop || Atomics.load(ctl, STATE) !== FAILED) return;
-      const { what, why, code } = JSON.parse(new TextDecoder().decode(error.subarray(0, Atomics.load(ctl, ERROR_LENGTH))));
+      const { what, why, code } = JSON.parse(new TextDecoder().decode(error.slice(0, Atomics.load(ctl, ERROR_LENGTH)))) // a copy: not a view of shared memory;
       throw new StorError(what, why, code);
     },
   };

@@ -156,9 +156,11 @@ const TAKE = 64;
  */
 export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: () => boolean, onFile?: () => void): void {
   const state: CopyState = { reflink: false }; // files are listed for threads only once reflinks failed
-  for (let i = Atomics.add(next, 0, TAKE); i < files.length && !failed(); i = Atomics.add(next, 0, TAKE)) {
-    for (const f of files.slice(i, i + TAKE)) {
-      copyFile(f, state);
+  for (let i = Atomics.add(next, 0, TAKE); i < files.length; i = Atomics.add(next, 0, TAKE)) {
+    // Checked before each file: once the other thread failed, the copy is thrown away.
+    for (let k = i; k < Math.min(i + TAKE, files.length); k++) {
+      if (failed()) return;
+      copyFile(files[k]!, state);
       onFile?.();
     }
   }

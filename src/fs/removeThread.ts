@@ -77,7 +77,8 @@ export class RemoveThreads {
   }
 
   #settle(id: number, error: string | undefined): void {
-    const w = this.#waiting.get(id)!;
+    const w = this.#waiting.get(id);
+    if (!w) return; // settled already: its thread ended before this report arrived
     this.#waiting.delete(id);
     if (--w.thread.waiting === 0) w.thread.worker.unref();
     w.resolve(error);

@@ -3,7 +3,6 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
-import { ftruncateSync } from "../nodeFs.ts";
 import { decodeName } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
@@ -72,7 +71,7 @@ function copySparse(src: number, dst: number, size: number, what: () => string):
     if (!copyRange(src, dst, data, end, what)) return; // the source shrank: the copy has what there was
     at = end;
   }
-  ftruncateSync(dst, size);
+  check(libc.ftruncate(dst, size), what); // the last hole, a length, not data
 }
 
 /**
@@ -250,7 +249,11 @@ export function lockEphemeral(path: string, wait = true): FileLock | undefined {
     if (current === held.ino && held.nlink > 1) {
       // A group's file (lockEphemeralMany) whose holder died without unlinking its names, as no
       // live one would be locked here: this name goes, to be locked anew on a file of its own.
-      libc.unlinkat(AT.FDCWD, cstr(path), 0);
+      if (libc.unlinkat(AT.FDCWD, cstr(path), 0) !== 0 && errno() !== Errno.ENOENT) {
+        const e = errno();
+        libc.close(fd);
+        throw new SysError(`unlink ${path}`, e);
+      }
     } else if (current === held.ino) {
       return {
         release() {
