@@ -21,7 +21,7 @@ import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
 import { describe } from "../errors.ts";
-import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
+import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
 import type { ConfinedDir } from "./confined.ts";
 import { inside } from "./paths.ts";
 
@@ -149,12 +149,29 @@ export class UndoJournal {
   /** The trash directory, made on first use beside the root (on its filesystem, outside its tree). */
   #trashDir(): { fd: number } {
     if (this.#trash) return this.#trash;
-    // Locked, as the snapshot service's `new-*`: cleanup takes it only after a crash.
-    const path = mkdtempSync(join(dirname(this.#rootPath), APPLY_TRASH_PREFIX));
-    const lock = lockPath(path)!;
-    const fd = mustOpenat2(-100, path, O.PATH | O.DIRECTORY, 0, () => `open ${path}`);
-    this.#trash = { path, fd, lock };
-    return this.#trash;
+    // Locked, as the snapshot service's `new-*`: cleanup takes it only after a crash. A cleanup
+    // may take it in the moment before the lock: then it is gone (or going), and another is made.
+    for (;;) {
+      const path = mkdtempSync(join(dirname(this.#rootPath), APPLY_TRASH_PREFIX));
+      let lock: FileLock;
+      try {
+        lock = lockPath(path)!;
+      } catch (err) {
+        if (err instanceof SysError && err.errno === Errno.ENOENT) continue;
+        throw err;
+      }
+      const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
+      if (fd === -Errno.ENOENT) {
+        lock.release();
+        continue;
+      }
+      if (fd < 0) {
+        lock.release();
+        throw new SysError(`open ${path}`, -fd);
+      }
+      this.#trash = { path, fd, lock };
+      return this.#trash;
+    }
   }
 
   #dropTrash(): void {

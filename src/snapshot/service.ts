@@ -17,6 +17,7 @@ import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
 import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
+import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
 import { makeDirs, makeTempDir, pathExists, renamePath } from "../sys/pathCalls.ts";
@@ -374,7 +375,13 @@ export class SnapshotService {
     }
     return names.flatMap((name) => {
       const path = join(beside, name);
-      const lock = lockPath(path, { wait: false });
+      let lock;
+      try {
+        lock = lockPath(path, { wait: false });
+      } catch (err) {
+        if (errnoCode(err) === "ENOENT") return []; // removed meanwhile, with its snapshot or by its apply
+        throw err;
+      }
       if (!lock) return [];
       try {
         removeTree(path);
