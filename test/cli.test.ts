@@ -116,3 +116,11 @@ test.each(["unmount /tmp/stor-no-such-target", "completion bash", "man", "snapsh
     expect([r.code, r.stdout, r.stderr]).toEqual([2, "", 'stor: log level "bogus": must be one of error, warn, info, debug\n']);
   },
 );
+
+test.each(["unmount /tmp/stor-no-such-target", "completion bash", "man", "snapshot ls", "volume ls"])(
+  "a bad STOR_LOG_LEVEL is refused before %s runs, as the option is",
+  (command) => {
+    const r = sh([STOR, "--root", "/tmp/stor-no-such-root", ...command.split(" ")], { env: { STOR_LOG_LEVEL: "bogus" } });
+    expect([r.code, r.stdout, r.stderr]).toEqual([2, "", 'stor: log level "bogus": must be one of error, warn, info, debug\n']);
+  },
+);

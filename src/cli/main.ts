@@ -54,7 +54,8 @@ async function run(argv: readonly string[]): Promise<number> {
     const rest = words[0] === "help" && words.length > 1 ? [...words.slice(1), "--help"] : words;
     initColour(globals.noColor);
     // Checked here, not only with the configuration, which a command may never load.
-    if (globals.logLevel) setLogLevel(parseLogLevel(globals.logLevel));
+    const logLevel = globals.logLevel ?? process.env.STOR_LOG_LEVEL;
+    if (logLevel !== undefined) setLogLevel(parseLogLevel(logLevel));
     const [command, ...args] = rest;
     if (command === undefined || command === "-h" || command === "--help" || command === "help") {
       print(await (await import("./help.ts")).topHelp());
