@@ -94,8 +94,9 @@ export class LocalDriver implements OwnStorageDriver {
     let gone = Promise.resolve();
     try {
       // One trash for all: a directory of its own per volume would be made and freed again, and
-      // freeing a block is a synchronous discard on a filesystem mounted with -o discard.
-      const trash = makeTempDir(join(this.#home, TRASH_PREFIX));
+      // freeing a block is a synchronous discard on a filesystem mounted with -o discard. Made when
+      // the first volume goes into it: a batch with nothing to remove makes none.
+      let trash: string | undefined;
       let renamed = false;
       for (const name of names) {
         try {
@@ -104,6 +105,7 @@ export class LocalDriver implements OwnStorageDriver {
           unmountIfMounted(this.path(name));
           // Renamed away first, so a crash never leaves half a volume under its name.
           try {
+            trash ??= makeTempDir(join(this.#home, TRASH_PREFIX));
             renamePath(root, join(trash, name));
             renamed = true;
           } catch (err) {
@@ -115,8 +117,9 @@ export class LocalDriver implements OwnStorageDriver {
           failed.push([name, err]);
         }
       }
-      if (!renamed) removeDir(trash);
-      else {
+      if (!renamed) {
+        if (trash) removeDir(trash);
+      } else if (trash) {
         fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
         failpoint("volume-rm:renamed");
         // Renamed away for good: a volume whose trash cannot go now is removed all the same, its trash left to cleanup.
