@@ -4,8 +4,8 @@
  * {@link QUIET_MS}, so quick commands never flicker, and is redrawn at most every
  * {@link REDRAW_MS}.
  */
-import { writeSync } from "../nodeFs.ts";
-import { statFd } from "../sys/pathCalls.ts";
+import { statFd, writeAll } from "../sys/pathCalls.ts";
+import { encodeName } from "../fileName.ts";
 import { observeTreeProgress, type TreeCounts } from "../fs/treeProgress.ts";
 import type { UnpackProgress } from "../layer/unpack.ts";
 import { oneLine } from "../oneLine.ts";
@@ -26,19 +26,19 @@ export class ProgressLine {
     if (now - this.#start < QUIET_MS || now - this.#last < REDRAW_MS) return;
     this.#last = now;
     this.#shown = true;
-    writeSync(2, `\r\x1b[K${oneLine(text)}`);
+    writeAll(2, encodeName(`\r\x1b[K${oneLine(text)}`));
   }
 
   /** Replaces the line with `text`, kept (a step done); the next update starts a new line. */
   keep(text: string): void {
-    writeSync(2, `\r\x1b[K${oneLine(text)}\n`);
+    writeAll(2, encodeName(`\r\x1b[K${oneLine(text)}\n`));
     this.#shown = false;
     this.#last = 0;
   }
 
   /** Takes the line away, leaving the terminal as it was. */
   clear(): void {
-    if (this.#shown) writeSync(2, "\r\x1b[K");
+    if (this.#shown) writeAll(2, encodeName("\r\x1b[K"));
     this.#shown = false;
   }
 }
