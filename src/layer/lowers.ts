@@ -15,8 +15,8 @@ const { ENOENT } = Errno;
 export class Lowers {
   readonly #paths: readonly string[];
   readonly #fds: number[] = [];
-  /** Whether directory `<layer>\0<path>` is opaque in its layer, as looked up so far. */
-  readonly #opaque = new Map<string, boolean>();
+  /** Whether directory `<layer>\0<path>` is opaque in its layer, or missing there, as looked up so far. */
+  readonly #opaque = new Map<string, boolean | "missing">();
 
   constructor(paths: readonly string[]) {
     this.#paths = paths;
@@ -69,11 +69,12 @@ export class Lowers {
         try {
           opaque = getXattrAt(this.#fds[i]!, dir, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
         } catch (err) {
-          if (err instanceof SysError && (err.errno === ENOENT || err.errno === Errno.ENOTDIR)) return false;
-          throw err;
+          if (!(err instanceof SysError && (err.errno === ENOENT || err.errno === Errno.ENOTDIR))) throw err;
+          opaque = "missing"; // remembered too: a layer that adds many files under it asks again for each
         }
         this.#opaque.set(key, opaque);
       }
+      if (opaque === "missing") return false;
       if (opaque) return true;
     }
     return false;
