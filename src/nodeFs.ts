@@ -8,7 +8,7 @@
 import type * as NodeFs from "node:fs";
 import { traceWithin } from "./trace.ts";
 
-export type { BigIntStats, Dirent, Stats } from "node:fs";
+export type { BigIntStats } from "node:fs";
 
 type Fs = typeof NodeFs;
 let fs: Fs | undefined;
@@ -25,9 +25,7 @@ function load(): Fs {
 /** Function `name` of node:fs, which it loads on its first call. */
 const lazy = <K extends keyof Fs>(name: K): Fs[K] => ((...args: unknown[]) => (load()[name] as (...a: unknown[]) => unknown)(...args)) as Fs[K];
 
-export const accessSync = lazy("accessSync");
 export const chmodSync = lazy("chmodSync");
-export const chownSync = lazy("chownSync");
 export const closeSync = lazy("closeSync");
 export const createReadStream = lazy("createReadStream");
 export const createWriteStream = lazy("createWriteStream");
@@ -35,9 +33,7 @@ export const existsSync = lazy("existsSync");
 export const fchmodSync = lazy("fchmodSync");
 export const fchownSync = lazy("fchownSync");
 export const fstatSync = lazy("fstatSync");
-export const fsyncSync = lazy("fsyncSync");
 export const ftruncateSync = lazy("ftruncateSync");
-export const linkSync = lazy("linkSync");
 export const lstatSync = lazy("lstatSync");
 export const mkdirSync = lazy("mkdirSync");
 export const mkdtempSync = lazy("mkdtempSync");
@@ -49,19 +45,13 @@ export const readlinkSync = lazy("readlinkSync");
 export const realpathSync = lazy("realpathSync");
 export const renameSync = lazy("renameSync");
 export const rmSync = lazy("rmSync");
-export const rmdirSync = lazy("rmdirSync");
 export const statSync = lazy("statSync");
-export const symlinkSync = lazy("symlinkSync");
-export const unlinkSync = lazy("unlinkSync");
 export const writeFileSync = lazy("writeFileSync");
 export const writeSync = lazy("writeSync");
 
 /** The flags and mode bits stor uses, as Linux defines them (node's `constants` would load node:fs). */
 export const constants = {
   O_RDONLY: 0,
-  O_WRONLY: 1,
-  O_CREAT: 0o100,
-  O_EXCL: 0o200,
   O_NOFOLLOW: 0o400000,
   S_IFMT: 0o170000,
   S_IFIFO: 0o10000,
@@ -70,5 +60,4 @@ export const constants = {
   S_IFBLK: 0o60000,
   S_IFREG: 0o100000,
   S_IFLNK: 0o120000,
-  W_OK: 2,
 } as const;

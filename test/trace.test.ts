@@ -1,5 +1,7 @@
 /** STOR_TRACE=1: where one command's time goes, on stderr; without it, not a word more. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { TestRoot, isRoot, need } from "./helpers.ts";
 
 let r: TestRoot;
@@ -68,7 +70,17 @@ test("everyday commands never load node:fs, which costs a command about 1 ms; re
     ["--version"],
   ];
   expect(everyday.filter((args) => fsLoads(args) !== 0).map((args) => args.join(" "))).toEqual([]);
-  expect(fsLoads(native("prepare", "e4", "e2"))).toBe(0); // a native copy too
+  r.ok(native("prepare", "e5"));
+  // A native copy too, of a tree with a file, a directory and a symlink in it.
+  const tree = JSON.parse(r.ok(native("mounts", "--format", "json", "/t", "e5")))[0]?.Source as string | undefined;
+  expect(tree).toBeDefined();
+  mkdirSync(join(tree!, "dir"));
+  writeFileSync(join(tree!, "dir", "file"), "data");
+  symlinkSync("dir/file", join(tree!, "link"));
+  r.ok(native("commit", "e6", "e5"));
+  expect(fsLoads(native("prepare", "e4", "e6"))).toBe(0);
+  const copy = JSON.parse(r.ok(native("mounts", "--format", "json", "/t", "e4")))[0].Source as string;
+  expect(readFileSync(join(copy, "link"), "utf8")).toBe("data");
   expect(fsLoads(["restore"])).toBe(1); // its cleanup lists directories through node:fs
 });
 

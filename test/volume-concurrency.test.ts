@@ -38,7 +38,7 @@ test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor
   r.ok(["volume", "prune", "-f"]); // a command that writes: it makes the lock directory
   const lockFile = join(r.path, "volumes/.meta/locks/held");
   sh(["touch", lockFile]);
-  const holder = Bun.spawn(["flock", lockFile, "sleep", "3"]);
+  const holder = Bun.spawn(["flock", lockFile, "cat"], { stdin: "pipe" }); // held until its input ends below, however slow the machine
   while (sh(["flock", "-n", lockFile, "true"]).code === 0) await Bun.sleep(10);
   const spawn = (name: string) => Bun.spawn([STOR, "--root", r!.path, "--config", r!.config, "volume", "create", name], { stdout: "pipe", stderr: "pipe" });
   const waiting = Array.from({ length: 5 }, () => spawn("held"));
@@ -47,6 +47,7 @@ test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor
   await Bun.sleep(500);
   expect(waiting.map((p) => p.exitCode)).toEqual(Array(5).fill(null)); // still waiting for the lock
   expect(r.ok(["volume", "ls", "-q"])).toBe("other\n");
+  void holder.stdin.end();
   await holder.exited;
   expect(await Promise.all(waiting.map((p) => p.exited))).toEqual(Array(5).fill(0));
   expect(r.ok(["volume", "ls", "-q"])).toBe("held\nother\n");
@@ -63,7 +64,7 @@ test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor
     const locks = join(vols, ".meta/locks");
     const held = join(locks, "p300");
     sh(["touch", held]);
-    const holder = Bun.spawn(["flock", held, "sleep", "3"]);
+    const holder = Bun.spawn(["flock", held, "cat"], { stdin: "pipe" }); // held until its input ends below, however slow the machine
     while (sh(["flock", "-n", held, "true"]).code === 0) await Bun.sleep(10);
     const prune = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "volume", "prune", "-a", "-f"], { stdout: "pipe", stderr: "pipe" });
     // The names prune holds while it waits for p300 are links to one file: its link count says how many.
@@ -76,6 +77,7 @@ test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor
     const create = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "volume", "create", name], { stdout: "pipe", stderr: "pipe" });
     await Bun.sleep(500);
     expect([prune.exitCode, create.exitCode]).toEqual([null, null]); // both wait: prune for p300, the create for prune
+    void holder.stdin.end();
     await holder.exited;
     expect(await prune.exited).toBe(0);
     expect(await create.exited).toBe(0);

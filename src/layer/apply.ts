@@ -553,8 +553,6 @@ function isWhiteoutAt(dir: number, name: string): boolean {
   return st !== undefined && isOverlayWhiteout(st);
 }
 
-/** `name` in directory `dir` (a path below the root, `""` for the root). */
-
 function inherited(dir: number): Inherited {
   return { gid: fstatSync(dir).gid, acl: getXattrAt(dir, ".", "system.posix_acl_default") !== undefined };
 }

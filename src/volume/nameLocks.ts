@@ -24,11 +24,6 @@ export class NameLocks {
     return lockEphemeral(join(this.#dir, name))!;
   }
 
-  /** Takes the lock of `name`, or returns undefined when another process holds it. */
-  tryLock(name: string): FileLock | undefined {
-    return lockEphemeral(join(this.#dir, name), false);
-  }
-
   /**
    * Runs `fn` on `names` in batches of {@link BATCH}, each batch holding the locks of its names
    * while `fn` runs. Unless `wait`, a name whose lock another process holds is left out.
