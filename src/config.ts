@@ -3,7 +3,7 @@
  * environment overrides, then command-line options. Validated with zod (./configSchema.ts); a
  * bad file is an error that names the file, the key and the reason.
  */
-import { resolve } from "node:path";
+import { resolve } from "./path.ts";
 import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";

@@ -6,7 +6,7 @@
  */
 import { constants as SQLITE, Database } from "bun:sqlite";
 import { notWritable, pathExists, statPath } from "./sys/pathCalls.ts";
-import { dirname } from "node:path";
+import { dirname } from "./path.ts";
 import { StorError } from "./errors.ts";
 import { trace } from "./trace.ts";
 

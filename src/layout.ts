@@ -9,7 +9,7 @@
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
 import { statSync } from "./nodeFs.ts";
-import { dirname, join } from "node:path";
+import { dirname, join } from "./path.ts";
 import { InvalidArgumentError, StorError, describe } from "./errors.ts";
 import { errnoCode } from "./sys/libc.ts";
 

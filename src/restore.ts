@@ -12,7 +12,7 @@
  * boot-time is done and `force` is refused.
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "./nodeFs.ts";
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { bootId, bootedAt } from "./boot.ts";
 import type { Config } from "./config.ts";
 import { PreconditionError } from "./errors.ts";

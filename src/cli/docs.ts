@@ -1,6 +1,6 @@
 /** `stor completion`, `stor man`, and `stor __complete`, which the completion scripts run. */
 import { existsSync, mkdirSync, writeFileSync } from "../nodeFs.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { volumesDir } from "../layout.ts";
 import { Group, outputFormat, type Context } from "./command.ts";

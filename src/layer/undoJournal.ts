@@ -12,7 +12,7 @@
  * just after that step.
  */
 import { closeSync, mkdtempSync, readlinkSync, renameSync, type BigIntStats } from "../nodeFs.ts";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../path.ts";
 import { decodeName, encodeName } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";

@@ -11,7 +11,7 @@
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync } from "../nodeFs.ts";
 import { connect } from "node:net";
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../path.ts";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
 import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";

@@ -7,7 +7,7 @@
  * (an apply's undo trash) has room beside it on the same subvolume: a rename never crosses one.
  */
 import { chmodSync, mkdirSync } from "../nodeFs.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { diskUsage } from "../fs/diskUsage.ts";
 import { createSubvolume, destroySubvolume, isSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";

@@ -4,7 +4,7 @@
  * read-only bind of that layer; anything deeper an overlay mount, nearest parent first.
  */
 import { chmodPath, chownPath, makeDir, pathExists, readText, statPath } from "../sys/pathCalls.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
 import type { Mount } from "../sys/mount.ts";

@@ -8,7 +8,7 @@
  * - a removed snapshot loses its metadata first and its directory after, with the same result.
  */
 import { readdirSync } from "../nodeFs.ts";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../path.ts";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";

@@ -5,7 +5,7 @@
  */
 import { ptr } from "bun:ffi";
 import { lstatSync, readdirSync } from "../nodeFs.ts";
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../path.ts";
 import { childPath, decodeName, encodeName } from "../fileName.ts";
 import { check, cstr, Errno, errno, libc, SysError, withDir } from "./libc.ts";
 

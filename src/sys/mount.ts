@@ -2,7 +2,7 @@
  * mount(2), umount2(2) and the new mount API (fsopen, fsconfig, fsmount, move_mount,
  * mount_setattr). Takes mounts in containerd's form: a type, a source and mount(8) options.
  */
-import { relative } from "node:path";
+import { relative } from "../path.ts";
 import { ptr as ptrOf } from "bun:ffi";
 import { AT } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";

@@ -1,7 +1,7 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
 import { Errno, SysError } from "./libc.ts";
 import { pathExists, readText, realPath } from "./pathCalls.ts";
-import { join, relative } from "node:path";
+import { join, relative } from "../path.ts";
 
 /** One line of mountinfo. */
 export interface MountInfo {

@@ -5,7 +5,7 @@
  * (src/nodeFs.ts), which costs more than a command's own work. Failures throw a SysError naming
  * the call and the path; {@link errnoCode} reads its errno name.
  */
-import { dirname } from "node:path";
+import { dirname } from "../path.ts";
 import { decodeName } from "../fileName.ts";
 import { makedev } from "./dirfd.ts";
 import { AT, O } from "./openat2.ts";

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, renameSync, rmSync } from "../nodeFs.ts";
 import { statPath } from "../sys/pathCalls.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { LEGACY_VOLUME_DB, volumeDb, volumeMetaDir, volumesDir } from "../layout.ts";
 
 /** SQLite's files of one database: the database first, so that its journal never arrives alone. */

@@ -6,7 +6,7 @@
  * `_data` where the backing filesystem enforces project quotas.
  */
 import { readdirSync, statSync } from "../nodeFs.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";

@@ -4,7 +4,7 @@
  * that exists only while its lock is held, so creating and removing ever new volumes leaves no
  * lock files behind.
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { lockEphemeral, lockEphemeralMany, type FileLock } from "../sys/file.ts";
 
 /** Names locked and worked on at a time by {@link NameLocks.inBatches}. */

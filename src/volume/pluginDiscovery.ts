@@ -4,7 +4,7 @@
  * (`{"Addr", "TLSConfig"}`), directly in a plugin directory or in a subdirectory NAME. Sockets
  * win over files wherever they are, as in Docker. Nothing here connects: that is pluginClient's.
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { DOCKER_PLUGIN_DIRS } from "../config.ts";
 import { InvalidArgumentError, StorError, describe } from "../errors.ts";
 import { listDir } from "../sys/dirent.ts";

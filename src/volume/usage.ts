@@ -4,7 +4,7 @@
  * allocated blocks containerd reports for snapshots (src/fs/diskUsage.ts): an empty volume is 0B.
  */
 import { lstatSync, readdirSync } from "../nodeFs.ts";
-import { join } from "node:path";
+import { join } from "../path.ts";
 
 /** Bytes of the files below `dir`; undefined when `dir` is gone. */
 export function dataSize(dir: string): number | undefined {
