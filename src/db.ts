@@ -46,11 +46,11 @@ export function openDatabase(path: string, migrations: readonly string[], access
     db.run("PRAGMA foreign_keys = ON");
     const version = () => db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
     if (version() < migrations.length) {
-      db.transaction(() => {
+      inTransaction(db, "write", () => {
         // Checked again under the write lock: another process may have migrated meanwhile.
         for (let v = version(); v < migrations.length; v++) db.run(migrations[v]!);
         db.run(`PRAGMA user_version = ${migrations.length}`);
-      }).immediate();
+      });
     } else if (version() > migrations.length) {
       throw new StorError(`open ${path}`, `schema version ${version()} is newer than this stor knows (${migrations.length})`);
     }
@@ -105,6 +105,29 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   }
   trace("pragmas, schema");
   return db;
+}
+
+/**
+ * Runs `fn` in a transaction on `db` and returns what it returns; if it throws, the transaction is
+ * rolled back. To `write`, BEGIN IMMEDIATE: one writer at a time, and no read lock to upgrade
+ * later. To `read`, BEGIN DEFERRED: one consistent view. Inside another transaction, a savepoint.
+ * What bun:sqlite's `transaction()` does, without its JavaScript wrapper, which a command paid
+ * about 0.2 ms to compile.
+ */
+export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
+  const nested = db.inTransaction;
+  db.run(nested ? "SAVEPOINT stor" : access === "write" ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+  try {
+    const result = fn();
+    db.run(nested ? "RELEASE stor" : "COMMIT");
+    return result;
+  } catch (err) {
+    if (nested) {
+      db.run("ROLLBACK TO stor");
+      db.run("RELEASE stor");
+    } else if (db.inTransaction) db.run("ROLLBACK"); // a failed statement may have ended it already
+    throw err;
+  }
 }
 
 /** ` (read-only file system)` and the like when `dir` cannot be written, else "". */

@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
-import { openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { inTransaction, openDatabase, releaseDatabase, type Access } from "../db.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
 export interface SnapshotRecord {
@@ -56,12 +56,12 @@ export class MetaStore {
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
   write<T>(fn: () => T): T {
-    return this.#db.transaction(fn).immediate();
+    return inTransaction(this.#db, "write", fn);
   }
 
   /** Runs `fn` in a read transaction: one consistent view of the database. */
   read<T>(fn: () => T): T {
-    return this.#db.transaction(fn).deferred();
+    return inTransaction(this.#db, "read", fn);
   }
 
   byKey(key: string): SnapshotRecord | undefined {

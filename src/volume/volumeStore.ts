@@ -8,7 +8,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { touchFile } from "../sys/pathCalls.ts";
-import { openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { inTransaction, openDatabase, releaseDatabase, type Access } from "../db.ts";
 
 /** A volume's row with everything attached to it. */
 export interface VolumeRecord {
@@ -78,12 +78,12 @@ export class VolumeStore {
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
   write<T>(fn: () => T): T {
-    return this.#db.transaction(fn).immediate();
+    return inTransaction(this.#db, "write", fn);
   }
 
   /** Runs `fn` in a read transaction: one consistent view of the database. */
   read<T>(fn: () => T): T {
-    return this.#db.transaction(fn).deferred();
+    return inTransaction(this.#db, "read", fn);
   }
 
   /** The volume `name`, or undefined. */
