@@ -4,13 +4,16 @@
  * with `<name>@<n>`, the n-th time it reaches it (counted in each thread).
  */
 
-const [armed, nth] = ((spec) => {
-  const m = /^(.*)@(\d+)$/.exec(spec ?? "");
-  return m ? [m[1], Number(m[2])] : [spec, 1];
-})(process.env.STOR_FAILPOINT);
+/** The armed failpoint and the count it fires at, read when a failpoint is first reached. */
+let armed: { name: string; nth: number } | null | undefined;
 let reached = 0;
 
 /** Dies here, uncleanly, if the failpoint `name` is armed (and reached its count). */
 export function failpoint(name: string): void {
-  if (armed === name && ++reached >= nth) process.kill(process.pid, "SIGKILL");
+  if (armed === undefined) {
+    const spec = process.env.STOR_FAILPOINT;
+    const m = spec === undefined ? null : /^(.*)@(\d+)$/.exec(spec);
+    armed = spec === undefined ? null : m ? { name: m[1]!, nth: Number(m[2]) } : { name: spec, nth: 1 };
+  }
+  if (armed?.name === name && ++reached >= armed.nth) process.kill(process.pid, "SIGKILL");
 }
