@@ -64,7 +64,7 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
     }
     const force = opts.force === true;
     const policy: RestorePolicy = { boot, atBoot: !serveRunning && (force || newBoot), force };
-    const service = openVolumes(config, "write");
+    const service = await openVolumes(config, "write");
     let volumes: VolumeRestoreReport;
     try {
       volumes = await service.restore(policy);
@@ -78,7 +78,7 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
     const rest: UnmountReport = policy.atBoot
       ? unmountBelow(config.root, (mp) => own.includes(mp) || mp === vols || mp.startsWith(`${vols}/`))
       : { unmounted: [], busy: [] };
-    const snapshots = restoreSnapshots(config);
+    const snapshots = await restoreSnapshots(config);
     if (policy.atBoot) recordBoot(config.root, boot);
     return { atBoot: policy.atBoot, serveRunning, migrated: service.migrated, ...rest, volumes, snapshots };
   } finally {

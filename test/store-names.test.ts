@@ -102,7 +102,7 @@ test.skipIf(!isRoot())(
     // On a tmpfs, where fsync costs nothing: the cycles measure lock files, not the disk.
     must(`mount -t tmpfs tmpfs ${r.path}`);
     writeFileSync(r.config, "");
-    const service = openVolumes(loadConfig({ root: r.path, config: r.config }), "write");
+    const service = await openVolumes(loadConfig({ root: r.path, config: r.config }), "write");
     try {
       for (let i = 0; i < 10_000; i++) {
         const name = `cycle-${i}`;

@@ -51,7 +51,7 @@ export function completionScript(shell: (typeof SHELLS)[number]): string {
 
 /** What completion reads from the store, asked only when a snapshot key or volume name is wanted. */
 export interface CompletionSource {
-  snapshots(snapshotter: string | undefined): string[];
+  snapshots(snapshotter: string | undefined): Promise<string[]>;
   volumes(): Promise<string[]>;
   drivers(): string[];
 }

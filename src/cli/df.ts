@@ -31,8 +31,8 @@ interface Summary {
 }
 
 /** The snapshots of snapshotter `name`. */
-function snapshotItems(config: Config, name: string): SnapshotItem[] {
-  const service = openSnapshots(config, { access: "read", snapshotter: name });
+async function snapshotItems(config: Config, name: string): Promise<SnapshotItem[]> {
+  const service = await openSnapshots(config, { access: "read", snapshotter: name });
   try {
     const infos = service.list();
     const byName = new Map(infos.map((i) => [i.name, i]));
@@ -75,18 +75,19 @@ export function dfGroup(ctx: Context): Group {
     .option("-v, --verbose", "show every snapshot and volume")
     .option("--format <format>", "table or json", { default: "table" })
     .example("stor df -v")
-    .action((opts) => {
+    .action(async (opts) => {
       const format = outputFormat(opts.format);
       const config = ctx.config();
       // Volumes first: a missing root is not found before any snapshotter is looked at.
-      const service = openVolumes(config, "read");
+      const service = await openVolumes(config, "read");
       let volumes: VolumeUsage[];
       try {
         volumes = service.usage().sort((a, b) => naturalCompare(a.volume.name, b.volume.name));
       } finally {
         service.release();
       }
-      const snapshots = SNAPSHOTTER_NAMES.map((name) => ({ name, items: snapshotItems(config, name) }));
+      const snapshots: { name: string; items: SnapshotItem[] }[] = [];
+      for (const name of SNAPSHOTTER_NAMES) snapshots.push({ name, items: await snapshotItems(config, name) });
       const summaries = [
         ...snapshots.map((s) => summarize(`Snapshots (${s.name})`, s.items)),
         summarize("Local Volumes", volumes.map((u) => ({ size: u.size, inUse: u.volume.refs.length > 0 }))),

@@ -13,27 +13,29 @@ import { print } from "./output.ts";
 /** Snapshot keys and volume names for completion, read without creating anything and asking no plugin. */
 function storeSource(ctx: Context): CompletionSource {
   return {
-    snapshots(snapshotter) {
+    async snapshots(snapshotter) {
       const config = ctx.config();
       const chosen = snapshotter ?? config.defaultSnapshotter;
-      const { snapshotterName } = require("../snapshot/registry.ts") as typeof import("../snapshot/registry.ts");
-      const { openSnapshots, usedSnapshotters } = require("../services.ts") as typeof import("../services.ts");
+      const { snapshotterName } = await import("../snapshot/registry.ts");
+      const { openSnapshots, usedSnapshotters } = await import("../services.ts");
       const wanted = chosen === undefined ? undefined : snapshotterName(chosen);
-      const names = usedSnapshotters(config).filter((n) => wanted === undefined || n === wanted);
-      return names.flatMap((n) => {
-        const svc = openSnapshots(config, { access: "read", snapshotter: n });
+      const keys: string[] = [];
+      for (const n of await usedSnapshotters(config)) {
+        if (wanted !== undefined && n !== wanted) continue;
+        const svc = await openSnapshots(config, { access: "read", snapshotter: n });
         try {
-          return svc.list().map((i) => i.name);
+          for (const i of svc.list()) keys.push(i.name);
         } finally {
           svc.release();
         }
-      });
+      }
+      return keys;
     },
     async volumes() {
       const config = ctx.config();
       if (!existsSync(volumesDir(config.root))) return [];
-      const { openVolumes } = require("../services.ts") as typeof import("../services.ts");
-      const svc = openVolumes(config, "read", { askPlugins: false });
+      const { openVolumes } = await import("../services.ts");
+      const svc = await openVolumes(config, "read", { askPlugins: false });
       try {
         return (await svc.list()).map((v) => v.name);
       } finally {

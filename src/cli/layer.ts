@@ -13,7 +13,7 @@ const DOCKER_KINDS = { C: 0, A: 1, D: 2 } as const;
 // otherwise pay for loading them at start-up.
 
 /** Adds the layer commands to the `stor snapshot` group. */
-export function registerLayerCommands(cli: Group, svc: (access?: Access) => SnapshotService): void {
+export function registerLayerCommands(cli: Group, svc: (access?: Access) => Promise<SnapshotService>): void {
   cli
     .command("changes <key>", "Print what snapshot KEY changed against its parent, one `A|C|D /path` line each, as docker diff.")
     .option("--format <format>", "table (the lines) or json (Docker API's [{Path, Kind}], Kind 0 changed, 1 added, 2 deleted)", { default: "table" })
@@ -21,7 +21,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Snap
     .action(async (key: string, opts) => {
       const format = outputFormat(opts.format);
       const { changes } = await import("../layer/changes.ts");
-      const found = changes(svc("read").layerView(key));
+      const found = changes((await svc("read")).layerView(key));
       if (format === "json") return print(goJson(found.map((c) => ({ Path: `/${c.path}`, Kind: DOCKER_KINDS[c.kind] }))));
       print(found.map((c) => `${c.kind} /${c.path}\n`).join(""));
     });
@@ -36,7 +36,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Snap
       if (opts.gzip && opts.zstd) throw new InvalidArgumentError("snapshot diff", "--gzip and --zstd exclude each other");
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
       const { writeLayer } = await import("../layer/diff.ts");
-      const view = svc("read").layerView(key);
+      const view = (await svc("read")).layerView(key);
       if (opts.output === undefined) {
         if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
         await writeLayer(view, process.stdout, compression);
@@ -59,6 +59,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Snap
       const name = file ?? "-";
       const input = name === "-" ? process.stdin : new LayerFile(name);
       const { withProgress } = await import("./progress.ts");
-      print(await withProgress("applying", (onProgress) => applyToSnapshot(svc(), key, input, name === "-" ? "stdin" : name, onProgress)));
+      const s = await svc();
+      print(await withProgress("applying", (onProgress) => applyToSnapshot(s, key, input, name === "-" ? "stdin" : name, onProgress)));
     });
 }

@@ -10,8 +10,8 @@ export function mountGroup(ctx: Context): Group {
     .command("mount <key> <target>", "Mount active snapshot or view KEY on directory TARGET through mount(2). KEY already mounted on TARGET is an error (exit 4).")
     .usesSnapshotter()
     .example("stor mount work /mnt/work")
-    .action((key: string, target: string) => {
-      const service = openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
+    .action(async (key: string, target: string) => {
+      const service = await openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
       try {
         mountAll(service.mounts(key), target, `snapshot "${key}"`);
       } finally {

@@ -61,7 +61,7 @@ const labels = (words: unknown) => keyValues(list(words), "label", "true");
 export function snapshotGroup(ctx: Context): Group {
   let service: SnapshotService | undefined;
   // One command runs per invocation, so the first call's access is the command's.
-  const svc = (access: Access = "write") => (service ??= openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
+  const svc = async (access: Access = "write") => (service ??= await openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
   const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
   cli.finally(() => service?.release());
 
@@ -78,7 +78,8 @@ export function snapshotGroup(ctx: Context): Group {
       .example(example)
       .action(async (key: string, parent: string | undefined, opts) => {
         const { withTreeProgress } = await import("./progress.ts"); // a native snapshot's copy can take long
-        const mounts = await withTreeProgress("copying", () => svc()[name](key, parent, labels(opts.label)));
+        const s = await svc();
+        const mounts = await withTreeProgress("copying", () => s[name](key, parent, labels(opts.label)));
         if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
         if (opts.mounts) print(goJson(mounts));
       });
@@ -88,7 +89,7 @@ export function snapshotGroup(ctx: Context): Group {
     .command("commit <name> <key>", "Commit active snapshot KEY as committed snapshot NAME; KEY is gone afterwards. NAME has only the labels given here, as in containerd.")
     .option("-l, --label <k=v>", "set label K to V on NAME (a bare K is K=true; repeatable)", { repeat: true })
     .example("stor snapshot commit -l release=1 base work")
-    .action((name: string, key: string, opts) => svc().commit(name, key, labels(opts.label)));
+    .action(async (name: string, key: string, opts) => (await svc()).commit(name, key, labels(opts.label)));
 
   cli
     .command("mounts <target> <key>", "Print the mount commands that would mount active snapshot or view KEY on TARGET, as ctr does.")
@@ -96,9 +97,9 @@ export function snapshotGroup(ctx: Context): Group {
     .alias("mount")
     .option("--format <format>", "table (mount commands) or json (the mounts, as prepare --mounts prints them)", { default: "table" })
     .example("stor snapshot mounts /mnt/work work | sh")
-    .action((target: string, key: string, opts) => {
+    .action(async (target: string, key: string, opts) => {
       const format = outputFormat(opts.format);
-      const mounts = svc("read").mounts(key);
+      const mounts = (await svc("read")).mounts(key);
       print(format === "json" ? goJson(mounts) : mountCommands(mounts, target));
     });
 
@@ -111,7 +112,10 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot rm --force default/12/work")
     .action(async (keys: string[], opts) => {
       const { withTreeProgress } = await import("./progress.ts");
-      for (const k of keys) await withTreeProgress(`removing snapshot ${k}`, () => svc().remove(k, Boolean(opts.force)));
+      for (const k of keys) {
+        const s = await svc();
+        await withTreeProgress(`removing snapshot ${k}`, () => s.remove(k, Boolean(opts.force)));
+      }
     });
 
   cli
@@ -119,8 +123,8 @@ export function snapshotGroup(ctx: Context): Group {
     .alias("list")
     .option("--format <format>", "table or json", { default: "table" })
     .example("stor snapshot ls --format json")
-    .action((opts) => {
-      const infos = svc("read").list();
+    .action(async (opts) => {
+      const infos = (await svc("read")).list();
       if (outputFormat(opts.format) === "json") return print(goJson(infos.map(infoView)));
       print(table([["KEY", "PARENT", "KIND"], ...infos.map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
     });
@@ -128,17 +132,18 @@ export function snapshotGroup(ctx: Context): Group {
   cli
     .command("info <key>", "Print snapshot KEY's kind, name, parent, labels and times as JSON, as ctr does.")
     .example("stor snapshot info work")
-    .action((key: string) => print(goJson(infoView(svc("read").stat(key)))));
+    .action(async (key: string) => print(goJson(infoView((await svc("read")).stat(key)))));
 
   cli
     .command("usage [...key]", "Print the disk usage (size and inodes) of snapshots KEY…, or of every snapshot.")
     .option("-b", "print sizes in bytes")
     .option("--format <format>", "table or json", { default: "table" })
     .example("stor snapshot usage -b work")
-    .action((keys: string[], opts) => {
+    .action(async (keys: string[], opts) => {
       const format = outputFormat(opts.format);
-      const names = keys.length ? keys : svc("read").list().map((i) => i.name);
-      const usages = names.map((k) => ({ key: k, ...svc("read").usage(k) }));
+      const s = await svc("read");
+      const names = keys.length ? keys : s.list().map((i) => i.name);
+      const usages = names.map((k) => ({ key: k, ...s.usage(k) }));
       if (format === "json") return print(goJson(usages.map((u) => ({ Key: u.key, Size: u.size, Inodes: u.inodes }))));
       const rows = usages.map((u) => [u.key, opts.b ? String(u.size) : binarySize(u.size), String(u.inodes)]);
       print(table([["KEY", "SIZE", "INODES"], ...rows], CTR_TABLE));
@@ -148,8 +153,8 @@ export function snapshotGroup(ctx: Context): Group {
     .command("tree", "Print the snapshots as a tree of parents and children, as ctr does.")
     .option("--format <format>", "table (the tree) or json", { default: "table" })
     .example("stor snapshot tree")
-    .action((opts) => {
-      const infos = svc("read").list();
+    .action(async (opts) => {
+      const infos = (await svc("read")).list();
       if (outputFormat(opts.format) === "json") return print(goJson(treeView(infos)));
       print(tree(infos));
     });
@@ -157,16 +162,16 @@ export function snapshotGroup(ctx: Context): Group {
   cli
     .command("label <key> [...label]", "Set labels of snapshot KEY (K=V; K= removes K; a bare K is K=true) and print all of its labels.")
     .example("stor snapshot label work owner=ci stale=")
-    .action((key: string, words: string[]) => {
-      const all = svc().updateLabels(key, labels(words));
+    .action(async (key: string, words: string[]) => {
+      const all = (await svc()).updateLabels(key, labels(words));
       print(Object.entries(all).map(([k, v]) => `${k}=${v}`).join(",") + "\n");
     });
 
   cli
     .command("cleanup", "Remove snapshot directories that no snapshot owns (left by a crash); prints each one removed.")
     .example("stor snapshot cleanup")
-    .action(() => {
-      for (const name of svc().cleanup()) print(name);
+    .action(async () => {
+      for (const name of (await svc()).cleanup()) print(name);
     });
 
   registerLayerCommands(cli, svc);

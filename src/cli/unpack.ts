@@ -13,7 +13,7 @@ export function unpackGroup(ctx: Context): Group {
     .example("stor unpack -s native alpine.tar")
     .action(async (source: string) => {
       const { unpack } = await import("../layer/unpack.ts");
-      const service = openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
+      const service = await openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
       try {
         print(await unpack(service, source, unpackProgress()));
       } finally {

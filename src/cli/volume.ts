@@ -91,7 +91,7 @@ function confirm(warning: string): boolean {
 export function volumeGroup(ctx: Context): Group {
   let service: VolumeService | undefined;
   // One command runs per invocation, so the first call's access is the command's.
-  const svc = (access: Access = "write") => (service ??= openVolumes(ctx.config(), access));
+  const svc = async (access: Access = "write") => (service ??= await openVolumes(ctx.config(), access));
   const cli = new Group("stor volume", "Volumes as Docker keeps them, with docker volume's commands and output.");
   cli.finally(() => service?.release());
 
@@ -102,7 +102,7 @@ export function volumeGroup(ctx: Context): Group {
     .option("--label <k=v>", "set label K to V (a bare K is K=\"\", as docker; repeatable)", { repeat: true })
     .example("stor volume create -o size=1G --label team=web data")
     .action(async (name: string | undefined, opts) => {
-      const created = await svc().create(name, {
+      const created = await (await svc()).create(name, {
         driver: opts.driver === undefined ? undefined : String(opts.driver),
         options: keyValues(list(opts.opt), "option"),
         labels: keyValues(list(opts.label), "label", ""),
@@ -119,7 +119,7 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume ls -f dangling=true -q")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const volumes = (await svc("read").list(parseFilters(list(opts.filter), LIST_FILTERS))).sort((a, b) => naturalCompare(a.name, b.name));
+      const volumes = (await (await svc("read")).list(parseFilters(list(opts.filter), LIST_FILTERS))).sort((a, b) => naturalCompare(a.name, b.name));
       if (opts.quiet) return print(volumes.map((v) => `${v.name}\n`).join(""));
       if (format === "json") return print(volumes.map((v) => `${goJson(rowView(v), 0)}\n`).join(""));
       print(table([["DRIVER", "VOLUME NAME"], ...volumes.map((v) => [v.driver, v.name])], DOCKER_TABLE));
@@ -135,7 +135,7 @@ export function volumeGroup(ctx: Context): Group {
       const failures = [];
       for (const n of names) {
         try {
-          found.push(inspectView(await svc("read").inspect(n)));
+          found.push(inspectView(await (await svc("read")).inspect(n)));
         } catch (err) {
           failures.push(err);
         }
@@ -154,7 +154,8 @@ export function volumeGroup(ctx: Context): Group {
       const { withTreeProgress } = await import("./progress.ts");
       for (const n of names) {
         try {
-          await withTreeProgress(`removing volume ${n}`, () => svc().remove(n, Boolean(opts.force)));
+          const s = await svc();
+          await withTreeProgress(`removing volume ${n}`, () => s.remove(n, Boolean(opts.force)));
           print(n);
         } catch (err) {
           failures.push(err);
@@ -173,7 +174,8 @@ export function volumeGroup(ctx: Context): Group {
       const filters = parseFilters(list(opts.filter), PRUNE_FILTERS);
       if (!opts.force && !confirm(opts.all ? ALL_WARNING : ANONYMOUS_WARNING)) return print("Total reclaimed space: 0B");
       const { withTreeProgress } = await import("./progress.ts");
-      const report = await withTreeProgress("removing", () => svc().prune(filters, Boolean(opts.all)));
+      const s = await svc();
+      const report = await withTreeProgress("removing", () => s.prune(filters, Boolean(opts.all)));
       const deleted = report.deleted.length > 0 ? `Deleted Volumes:\n${report.deleted.map((n) => `${n}\n`).join("")}\n` : "";
       print(`${deleted}Total reclaimed space: ${decimalSize(report.reclaimed)}`);
     });
@@ -181,13 +183,13 @@ export function volumeGroup(ctx: Context): Group {
   cli
     .command("mount <name> <ref>", "Take reference REF on volume NAME (the first one mounts its device) and print the volume's host path.")
     .example("stor volume mount data job-42")
-    .action(async (name: string, ref: string) => print(await svc().mount(name, ref)));
+    .action(async (name: string, ref: string) => print(await (await svc()).mount(name, ref)));
 
   cli
     .command("unmount <name> <ref>", "Drop reference REF on volume NAME (the last one unmounts its device).")
     .alias("umount")
     .example("stor volume unmount data job-42")
-    .action(async (name: string, ref: string) => svc().unmount(name, ref));
+    .action(async (name: string, ref: string) => (await svc()).unmount(name, ref));
 
   cli
     .command("plugins", "List the volume plugins found (as Docker finds them: sockets, then .spec and .json files, --plugin-dir first) and whether each answers.")
@@ -195,7 +197,7 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume plugins --plugin-dir /run/my-plugins")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const plugins = await svc().plugins();
+      const plugins = await (await svc()).plugins();
       if (format === "json") {
         const view = (p: PluginStatus) => ({ Name: p.name, Addr: p.addr, Source: p.source, Scope: p.scope ?? "", Answers: p.error === undefined, Error: p.error ?? "" });
         return print(plugins.map((p) => `${goJson(view(p), 0)}\n`).join(""));

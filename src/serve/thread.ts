@@ -14,11 +14,11 @@ let init: ThreadInit;
 const opened: Partial<Services> = {};
 let running: Promise<void> = Promise.resolve();
 
-function open<S extends keyof Services>(name: S): Services[S] {
+async function open<S extends keyof Services>(name: S): Promise<Services[S]> {
   if (!opened[name]) {
     opened[name] = (name === "snapshots"
-      ? openSnapshots(init.config, { access: "write", snapshotter: init.snapshotter })
-      : openVolumes(init.config, "write", { askPlugins: false })) as Services[S];
+      ? await openSnapshots(init.config, { access: "write", snapshotter: init.snapshotter })
+      : await openVolumes(init.config, "write", { askPlugins: false })) as Services[S];
   }
   return opened[name]!;
 }
@@ -26,7 +26,7 @@ function open<S extends keyof Services>(name: S): Services[S] {
 async function run(call: Call): Promise<void> {
   let reply: Reply;
   try {
-    const service = open(call.service);
+    const service = await open(call.service);
     const fn = (service as unknown as Record<string, (...args: unknown[]) => unknown>)[call.method]!;
     reply = { id: call.id, result: await fn.apply(service, call.args) };
   } catch (err) {

@@ -19,12 +19,12 @@ export interface SnapshotRestoreReport {
 }
 
 /** Restores every snapshotter that has metadata below `config.root`. */
-export function restoreSnapshots(config: Config): SnapshotRestoreReport[] {
+export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreReport[]> {
   const reports: SnapshotRestoreReport[] = [];
-  for (const name of usedSnapshotters(config)) {
+  for (const name of await usedSnapshotters(config)) {
     let service: SnapshotService | undefined;
     try {
-      service = openSnapshots(config, { access: "write", snapshotter: name, checkSupport: false });
+      service = await openSnapshots(config, { access: "write", snapshotter: name, checkSupport: false });
       const check = service.checkMetadata();
       if (check !== "ok") {
         // Removing directories on the word of a damaged database could destroy good snapshots.
