@@ -3,18 +3,16 @@
  * because loading node:path (and the internal modules it pulls in) cost every command about
  * 0.2 ms of its start-up; test/unit/path.test.ts holds these to node:path's results.
  *
- * Written as plain loops: a command pays to compile each JavaScript-implemented builtin (map,
- * filter, split with a RegExp…) on its first call.
+ * No JavaScript-implemented builtin (map, filter, split with a RegExp…), which a command pays to
+ * compile on its first call, and no loop over characters, which runs slowly in the interpreter
+ * that runs a short command's code: a path with nothing to resolve is found so by native string
+ * searches and returned as it is.
  */
 
 /** The segments of `path` joined after resolving `.`, `..` and repeated slashes; `..` kept above the start unless `absolute`. */
 function normalizeSegments(path: string, absolute: boolean): string {
   const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i <= path.length; i++) {
-    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
-    const segment = path.slice(start, i);
-    start = i + 1;
+  for (const segment of path.split("/")) {
     if (segment === "" || segment === ".") continue;
     if (segment !== "..") out.push(segment);
     else if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
@@ -23,8 +21,29 @@ function normalizeSegments(path: string, absolute: boolean): string {
   return out.join("/");
 }
 
+/**
+ * Whether `path` has nothing to resolve: no empty, `.` or `..` segment except a trailing empty
+ * one (a trailing slash, which normalizing keeps). Native string searches, so the usual path
+ * costs no loop in the interpreter.
+ */
+function isNormal(path: string): boolean {
+  return (
+    path !== "" &&
+    !path.includes("//") &&
+    !path.includes("/./") &&
+    !path.includes("/../") &&
+    !path.endsWith("/.") &&
+    !path.endsWith("/..") &&
+    !path.startsWith("./") &&
+    !path.startsWith("../") &&
+    path !== "." &&
+    path !== ".."
+  );
+}
+
 /** `path` with `.`, `..` and repeated slashes resolved; a trailing slash is kept, as node's `normalize` keeps it. */
 function normalize(path: string): string {
+  if (isNormal(path)) return path;
   if (path === "") return ".";
   const absolute = path.charCodeAt(0) === 0x2f;
   const trailing = path.charCodeAt(path.length - 1) === 0x2f;
@@ -51,6 +70,7 @@ export function resolve(...parts: string[]): string {
     resolved = resolved === "" ? p : `${p}/${resolved}`;
     absolute = p.charCodeAt(0) === 0x2f;
   }
+  if (absolute && isNormal(resolved) && (resolved.length === 1 || !resolved.endsWith("/"))) return resolved;
   const s = normalizeSegments(resolved, absolute);
   return absolute ? `/${s}` : s === "" ? "." : s;
 }
