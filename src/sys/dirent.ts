@@ -20,6 +20,9 @@ export interface DirEntry {
   isDirectory: boolean;
 }
 
+/** getdents64's buffer, one for the thread: every entry is copied out before listDir returns. */
+let direntBuffer: Uint8Array | undefined;
+
 /**
  * The entries of directory `path`, without `.` and `..`, in the kernel's order. A filesystem that
  * leaves d_type unknown is asked by lstat. Unless `follow`, a symlink at `path` is refused (ELOOP):
@@ -31,7 +34,7 @@ export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
   const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC | (follow ? 0 : O.NOFOLLOW), 0), () => `open ${dir}`);
   const entries: DirEntry[] = [];
   try {
-    const buf = new Uint8Array(64 * 1024);
+    const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
     const view = new DataView(buf.buffer);
     for (;;) {
       const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`);

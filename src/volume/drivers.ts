@@ -4,6 +4,7 @@
  * any other name is a Docker volume plugin (./pluginDriver.ts), found as Docker finds it.
  */
 import { listDir } from "../sys/dirent.ts";
+import { statPath } from "../sys/pathCalls.ts";
 import type { PluginSettings } from "../config.ts";
 import { LocalDriver } from "./local.ts";
 import type { PluginStatus } from "./pluginDriver.ts";
@@ -112,6 +113,8 @@ export function driverNames(): string[] {
 
 /** True when `dir` exists and has something in it. */
 function hasEntries(dir: string): boolean {
+  // Most of the directories do not exist: asked so without an error, which costs more to make.
+  if (!statPath(dir)?.isDirectory) return false;
   try {
     return listDir(dir).length > 0;
   } catch {
