@@ -6,12 +6,15 @@
  * Python's surrogateescape does, and {@link encodeName} gives back the very same bytes.
  */
 
-/**
- * Decodes strict UTF-8, a leading U+FEFF kept as the name's, and throws on anything else (a
- * global, unlike node:buffer's isUtf8, which costs start-up ~0.3 ms). Made on first use, as
- * SLASH is no Buffer: making either when the module loaded cost every command ~0.1 ms.
+/*
+ * Bytes here are Uint8Arrays, with TextEncoder and TextDecoder: node:buffer's Buffer costs a
+ * command about 0.13 ms when first used, and the everyday commands need it for nothing else.
+ * Each coder is made on first use.
  */
+
+/** Decodes strict UTF-8, a leading U+FEFF kept as the name's, and throws on anything else. */
 let strictUtf8: TextDecoder | undefined;
+let encoder: TextEncoder | undefined;
 
 /** `b` as a string when it is UTF-8, else undefined. */
 function utf8(b: Uint8Array): string | undefined {
@@ -20,6 +23,29 @@ function utf8(b: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `s` as UTF-8 (a lone surrogate as U+FFFD). */
+export function utf8Bytes(s: string): Uint8Array {
+  return (encoder ??= new TextEncoder()).encode(s);
+}
+
+/** The length of `s` in UTF-8, as the kernel and the stores count a name's bytes. */
+export function utf8ByteLength(s: string): number {
+  return utf8Bytes(s).length;
+}
+
+/** The arrays in `parts`, one after the other, in one. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 const SLASH = new Uint8Array([0x2f]);
@@ -33,24 +59,23 @@ export function childPath(dir: Buffer, name: Buffer): Buffer {
 
 /** The name `bytes` as a string: UTF-8, bytes that are not UTF-8 escaped. */
 export function decodeName(bytes: Uint8Array): string {
-  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const whole = utf8(b);
+  const whole = utf8(bytes);
   if (whole !== undefined) return whole;
   let out = "";
-  for (let i = 0; i < b.length; ) {
-    const n = utf8Length(b, i);
+  for (let i = 0; i < bytes.length; ) {
+    const n = utf8Length(bytes, i);
     if (n > 0) {
-      out += b.toString("utf8", i, i + n);
+      out += utf8(bytes.subarray(i, i + n));
       i += n;
-    } else out += String.fromCharCode(0xdc00 + b[i++]!);
+    } else out += String.fromCharCode(0xdc00 + bytes[i++]!);
   }
   return out;
 }
 
 /** The bytes of a name that {@link decodeName} gave (or any string: as UTF-8). */
-export function encodeName(name: string): Buffer {
-  if (!ESCAPED.test(name)) return Buffer.from(name, "utf8");
-  const parts: Buffer[] = [];
+export function encodeName(name: string): Uint8Array {
+  if (!ESCAPED.test(name)) return utf8Bytes(name);
+  const parts: Uint8Array[] = [];
   let start = 0;
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
@@ -58,15 +83,21 @@ export function encodeName(name: string): Buffer {
     // A lone surrogate only: a high one just before it would make it half of a real character.
     const prev = i > 0 ? name.charCodeAt(i - 1) : 0;
     if (prev >= 0xd800 && prev <= 0xdbff) continue;
-    parts.push(Buffer.from(name.slice(start, i), "utf8"), Buffer.of(c - 0xdc00));
+    parts.push(utf8Bytes(name.slice(start, i)), Uint8Array.of(c - 0xdc00));
     start = i + 1;
   }
-  parts.push(Buffer.from(name.slice(start), "utf8"));
-  return Buffer.concat(parts);
+  parts.push(utf8Bytes(name.slice(start)));
+  return concatBytes(parts);
+}
+
+/** {@link encodeName}'s bytes as a Buffer (no copy), for node:fs, which takes a path as a string or a Buffer. */
+export function nameBuffer(name: string): Buffer {
+  const b = encodeName(name);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** The length of the valid UTF-8 sequence at `b[i]`, or 0 when there is none. */
-function utf8Length(b: Buffer, i: number): number {
+function utf8Length(b: Uint8Array, i: number): number {
   const c = b[i]!;
   if (c < 0x80) return 1;
   const n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;

@@ -11,7 +11,7 @@
  * taking files from a shared counter. Directories get their times last, deepest first, once
  * nothing more is made in them.
  */
-import { childPath, encodeName } from "../fileName.ts";
+import { childPath, nameBuffer } from "../fileName.ts";
 import { listDir } from "../sys/dirent.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
@@ -63,7 +63,7 @@ interface Walk {
 
 function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
   for (const entry of listDir(srcDir, false)) {
-    const name = encodeName(entry.name);
+    const name = nameBuffer(entry.name);
     const s = childPath(srcDir, name);
     const d = childPath(dstDir, name);
     const st = lstat(s);

@@ -10,7 +10,7 @@
  * carries its metadata.
  */
 import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from "../nodeFs.ts";
-import { decodeName, encodeName } from "../fileName.ts";
+import { decodeName, nameBuffer } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
 import { Lowers } from "./lowers.ts";
@@ -55,7 +55,7 @@ function sortedNames(dir: string): string[] {
  * one; only a process writing through a mount can.
  */
 const listNames = (dir: string) =>
-  readdirSync(encodeName(dir), { encoding: "buffer" })
+  readdirSync(nameBuffer(dir), { encoding: "buffer" })
     .map(decodeName)
     .filter((name) => !name.startsWith(WHITEOUT_PREFIX));
 
@@ -63,7 +63,7 @@ const listNames = (dir: string) =>
 const inside = (dir: string, rel: string) => (rel ? `${dir}/${rel}` : dir);
 
 /** lstat of a path that may hold escaped bytes. */
-const lstat = (path: string) => lstatSync(encodeName(path), { bigint: true });
+const lstat = (path: string) => lstatSync(nameBuffer(path), { bigint: true });
 
 /** Sorts strings by code unit, not by locale. */
 export const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -135,9 +135,9 @@ const COMPARE_CHUNK = 1 << 16;
 
 /** True when the regular files at `a` and `b`, of the same size, hold the same bytes. */
 function sameContent(a: string, b: string): boolean {
-  const fa = openSync(encodeName(a), constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fa = openSync(nameBuffer(a), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    const fb = openSync(encodeName(b), constants.O_RDONLY | constants.O_NOFOLLOW);
+    const fb = openSync(nameBuffer(b), constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const ba = Buffer.allocUnsafe(COMPARE_CHUNK);
       const bb = Buffer.allocUnsafe(COMPARE_CHUNK);
@@ -155,7 +155,7 @@ function sameContent(a: string, b: string): boolean {
 }
 
 /** The target of symlink `path`, as bytes. */
-export const readLink = (path: string) => readlinkSync(encodeName(path), { encoding: "buffer" });
+export const readLink = (path: string) => readlinkSync(nameBuffer(path), { encoding: "buffer" });
 
 /** The extended attributes a layer carries for `path`: all but overlayfs's own bookkeeping. */
 export function layerXattrs(path: string): Map<string, Uint8Array> {

@@ -9,7 +9,7 @@ import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StorError } from "../errors.ts";
 import { splitdev } from "../sys/dirfd.ts";
-import { decodeName, encodeName } from "../fileName.ts";
+import { decodeName, nameBuffer } from "../fileName.ts";
 import { changes, layerXattrs, readLink, type Change, type LayerView } from "./changes.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
@@ -90,7 +90,7 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
 
 /** `size` bytes of the file at `source` and the padding after them. */
 function* fileChunks(source: string, size: number, path: string): Generator<Uint8Array> {
-  const fd = openSync(encodeName(source), constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(nameBuffer(source), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     for (let done = 0; done < size; ) {
       // A fresh buffer each time: the consumer may still hold the previous one.

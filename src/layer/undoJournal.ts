@@ -13,7 +13,7 @@
  */
 import { closeSync, mkdtempSync, readlinkSync, renameSync, type BigIntStats } from "../nodeFs.ts";
 import { dirname, join } from "../path.ts";
-import { decodeName, encodeName } from "../fileName.ts";
+import { decodeName, nameBuffer } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { chmodAt, chownAt, getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
@@ -81,7 +81,7 @@ export class UndoJournal {
     const trash = this.#trashDir();
     const trashName = String(this.#steps.length);
     try {
-      renameSync(encodeName(procPath(dirFd, name)), encodeName(procPath(trash.fd, trashName)));
+      renameSync(nameBuffer(procPath(dirFd, name)), nameBuffer(procPath(trash.fd, trashName)));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return; // nothing had the name
       throw err;
@@ -97,7 +97,7 @@ export class UndoJournal {
         const dir = this.#openDir(step.dir);
         try {
           if (step.op === "made") this.#root.removeAll(dir, step.name);
-          else renameSync(encodeName(procPath(this.#trash!.fd, step.trashName)), encodeName(procPath(dir, step.name)));
+          else renameSync(nameBuffer(procPath(this.#trash!.fd, step.trashName)), nameBuffer(procPath(dir, step.name)));
         } finally {
           closeSync(dir);
         }

@@ -14,6 +14,7 @@ import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, Prec
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { failpoint } from "../failpoint.ts";
+import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
 import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
@@ -50,13 +51,13 @@ const MAX_LABEL_BYTES = 4096;
 export function validateKey(key: string, what = "key"): void {
   if (key === "") throw new InvalidArgumentError(`snapshot ${what}`, "must not be empty");
   if (key.includes("\0")) throw new InvalidArgumentError(`snapshot ${what}`, "must not contain NUL");
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new InvalidArgumentError(`snapshot ${what}`, `longer than ${MAX_KEY_BYTES} bytes`);
+  if (utf8ByteLength(key) > MAX_KEY_BYTES) throw new InvalidArgumentError(`snapshot ${what}`, `longer than ${MAX_KEY_BYTES} bytes`);
 }
 
 function validateLabels(labels: Record<string, string>): void {
   for (const [k, v] of Object.entries(labels)) {
     if (k === "") throw new InvalidArgumentError("label", "name must not be empty");
-    if (Buffer.byteLength(k) + Buffer.byteLength(v) > MAX_LABEL_BYTES) {
+    if (utf8ByteLength(k) + utf8ByteLength(v) > MAX_LABEL_BYTES) {
       throw new InvalidArgumentError(`label "${k}"`, `longer than ${MAX_LABEL_BYTES} bytes`);
     }
   }

@@ -40,7 +40,7 @@ const BTRFS_INODE_ITEM_KEY = 1;
 /** An args buffer with file name `name` (at most NAME_MAX bytes: it fits) at `offset`, NUL-terminated. */
 function args(name: string, offset: number): Buffer {
   const buf = Buffer.alloc(ARGS_SIZE);
-  encodeName(name).copy(buf, offset, 0, ARGS_SIZE - offset - 1);
+  buf.set(encodeName(name).subarray(0, ARGS_SIZE - offset - 1), offset);
   return buf;
 }
 

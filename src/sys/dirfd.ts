@@ -6,7 +6,7 @@
  * are strings that may hold escaped bytes (see ../fileName.ts); they reach the kernel as bytes.
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "../nodeFs.ts";
-import { decodeName, encodeName } from "../fileName.ts";
+import { decodeName, nameBuffer } from "../fileName.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 import { getXattr, setXattr, timespecs } from "./file.ts";
 import { AT, O } from "./openat2.ts";
@@ -19,17 +19,17 @@ export function procPath(dir: number, name: string): string {
 
 /** lstat of `name` in `dir`, or undefined when nothing has that name. */
 export function lstatAt(dir: number, name: string): BigIntStats | undefined {
-  return lstatSync(encodeName(procPath(dir, name)), { bigint: true, throwIfNoEntry: false });
+  return lstatSync(nameBuffer(procPath(dir, name)), { bigint: true, throwIfNoEntry: false });
 }
 
 /** The names in directory `name` of `dir` (`.` for `dir` itself). */
 export function readdirAt(dir: number, name: string): string[] {
-  return readdirSync(encodeName(procPath(dir, name)), { encoding: "buffer" }).map(decodeName);
+  return readdirSync(nameBuffer(procPath(dir, name)), { encoding: "buffer" }).map(decodeName);
 }
 
 /** The target of symlink `name` in `dir`. */
 export function readlinkAt(dir: number, name: string): string {
-  return decodeName(readlinkSync(encodeName(procPath(dir, name)), { encoding: "buffer" }));
+  return decodeName(readlinkSync(nameBuffer(procPath(dir, name)), { encoding: "buffer" }));
 }
 
 /** openat(2) of `name` in `dir` that never follows a symlink there; returns the descriptor. */

@@ -140,9 +140,9 @@ export function check(result: number, what: string | (() => string)): number {
  * A NUL-terminated C string for a pointer argument: bytes as they are, a string as the bytes of
  * the name it stands for (see {@link encodeName}: UTF-8, escaped bytes restored).
  */
-export function cstr(s: string | Uint8Array): Buffer {
+export function cstr(s: string | Uint8Array): Uint8Array {
   const bytes = typeof s === "string" ? encodeName(s) : s;
-  const out = Buffer.allocUnsafe(bytes.length + 1);
+  const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   out[bytes.length] = 0;
   return out;

@@ -62,8 +62,8 @@ export function parseOptions(options: readonly string[]): { flags: number; data:
 const forceLegacy = () => process.env.STOR_MOUNT_API === "legacy";
 
 /** A raw syscall; buffers are passed by address and stay alive for the call. */
-function sys(nr: number, ...args: (number | bigint | Buffer | null)[]): number {
-  const a = args.map((x) => (x === null ? 0 : x instanceof Buffer ? Number(ptrOf(x)) : Number(x)));
+function sys(nr: number, ...args: (number | bigint | Uint8Array | null)[]): number {
+  const a = args.map((x) => (x === null ? 0 : x instanceof Uint8Array ? Number(ptrOf(x)) : Number(x)));
   while (a.length < 6) a.push(0);
   return Number(libc.syscall(nr, a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!));
 }

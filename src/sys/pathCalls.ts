@@ -6,7 +6,7 @@
  * the call and the path; {@link errnoCode} reads its errno name.
  */
 import { dirname } from "../path.ts";
-import { decodeName } from "../fileName.ts";
+import { concatBytes, decodeName } from "../fileName.ts";
 import { makedev } from "./dirfd.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
@@ -28,14 +28,14 @@ export function readText(path: string): string | undefined {
     throw new SysError(`open ${path}`, errno());
   }
   try {
-    const chunks: Buffer[] = [];
+    const chunks: Uint8Array[] = [];
     for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const chunk = new Uint8Array(64 * 1024);
       const n = check(retry(() => Number(libc.read(fd, chunk, chunk.length))), () => `read ${path}`);
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
     }
-    return Buffer.concat(chunks).toString("utf8");
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(concatBytes(chunks)); // a BOM kept, as Buffer kept it
   } finally {
     libc.close(fd);
   }

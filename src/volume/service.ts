@@ -8,6 +8,7 @@
  * makes the storage before the metadata (a crash leaves a directory that restore adopts), a
  * removal removes the storage before the metadata (a crash leaves metadata that restore drops).
  */
+import { utf8ByteLength } from "../fileName.ts";
 import type { Config } from "../config.ts";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
@@ -79,7 +80,7 @@ const vol = (name: string) => `volume "${name}"`;
 
 function validateRef(ref: string): void {
   if (ref === "" || ref.includes("\0")) throw new InvalidArgumentError(`reference "${ref}"`, "must be non-empty, without NUL");
-  if (Buffer.byteLength(ref) > MAX_REF_BYTES) throw new InvalidArgumentError("reference", `longer than ${MAX_REF_BYTES} bytes`);
+  if (utf8ByteLength(ref) > MAX_REF_BYTES) throw new InvalidArgumentError("reference", `longer than ${MAX_REF_BYTES} bytes`);
 }
 
 /**
@@ -88,6 +89,16 @@ function validateRef(ref: string): void {
  */
 function isPlainLocal(v: VolumeRecord): boolean {
   return v.driver === LOCAL && Object.keys(v.options).length === 0;
+}
+
+/**
+ * 64 random hex digits, as Docker names an anonymous volume. Web Crypto, a global, and no
+ * Buffer: node:crypto or node:buffer would cost the command their loading.
+ */
+function randomName(): string {
+  let hex = "";
+  for (const b of crypto.getRandomValues(new Uint8Array(32))) hex += (b < 16 ? "0" : "") + b.toString(16);
+  return hex;
 }
 
 /** The volumes below `<root>/volumes`. */
@@ -136,8 +147,7 @@ export class VolumeService {
    */
   async create(name: string | undefined, req: CreateRequest = {}): Promise<string> {
     const anonymous = !name;
-    // Web Crypto, a global: node:crypto would cost every volume command its loading.
-    const volume = name || Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+    const volume = name || randomName();
     validateName(volume);
     const driver = await this.#drivers.get(req.driver ?? this.#defaultDriver);
     const options = req.options ?? {};
