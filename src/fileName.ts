@@ -74,7 +74,8 @@ export function decodeName(bytes: Uint8Array): string {
 
 /** The bytes of a name that {@link decodeName} gave (or any string: as UTF-8). */
 export function encodeName(name: string): Uint8Array {
-  if (!ESCAPED.test(name)) return utf8Bytes(name);
+  // Well-formed (no lone surrogate) is the usual case, and asking costs no RegExp.
+  if (name.isWellFormed() || !ESCAPED.test(name)) return utf8Bytes(name);
   const parts: Uint8Array[] = [];
   let start = 0;
   for (let i = 0; i < name.length; i++) {

@@ -71,11 +71,11 @@ export class CommandDef {
     spelling: string,
     readonly description: string,
   ) {
-    const [name, ...args] = spelling.split(/\s+/);
+    const [name, ...args] = spelling.split(" ");
     this.name = name!;
     this.args = args.map((a) => {
       const variadic = a.includes("...");
-      return { name: a.replace(/[<>[\].]/g, ""), required: a.startsWith("<"), variadic };
+      return { name: a.slice(variadic ? 4 : 1, -1), required: a.startsWith("<"), variadic };
     });
   }
 

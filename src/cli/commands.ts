@@ -30,5 +30,6 @@ export const TOP_LEVEL: readonly TopLevel[] = [
 
 /** The entry `word` selects, if any. */
 export function topLevel(word: string): TopLevel | undefined {
-  return TOP_LEVEL.find((t) => t.words.includes(word));
+  for (const t of TOP_LEVEL) if (t.words.includes(word)) return t;
+  return undefined;
 }
