@@ -18,7 +18,8 @@ import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError
 import type { SnapshotService } from "../snapshot/service.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, makedev, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { makedev } from "../sys/devno.ts";
+import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StorError } from "../errors.ts";
-import { splitdev } from "../sys/dirfd.ts";
+import { splitdev } from "../sys/devno.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import { changes, layerXattrs, readLink, type Change, type LayerView } from "./changes.ts";
 import { compressor, type Compression } from "./compression.ts";

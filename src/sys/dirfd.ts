@@ -92,18 +92,3 @@ export function getXattrAt(dir: number, name: string, key: string): Buffer | und
     throw err;
   }
 }
-
-/** glibc's makedev: the dev_t of a device number pair. */
-export function makedev(major: number, minor: number): bigint {
-  const ma = BigInt(major);
-  const mi = BigInt(minor);
-  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
-}
-
-/** glibc's major and minor: the device number pair of a dev_t. */
-export function splitdev(dev: bigint): { major: number; minor: number } {
-  return {
-    major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n)),
-    minor: Number((dev & 0xffn) | ((dev >> 12n) & 0xffffff00n)),
-  };
-}

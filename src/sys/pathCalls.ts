@@ -7,7 +7,7 @@
  */
 import { dirname } from "../path.ts";
 import { concatBytes, decodeName } from "../fileName.ts";
-import { makedev } from "./dirfd.ts";
+import { makedev } from "./devno.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
 
