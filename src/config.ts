@@ -7,7 +7,9 @@ import { resolve } from "./path.ts";
 import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
+import { cacheConfig, cachedConfig } from "./configCache.ts";
 import { InvalidArgumentError } from "./errors.ts";
+import { traceWithin } from "./trace.ts";
 import { errnoCode } from "./sys/libc.ts";
 import { readText } from "./sys/pathCalls.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -100,11 +102,19 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   if (text === undefined && !explicit) return EMPTY;
   if (text === undefined) throw new InvalidArgumentError(`config ${path}`, "no such file");
   const parsed = parse(text);
-  // A file of comments only (as installed) needs no validation: zod is loaded only for content.
+  // A file of comments only (as installed) needs no validation: zod is loaded only for content,
+  // and only for content it has not validated already (see src/configCache.ts).
   if (Object.keys(parsed).length === 0) return EMPTY;
+  const cached = cachedConfig(text);
+  if (cached) return cached;
+  const start = performance.now();
   const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
+  traceWithin("zod load", start);
   const result = fileSchema.safeParse(parsed);
-  if (result.success) return result.data;
+  if (result.success) {
+    cacheConfig(text, result.data);
+    return result.data;
+  }
   const issue = result.error.issues[0]!;
   const key = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path;
   const why = issue.code === "unrecognized_keys" ? "unknown key" : issue.message;
