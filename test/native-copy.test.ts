@@ -60,6 +60,39 @@ test.skipIf(!copyTools)("types, owners, modes, hardlinks, devices, xattrs and na
   expect(sh(["getcap", join(child, "ping")]).stdout).toContain("cap_net_raw=ep");
 });
 
+/** A default ACL of user::rwx, group::---, other::--- (posix_acl_xattr, version 2). */
+const STRICT_DEFAULT_ACL = "0x02000000" + "01000700ffffffff" + "04000000ffffffff" + "20000000ffffffff";
+
+/** Owner and mode of each path below `dir`. */
+function ownersAndModes(dir: string): Record<string, string> {
+  const tree = describeTree(dir) as Record<string, { mode: string; uid: number; gid: number }>;
+  return Object.fromEntries(Object.entries(tree).map(([p, a]) => [p, `${a.uid}:${a.gid} ${a.mode}`]));
+}
+
+// The copy skips the chown and chmod a new file would not need: it must see what the directory
+// it copies into passes on (a setgid group, a default ACL) and what the umask takes.
+test.skipIf(!copyTools)("owners and modes come out exact whatever the snapshots directory passes on: a setgid group, a default ACL", () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+  const d: string = JSON.parse(s("prepare", "--mounts", "base-a"))[0].Source;
+  mkdirSync(join(d, "sub"));
+  for (const [name, mode] of [["plain", "644"], ["exec", "755"], ["private", "600"], ["open", "666"], ["sub/inner", "640"]]) {
+    writeFileSync(join(d, name!), name!);
+    must(`chmod ${mode} ${d}/${name}`);
+  }
+  writeFileSync(join(d, "theirs"), "x");
+  must(`chown 1234:5678 ${d}/theirs && chmod 755 ${d}/sub`);
+  s("commit", "base", "base-a");
+  const snapshots = join(r.path, "snapshots/native/snapshots");
+  must(`chown 0:4321 ${snapshots} && chmod 2700 ${snapshots}`);
+  const grouped: string = JSON.parse(s("prepare", "--mounts", "grouped", "base"))[0].Source;
+  expect(ownersAndModes(grouped)).toEqual(ownersAndModes(d));
+  must(`chown 0:0 ${snapshots} && chmod 700 ${snapshots} && setfattr -n system.posix_acl_default -v ${STRICT_DEFAULT_ACL} ${snapshots}`);
+  const acl: string = JSON.parse(s("prepare", "--mounts", "acl", "base"))[0].Source;
+  expect(ownersAndModes(acl)).toEqual(ownersAndModes(d));
+});
+
 /** On a 64 MB ext4, a parent that `fill` makes too big for a second copy: its prepare fails whole. */
 function copyThatFillsTheDisk(fill: (dir: string) => void): void {
   const fs = new LoopFs("ext4", 64);

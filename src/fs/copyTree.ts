@@ -16,8 +16,9 @@ import { listDir } from "../sys/dirent.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimes, type CopyState } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { O } from "../sys/openat2.ts";
-import { chmodPath, closeFd, linkPath, makeDir, openPath, readLink, setOwnerAndMode, statPath, symlinkPath, type PathStat } from "../sys/pathCalls.ts";
+import { chmodFd, chmodPath, chownFd, closeFd, linkPath, makeDir, openPath, readLink, statPath, symlinkPath, type PathStat } from "../sys/pathCalls.ts";
 import { helperThreadsAllowed } from "./helperThreads.ts";
+import { asCreated, inherited, type AsCreated, type Inherited } from "./newFiles.ts";
 import { treeCounter } from "./treeProgress.ts";
 
 
@@ -35,17 +36,27 @@ export interface FileJob {
   mode: number;
   atimeNs: bigint;
   mtimeNs: bigint;
+  /** What the new file has already of owner and mode, made with `mode & 0o777` (see newFiles.ts). */
+  has: AsCreated;
 }
 
 /** Copies the contents and metadata of directory `src` onto the existing empty directory `dst`. */
 export function copyTree(src: string, dst: string): void {
-  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter() };
   const [s, d] = [Buffer.from(src), Buffer.from(dst)];
+  // Every directory below is made by this copy, so passes on what `dst` does.
+  const fd = openPath(d, O.RDONLY | O.DIRECTORY);
+  let passes: Inherited;
+  try {
+    passes = inherited(fd);
+  } finally {
+    closeFd(fd);
+  }
+  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes };
   const st = lstat(s);
   copyChildren(s, d, walk);
   copyFiles(walk.files, walk.count);
-  for (const [ds, dd, dst] of walk.dirs) finish(ds, dd, dst);
-  finish(s, d, st);
+  for (const [ds, dd, dst] of walk.dirs) finish(ds, dd, dst, passes);
+  finish(s, d, st, undefined); // made by the caller, not by this copy
 }
 
 interface Walk {
@@ -59,6 +70,8 @@ interface Walk {
   links: Map<string, Buffer>;
   /** Told of each entry done, with its bytes of data (the listed files' as they are copied). */
   count: (bytes: number) => void;
+  /** What the directories of the copy pass on to what is made in them. */
+  passes: Inherited;
 }
 
 function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
@@ -86,16 +99,16 @@ function copyChildren(srcDir: Buffer, dstDir: Buffer, walk: Walk): void {
     }
     if (st.isFile) {
       // Left for after the walk once reflinks failed; not a hardlinked file, whose later names link to it.
-      if (!walk.state.reflink && st.nlink === 1) walk.files.push(fileJob(s, d, st));
+      if (!walk.state.reflink && st.nlink === 1) walk.files.push(fileJob(s, d, st, walk.passes));
       else {
-        copyFile(fileJob(s, d, st), walk.state);
+        copyFile(fileJob(s, d, st, walk.passes), walk.state);
         walk.count(st.size);
       }
       continue;
     }
     if (st.isSymbolicLink) symlinkPath(readLink(s), d);
     else mknod(d, st.type | st.mode, st.rdev); // character and block devices, fifos, sockets
-    finish(s, d, st);
+    finish(s, d, st, walk.passes);
   }
 }
 
@@ -106,8 +119,9 @@ function lstat(path: Buffer): PathStat {
   return st;
 }
 
-function fileJob(s: Buffer, d: Buffer, st: PathStat): FileJob {
-  return { s, d, size: st.size, blocks: st.blocks, uid: st.uid, gid: st.gid, mode: st.mode, atimeNs: st.atimeNs, mtimeNs: st.mtimeNs };
+function fileJob(s: Buffer, d: Buffer, st: PathStat, passes: Inherited): FileJob {
+  const has = asCreated(passes, st.uid, st.gid, st.mode & 0o7777);
+  return { s, d, size: st.size, blocks: st.blocks, uid: st.uid, gid: st.gid, mode: st.mode, atimeNs: st.atimeNs, mtimeNs: st.mtimeNs, has };
 }
 
 /**
@@ -170,10 +184,13 @@ function copyFile(f: FileJob, state: CopyState): void {
   // Everything through the two descriptors: no path is looked up again.
   const src = openPath(f.s, O.RDONLY | O.NOFOLLOW);
   try {
-    const dst = openPath(f.d, O.WRONLY | O.CREAT | O.EXCL, 0o600);
+    // Made with its mode, in a directory of this copy no one else can enter yet (0700 until finished).
+    const dst = openPath(f.d, O.WRONLY | O.CREAT | O.EXCL, f.mode & 0o777);
     try {
       copyData(src, dst, f.size, f.blocks * 512, state, () => `copy ${f.s}`);
-      setOwnerAndMode(dst, f.uid, f.gid, f.mode & 0o7777);
+      // Only what the new file does not have already: two of the ten calls a small file costs.
+      if (!f.has.owner) chownFd(dst, f.uid, f.gid);
+      if (!f.has.mode) chmodFd(dst, f.mode & 0o7777); // after the chown, which clears setuid and setgid
       copyXattrs(src, dst, xattrError); // after chown, which clears security.capability
       setTimes(dst, f.atimeNs, f.mtimeNs);
     } finally {
@@ -184,9 +201,13 @@ function copyFile(f: FileJob, state: CopyState): void {
   }
 }
 
-/** Owner, mode, xattrs and times, in the order that keeps each (times last, after the contents). */
-function finish(s: Buffer, d: Buffer, st: PathStat): void {
-  lchown(d, st.uid, st.gid);
+/**
+ * Owner, mode, xattrs and times, in the order that keeps each (times last, after the contents);
+ * the owner only when it is not already that of `d`, made by this copy in a directory that
+ * `passes` (undefined: not made by this copy).
+ */
+function finish(s: Buffer, d: Buffer, st: PathStat, passes: Inherited | undefined): void {
+  if (!passes || !asCreated(passes, st.uid, st.gid, 0).owner) lchown(d, st.uid, st.gid);
   if (!st.isSymbolicLink) chmodPath(d, st.mode);
   copyXattrs(s, d, xattrError);
   setTimes(d, st.atimeNs, st.mtimeNs);

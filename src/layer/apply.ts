@@ -13,12 +13,13 @@
  * All or nothing: every change is journalled ({@link UndoJournal}) and undone when the layer is
  * refused or fails part-way, so the snapshot is then as it was.
  */
-import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, type BigIntStats } from "../nodeFs.ts";
+import { closeSync, fchmodSync, fchownSync, ftruncateSync, type BigIntStats } from "../nodeFs.ts";
 import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { makedev } from "../sys/devno.ts";
+import { asCreated, inherited, type AsCreated, type Inherited } from "../fs/newFiles.ts";
 import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
 import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
@@ -125,10 +126,6 @@ class Applier {
    * closed when the next entry replaces it, as the current one may still be using it.
    */
   readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited; at?: string } = { key: undefined, fd: -1 };
-  /** What a new file gets unasked: the process's user and group, and the mode less the umask. */
-  readonly #uid = process.geteuid?.() ?? -1;
-  readonly #gid = process.getegid?.() ?? -1;
-  readonly #umask = process.umask();
 
   constructor(root: string, overlayParents: readonly string[] | undefined) {
     this.#root = new ConfinedDir(root);
@@ -202,10 +199,7 @@ class Applier {
   #asCreated(h: TarHeader): AsCreated {
     const dir = this.#lastDir;
     dir.passes ??= inherited(dir.fd);
-    return {
-      owner: h.uid === this.#uid && h.gid === this.#gid && dir.passes.gid === this.#gid,
-      mode: (h.mode & ~0o777) === 0 && (h.mode & this.#umask) === 0 && !dir.passes.acl,
-    };
+    return asCreated(dir.passes, h.uid, h.gid, h.mode);
   }
 
   /** Where directory `dir` is below the root, as the journal records it. */
@@ -537,25 +531,10 @@ class Applier {
 }
 
 /** Which of an entry's owner and mode a newly created file has already. */
-interface AsCreated {
-  owner: boolean;
-  mode: boolean;
-}
-
-/** What a directory may pass on to a file created in it: its group, a default ACL. */
-interface Inherited {
-  gid: number;
-  acl: boolean;
-}
-
 /** True when `name` in `dir` is an overlayfs whiteout. */
 function isWhiteoutAt(dir: number, name: string): boolean {
   const st = lstatAt(dir, name);
   return st !== undefined && isOverlayWhiteout(st);
-}
-
-function inherited(dir: number): Inherited {
-  return { gid: fstatSync(dir).gid, acl: getXattrAt(dir, ".", "system.posix_acl_default") !== undefined };
 }
 
 /** Where metadata goes: an open regular file, or a name in a directory (a symlink there is not followed). */

@@ -38,7 +38,8 @@ export function copyData(src: number, dst: number, size: number, allocated: numb
     else throw new SysError(what(), e);
   }
   // Read front to back: a larger read-ahead, as cp asks for, keeps a cold source's reads large.
-  libc.posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
+  // A file within the default read-ahead (128 KiB) is read whole at once anyway: no call for it.
+  if (size > 128 * 1024) libc.posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
   if (allocated < size) return copySparse(src, dst, size, what);
   copyRange(src, dst, 0, size, what);
 }

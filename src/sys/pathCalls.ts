@@ -231,9 +231,13 @@ export function closeFd(fd: number): void {
   libc.close(fd);
 }
 
-/** Sets the owner and the permission bits of the open descriptor `fd` (chown first: it clears setuid). */
-export function setOwnerAndMode(fd: number, uid: number, gid: number, mode: number): void {
+/** Sets the owner of the open descriptor `fd` (before its mode: a chown clears setuid and setgid). */
+export function chownFd(fd: number, uid: number, gid: number): void {
   check(libc.fchown(fd, uid, gid), () => `chown descriptor ${fd}`);
+}
+
+/** Sets the permission bits (and setuid, setgid, sticky) of the open descriptor `fd`. */
+export function chmodFd(fd: number, mode: number): void {
   check(libc.fchmod(fd, mode), () => `chmod descriptor ${fd}`);
 }
 
