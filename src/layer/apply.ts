@@ -364,7 +364,9 @@ class Applier {
       const upTo = parts.slice(0, i + 1);
       let next = this.#root.openDir(upTo);
       // What the snapshot shows there when the upper directory has nothing: the parents' (on overlay).
-      const upper = next === -ENOENT ? lstatAt(dir, parts[i]!) : undefined;
+      // ENOTDIR too: a symlink whose target is not a directory (or, on overlay, is a whiteout,
+      // where native has nothing) is followed all the same, so both snapshotters take a layer alike.
+      const upper = next === -ENOENT || next === -ENOTDIR ? lstatAt(dir, parts[i]!) : undefined;
       const lower = next === -ENOENT && !upper && this.#lowers ? this.#parentsHave(this.#at(dir), parts[i]!) : undefined;
       const here = upper ?? lower;
       if (here?.isSymbolicLink()) {

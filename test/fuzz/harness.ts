@@ -32,6 +32,16 @@ export type SnapshotterName = (typeof FUZZED)[number];
 /** An invariant that did not hold. */
 export class Violation extends Error {}
 
+/**
+ * Where overlay's and native's outcomes for one input break the invariant that both decide alike
+ * (undefined when they keep it). One exception: a hardlink to a parent's file, which overlay
+ * refuses as its parents are read-only.
+ */
+export function undecidedAlike(overlay: Outcome, native: Outcome): string | undefined {
+  if (overlay.accepted === native.accepted || /which is not in the snapshot/.test(overlay.error ?? "")) return undefined;
+  return `both overlay ${overlay.accepted ? "accepted" : "refused"} it, native ${native.accepted ? "accepted" : "refused"} it`;
+}
+
 /** What one input did on one snapshotter. */
 export interface Outcome {
   accepted: boolean;

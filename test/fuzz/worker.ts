@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { describe } from "../../src/errors.ts";
 import { TestRoot } from "../helpers.ts";
 import { oneLineError } from "../layer-helpers.ts";
-import { FUZZED, FuzzBed, Violation } from "./harness.ts";
+import { FUZZED, FuzzBed, Violation, undecidedAlike, type Outcome } from "./harness.ts";
 import { BASE, encode, fuzzInput, sweepInput } from "./tarModel.ts";
 
 const [dir, seedArg, startArg, countArg, untilArg, everyArg] = process.argv.slice(2);
@@ -54,24 +54,21 @@ for (let i = start; i < start + count && Date.now() < until; i++) {
   const input = sweep ? sweepInput(i) : fuzzInput(seed, i);
   if (!input) break;
   say(`start ${i}`);
-  const decisions: string[] = [];
-  const errors: (string | undefined)[] = [];
+  const outcomes: Outcome[] = [];
   for (const bed of beds) {
     try {
       const o = await bed.run(input, seed ^ i);
-      decisions.push(o.accepted ? "accepted" : "refused");
-      errors.push(o.error);
+      outcomes.push(o);
       if (o.skipped) skipped++;
       if (o.accepted) accepted++;
       else refused++;
     } catch (err) {
-      decisions.push("bad");
       say(`bad ${i} ${bed.sn} ${(err instanceof Violation ? err.message : `crash: ${describe(err)} ${(err as Error).stack?.split("\n")[1]?.trim()}`).replace(/\n/g, " ")}`);
     }
   }
   runs++;
-  // Both snapshotters decide alike, but for a hardlink to a parent's file: overlay's parents are read-only.
-  if (decisions[0] !== decisions[1] && !decisions.includes("bad") && !/which is not in the snapshot/.test(errors[0] ?? "")) say(`bad ${i} both overlay ${decisions[0]} it, native ${decisions[1]} it`);
+  const differ = outcomes.length === 2 ? undecidedAlike(outcomes[0]!, outcomes[1]!) : undefined;
+  if (differ) say(`bad ${i} ${differ}`);
   if (binaryEvery > 0 && i % binaryEvery === 0) {
     const root = binaryRoot();
     const file = join(root.path, "..", `${root.path.split("/").pop()}-input.tar`);
