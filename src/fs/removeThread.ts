@@ -21,10 +21,11 @@ interface Report {
   done?: { id: number; error?: string };
 }
 
-/** One helper thread and how many of its trees are not done yet. */
+/** One helper thread, how many of its trees are not done yet, and why it ended if it did. */
 interface Thread {
   worker: Worker;
   waiting: number;
+  ended?: string;
 }
 
 /** Helper threads removing trees; see {@link RemoveThreads.remove}. */
@@ -57,11 +58,13 @@ export class RemoveThreads {
 
   /**
    * Removes the tree `path` on one of the threads, in turn. Resolves once it is gone, or with why
-   * not (what could not go stays).
+   * not (what could not go stays). With no thread left running, it is removed on this one.
    */
   remove(path: string): Promise<string | undefined> {
     const id = this.#next++;
-    const thread = this.#threads[id % this.#threads.length]!;
+    const live = this.#threads.filter((t) => t.ended === undefined);
+    if (live.length === 0) return Promise.resolve(removeOrWhy(path));
+    const thread = live[id % live.length]!;
     // Waited for: the process must not end while a thread still has work.
     if (thread.waiting++ === 0) thread.worker.ref();
     thread.worker.postMessage({ id, path });
@@ -85,6 +88,7 @@ export class RemoveThreads {
   }
 
   #failAll(thread: Thread, why: string): void {
+    thread.ended ??= why;
     for (const [id, w] of this.#waiting) if (w.thread === thread) this.#settle(id, why);
   }
 }
@@ -105,12 +109,17 @@ export function runRemoveThread(): void {
   });
   port.on("message", ({ id, path }: { id: number; path: string }) => {
     sent = last = { entries: 0, bytes: 0 };
-    let error: string | undefined;
-    try {
-      removeTree(path);
-    } catch (err) {
-      error = describe(err);
-    }
+    const error = removeOrWhy(path);
     port.postMessage({ entries: last.entries - sent.entries, bytes: last.bytes - sent.bytes, done: { id, error } } satisfies Report);
   });
+}
+
+/** Removes the tree `path`: undefined when it is gone, else why not. */
+function removeOrWhy(path: string): string | undefined {
+  try {
+    removeTree(path);
+    return undefined;
+  } catch (err) {
+    return describe(err);
+  }
 }
