@@ -117,9 +117,8 @@ export class LocalDriver implements OwnStorageDriver {
           failed.push([name, err]);
         }
       }
-      if (!renamed) {
-        if (trash) removeDir(trash);
-      } else if (trash) {
+      if (trash !== undefined && !renamed) removeDir(trash);
+      else if (trash !== undefined) {
         fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again
         failpoint("volume-rm:renamed");
         // Renamed away for good: a volume whose trash cannot go now is removed all the same, its trash left to cleanup.

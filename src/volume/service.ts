@@ -283,7 +283,7 @@ export class VolumeService {
       await this.#locks.inBatches(
         candidates.map((c) => c.name),
         true,
-        (names) => void gone.push(this.#pruneBatch(names, local, report, remover)),
+        (names) => this.#pruneBatch(names, local, report, gone, remover),
       );
     } finally {
       await Promise.all(gone);
@@ -295,9 +295,11 @@ export class VolumeService {
   /**
    * Prunes `names`, whose locks the caller holds, as one: each checked again, their storage
    * removed with one directory sync, their metadata in one transaction. A crash in between leaves
-   * metadata whose storage is gone, which restore forgets, as after a single removal.
+   * metadata whose storage is gone, which restore forgets, as after a single removal. The trash's
+   * removal (on `remover`'s threads) goes into `gone` at once, so it is waited for even when the
+   * metadata's transaction fails.
    */
-  #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport, remover?: RemoveThreads): Promise<void> {
+  #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport, gone: Promise<void>[], remover?: RemoveThreads): void {
     const mounts = readMountInfo(); // under the locks, which may have waited: what is mounted now
     const sizes = new Map<string, number>();
     // Looked at again under the locks, in one read: taken, changed or removed while pruning?
@@ -306,14 +308,14 @@ export class VolumeService {
       if (!isPlainLocal(v) || inUse(v, local, mounts)) continue;
       sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
     }
-    const { removed, failed, gone } = local.removeAll([...sizes.keys()], remover);
+    const { removed, failed, gone: trashGone } = local.removeAll([...sizes.keys()], remover);
+    gone.push(trashGone);
     // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
     for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
     failpoint("volume-rm:removed");
     this.#store.write(() => removed.forEach((name) => this.#store.delete(name)));
     report.deleted.push(...removed);
     for (const name of removed) report.reclaimed += sizes.get(name)!;
-    return gone;
   }
 
   /** Takes reference `ref` on volume `name` (the first one mounts its device); returns the host path. */
