@@ -74,6 +74,23 @@ describe("errors are one line with the contract's exit code", () => {
     expect([res.code, res.stdout, res.stderr]).toEqual([code, stdout, stderr]);
   });
 
+  // Docker skips a plugin directory it cannot read; so does every volume command, whatever is wrong with it.
+  test.each([
+    ["missing", (d: string) => join(d, "nosuch")],
+    ["a file", (d: string) => join(d, "file")],
+    ["below a file", (d: string) => join(d, "file", "plugins")],
+    ["a dangling symlink", (d: string) => join(d, "dangling")],
+  ])("a plugin directory that is %s holds no plugins: create, ls, inspect and rm work", (_what, dir) => {
+    const d = r.dir("plugin-dirs");
+    writeFileSync(join(d, "file"), "");
+    sh(["ln", "-sfn", join(d, "nosuch"), join(d, "dangling")]);
+    const v = (...a: string[]) => r.stor(["--plugin-dir", dir(d), "volume", ...a]);
+    expect(v("create", "pd-vol")).toEqual({ code: 0, stdout: "pd-vol\n", stderr: "" });
+    expect(v("ls", "-q")).toMatchObject({ code: 0, stdout: expect.stringContaining("pd-vol\n"), stderr: "" });
+    expect(v("inspect", "pd-vol")).toMatchObject({ code: 0, stderr: "" });
+    expect(v("rm", "pd-vol")).toEqual({ code: 0, stdout: "pd-vol\n", stderr: "" });
+  });
+
   test("nothing is left of a create that failed", () => {
     expect(sh(["ls", "-A", join(r.path, "volumes")]).stdout).toBe(".meta\nbusy\ntx-a\n");
   });

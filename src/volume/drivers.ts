@@ -113,9 +113,10 @@ export function driverNames(): string[] {
 
 /** True when `dir` exists and has something in it. */
 function hasEntries(dir: string): boolean {
-  // Most of the directories do not exist: asked so without an error, which costs more to make.
-  if (!statPath(dir)?.isDirectory) return false;
   try {
+    // Most of the directories do not exist: asked so without an error, which costs more to make.
+    // Anything else wrong with one (not a directory, unreadable) means no plugins there too.
+    if (!statPath(dir)?.isDirectory) return false;
     return listDir(dir).length > 0;
   } catch {
     return false;
