@@ -18,6 +18,7 @@ import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import type { SnapshotService } from "./snapshot/service.ts";
 import type { VolumeService, ServiceOptions } from "./volume/service.ts";
+import type { PluginStatus } from "./volume/pluginDriver.ts";
 
 export type { Access };
 
@@ -37,10 +38,12 @@ export interface SnapshotsRequest {
 export async function openSnapshots(config: Config, req: SnapshotsRequest): Promise<SnapshotService> {
   const { SNAPSHOTTER_NAMES, SNAPSHOTTERS, snapshotterName } = await import("./snapshot/registry.ts");
   const { SnapshotService } = await import("./snapshot/service.ts");
+  const chosen = req.snapshotter ?? config.defaultSnapshotter;
+  // The name is checked before the root is looked at, or made: an unknown one creates nothing.
+  const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
   trace("root check");
-  const chosen = req.snapshotter ?? config.defaultSnapshotter;
-  if (chosen === undefined) {
+  if (named === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
       const why = SNAPSHOTTERS[name].unsupported(probe);
       if (why === undefined) return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access);
@@ -48,11 +51,10 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
     }
     throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
   }
-  const s = SNAPSHOTTERS[snapshotterName(chosen)];
   // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
   // when it creates a snapshot (see SnapshotService).
   const check = req.access === "write" && req.checkSupport !== false;
-  return new SnapshotService(config.root, s, req.access, check ? probe : undefined);
+  return new SnapshotService(config.root, named, req.access, check ? probe : undefined);
 }
 
 /** The snapshotters that have metadata below the root: the ones restore repairs. */
@@ -67,6 +69,14 @@ export async function openVolumes(config: Config, access: Access, opts?: Service
   trace("root check");
   const { VolumeService } = await import("./volume/service.ts");
   return new VolumeService(config, access, opts);
+}
+
+/**
+ * The volume plugins in the configured plugin directories, and whether each answers now (one
+ * attempt each). Asks no store: listing plugins reads and makes nothing below the root.
+ */
+export async function volumePlugins(config: Config): Promise<PluginStatus[]> {
+  return (await import("./volume/pluginDriver.ts")).pluginStatuses({ ...config.plugins, retryMs: 0 });
 }
 
 /**

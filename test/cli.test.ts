@@ -1,6 +1,6 @@
 /** How stor reads a command line: `--`, option clusters, bare labels, and errors that stay one line. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, sh } from "./helpers.ts";
 
@@ -109,18 +109,58 @@ describe("--format json on every command that prints data", () => {
   });
 });
 
-test.each(["unmount /tmp/stor-no-such-target", "completion bash", "man", "snapshot ls", "volume ls"])(
-  "a bad --log-level is refused before %s runs, whether or not it reads the configuration",
-  (command) => {
-    const r = sh([STOR, "--log-level", "bogus", "--root", "/tmp/stor-no-such-root", ...command.split(" ")]);
-    expect([r.code, r.stdout, r.stderr]).toEqual([2, "", 'stor: log level "bogus": must be one of error, warn, info, debug\n']);
-  },
-);
+describe.each([
+  ["--log-level", ["--log-level", "bogus"], {}],
+  ["STOR_LOG_LEVEL", [], { STOR_LOG_LEVEL: "bogus" }],
+] as const)("a bad %s", (_how, option, env) => {
+  test.each(["unmount /tmp/stor-no-such-target", "completion bash", "man", "snapshot ls", "volume ls"])(
+    "is refused before %s runs, whether or not it reads the configuration",
+    (command) => {
+      const r = sh([STOR, ...option, "--root", "/tmp/stor-no-such-root", ...command.split(" ")], { env: { ...env } });
+      expect([r.code, r.stdout, r.stderr]).toEqual([2, "", 'stor: log level "bogus": must be one of error, warn, info, debug\n']);
+    },
+  );
+});
 
-test.each(["unmount /tmp/stor-no-such-target", "completion bash", "man", "snapshot ls", "volume ls"])(
-  "a bad STOR_LOG_LEVEL is refused before %s runs, as the option is",
-  (command) => {
-    const r = sh([STOR, "--root", "/tmp/stor-no-such-root", ...command.split(" ")], { env: { STOR_LOG_LEVEL: "bogus" } });
-    expect([r.code, r.stdout, r.stderr]).toEqual([2, "", 'stor: log level "bogus": must be one of error, warn, info, debug\n']);
-  },
-);
+// Bad input is refused before the store is opened: on a root that does not exist, nothing is made.
+describe("bad input creates nothing", () => {
+  let r: TestRoot;
+  let roots = 0;
+  beforeAll(() => {
+    r = new TestRoot();
+  });
+  afterAll(() => r.close());
+
+  test.each([
+    ["snapshot prepare -l =bad k", 'stor: label "=bad": expected KEY=VALUE\n'],
+    ["snapshot view -l =bad k", 'stor: label "=bad": expected KEY=VALUE\n'],
+    ["snapshot commit -l =bad c k", 'stor: label "=bad": expected KEY=VALUE\n'],
+    ["snapshot label k =bad", 'stor: label "=bad": expected KEY=VALUE\n'],
+    ["snapshot ls --format yaml", 'stor: format "yaml": expected table or json\n'],
+    ["snapshot tree --format yaml", 'stor: format "yaml": expected table or json\n'],
+    ["snapshot usage --format yaml", 'stor: format "yaml": expected table or json\n'],
+    ["snapshot mounts --format yaml /mnt k", 'stor: format "yaml": expected table or json\n'],
+    ["-s bogus snapshot ls", undefined],
+    ["-s bogus snapshot prepare k", undefined],
+    ["volume create --label =x v1", 'stor: label "=x": expected KEY=VALUE\n'],
+    ["volume create -o =x v1", 'stor: option "=x": expected KEY=VALUE\n'],
+    ["volume ls --format yaml", 'stor: format "yaml": expected table or json\n'],
+    ["volume ls -f bogus=1", undefined],
+    ["volume inspect --format yaml v1", 'stor: format "yaml": expected json\n'],
+    ["volume prune -f --filter bogus=1", undefined],
+  ])("%s: exit 2, one line, no root", (command, message) => {
+    const root = join(r.path, `missing-${++roots}`); // one each: a failing case must not hide the next
+    const res = sh([STOR, "--root", root, "--config", r.config, ...command.split(" ")]);
+    expect(res.code).toBe(2);
+    expect(res.stderr.split("\n").length).toBe(2); // one line
+    if (message !== undefined) expect(res.stderr).toBe(message);
+    expect(existsSync(root)).toBe(false);
+  });
+
+  test("volume plugins lists without a store, and makes none", () => {
+    const root = join(r.path, `missing-${++roots}`);
+    const res = sh([STOR, "--root", root, "--config", r.config, "volume", "plugins"]);
+    expect(res).toEqual({ code: 0, stdout: "NAME      ADDRESS   SCOPE     STATUS\n", stderr: "" });
+    expect(existsSync(root)).toBe(false);
+  });
+});

@@ -60,7 +60,8 @@ const labels = (words: unknown) => keyValues(list(words), "label", "true");
 /** The `stor snapshot` commands, on the snapshotter `-s` chooses. */
 export function snapshotGroup(ctx: Context): Group {
   let service: SnapshotService | undefined;
-  // One command runs per invocation, so the first call's access is the command's.
+  // One command runs per invocation, so the first call's access is the command's. Each command
+  // checks its options before it opens the service: bad input creates nothing.
   const svc = async (access: Access = "write") => (service ??= await openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
   const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
   cli.finally(() => service?.release());
@@ -77,9 +78,10 @@ export function snapshotGroup(ctx: Context): Group {
       .option("-l, --label <k=v>", "set label K to V (a bare K is K=true; repeatable)", { repeat: true })
       .example(example)
       .action(async (key: string, parent: string | undefined, opts) => {
+        const given = labels(opts.label);
         const { withTreeProgress } = await import("./progress.ts"); // a native snapshot's copy can take long
         const s = await svc();
-        const mounts = await withTreeProgress("copying", () => s[name](key, parent, labels(opts.label)));
+        const mounts = await withTreeProgress("copying", () => s[name](key, parent, given));
         if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
         if (opts.mounts) print(goJson(mounts));
       });
@@ -89,7 +91,10 @@ export function snapshotGroup(ctx: Context): Group {
     .command("commit <name> <key>", "Commit active snapshot KEY as committed snapshot NAME; KEY is gone afterwards. NAME has only the labels given here, as in containerd.")
     .option("-l, --label <k=v>", "set label K to V on NAME (a bare K is K=true; repeatable)", { repeat: true })
     .example("stor snapshot commit -l release=1 base work")
-    .action(async (name: string, key: string, opts) => (await svc()).commit(name, key, labels(opts.label)));
+    .action(async (name: string, key: string, opts) => {
+      const given = labels(opts.label);
+      (await svc()).commit(name, key, given);
+    });
 
   cli
     .command("mounts <target> <key>", "Print the mount commands that would mount active snapshot or view KEY on TARGET, as ctr does.")
@@ -124,8 +129,9 @@ export function snapshotGroup(ctx: Context): Group {
     .option("--format <format>", "table or json", { default: "table" })
     .example("stor snapshot ls --format json")
     .action(async (opts) => {
+      const format = outputFormat(opts.format);
       const infos = (await svc("read")).list();
-      if (outputFormat(opts.format) === "json") return print(goJson(infos.map(infoView)));
+      if (format === "json") return print(goJson(infos.map(infoView)));
       print(table([["KEY", "PARENT", "KIND"], ...infos.map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
     });
 
@@ -154,8 +160,9 @@ export function snapshotGroup(ctx: Context): Group {
     .option("--format <format>", "table (the tree) or json", { default: "table" })
     .example("stor snapshot tree")
     .action(async (opts) => {
+      const format = outputFormat(opts.format);
       const infos = (await svc("read")).list();
-      if (outputFormat(opts.format) === "json") return print(goJson(treeView(infos)));
+      if (format === "json") return print(goJson(treeView(infos)));
       print(tree(infos));
     });
 
@@ -163,7 +170,8 @@ export function snapshotGroup(ctx: Context): Group {
     .command("label <key> [...label]", "Set labels of snapshot KEY (K=V; K= removes K; a bare K is K=true) and print all of its labels.")
     .example("stor snapshot label work owner=ci stale=")
     .action(async (key: string, words: string[]) => {
-      const all = (await svc()).updateLabels(key, labels(words));
+      const given = labels(words);
+      const all = (await svc()).updateLabels(key, given);
       print(Object.entries(all).map(([k, v]) => `${k}=${v}`).join(",") + "\n");
     });
 

@@ -3,7 +3,7 @@ import { readSync } from "../nodeFs.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
-import { openVolumes, type Access } from "../services.ts";
+import { openVolumes, volumePlugins, type Access } from "../services.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
 import type { PluginStatus } from "../volume/pluginDriver.ts";
 import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
@@ -90,7 +90,8 @@ function confirm(warning: string): boolean {
 /** The `stor volume` commands. */
 export function volumeGroup(ctx: Context): Group {
   let service: VolumeService | undefined;
-  // One command runs per invocation, so the first call's access is the command's.
+  // One command runs per invocation, so the first call's access is the command's. Each command
+  // checks its options before it opens the service: bad input creates nothing.
   const svc = async (access: Access = "write") => (service ??= await openVolumes(ctx.config(), access));
   const cli = new Group("stor volume", "Volumes as Docker keeps them, with docker volume's commands and output.");
   cli.finally(() => service?.release());
@@ -102,12 +103,12 @@ export function volumeGroup(ctx: Context): Group {
     .option("--label <k=v>", "set label K to V (a bare K is K=\"\", as docker; repeatable)", { repeat: true })
     .example("stor volume create -o size=1G --label team=web data")
     .action(async (name: string | undefined, opts) => {
-      const created = await (await svc()).create(name, {
+      const request = {
         driver: opts.driver === undefined ? undefined : String(opts.driver),
         options: keyValues(list(opts.opt), "option"),
         labels: keyValues(list(opts.label), "label", ""),
-      });
-      print(created);
+      };
+      print(await (await svc()).create(name, request));
     });
 
   cli
@@ -119,7 +120,8 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume ls -f dangling=true -q")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const volumes = (await (await svc("read")).list(parseFilters(list(opts.filter), LIST_FILTERS))).sort((a, b) => naturalCompare(a.name, b.name));
+      const filters = parseFilters(list(opts.filter), LIST_FILTERS);
+      const volumes = (await (await svc("read")).list(filters)).sort((a, b) => naturalCompare(a.name, b.name));
       if (opts.quiet) return print(volumes.map((v) => `${v.name}\n`).join(""));
       if (format === "json") return print(volumes.map((v) => `${goJson(rowView(v), 0)}\n`).join(""));
       print(table([["DRIVER", "VOLUME NAME"], ...volumes.map((v) => [v.driver, v.name])], DOCKER_TABLE));
@@ -131,11 +133,12 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume inspect data")
     .action(async (names: string[], opts) => {
       if (String(opts.format) !== "json") throw new InvalidArgumentError(`format "${opts.format}"`, "expected json");
+      const s = await svc("read"); // opened once: a store that cannot be opened is one error, not one a name
       const found = [];
       const failures = [];
       for (const n of names) {
         try {
-          found.push(inspectView(await (await svc("read")).inspect(n)));
+          found.push(inspectView(await s.inspect(n)));
         } catch (err) {
           failures.push(err);
         }
@@ -152,9 +155,9 @@ export function volumeGroup(ctx: Context): Group {
     .action(async (names: string[], opts) => {
       const failures = [];
       const { withTreeProgress } = await import("./progress.ts");
+      const s = await svc(); // opened once: a store that cannot be opened is one error, not one a name
       for (const n of names) {
         try {
-          const s = await svc();
           await withTreeProgress(`removing volume ${n}`, () => s.remove(n, Boolean(opts.force)));
           print(n);
         } catch (err) {
@@ -197,7 +200,7 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume plugins --plugin-dir /run/my-plugins")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const plugins = await (await svc()).plugins();
+      const plugins = await volumePlugins(ctx.config());
       if (format === "json") {
         const view = (p: PluginStatus) => ({ Name: p.name, Addr: p.addr, Source: p.source, Scope: p.scope ?? "", Answers: p.error === undefined, Error: p.error ?? "" });
         return print(plugins.map((p) => `${goJson(view(p), 0)}\n`).join(""));

@@ -7,7 +7,6 @@ import { listDir } from "../sys/dirent.ts";
 import { statPath } from "../sys/pathCalls.ts";
 import type { PluginSettings } from "../config.ts";
 import { LocalDriver } from "./local.ts";
-import type { PluginStatus } from "./pluginDriver.ts";
 import type { VolumeStore } from "./volumeStore.ts";
 
 /** A volume as a driver finds it on its own storage: what restore adopts when metadata lacks it. */
@@ -181,12 +180,6 @@ export class Drivers {
       opening.catch(() => this.#opening.delete(name));
     }
     return opening;
-  }
-
-  /** Every volume plugin in the plugin directories, and whether it answers. */
-  async pluginStatuses(): Promise<PluginStatus[]> {
-    // One attempt each: the question is whether it answers now.
-    return (await import("./pluginDriver.ts")).pluginStatuses({ ...this.#ctx.plugins, retryMs: 0 });
   }
 
   /** The names of the volume plugins in the plugin directories (not asked whether they answer). */

@@ -27,7 +27,6 @@ import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { BATCH, NameLocks } from "./nameLocks.ts";
-import type { PluginStatus } from "./pluginDriver.ts";
 import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
@@ -350,10 +349,6 @@ export class VolumeService {
     });
   }
 
-  /** The volume plugins found, and whether each answers as a volume driver. */
-  plugins(): Promise<PluginStatus[]> {
-    return this.#drivers.pluginStatuses();
-  }
 
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
   usage(): VolumeUsage[] {
