@@ -122,10 +122,14 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
     db.run(nested ? "RELEASE stor" : "COMMIT");
     return result;
   } catch (err) {
-    if (nested) {
-      db.run("ROLLBACK TO stor");
-      db.run("RELEASE stor");
-    } else if (db.inTransaction) db.run("ROLLBACK"); // a failed statement may have ended it already
+    // A failed statement may have ended the whole transaction already (SQLITE_FULL, IOERR…):
+    // then there is nothing to undo, and trying would hide the error behind "no such savepoint".
+    if (db.inTransaction) {
+      if (nested) {
+        db.run("ROLLBACK TO stor");
+        db.run("RELEASE stor");
+      } else db.run("ROLLBACK");
+    }
     throw err;
   }
 }

@@ -51,6 +51,20 @@ test("nested, an inner failure caught by the outer undoes only the inner", () =>
   expect(db.inTransaction).toBe(false);
 });
 
+test("nested, when a failure already ended the whole transaction, its own error goes on", () => {
+  expect(() =>
+    inTransaction(db, "write", () => {
+      add("outer");
+      inTransaction(db, "write", () => {
+        db.run("ROLLBACK"); // as SQLite does itself on SQLITE_FULL or an I/O error
+        throw new Error("disk full");
+      });
+    }),
+  ).toThrow("disk full");
+  expect(names()).toEqual([]);
+  expect(db.inTransaction).toBe(false);
+});
+
 test("a write takes the write lock at once: another connection cannot write until it ends", () => {
   const other = new Database(join(dir, "t.db"), { strict: true });
   other.run("PRAGMA busy_timeout = 0");
