@@ -5,14 +5,14 @@
  * file with any key added to every command.
  *
  * The entry is zod's output for exactly that text, from exactly this executable: its stamp is
- * the executable's inode, size and mtime, so a new stor (a new schema) never reads an old entry.
+ * the running executable's (/proc/self/exe) inode, size, mtime and ctime, so a new stor (a new
+ * schema) never reads an old entry, even one installed with its mtime kept (`install -p`).
  * Run from sources, the schema can change under the same executable (bun), so there is no
  * cache. The directory and the entry must be root's and writable by root only; anything else,
  * and any failure to read or write, means validating as without a cache.
  */
 import type { FileConfig } from "./configSchema.ts";
-import { closeFd, makeDir, openPath, readText, removeFile, renamePath, statPath, writeAll } from "./sys/pathCalls.ts";
-import { O } from "./sys/openat2.ts";
+import { makeDir, readText, removeFile, renamePath, statPath, writeNewFile } from "./sys/pathCalls.ts";
 import { utf8Bytes } from "./fileName.ts";
 
 /** Where the entry is kept (`STOR_CONFIG_CACHE_DIR` moves it, for tests). */
@@ -27,8 +27,9 @@ interface Entry {
 /** What identifies this executable's schema, or undefined when stor runs from its sources. */
 function executableStamp(): string | undefined {
   if (!import.meta.path.startsWith("/$bunfs/")) return undefined;
-  const st = statPath(process.execPath);
-  return st && `${st.ino}:${st.size}:${st.mtimeNs}`;
+  // The file that runs, not whatever is at its path now: an upgrade may have renamed a new one there.
+  const st = statPath("/proc/self/exe");
+  return st && `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 /** Whether `path` is root's and no one else may write it. */
@@ -60,12 +61,7 @@ export function cacheConfig(text: string, config: FileConfig): void {
     makeDir(dir(), 0o700);
     if (!rootOnly(dir())) return;
     // Written whole under a name of its own, then renamed over the entry: a reader sees the old or the new.
-    const fd = openPath(temp, O.WRONLY | O.CREAT | O.EXCL, 0o600);
-    try {
-      writeAll(fd, utf8Bytes(JSON.stringify({ stamp, text, config } satisfies Entry)));
-    } finally {
-      closeFd(fd);
-    }
+    writeNewFile(temp, utf8Bytes(JSON.stringify({ stamp, text, config } satisfies Entry)), 0o600);
     renamePath(temp, path);
   } catch {
     // A cache: when /run cannot be written, the next command validates again.

@@ -10,6 +10,12 @@ import { spawnSync } from "bun";
 // No test finds the host's volume plugins (nor those other test runs put there): a test that
 // wants plugins names their directory itself.
 process.env.STOR_PLUGIN_DIRS ??= "";
+// Nor do they write the host's config cache (src/configCache.ts): theirs is a directory of their own.
+if (process.env.STOR_CONFIG_CACHE_DIR === undefined) {
+  const cache = mkdtempSync("/tmp/stor-test-config-cache-");
+  process.env.STOR_CONFIG_CACHE_DIR = cache;
+  process.on("exit", () => rmSync(cache, { recursive: true, force: true }));
+}
 
 /** The binary under test: `dist/stor` unless STOR_BIN names another build. */
 export const STOR = process.env.STOR_BIN ?? resolve(import.meta.dir, "../dist/stor");

@@ -65,6 +65,8 @@ export interface PathStat {
   rdev: bigint;
   atimeNs: bigint;
   mtimeNs: bigint;
+  /** When the inode last changed: no one can set it (unlike mtime). */
+  ctimeNs: bigint;
 }
 
 /**
@@ -112,6 +114,7 @@ function fromStatx(): PathStat {
     rdev: makedev(v.getUint32(128, true), v.getUint32(132, true)),
     atimeNs: v.getBigInt64(64, true) * 1_000_000_000n + BigInt(v.getUint32(72, true)),
     mtimeNs: v.getBigInt64(112, true) * 1_000_000_000n + BigInt(v.getUint32(120, true)),
+    ctimeNs: v.getBigInt64(96, true) * 1_000_000_000n + BigInt(v.getUint32(104, true)),
   };
 }
 
