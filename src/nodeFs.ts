@@ -47,7 +47,6 @@ export const renameSync = lazy("renameSync");
 export const rmSync = lazy("rmSync");
 export const statSync = lazy("statSync");
 export const writeFileSync = lazy("writeFileSync");
-export const writeSync = lazy("writeSync");
 
 /** The flags and mode bits stor uses, as Linux defines them (node's `constants` would load node:fs). */
 export const constants = {

@@ -6,6 +6,7 @@
  * second one's error.
  */
 import { describe, exitCodeOf, StorError } from "../errors.ts";
+import { utf8Bytes } from "../fileName.ts";
 import { takeFiles, type FileJob } from "./copyTree.ts";
 
 /** Slots of the shared Int32Array; slot 0 is the next file to take (see takeFiles). */
@@ -63,7 +64,8 @@ export function startCopyThread(files: FileJob[]): CopyThread {
       if (Atomics.compareExchange(ctl, STATE, NOT_STARTED, CANCELLED) === NOT_STARTED) return;
       while (Atomics.load(ctl, STATE) === RUNNING) Atomics.wait(ctl, STATE, RUNNING, 1000);
       if (stop || Atomics.load(ctl, STATE) !== FAILED) return;
-      const { what, why, code } = JSON.parse(new TextDecoder().decode(error.slice(0, Atomics.load(ctl, ERROR_LENGTH)))) // a copy: not a view of shared memory;
+      // Decoded from a copy (slice), not from a view of the shared memory.
+      const { what, why, code } = JSON.parse(new TextDecoder().decode(error.slice(0, Atomics.load(ctl, ERROR_LENGTH))));
       throw new StorError(what, why, code);
     },
   };
@@ -79,7 +81,7 @@ export function runCopyThread({ files, ctl, error }: Shared): void {
     Atomics.store(ctl, STATE, DONE);
   } catch (err) {
     const report = err instanceof StorError ? { what: err.what, why: err.why, code: err.code } : { what: "copy", why: describe(err), code: exitCodeOf(err) };
-    const bytes = new TextEncoder().encode(JSON.stringify({ ...report, what: cut(report.what), why: cut(report.why) }));
+    const bytes = utf8Bytes(JSON.stringify({ ...report, what: cut(report.what), why: cut(report.why) }));
     error.set(bytes);
     Atomics.store(ctl, ERROR_LENGTH, bytes.length);
     Atomics.store(ctl, STATE, FAILED);

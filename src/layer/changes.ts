@@ -9,10 +9,11 @@
  * a directory holding a change is itself listed as changed, as docker does, so that a layer
  * carries its metadata.
  */
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from "../nodeFs.ts";
+import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, type BigIntStats } from "../nodeFs.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
+import { readLink } from "../sys/pathCalls.ts";
 import { Lowers } from "./lowers.ts";
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
@@ -124,7 +125,7 @@ function nativeChanges(tree: string, parentTree: string | undefined): Change[] {
 function sameEntry(a: string, sa: BigIntStats, b: string, sb: BigIntStats): boolean {
   if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev || sa.mtimeNs !== sb.mtimeNs) return false;
   if (!sa.isDirectory() && sa.size !== sb.size) return false;
-  if (sa.isSymbolicLink() && !readLink(a).equals(readLink(b))) return false;
+  if (sa.isSymbolicLink() && Buffer.compare(readLink(a), readLink(b)) !== 0) return false;
   if (xattrsKey(a) !== xattrsKey(b)) return false;
   // A time in whole seconds, as layers carry them, says nothing of a rewrite within that second
   // with as many bytes: only the contents can (containerd compares them too).
@@ -153,9 +154,6 @@ function sameContent(a: string, b: string): boolean {
     closeSync(fa);
   }
 }
-
-/** The target of symlink `path`, as bytes. */
-export const readLink = (path: string) => readlinkSync(nameBuffer(path), { encoding: "buffer" });
 
 /** The extended attributes a layer carries for `path`: all but overlayfs's own bookkeeping. */
 export function layerXattrs(path: string): Map<string, Uint8Array> {

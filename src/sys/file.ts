@@ -6,7 +6,7 @@
 import { decodeName } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
-import { statFd, statPath } from "./pathCalls.ts";
+import { removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
 
 const FICLONE = 0x40049409;
 const SEEK_DATA = 3;
@@ -240,22 +240,19 @@ export function lockEphemeral(path: string, wait = true): FileLock | undefined {
     const fd = check(libc.open(cstr(path), O.RDONLY | O.CLOEXEC | O.CREAT, 0o600), () => `open ${path}`);
     if (!flockFd(fd, path, { wait })) return undefined;
     let current: bigint | undefined;
+    let held: PathStat;
     try {
       current = statPath(path)?.ino;
+      held = statFd(fd);
+      // A group's file (lockEphemeralMany) whose holder died without unlinking its names, as no
+      // live one would be locked here: this name goes, to be locked anew on a file of its own.
+      if (current === held.ino && held.nlink > 1) removeFile(path);
     } catch (err) {
       libc.close(fd);
       throw err;
     }
-    const held = statFd(fd);
-    if (current === held.ino && held.nlink > 1) {
-      // A group's file (lockEphemeralMany) whose holder died without unlinking its names, as no
-      // live one would be locked here: this name goes, to be locked anew on a file of its own.
-      if (libc.unlinkat(AT.FDCWD, cstr(path), 0) !== 0 && errno() !== Errno.ENOENT) {
-        const e = errno();
-        libc.close(fd);
-        throw new SysError(`unlink ${path}`, e);
-      }
-    } else if (current === held.ino) {
+    // Still the file at `path`, and not a dead group's just taken back: the lock is held.
+    if (current === held.ino && held.nlink <= 1) {
       return {
         release() {
           // Unlinked while still locked: whoever opens the name next gets a new file.

@@ -1,6 +1,6 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
 import { Errno, SysError } from "./libc.ts";
-import { pathExists, readText, realPath } from "./pathCalls.ts";
+import { readText, realPath } from "./pathCalls.ts";
 import { join, relative } from "../path.ts";
 
 /** One line of mountinfo. */
@@ -119,5 +119,14 @@ export function bindOrigin(path: string, mounts = readMountInfo()): { device: st
 
 /** Mount points of the mounts that use the tree at `path` (any path; none when it is gone). */
 export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
-  return pathExists(path) ? mountsUsing(realPath(path), mounts).map((m) => m.mountPoint) : [];
+  let real: string;
+  try {
+    real = realPath(path); // one lookup: gone now or gone between two is the same answer
+  } catch (err) {
+    // Gone (or below something that is no directory): nothing can use it. Anything else is no
+    // answer, and "nothing uses it" could let a mounted tree be removed.
+    if (err instanceof SysError && (err.errno === Errno.ENOENT || err.errno === Errno.ENOTDIR)) return [];
+    throw err;
+  }
+  return mountsUsing(real, mounts).map((m) => m.mountPoint);
 }

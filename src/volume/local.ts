@@ -6,6 +6,7 @@
  * `_data` where the backing filesystem enforces project quotas.
  */
 import { readdirSync, statSync } from "../nodeFs.ts";
+import { utf8Bytes } from "../fileName.ts";
 import { join } from "../path.ts";
 import { StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
@@ -227,7 +228,7 @@ function writeOpts(root: string, config: OptsConfig | undefined): void {
   if (!config) return void removeFile(file);
   const temp = `${file}.tmp`;
   removeFile(temp);
-  writeNewFile(temp, new TextEncoder().encode(JSON.stringify(config)), 0o600);
+  writeNewFile(temp, utf8Bytes(JSON.stringify(config)), 0o600);
   renamePath(temp, file);
 }
 
