@@ -4,8 +4,7 @@
  * with timestamps, as text or (for log collectors) one JSON object a line, and one line per call
  * it serves ({@link logCall}).
  */
-import { encodeName } from "./fileName.ts";
-import { writeAll } from "./sys/pathCalls.ts";
+import { writeText } from "./sys/pathCalls.ts";
 import { paint } from "./colour.ts";
 import { ExitCode, describe, exitCodeOf } from "./errors.ts";
 import { oneLine } from "./oneLine.ts";
@@ -44,11 +43,11 @@ function emit(level: LogLevel, message: string, fields?: Record<string, string |
   const time = new Date().toISOString();
   if (format === "json") {
     const safe = fields && Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === "string" ? redact(v) : v]));
-    writeAll(2, encodeName(`${JSON.stringify({ time, level, msg: redact(message), ...safe })}\n`));
+    writeText(2, `${JSON.stringify({ time, level, msg: redact(message), ...safe })}\n`);
     return;
   }
   const tag = paint(COLOURS[LOG_LEVELS.indexOf(level)]!, level);
-  writeAll(2, encodeName(`${timestamps ? `${time} ` : ""}stor: ${tag}: ${oneLine(redact(message))}\n`));
+  writeText(2, `${timestamps ? `${time} ` : ""}stor: ${tag}: ${oneLine(redact(message))}\n`);
 }
 
 export const log = {

@@ -5,7 +5,7 @@
  * inside a phase ({@link traceWithin}: node:fs loaded on use) is a line of its own, in brackets.
  * Off, a mark costs one comparison.
  */
-import { writeAll } from "./sys/pathCalls.ts";
+import { writeText } from "./sys/pathCalls.ts";
 
 /** Each mark: what, when it ended, and when it began if it lies inside a phase. */
 const marks: [string, number, number?][] | undefined = process.env.STOR_TRACE === "1" ? [] : undefined;
@@ -30,5 +30,5 @@ export function printTrace(): void {
     if (start === undefined) last = at;
   }
   marks.length = 0;
-  writeAll(2, new TextEncoder().encode(out));
+  writeText(2, out);
 }

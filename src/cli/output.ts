@@ -1,8 +1,7 @@
 import { describe } from "../errors.ts";
-import { encodeName } from "../fileName.ts";
 import { oneLine } from "../oneLine.ts";
 import { redact } from "../redact.ts";
-import { writeAll } from "../sys/pathCalls.ts";
+import { writeText } from "../sys/pathCalls.ts";
 import { trace } from "../trace.ts";
 
 /** Output in the shapes ctr and docker print: Go's tabwriter tables, sizes and indented JSON. */
@@ -86,12 +85,12 @@ export function print(text: string): void {
 
 /** Writes text to stdout as it is (a prompt, say). */
 export function write(text: string): void {
-  writeAll(1, encodeName(text)); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
+  writeText(1, text); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
 }
 
 /** Writes one line to stderr; control characters in it are escaped, so it stays one line. */
 export function printError(line: string): void {
-  writeAll(2, encodeName(`${oneLine(line)}\n`));
+  writeText(2, `${oneLine(line)}\n`);
 }
 
 /** Prints `err` as stor's one-line error, `stor: <what>: <why>`, secrets masked. */

@@ -4,8 +4,7 @@
  * {@link QUIET_MS}, so quick commands never flicker, and is redrawn at most every
  * {@link REDRAW_MS}.
  */
-import { statFd, writeAll } from "../sys/pathCalls.ts";
-import { encodeName } from "../fileName.ts";
+import { statFd, writeText } from "../sys/pathCalls.ts";
 import { observeTreeProgress, type TreeCounts } from "../fs/treeProgress.ts";
 import type { UnpackProgress } from "../layer/unpack.ts";
 import { oneLine } from "../oneLine.ts";
@@ -26,19 +25,19 @@ export class ProgressLine {
     if (now - this.#start < QUIET_MS || now - this.#last < REDRAW_MS) return;
     this.#last = now;
     this.#shown = true;
-    writeAll(2, encodeName(`\r\x1b[K${oneLine(text)}`));
+    writeText(2, `\r\x1b[K${oneLine(text)}`);
   }
 
   /** Replaces the line with `text`, kept (a step done); the next update starts a new line. */
   keep(text: string): void {
-    writeAll(2, encodeName(`\r\x1b[K${oneLine(text)}\n`));
+    writeText(2, `\r\x1b[K${oneLine(text)}\n`);
     this.#shown = false;
     this.#last = 0;
   }
 
   /** Takes the line away, leaving the terminal as it was. */
   clear(): void {
-    if (this.#shown) writeAll(2, encodeName("\r\x1b[K"));
+    if (this.#shown) writeText(2, "\r\x1b[K");
     this.#shown = false;
   }
 }

@@ -6,7 +6,7 @@
  * the call and the path; {@link errnoCode} reads its errno name.
  */
 import { dirname } from "../path.ts";
-import { concatBytes, decodeName } from "../fileName.ts";
+import { concatBytes, decodeName, encodeName } from "../fileName.ts";
 import { makedev } from "./devno.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
@@ -143,6 +143,11 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
     else if (errno() === Errno.EAGAIN) Bun.sleepSync(1); // a parent's pipe in non-blocking mode, full: wait for it to drain
     else if (errno() !== Errno.EINTR) throw new SysError(`write to descriptor ${fd}`, errno());
   }
+}
+
+/** Writes `text` whole to descriptor `fd`: a name's escaped bytes as the bytes they stand for (see encodeName). */
+export function writeText(fd: number, text: string): void {
+  writeAll(fd, encodeName(text));
 }
 
 /** Makes directory `path` (`mode` less the umask): true when made, false when something is there. */
