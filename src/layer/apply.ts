@@ -20,7 +20,8 @@ import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/
 import { Errno, SysError } from "../sys/libc.ts";
 import { makedev } from "../sys/devno.ts";
 import { asCreated, inherited, type AsCreated, type Inherited } from "../fs/newFiles.ts";
-import { chmodAt, chownAt, getXattrAt, linkAt, lstatAt, mkdirAt, mknodAt, openAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt, symlinkAt } from "../sys/dirfd.ts";
+import { getXattrAt, lstatAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
+import { chmodAt, chownAt, linkAt, mkdirAt, mknodAt, openAt, symlinkAt } from "../sys/pathCalls.ts";
 import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";

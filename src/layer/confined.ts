@@ -5,7 +5,8 @@
  * removed is one name inside a directory held open by descriptor, never a path.
  */
 import { closeSync } from "../nodeFs.ts";
-import { lstatAt, openAt, readdirAt, unlinkAt } from "../sys/dirfd.ts";
+import { lstatAt, readdirAt } from "../sys/dirfd.ts";
+import { openAt, unlinkAt } from "../sys/pathCalls.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 
 const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;

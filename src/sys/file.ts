@@ -6,7 +6,7 @@
 import { decodeName } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
-import { removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
+import { chownAt, mknodAt, removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
 
 const FICLONE = 0x40049409;
 const SEEK_DATA = 3;
@@ -115,12 +115,12 @@ export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {
 
 /** Changes the owner of `path` without following a symlink. */
 export function lchown(path: string | Buffer, uid: number, gid: number): void {
-  check(libc.fchownat(AT.FDCWD, cstr(path), uid, gid, AT.SYMLINK_NOFOLLOW), () => `chown ${path}`);
+  chownAt(AT.FDCWD, path, uid, gid, () => `chown ${path}`);
 }
 
 /** Creates a device node, fifo or socket (`mode` carries the type bits). */
 export function mknod(path: string | Buffer, mode: number, rdev: number | bigint): void {
-  check(libc.mknod(cstr(path), mode, rdev), () => `mknod ${path}`);
+  mknodAt(AT.FDCWD, path, mode, BigInt(rdev), () => `mknod ${path}`);
 }
 
 /** Names of the extended attributes of `f`. */

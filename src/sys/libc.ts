@@ -44,7 +44,6 @@ const SIGNATURES = {
   fchmodat: { args: [i32, ptr, u32, i32], returns: i32 },
   utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
   futimens: { args: [i32, ptr], returns: i32 },
-  mknod: { args: [ptr, u32, u64], returns: i32 },
   llistxattr: { args: [ptr, ptr, usize], returns: i64_fast },
   lgetxattr: { args: [ptr, ptr, ptr, usize], returns: i64_fast },
   lsetxattr: { args: [ptr, ptr, ptr, usize, i32], returns: i32 },

@@ -1,7 +1,9 @@
 /**
  * The file calls of stor's everyday commands, made straight through libc: a small file's text, a
  * path's stat, whether it exists or may be written, directories made and removed, renames,
- * owners and modes, and output to a descriptor. Through node:fs they would first load it
+ * owners and modes, and output to a descriptor; and the *at calls on one name in a directory
+ * held open by descriptor (never following a symlink there), of which each path form here is
+ * the call at AT_FDCWD. Through node:fs they would first load it
  * (src/nodeFs.ts), which costs more than a command's own work. Failures throw a SysError naming
  * the call and the path; {@link errnoCode} reads its errno name.
  */
@@ -150,11 +152,51 @@ export function writeText(fd: number, text: string): void {
   writeAll(fd, encodeName(text));
 }
 
+/** openat(2) of `name` in `dir` that never follows a symlink there; returns the descriptor. */
+export function openAt(dir: number, name: string | Uint8Array, flags: number, mode: number, what: () => string): number {
+  return check(libc.openat(dir, cstr(name), flags | O.NOFOLLOW | O.CLOEXEC, mode), what);
+}
+
+/** Makes directory `name`; false when the name is taken (by anything). */
+export function mkdirAt(dir: number, name: string | Uint8Array, mode: number, what: () => string): boolean {
+  if (libc.mkdirat(dir, cstr(name), mode) === 0) return true;
+  if (errno() === Errno.EEXIST) return false;
+  throw new SysError(what(), errno());
+}
+
+export function symlinkAt(target: string | Uint8Array, dir: number, name: string | Uint8Array, what: () => string): void {
+  check(libc.symlinkat(cstr(target), dir, cstr(name)), what);
+}
+
+/** A hard link `newName` in `newDir` to `oldName` in `oldDir` (a symlink there is linked, not followed). */
+export function linkAt(oldDir: number, oldName: string | Uint8Array, newDir: number, newName: string | Uint8Array, what: () => string): void {
+  check(libc.linkat(oldDir, cstr(oldName), newDir, cstr(newName), 0), what);
+}
+
+/** Removes `name` (an empty directory when `isDir`); false when it did not exist. */
+export function unlinkAt(dir: number, name: string | Uint8Array, isDir: boolean, what: () => string): boolean {
+  if (libc.unlinkat(dir, cstr(name), isDir ? AT.REMOVEDIR : 0) === 0) return true;
+  if (errno() === Errno.ENOENT) return false;
+  throw new SysError(what(), errno());
+}
+
+/** A device node or fifo (`mode` carries the type bits). */
+export function mknodAt(dir: number, name: string | Uint8Array, mode: number, rdev: bigint, what: () => string): void {
+  check(libc.mknodat(dir, cstr(name), mode, rdev), what);
+}
+
+export function chownAt(dir: number, name: string | Uint8Array, uid: number, gid: number, what: () => string): void {
+  check(libc.fchownat(dir, cstr(name), uid, gid, AT.SYMLINK_NOFOLLOW), what);
+}
+
+/** chmod that refuses symlinks instead of following them (glibc emulates the flag). */
+export function chmodAt(dir: number, name: string | Uint8Array, mode: number, what: () => string): void {
+  check(libc.fchmodat(dir, cstr(name), mode, AT.SYMLINK_NOFOLLOW), what);
+}
+
 /** Makes directory `path` (`mode` less the umask): true when made, false when something is there. */
 export function makeDir(path: string | Uint8Array, mode: number): boolean {
-  if (libc.mkdir(cstr(path), mode) === 0) return true;
-  if (errno() === Errno.EEXIST) return false;
-  throw new SysError(`mkdir ${describePath(path)}`, errno());
+  return mkdirAt(AT.FDCWD, path, mode, () => `mkdir ${describePath(path)}`);
 }
 
 /**
@@ -186,18 +228,12 @@ export function renamePath(from: string, to: string): void {
 
 /** Removes the file (or symlink) `path`: false when there was none. */
 export function removeFile(path: string): boolean {
-  return unlink(path, 0, "unlink");
+  return unlinkAt(AT.FDCWD, path, false, () => `unlink ${path}`);
 }
 
 /** Removes the empty directory `path`: false when there was none. */
 export function removeDir(path: string): boolean {
-  return unlink(path, AT.REMOVEDIR, "rmdir");
-}
-
-function unlink(path: string, flags: number, call: string): boolean {
-  if (libc.unlinkat(AT.FDCWD, cstr(path), flags) === 0) return true;
-  if (errno() === Errno.ENOENT) return false;
-  throw new SysError(`${call} ${path}`, errno());
+  return unlinkAt(AT.FDCWD, path, true, () => `rmdir ${path}`);
 }
 
 /** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
@@ -251,12 +287,12 @@ export function chmodFd(fd: number, mode: number): void {
 
 /** Makes `path` a new name of the file `existing` (a hardlink). */
 export function linkPath(existing: string | Uint8Array, path: string | Uint8Array): void {
-  check(libc.linkat(AT.FDCWD, cstr(existing), AT.FDCWD, cstr(path), 0), () => `link ${describePath(path)} to ${describePath(existing)}`);
+  linkAt(AT.FDCWD, existing, AT.FDCWD, path, () => `link ${describePath(path)} to ${describePath(existing)}`);
 }
 
 /** Makes symlink `path` pointing to `target` (bytes as they are). */
 export function symlinkPath(target: Uint8Array, path: string | Uint8Array): void {
-  check(libc.symlinkat(cstr(target), AT.FDCWD, cstr(path)), () => `symlink ${describePath(path)}`);
+  symlinkAt(target, AT.FDCWD, path, () => `symlink ${describePath(path)}`);
 }
 
 /** The target of symlink `path`, as bytes. */
