@@ -47,16 +47,3 @@ export const renameSync = lazy("renameSync");
 export const rmSync = lazy("rmSync");
 export const statSync = lazy("statSync");
 export const writeFileSync = lazy("writeFileSync");
-
-/** The flags and mode bits stor uses, as Linux defines them (node's `constants` would load node:fs). */
-export const constants = {
-  O_RDONLY: 0,
-  O_NOFOLLOW: 0o400000,
-  S_IFMT: 0o170000,
-  S_IFIFO: 0o10000,
-  S_IFCHR: 0o20000,
-  S_IFDIR: 0o40000,
-  S_IFBLK: 0o60000,
-  S_IFREG: 0o100000,
-  S_IFLNK: 0o120000,
-} as const;

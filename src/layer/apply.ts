@@ -21,7 +21,7 @@ import { Errno, SysError } from "../sys/libc.ts";
 import { makedev } from "../sys/devno.ts";
 import { asCreated, inherited, type AsCreated, type Inherited } from "../fs/newFiles.ts";
 import { getXattrAt, lstatAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
-import { chmodAt, chownAt, linkAt, mkdirAt, mknodAt, openAt, symlinkAt } from "../sys/pathCalls.ts";
+import { chmodAt, chownAt, linkAt, mkdirAt, mknodAt, openAt, S, symlinkAt } from "../sys/pathCalls.ts";
 import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
@@ -37,10 +37,7 @@ import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PRE
 const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP, EPERM } = Errno;
 /** As the kernel's limit on symlinks followed in one path walk. */
 const MAX_SYMLINK_HOPS = 40;
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
-const S_IFIFO = 0o010000;
-const DEVICE_TYPE_BITS = { char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO } as const;
+const DEVICE_TYPE_BITS = { char: S.IFCHR, block: S.IFBLK, fifo: S.IFIFO } as const;
 type DeviceType = keyof typeof DEVICE_TYPE_BITS;
 /** How often, at most, an apply reports its progress. */
 const PROGRESS_MS = 100;
@@ -444,7 +441,7 @@ class Applier {
         this.#remove(dir, target);
         if (overlay && this.#parentsHave(this.#at(dir), target)) {
           this.#changing(dir);
-          mknodAt(dir, target, S_IFCHR, 0n, () => `whiteout ${path}`);
+          mknodAt(dir, target, S.IFCHR, 0n, () => `whiteout ${path}`);
           this.#made(dir, target);
         }
       } else if (lstatAt(dir, target)?.isDirectory()) {

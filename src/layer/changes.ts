@@ -9,10 +9,11 @@
  * a directory holding a change is itself listed as changed, as docker does, so that a layer
  * carries its metadata.
  */
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, type BigIntStats } from "../nodeFs.ts";
+import { closeSync, lstatSync, openSync, readSync, readdirSync, type BigIntStats } from "../nodeFs.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
+import { O } from "../sys/openat2.ts";
 import { readLink } from "../sys/pathCalls.ts";
 import { Lowers } from "./lowers.ts";
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
@@ -136,9 +137,9 @@ const COMPARE_CHUNK = 1 << 16;
 
 /** True when the regular files at `a` and `b`, of the same size, hold the same bytes. */
 function sameContent(a: string, b: string): boolean {
-  const fa = openSync(nameBuffer(a), constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fa = openSync(nameBuffer(a), O.RDONLY | O.NOFOLLOW);
   try {
-    const fb = openSync(nameBuffer(b), constants.O_RDONLY | constants.O_NOFOLLOW);
+    const fb = openSync(nameBuffer(b), O.RDONLY | O.NOFOLLOW);
     try {
       const ba = Buffer.allocUnsafe(COMPARE_CHUNK);
       const bb = Buffer.allocUnsafe(COMPARE_CHUNK);

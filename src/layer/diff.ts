@@ -3,7 +3,8 @@
  * files after the first as tar hardlinks), `.wh.NAME` for each deletion and `.wh..wh..opq` after
  * an opaque directory. Sockets have no tar form and are left out, as containerd leaves them.
  */
-import { closeSync, constants, openSync, readSync } from "../nodeFs.ts";
+import { closeSync, openSync, readSync } from "../nodeFs.ts";
+import { O } from "../sys/openat2.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -11,7 +12,7 @@ import { StorError } from "../errors.ts";
 import { splitdev } from "../sys/devno.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import { changes, layerXattrs, type Change, type LayerView } from "./changes.ts";
-import { readLink } from "../sys/pathCalls.ts";
+import { readLink, S } from "../sys/pathCalls.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
@@ -19,14 +20,13 @@ import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./whiteout.ts";
 
 const READ_CHUNK = 1 << 20;
 
-const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO } = constants;
 const TYPES = new Map<number, EntryType>([
-  [S_IFREG, "file"],
-  [S_IFDIR, "dir"],
-  [S_IFLNK, "symlink"],
-  [S_IFCHR, "char"],
-  [S_IFBLK, "block"],
-  [S_IFIFO, "fifo"],
+  [S.IFREG, "file"],
+  [S.IFDIR, "dir"],
+  [S.IFLNK, "symlink"],
+  [S.IFCHR, "char"],
+  [S.IFBLK, "block"],
+  [S.IFIFO, "fifo"],
 ]);
 
 /**
@@ -57,7 +57,7 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
       continue;
     }
     const st = c.stat!;
-    const type = TYPES.get(Number(st.mode) & S_IFMT);
+    const type = TYPES.get(Number(st.mode) & S.IFMT);
     if (!type) continue; // a socket
     const dev = splitdev(st.rdev);
     const h: TarHeader = {
@@ -91,7 +91,7 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
 
 /** `size` bytes of the file at `source` and the padding after them. */
 function* fileChunks(source: string, size: number, path: string): Generator<Uint8Array> {
-  const fd = openSync(nameBuffer(source), constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(nameBuffer(source), O.RDONLY | O.NOFOLLOW);
   try {
     for (let done = 0; done < size; ) {
       // A fresh buffer each time: the consumer may still hold the previous one.

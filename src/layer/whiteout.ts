@@ -3,7 +3,8 @@
  * marker `.wh..wh..opq`) and overlayfs upper directories (a 0/0 character device for a deleted
  * name, the `trusted.overlay.opaque` xattr on a directory that hides everything below it).
  */
-import { constants, type BigIntStats } from "../nodeFs.ts";
+import type { BigIntStats } from "../nodeFs.ts";
+import { S } from "../sys/pathCalls.ts";
 
 export const WHITEOUT_PREFIX = ".wh.";
 /** Names with this prefix are whiteout metadata (AUFS's `.wh..wh.plnk` …), never files. */
@@ -23,5 +24,5 @@ export function isOverlayXattr(key: string): boolean {
 
 /** True for overlayfs's whiteout: a character device numbered 0/0. */
 export function isOverlayWhiteout(st: BigIntStats): boolean {
-  return (Number(st.mode) & constants.S_IFMT) === constants.S_IFCHR && st.rdev === 0n;
+  return (Number(st.mode) & S.IFMT) === S.IFCHR && st.rdev === 0n;
 }

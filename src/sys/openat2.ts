@@ -8,18 +8,21 @@ import { libc, cstr, errno, retry, SysError } from "./libc.ts";
 
 const SYS_openat2 = 437;
 
-/** open(2) flags used with openat2 and openat. */
+/** O_DIRECTORY and O_NOFOLLOW: arm64 numbers them apart from x86-64 (and most others). */
+const [DIRECTORY, NOFOLLOW] = process.arch === "arm64" ? [0o40000, 0o100000] : [0o200000, 0o400000];
+
+/** open(2) flags, as Linux numbers them on this architecture. */
 export const O = {
   RDONLY: 0,
   WRONLY: 0o1,
   CREAT: 0o100,
   EXCL: 0o200,
-  DIRECTORY: 0o200000,
-  NOFOLLOW: 0o400000,
+  DIRECTORY,
+  NOFOLLOW,
   CLOEXEC: 0o2000000,
   PATH: 0o10000000,
   RDWR: 0o2,
-  TMPFILE: 0o20000000 | 0o200000,
+  TMPFILE: 0o20000000 | DIRECTORY,
 } as const;
 
 /** Flags of the `*at` calls (and AT_FDCWD, the directory a relative path is taken from). */

@@ -15,12 +15,17 @@ import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./l
 
 const W_OK = 2;
 const STATX_BASIC_STATS = 0x7ff;
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o40000;
-const S_IFREG = 0o100000;
-const S_IFSOCK = 0o140000;
-const S_IFCHR = 0o20000;
-const S_IFLNK = 0o120000;
+/** The file type bits of st_mode, the same on every Linux architecture. */
+export const S = {
+  IFMT: 0o170000,
+  IFIFO: 0o10000,
+  IFCHR: 0o20000,
+  IFDIR: 0o40000,
+  IFBLK: 0o60000,
+  IFREG: 0o100000,
+  IFLNK: 0o120000,
+  IFSOCK: 0o140000,
+} as const;
 
 /** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
 export function readText(path: string): string | undefined {
@@ -45,7 +50,7 @@ export function readText(path: string): string | undefined {
 
 /** What stat(2) says of a path. */
 export interface PathStat {
-  /** The file type bits of st_mode (S_IFMT). */
+  /** The file type bits of st_mode (S.IFMT). */
   type: number;
   isDirectory: boolean;
   isSymbolicLink: boolean;
@@ -97,14 +102,14 @@ const STATX_VIEW = new DataView(STATX.buffer);
 function fromStatx(): PathStat {
   const v = STATX_VIEW;
   const mode = v.getUint16(28, true);
-  const type = mode & S_IFMT;
+  const type = mode & S.IFMT;
   return {
     type,
-    isDirectory: type === S_IFDIR,
-    isSymbolicLink: type === S_IFLNK,
-    isFile: type === S_IFREG,
-    isSocket: type === S_IFSOCK,
-    isCharacterDevice: type === S_IFCHR,
+    isDirectory: type === S.IFDIR,
+    isSymbolicLink: type === S.IFLNK,
+    isFile: type === S.IFREG,
+    isSocket: type === S.IFSOCK,
+    isCharacterDevice: type === S.IFCHR,
     mode: mode & 0o7777,
     uid: v.getUint32(20, true),
     gid: v.getUint32(24, true),
