@@ -58,6 +58,15 @@ export function parseLogLevel(raw: string): LogLevel {
   return raw as LogLevel;
 }
 
+/**
+ * The log level the command line or the environment gives (`--log-level`, else STOR_LOG_LEVEL),
+ * checked; undefined when neither does. Asked before any command runs, and by loadConfig.
+ */
+export function givenLogLevel(overrides: Pick<ConfigOverrides, "logLevel">, env = process.env): LogLevel | undefined {
+  const level = overrides.logLevel ?? env.STOR_LOG_LEVEL;
+  return level === undefined ? undefined : parseLogLevel(level);
+}
+
 /** Loads and validates the configuration for this invocation. */
 export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): Config {
   const configPath = overrides.config ?? env.STOR_CONFIG ?? DEFAULT_CONFIG_PATH;
@@ -67,7 +76,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   const root = overrides.root ?? env.STOR_ROOT ?? file.root ?? DEFAULT_ROOT;
   if (!root.startsWith("/")) throw new InvalidArgumentError(`root "${root}"`, "must be an absolute path");
 
-  const logLevel = parseLogLevel(overrides.logLevel ?? env.STOR_LOG_LEVEL ?? file.log_level ?? "warn");
+  const logLevel = givenLogLevel(overrides, env) ?? parseLogLevel(file.log_level ?? "warn");
   // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
   const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
   const plugins: PluginSettings = {

@@ -1,5 +1,5 @@
 /** The stor command line: global options, the command groups, and errors as one line and an exit code. */
-import { loadConfig, parseLogLevel, type Config } from "../config.ts";
+import { givenLogLevel, loadConfig, type Config } from "../config.ts";
 import { ExitCode, InvalidArgumentError, exitCodeOf } from "../errors.ts";
 import { log, logEnabled, setLogLevel } from "../log.ts";
 import { initColour } from "../colour.ts";
@@ -54,8 +54,8 @@ async function run(argv: readonly string[]): Promise<number> {
     const rest = words[0] === "help" && words.length > 1 ? [...words.slice(1), "--help"] : words;
     initColour(globals.noColor);
     // Checked here, not only with the configuration, which a command may never load.
-    const logLevel = globals.logLevel ?? process.env.STOR_LOG_LEVEL;
-    if (logLevel !== undefined) setLogLevel(parseLogLevel(logLevel));
+    const logLevel = givenLogLevel(globals);
+    if (logLevel !== undefined) setLogLevel(logLevel);
     const [command, ...args] = rest;
     if (command === undefined || command === "-h" || command === "--help" || command === "help") {
       print(await (await import("./help.ts")).topHelp());
