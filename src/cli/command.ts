@@ -74,8 +74,13 @@ export class CommandDef {
     const [name, ...args] = spelling.split(" ");
     this.name = name!;
     this.args = args.map((a) => {
-      const variadic = a.includes("...");
-      return { name: a.slice(variadic ? 4 : 1, -1), required: a.startsWith("<"), variadic };
+      // `<key>`, `[key]`, `<...keys>` or `[...keys]`, one space apart: anything else is a mistake here.
+      const required = a.startsWith("<") && a.endsWith(">");
+      const variadic = a.startsWith("...", 1);
+      if (!name || !(required || (a.startsWith("[") && a.endsWith("]"))) || a.length < (variadic ? 6 : 3) || a.includes("...", 2)) {
+        throw new Error(`bad command spelling ${spelling}`);
+      }
+      return { name: a.slice(variadic ? 4 : 1, -1), required, variadic };
     });
   }
 

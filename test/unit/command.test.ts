@@ -82,3 +82,20 @@ describe("keyValues", () => {
     expect(() => keyValues(["=v"], "label", "")).toThrow('label "=v": expected KEY=VALUE');
   });
 });
+
+describe("a command's spelling", () => {
+  test("names its positionals: required, optional, variadic", () => {
+    expect(new CommandDef("label <key> [...label]", "x").args).toEqual([
+      { name: "key", required: true, variadic: false },
+      { name: "label", required: false, variadic: true },
+    ]);
+    expect(new CommandDef("rm <...names>", "x").args).toEqual([{ name: "names", required: true, variadic: true }]);
+  });
+
+  test.each(["prepare  <key>", "prepare <key...>", "prepare key", "prepare <key]", "prepare <>", "prepare [...]", " prepare"])(
+    "%p is a mistake, refused when the command is declared",
+    (spelling) => {
+      expect(() => new CommandDef(spelling, "x")).toThrow(`bad command spelling ${spelling}`);
+    },
+  );
+});
