@@ -2,10 +2,9 @@
  * Directory entries as the kernel returns them: their names and d_type, read with getdents64 in
  * one call per buffer, without node:fs (see src/nodeFs.ts).
  */
-import { read, type Pointer } from "bun:ffi";
 import { decodeName } from "../fileName.ts";
 import { O } from "./openat2.ts";
-import { libc, check, cstr, errno, retry, SysError } from "./libc.ts";
+import { libc, check, cstr, retry } from "./libc.ts";
 import { statPath } from "./pathCalls.ts";
 
 const DT_UNKNOWN = 0;
@@ -58,12 +57,12 @@ export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
  * for every entry.
  */
 export function supportsDType(dir: string): boolean {
-  const d = libc.opendir(cstr(dir));
-  if (!d) throw new SysError(`opendir ${dir}`, errno());
+  const fd = check(libc.open(cstr(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
   try {
-    const e = libc.readdir64(d);
-    return e === null || read.u8(e as Pointer, D_TYPE_OFFSET) !== DT_UNKNOWN;
+    const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
+    const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`);
+    return n === 0 || buf[D_TYPE_OFFSET] !== DT_UNKNOWN;
   } finally {
-    libc.closedir(d);
+    libc.close(fd);
   }
 }

@@ -54,10 +54,7 @@ const SIGNATURES = {
   flock: { args: [i32, i32], returns: i32 },
   fsync: { args: [i32], returns: i32 },
   statfs: { args: [ptr, ptr], returns: i32 },
-  opendir: { args: [ptr], returns: ptr },
-  readdir64: { args: [ptr], returns: ptr },
   getdents64: { args: [i32, ptr, usize], returns: i64_fast },
-  closedir: { args: [ptr], returns: i32 },
   _exit: { args: [i32], returns: FFIType.void },
 } satisfies Record<string, FFIFunction>;
 
