@@ -133,17 +133,21 @@ export function volumeGroup(ctx: Context): Group {
     .example("stor volume inspect data")
     .action(async (names: string[], opts) => {
       if (String(opts.format) !== "json") throw new InvalidArgumentError(`format "${opts.format}"`, "expected json");
-      const s = await svc("read"); // opened once: a store that cannot be opened is one error, not one a name
       const found = [];
       const failures = [];
-      for (const n of names) {
-        try {
-          found.push(inspectView(await s.inspect(n)));
-        } catch (err) {
-          failures.push(err);
+      try {
+        const s = await svc("read"); // opened once: a store that cannot be opened is one error, not one a name
+        for (const n of names) {
+          try {
+            found.push(inspectView(await s.inspect(n)));
+          } catch (err) {
+            failures.push(err);
+          }
         }
+      } catch (err) {
+        failures.push(err);
       }
-      print(goJson(found));
+      print(goJson(found)); // what was found, if only [], as docker prints it whatever failed
       throwLast(failures);
     });
 
