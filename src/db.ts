@@ -73,6 +73,8 @@ export function openDatabase(path: string, migrations: readonly string[], access
  */
 function openForReading(path: string, migrations: readonly string[]): Database {
   let db: Database;
+  // Opened read-write, it is made query-only along with the busy timeout: one statement list, not two.
+  let queryOnly = false;
   try {
     if (!pathExists(path)) {
       db = new Database(":memory:", { strict: true });
@@ -81,7 +83,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
     }
     if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
       db = new Database(path, { readwrite: true, create: false, strict: true });
-      db.run("PRAGMA query_only = 1");
+      queryOnly = true;
     } else if (pathExists(`${path}-shm`)) {
       db = new Database(path, { readonly: true, strict: true });
     } else {
@@ -92,7 +94,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   }
   trace("sqlite open");
   try {
-    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}${queryOnly ? "; PRAGMA query_only = 1" : ""}`);
     const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
     if (version !== migrations.length) {
       const why = version > migrations.length ? "newer than this stor knows" : "older than this stor's; a command that writes updates it";

@@ -60,7 +60,8 @@ export class CommandDef {
   readonly name: string;
   readonly args: ArgDef[];
   readonly aliases: string[] = [];
-  readonly options: OptionDef[] = [];
+  readonly #declared: [string, string, { default?: string; repeat?: boolean }][] = [];
+  #options?: OptionDef[];
   readonly examples: string[] = [];
   /** Whether the global `-s/--snapshotter` chooses what it works on. */
   snapshotter = false;
@@ -73,15 +74,18 @@ export class CommandDef {
   ) {
     const [name, ...args] = spelling.split(" ");
     this.name = name!;
-    this.args = args.map((a) => {
-      // `<key>`, `[key]`, `<...keys>` or `[...keys]`, one space apart: anything else is a mistake here.
+    // `<key>`, `[key]`, `<...keys>` or `[...keys]`, one space apart, required ones first and a
+    // variadic one last (parseCommand counts on it): anything else is a mistake here.
+    this.args = [];
+    for (const a of args) {
       const required = a.startsWith("<") && a.endsWith(">");
       const variadic = a.startsWith("...", 1);
-      if (!name || !(required || (a.startsWith("[") && a.endsWith("]"))) || a.length < (variadic ? 6 : 3) || a.includes("...", 2)) {
+      const last = this.args[this.args.length - 1];
+      if (!name || !(required || (a.startsWith("[") && a.endsWith("]"))) || a.length < (variadic ? 6 : 3) || a.includes("...", 2) || last?.variadic || (required && last?.required === false)) {
         throw new Error(`bad command spelling ${spelling}`);
       }
-      return { name: a.slice(variadic ? 4 : 1, -1), required, variadic };
-    });
+      this.args.push({ name: a.slice(variadic ? 4 : 1, -1), required, variadic });
+    }
   }
 
   /** The first sentence of the description, for listings. */
@@ -90,20 +94,29 @@ export class CommandDef {
   }
 
   option(spelling: string, description: string, extra: { default?: string; repeat?: boolean } = {}): this {
-    const m = /^(?:-(\w)(?:,\s*|\s+|$))?(?:--([\w-]+))?\s*(?:<([^>]+)>|\[([^\]]+)\])?$/.exec(spelling);
-    if (!m || (!m[1] && !m[2])) throw new Error(`bad option spelling ${spelling}`);
-    const [, short, long, required, optional] = m;
-    const valueName = required ?? optional;
-    this.options.push({
-      short,
-      long,
-      key: long ? camel(long) : short!,
-      value: valueName === undefined ? undefined : { name: valueName, optional: optional !== undefined },
-      description,
-      default: extra.default,
-      repeat: extra.repeat ?? false,
-    });
+    this.#declared.push([spelling, description, extra]);
     return this;
+  }
+
+  /** The options, read from their spellings when first asked for: a command parses only its own. */
+  get options(): readonly OptionDef[] {
+    if (this.#options) return this.#options;
+    this.#options = this.#declared.map(([spelling, description, extra]) => {
+      const m = /^(?:-(\w)(?:,\s*|\s+|$))?(?:--([\w-]+))?\s*(?:<([^>]+)>|\[([^\]]+)\])?$/.exec(spelling);
+      if (!m || (!m[1] && !m[2])) throw new Error(`bad option spelling ${spelling}`);
+      const [, short, long, required, optional] = m;
+      const valueName = required ?? optional;
+      return {
+        short,
+        long,
+        key: long ? camel(long) : short!,
+        value: valueName === undefined ? undefined : { name: valueName, optional: optional !== undefined },
+        description,
+        default: extra.default,
+        repeat: extra.repeat ?? false,
+      };
+    });
+    return this.#options;
   }
 
   alias(name: string): this {
@@ -147,7 +160,7 @@ export class Group {
 
   /** The group as the user types it after `stor` (`snapshot`), empty for top-level commands. */
   get word(): string {
-    return this.name.replace(/^stor ?/, "");
+    return this.name === "stor" ? "" : this.name.startsWith("stor ") ? this.name.slice(5) : this.name;
   }
 
   command(spelling: string, description: string): CommandDef {
@@ -163,7 +176,9 @@ export class Group {
   }
 
   find(word: string): CommandDef | undefined {
-    return this.commands.find((c) => c.name === word || c.aliases.includes(word));
+    // A loop, not Array.prototype.find: a JS-implemented builtin compiles on its first call.
+    for (const c of this.commands) if (c.name === word || c.aliases.includes(word)) return c;
+    return undefined;
   }
 
   /** Runs `fn` and then what {@link finally} registered. */
@@ -185,6 +200,16 @@ export type Parsed = { help: true } | { help: false; args: string[]; options: Op
  * word"; a value behind a NUL, which no argv word can hold, is neither, and comes back as typed.
  */
 const VERBATIM = "\0";
+
+/**
+ * The option of `cmd` whose short or long name is `name`. Loops here and below stand for
+ * Array.prototype.find, some and forEach on the path every command takes: each JS-implemented
+ * builtin compiles on its first call in a process (10–30 µs).
+ */
+function optionBy(cmd: CommandDef, by: "short" | "long", name: string): OptionDef | undefined {
+  for (const o of cmd.options) if (o[by] === name) return o;
+  return undefined;
+}
 
 /** The cac spelling of an option: `-t, --target <target>`. */
 const cacSpelling = (o: OptionDef) =>
@@ -214,7 +239,7 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
       const eq = w.indexOf("=");
       const name = eq < 0 ? w.slice(2) : w.slice(2, eq);
       if (name === "help") return { help: true };
-      const o = cmd.options.find((x) => x.long === name);
+      const o = optionBy(cmd, "long", name);
       if (!o) throw bad(`unknown option --${name}`);
       if (!o.value) {
         if (eq >= 0) throw bad(`option --${name} takes no value`);
@@ -233,7 +258,7 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
       for (let j = 1; j < w.length; j++) {
         const letter = w[j]!;
         if (letter === "h") return { help: true };
-        const o = cmd.options.find((x) => x.short === letter);
+        const o = optionBy(cmd, "short", letter);
         if (!o) throw bad(`unknown option -${letter}${w.length > 2 ? ` in ${w}` : ""}`);
         if (!o.value) {
           set(o, true);
@@ -252,10 +277,10 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
   }
   const parsed = cacParse(cmd, [...given, "--", ...args]);
   const positionals = parsed.options["--"] as string[];
-  const required = cmd.args.filter((a) => a.required).length;
-  if (positionals.length < required) throw bad(`missing argument ${cmd.args[positionals.length]!.name.toUpperCase()}`);
-  const variadic = cmd.args.some((a) => a.variadic);
-  if (!variadic && positionals.length > cmd.args.length) throw bad(`unexpected argument "${positionals[cmd.args.length]}"`);
+  // Required positionals come first, a variadic one last.
+  const missing = cmd.args[positionals.length];
+  if (missing?.required) throw bad(`missing argument ${missing.name.toUpperCase()}`);
+  if (!cmd.args[cmd.args.length - 1]?.variadic && positionals.length > cmd.args.length) throw bad(`unexpected argument "${positionals[cmd.args.length]}"`);
   return { help: false, args: positionals, options: parsed.values };
 }
 
@@ -271,13 +296,13 @@ function cacParse(cmd: CommandDef, words: readonly string[]): { values: OptionVa
   const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
   if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
   const values: OptionValues = {};
-  command.options.forEach((c, i) => {
-    const raw = options[c.name] as unknown;
-    if (raw === undefined) return;
+  for (let i = 0; i < command.options.length; i++) {
+    const raw = options[command.options[i]!.name] as unknown;
+    if (raw === undefined) continue;
     const all = (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v)));
     const o = cmd.options[i]!;
-    values[o.key] = o.repeat ? all.filter((v): v is string => v !== true) : all.at(-1);
-  });
+    values[o.key] = o.repeat ? all.filter((v): v is string => v !== true) : all[all.length - 1];
+  }
   return { values, options };
 }
 

@@ -71,7 +71,10 @@ export function decimalSize(bytes: number): string {
  * with `indent` 0, on one line as json.Marshal writes it (docker's `--format json` rows).
  */
 export function goJson(value: unknown, indent = 4): string {
-  return JSON.stringify(value, null, indent).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+  const json = JSON.stringify(value, null, indent);
+  // Most output has none of the three: no RegExp is compiled for it.
+  if (!json.includes("<") && !json.includes(">") && !json.includes("&")) return json;
+  return json.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }
 
 /**

@@ -122,10 +122,11 @@ export class MetaStore {
 
   /** Labels of snapshot `id`, sorted by name. */
   labels(id: number): Record<string, string> {
-    const rows = this.#db
-      .query<{ name: string; value: string }, [number]>("SELECT name, value FROM labels WHERE snapshot_id = ? ORDER BY name")
-      .all(id);
-    return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+    const labels: Record<string, string> = {};
+    for (const r of this.#db.query<{ name: string; value: string }, [number]>("SELECT name, value FROM labels WHERE snapshot_id = ? ORDER BY name").all(id)) {
+      labels[r.name] = r.value;
+    }
+    return labels;
   }
 
   /** The labels of every snapshot that has any, by id: a listing's labels in one query. */

@@ -92,7 +92,7 @@ describe("a command's spelling", () => {
     expect(new CommandDef("rm <...names>", "x").args).toEqual([{ name: "names", required: true, variadic: true }]);
   });
 
-  test.each(["prepare  <key>", "prepare <key...>", "prepare key", "prepare <key]", "prepare <>", "prepare [...]", " prepare"])(
+  test.each(["prepare  <key>", "prepare <key...>", "prepare key", "prepare <key]", "prepare <>", "prepare [...]", " prepare", "prepare [parent] <key>", "rm <...names> <last>"])(
     "%p is a mistake, refused when the command is declared",
     (spelling) => {
       expect(() => new CommandDef(spelling, "x")).toThrow(`bad command spelling ${spelling}`);
