@@ -11,7 +11,10 @@ export function nowNs(): bigint {
 /** RFC 3339 with nanoseconds, trailing zeros dropped (Go's time.RFC3339Nano). */
 export function rfc3339Nano(ns: bigint): string {
   const secs = ns / 1_000_000_000n;
-  const frac = (ns % 1_000_000_000n).toString().padStart(9, "0").replace(/0+$/, "");
+  const digits = (ns % 1_000_000_000n).toString().padStart(9, "0");
+  let end = digits.length;
+  while (end > 0 && digits.charCodeAt(end - 1) === 48) end--; // trailing zeros, without a RegExp
+  const frac = digits.slice(0, end);
   const base = new Date(Number(secs) * 1000).toISOString().slice(0, 19);
   return frac ? `${base}.${frac}Z` : `${base}Z`;
 }

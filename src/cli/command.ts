@@ -53,7 +53,56 @@ export type OptionValues = Record<string, string | string[] | boolean | undefine
 // biome-ignore lint: handlers receive positionals by position, typed by the command that declares them
 type Handler = (...args: any[]) => unknown;
 
-const camel = (s: string) => s.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+/** `a-long-name` as `aLongName`. */
+function camel(name: string): string {
+  let out = "";
+  for (let i = 0; i < name.length; i++) {
+    const next = name[i + 1];
+    out += name[i] === "-" && next !== undefined && next >= "a" && next <= "z" ? name[++i]!.toUpperCase() : name[i];
+  }
+  return out;
+}
+
+const isWordChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "_";
+
+/** `-x` */
+const isShort = (w: string | undefined): w is string => w?.length === 2 && w[0] === "-" && isWordChar(w[1]!);
+
+/** `--long-name` */
+function isLong(w: string | undefined): w is string {
+  if (w === undefined || w.length < 3 || !w.startsWith("--")) return false;
+  for (let i = 2; i < w.length; i++) if (w[i] !== "-" && !isWordChar(w[i]!)) return false;
+  return true;
+}
+
+/**
+ * An option's names and value from its spelling: `-x`, `--long` or `-x, --long`, then ` <value>`
+ * (required) or ` [value]` (optional). Read without a RegExp, which every command would compile;
+ * a spelling not written exactly so is a mistake in stor.
+ */
+function optionSpelling(spelling: string): Pick<OptionDef, "short" | "long" | "key" | "value"> {
+  const words = spelling.split(" ");
+  const both = words[0]!.endsWith(",");
+  const short = both ? words[0]!.slice(0, -1) : isShort(words[0]) ? words[0] : undefined;
+  const long = both ? words[1] : short === undefined ? words[0] : undefined;
+  const valueWord = words[both ? 2 : 1];
+  const required = valueWord?.startsWith("<") && valueWord.endsWith(">");
+  const optional = valueWord?.startsWith("[") && valueWord.endsWith("]");
+  if (
+    words.length > (both ? 3 : 2) ||
+    (short !== undefined && !isShort(short)) ||
+    ((both || long !== undefined) && !isLong(long)) ||
+    (valueWord !== undefined && (valueWord.length < 3 || !(required || optional)))
+  ) {
+    throw new Error(`bad option spelling ${spelling}`);
+  }
+  return {
+    short: short?.slice(1),
+    long: long?.slice(2),
+    key: long ? camel(long.slice(2)) : short!.slice(1),
+    value: valueWord === undefined ? undefined : { name: valueWord.slice(1, -1), optional: !required },
+  };
+}
 
 /** One command: `stor snapshot prepare`, `stor mount`. */
 export class CommandDef {
@@ -100,22 +149,7 @@ export class CommandDef {
 
   /** The options, read from their spellings when first asked for: a command parses only its own. */
   get options(): readonly OptionDef[] {
-    if (this.#options) return this.#options;
-    this.#options = this.#declared.map(([spelling, description, extra]) => {
-      const m = /^(?:-(\w)(?:,\s*|\s+|$))?(?:--([\w-]+))?\s*(?:<([^>]+)>|\[([^\]]+)\])?$/.exec(spelling);
-      if (!m || (!m[1] && !m[2])) throw new Error(`bad option spelling ${spelling}`);
-      const [, short, long, required, optional] = m;
-      const valueName = required ?? optional;
-      return {
-        short,
-        long,
-        key: long ? camel(long) : short!,
-        value: valueName === undefined ? undefined : { name: valueName, optional: optional !== undefined },
-        description,
-        default: extra.default,
-        repeat: extra.repeat ?? false,
-      };
-    });
+    this.#options ??= this.#declared.map(([spelling, description, extra]) => ({ ...optionSpelling(spelling), description, default: extra.default, repeat: extra.repeat ?? false }));
     return this.#options;
   }
 
@@ -213,7 +247,7 @@ function optionBy(cmd: CommandDef, by: "short" | "long", name: string): OptionDe
 
 /** The cac spelling of an option: `-t, --target <target>`. */
 const cacSpelling = (o: OptionDef) =>
-  [o.short && `-${o.short}`, o.long && `--${o.long}`].filter(Boolean).join(", ") + (o.value ? (o.value.optional ? ` [${o.value.name}]` : ` <${o.value.name}>`) : "");
+  (o.short && o.long ? `-${o.short}, --${o.long}` : o.short ? `-${o.short}` : `--${o.long}`) + (o.value ? (o.value.optional ? ` [${o.value.name}]` : ` <${o.value.name}>`) : "");
 
 /**
  * Parses the words after a command's name against its definition; bad usage is an

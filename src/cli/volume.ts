@@ -12,6 +12,13 @@ import { DOCKER_TABLE, decimalSize, goJson, print, reportError, table, write } f
 const ANONYMOUS_WARNING = "WARNING! This will remove anonymous local volumes not used by at least one container.";
 const ALL_WARNING = "WARNING! This will remove all local volumes not used by at least one container.";
 
+/** `options` with secrets in their values masked. */
+function redactedOptions(options: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in options) out[k] = redact(options[k]!);
+  return out;
+}
+
 /** The object `docker volume inspect` prints for a volume; secrets in option values masked. */
 function inspectView(v: Volume) {
   return {
@@ -20,7 +27,7 @@ function inspectView(v: Volume) {
     Labels: v.labels,
     Mountpoint: v.mountpoint,
     Name: v.name,
-    Options: Object.fromEntries(Object.entries(v.options).map(([k, value]) => [k, redact(value)])),
+    Options: redactedOptions(v.options),
     Scope: v.scope,
     ...(v.status && { Status: v.status }),
   };
@@ -45,17 +52,42 @@ export function rowView(v: Volume, size?: string) {
   };
 }
 
-/** Orders names as docker does: runs of digits by their value (`v2` before `v10`). */
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
+/** `s` cut into runs of ASCII digits and runs of anything else. */
+function runs(s: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 1; i <= s.length; i++) {
+    if (i === s.length || isDigit(s.charCodeAt(i)) !== isDigit(s.charCodeAt(i - 1))) {
+      out.push(s.slice(start, i));
+      start = i;
+    }
+  }
+  return out;
+}
+
+/** `digits` without its leading zeros. */
+function significant(digits: string): string {
+  let i = 0;
+  while (i < digits.length && digits.charCodeAt(i) === 48) i++;
+  return digits.slice(i);
+}
+
+/**
+ * Orders names as docker does: runs of digits by their value (`v2` before `v10`). Without
+ * RegExps: a sort of 10,000 names calls this 130,000 times.
+ */
 export function naturalCompare(a: string, b: string): number {
-  const x = a.match(/\d+|\D+/g) ?? [];
-  const y = b.match(/\d+|\D+/g) ?? [];
+  const x = runs(a);
+  const y = runs(b);
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const p = x[i]!;
     const q = y[i]!;
     if (p === q) continue;
-    if (/^\d/.test(p) && /^\d/.test(q)) {
-      const pn = p.replace(/^0+/, "");
-      const qn = q.replace(/^0+/, "");
+    if (isDigit(p.charCodeAt(0)) && isDigit(q.charCodeAt(0))) {
+      const pn = significant(p);
+      const qn = significant(q);
       if (pn.length !== qn.length) return pn.length - qn.length;
       if (pn !== qn) return pn < qn ? -1 : 1;
       return p.length - q.length; // equal values: fewer leading zeros first

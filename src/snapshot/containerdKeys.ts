@@ -11,5 +11,7 @@ const CONTAINERD_KEY = /^(?=[^/]{1,76}\/)[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*\/[1-
 
 /** Whether `key` has the shape of a key containerd's metadata layer makes (`ns/id/key`). */
 export function isContainerdKey(key: string): boolean {
-  return CONTAINERD_KEY.test(key);
+  // Most keys have no slash where a namespace would end: they are answered without the RegExp.
+  const slash = key.indexOf("/");
+  return slash > 0 && slash <= 76 && CONTAINERD_KEY.test(key);
 }

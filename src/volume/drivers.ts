@@ -185,7 +185,9 @@ export class Drivers {
   /** The names of the volume plugins in the plugin directories (not asked whether they answer). */
   async plugins(): Promise<string[]> {
     // Most hosts have no plugin: a glance at the directories spares loading discovery at all.
-    if (!this.#ctx.plugins.dirs.some(hasEntries)) return [];
+    let any = false;
+    for (const dir of this.#ctx.plugins.dirs) any ||= hasEntries(dir); // a loop: Array.prototype.some compiles on its first call
+    if (!any) return [];
     const { scanPlugins } = await import("./pluginDiscovery.ts");
     return scanPlugins(this.#ctx.plugins.dirs).filter((n) => !FACTORIES.has(n));
   }

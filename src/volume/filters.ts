@@ -37,9 +37,9 @@ export function boolFilter(filters: Filters, key: string): boolean | undefined {
   return isTrue;
 }
 
-/** True when every label filter `K` or `K=V` under `key` holds for `labels`. */
-function labelsMatch(filters: Filters, key: string, labels: Record<string, string>): boolean {
-  return (filters.get(key) ?? []).every((f) => {
+/** True when every label filter `K` or `K=V` in `wanted` holds for `labels`. */
+function labelsMatch(wanted: readonly string[], labels: Record<string, string>): boolean {
+  return wanted.every((f) => {
     const eq = f.indexOf("=");
     const k = eq < 0 ? f : f.slice(0, eq);
     return k in labels && (eq < 0 || labels[k] === f.slice(eq + 1));
@@ -61,11 +61,14 @@ function namePattern(pattern: string): (name: string) => boolean {
 export function matcher(filters: Filters): (v: VolumeRecord) => boolean {
   const names = filters.get("name")?.map(namePattern);
   const drivers = filters.get("driver");
+  const labels = filters.get("label");
+  const notLabels = filters.get("label!");
   const dangling = boolFilter(filters, "dangling");
+  // A filter not given calls nothing: a JS-implemented builtin (some, every) compiles on its first call.
   return (v) =>
     (!names || names.some((match) => match(v.name))) &&
     (!drivers || drivers.includes(v.driver)) &&
-    labelsMatch(filters, "label", v.labels) &&
-    !(filters.has("label!") && labelsMatch(filters, "label!", v.labels)) &&
+    (!labels || labelsMatch(labels, v.labels)) &&
+    !(notLabels && labelsMatch(notLabels, v.labels)) &&
     (dangling === undefined || dangling === (v.refs.length === 0));
 }

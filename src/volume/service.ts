@@ -200,11 +200,12 @@ export class VolumeService {
     const records = this.#store.read(() => this.#store.all());
     const listings = await this.#pluginListings(records, filters.get("driver"));
     const recorded = new Set(records.map((v) => v.name));
-    const unrecorded = [...listings].flatMap(([driver, listed]) =>
-      [...listed.values()]
-        .filter((l) => !recorded.has(l.name))
-        .map((l): VolumeRecord => ({ name: l.name, driver, created: l.created ?? "", labels: {}, options: {}, refs: [], active: 0 })),
-    );
+    const unrecorded: VolumeRecord[] = [];
+    for (const [driver, listed] of listings) {
+      for (const l of listed.values()) {
+        if (!recorded.has(l.name)) unrecorded.push({ name: l.name, driver, created: l.created ?? "", labels: {}, options: {}, refs: [], active: 0 });
+      }
+    }
     return [...records, ...unrecorded]
       .filter(test)
       .map((v) => this.#view(v, listings.get(v.driver)?.get(v.name)?.mountpoint))

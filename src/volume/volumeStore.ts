@@ -195,7 +195,9 @@ export class VolumeStore {
 }
 
 function toMap(pairs: readonly Pair[]): Record<string, string> {
-  return Object.fromEntries(pairs.map((p) => [p.name, p.value]));
+  const out: Record<string, string> = {};
+  for (const p of pairs) out[p.name] = p.value; // not Object.fromEntries, a builtin compiled on its first call
+  return out;
 }
 
 function groupRefs(rows: readonly RefRow[]): Map<string, string[]> {

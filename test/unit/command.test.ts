@@ -83,6 +83,31 @@ describe("keyValues", () => {
   });
 });
 
+describe("an option's spelling", () => {
+  const options = (...spellings: string[]) => {
+    const c = new CommandDef("x", "x");
+    for (const s of spellings) c.option(s, "d");
+    return c.options.map(({ short, long, key, value }) => ({ short, long, key, value }));
+  };
+
+  test("gives its letter, long name, key and value", () => {
+    expect(options("-t, --target <target>", "--docker-volume [socket]", "-b", "--dry-run", "-o <k=v>")).toEqual([
+      { short: "t", long: "target", key: "target", value: { name: "target", optional: false } },
+      { short: undefined, long: "docker-volume", key: "dockerVolume", value: { name: "socket", optional: true } },
+      { short: "b", long: undefined, key: "b", value: undefined },
+      { short: undefined, long: "dry-run", key: "dryRun", value: undefined },
+      { short: "o", long: undefined, key: "o", value: { name: "k=v", optional: false } },
+    ]);
+  });
+
+  test.each(["", "t", "-", "--", "-tt", "-t,", "-t --target", "--target,", "-t,  --target", "--tar get", "--target <v> x", "--target v", "--target <>", "--target <v", "--target <v]", "--t!"])(
+    "%p is a mistake, refused when the command runs",
+    (spelling) => {
+      expect(() => options(spelling)).toThrow(`bad option spelling ${spelling}`);
+    },
+  );
+});
+
 describe("a command's spelling", () => {
   test("names its positionals: required, optional, variadic", () => {
     expect(new CommandDef("label <key> [...label]", "x").args).toEqual([

@@ -4,6 +4,15 @@ import { decodeName, encodeName } from "../../src/fileName.ts";
 import { oneLine } from "../../src/oneLine.ts";
 import { validateKey } from "../../src/snapshot/service.ts";
 import { isVolumeName, validateName } from "../../src/volume/name.ts";
+import { naturalCompare } from "../../src/cli/volume.ts";
+import { rfc3339Nano } from "../../src/timefmt.ts";
+
+/** Random strings of up to `max` characters drawn from `alphabet`, the same ones each run. */
+function randomStrings(alphabet: string, count: number, max: number): string[] {
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  return Array.from({ length: count }, () => Array.from({ length: next() % (max + 1) }, () => alphabet[next() % alphabet.length]).join(""));
+}
 
 describe("volume names, as docker's local driver takes them", () => {
   test.each(["ab", "db-1", "x.y_z", "0abc", "A".repeat(255)])("%p is a name", (n) => expect(isVolumeName(n)).toBe(true));
@@ -11,6 +20,53 @@ describe("volume names, as docker's local driver takes them", () => {
     expect(isVolumeName(n)).toBe(false);
     expect(() => validateName(n)).toThrow();
   });
+});
+
+test("volume names agree with docker's RegExp on 20,000 random strings", () => {
+  const docker = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+  for (const n of randomStrings("aZ09_.-/ü\n", 20_000, 6)) expect([n, isVolumeName(n)]).toEqual([n, docker.test(n)]);
+});
+
+describe("volume names in docker's order", () => {
+  /** The order as first written, with RegExps: the one this must keep. */
+  function reference(a: string, b: string): number {
+    const x = a.match(/\d+|\D+/g) ?? [];
+    const y = b.match(/\d+|\D+/g) ?? [];
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      const p = x[i]!;
+      const q = y[i]!;
+      if (p === q) continue;
+      if (/^\d/.test(p) && /^\d/.test(q)) {
+        const pn = p.replace(/^0+/, "");
+        const qn = q.replace(/^0+/, "");
+        if (pn.length !== qn.length) return pn.length - qn.length;
+        if (pn !== qn) return pn < qn ? -1 : 1;
+        return p.length - q.length;
+      }
+      return p < q ? -1 : 1;
+    }
+    return x.length - y.length;
+  }
+
+  test("runs of digits by value, fewer leading zeros first, the rest as text", () => {
+    expect(["v10", "v2", "v02", "a", "v1x", "v1", "", "b0"].sort(naturalCompare)).toEqual(["", "a", "b0", "v1", "v1x", "v2", "v02", "v10"]);
+  });
+
+  test("the same sign as the reference on 40,000 random pairs", () => {
+    const names = randomStrings("a0b19.-", 80_000, 7);
+    for (let i = 0; i < names.length; i += 2) {
+      const [a, b] = [names[i]!, names[i + 1]!];
+      expect([a, b, Math.sign(naturalCompare(a, b))]).toEqual([a, b, Math.sign(reference(a, b))]);
+    }
+  });
+});
+
+test("RFC 3339 times drop the fraction's trailing zeros, as Go's RFC3339Nano", () => {
+  const at = 1_700_000_000n * 1_000_000_000n;
+  expect(rfc3339Nano(at)).toBe("2023-11-14T22:13:20Z");
+  expect(rfc3339Nano(at + 120_000_000n)).toBe("2023-11-14T22:13:20.12Z");
+  expect(rfc3339Nano(at + 1n)).toBe("2023-11-14T22:13:20.000000001Z");
+  expect(rfc3339Nano(at + 100n)).toBe("2023-11-14T22:13:20.0000001Z");
 });
 
 describe("snapshot keys", () => {
