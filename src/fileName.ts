@@ -37,6 +37,7 @@ export function utf8ByteLength(s: string): number {
 
 /** The arrays in `parts`, one after the other, in one. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
   let length = 0;
   for (const p of parts) length += p.length;
   const out = new Uint8Array(length);

@@ -59,7 +59,8 @@ export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
 export function supportsDType(dir: string): boolean {
   const fd = check(libc.open(cstr(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
   try {
-    const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
+    // Room for one entry of the longest name, not a listing: a directory of 10,000 would fill 64 KiB.
+    const buf = new Uint8Array(512);
     const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`);
     return n === 0 || buf[D_TYPE_OFFSET] !== DT_UNKNOWN;
   } finally {

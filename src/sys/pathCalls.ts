@@ -27,6 +27,8 @@ export const S = {
   IFSOCK: 0o140000,
 } as const;
 
+let textDecoder: TextDecoder | undefined;
+
 /** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
 export function readText(path: string): string | undefined {
   const fd = libc.open(cstr(path), O.RDONLY | O.CLOEXEC, 0);
@@ -36,13 +38,14 @@ export function readText(path: string): string | undefined {
   }
   try {
     const chunks: Uint8Array[] = [];
-    for (;;) {
-      const chunk = new Uint8Array(64 * 1024);
+    // Most files read so are small (a config, /proc/filesystems): the first read takes 4 KiB.
+    for (let size = 4096; ; size = 64 * 1024) {
+      const chunk = new Uint8Array(size);
       const n = check(retry(() => Number(libc.read(fd, chunk, chunk.length))), () => `read ${path}`);
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
     }
-    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(concatBytes(chunks)); // a BOM kept, as Buffer kept it
+    return (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(concatBytes(chunks)); // a BOM kept, as Buffer kept it
   } finally {
     libc.close(fd);
   }
