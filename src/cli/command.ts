@@ -262,7 +262,11 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
   const given: string[] = [];
   const args: string[] = [];
   const flag = (o: OptionDef) => (o.long ? `--${o.long}` : `-${o.short}`);
-  const set = (o: OptionDef, value: string | true) => given.push(value === true ? flag(o) : `${flag(o)}=${VERBATIM}${value}`);
+  const used = new Set<OptionDef>();
+  const set = (o: OptionDef, value: string | true) => {
+    used.add(o);
+    given.push(value === true ? flag(o) : `${flag(o)}=${VERBATIM}${value}`);
+  };
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     if (w === "--") {
@@ -309,7 +313,7 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
     }
     args.push(w);
   }
-  const parsed = cacParse(cmd, [...given, "--", ...args]);
+  const parsed = cacParse(cmd, used, [...given, "--", ...args]);
   const positionals = parsed.options["--"] as string[];
   // Required positionals come first, a variadic one last.
   const missing = cmd.args[positionals.length];
@@ -319,22 +323,25 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
 }
 
 /**
- * cac's parse of `words` (checked, as {@link parseCommand} writes them) for `cmd`: the option
- * values by each option's key (a repeatable one as a list, another its last value), and cac's
- * options, whose `--` holds the positionals.
+ * cac's parse of `words` (checked, as {@link parseCommand} writes them) for `cmd`, given the
+ * options `used`: the option values by each option's key (a repeatable one as a list, another its
+ * last value; an option not used its default, if any), and cac's options, whose `--` holds the
+ * positionals. cac is told of the used options only: it does some work for each option it is
+ * told of, most of them are not used, and the words hold no other.
  */
-function cacParse(cmd: CommandDef, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
+function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
   const cli = cac("stor");
   const command: CacCommand = cli.command([cmd.name, ...cmd.args.map((a) => (a.required ? `<${a.variadic ? "..." : ""}${a.name}>` : `[${a.variadic ? "..." : ""}${a.name}]`))].join(" "));
-  for (const o of cmd.options) command.option(cacSpelling(o), o.description, o.default === undefined ? undefined : { default: o.default });
+  for (const o of used) command.option(cacSpelling(o), o.description);
   const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
   if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
   const values: OptionValues = {};
-  for (let i = 0; i < command.options.length; i++) {
-    const raw = options[command.options[i]!.name] as unknown;
+  for (const o of cmd.options) if (o.default !== undefined) values[o.key] = o.repeat ? [o.default] : o.default;
+  let i = 0;
+  for (const o of used) {
+    const raw = options[command.options[i++]!.name] as unknown;
     if (raw === undefined) continue;
     const all = (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v)));
-    const o = cmd.options[i]!;
     values[o.key] = o.repeat ? all.filter((v): v is string => v !== true) : all[all.length - 1];
   }
   return { values, options };
