@@ -122,16 +122,12 @@ export class SnapshotService {
     if (parent !== undefined) validateKey(parent, "parent");
     validateLabels(labels);
     this.#checkSupport();
-    // Fail fast, before any copying; the write transaction checks again.
-    const [parentId, parents] = this.#store.read(() => {
+    // Checked before any copying (the transaction that records the snapshot checks again), and
+    // the directory made and locked under the write lock, so cleanup never sees it unlocked.
+    const [parentId, parents, temp, lock] = this.#store.write(() => {
       const id = this.#checkCreate(key, parent);
-      return [id, id === null ? [] : this.#chainDirs(id)] as const;
-    });
-
-    // Made and locked under the write lock, so cleanup never sees it unlocked.
-    const [temp, lock] = this.#store.write(() => {
       const dir = makeTempDir(join(this.dirs, "new-"));
-      return [dir, lockPath(dir)!] as const;
+      return [id, id === null ? [] : this.#chainDirs(id), dir, lockPath(dir)!] as const;
     });
     try {
       this.snapshotter.populate({ kind, dir: temp, parents });

@@ -25,14 +25,24 @@ export function issue13Table(): void {
   const rows = [["row", "before (c5b84b5)", "now", "target", "verdict"]];
   const startup = find("snapshots", "start-up: --version");
   rows.push(["start-up (stor --version / ctr -v)", "0.98×", startup ? fmtRatio(ratioOf(startup)) : "—", "—", "info"]);
-  // The floors: what the runtime alone, and the least a `snapshot info` must do, cost against ctr.
+  // The floors (floors.ts): what the runtime alone, and the least an info, a crash-safe prepare
+  // and a volume create must do, cost against ctr's and docker's.
   for (const [what, label] of [
     ["Bun start-up (hello)", "floor: compiled Bun hello vs ctr --version"],
     ["minimal info program", "floor: minimal info (bun:sqlite, libc) vs ctr info"],
+    ["minimal prepare program", "floor: minimal crash-safe prepare vs ctr prepare"],
+    ["minimal volume create program", "floor: minimal crash-safe volume create vs docker"],
   ] as const) {
     const f = find("floors", what);
     rows.push([label, "—", f ? `${fmtRatio(ratioOf(f))} (${fmtMs(f.stor)})` : "—", "—", "info"]);
   }
+  // The least a read and a write can take after start-up: the minimal programs over hello.
+  const hello = find("floors", "Bun start-up (hello)");
+  const floorOver = (what: string) => {
+    const f = find("floors", what);
+    return f && hello ? `+${fmtMs(f.stor - hello.stor)}` : "—";
+  };
+  rows.push(["floor: minimal info / prepare over hello", "—", `${floorOver("minimal info program")} / ${floorOver("minimal prepare program")}`, "—", "info"]);
 
   const READS = ["info", "ls", "mounts", "usage"];
   const WRITES = ["prepare", "commit", "view", "rm", "label"];

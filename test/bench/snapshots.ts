@@ -2,10 +2,11 @@
  * Section "snapshots": per-operation latency of whole `stor snapshot` processes against
  * `ctr snapshots` talking to a containerd of our own, for the native and overlay snapshotters.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Containerd } from "../containerd.ts";
 import { storArgv, type Ctx } from "./context.ts";
+import { createFloor, helloFloor, infoFloor } from "./floors.ts";
 import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Tool } from "./latency.ts";
 import { must, parallel, runAsync } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
@@ -53,52 +54,40 @@ export async function snapshotsSection(ctx: Ctx, containerd: Containerd): Promis
 }
 
 /**
- * The floors under stor's figures, from minimal programs compiled as stor is (bun build --compile
- * --minify --bytecode): Bun's own start-up (a program that prints a line), and what
- * `snapshot info` cannot do without (bun:sqlite, libc through bun:ffi as stor's file calls go, the
- * query and its JSON). Timed interleaved with stor and ctr.
+ * The floors under stor's figures (see floors.ts), timed interleaved with stor and ctr doing the
+ * same: start-up, `snapshot info`, and `snapshot prepare` (a fresh key each run).
  */
 function floors(ctx: Ctx, root: string, ctr: Tool): void {
   const dir = join(ctx.work, "floors");
-  mkdirSync(dir, { recursive: true });
-  const db = join(root, "snapshots/overlay/metadata.db");
-  writeFileSync(join(dir, "hello.ts"), 'console.log("stor");\n');
-  writeFileSync(
-    join(dir, "info.ts"),
-    `import { Database } from "bun:sqlite";
-import { dlopen, FFIType } from "bun:ffi";
-const { symbols: libc } = dlopen("libc.so.6", {
-  access: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-});
-if (libc.access(Buffer.from(${JSON.stringify(root)} + "\\0"), 0) !== 0) throw new Error("no root");
-const db = new Database(${JSON.stringify(db)}, { readonly: true });
-const s = db.query("SELECT id, key, kind, created, updated FROM snapshots WHERE key = ?").get(process.argv[2]!) as Record<string, unknown>;
-const labels = Object.fromEntries((db.query("SELECT name, value FROM labels WHERE snapshot_id = ?").all(s.id as number) as { name: string; value: string }[]).map((l) => [l.name, l.value]));
-const out = Buffer.from(JSON.stringify({ Kind: s.kind, Name: s.key, Labels: labels, Created: s.created, Updated: s.updated }, null, 4) + "\\n");
-libc.write(1, out, out.length);
-`,
-  );
-  for (const n of ["hello", "info"]) must([process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", join(dir, `${n}.ts`), "--outfile", join(dir, n)]);
-  const argv = {
-    hello: [join(dir, "hello")],
-    "minimal info": [join(dir, "info"), "base"],
-    "stor --version": [ctx.stor, "--version"],
-    "stor info": storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"]),
-    "ctr --version": ["ctr", "--version"],
-    "ctr info": ctr.argv(["info", "base"]),
+  const argv: Record<string, (i: number) => string[]> = {
+    hello: helloFloor(dir),
+    "minimal info": infoFloor(dir, root),
+    "minimal prepare": createFloor(dir, "prepare", ["fs", "work"], false),
+    "stor --version": () => [ctx.stor, "--version"],
+    "stor info": () => storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"]),
+    "stor prepare": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "prepare", `floor-${i}`, "base"]),
+    "ctr --version": () => ["ctr", "--version"],
+    "ctr info": () => ctr.argv(["info", "base"]),
+    "ctr prepare": (i) => ctr.argv(["prepare", `floor-${i}`, "base"]),
   };
   const times = Object.fromEntries(Object.keys(argv).map((k) => [k, [] as number[]]));
-  for (let i = 0; i < ctx.n; i++) for (const [k, a] of Object.entries(argv)) times[k]!.push(must(a).ms);
-  const m = Object.fromEntries(Object.entries(times).map(([k, t]) => [k, median(t)]));
+  for (let i = 0; i < ctx.n; i++) for (const [k, a] of Object.entries(argv)) times[k]!.push(must(a(i)).ms);
+  const m = Object.fromEntries(Object.entries(times).map(([k, t]) => [k, median(t)])) as Record<keyof typeof argv, number>;
   console.log(
     `\nfloors (compiled as stor is; N=${ctx.n} each, interleaved): Bun start-up (a program that prints a line) ${fmtMs(m.hello!)}; ` +
-      `a minimal info (bun:sqlite, libc, query, JSON) ${fmtMs(m["minimal info"]!)}; stor --version ${fmtMs(m["stor --version"]!)}, ` +
-      `stor info ${fmtMs(m["stor info"]!)}; ctr --version ${fmtMs(m["ctr --version"]!)}, ctr info ${fmtMs(m["ctr info"]!)}`,
+      `a minimal info ${fmtMs(m["minimal info"]!)} (+${fmtMs(m["minimal info"]! - m.hello!)} over it), a minimal crash-safe prepare ` +
+      `${fmtMs(m["minimal prepare"]!)} (+${fmtMs(m["minimal prepare"]! - m.hello!)}); stor --version ${fmtMs(m["stor --version"]!)}, ` +
+      `info ${fmtMs(m["stor info"]!)}, prepare ${fmtMs(m["stor prepare"]!)}; ctr --version ${fmtMs(m["ctr --version"]!)}, ` +
+      `info ${fmtMs(m["ctr info"]!)}, prepare ${fmtMs(m["ctr prepare"]!)}`,
   );
-  figures.push({ section: "floors", what: "Bun start-up (hello)", stor: m.hello!, reference: m["ctr --version"]!, referenceName: "ctr --version" });
-  figures.push({ section: "floors", what: "minimal info program", stor: m["minimal info"]!, reference: m["ctr info"]!, referenceName: "ctr info" });
-  figures.push({ section: "floors", what: "stor info", stor: m["stor info"]!, reference: m["ctr info"]!, referenceName: "ctr info" });
+  const push = (what: string, stor: string, reference: string) =>
+    figures.push({ section: "floors", what, stor: m[stor]!, reference: m[reference]!, referenceName: reference });
+  push("Bun start-up (hello)", "hello", "ctr --version");
+  push("minimal info program", "minimal info", "ctr info");
+  push("minimal prepare program", "minimal prepare", "ctr prepare");
+  push("stor info", "stor info", "ctr info");
+  push("stor prepare", "stor prepare", "ctr prepare");
+  push("stor --version", "stor --version", "hello");
 }
 
 /**

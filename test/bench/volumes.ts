@@ -10,6 +10,7 @@ import { dockerApi, dockerDirs, startDockerdCompat, type Dockerd } from "./daemo
 import { must, parallel, runAsync, type Run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 import { ensurePackages, findBin } from "./system.ts";
+import { createFloor } from "./floors.ts";
 
 const TARGET = 0.5;
 
@@ -64,6 +65,25 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
   }
   console.log(`\nper process, N=${ctx.n} each (ls lists ${ctx.n} volumes)`);
   process.stdout.write(table(rows));
+
+  // The floor under create (see floors.ts): a crash-safe create and nothing else, against stor and docker.
+  const floor = createFloor(join(ctx.work, "floors"), "volume-create", ["_data"], true);
+  const t = { floor: [] as number[], stor: [] as number[], docker: [] as number[] };
+  for (let i = 0; i < ctx.n; i++) {
+    t.floor.push(must(floor(i)).ms);
+    t.stor.push(must(storArgv(ctx, root, ["volume", "create", `floor-${i}`])).ms);
+    t.docker.push(must(docker(["volume", "create", `floor-${i}`]), { env: cliEnv }).ms);
+  }
+  const [floorMs, storMs, dockerMs] = [median(t.floor), median(t.stor), median(t.docker)];
+  console.log(
+    `floor: a minimal crash-safe create ${fmtMs(floorMs)} (${fmtRatio(floorMs / dockerMs)} of docker's ${fmtMs(dockerMs)}); ` +
+      `stor volume create ${fmtMs(storMs)} (${fmtRatio(storMs / dockerMs)}), N=${ctx.n} each, interleaved`,
+  );
+  figures.push({ section: "floors", what: "minimal volume create program", stor: floorMs, reference: dockerMs, referenceName: "docker" });
+  for (let i = 0; i < ctx.n; i++) {
+    must(storArgv(ctx, root, ["volume", "rm", `floor-${i}`]));
+    must(docker(["volume", "rm", `floor-${i}`]), { env: cliEnv });
+  }
 
   // dockerd start-up with no volumes, for reference.
   const restarts = ctx.quick ? 1 : 3;

@@ -1,0 +1,104 @@
+/**
+ * The floors under stor's figures: minimal programs compiled as stor is (bun build --compile
+ * --minify --bytecode), each doing only what a command cannot do without, with no CLI, no
+ * configuration and no checks. What they take is what any stor must take on this runtime.
+ *
+ * - hello: Bun's own start-up (a program that prints a line).
+ * - info: bun:sqlite, libc through bun:ffi as stor's file calls go, one query and its JSON.
+ * - create: a crash-safe create in a store of its own, as stor's prepare and volume create must
+ *   do it: SQLite with WAL and synchronous=FULL, the directories made under a temporary name,
+ *   BEGIN IMMEDIATE, the row inserted, the rename, an fsync of the parent directory, COMMIT (the
+ *   WAL's fsync, and its directory's), and _exit.
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { must } from "./proc.ts";
+
+/** A minimal program: its argv, given the run's index (for fresh names). */
+export type Floor = (i: number) => string[];
+
+/** Compiles `source` as stor is compiled, to `dir/name`. */
+function compile(dir: string, name: string, source: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.ts`), source);
+  must([process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", join(dir, `${name}.ts`), "--outfile", join(dir, name)]);
+  return join(dir, name);
+}
+
+const LIBC = (symbols: string) => `import { dlopen, FFIType } from "bun:ffi";
+const { ptr, i32, u32 } = FFIType;
+const { symbols: libc } = dlopen("libc.so.6", { ${symbols} });
+const encoder = new TextEncoder();
+const c = (s: string) => encoder.encode(s + "\\0");
+`;
+
+/** Bun's start-up: prints a line. */
+export function helloFloor(dir: string): Floor {
+  const bin = compile(dir, "hello", 'console.log("stor");\n');
+  return () => [bin];
+}
+
+/** `snapshot info KEY` on stor's overlay database below `root`, as little as it can be done. */
+export function infoFloor(dir: string, root: string): Floor {
+  const db = join(root, "snapshots/overlay/metadata.db");
+  const bin = compile(
+    dir,
+    "info",
+    `import { Database } from "bun:sqlite";
+${LIBC("access: { args: [ptr, i32], returns: i32 }, write: { args: [i32, ptr, u32], returns: i32 }")}
+if (libc.access(c(${JSON.stringify(root)}), 0) !== 0) throw new Error("no root");
+const db = new Database(${JSON.stringify(db)}, { readonly: true });
+const s = db.query("SELECT id, key, kind, created, updated FROM snapshots WHERE key = ?").get(process.argv[2]!) as Record<string, unknown>;
+const labels: Record<string, string> = {};
+for (const l of db.query("SELECT name, value FROM labels WHERE snapshot_id = ?").all(s.id as number) as { name: string; value: string }[]) labels[l.name] = l.value;
+const out = encoder.encode(JSON.stringify({ Kind: s.kind, Name: s.key, Labels: labels, Created: s.created, Updated: s.updated }, null, 4) + "\\n");
+libc.write(1, out, out.length);
+`,
+  );
+  return () => [bin, "base"];
+}
+
+/**
+ * A crash-safe create of `NAME` in a store of its own under `dir`: directory `new-NAME` with
+ * `subdirs` in it, renamed to the row's id inside the write transaction, the parent directory
+ * fsynced before COMMIT. `print` writes the name, as volume create does.
+ */
+export function createFloor(dir: string, name: string, subdirs: readonly string[], print: boolean): Floor {
+  const store = join(dir, `${name}-store`);
+  mkdirSync(join(store, "items"), { recursive: true });
+  const db = new Database(join(store, "metadata.db"), { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, created TEXT NOT NULL)");
+  db.close();
+  const bin = compile(
+    dir,
+    name,
+    `import { Database } from "bun:sqlite";
+${LIBC(`mkdir: { args: [ptr, u32], returns: i32 }, rename: { args: [ptr, ptr], returns: i32 },
+  open: { args: [ptr, i32, u32], returns: i32 }, fsync: { args: [i32], returns: i32 }, close: { args: [i32], returns: i32 },
+  write: { args: [i32, ptr, u32], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`)}
+const ok = (r: number, what: string) => {
+  if (r < 0) throw new Error(what);
+  return r;
+};
+const items = ${JSON.stringify(join(store, "items"))};
+const key = process.argv[2]!;
+const db = new Database(${JSON.stringify(join(store, "metadata.db"))}, { strict: true });
+db.run("PRAGMA busy_timeout = 60000; PRAGMA synchronous = FULL");
+const temp = items + "/new-" + key;
+ok(libc.mkdir(c(temp), 0o700), "mkdir");
+for (const sub of ${JSON.stringify(subdirs)}) ok(libc.mkdir(c(temp + "/" + sub), 0o755), "mkdir " + sub);
+db.run("BEGIN IMMEDIATE");
+if (db.query("SELECT id FROM items WHERE key = ?").get(key)) throw new Error("exists");
+const { id } = db.query("INSERT INTO items (key, created) VALUES (?, ?) RETURNING id").get(key, new Date().toISOString()) as { id: number };
+ok(libc.rename(c(temp), c(items + "/" + id)), "rename");
+const fd = ok(libc.open(c(items), 0, 0), "open");
+ok(libc.fsync(fd), "fsync");
+libc.close(fd);
+db.run("COMMIT");
+${print ? 'const out = encoder.encode(key + "\\n");\nlibc.write(1, out, out.length);\n' : ""}libc._exit(0);
+`,
+  );
+  return (i) => [bin, `k${i}`];
+}
