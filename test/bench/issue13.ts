@@ -54,9 +54,12 @@ export function issue13Table(): void {
       const fs = ops.map((op) => find(`snapshots ${s}`, op));
       const r = ratioRange(fs);
       rows.push([`snapshot ${ops.join("/")} (${s}) vs ctr`, before, r.text, "≤1.00×", verdict(r.max, 1)]);
-      // Over start-up: what the command costs after the runtime has started.
-      const over = startup ? Math.max(...fs.filter((f): f is Figure => f !== undefined).map((f) => f.stor - startup.stor)) : Number.NaN;
-      rows.push([`  the same, over stor --version (worst)`, "4–8 ms", Number.isFinite(over) ? `+${fmtMs(over)}` : "—", `≤+${plus} ms`, verdict(over, plus)]);
+      // Over start-up: what the command costs after the runtime has started, against --version
+      // timed in the same loop as the command.
+      const overs = ops.map((op) => find(`snapshots ${s} over --version`, op)).filter((f): f is Figure => f !== undefined);
+      const worst = overs.reduce<Figure | undefined>((w, f) => (w === undefined || f.stor > w.stor ? f : w), undefined);
+      const over = worst?.stor ?? Number.NaN;
+      rows.push([`  the same, over stor --version (worst)`, "4–8 ms", worst ? `+${fmtMs(over)} (${worst.what})` : "—", `≤+${plus} ms`, verdict(over, plus)]);
     }
   }
   const lsSnaps = find("snapshots", /^ls, \d+ snapshots$/);

@@ -44,10 +44,12 @@ export const SNAPSHOT_OPS: readonly Op[] = [
 
 /**
  * Per op, in the order of `ops`, the wall times in ms of `n` runs by each of the two tools (the
- * first tool's, then the second's). The tools take turns going first so drift hits both alike.
+ * first tool's, then the second's), and of `baseline` (a command line, e.g. `stor --version`) run
+ * between them: what an op costs over start-up is read against start-up timed in the same minutes.
+ * The tools take turns going first so drift hits both alike.
  */
-export function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: number): Map<string, [number[], number[]]> {
-  const times = new Map<string, [number[], number[]]>(ops.map((o) => [o.op, [[], []]]));
+export function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: number, baseline?: readonly string[]): Map<string, [number[], number[], number[]]> {
+  const times = new Map<string, [number[], number[], number[]]>(ops.map((o) => [o.op, [[], [], []]]));
   for (const o of ops) {
     for (let i = 0; i < n; i++) {
       for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
@@ -55,6 +57,7 @@ export function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: num
         times.get(o.op)![k]!.push(must(t.argv(o.args(i)), { env: t.env }).ms);
         t.after?.(o.op, i);
       }
+      if (baseline) times.get(o.op)![2].push(must(baseline).ms);
     }
   }
   return times;

@@ -20,7 +20,7 @@ const TARGET = 1.2;
 const PLUGIN_DIR = "/etc/docker/plugins";
 
 /** Adds the rows and figures of `times` (stor's first) to `rows`, `prefix` naming the client. */
-function report(rows: string[][], times: Map<string, [number[], number[]]>, prefix: string, referenceName: string, notes: Record<string, string> = {}): void {
+function report(rows: string[][], times: ReadonlyMap<string, readonly [number[], number[], ...number[][]]>, prefix: string, referenceName: string, notes: Record<string, string> = {}): void {
   for (const [op, [st, bt]] of times) {
     const f = { section: "serve", what: `${prefix} ${op}`, stor: median(st), reference: median(bt), referenceName, target: TARGET, note: notes[op] };
     figures.push(f);
