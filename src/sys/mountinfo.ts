@@ -48,11 +48,17 @@ export function parseMountInfo(text: string): MountInfo[] {
   return out;
 }
 
-/** The mounts of this process's mount namespace. */
-export function readMountInfo(path = "/proc/self/mountinfo"): MountInfo[] {
+const MOUNTINFO = "/proc/self/mountinfo";
+
+function readMountInfoText(path: string): string {
   const text = readText(path);
   if (text === undefined) throw new SysError(`open ${path}`, Errno.ENOENT);
-  return parseMountInfo(text);
+  return text;
+}
+
+/** The mounts of this process's mount namespace. */
+export function readMountInfo(path = MOUNTINFO): MountInfo[] {
+  return parseMountInfo(readMountInfoText(path));
 }
 
 /** Mounts whose mount point is `dir` or below it, deepest (and latest) first: the order to unmount. */
@@ -67,7 +73,8 @@ export function mountsUnder(dir: string, mounts = readMountInfo()): MountInfo[] 
 
 /** True when something is mounted exactly on `dir`. */
 export function isMountPoint(dir: string, mounts = readMountInfo()): boolean {
-  return mounts.some((m) => m.mountPoint === dir);
+  for (const m of mounts) if (m.mountPoint === dir) return true;
+  return false;
 }
 
 /** True when `p` is `dir` or below it. */
@@ -75,18 +82,62 @@ export function within(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
 }
 
-/** The directories an overlay mount is made of (lower, upper, work), from its super options. */
+/** The options of an overlay mount that name its layers; `lowerdir` alone is a list. */
+const LAYER_OPTIONS = ["lowerdir=", "lowerdir+=", "upperdir=", "workdir=", "datadir+="];
+
+/** `s` cut at each colon that no backslash escapes. */
+function splitUnescapedColons(s: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === ":" && s[i - 1] !== "\\") {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start));
+  return out;
+}
+
+const isLineTerminator = (c: string | undefined) => c === "\n" || c === "\r" || c === "\u2028" || c === "\u2029";
+
+/** `s` with each backslash escape `\x` read as `x` (a line terminator after it stays escaped). */
+function unescapeBackslashes(s: string): string {
+  if (s.indexOf("\\") < 0) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const next = s[i + 1];
+    if (s[i] === "\\" && next !== undefined && !isLineTerminator(next)) i++;
+    out += s[i];
+  }
+  return out;
+}
+
+/** Whether `s` holds a line terminator: no value of an option overlay names its layers with. */
+function hasLineTerminator(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (isLineTerminator(s[i])) return true;
+  return false;
+}
+
+/**
+ * The directories an overlay mount is made of (lower, upper, work), from its super options. Read
+ * with string operations: a command that checks what is mounted would compile the RegExps anew.
+ */
 export function overlayLayers(superOptions: string): string[] {
   const out: string[] = [];
   for (const option of superOptions.split(",")) {
-    const m = /^(lowerdir\+?|upperdir|workdir|datadir\+)=(.*)$/.exec(option);
-    if (!m) continue;
-    // Layers of a lowerdir list are separated by unescaped colons.
-    const values = m[1] === "lowerdir" ? m[2]!.split(/(?<!\\):/) : [m[2]!];
-    for (const v of values) {
-      const u = unescapeOctal(v);
-      out.push(u.indexOf("\\") < 0 ? u : u.replace(/\\(.)/g, "$1"));
+    let value: string | undefined;
+    let list = false;
+    for (const name of LAYER_OPTIONS) {
+      if (option.startsWith(name)) {
+        value = option.slice(name.length);
+        list = name === "lowerdir=";
+        break;
+      }
     }
+    if (value === undefined || hasLineTerminator(value)) continue;
+    // Layers of a lowerdir list are separated by unescaped colons.
+    for (const v of list ? splitUnescapedColons(value) : [value]) out.push(unescapeBackslashes(unescapeOctal(v)));
   }
   return out;
 }
@@ -98,12 +149,22 @@ export function overlayLayers(superOptions: string): string[] {
  */
 export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
   const origin = bindOrigin(path, mounts);
-  return mounts.filter(
-    (m) =>
-      within(m.mountPoint, path) ||
-      (m.fsType === "overlay" && overlayLayers(m.superOptions).some((l) => within(l, path))) ||
-      (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root)),
-  );
+  // Loops: filter and some are JS-implemented builtins that `snapshot rm` would compile for this.
+  const out: MountInfo[] = [];
+  for (const m of mounts) {
+    if (within(m.mountPoint, path) || (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root))) {
+      out.push(m);
+      continue;
+    }
+    if (m.fsType !== "overlay") continue;
+    for (const layer of overlayLayers(m.superOptions)) {
+      if (within(layer, path)) {
+        out.push(m);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 /**
@@ -117,6 +178,30 @@ export function bindOrigin(path: string, mounts = readMountInfo()): { device: st
   return holder && { device: holder.device, root: join(holder.root, relative(holder.mountPoint, path)), holder: holder.id };
 }
 
+const isPlainNameChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "." || c === "_" || c === "-";
+
+/**
+ * Whether mountinfo `text` may tell of a mount that uses the tree at `real` (a real path other
+ * than `/`). Any such line has `/NAME`, NAME being the tree's last component, followed by `/`,
+ * a space, a newline, `,` or `:` (or the end): a mount point in the tree has the tree's path, a
+ * bind of something in it has the path inside its filesystem, which ends the same way below the
+ * mount holding the tree (or is that mount's own line), and an overlay with a layer in it has the
+ * layer's path in its options. A NAME of letters, digits, `.`, `_` and `-` is written as it is, by
+ * mountinfo and by overlayfs; any other, false is never answered. When false, nothing uses the
+ * tree, and the text need not be parsed.
+ */
+export function mayMention(text: string, real: string): boolean {
+  const name = real.slice(real.lastIndexOf("/") + 1);
+  if (name === "") return true;
+  for (let i = 0; i < name.length; i++) if (!isPlainNameChar(name[i]!)) return true;
+  const needle = `/${name}`;
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const next = text[at + needle.length];
+    if (next === undefined || next === "/" || next === " " || next === "\n" || next === "," || next === ":") return true;
+  }
+  return false;
+}
+
 /** Mount points of the mounts that use the tree at `path` (any path; none when it is gone). */
 export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
   let real: string;
@@ -128,5 +213,13 @@ export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
     if (err instanceof SysError && (err.errno === Errno.ENOENT || err.errno === Errno.ENOTDIR)) return [];
     throw err;
   }
-  return mountsUsing(real, mounts).map((m) => m.mountPoint);
+  if (mounts === undefined) {
+    // Most trees are used by nothing, and their name is nowhere in mountinfo: no parse then.
+    const text = readMountInfoText(MOUNTINFO);
+    if (!mayMention(text, real)) return [];
+    mounts = parseMountInfo(text);
+  }
+  const points: string[] = [];
+  for (const m of mountsUsing(real, mounts)) points.push(m.mountPoint);
+  return points;
 }

@@ -38,8 +38,8 @@ export function readText(path: string): string | undefined {
   }
   try {
     const chunks: Uint8Array[] = [];
-    // Most files read so are small (a config, /proc/filesystems): the first read takes 4 KiB.
-    for (let size = 4096; ; size = 64 * 1024) {
+    // Most files read so are small (a config, /proc/filesystems, mountinfo): reads start at 4 KiB.
+    for (let size = 4096; ; size = Math.min(size * 4, 64 * 1024)) {
       const chunk = new Uint8Array(size);
       const n = check(retry(() => Number(libc.read(fd, chunk, chunk.length))), () => `read ${path}`);
       if (n === 0) break;

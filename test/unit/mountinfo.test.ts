@@ -4,7 +4,7 @@
  * the characters that matter.
  */
 import { expect, test } from "bun:test";
-import { overlayLayers, parseMountInfo, unescapeOctal } from "../../src/sys/mountinfo.ts";
+import { mayMention, mountsUsing, overlayLayers, parseMountInfo, unescapeOctal } from "../../src/sys/mountinfo.ts";
 
 /** The definitions as RegExps alone, the reference. */
 const reference = {
@@ -57,4 +57,38 @@ test("overlayLayers reads the layers as the RegExps did", () => {
 test("a mountinfo line with escaped spaces parses to its paths", () => {
   const [m] = parseMountInfo("36 35 98:0 /mnt\\040one /a\\040b rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n");
   expect(m).toMatchObject({ id: 36, parent: 35, device: "98:0", root: "/mnt one", mountPoint: "/a b", fsType: "ext3", source: "/dev/root" });
+});
+
+test("mayMention never says no of a tree that a mount uses (200,000 random namespaces)", () => {
+  let seed = 11;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const pick = <T>(xs: readonly T[]) => xs[rnd(xs.length)]!;
+  const COMPONENTS = ["a", "b", "5", "50", "fs", "x.y", "s p"];
+  const path = () => `/${Array.from({ length: 1 + rnd(4) }, () => pick(COMPONENTS)).join("/")}`;
+  // As the kernel writes them: space, tab, newline and backslash as \ooo.
+  const esc = (p: string) => p.replaceAll("\\", "\\134").replaceAll(" ", "\\040");
+  let used = 0;
+  let skipped = 0;
+  for (let n = 0; n < 200_000; n++) {
+    const lines = ["1 0 8:1 / / rw - ext4 /dev/vda rw"];
+    for (let id = 2; id < 3 + rnd(5); id++) {
+      const [device, root, point] = [pick(["8:1", "0:5"]), rnd(2) ? "/" : path(), path()];
+      lines.push(
+        rnd(3) === 0
+          ? `${id} 1 0:9 / ${esc(point)} rw - overlay overlay rw,lowerdir=${esc(path())}:${esc(path())},upperdir=${esc(path())},workdir=${esc(path())}`
+          : `${id} 1 ${device} ${esc(root)} ${esc(point)} rw - ext4 /dev/vdb rw`,
+      );
+    }
+    const text = `${lines.join("\n")}\n`;
+    const tree = path();
+    const isUsed = mountsUsing(tree, parseMountInfo(text)).length > 0;
+    if (isUsed) used++;
+    if (!mayMention(text, tree)) {
+      skipped++;
+      if (isUsed) expect([text, tree]).toEqual(["a namespace in which mayMention says no of a used tree", ""]);
+    }
+  }
+  // Both answers came up often: the property was tried, and the fast path skips parses.
+  expect(used).toBeGreaterThan(20_000);
+  expect(skipped).toBeGreaterThan(20_000);
 });
