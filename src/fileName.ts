@@ -58,6 +58,24 @@ export function childPath(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, SLASH, name]);
 }
 
+/**
+ * `dir/name` as a C path (its bytes and a NUL, which cstr in src/sys/libc.ts passes on without a
+ * copy), from the C path of directory `dir` and the bytes of `name`.
+ */
+export function childCPath(dir: Uint8Array, name: Uint8Array): Uint8Array {
+  const n = dir.length - 1;
+  const out = new Uint8Array(n + name.length + 2); // zeroed: the NUL is there
+  out.set(dir.subarray(0, n));
+  out[n] = 0x2f;
+  out.set(name, n + 1);
+  return out;
+}
+
+/** The path bytes `p` stand for, as text for a message: a C path's NUL left out. */
+export function showPath(p: Uint8Array): string {
+  return decodeName(p[p.length - 1] === 0 ? p.subarray(0, p.length - 1) : p);
+}
+
 /** The name `bytes` as a string: UTF-8, bytes that are not UTF-8 escaped. */
 export function decodeName(bytes: Uint8Array): string {
   const whole = utf8(bytes);

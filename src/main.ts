@@ -19,9 +19,10 @@ if (Bun.isMainThread) {
     process.exit(code);
   });
 } else {
-  // A thread of this executable: the second thread of a large copy, a prune's remover, or one of serve's.
+  // A thread of this executable: a large copy's second or read-ahead thread, a prune's remover, or one of serve's.
   const { workerData } = require("node:worker_threads") as typeof import("node:worker_threads");
   if (workerData?.copyThread) (require("./fs/copyThread.ts") as typeof import("./fs/copyThread.ts")).runCopyThread(workerData.copyThread);
+  else if (workerData?.prefetchThread) (require("./fs/prefetchThread.ts") as typeof import("./fs/prefetchThread.ts")).runPrefetchThread(workerData.prefetchThread);
   else if (workerData?.removeThread) (require("./fs/removeThread.ts") as typeof import("./fs/removeThread.ts")).runRemoveThread();
   else void import("./serve/thread.ts");
 }

@@ -75,9 +75,7 @@ export function startCopyThread(files: FileJob[]): CopyThread {
 export function runCopyThread({ files, ctl, error }: Shared): void {
   if (Atomics.compareExchange(ctl, STATE, NOT_STARTED, RUNNING) !== NOT_STARTED) return;
   try {
-    // Buffers arrive as plain Uint8Arrays.
-    const jobs = files.map((f) => ({ ...f, s: Buffer.from(f.s.buffer, f.s.byteOffset, f.s.byteLength), d: Buffer.from(f.d.buffer, f.d.byteOffset, f.d.byteLength) }));
-    takeFiles(jobs, ctl, () => Atomics.load(ctl, STOP) === 1);
+    takeFiles(files, ctl, () => Atomics.load(ctl, STOP) === 1);
     Atomics.store(ctl, STATE, DONE);
   } catch (err) {
     const report = err instanceof StorError ? { what: err.what, why: err.why, code: err.code } : { what: "copy", why: describe(err), code: exitCodeOf(err) };

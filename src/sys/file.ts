@@ -3,7 +3,7 @@
  * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
  * the filesystem type.
  */
-import { decodeName } from "../fileName.ts";
+import { decodeName, showPath } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
 import { chownAt, mknodAt, removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
@@ -102,25 +102,33 @@ export function timespecs(atimeNs: bigint, mtimeNs: bigint): BigInt64Array {
  * whose last component is not followed if it is a symlink, or an open file descriptor (no path
  * lookup at all: the cheaper of the two).
  */
-export type FileRef = string | Buffer | number;
+export type FileRef = string | Uint8Array | number;
 
-const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : String(f));
+const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : typeof f === "string" ? f : showPath(f));
 
 /** Sets access and modification times of `f` with nanoseconds. */
 export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {
-  const ts = timespecs(atimeNs, mtimeNs);
+  setTimespecs(f, timespecs(atimeNs, mtimeNs));
+}
+
+/** Gives `f` the access and modification times of `st` (a stat of another file), as they are. */
+export function setTimesFrom(f: FileRef, st: Pick<PathStat, "times">): void {
+  setTimespecs(f, st.times);
+}
+
+function setTimespecs(f: FileRef, ts: Uint8Array | BigInt64Array): void {
   const r = typeof f === "number" ? libc.futimens(f, ts) : libc.utimensat(AT.FDCWD, cstr(f), ts, AT.SYMLINK_NOFOLLOW);
   check(r, () => `set times of ${describeRef(f)}`);
 }
 
 /** Changes the owner of `path` without following a symlink. */
-export function lchown(path: string | Buffer, uid: number, gid: number): void {
-  chownAt(AT.FDCWD, path, uid, gid, () => `chown ${path}`);
+export function lchown(path: string | Uint8Array, uid: number, gid: number): void {
+  chownAt(AT.FDCWD, path, uid, gid, () => `chown ${describeRef(path)}`);
 }
 
 /** Creates a device node, fifo or socket (`mode` carries the type bits). */
-export function mknod(path: string | Buffer, mode: number, rdev: number | bigint): void {
-  mknodAt(AT.FDCWD, path, mode, BigInt(rdev), () => `mknod ${path}`);
+export function mknod(path: string | Uint8Array, mode: number, rdev: number | bigint): void {
+  mknodAt(AT.FDCWD, path, mode, BigInt(rdev), () => `mknod ${describeRef(path)}`);
 }
 
 /** Names of the extended attributes of `f`. */

@@ -134,9 +134,12 @@ export function check(result: number, what: string | (() => string)): number {
 
 /**
  * A NUL-terminated C string for a pointer argument: bytes as they are, a string as the bytes of
- * the name it stands for (see {@link encodeName}: UTF-8, escaped bytes restored).
+ * the name it stands for (see {@link encodeName}: UTF-8, escaped bytes restored). Bytes that end
+ * in a NUL are one already and are passed on as they are: no name or path holds a NUL, and a tree
+ * walk builds its paths so (childCPath in src/fileName.ts), so as not to copy each one per call.
  */
 export function cstr(s: string | Uint8Array): Uint8Array {
+  if (typeof s !== "string" && s[s.length - 1] === 0) return s;
   const bytes = typeof s === "string" ? encodeName(s) : s;
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);

@@ -8,7 +8,7 @@
  * the call and the path; {@link errnoCode} reads its errno name.
  */
 import { dirname } from "../path.ts";
-import { concatBytes, decodeName, encodeName } from "../fileName.ts";
+import { concatBytes, decodeName, encodeName, showPath } from "../fileName.ts";
 import { makedev } from "./devno.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
@@ -77,6 +77,8 @@ export interface PathStat {
   mtimeNs: bigint;
   /** When the inode last changed: no one can set it (unlike mtime). */
   ctimeNs: bigint;
+  /** atime and mtime as utimensat(2) takes them, two struct timespec: what a copy sets, as it is. */
+  times: Uint8Array;
 }
 
 /**
@@ -99,33 +101,96 @@ const EMPTY = new Uint8Array(1);
 
 /** The struct statx every call fills (calls are synchronous; each thread has its own). */
 const STATX = new Uint8Array(256);
-const STATX_VIEW = new DataView(STATX.buffer);
 
 /** The {@link PathStat} in {@link STATX}. */
 function fromStatx(): PathStat {
-  const v = STATX_VIEW;
-  const mode = v.getUint16(28, true);
-  const type = mode & S.IFMT;
-  return {
-    type,
-    isDirectory: type === S.IFDIR,
-    isSymbolicLink: type === S.IFLNK,
-    isFile: type === S.IFREG,
-    isSocket: type === S.IFSOCK,
-    isCharacterDevice: type === S.IFCHR,
-    mode: mode & 0o7777,
-    uid: v.getUint32(20, true),
-    gid: v.getUint32(24, true),
-    size: Number(v.getBigUint64(40, true)),
-    blocks: Number(v.getBigUint64(48, true)),
-    nlink: v.getUint32(16, true),
-    ino: v.getBigUint64(32, true),
-    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
-    rdev: makedev(v.getUint32(128, true), v.getUint32(132, true)),
-    atimeNs: v.getBigInt64(64, true) * 1_000_000_000n + BigInt(v.getUint32(72, true)),
-    mtimeNs: v.getBigInt64(112, true) * 1_000_000_000n + BigInt(v.getUint32(120, true)),
-    ctimeNs: v.getBigInt64(96, true) * 1_000_000_000n + BigInt(v.getUint32(104, true)),
-  };
+  return new Statx(STATX.slice(0, STATX_USED));
+}
+
+/** The bytes of a struct statx that a {@link PathStat} reads: up to stx_dev_minor. */
+const STATX_USED = 144;
+
+/**
+ * A {@link PathStat} of a struct statx's bytes. What is a BigInt or a string is made when it is
+ * read: a tree walk stats every entry and reads the inode and the times of few of them.
+ */
+class Statx implements PathStat {
+  readonly type: number;
+  readonly isDirectory: boolean;
+  readonly isSymbolicLink: boolean;
+  readonly isFile: boolean;
+  readonly isSocket: boolean;
+  readonly isCharacterDevice: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly blocks: number;
+  readonly nlink: number;
+  readonly #raw: Uint8Array;
+
+  constructor(raw: Uint8Array) {
+    this.#raw = raw;
+    const v = new DataView(raw.buffer);
+    const mode = v.getUint16(28, true);
+    this.type = mode & S.IFMT;
+    this.isDirectory = this.type === S.IFDIR;
+    this.isSymbolicLink = this.type === S.IFLNK;
+    this.isFile = this.type === S.IFREG;
+    this.isSocket = this.type === S.IFSOCK;
+    this.isCharacterDevice = this.type === S.IFCHR;
+    this.mode = mode & 0o7777;
+    this.uid = v.getUint32(20, true);
+    this.gid = v.getUint32(24, true);
+    this.size = v.getUint32(40, true) + v.getUint32(44, true) * 2 ** 32;
+    this.blocks = v.getUint32(48, true) + v.getUint32(52, true) * 2 ** 32;
+    this.nlink = v.getUint32(16, true);
+  }
+
+  get #view(): DataView {
+    return new DataView(this.#raw.buffer);
+  }
+
+  get ino(): bigint {
+    return this.#view.getBigUint64(32, true);
+  }
+
+  get dev(): string {
+    return `${this.#view.getUint32(136, true)}:${this.#view.getUint32(140, true)}`;
+  }
+
+  get rdev(): bigint {
+    return makedev(this.#view.getUint32(128, true), this.#view.getUint32(132, true));
+  }
+
+  get atimeNs(): bigint {
+    return this.#timeNs(64);
+  }
+
+  get mtimeNs(): bigint {
+    return this.#timeNs(112);
+  }
+
+  get ctimeNs(): bigint {
+    return this.#timeNs(96);
+  }
+
+  /**
+   * stx_atime and stx_mtime as two struct timespec. A struct statx_timestamp is tv_sec (s64),
+   * tv_nsec (u32) and four reserved bytes: on a little-endian machine, tv_sec and tv_nsec with four
+   * zero bytes after them are the bytes of a timespec (two s64) of the same time.
+   */
+  get times(): Uint8Array {
+    const out = new Uint8Array(32);
+    out.set(this.#raw.subarray(64, 76), 0);
+    out.set(this.#raw.subarray(112, 124), 16);
+    return out;
+  }
+
+  #timeNs(at: number): bigint {
+    const v = this.#view;
+    return v.getBigInt64(at, true) * 1_000_000_000n + BigInt(v.getUint32(at + 8, true));
+  }
 }
 
 /** The canonical absolute path of `path` (symlinks resolved), as realpath(3); a failure throws. */
@@ -312,4 +377,4 @@ export function readLink(path: string | Uint8Array): Uint8Array {
   }
 }
 
-const describePath = (path: string | Uint8Array) => (typeof path === "string" ? path : decodeName(path));
+const describePath = (path: string | Uint8Array) => (typeof path === "string" ? path : showPath(path));
