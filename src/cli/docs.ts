@@ -24,7 +24,7 @@ function storeSource(ctx: Context): CompletionSource {
         if (wanted !== undefined && n !== wanted) continue;
         const svc = await openSnapshots(config, { access: "read", snapshotter: n });
         try {
-          for (const i of svc.list()) keys.push(i.name);
+          for (const i of svc.summaries()) keys.push(i.name);
         } finally {
           svc.release();
         }

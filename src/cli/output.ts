@@ -19,7 +19,25 @@ export const CTR_TABLE: TableStyle = { minWidth: 1, padding: 1, padLast: true };
 /** docker CLI: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0). */
 export const DOCKER_TABLE: TableStyle = { minWidth: 10, padding: 3, padLast: false };
 
-const width = (s: string) => [...s].length;
+/**
+ * The width of `s` in characters (code points), as tabwriter counts runes: its UTF-16 length less
+ * one for each surrogate pair. A loop: spreading every cell into an array went through the string
+ * iterator twice a cell (`ls` of 81 snapshots spent 0.8 ms formatting).
+ */
+function width(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
 
 /**
  * Formats rows (the first being the header) as aligned columns, one line each. Plain loops: a
@@ -27,15 +45,21 @@ const width = (s: string) => [...s].length;
  */
 export function table(rows: readonly (readonly string[])[], style: TableStyle): string {
   const widths: number[] = [];
+  const cellWidths: number[][] = [];
   for (const r of rows) {
-    for (let c = 0; c < r.length; c++) widths[c] = Math.max(widths[c] ?? style.minWidth, width(r[c]!) + style.padding);
-  }
-  let out = "";
-  for (const r of rows) {
+    const ws: number[] = [];
     for (let c = 0; c < r.length; c++) {
-      const cell = r[c]!;
-      out += c < r.length - 1 || style.padLast ? cell + " ".repeat(widths[c]! - width(cell)) : cell;
+      ws.push(width(r[c]!));
+      widths[c] = Math.max(widths[c] ?? style.minWidth, ws[c]! + style.padding);
     }
+    cellWidths.push(ws);
+  }
+  // Padding cut from one run of spaces: a call of repeat (a JavaScript builtin) a cell cost more.
+  const spaces = " ".repeat(Math.max(0, ...widths));
+  let out = "";
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    for (let c = 0; c < r.length; c++) out += c < r.length - 1 || style.padLast ? r[c]! + spaces.slice(0, widths[c]! - cellWidths[i]![c]!) : r[c]!;
     out += "\n";
   }
   return out;

@@ -1,6 +1,6 @@
 /** `stor snapshot …`: ctr's snapshot commands, printing what `ctr snapshots` prints. */
 import { openSnapshots, type Access } from "../services.ts";
-import type { Info, SnapshotService } from "../snapshot/service.ts";
+import type { Info, SnapshotService, Summary } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { registerLayerCommands } from "./layer.ts";
 import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
@@ -33,7 +33,7 @@ interface TreeNode {
 }
 
 /** The snapshots as trees, roots first, children in list order. */
-function treeView(infos: readonly Info[]): TreeNode[] {
+function treeView(infos: readonly Summary[]): TreeNode[] {
   const nodes = new Map(infos.map((i) => [i.name, { Name: i.name, Children: [] as TreeNode[] }]));
   const roots: TreeNode[] = [];
   for (const i of infos) {
@@ -44,7 +44,7 @@ function treeView(infos: readonly Info[]): TreeNode[] {
 }
 
 /** The trees drawn as ctr draws them. */
-function tree(infos: readonly Info[]): string {
+function tree(infos: readonly Summary[]): string {
   let out = "";
   const walk = (n: TreeNode, level: number) => {
     out += level === 0 ? ` ${n.Name}\n` : `${"  ".repeat(level)}\\_ ${n.Name}\n`;
@@ -130,9 +130,9 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot ls --format json")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const infos = (await svc("read")).list();
-      if (format === "json") return print(goJson(infos.map(infoView)));
-      print(table([["KEY", "PARENT", "KIND"], ...infos.map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
+      const s = await svc("read");
+      if (format === "json") return print(goJson(s.list().map(infoView)));
+      print(table([["KEY", "PARENT", "KIND"], ...s.summaries().map((i) => [i.name, i.parent ?? "", KIND_NAMES[i.kind]])], CTR_TABLE));
     });
 
   cli
@@ -148,7 +148,7 @@ export function snapshotGroup(ctx: Context): Group {
     .action(async (keys: string[], opts) => {
       const format = outputFormat(opts.format);
       const s = await svc("read");
-      const names = keys.length ? keys : s.list().map((i) => i.name);
+      const names = keys.length ? keys : s.summaries().map((i) => i.name);
       const usages = names.map((k) => ({ key: k, ...s.usage(k) }));
       if (format === "json") return print(goJson(usages.map((u) => ({ Key: u.key, Size: u.size, Inodes: u.inodes }))));
       const rows = usages.map((u) => [u.key, opts.b ? String(u.size) : binarySize(u.size), String(u.inodes)]);
@@ -161,7 +161,7 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot tree")
     .action(async (opts) => {
       const format = outputFormat(opts.format);
-      const infos = (await svc("read")).list();
+      const infos = (await svc("read")).summaries();
       if (format === "json") return print(goJson(treeView(infos)));
       print(tree(infos));
     });

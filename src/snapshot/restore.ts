@@ -31,7 +31,7 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
         reports.push({ snapshotter: name, snapshots: 0, removed: [], damaged: check });
         continue;
       }
-      reports.push({ snapshotter: name, snapshots: service.list().length, removed: service.cleanup() });
+      reports.push({ snapshotter: name, snapshots: service.summaries().length, removed: service.cleanup() });
     } catch (err) {
       reports.push({ snapshotter: name, snapshots: 0, removed: [], damaged: describe(err) });
     } finally {

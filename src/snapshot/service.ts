@@ -37,6 +37,16 @@ export interface Info {
   updated: string;
 }
 
+/** An {@link Info} without labels and times: what a listing that shows none needs. */
+export type Summary = Pick<Info, "name" | "parent" | "kind">;
+
+/** The parent's key of each of `all`, a whole listing (every parent is in it). */
+function parentKeys(all: readonly SnapshotRecord[]): (s: SnapshotRecord) => string | undefined {
+  const keyOf = new Map<number, string>();
+  for (const s of all) keyOf.set(s.id, s.key);
+  return (s) => (s.parentId === null ? undefined : keyOf.get(s.parentId));
+}
+
 /** The Info of record `s`, whose parent is keyed `parent` and whose labels are `labels`. */
 function info(s: SnapshotRecord, parent: string | undefined, labels: Record<string, string>): Info {
   return { name: s.key, parent, kind: s.kind, labels, created: s.created, updated: s.updated };
@@ -278,10 +288,20 @@ export class SnapshotService {
     // Two queries, not two a snapshot: every parent is in the list, and labels come all at once.
     return this.#store.read(() => {
       const all = this.#store.all();
-      const keyOf = new Map(all.map((s) => [s.id, s.key]));
+      const parentOf = parentKeys(all);
       const labels = this.#store.allLabels();
-      return all.map((s) => info(s, s.parentId === null ? undefined : keyOf.get(s.parentId), labels.get(s.id) ?? {}));
+      return all.map((s) => info(s, parentOf(s), labels.get(s.id) ?? {}));
     });
+  }
+
+  /**
+   * {@link list} without the labels, for what shows none (a table, a tree, a count): one query,
+   * consistent on its own, instead of a transaction of two.
+   */
+  summaries(): Summary[] {
+    const all = this.#store.all();
+    const parentOf = parentKeys(all);
+    return all.map((s) => ({ name: s.key, parent: parentOf(s), kind: s.kind }));
   }
 
   /**
