@@ -58,10 +58,8 @@ export function listDirBytes(path: string | Uint8Array, follow = true): RawDirEn
       if (n === 0) return entries;
       for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
         const start = at + D_NAME_OFFSET;
-        const end = buf.indexOf(0, start);
-        // "." and "..": 0x2e, and 0x2e 0x2e.
-        if (buf[start] === 0x2e && (end === start + 1 || (end === start + 2 && buf[start + 1] === 0x2e))) continue;
-        const name = buf.slice(start, end); // a copy: the buffer is read into again
+        if (isDotEntry(buf, start)) continue;
+        const name = buf.slice(start, buf.indexOf(0, start)); // a copy: the buffer is read into again
         const type = buf[at + D_TYPE_OFFSET];
         const ino = view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
         entries.push({ name, isDirectory: type === DT_UNKNOWN ? (statPath(childCPath(dir, name), false)?.isDirectory ?? false) : type === DT_DIR, ino });
@@ -86,12 +84,35 @@ export function inInodeOrder(entries: RawDirEntry[]): RawDirEntry[] {
  * for every entry.
  */
 export function supportsDType(dir: string): boolean {
-  const fd = check(libc.open(cstr(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
-  try {
+  return reading(dir, (read) => {
     // Room for one entry of the longest name, not a listing: a directory of 10,000 would fill 64 KiB.
     const buf = new Uint8Array(512);
-    const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`);
-    return n === 0 || buf[D_TYPE_OFFSET] !== DT_UNKNOWN;
+    return read(buf) === 0 || buf[D_TYPE_OFFSET] !== DT_UNKNOWN;
+  });
+}
+
+/** True when directory `dir` has no entry but `.` and `..`; it reads no further than the first other. */
+export function isEmptyDir(dir: string): boolean {
+  return reading(dir, (read) => {
+    const buf = new Uint8Array(1024);
+    const view = new DataView(buf.buffer);
+    for (let n = read(buf); n > 0; n = read(buf)) {
+      for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) if (!isDotEntry(buf, at + D_NAME_OFFSET)) return false;
+    }
+    return true;
+  });
+}
+
+/** Whether the NUL-terminated name at `buf[start]` is `.` or `..`. */
+function isDotEntry(buf: Uint8Array, start: number): boolean {
+  return buf[start] === 0x2e && (buf[start + 1] === 0 || (buf[start + 1] === 0x2e && buf[start + 2] === 0));
+}
+
+/** Runs `fn` with a reader of directory `dir` (getdents64 into the buffer given; 0 at the end). */
+function reading<T>(dir: string, fn: (read: (buf: Uint8Array) => number) => T): T {
+  const fd = check(libc.open(cstr(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
+  try {
+    return fn((buf) => check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`));
   } finally {
     libc.close(fd);
   }

@@ -3,7 +3,7 @@
  * another built-in driver registers a factory under its name with {@link registerDriver}, and
  * any other name is a Docker volume plugin (./pluginDriver.ts), found as Docker finds it.
  */
-import { listDir } from "../sys/dirent.ts";
+import { isEmptyDir } from "../sys/dirent.ts";
 import { statPath } from "../sys/pathCalls.ts";
 import type { PluginSettings } from "../config.ts";
 import { LocalDriver } from "./local.ts";
@@ -116,7 +116,7 @@ function hasEntries(dir: string): boolean {
     // Most of the directories do not exist: asked so without an error, which costs more to make.
     // Anything else wrong with one (not a directory, unreadable) means no plugins there too.
     if (!statPath(dir)?.isDirectory) return false;
-    return listDir(dir).length > 0;
+    return !isEmptyDir(dir);
   } catch {
     return false;
   }

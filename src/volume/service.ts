@@ -222,6 +222,7 @@ export class VolumeService {
     const withRecords = new Set(records.map((v) => v.driver));
     const names = new Set([...withRecords, ...(await this.#plugins(only))]);
     const ask = [...names].filter((n) => !this.#drivers.builtin(n) && (!only || only.includes(n)));
+    if (ask.length === 0) return out; // most hosts: no Promise.all, a builtin compiled on its first call
     await Promise.all(
       ask.map(async (n) => {
         try {
