@@ -1,7 +1,7 @@
 /**
  * File names are bytes: Linux allows any but `/` and NUL, and one that is not UTF-8 would not
  * survive a round trip through a JavaScript string. Trees walked by stor itself go as bytes
- * ({@link childPath}); where names must be strings (layers, tar headers), a name is decoded as
+ * ({@link childCPath}); where names must be strings (layers, tar headers), a name is decoded as
  * UTF-8 with each byte that is not valid UTF-8 kept as a lone surrogate U+DC80–U+DCFF, as
  * Python's surrogateescape does, and {@link encodeName} gives back the very same bytes.
  */
@@ -49,14 +49,8 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-const SLASH = new Uint8Array([0x2f]);
 /** Lone surrogates that stand for the bytes 0x80–0xFF. */
 const ESCAPED = /[\udc80-\udcff]/;
-
-/** `dir/name`, as bytes. */
-export function childPath(dir: Buffer, name: Buffer): Buffer {
-  return Buffer.concat([dir, SLASH, name]);
-}
 
 /**
  * `dir/name` as a C path (its bytes and a NUL, which cstr in src/sys/libc.ts passes on without a

@@ -143,9 +143,7 @@ export class MetaStore {
 
   /** Sets labels of snapshot `id`; an empty value removes the label. */
   setLabels(id: number, labels: Record<string, string>): void {
-    let any = false;
-    for (const _ in labels) any = true;
-    if (!any) return; // no statement prepared for nothing
+    if (Object.keys(labels).length === 0) return; // no statement prepared for nothing
     const put = this.#db.query("INSERT INTO labels (snapshot_id, name, value) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value");
     const del = this.#db.query("DELETE FROM labels WHERE snapshot_id = ? AND name = ?");
     for (const [name, value] of Object.entries(labels)) {

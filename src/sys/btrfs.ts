@@ -4,9 +4,10 @@
  * destroy, and a subvolume's usage from its quota group when quotas are on.
  */
 import { ptr } from "bun:ffi";
-import { lstatSync, readdirSync } from "../nodeFs.ts";
 import { basename, dirname } from "../path.ts";
-import { childPath, decodeName, encodeName } from "../fileName.ts";
+import { childCPath, encodeName, showPath } from "../fileName.ts";
+import { listDirBytes } from "./dirent.ts";
+import { statPath } from "./pathCalls.ts";
 import { check, cstr, Errno, errno, libc, SysError, withDir } from "./libc.ts";
 
 
@@ -31,7 +32,7 @@ const NAME_OFFSET_V2 = 56;
 const FLAGS_OFFSET_V2 = 16;
 
 /** The inode number of every subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID). */
-const SUBVOLUME_ROOT_INO = 256;
+const SUBVOLUME_ROOT_INO = 256n;
 const BTRFS_QUOTA_TREE_OBJECTID = 8n;
 const BTRFS_QGROUP_INFO_KEY = 242;
 const BTRFS_INODE_ITEM_KEY = 1;
@@ -76,15 +77,15 @@ export function setSubvolumeReadOnly(path: string, readOnly: boolean): void {
 }
 
 /** True when `path` is the root directory of a btrfs subvolume (not a symlink, not a plain directory). */
-export function isSubvolume(path: string | Buffer): boolean {
+export function isSubvolume(path: string | Uint8Array): boolean {
+  let st;
   try {
-    const st = lstatSync(path);
-    return st.isDirectory() && st.ino === SUBVOLUME_ROOT_INO;
+    st = statPath(path, false); // undefined when nothing is there
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return false; // nothing there, or a file on the way
+    if (err instanceof SysError && err.errno === Errno.ENOTDIR) return false; // a file on the way
     throw err;
   }
+  return st?.isDirectory === true && st.ino === SUBVOLUME_ROOT_INO;
 }
 
 /**
@@ -98,18 +99,17 @@ export function destroySubvolume(path: string): void {
   if (e !== Errno.ENOTEMPTY) throw new SysError(`destroy subvolume ${path}`, e);
   // A read-only subvolume's entries cannot be removed, the nested subvolumes' included.
   setSubvolumeReadOnly(path, false);
-  for (const nested of nestedSubvolumes(Buffer.from(path))) destroySubvolume(nested);
+  for (const nested of nestedSubvolumes(cstr(path))) destroySubvolume(nested);
   check(destroy(), () => `destroy subvolume ${path}`);
 }
 
-/** The subvolumes below `dir`, outermost only (each one's own are its concern). */
-function nestedSubvolumes(dir: Buffer): string[] {
+/** The subvolumes below `dir` (a C path), outermost only (each one's own are its concern). */
+function nestedSubvolumes(dir: Uint8Array): string[] {
   const out: string[] = [];
-  for (const name of readdirSync(dir, { encoding: "buffer" })) {
-    const path = childPath(dir, name);
-    const st = lstatSync(path);
-    if (!st.isDirectory()) continue;
-    if (st.ino === SUBVOLUME_ROOT_INO) out.push(decodeName(path));
+  for (const entry of listDirBytes(dir, false)) {
+    if (!entry.isDirectory) continue;
+    const path = childCPath(dir, entry.name);
+    if (isSubvolume(path)) out.push(showPath(path));
     else out.push(...nestedSubvolumes(path));
   }
   return out;
