@@ -36,16 +36,27 @@ export function startPrefetch(root: Uint8Array): Prefetch {
 
 /** The thread's work, on the thread the entry point started with {@link Shared} as workerData. */
 export function runPrefetchThread({ root, stop }: Shared): void {
+  try {
+    readAhead(root, stop);
+  } catch {
+    // Something changed under it: the walk sees for itself.
+  }
+}
+
+/**
+ * Lists and stats the tree at `root` (a C path) as the copy's walk takes it, until `stop[0]` is
+ * 1; returns how many entries it stated. A symlink is stated, never followed.
+ */
+export function readAhead(root: Uint8Array, stop: Int32Array): number {
+  let stated = 0;
   const walk = (dir: Uint8Array) => {
     for (const e of inInodeOrder(listDirBytes(dir, false))) {
       if (Atomics.load(stop, 0) === 1) return;
       const path = childCPath(dir, e.name);
+      stated++;
       if (statPath(path, false)?.isDirectory) walk(path);
     }
   };
-  try {
-    walk(root);
-  } catch {
-    // Something changed under it: the walk sees for itself.
-  }
+  walk(root);
+  return stated;
 }
