@@ -4,9 +4,9 @@
  * references say, whoever made the mount.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { STOR, TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
 
 const CI = process.env.CI === "true";
 const root = isRoot();
@@ -160,6 +160,24 @@ for (const sn of ["overlay", "native"]) {
       expect(r.stor(["snapshot", "-s", sn, "rm", "top"]).code).toBe(0); // not mounted: removable
     });
 
+    test.skipIf(!root)("a snapshot mounted through a symlink to the root is found, through the link and through the root", () => {
+      r = new TestRoot();
+      const link = `${r.path}-link`;
+      symlinkSync(r.path, link);
+      try {
+        const viaLink = (...args: string[]) => sh([STOR, "--root", link, "--config", r!.config, ...args]);
+        for (const args of [["prepare", "base-w"], ["commit", "base", "base-w"], ["prepare", "top", "base"]]) expect(viaLink("snapshot", "-s", sn, ...args).code).toBe(0);
+        const target = r.dir("target");
+        expect(viaLink("-s", sn, "mount", "top", target).code).toBe(0);
+        expect(viaLink("snapshot", "-s", sn, "rm", "top").code).toBe(5);
+        expect(r.stor(["snapshot", "-s", sn, "rm", "top"]).code).toBe(5);
+        r.ok(["unmount", target]);
+        expect(viaLink("snapshot", "-s", sn, "rm", "top").code).toBe(0);
+      } finally {
+        rmSync(link);
+      }
+    });
+
     test.skipIf(!root)("mount of the same snapshot on the same target again is exit 4; nothing stacks", () => {
       r = new TestRoot();
       const target = r.dir("target");
@@ -175,6 +193,25 @@ for (const sn of ["overlay", "native"]) {
     });
   });
 }
+
+describe("overlay: a layer given through a symlink of another name", () => {
+  test.skipIf(!root)("is found, though mountinfo never names the snapshot's directory: rm is refused", () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "overlay", "prepare", "base-w"]);
+    r.ok(["snapshot", "-s", "overlay", "commit", "base", "base-w"]);
+    const [m] = JSON.parse(r.ok(["snapshot", "-s", "overlay", "prepare", "--mounts", "top", "base"])) as { Options: string[] }[];
+    const dir = dirname(m!.Options.find((o) => o.startsWith("upperdir="))!.slice("upperdir=".length));
+    const alias = join(r.path, "alias");
+    symlinkSync(dir, alias);
+    const options = m!.Options.map((o) => o.replaceAll(`${dir}/`, `${alias}/`)).join(",");
+    expect(options).not.toContain(`/${basename(dir)}/`);
+    const target = r.dir("target");
+    must(`mount -t overlay overlay ${target} -o ${options}`);
+    expect(r.stor(["snapshot", "-s", "overlay", "rm", "top"]).code).toBe(5);
+    must(`umount ${target}`);
+    r.ok(["snapshot", "-s", "overlay", "rm", "top"]);
+  });
+});
 
 describe("a mounted volume", () => {
   test.skipIf(!root)("rm and prune leave a volume whose data is mounted elsewhere; rm says where", () => {

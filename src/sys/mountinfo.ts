@@ -149,6 +149,7 @@ export function overlayLayers(superOptions: string): string[] {
  */
 export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
   const origin = bindOrigin(path, mounts);
+  const resolved = new Map<string, string>(); // layers are shared: each resolved once
   // Loops: filter and some are JS-implemented builtins that `snapshot rm` would compile for this.
   const out: MountInfo[] = [];
   for (const m of mounts) {
@@ -158,13 +159,30 @@ export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[]
     }
     if (m.fsType !== "overlay") continue;
     for (const layer of overlayLayers(m.superOptions)) {
-      if (within(layer, path)) {
+      if (within(layer, path) || within(realLayer(layer, resolved), path)) {
         out.push(m);
         break;
       }
     }
   }
   return out;
+}
+
+/**
+ * An overlay layer's real path: overlayfs shows the path it was given, which may go through a
+ * symlink (a root given as one, a link to a snapshot's directory). A layer gone since is its path.
+ */
+function realLayer(layer: string, resolved: Map<string, string>): string {
+  let real = resolved.get(layer);
+  if (real === undefined) {
+    try {
+      real = realPath(layer);
+    } catch {
+      real = layer;
+    }
+    resolved.set(layer, real);
+  }
+  return real;
 }
 
 /**
@@ -182,15 +200,17 @@ const isPlainNameChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c 
 
 /**
  * Whether mountinfo `text` may tell of a mount that uses the tree at `real` (a real path other
- * than `/`). Any such line has `/NAME`, NAME being the tree's last component, followed by `/`,
- * a space, a newline, `,` or `:` (or the end): a mount point in the tree has the tree's path, a
+ * than `/`). Where no overlay is mounted, any such line has `/NAME`, NAME being the tree's last
+ * component, followed by `/`, a space, a newline, `,` or `:` (or the end): mountinfo writes mount
+ * points and binds' roots as real paths, so a mount point in the tree has the tree's path, and a
  * bind of something in it has the path inside its filesystem, which ends the same way below the
- * mount holding the tree (or is that mount's own line), and an overlay with a layer in it has the
- * layer's path in its options. A NAME of letters, digits, `.`, `_` and `-` is written as it is, by
- * mountinfo and by overlayfs; any other, false is never answered. When false, nothing uses the
- * tree, and the text need not be parsed.
+ * mount holding the tree (or is that mount's own line). A NAME of letters, digits, `.`, `_` and
+ * `-` is written as it is; any other, false is never answered. An overlay's options name its
+ * layers as they were given, through any symlink, so with an overlay mounted the text proves
+ * nothing. When false, nothing uses the tree, and the text need not be parsed.
  */
 export function mayMention(text: string, real: string): boolean {
+  if (text.includes(" - overlay ")) return true;
   const name = real.slice(real.lastIndexOf("/") + 1);
   if (name === "") return true;
   for (let i = 0; i < name.length; i++) if (!isPlainNameChar(name[i]!)) return true;
