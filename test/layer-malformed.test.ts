@@ -13,7 +13,7 @@ import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing } from "./
 function noise(n: number, seed = 1): Buffer {
   const out = Buffer.alloc(n);
   let x = seed;
-  for (let i = 0; i < n; i++) out[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+  for (let i = 0; i < n; i++) out[i] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24; // imul: exact in 32 bits
   return out;
 }
 
