@@ -157,6 +157,14 @@ describe("bad input creates nothing", () => {
     expect(existsSync(root)).toBe(false);
   });
 
+  test("mount of a snapshot on a missing root is not found (exit 3), and makes no root", () => {
+    const root = join(r.path, `missing-${++roots}`);
+    const res = sh([STOR, "--root", root, "--config", r.config, "mount", "nokey", r.path]);
+    expect(res.code).toBe(3);
+    expect(res.stderr.split("\n").length).toBe(2); // one line
+    expect(existsSync(root)).toBe(false);
+  });
+
   test("volume plugins lists without a store, and makes none", () => {
     const root = join(r.path, `missing-${++roots}`);
     const res = sh([STOR, "--root", root, "--config", r.config, "volume", "plugins"]);

@@ -11,7 +11,8 @@ export function mountGroup(ctx: Context): Group {
     .usesSnapshotter()
     .example("stor mount work /mnt/work")
     .action(async (key: string, target: string) => {
-      const service = await openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
+      // Only read: mounting changes no metadata, and a missing root or key creates nothing.
+      const service = await openSnapshots(ctx.config(), { access: "read", snapshotter: ctx.snapshotter });
       try {
         mountAll(service.mounts(key), target, `snapshot "${key}"`);
       } finally {

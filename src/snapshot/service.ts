@@ -21,7 +21,7 @@ import { fsyncDir, lockPath } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
-import { makeDirs, makeTempDir, pathExists, renamePath } from "../sys/pathCalls.ts";
+import { makeDirs, makeTempDir, pathExists, removeDir, renamePath } from "../sys/pathCalls.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -136,8 +136,14 @@ export class SnapshotService {
     // the directory made and locked under the write lock, so cleanup never sees it unlocked.
     const [parentId, parents, temp, lock] = this.#store.write(() => {
       const id = this.#checkCreate(key, parent);
+      const chain = id === null ? [] : this.#chainDirs(id);
       const dir = makeTempDir(join(this.dirs, "new-"));
-      return [id, id === null ? [] : this.#chainDirs(id), dir, lockPath(dir)!] as const;
+      try {
+        return [id, chain, dir, lockPath(dir)!] as const;
+      } catch (err) {
+        removeDir(dir); // never locked: nothing else knows it
+        throw err;
+      }
     });
     try {
       this.snapshotter.populate({ kind, dir: temp, parents });
@@ -152,9 +158,16 @@ export class SnapshotService {
         // An id whose transaction never committed can be handed out again; its directory is garbage.
         if (pathExists(dir)) this.snapshotter.remove(dir);
         renamePath(temp, dir);
-        fsyncDir(this.dirs);
-        failpoint("prepare:renamed");
-        return this.snapshotter.mounts({ kind, dir, parents });
+        try {
+          fsyncDir(this.dirs);
+          failpoint("prepare:renamed");
+          return this.snapshotter.mounts({ kind, dir, parents });
+        } catch (err) {
+          // Thrown inside the transaction, which rolls back: the directory goes with it. (A failed
+          // COMMIT leaves it to cleanup: whether SQLite kept the row is not known here.)
+          this.snapshotter.remove(dir);
+          throw err;
+        }
       });
     } catch (err) {
       this.snapshotter.remove(temp);

@@ -351,7 +351,6 @@ export class VolumeService {
     });
   }
 
-
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
   usage(): VolumeUsage[] {
     return this.#store
