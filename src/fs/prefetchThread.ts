@@ -10,6 +10,8 @@
  */
 import { childCPath } from "../fileName.ts";
 import { listDirBytes, inInodeOrder } from "../sys/dirent.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { O } from "../sys/openat2.ts";
 import { statPath } from "../sys/pathCalls.ts";
 
 /** What the walk hands the thread (as workerData): the tree, and the flag that stops it. */
@@ -44,13 +46,26 @@ export function runPrefetchThread({ root, stop }: Shared): void {
 }
 
 /**
+ * The entries of `dir`, which is left with the atime it had: the walk records it after this
+ * thread has been there. O_NOATIME takes the owner or CAP_FOWNER; without, it is read as it can.
+ */
+function listUntouched(dir: Uint8Array) {
+  try {
+    return listDirBytes(dir, false, O.NOATIME);
+  } catch (err) {
+    if (err instanceof SysError && err.errno === Errno.EPERM) return listDirBytes(dir, false);
+    throw err;
+  }
+}
+
+/**
  * Lists and stats the tree at `root` (a C path) as the copy's walk takes it, until `stop[0]` is
  * 1; returns how many entries it stated. A symlink is stated, never followed.
  */
 export function readAhead(root: Uint8Array, stop: Int32Array): number {
   let stated = 0;
   const walk = (dir: Uint8Array) => {
-    for (const e of inInodeOrder(listDirBytes(dir, false))) {
+    for (const e of inInodeOrder(listUntouched(dir))) {
       if (Atomics.load(stop, 0) === 1) return;
       const path = childCPath(dir, e.name);
       stated++;

@@ -6,9 +6,9 @@
 import { ptr } from "bun:ffi";
 import { basename, dirname } from "../path.ts";
 import { childCPath, encodeName, showPath } from "../fileName.ts";
-import { listDirBytes } from "./dirent.ts";
+import { listDirBytes, withDir } from "./dirent.ts";
 import { statPath } from "./pathCalls.ts";
-import { check, cstr, Errno, errno, libc, SysError, withDir } from "./libc.ts";
+import { check, cstr, Errno, errno, libc, SysError } from "./libc.ts";
 
 
 // _IOW/_IOR/_IOWR(0x94, nr, size): direction << 30 | size << 16 | 0x94 << 8 | nr.
@@ -107,9 +107,11 @@ export function destroySubvolume(path: string): void {
 function nestedSubvolumes(dir: Uint8Array): string[] {
   const out: string[] = [];
   for (const entry of listDirBytes(dir, false)) {
-    if (!entry.isDirectory) continue;
+    if (entry.isDirectory === false) continue;
     const path = childCPath(dir, entry.name);
-    if (isSubvolume(path)) out.push(showPath(path));
+    const st = statPath(path, false); // a subvolume's root is inode 256, and d_type may be unknown
+    if (!st?.isDirectory) continue;
+    if (st.ino === SUBVOLUME_ROOT_INO) out.push(showPath(path));
     else out.push(...nestedSubvolumes(path));
   }
   return out;

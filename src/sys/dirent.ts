@@ -22,7 +22,8 @@ export interface DirEntry {
 /** A {@link DirEntry} with its name as the kernel gave it, bytes, and its inode number. */
 export interface RawDirEntry {
   name: Uint8Array;
-  isDirectory: boolean;
+  /** As d_type says; undefined where the filesystem leaves it unknown. */
+  isDirectory: boolean | undefined;
   /** d_ino (as a number: exact below 2^53, and only ever compared). */
   ino: number;
 }
@@ -37,37 +38,43 @@ let direntBuffer: Uint8Array | undefined;
  * put in its place meanwhile leads. Failures throw (ENOENT for a missing `path`).
  */
 export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
+  const dir = cstr(path);
   const entries: DirEntry[] = [];
-  for (const e of listDirBytes(path, follow)) entries.push({ name: decodeName(e.name), isDirectory: e.isDirectory });
+  for (const e of listDirBytes(dir, follow)) {
+    const isDirectory = e.isDirectory ?? statPath(childCPath(dir, e.name), false)?.isDirectory ?? false;
+    entries.push({ name: decodeName(e.name), isDirectory });
+  }
   return entries;
 }
 
 /**
- * {@link listDir} with the names as bytes: a tree walk that only hands them back to the kernel
- * (a copy) spares decoding and encoding each one.
+ * {@link listDir} with the names as bytes, and whether each is a directory only as d_type says
+ * (undefined where the filesystem does not say): a tree walk that stats every entry anyway and
+ * only hands the names back to the kernel (a copy) spares a stat and the decoding of each name.
+ * `flags` go to the open (O.NOATIME: a read-ahead that leaves the directory's atime as it was).
  */
-export function listDirBytes(path: string | Uint8Array, follow = true): RawDirEntry[] {
-  const dir = cstr(path);
-  const fd = check(libc.open(dir, O.RDONLY | O.DIRECTORY | O.CLOEXEC | (follow ? 0 : O.NOFOLLOW), 0), () => `open ${showPath(dir)}`);
-  const entries: RawDirEntry[] = [];
-  try {
-    const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
-    const view = new DataView(buf.buffer);
-    for (;;) {
-      const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${showPath(dir)}`);
-      if (n === 0) return entries;
-      for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
-        const start = at + D_NAME_OFFSET;
-        if (isDotEntry(buf, start)) continue;
-        const name = buf.slice(start, buf.indexOf(0, start)); // a copy: the buffer is read into again
-        const type = buf[at + D_TYPE_OFFSET];
-        const ino = view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
-        entries.push({ name, isDirectory: type === DT_UNKNOWN ? (statPath(childCPath(dir, name), false)?.isDirectory ?? false) : type === DT_DIR, ino });
+export function listDirBytes(path: string | Uint8Array, follow = true, flags = 0): RawDirEntry[] {
+  return withDir(
+    path,
+    (fd) => {
+      const entries: RawDirEntry[] = [];
+      const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
+      const view = new DataView(buf.buffer);
+      for (;;) {
+        const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${describe(path)}`);
+        if (n === 0) return entries;
+        for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
+          const start = at + D_NAME_OFFSET;
+          if (isDotEntry(buf, start)) continue;
+          const name = buf.slice(start, buf.indexOf(0, start)); // a copy: the buffer is read into again
+          const type = buf[at + D_TYPE_OFFSET];
+          const ino = view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
+          entries.push({ name, isDirectory: type === DT_UNKNOWN ? undefined : type === DT_DIR, ino });
+        }
       }
-    }
-  } finally {
-    libc.close(fd);
-  }
+    },
+    (follow ? 0 : O.NOFOLLOW) | flags,
+  );
 }
 
 /**
@@ -108,12 +115,19 @@ function isDotEntry(buf: Uint8Array, start: number): boolean {
   return buf[start] === 0x2e && (buf[start + 1] === 0 || (buf[start + 1] === 0x2e && buf[start + 2] === 0));
 }
 
-/** Runs `fn` with a reader of directory `dir` (getdents64 into the buffer given; 0 at the end). */
-function reading<T>(dir: string, fn: (read: (buf: Uint8Array) => number) => T): T {
-  const fd = check(libc.open(cstr(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${dir}`);
+/** Runs `fn` on a descriptor of directory `path` (opened with `flags` more), closed afterwards. */
+export function withDir<T>(path: string | Uint8Array, fn: (fd: number) => T, flags = 0): T {
+  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC | flags, 0), () => `open ${describe(path)}`);
   try {
-    return fn((buf) => check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`));
+    return fn(fd);
   } finally {
     libc.close(fd);
   }
+}
+
+const describe = (path: string | Uint8Array) => (typeof path === "string" ? path : showPath(path));
+
+/** Runs `fn` with a reader of directory `dir` (getdents64 into the buffer given; 0 at the end). */
+function reading<T>(dir: string, fn: (read: (buf: Uint8Array) => number) => T): T {
+  return withDir(dir, (fd) => fn((buf) => check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`)));
 }

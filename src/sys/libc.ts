@@ -155,12 +155,3 @@ export function retry(call: () => number): number {
   }
 }
 
-/** Runs `fn` on a descriptor of directory `path`, closed afterwards. */
-export function withDir<T>(path: string, fn: (fd: number) => T): T {
-  const fd = check(libc.open(cstr(path), 0 /* O_RDONLY */ | 0o200000 /* O_DIRECTORY */ | 0o2000000 /* O_CLOEXEC */, 0), () => `open ${path}`);
-  try {
-    return fn(fd);
-  } finally {
-    libc.close(fd);
-  }
-}

@@ -4,7 +4,8 @@
  * project's block limit through quotactl_fd(2), which needs no device node.
  */
 import { ptr } from "bun:ffi";
-import { libc, check, cstr, errno, SysError, withDir } from "./libc.ts";
+import { libc, check, cstr, errno, SysError } from "./libc.ts";
+import { withDir } from "./dirent.ts";
 
 
 // struct fsxattr: fsx_xflags u32, fsx_extsize u32, fsx_nextents u32, fsx_projid u32, pad[12].

@@ -1,6 +1,6 @@
 /** The copy's read-ahead (src/fs/prefetchThread.ts), run on this thread. */
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readAhead, runPrefetchThread } from "../../src/fs/prefetchThread.ts";
@@ -27,6 +27,17 @@ function tree(): string {
 
 test("stats every entry once, symlinks to its own parents and to / included and not followed", () => {
   expect(readAhead(cstr(tree()), flag(0))).toBe(55);
+});
+
+test("leaves the directories' atimes as they were (the copy records them after it)", () => {
+  const root = join(base, "atimes");
+  mkdirSync(join(root, "d"), { recursive: true });
+  writeFileSync(join(root, "d", "f"), "x");
+  // Older than a day, so relatime would set it on a listing.
+  const old = new Date(Date.now() - 3 * 86_400_000);
+  for (const d of [root, join(root, "d")]) utimesSync(d, old, old);
+  expect(readAhead(cstr(root), flag(0))).toBe(2);
+  for (const d of [root, join(root, "d")]) expect([d, statSync(d).atimeMs]).toEqual([d, old.getTime()]);
 });
 
 test("stops when told", () => {
