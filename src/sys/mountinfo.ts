@@ -99,24 +99,15 @@ function splitUnescapedColons(s: string): string[] {
   return out;
 }
 
-const isLineTerminator = (c: string | undefined) => c === "\n" || c === "\r" || c === "\u2028" || c === "\u2029";
-
-/** `s` with each backslash escape `\x` read as `x` (a line terminator after it stays escaped). */
+/** `s` with each backslash escape `\x` read as `x`, as overlayfs reads its layer options. */
 function unescapeBackslashes(s: string): string {
   if (s.indexOf("\\") < 0) return s;
   let out = "";
   for (let i = 0; i < s.length; i++) {
-    const next = s[i + 1];
-    if (s[i] === "\\" && next !== undefined && !isLineTerminator(next)) i++;
+    if (s[i] === "\\" && i + 1 < s.length) i++;
     out += s[i];
   }
   return out;
-}
-
-/** Whether `s` holds a line terminator: no value of an option overlay names its layers with. */
-function hasLineTerminator(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (isLineTerminator(s[i])) return true;
-  return false;
 }
 
 /**
@@ -135,7 +126,7 @@ export function overlayLayers(superOptions: string): string[] {
         break;
       }
     }
-    if (value === undefined || hasLineTerminator(value)) continue;
+    if (value === undefined) continue;
     // Layers of a lowerdir list are separated by unescaped colons.
     for (const v of list ? splitUnescapedColons(value) : [value]) out.push(unescapeBackslashes(unescapeOctal(v)));
   }
@@ -206,8 +197,8 @@ const isPlainNameChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c 
  * bind of something in it has the path inside its filesystem, which ends the same way below the
  * mount holding the tree (or is that mount's own line). A NAME of letters, digits, `.`, `_` and
  * `-` is written as it is; any other, false is never answered. An overlay's options name its
- * layers as they were given, through any symlink, so with an overlay mounted the text proves
- * nothing. When false, nothing uses the tree, and the text need not be parsed.
+ * layers as they were given, through any symlink and with overlayfs's own escapes, so with an
+ * overlay mounted the text proves nothing. When false, nothing uses the tree, and the text need not be parsed.
  */
 export function mayMention(text: string, real: string): boolean {
   if (text.includes(" - overlay ")) return true;

@@ -7,16 +7,21 @@ import { expect, test } from "bun:test";
 import { mayMention, mountsUsing, overlayLayers, parseMountInfo, unescapeOctal } from "../../src/sys/mountinfo.ts";
 import { Rng } from "../fuzz/tarModel.ts";
 
-/** The definitions as RegExps alone, the reference. */
+/**
+ * The definitions as RegExps alone, the reference. With the `s` flag: a layer's path may hold any
+ * character, a carriage return or U+2028 too (overlayfs does not escape them), and `\x` is `x`
+ * whatever x is. Without it, as first written, such a layer went unseen, and a tree under a
+ * mounted overlay could be taken for unused.
+ */
 const reference = {
   unescapeOctal: (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))),
   overlayLayers(superOptions: string): string[] {
     const out: string[] = [];
     for (const option of superOptions.split(",")) {
-      const m = /^(lowerdir\+?|upperdir|workdir|datadir\+)=(.*)$/.exec(option);
+      const m = /^(lowerdir\+?|upperdir|workdir|datadir\+)=(.*)$/s.exec(option);
       if (!m) continue;
       const values = m[1] === "lowerdir" ? m[2]!.split(/(?<!\\):/) : [m[2]!];
-      out.push(...values.map((v) => reference.unescapeOctal(v).replace(/\\(.)/g, "$1")));
+      out.push(...values.map((v) => reference.unescapeOctal(v).replace(/\\(.)/gs, "$1")));
     }
     return out;
   },
@@ -53,6 +58,15 @@ test("overlayLayers reads the layers as the RegExps did", () => {
   }
   expect(checked).toBeGreaterThan(10_000);
   expect(overlayLayers("rw,lowerdir=/l/2:/l/1\\:x,upperdir=/u\\040d,workdir=/w")).toEqual(["/l/2", "/l/1:x", "/u d", "/w"]);
+});
+
+test("an overlay layer with a carriage return or U+2028 in its path is a layer, and its tree is in use", () => {
+  for (const c of ["\r", "\u2028", "\u2029"]) {
+    const line = `40 1 0:9 / /mnt rw - overlay overlay rw,lowerdir=/x/tree/a${c}b,upperdir=/u/up,workdir=/u/work\n`;
+    expect(overlayLayers(parseMountInfo(line)[0]!.superOptions)).toEqual([`/x/tree/a${c}b`, "/u/up", "/u/work"]);
+    expect(mountsUsing("/x/tree", parseMountInfo(line)).length).toBe(1);
+    expect(mayMention(line, "/x/tree")).toBe(true);
+  }
 });
 
 test("a mountinfo line with escaped spaces parses to its paths", () => {
