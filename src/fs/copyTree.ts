@@ -61,7 +61,7 @@ export function copyTree(src: string, dst: string): void {
   } finally {
     closeFd(fd);
   }
-  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes, root: s, seen: 0, statMs: 0 };
+  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes, root: s, seen: 0, statMs: 0, mayPrefetch: helperThreadsAllowed() };
   const st = lstat(s);
   try {
     copyChildren(s, d, walk);
@@ -89,6 +89,8 @@ interface Walk {
   /** The tree copied, and how many of its entries the walk has seen. */
   root: Uint8Array;
   seen: number;
+  /** Whether this thread may start helper threads, a read-ahead among them. */
+  mayPrefetch: boolean;
   /** The thread reading ahead of the walk, once the walk was found waiting on the disk. */
   prefetch?: Prefetch;
   /** Time (ms) the walk's lstats took since it last asked {@link sourceOnDisk}. */
@@ -112,12 +114,14 @@ function copyChildren(srcDir: Uint8Array, dstDir: Uint8Array, walk: Walk): void 
   // Names stay bytes from the directory listing to the calls: never decoded, never encoded again.
   // In inode order, as cp and the prefetch thread read a directory.
   for (const { name } of inInodeOrder(listDirBytes(srcDir, false))) {
-    if (++walk.seen % PREFETCH_AFTER === 0 && !walk.prefetch && helperThreadsAllowed() && sourceOnDisk(walk)) walk.prefetch = startPrefetch(walk.root);
+    // Timed only while a read-ahead may still start: not on a thread that starts none, nor after.
+    const timed = walk.mayPrefetch && !walk.prefetch;
+    if (timed && ++walk.seen % PREFETCH_AFTER === 0 && sourceOnDisk(walk)) walk.prefetch = startPrefetch(walk.root);
     const s = childCPath(srcDir, name);
     const d = childCPath(dstDir, name);
-    const start = performance.now();
+    const start = timed ? performance.now() : 0;
     const st = lstat(s);
-    walk.statMs += performance.now() - start;
+    if (timed) walk.statMs += performance.now() - start;
     if (!st.isFile) walk.count(0);
     if (!st.isDirectory && st.nlink > 1) {
       const id = `${st.dev}:${st.ino}`;
