@@ -59,21 +59,27 @@ export function parseLogLevel(raw: string): LogLevel {
 }
 
 /**
+ * An environment variable's setting: an empty one (`export STOR_ROOT=`) is no setting, as Docker
+ * reads its own. (STOR_PLUGIN_DIRS is the exception: empty there means no directories.)
+ */
+const setting = (value: string | undefined) => (value === "" ? undefined : value);
+
+/**
  * The log level the command line or the environment gives (`--log-level`, else STOR_LOG_LEVEL),
  * checked; undefined when neither does. Asked before any command runs, and by loadConfig.
  */
 export function givenLogLevel(overrides: Pick<ConfigOverrides, "logLevel">, env = process.env): LogLevel | undefined {
-  const level = overrides.logLevel ?? env.STOR_LOG_LEVEL;
+  const level = overrides.logLevel ?? setting(env.STOR_LOG_LEVEL);
   return level === undefined ? undefined : parseLogLevel(level);
 }
 
 /** Loads and validates the configuration for this invocation. */
 export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): Config {
-  const configPath = overrides.config ?? env.STOR_CONFIG ?? DEFAULT_CONFIG_PATH;
-  const explicit = overrides.config !== undefined || env.STOR_CONFIG !== undefined;
+  const configPath = overrides.config ?? setting(env.STOR_CONFIG) ?? DEFAULT_CONFIG_PATH;
+  const explicit = overrides.config !== undefined || setting(env.STOR_CONFIG) !== undefined;
   const file = readConfigFile(configPath, explicit);
 
-  const root = overrides.root ?? env.STOR_ROOT ?? file.root ?? DEFAULT_ROOT;
+  const root = overrides.root ?? setting(env.STOR_ROOT) ?? file.root ?? DEFAULT_ROOT;
   if (!root.startsWith("/")) throw new InvalidArgumentError(`root "${root}"`, "must be an absolute path");
 
   const logLevel = givenLogLevel(overrides, env) ?? parseLogLevel(file.log_level ?? "warn");

@@ -115,6 +115,16 @@ describe("config", () => {
       'stor: log level "loud": must be one of error, warn, info, debug\n',
     );
   });
+
+  test("an empty STOR_ROOT, STOR_CONFIG or STOR_LOG_LEVEL is no setting, as an unset one", () => {
+    // --root given: an empty STOR_ROOT must not win over the default either way.
+    for (const name of ["STOR_CONFIG", "STOR_LOG_LEVEL"]) {
+      const res = sh([STOR, "--root", r.path, "--version"], { env: { [name]: "" } });
+      expect([name, res.code, res.stderr]).toEqual([name, 0, ""]);
+    }
+    const res = sh([STOR, "--config", r.config, "snapshot", "ls"], { env: { STOR_ROOT: "", STOR_LOG_LEVEL: "" } });
+    expect(res.stderr).not.toContain('root ""');
+  });
 });
 
 describe("stor mount and unmount", () => {
