@@ -29,6 +29,8 @@ export type GroupFactory = (ctx: Context) => Group;
 
 /** An option, from its spelling: `-t, --target <target>`, `-b`, `--docker-volume [socket]`. */
 export interface OptionDef {
+  /** As declared, `-t, --target <target>`: the form cac reads too. */
+  spelling: string;
   short?: string;
   long?: string;
   /** The property it is read under: the long name in camelCase, else the letter. */
@@ -80,7 +82,7 @@ function isLong(w: string | undefined): w is string {
  * (required) or ` [value]` (optional). Read without a RegExp, which every command would compile;
  * a spelling not written exactly so is a mistake in stor.
  */
-function optionSpelling(spelling: string): Pick<OptionDef, "short" | "long" | "key" | "value"> {
+function parseOptionSpelling(spelling: string): Pick<OptionDef, "short" | "long" | "key" | "value"> {
   const words = spelling.split(" ");
   const both = words[0]!.endsWith(",");
   const short = both ? words[0]!.slice(0, -1) : isShort(words[0]) ? words[0] : undefined;
@@ -144,12 +146,17 @@ export class CommandDef {
 
   option(spelling: string, description: string, extra: { default?: string; repeat?: boolean } = {}): this {
     this.#declared.push([spelling, description, extra]);
+    this.#options = undefined;
     return this;
   }
 
   /** The options, read from their spellings when first asked for: a command parses only its own. */
   get options(): readonly OptionDef[] {
-    this.#options ??= this.#declared.map(([spelling, description, extra]) => ({ ...optionSpelling(spelling), description, default: extra.default, repeat: extra.repeat ?? false }));
+    this.#options ??= this.#declared.map(([spelling, description, extra]) => {
+      const o = { ...parseOptionSpelling(spelling), spelling, description, default: extra.default, repeat: extra.repeat ?? false };
+      if (o.repeat && !o.value) throw new Error(`bad option spelling ${spelling}: a repeatable option takes a value`);
+      return o;
+    });
     return this.#options;
   }
 
@@ -194,7 +201,7 @@ export class Group {
 
   /** The group as the user types it after `stor` (`snapshot`), empty for top-level commands. */
   get word(): string {
-    return this.name === "stor" ? "" : this.name.startsWith("stor ") ? this.name.slice(5) : this.name;
+    return this.name === "stor" ? "" : this.name.slice("stor ".length);
   }
 
   command(spelling: string, description: string): CommandDef {
@@ -244,10 +251,6 @@ function optionBy(cmd: CommandDef, by: "short" | "long", name: string): OptionDe
   for (const o of cmd.options) if (o[by] === name) return o;
   return undefined;
 }
-
-/** The cac spelling of an option: `-t, --target <target>`. */
-const cacSpelling = (o: OptionDef) =>
-  (o.short && o.long ? `-${o.short}, --${o.long}` : o.short ? `-${o.short}` : `--${o.long}`) + (o.value ? (o.value.optional ? ` [${o.value.name}]` : ` <${o.value.name}>`) : "");
 
 /**
  * Parses the words after a command's name against its definition; bad usage is an
@@ -332,7 +335,7 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
 function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
   const cli = cac("stor");
   const command: CacCommand = cli.command([cmd.name, ...cmd.args.map((a) => (a.required ? `<${a.variadic ? "..." : ""}${a.name}>` : `[${a.variadic ? "..." : ""}${a.name}]`))].join(" "));
-  for (const o of used) command.option(cacSpelling(o), o.description);
+  for (const o of used) command.option(o.spelling, o.description);
   const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
   if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
   const values: OptionValues = {};
@@ -342,7 +345,7 @@ function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly
     const raw = options[command.options[i++]!.name] as unknown;
     if (raw === undefined) continue;
     const all = (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v)));
-    values[o.key] = o.repeat ? all.filter((v): v is string => v !== true) : all[all.length - 1];
+    values[o.key] = o.repeat ? (all as string[]) : all[all.length - 1]; // a repeatable option takes a value
   }
   return { values, options };
 }

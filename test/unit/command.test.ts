@@ -108,6 +108,15 @@ describe("an option's spelling", () => {
   );
 });
 
+test("a repeatable option without a value is a mistake; an option declared after the first read is read too", () => {
+  const c = new CommandDef("x", "x").option("-f, --force", "d", { repeat: true });
+  expect(() => c.options).toThrow("bad option spelling -f, --force: a repeatable option takes a value");
+  const d = new CommandDef("y", "y").option("-a", "d");
+  expect(d.options.map((o) => o.short)).toEqual(["a"]);
+  d.option("-b", "d");
+  expect(d.options.map((o) => o.short)).toEqual(["a", "b"]);
+});
+
 describe("a command's spelling", () => {
   test("names its positionals: required, optional, variadic", () => {
     expect(new CommandDef("label <key> [...label]", "x").args).toEqual([
