@@ -65,8 +65,9 @@ export function childCPath(dir: Uint8Array, name: Uint8Array): Uint8Array {
   return out;
 }
 
-/** The path bytes `p` stand for, as text for a message: a C path's NUL left out. */
-export function showPath(p: Uint8Array): string {
+/** A path as text for a message: a string as it is; bytes decoded, a C path's NUL left out. */
+export function showPath(p: string | Uint8Array): string {
+  if (typeof p === "string") return p;
   return decodeName(p[p.length - 1] === 0 ? p.subarray(0, p.length - 1) : p);
 }
 

@@ -61,7 +61,7 @@ export function listDirBytes(path: string | Uint8Array, follow = true, flags = 0
       const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
       const view = new DataView(buf.buffer);
       for (;;) {
-        const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${describe(path)}`);
+        const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${showPath(path)}`);
         if (n === 0) return entries;
         for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
           const start = at + D_NAME_OFFSET;
@@ -117,15 +117,13 @@ function isDotEntry(buf: Uint8Array, start: number): boolean {
 
 /** Runs `fn` on a descriptor of directory `path` (opened with `flags` more), closed afterwards. */
 export function withDir<T>(path: string | Uint8Array, fn: (fd: number) => T, flags = 0): T {
-  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC | flags, 0), () => `open ${describe(path)}`);
+  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC | flags, 0), () => `open ${showPath(path)}`);
   try {
     return fn(fd);
   } finally {
     libc.close(fd);
   }
 }
-
-const describe = (path: string | Uint8Array) => (typeof path === "string" ? path : showPath(path));
 
 /** Runs `fn` with a reader of directory `dir` (getdents64 into the buffer given; 0 at the end). */
 function reading<T>(dir: string, fn: (read: (buf: Uint8Array) => number) => T): T {

@@ -104,7 +104,7 @@ export function timespecs(atimeNs: bigint, mtimeNs: bigint): BigInt64Array {
  */
 export type FileRef = string | Uint8Array | number;
 
-const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : typeof f === "string" ? f : showPath(f));
+const describeRef = (f: FileRef) => (typeof f === "number" ? `descriptor ${f}` : showPath(f));
 
 /** Sets access and modification times of `f` with nanoseconds. */
 export function setTimes(f: FileRef, atimeNs: bigint, mtimeNs: bigint): void {

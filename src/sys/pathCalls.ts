@@ -88,7 +88,7 @@ export interface PathStat {
 export function statPath(path: string | Uint8Array, follow = true): PathStat | undefined {
   if (libc.statx(AT.FDCWD, cstr(path), follow ? 0 : AT.SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX) === 0) return fromStatx();
   if (errno() === Errno.ENOENT) return undefined;
-  throw new SysError(`stat ${describePath(path)}`, errno());
+  throw new SysError(`stat ${showPath(path)}`, errno());
 }
 
 /** {@link PathStat} of the open descriptor `fd`. */
@@ -269,7 +269,7 @@ export function chmodAt(dir: number, name: string | Uint8Array, mode: number, wh
 
 /** Makes directory `path` (`mode` less the umask): true when made, false when something is there. */
 export function makeDir(path: string | Uint8Array, mode: number): boolean {
-  return mkdirAt(AT.FDCWD, path, mode, () => `mkdir ${describePath(path)}`);
+  return mkdirAt(AT.FDCWD, path, mode, () => `mkdir ${showPath(path)}`);
 }
 
 /**
@@ -311,7 +311,7 @@ export function removeDir(path: string): boolean {
 
 /** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
 export function chmodPath(path: string | Uint8Array, mode: number): void {
-  check(libc.fchmodat(AT.FDCWD, cstr(path), mode, 0), () => `chmod ${describePath(path)}`);
+  check(libc.fchmodat(AT.FDCWD, cstr(path), mode, 0), () => `chmod ${showPath(path)}`);
 }
 
 /** Sets the owner of `path` (symlinks followed). */
@@ -340,7 +340,7 @@ export function touchFile(path: string, mode: number): void {
 
 /** Opens `path` as open(2) with `flags` (close-on-exec added), making it with `mode` if asked. */
 export function openPath(path: string | Uint8Array, flags: number, mode = 0): number {
-  return check(libc.open(cstr(path), flags | O.CLOEXEC, mode), () => `open ${describePath(path)}`);
+  return check(libc.open(cstr(path), flags | O.CLOEXEC, mode), () => `open ${showPath(path)}`);
 }
 
 /** Closes descriptor `fd`. */
@@ -360,21 +360,20 @@ export function chmodFd(fd: number, mode: number): void {
 
 /** Makes `path` a new name of the file `existing` (a hardlink). */
 export function linkPath(existing: string | Uint8Array, path: string | Uint8Array): void {
-  linkAt(AT.FDCWD, existing, AT.FDCWD, path, () => `link ${describePath(path)} to ${describePath(existing)}`);
+  linkAt(AT.FDCWD, existing, AT.FDCWD, path, () => `link ${showPath(path)} to ${showPath(existing)}`);
 }
 
 /** Makes symlink `path` pointing to `target` (bytes as they are). */
 export function symlinkPath(target: Uint8Array, path: string | Uint8Array): void {
-  symlinkAt(target, AT.FDCWD, path, () => `symlink ${describePath(path)}`);
+  symlinkAt(target, AT.FDCWD, path, () => `symlink ${showPath(path)}`);
 }
 
 /** The target of symlink `path`, as bytes. */
 export function readLink(path: string | Uint8Array): Uint8Array {
   for (let size = 256; ; size *= 2) {
     const buf = new Uint8Array(size);
-    const n = check(Number(libc.readlink(cstr(path), buf, size)), () => `readlink ${describePath(path)}`);
+    const n = check(Number(libc.readlink(cstr(path), buf, size)), () => `readlink ${showPath(path)}`);
     if (n < size) return buf.subarray(0, n);
   }
 }
 
-const describePath = (path: string | Uint8Array) => (typeof path === "string" ? path : showPath(path));
