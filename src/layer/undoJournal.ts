@@ -17,7 +17,7 @@ import { decodeName, nameBuffer } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
-import { chmodAt, chownAt } from "../sys/pathCalls.ts";
+import { chmodAt, chownAt, removeDir } from "../sys/pathCalls.ts";
 import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
@@ -159,6 +159,7 @@ export class UndoJournal {
         lock = lockPath(path)!;
       } catch (err) {
         if (err instanceof SysError && err.errno === Errno.ENOENT) continue;
+        removeDir(path); // made here and never locked: nothing else knows it
         throw err;
       }
       const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
@@ -167,6 +168,7 @@ export class UndoJournal {
         continue;
       }
       if (fd < 0) {
+        removeDir(path);
         lock.release();
         throw new SysError(`open ${path}`, -fd);
       }
