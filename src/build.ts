@@ -6,6 +6,10 @@
  * cac extends node:events' EventEmitter only to emit `command:*` events, which stor never
  * listens to, and loading node:events (with the internal modules it pulls in) cost every command
  * about 0.17 ms of start-up. The build gives cac a class with the one method it calls.
+ *
+ * A compiled Bun program reads `.env` and `bunfig.toml` from the working directory unless told
+ * not to. stor runs as root wherever an operator stands: a `.env` there would move its root and
+ * a bunfig's `preload` would run any script as root. So it reads neither (and each cost start-up).
  */
 import { readFileSync } from "node:fs";
 
@@ -13,7 +17,13 @@ const CAC_IMPORT = "import { EventEmitter } from 'events';";
 
 const result = await Bun.build({
   entrypoints: [new URL("main.ts", import.meta.url).pathname],
-  compile: { outfile: new URL("../dist/stor", import.meta.url).pathname },
+  compile: {
+    outfile: new URL("../dist/stor", import.meta.url).pathname,
+    autoloadDotenv: false,
+    autoloadBunfig: false,
+    autoloadTsconfig: false,
+    autoloadPackageJson: false,
+  },
   format: "esm",
   splitting: true,
   minify: true,

@@ -63,3 +63,21 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: metadata an
   expect(stor("cleanup").code).toBe(0);
   expect(readdirSync(join(root, "snapshots/overlay/snapshots"))).toHaveLength(listed.length);
 });
+
+test("files in the working directory change nothing: no .env, no bunfig.toml preload", () => {
+  const r = tmp();
+  const cwd = join(r.path, "cwd");
+  mkdirSync(cwd);
+  const ran = join(r.path, "preload-ran");
+  // What a compiled Bun program reads from where it is started, unless it is built not to.
+  for (const env of [".env", ".env.local", ".env.production"]) writeFileSync(join(cwd, env), `STOR_CONFIG=${join(r.path, "no-such.ini")}\nSTOR_LOG_LEVEL=bogus\n`);
+  writeFileSync(join(cwd, "preload.ts"), `require("node:fs").writeFileSync(${JSON.stringify(ran)}, "ran");\n`);
+  writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+  // A .env never overrides what the environment sets, so neither is set.
+  const unset = ["env", "-u", "STOR_CONFIG", "-u", "STOR_LOG_LEVEL"];
+  expect(sh([...unset, STOR, "--version"], { cwd })).toMatchObject({ code: 0, stderr: "" });
+  const root = join(r.path, "root");
+  expect(sh([...unset, STOR, "--root", root, "snapshot", "-s", "native", "prepare", "a"], { cwd })).toMatchObject({ code: 0, stderr: "" });
+  expect(readdirSync(join(root, "snapshots/native/snapshots"))).toHaveLength(1);
+  expect(readdirSync(r.path)).not.toContain("preload-ran");
+});
