@@ -13,9 +13,10 @@ if (Bun.isMainThread) {
   allowHelperThreads();
   // Exit at once: output is written synchronously and every command (serve too) has finished its
   // work when main resolves, so waiting for the runtime to tear itself down only costs time (~1 ms).
-  // A command that released a database connection ends without closing it (see src/db.ts).
+  // A command that released a database connection ends without closing it (see src/db.ts). A run
+  // recording the bytecode's layout (src/build.ts) writes its profile in that teardown, so has it.
   void main(process.argv.slice(2)).then((code) => {
-    if (databasesReleased()) exitNow(code);
+    if (databasesReleased() && process.env.BUN_BYTECODE_ORDER_OUT === undefined) exitNow(code);
     process.exit(code);
   });
 } else {
