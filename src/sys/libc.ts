@@ -59,16 +59,23 @@ const SIGNATURES = {
 } satisfies Record<string, FFIFunction>;
 
 type Symbols = ReturnType<typeof dlopen<typeof SIGNATURES>>["symbols"];
-const bound: { -readonly [K in keyof Symbols]?: Symbols[K] } = {};
 
 /**
  * The raw libc symbols, each bound on its first use: binding compiles a trampoline per symbol, so
  * a command pays for the few it calls (flock and fsync: 0.06 ms), not for all of them (0.2 ms).
+ * The object's prototype binds a symbol and makes it the object's own property, so every later
+ * call reads a plain property: a Proxy trap on every call was hot enough to be JIT-compiled in a
+ * small native prepare.
  */
-export const libc: Symbols = new Proxy({} as Symbols, {
-  get: (_target, name: keyof Symbols) =>
-    (bound[name] ??= dlopen("libc.so.6", { [name]: SIGNATURES[name] } as Pick<typeof SIGNATURES, typeof name>).symbols[name] as never),
-});
+export const libc: Symbols = Object.create(
+  new Proxy({} as Symbols, {
+    get(_target, name: keyof Symbols, receiver: Symbols) {
+      const fn = dlopen("libc.so.6", { [name]: SIGNATURES[name] } as Pick<typeof SIGNATURES, typeof name>).symbols[name];
+      Object.defineProperty(receiver, name, { value: fn });
+      return fn;
+    },
+  }),
+);
 
 /**
  * Ends the process with `code` at once, as _exit(2): without the runtime's teardown, which would
