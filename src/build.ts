@@ -16,10 +16,13 @@
  * those first in the executable, so a command reads and decodes less of it (a prepare about 1 ms
  * less). Only the layout changes, never what the program does; a command that fails to record
  * leaves its functions where they were.
+ *
+ * The JIT starts reluctant (see src/jitPolicy.ts): start-up code runs a few dozen times at most.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
+import { START_UP_JIT_SCALE } from "./jitPolicy.ts";
 
 const CAC_IMPORT = "import { EventEmitter } from 'events';";
 const OUTFILE = new URL("../dist/stor", import.meta.url).pathname;
@@ -56,6 +59,7 @@ async function build(order: string[]): Promise<void> {
       autoloadTsconfig: false,
       autoloadPackageJson: false,
       bytecodeOrder: order.length > 0 && order,
+      jitPolicy: START_UP_JIT_SCALE,
     },
     format: "esm",
     splitting: true,

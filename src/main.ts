@@ -8,6 +8,7 @@ import { main } from "./cli/main.ts";
 import { databasesReleased } from "./db.ts";
 import { allowHelperThreads } from "./fs/helperThreads.ts";
 import { exitNow } from "./sys/libc.ts";
+import { useNormalJit } from "./jitPolicy.ts";
 
 if (Bun.isMainThread) {
   allowHelperThreads();
@@ -20,6 +21,8 @@ if (Bun.isMainThread) {
     process.exit(code);
   });
 } else {
+  // Helper threads exist only for bulk work, serve's for as long as it runs.
+  useNormalJit();
   // A thread of this executable: a large copy's second or read-ahead thread, a prune's remover, or one of serve's.
   const { workerData } = require("node:worker_threads") as typeof import("node:worker_threads");
   if (workerData?.copyThread) (require("./fs/copyThread.ts") as typeof import("./fs/copyThread.ts")).runCopyThread(workerData.copyThread);

@@ -23,6 +23,7 @@ import type { SnapshotService } from "../snapshot/service.ts";
 import type { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
 import { Threads } from "./threads.ts";
+import { useNormalJit } from "../jitPolicy.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
 
 /** What `stor serve` serves; at least one socket. */
@@ -47,6 +48,7 @@ type Stop = () => void | Promise<void>;
 /** Serves until SIGTERM or SIGINT, then shuts down gracefully. */
 export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   if (!opts.containerd && !opts.dockerVolume) throw new InvalidArgumentError("serve", "nothing to serve: give --containerd or --docker-volume");
+  useNormalJit(); // a daemon from here on
   // Listened for from the start, so a signal during start-up is a graceful stop too.
   const stopSignal = stopSignals();
   // Undone in reverse: each server stops before its socket file goes and its database closes.
