@@ -530,7 +530,6 @@ class Applier {
   }
 }
 
-/** Which of an entry's owner and mode a newly created file has already. */
 /** True when `name` in `dir` is an overlayfs whiteout. */
 function isWhiteoutAt(dir: number, name: string): boolean {
   const st = lstatAt(dir, name);
