@@ -22,7 +22,7 @@ import { must, run, shell } from "./proc.ts";
 import { serveSection } from "./serve.ts";
 import { snapshotsSection } from "./snapshots.ts";
 import { figures, fmtMs, fmtRatio, fmtValue, ratioOf, table, verdict } from "./stats.ts";
-import { atCleanup, cleanup, cleanupOnSignals, ensurePackages, fsType, loadLine, unmountBelow } from "./system.ts";
+import { atCleanup, cleanup, cleanupOnSignals, ensurePackages, findBin, freshCopy, fsType, loadLine, unmountBelow } from "./system.ts";
 import { volumesSection } from "./volumes.ts";
 
 const SECTIONS = ["snapshots", "copy", "overlay", "volumes", "serve", "layers", "btrfs"] as const;
@@ -165,10 +165,18 @@ async function main(): Promise<number> {
   });
   ctx.config = join(ctx.work, "stor.ini");
   writeFileSync(ctx.config, "");
+  // stor and ctr run from fresh copies, so neither starts with the other's page-cache state (see freshCopy).
+  const bin = join(ctx.work, "bin");
+  ctx.stor = freshCopy(bin, storBin);
+  const ctrBin = findBin("ctr");
+  if (ctrBin) {
+    freshCopy(bin, ctrBin);
+    process.env.PATH = `${bin}:${process.env.PATH}`;
+  }
 
   const started = performance.now();
   console.log(`stor benchmark — ${new Date().toISOString()}${ctx.quick ? " (quick)" : ""}`);
-  console.log(`binary ${storBin}: ${must([storBin, "--version"]).stdout.trim()}; bun ${Bun.version}`);
+  console.log(`binary ${storBin}: ${must([storBin, "--version"]).stdout.trim()}; bun ${Bun.version}; stor, ctr and docker run from fresh copies in ${bin}`);
   console.log(
     `kernel ${must(["uname", "-r"]).stdout.trim()}, ${navigator.hardwareConcurrency} CPUs; work dir ${ctx.work} (${fsType(ctx.work)}); ${loadLine()}`,
   );

@@ -9,7 +9,7 @@ import { stor, storArgv, type Ctx } from "./context.ts";
 import { dockerApi, dockerDirs, startDockerdCompat, type Dockerd } from "./daemons.ts";
 import { must, parallel, runAsync, type Run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
-import { ensurePackages, findBin } from "./system.ts";
+import { ensurePackages, findBin, freshCopy } from "./system.ts";
 import { createFloor } from "./floors.ts";
 
 const TARGET = 0.5;
@@ -33,8 +33,9 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
   const dockerd = findBin("dockerd");
   if (!dockerd) throw new Error("dockerd not found after installing docker.io");
   // The Debian client matches the Debian daemon; another docker on PATH (newer) would negotiate down.
-  const dockerCli = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : findBin("docker");
-  if (!dockerCli) throw new Error("docker CLI not found");
+  const installed = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : findBin("docker");
+  if (!installed) throw new Error("docker CLI not found");
+  const dockerCli = freshCopy(join(ctx.work, "bin"), installed); // as stor's (see freshCopy)
   const dirs = dockerDirs(join(ctx.work, "docker"));
   const cliEnv = { DOCKER_CONFIG: join(ctx.work, "docker-cli") };
   const docker = (args: readonly string[]) => [dockerCli, "-H", `unix://${dirs.socket}`, ...args];
