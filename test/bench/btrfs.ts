@@ -4,7 +4,7 @@
  * `btrfs subvolume snapshot`); a prepare on top of a 100-deep chain; the removal of the 1 GB
  * snapshot. Printed figures, no assertions.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { storOk, type Ctx } from "./context.ts";
 import { must, shell } from "./proc.ts";
 import { figures, fmtMs, median, table } from "./stats.ts";
@@ -53,7 +53,8 @@ export function btrfsSection(ctx: Ctx): void {
   const subvolSnapshot = measure(
     "btrfs subvolume snapshot",
     reps,
-    (i) => must(["btrfs", "subvolume", "snapshot", parents.btrfs!, join(loop.mountpoint, `snap${i}`)]),
+    // The snapshot's subvolume is <id>/sv; its tree, the mount's source, is sv/fs inside it.
+    (i) => must(["btrfs", "subvolume", "snapshot", dirname(parents.btrfs!), join(loop.mountpoint, `snap${i}`)]),
     (i) => must(["btrfs", "subvolume", "delete", join(loop.mountpoint, `snap${i}`)]),
   );
   const nativePrepare = measure("stor -s native prepare (reflinks)", copies, (i) => s("native", "prepare", `k${i}`, "base"), (i) => s("native", "rm", `k${i}`));
