@@ -3,7 +3,9 @@
  * {@link printTrace} writes them to stderr as microseconds, each phase's own and the time since the
  * process started (so the first phase is the runtime's start-up and the bundle's load). A cost
  * inside a phase ({@link traceWithin}: node:fs loaded on use) is a line of its own, in brackets.
- * Off, a mark costs one comparison.
+ * A last line says how much of the code the command loaded the build's bytecode layout had put
+ * first (src/build.ts): "0 not" when the command is one the build recorded. Off, a mark costs
+ * one comparison.
  */
 import { writeText } from "./sys/pathCalls.ts";
 
@@ -30,5 +32,10 @@ export function printTrace(): void {
     if (start === undefined) last = at;
   }
   marks.length = 0;
+  // Asked only when tracing: bun:jsc is loaded for nothing else.
+  const layout = (require("bun:jsc") as typeof import("bun:jsc")).bytecodeOrderStats();
+  out += layout
+    ? `stor trace: bytecode layout: ${layout.hot} functions from the profile, ${layout.cold + layout.unknown} not\n`
+    : "stor trace: bytecode layout: none (not a profiled build)\n";
   writeText(2, out);
 }

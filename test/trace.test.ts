@@ -11,11 +11,17 @@ beforeAll(() => {
 });
 afterAll(() => r.close());
 
+/** The bytecode layout line a traced command ends with: how many functions it loaded were laid out first, and how many not. */
+function layout(stderr: string): { profiled: number; not: number } | undefined {
+  const m = /^stor trace: bytecode layout: (\d+) functions from the profile, (\d+) not$/m.exec(stderr);
+  return m ? { profiled: Number(m[1]), not: Number(m[2]) } : undefined;
+}
+
 /** The phases a traced command printed, with their microseconds. */
 function phases(stderr: string): [string, number][] {
   return stderr
     .split("\n")
-    .filter(Boolean)
+    .filter((line) => line !== "" && !line.startsWith("stor trace: bytecode layout: "))
     .map((line) => {
       const m = /^stor trace: (.+?) +(\d+) µs  \(at (\d+) µs\)$/.exec(line);
       if (!m) throw new Error(`not a trace line: ${line}`);
@@ -88,4 +94,15 @@ test.skipIf(!need(isRoot(), "overlay snapshots need root"))("overlay's everyday 
   const overlay = (...a: string[]) => ["snapshot", "-s", "overlay", ...a];
   const everyday = [overlay("prepare", "o1"), overlay("commit", "o2", "o1"), overlay("prepare", "o3", "o2"), overlay("mounts", "/t", "o3"), overlay("rm", "o3"), overlay("info", "o2")];
   expect(everyday.filter((args) => fsLoads(args) !== 0).map((args) => args.join(" "))).toEqual([]);
+});
+
+test("the build lays out the bytecode of the commands it recorded: a traced info loaded nothing else", () => {
+  const info = r.stor(["snapshot", "-s", "native", "info", "a"], { env: { STOR_TRACE: "1" } });
+  expect(info.code).toBe(0);
+  const stats = layout(info.stderr);
+  expect(stats).toBeDefined(); // undefined: the binary under test was built without a profile
+  expect(stats!.profiled).toBeGreaterThan(50);
+  // Not the same command as the build's (native, not overlay), so a few of its functions may lie later.
+  expect(stats!.not).toBeLessThan(stats!.profiled / 5);
+  expect(r.stor(["snapshot", "-s", "native", "info", "a"]).stderr).toBe(""); // untraced, not a word
 });
