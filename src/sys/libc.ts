@@ -70,6 +70,7 @@ type Symbols = ReturnType<typeof dlopen<typeof SIGNATURES>>["symbols"];
 export const libc: Symbols = Object.create(
   new Proxy({} as Symbols, {
     get(_target, name: keyof Symbols, receiver: Symbols) {
+      if (!Object.hasOwn(SIGNATURES, name)) return undefined; // a lookup of anything else (then, inspect's symbols) finds nothing
       const fn = dlopen("libc.so.6", { [name]: SIGNATURES[name] } as Pick<typeof SIGNATURES, typeof name>).symbols[name];
       Object.defineProperty(receiver, name, { value: fn });
       return fn;
