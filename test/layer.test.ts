@@ -197,3 +197,27 @@ describe.each(SNAPSHOTTERS)("names that are not UTF-8 on %s", (src) => {
     }
   });
 });
+
+test.skipIf(!need(isRoot(), "needs root"))("a layer's diffID is the sha256 of its bytes, small or large, from a file or from stdin", () => {
+  // A plain file up to 4 MiB is hashed on the main thread, a larger one by the worker; stdin streams.
+  const r = TestRoot.for("native", "stor-layer-digest-");
+  try {
+    const src = r.dir("src");
+    for (const [name, bytes] of [["small", 100_000], ["large", 6_000_000]] as const) {
+      must(`mkdir -p ${src}/${name} && head -c ${bytes} /dev/urandom > ${src}/${name}/data && echo note > ${src}/${name}/note`);
+      const layer = join(r.dir("layers"), `${name}.tar`);
+      must(`tar -cf ${layer} -C ${src}/${name} .`);
+      const expected = `sha256:${must(`sha256sum ${layer}`).split(" ")[0]}`;
+      r.ok(["-s", "native", "snapshot", "prepare", `${name}-file`]);
+      expect(r.ok(["-s", "native", "snapshot", "apply", `${name}-file`, layer]).trim()).toBe(expected);
+      r.ok(["-s", "native", "snapshot", "prepare", `${name}-stdin`]);
+      expect(r.ok(["-s", "native", "snapshot", "apply", `${name}-stdin`, "-"], { input: readFileSync(layer) }).trim()).toBe(expected);
+      for (const key of [`${name}-file`, `${name}-stdin`]) {
+        const tree = JSON.parse(r.ok(["-s", "native", "snapshot", "mounts", "--format", "json", "/t", key]))[0].Source as string;
+        expect(Buffer.compare(readFileSync(join(tree, "data")), readFileSync(`${src}/${name}/data`))).toBe(0);
+      }
+    }
+  } finally {
+    r.close();
+  }
+});

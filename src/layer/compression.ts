@@ -1,9 +1,9 @@
 /**
  * Layer compression: gzip and zstd through node:zlib, detected on input by their magic numbers
- * (as containerd's compression.DecompressStream does), chosen on output.
+ * (as containerd's compression.DecompressStream does), chosen on output. node:zlib and node:stream
+ * (with node:events) are loaded only for a compressed layer: about 1.5 ms that a plain one skips.
  */
-import { Readable, type Transform } from "node:stream";
-import { createGunzip, createGzip, createZstdCompress, createZstdDecompress } from "node:zlib";
+import type { Readable as ReadableType, Transform } from "node:stream";
 import { InvalidArgumentError } from "../errors.ts";
 import { ZstdFrameCheck } from "./zstdFrames.ts";
 
@@ -16,6 +16,9 @@ const CHUNK = 256 * 1024;
 
 const startsWith = (bytes: Uint8Array, magic: number[]) => magic.every((b, i) => bytes[i] === b);
 
+const zlib = () => require("node:zlib") as typeof import("node:zlib");
+const Readable = () => (require("node:stream") as typeof import("node:stream")).Readable as typeof ReadableType;
+
 /** The compression of a stream that begins with `head` (at least 4 bytes unless the stream is shorter). */
 export function detectCompression(head: Uint8Array): Compression {
   if (startsWith(head, GZIP_MAGIC)) return "gzip";
@@ -25,8 +28,8 @@ export function detectCompression(head: Uint8Array): Compression {
 
 /** A compressor for `kind`, or undefined for none. */
 export function compressor(kind: Compression): Transform | undefined {
-  if (kind === "gzip") return createGzip();
-  if (kind === "zstd") return createZstdCompress();
+  if (kind === "gzip") return zlib().createGzip();
+  if (kind === "zstd") return zlib().createZstdCompress();
   return undefined;
 }
 
@@ -47,8 +50,8 @@ export async function* decompress(input: AsyncIterable<Uint8Array>): AsyncGenera
   };
   const kind = detectCompression(Buffer.concat(head));
   if (kind === "none") return yield* all();
-  const z = kind === "gzip" ? createGunzip({ chunkSize: CHUNK }) : createZstdDecompress({ chunkSize: CHUNK });
-  const source = Readable.from(kind === "zstd" ? checkedZstd(all()) : all(), { objectMode: false });
+  const z = kind === "gzip" ? zlib().createGunzip({ chunkSize: CHUNK }) : zlib().createZstdDecompress({ chunkSize: CHUNK });
+  const source = Readable().from(kind === "zstd" ? checkedZstd(all()) : all(), { objectMode: false });
   source.on("error", (err) => z.destroy(err));
   source.pipe(z);
   try {

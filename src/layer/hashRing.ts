@@ -3,7 +3,9 @@
  * main thread applies them, through a ring of buffers in shared memory: nothing is copied between
  * the threads. Either the main thread fills the buffers ({@link HashRing.buffer} and
  * {@link HashRing.publish}: a stream, decompressed or not) or the worker reads them from a file
- * itself ({@link HashRing.readFile}), so that reading, too, happens off the main thread.
+ * itself ({@link HashRing.readFile}), so that reading, too, happens off the main thread. The
+ * worker starts when first needed: a small layer is hashed where it is read ({@link HashRing.hashHere}),
+ * as starting a thread (a JavaScript VM of its own, about 4 ms) costs more than hashing it.
  */
 
 /** Buffers in the ring and the size of each: enough that the worker never holds the applier up. */
@@ -54,24 +56,39 @@ onmessage = ({ data }) => {
 
 let workerUrl: string | undefined;
 
-/** A ring of shared buffers and the worker thread that hashes what passes through them. */
+/**
+ * A ring of shared buffers and the worker thread that hashes what passes through them; or, for a
+ * small input, a hash on the calling thread and no worker at all.
+ */
 export class HashRing {
-  readonly #worker: Worker;
-  readonly #slots: Uint8Array[];
+  #worker: Worker | undefined;
+  #slots: Uint8Array[] = [];
   readonly #states = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
   readonly #lengths = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
   readonly #messages: { digest?: string; error?: string }[] = [];
   #waiting: (() => void) | undefined;
   #next = 0;
+  /** What {@link hashHere} hashed, when the worker never started. */
+  #here: Bun.CryptoHasher | undefined;
 
-  constructor() {
+  /** The worker, started on first use with the ring it shares. */
+  #started(): Worker {
+    if (this.#worker) return this.#worker;
+    if (this.#here) throw new Error("HashRing: hashHere and the worker are one or the other");
     workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
-    this.#worker = new Worker(workerUrl);
+    const worker = new Worker(workerUrl);
     const ring = new SharedArrayBuffer(SLOTS * SLOT_BYTES);
     this.#slots = Array.from({ length: SLOTS }, (_, i) => new Uint8Array(ring, i * SLOT_BYTES, SLOT_BYTES));
-    this.#worker.addEventListener("message", (e) => this.#received(e.data));
-    this.#worker.addEventListener("error", (e) => this.#died(e.message));
-    this.#worker.postMessage({ slots: this.#slots, states: this.#states, lengths: this.#lengths });
+    worker.addEventListener("message", (e) => this.#received(e.data));
+    worker.addEventListener("error", (e) => this.#died(e.message));
+    worker.postMessage({ slots: this.#slots, states: this.#states, lengths: this.#lengths });
+    return (this.#worker = worker);
+  }
+
+  /** Hashes `bytes` on this thread, for an input too small to pay for the worker. Use it alone, not with the rest. */
+  hashHere(bytes: Uint8Array): void {
+    if (this.#worker) throw new Error("HashRing: hashHere and the worker are one or the other");
+    (this.#here ??= new Bun.CryptoHasher("sha256")).update(bytes);
   }
 
   #received(message: { digest?: string; error?: string }): void {
@@ -111,6 +128,7 @@ export class HashRing {
    * until the following call: the bytes published from it may be used until then.
    */
   async buffer(): Promise<Uint8Array> {
+    this.#started();
     await this.#waitWhile(this.#next, HASHING);
     return this.#slots[this.#next]!;
   }
@@ -119,7 +137,7 @@ export class HashRing {
   publish(length: number): void {
     const slot = this.#next;
     Atomics.store(this.#states, slot, HASHING);
-    this.#worker.postMessage([slot, length]);
+    this.#started().postMessage([slot, length]);
     this.#next = (slot + 1) % SLOTS;
   }
 
@@ -128,7 +146,7 @@ export class HashRing {
    * A chunk stays valid until the next one is asked for. Use either this or {@link publish}.
    */
   async *readFile(fd: number): AsyncGenerator<Uint8Array> {
-    this.#worker.postMessage({ fd });
+    this.#started().postMessage({ fd });
     for (let slot = 0; ; slot = (slot + 1) % SLOTS) {
       await this.#waitWhile(slot, FREE);
       const n = this.#lengths[slot]!;
@@ -141,12 +159,13 @@ export class HashRing {
 
   /** The hex sha256 of everything published or read. */
   async digest(): Promise<string> {
+    if (!this.#worker) return (this.#here ?? new Bun.CryptoHasher("sha256")).digest("hex");
     this.#worker.postMessage(null);
     return (await this.#message()).digest!;
   }
 
-  /** Stops the worker; call it however the hashing ended. */
+  /** Stops the worker, if it started; call it however the hashing ended. */
   close(): void {
-    this.#worker.terminate();
+    this.#worker?.terminate();
   }
 }

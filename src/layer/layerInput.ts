@@ -1,8 +1,9 @@
 /**
  * Where a layer's bytes come from, and how they reach the tar reader: uncompressed, hashed on the
  * way (the diffID), in large buffers. A plain tar in a regular file, the common case, is read and
- * hashed by the {@link HashRing}'s worker thread; anything else (stdin, a compressed layer, a blob
- * streamed from an image) is decompressed on the main thread and copied into the ring.
+ * hashed by the {@link HashRing}'s worker thread, or at once on the main thread when it is small;
+ * anything else (stdin, a compressed layer, a blob streamed from an image) is decompressed on the
+ * main thread and copied into the ring.
  */
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from "../nodeFs.ts";
 import { describe, NotFoundError, StorError } from "../errors.ts";
@@ -14,6 +15,12 @@ export type LayerInput = LayerFile | AsyncIterable<Uint8Array>;
 
 /** Chunks read from a compressed or streamed file. */
 const STREAM_CHUNK = 1 << 20;
+
+/**
+ * A plain layer file up to this size is read and hashed on the main thread, at once: the
+ * worker's start (about 4 ms) would cost more than hashing it (SHA-256 here: over 1 GB/s).
+ */
+const SMALL_LAYER_BYTES = 4 << 20;
 
 /** A layer in a file, held open. */
 export class LayerFile {
@@ -29,22 +36,47 @@ export class LayerFile {
     }
   }
 
-  /** True for an uncompressed tar in a regular file: one the worker can read itself. */
-  #plain(): boolean {
-    if (!fstatSync(this.#fd).isFile()) return false;
+  /** The size of an uncompressed tar in a regular file (one the worker can read itself), else undefined. */
+  #plainSize(): number | undefined {
+    const st = fstatSync(this.#fd);
+    if (!st.isFile()) return undefined;
     const head = new Uint8Array(4);
-    return detectCompression(head.subarray(0, readSync(this.#fd, head, 0, head.length, 0))) === "none";
+    return detectCompression(head.subarray(0, readSync(this.#fd, head, 0, head.length, 0))) === "none" ? st.size : undefined;
   }
 
-  /** The uncompressed bytes, hashed by `ring`'s worker; closes the file at the end. */
+  /** The uncompressed bytes, hashed by `ring`; closes the file at the end. */
   async *chunks(ring: HashRing): AsyncGenerator<Uint8Array> {
     try {
-      if (this.#plain()) yield* ring.readFile(this.#fd);
+      const size = this.#plainSize();
+      if (size !== undefined && size <= SMALL_LAYER_BYTES) yield readSmall(this.#fd, size, ring);
+      else if (size !== undefined) yield* ring.readFile(this.#fd);
       else yield* copied(decompress(createReadStream("", { fd: this.#fd, autoClose: false, highWaterMark: STREAM_CHUNK })), ring);
     } finally {
       closeSync(this.#fd);
     }
   }
+}
+
+/**
+ * The whole of small plain layer `fd` (`size` bytes when stat'ed, to the end of the file however
+ * long it is now), hashed on this thread by `ring`.
+ */
+function readSmall(fd: number, size: number, ring: HashRing): Uint8Array {
+  let buf = new Uint8Array(size + 1); // one more: a file grown since the stat shows at once
+  let filled = 0;
+  for (;;) {
+    if (filled === buf.length) {
+      const bigger = new Uint8Array(buf.length * 2);
+      bigger.set(buf);
+      buf = bigger;
+    }
+    const n = readSync(fd, buf, filled, buf.length - filled, null);
+    if (n === 0) break;
+    filled += n;
+  }
+  const bytes = buf.subarray(0, filled);
+  ring.hashHere(bytes);
+  return bytes;
 }
 
 /**
