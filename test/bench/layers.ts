@@ -20,7 +20,6 @@ import { generateTree, type TreeSpec } from "./tree.ts";
 
 const APPLY_TARGET = 1.1; // issue 13: apply, diffID included, within 10% of GNU tar -xf
 const TAR = Bun.which("tar") ?? "/usr/bin/tar";
-const CTR = Bun.which("ctr") ?? "/usr/bin/ctr";
 const DIFF_BUDGET_MS = 100;
 const RSS_BUDGET_MIB = 200;
 
@@ -234,7 +233,8 @@ async function compareUnpack(ctx: Ctx, disk: string, image: { file: string; topC
       const containerd = await startContainerd(dir);
       try {
         must(["ctr", "-a", containerd.socket, "version"]);
-        settle(ctx, image.file, [CTR]);
+        // The ctr that runs: the bench's fresh copy, found on PATH now (see freshCopy in system.ts).
+        settle(ctx, image.file, [Bun.which("ctr") ?? "/usr/bin/ctr"]);
         t.ctr.push(must(["ctr", "-a", containerd.socket, "-n", "bench", "images", "import", "--base-name", "bench", "--snapshotter", "overlayfs", image.file]).ms);
         const keys = must(["ctr", "-a", containerd.socket, "-n", "bench", "snapshots", "--snapshotter", "overlayfs", "ls"]).stdout;
         agree &&= keys.includes(image.topChainID);
