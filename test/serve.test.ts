@@ -158,6 +158,13 @@ describe("the snapshots API, spoken directly", () => {
     // streamed call that sent no message (plain bun, Node and Go clients do).
     expect(() => snapshotFilter(["name=="])).toThrow('filter "name==": expected a value at 6');
     expect(() => snapshotFilter(['labels."a'])).toThrow("unterminated quote");
+    // A label filter looks at the snapshot's own labels: none is inherited from Object.
+    const info = { name: "ns/1/a", kind: "active", labels: { team: "web" }, created: "", updated: "" } as const;
+    for (const name of ["constructor", "toString", "__proto__"]) {
+      expect([name, snapshotFilter([`labels.${name}`])(info)]).toEqual([name, false]);
+      expect([name, snapshotFilter([`labels.${name}!=x`])(info)]).toEqual([name, true]);
+    }
+    expect(snapshotFilter(["labels.team==web"])(info)).toBe(true);
   });
 
   test("Update sets one label per labels.KEY path, all of them for `labels` or no path", async () => {

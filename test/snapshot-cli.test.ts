@@ -157,3 +157,16 @@ test("ls --format json gives each snapshot its parent and labels, as info does",
     t.close();
   }
 });
+
+test("a snapshot label named __proto__ is kept, as any other", () => {
+  const r = new TestRoot();
+  try {
+    r.ok(["snapshot", "-s", "native", "prepare", "-l", "__proto__=p", "-l", "team=web", "a"]);
+    const labels = JSON.parse(r.ok(["snapshot", "-s", "native", "info", "a"])).Labels;
+    expect(Object.keys(labels)).toEqual(["__proto__", "team"]);
+    expect(labels.team).toBe("web");
+    expect(Object.getOwnPropertyDescriptor(labels, "__proto__")?.value).toBe("p");
+  } finally {
+    r.close();
+  }
+});

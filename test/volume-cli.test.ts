@@ -344,3 +344,20 @@ describe("quota without support", () => {
     }
   });
 });
+
+test("label names inherited from Object match nothing: prune -f --filter label=toString removes no volume; __proto__ is a label like any other", () => {
+  const r = new TestRoot();
+  try {
+    const anon = r.ok(["volume", "create"]).trim(); // anonymous: what prune removes
+    r.ok(["volume", "create", "--label", "__proto__=p", "protolabel"]);
+    for (const name of ["toString", "constructor", "hasOwnProperty"]) {
+      expect(r.ok(["volume", "ls", "-q", "-f", `label=${name}`])).toBe("");
+      expect(r.ok(["volume", "prune", "-f", "--filter", `label=${name}`])).toBe("Total reclaimed space: 0B\n");
+    }
+    expect(r.ok(["volume", "ls", "-q"])).toBe(`${anon}\nprotolabel\n`);
+    expect(r.ok(["volume", "inspect", "protolabel"])).toContain('"Labels": {\n            "__proto__": "p"\n        }');
+    expect(r.ok(["volume", "ls", "-q", "-f", "label=__proto__=p"])).toBe("protolabel\n");
+  } finally {
+    r.close();
+  }
+});

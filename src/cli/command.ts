@@ -16,6 +16,7 @@
 import { cac, type Command as CacCommand } from "cac";
 import type { Config } from "../config.ts";
 import { InvalidArgumentError } from "../errors.ts";
+import { stringMap } from "../stringMap.ts";
 import { print } from "./output.ts";
 
 /** What a command group is made with: the configuration (loaded on first use) and `-s`. */
@@ -394,7 +395,7 @@ export function list(value: unknown): string[] {
  * `K=bare` where the reference tool allows it (docker: `""`, ctr: `"true"`), else it is an error.
  */
 export function keyValues(words: readonly string[], what: string, bare?: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = stringMap();
   for (const w of words) {
     const eq = w.indexOf("=");
     if (eq === 0 || (eq < 0 && (bare === undefined || w === ""))) throw new InvalidArgumentError(`${what} "${w}"`, "expected KEY=VALUE");

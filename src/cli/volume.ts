@@ -2,6 +2,7 @@
 import { readSync } from "../nodeFs.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { redact } from "../redact.ts";
+import { stringMap } from "../stringMap.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
 import { openVolumes, volumePlugins, type Access } from "../services.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
@@ -14,7 +15,7 @@ const ALL_WARNING = "WARNING! This will remove all local volumes not used by at 
 
 /** `options` with secrets in their values masked. */
 function redactedOptions(options: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = stringMap();
   for (const k in options) out[k] = redact(options[k]!);
   return out;
 }

@@ -17,6 +17,7 @@ import { Root, common, parse } from "protobufjs";
 import { ExitCode, InvalidArgumentError, PreconditionError, describe, exitCodeOf } from "../errors.ts";
 import { log, logCall, logEnabled } from "../log.ts";
 import { isContainerdKey } from "../snapshot/containerdKeys.ts";
+import { stringMap } from "../stringMap.ts";
 import type { Info, SnapshotService } from "../snapshot/service.ts";
 import type { Mount } from "../sys/mount.ts";
 import { snapshotFilter } from "./filters.ts";
@@ -142,11 +143,11 @@ function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): 
     const bad = paths.find((p) => p !== "labels" && !p.startsWith("labels."));
     if (bad === undefined) return { labels: wanted, replace: true };
   }
-  const labels: Record<string, string> = {};
+  const labels = stringMap();
   for (const path of paths) {
     if (!path.startsWith("labels.")) throw new InvalidArgumentError(`update path "${path}"`, "only labels and labels.KEY can be updated");
     const k = path.slice("labels.".length);
-    labels[k] = wanted[k] ?? "";
+    labels[k] = Object.hasOwn(wanted, k) ? wanted[k]! : "";
   }
   return { labels, replace: false };
 }

@@ -39,9 +39,12 @@ function field(info: Info, path: readonly string[]): string | undefined {
       return path.length === 1 ? (info.parent ?? "") : undefined;
     case "kind":
       return path.length === 1 ? info.kind : undefined;
-    case "labels":
-      // containerd joins the rest, so `labels.a.b` names the label "a.b".
-      return path.length > 1 ? info.labels[path.slice(1).join(".")] : undefined;
+    case "labels": {
+      // containerd joins the rest, so `labels.a.b` names the label "a.b". Only the snapshot's own:
+      // `labels.constructor` is no label every snapshot has.
+      const name = path.slice(1).join(".");
+      return path.length > 1 && Object.hasOwn(info.labels, name) ? info.labels[name] : undefined;
+    }
     default:
       return undefined;
   }

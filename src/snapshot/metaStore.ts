@@ -6,6 +6,7 @@
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
 import { inTransaction, openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { stringMap } from "../stringMap.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
 export interface SnapshotRecord {
@@ -122,7 +123,7 @@ export class MetaStore {
 
   /** Labels of snapshot `id`, sorted by name. */
   labels(id: number): Record<string, string> {
-    const labels: Record<string, string> = {};
+    const labels = stringMap();
     for (const r of this.#db.query<{ name: string; value: string }, [number]>("SELECT name, value FROM labels WHERE snapshot_id = ? ORDER BY name").all(id)) {
       labels[r.name] = r.value;
     }
@@ -135,7 +136,7 @@ export class MetaStore {
     const rows = this.#db.query<{ id: number; name: string; value: string }, []>("SELECT snapshot_id AS id, name, value FROM labels ORDER BY snapshot_id, name").all();
     for (const r of rows) {
       let labels = out.get(r.id);
-      if (!labels) out.set(r.id, (labels = {}));
+      if (!labels) out.set(r.id, (labels = stringMap()));
       labels[r.name] = r.value;
     }
     return out;

@@ -42,7 +42,7 @@ function labelsMatch(wanted: readonly string[], labels: Record<string, string>):
   return wanted.every((f) => {
     const eq = f.indexOf("=");
     const k = eq < 0 ? f : f.slice(0, eq);
-    return k in labels && (eq < 0 || labels[k] === f.slice(eq + 1));
+    return Object.hasOwn(labels, k) && (eq < 0 || labels[k] === f.slice(eq + 1));
   });
 }
 

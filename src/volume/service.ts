@@ -274,7 +274,7 @@ export class VolumeService {
     const test = matcher(filters);
     const candidates = this.#store
       .read(() => this.#store.all())
-      .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || ANONYMOUS_LABEL in v.labels));
+      .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || Object.hasOwn(v.labels, ANONYMOUS_LABEL)));
     const report: PruneReport = { deleted: [], reclaimed: 0 };
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
     // Over several batches, a batch's trash goes on a helper thread while the next is pruned.

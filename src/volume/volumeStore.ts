@@ -9,6 +9,7 @@
 import type { Database } from "bun:sqlite";
 import { touchFile } from "../sys/pathCalls.ts";
 import { inTransaction, openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { stringMap } from "../stringMap.ts";
 
 /** A volume's row with everything attached to it. */
 export interface VolumeRecord {
@@ -195,7 +196,7 @@ export class VolumeStore {
 }
 
 function toMap(pairs: readonly Pair[]): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = stringMap();
   for (const p of pairs) out[p.name] = p.value; // not Object.fromEntries, a builtin compiled on its first call
   return out;
 }
@@ -214,7 +215,7 @@ function groupPairs(pairs: readonly Pair[]): Map<string, Record<string, string>>
   const out = new Map<string, Record<string, string>>();
   for (const p of pairs) {
     let m = out.get(p.volume);
-    if (!m) out.set(p.volume, (m = {}));
+    if (!m) out.set(p.volume, (m = stringMap()));
     m[p.name] = p.value;
   }
   return out;

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { LIST_FILTERS, PRUNE_FILTERS, matcher, parseFilters } from "../../src/volume/filters.ts";
 import type { VolumeRecord } from "../../src/volume/volumeStore.ts";
+import { keyValues } from "../../src/cli/command.ts";
 
 const volume = (name: string, labels: Record<string, string> = {}, refs: string[] = []): VolumeRecord => ({
   name,
@@ -37,5 +38,25 @@ describe("volume filters", () => {
     [["dangling=maybe"], 'filter "dangling=maybe": expected true or false'],
   ])("%p is refused", (words, message) => {
     expect(() => pick(words)).toThrow(message);
+  });
+});
+
+describe("label names are the volume's own: none inherited from Object, and __proto__ a name like any other", () => {
+  // Labels as the command line reads them (keyValues) and as the store returns them.
+  const labelled = volume("labelled", keyValues(["__proto__=p", "team=web"], "label", ""));
+  const plain = volume("plain", {});
+  const all = [labelled, plain];
+  const names = (words: string[], accepted: readonly string[] = LIST_FILTERS) => all.filter(matcher(parseFilters(words, accepted))).map((v) => v.name);
+
+  test.each(["toString", "constructor", "hasOwnProperty", "valueOf", "isPrototypeOf"])("label=%s matches no volume, and label! of it excludes none", (name) => {
+    expect(names([`label=${name}`])).toEqual([]);
+    expect(names([`label!=${name}`], PRUNE_FILTERS)).toEqual(["labelled", "plain"]);
+  });
+
+  test("a label named __proto__ is kept and matched", () => {
+    expect(Object.keys(labelled.labels)).toEqual(["__proto__", "team"]);
+    expect(names(["label=__proto__"])).toEqual(["labelled"]);
+    expect(names(["label=__proto__=p"])).toEqual(["labelled"]);
+    expect(names(["label!=__proto__"], PRUNE_FILTERS)).toEqual(["plain"]);
   });
 });
