@@ -213,6 +213,23 @@ describe("overlay: a layer given through a symlink of another name", () => {
   });
 });
 
+describe("overlay: mounted through the relative-path fallback (options longer than a page, or no new mount API)", () => {
+  test.skipIf(!root)("its layers, relative in mountinfo, still name the snapshots: rm is refused while it is mounted", () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "overlay", "prepare", "base-w"]);
+    r.ok(["snapshot", "-s", "overlay", "commit", "base", "base-w"]);
+    r.ok(["snapshot", "-s", "overlay", "prepare", "top", "base"]);
+    const target = r.dir("target");
+    r.ok(["-s", "overlay", "mount", "top", target], { env: { STOR_MOUNT_API: "legacy" } });
+    const line = readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" ")[4] === target)!;
+    expect(line).toContain("upperdir=2/fs"); // relative, as given
+    const refused = r.stor(["snapshot", "-s", "overlay", "rm", "top"]);
+    expect([refused.code, refused.stderr]).toEqual([5, `stor: snapshot "top": is mounted at ${target}\n`]);
+    r.ok(["unmount", target]);
+    r.ok(["snapshot", "-s", "overlay", "rm", "top"]);
+  });
+});
+
 describe("a mounted volume", () => {
   test.skipIf(!root)("rm and prune leave a volume whose data is mounted elsewhere; rm says where", () => {
     r = new TestRoot();

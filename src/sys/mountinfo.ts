@@ -82,31 +82,37 @@ export function within(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
 }
 
-/** The options of an overlay mount that name its layers; `lowerdir` alone is a list. */
-const LAYER_OPTIONS = ["lowerdir=", "lowerdir+=", "upperdir=", "workdir=", "datadir+="];
+/**
+ * The options of an overlay mount that name its layers. overlayfs reads a backslash in
+ * `lowerdir=`, `upperdir=` and `workdir=` as escaping the next character, and `lowerdir=` is a
+ * list cut at unescaped colons; `lowerdir+=` and `datadir+=` (the new mount API's, one layer
+ * each) are taken as they are.
+ */
+const LAYER_OPTIONS: readonly [name: string, escaped: boolean, list: boolean][] = [
+  ["lowerdir=", true, true],
+  ["upperdir=", true, false],
+  ["workdir=", true, false],
+  ["lowerdir+=", false, false],
+  ["datadir+=", false, false],
+];
 
-/** `s` cut at each colon that no backslash escapes. */
-function splitUnescapedColons(s: string): string[] {
+/**
+ * The layers of value `s` (the kernel's octal escapes already undone) as overlayfs reads them:
+ * `\x` is `x` (a lone backslash at the end is nothing), and in a list an unescaped colon ends a
+ * layer.
+ */
+function escapedLayers(s: string, list: boolean): string[] {
   const out: string[] = [];
-  let start = 0;
+  let layer = "";
   for (let i = 0; i < s.length; i++) {
-    if (s[i] === ":" && s[i - 1] !== "\\") {
-      out.push(s.slice(start, i));
-      start = i + 1;
-    }
+    if (s[i] === "\\") {
+      if (i + 1 < s.length) layer += s[++i];
+    } else if (list && s[i] === ":") {
+      out.push(layer);
+      layer = "";
+    } else layer += s[i];
   }
-  out.push(s.slice(start));
-  return out;
-}
-
-/** `s` with each backslash escape `\x` read as `x`, as overlayfs reads its layer options. */
-function unescapeBackslashes(s: string): string {
-  if (s.indexOf("\\") < 0) return s;
-  let out = "";
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === "\\" && i + 1 < s.length) i++;
-    out += s[i];
-  }
+  out.push(layer);
   return out;
 }
 
@@ -117,18 +123,14 @@ function unescapeBackslashes(s: string): string {
 export function overlayLayers(superOptions: string): string[] {
   const out: string[] = [];
   for (const option of superOptions.split(",")) {
-    let value: string | undefined;
-    let list = false;
-    for (const name of LAYER_OPTIONS) {
-      if (option.startsWith(name)) {
-        value = option.slice(name.length);
-        list = name === "lowerdir=";
-        break;
-      }
+    for (const [name, escaped, list] of LAYER_OPTIONS) {
+      if (!option.startsWith(name)) continue;
+      // The kernel's octal escapes first: a backslash the user gave is written `\134`.
+      const value = unescapeOctal(option.slice(name.length));
+      if (escaped) out.push(...escapedLayers(value, list));
+      else out.push(value);
+      break;
     }
-    if (value === undefined) continue;
-    // Layers of a lowerdir list are separated by unescaped colons.
-    for (const v of list ? splitUnescapedColons(value) : [value]) out.push(unescapeBackslashes(unescapeOctal(v)));
   }
   return out;
 }
@@ -140,7 +142,10 @@ export function overlayLayers(superOptions: string): string[] {
  */
 export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
   const origin = bindOrigin(path, mounts);
-  const resolved = new Map<string, string>(); // layers are shared: each resolved once
+  // Layers are shared between mounts and asked of for every tree a cleanup or prune looks at:
+  // each is resolved once for the list.
+  let resolved = resolvedLayers.get(mounts);
+  if (!resolved) resolvedLayers.set(mounts, (resolved = new Map()));
   // Loops: filter and some are JS-implemented builtins that `snapshot rm` would compile for this.
   const out: MountInfo[] = [];
   for (const m of mounts) {
@@ -150,13 +155,36 @@ export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[]
     }
     if (m.fsType !== "overlay") continue;
     for (const layer of overlayLayers(m.superOptions)) {
-      if (within(layer, path) || within(realLayer(layer, resolved), path)) {
+      if (layer.startsWith("/") ? within(layer, path) || within(realLayer(layer, resolved), path) : relativeLayerMayBeIn(layer, path)) {
         out.push(m);
         break;
       }
     }
   }
   return out;
+}
+
+/** The real paths of the overlay layers of a mountinfo list, as {@link realLayer} found them. */
+const resolvedLayers = new WeakMap<MountInfo[], Map<string, string>>();
+
+/**
+ * Whether a relative overlay layer may lie in the tree at `path` (a real path). overlayfs shows a
+ * layer as it was given, and one given relative to the directory the mount was made from (the
+ * relative-path fallback for long options, stor's and containerd's) does not say which directory
+ * that was. It may lie in the tree when its first components are the tree's last ones (given
+ * from above the tree), and whenever it climbs (`..`) or is its base itself (`.`). One given from
+ * inside the tree is not recognized.
+ */
+function relativeLayerMayBeIn(layer: string, path: string): boolean {
+  const parts = layer.split("/").filter((p) => p !== "");
+  if (parts.length === 0 || parts[0] === "." || parts.includes("..")) return true;
+  const tree = path.split("/").filter((p) => p !== "");
+  for (let k = 1; k <= Math.min(parts.length, tree.length); k++) {
+    let same = true;
+    for (let i = 0; i < k && same; i++) same = tree[tree.length - k + i] === parts[i];
+    if (same) return true;
+  }
+  return false;
 }
 
 /**

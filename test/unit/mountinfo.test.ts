@@ -11,7 +11,10 @@ import { Rng } from "../fuzz/tarModel.ts";
  * The definitions as RegExps alone, the reference. With the `s` flag: a layer's path may hold any
  * character, a carriage return or U+2028 too (overlayfs does not escape them), and `\x` is `x`
  * whatever x is. Without it, as first written, such a layer went unseen, and a tree under a
- * mounted overlay could be taken for unused.
+ * mounted overlay could be taken for unused. As overlayfs reads its options: the kernel's octal
+ * escapes are undone first (a backslash the user gave is written `\134`), a lowerdir list is cut
+ * at colons after an even number of backslashes, and only lowerdir=, upperdir= and workdir= read
+ * backslash escapes (a lone one at the end is dropped); lowerdir+= and datadir+= are as given.
  */
 const reference = {
   unescapeOctal: (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))),
@@ -20,8 +23,12 @@ const reference = {
     for (const option of superOptions.split(",")) {
       const m = /^(lowerdir\+?|upperdir|workdir|datadir\+)=(.*)$/s.exec(option);
       if (!m) continue;
-      const values = m[1] === "lowerdir" ? m[2]!.split(/(?<!\\):/) : [m[2]!];
-      out.push(...values.map((v) => reference.unescapeOctal(v).replace(/\\(.)/gs, "$1")));
+      const value = reference.unescapeOctal(m[2]!);
+      if (m[1] === "lowerdir+" || m[1] === "datadir+") out.push(value);
+      else {
+        const values = m[1] === "lowerdir" ? value.split(/(?<=(?:^|[^\\])(?:\\\\)*):/) : [value];
+        out.push(...values.map((v) => v.replace(/\\([\s\S]?)/g, "$1")));
+      }
     }
     return out;
   },
@@ -46,7 +53,7 @@ test("unescapeOctal undoes \\ooo as the RegExp did, on 100,000+ strings", () => 
 });
 
 test("overlayLayers reads the layers as the RegExps did", () => {
-  const values = strings(["\\", ":", "a", "1", "\n", "\u2028"], 4);
+  const values = strings(["\\", ":", "a", "1", "3", "4", "\n", "\u2028"], 4);
   const keys = ["lowerdir", "lowerdir+", "upperdir", "workdir", "datadir+", "lowerdirx", "index", "=", ""];
   let checked = 0;
   for (const k of keys) {
@@ -58,6 +65,10 @@ test("overlayLayers reads the layers as the RegExps did", () => {
   }
   expect(checked).toBeGreaterThan(10_000);
   expect(overlayLayers("rw,lowerdir=/l/2:/l/1\\:x,upperdir=/u\\040d,workdir=/w")).toEqual(["/l/2", "/l/1:x", "/u d", "/w"]);
+  // As the kernel writes them: the user's backslash as \134, before the colon it escapes; and a
+  // backslash in lowerdir+= is part of the path.
+  expect(overlayLayers("rw,lowerdir=/t/lo\\134:1:/l/2,upperdir=/u/a\\134\\134b,workdir=/w")).toEqual(["/t/lo:1", "/l/2", "/u/a\\b", "/w"]);
+  expect(overlayLayers("rw,lowerdir+=/t/ovb\\134x/snapshots/0/fs,datadir+=/d\\134y")).toEqual(["/t/ovb\\x/snapshots/0/fs", "/d\\y"]);
 });
 
 test("an overlay layer with a carriage return or U+2028 in its path is a layer, and its tree is in use", () => {
@@ -109,4 +120,22 @@ test("mayMention never says no of a tree that a mount uses (200,000 random names
   expect(seen.size).toBeGreaterThan(150_000);
   expect(used).toBeGreaterThan(20_000);
   expect(skipped).toBeGreaterThan(20_000);
+});
+
+test("an overlay's relative layers (the fallback for long options) make the trees they may name in use", () => {
+  // Mounted from /r/snapshots: overlayfs shows the layers as given, relative to that directory.
+  const line = "50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=1/fs:3/fs,upperdir=2/fs,workdir=2/work\n";
+  const mounts = parseMountInfo(line);
+  for (const id of [1, 2, 3]) expect([id, mountsUsing(`/r/snapshots/${id}`, mounts).length]).toEqual([id, 1]);
+  expect(mountsUsing("/r/snapshots/4", mounts)).toEqual([]);
+  expect(mountsUsing("/r/snapshots/12", mounts)).toEqual([]);
+  // Given from further up (the root's parent), the first components are the tree's last ones.
+  const deeper = parseMountInfo("50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=snapshots/1/fs,upperdir=snapshots/2/fs,workdir=snapshots/2/work\n");
+  expect(mountsUsing("/r/snapshots/2", deeper).length).toBe(1);
+  expect(mountsUsing("/r/other/2", deeper)).toEqual([]);
+  // One that climbs, or names its base, may be anywhere.
+  for (const layer of ["../x/fs", ".", "./fs"]) {
+    const m = parseMountInfo(`50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=${layer},upperdir=/u/up,workdir=/u/work\n`);
+    expect([layer, mountsUsing("/anywhere/9", m).length]).toEqual([layer, 1]);
+  }
 });
