@@ -14,6 +14,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { must } from "./proc.ts";
+import { START_UP_JIT_SCALE } from "../../src/jitPolicy.ts";
 
 /** A minimal program: its argv, given the run's index (for fresh names). */
 export type Floor = (i: number) => string[];
@@ -22,7 +23,11 @@ export type Floor = (i: number) => string[];
 function compile(dir: string, name: string, source: string): string {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.ts`), source);
-  must([process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", join(dir, `${name}.ts`), "--outfile", join(dir, name)]);
+  // The same runtime options as src/build.ts gives stor: no .env or bunfig read, the start-up JIT policy.
+  must([
+    process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+    `--compile-jit-policy=${START_UP_JIT_SCALE}`, join(dir, `${name}.ts`), "--outfile", join(dir, name),
+  ]);
   return join(dir, name);
 }
 

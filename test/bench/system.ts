@@ -2,7 +2,7 @@
  * The machine side of the benchmark: Debian packages it needs, the page cache, an XFS loop
  * device, mounts below the work directory, and the clean-up that runs however the run ends.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { must, run, shell } from "./proc.ts";
 
 // ---------------------------------------------------------------- clean-up
@@ -75,6 +75,9 @@ export function ensurePackages(wanted: readonly { pkg: string; bin: string }[]):
 export function freshCopy(dir: string, path: string): string {
   mkdirSync(dir, { recursive: true });
   const copy = `${dir}/${path.slice(path.lastIndexOf("/") + 1)}`;
+  // A new file whatever was there (so its mode is set), written through the page cache as a
+  // build writes one: a reflinked copy would share the original's extents and read them cold.
+  rmSync(copy, { force: true });
   writeFileSync(copy, readFileSync(path), { mode: 0o755 });
   return copy;
 }
