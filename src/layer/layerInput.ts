@@ -5,7 +5,7 @@
  * anything else (stdin, a compressed layer, a blob streamed from an image) is decompressed on the
  * main thread and copied into the ring.
  */
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from "../nodeFs.ts";
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "../nodeFs.ts";
 import { describe, NotFoundError, StorError } from "../errors.ts";
 import { decompress, detectCompression } from "./compression.ts";
 import type { HashRing } from "./hashRing.ts";
@@ -48,35 +48,18 @@ export class LayerFile {
   async *chunks(ring: HashRing): AsyncGenerator<Uint8Array> {
     try {
       const size = this.#plainSize();
-      if (size !== undefined && size <= SMALL_LAYER_BYTES) yield readSmall(this.#fd, size, ring);
+      if (size !== undefined && size <= SMALL_LAYER_BYTES) {
+        // All of it, from the offset to the end however long the file is now.
+        const bytes: Uint8Array = readFileSync(this.#fd);
+        ring.hashHere(bytes);
+        yield bytes;
+      }
       else if (size !== undefined) yield* ring.readFile(this.#fd);
       else yield* copied(decompress(createReadStream("", { fd: this.#fd, autoClose: false, highWaterMark: STREAM_CHUNK })), ring);
     } finally {
       closeSync(this.#fd);
     }
   }
-}
-
-/**
- * The whole of small plain layer `fd` (`size` bytes when stat'ed, to the end of the file however
- * long it is now), hashed on this thread by `ring`.
- */
-function readSmall(fd: number, size: number, ring: HashRing): Uint8Array {
-  let buf = new Uint8Array(size + 1); // one more: a file grown since the stat shows at once
-  let filled = 0;
-  for (;;) {
-    if (filled === buf.length) {
-      const bigger = new Uint8Array(buf.length * 2);
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const n = readSync(fd, buf, filled, buf.length - filled, null);
-    if (n === 0) break;
-    filled += n;
-  }
-  const bytes = buf.subarray(0, filled);
-  ring.hashHere(bytes);
-  return bytes;
 }
 
 /**
