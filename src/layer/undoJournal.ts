@@ -11,14 +11,14 @@
  * resolved again without following any: undone in reverse, each step finds the tree as it was
  * just after that step.
  */
-import { closeSync, mkdtempSync, readlinkSync, renameSync, type BigIntStats } from "../nodeFs.ts";
+import { closeSync, readlinkSync, renameSync, type BigIntStats } from "../nodeFs.ts";
 import { dirname, join } from "../path.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
 import { chmodAt, chownAt, removeDir } from "../sys/pathCalls.ts";
-import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
+import { listXattrs, makeLockedTempDir, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
 import { describe } from "../errors.ts";
@@ -153,22 +153,18 @@ export class UndoJournal {
     // Locked, as the snapshot service's `new-*`: cleanup takes it only after a crash. A cleanup
     // may take it in the moment before the lock: then it is gone (or going), and another is made.
     for (;;) {
-      const path = mkdtempSync(join(dirname(this.#rootPath), APPLY_TRASH_PREFIX));
-      let lock: FileLock;
-      try {
-        lock = lockPath(path)!;
-      } catch (err) {
-        if (err instanceof SysError && err.errno === Errno.ENOENT) continue;
-        removeDir(path); // made here and never locked: nothing else knows it
-        throw err;
-      }
+      const { path, lock } = makeLockedTempDir(join(dirname(this.#rootPath), APPLY_TRASH_PREFIX));
       const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
       if (fd === -Errno.ENOENT) {
         lock.release();
         continue;
       }
       if (fd < 0) {
-        removeDir(path);
+        try {
+          removeDir(path);
+        } catch {
+          // Left to cleanup once unlocked; the open's failure is what is reported.
+        }
         lock.release();
         throw new SysError(`open ${path}`, -fd);
       }

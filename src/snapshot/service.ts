@@ -17,11 +17,11 @@ import { failpoint } from "../failpoint.ts";
 import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
 import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
-import { fsyncDir, lockPath } from "../sys/file.ts";
+import { fsyncDir, lockPath, makeLockedTempDir } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
-import { makeDirs, makeTempDir, pathExists, removeDir, renamePath } from "../sys/pathCalls.ts";
+import { makeDirs, pathExists, renamePath } from "../sys/pathCalls.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -137,13 +137,8 @@ export class SnapshotService {
     const [parentId, parents, temp, lock] = this.#store.write(() => {
       const id = this.#checkCreate(key, parent);
       const chain = id === null ? [] : this.#chainDirs(id);
-      const dir = makeTempDir(join(this.dirs, "new-"));
-      try {
-        return [id, chain, dir, lockPath(dir)!] as const;
-      } catch (err) {
-        removeDir(dir); // never locked: nothing else knows it
-        throw err;
-      }
+      const { path, lock } = makeLockedTempDir(join(this.dirs, "new-"));
+      return [id, chain, path, lock] as const;
     });
     try {
       this.snapshotter.populate({ kind, dir: temp, parents });

@@ -6,7 +6,7 @@
 import { decodeName, showPath } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
-import { chownAt, mknodAt, removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
+import { chownAt, makeTempDir, mknodAt, removeDir, removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
 
 const FICLONE = 0x40049409;
 const SEEK_DATA = 3;
@@ -236,6 +236,29 @@ export function lockPath(path: string, opts: LockOptions = {}): FileLock | undef
       libc.close(fd);
     },
   };
+}
+
+/**
+ * A new directory `<prefix>XXXXXX`, exclusively locked: a cleanup takes a directory of its kind
+ * only when it is unlocked, a crash's leftover. A cleanup that is not kept out by a lock of its
+ * own may take it in the moment before the lock: then another is made. If the lock fails, the
+ * directory (made here, never locked) is removed, and the lock's failure is what is thrown.
+ */
+export function makeLockedTempDir(prefix: string): { path: string; lock: FileLock } {
+  for (;;) {
+    const path = makeTempDir(prefix);
+    try {
+      return { path, lock: lockPath(path)! };
+    } catch (err) {
+      if (err instanceof SysError && err.errno === Errno.ENOENT) continue; // taken meanwhile
+      try {
+        removeDir(path);
+      } catch {
+        // Left to cleanup: unlocked, it is a leftover.
+      }
+      throw err;
+    }
+  }
 }
 
 /**
