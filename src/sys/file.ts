@@ -5,7 +5,7 @@
  */
 import { decodeName, showPath } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
-import { libc, check, cstr, Errno, errno, retry, SysError } from "./libc.ts";
+import { libc, check, cstr, Errno, errno, failed, retry, SysError } from "./libc.ts";
 import { chownAt, makeTempDir, mknodAt, removeDir, removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
 
 const FICLONE = 0x40049409;
@@ -50,7 +50,7 @@ function copyRange(src: number, dst: number, start: number, end: number, what: (
   const offOut = new BigInt64Array([BigInt(start)]);
   for (let at = start; at < end; ) {
     const n = retry(() => Number(libc.copy_file_range(src, offIn, dst, offOut, Math.min(end - at, 1 << 30), 0)));
-    if (n < 0) throw new SysError(what(), errno());
+    if (n < 0) throw failed(what);
     if (n === 0) return false; // the source shrank while copying
     at += n;
   }
@@ -62,11 +62,12 @@ function copySparse(src: number, dst: number, size: number, what: () => string):
   for (let at = 0; at < size; ) {
     const data = Number(libc.lseek(src, at, SEEK_DATA));
     if (data < 0) {
-      if (errno() === Errno.ENXIO) break; // nothing but a hole up to the end
-      throw new SysError(what(), errno());
+      const e = errno();
+      if (e === Errno.ENXIO) break; // nothing but a hole up to the end
+      throw new SysError(what(), e);
     }
     const hole = Number(libc.lseek(src, data, SEEK_HOLE));
-    if (hole < 0) throw new SysError(what(), errno());
+    if (hole < 0) throw failed(what);
     const end = Math.min(hole, size);
     if (data >= end) break;
     if (!copyRange(src, dst, data, end, what)) return; // the source shrank: the copy has what there was
@@ -169,8 +170,9 @@ export function getXattr(f: FileRef, name: string): Buffer | undefined {
   for (;;) {
     const size = get(null, 0);
     if (size < 0) {
-      if (errno() === Errno.ENODATA) return undefined;
-      throw new SysError(`get xattr ${name} of ${describeRef(f)}`, errno());
+      const e = errno();
+      if (e === Errno.ENODATA) return undefined;
+      throw new SysError(`get xattr ${name} of ${describeRef(f)}`, e);
     }
     const buf = Buffer.alloc(size);
     const got = get(size ? buf : null, size);
@@ -190,8 +192,9 @@ export function setXattr(f: FileRef, name: string, value: Uint8Array): void {
 /** Removes extended attribute `name` of `path` (not of a symlink's target); false when it had none. */
 export function removeXattr(path: string, name: string): boolean {
   if (libc.lremovexattr(cstr(path), cstr(name)) === 0) return true;
-  if (errno() === Errno.ENODATA) return false;
-  throw new SysError(`remove xattr ${name} of ${path}`, errno());
+  const e = errno();
+  if (e === Errno.ENODATA) return false;
+  throw new SysError(`remove xattr ${name} of ${path}`, e);
 }
 
 /** Copies every extended attribute of `src` to `dst`; `onError` decides about each failure. */

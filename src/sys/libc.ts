@@ -131,12 +131,18 @@ export function errnoCode(err: unknown): string | undefined {
   return err instanceof SysError ? err.errnoName : (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/**
+ * The {@link SysError} of the libc call that just failed: errno is read first, then the message
+ * made, which may call into libc itself (a path shown, a descriptor described) and change errno.
+ */
+export function failed(what: string | (() => string)): SysError {
+  const code = errno();
+  return new SysError(typeof what === "string" ? what : what(), code);
+}
+
 /** Throws a {@link SysError} for `what` when a libc call returned a negative value. */
 export function check(result: number, what: string | (() => string)): number {
-  if (result < 0) {
-    const code = errno();
-    throw new SysError(typeof what === "string" ? what : what(), code);
-  }
+  if (result < 0) throw failed(what);
   return result;
 }
 

@@ -11,7 +11,7 @@ import { dirname } from "../path.ts";
 import { concatBytes, decodeName, encodeName, showPath } from "../fileName.ts";
 import { makedev } from "./devno.ts";
 import { AT, O } from "./openat2.ts";
-import { libc, check, cstr, errno, Errno, errnoName, retry, SysError } from "./libc.ts";
+import { libc, check, cstr, errno, Errno, errnoName, failed, retry, SysError } from "./libc.ts";
 
 const W_OK = 2;
 const STATX_BASIC_STATS = 0x7ff;
@@ -33,8 +33,9 @@ let textDecoder: TextDecoder | undefined;
 export function readText(path: string): string | undefined {
   const fd = libc.open(cstr(path), O.RDONLY | O.CLOEXEC, 0);
   if (fd < 0) {
-    if (errno() === Errno.ENOENT) return undefined;
-    throw new SysError(`open ${path}`, errno());
+    const e = errno();
+    if (e === Errno.ENOENT) return undefined;
+    throw new SysError(`open ${path}`, e);
   }
   try {
     const chunks: Uint8Array[] = [];
@@ -87,8 +88,9 @@ export interface PathStat {
  */
 export function statPath(path: string | Uint8Array, follow = true): PathStat | undefined {
   if (libc.statx(AT.FDCWD, cstr(path), follow ? 0 : AT.SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX) === 0) return fromStatx();
-  if (errno() === Errno.ENOENT) return undefined;
-  throw new SysError(`stat ${showPath(path)}`, errno());
+  const e = errno();
+  if (e === Errno.ENOENT) return undefined;
+  throw new SysError(`stat ${showPath(path)}`, e);
 }
 
 /** {@link PathStat} of the open descriptor `fd`. */
@@ -196,7 +198,7 @@ class Statx implements PathStat {
 /** The canonical absolute path of `path` (symlinks resolved), as realpath(3); a failure throws. */
 export function realPath(path: string): string {
   const out = new Uint8Array(4097); // PATH_MAX and its NUL
-  if (libc.realpath(cstr(path), out) === null) throw new SysError(`realpath ${path}`, errno());
+  if (libc.realpath(cstr(path), out) === null) throw failed(() => `realpath ${path}`);
   return decodeName(out.subarray(0, out.indexOf(0)));
 }
 
@@ -214,9 +216,13 @@ export function notWritable(path: string): string | undefined {
 export function writeAll(fd: number, bytes: Uint8Array): void {
   for (let off = 0; off < bytes.length; ) {
     const n = Number(libc.write(fd, bytes.subarray(off), bytes.length - off));
-    if (n >= 0) off += n;
-    else if (errno() === Errno.EAGAIN) Bun.sleepSync(1); // a parent's pipe in non-blocking mode, full: wait for it to drain
-    else if (errno() !== Errno.EINTR) throw new SysError(`write to descriptor ${fd}`, errno());
+    if (n >= 0) {
+      off += n;
+      continue;
+    }
+    const e = errno();
+    if (e === Errno.EAGAIN) Bun.sleepSync(1); // a parent's pipe in non-blocking mode, full: wait for it to drain
+    else if (e !== Errno.EINTR) throw new SysError(`write to descriptor ${fd}`, e);
   }
 }
 
@@ -233,8 +239,9 @@ export function openAt(dir: number, name: string | Uint8Array, flags: number, mo
 /** Makes directory `name`; false when the name is taken (by anything). */
 export function mkdirAt(dir: number, name: string | Uint8Array, mode: number, what: () => string): boolean {
   if (libc.mkdirat(dir, cstr(name), mode) === 0) return true;
-  if (errno() === Errno.EEXIST) return false;
-  throw new SysError(what(), errno());
+  const code = errno(); // read before the message is made, which may call into libc
+  if (code === Errno.EEXIST) return false;
+  throw new SysError(what(), code);
 }
 
 export function symlinkAt(target: string | Uint8Array, dir: number, name: string | Uint8Array, what: () => string): void {
@@ -249,8 +256,9 @@ export function linkAt(oldDir: number, oldName: string | Uint8Array, newDir: num
 /** Removes `name` (an empty directory when `isDir`); false when it did not exist. */
 export function unlinkAt(dir: number, name: string | Uint8Array, isDir: boolean, what: () => string): boolean {
   if (libc.unlinkat(dir, cstr(name), isDir ? AT.REMOVEDIR : 0) === 0) return true;
-  if (errno() === Errno.ENOENT) return false;
-  throw new SysError(what(), errno());
+  const code = errno(); // read before the message is made, which may call into libc
+  if (code === Errno.ENOENT) return false;
+  throw new SysError(what(), code);
 }
 
 /** A device node or fifo (`mode` carries the type bits). */
@@ -290,7 +298,7 @@ export function makeDirs(path: string, mode: number): string | undefined {
 /** Makes a new directory named `prefix` and six random characters (mode 0700), as mkdtemp(3). */
 export function makeTempDir(prefix: string): string {
   const template = cstr(`${prefix}XXXXXX`);
-  if (libc.mkdtemp(template) === null) throw new SysError(`mkdtemp ${prefix}XXXXXX`, errno());
+  if (libc.mkdtemp(template) === null) throw failed(() => `mkdtemp ${prefix}XXXXXX`);
   return decodeName(template.subarray(0, template.length - 1));
 }
 

@@ -4,7 +4,7 @@
  * project's block limit through quotactl_fd(2), which needs no device node.
  */
 import { ptr } from "bun:ffi";
-import { libc, check, cstr, errno, SysError } from "./libc.ts";
+import { libc, check, cstr, failed } from "./libc.ts";
 import { withDir } from "./dirent.ts";
 
 
@@ -79,6 +79,6 @@ export function setProjectLimit(dir: string, id: number, bytes: number): void {
     q.writeUInt32LE(id, 4);
     q.writeBigUInt64LE(blocks, 8);
     q.writeBigUInt64LE(blocks, 16);
-    if (quotactl(fd, Q_XSETQLIM, id, q) < 0) throw new SysError(`set quota limit of project ${id} on ${dir}`, errno());
+    if (quotactl(fd, Q_XSETQLIM, id, q) < 0) throw failed(() => `set quota limit of project ${id} on ${dir}`);
   });
 }
