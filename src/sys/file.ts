@@ -5,6 +5,7 @@
  */
 import { decodeName, showPath } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
+import { withDir } from "./dirent.ts";
 import { libc, check, cstr, Errno, errno, failed, retry, SysError } from "./libc.ts";
 import { chownAt, makeTempDir, mknodAt, removeDir, removeFile, statFd, statPath, type PathStat } from "./pathCalls.ts";
 
@@ -357,12 +358,7 @@ function flockFd(fd: number, path: string, opts: LockOptions): boolean {
 
 /** fsync(2) of a directory, so that renames and creations inside it are durable. */
 export function fsyncDir(path: string): void {
-  const fd = check(libc.open(cstr(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0), () => `open ${path}`);
-  try {
-    check(libc.fsync(fd), () => `fsync ${path}`);
-  } finally {
-    libc.close(fd);
-  }
+  withDir(path, (fd) => check(libc.fsync(fd), () => `fsync ${path}`));
 }
 
 /** Filesystem magic numbers of statfs(2) that stor tells apart. */
