@@ -1,11 +1,10 @@
 /**
  * Builds the single executable, dist/stor (`bun run build`): `bun build --compile` with its
  * options as flags (ESM, split into chunks loaded when used, minified, compiled to bytecode), and
- * one change to a dependency, which only this API can make. Not part of the executable.
+ * changes to a dependency, which only this API can make. Not part of the executable.
  *
- * cac extends node:events' EventEmitter only to emit `command:*` events, which stor never
- * listens to, and loading node:events (with the internal modules it pulls in) cost every command
- * about 0.17 ms of start-up. The build gives cac a class with the one method it calls.
+ * cac is compiled as src/cacSource.ts changes it: without node:events, and without RegExps and
+ * JavaScript-implemented builtins on the path every command's parse takes.
  *
  * A compiled Bun program reads `.env` and `bunfig.toml` from the working directory unless told
  * not to. stor runs as root wherever an operator stands: a `.env` there would move its root and
@@ -25,8 +24,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { START_UP_JIT_SCALE } from "./jitPolicy.ts";
+import { CAC_SOURCE_PATH, leanCac } from "./cacSource.ts";
 
-const CAC_IMPORT = "import { EventEmitter } from 'events';";
 const OUTFILE = new URL("../dist/stor", import.meta.url).pathname;
 
 /** The commands whose start-up is recorded, most common first (a profile's order is its weight). */
@@ -69,14 +68,9 @@ async function build(order: string[]): Promise<void> {
     bytecode: true,
     plugins: [
       {
-        name: "cac without node:events",
+        name: "lean cac",
         setup(build) {
-          build.onLoad({ filter: /[\\/]cac[\\/]dist[\\/]index\.mjs$/ }, ({ path }) => {
-            const source = readFileSync(path, "utf8");
-            // A cac that no longer imports it this way fails the build rather than loading node:events unseen.
-            if (!source.includes(CAC_IMPORT)) throw new Error(`${path}: no "${CAC_IMPORT}" to replace (has cac changed?)`);
-            return { contents: source.replace(CAC_IMPORT, "class EventEmitter { emit() { return false; } }"), loader: "js" };
-          });
+          build.onLoad({ filter: CAC_SOURCE_PATH }, ({ path }) => ({ contents: leanCac(readFileSync(path, "utf8")), loader: "js" }));
         },
       },
     ],

@@ -153,12 +153,15 @@ export class CommandDef {
 
   /** The options, read from their spellings when first asked for: a command parses only its own. */
   get options(): readonly OptionDef[] {
-    this.#options ??= this.#declared.map(([spelling, description, extra]) => {
+    if (this.#options) return this.#options;
+    // A loop, not Array.prototype.map: see optionBy.
+    const options: OptionDef[] = [];
+    for (const [spelling, description, extra] of this.#declared) {
       const o = { ...parseOptionSpelling(spelling), spelling, description, default: extra.default, repeat: extra.repeat ?? false };
       if (o.repeat && !o.value) throw new Error(`bad option spelling ${spelling}: a repeatable option takes a value`);
-      return o;
-    });
-    return this.#options;
+      options.push(o);
+    }
+    return (this.#options = options);
   }
 
   alias(name: string): this {
@@ -335,7 +338,9 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
  */
 function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
   const cli = cac("stor");
-  const command: CacCommand = cli.command([cmd.name, ...cmd.args.map((a) => (a.required ? `<${a.variadic ? "..." : ""}${a.name}>` : `[${a.variadic ? "..." : ""}${a.name}]`))].join(" "));
+  let spelling = cmd.name;
+  for (const a of cmd.args) spelling += a.required ? ` <${a.variadic ? "..." : ""}${a.name}>` : ` [${a.variadic ? "..." : ""}${a.name}]`;
+  const command: CacCommand = cli.command(spelling);
   for (const o of used) command.option(o.spelling, o.description);
   const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
   if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
@@ -345,7 +350,8 @@ function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly
   for (const o of used) {
     const raw = options[command.options[i++]!.name] as unknown;
     if (raw === undefined) continue;
-    const all = (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v)));
+    const all: (string | true)[] = [];
+    for (const v of Array.isArray(raw) ? raw : [raw]) all.push(typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v));
     values[o.key] = o.repeat ? (all as string[]) : all[all.length - 1]; // a repeatable option takes a value
   }
   return { values, options };
@@ -353,7 +359,9 @@ function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly
 
 /** The positionals as the handler takes them: one each, the variadic one as a list. */
 function handlerArgs(cmd: CommandDef, args: readonly string[]): unknown[] {
-  return cmd.args.map((a, i) => (a.variadic ? args.slice(i) : args[i]));
+  const out: unknown[] = [];
+  for (let i = 0; i < cmd.args.length; i++) out.push(cmd.args[i]!.variadic ? args.slice(i) : args[i]);
+  return out;
 }
 
 /**
