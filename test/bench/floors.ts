@@ -9,6 +9,10 @@
  *   do it: SQLite with WAL and synchronous=FULL, the directories made under a temporary name,
  *   BEGIN IMMEDIATE, the row inserted, the rename, an fsync of the parent directory, COMMIT (the
  *   WAL's fsync, and its directory's), and _exit.
+ * - remove: a crash-safe remove of what create made, as stor's rm must do it: BEGIN IMMEDIATE,
+ *   the row looked up, /proc/self/mountinfo read for a mount of its directory (stor refuses to
+ *   remove a mounted snapshot), the row deleted, COMMIT, then the directory removed (its two empty
+ *   subdirectories and itself: a directory left by a crash after COMMIT is cleanup's), and _exit.
  */
 import { Database } from "bun:sqlite";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -103,6 +107,48 @@ ok(libc.fsync(fd), "fsync");
 libc.close(fd);
 db.run("COMMIT");
 ${print ? 'const out = encoder.encode(key + "\\n");\nlibc.write(1, out, out.length);\n' : ""}libc._exit(0);
+`,
+  );
+  return (i) => [bin, `k${i}`];
+}
+
+/**
+ * A crash-safe remove of `KEY` from the store {@link createFloor} made as `name` under `dir` (run
+ * after it, on the keys it made): empty `fs` and `work` directories, as a snapshot prepared and
+ * never written has.
+ */
+export function removeFloor(dir: string, name: string): Floor {
+  const store = join(dir, `${name}-store`);
+  const bin = compile(
+    dir,
+    `${name}-rm`,
+    `import { Database } from "bun:sqlite";
+${LIBC(`open: { args: [ptr, i32, u32], returns: i32 }, read: { args: [i32, ptr, u32], returns: i32 }, close: { args: [i32], returns: i32 },
+  rmdir: { args: [ptr], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`)}
+const ok = (r: number, what: string) => {
+  if (r < 0) throw new Error(what);
+  return r;
+};
+const items = ${JSON.stringify(join(store, "items"))};
+const key = process.argv[2]!;
+const db = new Database(${JSON.stringify(join(store, "metadata.db"))}, { strict: true });
+db.run("PRAGMA busy_timeout = 60000; PRAGMA synchronous = FULL");
+db.run("BEGIN IMMEDIATE");
+const row = db.query("SELECT id FROM items WHERE key = ?").get(key) as { id: number } | null;
+if (!row) throw new Error("not found");
+const path = items + "/" + row.id;
+const fd = ok(libc.open(c("/proc/self/mountinfo"), 0, 0), "open mountinfo");
+const buf = new Uint8Array(65536);
+let text = "";
+for (let n; (n = ok(libc.read(fd, buf, buf.length), "read")) > 0; ) text += new TextDecoder().decode(buf.subarray(0, n));
+libc.close(fd);
+if (text.includes(" " + path + " ") || text.includes(path + "/")) throw new Error("mounted");
+db.run("DELETE FROM items WHERE id = ?", [row.id]);
+db.run("COMMIT");
+ok(libc.rmdir(c(path + "/fs")), "rmdir fs");
+ok(libc.rmdir(c(path + "/work")), "rmdir work");
+ok(libc.rmdir(c(path)), "rmdir");
+libc._exit(0);
 `,
   );
   return (i) => [bin, `k${i}`];

@@ -31,6 +31,8 @@ export function issue13Table(): void {
     ["Bun start-up (hello)", "floor: compiled Bun hello vs ctr --version"],
     ["minimal info program", "floor: minimal info (bun:sqlite, libc) vs ctr info"],
     ["minimal prepare program", "floor: minimal crash-safe prepare vs ctr prepare"],
+    // ctr rm deletes metadata only (containerd's GC removes the directory later); stor rm, and this floor, remove it in the call.
+    ["minimal rm program", "floor: minimal crash-safe rm (mount check, directory removed) vs ctr rm"],
     ["minimal volume create program", "floor: minimal crash-safe volume create vs docker"],
   ] as const) {
     const f = find("floors", what);
@@ -42,7 +44,7 @@ export function issue13Table(): void {
     const f = find("floors", what);
     return f && hello ? `+${fmtMs(f.stor - hello.stor)}` : "—";
   };
-  rows.push(["floor: minimal info / prepare over hello", "—", `${floorOver("minimal info program")} / ${floorOver("minimal prepare program")}`, "—", "info"]);
+  rows.push(["floor: minimal info / prepare / rm over hello", "—", `${floorOver("minimal info program")} / ${floorOver("minimal prepare program")} / ${floorOver("minimal rm program")}`, "—", "info"]);
 
   const READS = ["info", "ls", "mounts", "usage"];
   const WRITES = ["prepare", "commit", "view", "rm", "label"];

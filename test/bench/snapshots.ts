@@ -6,7 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Containerd } from "../containerd.ts";
 import { storArgv, type Ctx } from "./context.ts";
-import { createFloor, helloFloor, infoFloor } from "./floors.ts";
+import { createFloor, helloFloor, infoFloor, removeFloor } from "./floors.ts";
 import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Tool } from "./latency.ts";
 import { must, parallel, runAsync } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
@@ -65,12 +65,15 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
     hello: helloFloor(dir),
     "minimal info": infoFloor(dir, root),
     "minimal prepare": createFloor(dir, "prepare", ["fs", "work"], false),
+    "minimal rm": removeFloor(dir, "prepare"), // after the prepare of the same key, below
     "stor --version": () => [ctx.stor, "--version"],
     "stor info": () => storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"]),
     "stor prepare": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "prepare", `floor-${i}`, "base"]),
+    "stor rm": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "rm", `floor-${i}`]),
     "ctr --version": () => ["ctr", "--version"],
     "ctr info": () => ctr.argv(["info", "base"]),
     "ctr prepare": (i) => ctr.argv(["prepare", `floor-${i}`, "base"]),
+    "ctr rm": (i) => ctr.argv(["rm", `floor-${i}`]),
   };
   const times = Object.fromEntries(Object.keys(argv).map((k) => [k, [] as number[]]));
   for (let i = 0; i < ctx.n; i++) for (const [k, a] of Object.entries(argv)) times[k]!.push(must(a(i)).ms);
@@ -78,9 +81,10 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
   console.log(
     `\nfloors (compiled as stor is; N=${ctx.n} each, interleaved): Bun start-up (a program that prints a line) ${fmtMs(m.hello!)}; ` +
       `a minimal info ${fmtMs(m["minimal info"]!)} (+${fmtMs(m["minimal info"]! - m.hello!)} over it), a minimal crash-safe prepare ` +
-      `${fmtMs(m["minimal prepare"]!)} (+${fmtMs(m["minimal prepare"]! - m.hello!)}); stor --version ${fmtMs(m["stor --version"]!)}, ` +
-      `info ${fmtMs(m["stor info"]!)}, prepare ${fmtMs(m["stor prepare"]!)}; ctr --version ${fmtMs(m["ctr --version"]!)}, ` +
-      `info ${fmtMs(m["ctr info"]!)}, prepare ${fmtMs(m["ctr prepare"]!)}`,
+      `${fmtMs(m["minimal prepare"]!)} (+${fmtMs(m["minimal prepare"]! - m.hello!)}), a minimal crash-safe rm ${fmtMs(m["minimal rm"]!)} ` +
+      `(+${fmtMs(m["minimal rm"]! - m.hello!)}); stor --version ${fmtMs(m["stor --version"]!)}, info ${fmtMs(m["stor info"]!)}, ` +
+      `prepare ${fmtMs(m["stor prepare"]!)}, rm ${fmtMs(m["stor rm"]!)}; ctr --version ${fmtMs(m["ctr --version"]!)}, ` +
+      `info ${fmtMs(m["ctr info"]!)}, prepare ${fmtMs(m["ctr prepare"]!)}, rm ${fmtMs(m["ctr rm"]!)}`,
   );
   const push = (what: string, stor: string, reference: string) =>
     figures.push({ section: "floors", what, stor: m[stor]!, reference: m[reference]!, referenceName: reference });
@@ -89,6 +93,8 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
   push("minimal prepare program", "minimal prepare", "ctr prepare");
   push("stor info", "stor info", "ctr info");
   push("stor prepare", "stor prepare", "ctr prepare");
+  push("minimal rm program", "minimal rm", "ctr rm");
+  push("stor rm", "stor rm", "ctr rm");
   push("stor --version", "stor --version", "hello");
 }
 
