@@ -12,7 +12,7 @@ import type { Info } from "../snapshot/service.ts";
 import type { VolumeUsage } from "../volume/service.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, table } from "./output.ts";
-import { naturalCompare, rowView } from "./volume.ts";
+import { byNaturalName, rowView } from "./volume.ts";
 
 /** One snapshot with its size and whether something uses it. */
 interface SnapshotItem {
@@ -82,7 +82,7 @@ export function dfGroup(ctx: Context): Group {
       const service = await openVolumes(config, "read");
       let volumes: VolumeUsage[];
       try {
-        volumes = service.usage().sort((a, b) => naturalCompare(a.volume.name, b.volume.name));
+        volumes = byNaturalName(service.usage(), (u) => u.volume.name);
       } finally {
         service.release();
       }

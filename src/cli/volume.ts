@@ -77,11 +77,27 @@ function significant(digits: string): string {
 
 /**
  * Orders names as docker does: runs of digits by their value (`v2` before `v10`). Without
- * RegExps: a sort of 10,000 names calls this 130,000 times.
+ * RegExps: a sort of 10,000 names compares 130,000 times.
  */
 export function naturalCompare(a: string, b: string): number {
-  const x = runs(a);
-  const y = runs(b);
+  return compareRuns(runs(a), runs(b));
+}
+
+/**
+ * `items` ordered by their names as {@link naturalCompare} orders them, each name cut into runs
+ * once rather than at every comparison: in a short command the cutting runs in the interpreter,
+ * and a list of 100 volumes spent 2 ms on it.
+ */
+export function byNaturalName<T>(items: readonly T[], name: (item: T) => string): T[] {
+  const keyed: { item: T; runs: string[] }[] = [];
+  for (const item of items) keyed.push({ item, runs: runs(name(item)) });
+  keyed.sort((a, b) => compareRuns(a.runs, b.runs));
+  const out: T[] = [];
+  for (const k of keyed) out.push(k.item);
+  return out;
+}
+
+function compareRuns(x: readonly string[], y: readonly string[]): number {
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const p = x[i]!;
     const q = y[i]!;
@@ -154,7 +170,7 @@ export function volumeGroup(ctx: Context): Group {
     .action(async (opts) => {
       const format = outputFormat(opts.format);
       const filters = parseFilters(list(opts.filter), LIST_FILTERS);
-      const volumes = (await (await svc("read")).list(filters)).sort((a, b) => naturalCompare(a.name, b.name));
+      const volumes = byNaturalName(await (await svc("read")).list(filters), (v) => v.name);
       if (opts.quiet) return print(volumes.map((v) => `${v.name}\n`).join(""));
       if (format === "json") return print(volumes.map((v) => `${goJson(rowView(v), 0)}\n`).join(""));
       print(table([["DRIVER", "VOLUME NAME"], ...volumes.map((v) => [v.driver, v.name])], DOCKER_TABLE));

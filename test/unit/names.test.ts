@@ -4,7 +4,7 @@ import { decodeName, encodeName } from "../../src/fileName.ts";
 import { oneLine } from "../../src/oneLine.ts";
 import { validateKey } from "../../src/snapshot/service.ts";
 import { isVolumeName, validateName } from "../../src/volume/name.ts";
-import { naturalCompare } from "../../src/cli/volume.ts";
+import { byNaturalName, naturalCompare } from "../../src/cli/volume.ts";
 import { rfc3339Nano } from "../../src/timefmt.ts";
 import { Rng } from "../fuzz/tarModel.ts";
 
@@ -60,6 +60,16 @@ describe("volume names in docker's order", () => {
     for (let i = 0; i < names.length; i += 2) {
       const [a, b] = [names[i]!, names[i + 1]!];
       expect([a, b, Math.sign(naturalCompare(a, b))]).toEqual([a, b, Math.sign(reference(a, b))]);
+    }
+  });
+
+  test("a list sorted with each name cut once is sorted as the reference sorts it", () => {
+    const names = randomStrings("a0b19.-", 20_000, 7);
+    for (let at = 0; at < names.length; at += 500) {
+      const items = names.slice(at, at + 500).map((name, i) => ({ name, i }));
+      const got = byNaturalName(items, (x) => x.name);
+      // Equal names keep their order, as Array.prototype.sort keeps it.
+      expect(got).toEqual([...items].sort((x, y) => reference(x.name, y.name)));
     }
   });
 });
