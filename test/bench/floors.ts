@@ -42,6 +42,25 @@ const encoder = new TextEncoder();
 const c = (s: string) => encoder.encode(s + "\\0");
 `;
 
+/**
+ * The head of a program on the store at `store` that {@link createFloor} makes: bun:sqlite, libc's
+ * `symbols`, `ok` (a failed call throws), `items` (the items' directory), `key` (argv[2]), and `db`
+ * opened as stor opens a database to write.
+ */
+function storeProgram(store: string, symbols: string): string {
+  return `import { Database } from "bun:sqlite";
+${LIBC(symbols)}
+const ok = (r: number, what: string) => {
+  if (r < 0) throw new Error(what);
+  return r;
+};
+const items = ${JSON.stringify(join(store, "items"))};
+const key = process.argv[2]!;
+const db = new Database(${JSON.stringify(join(store, "metadata.db"))}, { strict: true });
+db.run("PRAGMA busy_timeout = 60000; PRAGMA synchronous = FULL");
+`;
+}
+
 /** Bun's start-up: prints a line. */
 export function helloFloor(dir: string): Floor {
   const bin = compile(dir, "hello", 'console.log("stor");\n');
@@ -83,19 +102,12 @@ export function createFloor(dir: string, name: string, subdirs: readonly string[
   const bin = compile(
     dir,
     name,
-    `import { Database } from "bun:sqlite";
-${LIBC(`mkdir: { args: [ptr, u32], returns: i32 }, rename: { args: [ptr, ptr], returns: i32 },
+    `${storeProgram(
+      store,
+      `mkdir: { args: [ptr, u32], returns: i32 }, rename: { args: [ptr, ptr], returns: i32 },
   open: { args: [ptr, i32, u32], returns: i32 }, fsync: { args: [i32], returns: i32 }, close: { args: [i32], returns: i32 },
-  write: { args: [i32, ptr, u32], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`)}
-const ok = (r: number, what: string) => {
-  if (r < 0) throw new Error(what);
-  return r;
-};
-const items = ${JSON.stringify(join(store, "items"))};
-const key = process.argv[2]!;
-const db = new Database(${JSON.stringify(join(store, "metadata.db"))}, { strict: true });
-db.run("PRAGMA busy_timeout = 60000; PRAGMA synchronous = FULL");
-const temp = items + "/new-" + key;
+  write: { args: [i32, ptr, u32], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`,
+    )}const temp = items + "/new-" + key;
 ok(libc.mkdir(c(temp), 0o700), "mkdir");
 for (const sub of ${JSON.stringify(subdirs)}) ok(libc.mkdir(c(temp + "/" + sub), 0o755), "mkdir " + sub);
 db.run("BEGIN IMMEDIATE");
@@ -122,18 +134,11 @@ export function removeFloor(dir: string, name: string): Floor {
   const bin = compile(
     dir,
     `${name}-rm`,
-    `import { Database } from "bun:sqlite";
-${LIBC(`open: { args: [ptr, i32, u32], returns: i32 }, read: { args: [i32, ptr, u32], returns: i32 }, close: { args: [i32], returns: i32 },
-  rmdir: { args: [ptr], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`)}
-const ok = (r: number, what: string) => {
-  if (r < 0) throw new Error(what);
-  return r;
-};
-const items = ${JSON.stringify(join(store, "items"))};
-const key = process.argv[2]!;
-const db = new Database(${JSON.stringify(join(store, "metadata.db"))}, { strict: true });
-db.run("PRAGMA busy_timeout = 60000; PRAGMA synchronous = FULL");
-db.run("BEGIN IMMEDIATE");
+    `${storeProgram(
+      store,
+      `open: { args: [ptr, i32, u32], returns: i32 }, read: { args: [i32, ptr, u32], returns: i32 }, close: { args: [i32], returns: i32 },
+  rmdir: { args: [ptr], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`,
+    )}db.run("BEGIN IMMEDIATE");
 const row = db.query("SELECT id FROM items WHERE key = ?").get(key) as { id: number } | null;
 if (!row) throw new Error("not found");
 const path = items + "/" + row.id;
