@@ -18,7 +18,10 @@ command -v npm >/dev/null || die "npm not found: install Node.js and npm first"
 step "installing npm dependencies (Bun comes from the npm registry)"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >/dev/null; else npm install --no-audit --no-fund >/dev/null; fi \
   || die "npm could not install the dependencies (is the npm registry reachable?)"
-[ -x node_modules/.bin/bun ] || die "node_modules/.bin/bun is missing after npm install"
+# Bun's package puts its binary in place from a postinstall script; an npm that blocks install
+# scripts (npm 12 does, but for those package.json's allowScripts names) leaves a placeholder.
+node_modules/.bin/bun --version >/dev/null 2>&1 \
+  || die "node_modules/.bin/bun does not run after npm install (did npm skip Bun's postinstall script? see allowScripts in package.json)"
 
 if command -v apt-get >/dev/null; then
   # mkfs and quota tools for volume size limits on XFS; not needed for the rest.

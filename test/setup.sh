@@ -2,7 +2,7 @@
 # Run by `npm test` first (pretest): what the tests need on a fresh machine, installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund >/dev/null
+node_modules/.bin/bun --version >/dev/null 2>&1 || npm ci --no-audit --no-fund >/dev/null
 [ "$(id -u)" -eq 0 ] || exit 0 # the tests that need root say so themselves
 command -v apt-get >/dev/null || exit 0
 # Each package is named, with why it is needed, before anything is installed (README, "Test").
