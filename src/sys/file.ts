@@ -86,7 +86,8 @@ export function writeAllAt(fd: number, bytes: Uint8Array, position: number, what
     const rest = done === 0 ? bytes : bytes.subarray(done);
     const n = retry(() => Number(libc.pwrite(fd, rest, rest.length, position + done)));
     // A regular file never takes nothing; were it to, failing beats looping.
-    if (n <= 0) throw new SysError(what(), n < 0 ? errno() : Errno.EIO);
+    if (n < 0) throw failed(what);
+    if (n === 0) throw new SysError(what(), Errno.EIO);
     done += n;
   }
 }

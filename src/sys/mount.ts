@@ -5,7 +5,7 @@
 import { relative } from "../path.ts";
 import { ptr as ptrOf } from "bun:ffi";
 import { AT } from "./openat2.ts";
-import { libc, check, cstr, Errno, errno, failed, SysError } from "./libc.ts";
+import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 
 /** A mount as containerd describes it and `ctr snapshots mounts` prints it. */
 export interface Mount {
@@ -97,7 +97,8 @@ function makeReadOnly(target: string, recursive: boolean, what: string): void {
     const attr = new BigUint64Array([BigInt(MOUNT_ATTR_RDONLY), 0n, 0n, 0n]);
     const r = sys(SYS_mount_setattr, AT.FDCWD, cstr(target), AT.RECURSIVE, Buffer.from(attr.buffer), 32);
     if (r === 0) return;
-    if (errno() !== Errno.ENOSYS) throw failed(what);
+    const e = errno();
+    if (e !== Errno.ENOSYS) throw new SysError(what, e);
   }
   check(libc.mount(null, cstr(target), null, MS_REMOUNT | MS_BIND | MS_RDONLY, null), what);
 }
@@ -134,7 +135,8 @@ function mountOverlayLong(m: Mount, data: string[], flags: number, target: strin
         libc.close(fd);
       }
     }
-    if (errno() !== Errno.ENOSYS) throw failed(what);
+    const e = errno();
+    if (e !== Errno.ENOSYS) throw new SysError(what, e);
   }
   mountOverlayRelative(m, data, flags, target, what);
 }
