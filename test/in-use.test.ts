@@ -230,6 +230,24 @@ describe("overlay: mounted through the relative-path fallback (options longer th
   });
 });
 
+describe("an overlay with data-only layers (lowerdir=A::B) elsewhere on the host", () => {
+  test.skipIf(!root)("takes nothing of stor's out of use: rm of a snapshot and a volume it does not use succeed", () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "overlay", "prepare", "free"]);
+    r.ok(["volume", "create", "free"]);
+    const [lower, data, upper, work, target] = ["lower", "data", "upper", "work", "target"].map((d) => r!.dir(d));
+    must(`mount -t overlay overlay ${target} -o lowerdir=${lower}::${data},upperdir=${upper},workdir=${work}`);
+    try {
+      const line = readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" ")[4] === target)!;
+      expect(line).toContain(`lowerdir=${lower}::${data}`); // the kernel shows the data-only layer so
+      expect(r.ok(["volume", "rm", "free"])).toBe("free\n");
+      r.ok(["snapshot", "-s", "overlay", "rm", "free"]);
+    } finally {
+      must(`umount ${target}`);
+    }
+  });
+});
+
 describe("a mounted volume", () => {
   test.skipIf(!root)("rm and prune leave a volume whose data is mounted elsewhere; rm says where", () => {
     r = new TestRoot();

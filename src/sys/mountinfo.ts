@@ -117,8 +117,9 @@ function escapedLayers(s: string, list: boolean): string[] {
 }
 
 /**
- * The directories an overlay mount is made of (lower, upper, work), from its super options. Read
- * with string operations: a command that checks what is mounted would compile the RegExps anew.
+ * The directories an overlay mount is made of (lower, upper, work), from its super options. An
+ * empty entry names none: `lowerdir=A::B` marks B as a data-only layer, not a layer "" between.
+ * Read with string operations: a command that checks what is mounted would compile the RegExps anew.
  */
 export function overlayLayers(superOptions: string): string[] {
   const out: string[] = [];
@@ -127,8 +128,7 @@ export function overlayLayers(superOptions: string): string[] {
       if (!option.startsWith(name)) continue;
       // The kernel's octal escapes first: a backslash the user gave is written `\134`.
       const value = unescapeOctal(option.slice(name.length));
-      if (escaped) out.push(...escapedLayers(value, list));
-      else out.push(value);
+      for (const layer of escaped ? escapedLayers(value, list) : [value]) if (layer !== "") out.push(layer);
       break;
     }
   }
@@ -177,7 +177,7 @@ const resolvedLayers = new WeakMap<MountInfo[], Map<string, string>>();
  */
 function relativeLayerMayBeIn(layer: string, path: string): boolean {
   const parts = layer.split("/").filter((p) => p !== "");
-  if (parts.length === 0 || parts[0] === "." || parts.includes("..")) return true;
+  if (parts[0] === "." || parts.includes("..")) return true;
   const tree = path.split("/").filter((p) => p !== "");
   for (let k = 1; k <= Math.min(parts.length, tree.length); k++) {
     let same = true;

@@ -30,7 +30,8 @@ const reference = {
         out.push(...values.map((v) => v.replace(/\\([\s\S]?)/g, "$1")));
       }
     }
-    return out;
+    // An empty entry is no layer: `lowerdir=A::B` marks B as data-only.
+    return out.filter((layer) => layer !== "");
   },
 };
 
@@ -120,6 +121,14 @@ test("mayMention never says no of a tree that a mount uses (200,000 random names
   expect(seen.size).toBeGreaterThan(150_000);
   expect(used).toBeGreaterThan(20_000);
   expect(skipped).toBeGreaterThan(20_000);
+});
+
+test("an overlay with data-only layers (lowerdir=A::B) uses A and B, and no other tree", () => {
+  const line = "50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=/o/l::/o/d,upperdir=/o/u,workdir=/o/w\n";
+  expect(overlayLayers(parseMountInfo(line)[0]!.superOptions)).toEqual(["/o/l", "/o/d", "/o/u", "/o/w"]);
+  expect(mountsUsing("/o/d", parseMountInfo(line)).length).toBe(1);
+  for (const tree of ["/r/snapshots/7", "/r/volumes/v1"]) expect([tree, mountsUsing(tree, parseMountInfo(line))]).toEqual([tree, []]);
+  expect(mayMention(line, "/r/volumes/v1")).toBe(true); // parsed, then found unused
 });
 
 test("an overlay's relative layers (the fallback for long options) make the trees they may name in use", () => {
