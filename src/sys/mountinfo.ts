@@ -1,6 +1,6 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
 import { Errno, SysError } from "./libc.ts";
-import { readText, realPath } from "./pathCalls.ts";
+import { isSymlink, readText, realPath } from "./pathCalls.ts";
 import { join, relative } from "../path.ts";
 
 /** One line of mountinfo. */
@@ -102,6 +102,9 @@ const LAYER_OPTIONS: readonly [name: string, escaped: boolean, list: boolean][] 
  * layer.
  */
 function escapedLayers(s: string, list: boolean): string[] {
+  // Without a backslash nothing is escaped: every colon cuts. (Most options: a busy host's
+  // overlays hold thousands of characters, which the loop below reads one at a time.)
+  if (!s.includes("\\")) return list ? s.split(":") : [s];
   const out: string[] = [];
   let layer = "";
   for (let i = 0; i < s.length; i++) {
@@ -165,7 +168,7 @@ export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[]
 }
 
 /** The real paths of the overlay layers of a mountinfo list, as {@link realLayer} found them. */
-const resolvedLayers = new WeakMap<MountInfo[], Map<string, string>>();
+const resolvedLayers = new WeakMap<MountInfo[], Map<string, string | null>>();
 
 /**
  * Whether a relative overlay layer may lie in the tree at `path` (a real path). overlayfs shows a
@@ -190,18 +193,43 @@ function relativeLayerMayBeIn(layer: string, path: string): boolean {
 /**
  * An overlay layer's real path: overlayfs shows the path it was given, which may go through a
  * symlink (a root given as one, a link to a snapshot's directory). A layer gone since is its path.
+ * Layers share most of their directories (`…/snapshots/N/fs`), so each directory on the way is
+ * looked at once for the list (one lstat), not once a layer in a realpath(3) of its own: with
+ * 1,200 layers mounted, that took every rm 10 ms.
  */
-function realLayer(layer: string, resolved: Map<string, string>): string {
-  let real = resolved.get(layer);
-  if (real === undefined) {
+function realLayer(layer: string, resolved: Map<string, string | null>): string {
+  // A path that is not plain (`.`, `..`, `//`) goes to realpath(3) whole.
+  const plain = !layer.includes("//") && !layer.includes("/./") && !layer.includes("/../") && !layer.endsWith("/.") && !layer.endsWith("/..");
+  return (plain ? realPrefix(layer, resolved) : wholeRealPath(layer)) ?? layer;
+}
+
+/** The real path of plain absolute path `p`, its parent's from `resolved`; null when gone. */
+function realPrefix(p: string, resolved: Map<string, string | null>): string | null {
+  let real = resolved.get(p);
+  if (real !== undefined) return real;
+  const slash = p.lastIndexOf("/");
+  const parent = slash === 0 ? "" : realPrefix(p.slice(0, slash), resolved);
+  if (parent === null) real = null;
+  else {
+    const here = `${parent}/${p.slice(slash + 1)}`;
+    let link;
     try {
-      real = realPath(layer);
+      link = isSymlink(here);
     } catch {
-      real = layer;
+      link = true; // no answer here (EACCES…): realpath(3)'s, or the layer as given
     }
-    resolved.set(layer, real);
+    real = link === undefined ? null : link ? wholeRealPath(here) : here;
   }
+  resolved.set(p, real);
   return real;
+}
+
+function wholeRealPath(p: string): string | null {
+  try {
+    return realPath(p);
+  } catch {
+    return null;
+  }
 }
 
 /**

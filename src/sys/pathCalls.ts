@@ -376,6 +376,20 @@ export function symlinkPath(target: Uint8Array, path: string | Uint8Array): void
   symlinkAt(target, AT.FDCWD, path, () => `symlink ${showPath(path)}`);
 }
 
+const ONE_BYTE = new Uint8Array(1);
+
+/**
+ * Whether `path` is a symlink (itself, not followed); undefined when nothing is there, or
+ * something on the way is no directory. One readlink(2), where a stat would also make a result.
+ */
+export function isSymlink(path: string): boolean | undefined {
+  if (Number(libc.readlink(cstr(path), ONE_BYTE, 1)) >= 0) return true;
+  const e = errno();
+  if (e === Errno.EINVAL) return false;
+  if (e === Errno.ENOENT || e === Errno.ENOTDIR) return undefined;
+  throw new SysError(`readlink ${path}`, e);
+}
+
 /** The target of symlink `path`, as bytes. */
 export function readLink(path: string | Uint8Array): Uint8Array {
   for (let size = 256; ; size *= 2) {

@@ -4,6 +4,9 @@
  * the characters that matter.
  */
 import { expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { mayMention, mountsUsing, overlayLayers, parseMountInfo, unescapeOctal } from "../../src/sys/mountinfo.ts";
 import { Rng } from "../fuzz/tarModel.ts";
 
@@ -146,5 +149,32 @@ test("an overlay's relative layers (the fallback for long options) make the tree
   for (const layer of ["../x/fs", ".", "./fs"]) {
     const m = parseMountInfo(`50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=${layer},upperdir=/u/up,workdir=/u/work\n`);
     expect([layer, mountsUsing("/anywhere/9", m).length]).toEqual([layer, 1]);
+  }
+});
+
+test("an overlay layer through a symlink anywhere on its way, or not plain, is found in the tree it resolves into", () => {
+  const dir = mkdtempSync(join(tmpdir(), "stor-mountinfo-"));
+  try {
+    const tree = join(dir, "real/snapshots/7");
+    mkdirSync(join(tree, "fs/sub"), { recursive: true });
+    mkdirSync(join(dir, "real/x"));
+    mkdirSync(join(dir, "other/8/fs"), { recursive: true });
+    symlinkSync(join(dir, "real"), join(dir, "alias")); // an ancestor given as a link
+    symlinkSync(join(tree, "fs"), join(dir, "direct")); // a link to a directory in the tree
+    symlinkSync("snapshots/7", join(dir, "real/rel")); // a relative link
+    const layers = [`${dir}/alias/snapshots/7/fs`, `${dir}/direct/sub`, `${dir}/real/rel/fs`, `${dir}/real/x/../snapshots/7/fs`, `${dir}/alias/snapshots/7`];
+    for (const layer of layers) {
+      const mounts = parseMountInfo(`50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=${dir}/other/8/fs:${layer},upperdir=/u/up,workdir=/u/work\n`);
+      expect([layer, mountsUsing(tree, mounts).length]).toEqual([layer, 1]);
+      expect([layer, mountsUsing(join(dir, "other/9"), mounts)]).toEqual([layer, []]);
+    }
+    // Many layers share their directories: one list, each asked of twice, answers the same.
+    const all = parseMountInfo(layers.map((l, i) => `5${i} 1 0:6${i} / /mnt/t${i} rw - overlay overlay rw,lowerdir=${l},upperdir=/u/up,workdir=/u/work\n`).join(""));
+    expect(mountsUsing(tree, all).length).toBe(layers.length);
+    expect(mountsUsing(tree, all).length).toBe(layers.length);
+    // A layer gone since is its path as given.
+    expect(mountsUsing(join(dir, "gone"), parseMountInfo(`50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=${dir}/gone/fs\n`)).length).toBe(1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
