@@ -162,7 +162,7 @@ test("an overlay layer through a symlink anywhere on its way, or not plain, is f
     symlinkSync(join(dir, "real"), join(dir, "alias")); // an ancestor given as a link
     symlinkSync(join(tree, "fs"), join(dir, "direct")); // a link to a directory in the tree
     symlinkSync("snapshots/7", join(dir, "real/rel")); // a relative link
-    const layers = [`${dir}/alias/snapshots/7/fs`, `${dir}/direct/sub`, `${dir}/real/rel/fs`, `${dir}/real/x/../snapshots/7/fs`, `${dir}/alias/snapshots/7`];
+    const layers = [`${dir}/alias/snapshots/7/fs`, `${dir}/direct/sub`, `${dir}/real/rel/fs`, `${dir}/real/x/../snapshots/7/fs`, `${dir}/alias/snapshots/7`, `${dir}/alias/snapshots/7/`];
     for (const layer of layers) {
       const mounts = parseMountInfo(`50 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=${dir}/other/8/fs:${layer},upperdir=/u/up,workdir=/u/work\n`);
       expect([layer, mountsUsing(tree, mounts).length]).toEqual([layer, 1]);
