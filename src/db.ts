@@ -84,10 +84,13 @@ function openForReading(path: string, migrations: readonly string[]): Database {
     if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
       db = new Database(path, { readwrite: true, create: false, strict: true });
       queryOnly = true;
+      queryOnlyConnections.add(db);
     } else if (pathExists(`${path}-shm`)) {
       db = new Database(path, { readonly: true, strict: true });
+      readOnlyConnections.add(db);
     } else {
       db = new Database(`file:${path.replace(/[%?#]/g, encodeURIComponent)}?immutable=1`, SQLITE.SQLITE_OPEN_READONLY | SQLITE.SQLITE_OPEN_URI);
+      readOnlyConnections.add(db);
     }
   } catch (err) {
     throw new StorError(`open ${path}`, (err as Error).message);
@@ -133,6 +136,28 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
       } else db.run("ROLLBACK");
     }
     throw err;
+  }
+}
+
+/** Connections {@link openForReading} made read-write with `query_only`, and those it made read-only. */
+const queryOnlyConnections = new WeakSet<Database>();
+const readOnlyConnections = new WeakSet<Database>();
+
+/**
+ * Runs `fn` holding `db`'s write lock without writing, on a connection opened to read or to
+ * write: a writer that checks something under the lock (rm, what is mounted) then sees what `fn`
+ * did, or did its own work first. A connection opened to read is query-only, which refuses the
+ * lock, so that is lifted meanwhile. A read-only one has no writer to wait for (its filesystem
+ * cannot be written): a read transaction does there.
+ */
+export function underWriteLock<T>(db: Database, fn: () => T): T {
+  if (readOnlyConnections.has(db)) return inTransaction(db, "read", fn);
+  const lift = queryOnlyConnections.has(db);
+  if (lift) db.run("PRAGMA query_only = 0");
+  try {
+    return inTransaction(db, "write", fn);
+  } finally {
+    if (lift) db.run("PRAGMA query_only = 1");
   }
 }
 

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { Database } from "bun:sqlite";
 import { STOR, TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
 
 const CI = process.env.CI === "true";
@@ -244,6 +245,31 @@ describe("an overlay with data-only layers (lowerdir=A::B) elsewhere on the host
       r.ok(["snapshot", "-s", "overlay", "rm", "free"]);
     } finally {
       must(`umount ${target}`);
+    }
+  });
+});
+
+describe("stor mount against a concurrent rm", () => {
+  test.skipIf(!root)("mounts under the store's write lock: a snapshot removed while it waited is not mounted (exit 3)", async () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "native", "prepare", "m"]);
+    const target = r.dir("target");
+    // Another writer holds the lock, as rm does from its check of what is mounted to its delete.
+    const db = new Database(join(r.path, "snapshots/native/metadata.db"));
+    db.run("BEGIN IMMEDIATE");
+    const proc = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", "native", "mount", "m", target], { stdout: "pipe", stderr: "pipe" });
+    try {
+      await Bun.sleep(400);
+      expect([proc.exitCode, mountPoints().includes(target)]).toEqual([null, false]); // waiting, nothing mounted
+      db.run("DELETE FROM snapshots WHERE key = 'm'");
+      db.run("COMMIT");
+      expect(await proc.exited).toBe(3);
+      expect(await new Response(proc.stderr).text()).toBe('stor: snapshot "m": not found\n');
+      expect(mountPoints()).not.toContain(target);
+    } finally {
+      proc.kill();
+      db.close();
+      if (mountPoints().includes(target)) must(`umount ${target}`);
     }
   });
 });

@@ -1,5 +1,5 @@
 /** `stor mount KEY TARGET` and `stor unmount TARGET`. */
-import { mountAll, unmountAll } from "../mounting.ts";
+import { unmountAll } from "../mounting.ts";
 import { openSnapshots } from "../services.ts";
 import { Group, type Context } from "./command.ts";
 
@@ -11,10 +11,10 @@ export function mountGroup(ctx: Context): Group {
     .usesSnapshotter()
     .example("stor mount work /mnt/work")
     .action(async (key: string, target: string) => {
-      // Only read: mounting changes no metadata, and a missing root or key creates nothing.
+      // Opened to read: mounting changes no metadata, and a missing root or key creates nothing.
       const service = await openSnapshots(ctx.config(), { access: "read", snapshotter: ctx.snapshotter });
       try {
-        mountAll(service.mounts(key), target, `snapshot "${key}"`);
+        service.mount(key, target);
       } finally {
         service.release();
       }

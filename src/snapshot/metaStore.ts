@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
-import { inTransaction, openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { inTransaction, openDatabase, releaseDatabase, underWriteLock, type Access } from "../db.ts";
 import { stringMap } from "../stringMap.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
@@ -58,6 +58,11 @@ export class MetaStore {
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
   write<T>(fn: () => T): T {
     return inTransaction(this.#db, "write", fn);
+  }
+
+  /** Runs `fn` holding the write lock without writing, whichever way the store was opened (see underWriteLock). */
+  locked<T>(fn: () => T): T {
+    return underWriteLock(this.#db, fn);
   }
 
   /** Runs `fn` in a read transaction: one consistent view of the database. */

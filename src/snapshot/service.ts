@@ -16,6 +16,7 @@ import { removeTree } from "../fs/removeTree.ts";
 import { failpoint } from "../failpoint.ts";
 import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
+import { mountAll } from "../mounting.ts";
 import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath, makeLockedTempDir } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
@@ -205,11 +206,23 @@ export class SnapshotService {
   /** The mounts of active or view snapshot `key`. */
   mounts(key: string): Mount[] {
     validateKey(key);
-    return this.#store.read(() => {
-      const s = this.#get(key);
-      if (s.kind === "committed") throw new PreconditionError(snap(key), "is committed, not active or view");
-      return this.snapshotter.mounts(this.#dirsOf(s));
-    });
+    return this.#store.read(() => this.#mountsOf(key));
+  }
+
+  /**
+   * Mounts `key` on `target` (see mountAll), holding the store's write lock: rm checks what is
+   * mounted under the same lock, so it either sees this mount or has removed `key` before this
+   * looks it up. Opened to read, the store is only locked: nothing is written or made.
+   */
+  mount(key: string, target: string): void {
+    validateKey(key);
+    this.#store.locked(() => mountAll(this.#mountsOf(key), target, snap(key)));
+  }
+
+  #mountsOf(key: string): Mount[] {
+    const s = this.#get(key);
+    if (s.kind === "committed") throw new PreconditionError(snap(key), "is committed, not active or view");
+    return this.snapshotter.mounts(this.#dirsOf(s));
   }
 
   /**
