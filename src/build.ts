@@ -51,6 +51,7 @@ const RECORDED: readonly (readonly string[])[] = [
 
 /** Builds dist/stor, its bytecode laid out by the profiles `order` names (none: as compiled). */
 async function build(order: string[]): Promise<void> {
+  let leaned = false;
   const result = await Bun.build({
     entrypoints: [new URL("main.ts", import.meta.url).pathname],
     compile: {
@@ -70,13 +71,18 @@ async function build(order: string[]): Promise<void> {
       {
         name: "lean cac",
         setup(build) {
-          build.onLoad({ filter: CAC_SOURCE_PATH }, ({ path }) => ({ contents: leanCac(readFileSync(path, "utf8")), loader: "js" }));
+          build.onLoad({ filter: CAC_SOURCE_PATH }, ({ path }) => {
+            leaned = true;
+            return { contents: leanCac(readFileSync(path, "utf8")), loader: "js" };
+          });
         },
       },
     ],
   });
   // Bun.build throws on a failed build: the scratch directory is removed on the way out.
   if (!result.success) throw new Error(`build failed: ${result.logs.join("\n")}`);
+  // A cac whose file moved would be compiled as published, RegExps and node:events and all.
+  if (!leaned) throw new Error(`build: no file of cac matched ${CAC_SOURCE_PATH} (has cac changed?)`);
 }
 
 /**
