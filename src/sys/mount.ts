@@ -51,7 +51,8 @@ export function parseOptions(options: readonly string[]): { flags: number; data:
   let flags = 0;
   const data: string[] = [];
   for (const o of options) {
-    const f = FLAGS[o];
+    // The table's own words only: `constructor` or `__proto__` is data, for the filesystem to refuse.
+    const f = Object.hasOwn(FLAGS, o) ? FLAGS[o] : undefined;
     if (f) flags = (flags | f[0]) & ~f[1];
     else data.push(o);
   }
