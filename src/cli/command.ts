@@ -121,7 +121,8 @@ export class CommandDef {
 
   /** `spelling` is the name and positionals (`prepare <key> [parent]`); `description` is one or two sentences. */
   constructor(
-    spelling: string,
+    /** As declared: the form cac reads too. */
+    readonly spelling: string,
     readonly description: string,
   ) {
     const [name, ...args] = spelling.split(" ");
@@ -158,7 +159,7 @@ export class CommandDef {
     const options: OptionDef[] = [];
     for (const [spelling, description, extra] of this.#declared) {
       const o = { ...parseOptionSpelling(spelling), spelling, description, default: extra.default, repeat: extra.repeat ?? false };
-      if (o.repeat && !o.value) throw new Error(`bad option spelling ${spelling}: a repeatable option takes a value`);
+      if (o.repeat && (!o.value || o.value.optional)) throw new Error(`bad option spelling ${spelling}: a repeatable option takes a value, <required>`);
       options.push(o);
     }
     return (this.#options = options);
@@ -338,9 +339,7 @@ export function parseCommand(cmd: CommandDef, words: readonly string[], usage: s
  */
 function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly string[]): { values: OptionValues; options: Record<string, unknown> } {
   const cli = cac("stor");
-  let spelling = cmd.name;
-  for (const a of cmd.args) spelling += a.required ? ` <${a.variadic ? "..." : ""}${a.name}>` : ` [${a.variadic ? "..." : ""}${a.name}]`;
-  const command: CacCommand = cli.command(spelling);
+  const command: CacCommand = cli.command(cmd.spelling);
   for (const o of used) command.option(o.spelling, o.description);
   const { args, options } = cli.parse(["", "", cmd.name, ...words], { run: false });
   if (cli.matchedCommand !== command || args.length !== 0) throw new Error(`cac read ${cmd.name} ${words.join(" ")} as ${args.join(" ")}`);
@@ -352,7 +351,7 @@ function cacParse(cmd: CommandDef, used: ReadonlySet<OptionDef>, words: readonly
     if (raw === undefined) continue;
     const all: (string | true)[] = [];
     for (const v of Array.isArray(raw) ? raw : [raw]) all.push(typeof v === "string" && v.startsWith(VERBATIM) ? v.slice(1) : v === true ? true : String(v));
-    values[o.key] = o.repeat ? (all as string[]) : all[all.length - 1]; // a repeatable option takes a value
+    values[o.key] = o.repeat ? (all as string[]) : all[all.length - 1]; // a repeatable option's values are never `true` (see options)
   }
   return { values, options };
 }

@@ -76,17 +76,10 @@ function significant(digits: string): string {
 }
 
 /**
- * Orders names as docker does: runs of digits by their value (`v2` before `v10`). Without
- * RegExps: a sort of 10,000 names compares 130,000 times.
- */
-export function naturalCompare(a: string, b: string): number {
-  return compareRuns(runs(a), runs(b));
-}
-
-/**
- * `items` ordered by their names as {@link naturalCompare} orders them, each name cut into runs
- * once rather than at every comparison: in a short command the cutting runs in the interpreter,
- * and a list of 100 volumes spent 2 ms on it.
+ * `items` ordered by their names as docker orders them: runs of digits by their value (`v2`
+ * before `v10`), fewer leading zeros first, the rest as text. Each name is cut into runs once,
+ * not at every comparison (a sort of 10,000 names compares 130,000 times): in a short command the
+ * cutting runs in the interpreter, and a list of 100 volumes spent 2 ms on it.
  */
 export function byNaturalName<T>(items: readonly T[], name: (item: T) => string): T[] {
   const keyed: { item: T; runs: string[] }[] = [];
@@ -97,6 +90,7 @@ export function byNaturalName<T>(items: readonly T[], name: (item: T) => string)
   return out;
 }
 
+/** Two names cut into runs, compared in docker's order. Without RegExps. */
 function compareRuns(x: readonly string[], y: readonly string[]): number {
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const p = x[i]!;

@@ -108,9 +108,12 @@ describe("an option's spelling", () => {
   );
 });
 
-test("a repeatable option without a value is a mistake; an option declared after the first read is read too", () => {
+test("a repeatable option without a required value is a mistake; an option declared after the first read is read too", () => {
   const c = new CommandDef("x", "x").option("-f, --force", "d", { repeat: true });
   expect(() => c.options).toThrow("bad option spelling -f, --force: a repeatable option takes a value");
+  // An optional value would give `true` for a bare one, which has no place in a list of values.
+  const o = new CommandDef("x", "x").option("--tag [t]", "d", { repeat: true });
+  expect(() => o.options).toThrow("bad option spelling --tag [t]: a repeatable option takes a value, <required>");
   const d = new CommandDef("y", "y").option("-a", "d");
   expect(d.options.map((o) => o.short)).toEqual(["a"]);
   d.option("-b", "d");
