@@ -54,15 +54,13 @@ export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
  * `flags` go to the open (O.NOATIME: a read-ahead that leaves the directory's atime as it was).
  */
 export function listDirBytes(path: string | Uint8Array, follow = true, flags = 0): RawDirEntry[] {
-  return withDir(
+  return reading(
     path,
-    (fd) => {
+    (read) => {
       const entries: RawDirEntry[] = [];
       const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
       const view = new DataView(buf.buffer);
-      for (;;) {
-        const n = check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${showPath(path)}`);
-        if (n === 0) return entries;
+      for (let n = read(buf); n > 0; n = read(buf)) {
         for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
           const start = at + D_NAME_OFFSET;
           if (isDotEntry(buf, start)) continue;
@@ -72,6 +70,7 @@ export function listDirBytes(path: string | Uint8Array, follow = true, flags = 0
           entries.push({ name, isDirectory: type === DT_UNKNOWN ? undefined : type === DT_DIR, ino });
         }
       }
+      return entries;
     },
     (follow ? 0 : O.NOFOLLOW) | flags,
   );
@@ -125,7 +124,10 @@ export function withDir<T>(path: string | Uint8Array, fn: (fd: number) => T, fla
   }
 }
 
-/** Runs `fn` with a reader of directory `dir` (getdents64 into the buffer given; 0 at the end). */
-function reading<T>(dir: string, fn: (read: (buf: Uint8Array) => number) => T): T {
-  return withDir(dir, (fd) => fn((buf) => check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${dir}`)));
+/**
+ * Runs `fn` with a reader of directory `dir` (getdents64 into the buffer given; 0 at the end),
+ * opened with `flags` more.
+ */
+function reading<T>(dir: string | Uint8Array, fn: (read: (buf: Uint8Array) => number) => T, flags = 0): T {
+  return withDir(dir, (fd) => fn((buf) => check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${showPath(dir)}`)), flags);
 }
