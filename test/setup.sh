@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node_modules/.bin/bun --version >/dev/null 2>&1 || npm ci --no-audit --no-fund >/dev/null
+node_modules/.bin/bun --version >/dev/null 2>&1 || { echo "test/setup.sh: node_modules/.bin/bun does not run after npm ci (did npm skip Bun's postinstall script? see allowScripts in package.json)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || exit 0 # the tests that need root say so themselves
 command -v apt-get >/dev/null || exit 0
 # Each package is named, with why it is needed, before anything is installed (README, "Test").
