@@ -165,14 +165,16 @@ async function main(): Promise<number> {
   });
   ctx.config = join(ctx.work, "stor.ini");
   writeFileSync(ctx.config, "");
-  // stor and ctr run from fresh copies, so neither starts with the other's page-cache state (see freshCopy).
+  // stor and ctr run from fresh copies, so neither starts with the other's page-cache state (see
+  // freshCopy); made again before each section, as a section may drop the caches (copy, layers).
   const bin = join(ctx.work, "bin");
-  ctx.stor = freshCopy(bin, storBin);
-  const ctrBin = findBin("ctr");
-  if (ctrBin) {
-    freshCopy(bin, ctrBin);
-    process.env.PATH = `${bin}:${process.env.PATH}`;
-  }
+  const ctrBin = findBin("ctr"); // the installed one, found before PATH names the copy
+  const freshBinaries = () => {
+    ctx.stor = freshCopy(bin, storBin);
+    if (ctrBin) freshCopy(bin, ctrBin);
+  };
+  freshBinaries();
+  if (ctrBin) process.env.PATH = `${bin}:${process.env.PATH}`;
 
   const started = performance.now();
   console.log(`stor benchmark — ${new Date().toISOString()}${ctx.quick ? " (quick)" : ""}`);
@@ -205,8 +207,9 @@ async function main(): Promise<number> {
   try {
     for (const [name, fn] of sections) {
       if (!opts.only.has(name)) continue;
-      // What the section before left dirty is written out first: a latency section after the copy
-      // section otherwise measured fsyncs queued behind hundreds of MiB of writeback.
+      freshBinaries();
+      // What the section before left dirty is written out first (the copies too): a latency section
+      // after the copy section otherwise measured fsyncs queued behind hundreds of MiB of writeback.
       shell("sync");
       await Bun.sleep(2000);
       console.log(`\n(section ${name} starts: ${loadLine()})`);

@@ -3,11 +3,11 @@
  * its work directory, and stopped by it (or by its clean-up, however it ends): containerd (for
  * `ctr snapshots`) and dockerd (for `docker volume`).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Containerd } from "../containerd.ts";
 import { connectable, Daemon } from "../daemon.ts";
-import { atCleanup, unmountBelow } from "./system.ts";
+import { atCleanup, findBin, unmountBelow } from "./system.ts";
 
 /**
  * Waits for a daemon the benchmark just spawned until `ready()` holds, asking every 5 ms so that
@@ -40,6 +40,13 @@ async function ping(socket: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The docker CLI to drive dockerd with: Debian's, which matches its daemon (a newer one on PATH would negotiate down). */
+export function dockerClient(): string {
+  const cli = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : findBin("docker");
+  if (!cli) throw new Error("docker CLI not found");
+  return cli;
 }
 
 export interface DockerDirs {

@@ -10,9 +10,10 @@
  *   BEGIN IMMEDIATE, the row inserted, the rename, an fsync of the parent directory, COMMIT (the
  *   WAL's fsync, and its directory's), and _exit.
  * - remove: a crash-safe remove of what create made, as stor's rm must do it: BEGIN IMMEDIATE,
- *   the row looked up, /proc/self/mountinfo read for a mount of its directory (stor refuses to
- *   remove a mounted snapshot), the row deleted, COMMIT, then the directory removed (its two empty
- *   subdirectories and itself: a directory left by a crash after COMMIT is cleanup's), and _exit.
+ *   the row looked up, its children asked for (a parent is not removed from under them),
+ *   /proc/self/mountinfo read for a mount of its directory (stor refuses to remove a mounted
+ *   snapshot), the row deleted, COMMIT, then the directory removed (its two empty subdirectories
+ *   and itself: a directory left by a crash after COMMIT is cleanup's), and _exit.
  */
 import { Database } from "bun:sqlite";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -97,7 +98,9 @@ export function createFloor(dir: string, name: string, subdirs: readonly string[
   mkdirSync(join(store, "items"), { recursive: true });
   const db = new Database(join(store, "metadata.db"), { create: true });
   db.run("PRAGMA journal_mode = WAL");
-  db.run("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, created TEXT NOT NULL)");
+  // A parent column, as snapshots have, for the rm floor's check of children.
+  db.run("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, parent INTEGER REFERENCES items (id), created TEXT NOT NULL)");
+  db.run("CREATE INDEX items_parent ON items (parent)");
   db.close();
   const bin = compile(
     dir,
@@ -141,11 +144,13 @@ export function removeFloor(dir: string, name: string): Floor {
     )}db.run("BEGIN IMMEDIATE");
 const row = db.query("SELECT id FROM items WHERE key = ?").get(key) as { id: number } | null;
 if (!row) throw new Error("not found");
+if (db.query("SELECT 1 FROM items WHERE parent = ? LIMIT 1").get(row.id)) throw new Error("has children");
 const path = items + "/" + row.id;
 const fd = ok(libc.open(c("/proc/self/mountinfo"), 0, 0), "open mountinfo");
 const buf = new Uint8Array(65536);
+const decoder = new TextDecoder();
 let text = "";
-for (let n; (n = ok(libc.read(fd, buf, buf.length), "read")) > 0; ) text += new TextDecoder().decode(buf.subarray(0, n));
+for (let n; (n = ok(libc.read(fd, buf, buf.length), "read")) > 0; ) text += decoder.decode(buf.subarray(0, n), { stream: true });
 libc.close(fd);
 if (text.includes(" " + path + " ") || text.includes(path + "/")) throw new Error("mounted");
 db.run("DELETE FROM items WHERE id = ?", [row.id]);

@@ -25,8 +25,8 @@ export function issue13Table(): void {
   const rows = [["row", "before (c5b84b5)", "now", "target", "verdict"]];
   const startup = find("snapshots", "start-up: --version");
   rows.push(["start-up (stor --version / ctr -v)", "0.98×", startup ? fmtRatio(ratioOf(startup)) : "—", "—", "info"]);
-  // The floors (floors.ts): what the runtime alone, and the least an info, a crash-safe prepare
-  // and a volume create must do, cost against ctr's and docker's.
+  // The floors (floors.ts): what the runtime alone, and the least an info, a crash-safe prepare,
+  // rm and volume create must do, cost against ctr's and docker's.
   for (const [what, label] of [
     ["Bun start-up (hello)", "floor: compiled Bun hello vs ctr --version"],
     ["minimal info program", "floor: minimal info (bun:sqlite, libc) vs ctr info"],

@@ -63,6 +63,14 @@ export function measure(ops: readonly Op[], tools: readonly [Tool, Tool], n: num
   return times;
 }
 
+/**
+ * Runs each of `steps` once for each i < n, each going first in turn: drift, and what a step
+ * leaves behind for the next (a daemon's GC after a delete), hit them all alike.
+ */
+export function rotated(n: number, steps: readonly ((i: number) => void)[]): void {
+  for (let i = 0; i < n; i++) for (let k = 0; k < steps.length; k++) steps[(i + k) % steps.length]!(i);
+}
+
 /** Makes the committed snapshot `base` with a few small files, through the tool's own mounts at `mnt`. */
 export function makeBase(tool: Tool, mnt: string): void {
   must(tool.argv(["prepare", "base-a"]));

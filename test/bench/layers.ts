@@ -15,7 +15,7 @@ import { stor, storArgv, storOk, type Ctx } from "./context.ts";
 import { startContainerd } from "./daemons.ts";
 import { must, shell } from "./proc.ts";
 import { figures, fmtBytes, fmtMs, fmtRatio, median, table } from "./stats.ts";
-import { dropCaches, ensurePackages, makeLoopFs, unmountBelow } from "./system.ts";
+import { dropCaches, ensurePackages, findBin, makeLoopFs, unmountBelow } from "./system.ts";
 import { generateTree, type TreeSpec } from "./tree.ts";
 
 const APPLY_TARGET = 1.1; // issue 13: apply, diffID included, within 10% of GNU tar -xf
@@ -234,7 +234,7 @@ async function compareUnpack(ctx: Ctx, disk: string, image: { file: string; topC
       try {
         must(["ctr", "-a", containerd.socket, "version"]);
         // The ctr that runs: the bench's fresh copy, found on PATH now (see freshCopy in system.ts).
-        settle(ctx, image.file, [Bun.which("ctr") ?? "/usr/bin/ctr"]);
+        settle(ctx, image.file, [findBin("ctr")!]);
         t.ctr.push(must(["ctr", "-a", containerd.socket, "-n", "bench", "images", "import", "--base-name", "bench", "--snapshotter", "overlayfs", image.file]).ms);
         const keys = must(["ctr", "-a", containerd.socket, "-n", "bench", "snapshots", "--snapshotter", "overlayfs", "ls"]).stdout;
         agree &&= keys.includes(image.topChainID);

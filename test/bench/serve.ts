@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { connectable, Daemon } from "../daemon.ts";
 import { storArgv, type Ctx } from "./context.ts";
-import { dockerDirs, started, startContainerd, startDockerdCompat } from "./daemons.ts";
+import { dockerClient, dockerDirs, started, startContainerd, startDockerdCompat } from "./daemons.ts";
 import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Op, type Tool } from "./latency.ts";
 import { must, run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
@@ -36,9 +36,7 @@ export async function serveSection(ctx: Ctx): Promise<void> {
   ]);
   const dockerdBin = findBin("dockerd");
   if (!dockerdBin) throw new Error("dockerd not found after installing docker.io");
-  // The Debian client matches the Debian daemon; another docker on PATH (newer) would negotiate down.
-  const dockerCli = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : findBin("docker");
-  if (!dockerCli) throw new Error("docker CLI not found");
+  const dockerCli = dockerClient();
 
   const dir = join(ctx.work, "serve");
   const root = join(dir, "stor");

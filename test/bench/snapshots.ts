@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Containerd } from "../containerd.ts";
 import { storArgv, type Ctx } from "./context.ts";
 import { createFloor, helloFloor, infoFloor, removeFloor } from "./floors.ts";
-import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Tool } from "./latency.ts";
+import { ctrTool, makeBase, measure, rotated, SNAPSHOT_OPS, type Tool } from "./latency.ts";
 import { must, parallel, runAsync } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 
@@ -57,7 +57,7 @@ export async function snapshotsSection(ctx: Ctx, containerd: Containerd): Promis
 
 /**
  * The floors under stor's figures (see floors.ts), timed interleaved with stor and ctr doing the
- * same: start-up, `snapshot info`, and `snapshot prepare` (a fresh key each run).
+ * same: start-up, `snapshot info`, `snapshot prepare` (a fresh key each run) and the `rm` of it.
  */
 function floors(ctx: Ctx, root: string, ctr: Tool): void {
   const dir = join(ctx.work, "floors");
@@ -65,7 +65,7 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
     hello: helloFloor(dir),
     "minimal info": infoFloor(dir, root),
     "minimal prepare": createFloor(dir, "prepare", ["fs", "work"], false),
-    "minimal rm": removeFloor(dir, "prepare"), // after the prepare of the same key, below
+    "minimal rm": removeFloor(dir, "prepare"),
     "stor --version": () => [ctx.stor, "--version"],
     "stor info": () => storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"]),
     "stor prepare": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "prepare", `floor-${i}`, "base"]),
@@ -76,7 +76,14 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
     "ctr rm": (i) => ctr.argv(["rm", `floor-${i}`]),
   };
   const times = Object.fromEntries(Object.keys(argv).map((k) => [k, [] as number[]]));
-  for (let i = 0; i < ctx.n; i++) for (const [k, a] of Object.entries(argv)) times[k]!.push(must(a(i)).ms);
+  // Each rm runs right after the prepare of its key; the groups take turns going first.
+  const groups = [["hello"], ["minimal info"], ["minimal prepare", "minimal rm"], ["stor --version"], ["stor info"], ["stor prepare", "stor rm"], ["ctr --version"], ["ctr info"], ["ctr prepare", "ctr rm"]];
+  rotated(
+    ctx.n,
+    groups.map((g) => (i: number) => {
+      for (const k of g) times[k]!.push(must(argv[k]!(i)).ms);
+    }),
+  );
   const m = Object.fromEntries(Object.entries(times).map(([k, t]) => [k, median(t)])) as Record<keyof typeof argv, number>;
   console.log(
     `\nfloors (compiled as stor is; N=${ctx.n} each, interleaved): Bun start-up (a program that prints a line) ${fmtMs(m.hello!)}; ` +

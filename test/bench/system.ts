@@ -3,6 +3,7 @@
  * device, mounts below the work directory, and the clean-up that runs however the run ends.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { must, run, shell } from "./proc.ts";
 
 // ---------------------------------------------------------------- clean-up
@@ -74,7 +75,7 @@ export function ensurePackages(wanted: readonly { pkg: string; bin: string }[]):
  */
 export function freshCopy(dir: string, path: string): string {
   mkdirSync(dir, { recursive: true });
-  const copy = `${dir}/${path.slice(path.lastIndexOf("/") + 1)}`;
+  const copy = join(dir, basename(path));
   // A new file whatever was there (so its mode is set), written through the page cache as a
   // build writes one: a reflinked copy would share the original's extents and read them cold.
   rmSync(copy, { force: true });

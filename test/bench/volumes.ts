@@ -3,11 +3,12 @@
  * latency of create, inspect, ls and rm; `ls` with many volumes; `stor restore` with many volumes
  * against dockerd's start-up with the same number.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { stor, storArgv, type Ctx } from "./context.ts";
-import { dockerApi, dockerDirs, startDockerdCompat, type Dockerd } from "./daemons.ts";
+import { dockerApi, dockerClient, dockerDirs, startDockerdCompat, type Dockerd } from "./daemons.ts";
 import { must, parallel, runAsync, type Run } from "./proc.ts";
+import { rotated } from "./latency.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
 import { ensurePackages, findBin, freshCopy } from "./system.ts";
 import { createFloor } from "./floors.ts";
@@ -32,10 +33,7 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
   ensurePackages([{ pkg: "docker.io", bin: "dockerd" }]);
   const dockerd = findBin("dockerd");
   if (!dockerd) throw new Error("dockerd not found after installing docker.io");
-  // The Debian client matches the Debian daemon; another docker on PATH (newer) would negotiate down.
-  const installed = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : findBin("docker");
-  if (!installed) throw new Error("docker CLI not found");
-  const dockerCli = freshCopy(join(ctx.work, "bin"), installed); // as stor's (see freshCopy)
+  const dockerCli = freshCopy(join(ctx.work, "bin"), dockerClient()); // as stor's (see freshCopy)
   const dirs = dockerDirs(join(ctx.work, "docker"));
   const cliEnv = { DOCKER_CONFIG: join(ctx.work, "docker-cli") };
   const docker = (args: readonly string[]) => [dockerCli, "-H", `unix://${dirs.socket}`, ...args];
@@ -75,8 +73,7 @@ export async function volumesSection(ctx: Ctx): Promise<void> {
     (i: number) => t.stor.push(must(storArgv(ctx, root, ["volume", "create", `floor-${i}`])).ms),
     (i: number) => t.docker.push(must(docker(["volume", "create", `floor-${i}`]), { env: cliEnv }).ms),
   ];
-  // Each goes first in turn, so drift hits all three alike.
-  for (let i = 0; i < ctx.n; i++) for (let k = 0; k < steps.length; k++) steps[(i + k) % steps.length]!(i);
+  rotated(ctx.n, steps);
   const [floorMs, storMs, dockerMs] = [median(t.floor), median(t.stor), median(t.docker)];
   console.log(
     `floor: a minimal crash-safe create ${fmtMs(floorMs)} (${fmtRatio(floorMs / dockerMs)} of docker's ${fmtMs(dockerMs)}); ` +
