@@ -6,8 +6,6 @@
  * not know of progress at all.
  */
 
-import { entriesDone } from "../jitPolicy.ts";
-
 /** Entries (files, directories, links…) and bytes of file data done so far in one operation. */
 export interface TreeCounts {
   entries: number;
@@ -28,7 +26,6 @@ export function observeTreeProgress(fn: ((p: TreeCounts) => void) | undefined): 
 export function treeCounter(): (bytes: number, entries?: number) => void {
   const counts: TreeCounts = { entries: 0, bytes: 0 };
   return (bytes, entries = 1) => {
-    entriesDone(entries);
     if (!observer) return;
     counts.entries += entries;
     counts.bytes += bytes;

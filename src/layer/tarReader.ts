@@ -7,7 +7,6 @@
  * corrupts binary xattrs such as security.capability) or reads sparse files; hence this one.
  */
 import { decodeName } from "../fileName.ts";
-import { entriesDone } from "../jitPolicy.ts";
 import { ByteStream } from "./byteStream.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { BLOCK, FIELD, MAX_SECONDS, XATTR_PREFIX, checksum, isUstar, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
@@ -109,7 +108,6 @@ export class TarReader {
    * archive. What is buffered is parsed without waiting.
    */
   async next(): Promise<TarHeader | undefined> {
-    entriesDone();
     const skipping = this.#skipRest();
     if (skipping) await skipping;
     this.#current = undefined;

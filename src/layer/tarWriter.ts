@@ -5,7 +5,6 @@
  * sorted by key. The same tree therefore always gives the same bytes, as containerd's writer does.
  */
 import { encodeName } from "../fileName.ts";
-import { entriesDone } from "../jitPolicy.ts";
 import { BLOCK, FIELD, TYPEFLAG, XATTR_PREFIX, checksum, paxRecord, writeOctal, type TarHeader } from "./tarFormat.ts";
 
 /** The two zero blocks that end an archive. */
@@ -20,7 +19,6 @@ export function padding(size: number): Uint8Array {
 
 /** The header blocks of one entry: a PAX header when needed, then the ustar header. */
 export function encodeHeader(h: TarHeader): Uint8Array {
-  entriesDone();
   const name = h.type === "dir" ? `${h.path}/` : h.path;
   const pax: [string, Uint8Array | string][] = [];
   const block = new Uint8Array(BLOCK);
