@@ -13,7 +13,7 @@
  * All or nothing: every change is journalled ({@link UndoJournal}) and undone when the layer is
  * refused or fails part-way, so the snapshot is then as it was.
  */
-import { closeSync, fchmodSync, fchownSync, ftruncateSync, type BigIntStats } from "../nodeFs.ts";
+import { ftruncateSync, type BigIntStats } from "../nodeFs.ts";
 import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
@@ -21,7 +21,7 @@ import { Errno, SysError } from "../sys/libc.ts";
 import { makedev } from "../sys/devno.ts";
 import { asCreated, inherited, type AsCreated, type Inherited } from "../fs/newFiles.ts";
 import { getXattrAt, lstatAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
-import { chmodAt, chownAt, linkAt, mkdirAt, mknodAt, openAt, S, symlinkAt } from "../sys/pathCalls.ts";
+import { chmodAt, chmodFd, chownAt, chownFd, closeFd, linkAt, mkdirAt, mknodAt, openAt, S, statAt, symlinkAt } from "../sys/pathCalls.ts";
 import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
@@ -39,6 +39,8 @@ const { ENOENT, EEXIST, ENOTDIR, ELOOP, EOPNOTSUPP, EPERM } = Errno;
 const MAX_SYMLINK_HOPS = 40;
 const DEVICE_TYPE_BITS = { char: S.IFCHR, block: S.IFBLK, fifo: S.IFIFO } as const;
 type DeviceType = keyof typeof DEVICE_TYPE_BITS;
+/** Directories an apply holds open for the entries to come (see Applier's #dirs): deeper than most trees. */
+const OPEN_DIRS = 32;
 /** How often, at most, an apply reports its progress. */
 const PROGRESS_MS = 100;
 /**
@@ -108,6 +110,14 @@ export async function applyLayer(root: string, overlayParents: readonly string[]
   }
 }
 
+/** A directory held open for the entries that go in it, and what is known of it. */
+interface OpenDir {
+  fd: number;
+  passes?: Inherited;
+  /** Where it is below the root, as the journal records it. */
+  at?: string;
+}
+
 /** The state of one layer being applied. */
 class Applier {
   readonly #root: ConfinedDir;
@@ -118,12 +128,19 @@ class Applier {
   /** Directory times, set at the end: adding entries to a directory changes its mtime. */
   readonly #dirTimes: { parts: string[]; mtimeNs: bigint }[] = [];
   /**
-   * The directory the last entry went in (components joined by `/`) and its descriptor, kept for
-   * the next entries: a layer lists a directory's entries together. Anything removed in the tree
-   * makes it stale (`key` undefined), as the name may then lead elsewhere; the descriptor is only
-   * closed when the next entry replaces it, as the current one may still be using it.
+   * The directories entries went in lately, by their components joined by `/`, held open for the
+   * next entries: a layer lists a directory's entries together, but a subdirectory's between
+   * them, so the parent's come back. Least recently used first.
    */
-  readonly #lastDir: { key: string | undefined; fd: number; passes?: Inherited; at?: string } = { key: undefined, fd: -1 };
+  readonly #dirs = new Map<string, OpenDir>();
+  /** The directory of the entry under way, and its key while it is in {@link #dirs}. */
+  #current: OpenDir | undefined;
+  #currentKey: string | undefined;
+  /**
+   * Descriptors of directories forgotten while the entry under way may still use one: closed when
+   * the next entry looks its directory up.
+   */
+  readonly #forgotten: number[] = [];
 
   constructor(root: string, overlayParents: readonly string[] | undefined) {
     this.#root = new ConfinedDir(root);
@@ -146,7 +163,7 @@ class Applier {
     }
     try {
       if (name === undefined) {
-        this.#lastDir.key = undefined; // its setgid bit or default ACL may change
+        this.#forgetDir(""); // its setgid bit or default ACL may change
         this.#journal.save("");
         this.#dropXattrs(this.#root.fd, ".", h);
         return this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
@@ -156,6 +173,7 @@ class Applier {
       const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
       if (h.type === "file") await this.#writeFile(dir, name, h, reader);
       else {
+        if (h.type === "dir") this.#forgetDir(path); // its setgid bit or default ACL may change
         this.#create(dir, name, h);
         if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
       }
@@ -170,22 +188,42 @@ class Applier {
   }
 
   /**
-   * The directory of entry `parts` (`key`: all but the last joined by `/`), from {@link #lastDir}
-   * when the entry before went there too.
+   * The directory of entry `parts` (`key`: all but the last joined by `/`), from {@link #dirs}
+   * when an entry went there lately.
    */
   #entryDir(key: string, parts: string[], path: string): number {
-    const last = this.#lastDir;
-    if (last.key === key) return last.fd;
-    if (last.fd >= 0) closeSync(last.fd);
-    // Forgotten before the new one opens, which may fail.
-    last.key = undefined;
-    last.fd = -1;
-    last.passes = undefined;
-    last.at = undefined;
-    last.fd = this.#parentDir(parts.slice(0, -1), path);
-    last.key = key;
-    for (let p = key; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
-    return last.fd;
+    if (key === this.#currentKey) return this.#current!.fd;
+    // The entry before is done: what was forgotten meanwhile can be closed.
+    while (this.#forgotten.length > 0) closeFd(this.#forgotten.pop()!);
+    this.#current = this.#currentKey = undefined;
+    let dir = this.#dirs.get(key);
+    if (dir) this.#dirs.delete(key); // set again below: now the most recently used
+    else {
+      if (this.#dirs.size >= OPEN_DIRS) {
+        const [oldest, { fd }] = this.#dirs.entries().next().value!;
+        this.#dirs.delete(oldest);
+        closeFd(fd);
+      }
+      dir = { fd: this.#parentDir(parts.slice(0, -1), path) };
+      for (let p = key; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
+    }
+    this.#dirs.set(key, dir);
+    this.#current = dir;
+    this.#currentKey = key;
+    return dir.fd;
+  }
+
+  /** Forgets directory `key`, which may have changed, or with `undefined` every directory: a removal may make a name lead elsewhere. */
+  #forgetDir(key?: string): void {
+    for (const [k, dir] of key === undefined ? [...this.#dirs] : [[key, this.#dirs.get(key)] as const]) {
+      if (!dir) continue;
+      this.#dirs.delete(k);
+      this.#forgotten.push(dir.fd);
+      if (k === this.#currentKey) {
+        this.#current = { fd: dir.fd }; // still the entry's, no longer looked up
+        this.#currentKey = undefined;
+      }
+    }
   }
 
   /**
@@ -195,15 +233,15 @@ class Applier {
    * mode it was created with, if the umask and no default ACL took anything from it.
    */
   #asCreated(h: TarHeader): AsCreated {
-    const dir = this.#lastDir;
+    const dir = this.#current!;
     dir.passes ??= inherited(dir.fd);
     return asCreated(dir.passes, h.uid, h.gid, h.mode);
   }
 
   /** Where directory `dir` is below the root, as the journal records it. */
   #at(dir: number): string {
-    const last = this.#lastDir;
-    return dir === last.fd ? (last.at ??= this.#journal.where(dir)) : this.#journal.where(dir);
+    const current = this.#current;
+    return dir === current?.fd ? (current.at ??= this.#journal.where(dir)) : this.#journal.where(dir);
   }
 
   /** Saves what `dir` was like before anything in it changes (its mtime will). */
@@ -218,7 +256,7 @@ class Applier {
 
   /** Removes `name` in `dir` and everything below it; what the layer names afterwards is resolved again. */
   #remove(dir: number, name: string): void {
-    this.#lastDir.key = undefined;
+    this.#forgetDir();
     this.#journal.remove(dir, this.#at(dir), name);
   }
 
@@ -287,7 +325,7 @@ class Applier {
       if (end < h.size) ftruncateSync(fd, h.size);
       this.#metadata(fdTarget(fd), h, [], this.#asCreated(h));
     } finally {
-      closeSync(fd);
+      closeFd(fd);
     }
   }
 
@@ -310,7 +348,7 @@ class Applier {
       if (here && here.ino === st.ino && here.dev === st.dev) return;
       this.#replacing(dir, name, () => linkAt(targetDir, targetName, dir, name, () => `hardlink ${h.path} to ${h.linkpath}`));
     } finally {
-      closeSync(targetDir);
+      closeFd(targetDir);
     }
   }
 
@@ -369,7 +407,7 @@ class Applier {
       const here = upper ?? lower;
       if (here?.isSymbolicLink()) {
         const target = upper ? readlinkAt(dir, parts[i]!) : this.#lowers!.readlink(inside(this.#at(dir), parts[i]!));
-        closeSync(dir);
+        closeFd(dir);
         if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
         // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
         const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
@@ -395,7 +433,7 @@ class Applier {
         this.#parentMetadata(dir, parts[i]!, upTo);
         next = this.#root.openDir(upTo);
       }
-      closeSync(dir);
+      closeFd(dir);
       if (next < 0) throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, -next);
       dir = next;
     }
@@ -450,11 +488,11 @@ class Applier {
         try {
           this.#hideBelow(sub, targetParts, path);
         } finally {
-          closeSync(sub);
+          closeFd(sub);
         }
       }
     } finally {
-      closeSync(dir);
+      closeFd(dir);
     }
   }
 
@@ -485,7 +523,7 @@ class Applier {
         try {
           this.#hideBelow(sub, childParts, path, false);
         } finally {
-          closeSync(sub);
+          closeFd(sub);
         }
       }
     }
@@ -495,16 +533,28 @@ class Applier {
     }
   }
 
-  /** Sets directory times, now that nothing more is added to them. */
+  /**
+   * Sets directory times, now that nothing more is added to them. Grouped by parent, each opened
+   * once: setting a directory's times changes nothing of its parent's.
+   */
   finish(): void {
+    const byParent = new Map<string, { parent: string[]; dirs: { name: string; path: string; mtimeNs: bigint }[] }>();
     for (const { parts, mtimeNs } of this.#dirTimes) {
-      const name = parts.at(-1) ?? ".";
-      const dir = this.#root.openDir(parts.slice(0, -1));
+      const parent = parts.slice(0, -1);
+      const key = parent.join("/");
+      let group = byParent.get(key);
+      if (!group) byParent.set(key, (group = { parent, dirs: [] }));
+      group.dirs.push({ name: parts.at(-1) ?? ".", path: parts.join("/") || "/", mtimeNs });
+    }
+    for (const { parent, dirs } of byParent.values()) {
+      const dir = this.#root.openDir(parent);
       if (dir < 0) continue; // removed by a later whiteout
       try {
-        if (lstatAt(dir, name)?.isDirectory()) setTimesAt(dir, name, mtimeNs, mtimeNs, () => `set times of ${parts.join("/") || "/"}`);
+        for (const { name, path, mtimeNs } of dirs) {
+          if (statAt(dir, name, false)?.isDirectory) setTimesAt(dir, name, mtimeNs, mtimeNs, () => `set times of ${path}`);
+        }
       } finally {
-        closeSync(dir);
+        closeFd(dir);
       }
     }
   }
@@ -524,7 +574,8 @@ class Applier {
   }
 
   close(): void {
-    if (this.#lastDir.fd >= 0) closeSync(this.#lastDir.fd);
+    for (const { fd } of this.#dirs.values()) closeFd(fd);
+    while (this.#forgotten.length > 0) closeFd(this.#forgotten.pop()!);
     this.#root.close();
     this.#lowers?.close();
   }
@@ -546,8 +597,8 @@ interface MetadataTarget {
 
 function fdTarget(fd: number): MetadataTarget {
   return {
-    chown: (uid, gid) => fchownSync(fd, uid, gid),
-    chmod: (mode) => fchmodSync(fd, mode),
+    chown: (uid, gid) => chownFd(fd, uid, gid),
+    chmod: (mode) => chmodFd(fd, mode),
     setXattr: (key, value) => setXattr(fd, key, value),
     setTimes: (ns) => setTimes(fd, ns, ns),
   };
