@@ -14,9 +14,11 @@
  *   /proc/self/mountinfo read for a mount of its directory (stor refuses to remove a mounted
  *   snapshot), the row deleted, COMMIT, then the directory removed (its two empty subdirectories
  *   and itself: a directory left by a crash after COMMIT is cleanup's), and _exit.
+ * - apply: an uncompressed layer extracted and its diffID hashed on a second thread, as stor's
+ *   apply must do it (applyFloor.ts, a program of its own for its length).
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { must } from "./proc.ts";
 import { START_UP_JIT_SCALE } from "../../src/jitPolicy.ts";
@@ -162,4 +164,9 @@ libc._exit(0);
 `,
   );
   return (i) => [bin, `k${i}`];
+}
+
+/** `snapshot apply` of an uncompressed layer, as little as it can be done: the program of applyFloor.ts, run as `PROGRAM LAYER DIR`. */
+export function applyFloor(dir: string): string {
+  return compile(dir, "apply", readFileSync(join(import.meta.dir, "applyFloor.ts"), "utf8"));
 }

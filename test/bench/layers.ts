@@ -13,6 +13,7 @@ import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stor, storArgv, storOk, type Ctx } from "./context.ts";
 import { startContainerd } from "./daemons.ts";
+import { applyFloor } from "./floors.ts";
 import { must, shell } from "./proc.ts";
 import { figures, fmtBytes, fmtMs, fmtRatio, median, table } from "./stats.ts";
 import { dropCaches, ensurePackages, findBin, makeLoopFs, unmountBelow } from "./system.ts";
@@ -77,31 +78,50 @@ function settle(ctx: Ctx, input: string, programs: readonly string[]): void {
 const fileSize = (file: string) => Number(shell(`stat -c %s '${file}'`).trim());
 const sha256File = (file: string) => `sha256:${shell(`sha256sum '${file}'`).split(" ")[0]}`;
 
-/** Times `stor snapshot apply` into a fresh active snapshot against `tar -xf` into an empty directory, alternately. */
-function compareApply(ctx: Ctx, root: string, disk: string, name: string, layer: string, runs: number): string[] {
-  const t = { stor: [] as number[], tar: [] as number[] };
+/**
+ * Times `stor snapshot apply` into a fresh active snapshot, `tar -xf` into an empty directory and
+ * the minimal apply (floors.ts) into another, in turns.
+ */
+function compareApply(ctx: Ctx, root: string, disk: string, floor: string, name: string, layer: string, runs: number): string[] {
+  const t = { stor: [] as number[], tar: [] as number[], floor: [] as number[] };
   const sizes = `${shell(`tar -tf '${layer}' | wc -l`).trim()} entries, ${fmtBytes(fileSize(layer))}`;
+  const tools = ["stor", "tar", "floor"] as const;
   for (let r = 0; r < runs; r++) {
     const key = `apply-${name}-${r}`;
     const out = join(disk, `tar-${name}-${r}`);
+    const floorOut = join(disk, `floor-${name}-${r}`);
     storOk(ctx, root, ["snapshot", "prepare", key]);
     mkdirSync(out);
-    for (const tool of r % 2 === 0 ? (["stor", "tar"] as const) : (["tar", "stor"] as const)) {
-      settle(ctx, layer, [ctx.stor, TAR]);
+    mkdirSync(floorOut);
+    for (let k = 0; k < tools.length; k++) {
+      const tool = tools[(k + r) % tools.length]!;
+      settle(ctx, layer, [ctx.stor, TAR, floor]);
       if (tool === "stor") t.stor.push(storOk(ctx, root, ["snapshot", "apply", key, layer]).ms);
-      else t.tar.push(must(["tar", "-xf", layer, "-C", out]).ms);
+      else if (tool === "tar") t.tar.push(must(["tar", "-xf", layer, "-C", out]).ms);
+      else {
+        const run = must([floor, layer, floorOut]);
+        t.floor.push(run.ms);
+        if (r === 0 && run.stdout.trim() !== sha256File(layer)) console.log(`  WARNING: the minimal apply printed ${run.stdout.trim()}, not the layer's sha256`);
+      }
     }
     if (r === 0) {
       const a = census(snapshotDir(ctx, root, key));
-      const b = census(out);
-      if (a !== b) console.log(`  WARNING: stor's tree differs from tar's: ${a} vs ${b}`);
+      for (const [what, dir] of [["tar's", out], ["the minimal apply's", floorOut]] as const) {
+        const b = census(dir);
+        if (a !== b) console.log(`  WARNING: stor's tree differs from ${what}: ${a} vs ${b}`);
+      }
     }
     storOk(ctx, root, ["snapshot", "rm", key]);
     rmSync(out, { recursive: true, force: true });
+    rmSync(floorOut, { recursive: true, force: true });
   }
   const f = { section: "layers", what: `apply, ${name} layer`, stor: median(t.stor), reference: median(t.tar), referenceName: "tar -xf", target: APPLY_TARGET };
-  figures.push(f);
-  return [name, sizes, fmtMs(f.stor), fmtMs(f.reference), fmtRatio(f.stor / f.reference), `≤${APPLY_TARGET}×`, `stor ${t.stor.map(fmtMs).join(", ")}; tar ${t.tar.map(fmtMs).join(", ")}`];
+  const fl = { section: "layers", what: `minimal apply, ${name} layer`, stor: median(t.floor), reference: median(t.tar), referenceName: "tar -xf" };
+  figures.push(f, fl);
+  return [
+    name, sizes, fmtMs(f.stor), fmtMs(f.reference), fmtRatio(f.stor / f.reference), `≤${APPLY_TARGET}×`, `${fmtMs(fl.stor)} (${fmtRatio(fl.stor / fl.reference)})`,
+    `stor ${t.stor.map(fmtMs).join(", ")}; tar ${t.tar.map(fmtMs).join(", ")}; minimal ${t.floor.map(fmtMs).join(", ")}`,
+  ];
 }
 
 /** The overlay diff of an active snapshot that changed 10 files (through a mount) above `parent`. */
@@ -284,9 +304,10 @@ export async function layersSection(ctx: Ctx): Promise<void> {
       `${fmtBytes(stats.bytes)}; layers made in ${fmtMs(performance.now() - t0)}`,
   );
 
-  const rows = [["layer", "size", "stor apply", "tar -xf", "ratio", "target", `runs (${sizes.runs} each, alternating)`]];
-  rows.push(compareApply(ctx, root, disk, "GNU tar", gnu, sizes.runs));
-  rows.push(compareApply(ctx, root, disk, "stor diff", ours, sizes.runs));
+  const floor = applyFloor(join(ctx.work, "floors"));
+  const rows = [["layer", "size", "stor apply", "tar -xf", "ratio", "target", "minimal apply (floor)", `runs (${sizes.runs} each, in turns)`]];
+  rows.push(compareApply(ctx, root, disk, floor, "GNU tar", gnu, sizes.runs));
+  rows.push(compareApply(ctx, root, disk, floor, "stor diff", ours, sizes.runs));
   process.stdout.write(`\n${table(rows)}`);
 
   storOk(ctx, root, ["snapshot", "prepare", "parent-a"]);
