@@ -19,6 +19,8 @@ import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./whiteout.ts";
 
 const READ_CHUNK = 1 << 20;
+/** The least a write of the layer carries, but for its last. */
+const WRITE_CHUNK = 1 << 20;
 
 const TYPES = new Map<number, EntryType>([
   [S.IFREG, "file"],
@@ -36,7 +38,7 @@ const TYPES = new Map<number, EntryType>([
 export async function writeLayer(view: LayerView, out: Writable, compression: Compression): Promise<string> {
   const hash = createHash("sha256");
   const tar = async function* () {
-    for (const chunk of layerChunks(changes(view))) {
+    for (const chunk of coalesced(layerChunks(changes(view)))) {
       hash.update(chunk);
       yield chunk;
     }
@@ -45,6 +47,29 @@ export async function writeLayer(view: LayerView, out: Writable, compression: Co
   if (z) await pipeline(Readable.from(tar(), { objectMode: false }), z, out);
   else await pipeline(Readable.from(tar(), { objectMode: false }), out);
   return `sha256:${hash.digest("hex")}`;
+}
+
+/**
+ * `chunks` joined into buffers of at least {@link WRITE_CHUNK} bytes, a large chunk passed on as
+ * it is: each chunk is a write, and the headers, small files and paddings of a layer are
+ * hundreds of thousands of them (the bench's 26k-entry layer: 140,669 writes, 6.5 s).
+ */
+function* coalesced(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
+  let buf = new Uint8Array(WRITE_CHUNK);
+  let filled = 0;
+  for (const chunk of chunks) {
+    if (filled > 0 && filled + chunk.length > buf.length) {
+      yield buf.subarray(0, filled);
+      buf = new Uint8Array(WRITE_CHUNK); // a fresh one: the consumer may still hold the one just yielded
+      filled = 0;
+    }
+    if (filled === 0 && chunk.length >= WRITE_CHUNK / 4) yield chunk;
+    else {
+      buf.set(chunk, filled);
+      filled += chunk.length;
+    }
+  }
+  if (filled > 0) yield buf.subarray(0, filled);
 }
 
 /** The tar stream of a list of changes, chunk by chunk. */
