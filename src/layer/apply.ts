@@ -163,7 +163,7 @@ class Applier {
     }
     try {
       if (name === undefined) {
-        this.#forgetDir(""); // its setgid bit or default ACL may change
+        this.#inheritanceMayChange();
         this.#journal.save("");
         this.#dropXattrs(this.#root.fd, ".", h);
         return this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
@@ -171,9 +171,11 @@ class Applier {
       if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
       const path = parts.join("/");
       const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
+      // On overlay a new name can hide what the parents show there, a symlink a path was followed through.
+      if (this.#lowers) this.#forgetBelow(path);
       if (h.type === "file") await this.#writeFile(dir, name, h, reader);
       else {
-        if (h.type === "dir") this.#forgetDir(path); // its setgid bit or default ACL may change
+        if (h.type === "dir") this.#inheritanceMayChange();
         this.#create(dir, name, h);
         if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
       }
@@ -213,7 +215,22 @@ class Applier {
     return dir.fd;
   }
 
-  /** Forgets directory `key`, which may have changed, or with `undefined` every directory: a removal may make a name lead elsewhere. */
+  /** Forgets the directories at `path` and below it: they may now be elsewhere. */
+  #forgetBelow(path: string): void {
+    const below = `${path}/`;
+    for (const key of this.#dirs.keys()) if (key === path || key.startsWith(below)) this.#forgetDir(key);
+  }
+
+  /**
+   * A directory entry may change the setgid bit or default ACL of a directory that is held open
+   * under any name (a symlink to it is one): what each passes on is asked again when next needed.
+   */
+  #inheritanceMayChange(): void {
+    for (const dir of this.#dirs.values()) dir.passes = undefined;
+    if (this.#current) this.#current.passes = undefined;
+  }
+
+  /** Forgets directory `key`, or with `undefined` every directory: a removal may make a name lead elsewhere. */
   #forgetDir(key?: string): void {
     for (const [k, dir] of key === undefined ? [...this.#dirs] : [[key, this.#dirs.get(key)] as const]) {
       if (!dir) continue;
@@ -396,48 +413,57 @@ class Applier {
     if (-fd !== ENOENT && !(-fd === ENOTDIR && this.#lowers)) throw new SysError(`parent directory of ${path}`, -fd);
     // One component at a time, each resolved from the root again, as symlinks may lead anywhere inside.
     let dir = this.#root.openDir([]);
-    for (let i = 0; i < parts.length; i++) {
-      const upTo = parts.slice(0, i + 1);
-      let next = this.#root.openDir(upTo);
-      // What the snapshot shows there when the upper directory has nothing: the parents' (on overlay).
-      // ENOTDIR too: a symlink whose target is not a directory (or, on overlay, is a whiteout,
-      // where native has nothing) is followed all the same, so both snapshotters take a layer alike.
-      const upper = next === -ENOENT || next === -ENOTDIR ? lstatAt(dir, parts[i]!) : undefined;
-      const lower = next === -ENOENT && !upper && this.#lowers ? this.#parentsHave(this.#at(dir), parts[i]!) : undefined;
-      const here = upper ?? lower;
-      if (here?.isSymbolicLink()) {
-        const target = upper ? readlinkAt(dir, parts[i]!) : this.#lowers!.readlink(inside(this.#at(dir), parts[i]!));
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const upTo = parts.slice(0, i + 1);
+        let next = this.#root.openDir(upTo);
+        // What the snapshot shows there when the upper directory has nothing: the parents' (on overlay).
+        // ENOTDIR too: a symlink whose target is not a directory (or, on overlay, is a whiteout,
+        // where native has nothing) is followed all the same, so both snapshotters take a layer alike.
+        const upper = next === -ENOENT || next === -ENOTDIR ? lstatAt(dir, parts[i]!) : undefined;
+        const lower = next === -ENOENT && !upper && this.#lowers ? this.#parentsHave(this.#at(dir), parts[i]!) : undefined;
+        const here = upper ?? lower;
+        if (here?.isSymbolicLink()) {
+          const target = upper ? readlinkAt(dir, parts[i]!) : this.#lowers!.readlink(inside(this.#at(dir), parts[i]!));
+          closeFd(dir);
+          dir = -1;
+          if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
+          // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
+          const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
+          return this.#parentDir(through, path, hops + 1);
+        }
+        const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
+        if (next === -ENOTDIR || next === -ENOENT) this.#changing(dir);
+        if (next === -ENOTDIR && this.#lowers && isWhiteoutAt(dir, parts[i]!)) {
+          // Deleted by this layer, and made again for what the layer brings there: nothing of the parents shows.
+          this.#remove(dir, parts[i]!);
+          if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
+          this.#made(dir, parts[i]!, true);
+          setXattrAt(dir, parts[i]!, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+          chmodAt(dir, parts[i]!, 0o755, what);
+          next = this.#root.openDir(upTo);
+        } else if (next === -ENOENT && here && !here.isDirectory()) {
+          throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, ENOTDIR);
+        } else if (next === -ENOENT) {
+          // Reached through a symlink: the layer never names it, but it must not reach the disk either.
+          if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${path}": directory "${parts[i]}" has the whiteout prefix`);
+          if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
+          this.#made(dir, parts[i]!, true);
+          this.#parentMetadata(dir, parts[i]!, upTo);
+          next = this.#root.openDir(upTo);
+        }
         closeFd(dir);
-        if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
-        // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
-        const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
-        return this.#parentDir(through, path, hops + 1);
+        dir = -1;
+        if (next < 0) throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, -next);
+        dir = next;
       }
-      const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
-      if (next === -ENOTDIR || next === -ENOENT) this.#changing(dir);
-      if (next === -ENOTDIR && this.#lowers && isWhiteoutAt(dir, parts[i]!)) {
-        // Deleted by this layer, and made again for what the layer brings there: nothing of the parents shows.
-        this.#remove(dir, parts[i]!);
-        if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
-        this.#made(dir, parts[i]!, true);
-        setXattrAt(dir, parts[i]!, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
-        chmodAt(dir, parts[i]!, 0o755, what);
-        next = this.#root.openDir(upTo);
-      } else if (next === -ENOENT && here && !here.isDirectory()) {
-        throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, ENOTDIR);
-      } else if (next === -ENOENT) {
-        // Reached through a symlink: the layer never names it, but it must not reach the disk either.
-        if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${path}": directory "${parts[i]}" has the whiteout prefix`);
-        if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
-        this.#made(dir, parts[i]!, true);
-        this.#parentMetadata(dir, parts[i]!, upTo);
-        next = this.#root.openDir(upTo);
-      }
-      closeFd(dir);
-      if (next < 0) throw new SysError(`parent directory ${upTo.join("/")} of ${path}`, -next);
-      dir = next;
+      const opened = dir;
+      dir = -1; // the caller's now
+      return opened;
+    } finally {
+      // Not left open by a failure on the way.
+      if (dir >= 0) closeFd(dir);
     }
-    return dir;
   }
 
   /** A directory the layer did not list: as the parents have it on overlay, else root's 0755. */
@@ -528,6 +554,7 @@ class Applier {
       }
     }
     if (this.#lowers && top) {
+      this.#forgetDir(); // the parents' names below it, symlinks too, no longer show
       this.#journal.save(this.#at(dir));
       setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
     }
