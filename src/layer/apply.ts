@@ -624,8 +624,9 @@ interface MetadataTarget {
 
 function fdTarget(fd: number): MetadataTarget {
   return {
-    chown: (uid, gid) => chownFd(fd, uid, gid),
-    chmod: (mode) => chmodFd(fd, mode),
+    // The entry's error names it: these say what failed.
+    chown: (uid, gid) => chownFd(fd, uid, gid, () => "chown"),
+    chmod: (mode) => chmodFd(fd, mode, () => "chmod"),
     setXattr: (key, value) => setXattr(fd, key, value),
     setTimes: (ns) => setTimes(fd, ns, ns),
   };

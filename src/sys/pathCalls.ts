@@ -379,14 +379,17 @@ export function closeFd(fd: number): void {
   libc.close(fd);
 }
 
-/** Sets the owner of the open descriptor `fd` (before its mode: a chown clears setuid and setgid). */
-export function chownFd(fd: number, uid: number, gid: number): void {
-  check(libc.fchown(fd, uid, gid), () => `chown descriptor ${fd}`);
+/**
+ * Sets the owner of the open descriptor `fd` (before its mode: a chown clears setuid and setgid).
+ * `what` names the file in an error, where the caller knows it.
+ */
+export function chownFd(fd: number, uid: number, gid: number, what: () => string = () => `chown descriptor ${fd}`): void {
+  check(libc.fchown(fd, uid, gid), what);
 }
 
 /** Sets the permission bits (and setuid, setgid, sticky) of the open descriptor `fd`. */
-export function chmodFd(fd: number, mode: number): void {
-  check(libc.fchmod(fd, mode), () => `chmod descriptor ${fd}`);
+export function chmodFd(fd: number, mode: number, what: () => string = () => `chmod descriptor ${fd}`): void {
+  check(libc.fchmod(fd, mode), what);
 }
 
 /** Makes `path` a new name of the file `existing` (a hardlink). */
