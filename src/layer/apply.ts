@@ -230,17 +230,21 @@ class Applier {
     if (this.#current) this.#current.passes = undefined;
   }
 
-  /** Forgets directory `key`, or with `undefined` every directory: a removal may make a name lead elsewhere. */
-  #forgetDir(key?: string): void {
-    for (const [k, dir] of key === undefined ? [...this.#dirs] : [[key, this.#dirs.get(key)] as const]) {
-      if (!dir) continue;
-      this.#dirs.delete(k);
-      this.#forgotten.push(dir.fd);
-      if (k === this.#currentKey) {
-        this.#current = { fd: dir.fd }; // still the entry's, no longer looked up
-        this.#currentKey = undefined;
-      }
+  /** Forgets directory `key`: what it is held under may now lead elsewhere. */
+  #forgetDir(key: string): void {
+    const dir = this.#dirs.get(key);
+    if (!dir) return;
+    this.#dirs.delete(key);
+    this.#forgotten.push(dir.fd);
+    if (key === this.#currentKey) {
+      this.#current = { fd: dir.fd }; // still the entry's, no longer looked up
+      this.#currentKey = undefined;
     }
+  }
+
+  /** Forgets every directory held: a removal may make any name lead elsewhere. */
+  #forgetAll(): void {
+    for (const key of this.#dirs.keys()) this.#forgetDir(key);
   }
 
   /**
@@ -273,7 +277,7 @@ class Applier {
 
   /** Removes `name` in `dir` and everything below it; what the layer names afterwards is resolved again. */
   #remove(dir: number, name: string): void {
-    this.#forgetDir();
+    this.#forgetAll();
     this.#journal.remove(dir, this.#at(dir), name);
   }
 
@@ -554,7 +558,7 @@ class Applier {
       }
     }
     if (this.#lowers && top) {
-      this.#forgetDir(); // the parents' names below it, symlinks too, no longer show
+      this.#forgetAll(); // the parents' names below it, symlinks too, no longer show
       this.#journal.save(this.#at(dir));
       setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
     }
