@@ -289,13 +289,17 @@ let fchmodat2Known = true;
  */
 export function chmodAt(dir: number, name: string | Uint8Array, mode: number, what: () => string): void {
   const path = cstr(name);
+  let refused = false;
   if (fchmodat2Known) {
     if (Number(libc.syscall(SYS_fchmodat2, dir, Number(ptr(path)), mode, AT.SYMLINK_NOFOLLOW, 0, 0)) === 0) return;
     const e = errno();
     if (e === Errno.ENOSYS) fchmodat2Known = false;
     else if (e !== Errno.EPERM) throw new SysError(what(), e);
+    refused = e === Errno.EPERM;
   }
   check(libc.fchmodat(dir, path, mode, AT.SYMLINK_NOFOLLOW), what);
+  // glibc could where fchmodat2 could not: a filter refuses the call, not the change. Not asked again.
+  if (refused) fchmodat2Known = false;
 }
 
 /** Makes directory `path` (`mode` less the umask): true when made, false when something is there. */
