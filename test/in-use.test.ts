@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import { basename, dirname, join } from "node:path";
 import { Database } from "bun:sqlite";
 import { STOR, TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
+import { tar } from "./layer-helpers.ts";
 
 const CI = process.env.CI === "true";
 const root = isRoot();
@@ -270,6 +271,37 @@ describe("stor mount against a concurrent rm", () => {
       proc.kill();
       db.close();
       if (mountPoints().includes(target)) must(`umount ${target}`);
+    }
+  });
+});
+
+describe.each(["overlay", "native"])("a snapshot a layer is being applied to, on %s", (sn) => {
+  test.skipIf(!root)("commit and rm are refused (exit 5) until the apply ends; then the commit records what it wrote", async () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", sn, "prepare", "a"]);
+    const layer = tar([{ name: "d/", type: "5", mode: 0o755 }, { name: "d/f", data: "x".repeat(1 << 20) }]);
+    // The layer comes through a pipe, half of it first: the apply is under way, and waits for the rest.
+    const proc = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", sn, "snapshot", "apply", "a", "-"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    try {
+      proc.stdin.write(layer.subarray(0, layer.length / 2));
+      await proc.stdin.flush();
+      await Bun.sleep(400);
+      expect(proc.exitCode).toBeNull();
+      for (const args of [["commit", "c", "a"], ["rm", "a"]]) {
+        const refused = r.stor(["-s", sn, "snapshot", ...args]);
+        expect([refused.code, refused.stderr]).toEqual([5, 'stor: snapshot "a": is being applied to (a layer is being written into it)\n']);
+      }
+      proc.stdin.write(layer.subarray(layer.length / 2));
+      await proc.stdin.end();
+      expect(await proc.exited).toBe(0);
+      r.ok(["-s", sn, "snapshot", "commit", "c", "a"]);
+      // Measured once the apply had written it all: the 1 MiB file, and the root, d and d/f.
+      const [, size, inodes] = r.ok(["-s", sn, "snapshot", "usage", "-b", "c"]).trim().split("\n")[1]!.trim().split(/\s+/);
+      expect(Number(size)).toBeGreaterThanOrEqual(1 << 20);
+      expect(Number(inodes)).toBeGreaterThanOrEqual(3);
+      expect(r.ok(["-s", sn, "snapshot", "ls"])).toMatch(/^c\s+Committed\s*$/m);
+    } finally {
+      proc.kill();
     }
   });
 });

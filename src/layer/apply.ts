@@ -62,13 +62,15 @@ export interface ApplyProgress {
  * hears how far it has got, at most every {@link PROGRESS_MS} ms and once at the end.
  */
 export async function applyToSnapshot(svc: SnapshotService, key: string, input: LayerInput, source: string, onProgress?: (p: ApplyProgress) => void): Promise<string> {
-  const view = svc.layerView(key);
-  if (view.kind !== "active") throw new PreconditionError(`snapshot "${key}"`, `is ${view.kind}, not active`);
+  // Held while written: commit and rm refuse it meanwhile (see SnapshotService.holdForWriting).
+  const { view, release } = svc.holdForWriting(key);
   try {
     return await applyLayer(view.upper, view.diffStyle === "upper" ? view.parents : undefined, input, onProgress);
   } catch (err) {
     // Entry names are the layer's, and may hold a newline: the message stays one line.
     throw new StorError(`apply ${source} to snapshot "${key}"`, oneLine(describe(err)), exitCodeOf(err), { cause: err });
+  } finally {
+    release();
   }
 }
 

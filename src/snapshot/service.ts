@@ -18,7 +18,7 @@ import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
 import { mountAll } from "../mounting.ts";
 import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
-import { fsyncDir, lockPath, makeLockedTempDir } from "../sys/file.ts";
+import { fsyncDir, lockPath, makeLockedTempDir, type FileLock } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
@@ -238,6 +238,40 @@ export class SnapshotService {
     });
   }
 
+  /**
+   * {@link layerView} of active `key`, held for writing into it outside a mount (a layer's apply)
+   * until `release`: commit and rm refuse it meanwhile, and another hold waits. The hold is a
+   * flock on the snapshot's directory; it is taken, then `key` looked up again, so a commit or rm
+   * that got there first is seen.
+   */
+  holdForWriting(key: string): { view: ReturnType<SnapshotService["layerView"]>; release(): void } {
+    validateKey(key);
+    const dir = this.#store.read(() => this.#dir(this.#get(key).id));
+    const hold = lockPath(dir)!; // waits for another hold, a commit or an rm under way
+    try {
+      const view = this.layerView(key);
+      if (view.upper !== this.snapshotter.upperDir(dir)) throw new PreconditionError(snap(key), "changed while being opened");
+      if (view.kind !== "active") throw new PreconditionError(snap(key), `is ${view.kind}, not active`);
+      return { view, release: () => hold.release() };
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
+  }
+
+  /** Refuses `key` (in directory `dir`) while a {@link holdForWriting} has it; else holds it until released. */
+  #notBeingWritten(key: string, dir: string): FileLock {
+    let hold: FileLock | undefined;
+    try {
+      hold = lockPath(dir, { wait: false });
+    } catch (err) {
+      if (errnoCode(err) === "ENOENT") return { release() {} }; // gone already (a crash's): nothing writes into it
+      throw err;
+    }
+    if (!hold) throw new PreconditionError(snap(key), "is being applied to (a layer is being written into it)");
+    return hold;
+  }
+
   /** The usage of the snapshot in `dir`, measured now. */
   #measure(dir: string): Usage {
     return this.snapshotter.usage ? this.snapshotter.usage(dir) : diskUsage(this.snapshotter.upperDir(dir));
@@ -257,13 +291,20 @@ export class SnapshotService {
     const before = this.#store.read(checkCommit);
     // Measured outside the write lock: it reads the whole upper tree.
     const usage = this.#measure(this.#dir(before.id));
-    this.#store.write(() => {
-      const s = checkCommit();
-      if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
-      this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
-      failpoint("commit:updated");
-      this.#store.replaceLabels(s.id, labels);
-    });
+    // Held until the transaction has ended: an apply that waited then finds `key` committed.
+    let hold: FileLock | undefined;
+    try {
+      this.#store.write(() => {
+        const s = checkCommit();
+        if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
+        hold = this.#notBeingWritten(key, this.#dir(s.id));
+        this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
+        failpoint("commit:updated");
+        this.#store.replaceLabels(s.id, labels);
+      });
+    } finally {
+      hold?.release();
+    }
     // After the metadata: a crash in between leaves a committed snapshot that is still writable
     // (cleanup seals it), never an active one that is not.
     failpoint("commit:committed");
@@ -278,17 +319,25 @@ export class SnapshotService {
    */
   remove(key: string, force = false): void {
     validateKey(key);
-    const id = this.#store.write(() => {
-      const s = this.#get(key);
-      if (!force && isContainerdKey(key)) {
-        throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
-      }
-      if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
-      const mounted = mountPointsUsing(this.#dir(s.id));
-      if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
-      this.#store.delete(s.id);
-      return s.id;
-    });
+    // Held until the transaction has ended: an apply that waited then finds `key` gone.
+    let hold: FileLock | undefined;
+    let id: number;
+    try {
+      id = this.#store.write(() => {
+        const s = this.#get(key);
+        if (!force && isContainerdKey(key)) {
+          throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
+        }
+        if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
+        const mounted = mountPointsUsing(this.#dir(s.id));
+        if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
+        hold = this.#notBeingWritten(key, this.#dir(s.id));
+        this.#store.delete(s.id);
+        return s.id;
+      });
+    } finally {
+      hold?.release();
+    }
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
     this.snapshotter.remove(this.#dir(id));
