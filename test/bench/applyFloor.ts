@@ -114,6 +114,11 @@ const text = (h: Uint8Array, offset: number, length: number) => {
   return decoder.decode(h.subarray(offset, end < 0 || end > offset + length ? offset + length : end));
 };
 const octal = (h: Uint8Array, offset: number, length: number) => parseInt(text(h, offset, length).trim() || "0", 8);
+/** A pax time, `SECONDS[.FRACTION]`, in nanoseconds, exactly (a double would round them). */
+const paxTime = (value: string) => {
+  const [seconds, fraction = ""] = value.split(".");
+  return BigInt(seconds!) * 1_000_000_000n + BigInt(fraction.slice(0, 9).padEnd(9, "0"));
+};
 const times = (ns: bigint) => new BigInt64Array([ns / 1_000_000_000n, ns % 1_000_000_000n, ns / 1_000_000_000n, ns % 1_000_000_000n]);
 
 const dirTimes: [string, bigint][] = [];
@@ -147,7 +152,7 @@ for (let h = await header(); h && h[0] !== 0; h = await header()) {
   const path = name === "." || name === "" ? root : `${root}/${name}`;
   const mode = octal(h, 100, 8) & 0o7777;
   const [uid, gid] = [octal(h, 108, 8), octal(h, 116, 8)];
-  const mtime = pax.has("mtime") ? BigInt(Math.round(Number(pax.get("mtime")) * 1e9)) : BigInt(octal(h, 136, 12)) * 1_000_000_000n;
+  const mtime = pax.has("mtime") ? paxTime(pax.get("mtime")!) : BigInt(octal(h, 136, 12)) * 1_000_000_000n;
   const xattrs = [...pax].filter(([key]) => key.startsWith("SCHILY.xattr.")).map(([key, value]) => [c(key.slice(13)), Buffer.from(value, "latin1")] as const);
   pax = new Map();
   longName = longLink = undefined;
