@@ -12,7 +12,8 @@
  * - remove: a crash-safe remove of what create made, as stor's rm must do it: BEGIN IMMEDIATE,
  *   the row looked up, its children asked for (a parent is not removed from under them),
  *   /proc/self/mountinfo read for a mount of its directory (stor refuses to remove a mounted
- *   snapshot), the row deleted, COMMIT, then the directory removed (its two empty subdirectories
+ *   snapshot), a lock tried on it without waiting (nor one a layer is being applied to), the row
+ *   deleted, COMMIT, then the directory removed (its two empty subdirectories
  *   and itself: a directory left by a crash after COMMIT is cleanup's), and _exit.
  * - apply: an uncompressed layer extracted and its diffID hashed on a second thread, as stor's
  *   apply must do it (applyFloor.ts, a program of its own for its length).
@@ -131,10 +132,11 @@ ${print ? 'const out = encoder.encode(key + "\\n");\nlibc.write(1, out, out.leng
 
 /**
  * A crash-safe remove of `KEY` from the store {@link createFloor} made as `name` under `dir` (run
- * after it, on the keys it made): empty `fs` and `work` directories, as a snapshot prepared and
- * never written has.
+ * after it, on the keys it made, with the same `subdirs`, empty, as a snapshot prepared and
+ * never written has). Like stor's rm it tries a lock on the directory without waiting: a
+ * snapshot a layer is being applied to is not removed.
  */
-export function removeFloor(dir: string, name: string): Floor {
+export function removeFloor(dir: string, name: string, subdirs: readonly string[]): Floor {
   const store = join(dir, `${name}-store`);
   const bin = compile(
     dir,
@@ -142,7 +144,7 @@ export function removeFloor(dir: string, name: string): Floor {
     `${storeProgram(
       store,
       `open: { args: [ptr, i32, u32], returns: i32 }, read: { args: [i32, ptr, u32], returns: i32 }, close: { args: [i32], returns: i32 },
-  rmdir: { args: [ptr], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`,
+  flock: { args: [i32, i32], returns: i32 }, rmdir: { args: [ptr], returns: i32 }, _exit: { args: [i32], returns: FFIType.void }`,
     )}db.run("BEGIN IMMEDIATE");
 const row = db.query("SELECT id FROM items WHERE key = ?").get(key) as { id: number } | null;
 if (!row) throw new Error("not found");
@@ -155,10 +157,12 @@ let text = "";
 for (let n; (n = ok(libc.read(fd, buf, buf.length), "read")) > 0; ) text += decoder.decode(buf.subarray(0, n), { stream: true });
 libc.close(fd);
 if (text.includes(" " + path + " ") || text.includes(path + "/")) throw new Error("mounted");
+const held = ok(libc.open(c(path), 0, 0), "open");
+ok(libc.flock(held, 2 | 4), "being applied to"); // LOCK_EX | LOCK_NB
 db.run("DELETE FROM items WHERE id = ?", [row.id]);
 db.run("COMMIT");
-ok(libc.rmdir(c(path + "/fs")), "rmdir fs");
-ok(libc.rmdir(c(path + "/work")), "rmdir work");
+libc.close(held);
+for (const sub of ${JSON.stringify(subdirs)}) ok(libc.rmdir(c(path + "/" + sub)), "rmdir " + sub);
 ok(libc.rmdir(c(path)), "rmdir");
 libc._exit(0);
 `,

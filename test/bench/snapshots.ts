@@ -55,6 +55,9 @@ export async function snapshotsSection(ctx: Ctx, containerd: Containerd): Promis
   console.log("note: ctr rm only deletes metadata; containerd removes the directory later in its GC. stor rm removes it in the call.");
 }
 
+/** What an overlay snapshot prepared on a parent holds: the floors make and remove the same. */
+const OVERLAY_DIRS = ["fs", "work"];
+
 /**
  * The floors under stor's figures (see floors.ts), timed interleaved with stor and ctr doing the
  * same: start-up, `snapshot info`, `snapshot prepare` (a fresh key each run) and the `rm` of it.
@@ -64,8 +67,8 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
   const argv: Record<string, (i: number) => string[]> = {
     hello: helloFloor(dir),
     "minimal info": infoFloor(dir, root),
-    "minimal prepare": createFloor(dir, "prepare", ["fs", "work"], false),
-    "minimal rm": removeFloor(dir, "prepare"),
+    "minimal prepare": createFloor(dir, "prepare", OVERLAY_DIRS, false),
+    "minimal rm": removeFloor(dir, "prepare", OVERLAY_DIRS),
     "stor --version": () => [ctx.stor, "--version"],
     "stor info": () => storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"]),
     "stor prepare": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "prepare", `floor-${i}`, "base"]),
