@@ -84,13 +84,13 @@ function openForReading(path: string, migrations: readonly string[]): Database {
     if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
       db = new Database(path, { readwrite: true, create: false, strict: true });
       queryOnly = true;
-      queryOnlyConnections.add(db);
+      readingModes.set(db, "queryOnly");
     } else if (pathExists(`${path}-shm`)) {
       db = new Database(path, { readonly: true, strict: true });
-      readOnlyConnections.add(db);
+      readingModes.set(db, "readOnly");
     } else {
       db = new Database(`file:${path.replace(/[%?#]/g, encodeURIComponent)}?immutable=1`, SQLITE.SQLITE_OPEN_READONLY | SQLITE.SQLITE_OPEN_URI);
-      readOnlyConnections.add(db);
+      readingModes.set(db, "readOnly");
     }
   } catch (err) {
     throw new StorError(`open ${path}`, (err as Error).message);
@@ -139,9 +139,8 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
   }
 }
 
-/** Connections {@link openForReading} made read-write with `query_only`, and those it made read-only. */
-const queryOnlyConnections = new WeakSet<Database>();
-const readOnlyConnections = new WeakSet<Database>();
+/** How {@link openForReading} opened a connection: read-write with `query_only`, or read-only. */
+const readingModes = new WeakMap<Database, "queryOnly" | "readOnly">();
 
 /**
  * Runs `fn` holding `db`'s write lock without writing, on a connection opened to read or to
@@ -151,8 +150,9 @@ const readOnlyConnections = new WeakSet<Database>();
  * cannot be written): a read transaction does there.
  */
 export function underWriteLock<T>(db: Database, fn: () => T): T {
-  if (readOnlyConnections.has(db)) return inTransaction(db, "read", fn);
-  const lift = queryOnlyConnections.has(db);
+  const mode = readingModes.get(db);
+  if (mode === "readOnly") return inTransaction(db, "read", fn);
+  const lift = mode === "queryOnly";
   if (lift) db.run("PRAGMA query_only = 0");
   try {
     return inTransaction(db, "write", fn);
