@@ -117,9 +117,9 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   if (text === undefined && !explicit) return EMPTY;
   if (text === undefined) throw new InvalidArgumentError(`config ${path}`, "no such file");
   const parsed = parse(text);
-  // A file of comments only (as installed) needs no validation: zod is loaded only for content,
-  // and only for content it has not validated already (see src/configCache.ts).
-  if (Object.keys(parsed).length === 0) return EMPTY;
+  // A file of comments and empty sections only (as installed) needs no validation: zod is loaded
+  // only for content, and only for content it has not validated already (see src/configCache.ts).
+  if (holdsNoSetting(parsed)) return EMPTY;
   const cached = cachedConfig(text);
   if (cached) return cached;
   const start = performance.now();
@@ -137,3 +137,17 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
 }
 
 const EMPTY: FileConfig = { snapshot: {}, volume: {} };
+
+/**
+ * Whether parsed ini `parsed` sets nothing: no key, and no section but the known ones, empty
+ * (the installed file's `[snapshot]` and `[volume]`). An unknown section, even empty, is content
+ * for zod to refuse.
+ */
+function holdsNoSetting(parsed: Record<string, unknown>): boolean {
+  for (const key in parsed) {
+    const value = parsed[key];
+    if (!Object.hasOwn(EMPTY, key) || typeof value !== "object" || value === null) return false;
+    for (const _ in value) return false;
+  }
+  return true;
+}

@@ -87,6 +87,26 @@ describe.skipIf(!need(isRoot(), "the cache is root's"))("the config cache", () =
     expect(run(text).zod).toBe(false); // closed again, the entry (root's, unchanged meanwhile) serves
   });
 
+  test("the installed file (comments and empty sections) is validated by nothing and kept nowhere; an empty unknown section is refused", () => {
+    const installed = /<<'INI'\n([\s\S]*?)\nINI\n/.exec(readFileSync(new URL("../install.sh", import.meta.url), "utf8"))![1]! + "\n";
+    expect(installed).toContain("[snapshot]\n");
+    expect(installed).toContain("[volume]\n");
+    rmSync(entry(), { force: true });
+    for (let i = 0; i < 2; i++) {
+      const res = run(installed, ["snapshot", "prepare", `installed${i}`]);
+      expect(res.code).toBe(0);
+      expect(res.zod).toBe(false);
+    }
+    expect(existsSync(entry())).toBe(false);
+    // Its defaults hold: the first supported snapshotter (overlay here) was used.
+    expect(existsSync(join(r.path, "snapshots/overlay/metadata.db"))).toBe(true);
+    for (const text of ["[bogus]\n", `${installed}[bogus]\n`]) {
+      const bad = run(text);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.split("\n")[0]).toBe(`stor: config ${r.config}: bogus: unknown key`);
+    }
+  });
+
   test("an entry of another executable, or for other text, is not used", () => {
     const text = "[snapshot]\ndefault = native\n";
     seed(text);
