@@ -21,7 +21,7 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["volumes/<name>/opts.json", "its mount options"],
   ["volumes/.meta/metadata.db", "volume metadata; its -wal (SQLite's write-ahead log, kept between commands: part of the database) and -shm"],
   ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked (a batch of names may share one file)"],
-  ["volumes/.rm-*", "volumes being removed, each under its name"],
+  ["volumes/.rm-*", "a volume being removed, or several, each under its name inside"],
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],
   ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
   ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],

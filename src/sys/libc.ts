@@ -30,6 +30,7 @@ const SIGNATURES = {
   mkdir: { args: [ptr, u32], returns: i32 },
   mkdtemp: { args: [ptr], returns: ptr },
   rename: { args: [ptr, ptr], returns: i32 },
+  renameat2: { args: [i32, ptr, i32, ptr, u32], returns: i32 },
   readlink: { args: [ptr, ptr, usize], returns: i64_fast },
   fchmod: { args: [i32, u32], returns: i32 },
   fchown: { args: [i32, u32, u32], returns: i32 },

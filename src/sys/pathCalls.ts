@@ -334,6 +334,34 @@ export function renamePath(from: string, to: string): void {
   check(libc.rename(cstr(from), cstr(to)), () => `rename ${from} to ${to}`);
 }
 
+/** renameat2(2)'s flag: fail with EEXIST rather than replace what is at the new name. */
+const RENAME_NOREPLACE = 1;
+
+/** What {@link renameAway}'s names end in: mkdtemp's alphabet. */
+const TEMP_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/**
+ * Renames `from` to a new name `${prefix}XXXXXX` that nothing had (as mkdtemp names a directory it
+ * makes), and returns it: `rename` to a trash without making one first. Never replaces anything
+ * but, on a filesystem without RENAME_NOREPLACE, the empty directory it makes to rename over.
+ */
+export function renameAway(from: string, prefix: string): string {
+  const random = new Uint8Array(6);
+  for (;;) {
+    crypto.getRandomValues(random);
+    let to = prefix;
+    for (const b of random) to += TEMP_CHARS[b % TEMP_CHARS.length];
+    if (libc.renameat2(AT.FDCWD, cstr(from), AT.FDCWD, cstr(to), RENAME_NOREPLACE) === 0) return to;
+    const code = errno();
+    if (code === Errno.EINVAL) break; // a filesystem without the flag
+    if (code !== Errno.EEXIST) throw new SysError(`rename ${from} to ${to}`, code);
+  }
+  // There, rename(2) over an empty directory mkdtemp made: what it replaces is only that.
+  const to = makeTempDir(prefix);
+  renamePath(from, to);
+  return to;
+}
+
 /** Removes the file (or symlink) `path`: false when there was none. */
 export function removeFile(path: string): boolean {
   return unlinkAt(AT.FDCWD, path, false, () => `unlink ${path}`);

@@ -15,7 +15,7 @@ import { removeTree } from "../fs/removeTree.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
 import { listDir } from "../sys/dirent.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
-import { chmodPath, makeDir as makeDirectory, makeTempDir, pathExists, readText, removeDir, removeFile, renamePath, statPath, writeNewFile } from "../sys/pathCalls.ts";
+import { chmodPath, makeDir as makeDirectory, makeTempDir, pathExists, readText, removeDir, removeFile, renameAway, renamePath, statPath, writeNewFile } from "../sys/pathCalls.ts";
 import { Errno, SysError, errnoCode } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
@@ -96,7 +96,8 @@ export class LocalDriver implements OwnStorageDriver {
     try {
       // One trash for all: a directory of its own per volume would be made and freed again, and
       // freeing a block is a synchronous discard on a filesystem mounted with -o discard. Made when
-      // the first volume goes into it: a batch with nothing to remove makes none.
+      // the first volume goes into it: a batch with nothing to remove makes none. A volume removed
+      // alone is renamed to be the trash itself, which makes and frees no directory at all.
       let trash: string | undefined;
       let renamed = false;
       for (const name of names) {
@@ -106,8 +107,11 @@ export class LocalDriver implements OwnStorageDriver {
           unmountIfMounted(this.path(name));
           // Renamed away first, so a crash never leaves half a volume under its name.
           try {
-            trash ??= makeTempDir(join(this.#home, TRASH_PREFIX));
-            renamePath(root, join(trash, name));
+            if (names.length === 1) trash = renameAway(root, join(this.#home, TRASH_PREFIX));
+            else {
+              trash ??= makeTempDir(join(this.#home, TRASH_PREFIX));
+              renamePath(root, join(trash, name));
+            }
             renamed = true;
           } catch (err) {
             if (errnoCode(err) !== "ENOENT") throw err;

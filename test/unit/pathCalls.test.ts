@@ -1,10 +1,10 @@
 /** The *at calls on one name in a directory held open: they act on the name, never through a symlink there. */
 import { afterAll, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Errno, SysError } from "../../src/sys/libc.ts";
-import { chmodAt, closeFd, openPath, statAt } from "../../src/sys/pathCalls.ts";
+import { chmodAt, closeFd, openPath, renameAway, statAt } from "../../src/sys/pathCalls.ts";
 import { O } from "../../src/sys/openat2.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "stor-pathcalls-"));
@@ -49,4 +49,40 @@ test("statAt sees the name itself without following a symlink, and undefined whe
   } finally {
     closeFd(fd);
   }
+});
+
+test("renameAway moves a tree to a new name of its prefix and never replaces what is there, not even an empty directory", () => {
+  const home = join(dir, "home");
+  mkdirSync(join(home, "vol", "_data"), { recursive: true });
+  writeFileSync(join(home, "vol", "_data", "f"), "data");
+  // The first name it draws is taken by an empty directory, which rename(2) would replace.
+  mkdirSync(join(home, ".rm-AAAAAA"));
+  const real = crypto.getRandomValues;
+  let draw = 0;
+  crypto.getRandomValues = (<T extends ArrayBufferView | null>(a: T): T => {
+    (a as unknown as Uint8Array).fill(draw++ === 0 ? 0 : 1);
+    return a;
+  }) as typeof crypto.getRandomValues;
+  let to: string;
+  try {
+    to = renameAway(join(home, "vol"), join(home, ".rm-"));
+  } finally {
+    crypto.getRandomValues = real;
+  }
+  expect(to).toBe(join(home, ".rm-BBBBBB"));
+  expect(readFileSync(join(to, "_data", "f"), "utf8")).toBe("data");
+  expect(existsSync(join(home, "vol"))).toBe(false);
+  expect(readdirSync(join(home, ".rm-AAAAAA"))).toEqual([]);
+  // Drawn at random otherwise: another rename gets a name of its own.
+  mkdirSync(join(home, "vol2"));
+  expect(renameAway(join(home, "vol2"), join(home, ".rm-"))).toMatch(new RegExp(`^${home}/\\.rm-[A-Za-z0-9]{6}$`));
+  expect(readdirSync(home).sort()).toHaveLength(3);
+  let missing: unknown;
+  try {
+    renameAway(join(home, "gone"), join(home, ".rm-"));
+  } catch (err) {
+    missing = err;
+  }
+  expect((missing as SysError).errno).toBe(Errno.ENOENT);
+  expect((missing as SysError).message).toStartWith(`rename ${join(home, "gone")} to ${join(home, ".rm-")}`);
 });
