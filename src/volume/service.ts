@@ -15,7 +15,7 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionEr
 import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
 import { helperThreadsAllowed } from "../fs/helperThreads.ts";
-import { RemoveThreads } from "../fs/removeThread.ts";
+import type { RemoveThreads } from "../fs/removeThread.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
 import { mountPointsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
@@ -27,7 +27,7 @@ import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { BATCH, NameLocks } from "./nameLocks.ts";
-import { restoreVolumes, type RestorePolicy, type VolumeRestoreReport } from "./restore.ts";
+import type { RestorePolicy, VolumeRestoreReport } from "./restore.ts";
 import { dataSize } from "./usage.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 
@@ -278,7 +278,7 @@ export class VolumeService {
     const report: PruneReport = { deleted: [], reclaimed: 0 };
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
     // Over several batches, a batch's trash goes on a helper thread while the next is pruned.
-    const remover = candidates.length > BATCH && helperThreadsAllowed() ? new RemoveThreads() : undefined;
+    const remover = candidates.length > BATCH && helperThreadsAllowed() ? new (await import("../fs/removeThread.ts")).RemoveThreads() : undefined;
     const gone: Promise<void>[] = [];
     try {
       await this.#locks.inBatches(
@@ -365,8 +365,12 @@ export class VolumeService {
     return this.#drivers.all().flatMap((d) => d.cleanup());
   }
 
-  /** The volume part of `stor restore`: see {@link restoreVolumes}. */
-  restore(policy: RestorePolicy): Promise<VolumeRestoreReport> {
+  /**
+   * The volume part of `stor restore`: see restoreVolumes. Its code (and prune's remover threads)
+   * loads when used: every other volume command loaded it for nothing.
+   */
+  async restore(policy: RestorePolicy): Promise<VolumeRestoreReport> {
+    const { restoreVolumes } = await import("./restore.ts");
     return restoreVolumes({ home: this.home, store: this.#store, drivers: this.#drivers, locks: this.#locks }, policy);
   }
 
