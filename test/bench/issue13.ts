@@ -88,6 +88,9 @@ export function issue13Table(): void {
     const f = find("volumes", re);
     rows.push([f ? `${label} (${f.what.match(/\d+/)![0]})` : label, before, f ? fmtMs(f.stor) : "—", "<2 s", verdict(f ? f.stor / 1000 : Number.NaN, 2)]);
   }
+  // What removing that many directories takes on this filesystem at all (-o discard makes each freed block a discard).
+  const prune = find("volumes", /^prune -a, \d+ volumes$/);
+  if (prune?.reference !== undefined) rows.push(["  floor: rm -rf of as many volume directories", "—", `${fmtMs(prune.reference)} (prune ${fmtRatio(ratioOf(prune))})`, "—", "info"]);
   console.log("\n== Issue 13: speed to the floor — before (c5b84b5, quiet, load 0.6) and now ==");
   process.stdout.write(table(rows));
   console.log(`${loadLine()}.`);
