@@ -4,7 +4,6 @@
  * bad file is an error that names the file, the key and the reason.
  */
 import { resolve } from "./path.ts";
-import { parse } from "ini";
 import type { FileConfig } from "./configSchema.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import { cacheConfig, cachedConfig } from "./configCache.ts";
@@ -116,15 +115,17 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   // A missing default file means defaults; a file the user named must exist.
   if (text === undefined && !explicit) return EMPTY;
   if (text === undefined) throw new InvalidArgumentError(`config ${path}`, "no such file");
-  const parsed = parse(text);
-  // A file of comments and empty sections only (as installed) needs no validation: zod is loaded
-  // only for content, and only for content it has not validated already (see src/configCache.ts).
-  if (holdsNoSetting(parsed)) return EMPTY;
+  // A file of comments and empty sections only (as installed) needs no validation: zod and ini
+  // are loaded only for content, and only for content zod has not validated already (see
+  // src/configCache.ts): loading ini and its parse cost every command 0.2–0.35 ms.
+  if (holdsNoSetting(text)) return EMPTY;
   const cached = cachedConfig(text);
   if (cached) return cached;
   const start = performance.now();
+  const { parse } = require("ini") as typeof import("ini");
   const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
-  traceWithin("zod load", start);
+  traceWithin("ini, zod load", start);
+  const parsed = parse(text);
   const result = fileSchema.safeParse(parsed);
   if (result.success) {
     cacheConfig(text, result.data);
@@ -139,15 +140,16 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
 const EMPTY: FileConfig = { snapshot: {}, volume: {} };
 
 /**
- * Whether parsed ini `parsed` sets nothing: no key, and no section but the known ones, empty
- * (the installed file's `[snapshot]` and `[volume]`). An unknown section, even empty, is content
- * for zod to refuse.
+ * Whether ini text `text` surely sets nothing: each line blank, a comment (`;` or `#` first, as
+ * ini reads them) or the header of a known section (`[snapshot]`, `[volume]`, from the line's
+ * start, as ini reads a header). Any other line, however ini would read it, is for ini and zod.
  */
-function holdsNoSetting(parsed: Record<string, unknown>): boolean {
-  for (const key in parsed) {
-    const value = parsed[key];
-    if (!Object.hasOwn(EMPTY, key) || typeof value !== "object" || value === null) return false;
-    for (const _ in value) return false;
+function holdsNoSetting(text: string): boolean {
+  for (const line of text.split("\n")) {
+    const start = line.trimStart();
+    if (start === "" || start[0] === ";" || start[0] === "#") continue;
+    const header = line.trimEnd();
+    if (header !== "[snapshot]" && header !== "[volume]") return false;
   }
   return true;
 }

@@ -1,7 +1,7 @@
 /**
  * A config file with content is validated by zod once (src/configCache.ts): the next command with
  * the same text takes zod's result from the cache instead of loading zod. Seen through STOR_TRACE,
- * whose "(zod load)" line says when a command loaded it.
+ * whose "(ini, zod load)" line says when a command loaded it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -28,7 +28,7 @@ describe.skipIf(!need(isRoot(), "the cache is root's"))("the config cache", () =
   function run(text: string, args = ["snapshot", "ls"]): { code: number; stdout: string; stderr: string; zod: boolean } {
     writeFileSync(r.config, text);
     const res = r.stor(args, { env: { STOR_TRACE: "1", STOR_CONFIG_CACHE_DIR: cacheDir } });
-    return { ...res, zod: res.stderr.includes("stor trace: (zod load)") };
+    return { ...res, zod: res.stderr.includes("stor trace: (ini, zod load)") };
   }
 
   test("the first command with a config validates it with zod; the next ones with the same text do not load zod", () => {
@@ -104,6 +104,28 @@ describe.skipIf(!need(isRoot(), "the cache is root's"))("the config cache", () =
       const bad = run(text);
       expect(bad.code).toBe(2);
       expect(bad.stderr.split("\n")[0]).toBe(`stor: config ${r.config}: bogus: unknown key`);
+    }
+  });
+
+  test("only blank lines, comments and the known headers skip ini and zod; any other line is theirs to judge", () => {
+    for (const text of ["", " \n\t\n", "\t; c\n# c\n", "[snapshot]  \r\n[volume]\r\n", "[snapshot]\n[snapshot]\n", "\ufeff; c\n"]) {
+      const res = run(text);
+      expect([res.code, res.zod]).toEqual([0, false]);
+    }
+    // Read by ini, and found empty: valid, as before.
+    expect(run("[ snapshot ]\n").code).toBe(0);
+    // Not headers to ini (indented, after a BOM, with a comment after), or hiding one after a CR: refused.
+    for (const [text, key] of [
+      ["  [snapshot]\n", "[snapshot]"],
+      ["\ufeff[snapshot]\n", "[snapshot]"],
+      ["[snapshot] ; x\n", "[snapshot]"],
+      ["[snapshot]\r[bogus]\n", "bogus"],
+      ["[snapshot.x]\n", "snapshot.x"],
+    ]) {
+      const res = run(text!);
+      expect(res.code).toBe(2);
+      expect(res.zod).toBe(true);
+      expect(res.stderr.split("\n")[0]).toBe(`stor: config ${r.config}: ${key}: unknown key`);
     }
   });
 
