@@ -10,7 +10,8 @@ import { spawnSync } from "bun";
 // No test finds the host's volume plugins (nor those other test runs put there): a test that
 // wants plugins names their directory itself.
 process.env.STOR_PLUGIN_DIRS ??= "";
-// Nor do they write the host's config cache (src/configCache.ts): theirs is a directory of their own.
+// Nor do they write the host's config cache (src/configCache.ts): theirs is a directory of their own
+// (under bun test, test/setup.ts makes and removes it; "exit" fires for the bench's scripts).
 if (process.env.STOR_CONFIG_CACHE_DIR === undefined) {
   const cache = mkdtempSync("/tmp/stor-test-config-cache-");
   process.env.STOR_CONFIG_CACHE_DIR = cache;
