@@ -40,6 +40,22 @@ export function sh(cmd: string[], opts: { env?: Record<string, string>; input?: 
   return { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }
 
+/**
+ * How long `run` takes, start-up included: the median of `times` runs, each followed by `undo`.
+ * A crash test spreads its kill instants over it; one run timed alone may be a slow first one (a
+ * cold cache, a disk flushing), and then most kills land after the command has finished.
+ */
+export function typicalSpan(run: () => void, undo: () => void, times = 5): number {
+  const spans: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t0 = performance.now();
+    run();
+    spans.push(performance.now() - t0);
+    undo();
+  }
+  return spans.sort((a, b) => a - b)[times >> 1]!;
+}
+
 /** Runs a shell command line that must succeed; returns its stdout. */
 export function must(line: string): string {
   const r = sh(["sh", "-c", line]);
