@@ -142,10 +142,17 @@ const EMPTY: FileConfig = { snapshot: {}, volume: {} };
 /**
  * Whether ini text `text` surely sets nothing: each line blank, a comment (`;` or `#` first, as
  * ini reads them) or the header of a known section (`[snapshot]`, `[volume]`, from the line's
- * start, as ini reads a header). Any other line, however ini would read it, is for ini and zod.
+ * start, as ini reads a header). Lines end at a CR as at an LF, as ini splits them: a comment
+ * line must not hide a setting after a lone CR. Any other line, however ini would read it, is for
+ * ini and zod.
  */
 function holdsNoSetting(text: string): boolean {
-  for (const line of text.split("\n")) {
+  let from = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = text.charCodeAt(i); // NaN past the end: the last line ends there
+    if (c !== 0x0a && c !== 0x0d && i < text.length) continue;
+    const line = text.slice(from, i);
+    from = i + 1;
     const start = line.trimStart();
     if (start === "" || start[0] === ";" || start[0] === "#") continue;
     const header = line.trimEnd();

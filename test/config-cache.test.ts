@@ -108,7 +108,7 @@ describe.skipIf(!need(isRoot(), "the cache is root's"))("the config cache", () =
   });
 
   test("only blank lines, comments and the known headers skip ini and zod; any other line is theirs to judge", () => {
-    for (const text of ["", " \n\t\n", "\t; c\n# c\n", "[snapshot]  \r\n[volume]\r\n", "[snapshot]\n[snapshot]\n", "\ufeff; c\n"]) {
+    for (const text of ["", " \n\t\n", "\t; c\n# c\n", "[snapshot]  \r\n[volume]\r\n", "[snapshot]\n[snapshot]\n", "\ufeff; c\n", "; c\r[volume]\r"]) {
       const res = run(text);
       expect([res.code, res.zod]).toEqual([0, false]);
     }
@@ -120,6 +120,8 @@ describe.skipIf(!need(isRoot(), "the cache is root's"))("the config cache", () =
       ["\ufeff[snapshot]\n", "[snapshot]"],
       ["[snapshot] ; x\n", "[snapshot]"],
       ["[snapshot]\r[bogus]\n", "bogus"],
+      ["; c\r[bogus]\n", "bogus"],
+      ["# c\r\r[bogus]\r", "bogus"],
       ["[snapshot.x]\n", "snapshot.x"],
     ]) {
       const res = run(text!);
