@@ -74,27 +74,48 @@ export class MetaStore {
     return this.#db.query<SnapshotRecord, [string]>(`SELECT ${COLUMNS} FROM snapshots WHERE key = ?`).get(key) ?? undefined;
   }
 
-  byId(id: number): SnapshotRecord | undefined {
-    return this.#db.query<SnapshotRecord, [number]>(`SELECT ${COLUMNS} FROM snapshots WHERE id = ?`).get(id) ?? undefined;
-  }
-
   /** Every snapshot, ordered by key. */
   all(): SnapshotRecord[] {
     return this.#db.query<SnapshotRecord, []>(`SELECT ${COLUMNS} FROM snapshots ORDER BY key`).all();
   }
 
-  /** The ancestors of snapshot `id`, nearest parent first. */
-  ancestors(id: number): SnapshotRecord[] {
+  /**
+   * Snapshot `key` (or, by `id`, the one of that id) and its ancestors, nearest first; empty when
+   * there is none. One statement: consistent without a transaction.
+   */
+  lineage(by: "key" | "id", value: string | number): SnapshotRecord[] {
     return this.#db
-      .query<SnapshotRecord, [number]>(
+      .query<SnapshotRecord, [string | number]>(
         `WITH RECURSIVE chain(id, depth) AS (
-           SELECT parent_id, 1 FROM snapshots WHERE id = ? AND parent_id IS NOT NULL
+           SELECT id, 0 FROM snapshots WHERE ${by} = ?
            UNION ALL
            SELECT s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.id WHERE s.parent_id IS NOT NULL
          )
          SELECT ${columns("s")} FROM chain c JOIN snapshots s ON s.id = c.id ORDER BY c.depth`,
       )
-      .all(id);
+      .all(value);
+  }
+
+  /**
+   * Snapshot `key` with its parent's key and its labels (by name), or undefined. One statement,
+   * not a transaction of three. Row 0 is the snapshot (no label), the others its labels.
+   */
+  described(key: string): { record: SnapshotRecord; parentKey: string | undefined; labels: Record<string, string> } | undefined {
+    const rows = this.#db
+      .query<SnapshotRecord & { parentKey: string | null; label: string | null; value: string | null }, [string]>(
+        `SELECT ${columns("s")}, p.key AS parentKey, NULL AS label, NULL AS value
+           FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id WHERE s.key = ?1
+         UNION ALL
+         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.name, l.value
+           FROM labels l JOIN snapshots s ON s.id = l.snapshot_id WHERE s.key = ?1
+         ORDER BY label`,
+      )
+      .all(key);
+    const head = rows[0];
+    if (head === undefined || head.label !== null) return undefined;
+    const labels = stringMap();
+    for (let i = 1; i < rows.length; i++) labels[rows[i]!.label!] = rows[i]!.value!;
+    return { record: head, parentKey: head.parentKey ?? undefined, labels };
   }
 
   hasChildren(id: number): boolean {

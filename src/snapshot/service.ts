@@ -185,8 +185,9 @@ export class SnapshotService {
     return p.id;
   }
 
+  /** The directories of snapshot `id` and its ancestors, nearest first. */
   #chainDirs(id: number): string[] {
-    return [id, ...this.#store.ancestors(id).map((a) => a.id)].map((i) => this.#dir(i));
+    return this.#store.lineage("id", id).map((a) => this.#dir(a.id));
   }
 
   #dir(id: number): string {
@@ -199,14 +200,17 @@ export class SnapshotService {
     return s;
   }
 
-  #dirsOf(s: SnapshotRecord): SnapshotDirs {
-    return { kind: s.kind, dir: this.#dir(s.id), parents: s.parentId === null ? [] : this.#chainDirs(s.parentId) };
+  /** The kind and directories of `key` and of its ancestors, from one statement. */
+  #dirsOf(key: string): SnapshotDirs {
+    const [s, ...ancestors] = this.#store.lineage("key", key);
+    if (!s) throw new NotFoundError(snap(key));
+    return { kind: s.kind, dir: this.#dir(s.id), parents: ancestors.map((a) => this.#dir(a.id)) };
   }
 
   /** The mounts of active or view snapshot `key`. */
   mounts(key: string): Mount[] {
     validateKey(key);
-    return this.#store.read(() => this.#mountsOf(key));
+    return this.#mountsOf(key);
   }
 
   /**
@@ -220,9 +224,9 @@ export class SnapshotService {
   }
 
   #mountsOf(key: string): Mount[] {
-    const s = this.#get(key);
-    if (s.kind === "committed") throw new PreconditionError(snap(key), "is committed, not active or view");
-    return this.snapshotter.mounts(this.#dirsOf(s));
+    const d = this.#dirsOf(key);
+    if (d.kind === "committed") throw new PreconditionError(snap(key), "is committed, not active or view");
+    return this.snapshotter.mounts(d);
   }
 
   /**
@@ -231,11 +235,9 @@ export class SnapshotService {
    */
   layerView(key: string): { diffStyle: DiffStyle; kind: Kind; upper: string; parents: string[] } {
     validateKey(key);
-    return this.#store.read(() => {
-      const d = this.#dirsOf(this.#get(key));
-      const up = this.snapshotter.upperDir;
-      return { diffStyle: this.snapshotter.diffStyle, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
-    });
+    const d = this.#dirsOf(key);
+    const up = this.snapshotter.upperDir;
+    return { diffStyle: this.snapshotter.diffStyle, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
   }
 
   /**
@@ -246,7 +248,7 @@ export class SnapshotService {
    */
   holdForWriting(key: string): { view: ReturnType<SnapshotService["layerView"]>; release(): void } {
     validateKey(key);
-    const dir = this.#store.read(() => this.#dir(this.#get(key).id));
+    const dir = this.#dir(this.#get(key).id);
     const hold = lockPath(dir)!; // waits for another hold, a commit or an rm under way
     try {
       const view = this.layerView(key);
@@ -346,11 +348,9 @@ export class SnapshotService {
   /** Information about `key`. */
   stat(key: string): Info {
     validateKey(key);
-    return this.#store.read(() => this.#info(this.#get(key)));
-  }
-
-  #info(s: SnapshotRecord): Info {
-    return info(s, s.parentId === null ? undefined : this.#store.byId(s.parentId)?.key, this.#store.labels(s.id));
+    const d = this.#store.described(key);
+    if (!d) throw new NotFoundError(snap(key));
+    return info(d.record, d.parentKey, d.labels);
   }
 
   /** Every snapshot, ordered by key. */
@@ -395,7 +395,7 @@ export class SnapshotService {
   /** Space used by `key` itself: measured now for an active snapshot, recorded at commit otherwise. */
   usage(key: string): Usage {
     validateKey(key);
-    const s = this.#store.read(() => this.#get(key));
+    const s = this.#get(key); // one statement: no transaction needed
     if (s.kind === "active") return this.#measure(this.#dir(s.id));
     return { size: s.size, inodes: s.inodes };
   }
