@@ -346,11 +346,11 @@ const TEMP_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
  * but, on a filesystem without RENAME_NOREPLACE, the empty directory it makes to rename over.
  */
 export function renameAway(from: string, prefix: string): string {
-  const random = new Uint8Array(6);
   for (;;) {
-    crypto.getRandomValues(random);
+    // Math.random, not crypto.getRandomValues, whose first call costs a command 0.1 ms: a name
+    // guessed or taken is only tried again, as RENAME_NOREPLACE never replaces it.
     let to = prefix;
-    for (const b of random) to += TEMP_CHARS[b % TEMP_CHARS.length];
+    for (let i = 0; i < 6; i++) to += TEMP_CHARS[Math.floor(Math.random() * TEMP_CHARS.length)];
     if (libc.renameat2(AT.FDCWD, cstr(from), AT.FDCWD, cstr(to), RENAME_NOREPLACE) === 0) return to;
     const code = errno();
     if (code === Errno.EINVAL) break; // a filesystem without the flag
