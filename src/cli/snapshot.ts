@@ -10,7 +10,9 @@ const KIND_NAMES = { active: "Active", view: "View", committed: "Committed" } as
 
 /** `mount -t TYPE SOURCE TARGET -o OPTIONS`, one line a mount, as ctr prints them. */
 export function mountCommands(mounts: readonly Mount[], target: string): string {
-  return mounts.map((m) => `mount -t ${m.Type} ${m.Source} ${target} -o ${m.Options.join(",")}\n`).join("");
+  let out = "";
+  for (const m of mounts) out += `mount -t ${m.Type} ${m.Source} ${target} -o ${m.Options.join(",")}\n`;
+  return out;
 }
 
 /** The object ctr prints for a snapshot's info: Parent and Labels only when set. */

@@ -52,7 +52,9 @@ export const overlay: Snapshotter = {
     }
     const options = baseOptions();
     if (s.kind === "active") options.push(`workdir=${workDir(s.dir)}`, `upperdir=${fsDir(s.dir)}`);
-    options.push(`lowerdir=${s.parents.map(fsDir).join(":")}`);
+    let lowerdir = "";
+    for (const p of s.parents) lowerdir += `${lowerdir === "" ? "" : ":"}${fsDir(p)}`; // no Array.prototype.map on the way
+    options.push(`lowerdir=${lowerdir}`);
     return [{ Type: "overlay", Source: "overlay", Options: options }];
   },
 
