@@ -105,6 +105,16 @@ const removeBrackets = (v) => {
   [`    rawName = rawName.replace(/\\.\\*/g, "");`, `    rawName = rawName.split(".*").join("");`],
   [`      let name = v.trim().replace(/^-{1,2}/, "");`, `      let name = v.trim();\n      name = name.slice(name.startsWith("--") ? 2 : name.startsWith("-") ? 1 : 0);`],
   [`        name = name.replace(/^no-/, "");`, `        name = name.slice(3);`],
+  // An option's names: the same callback on each comma-separated part, in a loop instead of map
+  // (which a command given an option compiled for it), then the same sort.
+  [`    this.names = removeBrackets(rawName).split(",").map((v) => {`, `    const toName = (v) => {`],
+  [
+    `    }).sort((a, b) => a.length > b.length ? 1 : -1);`,
+    `    };
+    this.names = [];
+    for (const v of removeBrackets(rawName).split(",")) this.names.push(toName(v));
+    this.names.sort((a, b) => a.length > b.length ? 1 : -1);`,
+  ],
 ];
 
 /** Where cac's source is, for the build's loader. */

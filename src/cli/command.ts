@@ -394,7 +394,10 @@ export async function runGroup(group: Group, argv: readonly string[]): Promise<v
 /** An option that may repeat, as a list of strings. */
 export function list(value: unknown): string[] {
   if (value === undefined || value === false) return [];
-  return (Array.isArray(value) ? value : [value]).map(String);
+  if (!Array.isArray(value)) return [String(value)];
+  const out: string[] = []; // a loop: Array.prototype.map compiles on its first call in a process
+  for (const v of value) out.push(String(v));
+  return out;
 }
 
 /**
