@@ -140,13 +140,13 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
 const EMPTY: FileConfig = { snapshot: {}, volume: {} };
 
 /**
- * Whether ini text `text` surely sets nothing: each line blank, a comment (`;` or `#` first, as
+ * Whether ini text `text` surely sets nothing (exported for its test, which holds it to ini): each line blank, a comment (`;` or `#` first, as
  * ini reads them) or the header of a known section (`[snapshot]`, `[volume]`, from the line's
  * start, as ini reads a header). Lines end at a CR as at an LF, as ini splits them: a comment
  * line must not hide a setting after a lone CR. Any other line, however ini would read it, is for
  * ini and zod.
  */
-function holdsNoSetting(text: string): boolean {
+export function holdsNoSetting(text: string): boolean {
   let from = 0;
   for (let i = 0; i <= text.length; i++) {
     const c = text.charCodeAt(i); // NaN past the end: the last line ends there
