@@ -84,8 +84,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   const logLevel = givenLogLevel(overrides, env) ?? parseLogLevel(file.log_level ?? "warn");
   // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
   const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
+  const dirs: string[] = [];
+  for (const d of overrides.pluginDirs ?? []) dirs.push(resolve(d));
+  for (const d of pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : whitespaceWords(pluginDirs)) dirs.push(d);
   const plugins: PluginSettings = {
-    dirs: [...(overrides.pluginDirs?.map((d) => resolve(d)) ?? []), ...(pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : pluginDirs.split(/\s+/).filter(Boolean))],
+    dirs,
     timeoutMs: (file.volume.plugin_timeout ?? 60) * 1000,
     retryMs: (file.volume.plugin_retry ?? 30) * 1000,
   };
@@ -138,6 +141,23 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
 }
 
 const EMPTY: FileConfig = { snapshot: {}, volume: {} };
+
+/**
+ * The words of `text` between runs of whitespace, as `text.split(/\s+/).filter(Boolean)` gives
+ * them (exported for its test), without the RegExp and filter that every command given a list of
+ * plugin directories compiled for it. A character is whitespace when trim takes it away: the set
+ * `\s` matches.
+ */
+export function whitespaceWords(text: string): string[] {
+  const words: string[] = [];
+  let from = 0;
+  for (let i = 0; i <= text.length; i++) {
+    if (i < text.length && text[i]!.trim() !== "") continue;
+    if (i > from) words.push(text.slice(from, i));
+    from = i + 1;
+  }
+  return words;
+}
 
 /**
  * Whether ini text `text` surely sets nothing (exported for its test, which holds it to ini): each line blank, a comment (`;` or `#` first, as

@@ -6,7 +6,7 @@
  */
 import { expect, test } from "bun:test";
 import { parse } from "ini";
-import { holdsNoSetting } from "../../src/config.ts";
+import { holdsNoSetting, whitespaceWords } from "../../src/config.ts";
 
 /** A deterministic random source (mulberry32), so a failure repeats. */
 function random(seed: number): () => number {
@@ -48,4 +48,14 @@ test("every text the pre-scan calls settingless, ini reads as the known sections
   expect(settingless).toBeGreaterThan(1000);
   expect(holdsNoSetting("; stor\n[snapshot]\n[volume]\n")).toBe(true);
   expect(holdsNoSetting("; c\r[bogus]\n")).toBe(false);
+});
+
+test("plugin directories are split at whitespace as split(/\\s+/) and filter(Boolean) split them", () => {
+  const rand = random(11);
+  const chars = ["/a", "b", "-", " ", "\t", "\n", "\r", "\v", "\f", "\u00a0", "\u2028", "\u3000", "\ufeff", "\u200b", "\u1680", "é", "\ud83d\ude00"];
+  for (let i = 0; i < 20_000; i++) {
+    let text = "";
+    for (let n = Math.floor(rand() * 10); n > 0; n--) text += chars[Math.floor(rand() * chars.length)];
+    expect(whitespaceWords(text)).toEqual(text.split(/\s+/).filter(Boolean));
+  }
 });
