@@ -6,17 +6,14 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "bun";
+import { ownConfigCache } from "./ownConfigCache.ts";
 
 // No test finds the host's volume plugins (nor those other test runs put there): a test that
 // wants plugins names their directory itself.
 process.env.STOR_PLUGIN_DIRS ??= "";
-// Nor do they write the host's config cache (src/configCache.ts): theirs is a directory of their own
-// (under bun test, test/setup.ts makes and removes it; "exit" fires for the bench's scripts).
-if (process.env.STOR_CONFIG_CACHE_DIR === undefined) {
-  const cache = mkdtempSync("/tmp/stor-test-config-cache-");
-  process.env.STOR_CONFIG_CACHE_DIR = cache;
-  process.on("exit", () => rmSync(cache, { recursive: true, force: true }));
-}
+// Nor do they write the host's config cache (see ./ownConfigCache.ts).
+const cache = ownConfigCache();
+if (cache !== undefined) process.on("exit", () => rmSync(cache, { recursive: true, force: true }));
 
 /** The binary under test: `dist/stor` unless STOR_BIN names another build. */
 export const STOR = process.env.STOR_BIN ?? resolve(import.meta.dir, "../dist/stor");

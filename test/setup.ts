@@ -1,12 +1,7 @@
-/**
- * Preloaded by `bun test` (bunfig.toml): the run's config cache directory, made once and removed
- * after the last test file. bun test fires no process "exit", so test/helpers.ts cannot remove it.
- */
+/** Preloaded by `bun test` (bunfig.toml): the run's config cache directory, removed after the last test file. */
 import { afterAll } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
+import { ownConfigCache } from "./ownConfigCache.ts";
 
-if (process.env.STOR_CONFIG_CACHE_DIR === undefined) {
-  const cache = mkdtempSync("/tmp/stor-test-config-cache-");
-  process.env.STOR_CONFIG_CACHE_DIR = cache;
-  afterAll(() => rmSync(cache, { recursive: true, force: true }));
-}
+const cache = ownConfigCache();
+if (cache !== undefined) afterAll(() => rmSync(cache, { recursive: true, force: true }));
