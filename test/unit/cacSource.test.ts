@@ -3,6 +3,7 @@
  * options and parses for random spellings and argv, RegExp-hungry characters included.
  */
 import { describe, expect, test } from "bun:test";
+import { Rng } from "../fuzz/tarModel.ts";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,17 +18,8 @@ writeFileSync(join(dir, "lean.mjs"), leanCac(readFileSync(publishedPath, "utf8")
 const lean = (await import(join(dir, "lean.mjs"))) as CacModule;
 rmSync(dir, { recursive: true });
 
-/** A deterministic random source (mulberry32), so a failure repeats. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rand = random(13);
+const rng = new Rng(13);
+const rand = () => rng.next();
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 /** A word of the characters cac's RegExps and splits look at, and a few they do not. */
 function word(alphabet: readonly string[], max: number): string {

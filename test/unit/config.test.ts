@@ -5,18 +5,9 @@
  * trims and matches on look for the rest of that class.
  */
 import { expect, test } from "bun:test";
+import { Rng } from "../fuzz/tarModel.ts";
 import { parse } from "ini";
 import { holdsNoSetting, whitespaceWords } from "../../src/config.ts";
-
-/** A deterministic random source (mulberry32), so a failure repeats. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [
   "[snapshot]", "[volume]", "[bogus]", "[ snapshot ]", "[snapshot.x]", "[", "]",
@@ -35,11 +26,11 @@ function emptyToIni(text: string): boolean {
 }
 
 test("every text the pre-scan calls settingless, ini reads as the known sections, empty", () => {
-  const rand = random(7);
+  const rng = new Rng(7);
   let settingless = 0;
   for (let i = 0; i < 40_000; i++) {
     let text = "";
-    for (let n = Math.floor(rand() * 8); n > 0; n--) text += PIECES[Math.floor(rand() * PIECES.length)];
+    for (let n = Math.floor(rng.next() * 8); n > 0; n--) text += PIECES[Math.floor(rng.next() * PIECES.length)];
     if (!holdsNoSetting(text)) continue;
     settingless++;
     if (!emptyToIni(text)) throw new Error(`holdsNoSetting(${JSON.stringify(text)}), but ini reads ${JSON.stringify(parse(text))}`);
@@ -51,11 +42,11 @@ test("every text the pre-scan calls settingless, ini reads as the known sections
 });
 
 test("plugin directories are split at whitespace as split(/\\s+/) and filter(Boolean) split them", () => {
-  const rand = random(11);
+  const rng = new Rng(11);
   const chars = ["/a", "b", "-", " ", "\t", "\n", "\r", "\v", "\f", "\u00a0", "\u2028", "\u3000", "\ufeff", "\u200b", "\u1680", "é", "\ud83d\ude00"];
   for (let i = 0; i < 20_000; i++) {
     let text = "";
-    for (let n = Math.floor(rand() * 10); n > 0; n--) text += chars[Math.floor(rand() * chars.length)];
+    for (let n = Math.floor(rng.next() * 10); n > 0; n--) text += chars[Math.floor(rng.next() * chars.length)];
     expect(whitespaceWords(text)).toEqual(text.split(/\s+/).filter(Boolean));
   }
 });
