@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { storOk, type Ctx } from "./context.ts";
 import { must, shell } from "./proc.ts";
 import { figures, fmtBytes, fmtMs, fmtRatio, median, table } from "./stats.ts";
-import { dropCaches, fsType, makeLoopFs, usedBytes } from "./system.ts";
+import { findBin, fsType, makeLoopFs, settle, usedBytes } from "./system.ts";
 import { generateTree, type TreeSpec, type TreeStats } from "./tree.ts";
 
 /** The source directory of a native view: the committed snapshot's own directory. */
@@ -41,6 +41,9 @@ function census(dir: string): string {
   return `${entries} entries, ${bytes} bytes`;
 }
 
+/** The cp that runs. */
+const CP = findBin("cp")!;
+
 interface CopyCase {
   fs: string;
   root: string;
@@ -66,8 +69,8 @@ function runCase(ctx: Ctx, c: CopyCase, spec: TreeSpec): void {
   for (let r = 0; r < ctx.copyRuns; r++) {
     const order = r % 2 === 0 ? (["stor", "cp"] as const) : (["cp", "stor"] as const);
     for (const tool of order) {
-      if (!ctx.warm) dropCaches();
-      else shell("sync");
+      // The tree out of the cache (unless --warm); both programs in it (see settle).
+      settle(ctx.warm, [], [ctx.stor, CP]);
       const before = c.space && r === 0 ? usedBytes(c.root) : 0;
       let copyDir: string;
       if (tool === "stor") {
@@ -76,7 +79,7 @@ function runCase(ctx: Ctx, c: CopyCase, spec: TreeSpec): void {
         copyDir = /^mount -t bind (\S+) /.exec(line)![1]!;
       } else {
         copyDir = join(c.cpDst, `copy${r}`);
-        t.cp.push(must(["cp", ...c.cpArgs, src, copyDir]).ms);
+        t.cp.push(must([CP, ...c.cpArgs, src, copyDir]).ms);
       }
       if (c.space && r === 0) space[tool] = usedBytes(c.root) - before;
       if (r === 0) {

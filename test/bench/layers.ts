@@ -16,7 +16,7 @@ import { startContainerd } from "./daemons.ts";
 import { applyFloor } from "./floors.ts";
 import { must, shell } from "./proc.ts";
 import { figures, fmtBytes, fmtMs, fmtRatio, median, table } from "./stats.ts";
-import { dropCaches, ensurePackages, findBin, makeLoopFs, unmountBelow } from "./system.ts";
+import { ensurePackages, findBin, makeLoopFs, settle, unmountBelow } from "./system.ts";
 import { generateTree, type TreeSpec } from "./tree.ts";
 
 const APPLY_TARGET = 1.1; // issue 13: apply, diffID included, within 10% of GNU tar -xf
@@ -72,16 +72,6 @@ function census(dir: string): string {
   return `${entries} entries, ${bytes} bytes`;
 }
 
-/**
- * Before each timed run: no dirty pages, and `input` out of the page cache (in it with --warm).
- * The programs are read back in either way: what is timed is reading the input, not loading them.
- */
-function settle(ctx: Ctx, input: string, programs: readonly string[]): void {
-  if (!ctx.warm) dropCaches();
-  const warm = ctx.warm ? [input, ...programs] : programs;
-  shell(`cat ${warm.map((f) => `'${f}'`).join(" ")} > /dev/null; sync`);
-}
-
 /** Every entry below `dir` (not `dir` itself) with its type, mode, owner, size and mtime to the nanosecond, digested. */
 const metadataDigest = (dir: string) => shell(`cd '${dir}' && find . -mindepth 1 -printf '%P %y %m %U:%G %s %T@\\n' | sort | sha256sum`).trim();
 
@@ -108,7 +98,7 @@ function compareApply(ctx: Ctx, root: string, disk: string, floor: string, name:
     mkdirSync(floorOut);
     for (let k = 0; k < tools.length; k++) {
       const tool = tools[(k + r) % tools.length]!;
-      settle(ctx, layer, [ctx.stor, TAR, floor]);
+      settle(ctx.warm, [layer], [ctx.stor, TAR, floor]);
       if (tool === "stor") t.stor.push(storOk(ctx, root, ["snapshot", "apply", key, layer]).ms);
       else if (tool === "tar") t.tar.push(must(["tar", "-xf", layer, "-C", out]).ms);
       else {
@@ -171,7 +161,7 @@ function bigApplyRss(ctx: Ctx, root: string, disk: string, tree: string, size: n
   must(["tar", "-cf", layer, "-C", tree, ".", "-C", disk, "zeros"]);
   rmSync(zeros, { recursive: true });
   storOk(ctx, root, ["snapshot", "prepare", "big"]);
-  settle(ctx, layer, [ctx.stor]);
+  settle(ctx.warm, [layer], [ctx.stor]);
   const r = must(["/usr/bin/time", "-v", ...storArgv(ctx, root, ["snapshot", "apply", "big", layer])]);
   const kib = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN);
   const mib = kib / 1024;
@@ -256,7 +246,7 @@ async function compareUnpack(ctx: Ctx, disk: string, image: { file: string; topC
     for (const tool of r % 2 === 0 ? (["stor", "ctr"] as const) : (["ctr", "stor"] as const)) {
       if (tool === "stor") {
         const root = join(disk, `unpack-stor-${r}`);
-        settle(ctx, image.file, [ctx.stor]);
+        settle(ctx.warm, [image.file], [ctx.stor]);
         const u = storOk(ctx, root, ["unpack", image.file]);
         t.stor.push(u.ms);
         agree &&= u.stdout.trim() === image.topChainID;
@@ -268,7 +258,7 @@ async function compareUnpack(ctx: Ctx, disk: string, image: { file: string; topC
       try {
         must(["ctr", "-a", containerd.socket, "version"]);
         // The ctr that runs: the bench's fresh copy, found on PATH now (see freshCopy in system.ts).
-        settle(ctx, image.file, [findBin("ctr")!]);
+        settle(ctx.warm, [image.file], [findBin("ctr")!]);
         t.ctr.push(must(["ctr", "-a", containerd.socket, "-n", "bench", "images", "import", "--base-name", "bench", "--snapshotter", "overlayfs", image.file]).ms);
         const keys = must(["ctr", "-a", containerd.socket, "-n", "bench", "snapshots", "--snapshotter", "overlayfs", "ls"]).stdout;
         agree &&= keys.includes(image.topChainID);
