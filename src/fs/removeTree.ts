@@ -6,14 +6,16 @@
  */
 import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { removeDir, removeFile, statPath } from "../sys/pathCalls.ts";
+import { removeDir, removeDirIfEmpty, removeFile, statPath } from "../sys/pathCalls.ts";
 import { treeCounter } from "./treeProgress.ts";
 
 /** Removes `path` and everything below it; a path that does not exist is no error. */
 export function removeTree(path: string): void {
   const count = treeCounter();
   const remove = (p: string, isDirectory: boolean) => {
-    if (isDirectory) {
+    if (!isDirectory) removeFile(p);
+    // An empty directory (a new snapshot's fs and work, a new volume's _data) goes in one call, unlisted.
+    else if (!removeDirIfEmpty(p)) {
       let entries: ReturnType<typeof listDir> = [];
       try {
         entries = listDir(p, false);
@@ -23,8 +25,6 @@ export function removeTree(path: string): void {
       // The directory's entry says what each is: no call fails to find out.
       for (const e of entries) remove(`${p}/${e.name}`, e.isDirectory);
       removeDir(p);
-    } else {
-      removeFile(p);
     }
     count(0);
   };

@@ -372,6 +372,18 @@ export function removeDir(path: string): boolean {
   return unlinkAt(AT.FDCWD, path, true, () => `rmdir ${path}`);
 }
 
+/**
+ * Removes directory `path` if it is empty, and says whether it is gone (removed, or there was
+ * none): false when it has entries (ENOTEMPTY; EEXIST, as POSIX lets a filesystem say it).
+ */
+export function removeDirIfEmpty(path: string): boolean {
+  if (libc.unlinkat(AT.FDCWD, cstr(path), AT.REMOVEDIR) === 0) return true;
+  const code = errno();
+  if (code === Errno.ENOENT) return true;
+  if (code === Errno.ENOTEMPTY || code === Errno.EEXIST) return false;
+  throw new SysError(`rmdir ${path}`, code);
+}
+
 /** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
 export function chmodPath(path: string | Uint8Array, mode: number): void {
   check(libc.fchmodat(AT.FDCWD, cstr(path), mode, 0), () => `chmod ${showPath(path)}`);
