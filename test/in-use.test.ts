@@ -306,6 +306,43 @@ describe.each(["overlay", "native"])("a snapshot a layer is being applied to, on
   });
 });
 
+describe("a layer that would remove a tree a mount uses (native: the snapshot's directory is its tree)", () => {
+  // Each way a layer removes a name: a whiteout, an opaque directory, an entry of another type.
+  const removals: [string, Parameters<typeof tar>[0]][] = [
+    ["a whiteout of it", [{ name: "a/.wh.vol", data: "" }]],
+    ["an opaque directory above it", [{ name: "a/", type: "5", mode: 0o755 }, { name: "a/.wh..wh..opq", data: "" }]],
+    ["a file in its place", [{ name: "a/vol", data: "a file now" }]],
+  ];
+  for (const [how, entries] of removals) {
+    for (const use of ["a tmpfs mounted below it", "a bind mount of something in it elsewhere"]) {
+      test.skipIf(!root)(`${how}, ${use}: refused (exit 5), the tree and the mount as they were`, () => {
+        r = new TestRoot();
+        r.ok(["snapshot", "-s", "native", "prepare", "k"]);
+        const dir = /^mount -t bind (\S+) /.exec(r.ok(["snapshot", "-s", "native", "mounts", "/x", "k"]))![1]!;
+        const inUse = join(dir, "a", "vol", "sub");
+        mkdirSync(inUse, { recursive: true });
+        const elsewhere = r.dir("elsewhere");
+        const point = use.startsWith("a tmpfs") ? inUse : elsewhere;
+        if (point === inUse) must(`mount -t tmpfs tmpfs ${inUse}`);
+        else must(`mount --bind ${inUse} ${elsewhere}`);
+        try {
+          writeFileSync(join(inUse, "precious"), "in use");
+          const layer = join(r.path, "layer.tar");
+          writeFileSync(layer, tar([{ name: "first", data: "made, then undone" }, ...entries]));
+          const res = r.stor(["snapshot", "-s", "native", "apply", "k", layer]);
+          expect(res.code).toBe(5);
+          expect(res.stderr).toMatch(new RegExp(`^stor: apply .*: a/vol in .*: the layer removes it, and it is mounted at ${point}\n$`));
+          expect(readFileSync(join(inUse, "precious"), "utf8")).toBe("in use");
+          expect(existsSync(join(dir, "first"))).toBe(false);
+          expect(mountPoints()).toContain(point);
+        } finally {
+          must(`umount ${point}`);
+        }
+      });
+    }
+  }
+});
+
 describe("a mounted volume", () => {
   test.skipIf(!root)("rm and prune leave a volume whose data is mounted elsewhere; rm says where", () => {
     r = new TestRoot();

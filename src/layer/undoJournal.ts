@@ -21,7 +21,8 @@ import { chmodAt, chownAt, removeDir } from "../sys/pathCalls.ts";
 import { listXattrs, makeLockedTempDir, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
-import { describe } from "../errors.ts";
+import { PreconditionError, describe } from "../errors.ts";
+import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
 import type { ConfinedDir } from "./confined.ts";
 import { inside } from "./paths.ts";
@@ -40,6 +41,8 @@ export class UndoJournal {
   /** Directories saved, or made by this apply: their state before needs no saving. */
   readonly #known = new Set<string>();
   #trash: { path: string; fd: number; lock: FileLock } | undefined;
+  /** The host's mounts, read at the apply's first removal. */
+  #mounts: MountInfo[] | undefined;
 
   constructor(root: ConfinedDir) {
     this.#root = root;
@@ -76,8 +79,20 @@ export class UndoJournal {
     if (isDir) this.#known.add(inside(dir, name));
   }
 
-  /** Removes `name` in directory `dirFd` (at `dir`), if anything has it, by moving it aside. */
+  /**
+   * Removes `name` in directory `dirFd` (at `dir`), if anything has it, by moving it aside. A tree
+   * a mount uses (a mount point in it, a bind of something in it, an overlay layer in it) is
+   * refused, as rm refuses a mounted snapshot: moved aside, the mount would go with it into the
+   * trash, and the trash's removal would empty it.
+   */
   remove(dirFd: number, dir: string, name: string): void {
+    const path = inside(dir, name);
+    const used = mountsUsing(join(this.#rootPath, path), (this.#mounts ??= readMountInfo()));
+    if (used.length > 0) {
+      let points = "";
+      for (const m of used) points += `${points === "" ? "" : ", "}${m.mountPoint}`;
+      throw new PreconditionError(`${path} in ${this.#root.path}`, `the layer removes it, and it is mounted at ${points}`);
+    }
     this.save(dir);
     const trash = this.#trashDir();
     const trashName = String(this.#steps.length);
