@@ -259,12 +259,17 @@ export function linkAt(oldDir: number, oldName: string | Uint8Array, newDir: num
   check(libc.linkat(oldDir, cstr(oldName), newDir, cstr(newName), 0), what);
 }
 
+/** unlinkat(2) of `name` in `dir`: 0, or the errno it failed with (read before anything else may call into libc). */
+function unlinkErrno(dir: number, name: string | Uint8Array, flags: number): number {
+  return libc.unlinkat(dir, cstr(name), flags) === 0 ? 0 : errno();
+}
+
 /** Removes `name` (an empty directory when `isDir`); false when it did not exist. */
 export function unlinkAt(dir: number, name: string | Uint8Array, isDir: boolean, what: () => string): boolean {
-  if (libc.unlinkat(dir, cstr(name), isDir ? AT.REMOVEDIR : 0) === 0) return true;
-  const code = errno(); // read before the message is made, which may call into libc
+  const code = unlinkErrno(dir, name, isDir ? AT.REMOVEDIR : 0);
   if (code === Errno.ENOENT) return false;
-  throw new SysError(what(), code);
+  if (code !== 0) throw new SysError(what(), code);
+  return true;
 }
 
 /** A device node or fifo (`mode` carries the type bits). */
@@ -377,11 +382,10 @@ export function removeDir(path: string): boolean {
  * none): false when it has entries (ENOTEMPTY; EEXIST, as POSIX lets a filesystem say it).
  */
 export function removeDirIfEmpty(path: string): boolean {
-  if (libc.unlinkat(AT.FDCWD, cstr(path), AT.REMOVEDIR) === 0) return true;
-  const code = errno();
-  if (code === Errno.ENOENT) return true;
+  const code = unlinkErrno(AT.FDCWD, path, AT.REMOVEDIR);
   if (code === Errno.ENOTEMPTY || code === Errno.EEXIST) return false;
-  throw new SysError(`rmdir ${path}`, code);
+  if (code !== 0 && code !== Errno.ENOENT) throw new SysError(`rmdir ${path}`, code);
+  return true;
 }
 
 /** Sets the permission bits of `path` (symlinks followed) to exactly `mode`. */
