@@ -11,6 +11,7 @@ import { STOR, TestRoot, isRoot, need, sh } from "./helpers.ts";
 
 const LAUNCHER = resolve(import.meta.dir, "withoutNoReplace.ts");
 const PATH_CALLS = resolve(import.meta.dir, "../src/sys/pathCalls.ts");
+const PROBE = resolve(import.meta.dir, "renameProbe.ts");
 
 /** `argv` run with RENAME_NOREPLACE refused. */
 const withoutNoReplace = (argv: string[]) => sh([process.execPath, LAUNCHER, ...argv]);
@@ -32,16 +33,8 @@ afterAll(() => {
 
 test.skipIf(!need(filtered, why))("the filter reaches the command: a rename with the flag is refused there, one without it is not", () => {
   // A rename of nothing: ENOENT (2) when the call is let through, EINVAL (22) when it is refused.
-  const script = `import { dlopen, FFIType, read } from "bun:ffi";
-const { symbols: c } = dlopen("libc.so.6", {
-  renameat2: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
-});
-const path = Buffer.from("/nonexistent/stor-probe\\0");
-const errno = (flags) => (c.renameat2(-100, path, -100, path, flags), read.i32(c.__errno_location(), 0));
-process.stdout.write(\`\${errno(1)} \${errno(0)}\`);`;
-  expect(sh([process.execPath, "-e", script]).stdout).toBe("2 2");
-  expect(withoutNoReplace([process.execPath, "-e", script]).stdout).toBe("22 2");
+  expect(sh([process.execPath, PROBE]).stdout).toBe("2 2");
+  expect(withoutNoReplace([process.execPath, PROBE]).stdout).toBe("22 2");
 });
 
 test.skipIf(!need(filtered, why))("renameAway moves a tree to a fresh name of its prefix, replacing nothing that was there", () => {

@@ -9,7 +9,8 @@
  * Exits with the command's exit code (its output passed through); 125 when the filter cannot be
  * installed or does not act (a kernel without seccomp, another architecture), saying why.
  */
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { RENAME_NOREPLACE, renameErrno } from "./renameProbe.ts";
 
 /** Linux's numbers for the filter: the audit architecture and renameat2's syscall number. */
 const ARCHES: Record<string, { audit: number; renameat2: number }> = {
@@ -17,7 +18,6 @@ const ARCHES: Record<string, { audit: number; renameat2: number }> = {
   arm64: { audit: 0xc00000b7, renameat2: 276 },
 };
 
-const RENAME_NOREPLACE = 1;
 const EINVAL = 22;
 const PR_SET_NO_NEW_PRIVS = 38;
 const PR_SET_SECCOMP = 22;
@@ -67,8 +67,6 @@ if (argv.length === 0) fail("usage: bun test/withoutNoReplace.ts COMMAND ARGS…
 const arch = ARCHES[process.arch] ?? fail(`no filter for architecture ${process.arch}`);
 const { symbols: libc } = dlopen("libc.so.6", {
   prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
-  renameat2: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 });
 const filter = program(arch.audit, arch.renameat2);
 // struct sock_fprog: len (u16, then padding), then the pointer to the instructions.
@@ -77,10 +75,7 @@ if (libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) !== 0) fail("prctl(PR_SET_NO_NEW
 if (libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, BigInt(ptr(fprog)), 0, 0) !== 0) fail("prctl(PR_SET_SECCOMP) failed: no seccomp filters here");
 
 // The filter acts: a rename of nothing with the flag is EINVAL (ENOENT otherwise), without it ENOENT.
-const AT_FDCWD = -100;
-const nothing = Buffer.from("/nonexistent/withoutNoReplace\0");
-const errnoOf = (flags: number) => (libc.renameat2(AT_FDCWD, ptr(nothing), AT_FDCWD, ptr(nothing), flags) === 0 ? 0 : read.i32(libc.__errno_location()!, 0));
-if (errnoOf(RENAME_NOREPLACE) !== EINVAL || errnoOf(0) !== 2) fail("the filter does not act on renameat2 here");
+if (renameErrno(RENAME_NOREPLACE) !== EINVAL || renameErrno(0) !== 2) fail("the filter does not act on renameat2 here");
 
 const run = Bun.spawnSync(argv, { stdio: ["inherit", "inherit", "inherit"] });
 process.exit(run.exitCode ?? 125);
