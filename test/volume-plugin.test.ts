@@ -186,6 +186,15 @@ describe("a plugin that misbehaves", () => {
     a.ok(["volume", "rm", "opted"]);
   });
 
+  test("an option named as a secret goes to the plugin as given, and inspect masks it", () => {
+    a.ok(["volume", "create", "-d", "bad", "-o", "password=hunter2", "-o", "token=abc", "-o", "o=user=u,password2=x y", "-o", "tier=fast", "secret"]);
+    expect(calls(plugin.state).at(-1)).toMatchObject({ method: "VolumeDriver.Create", body: { Opts: { password: "hunter2", token: "abc", o: "user=u,password2=x y" } } });
+    const shown = a.ok(["volume", "inspect", "secret"]);
+    expect(JSON.parse(shown)[0].Options).toEqual({ password: "********", token: "********", o: "user=u,password2=********", tier: "fast" });
+    expect(shown).not.toContain("hunter2");
+    a.ok(["volume", "rm", "secret"]);
+  });
+
   const cases = [
     ["slow", `VolumeDriver.Create: no answer within ${2 * TIMEOUT}s`, `VolumeDriver.Remove: no answer within ${TIMEOUT}s`],
     ["malformed", 'VolumeDriver.Create: malformed answer: {"Mountpoint":', 'VolumeDriver.Remove: malformed answer: {"Mountpoint":'],

@@ -1,8 +1,7 @@
 /** `stor volume …`: docker volume's commands, printing what `docker volume` prints. */
 import { readSync } from "../nodeFs.ts";
 import { InvalidArgumentError } from "../errors.ts";
-import { redact } from "../redact.ts";
-import { stringMap } from "../stringMap.ts";
+import { redact, redactOptions } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
 import { openVolumes, volumePlugins, type Access } from "../services.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
@@ -13,14 +12,7 @@ import { DOCKER_TABLE, decimalSize, goJson, print, reportError, table, write } f
 const ANONYMOUS_WARNING = "WARNING! This will remove anonymous local volumes not used by at least one container.";
 const ALL_WARNING = "WARNING! This will remove all local volumes not used by at least one container.";
 
-/** `options` with secrets in their values masked. */
-function redactedOptions(options: Record<string, string>): Record<string, string> {
-  const out = stringMap();
-  for (const k in options) out[k] = redact(options[k]!);
-  return out;
-}
-
-/** The object `docker volume inspect` prints for a volume; secrets in option values masked. */
+/** The object `docker volume inspect` prints for a volume; secret options masked. */
 function inspectView(v: Volume) {
   return {
     CreatedAt: v.created,
@@ -28,7 +20,7 @@ function inspectView(v: Volume) {
     Labels: v.labels,
     Mountpoint: v.mountpoint,
     Name: v.name,
-    Options: redactedOptions(v.options),
+    Options: redactOptions(v.options),
     Scope: v.scope,
     ...(v.status && { Status: v.status }),
   };

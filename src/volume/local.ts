@@ -20,6 +20,7 @@ import { Errno, SysError, errnoCode } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
+import { redactOptionList } from "../redact.ts";
 import { rfc3339 } from "../timefmt.ts";
 import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } from "./drivers.ts";
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
@@ -144,7 +145,7 @@ export class LocalDriver implements OwnStorageDriver {
     // Mounted with no active mount: left by a crash; used as it is, as Docker does.
     if (active === 0 && !isMountPoint(data)) {
       const m = await mountOf(config);
-      log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${m.Options.join(",")}`);
+      log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${redactOptionList(m.Options.join(","))}`);
       mountFs(m, data);
     }
     return active + 1;
