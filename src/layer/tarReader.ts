@@ -1,7 +1,8 @@
 /**
  * A streaming tar reader: ustar, PAX (`x`; `g` is skipped, as containerd does), GNU long names
  * (`L`, `K`), base-256 numbers and sparse files (old GNU `S`, PAX 0.0, 0.1 and 1.0). It holds at
- * most one input chunk plus one metadata entry (≤ 1 MiB) in memory, whatever the archive's size.
+ * most one input chunk plus the last `x`, `L` and `K` entries (≤ 1 MiB each) in memory, whatever
+ * the archive's size or the number of metadata entries in a row.
  *
  * No reader on the npm registry keeps PAX values as bytes (they decode them as UTF-8, which
  * corrupts binary xattrs such as security.capability) or reads sparse files; hence this one.
@@ -43,14 +44,23 @@ export interface DataPiece {
 }
 
 /**
- * What the metadata entries before an entry said of it, later records overriding earlier ones.
- * Decoded as they are read: the bytes they came in are gone by the time the entry is.
+ * What the metadata entries before an entry say of it, as Go's archive/tar (containerd's reader)
+ * reads them: an `x`, `L` or `K` entry replaces the last one of its kind, and a `g` entry ends
+ * them all (Go returns it as an entry of its own, which containerd skips). Merging them instead
+ * let one layer unpack differently in stor and containerd, and let any number of them add up in
+ * memory. Decoded as they are read: the bytes they came in are gone by the time the entry is.
  */
 interface Meta {
-  /** Records seen, and GNU long names: an archive may not end after them. */
-  records: number;
+  /** An `x`, `L` or `K` entry was read: an archive may not end after one. */
+  pending: boolean;
+  /** The names of the last `L` and `K` entries, unless empty; they win over PAX records, as in Go. */
   longName?: string;
   longLink?: string;
+  pax: Pax;
+}
+
+/** The records of the last `x` entry, later ones overriding earlier ones of the same key. */
+interface Pax {
   path?: string;
   linkpath?: string;
   size?: number;
@@ -112,44 +122,38 @@ export class TarReader {
     if (skipping) await skipping;
     this.#current = undefined;
     if (this.#ended) return undefined;
-    const meta: Meta = { records: 0 };
+    let meta: Meta = { pending: false, pax: {} };
     for (;;) {
       const block = this.#in.buffered >= BLOCK ? this.#in.view(BLOCK) : await this.#in.exact(BLOCK, () => "tar header");
       // A stream that stops between entries has ended, as Go's reader (and so containerd) accepts.
       if (!block || isZeroBlock(block)) {
         this.#ended = true;
-        if (meta.records > 0) throw malformed("archive ends after an extended header");
+        if (meta.pending) throw malformed("archive ends after an extended header");
         return undefined;
       }
       if (!validChecksum(block)) {
         throw malformed(`invalid header checksum at offset ${this.#in.offset - BLOCK}`);
       }
       try {
-        this.#naming = meta.path ?? meta.longName;
+        this.#naming = meta.longName ?? meta.pax.path;
         const flag = String.fromCharCode(block[156]!);
         const size = readNumber(block, FIELD.size, "size");
         if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
           if (size > MAX_META_BYTES) throw malformed(`extended header of ${size} bytes is too large`);
           const data = size <= this.#in.buffered ? this.#in.view(size) : await this.#in.exact(size, () => "extended header");
           if (!data || data.length < size) throw malformed("truncated extended header");
-          // A bad value is reported with the name of the entry it is for, which comes next.
-          if (flag === "x") parsePax(data, (key, value) => {
-            try {
-              addRecord(meta, key, value);
-            } catch (err) {
-              meta.invalid ??= err;
-            }
-          });
-          else if (flag === "L") meta.longName = cString(data);
-          else if (flag === "K") meta.longLink = cString(data);
-          if (flag === "L" || flag === "K") meta.records++;
+          if (flag === "g") meta = { pending: false, pax: {} };
+          else meta.pending = true;
+          if (flag === "x") meta.pax = paxOf(data);
+          else if (flag === "L") meta.longName = cString(data) || undefined;
+          else if (flag === "K") meta.longLink = cString(data) || undefined;
           const padding = padTo(size);
           if (padding <= this.#in.buffered) this.#in.view(padding);
           else await this.#in.skip(padding, () => "extended header");
           continue;
         }
         const h = this.#header(block, flag, size, meta);
-        if (flag === "S" || meta.sparse || meta.sparse00) await this.#sparse(h, block, flag, meta);
+        if (flag === "S" || meta.pax.sparse || meta.pax.sparse00) await this.#sparse(h, block, flag, meta.pax);
         this.#current = h;
         return h;
       } catch (err) {
@@ -160,16 +164,17 @@ export class TarReader {
 
   /** The entry of header `block`, with what `meta` says; all of it but a sparse map, which follows. */
   #header(block: Uint8Array, flag: string, storedSize: number, meta: Meta): TarHeader {
-    const name = meta.longName ?? headerName(block);
-    this.#naming = meta.path ?? name;
-    if (meta.invalid) throw meta.invalid;
+    const { pax } = meta;
+    const name = meta.longName ?? pax.path ?? headerName(block);
+    this.#naming = name;
+    if (pax.invalid) throw pax.invalid;
     let type = TYPES[flag];
     if (!type) throw malformed(`unsupported entry type "${flag.replace(/[^\x20-\x7e]/g, "?")}"`);
-    let path = meta.path ?? name;
+    let path = name;
     // The full name decides (the PAX header's), not the ustar field, which holds only a long name's first 100 bytes.
     if (type === "file" && flag !== "S" && path.endsWith("/")) type = "dir";
     const device = type === "char" || type === "block";
-    const stored = meta.size ?? storedSize;
+    const stored = pax.size ?? storedSize;
     if (path.endsWith("/")) path = path.replace(/\/+$/, "");
     const uid = readNumber(block, FIELD.uid, "uid", 0, MAX_ID);
     const gid = readNumber(block, FIELD.gid, "gid", 0, MAX_ID);
@@ -178,15 +183,15 @@ export class TarReader {
       path,
       type,
       mode: readNumber(block, FIELD.mode, "mode", 0, MAX_MODE) & 0o7777,
-      uid: meta.uid ?? uid,
-      gid: meta.gid ?? gid,
+      uid: pax.uid ?? uid,
+      gid: pax.gid ?? gid,
       // These carry no content, whatever their size field says (a hardlink may, and it is skipped).
       size: type === "file" ? stored : 0,
-      mtimeNs: meta.mtimeNs ?? BigInt(mtime) * 1_000_000_000n,
-      linkpath: meta.linkpath ?? meta.longLink ?? readString(block, FIELD.linkname),
+      mtimeNs: pax.mtimeNs ?? BigInt(mtime) * 1_000_000_000n,
+      linkpath: meta.longLink ?? pax.linkpath ?? readString(block, FIELD.linkname),
       devMajor: device ? readNumber(block, FIELD.devmajor, "devmajor", 0, MAX_MAJOR) : 0,
       devMinor: device ? readNumber(block, FIELD.devminor, "devminor", 0, MAX_MINOR) : 0,
-      xattrs: meta.xattrs ?? new Map(),
+      xattrs: pax.xattrs ?? new Map(),
     };
     this.#segments = NO_SEGMENTS;
     this.#segment = 0;
@@ -202,15 +207,15 @@ export class TarReader {
    * Reads the sparse map of entry `h` (old GNU `S` header, or PAX sparse 0.0, 0.1 or 1.0) and sets
    * its segments and real size.
    */
-  async #sparse(h: TarHeader, block: Uint8Array, flag: string, meta: Meta): Promise<void> {
+  async #sparse(h: TarHeader, block: Uint8Array, flag: string, pax: Pax): Promise<void> {
     let segments: Segment[] | undefined;
     let realSize: number | undefined;
     let stored = this.#left;
     let mapBytes = 0;
     // The header's own part of an old GNU map, read before anything else overwrites the block.
     if (flag === "S") ({ segments, realSize } = await this.#gnuSparse(block));
-    const sparse = meta.sparse ?? new Map<string, string>();
-    if (sparse.size || meta.sparse00) {
+    const sparse = pax.sparse ?? new Map<string, string>();
+    if (sparse.size || pax.sparse00) {
       if (sparse.has("name")) this.#naming = h.path = sparse.get("name")!.replace(/\/+$/, "");
       realSize = paxNumber("GNU.sparse.size", sparse.get("realsize") ?? sparse.get("size") ?? "");
       if (sparse.get("major") === "1") {
@@ -218,7 +223,8 @@ export class TarReader {
         stored -= mapBytes;
         if (stored < 0) throw malformed("sparse map larger than the entry");
       } else {
-        const list = sparse.has("map") ? (sparse.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n)) : (meta.sparse00 ?? []);
+        // PAX 0.0 records win over a 0.1 map in the same header, as Go turns them into that map.
+        const list = pax.sparse00 ?? (sparse.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n));
         segments = pairs(list);
       }
     }
@@ -343,19 +349,42 @@ function validChecksum(block: Uint8Array): boolean {
 
 const padTo = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK;
 
-/** Folds PAX record `key` into `meta`; `value` is only valid during the call. */
-function addRecord(meta: Meta, key: string, value: Uint8Array): void {
-  meta.records++;
-  if (key === "mtime") meta.mtimeNs = parsePaxTime(value);
+/**
+ * The records of an `x` entry's `data`. A bad value is kept, not thrown: it is reported with the
+ * name of the entry it is for, which comes next, and only if no later `x` entry replaces it.
+ */
+function paxOf(data: Uint8Array): Pax {
+  const pax: Pax = {};
+  parsePax(data, (key, value) => {
+    try {
+      addRecord(pax, key, value);
+    } catch (err) {
+      pax.invalid ??= err;
+    }
+  });
+  return pax;
+}
+
+/** Folds PAX record `key` into `pax`; `value` is only valid during the call. */
+function addRecord(pax: Pax, key: string, value: Uint8Array): void {
+  // An empty value keeps the ustar field, as Go's mergePAX does (and undoes an earlier record of the key).
+  const set = <K extends keyof Pax>(field: K, parse: (v: Uint8Array) => Pax[K]) => {
+    pax[field] = value.length ? parse(value) : undefined;
+  };
+  if (key === "mtime") set("mtimeNs", parsePaxTime);
   else if (key === "atime" || key === "ctime") return;
-  else if (key.startsWith(XATTR_PREFIX)) (meta.xattrs ??= new Map()).set(key.slice(XATTR_PREFIX.length), new Uint8Array(value)); // copied: it outlives its buffer
-  else if (key === "path") meta.path = decodeName(value);
-  else if (key === "linkpath") meta.linkpath = decodeName(value);
-  else if (key === "size") meta.size = paxNumber(key, utf8(value));
-  else if (key === "uid") meta.uid = paxNumber(key, utf8(value), MAX_ID);
-  else if (key === "gid") meta.gid = paxNumber(key, utf8(value), MAX_ID);
-  else if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") (meta.sparse00 ??= []).push(paxNumber(key, utf8(value)));
-  else if (key.startsWith(SPARSE_PREFIX)) (meta.sparse ??= new Map()).set(key.slice(SPARSE_PREFIX.length), utf8(value));
+  else if (key.startsWith(XATTR_PREFIX)) (pax.xattrs ??= new Map()).set(key.slice(XATTR_PREFIX.length), new Uint8Array(value)); // copied: it outlives its buffer
+  else if (key === "path") set("path", decodeName);
+  else if (key === "linkpath") set("linkpath", decodeName);
+  else if (key === "size") set("size", (v) => paxNumber(key, utf8(v)));
+  else if (key === "uid") set("uid", (v) => paxNumber(key, utf8(v), MAX_ID));
+  else if (key === "gid") set("gid", (v) => paxNumber(key, utf8(v), MAX_ID));
+  else if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") {
+    const list = (pax.sparse00 ??= []);
+    // Go refuses them out of turn; read in pairs regardless, they would make a different file.
+    if ((key === "GNU.sparse.offset") !== (list.length % 2 === 0)) throw malformed("GNU.sparse.offset and GNU.sparse.numbytes out of turn");
+    list.push(paxNumber(key, utf8(value)));
+  } else if (key.startsWith(SPARSE_PREFIX)) (pax.sparse ??= new Map()).set(key.slice(SPARSE_PREFIX.length), utf8(value));
 }
 
 function cString(data: Uint8Array): string {

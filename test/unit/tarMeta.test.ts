@@ -1,0 +1,105 @@
+/**
+ * Metadata entries (`x`, `g`, `L`, `K`) before an entry, read by the tar
+ * reader (src/layer/tarReader.ts) as Go's archive/tar reads them: containerd unpacks a layer with
+ * it, so a layer stor reads otherwise unpacks differently in the two for the same diffID.
+ */
+import { expect, test } from "bun:test";
+import { paxRecord, type TarHeader } from "../../src/layer/tarFormat.ts";
+import { TarReader } from "../../src/layer/tarReader.ts";
+import { concat, encode, type Entry } from "../fuzz/tarModel.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+/** An `x` (or `g`) entry holding `records`, in order. */
+const pax = (records: [string, string][], type = "x"): Entry => ({ name: "PaxHeaders/0", type, data: concat(records.map(([k, v]) => paxRecord(k, v))) });
+/** A GNU long name (`L`) or long link (`K`) entry. */
+const long = (type: "L" | "K", name: string): Entry => ({ name: "././@LongLink", type, data: text(`${name}\0`) });
+const file = (name: string, data = "", more: Partial<Entry> = {}): Entry => ({ name, type: "0", data: text(data), ...more });
+
+/** Every entry of `chunks`, fed to the reader one at a time, with its content. */
+async function readAll(chunks: Iterable<Uint8Array>): Promise<[TarHeader, string][]> {
+  const reader = new TarReader((async function* () {
+    yield* chunks;
+  })());
+  const out: [TarHeader, string][] = [];
+  for (let h = await reader.next(); h; h = await reader.next()) {
+    const data = Buffer.alloc(h.size);
+    for (let p = await reader.read(); p; p = await reader.read()) data.set(p.bytes, p.position);
+    out.push([h, data.toString("latin1")]);
+  }
+  return out;
+}
+const read = (entries: Entry[]) => readAll([encode(entries)]);
+const paths = async (entries: Entry[]) => (await read(entries)).map(([h]) => h.path);
+
+test("each x entry replaces the one before: only the last one's records apply", async () => {
+  const [[h]] = (await read([pax([["path", "evil"], ["uid", "5"], ["SCHILY.xattr.user.a", "1"]]), pax([["mtime", "1234"]]), file("good")])) as [[TarHeader, string]];
+  expect([h.path, h.uid, h.xattrs.size, h.mtimeNs]).toEqual(["good", 0, 0, 1234_000_000_000n]);
+});
+
+test("a value refused in a replaced x entry does not count", async () => {
+  expect(await paths([pax([["size", "-1"]]), pax([["mtime", "1"]]), file("good", "data")])).toEqual(["good"]);
+});
+
+test("a g entry ends the metadata before it, and its own records apply to nothing", async () => {
+  expect(await paths([pax([["path", "evil"]]), pax([["path", "global"], ["linkpath", "x"]], "g"), file("good")])).toEqual(["good"]);
+  expect(await paths([long("L", "evil"), pax([], "g"), file("good")])).toEqual(["good"]);
+  const [[h]] = (await read([long("K", "evil"), pax([["linkpath", "evil2"]], "g"), file("sym", "", { type: "2", linkname: "good" })])) as [[TarHeader, string]];
+  expect(h.linkpath).toBe("good");
+});
+
+test("of repeated L or K entries, the last counts", async () => {
+  expect(await paths([long("L", "evil"), long("L", "good"), file("short")])).toEqual(["good"]);
+  const [[h]] = (await read([long("K", "evil"), long("K", "good"), file("sym", "", { type: "2", linkname: "short" })])) as [[TarHeader, string]];
+  expect(h.linkpath).toBe("good");
+});
+
+test("an L name wins over a PAX path and a K name over a PAX linkpath, in either order", async () => {
+  expect(await paths([pax([["path", "pax"]]), long("L", "gnu"), file("short")])).toEqual(["gnu"]);
+  expect(await paths([long("L", "gnu"), pax([["path", "pax"]]), file("short")])).toEqual(["gnu"]);
+  const [[h]] = (await read([long("K", "gnu"), pax([["linkpath", "pax"]]), file("sym", "", { type: "2", linkname: "short" })])) as [[TarHeader, string]];
+  expect(h.linkpath).toBe("gnu");
+});
+
+test("an empty L name or PAX value keeps the header's own", async () => {
+  expect(await paths([long("L", ""), file("own")])).toEqual(["own"]);
+  expect(await paths([long("L", "evil"), long("L", ""), file("own")])).toEqual(["own"]);
+  expect(await paths([pax([["path", ""]]), file("own")])).toEqual(["own"]);
+  const [[h, data]] = (await read([pax([["path", "evil"], ["path", ""], ["size", ""], ["uid", ""], ["mtime", ""]]), file("own", "abc", { uid: 7 })])) as [[TarHeader, string]];
+  expect([h.path, data, h.uid, h.mtimeNs]).toEqual(["own", "abc", 7, 1_600_000_000_000_000_000n]);
+});
+
+test("an archive may not end after an x, L or K entry", async () => {
+  for (const meta of [pax([["path", "p"]]), long("L", "n"), long("K", "k")]) {
+    await expect(read([file("a"), meta])).rejects.toThrow("archive ends after an extended header");
+  }
+});
+
+test("PAX sparse 0.0 offsets and lengths out of turn are refused", async () => {
+  const entry = pax([["GNU.sparse.size", "4"], ["GNU.sparse.numbytes", "2"], ["GNU.sparse.offset", "0"]]);
+  await expect(read([entry, file("victim", "ab")])).rejects.toThrow('entry "victim": GNU.sparse.offset and GNU.sparse.numbytes out of turn');
+});
+
+/** `count` x entries, each of `records` records made by `record(i, j)`, as chunks made one at a time. */
+function* manyPax(count: number, records: number, record: (i: number, j: number) => [string, string]): Generator<Uint8Array> {
+  for (let i = 0; i < count; i++) yield encode([pax(Array.from({ length: records }, (_, j) => record(i, j)))], false);
+}
+
+test("any number of x entries hold no more than the last one's records", async () => {
+  const chunks = function* () {
+    yield* manyPax(200, 500, (i, j) => [`SCHILY.xattr.user.${i}.${j}`, "v"]);
+    yield encode([file("victim")]);
+  };
+  const [[h]] = (await readAll(chunks())) as [[TarHeader, string]];
+  expect(h.xattrs.size).toBe(500);
+  expect([...h.xattrs.keys()].every((k) => k.startsWith("user.199."))).toBe(true);
+});
+
+test("PAX sparse 0.0 records of earlier x entries are not added to the entry's map", async () => {
+  const chunks = function* () {
+    // Merged, these segments (at 5) would come before the last entry's (at 0), and be refused.
+    yield* manyPax(100, 200, (_, j) => (j % 2 ? ["GNU.sparse.numbytes", "1"] : ["GNU.sparse.offset", "5"]));
+    yield encode([{ ...file("victim", "a"), sparse: { kind: "0.0", realSize: 6, map: [[0, 1]] } }]);
+  };
+  const [[h, data]] = (await readAll(chunks())) as [[TarHeader, string]];
+  expect([h.path, h.size, data]).toEqual(["victim", 6, "a\0\0\0\0\0"]);
+});
