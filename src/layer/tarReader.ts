@@ -221,7 +221,6 @@ export class TarReader {
       if (sparse.get("major") === "1") {
         ({ segments, mapBytes } = await this.#sparseMap1());
         stored -= mapBytes;
-        if (stored < 0) throw malformed("sparse map larger than the entry");
       } else {
         // PAX 0.0 records win over a 0.1 map in the same header, as Go turns them into that map.
         const list = pax.sparse00 ?? (sparse.get("map") || "").split(",").filter(Boolean).map((n) => paxNumber("GNU.sparse.map", n));
@@ -262,34 +261,38 @@ export class TarReader {
   }
 
   /**
-   * The PAX 1.0 sparse map: decimal numbers, one a line, at the start of the data, padded to a
-   * block. Returns the segments and the bytes the map took.
+   * The PAX 1.0 sparse map: decimal numbers, one a line (the count of segments, then each one's
+   * offset and length), at the start of the entry's data, padded to a block. Returns the segments
+   * and the bytes the map took. Each byte is looked at once, and only within the entry: a line
+   * that never ends once cost time quadratic in its length and read on through later entries.
    */
   async #sparseMap1(): Promise<{ segments: Segment[]; mapBytes: number }> {
-    let text = "";
-    let blocks = 0;
     const numbers: number[] = [];
     let count = -1;
+    let n = 0;
+    let digits = 0;
+    let mapBytes = 0;
     while (count < 0 || numbers.length < 2 * count) {
-      const lines = text.split("\n");
-      if (lines.length > 1) {
-        text = lines.pop()!;
-        for (const line of lines) {
-          const n = paxNumber("sparse map", line);
-          if (count < 0) {
-            if (n > MAX_SPARSE_SEGMENTS) throw malformed("sparse map too large");
-            count = n;
-          } else numbers.push(n);
-        }
-        continue;
-      }
+      if (mapBytes + BLOCK > this.#left) throw malformed("sparse map larger than the entry");
       const b = await this.#in.exact(BLOCK, () => "sparse map");
-      if (!b) throw malformed(`truncated sparse map`);
-      blocks++;
-      text += Buffer.from(b).toString("latin1");
+      if (!b) throw malformed("truncated sparse map");
+      mapBytes += BLOCK;
+      for (let i = 0; i < BLOCK && (count < 0 || numbers.length < 2 * count); i++) {
+        const c = b[i]!;
+        if (c >= 0x30 && c <= 0x39) {
+          n = n * 10 + (c - 0x30);
+          digits++;
+          if (n > Number.MAX_SAFE_INTEGER) throw malformed("sparse map number out of range");
+        } else if (c === 0x0a && digits > 0) {
+          if (count >= 0) numbers.push(n);
+          else if (n > MAX_SPARSE_SEGMENTS) throw malformed("sparse map too large");
+          else count = n;
+          n = 0;
+          digits = 0;
+        } else throw malformed("invalid sparse map");
+      }
     }
-    if (numbers.length !== 2 * count) throw malformed(`invalid sparse map`);
-    return { segments: pairs(numbers), mapBytes: blocks * BLOCK };
+    return { segments: pairs(numbers), mapBytes };
   }
 
   /**

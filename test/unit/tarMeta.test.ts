@@ -1,5 +1,5 @@
 /**
- * Metadata entries (`x`, `g`, `L`, `K`) before an entry, read by the tar
+ * Metadata entries (`x`, `g`, `L`, `K`) before an entry, and PAX sparse maps, read by the tar
  * reader (src/layer/tarReader.ts) as Go's archive/tar reads them: containerd unpacks a layer with
  * it, so a layer stor reads otherwise unpacks differently in the two for the same diffID.
  */
@@ -102,4 +102,60 @@ test("PAX sparse 0.0 records of earlier x entries are not added to the entry's m
   };
   const [[h, data]] = (await readAll(chunks())) as [[TarHeader, string]];
   expect([h.path, h.size, data]).toEqual(["victim", 6, "a\0\0\0\0\0"]);
+});
+
+test("a PAX sparse 1.0 map over several blocks is read", async () => {
+  const map = Array.from({ length: 300 }, (_, i): [number, number] => [i * 10, 1]);
+  const data = "x".repeat(300);
+  const [[h, content]] = (await read([{ ...file("sparse", data), sparse: { kind: "1.0", realSize: 3000, map } }])) as [[TarHeader, string]];
+  expect(h.path).toBe("sparse");
+  expect(content).toBe(Array.from({ length: 300 }, () => "x\0\0\0\0\0\0\0\0\0").join(""));
+});
+
+/**
+ * A PAX sparse 1.0 entry whose stored size is one block, `start` then `fill` over and over, then
+ * `blocks` more blocks of `fill` after the entry, made one at a time; `pulled` counts the chunks
+ * the reader asked for.
+ */
+function runawayMap(fill: string, blocks: number, start = "") {
+  const map = text((start + fill.repeat(512)).slice(0, 512));
+  const head = encode([pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"], ["GNU.sparse.name", "victim"], ["GNU.sparse.realsize", "10"]]), { name: "GNUSparseFile.0/victim", type: "0", data: map }], false);
+  const source = {
+    pulled: 0,
+    *[Symbol.iterator]() {
+      this.pulled++;
+      yield head;
+      for (let i = 0; i < blocks; i++) {
+        this.pulled++;
+        yield text(fill.repeat(512));
+      }
+      yield new Uint8Array(1024);
+    },
+  };
+  return source;
+}
+
+test("a PAX sparse 1.0 map line running past the entry is refused there, nothing after it read", async () => {
+  // 1 MiB of digits with no newline: this once was scanned again for each block (quadratic) and
+  // read on through whatever followed the entry.
+  const source = runawayMap("0", 2048);
+  await expect(readAll(source)).rejects.toThrow('entry "victim": sparse map larger than the entry');
+  expect(source.pulled).toBeLessThanOrEqual(2);
+});
+
+test("a PAX sparse 1.0 map number beyond 2^53 is refused", async () => {
+  const source = runawayMap("1", 2048);
+  await expect(readAll(source)).rejects.toThrow('entry "victim": sparse map number out of range');
+  expect(source.pulled).toBeLessThanOrEqual(2);
+});
+
+test("a PAX sparse 1.0 map of more lines than the entry holds is refused at the entry's end", async () => {
+  const source = runawayMap("0\n", 2048, "1000000\n");
+  await expect(readAll(source)).rejects.toThrow('entry "victim": sparse map larger than the entry');
+  expect(source.pulled).toBeLessThanOrEqual(2);
+});
+
+test("a PAX sparse 1.0 map line that is not a number is refused", async () => {
+  await expect(readAll(runawayMap("1 \n", 0))).rejects.toThrow('entry "victim": invalid sparse map');
+  await expect(readAll(runawayMap("\n", 0))).rejects.toThrow('entry "victim": invalid sparse map');
 });
