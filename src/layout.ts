@@ -4,7 +4,7 @@
  * {@link LAYOUT} lists every path and what it holds (the man page and docs/CLI.md print it).
  *
  * Volume names start with a letter or digit, so nothing the store keeps among the volumes
- * (`.meta`, `.rm-*`) can ever be a volume's directory, nor a volume's directory one of the store's
+ * (`.meta`, `.new-*`, `.rm-*`) can ever be a volume's directory, nor a volume's directory one of the store's
  * files: older roots kept `metadata.db` beside the volumes, where a volume named
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
@@ -21,6 +21,7 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["volumes/<name>/opts.json", "its mount options"],
   ["volumes/.meta/metadata.db", "volume metadata; its -wal (SQLite's write-ahead log, kept between commands: part of the database) and -shm"],
   ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked (a batch of names may share one file)"],
+  ["volumes/.new-*", "a volume being made, renamed to its name once whole"],
   ["volumes/.rm-*", "a volume being removed, or several, each under its name inside"],
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],
   ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],

@@ -1,7 +1,8 @@
 /**
  * Crash consistency of volumes: stor killed with SIGKILL at each named point of create, rm, mount
  * and unmount; after `stor restore` every listed volume has its directory, every volume
- * directory is listed, nothing is mounted, no reference is left, and a second restore does nothing.
+ * directory is listed, nothing is mounted, no reference is left, nothing half-made is left, and a
+ * second restore does nothing.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
@@ -22,7 +23,7 @@ function violations(root: TestRoot): string[] {
   const wrong = [
     ...[...listed].filter((n) => !dirs.includes(n)).map((n) => `volume ${n} has no directory`),
     ...dirs.filter((n) => !listed.has(n)).map((n) => `directory ${n} has no volume`),
-    ...readdirSync(vols).filter((n) => n.startsWith(".rm-")).map((n) => `leftover ${n}`),
+    ...readdirSync(vols).filter((n) => n.startsWith(".rm-") || n.startsWith(".new-")).map((n) => `leftover ${n}`),
     ...readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
       .map((l) => l.split(" ")[4])
@@ -34,12 +35,24 @@ function violations(root: TestRoot): string[] {
   return wrong;
 }
 
+const TMPFS_OPTIONS = { device: "tmpfs", o: "size=2m", type: "tmpfs" };
+
+/** No volume `name`, and a create of it now makes it with its options. */
+function neverMade(root: TestRoot, name: string): void {
+  expect(root.stor(["volume", "inspect", name]).code).toBe(3);
+  root.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", name]);
+  expect(JSON.parse(root.ok(["volume", "inspect", name]))[0].Options).toEqual(TMPFS_OPTIONS);
+}
+
 const CASES: [point: string, args: string[], after: (root: TestRoot) => void][] = [
+  // Killed while the volume's directory is built: it was never the volume's, and goes.
+  ["volume-create:data", ["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "cut"], (root) => neverMade(root, "cut")],
+  ["volume-create:built", ["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "cut"], (root) => neverMade(root, "cut")],
   [
     "volume-create:made",
     ["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "made"],
     // The storage was made: restore adopts it, options and all.
-    (root) => expect(JSON.parse(root.ok(["volume", "inspect", "made"]))[0].Options).toEqual({ device: "tmpfs", o: "size=2m", type: "tmpfs" }),
+    (root) => expect(JSON.parse(root.ok(["volume", "inspect", "made"]))[0].Options).toEqual(TMPFS_OPTIONS),
   ],
   ["volume-rm:renamed", ["volume", "rm", "plain"], (root) => expect(root.stor(["volume", "inspect", "plain"]).code).toBe(3)],
   ["volume-rm:removed", ["volume", "rm", "plain"], (root) => expect(root.stor(["volume", "inspect", "plain"]).code).toBe(3)],
@@ -232,4 +245,38 @@ describe.skipIf(!need(isRoot() && have("chattr"), "chattr +i needs root and e2fs
       r.close();
     }
   });
+});
+
+test.skipIf(!need(have("strace"), "strace kills a create at each of its mkdirs and renames"))("a create killed at any of its mkdirs and renames: after restore, no volume or the volume with its options, nothing left", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "seed"]);
+  const args = ["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "cut"];
+  let kills = 0;
+  for (const call of ["mkdir", "mkdirat", "rename", "renameat", "renameat2"]) {
+    for (let nth = 1; ; nth++) {
+      const inject = `inject=${call}:signal=SIGKILL:when=${nth}`;
+      const res = sh(["strace", "-f", "-qq", "-o", "/dev/null", "-e", `trace=${call}`, "-e", inject, STOR, "--root", r.path, "--config", r.config, ...args]);
+      r.ok(["restore"]);
+      expect(violations(r)).toEqual([]);
+      const found = r.stor(["volume", "inspect", "cut"]);
+      if (found.code === 0) expect(JSON.parse(found.stdout)[0].Options).toEqual(TMPFS_OPTIONS);
+      else expect(found.code).toBe(3);
+      r.ok(["volume", "rm", "-f", "cut"]);
+      if (res.code === 0) break; // the create got past its last such call
+      kills++;
+    }
+  }
+  expect(kills).toBeGreaterThan(2);
+});
+
+test("restore leaves alone a volume directory a create is still building", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "seed"]);
+  const vols = join(r.path, "volumes");
+  mkdirSync(join(vols, ".new-a1b2c3/_data"), { recursive: true });
+  // As a create in progress holds it: the volumes root locked shared while it builds.
+  const held = sh(["flock", "-s", vols, STOR, "--root", r.path, "--config", r.config, "restore"]);
+  expect([held.code, held.stdout]).toEqual([0, ""]);
+  expect(existsSync(join(vols, ".new-a1b2c3"))).toBe(true);
+  expect(r.ok(["restore"])).toBe(`removed ${vols}/.new-a1b2c3: left by an interrupted create or removal\n`);
 });

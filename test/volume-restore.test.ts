@@ -31,7 +31,9 @@ test.skipIf(!need(isRoot(), "the crash leaves a tmpfs mounted; mounting needs ro
   mkdirSync(join(vols, "orphan/_data"), { recursive: true });
   writeFileSync(join(vols, "orphan/_data/file"), "kept");
   writeFileSync(join(vols, "orphan/opts.json"), '{"MountType":"tmpfs","MountOpts":"size=4m","MountDevice":"tmpfs","Quota":{"Size":0}}');
-  // What an interrupted removal leaves, and directories that are no volumes.
+  // What an interrupted create and an interrupted removal leave, and directories that are no volumes.
+  mkdirSync(join(vols, ".new-d4e5f6/_data"), { recursive: true });
+  writeFileSync(join(vols, ".new-d4e5f6/opts.json"), '{"MountType":"tmpfs","MountOpts":"","MountDevice":"tmpfs","Quota":{"Size":0}}');
   mkdirSync(join(vols, ".rm-a1b2c3/_data"), { recursive: true });
   mkdirSync(join(vols, "no-data-dir"));
   mkdirSync(join(vols, "bad name/_data"), { recursive: true });
@@ -45,7 +47,8 @@ test.skipIf(!need(isRoot(), "the crash leaves a tmpfs mounted; mounting needs ro
       `unmounted ${vols}/tt/_data`,
       'dropped volume "gone": its data is gone',
       'adopted volume "orphan": found without metadata',
-      `removed ${vols}/.rm-a1b2c3: left by an interrupted removal`,
+      `removed ${vols}/.new-d4e5f6: left by an interrupted create or removal`,
+      `removed ${vols}/.rm-a1b2c3: left by an interrupted create or removal`,
       "",
     ].join("\n"),
   );
@@ -55,7 +58,7 @@ test.skipIf(!need(isRoot(), "the crash leaves a tmpfs mounted; mounting needs ro
   const [orphan] = JSON.parse(r.ok(["volume", "inspect", "orphan"]));
   expect([orphan.Driver, orphan.Labels, orphan.Options]).toEqual(["local", {}, { device: "tmpfs", o: "size=4m", type: "tmpfs" }]);
   expect(readFileSync(join(vols, "orphan/_data/file"), "utf8")).toBe("kept");
-  expect([existsSync(join(vols, ".rm-a1b2c3")), existsSync(join(vols, "no-data-dir")), existsSync(join(vols, "bad name"))]).toEqual([false, true, true]);
+  expect([existsSync(join(vols, ".new-d4e5f6")), existsSync(join(vols, ".rm-a1b2c3")), existsSync(join(vols, "no-data-dir")), existsSync(join(vols, "bad name"))]).toEqual([false, false, true, true]);
 
   // The second run finds nothing to do.
   expect(r.stor(["restore"])).toEqual({ code: 0, stdout: "", stderr: "" });

@@ -16,7 +16,7 @@ function volumeLines(r: VolumeRestoreReport): string[] {
     ...r.leftMounted.map((p) => `would unmount ${p}: not the first restore of this boot (--force does it)`),
     ...r.dropped.map((n) => `dropped volume "${n}": its data is gone`),
     ...r.adopted.map((n) => `adopted volume "${n}": found without metadata`),
-    ...r.removed.map((p) => `removed ${p}: left by an interrupted removal`),
+    ...r.removed.map((p) => `removed ${p}: left by an interrupted create or removal`),
     ...r.unreachable.map((u) => `kept the volumes of driver "${u.driver}" as recorded: ${u.error}`),
   ];
 }

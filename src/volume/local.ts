@@ -31,6 +31,8 @@ const DATA = "_data";
 const OPTS_FILE = "opts.json";
 /** Where a removed volume's directory goes before it is deleted; never a valid volume name. */
 const TRASH_PREFIX = ".rm-";
+/** Where a new volume's directory is built before it takes its name; never a valid volume name. */
+const NEW_PREFIX = ".new-";
 
 /** The local driver over the volumes root `home`. */
 export class LocalDriver implements OwnStorageDriver {
@@ -51,28 +53,49 @@ export class LocalDriver implements OwnStorageDriver {
 
   create(name: string, options: Record<string, string>): void {
     validateOptions(`volume "${name}"`, options, () => projectQuotaEnforced(this.#home));
+    const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
     const root = join(this.#home, name);
-    // A directory already there has no metadata (the service checked): a leftover of a create
-    // that did not finish. It becomes the volume, data and all.
-    const made = makeDir(root, 0o701);
+    // A directory already there has no metadata (the service checked): a leftover no create of
+    // this stor makes. It becomes the volume, data and all, as Docker's, its options written in it.
+    if (directoryThere(root)) return this.#build(root, name, config);
+    // Held (shared) while the new volume is unfinished, so cleanup never takes it for a leftover.
+    const building = lockPath(this.#home, { shared: true })!;
     try {
-      makeDir(this.path(name), 0o755);
-      const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
-      writeOpts(root, config);
-      if (config && config.Quota.Size > 0) this.#limit(name, config.Quota.Size);
+      // Built whole under a name no volume has, then renamed to its own: a crash leaves either
+      // no volume or the volume with its options, never a directory restore would adopt without.
+      const temp = makeTempDir(join(this.#home, NEW_PREFIX));
+      try {
+        chmodPath(temp, 0o701);
+        this.#build(temp, name, config);
+        failpoint("volume-create:built");
+        renamePath(temp, root);
+      } catch (err) {
+        removeTree(temp);
+        // Nothing holds the project reserved for it now. (A directory already there keeps its own.)
+        if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
+        throw err;
+      }
       fsyncDir(this.#home); // the directory is durable before the metadata that names it
-    } catch (err) {
-      if (made) removeTree(root);
-      throw err;
+    } finally {
+      building.release();
     }
   }
 
-  /** Puts `_data` in a project of its own, limited to `bytes`. */
-  #limit(name: string, bytes: number): void {
+  /** Makes volume directory `dir` hold `name`'s data and its options, and puts the data under its size limit. */
+  #build(dir: string, name: string, config: OptsConfig | undefined): void {
+    const data = join(dir, DATA);
+    makeDir(data, 0o755);
+    failpoint("volume-create:data");
+    writeOpts(dir, config);
+    if (config && config.Quota.Size > 0) this.#limit(name, data, config.Quota.Size);
+  }
+
+  /** Puts `data`, volume `name`'s data, in a project of its own, limited to `bytes`. */
+  #limit(name: string, data: string, bytes: number): void {
     // Project ids above the root's own, as Docker does: an administrator may give the root one.
     const min = projectId(this.#home) + 1;
     const id = this.#store.write(() => this.#store.reserveProject(name, min));
-    setProjectId(this.path(name), id);
+    setProjectId(data, id);
     setProjectLimit(this.#home, id, bytes);
   }
 
@@ -173,12 +196,17 @@ export class LocalDriver implements OwnStorageDriver {
     return { name, options: config ? fromOptsConfig(config) : {}, created: rfc3339(statSync(root).ctime) };
   }
 
-  /** Removes the trash of interrupted removals; none while another removal is under way. */
+  /**
+   * Removes the trash of interrupted removals and the unfinished directories of interrupted
+   * creates; none while another removal or create is under way.
+   */
   cleanup(): string[] {
     const alone = lockPath(this.#home, { wait: false });
     if (!alone) return [];
     try {
-      const trash = readdirSync(this.#home).filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => join(this.#home, n));
+      const trash = readdirSync(this.#home)
+        .filter((n) => n.startsWith(TRASH_PREFIX) || n.startsWith(NEW_PREFIX))
+        .map((n) => join(this.#home, n));
       return trash.filter(removeTrash);
     } finally {
       alone.release();
@@ -201,15 +229,18 @@ function leftForCleanup(trash: string, why: string): void {
   log.warn(`${trash} is left for a later cleanup: ${why}`);
 }
 
-/** Makes directory `path` with exactly `mode`: true when made, false when a directory was there. */
-function makeDir(path: string, mode: number): boolean {
-  if (!makeDirectory(path, mode)) {
-    // Never a symlink: whatever is written below must stay inside the volumes root.
-    if (!statPath(path, false)?.isDirectory) throw new StorError(`volume directory ${path}`, "exists and is not a directory");
-    return false;
-  }
-  chmodPath(path, mode); // not left to the umask
-  return true;
+/** Makes directory `path` with exactly `mode`, unless a directory is there. */
+function makeDir(path: string, mode: number): void {
+  if (makeDirectory(path, mode)) chmodPath(path, mode); // not left to the umask
+  else directoryThere(path);
+}
+
+/** True when a directory is at `path`, false when nothing is; anything else there is an error. */
+function directoryThere(path: string): boolean {
+  const st = statPath(path, false);
+  // Never a symlink: whatever is written below must stay inside the volumes root.
+  if (st && !st.isDirectory) throw new StorError(`volume directory ${path}`, "exists and is not a directory");
+  return st !== undefined;
 }
 
 /** The options in `<root>/opts.json`, or undefined when it has none (Docker ignores an empty one). */

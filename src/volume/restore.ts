@@ -13,7 +13,7 @@
  *    volume, as Docker's local driver discovers its directories. A plugin is told of each
  *    reference released (its Unmount); one that cannot be asked keeps its volumes' metadata
  *    untouched, and is reported.
- * 4. What interrupted removals left is removed.
+ * 4. What interrupted creates and removals left is removed.
  */
 import { existsSync, realpathSync } from "../nodeFs.ts";
 import { describe } from "../errors.ts";
@@ -61,7 +61,7 @@ export interface VolumeRestoreReport {
   dropped: string[];
   /** Volumes found on storage without metadata, now known. */
   adopted: string[];
-  /** Leftovers of interrupted removals, removed. */
+  /** Leftovers of interrupted creates and removals, removed. */
   removed: string[];
   /** Plugins that could not be asked (or failed an Unmount), with why: their volumes' metadata is kept as it is. */
   unreachable: { driver: string; error: string }[];
@@ -166,5 +166,6 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
   report.unreachable = [...failed].map(([driver, error]) => ({ driver, error }));
   report.dropped.sort();
   report.adopted.sort();
+  report.removed.sort();
   return report;
 }
