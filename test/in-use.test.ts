@@ -359,6 +359,23 @@ describe("a mounted volume", () => {
     expect(r.ok(["volume", "rm", "bound"])).toBe("bound\n");
     expect(existsSync(data)).toBe(false);
   });
+
+  test.skipIf(!root)("rm and prune leave a volume whose own directory, holding its data, is bound elsewhere", () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "whole"]);
+    r.ok(["volume", "create", "other"]);
+    const dir = join(r.path, "volumes/whole");
+    writeFileSync(join(dir, "_data/file"), "data");
+    const target = r.dir("bind");
+    must(`mount --bind ${dir} ${target}`);
+    const res = r.stor(["volume", "rm", "whole"]);
+    expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: volume "whole": is mounted at ${target}\n`]);
+    expect(r.ok(["volume", "prune", "-a", "-f"])).toBe("Deleted Volumes:\nother\n\nTotal reclaimed space: 0B\n");
+    expect(readFileSync(join(target, "_data/file"), "utf8")).toBe("data");
+    must(`umount ${target}`);
+    expect(r.ok(["volume", "rm", "whole"])).toBe("whole\n");
+    expect(existsSync(dir)).toBe(false);
+  });
 });
 
 describe("snapshot cleanup", () => {

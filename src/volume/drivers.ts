@@ -65,6 +65,8 @@ export interface OwnStorageDriver extends DriverCalls {
   readonly ownsStorage: true;
   /** The host path of the volume's data. */
   path(name: string): string;
+  /** The directory holding the volume's data and the driver's files of it: what its removal takes. */
+  storage(name: string): string;
 }
 
 /** A driver whose storage is another's (a volume plugin): it answers over a socket. */

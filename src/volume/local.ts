@@ -48,7 +48,11 @@ export class LocalDriver implements OwnStorageDriver {
   }
 
   path(name: string): string {
-    return join(this.#home, name, DATA);
+    return join(this.storage(name), DATA);
+  }
+
+  storage(name: string): string {
+    return join(this.#home, name);
   }
 
   create(name: string, options: Record<string, string>): void {

@@ -360,7 +360,7 @@ export class VolumeService {
       .map((v) => ({ volume: v, size: dataSize(v.mountpoint) }));
   }
 
-  /** Removes what interrupted removals left on every driver's storage; returns the paths removed. */
+  /** Removes what interrupted creates and removals left on every driver's storage; returns the paths removed. */
   cleanup(): string[] {
     return this.#drivers.all().flatMap((d) => d.cleanup());
   }
@@ -449,11 +449,12 @@ export class VolumeService {
 }
 
 /**
- * Why volume `v` cannot be removed now: referenced, or its data mounted (seen on this host only
- * where the data is stor's own); undefined when it can.
+ * Why volume `v` cannot be removed now: referenced, or its storage mounted (seen on this host
+ * only where the storage is stor's own); undefined when it can. The whole of the storage, not
+ * only the data: a bind of the volume's own directory shows the data too.
  */
 function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountInfo[]): string | undefined {
   if (v.refs.length > 0) return `in use - [${v.refs.join(", ")}]`;
-  const mounted = driver.ownsStorage ? mountPointsUsing(driver.path(v.name), mounts) : [];
+  const mounted = driver.ownsStorage ? mountPointsUsing(driver.storage(v.name), mounts) : [];
   return mounted.length > 0 ? `is mounted at ${mounted.join(", ")}` : undefined;
 }
