@@ -45,6 +45,7 @@ describe("errors are one line with the contract's exit code", () => {
     [["create", "-o", "o=size=1m", "tx-t"], 2, "", 'stor: volume "tx-t": missing required option: "device"\n'],
     [["create", "-o", "size=ten", "tx-q"], 2, "", "stor: volume \"tx-q\": invalid size: 'ten'\n"],
     [["create", "-o", "size=10mx", "tx-q"], 2, "", "stor: volume \"tx-q\": invalid size: '10mx'\n"],
+    [["create", "-o", "size=16384p", "tx-q"], 2, "", "stor: volume \"tx-q\": invalid size: '16384p'\n"],
     [["create", "-o", "type=cifs", "-o", "device=//srv:445/share", "tx-c"], 2, "", "stor: volume \"tx-c\": port not allowed in CIFS device URL, include 'port' in 'o='\n"],
     [["create", "-o", "noequals", "tx-o"], 2, "", 'stor: option "noequals": expected KEY=VALUE\n'],
     [["create", "--label", "=v", "tx-l"], 2, "", 'stor: label "=v": expected KEY=VALUE\n'],

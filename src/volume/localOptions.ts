@@ -24,10 +24,17 @@ const REQUIRES: [string, string[]][] = [
 const UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
 const SIZE = /^(\d+(?:\.\d+)?) ?(?:([kmgtp])(?:i?b)?|b)?$/i;
 
-/** Bytes of a size as Docker's RAMInBytes reads it (`10m`, `1.5GiB`, `512`: binary units), or undefined. */
+/** One more than the largest size: a quota limit is a 64-bit count of bytes. */
+const MAX_SIZE = 2 ** 64;
+
+/**
+ * Bytes of a size as Docker's RAMInBytes reads it (`10m`, `1.5GiB`, `512`: binary units), or
+ * undefined; undefined too for more than a 64-bit count holds, which no quota can be set to.
+ */
 function parseSize(value: string): number | undefined {
   const m = SIZE.exec(value);
-  return m ? Math.floor(Number(m[1]) * (m[2] ? UNITS[m[2].toLowerCase()]! : 1)) : undefined;
+  const bytes = m ? Math.floor(Number(m[1]) * (m[2] ? UNITS[m[2].toLowerCase()]! : 1)) : undefined;
+  return bytes !== undefined && bytes < MAX_SIZE ? bytes : undefined;
 }
 
 /**
