@@ -69,6 +69,18 @@ out=$(dd if=/dev/zero of=$D/eight bs=1M count=8 conv=fsync 2>&1); rc=$?
 check recreate-full-limit "exit $rc: $out" '[ $rc = 0 ]'
 out=$(dd if=/dev/zero of=$D/more bs=1M count=8 conv=fsync 2>&1); rc=$?
 check recreate-limited "exit $rc: $out" '[ $rc != 0 ] && has "$out" "$FULL"'
+
+# A size past a 64-bit count of bytes is an invalid size, refused before anything is made.
+out=$($S --root /stor volume create -o size=16384p huge 2>&1); rc=$?
+check huge-size "exit $rc: $out" '[ $rc = 2 ] && [ "$out" = "stor: volume \"huge\": invalid size: '"'16384p'"'" ] && [ ! -e /stor/volumes/huge ]'
+# A create killed with its directory built, limit and all: restore leaves nothing of it; made again, it is limited.
+STOR_FAILPOINT=volume-create:built $S --root /stor volume create -o size=10m cut >/dev/null 2>&1
+$S --root /stor restore >/dev/null 2>&1
+out=$($S --root /stor volume ls -q; ls -A /stor/volumes)
+check killed-built-gone "$out" '! has "$out" "cut|[.]new-"'
+D=$($S --root /stor volume create -o size=10m cut >/dev/null && $S --root /stor volume mount cut c3)
+out=$(dd if=/dev/zero of=$D/big bs=1M count=20 conv=fsync 2>&1); rc=$?
+check killed-built-limited "exit $rc: $out" '[ $rc != 0 ] && has "$out" "$FULL"'
 umount /stor
 `;
 
@@ -89,6 +101,9 @@ const CHECKS = [
   "rm",
   "recreate-full-limit",
   "recreate-limited",
+  "huge-size",
+  "killed-built-gone",
+  "killed-built-limited",
 ];
 
 /** Why the VM cannot run here, or undefined when it can. */
