@@ -89,6 +89,27 @@ test.skipIf(!need(isRoot(), "bind mounts need root"))("bind: the host directory 
   expect(readdirSync(host).sort()).toEqual(["from-host", "from-volume"]);
 });
 
+test.skipIf(!need(isRoot(), "bind mounts need root"))("rbind: the mounts below the source come along, and go with the last reference", () => {
+  r = new TestRoot();
+  const host = r.dir("host");
+  const sub = r.dir("host/sub");
+  must(`mount -t tmpfs stor-rbind-sub ${sub}`);
+  try {
+    writeFileSync(join(sub, "on-tmpfs"), "1");
+    r.ok(["volume", "create", "-o", "type=none", "-o", `device=${host}`, "-o", "o=rbind", "rb"]);
+    const data = r.ok(["volume", "mount", "rb", "c1"]).trim();
+    expect(readFileSync(join(data, "sub/on-tmpfs"), "utf8")).toBe("1");
+    expect(mountsOn(join(data, "sub"))).toHaveLength(1);
+    r.ok(["volume", "unmount", "rb", "c1"]);
+    expect([mountsOn(data), mountsOn(join(data, "sub")), readdirSync(data)]).toEqual([[], [], []]);
+    expect(r.ok(["volume", "rm", "rb"])).toBe("rb\n");
+    // The source's own mount is the host's, untouched.
+    expect(readFileSync(join(sub, "on-tmpfs"), "utf8")).toBe("1");
+  } finally {
+    must(`umount ${sub}`);
+  }
+});
+
 test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a mount a crash left behind is used, not stacked on", () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "left"]);

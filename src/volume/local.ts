@@ -208,10 +208,10 @@ export class LocalDriver implements OwnStorageDriver {
     const alone = lockPath(this.#home, { wait: false });
     if (!alone) return [];
     try {
-      const trash = readdirSync(this.#home)
+      const leftovers = readdirSync(this.#home)
         .filter((n) => n.startsWith(TRASH_PREFIX) || n.startsWith(NEW_PREFIX))
         .map((n) => join(this.#home, n));
-      return trash.filter(removeTrash);
+      return leftovers.filter(removeTrash);
     } finally {
       alone.release();
     }
@@ -272,11 +272,20 @@ function writeOpts(root: string, config: OptsConfig | undefined): void {
   renamePath(temp, file);
 }
 
-/** Unmounts what is mounted on `path`; nothing when nothing is, or `path` is gone. */
+/**
+ * Unmounts what is mounted on `path`; nothing when nothing is, or `path` is gone. An `rbind`
+ * brings the mounts below its source along, and while they are there the volume's own mount is
+ * busy: they go first, deepest first, never detached (a busy one keeps the volume mounted, as a
+ * process using the volume does).
+ */
 function unmountIfMounted(path: string): void {
   try {
     unmountFs(path);
   } catch (err) {
-    if (!(err instanceof SysError && err.errno === Errno.ENOENT)) throw err;
+    if (err instanceof SysError && err.errno === Errno.ENOENT) return;
+    if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
+    const { unmountBelow } = require("../mounting.ts") as typeof import("../mounting.ts");
+    if (unmountBelow(path).unmounted.length === 0) throw err;
+    unmountFs(path);
   }
 }
