@@ -125,7 +125,11 @@ class Applier {
   readonly #root: ConfinedDir;
   readonly #lowers: Lowers | undefined;
   readonly #journal: UndoJournal;
-  /** Paths this layer created or changed, and their ancestors: what its whiteouts must spare. */
+  /**
+   * Paths this layer created or changed, and their ancestors: what its whiteouts must spare. Each
+   * is where its entry resolved to in the snapshot, as {@link #at} gives it, so that no spelling
+   * of a name (a symlink on the way, `./`, `//`) decides whether a whiteout spares it.
+   */
   readonly #unpacked = new Set<string>();
   /** Directory times, set at the end: adding entries to a directory changes its mtime. */
   readonly #dirTimes: { parts: string[]; mtimeNs: bigint }[] = [];
@@ -181,7 +185,7 @@ class Applier {
         this.#create(dir, name, h);
         if (h.type !== "link") this.#metadata(nameTarget(dir, name, h.path), h, parts);
       }
-      this.#unpacked.add(path); // its ancestors were added when its directory was opened
+      this.#brought(this.#at(dir), name);
     } catch (err) {
       // A failed system call, stor's own or node's (fchown, ftruncate), is named by its entry.
       const failed = err instanceof SysError ? err.errnoName : (err as NodeJS.ErrnoException)?.syscall ? (err as NodeJS.ErrnoException).code : undefined;
@@ -209,12 +213,17 @@ class Applier {
         closeFd(fd);
       }
       dir = { fd: this.#parentDir(parts.slice(0, -1), path) };
-      for (let p = key; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
     }
     this.#dirs.set(key, dir);
     this.#current = dir;
     this.#currentKey = key;
     return dir.fd;
+  }
+
+  /** Records that this layer brought `name` in directory `at`, and with it `at` and its ancestors. */
+  #brought(at: string, name: string): void {
+    this.#unpacked.add(inside(at, name));
+    for (let p = at; p !== "" && !this.#unpacked.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) this.#unpacked.add(p);
   }
 
   /** Forgets the directories at `path` and below it: they may now be elsewhere. */
@@ -504,12 +513,12 @@ class Applier {
     }
     if (dir === -ENOTDIR) return; // below a file (or a whiteout): nothing there to delete
     if (dir < 0) throw new SysError(`whiteout ${path}`, -dir);
-    const targetParts = [...dirParts, target];
     try {
-      if (name === OPAQUE_MARKER) this.#hideBelow(dir, dirParts, path);
-      else if (!this.#unpacked.has(targetParts.join("/"))) {
+      const at = this.#at(dir);
+      if (name === OPAQUE_MARKER) this.#hideBelow(dir, at, path);
+      else if (!this.#unpacked.has(inside(at, target))) {
         this.#remove(dir, target);
-        if (overlay && this.#parentsHave(this.#at(dir), target)) {
+        if (overlay && this.#parentsHave(at, target)) {
           this.#changing(dir);
           mknodAt(dir, target, S.IFCHR, 0n, () => `whiteout ${path}`);
           this.#made(dir, target);
@@ -518,7 +527,7 @@ class Applier {
         // The layer brought entries below it, before the whiteout: only what was there before goes.
         const sub = openAt(dir, target, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
         try {
-          this.#hideBelow(sub, targetParts, path);
+          this.#hideBelow(sub, inside(at, target), path);
         } finally {
           closeFd(sub);
         }
@@ -543,17 +552,17 @@ class Applier {
   }
 
   /**
-   * Empties directory `dir` (at `parts`) of all this layer did not bring, at every depth; on
+   * Empties directory `dir` (at `at`) of all this layer did not bring, at every depth; on
    * overlay also hides what the parents have there.
    */
-  #hideBelow(dir: number, parts: string[], path: string, top = true): void {
+  #hideBelow(dir: number, at: string, path: string, top = true): void {
     for (const child of readdirAt(dir, ".")) {
-      const childParts = [...parts, child];
-      if (!this.#unpacked.has(childParts.join("/"))) this.#remove(dir, child);
+      const childAt = inside(at, child);
+      if (!this.#unpacked.has(childAt)) this.#remove(dir, child);
       else if (lstatAt(dir, child)?.isDirectory()) {
         const sub = openAt(dir, child, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
         try {
-          this.#hideBelow(sub, childParts, path, false);
+          this.#hideBelow(sub, childAt, path, false);
         } finally {
           closeFd(sub);
         }
@@ -561,7 +570,7 @@ class Applier {
     }
     if (this.#lowers && top) {
       this.#forgetAll(); // the parents' names below it, symlinks too, no longer show
-      this.#journal.save(this.#at(dir));
+      this.#journal.save(at);
       setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
     }
   }
