@@ -325,8 +325,9 @@ class Applier {
         this.#remove(dir, name);
         if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
         this.#made(dir, name, true);
-        // A directory replacing an overlay whiteout must not show what the parents had there.
-        if (this.#lowers && isOverlayWhiteout(existing)) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        // What it replaced (a whiteout, or a file or symlink of this layer's) hid the parents'
+        // directory there; the new one would merge with it and show its old contents again.
+        if (this.#lowers && this.#parentsHave(this.#at(dir), name)?.isDirectory()) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
         return;
       }
       case "symlink":
