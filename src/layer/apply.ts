@@ -519,11 +519,7 @@ class Applier {
       if (name === OPAQUE_MARKER) this.#hideBelow(dir, at, path);
       else if (!this.#unpacked.has(inside(at, target))) {
         this.#remove(dir, target);
-        if (overlay && this.#parentsHave(at, target)) {
-          this.#changing(dir);
-          mknodAt(dir, target, S.IFCHR, 0n, () => `whiteout ${path}`);
-          this.#made(dir, target);
-        }
+        if (overlay && this.#parentsHave(at, target)) this.#putWhiteout(dir, target, path);
       } else if (lstatAt(dir, target)?.isDirectory()) {
         // The layer brought entries below it, before the whiteout: only what was there before goes.
         const sub = openAt(dir, target, O.PATH | O.DIRECTORY, 0, () => `whiteout ${path}`);
@@ -546,10 +542,18 @@ class Applier {
   #parentsHave(dir: string, name: string): BigIntStats | undefined {
     const st = this.#lowers?.find(inside(dir, name));
     if (!st) return undefined;
-    for (let p = dir; ; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
-      if (getXattrAt(this.#root.fd, p || ".", OVERLAY_OPAQUE_XATTR)?.toString() === "y") return undefined;
-      if (p === "") return st;
+    // Not the root's: overlayfs ignores the opaque xattr on the upper root.
+    for (let p = dir; p !== ""; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
+      if (getXattrAt(this.#root.fd, p, OVERLAY_OPAQUE_XATTR)?.toString() === "y") return undefined;
     }
+    return st;
+  }
+
+  /** Puts an overlay whiteout at `name` in `dir`, which holds nothing there now, for whiteout `path`. */
+  #putWhiteout(dir: number, name: string, path: string): void {
+    this.#changing(dir);
+    mknodAt(dir, name, S.IFCHR, 0n, () => `whiteout ${path}`);
+    this.#made(dir, name);
   }
 
   /**
@@ -571,8 +575,27 @@ class Applier {
     }
     if (this.#lowers && top) {
       this.#forgetAll(); // the parents' names below it, symlinks too, no longer show
+      if (at === "") return this.#hideAtRoot(dir, path);
       this.#journal.save(at);
       setXattrAt(dir, ".", OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+    }
+  }
+
+  /**
+   * Hides what the parents show at the root, name by name, as native's emptied root does:
+   * overlayfs ignores the opaque xattr on the upper root, whose layers are fixed at mount. A
+   * directory this layer brought keeps its name but must not merge with the parents' there.
+   */
+  #hideAtRoot(root: number, path: string): void {
+    for (const name of this.#lowers!.namesAtRoot()) {
+      const lower = this.#parentsHave("", name);
+      if (!lower) continue;
+      const upper = lstatAt(root, name);
+      if (!upper) this.#putWhiteout(root, name, path);
+      else if (upper.isDirectory() && lower.isDirectory()) {
+        this.#journal.save(name);
+        setXattrAt(root, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+      }
     }
   }
 

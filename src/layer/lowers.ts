@@ -4,7 +4,7 @@
  * non-directory or an opaque directory on the way hides whatever the layers below have under it.
  */
 import { Errno, SysError } from "../sys/libc.ts";
-import { getXattrAt, readlinkAt } from "../sys/dirfd.ts";
+import { getXattrAt, readdirAt, readlinkAt } from "../sys/dirfd.ts";
 import { closeSync, fstatSync, type BigIntStats } from "../nodeFs.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import { isOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteout.ts";
@@ -34,12 +34,23 @@ export class Lowers {
     return readlinkAt(found.layer, path);
   }
 
+  /** Every name some parent has at its root, shown or not: which of them the mount shows is {@link find}'s to say. */
+  namesAtRoot(): Set<string> {
+    const names = new Set<string>();
+    for (let i = 0; i < this.#paths.length; i++) for (const name of readdirAt(this.#layer(i), ".")) names.add(name);
+    return names;
+  }
+
+  /** The root of parent `i`. */
+  #layer(i: number): number {
+    return (this.#fds[i] ??= mustOpenat2(-100, this.#paths[i]!, O.PATH | O.DIRECTORY, 0, () => `open ${this.#paths[i]}`));
+  }
+
   /** The nearest parent that has `path`, and its lstat there. */
   #locate(path: string): { layer: number; st: BigIntStats } | undefined {
     for (let i = 0; i < this.#paths.length; i++) {
-      this.#fds[i] ??= mustOpenat2(-100, this.#paths[i]!, O.PATH | O.DIRECTORY, 0, () => `open ${this.#paths[i]}`);
       // No symlink is followed: overlayfs merges directories by name, not through links.
-      const fd = openat2(this.#fds[i]!, path, O.PATH | O.NOFOLLOW, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
+      const fd = openat2(this.#layer(i), path, O.PATH | O.NOFOLLOW, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
       if (fd === -ENOENT) {
         if (this.#opaqueAbove(i, path)) return undefined; // the layers below are hidden there
         continue;
