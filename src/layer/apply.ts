@@ -444,9 +444,7 @@ class Applier {
           closeFd(dir);
           dir = -1;
           if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`parent directory of ${path}`, ELOOP);
-          // `..` stays in: openat2 resolves it against the real directories, stopping at the root.
-          const through = [...(target.startsWith("/") ? [] : parts.slice(0, i)), ...target.split("/").filter((p) => p !== "" && p !== "."), ...parts.slice(i + 1)];
-          return this.#parentDir(through, path, hops + 1);
+          return this.#parentDir(throughLink(parts.slice(0, i), target, parts.slice(i + 1)), path, hops + 1);
         }
         const what = () => `create parent directory ${upTo.join("/")} of ${path}`;
         if (next === -ENOTDIR || next === -ENOENT) this.#changing(dir);
@@ -503,14 +501,9 @@ class Applier {
     let dir = this.#root.openDir(dirParts);
     if (dir === -ENOENT) {
       // Nothing to delete here; but on overlay the parents may show the directory, and it needs the whiteout.
-      if (!this.#lowers?.find(dirParts.join("/"))?.isDirectory()) return;
-      try {
-        dir = this.#parentDir(dirParts, path);
-      } catch (err) {
-        // A symlink of this layer's on the way leads to a file: nothing there to delete, as on native.
-        if (err instanceof SysError && err.errno === ENOTDIR) return;
-        throw err;
-      }
+      const shown = this.#lowers && this.#shownDir(dirParts);
+      if (!shown) return;
+      dir = this.#parentDir(shown, path);
     }
     if (dir === -ENOTDIR) return; // below a file (or a whiteout): nothing there to delete
     if (dir < 0) throw new SysError(`whiteout ${path}`, -dir);
@@ -535,6 +528,33 @@ class Applier {
   }
 
   /**
+   * Where directory `parts` is in the mounted overlay snapshot, with the symlinks of the upper
+   * directory and of the parents followed as the mount follows them (inside it, as on native): its
+   * components, none a symlink; undefined when the mount shows no directory there.
+   */
+  #shownDir(parts: readonly string[], hops = 0): string[] | undefined {
+    const at: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i] === "..") {
+        at.pop();
+        continue;
+      }
+      // Every component of `at` is a directory in the upper directory or only in the parents.
+      const path = inside(at.join("/"), parts[i]!);
+      const upper = lstatAt(this.#root.fd, path);
+      const st = upper ?? this.#parentsHave(at.join("/"), parts[i]!);
+      if (st?.isSymbolicLink()) {
+        if (hops >= MAX_SYMLINK_HOPS) throw new SysError(`directory ${parts.join("/")}`, ELOOP);
+        const target = upper ? readlinkAt(this.#root.fd, path) : this.#lowers!.readlink(path);
+        return this.#shownDir(throughLink(at, target, parts.slice(i + 1)), hops + 1);
+      }
+      if (!st?.isDirectory()) return undefined;
+      at.push(parts[i]!);
+    }
+    return at;
+  }
+
+  /**
    * What the parents show at `name` in directory `dir` of the upper directory (a path without
    * symlinks) through the mount: nothing below an opaque directory. Only there is a whiteout
    * needed; overlayfs lists one anywhere else as a name that cannot be opened.
@@ -543,10 +563,18 @@ class Applier {
     const st = this.#lowers?.find(inside(dir, name));
     if (!st) return undefined;
     // Not the root's: overlayfs ignores the opaque xattr on the upper root.
-    for (let p = dir; p !== ""; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
-      if (getXattrAt(this.#root.fd, p, OVERLAY_OPAQUE_XATTR)?.toString() === "y") return undefined;
-    }
+    for (let p = dir; p !== ""; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) if (this.#isOpaque(p)) return undefined;
     return st;
+  }
+
+  /** Whether directory `at` of the upper directory is opaque; one only the parents have (see {@link #shownDir}) is not. */
+  #isOpaque(at: string): boolean {
+    try {
+      return getXattrAt(this.#root.fd, at, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
+    } catch (err) {
+      if (err instanceof SysError && err.errno === ENOENT) return false;
+      throw err;
+    }
   }
 
   /** Puts an overlay whiteout at `name` in `dir`, which holds nothing there now, for whiteout `path`. */
@@ -645,6 +673,15 @@ class Applier {
     this.#root.close();
     this.#lowers?.close();
   }
+}
+
+/**
+ * The components a path leads to when it reaches a symlink to `target` after components `before`
+ * and goes on with `after`. `..` stays in: what follows it resolves it against real directories,
+ * stopping at the root.
+ */
+function throughLink(before: readonly string[], target: string, after: readonly string[]): string[] {
+  return [...(target.startsWith("/") ? [] : before), ...target.split("/").filter((p) => p !== "" && p !== "."), ...after];
 }
 
 /** True when `name` in `dir` is an overlayfs whiteout. */
