@@ -230,3 +230,43 @@ test.skipIf(!need(isRoot(), "btrfs loop devices need root")).each(["overlay", "n
     }
   },
 );
+
+for (const sn of ["native", "overlay"]) {
+  test.skipIf(!need(isRoot(), "snapshot directories are owned by root"))(`${sn}: a leftover whose trash name a crashed cleanup left taken is still removed, by cleanup and by restore`, () => {
+    r = setup(sn); // snapshot 1, "base", with files: a copy of it is no empty directory
+    const dirs = join(r.path, "snapshots", sn, "snapshots");
+    const crash = (point: string, ...args: string[]) => expect(r!.stor(["snapshot", "-s", sn, ...args], { env: { STOR_FAILPOINT: point } }).code).not.toBe(0);
+    crash("prepare:renamed", "prepare", "a", "base"); // orphan directory 2
+    crash("cleanup:renamed", "cleanup"); // 2 renamed to its trash, not removed
+    crash("prepare:renamed", "prepare", "a", "base"); // id 2 handed out again (its row rolled back): orphan 2 again
+    expect(readdirSync(dirs).sort()).toEqual(["1", "2", "rm-2"]);
+    const removed = r.ok(["snapshot", "-s", sn, "cleanup"]).split("\n").filter(Boolean);
+    expect(removed).toHaveLength(2);
+    expect(removed).toContain("rm-2");
+    expect(readdirSync(dirs)).toEqual(["1"]);
+
+    crash("prepare:renamed", "prepare", "a", "base");
+    crash("cleanup:renamed", "cleanup");
+    crash("prepare:renamed", "prepare", "a", "base");
+    const res = r.stor(["restore"]);
+    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect(res.stdout).toContain(`removed snapshot directory ${sn}/rm-2: no snapshot owns it`);
+    expect(readdirSync(dirs)).toEqual(["1"]);
+  });
+}
+
+test.skipIf(!need(isRoot(), "chattr +i needs root"))("cleanup: a leftover that cannot be moved is said and left; the others are removed", () => {
+  r = new TestRoot();
+  r.ok(["snapshot", "-s", "native", "cleanup"]); // makes the snapshotter's directories
+  const dirs = join(r.path, "snapshots/native/snapshots");
+  for (const n of ["7", "8", "9"]) mkdirSync(join(dirs, n));
+  must(`chattr +i ${join(dirs, "8")}`); // rename(2) of it fails: EPERM
+  try {
+    const res = r.stor(["snapshot", "-s", "native", "cleanup"]);
+    expect([res.code, res.stdout.split("\n").filter(Boolean).sort()]).toEqual([0, ["rm-7", "rm-9"]]);
+    expect(res.stderr).toContain(`cleanup: ${join(dirs, "8")} is left: `);
+    expect(readdirSync(dirs)).toEqual(["8"]);
+  } finally {
+    must(`chattr -i ${join(dirs, "8")}`);
+  }
+});

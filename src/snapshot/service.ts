@@ -22,7 +22,7 @@ import { fsyncDir, lockPath, makeLockedTempDir, type FileLock } from "../sys/fil
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
 import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
-import { makeDirs, pathExists, renamePath } from "../sys/pathCalls.ts";
+import { makeDirs, pathExists, renameAway, renamePath } from "../sys/pathCalls.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
@@ -438,22 +438,47 @@ export class SnapshotService {
             if (!lock) continue;
             lock.release();
           }
-          const trash = join(this.dirs, `rm-${name.replace(/^rm-/, "")}`);
-          if (trash !== path) renamePath(path, trash);
-          out.push(trash);
+          out.push(name.startsWith("rm-") ? path : this.#toTrash(path, name));
         } catch (err) {
           // A removal that committed before this lock removes its directory after it: gone meanwhile, it is no leftover.
-          if (pathExists(path)) throw err;
+          if (!pathExists(path)) continue;
+          // Said and left: one leftover that cannot be moved must not keep the others.
+          log.warn(`cleanup: ${path} is left: ${describe(err)}`);
         }
       }
       return [out, all] as const;
     });
     failpoint("cleanup:renamed");
-    for (const path of doomed) this.snapshotter.remove(path);
+    const removed = doomed.filter((path) => {
+      try {
+        this.snapshotter.remove(path);
+        return true;
+      } catch (err) {
+        log.warn(`cleanup: ${path} is left: ${describe(err)}`);
+        return false;
+      }
+    });
     const left = all.flatMap((s) => this.#applyTrash(s.id));
     // The hook is idempotent: sealed snapshots cost it a look.
     if (this.snapshotter.commit) for (const s of all) if (s.kind === "committed") this.snapshotter.commit(this.#dir(s.id));
-    return [...doomed, ...left].map((p) => p.slice(this.dirs.length + 1));
+    return [...removed, ...left].map((p) => p.slice(this.dirs.length + 1));
+  }
+
+  /**
+   * Renames leftover `name` (in `path`) to its trash `rm-NAME`; to a fresh `rm-NAME-XXXXXX` where a
+   * crashed cleanup left a trash of that name: an id whose snapshot never committed is handed
+   * out again, and its new leftover gets the old one's name.
+   */
+  #toTrash(path: string, name: string): string {
+    const trash = join(this.dirs, `rm-${name}`);
+    try {
+      renamePath(path, trash);
+      return trash;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+      return renameAway(path, `${trash}-`);
+    }
   }
 
   /**
