@@ -215,6 +215,60 @@ describe("overlay: a layer given through a symlink of another name", () => {
   });
 });
 
+describe("overlay: mounted through a bind mount of the root (another path to the same directories)", () => {
+  for (const [mountVia, rmVia] of [["alias", "root"], ["root", "alias"]] as const) {
+    test.skipIf(!root)(`mounted through the ${mountVia}, rm through the ${rmVia} is refused (exit 5) and the upper directory stays`, () => {
+      r = new TestRoot();
+      const alias = r.dir("alias");
+      must(`mount --bind ${r.path} ${alias}`);
+      const via = (where: string, ...args: string[]) => sh([STOR, "--root", where === "alias" ? alias : r!.path, "--config", r!.config, ...args]);
+      r.ok(["snapshot", "-s", "overlay", "prepare", "base-w"]);
+      r.ok(["snapshot", "-s", "overlay", "commit", "base", "base-w"]);
+      r.ok(["snapshot", "-s", "overlay", "prepare", "top", "base"]);
+      const target = r.dir("target");
+      expect(via(mountVia, "-s", "overlay", "mount", "top", target).code).toBe(0);
+      writeFileSync(join(target, "data"), "precious");
+      const res = via(rmVia, "snapshot", "-s", "overlay", "rm", "top");
+      expect([res.code, res.stderr]).toEqual([5, `stor: snapshot "top": is mounted at ${target}\n`]);
+      // The parent is in use too: cleanup and restore leave everything.
+      expect(via(rmVia, "snapshot", "-s", "overlay", "rm", "base").code).toBe(5);
+      expect(readFileSync(join(target, "data"), "utf8")).toBe("precious");
+      must(`umount ${target}`);
+      expect(via(rmVia, "snapshot", "-s", "overlay", "rm", "top").code).toBe(0);
+    });
+  }
+
+  test.skipIf(!root)("an orphan directory mounted through the alias is left by cleanup", () => {
+    r = new TestRoot();
+    const alias = r.dir("alias");
+    must(`mount --bind ${r.path} ${alias}`);
+    r.ok(["snapshot", "-s", "overlay", "cleanup"]); // makes the snapshotter's directories
+    const dirs = "snapshots/overlay/snapshots";
+    for (const d of ["98/fs", "99/fs", "99/work"]) mkdirSync(join(r.path, dirs, d), { recursive: true });
+    const target = r.dir("target");
+    must(`mount -t overlay overlay ${target} -o lowerdir=${alias}/${dirs}/98/fs,upperdir=${alias}/${dirs}/99/fs,workdir=${alias}/${dirs}/99/work`);
+    writeFileSync(join(target, "data"), "precious");
+    expect(r.ok(["snapshot", "-s", "overlay", "cleanup"])).toBe("");
+    expect(readFileSync(join(target, "data"), "utf8")).toBe("precious");
+    must(`umount ${target}`);
+    expect(r.ok(["snapshot", "-s", "overlay", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual(["rm-98", "rm-99"]);
+  });
+
+  test.skipIf(!root)("a filesystem mounted inside a snapshot through the alias is found: rm is refused", () => {
+    r = new TestRoot();
+    const alias = r.dir("alias");
+    must(`mount --bind ${r.path} ${alias}`);
+    r.ok(["snapshot", "-s", "native", "prepare", "k"]);
+    mkdirSync(join(r.path, "snapshots/native/snapshots/1/sub"));
+    const inside = join(alias, "snapshots/native/snapshots/1/sub");
+    must(`mount -t tmpfs tmpfs ${inside}`);
+    writeFileSync(join(inside, "data"), "precious");
+    const res = r.stor(["snapshot", "-s", "native", "rm", "k"]);
+    expect([res.code, res.stderr]).toEqual([5, `stor: snapshot "k": is mounted at ${inside}\n`]);
+    expect(readFileSync(join(inside, "data"), "utf8")).toBe("precious");
+  });
+});
+
 describe("overlay: mounted through the relative-path fallback (options longer than a page, or no new mount API)", () => {
   test.skipIf(!root)("its layers, relative in mountinfo, still name the snapshots: rm is refused while it is mounted", () => {
     r = new TestRoot();

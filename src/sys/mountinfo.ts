@@ -141,10 +141,15 @@ export function overlayLayers(superOptions: string): string[] {
 /**
  * The mounts that use the tree at `path` (a real path): mounted on it or inside it, a bind of it
  * or of something in it, or an overlay with a layer in it — what removing `path` would pull from
- * under them. A bind is known by its device and the path inside the filesystem it shows (`root`).
+ * under them. A bind is known by its device and the path inside the filesystem it shows (`root`);
+ * a mount point and a layer by their {@link Place} too, so a path through another bind of the
+ * tree's filesystem is found, as well as one through a symlink.
  */
 export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
   const origin = bindOrigin(path, mounts);
+  // A directory reached through another alias of the tree's filesystem (a bind of the root, as
+  // `mount --bind /var/lib/stor /alias`) is in the tree when it is at a path inside it there.
+  const inTree = (place: Place | undefined) => origin !== undefined && place !== undefined && place.device === origin.device && within(place.root, origin.root);
   // Layers are shared between mounts and asked of for every tree a cleanup or prune looks at:
   // each is resolved once for the list.
   let resolved = resolvedLayers.get(mounts);
@@ -152,19 +157,24 @@ export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[]
   // Loops: filter and some are JS-implemented builtins that `snapshot rm` would compile for this.
   const out: MountInfo[] = [];
   for (const m of mounts) {
-    if (within(m.mountPoint, path) || (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root))) {
+    if (within(m.mountPoint, path) || inTree(mountPointPlace(m, mounts)) || (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root))) {
       out.push(m);
       continue;
     }
     if (m.fsType !== "overlay") continue;
     for (const layer of overlayLayers(m.superOptions)) {
-      if (layer.startsWith("/") ? within(layer, path) || within(realLayer(layer, resolved), path) : relativeLayerMayBeIn(layer, path)) {
+      if (layer.startsWith("/") ? within(layer, path) || layerInTree(realLayer(layer, resolved), path, inTree, mounts) : relativeLayerMayBeIn(layer, path)) {
         out.push(m);
         break;
       }
     }
   }
   return out;
+}
+
+/** Whether real layer path `real` is in the tree at `path`: by its path, or by its {@link Place} (`inTree`). */
+function layerInTree(real: string, path: string, inTree: (place: Place | undefined) => boolean, mounts: MountInfo[]): boolean {
+  return within(real, path) || inTree(placeOf(real, mounts));
 }
 
 /** The real paths of the overlay layers of a mountinfo list, as {@link realLayer} found them. */
@@ -233,14 +243,80 @@ function wholeRealPath(p: string): string | null {
 }
 
 /**
- * Where the tree at `path` is in its filesystem: the device and the path inside it that a bind
- * of it shows as `root`, in this and in every other mount namespace; and the mount it lies on.
+ * Where a directory is, the same through every alias of it (a bind mount of an ancestor, a
+ * symlink, `//`, `..`): the filesystem's device (`major:minor`) and the path inside that
+ * filesystem, which a bind of the directory shows as `root`.
  */
-export function bindOrigin(path: string, mounts = readMountInfo()): { device: string; root: string; holder: number } | undefined {
-  // The deepest mount point above `path`, the latest of equals.
-  let holder: MountInfo | undefined;
-  for (const m of mounts) if (within(path, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length)) holder = m;
+interface Place {
+  device: string;
+  root: string;
+}
+
+/**
+ * Where the tree at `path` (a real path) is in its filesystem, in this and in every other mount
+ * namespace; and the mount it lies on.
+ */
+export function bindOrigin(path: string, mounts = readMountInfo()): (Place & { holder: number }) | undefined {
+  const holder = mountHolding(path, mounts);
   return holder && { device: holder.device, root: join(holder.root, relative(holder.mountPoint, path)), holder: holder.id };
+}
+
+/**
+ * A list's mounts by mount point (the latest of equals: the one on top) and by id, and the
+ * {@link Place}s found so far: asked for every tree a cleanup or prune looks at, each is found
+ * once for the list.
+ */
+interface MountIndex {
+  byPoint: Map<string, MountInfo>;
+  byId: Map<number, MountInfo>;
+  places: Map<string, Place | undefined>;
+  mountPointPlaces: Map<number, Place | undefined>;
+}
+
+const mountIndexes = new WeakMap<MountInfo[], MountIndex>();
+
+function mountIndex(mounts: MountInfo[]): MountIndex {
+  let index = mountIndexes.get(mounts);
+  if (!index) {
+    index = { byPoint: new Map(), byId: new Map(), places: new Map(), mountPointPlaces: new Map() };
+    for (const m of mounts) {
+      index.byPoint.set(m.mountPoint, m);
+      index.byId.set(m.id, m);
+    }
+    mountIndexes.set(mounts, index);
+  }
+  return index;
+}
+
+/**
+ * The mount absolute path `path` (a real path) is on: the deepest mount point above it, the
+ * latest of equals, as the kernel's lookup finds it. A look at each ancestor, not at each mount:
+ * asked for every layer of every overlay, a scan would cost an rm 1,200 × 1,200 comparisons.
+ */
+function mountHolding(path: string, mounts: MountInfo[]): MountInfo | undefined {
+  if (!path.startsWith("/")) return undefined;
+  const { byPoint } = mountIndex(mounts);
+  for (let p = path; ; p = p.slice(0, Math.max(p.lastIndexOf("/"), 1))) {
+    const m = byPoint.get(p);
+    if (m || p === "/") return m;
+  }
+}
+
+/** The {@link Place} of real path `path`, once for the list. */
+function placeOf(path: string, mounts: MountInfo[]): Place | undefined {
+  const { places } = mountIndex(mounts);
+  if (!places.has(path)) places.set(path, bindOrigin(path, mounts));
+  return places.get(path);
+}
+
+/** Where mount `m`'s mount point is: in the filesystem of the mount it is mounted on (its parent). */
+function mountPointPlace(m: MountInfo, mounts: MountInfo[]): Place | undefined {
+  const { byId, mountPointPlaces } = mountIndex(mounts);
+  if (mountPointPlaces.has(m.id)) return mountPointPlaces.get(m.id);
+  const parent = byId.get(m.parent);
+  const place = parent && parent.id !== m.id && within(m.mountPoint, parent.mountPoint) ? { device: parent.device, root: join(parent.root, relative(parent.mountPoint, m.mountPoint)) } : undefined;
+  mountPointPlaces.set(m.id, place);
+  return place;
 }
 
 const isPlainNameChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "." || c === "_" || c === "-";

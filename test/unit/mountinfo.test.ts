@@ -178,3 +178,22 @@ test("an overlay layer through a symlink anywhere on its way, or not plain, is f
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a directory reached through a bind of an ancestor is known by its filesystem and its path there", () => {
+  const mounts = parseMountInfo(
+    [
+      "1 0 8:1 / / rw - ext4 /dev/vda rw",
+      "2 1 8:1 /var/lib/stor /alias rw - ext4 /dev/vda rw", // the root bound elsewhere
+      "3 1 8:2 /var/lib/stor /other rw - ext4 /dev/vdb rw", // the same path on another filesystem
+      "4 1 0:60 / /mnt/t rw - overlay overlay rw,lowerdir=/alias/s/1/fs,upperdir=/alias/s/2/fs,workdir=/alias/s/2/work",
+      "5 1 0:61 / /mnt/u rw - overlay overlay rw,lowerdir=/other/s/6/fs,upperdir=/other/s/7/fs,workdir=/other/s/7/work",
+      "6 2 0:70 / /alias/s/5/sub rw - tmpfs tmpfs rw", // mounted inside a tree, through the alias
+    ].join("\n"),
+  );
+  const ids = (tree: string) => mountsUsing(tree, mounts).map((m) => m.id);
+  expect(ids("/var/lib/stor/s/1")).toEqual([4]);
+  expect(ids("/var/lib/stor/s/2")).toEqual([4]);
+  expect(ids("/var/lib/stor/s/5")).toEqual([6]);
+  for (const tree of ["/var/lib/stor/s/3", "/var/lib/stor/s/6", "/var/lib/stor/s/7"]) expect([tree, ids(tree)]).toEqual([tree, []]);
+  expect(ids("/other/s/7")).toEqual([5]);
+});
