@@ -208,3 +208,28 @@ test.skipIf(!need(isRoot() && have("setfattr"), "chown needs root; setfattr (att
 test.skipIf(!need(isRoot(), "loop devices need root"))("a large copy that fills the disk on either thread leaves nothing behind", () => {
   copyThatFillsTheDisk((d) => largeParent(d, 3000, 12 << 10)); // 36 MiB in files shared by two threads
 });
+
+for (const kind of ["a bind mount of a host directory", "a tmpfs"]) {
+  test.skipIf(!need(isRoot(), "mounts need root"))(`prepare copies the parent's own filesystem only: ${kind} mounted inside it is an empty directory in the copy`, () => {
+    const r = new TestRoot();
+    cleanups.push(() => r.close());
+    const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+    s("prepare", "base-w");
+    const parent = join(r.path, "snapshots/native/snapshots/1");
+    mkdirSync(join(parent, "data/deeper"), { recursive: true });
+    writeFileSync(join(parent, "data/deeper/own"), "the parent's");
+    mkdirSync(join(parent, "data/mnt"));
+    writeFileSync(join(parent, "kept"), "the parent's");
+    s("commit", "base", "base-w");
+    const host = r.dir("host");
+    writeFileSync(join(host, "shadow"), "host secret");
+    must(kind === "a tmpfs" ? `mount -t tmpfs tmpfs ${join(parent, "data/mnt")}` : `mount --bind ${host} ${join(parent, "data/mnt")}`);
+    if (kind === "a tmpfs") writeFileSync(join(parent, "data/mnt/inmount"), "another filesystem's");
+    s("prepare", "child", "base");
+    const child = join(r.path, "snapshots/native/snapshots/2");
+    expect(readdirSync(join(child, "data/mnt"))).toEqual([]);
+    expect(lstatSync(join(child, "data/mnt")).isDirectory()).toBe(true);
+    expect(readdirSync(join(child, "data/deeper"))).toEqual(["own"]);
+    expect(readdirSync(child).sort()).toEqual(["data", "kept"]);
+  });
+}

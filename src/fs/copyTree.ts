@@ -16,7 +16,9 @@ import { inInodeOrder, listDirBytes } from "../sys/dirent.ts";
 import { copyData, copyXattrs, lchown, mknod, setTimesFrom, type CopyState } from "../sys/file.ts";
 import { cstr, Errno, SysError } from "../sys/libc.ts";
 import { O } from "../sys/openat2.ts";
-import { chmodFd, chmodPath, chownFd, closeFd, linkPath, makeDir, openPath, readLink, statPath, symlinkPath, type PathStat } from "../sys/pathCalls.ts";
+import { mountsUnder } from "../sys/mountinfo.ts";
+import { chmodFd, chmodPath, chownFd, closeFd, linkPath, makeDir, openPath, readLink, realPath, statPath, symlinkPath, type PathStat } from "../sys/pathCalls.ts";
+import { join, relative } from "../path.ts";
 import { helperThreadsAllowed } from "./helperThreads.ts";
 import { startPrefetch, type Prefetch } from "./prefetchThread.ts";
 import { asCreated, inherited, type AsCreated, type Inherited } from "./newFiles.ts";
@@ -61,7 +63,7 @@ export function copyTree(src: string, dst: string): void {
   } finally {
     closeFd(fd);
   }
-  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes, root: s, seen: 0, statMs: 0, mayPrefetch: helperThreadsAllowed() };
+  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes, root: s, seen: 0, statMs: 0, mayPrefetch: helperThreadsAllowed(), mountPoints: mountPointsBelow(src) };
   const st = lstat(s);
   try {
     copyChildren(s, d, walk);
@@ -95,6 +97,27 @@ interface Walk {
   prefetch?: Prefetch;
   /** Time (ms) the walk's lstats took since it last asked {@link sourceOnDisk}. */
   statMs: number;
+  /** What {@link mountPointsBelow} found: the directories not to copy into. */
+  mountPoints: Map<string, string>;
+}
+
+/**
+ * The directories below `src` that something is mounted on, by their path as the walk builds it,
+ * each with the `dev:ino` of what is mounted there. The copy stays on the tree's own filesystem,
+ * as `cp -ax` does: what is mounted inside (a bind of a host directory, a tmpfs) is no part of the
+ * snapshot, and data cannot be linked or copied by range across filesystems. The device alone
+ * would not tell a bind of a directory of the same filesystem; a path alone, a directory that
+ * merely shares a mount point's name.
+ */
+function mountPointsBelow(src: string): Map<string, string> {
+  const real = realPath(src);
+  const out = new Map<string, string>();
+  for (const m of mountsUnder(real)) {
+    if (m.mountPoint === real) continue;
+    const st = statPath(m.mountPoint);
+    if (st) out.set(join(src, relative(real, m.mountPoint)), `${st.dev}:${st.ino}`);
+  }
+  return out;
 }
 
 /**
@@ -135,7 +158,8 @@ function copyChildren(srcDir: Uint8Array, dstDir: Uint8Array, walk: Walk): void 
     }
     if (st.isDirectory) {
       if (!makeDir(d, 0o700)) throw new SysError(`mkdir ${showPath(d)}`, Errno.EEXIST);
-      copyChildren(s, d, walk);
+      const mountPoint = walk.mountPoints.size > 0 && walk.mountPoints.get(showPath(s)) === `${st.dev}:${st.ino}`;
+      if (!mountPoint) copyChildren(s, d, walk);
       walk.dirs.push([s, d, st]);
       continue;
     }
