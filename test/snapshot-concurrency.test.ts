@@ -1,7 +1,13 @@
 /** Many stor processes on one root at once: exact results and never a locking error. */
 import { afterEach, expect, test } from "bun:test";
-import { readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NotFoundError } from "../src/errors.ts";
+import { diskUsage } from "../src/fs/diskUsage.ts";
+import { native } from "../src/snapshot/native.ts";
+import { SnapshotService } from "../src/snapshot/service.ts";
+import type { Snapshotter } from "../src/snapshot/snapshotter.ts";
 import { STOR, TestRoot, isRoot, need } from "./helpers.ts";
 
 let r: TestRoot | undefined;
@@ -58,3 +64,29 @@ for (const sn of ["native", "overlay"]) {
     expect(readdirSync(join(r.path, "snapshots", sn, "snapshots"))).toHaveLength(15);
   }, 120_000);
 }
+
+test("commit and usage of a snapshot removed while its tree is measured: not found (exit 3), as when rm got there first", () => {
+  const dir = mkdtempSync(join(tmpdir(), "stor-measure-race-"));
+  try {
+    const other = new SnapshotService(dir, native, "write");
+    // The walk of the tree runs outside the store's lock: another process's rm gets in there.
+    const racing: Snapshotter = { ...native, usage: (d) => (other.remove("w"), diskUsage(d)) };
+    const svc = new SnapshotService(dir, racing, "write");
+    for (const measure of [() => svc.commit("c", "w"), () => svc.usage("w")]) {
+      svc.prepare("w");
+      writeFileSync(join(dir, "snapshots/native/snapshots", readdirSync(join(dir, "snapshots/native/snapshots"))[0]!, "f"), "x");
+      let thrown: unknown;
+      try {
+        measure();
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(NotFoundError);
+      expect((thrown as Error).message).toBe('snapshot "w": not found');
+    }
+    svc.close();
+    other.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -285,9 +285,19 @@ export class SnapshotService {
     return hold;
   }
 
-  /** The usage of the snapshot in `dir`, measured now. */
-  #measure(dir: string): Usage {
-    return this.snapshotter.usage ? this.snapshotter.usage(dir) : diskUsage(this.snapshotter.upperDir(dir));
+  /**
+   * The usage of snapshot `id`, keyed `key`, measured now. The walk runs outside the lock: an rm
+   * that gets in takes the tree from under it, and the snapshot is then not found, as when the rm
+   * came first, not an lstat of a file gone.
+   */
+  #measure(key: string, id: number): Usage {
+    const dir = this.#dir(id);
+    try {
+      return this.snapshotter.usage ? this.snapshotter.usage(dir) : diskUsage(this.snapshotter.upperDir(dir));
+    } catch (err) {
+      if (this.#store.byKey(key)?.id !== id) throw new NotFoundError(snap(key));
+      throw err;
+    }
   }
 
   /** Commits active `key` as `name`: `key` is gone, `name` is committed and its usage recorded. */
@@ -303,7 +313,7 @@ export class SnapshotService {
     };
     const before = this.#store.read(checkCommit);
     // Measured outside the write lock: it reads the whole upper tree.
-    const usage = this.#measure(this.#dir(before.id));
+    const usage = this.#measure(key, before.id);
     // Held until the transaction has ended: an apply that waited then finds `key` committed.
     let hold: FileLock | undefined;
     try {
@@ -407,7 +417,7 @@ export class SnapshotService {
   usage(key: string): Usage {
     validateKey(key);
     const s = this.#get(key); // one statement: no transaction needed
-    if (s.kind === "active") return this.#measure(this.#dir(s.id));
+    if (s.kind === "active") return this.#measure(key, s.id);
     return { size: s.size, inodes: s.inodes };
   }
 
