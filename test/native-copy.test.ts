@@ -1,6 +1,6 @@
 /** The native snapshotter's copy keeps everything a root filesystem needs, and fails cleanly. */
 import { afterEach, expect, test } from "bun:test";
-import { linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LoopFs, STOR, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
@@ -233,3 +233,22 @@ for (const kind of ["a bind mount of a host directory", "a tmpfs"]) {
     expect(readdirSync(child).sort()).toEqual(["data", "kept"]);
   });
 }
+
+test.skipIf(!need(isRoot(), "mounts need root"))("prepare copies no file bind-mounted inside the parent: it is an empty file in the copy", () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+  s("prepare", "base-w");
+  const parent = join(r.path, "snapshots/native/snapshots/1");
+  mkdirSync(join(parent, "etc"));
+  writeFileSync(join(parent, "etc/resolv.conf"), "");
+  writeFileSync(join(parent, "etc/hostname"), "the parent's");
+  s("commit", "base", "base-w");
+  const host = join(r.dir("host"), "resolv.conf");
+  writeFileSync(host, "nameserver 10.0.0.53 (the host's)");
+  must(`mount --bind ${host} ${join(parent, "etc/resolv.conf")}`);
+  s("prepare", "child", "base");
+  const child = join(r.path, "snapshots/native/snapshots/2");
+  expect(readFileSync(join(child, "etc/resolv.conf"), "utf8")).toBe("");
+  expect(readFileSync(join(child, "etc/hostname"), "utf8")).toBe("the parent's");
+});

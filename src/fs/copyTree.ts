@@ -63,7 +63,7 @@ export function copyTree(src: string, dst: string): void {
   } finally {
     closeFd(fd);
   }
-  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes, root: s, seen: 0, statMs: 0, mayPrefetch: helperThreadsAllowed(), mountPoints: mountPointsBelow(src) };
+  const walk: Walk = { state: { reflink: true }, files: [], dirs: [], links: new Map(), count: treeCounter(), passes, root: s, seen: 0, statMs: 0, mayPrefetch: helperThreadsAllowed(), src };
   const st = lstat(s);
   try {
     copyChildren(s, d, walk);
@@ -97,17 +97,30 @@ interface Walk {
   prefetch?: Prefetch;
   /** Time (ms) the walk's lstats took since it last asked {@link sourceOnDisk}. */
   statMs: number;
-  /** What {@link mountPointsBelow} found: the directories not to copy into. */
-  mountPoints: Map<string, string>;
+  /** The tree's path, as the caller gave it. */
+  src: string;
+  /** What {@link mountPointsBelow} found, where the kernel does not mark mount roots. */
+  mountPoints?: Map<string, string>;
 }
 
 /**
- * The directories below `src` that something is mounted on, by their path as the walk builds it,
- * each with the `dev:ino` of what is mounted there. The copy stays on the tree's own filesystem,
- * as `cp -ax` does: what is mounted inside (a bind of a host directory, a tmpfs) is no part of the
- * snapshot, and data cannot be linked or copied by range across filesystems. The device alone
- * would not tell a bind of a directory of the same filesystem; a path alone, a directory that
- * merely shares a mount point's name.
+ * Whether `s` (whose lstat is `st`) has something mounted on it. The copy stays on the tree's own
+ * filesystem, as `cp -ax` does: what is mounted inside (a bind of a host directory or file, a
+ * tmpfs) is no part of the snapshot, and data cannot be linked or copied by range across
+ * filesystems. The stat the walk makes says so (STATX_ATTR_MOUNT_ROOT, Linux 5.8); on an older
+ * kernel, mountinfo does.
+ */
+function mountedOn(s: Uint8Array, st: PathStat, walk: Walk): boolean {
+  const said = st.isMountRoot;
+  if (said !== undefined) return said;
+  walk.mountPoints ??= mountPointsBelow(walk.src);
+  return walk.mountPoints.size > 0 && walk.mountPoints.get(showPath(s)) === `${st.dev}:${st.ino}`;
+}
+
+/**
+ * The paths below `src` that something is mounted on, as the walk builds them, each with the
+ * `dev:ino` of what is mounted there. The device alone would not tell a bind of the same
+ * filesystem; a path alone, a directory that merely shares a mount point's name.
  */
 function mountPointsBelow(src: string): Map<string, string> {
   const real = realPath(src);
@@ -158,12 +171,11 @@ function copyChildren(srcDir: Uint8Array, dstDir: Uint8Array, walk: Walk): void 
     }
     if (st.isDirectory) {
       if (!makeDir(d, 0o700)) throw new SysError(`mkdir ${showPath(d)}`, Errno.EEXIST);
-      const mountPoint = walk.mountPoints.size > 0 && walk.mountPoints.get(showPath(s)) === `${st.dev}:${st.ino}`;
-      if (!mountPoint) copyChildren(s, d, walk);
+      if (!mountedOn(s, st, walk)) copyChildren(s, d, walk);
       walk.dirs.push([s, d, st]);
       continue;
     }
-    if (st.isFile) {
+    if (st.isFile && !mountedOn(s, st, walk)) {
       // Left for after the walk once reflinks failed; not a hardlinked file, whose later names link to it.
       if (!walk.state.reflink && st.nlink === 1) walk.files.push(fileJob(s, d, st, walk.passes));
       else {
@@ -173,7 +185,7 @@ function copyChildren(srcDir: Uint8Array, dstDir: Uint8Array, walk: Walk): void 
       continue;
     }
     if (st.isSymbolicLink) symlinkPath(readLink(s), d);
-    else mknod(d, st.type | st.mode, st.rdev); // character and block devices, fifos, sockets
+    else mknod(d, st.type | st.mode, st.rdev); // devices, fifos, sockets; a file something is mounted on, empty
     finish(s, d, st, walk.passes);
   }
 }

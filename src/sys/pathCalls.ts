@@ -16,6 +16,7 @@ import { libc, check, cstr, errno, Errno, errnoName, failed, retry, SysError } f
 
 const W_OK = 2;
 const STATX_BASIC_STATS = 0x7ff;
+const STATX_ATTR_MOUNT_ROOT = 0x2000;
 /** The file type bits of st_mode, the same on every Linux architecture. */
 export const S = {
   IFMT: 0o170000,
@@ -81,6 +82,11 @@ export interface PathStat {
   ctimeNs: bigint;
   /** atime and mtime as utimensat(2) takes them, two struct timespec: what a copy sets, as it is. */
   times: Uint8Array;
+  /**
+   * Whether something is mounted here (a bind of a file or directory too); undefined where the
+   * kernel does not say (STATX_ATTR_MOUNT_ROOT came in Linux 5.8).
+   */
+  isMountRoot: boolean | undefined;
 }
 
 /**
@@ -161,6 +167,11 @@ class Statx implements PathStat {
 
   get ino(): bigint {
     return this.#view.getBigUint64(32, true);
+  }
+
+  get isMountRoot(): boolean | undefined {
+    const v = this.#view; // stx_attributes_mask says which bits of stx_attributes the kernel set
+    return v.getUint32(56, true) & STATX_ATTR_MOUNT_ROOT ? (v.getUint32(8, true) & STATX_ATTR_MOUNT_ROOT) !== 0 : undefined;
   }
 
   get dev(): string {
