@@ -252,3 +252,19 @@ test.skipIf(!need(isRoot(), "mounts need root"))("prepare copies no file bind-mo
   expect(readFileSync(join(child, "etc/resolv.conf"), "utf8")).toBe("");
   expect(readFileSync(join(child, "etc/hostname"), "utf8")).toBe("the parent's");
 });
+
+test.skipIf(!need(isRoot(), "mounts need root"))("usage counts nothing of a filesystem mounted inside the snapshot", () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  r.ok(["snapshot", "-s", "native", "prepare", "act"]);
+  const dir = join(r.path, "snapshots/native/snapshots/1");
+  writeFileSync(join(dir, "own"), "x".repeat(10_000));
+  mkdirSync(join(dir, "mnt"));
+  const usage = () => JSON.parse(r.ok(["snapshot", "-s", "native", "usage", "act", "--format", "json"]))[0] as { Size: number; Inodes: number };
+  const before = usage();
+  must(`mount -t tmpfs stor-usage-tmpfs ${join(dir, "mnt")}`);
+  writeFileSync(join(dir, "mnt/big"), "y".repeat(1 << 20));
+  const after = usage();
+  expect(after.Size).toBeLessThanOrEqual(before.Size);
+  expect(after.Inodes).toBeLessThanOrEqual(before.Inodes);
+});

@@ -9,13 +9,17 @@ export interface Usage {
   inodes: number;
 }
 
-/** Measures the tree at `dir`, including `dir` itself; hardlinked inodes count once. */
+/**
+ * Measures the tree at `dir`, including `dir` itself; hardlinked inodes count once. What is
+ * mounted inside it (a bind, a tmpfs) is no part of it: not counted, not entered.
+ */
 export function diskUsage(dir: string): Usage {
   const seen = new Set<string>();
   const usage: Usage = { size: 0, inodes: 0 };
   const visit = (path: string) => {
     const st = statPath(path, false);
     if (!st) throw new SysError(`lstat ${path}`, Errno.ENOENT);
+    if (path !== dir && st.isMountRoot) return;
     const id = `${st.dev}:${st.ino}`;
     if (!seen.has(id)) {
       seen.add(id);
