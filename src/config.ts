@@ -167,16 +167,30 @@ export function whitespaceWords(text: string): string[] {
  * ini and zod.
  */
 export function holdsNoSetting(text: string): boolean {
-  let from = 0;
-  for (let i = 0; i <= text.length; i++) {
-    const c = text.charCodeAt(i); // NaN past the end: the last line ends there
-    if (c !== 0x0a && c !== 0x0d && i < text.length) continue;
-    const line = text.slice(from, i);
-    from = i + 1;
-    const start = line.trimStart();
-    if (start === "" || start[0] === ";" || start[0] === "#") continue;
-    const header = line.trimEnd();
-    if (header !== "[snapshot]" && header !== "[volume]") return false;
+  // Where the next LF and CR are, each looked for again only once passed: the text is scanned once for each.
+  let lf = -1;
+  let cr = -1;
+  for (let from = 0; from <= text.length; ) {
+    if (lf < from) {
+      lf = text.indexOf("\n", from);
+      if (lf < 0) lf = text.length;
+    }
+    if (cr < from) {
+      cr = text.indexOf("\r", from);
+      if (cr < 0) cr = text.length;
+    }
+    const end = lf < cr ? lf : cr;
+    const first = text.charCodeAt(from);
+    // A comment from the line's start (most of an installed file) needs no cutting out.
+    if (first !== 0x3b && first !== 0x23) {
+      const line = text.slice(from, end);
+      const start = line.trimStart();
+      if (start !== "" && start[0] !== ";" && start[0] !== "#") {
+        const header = line.trimEnd();
+        if (header !== "[snapshot]" && header !== "[volume]") return false;
+      }
+    }
+    from = end + 1;
   }
   return true;
 }
