@@ -11,7 +11,7 @@ import { lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { getXattr } from "../src/sys/file.ts";
 import { TestRoot, isRoot, must, need } from "./helpers.ts";
-import { SNAPSHOTTERS, prepareFilled, tar } from "./layer-helpers.ts";
+import { SNAPSHOTTERS, prepareFilled, tar, type TarEntry } from "./layer-helpers.ts";
 
 /** A default ACL of user::rwx, group::---, other::--- (posix_acl_xattr, version 2). */
 const STRICT_DEFAULT_ACL = "0x02000000" + "01000700ffffffff" + "04000000ffffffff" + "20000000ffffffff";
@@ -89,6 +89,37 @@ describe.each(SNAPSHOTTERS)("apply on %s of a layer file", (snapshotter) => {
       expect(digest(join(mnt, "big"))).toBe(digest(join(src, "big")));
     } finally {
       must(`umount ${mnt}`);
+    }
+  });
+});
+
+describe.each(SNAPSHOTTERS)("apply on %s passes over an entry naming the snapshot's root, as containerd does", (snapshotter) => {
+  test.skipIf(!need(isRoot(), "needs root"))("the root keeps its mode, owner and time: they are the snapshotter's, and no diff writes them", () => {
+    const root = TestRoot.for(snapshotter, "stor-layer-root-");
+    try {
+      const file = { name: "./file", data: "f" };
+      /** The root of snapshot `key` after `entries`, as a view mounts it: owner, mode and mtime. */
+      const rootAfter = (key: string, entries: TarEntry[]) => {
+        root.ok(["-s", snapshotter, "snapshot", "prepare", `${key}-a`]);
+        root.ok(["-s", snapshotter, "snapshot", "apply", `${key}-a`, "-"], { input: tar(entries) });
+        root.ok(["-s", snapshotter, "snapshot", "commit", key, `${key}-a`]);
+        root.ok(["-s", snapshotter, "snapshot", "view", `${key}-v`, key]);
+        const mnt = root.dir(`mnt-${key}`);
+        root.ok(["-s", snapshotter, "mount", `${key}-v`, mnt]);
+        try {
+          const st = lstatSync(mnt);
+          expect(readFileSync(join(mnt, "file"), "utf8")).toBe("f");
+          return { owner: ownerMode(mnt), mtime: Math.floor(st.mtimeMs / 1000) };
+        } finally {
+          must(`umount ${mnt}`);
+        }
+      };
+      const plain = rootAfter("plain", [file]);
+      const named = rootAfter("named", [{ name: "./", type: "5", mode: 0o700, uid: 1234, gid: 5678, mtime: 1_000_000_000 }, file]);
+      expect(named.owner).toBe(plain.owner);
+      expect(named.mtime).not.toBe(1_000_000_000);
+    } finally {
+      root.close();
     }
   });
 });

@@ -167,13 +167,10 @@ class Applier {
     for (let i = 0; i < parts.length - 1; i++) {
       if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${h.path}": directory "${parts[i]}" has the whiteout prefix`);
     }
+    // The snapshot's root is the snapshotter's, not the layer's: containerd passes over an entry
+    // that names it, and `snapshot diff` never writes one, so apply(diff(x)) is x.
+    if (name === undefined) return;
     try {
-      if (name === undefined) {
-        this.#inheritanceMayChange();
-        this.#journal.save("");
-        this.#dropXattrs(this.#root.fd, ".", h);
-        return this.#metadata(nameTarget(this.#root.fd, ".", h.path), h, []);
-      }
       if (name.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts.slice(0, -1), name, h.path);
       const path = parts.join("/");
       const dir = this.#entryDir(parts.length === 1 ? "" : path.slice(0, path.length - name.length - 1), parts, h.path);
@@ -638,7 +635,7 @@ class Applier {
       const key = parent.join("/");
       let group = byParent.get(key);
       if (!group) byParent.set(key, (group = { parent, dirs: [] }));
-      group.dirs.push({ name: parts.at(-1) ?? ".", path: parts.join("/") || "/", mtimeNs });
+      group.dirs.push({ name: parts.at(-1)!, path: parts.join("/"), mtimeNs });
     }
     for (const { parent, dirs } of byParent.values()) {
       const dir = this.#root.openDir(parent);
