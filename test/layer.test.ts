@@ -4,7 +4,7 @@
  * tree always gives the same bytes; `snapshot changes` lists what changed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, viewListing } from "./layer-helpers.ts";
@@ -220,4 +220,36 @@ test.skipIf(!need(isRoot(), "needs root"))("a layer's diffID is the sha256 of it
   } finally {
     r.close();
   }
+});
+
+describe.each(SNAPSHOTTERS)("on %s, a new name linked to an unchanged file", (sn) => {
+  test.skipIf(!need(isRoot(), "needs root"))("stays a link to it through diff and apply, and changes lists only the new name", () => {
+    const r = TestRoot.for(sn, "stor-layer-link-");
+    try {
+      const s = (...a: string[]) => r.ok(["-s", sn, "snapshot", ...a]);
+      prepareFilled(r, sn, "base", undefined, (d) => must(`cd ${d} && mkdir lib && echo one > lib/one && echo other > lib/other`));
+      s("commit", "base-c", "base");
+      prepareFilled(r, sn, "top", "base-c", (d) => must(`cd ${d} && ln lib/one lib/two`));
+      s("commit", "top-c", "top");
+      const changed = s("changes", "top-c").trim().split("\n");
+      // On overlay the link copied the file up: it is changed there, and not on a tree.
+      expect(changed).toEqual(DIFF_STYLE[sn] === "upper" ? ["C /lib", "C /lib/one", "A /lib/two"] : ["C /lib", "A /lib/two"]);
+      const layer = join(r.dir("layers"), "top.tar");
+      s("diff", "top-c", "-o", layer);
+      s("prepare", "again", "base-c");
+      s("apply", "again", layer);
+      s("commit", "again-c", "again");
+      s("view", "again-v", "again-c");
+      const mnt = r.dir("mnt-again");
+      r.ok(["-s", sn, "mount", "again-v", mnt]);
+      try {
+        const [one, two] = [lstatSync(join(mnt, "lib/one")), lstatSync(join(mnt, "lib/two"))];
+        expect([one.ino === two.ino, one.nlink, readFileSync(join(mnt, "lib/two"), "utf8")]).toEqual([true, 2, "one\n"]);
+      } finally {
+        must(`umount ${mnt}`);
+      }
+    } finally {
+      r.close();
+    }
+  });
 });

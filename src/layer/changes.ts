@@ -35,14 +35,33 @@ export interface Change {
   opaque?: boolean;
 }
 
+/**
+ * What a layer is written from: the changes, and among them (`U`) the unchanged files of a tree
+ * that share their inode with other names. A new name of an unchanged file is then written as a
+ * link to it, as containerd's diff does, not as a file of its own. (On overlay such a file was
+ * copied up by the link, so it is a change.)
+ */
+export interface LayerChange extends Omit<Change, "kind"> {
+  kind: ChangeKind | "U";
+}
+
 /** The changes of the snapshot seen through `view`, in layer order. A view has none of its own. */
 export function changes(view: LayerView): Change[] {
+  return collect(view, false) as Change[];
+}
+
+/** {@link changes}, and the unchanged files a layer needs to keep links: see {@link LayerChange}. */
+export function layerChanges(view: LayerView): LayerChange[] {
+  return collect(view, true);
+}
+
+function collect(view: LayerView, linked: boolean): LayerChange[] {
   if (view.kind === "view") return [];
   switch (view.diffStyle) {
     case "upper":
       return overlayChanges(view.upper, view.parents);
     case "tree":
-      return nativeChanges(view.upper, view.parents[0]);
+      return nativeChanges(view.upper, view.parents[0], linked);
   }
 }
 
@@ -95,10 +114,10 @@ function overlayChanges(upper: string, parents: readonly string[]): Change[] {
   return out;
 }
 
-function nativeChanges(tree: string, parentTree: string | undefined): Change[] {
+function nativeChanges(tree: string, parentTree: string | undefined, linked: boolean): LayerChange[] {
   /** The changes below `rel`; `old` says whether the parent has a directory there to compare with. */
-  const compare = (rel: string, old: boolean): Change[] => {
-    const out: Change[] = [];
+  const compare = (rel: string, old: boolean): LayerChange[] => {
+    const out: LayerChange[] = [];
     const dir = inside(tree, rel);
     const oldDir = parentTree === undefined ? "" : inside(parentTree, rel);
     const names = new Set(sortedNames(dir));
@@ -116,6 +135,7 @@ function nativeChanges(tree: string, parentTree: string | undefined): Change[] {
       const below = stat.isDirectory() ? compare(path, oldStat?.isDirectory() ?? false) : [];
       const same = oldStat !== undefined && sameEntry(source, stat, oldPath, oldStat);
       if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, source, stat }, ...below);
+      else if (linked && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, source, stat });
     }
     return out;
   };

@@ -11,7 +11,7 @@ import { pipeline } from "node:stream/promises";
 import { StorError } from "../errors.ts";
 import { splitdev } from "../sys/devno.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
-import { changes, layerXattrs, type Change, type LayerView } from "./changes.ts";
+import { layerChanges, layerXattrs, type LayerChange, type LayerView } from "./changes.ts";
 import { readLink, S } from "../sys/pathCalls.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
@@ -38,7 +38,7 @@ const TYPES = new Map<number, EntryType>([
 export async function writeLayer(view: LayerView, out: Writable, compression: Compression): Promise<string> {
   const hash = createHash("sha256");
   const tar = async function* () {
-    for (const chunk of coalesced(layerChunks(changes(view)))) {
+    for (const chunk of coalesced(layerChunks(layerChanges(view)))) {
       hash.update(chunk);
       yield chunk;
     }
@@ -74,9 +74,11 @@ function* coalesced(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
 }
 
 /** The tar stream of a list of changes, chunk by chunk. */
-export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
+export function* layerChunks(list: readonly LayerChange[]): Generator<Uint8Array> {
   /** First path written for each multiply-linked inode. */
   const links = new Map<string, string>();
+  /** Unchanged names (`U`) of inodes no change has written yet: links to the first that does. */
+  const waiting = new Map<string, string[]>();
   for (const c of list) {
     if (c.kind === "D") {
       yield encodeHeader(marker(sibling(c.path, WHITEOUT_PREFIX + basename(c.path))));
@@ -99,6 +101,7 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
       devMinor: type === "char" || type === "block" ? dev.minor : 0,
       xattrs: layerXattrs(c.source!),
     };
+    let linkedHere: string[] | undefined;
     if (type !== "dir" && st.nlink > 1n) {
       const inode = `${st.dev}:${st.ino}`;
       const first = links.get(inode);
@@ -106,10 +109,17 @@ export function* layerChunks(list: readonly Change[]): Generator<Uint8Array> {
         yield encodeHeader({ ...h, type: "link", linkpath: first, size: 0, xattrs: new Map() });
         continue;
       }
+      if (c.kind === "U") {
+        waiting.set(inode, [...(waiting.get(inode) ?? []), c.path]);
+        continue;
+      }
       links.set(inode, c.path);
+      linkedHere = waiting.get(inode);
+      waiting.delete(inode);
     }
     yield encodeHeader(h);
     if (type === "file") yield* fileChunks(c.source!, h.size, c.path);
+    for (const path of linkedHere ?? []) yield encodeHeader({ ...h, path, type: "link", linkpath: c.path, size: 0, xattrs: new Map() });
     if (c.opaque) yield encodeHeader(marker(`${c.path}/${OPAQUE_MARKER}`));
   }
   yield END_OF_ARCHIVE;

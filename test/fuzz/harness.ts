@@ -16,7 +16,7 @@ import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from "n
 import { join } from "node:path";
 import { exitCodeOf, describe } from "../../src/errors.ts";
 import { applyToSnapshot } from "../../src/layer/apply.ts";
-import { changes } from "../../src/layer/changes.ts";
+import { layerChanges } from "../../src/layer/changes.ts";
 import { layerChunks } from "../../src/layer/diff.ts";
 import { TarReader } from "../../src/layer/tarReader.ts";
 import { SNAPSHOTTERS } from "../../src/snapshot/registry.ts";
@@ -165,7 +165,7 @@ export class FuzzBed {
         return outcome;
       }
 
-      const list = changes(this.#svc.layerView(a));
+      const list = layerChanges(this.#svc.layerView(a));
       // A sparse file's holes are written out whole: a terabyte of them is no input to read back.
       const size = list.reduce((n, c) => n + (c.stat?.isFile() ? Number(c.stat.size) : 0), 0);
       if (size > MAX_DIFF_BYTES) return { ...outcome, skipped: true };
