@@ -258,7 +258,12 @@ interface Place {
  */
 export function bindOrigin(path: string, mounts = readMountInfo()): (Place & { holder: number }) | undefined {
   const holder = mountHolding(path, mounts);
-  return holder && { device: holder.device, root: join(holder.root, relative(holder.mountPoint, path)), holder: holder.id };
+  return holder && { ...placeIn(holder, path), holder: holder.id };
+}
+
+/** The {@link Place} of `path`, on mount `m`: `m`'s device, and `m`'s root joined with the way from its mount point. */
+function placeIn(m: MountInfo, path: string): Place {
+  return { device: m.device, root: join(m.root, relative(m.mountPoint, path)) };
 }
 
 /**
@@ -314,7 +319,7 @@ function mountPointPlace(m: MountInfo, mounts: MountInfo[]): Place | undefined {
   const { byId, mountPointPlaces } = mountIndex(mounts);
   if (mountPointPlaces.has(m.id)) return mountPointPlaces.get(m.id);
   const parent = byId.get(m.parent);
-  const place = parent && parent.id !== m.id && within(m.mountPoint, parent.mountPoint) ? { device: parent.device, root: join(parent.root, relative(parent.mountPoint, m.mountPoint)) } : undefined;
+  const place = parent && parent.id !== m.id && within(m.mountPoint, parent.mountPoint) ? placeIn(parent, m.mountPoint) : undefined;
   mountPointPlaces.set(m.id, place);
   return place;
 }
