@@ -87,42 +87,47 @@ export function* layerChunks(list: readonly LayerChange[]): Generator<Uint8Array
     const st = c.stat!;
     const type = TYPES.get(Number(st.mode) & S.IFMT);
     if (!type) continue; // a socket
-    const dev = splitdev(st.rdev);
-    const h: TarHeader = {
-      path: c.path,
-      type,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: type === "file" ? Number(st.size) : 0,
-      mtimeNs: st.mtimeNs,
-      linkpath: type === "symlink" ? decodeName(readLink(c.source!)) : "",
-      devMajor: type === "char" || type === "block" ? dev.major : 0,
-      devMinor: type === "char" || type === "block" ? dev.minor : 0,
-      xattrs: layerXattrs(c.source!),
-    };
-    let linkedHere: string[] | undefined;
-    if (type !== "dir" && st.nlink > 1n) {
-      const inode = `${st.dev}:${st.ino}`;
-      const first = links.get(inode);
-      if (first !== undefined) {
-        yield encodeHeader({ ...h, type: "link", linkpath: first, size: 0, xattrs: new Map() });
-        continue;
-      }
-      if (c.kind === "U") {
-        waiting.set(inode, [...(waiting.get(inode) ?? []), c.path]);
-        continue;
-      }
-      links.set(inode, c.path);
-      linkedHere = waiting.get(inode);
-      waiting.delete(inode);
+    const inode = type !== "dir" && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+    const first = inode === undefined ? undefined : links.get(inode);
+    if (first !== undefined) {
+      // A later name of an inode is a link to the first: the first carries its xattrs.
+      yield encodeHeader({ ...header(c, type, false), type: "link", linkpath: first, size: 0 });
+      continue;
     }
+    if (inode !== undefined && c.kind === "U") {
+      waiting.set(inode, [...(waiting.get(inode) ?? []), c.path]);
+      continue;
+    }
+    const h = header(c, type, true);
     yield encodeHeader(h);
     if (type === "file") yield* fileChunks(c.source!, h.size, c.path);
-    for (const path of linkedHere ?? []) yield encodeHeader({ ...h, path, type: "link", linkpath: c.path, size: 0, xattrs: new Map() });
+    if (inode !== undefined) {
+      links.set(inode, c.path);
+      for (const path of waiting.get(inode) ?? []) yield encodeHeader({ ...h, path, type: "link", linkpath: c.path, size: 0, xattrs: new Map() });
+      waiting.delete(inode);
+    }
     if (c.opaque) yield encodeHeader(marker(`${c.path}/${OPAQUE_MARKER}`));
   }
   yield END_OF_ARCHIVE;
+}
+
+/** The tar header of added or changed `c`, of `type`; its xattrs read only when `withXattrs`. */
+function header(c: LayerChange, type: TarHeader["type"], withXattrs: boolean): TarHeader {
+  const st = c.stat!;
+  const dev = splitdev(st.rdev);
+  return {
+    path: c.path,
+    type,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === "file" ? Number(st.size) : 0,
+    mtimeNs: st.mtimeNs,
+    linkpath: type === "symlink" ? decodeName(readLink(c.source!)) : "",
+    devMajor: type === "char" || type === "block" ? dev.major : 0,
+    devMinor: type === "char" || type === "block" ? dev.minor : 0,
+    xattrs: withXattrs ? layerXattrs(c.source!) : new Map(),
+  };
 }
 
 /** `size` bytes of the file at `source` and the padding after them. */
