@@ -87,6 +87,8 @@ export class UndoJournal {
    */
   remove(dirFd: number, dir: string, name: string): void {
     const path = inside(dir, name);
+    // Real already (the root's from /proc, the rest the journal's): not mountPointsUsing, whose
+    // realpath would follow a symlink the layer removes to what it points at.
     const used = mountsUsing(join(this.#rootPath, path), (this.#mounts ??= readMountInfo()));
     if (used.length > 0) {
       let points = "";
