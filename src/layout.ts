@@ -20,7 +20,7 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["volumes/<name>/_data", "a local volume's data (its name is the user's)"],
   ["volumes/<name>/opts.json", "its mount options"],
   ["volumes/.meta/metadata.db", "volume metadata; its -wal (SQLite's write-ahead log, kept between commands: part of the database) and -shm"],
-  ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked (one a killed process held stays, harmless: the next locker takes it; a batch of names may share one file)"],
+  ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked (one a killed process held stays until the next locker of its name or `stor restore` takes it; a batch of names may share one file)"],
   ["volumes/.new-*", "a volume being made, renamed to its name once whole"],
   ["volumes/.rm-*", "a volume being removed, or several, each under its name inside"],
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],

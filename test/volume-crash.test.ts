@@ -24,6 +24,7 @@ function violations(root: TestRoot): string[] {
     ...[...listed].filter((n) => !dirs.includes(n)).map((n) => `volume ${n} has no directory`),
     ...dirs.filter((n) => !listed.has(n)).map((n) => `directory ${n} has no volume`),
     ...readdirSync(vols).filter((n) => n.startsWith(".rm-") || n.startsWith(".new-")).map((n) => `leftover ${n}`),
+    ...(existsSync(join(vols, ".meta/locks")) ? readdirSync(join(vols, ".meta/locks")) : []).map((n) => `lock file left: ${n}`),
     ...readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
       .map((l) => l.split(" ")[4])
@@ -279,4 +280,23 @@ test("restore leaves alone a volume directory a create is still building", () =>
   expect([held.code, held.stdout]).toEqual([0, ""]);
   expect(existsSync(join(vols, ".new-a1b2c3"))).toBe(true);
   expect(r.ok(["restore"])).toBe(`removed ${vols}/.new-a1b2c3: left by an interrupted create or removal\n`);
+});
+
+test("restore removes the lock files of killed holders and keeps the one a live process holds", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "seed"]);
+  const locks = join(r.path, "volumes/.meta/locks");
+  // As processes killed while they held them leave them: files nobody has locked.
+  writeFileSync(join(locks, "dead1"), "");
+  writeFileSync(join(locks, "dead2"), "");
+  writeFileSync(join(locks, "live"), "");
+  // `live` is held by a running process (flock) while restore runs.
+  const held = sh(["flock", "-x", join(locks, "live"), STOR, "--root", r.path, "--config", r.config, "restore"]);
+  expect([held.code, held.stdout]).toEqual([0, ""]);
+  expect(readdirSync(locks)).toEqual(["live"]);
+  r.ok(["restore"]);
+  expect(readdirSync(locks)).toEqual([]);
+  // The names lock as before.
+  r.ok(["volume", "create", "dead1"]);
+  r.ok(["volume", "rm", "dead1"]);
 });

@@ -5,7 +5,9 @@
  * lock files behind.
  */
 import { join } from "../path.ts";
+import { listDir } from "../sys/dirent.ts";
 import { lockEphemeral, lockEphemeralMany, type FileLock } from "../sys/file.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 
 /** Names locked and worked on at a time by {@link NameLocks.inBatches}. */
 export const BATCH = 256;
@@ -37,5 +39,21 @@ export class NameLocks {
         batch.release();
       }
     }
+  }
+
+  /**
+   * Removes the lock files of holders that died (a process killed while it held one): each free
+   * one is taken and released, which unlinks it, as the next locker of its name would. One held
+   * by a live process stays; so does anything else found there (a directory), which no lock is.
+   */
+  sweep(): void {
+    let entries;
+    try {
+      entries = listDir(this.#dir);
+    } catch (err) {
+      if (err instanceof SysError && err.errno === Errno.ENOENT) return; // no lock was ever taken
+      throw err;
+    }
+    for (const e of entries) if (!e.isDirectory) lockEphemeral(join(this.#dir, e.name), false)?.release();
   }
 }

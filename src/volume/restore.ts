@@ -13,7 +13,8 @@
  *    volume, as Docker's local driver discovers its directories. A plugin is told of each
  *    reference released (its Unmount); one that cannot be asked keeps its volumes' metadata
  *    untouched, and is reported.
- * 4. What interrupted creates and removals left is removed.
+ * 4. What interrupted creates and removals left is removed, and the lock files of processes
+ *    killed while they held them.
  */
 import { existsSync, realpathSync } from "../nodeFs.ts";
 import { describe } from "../errors.ts";
@@ -163,6 +164,7 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
     });
     report.removed.push(...driver.cleanup());
   }
+  locks.sweep();
   report.unreachable = [...failed].map(([driver, error]) => ({ driver, error }));
   report.dropped.sort();
   report.adopted.sort();
