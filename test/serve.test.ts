@@ -257,6 +257,11 @@ describe("the volume plugin protocol, spoken directly", () => {
     expect((await plugin(socket, "VolumeDriver.Mount", { Name: "web", ID: "c0ffee" })).json).toEqual({ Mountpoint: path });
     expect(root.stor(["volume", "rm", "web"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use - [c0ffee]") });
     expect((await plugin(socket, "VolumeDriver.Remove", { Name: "web" })).json.Err).toContain("in use");
+    // dockerd reuses a container's mount ID for a `docker cp` into it while it runs: each Mount
+    // is a use, and the volume is the container's until as many Unmounts.
+    expect((await plugin(socket, "VolumeDriver.Mount", { Name: "web", ID: "c0ffee" })).json).toEqual({ Mountpoint: path });
+    expect((await plugin(socket, "VolumeDriver.Unmount", { Name: "web", ID: "c0ffee" })).json).toEqual({});
+    expect(root.stor(["volume", "rm", "web"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use - [c0ffee]") });
     expect((await plugin(socket, "VolumeDriver.Unmount", { Name: "web", ID: "c0ffee" })).json).toEqual({});
     expect((await plugin(socket, "VolumeDriver.Remove", { Name: "web" })).json).toEqual({});
     expect(root.ok(["volume", "ls", "-q"])).toBe("from-cli\n");
@@ -689,6 +694,10 @@ describe.skipIf(!need(isRoot() && have("dockerd") && have("docker"), "dockerd an
     expect(readFileSync(file, "utf8")).toBe("written\n");
     expect(root.stor(["volume", "rm", "data"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use") });
     expect(docker("volume", "rm", "data").stderr).toContain("in use");
+    // docker cp mounts the running container's volumes again under the same mount ID, and unmounts once.
+    expect(okDocker("cp", `${id}:/data/f`, "-")).toContain("written\n");
+    expect(root.stor(["volume", "rm", "data"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use") });
+    expect(okDocker("exec", id, "/bin/sh", "-c", "read l </data/f; echo $l")).toBe("written\n");
     okDocker("rm", "-f", id);
     okDocker("volume", "rm", "data");
     expect(root.ok(["volume", "ls", "-q"])).toBe("");

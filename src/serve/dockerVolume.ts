@@ -3,7 +3,9 @@
  * `/VolumeDriver.*` with JSON bodies, answered with JSON. As the protocol wants, a failed call is
  * HTTP 200 with `{"Err": "..."}`. A plugin-made volume is a volume of stor's default driver, so
  * `stor volume ls` shows it and Docker lists every stor volume; Mount and Unmount take Docker's
- * request ID as the reference, so `stor volume rm` refuses a volume a container uses.
+ * request ID as the reference, so `stor volume rm` refuses a volume a container uses, and count
+ * each call, as dockerd reuses an ID for each use of a container's mount (a `docker cp` while
+ * it runs sends a second Mount, then one Unmount).
  *
  * Some calls have no truthful answer, and dockerd reads any `Err` as a fact: it takes a failed
  * Get for "no such volume" (forgetting the volume, and reporting `docker volume rm` a success),
@@ -68,6 +70,9 @@ class Serial {
   }
 }
 
+/** dockerd's Mount and Unmount: each call a use of the mount ID (see VolumeService.mount). */
+const COUNTED = { counted: true };
+
 /**
  * The endpoints of the protocol over `volumes`, by path; what mounts or writes runs on `threads`.
  * The body is undefined when it was not a JSON object.
@@ -92,10 +97,10 @@ function endpoints(volumes: VolumeService, threads: Threads): Record<string, (bo
         await threads.run("volumes", "remove", name);
         return {};
       }),
-    "/VolumeDriver.Mount": (req) => byName(req, async (name, b) => ({ Mountpoint: await threads.run("volumes", "mount", name, text(b, "ID")) })),
+    "/VolumeDriver.Mount": (req) => byName(req, async (name, b) => ({ Mountpoint: await threads.run("volumes", "mount", name, text(b, "ID"), COUNTED) })),
     "/VolumeDriver.Unmount": (req) =>
       byName(req, async (name, b) => {
-        await threads.run("volumes", "unmount", name, text(b, "ID"));
+        await threads.run("volumes", "unmount", name, text(b, "ID"), COUNTED);
         return {};
       }),
     "/VolumeDriver.Path": (req) => byName(req, async (name) => ({ Mountpoint: (await volumes.inspect(name)).mountpoint })),

@@ -319,11 +319,19 @@ export class VolumeService {
     for (const name of removed) report.reclaimed += sizes.get(name)!;
   }
 
-  /** Takes reference `ref` on volume `name` (the first one mounts its device); returns the host path. */
-  async mount(name: string, ref: string): Promise<string> {
+  /**
+   * Takes reference `ref` on volume `name` (the first one mounts its device); returns the host
+   * path. Taking a reference it has again changes nothing, unless `counted`: then each call is a
+   * use of its own, and it takes as many {@link unmount}s to drop it. Docker's plugin protocol
+   * is so: dockerd sends one mount ID for a container and again for each `docker cp` into it
+   * while it runs, and an Unmount when each ends, as its own local driver counts them.
+   */
+  async mount(name: string, ref: string, { counted = false } = {}): Promise<string> {
     validateRef(ref);
     return this.#locked(name, async (v, driver) => {
-      if (!v.refs.includes(ref)) {
+      if (v.refs.includes(ref)) {
+        if (counted) this.#store.write(() => this.#store.addUse(name, ref));
+      } else {
         const active = await driver.mount(name, ref, v.active);
         failpoint("volume-mount:mounted");
         try {
@@ -338,13 +346,15 @@ export class VolumeService {
   }
 
   /**
-   * Drops reference `ref` from volume `name` (the last one unmounts its device). Unlike Docker, a
-   * failed unmount keeps the reference, so the command can be repeated once the device is free.
+   * Drops reference `ref` from volume `name` (the last one unmounts its device); `counted`, one
+   * use of it (see {@link mount}). Unlike Docker, a failed unmount keeps the reference, so the
+   * command can be repeated once the device is free.
    */
-  async unmount(name: string, ref: string): Promise<void> {
+  async unmount(name: string, ref: string, { counted = false } = {}): Promise<void> {
     validateRef(ref);
     await this.#locked(name, async (v, driver) => {
       if (!v.refs.includes(ref)) return;
+      if (counted && this.#store.write(() => this.#store.dropUse(name, ref))) return;
       const active = await driver.unmount(name, ref, v.active);
       failpoint("volume-unmount:unmounted");
       this.#store.write(() => this.#store.removeRef(name, ref, active));

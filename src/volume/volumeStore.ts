@@ -56,6 +56,8 @@ const MIGRATIONS = [
    );`,
   // The boot a reference was taken in: one of an earlier boot is held by nothing alive.
   `ALTER TABLE refs ADD COLUMN boot TEXT;`,
+  // How many times a counted reference was taken (see VolumeService.mount): 1 for the others.
+  `ALTER TABLE refs ADD COLUMN uses INTEGER NOT NULL DEFAULT 1;`,
 ];
 
 type Row = { name: string; driver: string; created: string; active: number };
@@ -148,6 +150,16 @@ export class VolumeStore {
   addRef(name: string, ref: string, active: number, boot: string): void {
     this.#db.query("INSERT OR IGNORE INTO refs (volume, ref, boot) VALUES (?, ?, ?)").run(name, ref, boot);
     this.#db.query("UPDATE volumes SET active = ? WHERE name = ?").run(active, name);
+  }
+
+  /** Counts one more use of reference `ref`, which `name` has. */
+  addUse(name: string, ref: string): void {
+    this.#db.query("UPDATE refs SET uses = uses + 1 WHERE volume = ? AND ref = ?").run(name, ref);
+  }
+
+  /** Counts one use less of reference `ref` of `name`, unless it is its last; false when it was. */
+  dropUse(name: string, ref: string): boolean {
+    return this.#db.query("UPDATE refs SET uses = uses - 1 WHERE volume = ? AND ref = ? AND uses > 1").run(name, ref).changes > 0;
   }
 
   /** Drops reference `ref` from `name` and sets its active-mount count. */
