@@ -22,6 +22,7 @@ import { openVolumes } from "./services.ts";
 import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
 import { fsyncDir, lockPath } from "./sys/file.ts";
+import { mountPointsUsing } from "./sys/mountinfo.ts";
 import type { RestorePolicy, VolumeRestoreReport } from "./volume/restore.ts";
 
 /** What restore did. */
@@ -32,7 +33,7 @@ export interface RestoreReport {
   serveRunning: boolean;
   /** Files of an older layout's volume database moved into place. */
   migrated: string[];
-  /** Mounts below the root, outside the volumes, that were left mounted and are now gone. */
+  /** Mounts of snapshots below the root, outside the volumes, that were left mounted and are now gone. */
   unmounted: string[];
   /** Such mounts left because a process uses them. */
   busy: string[];
@@ -71,19 +72,25 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
     } finally {
       service.close();
     }
-    // The directories an administrator may have put dedicated filesystems on stay mounted, and
-    // the volumes' mounts are the volume restore's.
-    const own = [snapshotsDir(config.root), ...SNAPSHOTTER_NAMES.map((n) => snapshotterDir(config.root, n))];
-    const vols = volumesDir(config.root);
-    const rest: UnmountReport = policy.atBoot
-      ? unmountBelow(config.root, (mp) => own.includes(mp) || mp === vols || mp.startsWith(`${vols}/`))
-      : { unmounted: [], busy: [] };
+    const rest: UnmountReport = policy.atBoot ? unmountSnapshotsBelow(config.root) : { unmounted: [], busy: [] };
     const snapshots = await restoreSnapshots(config);
     if (policy.atBoot) recordBoot(config.root, boot);
     return { atBoot: policy.atBoot, serveRunning, migrated: service.migrated, ...rest, volumes, snapshots };
   } finally {
     lock?.release();
   }
+}
+
+/**
+ * Unmounts the mounts of snapshots below `root`, outside the volumes (the volume restore's): what
+ * stor mounts there (`stor mount` to a target below the root). Anything else is an
+ * administrator's, as are the directories they may have put dedicated filesystems on, and stays.
+ */
+function unmountSnapshotsBelow(root: string): UnmountReport {
+  const snapshotMounts = new Set(mountPointsUsing(snapshotsDir(root)));
+  const own = [snapshotsDir(root), ...SNAPSHOTTER_NAMES.map((n) => snapshotterDir(root, n))];
+  const vols = volumesDir(root);
+  return unmountBelow(root, (mp) => !snapshotMounts.has(mp) || own.includes(mp) || mp === vols || mp.startsWith(`${vols}/`));
 }
 
 /**

@@ -57,6 +57,38 @@ describe("restore on a live host", () => {
     expect(readFileSync(join(data, "precious"), "utf8")).toBe("in use");
   });
 
+  test.skipIf(!root)("at boot, what an administrator mounted below the root stays: a disk on a volume's data, a scratch filesystem", () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "bigvol"]); // a plain volume, put on a disk of its own
+    const data = join(r.path, "volumes/bigvol/_data");
+    must(`mount -t tmpfs disk ${data}`);
+    writeFileSync(join(data, "important"), "db files");
+    const scratch = r.dir("scratch");
+    must(`mount -t tmpfs scratch ${scratch}`);
+    simulateReboot(r.path); // as stor-restore.service runs, after local-fs.target mounted them
+    expect(r.ok(["restore"])).toBe("");
+    expect(mountPoints()).toContain(data);
+    expect(mountPoints()).toContain(scratch);
+    expect(r.ok(["volume", "mount", "bigvol", "c1"]).trim()).toBe(data);
+    expect(readFileSync(join(data, "important"), "utf8")).toBe("db files");
+  });
+
+  test.skipIf(!root)("at boot, a volume's mount whose `volume mount` is under way (its lock held, its reference not yet recorded) stays", () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=4m", "tv"]);
+    const data = join(r.path, "volumes/tv/_data");
+    simulateReboot(r.path);
+    // Where a `volume mount` is between its mount and its reference: the device mounted, the lock held.
+    must(`mount -t tmpfs tmpfs ${data}`);
+    const held = sh(["flock", "-x", join(r.path, "volumes/.meta/locks/tv"), STOR, "--root", r.path, "--config", r.config, "restore"]);
+    expect([held.code, held.stdout, held.stderr]).toEqual([0, `left ${data} mounted: busy\n`, ""]);
+    expect(mountPoints()).toContain(data);
+    // Killed there, nothing holds it: the next boot-time restore unmounts it.
+    simulateReboot(r.path);
+    expect(r.ok(["restore"])).toBe(`unmounted ${data}\n`);
+    expect(mountPoints()).not.toContain(data);
+  });
+
   test.skipIf(!root)("after a reboot, a reference taken in the new boot before restore ran is kept", () => {
     r = new TestRoot();
     liveVolume(r, "old", "before-reboot");

@@ -175,6 +175,20 @@ describe("a plugin that misbehaves", () => {
     expect(seen.find((c) => c.method === "VolumeDriver.Create")?.body).toEqual({ Name: "held", Opts: {} });
   });
 
+  test("a volume the plugin no longer lists keeps its metadata at restore while it has references", () => {
+    a.ok(["volume", "create", "-d", "bad", "--label", "keep=me", "unlisted"]);
+    a.ok(["volume", "mount", "unlisted", "container-7"]);
+    rmSync(join(plugin.state, "volumes/unlisted"), { recursive: true }); // the plugin's List leaves it out
+    const out = a.ok(["restore"]);
+    expect(out).toContain('kept volume "unlisted": references container-7 (in use in this boot)');
+    expect(out).not.toContain('dropped volume "unlisted"');
+    expect(JSON.parse(a.ok(["volume", "inspect", "unlisted"]))[0].Labels).toEqual({ keep: "me" });
+    expect(a.stor(["volume", "rm", "unlisted"])).toMatchObject({ code: 5, stderr: expect.stringContaining("in use") });
+    // Its reference gone, the next restore finds it gone.
+    a.ok(["volume", "unmount", "unlisted", "container-7"]);
+    expect(a.ok(["restore"])).toContain('dropped volume "unlisted"');
+  });
+
   test("options go to Create as given; a reference taken again asks the plugin for the path (Path)", () => {
     a.ok(["volume", "create", "-d", "bad", "-o", "size=1G", "-o", "tier=fast", "opted"]);
     expect(calls(plugin.state).at(-1)).toMatchObject({ method: "VolumeDriver.Create", body: { Name: "opted", Opts: { size: "1G", tier: "fast" } } });

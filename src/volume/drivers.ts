@@ -67,6 +67,8 @@ export interface OwnStorageDriver extends DriverCalls {
   path(name: string): string;
   /** The directory holding the volume's data and the driver's files of it: what its removal takes. */
   storage(name: string): string;
+  /** Whether the driver mounts a device of its own on `name`'s data: a mount there is then its. */
+  mountsDevice(name: string): boolean;
 }
 
 /** A driver whose storage is another's (a volume plugin): it answers over a socket. */

@@ -178,6 +178,11 @@ export class LocalDriver implements OwnStorageDriver {
     return active + 1;
   }
 
+  mountsDevice(name: string): boolean {
+    const config = readOpts(join(this.#home, name));
+    return config !== undefined && needsMount(config);
+  }
+
   unmount(name: string, _ref: string, active: number): number {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;

@@ -6,8 +6,9 @@
  * 1. References: one taken in an earlier boot is held by nothing alive, and goes; one of unknown
  *    boot (taken by an older stor) goes only at boot time; one of this boot only with `force`;
  *    and neither while a process uses the volume's data.
- * 2. Mounts under the volumes root: a volume that keeps a reference keeps its mount; the others
- *    are unmounted at boot time (else reported); a busy one is never taken away.
+ * 2. A driver's mount of a volume's data: a volume that keeps a reference keeps it; the others
+ *    are unmounted at boot time (else reported), under the volume's lock; a busy one is never
+ *    taken away. Mounts that are not a driver's own stay.
  * 3. Each driver's storage is compared with the metadata: a volume whose storage is gone loses
  *    its metadata; storage of stor's own without metadata (a create cut short) is adopted as a
  *    volume, as Docker's local driver discovers its directories. A plugin is told of each
@@ -18,7 +19,7 @@
  */
 import { existsSync, realpathSync } from "../nodeFs.ts";
 import { describe } from "../errors.ts";
-import { unmountBelow } from "../mounting.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
 import { mountsUnder } from "../sys/mountinfo.ts";
 import type { DiscoveredVolume, Drivers } from "./drivers.ts";
@@ -101,18 +102,38 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
   const known = store.read(() => store.all());
   report.kept = known.filter((v) => v.refs.length > 0).map((v) => ({ volume: v.name, refs: v.refs, users: inUse.get(v.name) ?? [] }));
 
-  // A mount point's volume is its first component below the volumes root.
-  const volumeOf = (mountPoint: string) => mountPoint.slice(home.length + 1).split("/")[0]!;
-  const held = new Set(report.kept.map((k) => k.volume));
-  if (policy.atBoot) {
-    const r = unmountBelow(home, (mp) => held.has(volumeOf(mp)));
-    report.unmounted = r.unmounted;
-    report.busy = r.busy;
-  } else {
-    report.leftMounted = mountsUnder(home)
-      .map((m) => m.mountPoint)
-      .filter((mp) => mp !== home && !held.has(volumeOf(mp)));
+  // A driver's own mount of a volume without references: a process killed between its mount and
+  // its reference left it (nothing mounted outlives a boot). Any other mount below the volumes, a
+  // disk an administrator put on a volume's data, is not stor's, and stays.
+  const mountPoints = new Set(mountsUnder(home).map((m) => m.mountPoint));
+  const leftovers = new Map<string, string>();
+  for (const v of known) {
+    const driver = v.refs.length === 0 ? drivers.find(v.driver) : undefined;
+    if (driver?.ownsStorage && mountPoints.has(driver.path(v.name)) && driver.mountsDevice(v.name)) leftovers.set(v.name, driver.path(v.name));
   }
+  if (policy.atBoot) {
+    // Under each volume's lock: a `volume mount` under way has mounted but not yet recorded its reference.
+    await locks.inBatches([...leftovers.keys()], false, async (names) => {
+      for (const name of names) {
+        const v = store.read(() => store.get(name));
+        const path = leftovers.get(name)!;
+        leftovers.delete(name);
+        if (!v || v.refs.length > 0) continue; // a mount finished meanwhile: its reference holds it
+        try {
+          await drivers.find(v.driver)!.unmount(name, "", 1);
+          report.unmounted.push(path);
+        } catch (err) {
+          if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
+          report.busy.push(path);
+        }
+      }
+    });
+    // What is left was locked: a command is at work on the volume.
+    report.busy.push(...leftovers.values());
+  } else {
+    report.leftMounted = [...leftovers.values()];
+  }
+  const held = new Set(report.kept.map((k) => k.volume));
 
   const driverOf = new Map(known.map((v) => [v.name, v.driver]));
   // A plugin counts references of its own: each one released is its Unmount (never a Remove,
@@ -139,7 +160,8 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
       failed.set(driverName, describe(err));
       continue;
     }
-    const gone = [...driverOf].filter(([name, owner]) => owner === driver.name && !found.has(name)).map(([name]) => name);
+    // A volume with references stays whatever its driver lists: something holds it.
+    const gone = [...driverOf].filter(([name, owner]) => owner === driver.name && !found.has(name) && !held.has(name)).map(([name]) => name);
     // Under the lock, a removal in progress has finished (or not begun) and no create makes
     // storage for a volume that has metadata.
     await locks.inBatches(gone, false, (names) => {
