@@ -4,7 +4,7 @@
  * tree always gives the same bytes; `snapshot changes` lists what changed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { lstatSync, readFileSync } from "node:fs";
+import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, viewListing } from "./layer-helpers.ts";
@@ -252,4 +252,46 @@ describe.each(SNAPSHOTTERS)("on %s, a new name linked to an unchanged file", (sn
       r.close();
     }
   });
+});
+
+test.skipIf(!need(isRoot(), "needs root"))("diff -o replaces a file only once the layer is written, and never removes what it did not make", () => {
+  const r = TestRoot.for("native", "stor-layer-output-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+    const tree = JSON.parse(r.ok(["-s", "native", "snapshot", "mounts", "--format", "json", "/t", "w"]))[0].Source as string;
+    must(`head -c 3000000 /dev/urandom > ${tree}/big`);
+    const out = r.dir("out");
+    // A regular file is replaced whole, keeping its mode; a failed write leaves it as it was.
+    const file = join(out, "layer.tar");
+    writeFileSync(file, "old layer");
+    chmodSync(file, 0o640);
+    const id = r.ok(["-s", "native", "snapshot", "diff", "w", "-o", file]).trim();
+    expect(id).toBe(`sha256:${must(`sha256sum ${file}`).split(" ")[0]}`);
+    expect(lstatSync(file).mode & 0o777).toBe(0o640);
+    must(`chattr +i ${out}`); // nothing can be made beside it now
+    try {
+      expect(r.stor(["-s", "native", "snapshot", "diff", "w", "-o", file]).code).toBe(1);
+    } finally {
+      must(`chattr -i ${out}`);
+    }
+    expect(`sha256:${must(`sha256sum ${file}`).split(" ")[0]}`).toBe(id);
+    // A device, a FIFO, a link to a device: written to, and there afterwards whatever happened.
+    const full = join(out, "full");
+    must(`mknod ${full} c 1 7`); // as /dev/full: every write fails with ENOSPC
+    expect(r.stor(["-s", "native", "snapshot", "diff", "w", "-o", full])).toMatchObject({ code: 1, stderr: expect.stringContaining("no space left on device") });
+    expect(lstatSync(full).isCharacterDevice()).toBe(true);
+    const link = join(out, "link");
+    symlinkSync(full, link);
+    expect(r.stor(["-s", "native", "snapshot", "diff", "w", "-o", link]).code).toBe(1);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    const fifo = join(out, "fifo");
+    must(`mkfifo ${fifo}`);
+    const reader = Bun.spawn(["head", "-c", "10", fifo], { stdout: "ignore" });
+    expect(r.stor(["-s", "native", "snapshot", "diff", "w", "-o", fifo]).code).toBe(1); // the reader went away: a broken pipe
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    reader.kill();
+    expect(readdirSync(out).sort()).toEqual(["fifo", "full", "layer.tar", "link"]); // no temporary file left
+  } finally {
+    r.close();
+  }
 });

@@ -1,5 +1,4 @@
 /** `stor snapshot changes|diff|apply`: a snapshot's changes as an OCI layer and back. */
-import { createWriteStream, rmSync } from "../nodeFs.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Access } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
@@ -35,20 +34,14 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
     .action(async (key: string, opts) => {
       if (opts.gzip && opts.zstd) throw new InvalidArgumentError("snapshot diff", "--gzip and --zstd exclude each other");
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
-      const { writeLayer } = await import("../layer/diff.ts");
+      const { writeLayer, writeLayerToFile } = await import("../layer/diff.ts");
       const view = (await svc("read")).layerView(key);
       if (opts.output === undefined) {
         if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
         await writeLayer(view, process.stdout, compression);
         return;
       }
-      const file = String(opts.output);
-      try {
-        print(await writeLayer(view, createWriteStream(file), compression));
-      } catch (err) {
-        rmSync(file, { force: true });
-        throw err;
-      }
+      print(await writeLayerToFile(view, String(opts.output), compression));
     });
 
   cli

@@ -3,7 +3,8 @@
  * files after the first as tar hardlinks), `.wh.NAME` for each deletion and `.wh..wh..opq` after
  * an opaque directory. Sockets have no tar form and are left out, as containerd leaves them.
  */
-import { closeSync, openSync, readSync } from "../nodeFs.ts";
+import { chmodSync, closeSync, createWriteStream, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from "../nodeFs.ts";
+import { basename, dirname, join } from "../path.ts";
 import { O } from "../sys/openat2.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
@@ -47,6 +48,28 @@ export async function writeLayer(view: LayerView, out: Writable, compression: Co
   if (z) await pipeline(Readable.from(tar(), { objectMode: false }), z, out);
   else await pipeline(Readable.from(tar(), { objectMode: false }), out);
   return `sha256:${hash.digest("hex")}`;
+}
+
+/**
+ * {@link writeLayer} to the file at `path`; returns the layer's diffID. A regular file there (or
+ * none) is replaced whole when the layer is written: it is written beside it under a temporary
+ * name and renamed over it, so a failure leaves what was there. Anything else (a device, a FIFO,
+ * /dev/stdout) is written to as it is, and never removed.
+ */
+export async function writeLayerToFile(view: LayerView, path: string, compression: Compression): Promise<string> {
+  const existing = statSync(path, { throwIfNoEntry: false });
+  if (existing && !existing.isFile()) return await writeLayer(view, createWriteStream(path), compression);
+  const target = existing ? realpathSync(path) : path; // a symlink to a file: the file is replaced
+  const temp = join(dirname(target), `.${basename(target)}.stor-${process.pid}-${Date.now()}`);
+  try {
+    const diffId = await writeLayer(view, createWriteStream(temp, { flags: "wx", mode: existing ? existing.mode & 0o7777 : 0o666 }), compression);
+    if (existing) chmodSync(temp, existing.mode & 0o7777); // the mode it had, whatever the umask
+    renameSync(temp, target);
+    return diffId;
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
 }
 
 /**
@@ -153,5 +176,4 @@ function marker(path: string): TarHeader {
   return { path, type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtimeNs: 0n, linkpath: "", devMajor: 0, devMinor: 0, xattrs: new Map() };
 }
 
-const basename = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 const sibling = (path: string, name: string) => `${path.slice(0, path.lastIndexOf("/") + 1)}${name}`;
