@@ -79,6 +79,15 @@ describe("errors stay one line", () => {
     expect(sh([STOR, "--root", file, "snapshot", "ls"])).toMatchObject({ code: 2, stderr: `stor: root ${file}: is not a directory\n` });
     expect(sh([STOR, "--root", `${file}/below`, "volume", "ls"])).toMatchObject({ code: 2, stderr: `stor: root ${file}/below: ${file} is not a directory\n` });
   });
+
+  test("a root that cannot be made where the kernel says no such directory below an existing one (procfs) is one line", () => {
+    for (const command of [["snapshot", "prepare", "a"], ["volume", "create", "v"]]) {
+      expect(sh([STOR, "--root", "/proc/stor-no-such/root", "--config", r.config, ...command])).toMatchObject({
+        code: 1,
+        stderr: "stor: root /proc/stor-no-such/root: mkdir /proc/stor-no-such: no such file or directory\n",
+      });
+    }
+  });
 });
 
 describe("--format json on every command that prints data", () => {

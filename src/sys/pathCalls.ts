@@ -334,8 +334,11 @@ export function makeDirs(path: string, mode: number): string | undefined {
   const parent = dirname(path);
   if (e !== Errno.ENOENT || parent === path) throw new SysError(`mkdir ${path}`, e);
   const first = makeDirs(parent, mode);
-  const made = makeDirs(path, mode); // undefined when another process made it meanwhile
-  return first ?? made;
+  // Once, not again recursively: procfs answers ENOENT below an existing directory.
+  if (libc.mkdir(cstr(path), mode) === 0) return first ?? path;
+  const again = errno();
+  if (again === Errno.EEXIST && statPath(path)?.isDirectory) return first; // another process made it meanwhile
+  throw new SysError(`mkdir ${path}`, again);
 }
 
 /** Makes a new directory named `prefix` and six random characters (mode 0700), as mkdtemp(3). */
