@@ -414,7 +414,7 @@ describe("serving manners", () => {
       expect(await second.stop()).toBe(0);
     }
     expect(exclusive()).toBe(0);
-    expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: rm-new-\S+, \S+\/volumes\/\.rm-killed\n/);
+    expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: new-\S+, \S+\/volumes\/\.rm-killed\n/);
   });
 
   test.skipIf(!need(have("flock"), "flock (util-linux) holds the volumes directory as a removal does"))("while a volume removal is under way, serve's start leaves the volumes' trash alone", async () => {

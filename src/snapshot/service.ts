@@ -432,7 +432,8 @@ export class SnapshotService {
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
       const mounts = readMountInfo(); // once, not once a leftover
-      const out: string[] = [];
+      // Each leftover's trash, and its name as it was found (what the user could see).
+      const out: { trash: string; name: string }[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
@@ -448,7 +449,7 @@ export class SnapshotService {
             if (!lock) continue;
             lock.release();
           }
-          out.push(name.startsWith("rm-") ? path : this.#toTrash(path, name));
+          out.push({ trash: name.startsWith("rm-") ? path : this.#toTrash(path, name), name });
         } catch (err) {
           // A removal that committed before this lock removes its directory after it: gone meanwhile, it is no leftover.
           if (!pathExists(path)) continue;
@@ -459,19 +460,19 @@ export class SnapshotService {
       return [out, all] as const;
     });
     failpoint("cleanup:renamed");
-    const removed = doomed.filter((path) => {
+    const removed: string[] = [];
+    for (const { trash, name } of doomed) {
       try {
-        this.snapshotter.remove(path);
-        return true;
+        this.snapshotter.remove(trash);
+        removed.push(name);
       } catch (err) {
-        log.warn(`cleanup: ${path} is left: ${describe(err)}`);
-        return false;
+        log.warn(`cleanup: ${trash} is left: ${describe(err)}`);
       }
-    });
+    }
     const left = all.flatMap((s) => this.#applyTrash(s.id));
     // The hook is idempotent: sealed snapshots cost it a look.
     if (this.snapshotter.commit) for (const s of all) if (s.kind === "committed") this.snapshotter.commit(this.#dir(s.id));
-    return [...removed, ...left].map((p) => p.slice(this.dirs.length + 1));
+    return [...removed, ...left.map((p) => p.slice(this.dirs.length + 1))];
   }
 
   /**
