@@ -3,7 +3,7 @@ import { existsSync, realpathSync, statSync } from "./nodeFs.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { Errno, SysError } from "./sys/libc.ts";
 import { mount, unmount, type Mount } from "./sys/mount.ts";
-import { isMountPoint, mountsUnder, mountsUsing, overlayLayers, readMountInfo, type MountInfo } from "./sys/mountinfo.ts";
+import { isMountPoint, mountsUnder, mountsUsing, overlayLayers, readMountInfo, within, type MountInfo } from "./sys/mountinfo.ts";
 
 function checkTarget(target: string): void {
   let st;
@@ -18,11 +18,15 @@ function checkTarget(target: string): void {
 /**
  * Performs `mounts` on `target` in order; on failure the ones already made are undone. `what`
  * names them in errors: mounting them again where they already are is refused (exit 4), as
- * stacking a second copy would hide the first.
+ * stacking a second copy would hide the first. A target inside stor's `root` or holding it is
+ * refused: the store's files would be hidden, or a snapshot's taken for the store's leftovers.
  */
-export function mountAll(mounts: readonly Mount[], target: string, what = "mounts"): void {
+export function mountAll(mounts: readonly Mount[], target: string, what: string, root: string): void {
   checkTarget(target);
   const at = realpathSync(target);
+  const home = realpathSync(root);
+  if (within(at, home)) throw new InvalidArgumentError(`target ${target}`, `is inside stor's root ${root}`);
+  if (within(home, at)) throw new InvalidArgumentError(`target ${target}`, `holds stor's root ${root}`);
   if (mounts.length > 0 && readMountInfo().some((m) => m.mountPoint === at && sameMount(mounts[0]!, m))) {
     throw new AlreadyExistsError(what, `already mounted on ${target}`);
   }

@@ -124,8 +124,9 @@ test.skipIf(!need(isRoot(), "mounts need root"))("stor restore: stray mounts and
   mkdirSync(join(dirs, "77"));
   const stray = join(r.path, "snapshots/overlay/stray-mount");
   mkdirSync(stray);
-  r.ok(["snapshot", "-s", "overlay", "view", "v", "base"]);
-  r.ok(["-s", "overlay", "mount", "v", stray]);
+  // A snapshot's mount below the root (stor mount refuses such a target; another tool made it).
+  const [view] = JSON.parse(r.ok(["snapshot", "-s", "overlay", "view", "--mounts", "v", "base"]));
+  must(`mount --bind -o ro ${view.Source} ${stray}`);
   simulateReboot(r.path);
   const out = r.ok(["restore"]).split("\n").filter(Boolean).sort();
   expect(out).toEqual([

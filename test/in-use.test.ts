@@ -169,6 +169,26 @@ describe("restore on a live host", () => {
 
 for (const sn of ["overlay", "native"]) {
   describe(`${sn}: a mounted snapshot`, () => {
+    test.skipIf(!root)("stor mount refuses a target inside the root or holding it, and mounts nothing", () => {
+      r = new TestRoot();
+      r.ok(["snapshot", "-s", sn, "prepare", "k1"]);
+      const dirs = join(r.path, "snapshots", sn, "snapshots");
+      const link = join(r.dir("links"), "to-dirs");
+      symlinkSync(dirs, link);
+      const before = mountPoints();
+      for (const [target, why] of [
+        [dirs, `is inside stor's root ${r.path}`],
+        [link, `is inside stor's root ${r.path}`], // through a symlink too
+        [r.path, `is inside stor's root ${r.path}`],
+        [dirname(r.path), `holds stor's root ${r.path}`],
+      ] as const) {
+        expect(r.stor(["-s", sn, "mount", "k1", target])).toEqual({ code: 2, stdout: "", stderr: `stor: target ${target}: ${why}\n` });
+      }
+      expect(mountPoints()).toEqual(before);
+      expect(r.ok(["snapshot", "-s", sn, "cleanup"])).toBe("");
+      expect(r.ok(["snapshot", "-s", sn, "ls"])).toContain("k1 ");
+    });
+
     test.skipIf(!root)("rm is refused with exit 5 naming the mount point, and works once unmounted", () => {
       r = new TestRoot();
       const target = r.dir("target");

@@ -83,6 +83,7 @@ export class SnapshotService {
   readonly home: string;
   /** Where snapshot directories live, named by id. */
   readonly dirs: string;
+  readonly #root: string;
   readonly #store: MetaStore;
   /** Where to check the snapshotter's support before the first snapshot is made; undefined once checked, or when not wanted. */
   #probe: string | undefined;
@@ -93,6 +94,7 @@ export class SnapshotService {
    * commands work on snapshots that exist, so they pay nothing for the check.
    */
   constructor(root: string, snapshotter: Snapshotter, access: Access, probe?: string) {
+    this.#root = root;
     this.snapshotter = snapshotter;
     this.#probe = probe;
     // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
@@ -231,7 +233,7 @@ export class SnapshotService {
    */
   mount(key: string, target: string): void {
     validateKey(key);
-    this.#store.locked(() => mountAll(this.#mountsOf(key), target, snap(key)));
+    this.#store.locked(() => mountAll(this.#mountsOf(key), target, snap(key), this.#root));
   }
 
   #mountsOf(key: string): Mount[] {
