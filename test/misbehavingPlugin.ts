@@ -6,7 +6,9 @@
  * read on every call, maps a method (`VolumeDriver.Create`, `Plugin.Activate`, …) to how it
  * misbehaves: `slow` (never answers), `malformed` (200 with a body that is not JSON), `err` (200
  * with an Err), `reset` (the connection is reset after the request is read), `http500` (500 with
- * an Err), `notvolume` (Activate: implements something else), `global` (Capabilities: global).
+ * an Err), `notvolume` (Activate: implements something else), `global` (Capabilities: global),
+ * `huge` (200 with a body of 256 MiB, written as fast as it is read; how much was written when the
+ * connection closed is logged to `DIR/huge.jsonl`).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
@@ -53,8 +55,28 @@ function answer(method: string, body: Record<string, unknown>): object {
   }
 }
 
+const header = (status: number, length: number) =>
+  `HTTP/1.1 ${status} ${status === 200 ? "OK" : "Error"}\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`;
+
 function respond(conn: Socket, status: number, body: string): void {
-  conn.end(`HTTP/1.1 ${status} ${status === 200 ? "OK" : "Error"}\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  conn.end(`${header(status, Buffer.byteLength(body))}${body}`);
+}
+
+/** A 200 answer of HUGE spaces, each MiB written once the last one was taken. */
+const HUGE = 256 * 2 ** 20;
+function respondHuge(conn: Socket): void {
+  const chunk = Buffer.alloc(2 ** 20, 0x20);
+  let sent = 0;
+  conn.once("close", () => appendFileSync(join(dir, "huge.jsonl"), `${JSON.stringify({ sent })}\n`));
+  const pump = () => {
+    while (sent < HUGE && !conn.destroyed) {
+      sent += chunk.length;
+      if (!conn.write(chunk)) return void conn.once("drain", pump);
+    }
+    conn.end();
+  };
+  conn.write(header(200, HUGE));
+  pump();
 }
 
 function handle(conn: Socket, head: string, raw: string): void {
@@ -75,6 +97,8 @@ function handle(conn: Socket, head: string, raw: string): void {
     case "reset":
       conn.resetAndDestroy();
       return;
+    case "huge":
+      return respondHuge(conn);
   }
   respond(conn, 200, JSON.stringify(answer(method, body)));
 }

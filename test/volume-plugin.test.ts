@@ -227,6 +227,23 @@ describe("a plugin that misbehaves", () => {
     expect(a.ok(["volume", "ls", "-q"])).toBe("held\n");
   }, 30_000);
 
+  test("an answer past 16 MiB fails with one line (exit 1), is not read to its end, and records no reference", async () => {
+    const before = metadata();
+    behave({ "VolumeDriver.Mount": "huge" });
+    expect(a.stor(["volume", "mount", "held", "r-huge"])).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `stor: volume driver "bad" (unix://${plugin.socket}): VolumeDriver.Mount: answer too large (more than 16 MiB)\n`,
+    });
+    behave({});
+    expect(metadata()).toEqual(before);
+    // The connection was closed after the bound: of the 256 MiB, little more than 16 were written.
+    const log = join(plugin.state, "huge.jsonl");
+    await plugin.daemon.until(() => existsSync(log), { timeoutMs: 10_000 }); // the plugin sees the close a moment later
+    const { sent } = JSON.parse(readFileSync(log, "utf8"));
+    expect(sent).toBeLessThan(64 * 2 ** 20);
+  });
+
   test("a plugin that is no volume driver is not found (exit 3), as is a name no plugin has", () => {
     behave({ "Plugin.Activate": "notvolume" });
     expect(a.stor(["volume", "create", "-d", "bad", "fresh"])).toEqual({

@@ -3,9 +3,11 @@
  * address (unix socket, TCP, or HTTPS with the spec's TLS files), answered with JSON. As
  * Docker's client: a call that cannot reach the plugin is retried with doubling waits (1s, 2s,
  * 4s, …) until the retry window would be passed; a call that reaches it is never retried; an
- * answer other than 200 fails with the plugin's `Err`, or its body. Every failure is one line
- * naming the plugin, its address and the method.
+ * answer other than 200 fails with the plugin's `Err`, or its body; an answer larger than
+ * {@link MAX_ANSWER} fails unread past it. Every failure is one line naming the plugin, its
+ * address and the method.
  */
+import { concatBytes } from "../fileName.ts";
 import { readFileSync } from "../nodeFs.ts";
 import type { PluginSettings } from "../config.ts";
 import { StorError, describe } from "../errors.ts";
@@ -16,6 +18,11 @@ import type { PluginSpec } from "./pluginDiscovery.ts";
 export const PLUGIN_MIME = "application/vnd.docker.plugins.v1.2+json";
 /** How much of an answer's body an error quotes: enough for a message, never a page. */
 const MAX_QUOTED = 200;
+/**
+ * The most of an answer read: a List of tens of thousands of volumes is a few MiB. A plugin that
+ * answers without end must not take the host's memory with it.
+ */
+const MAX_ANSWER = 16 * 2 ** 20;
 
 /** An answer's JSON object. */
 export type Answer = Record<string, unknown>;
@@ -72,7 +79,7 @@ export class PluginClient {
     const limit = this.#settings.timeoutMs * (time === "long" ? 2 : 1);
     for (let attempt = 0; ; attempt++) {
       let res: Response;
-      let text: string;
+      let text: string | undefined;
       try {
         res = await fetch(`${this.#url}/${method}`, {
           method: "POST",
@@ -82,7 +89,7 @@ export class PluginClient {
           keepalive: false,
           ...this.#init,
         } as RequestInit);
-        text = await res.text();
+        text = await bodyText(res);
       } catch (err) {
         const why = transportError(err, limit);
         // Doubling waits while the window lasts; a timeout has used it up already.
@@ -92,6 +99,8 @@ export class PluginClient {
         await Bun.sleep(wait);
         continue;
       }
+      // The plugin answered: too large is its fault, not the connection's, so not retried.
+      if (text === undefined) throw new PluginError(this.spec, `${method}: answer too large (more than ${MAX_ANSWER / 2 ** 20} MiB)`);
       return this.#answer(method, res.status, text);
     }
   }
@@ -107,6 +116,24 @@ export class PluginClient {
     if (status !== 200) throw new PluginError(this.spec, `${method}: ${err ? oneLine(err) : `HTTP ${status}${text.trim() ? `: ${oneLine(text)}` : ""}`}`);
     if (!json || typeof json !== "object" || Array.isArray(json)) throw new PluginError(this.spec, `${method}: malformed answer: ${oneLine(text) || "(empty)"}`);
     return json as Answer;
+  }
+}
+
+/** `res`'s body as text (UTF-8, as `res.text()`), or undefined once it passes {@link MAX_ANSWER}: the rest is not read. */
+async function bodyText(res: Response): Promise<string | undefined> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return new TextDecoder().decode(concatBytes(chunks));
+    size += value.length;
+    if (size > MAX_ANSWER) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
   }
 }
 
