@@ -8,7 +8,7 @@
  * with an Err), `reset` (the connection is reset after the request is read), `http500` (500 with
  * an Err), `notvolume` (Activate: implements something else), `global` (Capabilities: global),
  * `huge` (200 with a body of 256 MiB, written as fast as it is read; how much was written when the
- * connection closed is logged to `DIR/huge.jsonl`).
+ * connection closed is logged to `DIR/huge.jsonl`), `answer:BODY` (200 with BODY as it is).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
@@ -85,7 +85,9 @@ function handle(conn: Socket, head: string, raw: string): void {
   const contentType = headers.find((h) => /^content-type:/i.test(h))?.replace(/^[^:]*:\s*/, "") ?? "";
   const body = (raw.trim() ? JSON.parse(raw) : {}) as Record<string, unknown>;
   appendFileSync(join(dir, "calls.jsonl"), `${JSON.stringify({ method, body, contentType })}\n`);
-  switch (behaviour(method)) {
+  const how = behaviour(method);
+  if (how?.startsWith("answer:")) return respond(conn, 200, how.slice("answer:".length));
+  switch (how) {
     case "slow":
       return; // the connection stays open, unanswered
     case "malformed":

@@ -244,6 +244,31 @@ describe("a plugin that misbehaves", () => {
     expect(sent).toBeLessThan(64 * 2 ** 20);
   });
 
+  test.each([
+    ["{}", "the answer has no mount point"],
+    ['{"Mountpoint": ""}', "the answer has no mount point"],
+    ['{"Mountpoint": 5}', "malformed answer: Mountpoint is not a string"],
+    ['{"Mountpoint": ["/x"]}', "malformed answer: Mountpoint is not a string"],
+    ['{"Mountpoint": "/x", "Err": {"why": "x"}}', "malformed answer: Err is not a string"],
+    ['{"Mountpoint": "/x", "Err": true}', "malformed answer: Err is not a string"],
+  ])("a Mount or Path answer %s fails with one line (exit 1) and records no reference", (body, why) => {
+    const before = metadata();
+    const where = `stor: volume driver "bad" (unix://${plugin.socket}): `;
+    behave({ "VolumeDriver.Mount": `answer:${body}` });
+    expect(a.stor(["volume", "mount", "held", "r-new"])).toEqual({ code: 1, stdout: "", stderr: `${where}VolumeDriver.Mount: ${why}\n` });
+    expect(metadata()).toEqual(before);
+    // A reference taken again asks for the path alone (Path): its answer is held to the same.
+    behave({});
+    a.ok(["volume", "mount", "held", "r-taken"]);
+    const taken = metadata();
+    behave({ "VolumeDriver.Path": `answer:${body}` });
+    expect(a.stor(["volume", "mount", "held", "r-taken"])).toEqual({ code: 1, stdout: "", stderr: `${where}VolumeDriver.Path: ${why}\n` });
+    expect(metadata()).toEqual(taken);
+    behave({});
+    a.ok(["volume", "unmount", "held", "r-taken"]);
+    expect(metadata()).toEqual(before);
+  });
+
   test("a plugin that is no volume driver is not found (exit 3), as is a name no plugin has", () => {
     behave({ "Plugin.Activate": "notvolume" });
     expect(a.stor(["volume", "create", "-d", "bad", "fresh"])).toEqual({

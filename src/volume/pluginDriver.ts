@@ -81,11 +81,11 @@ export class PluginDriver implements ForeignStorageDriver {
   async path(name: string): Promise<string> {
     const known = this.#paths.get(name);
     if (known !== undefined) return known;
-    return this.#remember(name, (await this.#call("VolumeDriver.Path", { Name: name })).Mountpoint);
+    return this.#mountpoint(name, "VolumeDriver.Path", await this.#call("VolumeDriver.Path", { Name: name }));
   }
 
   async mount(name: string, ref: string, active: number): Promise<number> {
-    this.#remember(name, (await this.#call("VolumeDriver.Mount", { Name: name, ID: ref }, "long")).Mountpoint);
+    this.#mountpoint(name, "VolumeDriver.Mount", await this.#call("VolumeDriver.Mount", { Name: name, ID: ref }, "long"));
     return active + 1;
   }
 
@@ -128,11 +128,27 @@ export class PluginDriver implements ForeignStorageDriver {
     return []; // the plugin tidies its own storage
   }
 
-  /** Calls `method`; an `Err` in the answer is the plugin's error. */
+  /**
+   * Calls `method`; an `Err` in the answer is the plugin's error. As Docker's client decodes every
+   * answer into a struct with `Err string`, an Err of another type (null aside) is a malformed answer.
+   */
   async #call(method: string, body: object | null, time: "short" | "long" = "short"): Promise<Answer> {
     const answer = await this.#client.call(method, body, time);
-    if (typeof answer.Err === "string" && answer.Err !== "") throw new PluginError(this.#client.spec, `${method}: ${oneLine(answer.Err)}`);
+    const err = answer.Err ?? "";
+    if (typeof err !== "string") throw new PluginError(this.#client.spec, `${method}: malformed answer: Err is not a string`);
+    if (err !== "") throw new PluginError(this.#client.spec, `${method}: ${oneLine(err)}`);
     return answer;
+  }
+
+  /**
+   * The mount point in a Mount or Path answer, kept as `name`'s path. Docker decodes it as a
+   * string (another type is a malformed answer); an empty one is no place to use.
+   */
+  #mountpoint(name: string, method: string, answer: Answer): string {
+    const mountpoint = answer.Mountpoint ?? "";
+    if (typeof mountpoint !== "string") throw new PluginError(this.#client.spec, `${method}: malformed answer: Mountpoint is not a string`);
+    if (mountpoint === "") throw new PluginError(this.#client.spec, `${method}: the answer has no mount point`);
+    return this.#remember(name, mountpoint);
   }
 
   /** Keeps `mountpoint` (when the plugin gave a string) as `name`'s path; returns it, or "". */
