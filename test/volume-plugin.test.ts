@@ -269,6 +269,20 @@ describe("a plugin that misbehaves", () => {
     expect(metadata()).toEqual(before);
   });
 
+  test.each(["{}", '{"Volumes": null}'])("a List answer %s is malformed: restore keeps the plugin's volumes as recorded, in use", (body) => {
+    a.ok(["volume", "mount", "held", "r-live"]);
+    const before = metadata();
+    behave({ "VolumeDriver.List": `answer:${body}` });
+    const restore = a.stor(["restore"]);
+    expect(restore).toMatchObject({ code: 0, stderr: "" });
+    expect(restore.stdout).toContain(`kept the volumes of driver "bad" as recorded: volume driver "bad" (unix://${plugin.socket}): VolumeDriver.List: malformed answer: Volumes is not a list\n`);
+    expect(restore.stdout).not.toContain("dropped");
+    behave({});
+    expect(metadata()).toEqual(before);
+    expect(a.stor(["volume", "rm", "held"])).toMatchObject({ code: 5, stderr: expect.stringContaining("r-live") });
+    a.ok(["volume", "unmount", "held", "r-live"]);
+  });
+
   test("a plugin that is no volume driver is not found (exit 3), as is a name no plugin has", () => {
     behave({ "Plugin.Activate": "notvolume" });
     expect(a.stor(["volume", "create", "-d", "bad", "fresh"])).toEqual({

@@ -95,8 +95,8 @@ export class PluginDriver implements ForeignStorageDriver {
   }
 
   async list(): Promise<ListedVolume[]> {
-    const answer = await this.#call("VolumeDriver.List", null);
-    const volumes = answer.Volumes ?? [];
+    const volumes = (await this.#call("VolumeDriver.List", null)).Volumes;
+    // Not "no volumes": restore drops the records of the volumes a List leaves out.
     if (!Array.isArray(volumes)) throw new PluginError(this.#client.spec, "VolumeDriver.List: malformed answer: Volumes is not a list");
     const listed: ListedVolume[] = [];
     for (const v of volumes as PluginVolume[]) {
