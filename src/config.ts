@@ -108,12 +108,15 @@ export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): 
   };
 }
 
+/** A config file is a few hundred bytes; it is read on every command, so never more than this. */
+const MAX_CONFIG = 2 ** 20;
+
 function readConfigFile(path: string, explicit: boolean): FileConfig {
   let text: string | undefined;
   try {
-    text = readText(path);
+    text = readText(path, MAX_CONFIG);
   } catch (err) {
-    throw new InvalidArgumentError(`config ${path}`, errnoCode(err) ?? String(err));
+    throw new InvalidArgumentError(`config ${path}`, err instanceof InvalidArgumentError ? err.why : (errnoCode(err) ?? String(err)));
   }
   // A missing default file means defaults; a file the user named must exist.
   if (text === undefined && !explicit) return EMPTY;

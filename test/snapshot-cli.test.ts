@@ -1,6 +1,6 @@
 /** The snapshot command line as a ctr user meets it: outputs, errors, exit codes, config. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, isRoot, need, sh } from "./helpers.ts";
 
@@ -108,6 +108,32 @@ describe("config", () => {
     expect(sh([STOR, "--config", "/nonexistent/stor.ini", "snapshot", "ls"]).stderr).toBe("stor: config /nonexistent/stor.ini: no such file\n");
     expect(sh([STOR, "--root", r.path, "snapshot", "-s", "native", "ls"], { env: { STOR_CONFIG: "" } }).code).not.toBe(1);
   });
+  describe("a config path that is no small regular file is refused at once (exit 2, one line), unread", () => {
+    const dir = () => join(r.path, "..", `${r.path.split("/").pop()}-odd`);
+    const run = (path: string) => sh([STOR, "--config", path, "--root", r.path, "snapshot", "ls"], { timeout: 20_000 });
+    beforeAll(() => {
+      mkdirSync(dir(), { recursive: true });
+      sh(["mkfifo", join(dir(), "fifo")]);
+      symlinkSync("/dev/zero", join(dir(), "zero-link"));
+      writeFileSync(join(dir(), "over.ini"), ";".repeat(2 ** 20 + 1));
+      writeFileSync(join(dir(), "bound.ini"), ";".repeat(2 ** 20));
+      symlinkSync(join(dir(), "bound.ini"), join(dir(), "bound-link"));
+    });
+    afterAll(() => rmSync(dir(), { recursive: true, force: true }));
+
+    test.each(["/dev/zero", "fifo", "zero-link", "."])("%s: not a regular file", (name) => {
+      const path = name.startsWith("/") ? name : join(dir(), name);
+      expect(run(path)).toEqual({ code: 2, stdout: "", stderr: `stor: config ${path}: not a regular file\n` });
+    });
+    test("a file over 1 MiB: larger than the bound", () => {
+      const path = join(dir(), "over.ini");
+      expect(run(path)).toEqual({ code: 2, stdout: "", stderr: `stor: config ${path}: larger than 1048576 bytes\n` });
+    });
+    test("a file of 1 MiB, through a symlink, and /dev/null (no settings) are read", () => {
+      for (const path of [join(dir(), "bound-link"), "/dev/null"]) expect(run(path)).toMatchObject({ code: 0, stderr: "" });
+    });
+  });
+
   test("STOR_ROOT and STOR_LOG_LEVEL from the environment", () => {
     const res = sh([STOR, "snapshot", "-s", "native", "prepare", "--mounts", "envroot"], { env: { STOR_ROOT: r.path, STOR_CONFIG: r.config } });
     expect(res.stdout).toContain(`${r.path}/snapshots/native/`);

@@ -8,6 +8,7 @@
  * the call and the path; {@link errnoCode} reads its errno name.
  */
 import { ptr } from "bun:ffi";
+import { InvalidArgumentError } from "../errors.ts";
 import { dirname } from "../path.ts";
 import { concatBytes, decodeName, encodeName, showPath } from "../fileName.ts";
 import { makedev } from "./devno.ts";
@@ -31,23 +32,40 @@ export const S = {
 
 let textDecoder: TextDecoder | undefined;
 
-/** The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw. */
-export function readText(path: string): string | undefined {
-  const fd = libc.open(cstr(path), O.RDONLY | O.CLOEXEC, 0);
+/** /dev/null's device number: "no file", for a path where a regular file is expected (`--config /dev/null`). */
+const NULL_DEVICE = makedev(1, 3);
+
+/**
+ * The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw.
+ * With `bound`, for a path a user names (which may be /dev/zero, or a FIFO), only a regular file
+ * (a symlink followed) of at most `bound` bytes, or /dev/null, is read, and no more than
+ * `bound + 1` bytes of it (it may grow while read): else an InvalidArgumentError says why.
+ */
+export function readText(path: string, bound?: number): string | undefined {
+  // Not blocking: a FIFO is refused below, not waited on at the open.
+  const fd = libc.open(cstr(path), O.RDONLY | O.CLOEXEC | (bound === undefined ? 0 : O.NONBLOCK), 0);
   if (fd < 0) {
     const e = errno();
     if (e === Errno.ENOENT) return undefined;
     throw new SysError(`open ${path}`, e);
   }
   try {
+    if (bound !== undefined) {
+      const st = statFd(fd);
+      if (!st.isFile && !(st.isCharacterDevice && st.rdev === NULL_DEVICE)) throw new InvalidArgumentError(`read ${path}`, "not a regular file");
+    }
+    const most = bound === undefined ? Infinity : bound + 1;
     const chunks: Uint8Array[] = [];
+    let total = 0;
     // Most files read so are small (a config, /proc/filesystems, mountinfo): reads start at 4 KiB.
-    for (let size = 4096; ; size = Math.min(size * 4, 64 * 1024)) {
-      const chunk = new Uint8Array(size);
+    for (let size = 4096; total < most; size = Math.min(size * 4, 64 * 1024)) {
+      const chunk = new Uint8Array(Math.min(size, most - total));
       const n = check(retry(() => Number(libc.read(fd, chunk, chunk.length))), () => `read ${path}`);
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
+      total += n;
     }
+    if (total === most) throw new InvalidArgumentError(`read ${path}`, `larger than ${bound} bytes`);
     return (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(concatBytes(chunks)); // a BOM kept, as Buffer kept it
   } finally {
     libc.close(fd);
