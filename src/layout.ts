@@ -16,6 +16,7 @@ import { errnoCode } from "./sys/libc.ts";
 /** Every path below a root, relative to it, and what it holds. */
 export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["serve.lock", "held (shared) by every running `stor serve`"],
+  ["restore.lock", "held by a running `stor restore`: the next waits for it"],
   ["restore.boot", "the boot id `stor restore` last ran in"],
   ["volumes/<name>/_data", "a local volume's data (its name is the user's)"],
   ["volumes/<name>/opts.json", "its mount options"],
@@ -61,6 +62,9 @@ export const snapshotDirs = (root: string, name: string) => join(snapshotterDir(
 
 /** The lock every running `stor serve` holds shared, and restore takes exclusively. */
 export const serveLock = (root: string) => join(root, "serve.lock");
+
+/** The lock a running `stor restore` holds, so that restores take turns. */
+export const restoreLock = (root: string) => join(root, "restore.lock");
 
 /** The boot id restore last ran in. */
 export const restoreBootFile = (root: string) => join(root, "restore.boot");

@@ -16,7 +16,7 @@ import { join } from "./path.ts";
 import { bootId, bootedAt } from "./boot.ts";
 import type { Config } from "./config.ts";
 import { PreconditionError } from "./errors.ts";
-import { LEGACY_VOLUME_DB, restoreBootFile, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
+import { LEGACY_VOLUME_DB, restoreBootFile, restoreLock, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
 import { unmountBelow, type UnmountReport } from "./mounting.ts";
 import { openVolumes } from "./services.ts";
 import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
@@ -55,6 +55,8 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
   } catch (err) {
     throw rootError(config.root, err);
   }
+  // One restore at a time: another holding serve.lock is no serve.
+  const turn = lockPath(restoreLock(config.root), { create: true })!;
   // Decided before anything is opened: opening a database may write it.
   const newBoot = isNewBoot(config.root, boot);
   const lock = lockPath(serveLock(config.root), { wait: false, create: true });
@@ -78,6 +80,7 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
     return { atBoot: policy.atBoot, serveRunning, migrated: service.migrated, ...rest, volumes, snapshots };
   } finally {
     lock?.release();
+    turn.release();
   }
 }
 

@@ -89,6 +89,18 @@ describe("restore on a live host", () => {
     expect(mountPoints()).not.toContain(data);
   });
 
+  test("a restore waits for one under way, and does not take it for a stor serve", async () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "vv"]);
+    // As a restore under way holds them: its own lock, and the serve lock exclusively.
+    const other = Bun.spawn(["flock", join(r.path, "restore.lock"), "flock", join(r.path, "serve.lock"), "sleep", "1"]);
+    while (sh(["flock", "-n", join(r.path, "serve.lock"), "true"]).code === 0) await Bun.sleep(10); // until both are held
+    const res = r.stor(["restore", "--force", "--format", "json"]);
+    await other.exited;
+    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect(JSON.parse(res.stdout).ServeRunning).toBe(false);
+  });
+
   test.skipIf(!root)("after a reboot, a reference taken in the new boot before restore ran is kept", () => {
     r = new TestRoot();
     liveVolume(r, "old", "before-reboot");
