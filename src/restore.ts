@@ -16,6 +16,7 @@ import { join } from "./path.ts";
 import { bootId, bootedAt } from "./boot.ts";
 import type { Config } from "./config.ts";
 import { PreconditionError } from "./errors.ts";
+import { log } from "./log.ts";
 import { LEGACY_VOLUME_DB, restoreBootFile, restoreLock, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
 import { unmountBelow, type UnmountReport } from "./mounting.ts";
 import { openVolumes } from "./services.ts";
@@ -66,6 +67,7 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
       throw new PreconditionError(`restore --force of ${config.root}`, "a stor serve is running on it (it holds serve.lock); stop it first");
     }
     const force = opts.force === true;
+    if (force) log.warn("restore --force: references taken in this boot are released and unused volumes unmounted, whatever still relies on them (dangerous on a live host)");
     const policy: RestorePolicy = { boot, atBoot: !serveRunning && (force || newBoot), force };
     const service = await openVolumes(config, "write");
     let volumes: VolumeRestoreReport;

@@ -34,6 +34,9 @@ function liveVolume(t: TestRoot, name: string, ref: string): string {
   return data;
 }
 
+/** What `restore --force` says on stderr before it acts. */
+const FORCE_WARNING = "restore --force: references taken in this boot are released and unused volumes unmounted, whatever still relies on them (dangerous on a live host)";
+
 describe("restore on a live host", () => {
   test.skipIf(!root)("a second restore in the same boot keeps references and mounts; says what it kept and would do", () => {
     r = new TestRoot();
@@ -89,6 +92,13 @@ describe("restore on a live host", () => {
     expect(mountPoints()).not.toContain(data);
   });
 
+  test("each thing restore reports is one line, whatever the names in it hold", () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "vv"]);
+    r.ok(["volume", "mount", "vv", "--", "a\nb\x1b[31m"]);
+    expect(r.ok(["restore"])).toBe('kept volume "vv": references a\\nb\\x1b[31m (in use in this boot)\n');
+  });
+
   test("a restore waits for one under way, and does not take it for a stor serve", async () => {
     r = new TestRoot();
     r.ok(["volume", "create", "vv"]);
@@ -97,7 +107,7 @@ describe("restore on a live host", () => {
     while (sh(["flock", "-n", join(r.path, "serve.lock"), "true"]).code === 0) await Bun.sleep(10); // until both are held
     const res = r.stor(["restore", "--force", "--format", "json"]);
     await other.exited;
-    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect([res.code, res.stderr]).toEqual([0, `stor: warn: ${FORCE_WARNING}\n`]);
     expect(JSON.parse(res.stdout).ServeRunning).toBe(false);
   });
 
@@ -119,7 +129,9 @@ describe("restore on a live host", () => {
     // A process working in the volume, as a container would.
     const holder = Bun.spawn(["sh", "-c", "exec sleep 30"], { cwd: busy });
     try {
-      const out = r.ok(["restore", "--force"]);
+      const forced = r.stor(["restore", "--force"]);
+      expect(forced.stderr).toBe(`stor: warn: ${FORCE_WARNING}\n`);
+      const out = forced.stdout;
       expect(out).toContain(`kept volume "busyvol": references container-1 (in use by pid ${holder.pid} sleep (cwd))`);
       expect(out).toContain('released volume "idlevol": references container-2');
       expect(out).toContain(`unmounted ${idle}`);

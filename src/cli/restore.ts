@@ -5,6 +5,7 @@ import type { VolumeRestoreReport } from "../volume/restore.ts";
 import { StorError } from "../errors.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
 import { goJson, print } from "./output.ts";
+import { oneLine } from "../oneLine.ts";
 
 /** One line per thing done or left; nothing when there was nothing to do. */
 function volumeLines(r: VolumeRestoreReport): string[] {
@@ -53,7 +54,8 @@ function reportLines(r: RestoreReport): string {
     ...volumeLines(r.volumes),
     ...snapshotLines(r.snapshots),
   ]
-    .map((line) => `${line}\n`)
+    // Names, references, paths and commands are the users': each line stays one line.
+    .map((line) => `${oneLine(line)}\n`)
     .join("");
 }
 
