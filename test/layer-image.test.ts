@@ -113,6 +113,36 @@ describe("unpack", () => {
   });
   afterAll(() => scratch?.close());
 
+  test.skipIf(!need(run, "needs root"))("a killed unpack's snapshot is removed by cleanup and restore once its process is gone, never while it runs", () => {
+    const root = TestRoot.for("overlay", "stor-layer-unpack-");
+    try {
+      const killed = root.stor(["-s", "overlay", "unpack", join(work, "oci")], { env: { STOR_FAILPOINT: "unpack:applied@2" } });
+      expect(killed.code).toBe(-1); // SIGKILL, after the first layer was committed and the second applied
+      const keys = () => root.ok(["-s", "overlay", "snapshot", "ls"]).split("\n").slice(1).map((l) => l.split(" ")[0]!).filter(Boolean);
+      const left = keys().find((k) => k.startsWith("extract-"))!;
+      expect(left).toEndWith(chain[1]!);
+      // Keys of the same shape: one of a live process that made it before now (this test's), one
+      // of a pid that runs no process, one made before this boot.
+      const live = `extract-${process.pid}-${Date.now()}-live`;
+      const gone = `extract-2147483646-${Date.now()}-gone`;
+      const old = `extract-${process.pid}-1000-old`;
+      for (const k of [live, gone, old]) root.ok(["-s", "overlay", "snapshot", "prepare", k]);
+      expect(root.ok(["-s", "overlay", "snapshot", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual([gone, old, left].sort());
+      expect(keys().filter((k) => k.startsWith("extract-"))).toEqual([live]);
+      // The retry finds the first layer committed and makes the rest.
+      expect(root.ok(["-s", "overlay", "unpack", join(work, "oci")]).trim()).toBe(chain[2]!);
+      root.ok(["-s", "overlay", "snapshot", "rm", live]);
+      // restore says what it removed.
+      root.ok(["-s", "overlay", "snapshot", "rm", chain[2]!, chain[1]!, chain[0]!]);
+      expect(root.stor(["-s", "overlay", "unpack", join(work, "oci")], { env: { STOR_FAILPOINT: "unpack:applied" } }).code).toBe(-1);
+      const extract = keys().find((k) => k.startsWith("extract-"))!;
+      expect(root.ok(["restore"])).toBe(`removed snapshot "${extract}" of overlay: left by an interrupted unpack\n`);
+      expect(keys()).toEqual([]);
+    } finally {
+      root.close();
+    }
+  });
+
   for (const sn of SNAPSHOTTERS) {
     test.skipIf(!need(run, "needs root"))(`on ${sn}: OCI layout, then docker save, give one chain named by chain ID`, () => {
       const root = TestRoot.for(sn, "stor-layer-unpack-");

@@ -41,7 +41,10 @@ function snapshotLines(reports: readonly SnapshotRestoreReport[]): string[] {
   return reports.flatMap((r) =>
     r.damaged !== undefined
       ? [`snapshotter ${r.snapshotter}: metadata damaged, nothing removed: ${r.damaged}`]
-      : r.removed.map((d) => `removed snapshot directory ${r.snapshotter}/${d}: no snapshot owns it`),
+      : [
+          ...r.abandoned.map((k) => `removed snapshot "${k}" of ${r.snapshotter}: left by an interrupted unpack`),
+          ...r.removed.map((d) => `removed snapshot directory ${r.snapshotter}/${d}: no snapshot owns it`),
+        ],
   );
 }
 
@@ -67,7 +70,14 @@ function reportView(r: RestoreReport) {
     Unmounted: r.unmounted,
     Busy: r.busy,
     Volumes: volumeView(r.volumes),
-    Snapshots: r.snapshots.map((s) => ({ Snapshotter: s.snapshotter, Snapshots: s.snapshots, Removed: s.removed, ...(s.damaged !== undefined && { Damaged: s.damaged }) })),
+    Snapshots: r.snapshots.map((s) => ({
+      Snapshotter: s.snapshotter,
+      Snapshots: s.snapshots,
+      Removed: s.removed,
+      // Only when there are any, as Damaged: a root without them reports as it always did.
+      ...(s.abandoned.length > 0 && { Abandoned: s.abandoned }),
+      ...(s.damaged !== undefined && { Damaged: s.damaged }),
+    })),
   };
 }
 

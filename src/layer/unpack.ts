@@ -6,9 +6,11 @@
  */
 import { createHash } from "node:crypto";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
+import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { applyToSnapshot } from "./apply.ts";
+import { extractKey } from "./extractKey.ts";
 import { chainIDs, parseDigest } from "./digest.ts";
 import { findImage, type LayerBlob } from "./image.ts";
 import { openImageSource, type ImageSource } from "./imageSource.ts";
@@ -69,8 +71,7 @@ async function unpackLayer(
   const what = `layer ${number} (${blob.digest ?? blob.path})`;
   const file = source.open(blob.path);
   if (!file) throw new NotFoundError(`${what} in ${source.name}`);
-  // Unique among concurrent unpacks; the chain ID in it tells a human what it was for.
-  const key = `extract-${process.pid}-${Date.now()}-${chainID}`;
+  const key = extractKey(chainID);
   svc.prepare(key, parent);
   try {
     let bytes = 0;
@@ -87,6 +88,7 @@ async function unpackLayer(
       }
     };
     const applied = await applyToSnapshot(svc, key, counted(), what);
+    failpoint("unpack:applied");
     if (applied !== diffID) throw new InvalidArgumentError(what, `diffID ${applied} does not match ${diffID} in the image config`);
     try {
       svc.commit(chainID, key);

@@ -4,6 +4,7 @@
  */
 import type { Config } from "../config.ts";
 import { describe } from "../errors.ts";
+import { isAbandonedExtract } from "../layer/extractKey.ts";
 import { openSnapshots, usedSnapshotters } from "../services.ts";
 import type { SnapshotService } from "./service.ts";
 
@@ -14,6 +15,8 @@ export interface SnapshotRestoreReport {
   snapshots: number;
   /** Directories removed because no snapshot owns them. */
   removed: string[];
+  /** Snapshots removed because the unpack that made them is gone. */
+  abandoned: string[];
   /** Set when the metadata database is damaged: nothing was removed then. */
   damaged?: string;
 }
@@ -28,15 +31,26 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
       const check = service.checkMetadata();
       if (check !== "ok") {
         // Removing directories on the word of a damaged database could destroy good snapshots.
-        reports.push({ snapshotter: name, snapshots: 0, removed: [], damaged: check });
+        reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], damaged: check });
         continue;
       }
-      reports.push({ snapshotter: name, snapshots: service.summaries().length, removed: service.cleanup() });
+      const { abandoned, removed } = removeLeftovers(service);
+      reports.push({ snapshotter: name, snapshots: service.summaries().length, removed, abandoned });
     } catch (err) {
-      reports.push({ snapshotter: name, snapshots: 0, removed: [], damaged: describe(err) });
+      reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], damaged: describe(err) });
     } finally {
       service?.close();
     }
   }
   return reports;
+}
+
+/**
+ * Removes what interrupted work left of `service`'s snapshots: the snapshots of unpacks that are
+ * gone (their keys), then the directories no snapshot owns (their names). `snapshot cleanup` and
+ * restore alike.
+ */
+export function removeLeftovers(service: SnapshotService): { abandoned: string[]; removed: string[] } {
+  const abandoned = service.removeAbandoned(isAbandonedExtract);
+  return { abandoned, removed: service.cleanup() };
 }

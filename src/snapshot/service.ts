@@ -478,6 +478,25 @@ export class SnapshotService {
   }
 
   /**
+   * Removes the active snapshots `abandoned` says their maker left (an unpack's, killed before
+   * it committed or removed it). One in use (mounted, being written) is left, with a warning.
+   * Returns the keys removed.
+   */
+  removeAbandoned(abandoned: (key: string) => boolean): string[] {
+    const removed: string[] = [];
+    for (const s of this.#store.read(() => this.#store.all())) {
+      if (s.kind !== "active" || !abandoned(s.key)) continue;
+      try {
+        this.remove(s.key);
+        removed.push(s.key);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) log.warn(`cleanup: snapshot "${s.key}" is left: ${describe(err)}`);
+      }
+    }
+    return removed;
+  }
+
+  /**
    * Renames leftover `name` (in `path`) to its trash `rm-NAME`; to a fresh `rm-NAME-XXXXXX` where a
    * crashed cleanup left a trash of that name: an id whose snapshot never committed is handed
    * out again, and its new leftover gets the old one's name.
