@@ -494,6 +494,42 @@ describe("serving manners", () => {
       expect(await serve.stop()).toBe(0);
     }
   });
+
+  test.skipIf(!need(have("flock"), "flock (util-linux) holds the volume locks as other stor processes would"))("volume calls waiting on locks, more than a service has threads, leave containerd's calls answered", async () => {
+    const run = root.dir("run");
+    const [snapshots, volumes] = [join(run, "s4.sock"), join(run, "v4.sock")];
+    const serve = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
+    const api = new SnapshotsClient(snapshots);
+    // More than a service's threads (4 at most): a shared pool would have none left for Prepare.
+    const names = ["stuck1", "stuck2", "stuck3", "stuck4", "stuck5"];
+    // Each holds its lock until its input ends.
+    const holders = names.map((name) => {
+      root.ok(["volume", "create", name]);
+      return Bun.spawn(["flock", join(root.path, "volumes/.meta/locks", name), "cat"], { stdin: "pipe", stdout: "ignore" });
+    });
+    let released = false;
+    const release = () => {
+      if (!released) for (const h of holders) h.stdin.end();
+      released = true;
+    };
+    try {
+      for (const name of names) while (sh(["flock", "-n", join(root.path, "volumes/.meta/locks", name), "true"]).code === 0) await Bun.sleep(10);
+      let answered = 0;
+      const mounts = names.map((name, i) => plugin(volumes, "VolumeDriver.Mount", { Name: name, ID: `r${i}` }).finally(() => answered++));
+      await Bun.sleep(300); // every volume thread waits for a lock by now
+      // Prepare and Commit run on threads: the snapshots service's own.
+      await api.call("Prepare", { key: "ns/40/meanwhile" });
+      await api.call("Commit", { name: "ns/41/done", key: "ns/40/meanwhile" });
+      expect((await api.call("Stat", { key: "ns/41/done" })).info.kind).toBe("COMMITTED");
+      expect(answered).toBe(0);
+      release();
+      expect((await Promise.all(mounts)).map((m) => m.json.Mountpoint)).toEqual(names.map((n) => join(root.path, `volumes/${n}/_data`)));
+    } finally {
+      release();
+      api.close();
+      expect(await serve.stop()).toBe(0);
+    }
+  });
 });
 
 /** An OCI image layout tarball of one layer (GNU tar, sha256 digests); returns it and the layer's chain id. */

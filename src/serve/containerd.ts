@@ -156,19 +156,19 @@ function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): 
  * The Snapshots service over `snapshots`, for {@link grpc.Server.addService}; `threads` run the
  * same snapshotter's calls that work the disk.
  */
-export function snapshotsService(snapshots: SnapshotService, threads: Threads): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+export function snapshotsService(snapshots: SnapshotService, threads: Threads<"snapshots">): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const parentOf = (req: CreateRequest) => req.parent || undefined;
   const empty = {};
   const implementation: grpc.UntypedServiceImplementation = {
-    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("snapshots", "prepare", r.key, parentOf(r), r.labels))),
-    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("snapshots", "view", r.key, parentOf(r), r.labels))),
+    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("prepare", r.key, parentOf(r), r.labels))),
+    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("view", r.key, parentOf(r), r.labels))),
     Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
     Commit: unary<CommitRequest>("Commit", async (r) => {
       // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
       if (r.parent && r.parent !== snapshots.stat(r.key).parent) {
         throw new PreconditionError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
       }
-      await threads.run("snapshots", "commit", r.name, r.key, r.labels);
+      await threads.run("commit", r.name, r.key, r.labels);
       return empty;
     }),
     Remove: unary<KeyRequest>("Remove", async (r) => {
@@ -176,7 +176,7 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      await threads.run("snapshots", "remove", r.key, true);
+      await threads.run("remove", r.key, true);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),
@@ -202,9 +202,9 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads): 
       for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
       call.end();
     },
-    Usage: unary<KeyRequest>("Usage", (r) => threads.run("snapshots", "usage", r.key)),
+    Usage: unary<KeyRequest>("Usage", (r) => threads.run("usage", r.key)),
     Cleanup: unary<unknown>("Cleanup", async () => {
-      const removed = await threads.run("snapshots", "cleanup");
+      const removed = await threads.run("cleanup");
       if (removed.length > 0) log.info(`cleanup removed ${removed.join(", ")}`);
       return empty;
     }),

@@ -77,7 +77,7 @@ const COUNTED = { counted: true };
  * The endpoints of the protocol over `volumes`, by path; what mounts or writes runs on `threads`.
  * The body is undefined when it was not a JSON object.
  */
-function endpoints(volumes: VolumeService, threads: Threads): Record<string, (body: Body | undefined) => object | Promise<object>> {
+function endpoints(volumes: VolumeService, threads: Threads<"volumes">): Record<string, (body: Body | undefined) => object | Promise<object>> {
   const serial = new Serial();
   const byName = <T>(body: Body | undefined, fn: (name: string, body: Body) => T | Promise<T>) => {
     const name = body?.Name;
@@ -89,18 +89,18 @@ function endpoints(volumes: VolumeService, threads: Threads): Record<string, (bo
     "/VolumeDriver.Capabilities": () => ({ Capabilities: { Scope: "local" } }),
     "/VolumeDriver.Create": (req) =>
       byName(req, async (name, b) => {
-        await threads.run("volumes", "create", name, { options: strings(b, "Opts") });
+        await threads.run("create", name, { options: strings(b, "Opts") });
         return {};
       }),
     "/VolumeDriver.Remove": (req) =>
       byName(req, async (name) => {
-        await threads.run("volumes", "remove", name);
+        await threads.run("remove", name);
         return {};
       }),
-    "/VolumeDriver.Mount": (req) => byName(req, async (name, b) => ({ Mountpoint: await threads.run("volumes", "mount", name, text(b, "ID"), COUNTED) })),
+    "/VolumeDriver.Mount": (req) => byName(req, async (name, b) => ({ Mountpoint: await threads.run("mount", name, text(b, "ID"), COUNTED) })),
     "/VolumeDriver.Unmount": (req) =>
       byName(req, async (name, b) => {
-        await threads.run("volumes", "unmount", name, text(b, "ID"), COUNTED);
+        await threads.run("unmount", name, text(b, "ID"), COUNTED);
         return {};
       }),
     "/VolumeDriver.Path": (req) => byName(req, async (name) => ({ Mountpoint: (await volumes.inspect(name)).mountpoint })),
@@ -138,7 +138,7 @@ const reply = (body: object, status = 200) => new Response(JSON.stringify(body),
 const noAnswer = () => new Response(new ReadableStream({ start: (body) => body.error() }));
 
 /** The request handler of the volume plugin over `volumes` and `threads`, for Bun.serve. */
-export function dockerVolumeHandler(volumes: VolumeService, threads: Threads): (req: Request) => Promise<Response> {
+export function dockerVolumeHandler(volumes: VolumeService, threads: Threads<"volumes">): (req: Request) => Promise<Response> {
   const routes = endpoints(volumes, threads);
   return async (req) => {
     // dockerd sends an empty Host header, which leaves Bun a URL of the path alone.

@@ -68,19 +68,20 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     if (volumes) undo.push(() => volumes.close());
     const removed = [...(snapshots?.cleanup() ?? []), ...(volumes?.cleanup() ?? [])];
     if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);
+    const snapshotThreads = snapshots && new Threads("snapshots", { config, snapshotter: snapshots.snapshotter.name });
+    const volumeThreads = volumes && new Threads("volumes", { config });
     // After the servers have stopped: the calls on the threads are theirs.
-    const threads = new Threads({ config, snapshotter: snapshots?.snapshotter.name });
-    undo.push(() => threads.close(SHUTDOWN_GRACE_MS));
-    if (opts.containerd && snapshots) {
+    undo.push(async () => void (await Promise.all([snapshotThreads?.close(SHUTDOWN_GRACE_MS), volumeThreads?.close(SHUTDOWN_GRACE_MS)])));
+    if (opts.containerd && snapshots && snapshotThreads) {
       const socket = await claimSocket(opts.containerd);
       undo.push(() => rmSync(socket, { force: true }));
-      undo.push(await serveContainerd(socket, snapshots, threads));
+      undo.push(await serveContainerd(socket, snapshots, snapshotThreads));
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
     }
-    if (opts.dockerVolume && volumes) {
+    if (opts.dockerVolume && volumes && volumeThreads) {
       const socket = await claimSocket(opts.dockerVolume);
       undo.push(() => rmSync(socket, { force: true }));
-      undo.push(serveDockerVolume(socket, volumes, threads));
+      undo.push(serveDockerVolume(socket, volumes, volumeThreads));
       log.info(`serving Docker volume plugin on ${socket}`);
     }
     log.info(`shutting down on ${await stopSignal.first}`);
@@ -168,7 +169,7 @@ function listening(socket: string): Promise<boolean> {
 }
 
 /** Serves the snapshots API on `socket`; returns the graceful stop. */
-async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads): Promise<Stop> {
+async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads<"snapshots">): Promise<Stop> {
   // No channelz: nothing reads it, and it tracks every call.
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES, "grpc.enable_channelz": 0 });
   server.addService(...snapshotsService(snapshots, threads));
@@ -183,7 +184,7 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
 }
 
 /** Serves the volume plugin on `socket`; returns the graceful stop. */
-function serveDockerVolume(socket: string, volumes: VolumeService, threads: Threads): Stop {
+function serveDockerVolume(socket: string, volumes: VolumeService, threads: Threads<"volumes">): Stop {
   const handle = dockerVolumeHandler(volumes, threads);
   const inFlight = new Set<Promise<Response>>();
   const server = Bun.serve({

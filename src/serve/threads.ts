@@ -2,9 +2,11 @@
  * The calls of `stor serve` that work the disk at length or wait on the kernel (a native prepare
  * copies its parent's whole tree, commit and usage walk one, a volume mount may wait on a
  * network server) run on worker threads, so that the process keeps answering the quick calls
- * (Stat, List, Mounts, Get) and the other socket meanwhile. Each thread opens services of its
- * own over the same root (see thread.ts): the threads serialise on the same SQLite and file
- * locks as separate stor processes do.
+ * (Stat, List, Mounts, Get) and the other socket meanwhile. Each service has threads of its own:
+ * volume mounts stuck on an NFS server or on a CLI's lock never leave containerd's Prepare
+ * waiting for a thread, nor the other way round. Each thread opens its service over the same
+ * root (see thread.ts): the threads serialise on the same SQLite and file locks as separate stor
+ * processes do.
  */
 import { availableParallelism } from "node:os";
 import type { Config } from "../config.ts";
@@ -31,17 +33,21 @@ type Method<S extends keyof Services, M extends Offloaded[S]> = M extends keyof 
     : never
   : never;
 
-/** The first message to a thread: what it opens its services with. */
+/** What a thread opens its service with. */
 export interface ThreadInit {
   config: Config;
   /** The snapshotter of the snapshot service, as the main thread resolved it. */
   snapshotter?: string;
 }
 
-/** A call posted to a thread; `null` asks it to close its databases and end. */
+/** The first message to a thread: the service it runs calls of, and what it opens it with. */
+export interface ThreadStart extends ThreadInit {
+  service: keyof Services;
+}
+
+/** A call posted to a thread; `null` asks it to close its database and end. */
 export interface Call {
   id: number;
-  service: keyof Services;
   method: string;
   args: unknown[];
 }
@@ -55,12 +61,12 @@ interface Pending {
   fail: (err: Error) => void;
 }
 
-/** Threads at most: enough to overlap copies with each other and with fsyncs. */
+/** Threads of a service at most: enough to overlap copies with each other and with fsyncs. */
 const MAX_THREADS = 4;
 
-/** A pool of service threads; calls queue when every thread is busy. */
-export class Threads {
-  readonly #init: ThreadInit;
+/** A pool of threads running calls of service `S`; calls queue when every thread is busy. */
+export class Threads<S extends keyof Services> {
+  readonly #start: ThreadStart;
   readonly #idle: Worker[] = [];
   readonly #busy = new Map<Worker, Pending>();
   readonly #queue: Pending[] = [];
@@ -71,16 +77,16 @@ export class Threads {
   #nextId = 0;
   #closed = false;
 
-  constructor(init: ThreadInit, threads = Math.min(MAX_THREADS, Math.max(2, availableParallelism()))) {
-    this.#init = init;
+  constructor(service: S, init: ThreadInit, threads = Math.min(MAX_THREADS, Math.max(2, availableParallelism()))) {
+    this.#start = { ...init, service };
     for (let i = 0; i < threads; i++) this.#idle.push(this.#spawn());
   }
 
-  /** Runs `service.method(...args)` on a thread. */
-  run<S extends keyof Services, M extends Offloaded[S]>(service: S, method: M, ...args: Method<S, M>["args"]): Promise<Method<S, M>["result"]> {
-    if (this.#closed || this.#broken) return Promise.reject(new StorError(`${service} ${method}`, this.#broken ?? "the server is shutting down"));
+  /** Runs `method(...args)` of the service on a thread. */
+  run<M extends Offloaded[S]>(method: M, ...args: Method<S, M>["args"]): Promise<Method<S, M>["result"]> {
+    if (this.#closed || this.#broken) return Promise.reject(this.#error(method, this.#broken ?? "the server is shutting down"));
     return new Promise((done, fail) => {
-      this.#queue.push({ call: { id: this.#nextId++, service, method, args }, done: done as (r: unknown) => void, fail });
+      this.#queue.push({ call: { id: this.#nextId++, method, args }, done: done as (r: unknown) => void, fail });
       this.#dispatch();
     });
   }
@@ -91,7 +97,7 @@ export class Threads {
    */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
-    for (const p of this.#queue.splice(0)) p.fail(new StorError(`${p.call.service} ${p.call.method}`, "the server is shutting down"));
+    for (const p of this.#queue.splice(0)) p.fail(this.#error(p.call.method, "the server is shutting down"));
     const threads = [...this.#idle.splice(0), ...this.#busy.keys()];
     const ended = threads.map(
       (w) =>
@@ -116,7 +122,7 @@ export class Threads {
       e.preventDefault();
       const why = `thread died: ${errorLine(e.message)}`;
       const p = this.#busy.get(w);
-      p?.fail(new StorError(`${p.call.service} ${p.call.method}`, why));
+      p?.fail(this.#error(p.call.method, why));
       this.#busy.delete(w);
       const idle = this.#idle.indexOf(w);
       if (idle >= 0) this.#idle.splice(idle, 1);
@@ -124,12 +130,16 @@ export class Threads {
       if (!this.#closed && this.#proven.has(w)) this.#idle.push(this.#spawn());
       if (this.#idle.length + this.#busy.size === 0) {
         this.#broken = why;
-        for (const q of this.#queue.splice(0)) q.fail(new StorError(`${q.call.service} ${q.call.method}`, why));
+        for (const q of this.#queue.splice(0)) q.fail(this.#error(q.call.method, why));
       }
       this.#dispatch();
     };
-    w.postMessage(this.#init);
+    w.postMessage(this.#start);
     return w;
+  }
+
+  #error(method: string, why: string): StorError {
+    return new StorError(`${this.#start.service} ${method}`, why);
   }
 
   #answered(w: Worker, reply: Reply): void {
