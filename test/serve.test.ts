@@ -396,6 +396,31 @@ describe("serving manners", () => {
     expect(root.ok(["volume", "unmount", "busy", "r1"])).toBe("");
   });
 
+  test.skipIf(!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would"))("SIGTERM: a call still blocked after the grace is cut off, and serve ends without waiting for it", async () => {
+    const volumes = join(root.dir("run"), "v5.sock");
+    const log = join(root.dir("logs"), "serve-cut-off.log");
+    const serve = await startStor(root, ["--docker-volume", volumes], log, { STOR_SERVE_GRACE_MS: "500" });
+    root.ok(["volume", "create", "blocked"]);
+    // Holds the lock until its input ends, as a stor command waiting on an NFS server would.
+    const lock = join(root.path, "volumes/.meta/locks/blocked");
+    const holder = Bun.spawn(["flock", lock, "cat"], { stdin: "pipe", stdout: "ignore" });
+    try {
+      while (sh(["flock", "-n", lock, "true"]).code === 0) await Bun.sleep(10);
+      const mounted = plugin(volumes, "VolumeDriver.Mount", { Name: "blocked", ID: "r1" }).catch((e: Error) => e);
+      await Bun.sleep(300); // its thread waits for the lock by now
+      // Daemon.stop kills with SIGKILL after 15 s, which would make this null.
+      expect(await serve.stop()).toBe(0);
+      expect(holder.exitCode).toBeNull(); // the lock is still held: serve did not wait for it
+      expect(await mounted).toBeInstanceOf(Error); // its connection closed unanswered
+      expect(existsSync(volumes)).toBe(false);
+      expect(readFileSync(log, "utf8")).toContain("volumes mount: still running after 500 ms of shutdown; cut off");
+    } finally {
+      holder.stdin.end();
+      await holder.exited;
+    }
+    expect(root.ok(["volume", "inspect", "blocked"])).toContain('"Name": "blocked"');
+  });
+
   test.skipIf(!need(have("flock"), "flock (util-linux) takes the serve lock as stor restore would"))("serve holds the serve lock shared while it runs; at start it removes the leftovers nobody holds", async () => {
     const run = root.dir("run");
     const [snapshots, volumes] = [join(run, "s3.sock"), join(run, "v3.sock")];

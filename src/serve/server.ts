@@ -38,8 +38,11 @@ export interface ServeOptions {
 
 /** The largest request either protocol takes: keys and labels are a few KiB at most. */
 const MAX_REQUEST_BYTES = 1 << 20;
-/** How long shutdown waits for calls in flight before cutting them off. */
-const SHUTDOWN_GRACE_MS = 30_000;
+/**
+ * How long shutdown waits for calls in flight before cutting them off, then for the threads'
+ * calls; STOR_SERVE_GRACE_MS shortens it for the tests.
+ */
+const SHUTDOWN_GRACE_MS = Number(process.env.STOR_SERVE_GRACE_MS) || 30_000;
 /** How often start-up asks again for the serve lock while `stor restore` has it. */
 const SERVE_LOCK_POLL_MS = 100;
 

@@ -11,6 +11,7 @@
 import { availableParallelism } from "node:os";
 import type { Config } from "../config.ts";
 import { type ExitCode, StorError } from "../errors.ts";
+import { log } from "../log.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import type { VolumeService } from "../volume/service.ts";
 
@@ -93,7 +94,9 @@ export class Threads<S extends keyof Services> {
 
   /**
    * Ends the threads: calls still queued fail, a call running finishes, then each thread closes
-   * its databases. A thread still busy after `graceMs` is cut off.
+   * its database. A thread still busy after `graceMs` is cut off and not waited for: one blocked
+   * in a syscall (a lock, an NFS server) cannot be stopped, so the process must end without it,
+   * which the databases survive as they survive a crash.
    */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
@@ -106,9 +109,16 @@ export class Threads<S extends keyof Services> {
           w.postMessage(null);
         }),
     );
-    const late = setTimeout(() => threads.forEach((w) => w.terminate()), graceMs);
-    await Promise.all(ended);
-    clearTimeout(late);
+    let timer: Timer | undefined;
+    const late = new Promise<void>((done) => {
+      timer = setTimeout(() => {
+        for (const p of this.#busy.values()) log.warn(`${this.#start.service} ${p.call.method}: still running after ${graceMs} ms of shutdown; cut off`);
+        for (const w of threads) w.terminate();
+        done();
+      }, graceMs);
+    });
+    await Promise.race([Promise.all(ended), late]);
+    clearTimeout(timer);
   }
 
   #spawn(): Worker {
