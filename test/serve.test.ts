@@ -372,6 +372,25 @@ describe("serving manners", () => {
     }
   });
 
+  test("a connection that never speaks HTTP/2 is closed on the containerd socket; a client's calls go on", async () => {
+    const socket = join(root.dir("run"), "s6.sock");
+    const serve = await startStor(root, ["-s", "native", "--containerd", socket], join(root.dir("logs"), "serve-silent.log"), { STOR_SERVE_SILENCE_MS: "1000" });
+    const api = new SnapshotsClient(socket);
+    const silent = Array.from({ length: 3 }, () => connect(socket).resume()); // read what serve sends, never answered
+    try {
+      expect((await api.call("Prepare", { key: "ns/60/talks" })).mounts).toHaveLength(1);
+      // Generous: grpc-go allows 120 s, and this server was told 1 s.
+      const waited = new Promise<string>((done) => setTimeout(done, 20_000, "still open"));
+      const closed = silent.map((c) => Promise.race([new Promise<string>((done) => c.once("close", () => done("closed by serve"))), waited]));
+      expect(await Promise.all(closed)).toEqual(["closed by serve", "closed by serve", "closed by serve"]);
+      expect((await api.call("Stat", { key: "ns/60/talks" })).info.kind).toBe("ACTIVE");
+    } finally {
+      for (const c of silent) c.destroy();
+      api.close();
+      expect(await serve.stop()).toBe(0);
+    }
+  });
+
   test.skipIf(!need(have("flock"), "flock (util-linux) holds the volume lock as another stor process would"))("SIGTERM: the call waiting on a CLI lock finishes, then the databases close and the sockets go", async () => {
     const run = root.dir("run");
     const [snapshots, volumes] = [join(run, "s.sock"), join(run, "v.sock")];

@@ -43,6 +43,15 @@ const MAX_REQUEST_BYTES = 1 << 20;
  * calls; STOR_SERVE_GRACE_MS shortens it for the tests.
  */
 const SHUTDOWN_GRACE_MS = Number(process.env.STOR_SERVE_GRACE_MS) || 30_000;
+/**
+ * The bound on a connection to the containerd socket that never speaks HTTP/2: each connection
+ * is pinged after half of it (and again half of it after each answer), and closed when the other
+ * half passes without an answer. A client's HTTP/2 layer answers by itself, busy or idle; a
+ * connection that never spoke would hold a descriptor for ever. grpc-go, containerd's own
+ * server, closes one without a preface after 120 s. STOR_SERVE_SILENCE_MS shortens it for the
+ * tests.
+ */
+const SILENCE_MS = Number(process.env.STOR_SERVE_SILENCE_MS) || 120_000;
 /** How often start-up asks again for the serve lock while `stor restore` has it. */
 const SERVE_LOCK_POLL_MS = 100;
 
@@ -174,7 +183,12 @@ function listening(socket: string): Promise<boolean> {
 /** Serves the snapshots API on `socket`; returns the graceful stop. */
 async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads<"snapshots">): Promise<Stop> {
   // No channelz: nothing reads it, and it tracks every call.
-  const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES, "grpc.enable_channelz": 0 });
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    "grpc.enable_channelz": 0,
+    "grpc.keepalive_time_ms": SILENCE_MS / 2,
+    "grpc.keepalive_timeout_ms": SILENCE_MS / 2,
+  });
   server.addService(...snapshotsService(snapshots, threads));
   await new Promise<void>((done, fail) =>
     server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(err) : done())),
