@@ -352,6 +352,18 @@ describe("serving manners", () => {
     expect(root.stor(["serve"])).toMatchObject({ code: 2, stderr: "stor: serve: nothing to serve: give --containerd or --docker-volume\n" });
   });
 
+  test("a socket serve cannot listen on is one line of stor's, naming it; a path too long is bad input", () => {
+    const long = join(root.dir("run"), `${"b".repeat(108)}.sock`);
+    for (const flag of ["--containerd", "--docker-volume"]) {
+      expect(root.stor(["-s", "native", "serve", flag, long])).toMatchObject({ code: 2, stderr: `stor: socket ${long}: path too long (max 107 bytes)\n` });
+    }
+    // procfs takes no socket: grpc-js's listen fails, and says nothing on its own.
+    expect(root.stor(["-s", "native", "serve", "--containerd", "/proc/stor-test.sock"])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^stor: socket \/proc\/stor-test\.sock: [^\n]+\n$/),
+    });
+  });
+
   test("a socket left by a killed server is replaced; a live one is refused", async () => {
     const run = root.dir("run");
     const socket = join(run, "snapshots.sock");

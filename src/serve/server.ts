@@ -14,7 +14,8 @@ import { connect } from "node:net";
 import { dirname, resolve } from "../path.ts";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
-import { AlreadyExistsError, InvalidArgumentError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, StorError, describe } from "../errors.ts";
+import { encodeName } from "../fileName.ts";
 import { rootError, serveLock } from "../layout.ts";
 import { log } from "../log.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
@@ -52,6 +53,8 @@ const SHUTDOWN_GRACE_MS = Number(process.env.STOR_SERVE_GRACE_MS) || 30_000;
  * tests.
  */
 const SILENCE_MS = Number(process.env.STOR_SERVE_SILENCE_MS) || 120_000;
+/** The longest path a unix socket can have: sun_path holds 108 bytes, the closing NUL among them. */
+const MAX_SOCKET_PATH_BYTES = 107;
 /** How often start-up asks again for the serve lock while `stor restore` has it. */
 const SERVE_LOCK_POLL_MS = 100;
 
@@ -152,10 +155,12 @@ function stopSignals(): { first: Promise<string>; off: () => void } {
 /**
  * Makes `path` free for a new socket and returns it absolute: its directory made, a socket file
  * that nothing listens on (left by a killed server) removed. A live socket or another file is
- * an error, never removed.
+ * an error, never removed; so is a path too long to listen on, which grpc-js would report
+ * without its errno.
  */
 async function claimSocket(path: string): Promise<string> {
   const abs = resolve(path);
+  if (encodeName(abs).length > MAX_SOCKET_PATH_BYTES) throw new InvalidArgumentError(`socket ${abs}`, `path too long (max ${MAX_SOCKET_PATH_BYTES} bytes)`);
   mkdirSync(dirname(abs), { recursive: true, mode: 0o755 });
   let isSocket: boolean;
   try {
@@ -182,6 +187,10 @@ function listening(socket: string): Promise<boolean> {
 
 /** Serves the snapshots API on `socket`; returns the graceful stop. */
 async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads<"snapshots">): Promise<Stop> {
+  // grpc-js would write lines of its own to stderr (a failed bind's, before stor's error says
+  // it in one line): they go to stor's log, for --log-level debug.
+  const grpcLine = (...args: unknown[]) => log.debug(`grpc: ${args.join(" ")}`);
+  grpc.setLogger({ error: grpcLine, info: grpcLine, debug: grpcLine });
   // No channelz: nothing reads it, and it tracks every call.
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
@@ -191,13 +200,18 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
   });
   server.addService(...snapshotsService(snapshots, threads));
   await new Promise<void>((done, fail) =>
-    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(err) : done())),
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(bindError(socket, err)) : done())),
   );
   chmodSync(socket, 0o600); // containerd runs as root; nobody else gets to change its snapshots
   return async () => {
     const drained = new Promise<void>((done) => server.tryShutdown(() => done()));
     if (!(await withinGrace(drained))) server.forceShutdown();
   };
+}
+
+/** A failed bind of grpc-js: its message lists the errors of its listen calls after its own words. */
+function bindError(socket: string, err: Error): StorError {
+  return new StorError(`socket ${socket}`, /errors: \[(.*)\]$/.exec(err.message)?.[1] ?? err.message);
 }
 
 /** Serves the volume plugin on `socket`; returns the graceful stop. */
