@@ -74,8 +74,8 @@ export class TestRoot {
     writeFileSync(this.config, "");
   }
 
-  /** Runs `stor --root ROOT --config CONFIG ARGS`. */
-  stor(args: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array } = {}): Result {
+  /** Runs `stor --root ROOT --config CONFIG ARGS`; one still running after `timeout` ms is killed. */
+  stor(args: string[], opts: { env?: Record<string, string>; input?: string | Uint8Array; timeout?: number } = {}): Result {
     return sh([STOR, "--root", this.path, "--config", this.config, ...args], opts);
   }
 

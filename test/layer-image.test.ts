@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync, zstdCompressSync } from "node:zlib";
-import { TestRoot, isRoot, must, need } from "./helpers.ts";
+import { TestRoot, isRoot, must, need, type Result } from "./helpers.ts";
 import { SNAPSHOTTERS, listing, oneLineError, sha256, viewListing } from "./layer-helpers.ts";
 
 const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" };
@@ -37,7 +37,7 @@ function chainIDs(diffIDs: string[]): string[] {
 }
 
 /** Writes an OCI image layout of `layers` to `dir`; `platforms` picks the manifests of its nested index. */
-function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; platforms?: (typeof HOST)[] } = {}): void {
+function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; platforms?: (typeof HOST)[] } = {}): { manifest: string } {
   mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
   const put = (data: Buffer | string) => {
     const digest = sha256(data);
@@ -60,6 +60,7 @@ function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; plat
   const nested = put(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: descriptors }));
   writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MT.index, ...nested, annotations: { "org.opencontainers.image.ref.name": "test:1" } }] }));
+  return { manifest: manifest.digest };
 }
 
 /** Writes a `docker save` tarball of `tars` (uncompressed layers) to `file`; one layer is reached through a symlink. */
@@ -201,6 +202,34 @@ describe("unpack", () => {
     },
     /does not match its digest|diffID/,
   );
+
+  /** Unpacks `source` in a fresh root, killed if it waits: a regression must fail, not hang. */
+  function unpackFresh(source: string): Result {
+    const root = new TestRoot("stor-layer-bad-");
+    try {
+      return root.stor(["-s", "overlay", "unpack", source], { timeout: 60_000 });
+    } finally {
+      root.close();
+    }
+  }
+
+  test.skipIf(!need(run, "needs root"))("a FIFO where a blob or the tarball should be is refused (exit 2), never read", () => {
+    const dir = join(work, "fifo");
+    const { manifest } = writeOci(dir, layers);
+    for (const digest of [sha256(layers[1]!.blob), manifest]) {
+      const blob = join(dir, "blobs/sha256", digest.slice(7));
+      must(`rm ${blob} && mkfifo ${blob}`);
+      const r = unpackFresh(dir);
+      expect(r.code).toBe(2);
+      expect(oneLineError(r.stderr)).toBe(true);
+      expect(r.stderr).toContain(`blobs/sha256/${digest.slice(7)} in ${dir}: is a FIFO, not a regular file`);
+    }
+    const tarball = join(work, "fifo.tar");
+    must(`mkfifo ${tarball}`);
+    const r = unpackFresh(tarball);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`stor: image source ${tarball}: is a FIFO, not a regular file\n`);
+  });
 
   test.skipIf(!need(run, "needs root"))("no manifest for this platform is not found (exit 3)", () => {
     const dir = join(work, "other-platform");

@@ -4,6 +4,7 @@
  * its files are then read in place, by offset, never copied out or held in memory.
  */
 import { closeSync, createReadStream, fstatSync, openSync, readSync, statSync } from "../nodeFs.ts";
+import type { Stats } from "node:fs";
 import { Readable } from "node:stream";
 import { InvalidArgumentError, NotFoundError, StorError, describe, exitCodeOf } from "../errors.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
@@ -26,9 +27,9 @@ export interface SourceFile {
 /** The files of an image, by `/`-separated path relative to the source's top. */
 export interface ImageSource {
   readonly name: string;
-  /** Opens the file at `path`, or returns undefined when the source has none. */
+  /** Opens the file at `path`, or returns undefined when the source has none; anything but a regular file is refused. */
   open(path: string): SourceFile | undefined;
-  /** True when the source has a file at `path`. */
+  /** True when the source has something at `path`. */
   has(path: string): boolean;
   close(): void;
 }
@@ -58,6 +59,27 @@ export async function readSmallFile(source: ImageSource, path: string): Promise<
   return Buffer.concat(chunks);
 }
 
+/**
+ * `fd` and its size when it is a regular file; anything else (a FIFO, a device, a directory) is
+ * closed and refused. Opened with O_NONBLOCK, a FIFO cannot stall the open, and this refuses it
+ * before anything waits on a read.
+ */
+function regularFile(fd: number, what: () => string): { fd: number; size: number } {
+  const st = fstatSync(fd);
+  if (st.isFile()) return { fd, size: st.size };
+  closeSync(fd);
+  throw new InvalidArgumentError(what(), `is a ${fileKind(st)}, not a regular file`);
+}
+
+function fileKind(st: Stats): string {
+  if (st.isFIFO()) return "FIFO";
+  if (st.isDirectory()) return "directory";
+  if (st.isCharacterDevice()) return "character device";
+  if (st.isBlockDevice()) return "block device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+
 /** A directory; names are resolved inside it, so a crafted path or symlink cannot leave it. */
 class DirSource implements ImageSource {
   readonly name: string;
@@ -69,23 +91,21 @@ class DirSource implements ImageSource {
   }
 
   open(path: string): SourceFile | undefined {
-    const fd = this.#openFile(path, O.RDONLY);
-    return fd === undefined ? undefined : { size: fstatSync(fd).size, stream: createReadStream("", { fd, highWaterMark: READ_CHUNK }) };
+    const opened = this.#open(path, O.RDONLY | O.NONBLOCK);
+    if (opened === undefined) return undefined;
+    const { fd, size } = regularFile(opened, () => `${path} in ${this.name}`);
+    return { size, stream: createReadStream("", { fd, highWaterMark: READ_CHUNK }) };
   }
 
   has(path: string): boolean {
-    const fd = this.#openFile(path, O.PATH);
+    const fd = this.#open(path, O.PATH);
     if (fd !== undefined) closeSync(fd);
     return fd !== undefined;
   }
 
-  /** A descriptor of regular file `path`, or undefined. */
-  #openFile(path: string, flags: number): number | undefined {
+  #open(path: string, flags: number): number | undefined {
     const fd = openat2(this.#dir.fd, path, flags, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS);
-    if (fd < 0) return undefined;
-    if (fstatSync(fd).isFile()) return fd;
-    closeSync(fd);
-    return undefined;
+    return fd < 0 ? undefined : fd;
   }
 
   close(): void {
@@ -103,47 +123,52 @@ interface Member {
 /** An uncompressed tarball, read in place. */
 class TarSource implements ImageSource {
   readonly name: string;
-  readonly #members: Map<string, Member>;
+  readonly #members = new Map<string, Member>();
 
-  private constructor(path: string, members: Map<string, Member>) {
+  private constructor(path: string) {
     this.name = path;
-    this.#members = members;
   }
 
   /** Reads the tarball's headers once and remembers where every file is. */
   static async index(path: string): Promise<TarSource> {
+    const source = new TarSource(path);
+    const fd = source.#open();
     const head = Buffer.alloc(4);
-    const fd = openSync(path, "r");
     try {
       readSync(fd, head, 0, 4, 0);
-    } finally {
+      if (detectCompression(head) !== "none") {
+        throw new InvalidArgumentError(`image source ${path}`, "a compressed tarball cannot be read in place; decompress it first");
+      }
+    } catch (err) {
       closeSync(fd);
+      throw err;
     }
-    if (detectCompression(head) !== "none") {
-      throw new InvalidArgumentError(`image source ${path}`, "a compressed tarball cannot be read in place; decompress it first");
-    }
-    const members = new Map<string, Member>();
-    const reader = new TarReader(createReadStream(path, { highWaterMark: READ_CHUNK }));
+    const reader = new TarReader(createReadStream("", { fd, highWaterMark: READ_CHUNK }));
     try {
       for (let h = await reader.next(); h; h = await reader.next()) {
         const name = entryParts(h.path).join("/");
-        if (h.type === "file") members.set(name, { offset: reader.dataOffset, size: h.size });
-        else if (h.type === "link") members.set(name, { offset: 0, size: 0, link: entryParts(h.linkpath).join("/") });
+        if (h.type === "file") source.#members.set(name, { offset: reader.dataOffset, size: h.size });
+        else if (h.type === "link") source.#members.set(name, { offset: 0, size: 0, link: entryParts(h.linkpath).join("/") });
         else if (h.type === "symlink") {
           const target = h.linkpath.startsWith("/") ? h.linkpath : `${name.slice(0, name.lastIndexOf("/") + 1)}${h.linkpath}`;
-          members.set(name, { offset: 0, size: 0, link: entryParts(target).join("/") });
+          source.#members.set(name, { offset: 0, size: 0, link: entryParts(target).join("/") });
         }
       }
     } catch (err) {
       throw new StorError(`image source ${path}`, describe(err), exitCodeOf(err));
     }
-    return new TarSource(path, members);
+    return source;
+  }
+
+  /** A descriptor of the tarball, opened afresh for each stream: destroying a stream closes it. */
+  #open(): number {
+    return regularFile(openSync(this.name, O.RDONLY | O.NONBLOCK), () => `image source ${this.name}`).fd;
   }
 
   open(path: string): SourceFile | undefined {
     const m = this.#member(path);
     if (!m) return undefined;
-    const stream = m.size === 0 ? Readable.from([]) : createReadStream(this.name, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: READ_CHUNK });
+    const stream = m.size === 0 ? Readable.from([]) : createReadStream("", { fd: this.#open(), start: m.offset, end: m.offset + m.size - 1, highWaterMark: READ_CHUNK });
     return { size: m.size, stream };
   }
 

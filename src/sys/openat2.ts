@@ -15,6 +15,7 @@ const [DIRECTORY, NOFOLLOW] = process.arch === "arm64" ? [0o40000, 0o100000] : [
 export const O = {
   RDONLY: 0,
   WRONLY: 0o1,
+  NONBLOCK: 0o4000,
   CREAT: 0o100,
   EXCL: 0o200,
   DIRECTORY,
