@@ -179,7 +179,7 @@ describe("unpack", () => {
       variant(dir);
       const root = new TestRoot("stor-layer-bad-");
       try {
-        const r = root.stor(["-s", "overlay", "unpack", dir]);
+        const r = root.stor(["-s", "overlay", "unpack", dir], { timeout: 60_000 });
         expect(r.code).toBe(2);
         expect(oneLineError(r.stderr)).toBe(true);
         expect(r.stderr).toMatch(message);
@@ -198,7 +198,12 @@ describe("unpack", () => {
     (d) => {
       writeOci(d, layers);
       const path = join(d, "blobs/sha256", sha256(layers[1]!.blob).slice(7));
-      writeFileSync(path, zstdCompressSync(readFileSync(join(work, "l3.tar"))));
+      // Another layer, padded by a zstd skippable frame to the length the descriptor gives.
+      const other = zstdCompressSync(readFileSync(join(work, "l3.tar")));
+      const pad = Buffer.alloc(layers[1]!.blob.length - other.length);
+      pad.writeUInt32LE(0x184d2a50, 0);
+      pad.writeUInt32LE(pad.length - 8, 4);
+      writeFileSync(path, Buffer.concat([other, pad]));
     },
     /does not match its digest|diffID/,
   );
@@ -230,6 +235,14 @@ describe("unpack", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`stor: image source ${tarball}: is a FIFO, not a regular file\n`);
   });
+
+  /** A variant of the image whose second layer's blob is resized to `size` after it was written. */
+  const resized = (size: string) => (d: string) => {
+    writeOci(d, layers);
+    must(`truncate -s ${size} ${join(d, "blobs/sha256", sha256(layers[1]!.blob).slice(7))}`);
+  };
+  refused("a sparse 1 TiB blob whose descriptor says it is small is refused unread", resized("1T"), /layer 2 \(sha256:\w+\) in .*: is 1099511627776 bytes, where its descriptor says \d+$/m);
+  refused("a blob shorter than its descriptor is refused", resized("-1"), /layer 2 \(sha256:\w+\) in .*: is \d+ bytes, where its descriptor says \d+$/m);
 
   test.skipIf(!need(run, "needs root"))("no manifest for this platform is not found (exit 3)", () => {
     const dir = join(work, "other-platform");

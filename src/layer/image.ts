@@ -1,18 +1,24 @@
 /**
  * Finding an image's layers in a source: through an OCI image layout's `index.json` (nested
  * indexes included, the manifest for this platform chosen as containerd's default matcher would)
- * or a `docker save` archive's `manifest.json`. Every blob named by digest is verified on reading.
+ * or a `docker save` archive's `manifest.json`. Every blob named by digest is verified on reading:
+ * its length against its descriptor before a byte is read, its content as it is read.
  */
 import { createHash } from "node:crypto";
 import { InvalidArgumentError, NotFoundError, describe } from "../errors.ts";
 import { parseDigest } from "./digest.ts";
-import { readSmallFile, type ImageSource } from "./imageSource.ts";
+import { MAX_JSON_BYTES, readSmallFile, type ImageSource, type SourceFile } from "./imageSource.ts";
 
-/** One layer blob: where it is in the source and, for OCI, the digest its bytes must have. */
+/** One blob: where it is in the source and, for OCI, the digest and length its descriptor gives it. */
 export interface LayerBlob {
   path: string;
   digest?: string;
   size?: number;
+}
+
+/** An opened blob: its chunks, checked as they are read, the last throwing unless they are the blob its descriptor names. */
+export interface OpenBlob extends SourceFile {
+  chunks: AsyncGenerator<Buffer>;
 }
 
 /** What unpacking needs of an image. */
@@ -53,14 +59,51 @@ async function readJson(source: ImageSource, path: string, data?: Buffer): Promi
   }
 }
 
-/** Reads and verifies the JSON blob `digest`. */
-async function readBlobJson(source: ImageSource, digest: unknown, what: string): Promise<Record<string, unknown>> {
-  const d = parseDigest(digest, what);
-  const data = await readSmallFile(source, blobPath(d.digest));
-  if (createHash(d.algorithm).update(data).digest("hex") !== d.hex) {
-    throw new InvalidArgumentError(`${what} ${d.digest} in ${source.name}`, "content does not match its digest");
+/** The blob an OCI descriptor names. */
+function ociBlob(d: Descriptor, what: string): Required<LayerBlob> {
+  const { digest } = parseDigest(d.digest, what);
+  if (!Number.isSafeInteger(d.size) || (d.size as number) < 0) throw new InvalidArgumentError(`${what} ${digest}`, `invalid size ${JSON.stringify(d.size)}`);
+  return { path: blobPath(digest), digest, size: d.size as number };
+}
+
+/**
+ * Opens `blob`. A file whose length is not the descriptor's is refused before a byte is read, as
+ * containerd refuses it, so a huge or sparse file claiming to be small costs nothing.
+ */
+export function openBlob(source: ImageSource, blob: LayerBlob, what: string): OpenBlob {
+  const f = source.open(blob.path);
+  if (!f) throw new NotFoundError(`${what} in ${source.name}`);
+  if (blob.size !== undefined && f.size !== blob.size) {
+    f.stream.destroy();
+    throw new InvalidArgumentError(`${what} in ${source.name}`, `is ${f.size} bytes, where its descriptor says ${blob.size}`);
   }
-  return object(await readJson(source, blobPath(d.digest), data), `${what} ${d.digest}`);
+  return { ...f, chunks: verified(f, blob, `${what} in ${source.name}`) };
+}
+
+async function* verified(f: SourceFile, blob: LayerBlob, what: string): AsyncGenerator<Buffer> {
+  const hash = blob.digest ? createHash(parseDigest(blob.digest, what).algorithm) : undefined;
+  let length = 0;
+  try {
+    for await (const chunk of f.stream) {
+      length += (chunk as Buffer).length;
+      hash?.update(chunk as Buffer);
+      yield chunk as Buffer;
+    }
+  } finally {
+    f.stream.destroy();
+  }
+  if (length !== f.size) throw new InvalidArgumentError(what, `changed while it was read (${f.size} bytes, then ${length})`);
+  if (hash && `${blob.digest!.split(":")[0]}:${hash.digest("hex")}` !== blob.digest) throw new InvalidArgumentError(what, "content does not match its digest");
+}
+
+/** Reads and verifies the JSON blob that descriptor `d` names. */
+async function readBlobJson(source: ImageSource, d: Descriptor, what: string): Promise<Record<string, unknown>> {
+  const blob = ociBlob(d, what);
+  const named = `${what} ${blob.digest}`;
+  if (blob.size > MAX_JSON_BYTES) throw new InvalidArgumentError(`${named} in ${source.name}`, `${blob.size} bytes is too large for a JSON document`);
+  const chunks: Buffer[] = [];
+  for await (const c of openBlob(source, blob, named).chunks) chunks.push(c);
+  return object(await readJson(source, blob.path, Buffer.concat(chunks)), named);
 }
 
 function object(value: unknown, what: string): Record<string, unknown> {
@@ -88,18 +131,15 @@ async function ociImage(source: ImageSource): Promise<Image> {
     for (const entry of array(index.manifests, `${what}: manifests`)) {
       const d = object(entry, `${what}: descriptor`) as Descriptor;
       if (!matchesHost(d)) continue;
-      const doc = await readBlobJson(source, d.digest, "manifest");
+      const doc = await readBlobJson(source, d, "manifest");
       if (Array.isArray(doc.manifests)) await visit(doc, `index ${String(d.digest)}`, depth + 1);
       else found.set(String(d.digest), doc);
     }
   };
   await visit(object(await readJson(source, "index.json"), "index.json"), "index.json", 0);
   const manifest = single(found, source);
-  const config = await readBlobJson(source, object(manifest.config, "manifest config").digest, "config");
-  const layers = array(manifest.layers, "manifest layers").map((l, i) => {
-    const d = parseDigest(object(l, `layer ${i + 1}`).digest, `layer ${i + 1}`);
-    return { path: blobPath(d.digest), digest: d.digest, size: Number((l as Descriptor).size) || undefined };
-  });
+  const config = await readBlobJson(source, object(manifest.config, "manifest config"), "config");
+  const layers = array(manifest.layers, "manifest layers").map((l, i) => ociBlob(object(l, `layer ${i + 1}`), `layer ${i + 1}`));
   return { layers, diffIDs: diffIDsOf(config, layers.length) };
 }
 

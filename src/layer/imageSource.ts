@@ -14,13 +14,15 @@ import { entryParts } from "./paths.ts";
 import { TarReader } from "./tarReader.ts";
 
 /** JSON documents (index, manifest, config) larger than this are refused. */
-const MAX_JSON_BYTES = 16 << 20;
+export const MAX_JSON_BYTES = 16 << 20;
 const MAX_LINK_HOPS = 16;
 const READ_CHUNK = 1 << 20;
 
 /** One file of an image source, open for reading. */
 export interface SourceFile {
+  /** Its length when it was opened. */
   size: number;
+  /** Its bytes: never more than `size` + 1, so that a file that grows while it is read is told, not read on. */
   stream: Readable;
 }
 
@@ -94,7 +96,7 @@ class DirSource implements ImageSource {
     const opened = this.#open(path, O.RDONLY | O.NONBLOCK);
     if (opened === undefined) return undefined;
     const { fd, size } = regularFile(opened, () => `${path} in ${this.name}`);
-    return { size, stream: createReadStream("", { fd, highWaterMark: READ_CHUNK }) };
+    return { size, stream: createReadStream("", { fd, start: 0, end: size, highWaterMark: READ_CHUNK }) };
   }
 
   has(path: string): boolean {

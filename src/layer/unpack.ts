@@ -4,15 +4,14 @@
  * Each missing layer is applied to a fresh active snapshot, checked against the config's diffID
  * and only then committed; a failure removes that active snapshot and leaves the rest alone.
  */
-import { createHash } from "node:crypto";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
 import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { applyToSnapshot } from "./apply.ts";
 import { extractKey } from "./extractKey.ts";
-import { chainIDs, parseDigest } from "./digest.ts";
-import { findImage, type LayerBlob } from "./image.ts";
+import { chainIDs } from "./digest.ts";
+import { findImage, openBlob, type LayerBlob } from "./image.ts";
 import { openImageSource, type ImageSource } from "./imageSource.ts";
 
 /** What unpacking is doing, for a progress display. */
@@ -69,22 +68,16 @@ async function unpackLayer(
   progress: (state: UnpackProgress["state"], bytes?: number) => void,
 ): Promise<void> {
   const what = `layer ${number} (${blob.digest ?? blob.path})`;
-  const file = source.open(blob.path);
-  if (!file) throw new NotFoundError(`${what} in ${source.name}`);
+  const file = openBlob(source, blob, what);
   const key = extractKey(chainID);
   svc.prepare(key, parent);
   try {
     let bytes = 0;
     const counted = async function* () {
-      const hash = blob.digest ? createHash(parseDigest(blob.digest, what).algorithm) : undefined;
-      for await (const chunk of file.stream) {
-        hash?.update(chunk as Buffer);
-        bytes += (chunk as Buffer).length;
+      for await (const chunk of file.chunks) {
+        bytes += chunk.length;
         progress("applying", bytes);
-        yield chunk as Buffer;
-      }
-      if (hash && `${blob.digest!.split(":")[0]}:${hash.digest("hex")}` !== blob.digest) {
-        throw new InvalidArgumentError("layer blob", "content does not match its digest");
+        yield chunk;
       }
     };
     const applied = await applyToSnapshot(svc, key, counted(), what);
