@@ -36,14 +36,20 @@ function chainIDs(diffIDs: string[]): string[] {
   return out;
 }
 
+/** Writes blob `data` into the OCI image layout `dir`; returns its descriptor's digest and size. */
+function putBlob(dir: string, data: Buffer | string): { digest: string; size: number } {
+  mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+  const digest = sha256(data);
+  writeFileSync(join(dir, "blobs/sha256", digest.slice(7)), data);
+  return { digest, size: Buffer.byteLength(data) };
+}
+
+/** Descriptor of an index of `manifests`, written into `dir`. */
+const putIndex = (dir: string, manifests: object[]) => ({ mediaType: MT.index, ...putBlob(dir, JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests })) });
+
 /** Writes an OCI image layout of `layers` to `dir`; `platforms` picks the manifests of its nested index. */
 function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; platforms?: (typeof HOST)[] } = {}): { manifest: string } {
-  mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
-  const put = (data: Buffer | string) => {
-    const digest = sha256(data);
-    writeFileSync(join(dir, "blobs/sha256", digest.slice(7)), data);
-    return { digest, size: Buffer.byteLength(data) };
-  };
+  const put = (data: Buffer | string) => putBlob(dir, data);
   const config = put(JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: opts.diffIDs ?? layers.map((l) => l.diffID) }, config: {} }));
   const manifest = put(
     JSON.stringify({
@@ -57,10 +63,13 @@ function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; plat
   const descriptors = (opts.platforms ?? [OTHER, HOST]).map((p) =>
     p === HOST ? { mediaType: MT.manifest, ...manifest, platform: p } : { mediaType: MT.manifest, digest: sha256("absent"), size: 6, platform: p },
   );
-  const nested = put(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: descriptors }));
   writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MT.index, ...nested, annotations: { "org.opencontainers.image.ref.name": "test:1" } }] }));
+  writeIndexJson(dir, [{ ...putIndex(dir, descriptors), annotations: { "org.opencontainers.image.ref.name": "test:1" } }]);
   return { manifest: manifest.digest };
+}
+
+function writeIndexJson(dir: string, manifests: object[]): void {
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests }));
 }
 
 /** Writes a `docker save` tarball of `tars` (uncompressed layers) to `file`; one layer is reached through a symlink. */
@@ -243,6 +252,40 @@ describe("unpack", () => {
   };
   refused("a sparse 1 TiB blob whose descriptor says it is small is refused unread", resized("1T"), /layer 2 \(sha256:\w+\) in .*: is 1099511627776 bytes, where its descriptor says \d+$/m);
   refused("a blob shorter than its descriptor is refused", resized("-1"), /layer 2 \(sha256:\w+\) in .*: is \d+ bytes, where its descriptor says \d+$/m);
+
+  test.skipIf(!need(run, "needs root"))("an index naming the same index many times over is read once per document", () => {
+    // Four levels of 60 names each: 13 million paths to the one manifest, 5 documents.
+    const dir = join(work, "fan-out");
+    writeOci(dir, layers);
+    let top = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")).manifests[0];
+    for (let level = 0; level < 3; level++) top = putIndex(dir, Array(60).fill(top));
+    writeIndexJson(dir, Array(60).fill(top));
+    const root = new TestRoot("stor-layer-fan-");
+    try {
+      const r = root.stor(["-s", "overlay", "unpack", dir], { timeout: 60_000 });
+      expect(r.stderr).toBe("");
+      expect(r.stdout.trim()).toBe(chain[2]!);
+    } finally {
+      root.close();
+    }
+  });
+
+  test.skipIf(!need(run, "needs root"))("indexes nested too deeply, or too many documents, are refused (exit 2)", () => {
+    const deep = join(work, "deep");
+    writeOci(deep, layers);
+    let top = JSON.parse(readFileSync(join(deep, "index.json"), "utf8")).manifests[0];
+    for (let level = 0; level < 4; level++) top = putIndex(deep, [top]);
+    writeIndexJson(deep, [top]);
+    let r = unpackFresh(deep);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^stor: index sha256:\w+: indexes nested too deeply\n$/);
+    const wide = join(work, "wide");
+    writeOci(wide, layers);
+    writeIndexJson(wide, Array.from({ length: 1001 }, (_, i) => putIndex(wide, [{ mediaType: MT.manifest, digest: sha256(`absent ${i}`), size: 1, platform: OTHER }])));
+    r = unpackFresh(wide);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`stor: image source ${wide}: names more than 1000 manifests and indexes\n`);
+  });
 
   test.skipIf(!need(run, "needs root"))("no manifest for this platform is not found (exit 3)", () => {
     const dir = join(work, "other-platform");

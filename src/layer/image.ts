@@ -123,17 +123,28 @@ function matchesHost(d: Descriptor): boolean {
   return os === host.os && architecture === host.architecture && (variant === undefined || host.variant === undefined || variant === host.variant);
 }
 
+/** Indexes nested deeper than this are refused; with {@link MAX_DOCUMENTS}, it bounds the walk. */
+const MAX_DEPTH = 4;
+/** Manifests and indexes read for one image at most. */
+const MAX_DOCUMENTS = 1000;
+
 async function ociImage(source: ImageSource): Promise<Image> {
   /** Manifests found for this platform, by digest. */
   const found = new Map<string, Record<string, unknown>>();
+  /** Each document is read once, however many indexes name it: a walk of every path was exponential. */
+  const read = new Set<string>();
   const visit = async (index: Record<string, unknown>, what: string, depth: number) => {
-    if (depth > 4) throw new InvalidArgumentError(what, "indexes nested too deeply");
+    if (depth > MAX_DEPTH) throw new InvalidArgumentError(what, "indexes nested too deeply");
     for (const entry of array(index.manifests, `${what}: manifests`)) {
       const d = object(entry, `${what}: descriptor`) as Descriptor;
       if (!matchesHost(d)) continue;
+      const { digest } = parseDigest(d.digest, "manifest");
+      if (read.has(digest)) continue;
+      read.add(digest);
+      if (read.size > MAX_DOCUMENTS) throw new InvalidArgumentError(`image source ${source.name}`, `names more than ${MAX_DOCUMENTS} manifests and indexes`);
       const doc = await readBlobJson(source, d, "manifest");
-      if (Array.isArray(doc.manifests)) await visit(doc, `index ${String(d.digest)}`, depth + 1);
-      else found.set(String(d.digest), doc);
+      if (Array.isArray(doc.manifests)) await visit(doc, `index ${digest}`, depth + 1);
+      else found.set(digest, doc);
     }
   };
   await visit(object(await readJson(source, "index.json"), "index.json"), "index.json", 0);
