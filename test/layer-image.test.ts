@@ -48,7 +48,7 @@ function putBlob(dir: string, data: Buffer | string): { digest: string; size: nu
 const putIndex = (dir: string, manifests: object[]) => ({ mediaType: MT.index, ...putBlob(dir, JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests })) });
 
 /** Writes an OCI image layout of `layers` to `dir`; `platforms` picks the manifests of its nested index. */
-function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; platforms?: (typeof HOST)[] } = {}): { manifest: string } {
+function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; platforms?: (typeof HOST)[] } = {}): { manifest: { digest: string; size: number } } {
   const put = (data: Buffer | string) => putBlob(dir, data);
   const config = put(JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: opts.diffIDs ?? layers.map((l) => l.diffID) }, config: {} }));
   const manifest = put(
@@ -65,7 +65,7 @@ function writeOci(dir: string, layers: Layer[], opts: { diffIDs?: string[]; plat
   );
   writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   writeIndexJson(dir, [{ ...putIndex(dir, descriptors), annotations: { "org.opencontainers.image.ref.name": "test:1" } }]);
-  return { manifest: manifest.digest };
+  return { manifest };
 }
 
 function writeIndexJson(dir: string, manifests: object[]): void {
@@ -230,7 +230,7 @@ describe("unpack", () => {
   test.skipIf(!need(run, "needs root"))("a FIFO where a blob or the tarball should be is refused (exit 2), never read", () => {
     const dir = join(work, "fifo");
     const { manifest } = writeOci(dir, layers);
-    for (const digest of [sha256(layers[1]!.blob), manifest]) {
+    for (const digest of [sha256(layers[1]!.blob), manifest.digest]) {
       const blob = join(dir, "blobs/sha256", digest.slice(7));
       must(`rm ${blob} && mkfifo ${blob}`);
       const r = unpackFresh(dir);
@@ -285,6 +285,30 @@ describe("unpack", () => {
     r = unpackFresh(wide);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`stor: image source ${wide}: names more than 1000 manifests and indexes\n`);
+  });
+
+  test.skipIf(!need(run, "needs root"))("platforms are named as containerd normalizes them, and the best this host runs is taken", () => {
+    const alias = ({ amd64: "x86_64", arm64: "aarch64" } as Record<string, string>)[HOST.architecture] ?? HOST.architecture.toUpperCase();
+    const absent = { mediaType: MT.manifest, digest: sha256("absent"), size: 6 };
+    const cases: Record<string, [object, boolean][]> = {
+      // x86_64 is amd64, aarch64 arm64, and Linux linux.
+      names: [[OTHER, false], [{ os: "Linux", architecture: alias }, true]],
+      // A variant this host does not run comes first, and the plain one is still taken.
+      variants: [[{ ...HOST, variant: HOST.architecture === "amd64" ? "v3" : "v99" }, false], [HOST, true]],
+    };
+    for (const [name, platforms] of Object.entries(cases)) {
+      const dir = join(work, `platform-${name}`);
+      const { manifest } = writeOci(dir, layers);
+      writeIndexJson(dir, [putIndex(dir, platforms.map(([platform, real]) => ({ ...(real ? { mediaType: MT.manifest, ...manifest } : absent), platform })))]);
+      const root = new TestRoot("stor-layer-platform-");
+      try {
+        const r = root.stor(["-s", "overlay", "unpack", dir]);
+        expect(r.stderr).toBe("");
+        expect(r.stdout.trim()).toBe(chain[2]!);
+      } finally {
+        root.close();
+      }
+    }
   });
 
   test.skipIf(!need(run, "needs root"))("no manifest for this platform is not found (exit 3)", () => {

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { InvalidArgumentError, NotFoundError, describe } from "../errors.ts";
 import { parseDigest } from "./digest.ts";
 import { MAX_JSON_BYTES, readSmallFile, type ImageSource, type SourceFile } from "./imageSource.ts";
+import { hostPlatform, hostRank } from "./platform.ts";
 
 /** One blob: where it is in the source and, for OCI, the digest and length its descriptor gives it. */
 export interface LayerBlob {
@@ -31,13 +32,7 @@ export interface Image {
 interface Descriptor {
   digest?: unknown;
   size?: unknown;
-  platform?: { os?: unknown; architecture?: unknown; variant?: unknown };
-}
-
-/** This host's platform in OCI terms (GOARCH names). */
-export function hostPlatform(): { os: string; architecture: string; variant?: string } {
-  const arch: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loong64" };
-  return { os: "linux", architecture: arch[process.arch] ?? process.arch, ...(process.arch === "arm64" && { variant: "v8" }) };
+  platform?: unknown;
 }
 
 /** The image in `source` for this platform. */
@@ -116,11 +111,21 @@ function array(value: unknown, what: string): unknown[] {
   return value;
 }
 
-function matchesHost(d: Descriptor): boolean {
-  if (!d.platform) return true;
-  const host = hostPlatform();
-  const { os, architecture, variant } = d.platform;
-  return os === host.os && architecture === host.architecture && (variant === undefined || host.variant === undefined || variant === host.variant);
+/**
+ * The descriptors of an index to follow. Those that name a platform are one image for several
+ * platforms, of which the best this host runs is taken, as containerd's matcher ranks them (the
+ * first of equals). A nested index is one image: as containerd, one descriptor of it is taken, one
+ * naming no platform only when none matches. In index.json each descriptor naming no platform is an
+ * image of its own (a tag).
+ */
+function chosen(descriptors: Descriptor[], nested: boolean): Descriptor[] {
+  let best: { d: Descriptor; rank: number } | undefined;
+  for (const d of descriptors) {
+    const rank = d.platform == null ? -1 : hostRank(object(d.platform, "descriptor platform"));
+    if (rank >= 0 && (!best || rank < best.rank)) best = { d, rank };
+  }
+  const all = [...(best ? [best.d] : []), ...descriptors.filter((d) => d.platform == null)];
+  return nested ? all.slice(0, 1) : all;
 }
 
 /** Indexes nested deeper than this are refused; with {@link MAX_DOCUMENTS}, it bounds the walk. */
@@ -135,9 +140,8 @@ async function ociImage(source: ImageSource): Promise<Image> {
   const read = new Set<string>();
   const visit = async (index: Record<string, unknown>, what: string, depth: number) => {
     if (depth > MAX_DEPTH) throw new InvalidArgumentError(what, "indexes nested too deeply");
-    for (const entry of array(index.manifests, `${what}: manifests`)) {
-      const d = object(entry, `${what}: descriptor`) as Descriptor;
-      if (!matchesHost(d)) continue;
+    const descriptors = array(index.manifests, `${what}: manifests`).map((entry) => object(entry, `${what}: descriptor`) as Descriptor);
+    for (const d of chosen(descriptors, depth > 0)) {
       const { digest } = parseDigest(d.digest, "manifest");
       if (read.has(digest)) continue;
       read.add(digest);
