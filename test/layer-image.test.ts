@@ -72,6 +72,21 @@ function writeIndexJson(dir: string, manifests: object[]): void {
   writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests }));
 }
 
+/**
+ * `data` as one zstd frame of raw (stored) blocks whose header declares a window of 2^`windowLog`
+ * bytes: valid (`zstd -d --long=31` reads it), however small the data.
+ */
+function zstdWithWindow(data: Buffer, windowLog: number): Buffer {
+  const parts: Buffer[] = [Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, (windowLog - 10) << 3])];
+  for (let at = 0; at < data.length; at += 65536) {
+    const block = data.subarray(at, at + 65536);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE((block.length << 3) | (at + block.length >= data.length ? 1 : 0));
+    parts.push(header.subarray(0, 3), block);
+  }
+  return Buffer.concat(parts);
+}
+
 /** Writes a `docker save` tarball of `tars` (uncompressed layers) to `file`; one layer is reached through a symlink. */
 function writeDockerSave(work: string, file: string, tars: Buffer[], diffIDs: string[]): void {
   const dir = join(work, "docker-save");
@@ -310,6 +325,26 @@ describe("unpack", () => {
       }
     }
   });
+
+  /** The image with its second layer compressed by zstd with a window of 2^`windowLog` bytes. */
+  const withWindow = (windowLog: number) => (d: string) =>
+    writeOci(d, [layers[0]!, { ...layers[1]!, blob: zstdWithWindow(readFileSync(join(work, "l2.tar")), windowLog) }, layers[2]!]);
+
+  test.skipIf(!need(run, "needs root"))("a zstd layer with a 256 MiB or 512 MiB window (zstd --long=28, 29) is unpacked, as containerd does", () => {
+    for (const windowLog of [28, 29]) {
+      const dir = join(work, `window-${windowLog}`);
+      withWindow(windowLog)(dir);
+      const root = new TestRoot("stor-layer-window-");
+      try {
+        const r = root.stor(["-s", "overlay", "unpack", dir]);
+        expect(r.stderr).toBe("");
+        expect(r.stdout.trim()).toBe(chain[2]!);
+      } finally {
+        root.close();
+      }
+    }
+  });
+  refused("a zstd layer with a window over 512 MiB is refused as such, not as corrupt", withWindow(30), /zstd stream: its window is larger than 512 MiB, the most stor \(as containerd\) decodes$/m);
 
   test.skipIf(!need(run, "needs root"))("no manifest for this platform is not found (exit 3)", () => {
     const dir = join(work, "other-platform");

@@ -13,6 +13,12 @@ const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 /** Output chunks of the decompressors: large enough that per-chunk costs vanish. */
 const CHUNK = 256 * 1024;
+/**
+ * The largest zstd window decoded, 512 MiB: what containerd's decoder (klauspost/compress, at its
+ * default) accepts, and as much memory as one hostile frame can make stor set aside. libzstd's own
+ * default, 128 MiB, refused layers that `zstd --long` writes and containerd unpacks.
+ */
+const ZSTD_WINDOW_LOG_MAX = 29;
 
 const startsWith = (bytes: Uint8Array, magic: number[]) => magic.every((b, i) => bytes[i] === b);
 
@@ -50,7 +56,10 @@ export async function* decompress(input: AsyncIterable<Uint8Array>): AsyncGenera
   };
   const kind = detectCompression(Buffer.concat(head));
   if (kind === "none") return yield* all();
-  const z = kind === "gzip" ? zlib().createGunzip({ chunkSize: CHUNK }) : zlib().createZstdDecompress({ chunkSize: CHUNK });
+  const z =
+    kind === "gzip"
+      ? zlib().createGunzip({ chunkSize: CHUNK })
+      : zlib().createZstdDecompress({ chunkSize: CHUNK, params: { [zlib().constants.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX } });
   const source = Readable().from(kind === "zstd" ? checkedZstd(all()) : all(), { objectMode: false });
   source.on("error", (err) => z.destroy(err));
   source.pipe(z);
@@ -58,6 +67,9 @@ export async function* decompress(input: AsyncIterable<Uint8Array>): AsyncGenera
     for await (const chunk of z) yield chunk as Buffer;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
+    if (e.code === "ZSTD_error_frameParameter_windowTooLarge") {
+      throw new InvalidArgumentError(`${kind} stream`, `its window is larger than ${2 ** (ZSTD_WINDOW_LOG_MAX - 20)} MiB, the most stor (as containerd) decodes`);
+    }
     // zlib's failures carry a Z_ or ZSTD_ code; anything else came from reading the input.
     if (typeof e.code === "string" && /^(Z_|ZSTD_|ERR_ZLIB|ERR_ZSTD)/.test(e.code)) {
       throw new InvalidArgumentError(`${kind} stream`, `corrupt: ${e.message}`);
