@@ -25,7 +25,6 @@ export const O = {
   RDWR: 0o2,
   TMPFILE: 0o20000000 | DIRECTORY,
   NOATIME: 0o1000000,
-  NONBLOCK: 0o4000,
 } as const;
 
 /** Flags of the `*at` calls (and AT_FDCWD, the directory a relative path is taken from). */
