@@ -289,6 +289,12 @@ describe("the volume plugin protocol, spoken directly", () => {
     expect(root.ok(["volume", "ls", "-q"])).toBe("from-cli\n");
   });
 
+  test("an Err dockerd is told has its secrets masked, as stor's own errors do", async () => {
+    const res = await plugin(socket, "VolumeDriver.Create", { Name: "secret", Opts: { size: "password=hunter2" } });
+    expect(res.json).toEqual({ Err: `volume "secret": invalid size: 'password=********` });
+    expect(root.stor(["volume", "create", "-o", "size=password=hunter2", "secret"]).stderr).toBe(`stor: volume "secret": invalid size: 'password=********\n`);
+  });
+
   test("failures are HTTP 200 with Err; malformed and oversized requests are refused, never fatal", async () => {
     const cases: [string, string, RegExp][] = [
       ["VolumeDriver.Get", '{"Name":"nosuch"}', /not found/],

@@ -17,6 +17,7 @@
 import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../errors.ts";
 import { failpoint } from "../failpoint.ts";
 import { logCall } from "../log.ts";
+import { redact } from "../redact.ts";
 import type { Volume, VolumeService } from "../volume/service.ts";
 import type { Threads } from "./threads.ts";
 
@@ -164,7 +165,8 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads<"vo
         return noAnswer();
       }
       logged(err);
-      return reply({ Err: describe(err) });
+      // What dockerd is told it shows and logs: secrets masked, as on stor's own stderr.
+      return reply({ Err: redact(describe(err)) });
     }
   };
 }
