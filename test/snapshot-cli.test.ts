@@ -121,9 +121,14 @@ describe("config", () => {
     });
     afterAll(() => rmSync(dir(), { recursive: true, force: true }));
 
-    test.each(["/dev/zero", "fifo", "zero-link", "."])("%s: not a regular file", (name) => {
+    test.each(["/dev/zero", "zero-link", "."])("%s: not a regular file", (name) => {
       const path = name.startsWith("/") ? name : join(dir(), name);
       expect(run(path)).toEqual({ code: 2, stdout: "", stderr: `stor: config ${path}: not a regular file\n` });
+    });
+    test("a FIFO nobody writes is nothing, not waited for; a pipe's text is read", () => {
+      expect(run(join(dir(), "fifo"))).toMatchObject({ code: 0, stderr: "" });
+      const piped = sh(["bash", "-c", `${STOR} --config <(printf '[snapshot]\\nroot = relative\\n') --root ${r.path} snapshot ls`], { timeout: 20_000 });
+      expect(piped.code).toBe(2); // its text was read, and refused
     });
     test("a file over 1 MiB: larger than the bound", () => {
       const path = join(dir(), "over.ini");

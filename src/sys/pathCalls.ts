@@ -32,14 +32,14 @@ export const S = {
 
 let textDecoder: TextDecoder | undefined;
 
-/** /dev/null's device number: "no file", for a path where a regular file is expected (`--config /dev/null`). */
-const NULL_DEVICE = makedev(1, 3);
-
 /**
  * The text (UTF-8) of the file at `path`, or undefined when there is none; other failures throw.
- * With `bound`, for a path a user names (which may be /dev/zero, or a FIFO), only a regular file
- * (a symlink followed) of at most `bound` bytes, or /dev/null, is read, and no more than
- * `bound + 1` bytes of it (it may grow while read): else an InvalidArgumentError says why.
+ * With `bound`, for a path a user names (which may be /dev/zero, or a FIFO), no more than
+ * `bound + 1` bytes are read, without waiting: more than `bound`, or a failed read, is an
+ * InvalidArgumentError naming what the file is when it is not a regular file (a symlink
+ * followed). The kind is asked only then: a text read whole needs no stat, which is a symbol
+ * bound and a call every command would pay for. Whatever gives its text and ends is read: a pipe
+ * as `--config <(…)`, /dev/null, a FIFO nobody writes (nothing).
  */
 export function readText(path: string, bound?: number): string | undefined {
   // Not blocking: a FIFO is refused below, not waited on at the open.
@@ -50,22 +50,28 @@ export function readText(path: string, bound?: number): string | undefined {
     throw new SysError(`open ${path}`, e);
   }
   try {
-    if (bound !== undefined) {
-      const st = statFd(fd);
-      if (!st.isFile && !(st.isCharacterDevice && st.rdev === NULL_DEVICE)) throw new InvalidArgumentError(`read ${path}`, "not a regular file");
-    }
     const most = bound === undefined ? Infinity : bound + 1;
     const chunks: Uint8Array[] = [];
     let total = 0;
-    // Most files read so are small (a config, /proc/filesystems, mountinfo): reads start at 4 KiB.
-    for (let size = 4096; total < most; size = Math.min(size * 4, 64 * 1024)) {
-      const chunk = new Uint8Array(Math.min(size, most - total));
-      const n = check(retry(() => Number(libc.read(fd, chunk, chunk.length))), () => `read ${path}`);
-      if (n === 0) break;
-      chunks.push(chunk.subarray(0, n));
-      total += n;
+    let failure: unknown;
+    try {
+      // Most files read so are small (a config, /proc/filesystems, mountinfo): reads start at 4 KiB.
+      for (let size = 4096; total < most; size = Math.min(size * 4, 64 * 1024)) {
+        const chunk = new Uint8Array(Math.min(size, most - total));
+        const n = check(retry(() => Number(libc.read(fd, chunk, chunk.length))), () => `read ${path}`);
+        if (n === 0) break;
+        chunks.push(chunk.subarray(0, n));
+        total += n;
+      }
+    } catch (err) {
+      if (bound === undefined) throw err;
+      failure = err;
     }
-    if (total === most) throw new InvalidArgumentError(`read ${path}`, `larger than ${bound} bytes`);
+    if (bound !== undefined && (failure !== undefined || total === most)) {
+      if (!statFd(fd).isFile) throw new InvalidArgumentError(`read ${path}`, "not a regular file");
+      if (failure !== undefined) throw failure;
+      if (total === most) throw new InvalidArgumentError(`read ${path}`, `larger than ${bound} bytes`);
+    }
     return (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(concatBytes(chunks)); // a BOM kept, as Buffer kept it
   } finally {
     libc.close(fd);
