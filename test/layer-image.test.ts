@@ -315,16 +315,21 @@ describe("unpack", () => {
       const dir = join(work, `platform-${name}`);
       const { manifest } = writeOci(dir, layers);
       writeIndexJson(dir, [putIndex(dir, platforms.map(([platform, real]) => ({ ...(real ? { mediaType: MT.manifest, ...manifest } : absent), platform })))]);
-      const root = new TestRoot("stor-layer-platform-");
-      try {
-        const r = root.stor(["-s", "overlay", "unpack", dir]);
-        expect(r.stderr).toBe("");
-        expect(r.stdout.trim()).toBe(chain[2]!);
-      } finally {
-        root.close();
-      }
+      unpacksWhole(dir);
     }
   });
+
+  /** Unpacking `dir` in a fresh root says nothing on stderr and prints the image's top chain ID. */
+  function unpacksWhole(dir: string): void {
+    const root = new TestRoot("stor-layer-unpacked-");
+    try {
+      const r = root.stor(["-s", "overlay", "unpack", dir]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout.trim()).toBe(chain[2]!);
+    } finally {
+      root.close();
+    }
+  }
 
   /** The image with its second layer compressed by zstd with a window of 2^`windowLog` bytes. */
   const withWindow = (windowLog: number) => (d: string) =>
@@ -334,14 +339,7 @@ describe("unpack", () => {
     for (const windowLog of [28, 29]) {
       const dir = join(work, `window-${windowLog}`);
       withWindow(windowLog)(dir);
-      const root = new TestRoot("stor-layer-window-");
-      try {
-        const r = root.stor(["-s", "overlay", "unpack", dir]);
-        expect(r.stderr).toBe("");
-        expect(r.stdout.trim()).toBe(chain[2]!);
-      } finally {
-        root.close();
-      }
+      unpacksWhole(dir);
     }
   });
   refused("a zstd layer with a window over 512 MiB is refused as such, not as corrupt", withWindow(30), /zstd stream: its window is larger than 512 MiB, the most stor \(as containerd\) decodes$/m);
