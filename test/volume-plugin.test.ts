@@ -227,6 +227,21 @@ describe("a plugin that misbehaves", () => {
     expect(a.ok(["volume", "ls", "-q"])).toBe("held\n");
   }, 30_000);
 
+  test("a call the plugin took but did not answer in time is not made again: one Mount, one failure", () => {
+    const settings = readFileSync(a.config, "utf8");
+    writeFileSync(a.config, "[volume]\nplugin_retry = 30\nplugin_timeout = 1\n");
+    try {
+      const before = calls(plugin.state).length;
+      behave({ "VolumeDriver.Mount": "slow" });
+      const res = a.stor(["volume", "mount", "held", "r-slow"]);
+      expect(res).toMatchObject({ code: 1, stderr: expect.stringMatching(/VolumeDriver\.Mount: no answer within \d+s\n$/) });
+      expect(calls(plugin.state).slice(before).filter((c) => c.method === "VolumeDriver.Mount")).toHaveLength(1);
+    } finally {
+      behave({});
+      writeFileSync(a.config, settings);
+    }
+  }, 30_000);
+
   test("an answer past 16 MiB fails with one line (exit 1), is not read to its end, and records no reference", async () => {
     const before = metadata();
     behave({ "VolumeDriver.Mount": "huge" });

@@ -1,8 +1,9 @@
 /**
  * The client side of Docker's plugin protocol: POST `/<Method>` with a JSON body to a plugin's
  * address (unix socket, TCP, or HTTPS with the spec's TLS files), answered with JSON. As
- * Docker's client: a call that cannot reach the plugin is retried with doubling waits (1s, 2s,
- * 4s, …) until the retry window would be passed; a call that reaches it is never retried; an
+ * Docker's client, a call that cannot reach the plugin (no socket, nothing listening) is retried
+ * with doubling waits (1s, 2s, 4s, …) until the retry window would be passed; unlike it, a call
+ * that reached the plugin is never retried, not even one that timed out or was cut off; an
  * answer other than 200 fails with the plugin's `Err`, or its body; an answer larger than
  * {@link MAX_ANSWER} fails unread past it. Every failure is one line naming the plugin, its
  * address and the method.
@@ -92,9 +93,11 @@ export class PluginClient {
         text = await bodyText(res);
       } catch (err) {
         const why = transportError(err, limit);
-        // Doubling waits while the window lasts; a timeout has used it up already.
+        // Doubling waits while the window lasts. Only a call that never reached the plugin: one
+        // it took (timed out, cut off mid-answer) may have been done, and a Mount done twice
+        // is a device mounted twice.
         const wait = Math.min(1000 * 2 ** attempt, 30_000);
-        if (Date.now() - started + wait >= this.#settings.retryMs) throw new PluginError(this.spec, `${method}: ${why}`);
+        if (!unreached(err) || Date.now() - started + wait >= this.#settings.retryMs) throw new PluginError(this.spec, `${method}: ${why}`);
         log.info(`volume driver "${this.spec.name}" (${this.spec.addr}): ${method}: ${why}; retrying in ${wait / 1000}s`);
         await Bun.sleep(wait);
         continue;
@@ -145,6 +148,12 @@ const TRANSPORT: Record<string, string> = {
   ConnectionRefused: "connection refused",
   ConnectionClosed: "connection closed before the answer was complete",
 };
+
+/** Whether a call failed before the plugin could take it: no socket, or nothing listening on it. */
+function unreached(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ConnectionRefused";
+}
 
 /** Why a call did not get an answer, in a few words. */
 function transportError(err: unknown, limitMs: number): string {
