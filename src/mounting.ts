@@ -24,9 +24,7 @@ function checkTarget(target: string): void {
 export function mountAll(mounts: readonly Mount[], target: string, what: string, root: string): void {
   checkTarget(target);
   const at = realpathSync(target);
-  const home = realpathSync(root);
-  if (within(at, home)) throw new InvalidArgumentError(`target ${target}`, `is inside stor's root ${root}`);
-  if (within(home, at)) throw new InvalidArgumentError(`target ${target}`, `holds stor's root ${root}`);
+  outsideRoot(at, target, root);
   if (mounts.length > 0 && readMountInfo().some((m) => m.mountPoint === at && sameMount(mounts[0]!, m))) {
     throw new AlreadyExistsError(what, `already mounted on ${target}`);
   }
@@ -55,10 +53,27 @@ function sameMount(m: Mount, info: MountInfo): boolean {
   return dir !== undefined && existsSync(dir) && mountsUsing(realpathSync(dir)).some((u) => u.id === info.id);
 }
 
-/** Unmounts everything stacked on `target`. Returns how many mounts were taken off. */
-export function unmountAll(target: string, detach = false): number {
+/**
+ * Refuses `target` (real path `at`) inside stor's `root` or holding it. What stor mounts there is
+ * its own to take off (`volume unmount`, restore): a volume unmounted under its references would
+ * send a container's writes to the root disk.
+ */
+function outsideRoot(at: string, target: string, root: string): void {
+  let home: string;
+  try {
+    home = realpathSync(root);
+  } catch {
+    return; // no root: nothing of stor's can be there
+  }
+  if (within(at, home)) throw new InvalidArgumentError(`target ${target}`, `is inside stor's root ${root}`);
+  if (within(home, at)) throw new InvalidArgumentError(`target ${target}`, `holds stor's root ${root}`);
+}
+
+/** Unmounts everything stacked on `target`, which is not in stor's `root` (see mountAll). Returns how many mounts were taken off. */
+export function unmountAll(target: string, root: string, detach = false): number {
   checkTarget(target);
   const abs = realpathSync(target);
+  outsideRoot(abs, target, root);
   if (!isMountPoint(abs)) throw new NotFoundError(`target ${target}`, "nothing is mounted there");
   let n = 0;
   while (isMountPoint(abs) && unmount(abs, detach)) n++;

@@ -193,7 +193,7 @@ describe("restore on a live host", () => {
 
 for (const sn of ["overlay", "native"]) {
   describe(`${sn}: a mounted snapshot`, () => {
-    test.skipIf(!root)("stor mount refuses a target inside the root or holding it, and mounts nothing", () => {
+    test.skipIf(!root)("stor mount and unmount refuse a target inside the root or holding it, and change no mount", () => {
       r = new TestRoot();
       r.ok(["snapshot", "-s", sn, "prepare", "k1"]);
       const dirs = join(r.path, "snapshots", sn, "snapshots");
@@ -209,6 +209,12 @@ for (const sn of ["overlay", "native"]) {
         expect(r.stor(["-s", sn, "mount", "k1", target])).toEqual({ code: 2, stdout: "", stderr: `stor: target ${target}: ${why}\n` });
       }
       expect(mountPoints()).toEqual(before);
+      // Nor does stor unmount take off what is mounted there: a referenced volume's device stays.
+      r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "tv"]);
+      const data = r.ok(["volume", "mount", "tv", "c1"]).trim();
+      expect(r.stor(["unmount", data])).toEqual({ code: 2, stdout: "", stderr: `stor: target ${data}: is inside stor's root ${r.path}\n` });
+      expect(mountPoints()).toContain(data);
+      r.ok(["volume", "unmount", "tv", "c1"]);
       expect(r.ok(["snapshot", "-s", sn, "cleanup"])).toBe("");
       expect(r.ok(["snapshot", "-s", sn, "ls"])).toContain("k1 ");
     });

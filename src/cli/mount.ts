@@ -24,6 +24,6 @@ export function mountGroup(ctx: Context): Group {
     .alias("umount")
     .option("--lazy", "detach now, clean up when no longer busy (MNT_DETACH)")
     .example("stor unmount /mnt/work")
-    .action((target: string, opts) => unmountAll(target, Boolean(opts.lazy)));
+    .action((target: string, opts) => unmountAll(target, ctx.config().root, Boolean(opts.lazy)));
   return cli;
 }
