@@ -487,8 +487,12 @@ describe("serving manners", () => {
     // A volume removal a kill cut short.
     mkdirSync(join(root.path, "volumes/.rm-killed/_data"), { recursive: true });
     writeFileSync(join(root.path, "volumes/.rm-killed/_data/f"), "x");
+    // The snapshot of an unpack that was killed (no process has its pid).
+    const extract = `extract-2147483646-${Date.now()}-sha256:killed`;
+    root.ok(["snapshot", "-s", "native", "prepare", extract]);
     const second = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
     try {
+      expect(root.stor(["snapshot", "-s", "native", "info", extract]).code).toBe(3);
       expect(copies()).toEqual(["new-held"]);
       expect(existsSync(join(root.path, "volumes/.rm-killed"))).toBe(false);
       expect(root.stor(["snapshot", "-s", "native", "info", "ns/9/copy"]).code).toBe(3);
@@ -498,7 +502,8 @@ describe("serving manners", () => {
       expect(await second.stop()).toBe(0);
     }
     expect(exclusive()).toBe(0);
-    expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: new-\S+, \S+\/volumes\/\.rm-killed\n/);
+    expect(readFileSync(second.log, "utf8")).toContain(`removed leftovers of interrupted operations: ${extract}, new-`);
+    expect(readFileSync(second.log, "utf8")).toMatch(/removed leftovers of interrupted operations: \S+, new-\S+, \S+\/volumes\/\.rm-killed\n/);
   });
 
   test.skipIf(!need(have("flock"), "flock (util-linux) holds the volumes directory as a removal does"))("while a volume removal is under way, serve's start leaves the volumes' trash alone", async () => {

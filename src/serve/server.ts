@@ -10,6 +10,7 @@
  * volume removals; each under the locks their owners take, so work in progress is left alone.
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync } from "../nodeFs.ts";
+import { removeLeftovers } from "../snapshot/restore.ts";
 import { connect } from "node:net";
 import { dirname, resolve } from "../path.ts";
 import * as grpc from "@grpc/grpc-js";
@@ -81,7 +82,8 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     if (snapshots) undo.push(() => snapshots.close());
     const volumes = opts.dockerVolume ? await openVolumes(config, "write", { askPlugins: false }) : undefined;
     if (volumes) undo.push(() => volumes.close());
-    const removed = [...(snapshots?.cleanup() ?? []), ...(volumes?.cleanup() ?? [])];
+    const left = snapshots && removeLeftovers(snapshots);
+    const removed = [...(left?.abandoned ?? []), ...(left?.removed ?? []), ...(volumes?.cleanup() ?? [])];
     if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);
     const snapshotThreads = snapshots && new Threads("snapshots", { config, snapshotter: snapshots.snapshotter.name });
     const volumeThreads = volumes && new Threads("volumes", { config });
