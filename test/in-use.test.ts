@@ -4,7 +4,7 @@
  * references say, whoever made the mount.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Database } from "bun:sqlite";
 import { STOR, TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
@@ -25,6 +25,25 @@ const mountPoints = () =>
     .split("\n")
     .map((l) => l.split(" ")[4])
     .filter((p): p is string => p !== undefined);
+
+/**
+ * A process in a mount namespace of its own (private: nothing it mounts shows here), as a
+ * container or a service with private mounts is, that has run `script` (its mounts) and waits;
+ * its namespace as lsns names it (`mnt:[N]`).
+ */
+async function otherNamespace(script: string): Promise<{ pid: number; namespace: string; stop: () => Promise<void> }> {
+  const ready = join(r!.dir("ns-ready"), "ready");
+  const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", `${script} && touch ${ready} && cd / && exec sleep 60`], { stderr: "inherit" });
+  while (!existsSync(ready)) {
+    if (holder.exitCode !== null) throw new Error(`unshare ${script}: exit ${holder.exitCode}`);
+    await Bun.sleep(10);
+  }
+  const stop = async () => {
+    holder.kill();
+    await holder.exited;
+  };
+  return { pid: holder.pid, namespace: readlinkSync(`/proc/${holder.pid}/ns/mnt`), stop };
+}
 
 /** A tmpfs volume with a file in it, referenced by `ref`; returns its data directory. */
 function liveVolume(t: TestRoot, name: string, ref: string): string {
@@ -230,6 +249,33 @@ for (const sn of ["overlay", "native"]) {
       expect(readFileSync(join(target, "file"), "utf8")).toBe("data");
       r.ok(["unmount", target]);
       r.ok(["snapshot", "-s", sn, "rm", "k1"]);
+    });
+
+    test.skipIf(!root)("rm is refused while the snapshot is mounted only in another mount namespace (a container's); its data stays", async () => {
+      r = new TestRoot();
+      r.ok(["snapshot", "-s", sn, "prepare", "base-w"]);
+      r.ok(["snapshot", "-s", sn, "commit", "base", "base-w"]);
+      r.ok(["snapshot", "-s", sn, "prepare", "top", "base"]); // an overlay of two layers
+      r.ok(["snapshot", "-s", sn, "prepare", "single"]); // a bind of one
+      r.ok(["snapshot", "-s", sn, "prepare", "free", "base"]);
+      const [t1, t2] = [r.dir("t1"), r.dir("t2")];
+      const stor = `${STOR} --root ${r.path} --config ${r.config} -s ${sn}`;
+      const ns = await otherNamespace(`${stor} mount top ${t1} && ${stor} mount single ${t2} && echo data > ${t1}/file && echo data > ${t2}/file`);
+      try {
+        expect(mountPoints()).not.toContain(t1); // not mounted here
+        for (const [key, target] of [["top", t1], ["single", t2]] as const) {
+          const res = r.stor(["snapshot", "-s", sn, "rm", key]);
+          expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: snapshot "${key}": is mounted at ${target} (in mount namespace ${ns.namespace})\n`]);
+          expect(readFileSync(`/proc/${ns.pid}/root${target}/file`, "utf8")).toBe("data\n");
+        }
+        // The namespace's copies of the host's other mounts are no use of a snapshot.
+        expect(r.stor(["snapshot", "-s", sn, "rm", "free"]).code).toBe(0);
+        expect(r.stor(["snapshot", "-s", sn, "rm", "base"]).code).toBe(5); // its children: "has children"
+      } finally {
+        await ns.stop();
+      }
+      r.ok(["snapshot", "-s", sn, "rm", "top"]);
+      r.ok(["snapshot", "-s", sn, "rm", "single"]);
     });
 
     test.skipIf(!root)("a layered snapshot mounted by hand (not through stor) is found too", () => {
@@ -501,8 +547,49 @@ describe("a mounted volume", () => {
   }
 });
 
+describe("a volume bound into another mount namespace, without references (a container started by hand)", () => {
+  test.skipIf(!root)("rm and prune leave it; rm says where", async () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "kept"]);
+    const data = join(r.path, "volumes/kept/_data");
+    writeFileSync(join(data, "file"), "data");
+    const target = r.dir("bind");
+    const ns = await otherNamespace(`mount --bind ${data} ${target}`);
+    try {
+      const res = r.stor(["volume", "rm", "kept"]);
+      expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: volume "kept": is mounted at ${target} (in mount namespace ${ns.namespace})\n`]);
+      expect(r.ok(["volume", "prune", "-a", "-f"])).toBe("Total reclaimed space: 0B\n");
+      expect(readFileSync(`/proc/${ns.pid}/root${target}/file`, "utf8")).toBe("data");
+    } finally {
+      await ns.stop();
+    }
+    expect(r.ok(["volume", "rm", "kept"])).toBe("kept\n");
+  });
+});
+
+describe("mounts of other namespaces, read through /proc (kernels before 6.12)", () => {
+  test.skipIf(!root)("finds the namespaces and mounts the kernel's iteration finds", async () => {
+    const { namespacesFromProc, otherNamespaceMounts } = await import("../src/sys/mountNamespaces.ts");
+    r = new TestRoot();
+    const target = r.dir("target");
+    const ns = await otherNamespace(`mount -t tmpfs stor-test ${target}`);
+    try {
+      const [byProc, byKernel] = [namespacesFromProc(), otherNamespaceMounts()];
+      for (const found of [byProc, byKernel]) {
+        const mounts = found.find((n) => n.namespace === ns.namespace)?.mounts ?? [];
+        expect(mounts.filter((m) => m.mountPoint === target).map((m) => m.fsType)).toEqual(["tmpfs"]);
+      }
+      // Kernel threads' namespaces have no mountinfo to read; every other one is in both.
+      const names = (found: typeof byProc) => found.map((n) => n.namespace).filter((n) => byProc.some((p) => p.namespace === n)).sort();
+      expect(names(byKernel)).toEqual(byProc.map((n) => n.namespace).sort());
+    } finally {
+      await ns.stop();
+    }
+  });
+});
+
 describe("snapshot cleanup", () => {
-  test.skipIf(!root)("a directory no snapshot owns is left while a mount uses it", () => {
+  test.skipIf(!root)("a directory no snapshot owns is left while a mount uses it, here or in another mount namespace", async () => {
     r = new TestRoot();
     r.ok(["snapshot", "-s", "native", "cleanup"]); // makes the snapshotter's directories
     const orphan = join(r.path, "snapshots/native/snapshots/99");
@@ -513,6 +600,14 @@ describe("snapshot cleanup", () => {
     expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("");
     expect(readFileSync(join(target, "file"), "utf8")).toBe("data");
     must(`umount ${target}`);
+    // Mounted only in another mount namespace, it is left too.
+    const ns = await otherNamespace(`mount --bind ${orphan} ${target}`);
+    try {
+      expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("");
+      expect(readFileSync(join(orphan, "file"), "utf8")).toBe("data");
+    } finally {
+      await ns.stop();
+    }
     expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("99\n");
   });
 });

@@ -21,7 +21,7 @@ import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir
 import { fsyncDir, lockPath, makeLockedTempDir, type FileLock } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
-import { mountPointsUsing, readMountInfo } from "../sys/mountinfo.ts";
+import { readMountTable, whereMounted } from "../sys/mountNamespaces.ts";
 import { makeDirs, pathExists, renameAway, renamePath } from "../sys/pathCalls.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
@@ -354,7 +354,7 @@ export class SnapshotService {
           throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
         }
         if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
-        const mounted = mountPointsUsing(this.#dir(s.id));
+        const mounted = whereMounted(this.#dir(s.id));
         if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
         hold = this.#notBeingWritten(key, this.#dir(s.id));
         this.#store.delete(s.id);
@@ -433,13 +433,13 @@ export class SnapshotService {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
-      const mounts = readMountInfo(); // once, not once a leftover
+      const mounts = readMountTable(); // once, not once a leftover
       // Each leftover's trash, and its name as it was found (what the user could see).
       const out: { trash: string; name: string }[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
-        const mounted = mountPointsUsing(path, mounts);
+        const mounted = whereMounted(path, mounts);
         if (mounted.length > 0) {
           // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);

@@ -1,7 +1,6 @@
 /** Parser of /proc/self/mountinfo (proc(5)), with the kernel's octal escapes undone. */
 import { Errno, SysError } from "./libc.ts";
 import { isSymlink, readText, realPath } from "./pathCalls.ts";
-import { join, relative } from "../path.ts";
 
 /** One line of mountinfo. */
 export interface MountInfo {
@@ -144,8 +143,14 @@ export function overlayLayers(superOptions: string): string[] {
  * under them. A bind is known by its device and the path inside the filesystem it shows (`root`);
  * a mount point and a layer by their {@link Place} too, so a path through another bind of the
  * tree's filesystem is found, as well as one through a symlink.
+ *
+ * `mounts` are this namespace's. Given `elsewhere`, the mounts of another namespace, those are
+ * the ones looked at, for binds (by device and root) and overlays (by their layers, the paths
+ * their mounter gave): mount points there are that namespace's paths, and a mount on a directory
+ * in the tree there is not looked for. The mount the tree lies on is no use of it (mount ids are
+ * unique across namespaces).
  */
-export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[] {
+export function mountsUsing(path: string, mounts = readMountInfo(), elsewhere?: MountInfo[]): MountInfo[] {
   const origin = bindOrigin(path, mounts);
   // A directory reached through another alias of the tree's filesystem (a bind of the root, as
   // `mount --bind /var/lib/stor /alias`) is in the tree when it is at a path inside it there.
@@ -154,10 +159,13 @@ export function mountsUsing(path: string, mounts = readMountInfo()): MountInfo[]
   // each is resolved once for the list.
   let resolved = resolvedLayers.get(mounts);
   if (!resolved) resolvedLayers.set(mounts, (resolved = new Map()));
+  const candidates = elsewhere ?? mounts;
+  // A mount point is in the tree only on the tree's filesystem: no other's place is worked out.
+  const pointInTree = (m: MountInfo) => !elsewhere && origin !== undefined && mountIndex(mounts).byId.get(m.parent)?.device === origin.device && inTree(mountPointPlace(m, mounts));
   // Loops: filter and some are JS-implemented builtins that `snapshot rm` would compile for this.
   const out: MountInfo[] = [];
-  for (const m of mounts) {
-    if (within(m.mountPoint, path) || inTree(mountPointPlace(m, mounts)) || (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root))) {
+  for (const m of candidates) {
+    if ((!elsewhere && within(m.mountPoint, path)) || (origin !== undefined && m.id !== origin.holder && m.device === origin.device && within(m.root, origin.root)) || pointInTree(m)) {
       out.push(m);
       continue;
     }
@@ -261,9 +269,15 @@ export function bindOrigin(path: string, mounts = readMountInfo()): (Place & { h
   return holder && { ...placeIn(holder, path), holder: holder.id };
 }
 
-/** The {@link Place} of `path`, on mount `m`: `m`'s device, and `m`'s root joined with the way from its mount point. */
+/**
+ * The {@link Place} of `path`, on mount `m`: `m`'s device, and `m`'s root joined with the way from
+ * its mount point. Both are normal absolute paths (mountinfo's, real ones) and `path` is at or
+ * below the mount point: the way is the rest of `path`, cut off, not worked out (a removal asks
+ * this of every mount a namespace has).
+ */
 function placeIn(m: MountInfo, path: string): Place {
-  return { device: m.device, root: join(m.root, relative(m.mountPoint, path)) };
+  const way = m.mountPoint === "/" ? path : path.slice(m.mountPoint.length); // "" or "/…"
+  return { device: m.device, root: way === "" || way === "/" ? m.root : m.root === "/" ? way : m.root + way };
 }
 
 /**
@@ -350,17 +364,28 @@ export function mayMention(text: string, real: string): boolean {
   return false;
 }
 
-/** Mount points of the mounts that use the tree at `path` (any path; none when it is gone). */
-export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
-  let real: string;
+/**
+ * The real path of the tree at `path`; undefined when it is gone (or below something that is no
+ * directory), when nothing can use it. Any other failure is no answer, and "nothing uses it" could
+ * let a mounted tree be removed: it throws.
+ */
+export function treePath(path: string): string | undefined {
   try {
-    real = realPath(path); // one lookup: gone now or gone between two is the same answer
+    return realPath(path); // one lookup: gone now or gone between two is the same answer
   } catch (err) {
-    // Gone (or below something that is no directory): nothing can use it. Anything else is no
-    // answer, and "nothing uses it" could let a mounted tree be removed.
-    if (err instanceof SysError && (err.errno === Errno.ENOENT || err.errno === Errno.ENOTDIR)) return [];
+    if (err instanceof SysError && (err.errno === Errno.ENOENT || err.errno === Errno.ENOTDIR)) return undefined;
     throw err;
   }
+}
+
+/** Mount points of the mounts that use the tree at `path` (any path; none when it is gone). */
+export function mountPointsUsing(path: string, mounts?: MountInfo[]): string[] {
+  const real = treePath(path);
+  return real === undefined ? [] : mountPointsUsingTree(real, mounts);
+}
+
+/** {@link mountPointsUsing} of a real path (see {@link treePath}). */
+export function mountPointsUsingTree(real: string, mounts?: MountInfo[]): string[] {
   if (mounts === undefined) {
     // Most trees are used by nothing, and their name is nowhere in mountinfo: no parse then.
     const text = readMountInfoText(MOUNTINFO);

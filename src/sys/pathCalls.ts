@@ -236,6 +236,18 @@ class Statx implements PathStat {
   }
 }
 
+const STATX_MNT_ID_UNIQUE = 0x4000;
+
+/**
+ * The unique id (statmount(2)'s) of the mount `path` (followed) is on; undefined where the kernel
+ * does not say (before Linux 6.8). A failure throws.
+ */
+export function mountIdOf(path: string): number | undefined {
+  check(libc.statx(AT.FDCWD, cstr(path), 0, STATX_MNT_ID_UNIQUE, STATX), () => `stat ${path}`);
+  const v = new DataView(STATX.buffer);
+  return v.getUint32(0, true) & STATX_MNT_ID_UNIQUE ? v.getUint32(144, true) + v.getUint32(148, true) * 2 ** 32 : undefined;
+}
+
 /** The canonical absolute path of `path` (symlinks resolved), as realpath(3); a failure throws. */
 export function realPath(path: string): string {
   const out = new Uint8Array(4097); // PATH_MAX and its NUL

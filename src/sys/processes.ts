@@ -4,7 +4,7 @@
  * /proc once, then asked about any number of trees; a process that exits meanwhile is skipped.
  */
 import { readFileSync, readdirSync, readlinkSync } from "../nodeFs.ts";
-import { bindOrigin, parseMountInfo, readMountInfo, within, type MountInfo } from "./mountinfo.ts";
+import { mountsUsing, parseMountInfo, readMountInfo, within, type MountInfo } from "./mountinfo.ts";
 
 /** USER_HZ: the unit of the times in /proc/PID/stat, 100 on every Linux architecture. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -87,13 +87,10 @@ export class ProcessTable {
   usersOf(path: string): ProcessUse[] {
     const out = new Map<number, ProcessUse>();
     for (const h of this.#held) if (!out.has(h.use.pid) && within(h.path, path)) out.set(h.use.pid, h.use);
-    const origin = bindOrigin(path, this.#hostMounts);
-    if (origin) {
-      for (const ns of this.#namespaces) {
-        // Mount ids are unique across namespaces: the host's own mount of the tree is not a use.
-        const m = ns.mounts.find((x) => x.id !== origin.holder && x.device === origin.device && within(x.root, origin.root));
-        if (m && !out.has(ns.pid)) out.set(ns.pid, { pid: ns.pid, comm: ns.comm, how: `mount ${m.mountPoint}` });
-      }
+    for (const ns of this.#namespaces) {
+      if (out.has(ns.pid)) continue;
+      const m = mountsUsing(path, this.#hostMounts, ns.mounts)[0];
+      if (m) out.set(ns.pid, { pid: ns.pid, comm: ns.comm, how: `mount ${m.mountPoint}` });
     }
     return [...out.values()];
   }

@@ -18,7 +18,7 @@ import { helperThreadsAllowed } from "../fs/helperThreads.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
-import { mountPointsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
+import { readMountTable, whereMounted, type MountTable } from "../sys/mountNamespaces.ts";
 import { chmodPath, makeDirs, pathExists, realPath } from "../sys/pathCalls.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
@@ -301,7 +301,7 @@ export class VolumeService {
    * metadata's transaction fails.
    */
   #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport, gone: Promise<void>[], remover?: RemoveThreads): void {
-    const mounts = readMountInfo(); // under the locks, which may have waited: what is mounted now
+    const mounts = readMountTable(); // under the locks, which may have waited: what is mounted now
     const sizes = new Map<string, number>();
     // Looked at again under the locks, in one read: taken, changed or removed while pruning?
     const now = this.#store.read(() => this.#store.all(names));
@@ -463,8 +463,8 @@ export class VolumeService {
  * only where the storage is stor's own); undefined when it can. The whole of the storage, not
  * only the data: a bind of the volume's own directory shows the data too.
  */
-function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountInfo[]): string | undefined {
+function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountTable): string | undefined {
   if (v.refs.length > 0) return `in use - [${v.refs.join(", ")}]`;
-  const mounted = driver.ownsStorage ? mountPointsUsing(driver.storage(v.name), mounts) : [];
+  const mounted = driver.ownsStorage ? whereMounted(driver.storage(v.name), mounts) : [];
   return mounted.length > 0 ? `is mounted at ${mounted.join(", ")}` : undefined;
 }
