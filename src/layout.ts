@@ -8,10 +8,9 @@
  * files: older roots kept `metadata.db` beside the volumes, where a volume named
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
-import { statSync } from "./nodeFs.ts";
-import { dirname, join } from "./path.ts";
-import { InvalidArgumentError, StorError, describe } from "./errors.ts";
-import { errnoCode } from "./sys/libc.ts";
+import { join } from "./path.ts";
+import type { StorError } from "./errors.ts";
+import { dirsError } from "./dirsError.ts";
 
 /** Every path below a root, relative to it, and what it holds. */
 export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
@@ -69,22 +68,7 @@ export const restoreLock = (root: string) => join(root, "restore.lock");
 /** The boot id restore last ran in. */
 export const restoreBootFile = (root: string) => join(root, "restore.boot");
 
-/**
- * The error for a root whose directories could not be made: when a file stands where the root or
- * one of its parents should be, says so (exit 2) instead of mkdir's "file already exists".
- */
+/** The error for a root whose directories could not be made (see {@link dirsError}). */
 export function rootError(root: string, err: unknown): StorError {
-  const code = errnoCode(err);
-  if (code === "EEXIST" || code === "ENOTDIR") {
-    for (let p = root; p !== dirname(p); p = dirname(p)) {
-      let st;
-      try {
-        st = statSync(p);
-      } catch {
-        continue; // below the file that is in the way
-      }
-      if (!st.isDirectory()) return new InvalidArgumentError(`root ${root}`, p === root ? "is not a directory" : `${p} is not a directory`);
-    }
-  }
-  return new StorError(`root ${root}`, describe(err));
+  return dirsError("root", root, root, err);
 }

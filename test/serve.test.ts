@@ -363,6 +363,12 @@ describe("serving manners", () => {
     for (const flag of ["--containerd", "--docker-volume"]) {
       expect(root.stor(["-s", "native", "serve", flag, long])).toMatchObject({ code: 2, stderr: `stor: socket ${long}: path too long (max 107 bytes)\n` });
     }
+    // A file where the socket's directory should be: bad input, naming the file.
+    const file = join(root.dir("run"), "a-file");
+    writeFileSync(file, "");
+    for (const [flag, socket] of [["--containerd", `${file}/s.sock`], ["--docker-volume", `${file}/below/s.sock`]] as const) {
+      expect(root.stor(["-s", "native", "serve", flag, socket])).toMatchObject({ code: 2, stdout: "", stderr: `stor: socket ${socket}: ${file} is not a directory\n` });
+    }
     // procfs takes no socket: grpc-js's listen fails, and says nothing on its own.
     expect(root.stor(["-s", "native", "serve", "--containerd", "/proc/stor-test.sock"])).toMatchObject({
       code: 1,

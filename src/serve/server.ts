@@ -18,6 +18,7 @@ import type { Config } from "../config.ts";
 import { AlreadyExistsError, InvalidArgumentError, StorError, describe } from "../errors.ts";
 import { encodeName } from "../fileName.ts";
 import { rootError, serveLock } from "../layout.ts";
+import { dirsError } from "../dirsError.ts";
 import { log } from "../log.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
 import { lockPath, type FileLock } from "../sys/file.ts";
@@ -163,7 +164,11 @@ function stopSignals(): { first: Promise<string>; off: () => void } {
 async function claimSocket(path: string): Promise<string> {
   const abs = resolve(path);
   if (encodeName(abs).length > MAX_SOCKET_PATH_BYTES) throw new InvalidArgumentError(`socket ${abs}`, `path too long (max ${MAX_SOCKET_PATH_BYTES} bytes)`);
-  mkdirSync(dirname(abs), { recursive: true, mode: 0o755 });
+  try {
+    mkdirSync(dirname(abs), { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw dirsError("socket", abs, dirname(abs), err);
+  }
   let isSocket: boolean;
   try {
     isSocket = lstatSync(abs).isSocket();
