@@ -278,6 +278,28 @@ for (const sn of ["overlay", "native"]) {
       r.ok(["snapshot", "-s", sn, "rm", "single"]);
     });
 
+    test.skipIf(!root)("commit is refused with exit 5 while the snapshot is mounted, here or in another mount namespace; works once unmounted", async () => {
+      r = new TestRoot();
+      const target = r.dir("target");
+      r.ok(["snapshot", "-s", sn, "prepare", "k1"]);
+      r.ok(["-s", sn, "mount", "k1", target]);
+      writeFileSync(join(target, "file"), "data");
+      let res = r.stor(["snapshot", "-s", sn, "commit", "c1", "k1"]);
+      expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: snapshot "k1": is mounted at ${target}\n`]);
+      r.ok(["unmount", target]);
+      const stor = `${STOR} --root ${r.path} --config ${r.config} -s ${sn}`;
+      const ns = await otherNamespace(`${stor} mount k1 ${target}`);
+      try {
+        res = r.stor(["snapshot", "-s", sn, "commit", "c1", "k1"]);
+        expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: snapshot "k1": is mounted at ${target} (in mount namespace ${ns.namespace})\n`]);
+        expect(r.ok(["snapshot", "-s", sn, "info", "k1"])).toContain('"Kind": "Active"');
+      } finally {
+        await ns.stop();
+      }
+      r.ok(["snapshot", "-s", sn, "commit", "c1", "k1"]);
+      expect(r.ok(["snapshot", "-s", sn, "info", "c1"])).toContain('"Kind": "Committed"');
+    });
+
     test.skipIf(!root)("a layered snapshot mounted by hand (not through stor) is found too", () => {
       r = new TestRoot();
       const target = r.dir("target");

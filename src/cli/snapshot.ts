@@ -90,7 +90,7 @@ export function snapshotGroup(ctx: Context): Group {
   }
 
   cli
-    .command("commit <name> <key>", "Commit active snapshot KEY as committed snapshot NAME; KEY is gone afterwards. NAME has only the labels given here, as in containerd.")
+    .command("commit <name> <key>", "Commit active snapshot KEY as committed snapshot NAME; KEY is gone afterwards. NAME has only the labels given here, as in containerd. A KEY mounted anywhere (in any mount namespace) is refused: unmount it first.")
     .option("-l, --label <k=v>", "set label K to V on NAME (a bare K is K=true; repeatable)", { repeat: true })
     .example("stor snapshot commit -l release=1 base work")
     .action(async (name: string, key: string, opts) => {
@@ -111,7 +111,7 @@ export function snapshotGroup(ctx: Context): Group {
     });
 
   cli
-    .command("rm [...key]", "Remove snapshots, in the order given (children before their parents). Stops at the first that cannot be removed. A snapshot containerd made and still records is refused unless --force.")
+    .command("rm [...key]", "Remove snapshots, in the order given (children before their parents). Stops at the first that cannot be removed: one with children, or mounted anywhere (in any mount namespace). A snapshot containerd made and still records is refused unless --force.")
     .alias("remove")
     .alias("delete")
     .option("--force", "also remove snapshots containerd made and still records")

@@ -302,7 +302,10 @@ export class SnapshotService {
     }
   }
 
-  /** Commits active `key` as `name`: `key` is gone, `name` is committed and its usage recorded. */
+  /**
+   * Commits active `key` as `name`: `key` is gone, `name` is committed and its usage recorded. A
+   * mounted one cannot be: unmount it first, as containerd's clients do.
+   */
   commit(name: string, key: string, labels: Record<string, string> = {}): void {
     validateKey(name, "name");
     validateKey(key);
@@ -322,6 +325,8 @@ export class SnapshotService {
       this.#store.write(() => {
         const s = checkCommit();
         if (s.id !== before.id) throw new PreconditionError(snap(key), "changed while committing");
+        // A mount could still write into the layer once it is committed, under its children.
+        this.#notMounted(key, s.id);
         hold = this.#notBeingWritten(key, this.#dir(s.id));
         this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
         failpoint("commit:updated");
@@ -354,8 +359,7 @@ export class SnapshotService {
           throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
         }
         if (this.#store.hasChildren(s.id)) throw new PreconditionError(snap(key), "has children");
-        const mounted = whereMounted(this.#dir(s.id));
-        if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
+        this.#notMounted(key, s.id);
         hold = this.#notBeingWritten(key, this.#dir(s.id));
         this.#store.delete(s.id);
         return s.id;
@@ -366,6 +370,12 @@ export class SnapshotService {
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
     this.snapshotter.remove(this.#dir(id));
+  }
+
+  /** Refuses snapshot `key` (id `id`) while a mount uses its directory, in any mount namespace. */
+  #notMounted(key: string, id: number): void {
+    const mounted = whereMounted(this.#dir(id));
+    if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
   }
 
   /** Information about `key`. */
