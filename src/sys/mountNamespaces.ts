@@ -84,7 +84,8 @@ function namespacesByIoctl(only?: MountFilter): NamespaceMounts[] | undefined {
         if (at !== own) closeFd(at);
         if (next < 0) {
           if (e === Errno.ENOENT) break; // the last one
-          if (e === Errno.ENOTTY || e === Errno.EINVAL) return undefined; // before Linux 6.12
+          // Before Linux 6.12; or refused, as in a pid namespace of its own (a container): /proc then.
+          if (e === Errno.ENOTTY || e === Errno.EINVAL || e === Errno.EPERM) return undefined;
           throw new SysError("look up the next mount namespace", e);
         }
         at = next;
@@ -142,7 +143,7 @@ function statMountBasic(ns: number, id: number, major: number, minor: number): b
   return w[6] === OVERLAYFS_SUPER_MAGIC || (w[4] === major && w[5] === minor);
 }
 
-/** The ids of every mount of namespace `ns`; undefined when it has gone. */
+/** The ids of every mount of namespace `ns`; undefined when it has gone, or may not be looked at. */
 function listMounts(ns: number): number[] | undefined {
   const ids: number[] = [];
   const batch = new Uint32Array(2 * 512);
@@ -152,7 +153,7 @@ function listMounts(ns: number): number[] | undefined {
     const n = Number(libc.syscall(SYS_listmount, Number(ptr(req)), Number(ptr(batch)), batch.length / 2, 0, 0, 0));
     if (n < 0) {
       const e = errno();
-      if (e === Errno.ENOENT) return undefined;
+      if (e === Errno.ENOENT || e === Errno.EPERM) return undefined;
       throw new SysError(`list the mounts of mount namespace ${ns}`, e);
     }
     for (let i = 0; i < n; i++) ids.push(u64(batch, 2 * i));
