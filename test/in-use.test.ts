@@ -589,6 +589,22 @@ describe("a volume bound into another mount namespace, without references (a con
   });
 });
 
+describe("in a pid namespace of its own (a container sharing the root)", () => {
+  test.skipIf(!root)("commit, rm and volume rm work, and still refuse what is mounted there", () => {
+    r = new TestRoot();
+    const target = r.dir("target");
+    const stor = `${STOR} --root ${r.path} --config ${r.config}`;
+    // The kernel refuses this namespace the walk over mount namespaces: what it can see is looked at.
+    const res = sh(["unshare", "-p", "-f", "--mount-proc", "sh", "-c",
+      `set -e; ${stor} snapshot prepare a >/dev/null; ${stor} snapshot commit b a; ${stor} snapshot prepare c b >/dev/null;
+       ${stor} mount c ${target}; ${stor} snapshot rm c 2>&1 || true; ${stor} snapshot commit d c 2>&1 || true; ${stor} unmount ${target};
+       ${stor} snapshot rm c; ${stor} volume create vol >/dev/null; ${stor} volume rm vol`]);
+    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect(res.stdout).toBe(`stor: snapshot "c": is mounted at ${target}\nstor: snapshot "c": is mounted at ${target}\nvol\n`);
+    expect(r.ok(["snapshot", "ls"]).split("\n").slice(1).filter(Boolean).map((l) => l.split(" ")[0])).toEqual(["b"]);
+  });
+});
+
 describe("mounts of other namespaces, read through /proc (kernels before 6.12)", () => {
   test.skipIf(!root)("finds the namespaces and mounts the kernel's iteration finds", async () => {
     const { namespacesFromProc, otherNamespaceMounts } = await import("../src/sys/mountNamespaces.ts");
