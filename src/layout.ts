@@ -26,6 +26,7 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],
   ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
   ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],
+  ["snapshots/<snapshotter>/unpacks/<key>", "locked by the `stor unpack` applying a layer into active snapshot <key> (`extract-…`), gone when it is done; one a killed unpack left is free, and restore and cleanup remove it and its snapshot"],
   ["…/new-apply-*, beside a snapshot's upper directory", "what an apply under way deleted, put back if it fails (native: among the snapshots; overlay: in <id>; btrfs: in <id>/sv)"],
 ];
 
@@ -58,6 +59,9 @@ export const snapshotDb = (root: string, name: string) => join(snapshotterDir(ro
 
 /** Where snapshotter `name`'s snapshot directories live, each named by its id. */
 export const snapshotDirs = (root: string, name: string) => join(snapshotterDir(root, name), "snapshots");
+
+/** Where unpacks claim the snapshots they apply into (see src/layer/extractKey.ts), in a snapshotter's directory `home`. */
+export const extractClaimsDir = (home: string) => join(home, "unpacks");
 
 /** The lock every running `stor serve` holds shared, and restore takes exclusively. */
 export const serveLock = (root: string) => join(root, "serve.lock");

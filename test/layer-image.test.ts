@@ -5,10 +5,10 @@
  * file by file. Bad images (wrong diffID, corrupt or altered blobs) are refused and leave no trace.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync, zstdCompressSync } from "node:zlib";
-import { TestRoot, isRoot, must, need, type Result } from "./helpers.ts";
+import { TestRoot, isRoot, must, need, sh, type Result } from "./helpers.ts";
 import { SNAPSHOTTERS, listing, oneLineError, sha256, viewListing } from "./layer-helpers.ts";
 
 const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" };
@@ -138,25 +138,40 @@ describe("unpack", () => {
   });
   afterAll(() => scratch?.close());
 
-  test.skipIf(!need(run, "needs root"))("a killed unpack's snapshot is removed by cleanup and restore once its process is gone, never while it runs", () => {
+  test.skipIf(!need(run, "needs root"))("a killed unpack's snapshot is removed by cleanup and restore once its process is gone, never while it runs", async () => {
     const root = TestRoot.for("overlay", "stor-layer-unpack-");
+    const holders: Bun.Subprocess[] = [];
     try {
       const killed = root.stor(["-s", "overlay", "unpack", join(work, "oci")], { env: { STOR_FAILPOINT: "unpack:applied@2" } });
       expect(killed.code).toBe(-1); // SIGKILL, after the first layer was committed and the second applied
       const keys = () => root.ok(["-s", "overlay", "snapshot", "ls"]).split("\n").slice(1).map((l) => l.split(" ")[0]!).filter(Boolean);
       const left = keys().find((k) => k.startsWith("extract-"))!;
       expect(left).toEndWith(chain[1]!);
-      // Keys of the same shape: one of a live process that made it before now (this test's), one
-      // of a pid that runs no process, one made before this boot.
+      // Keys of the same shape, claimed as an unpack claims its key (a lock on unpacks/KEY): by a
+      // process of this pid namespace; by one in a pid namespace of its own, as in a container
+      // sharing the root, whose pid means nothing here; and by one killed since (a zombie until
+      // reaped: the kernel let go of its lock). One was never claimed (an older stor's).
+      const claims = join(root.path, "snapshots/overlay/unpacks");
+      const hold = async (key: string, argv: string[]) => {
+        const p = Bun.spawn([...argv, "flock", "-o", join(claims, key), "sleep", "60"]); // -o: the lock is flock's own, not sleep's
+        holders.push(p);
+        while (sh(["flock", "-n", join(claims, key), "true"]).code === 0) await Bun.sleep(10);
+        return p;
+      };
       const live = `extract-${process.pid}-${Date.now()}-live`;
-      const gone = `extract-2147483646-${Date.now()}-gone`;
-      const old = `extract-${process.pid}-1000-old`;
-      for (const k of [live, gone, old]) root.ok(["-s", "overlay", "snapshot", "prepare", k]);
-      expect(root.ok(["-s", "overlay", "snapshot", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual([gone, old, left].sort());
-      expect(keys().filter((k) => k.startsWith("extract-"))).toEqual([live]);
+      const container = `extract-2147483645-${Date.now()}-container`;
+      const killedNow = `extract-2147483646-${Date.now()}-killed`;
+      const unclaimed = `extract-${process.pid}-1000-unclaimed`;
+      for (const k of [live, container, killedNow, unclaimed]) root.ok(["-s", "overlay", "snapshot", "prepare", k]);
+      await hold(live, []);
+      await hold(container, ["unshare", "-p", "-f", "--mount-proc"]);
+      (await hold(killedNow, [])).kill("SIGKILL");
+      expect(root.ok(["-s", "overlay", "snapshot", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual([killedNow, unclaimed, left].sort());
+      expect(keys().filter((k) => k.startsWith("extract-")).sort()).toEqual([container, live].sort());
+      expect(readdirSync(claims).sort()).toEqual([container, live].sort()); // the dead ones' files went with them
       // The retry finds the first layer committed and makes the rest.
       expect(root.ok(["-s", "overlay", "unpack", join(work, "oci")]).trim()).toBe(chain[2]!);
-      root.ok(["-s", "overlay", "snapshot", "rm", live]);
+      root.ok(["-s", "overlay", "snapshot", "rm", live, container]);
       // restore says what it removed.
       root.ok(["-s", "overlay", "snapshot", "rm", chain[2]!, chain[1]!, chain[0]!]);
       expect(root.stor(["-s", "overlay", "unpack", join(work, "oci")], { env: { STOR_FAILPOINT: "unpack:applied" } }).code).toBe(-1);
@@ -164,6 +179,7 @@ describe("unpack", () => {
       expect(root.ok(["restore"])).toBe(`removed snapshot "${extract}" of overlay: left by an interrupted unpack\n`);
       expect(keys()).toEqual([]);
     } finally {
+      for (const p of holders) p.kill();
       root.close();
     }
   });

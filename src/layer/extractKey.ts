@@ -1,13 +1,21 @@
 /**
  * The key of the active snapshot an unpack applies a layer into before committing it under its
- * chain ID: `extract-PID-MS-CHAINID`, unique among concurrent unpacks, and telling whose it is.
- * An unpack killed (Ctrl-C, SIGKILL, a crash) leaves it; stor has no garbage collector, so
- * restore and cleanup remove one whose process is gone.
+ * chain ID: `extract-PID-MS-CHAINID`, unique among concurrent unpacks. An unpack killed (Ctrl-C,
+ * SIGKILL, a crash) leaves it; stor has no garbage collector, so restore and cleanup remove one
+ * whose unpack is gone.
+ *
+ * Whether it is gone is asked of a lock, not of the pid: the unpack holds a lock file named by the
+ * key (layout.ts: `unpacks/`) from before the snapshot is made until it is committed or removed,
+ * and the kernel lets go of it when the process dies, zombie or not. A pid says nothing from
+ * another pid namespace (an unpack in a container sharing the root), nor once reused.
  */
-import { bootedAt } from "../boot.ts";
-import { processStartedAfterBoot } from "../sys/processes.ts";
+import { extractClaimsDir } from "../layout.ts";
+import { join } from "../path.ts";
+import { lockEphemeral, type FileLock } from "../sys/file.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { makeDirs } from "../sys/pathCalls.ts";
 
-const PATTERN = /^extract-(\d+)-(\d+)-/;
+const PATTERN = /^extract-\d+-\d+-/;
 
 /** The key for the layer of `chainID`, for this process. */
 export function extractKey(chainID: string): string {
@@ -15,16 +23,27 @@ export function extractKey(chainID: string): string {
 }
 
 /**
- * True when `key` is an unpack's and that unpack is gone: made before this boot, or its process
- * is not running, or a process of that pid started after the key was made (the pid reused).
+ * Claims extract key `key` of the snapshotter at `home` for this process: held until released,
+ * after the snapshot is committed or removed. Taken before the snapshot is made, so no cleanup
+ * ever sees the snapshot unclaimed while its unpack runs.
  */
-export function isAbandonedExtract(key: string): boolean {
-  const m = PATTERN.exec(key);
-  if (!m) return false;
-  const made = Number(m[2]);
-  const booted = bootedAt(); // to the second, at or before the boot: a start seen so is never late
-  if (made < booted) return true;
-  const started = processStartedAfterBoot(Number(m[1]));
-  // In clock ticks (10 ms): a process started in the tick the key was made may be its maker.
-  return started === undefined || booted + started > made + 10;
+export function claimExtract(home: string, key: string): FileLock {
+  const dir = extractClaimsDir(home);
+  makeDirs(dir, 0o700);
+  return lockEphemeral(join(dir, key))!;
+}
+
+/** True when `key` is an unpack's and no live process claims it (see {@link claimExtract}). */
+export function isAbandonedExtract(home: string, key: string): boolean {
+  if (!PATTERN.test(key)) return false;
+  let claim: FileLock | undefined;
+  try {
+    claim = lockEphemeral(join(extractClaimsDir(home), key), false);
+  } catch (err) {
+    if (err instanceof SysError && err.errno === Errno.ENOENT) return true; // no claims at all: none was ever made here
+    throw err;
+  }
+  if (!claim) return false; // held: its unpack runs
+  claim.release(); // a dead unpack's file goes with it
+  return true;
 }

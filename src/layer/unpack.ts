@@ -9,7 +9,7 @@ import { failpoint } from "../failpoint.ts";
 import { log } from "../log.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { applyToSnapshot } from "./apply.ts";
-import { extractKey } from "./extractKey.ts";
+import { claimExtract, extractKey } from "./extractKey.ts";
 import { chainIDs } from "./digest.ts";
 import { findImage, openBlob, type LayerBlob } from "./image.ts";
 import { openImageSource, type ImageSource } from "./imageSource.ts";
@@ -70,35 +70,40 @@ async function unpackLayer(
   const what = `layer ${number} (${blob.digest ?? blob.path})`;
   const file = openBlob(source, blob, what);
   const key = extractKey(chainID);
-  svc.prepare(key, parent);
+  const claim = claimExtract(svc.home, key);
   try {
-    let bytes = 0;
-    const counted = async function* () {
-      for await (const chunk of file.chunks) {
-        bytes += chunk.length;
-        progress("applying", bytes);
-        yield chunk;
+    svc.prepare(key, parent);
+    try {
+      let bytes = 0;
+      const counted = async function* () {
+        for await (const chunk of file.chunks) {
+          bytes += chunk.length;
+          progress("applying", bytes);
+          yield chunk;
+        }
+      };
+      const applied = await applyToSnapshot(svc, key, counted(), what);
+      failpoint("unpack:applied");
+      if (applied !== diffID) throw new InvalidArgumentError(what, `diffID ${applied} does not match ${diffID} in the image config`);
+      try {
+        svc.commit(chainID, key);
+      } catch (err) {
+        // Another unpack committed the same layer meanwhile: use theirs.
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        svc.remove(key);
       }
-    };
-    const applied = await applyToSnapshot(svc, key, counted(), what);
-    failpoint("unpack:applied");
-    if (applied !== diffID) throw new InvalidArgumentError(what, `diffID ${applied} does not match ${diffID} in the image config`);
-    try {
-      svc.commit(chainID, key);
+      progress("done", bytes);
     } catch (err) {
-      // Another unpack committed the same layer meanwhile: use theirs.
-      if (!(err instanceof AlreadyExistsError)) throw err;
-      svc.remove(key);
+      file.stream.destroy();
+      try {
+        svc.remove(key);
+      } catch (cleanup) {
+        // The first failure is the one to report; this one only leaves an active snapshot behind.
+        if (!(cleanup instanceof NotFoundError)) log.warn(`remove snapshot "${key}": ${describe(cleanup)}`);
+      }
+      throw err;
     }
-    progress("done", bytes);
-  } catch (err) {
-    file.stream.destroy();
-    try {
-      svc.remove(key);
-    } catch (cleanup) {
-      // The first failure is the one to report; this one only leaves an active snapshot behind.
-      if (!(cleanup instanceof NotFoundError)) log.warn(`remove snapshot "${key}": ${describe(cleanup)}`);
-    }
-    throw err;
+  } finally {
+    claim.release();
   }
 }

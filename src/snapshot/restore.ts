@@ -51,6 +51,6 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
  * restore alike.
  */
 export function removeLeftovers(service: SnapshotService): { abandoned: string[]; removed: string[] } {
-  const abandoned = service.removeAbandoned(isAbandonedExtract);
+  const abandoned = service.removeAbandoned((key) => isAbandonedExtract(service.home, key));
   return { abandoned, removed: service.cleanup() };
 }

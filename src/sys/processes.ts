@@ -6,25 +6,6 @@
 import { readFileSync, readdirSync, readlinkSync } from "../nodeFs.ts";
 import { mountsUsing, parseMountInfo, readMountInfo, within, type MountInfo } from "./mountinfo.ts";
 
-/** USER_HZ: the unit of the times in /proc/PID/stat, 100 on every Linux architecture. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/**
- * When process `pid` started, in milliseconds after the kernel booted (to a clock tick);
- * undefined when there is no such process.
- */
-export function processStartedAfterBoot(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // Field 22, counted after the command name, which is in parentheses and may hold anything.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[19]) * 1000) / CLOCK_TICKS_PER_SECOND;
-}
-
 /** A process that uses a tree, and how. */
 export interface ProcessUse {
   pid: number;
