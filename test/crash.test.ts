@@ -8,6 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { STOR, TestRoot, isRoot, must, need, sh, simulateReboot, typicalSpan } from "./helpers.ts";
+import { listing } from "./layer-helpers.ts";
 
 const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
 const PARENT_FILES = 400;
@@ -271,3 +272,35 @@ test.skipIf(!need(isRoot(), "chattr +i needs root"))("cleanup: a leftover that c
     must(`chattr -i ${join(dirs, "8")}`);
   }
 });
+
+for (const sn of ["native", "overlay"]) {
+  test.skipIf(!need(isRoot(), "needs root"))(`${sn}: an apply killed part-way is undone by restore and by cleanup: the snapshot is as before it`, () => {
+    r = TestRoot.for(sn);
+    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "work"]))[0];
+    const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+    // The user's tree: files the layer replaces, files it whites out, a directory it makes opaque,
+    // a file a directory replaces, a directory whose mode the layer changes.
+    must(`cd ${tree} && mkdir -p keep gone opq sub && for i in 1 2 3 4 5 6; do echo user $i > keep/f$i; echo user $i > gone/f$i; echo user $i > opq/f$i; done &&
+      echo user > sub/file && echo user > becomes-dir && chmod 750 sub && touch -d @1000000000 keep gone opq sub`);
+    const work = r.dir("layer");
+    must(`cd ${work} && mkdir -p l/keep l/gone l/opq l/sub l/becomes-dir l/new/deep && for i in 1 2 3 4 5 6; do echo layer $i > l/keep/f$i; echo new $i > l/new/deep/n$i; done &&
+      for i in 1 2 3; do touch l/gone/.wh.f$i; done && touch l/opq/.wh..wh..opq && echo layer > l/opq/only && echo layer > l/becomes-dir/inside && chmod 700 l/sub &&
+      tar --format=posix -C l -cf layer.tar keep gone opq sub becomes-dir new`);
+    const layer = join(work, "layer.tar");
+    const before = listing(tree);
+    const total = Number(sh(["sh", "-c", `tar -tf ${layer} | wc -l`]).stdout.trim());
+    for (const [n, recover] of [[1, "restore"], [4, "cleanup"], [9, "restore"], [17, "cleanup"], [total - 1, "restore"]] as const) {
+      const killed = r.stor(["snapshot", "-s", sn, "apply", "work", layer], { env: { STOR_FAILPOINT: `apply:entry@${n}` } });
+      expect(killed.code).toBe(-1);
+      if (n > 3) expect(listing(tree)).not.toEqual(before); // half applied (a directory's own metadata is set at the end)
+      const said = recover === "restore" ? r.ok(["restore"]) : r.ok(["snapshot", "-s", sn, "cleanup"]);
+      expect(said).toMatch(recover === "restore" ? /^undid an interrupted apply: put its snapshot back as it was from \S+\/new-apply-\S+\n$/ : /new-apply-\S+\n$/);
+      expect(listing(tree)).toEqual(before);
+      expect(sh(["sh", "-c", `find ${join(r.path, "snapshots", sn)} -name 'new-apply-*'`]).stdout).toBe("");
+    }
+    // Whole, it applies as it would have.
+    r.ok(["snapshot", "-s", sn, "apply", "work", layer]);
+    expect(readFileSync(join(tree, "keep/f1"), "utf8")).toBe("layer 1\n");
+    expect(existsSync(join(tree, "gone/f1"))).toBe(false);
+  });
+}

@@ -44,6 +44,7 @@ function snapshotLines(reports: readonly SnapshotRestoreReport[]): string[] {
       : [
           ...r.abandoned.map((k) => `removed snapshot "${k}" of ${r.snapshotter}: left by an interrupted unpack`),
           ...r.removed.map((d) => `removed snapshot directory ${r.snapshotter}/${d}: no snapshot owns it`),
+          ...r.undone.map((d) => `undid an interrupted apply: put its snapshot back as it was from ${r.snapshotter}/${d}`),
         ],
   );
 }
@@ -76,6 +77,7 @@ function reportView(r: RestoreReport) {
       Removed: s.removed,
       // Only when there are any, as Damaged: a root without them reports as it always did.
       ...(s.abandoned.length > 0 && { Abandoned: s.abandoned }),
+      ...(s.undone.length > 0 && { Undone: s.undone }),
       ...(s.damaged !== undefined && { Damaged: s.damaged }),
     })),
   };

@@ -189,13 +189,13 @@ export function snapshotGroup(ctx: Context): Group {
     });
 
   cli
-    .command("cleanup", "Remove what interrupted work left: the snapshots of unpacks that were killed, and snapshot directories no snapshot owns (left by a crash); prints each one removed.")
+    .command("cleanup", "Remove what interrupted work left: the snapshots of unpacks that were killed, snapshot directories no snapshot owns (left by a crash), and the trash of killed applies, whose changes are undone first; prints each one removed.")
     .example("stor snapshot cleanup")
     .action(async () => {
       const s = await svc();
       const { removeLeftovers } = await import("../snapshot/restore.ts");
-      const { abandoned, removed } = removeLeftovers(s);
-      for (const name of [...abandoned, ...removed]) print(name);
+      const { abandoned, removed, undone } = removeLeftovers(s);
+      for (const name of [...abandoned, ...removed, ...undone]) print(name);
     });
 
   registerLayerCommands(cli, svc);

@@ -16,6 +16,7 @@
 import { ftruncateSync, type BigIntStats } from "../nodeFs.ts";
 import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
+import { failpoint } from "../failpoint.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { makedev } from "../sys/devno.ts";
@@ -90,6 +91,7 @@ export async function applyLayer(root: string, overlayParents: readonly string[]
     let reported = performance.now();
     for (let h = await reader.next(); h; h = await reader.next()) {
       await applier.entry(h, reader);
+      failpoint("apply:entry");
       entries++;
       if (onProgress && performance.now() - reported >= PROGRESS_MS) {
         reported = performance.now();

@@ -10,27 +10,40 @@
  * Paths are kept as the kernel resolved them (no symlink in them), relative to the root, and are
  * resolved again without following any: undone in reverse, each step finds the tree as it was
  * just after that step.
+ *
+ * The journal is also written, a line a step, to `journal` in the trash directory (made by the
+ * first step, locked while the apply runs), so that an apply killed part-way (SIGKILL, Ctrl-C, a
+ * crash) is undone by `snapshot cleanup` and `stor restore` ({@link recoverApply}) instead of
+ * leaving the tree half applied and its replaced files in a trash nobody puts back. A removal is
+ * written before it is made; a name made, just after (a make may find the name taken, and only
+ * the apply's own names may be undone): an apply killed between a new name's making and its line
+ * leaves that one name. A name made inside a directory this apply made needs no step: undoing the
+ * directory removes it. Lines are not synced: a killed process's writes are in the page cache;
+ * a power cut may lose both the changes and their lines.
  */
-import { closeSync, readlinkSync, renameSync, type BigIntStats } from "../nodeFs.ts";
-import { dirname, join } from "../path.ts";
+import { closeSync, readlinkSync, renameSync } from "../nodeFs.ts";
+import { basename, dirname, join } from "../path.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
-import { chmodAt, chownAt, removeDir } from "../sys/pathCalls.ts";
+import { chmodAt, chownAt, closeFd, openPath, pathExists, readText, removeDir, writeText } from "../sys/pathCalls.ts";
 import { listXattrs, makeLockedTempDir, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
 import { PreconditionError, describe } from "../errors.ts";
 import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
-import type { ConfinedDir } from "./confined.ts";
+import { ConfinedDir } from "./confined.ts";
 import { inside } from "./paths.ts";
 
 type Step =
   | { op: "made"; dir: string; name: string }
   | { op: "moved"; dir: string; name: string; trashName: string }
-  | { op: "saved"; path: string; stat: BigIntStats; xattrs: Map<string, Buffer> };
+  | { op: "saved"; path: string; uid: number; gid: number; mode: number; atimeNs: bigint; mtimeNs: bigint; xattrs: Map<string, Buffer> };
+
+/** The journal's name in the trash directory. */
+const JOURNAL = "journal";
 
 /** The journal of one apply to the tree of `root`. */
 export class UndoJournal {
@@ -40,7 +53,9 @@ export class UndoJournal {
   readonly #steps: Step[] = [];
   /** Directories saved, or made by this apply: their state before needs no saving. */
   readonly #known = new Set<string>();
-  #trash: { path: string; fd: number; lock: FileLock } | undefined;
+  /** Directories made by this apply: what is made in them needs no step. */
+  readonly #madeDirs = new Set<string>();
+  #trash: { path: string; fd: number; lock: FileLock | undefined; journal: number } | undefined;
   /** The host's mounts, read at the apply's first removal. */
   #mounts: MountInfo[] | undefined;
 
@@ -67,7 +82,8 @@ export class UndoJournal {
       if (!stat) return;
       const xattrs = new Map<string, Buffer>();
       for (const key of listXattrs(procPath(dir, name))) xattrs.set(key, getXattrAt(dir, name, key)!);
-      this.#steps.push({ op: "saved", path, stat, xattrs });
+      const { uid, gid, mode, atimeNs, mtimeNs } = stat;
+      this.#record({ op: "saved", path, uid: Number(uid), gid: Number(gid), mode: Number(mode) & 0o7777, atimeNs, mtimeNs, xattrs });
     } finally {
       closeSync(dir);
     }
@@ -75,8 +91,29 @@ export class UndoJournal {
 
   /** Records `name`, just made in directory `dir` (saved before); `isDir` when it is a directory. */
   made(dir: string, name: string, isDir: boolean): void {
-    this.#steps.push({ op: "made", dir, name });
-    if (isDir) this.#known.add(inside(dir, name));
+    const path = inside(dir, name);
+    if (!this.#madeDirs.has(dir)) this.#record({ op: "made", dir, name });
+    if (isDir) {
+      this.#known.add(path);
+      this.#madeDirs.add(path);
+    }
+  }
+
+  /** Adds `step` to the journal, in memory and in its file. */
+  #record(step: Step): void {
+    this.#write(step);
+    this.#steps.push(step);
+  }
+
+  /** Appends `step`'s line to the journal's file, made with the trash on the first step. */
+  #write(step: Step): void {
+    const line =
+      step.op === "made"
+        ? ["m", step.dir, step.name]
+        : step.op === "moved"
+          ? ["v", step.dir, step.name, step.trashName]
+          : ["s", step.path, step.uid, step.gid, step.mode, String(step.atimeNs), String(step.mtimeNs), Object.fromEntries([...step.xattrs].map(([k, v]) => [k, v.toString("base64")]))];
+    writeText(this.#trashDir().journal, `${JSON.stringify(line)}\n`);
   }
 
   /**
@@ -97,25 +134,37 @@ export class UndoJournal {
     }
     this.save(dir);
     const trash = this.#trashDir();
-    const trashName = String(this.#steps.length);
+    const step: Step = { op: "moved", dir, name, trashName: String(this.#steps.length) };
+    // Written first: a kill after the move must find where to put it back.
+    this.#write(step);
     try {
-      renameSync(nameBuffer(procPath(dirFd, name)), nameBuffer(procPath(trash.fd, trashName)));
+      renameSync(nameBuffer(procPath(dirFd, name)), nameBuffer(procPath(trash.fd, step.trashName)));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return; // nothing had the name
       throw err;
     }
-    this.#steps.push({ op: "moved", dir, name, trashName });
+    this.#steps.push(step);
   }
 
-  /** Puts the tree back as it was before the first step. */
-  rollback(): void {
+  /**
+   * Puts the tree back as it was before the first step. What holds a name a removal's step puts
+   * back is the apply's, made after the original went (unrecorded: made in a directory the apply
+   * made, or, after a kill, before its line): it goes first. After a kill (`recovering`), a removal
+   * may not have happened (its line is written before it): it is passed.
+   */
+  rollback(recovering = false): void {
     for (let step = this.#steps.pop(); step; step = this.#steps.pop()) {
       if (step.op === "saved") this.#restore(step);
       else {
         const dir = this.#openDir(step.dir);
         try {
           if (step.op === "made") this.#root.removeAll(dir, step.name);
-          else renameSync(nameBuffer(procPath(this.#trash!.fd, step.trashName)), nameBuffer(procPath(dir, step.name)));
+          else {
+            const from = nameBuffer(procPath(this.#trash!.fd, step.trashName));
+            if (recovering && !lstatAt(this.#trash!.fd, step.trashName)) continue;
+            this.#root.removeAll(dir, step.name);
+            renameSync(from, nameBuffer(procPath(dir, step.name)));
+          }
         } finally {
           closeSync(dir);
         }
@@ -135,16 +184,16 @@ export class UndoJournal {
     }
   }
 
-  #restore({ path, stat, xattrs }: Extract<Step, { op: "saved" }>): void {
+  #restore({ path, uid, gid, mode, atimeNs, mtimeNs, xattrs }: Extract<Step, { op: "saved" }>): void {
     const [dir, name] = this.#open(path);
     const what = () => `restore ${path || "/"}`;
     try {
-      chownAt(dir, name, Number(stat.uid), Number(stat.gid), what);
-      chmodAt(dir, name, Number(stat.mode) & 0o7777, what);
+      chownAt(dir, name, uid, gid, what);
+      chmodAt(dir, name, mode, what);
       const file = procPath(dir, name);
       for (const key of listXattrs(file)) if (!xattrs.has(key)) removeXattr(file, key);
       for (const [key, value] of xattrs) setXattrAt(dir, name, key, value);
-      setTimesAt(dir, name, stat.atimeNs, stat.mtimeNs, what);
+      setTimesAt(dir, name, atimeNs, mtimeNs, what);
     } finally {
       closeSync(dir);
     }
@@ -164,8 +213,11 @@ export class UndoJournal {
     return fd;
   }
 
-  /** The trash directory, made on first use beside the root (on its filesystem, outside its tree). */
-  #trashDir(): { fd: number } {
+  /**
+   * The trash directory, made on first use beside the root (on its filesystem, outside its tree),
+   * with the journal's file, which first names the root, by its name there.
+   */
+  #trashDir(): { fd: number; journal: number } {
     if (this.#trash) return this.#trash;
     // Locked, as the snapshot service's `new-*`: cleanup takes it only after a crash. A cleanup
     // may take it in the moment before the lock: then it is gone (or going), and another is made.
@@ -185,7 +237,16 @@ export class UndoJournal {
         lock.release();
         throw new SysError(`open ${path}`, -fd);
       }
-      this.#trash = { path, fd, lock };
+      let journal: number;
+      try {
+        journal = openPath(join(path, JOURNAL), O.WRONLY | O.CREAT | O.EXCL, 0o600);
+        writeText(journal, `${JSON.stringify({ root: basename(this.#rootPath) })}\n`);
+      } catch (err) {
+        closeSync(fd);
+        lock.release(); // left to cleanup: a trash without a journal changed nothing yet
+        throw err;
+      }
+      this.#trash = { path, fd, lock, journal };
       return this.#trash;
     }
   }
@@ -195,11 +256,51 @@ export class UndoJournal {
     if (!trash) return;
     this.#trash = undefined;
     closeSync(trash.fd);
+    if (trash.journal >= 0) closeFd(trash.journal);
     try {
       removeTree(trash.path);
     } finally {
-      trash.lock.release();
+      trash.lock?.release();
     }
+  }
+
+  /** The journal of the apply that left trash `path` (unlocked, its apply killed), read back. */
+  static read(path: string, root: ConfinedDir, lines: string[]): UndoJournal {
+    const journal = new UndoJournal(root);
+    const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
+    if (fd < 0) throw new SysError(`open ${path}`, -fd);
+    journal.#trash = { path, fd, lock: undefined, journal: -1 };
+    for (const line of lines) {
+      const f = JSON.parse(line) as unknown[];
+      const str = (i: number) => String(f[i]);
+      if (f[0] === "m") journal.#steps.push({ op: "made", dir: str(1), name: str(2) });
+      else if (f[0] === "v") journal.#steps.push({ op: "moved", dir: str(1), name: str(2), trashName: str(3) });
+      else {
+        const xattrs = new Map(Object.entries(f[7] as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, "base64")]));
+        journal.#steps.push({ op: "saved", path: str(1), uid: Number(f[2]), gid: Number(f[3]), mode: Number(f[4]), atimeNs: BigInt(str(5)), mtimeNs: BigInt(str(6)), xattrs });
+      }
+    }
+    return journal;
+  }
+}
+
+/**
+ * Undoes the apply that left trash directory `path` (a `new-apply-*` nobody holds: its apply was
+ * killed) from the journal in it, then removes it. The tree it names beside it goes back to what
+ * it was before the apply; a trash without a journal (made, then killed) changed nothing. A line
+ * the kill cut short is the last, and a step not taken.
+ */
+export function recoverApply(path: string): void {
+  const lines = readText(join(path, JOURNAL))?.split("\n") ?? [];
+  lines.pop(); // a line the kill cut short, or the nothing after the last newline
+  const header = lines.shift();
+  const rootPath = header === undefined ? undefined : join(dirname(path), String((JSON.parse(header) as { root: unknown }).root));
+  if (rootPath === undefined || !pathExists(rootPath)) return removeTree(path); // nothing to put back, or nowhere
+  const root = new ConfinedDir(rootPath);
+  try {
+    UndoJournal.read(path, root, lines).rollback(true);
+  } finally {
+    root.close();
   }
 }
 

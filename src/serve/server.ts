@@ -84,7 +84,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const volumes = opts.dockerVolume ? await openVolumes(config, "write", { askPlugins: false }) : undefined;
     if (volumes) undo.push(() => volumes.close());
     const left = snapshots && removeLeftovers(snapshots);
-    const removed = [...(left?.abandoned ?? []), ...(left?.removed ?? []), ...(volumes?.cleanup() ?? [])];
+    const removed = [...(left?.abandoned ?? []), ...(left?.removed ?? []), ...(left?.undone ?? []), ...(volumes?.cleanup() ?? [])];
     if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);
     const snapshotThreads = snapshots && new Threads("snapshots", { config, snapshotter: snapshots.snapshotter.name });
     const volumeThreads = volumes && new Threads("volumes", { config });

@@ -5,6 +5,8 @@
 import type { Config } from "../config.ts";
 import { describe } from "../errors.ts";
 import { isAbandonedExtract } from "../layer/extractKey.ts";
+import { APPLY_TRASH_PREFIX } from "../layout.ts";
+import { basename } from "../path.ts";
 import { openSnapshots, usedSnapshotters } from "../services.ts";
 import type { SnapshotService } from "./service.ts";
 
@@ -17,6 +19,8 @@ export interface SnapshotRestoreReport {
   removed: string[];
   /** Snapshots removed because the unpack that made them is gone. */
   abandoned: string[];
+  /** The trash directories of killed applies, whose changes were undone from them. */
+  undone: string[];
   /** Set when the metadata database is damaged: nothing was removed then. */
   damaged?: string;
 }
@@ -31,13 +35,13 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
       const check = service.checkMetadata();
       if (check !== "ok") {
         // Removing directories on the word of a damaged database could destroy good snapshots.
-        reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], damaged: check });
+        reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], damaged: check });
         continue;
       }
-      const { abandoned, removed } = removeLeftovers(service);
-      reports.push({ snapshotter: name, snapshots: service.summaries().length, removed, abandoned });
+      const { abandoned, removed, undone } = removeLeftovers(service);
+      reports.push({ snapshotter: name, snapshots: service.summaries().length, removed, abandoned, undone });
     } catch (err) {
-      reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], damaged: describe(err) });
+      reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], damaged: describe(err) });
     } finally {
       service?.close();
     }
@@ -47,10 +51,13 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
 
 /**
  * Removes what interrupted work left of `service`'s snapshots: the snapshots of unpacks that are
- * gone (their keys), then the directories no snapshot owns (their names). `snapshot cleanup` and
- * restore alike.
+ * gone (their keys), then the directories no snapshot owns and the trash of killed applies, whose
+ * changes are undone first (their names). `snapshot cleanup`, restore and serve's start alike.
  */
-export function removeLeftovers(service: SnapshotService): { abandoned: string[]; removed: string[] } {
+export function removeLeftovers(service: SnapshotService): { abandoned: string[]; removed: string[]; undone: string[] } {
   const abandoned = service.removeAbandoned((key) => isAbandonedExtract(service.home, key));
-  return { abandoned, removed: service.cleanup() };
+  const removed: string[] = [];
+  const undone: string[] = [];
+  for (const name of service.cleanup()) (basename(name).startsWith(APPLY_TRASH_PREFIX) ? undone : removed).push(name);
+  return { abandoned, removed, undone };
 }

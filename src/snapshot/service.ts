@@ -12,7 +12,6 @@ import { dirname, join } from "../path.ts";
 import type { Access } from "../db.ts";
 import { AlreadyExistsError, ExitCode, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe } from "../errors.ts";
 import { diskUsage, type Usage } from "../fs/diskUsage.ts";
-import { removeTree } from "../fs/removeTree.ts";
 import { failpoint } from "../failpoint.ts";
 import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
@@ -75,6 +74,9 @@ function validateLabels(labels: Record<string, string>): void {
 }
 
 const snap = (key: string) => `snapshot "${key}"`;
+
+/** Undoes a killed apply from the trash it left (see src/layer/undoJournal.ts): loaded only then. */
+const recoverApply = (trash: string) => (require("../layer/undoJournal.ts") as typeof import("../layer/undoJournal.ts")).recoverApply(trash);
 
 /** Snapshots of one snapshotter below `<root>/snapshots/<name>`. */
 export class SnapshotService {
@@ -439,6 +441,7 @@ export class SnapshotService {
    * committed snapshots that a crash left unsealed. Returns the names removed.
    */
   cleanup(): string[] {
+    const recovered: string[] = [];
     const [doomed, all] = this.#store.write(() => {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
@@ -461,6 +464,12 @@ export class SnapshotService {
             if (!lock) continue;
             lock.release();
           }
+          // A killed apply's trash (native's are here, beside the snapshots): its tree is put back first.
+          if (name.startsWith(APPLY_TRASH_PREFIX)) {
+            recoverApply(path);
+            recovered.push(name);
+            continue;
+          }
           out.push({ trash: name.startsWith("rm-") ? path : this.#toTrash(path, name), name });
         } catch (err) {
           // A removal that committed before this lock removes its directory after it: gone meanwhile, it is no leftover.
@@ -472,7 +481,7 @@ export class SnapshotService {
       return [out, all] as const;
     });
     failpoint("cleanup:renamed");
-    const removed: string[] = [];
+    const removed: string[] = [...recovered];
     for (const { trash, name } of doomed) {
       try {
         this.snapshotter.remove(trash);
@@ -524,10 +533,11 @@ export class SnapshotService {
   }
 
   /**
-   * Removes what a crashed apply on snapshot `id` left in its trash (`new-apply-*` beside the
-   * upper directory: inside the snapshot's directory, unless that is the snapshot's tree, whose
-   * trash is among the snapshots, as native's, and removed above). A trash an apply holds is left;
-   * one that cannot go (in a sealed btrfs snapshot) is said. Returns the paths removed.
+   * Undoes what a killed apply on snapshot `id` did, from the trash it left (`new-apply-*` beside
+   * the upper directory: inside the snapshot's directory, unless that is the snapshot's tree, whose
+   * trash is among the snapshots, as native's, and recovered above), and removes the trash. A trash
+   * an apply holds is left; one that cannot be undone or go (in a sealed btrfs snapshot) is said.
+   * Returns the paths removed.
    */
   #applyTrash(id: number): string[] {
     const beside = dirname(this.snapshotter.upperDir(this.#dir(id)));
@@ -549,7 +559,7 @@ export class SnapshotService {
       }
       if (!lock) return [];
       try {
-        removeTree(path);
+        recoverApply(path);
         return [path];
       } catch (err) {
         log.warn(`cleanup: ${path} is left: ${describe(err)}`);
