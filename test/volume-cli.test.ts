@@ -314,6 +314,19 @@ describe("secrets and network addresses", () => {
     expect(r.ok(["volume", "ls", "-q", "-f", "dangling=false"])).toBe("");
   }, 60_000);
 
+  test.skipIf(!LOCALHOST)("a password in the device's address or in user=name%password never shows either", async () => {
+    r.ok(["volume", "create", "-o", "type=smb3", "-o", "device=//bob:hunter2@localhost/share", "smb-url"]);
+    r.ok(["volume", "create", "-o", "type=cifs", "-o", "device=//localhost/share", "-o", "o=username=bob%hunter2,vers=3.0", "smb-pct"]);
+    for (const name of ["smb-url", "smb-pct"]) {
+      const [v] = JSON.parse(r.ok(["volume", "inspect", name]));
+      expect(JSON.stringify(v.Options)).not.toContain("hunter2");
+      const res = r.stor(["--log-level", "debug", "volume", "mount", name, "c1"]);
+      expect(res.code).toBe(1);
+      expect(res.stdout + res.stderr).not.toContain("hunter2");
+      expect(res.stderr).toContain("********");
+    }
+  }, 60_000);
+
   test.skipIf(!LOCALHOST)("nfs: a host name in addr= is resolved to an address", async () => {
     r.ok(["volume", "create", "-o", "type=nfs", "-o", "device=:/export", "-o", "o=addr=localhost,soft,timeo=10,retrans=1", "nfs"]);
     const res = r.stor(["--log-level", "debug", "volume", "mount", "nfs", "c1"]);

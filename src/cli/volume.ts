@@ -244,7 +244,7 @@ export function volumeGroup(ctx: Context): Group {
         const view = (p: PluginStatus) => ({ Name: p.name, Addr: p.addr, Source: p.source, Scope: p.scope ?? "", Answers: p.error === undefined, Error: p.error ?? "" });
         return print(plugins.map((p) => `${goJson(view(p), 0)}\n`).join(""));
       }
-      const rows = plugins.map((p) => [p.name, p.addr, p.scope ?? "", p.error === undefined ? "answers" : redact(p.error)]);
+      const rows = plugins.map((p) => [p.name, redact(p.addr), p.scope ?? "", p.error === undefined ? "answers" : redact(p.error)]);
       print(table([["NAME", "ADDRESS", "SCOPE", "STATUS"], ...rows], DOCKER_TABLE));
     });
 
