@@ -1,6 +1,6 @@
 /** Many stor processes on one volume root at once: exact results, and never a locking error. */
 import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STOR, TestRoot, have, isRoot, need, sh, type Result } from "./helpers.ts";
 
@@ -120,3 +120,72 @@ test.skipIf(!need(isRoot(), "mounting volumes needs root"))("parallel references
   expect(mounts()).toBe(0);
   expect(r.ok(["volume", "rm", "shared"])).toBe("shared\n");
 }, 120_000);
+
+/**
+ * Runs `stor volume prune ARGS` while another process holds the lock of `held`, a name of its
+ * first batch: prune has chosen its candidates and waits there. `meanwhile` runs then, on names of
+ * its later batches; prune's result is returned once it is let go.
+ */
+async function pruneHeldUp(root: TestRoot, args: string[], held: string, meanwhile: () => void): Promise<Result> {
+  const locks = join(root.path, "volumes/.meta/locks");
+  const heldFile = join(locks, held);
+  sh(["touch", heldFile]);
+  const holder = Bun.spawn(["flock", heldFile, "cat"], { stdin: "pipe" }); // held until its input ends below
+  while (sh(["flock", "-n", heldFile, "true"]).code === 0) await Bun.sleep(10);
+  const prune = Bun.spawn([STOR, "--root", root.path, "--config", root.config, "volume", "prune", ...args], { stdout: "pipe", stderr: "pipe" });
+  // The names of the batch prune holds while it waits are links to one file.
+  const waiting = () => readdirSync(locks).some((n) => n !== held && (statSync(join(locks, n), { throwIfNoEntry: false })?.nlink ?? 0) > 1);
+  for (let i = 0; i < 1000 && !waiting(); i++) await Bun.sleep(10);
+  expect(waiting()).toBe(true);
+  meanwhile();
+  void holder.stdin.end();
+  await holder.exited;
+  const [stdout, stderr, code] = await Promise.all([new Response(prune.stdout).text(), new Response(prune.stderr).text(), prune.exited]);
+  return { code, stdout, stderr };
+}
+
+/** Made again under `name` by another command, holding `data`: it is not the volume prune chose. */
+function madeAgain(root: TestRoot, name: string, createArgs: string[], data: string): void {
+  root.ok(["volume", "rm", name]);
+  root.ok(["volume", "create", ...createArgs, name]);
+  writeFileSync(join(root.path, "volumes", name, "_data/db"), data);
+}
+
+test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor process would"))(
+  "prune --filter: a volume removed and made again while prune waits for its lock is another volume, and stays, with its data",
+  async () => {
+    r = new TestRoot();
+    const names = Array.from({ length: 300 }, (_, i) => `s${String(i).padStart(3, "0")}`); // two batches of locks
+    for (let i = 0; i < names.length; i += 25) expect(failures(await r.parallel(names.slice(i, i + 25).map((n) => ["volume", "create", "--label", "scratch=1", n])))).toEqual([]);
+    const root = r;
+    const res = await pruneHeldUp(r, ["-a", "-f", "--filter", "label=scratch"], "s100", () => {
+      madeAgain(root, "s290", [], "no longer scratch"); // no longer matches the filter
+      madeAgain(root, "s291", ["--label", "scratch=1"], "another scratch"); // matches, but is not the volume chosen
+    });
+    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect(r.ok(["volume", "ls", "-q"])).toBe("s290\ns291\n");
+    expect(readFileSync(join(r.path, "volumes/s290/_data/db"), "utf8")).toBe("no longer scratch");
+    expect(readFileSync(join(r.path, "volumes/s291/_data/db"), "utf8")).toBe("another scratch");
+    expect(res.stdout.split("\n").filter((n) => n.startsWith("s"))).toEqual(names.filter((n) => n !== "s290" && n !== "s291"));
+  },
+  120_000,
+);
+
+test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor process would"))(
+  "prune without -a: an anonymous volume made again under its name, not anonymous, while prune waits for its lock stays",
+  async () => {
+    r = new TestRoot();
+    for (let i = 0; i < 300; i += 25) expect(failures(await r.parallel(Array.from({ length: 25 }, () => ["volume", "create"])))).toEqual([]);
+    const names = r.ok(["volume", "ls", "-q"]).split("\n").filter(Boolean).sort();
+    expect(names).toHaveLength(300);
+    const named = names.at(-1)!;
+    const root = r;
+    const res = await pruneHeldUp(r, ["-f"], names[100]!, () => madeAgain(root, named, [], "named now"));
+    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect(r.ok(["volume", "ls", "-q"])).toBe(`${named}\n`);
+    expect(JSON.parse(r.ok(["volume", "inspect", named]))[0].Labels).toEqual({});
+    expect(readFileSync(join(r.path, "volumes", named, "_data/db"), "utf8")).toBe("named now");
+    expect(res.stdout.split("\n").filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual(names.slice(0, -1));
+  },
+  120_000,
+);

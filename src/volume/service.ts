@@ -203,7 +203,7 @@ export class VolumeService {
     const unrecorded: VolumeRecord[] = [];
     for (const [driver, listed] of listings) {
       for (const l of listed.values()) {
-        if (!recorded.has(l.name)) unrecorded.push({ name: l.name, driver, created: l.created ?? "", labels: {}, options: {}, refs: [], active: 0 });
+        if (!recorded.has(l.name)) unrecorded.push({ name: l.name, id: 0, driver, created: l.created ?? "", labels: {}, options: {}, refs: [], active: 0 });
       }
     }
     return [...records, ...unrecorded]
@@ -272,20 +272,23 @@ export class VolumeService {
     const everything = all || boolFilter(filters, "all") === true;
     // Local volumes only, so no plugin is asked anything.
     const test = matcher(filters);
-    const candidates = this.#store
-      .read(() => this.#store.all())
-      .filter((v) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || Object.hasOwn(v.labels, ANONYMOUS_LABEL)));
+    const prunable = (v: VolumeRecord) => test(v) && isPlainLocal(v) && v.refs.length === 0 && (everything || Object.hasOwn(v.labels, ANONYMOUS_LABEL));
+    const candidates = new Map(
+      this.#store
+        .read(() => this.#store.all())
+        .filter(prunable)
+        .map((v) => [v.name, v.id]),
+    );
+    // Chosen before their locks are taken: under them, a volume goes only if it is still the one
+    // chosen (not removed and made again under its name) and still all that made it a candidate.
+    const chosen = (v: VolumeRecord) => candidates.get(v.name) === v.id && prunable(v);
     const report: PruneReport = { deleted: [], reclaimed: 0 };
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
     // Over several batches, a batch's trash goes on a helper thread while the next is pruned.
-    const remover = candidates.length > BATCH && helperThreadsAllowed() ? new (await import("../fs/removeThread.ts")).RemoveThreads() : undefined;
+    const remover = candidates.size > BATCH && helperThreadsAllowed() ? new (await import("../fs/removeThread.ts")).RemoveThreads() : undefined;
     const gone: Promise<void>[] = [];
     try {
-      await this.#locks.inBatches(
-        candidates.map((c) => c.name),
-        true,
-        (names) => this.#pruneBatch(names, local, report, gone, remover),
-      );
+      await this.#locks.inBatches([...candidates.keys()], true, (names) => this.#pruneBatch(names, chosen, local, report, gone, remover));
     } finally {
       await Promise.all(gone);
       remover?.close();
@@ -294,19 +297,19 @@ export class VolumeService {
   }
 
   /**
-   * Prunes `names`, whose locks the caller holds, as one: each checked again, their storage
-   * removed with one directory sync, their metadata in one transaction. A crash in between leaves
-   * metadata whose storage is gone, which restore forgets, as after a single removal. The trash's
-   * removal (on `remover`'s threads) goes into `gone` at once, so it is waited for even when the
-   * metadata's transaction fails.
+   * Prunes those of `names`, whose locks the caller holds, that are still `chosen` and not in
+   * use, as one: their storage removed with one directory sync, their metadata in one
+   * transaction. A crash in between leaves metadata whose storage is gone, which restore
+   * forgets, as after a single removal. The trash's removal (on `remover`'s threads) goes into
+   * `gone` at once, so it is waited for even when the metadata's transaction fails.
    */
-  #pruneBatch(names: readonly string[], local: LocalDriver, report: PruneReport, gone: Promise<void>[], remover?: RemoveThreads): void {
+  #pruneBatch(names: readonly string[], chosen: (v: VolumeRecord) => boolean, local: LocalDriver, report: PruneReport, gone: Promise<void>[], remover?: RemoveThreads): void {
     const mounts = readMountTable(); // under the locks, which may have waited: what is mounted now
     const sizes = new Map<string, number>();
-    // Looked at again under the locks, in one read: taken, changed or removed while pruning?
+    // Looked at again under the locks, in one read: taken, changed or made again while pruning?
     const now = this.#store.read(() => this.#store.all(names));
     for (const v of now) {
-      if (!isPlainLocal(v) || inUse(v, local, mounts)) continue;
+      if (!chosen(v) || inUse(v, local, mounts)) continue;
       sizes.set(v.name, dataSize(local.path(v.name)) ?? 0);
     }
     const { removed, failed, gone: trashGone } = local.removeAll([...sizes.keys()], remover);
@@ -416,7 +419,7 @@ export class VolumeService {
       const when = new Date(created);
       const found = { name, driver: plugin, created: rfc3339(isNaN(when.getTime()) ? new Date() : when), labels: {}, options: {} };
       // A command that only reads shows it as found, and records nothing.
-      if (this.#access === "read") return { ...found, refs: [], active: 0 };
+      if (this.#access === "read") return { ...found, id: 0, refs: [], active: 0 };
       const lock = this.#locks.lock(name);
       try {
         this.#store.write(() => {

@@ -14,6 +14,12 @@ import { stringMap } from "../stringMap.ts";
 /** A volume's row with everything attached to it. */
 export interface VolumeRecord {
   name: string;
+  /**
+   * Given when the volume is recorded and never again, to no other volume: a volume removed and
+   * made again under its name has another, so a command that chose a volume before taking its
+   * lock can tell it is still the one it chose. 0 for a volume stor has no record of (a plugin's, listed).
+   */
+  id: number;
   driver: string;
   /** RFC 3339, to the second, as docker prints CreatedAt. */
   created: string;
@@ -58,9 +64,14 @@ const MIGRATIONS = [
   `ALTER TABLE refs ADD COLUMN boot TEXT;`,
   // How many times a counted reference was taken (see VolumeService.mount): 1 for the others.
   `ALTER TABLE refs ADD COLUMN uses INTEGER NOT NULL DEFAULT 1;`,
+  // Each volume's id (see VolumeRecord.id), from a counter: a rowid of a deleted last row is given again.
+  `ALTER TABLE volumes ADD COLUMN id INTEGER NOT NULL DEFAULT 0;
+   UPDATE volumes SET id = rowid;
+   CREATE TABLE last_volume_id (id INTEGER NOT NULL);
+   INSERT INTO last_volume_id SELECT coalesce(max(id), 0) FROM volumes;`,
 ];
 
-type Row = { name: string; driver: string; created: string; active: number };
+type Row = { name: string; id: number; driver: string; created: string; active: number };
 type Pair = { volume: string; name: string; value: string };
 type RefRow = { volume: string; ref: string };
 
@@ -94,17 +105,17 @@ export class VolumeStore {
     // One statement, not four: each costs a command a prepare. Row 0 is the volume, then its
     // labels (1), options (2) and references (3), each by name.
     const rows = this.#db
-      .query<{ k: number; a: string; b: string; c: string; d: number }, [string]>(
-        `SELECT 0 AS k, name AS a, driver AS b, created AS c, active AS d FROM volumes WHERE name = ?1
-         UNION ALL SELECT 1, name, value, NULL, NULL FROM labels WHERE volume = ?1
-         UNION ALL SELECT 2, name, value, NULL, NULL FROM options WHERE volume = ?1
-         UNION ALL SELECT 3, ref, NULL, NULL, NULL FROM refs WHERE volume = ?1
+      .query<{ k: number; a: string; b: string; c: string; d: number; e: number }, [string]>(
+        `SELECT 0 AS k, name AS a, driver AS b, created AS c, active AS d, id AS e FROM volumes WHERE name = ?1
+         UNION ALL SELECT 1, name, value, NULL, NULL, NULL FROM labels WHERE volume = ?1
+         UNION ALL SELECT 2, name, value, NULL, NULL, NULL FROM options WHERE volume = ?1
+         UNION ALL SELECT 3, ref, NULL, NULL, NULL, NULL FROM refs WHERE volume = ?1
          ORDER BY k, a`,
       )
       .all(name);
     const head = rows[0];
     if (head?.k !== 0) return undefined;
-    const v: VolumeRecord = { name: head.a, driver: head.b, created: head.c, active: head.d, labels: stringMap(), options: stringMap(), refs: [] };
+    const v: VolumeRecord = { name: head.a, id: head.e, driver: head.b, created: head.c, active: head.d, labels: stringMap(), options: stringMap(), refs: [] };
     for (let i = 1; i < rows.length; i++) {
       const r = rows[i]!;
       if (r.k === 1) v.labels[r.a] = r.b;
@@ -121,7 +132,7 @@ export class VolumeStore {
   all(names?: readonly string[]): VolumeRecord[] {
     const params = names ? [JSON.stringify(names)] : [];
     const where = (column: string) => (names ? `WHERE ${column} IN (SELECT value FROM json_each(?))` : "");
-    const rows = this.#db.query<Row, string[]>(`SELECT name, driver, created, active FROM volumes ${where("name")} ORDER BY name`).all(...params);
+    const rows = this.#db.query<Row, string[]>(`SELECT name, id, driver, created, active FROM volumes ${where("name")} ORDER BY name`).all(...params);
     const byVolume = (table: string) =>
       groupPairs(this.#db.query<Pair, string[]>(`SELECT volume, name, value FROM ${table} ${where("volume")} ORDER BY volume, name`).all(...params));
     const labels = byVolume("labels");
@@ -130,9 +141,10 @@ export class VolumeStore {
     return rows.map((r) => ({ ...r, labels: labels.get(r.name) ?? {}, options: options.get(r.name) ?? {}, refs: refs.get(r.name) ?? [] }));
   }
 
-  /** Records a new volume (without references). */
-  insert(v: Omit<VolumeRecord, "refs" | "active">): void {
-    this.#db.query("INSERT INTO volumes (name, driver, created) VALUES (?, ?, ?)").run(v.name, v.driver, v.created);
+  /** Records a new volume (without references), with an id of its own. */
+  insert(v: Omit<VolumeRecord, "id" | "refs" | "active">): void {
+    this.#db.query("UPDATE last_volume_id SET id = id + 1").run();
+    this.#db.query("INSERT INTO volumes (name, id, driver, created) SELECT ?, id, ?, ? FROM last_volume_id").run(v.name, v.driver, v.created);
     const put = (table: string, map: Record<string, string>) => {
       const q = this.#db.query(`INSERT INTO ${table} (volume, name, value) VALUES (?, ?, ?)`);
       for (const [k, value] of Object.entries(map)) q.run(v.name, k, value);

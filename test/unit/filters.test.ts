@@ -6,6 +6,7 @@ import { keyValues } from "../../src/cli/command.ts";
 
 const volume = (name: string, labels: Record<string, string> = {}, refs: string[] = []): VolumeRecord => ({
   name,
+  id: 1,
   driver: "local",
   created: "2026-01-01T00:00:00Z",
   labels,
