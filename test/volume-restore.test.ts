@@ -1,8 +1,8 @@
 /** `stor restore` after a simulated crash, and creates cut short: the state restore puts right. */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestRoot, isRoot, need, simulateReboot } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, need, simulateReboot, type Result } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -118,3 +118,63 @@ test("a symlink where a volume directory goes is refused, and nothing is written
   expect(existsSync(join(outside, "opts.json")) || existsSync(join(outside, "_data"))).toBe(false);
   expect(r.ok(["restore"])).toBe("");
 });
+
+/**
+ * Runs `stor restore` stopped where it takes its first batch of volume locks, after it listed the
+ * storage: strace stops it at its first open of the lock directory, which a batch of locks makes
+ * before it locks any name. `meanwhile` runs then; restore's result is returned once it goes on.
+ */
+async function restoreHeldUp(root: TestRoot, meanwhile: () => void): Promise<Result> {
+  const log = join(root.dir("strace"), "log");
+  const trace = ["-f", "-qq", "-o", log, "-P", join(root.path, "volumes/.meta/locks"), "-e", "trace=openat", "-e", "inject=openat:signal=SIGSTOP:when=1"];
+  const p = Bun.spawn(["strace", ...trace, STOR, "--root", root.path, "--config", root.config, "restore"], { stdout: "pipe", stderr: "pipe" });
+  const stopped = () => existsSync(log) && readFileSync(log, "utf8").includes("stopped by SIGSTOP");
+  for (let i = 0; i < 1000 && p.exitCode === null && !stopped(); i++) await Bun.sleep(10);
+  expect(stopped()).toBe(true);
+  meanwhile();
+  process.kill(Number(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim()), "SIGCONT");
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
+
+test.skipIf(!need(have("strace"), "strace stops restore between its listing and its locks"))(
+  "a volume removed, made again and mounted while restore runs keeps its record and reference: restore looks at the storage again under the lock",
+  async () => {
+    r = new TestRoot();
+    const vols = join(r.path, "volumes");
+    for (const v of ["g1", "g2", "g3"]) {
+      r.ok(["volume", "create", v]);
+      renameSync(join(vols, v), join(vols, `.rm-${v}`)); // its storage lost, as a crashed removal leaves it
+    }
+    const root = r;
+    const res = await restoreHeldUp(r, () => {
+      root.ok(["volume", "rm", "g3"]);
+      root.ok(["volume", "create", "--label", "keep=1", "g3"]);
+      writeFileSync(join(root.ok(["volume", "mount", "g3", "ctr1"]).trim(), "db"), "precious");
+    });
+    expect([res.code, res.stderr]).toEqual([0, ""]);
+    expect(res.stdout).not.toContain('"g3"');
+    expect(r.ok(["volume", "ls", "-q"])).toBe("g3\n");
+    expect(JSON.parse(r.ok(["volume", "inspect", "g3"]))[0].Labels).toEqual({ keep: "1" });
+    expect(r.ok(["volume", "ls", "-q", "-f", "dangling=false"])).toBe("g3\n"); // ctr1 holds it
+    expect(r.stor(["volume", "rm", "g3"]).code).toBe(5);
+    expect(readFileSync(join(vols, "g3/_data/db"), "utf8")).toBe("precious");
+  },
+);
+
+test.skipIf(!need(have("strace"), "strace stops restore between its listing and its locks"))(
+  "a volume directory made and removed by a create and an rm while restore runs is not adopted, and restore goes on",
+  async () => {
+    r = new TestRoot();
+    r.ok(["volume", "create", "seed"]);
+    mkdirSync(join(r.path, "volumes/o1/_data"), { recursive: true }); // as a create cut short leaves it
+    const root = r;
+    const res = await restoreHeldUp(r, () => {
+      root.ok(["volume", "create", "o1"]); // takes the directory over
+      root.ok(["volume", "rm", "o1"]);
+    });
+    expect([res.code, res.stdout, res.stderr]).toEqual([0, "", ""]);
+    expect(r.ok(["volume", "ls", "-q"])).toBe("seed\n");
+    expect(existsSync(join(r.path, "volumes/o1"))).toBe(false);
+  },
+);

@@ -49,8 +49,8 @@ interface DriverCalls {
   mount(name: string, ref: string, active: number): Promise<number>;
   /** Gives up reference `ref`'s use of `name`, given its active-mount count; returns the new count. */
   unmount(name: string, ref: string, active: number): number | Promise<number>;
-  /** The volumes found on the driver's storage. */
-  list(): ListedVolume[] | Promise<ListedVolume[]>;
+  /** The volumes found on the driver's storage; with `only`, those of its names (a driver may list others too). */
+  list(only?: readonly string[]): ListedVolume[] | Promise<ListedVolume[]>;
   /** What the driver's storage tells of volume `name`. */
   discovered(name: string): DiscoveredVolume | Promise<DiscoveredVolume>;
   /** Removes what interrupted operations left on the driver's storage; returns the paths removed. */

@@ -191,11 +191,13 @@ export class LocalDriver implements OwnStorageDriver {
     return next;
   }
 
-  list(): ListedVolume[] {
-    return listDir(this.#home)
-      .filter((e) => e.isDirectory && isVolumeName(e.name))
-      .filter((e) => pathExists(this.path(e.name)) || pathExists(join(this.#home, e.name, OPTS_FILE)))
-      .map((e) => ({ name: e.name }));
+  list(only?: readonly string[]): ListedVolume[] {
+    const dirs = only
+      ? only.filter((name) => isVolumeName(name) && statPath(join(this.#home, name), false)?.isDirectory)
+      : listDir(this.#home)
+          .filter((e) => e.isDirectory && isVolumeName(e.name))
+          .map((e) => e.name);
+    return dirs.filter((name) => pathExists(this.path(name)) || pathExists(join(this.#home, name, OPTS_FILE))).map((name) => ({ name }));
   }
 
   discovered(name: string): DiscoveredVolume {

@@ -163,15 +163,31 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
     // A volume with references stays whatever its driver lists: something holds it.
     const gone = [...driverOf].filter(([name, owner]) => owner === driver.name && !found.has(name) && !held.has(name)).map(([name]) => name);
     // Under the lock, a removal in progress has finished (or not begun) and no create makes
-    // storage for a volume that has metadata.
-    await locks.inBatches(gone, false, (names) => {
-      report.dropped.push(...store.write(() => names.filter((name) => store.delete(name))));
+    // storage for a volume that has metadata. The listing and the records read before are looked
+    // at again there: a volume removed and made again (and mounted) since then has storage, or
+    // references, or another driver, and stays.
+    await locks.inBatches(gone, false, async (names) => {
+      let there: Set<string>;
+      try {
+        there = new Set((await driver.list(names)).map((l) => l.name));
+      } catch (err) {
+        return void failed.set(driver.name, describe(err)); // its volumes' records stay as they are
+      }
+      report.dropped.push(
+        ...store.write(() =>
+          store
+            .all(names)
+            .filter((v) => v.driver === driver.name && v.refs.length === 0 && !there.has(v.name) && store.delete(v.name))
+            .map((v) => v.name),
+        ),
+      );
     });
     // Storage without metadata is a create cut short only where the storage is stor's own.
     const orphans = driver.ownsStorage ? [...found].filter((name) => !driverOf.has(name)) : [];
     await locks.inBatches(orphans, false, async (names) => {
       const discovered: DiscoveredVolume[] = [];
-      for (const name of names) discovered.push(await driver.discovered(name));
+      // Listed again under the locks: a volume made and removed since the listing has no storage to adopt.
+      for (const { name } of await driver.list(names)) discovered.push(await driver.discovered(name));
       // One transaction a batch: a crash before it commits leaves the same orphans to adopt again.
       report.adopted.push(
         ...store.write(() =>
