@@ -19,6 +19,7 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["restore.boot", "the boot id `stor restore` last ran in"],
   ["volumes/<name>/_data", "a local volume's data (its name is the user's)"],
   ["volumes/<name>/opts.json", "its mount options"],
+  ["volumes/<name>/labels.json", "the labels it was created with, if any: what `stor restore` gives it back if its metadata is missing"],
   ["volumes/.meta/metadata.db", "volume metadata; its -wal (SQLite's write-ahead log, kept between commands: part of the database) and -shm"],
   ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked (one a killed process held stays until the next locker of its name or `stor restore` takes it; a batch of names may share one file)"],
   ["volumes/.new-*", "a volume being made, renamed to its name once whole"],

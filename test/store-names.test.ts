@@ -34,6 +34,7 @@ const STORE_NAMES = [
   "snapshots",
   "volumes",
   "opts.json",
+  "labels.json",
 ] as const;
 
 test("every valid name that is a store file's name is a volume like any other", () => {

@@ -213,12 +213,15 @@ describe("create, ls and inspect print what docker prints", () => {
     expect(res.stderr).toBe('stor: volume "nosuch": not found\nstor: volume "nosuch2": not found\n');
   });
 
-  test("on disk: Docker's layout and modes, options in opts.json, metadata root's alone", () => {
+  test("on disk: Docker's layout and modes, options in opts.json, labels in labels.json, metadata root's alone", () => {
     const vols = join(r.path, "volumes");
     const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);
     expect([mode(vols), mode(join(vols, "tx-a")), mode(join(vols, "tx-a/_data"))]).toEqual(["701", "701", "755"]);
     expect(sh(["stat", "-c", "%A", join(vols, "tx-tmpfs")]).stdout).toBe("drwx-----x\n");
     expect(existsSync(join(vols, "tx-a/opts.json"))).toBe(false);
+    expect(existsSync(join(vols, "tx-a/labels.json"))).toBe(false);
+    expect(readFileSync(join(vols, "tx-b/labels.json"), "utf8")).toBe('{"env":"test","anchor-tx":"1"}');
+    expect(mode(join(vols, "tx-b/labels.json"))).toBe("600");
     expect(readFileSync(join(vols, "tx-tmpfs/opts.json"), "utf8")).toBe(
       '{"MountType":"tmpfs","MountOpts":"size=10m","MountDevice":"tmpfs","Quota":{"Size":0}}',
     );

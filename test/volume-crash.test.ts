@@ -300,3 +300,24 @@ test("restore removes the lock files of killed holders and keeps the one a live 
   r.ok(["volume", "create", "dead1"]);
   r.ok(["volume", "rm", "dead1"]);
 });
+
+test("a create killed once its volume is made, before its record: restore adopts it with exactly its labels, named or anonymous", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "seed"]);
+  for (const args of [["--label", "owner=db", "v1"], ["--label", "k=v"]]) {
+    const killed = r.stor(["volume", "create", ...args], { env: { STOR_FAILPOINT: "volume-create:made" } });
+    expect([killed.code, killed.stdout, killed.stderr]).toEqual([-1, "", ""]);
+  }
+  r.ok(["restore"]);
+  expect(violations(r)).toEqual([]);
+  const anonymous = r.ok(["volume", "ls", "-q"]).split("\n").find((n) => /^[0-9a-f]{64}$/.test(n))!;
+  const labels = (name: string) => JSON.parse(r!.ok(["volume", "inspect", name]))[0].Labels;
+  expect(labels("v1")).toEqual({ owner: "db" });
+  expect(labels(anonymous)).toEqual({ k: "v", "com.docker.volume.anonymous": "" });
+  // The create retried finds the volume it made, labels and all.
+  expect(r.ok(["volume", "create", "--label", "owner=db", "v1"])).toBe("v1\n");
+  expect(labels("v1")).toEqual({ owner: "db" });
+  // Anonymous still: prune (without -a) removes it, and only it.
+  expect(r.ok(["volume", "prune", "-f"])).toBe(`Deleted Volumes:\n${anonymous}\n\nTotal reclaimed space: 0B\n`);
+  expect(r.ok(["volume", "ls", "-q"])).toBe("seed\nv1\n");
+});

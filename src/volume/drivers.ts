@@ -13,6 +13,8 @@ import type { VolumeStore } from "./volumeStore.ts";
 export interface DiscoveredVolume {
   name: string;
   options: Record<string, string>;
+  /** The labels it was created with, where the driver keeps them with the storage (local). */
+  labels?: Record<string, string>;
   /** RFC 3339, to the second; "" when the driver does not say. */
   created: string;
   /** The host path of the data, when the driver told it. */
@@ -40,9 +42,10 @@ interface DriverCalls {
   readonly scope: "local" | "global";
   /**
    * Makes the storage of volume `name`. Bad options are an InvalidArgumentError before anything
-   * is made; on a later failure nothing of what it made is left.
+   * is made; on a later failure nothing of what it made is left. A driver whose storage is stor's
+   * own keeps `labels` in it, so that a volume adopted after a crash has them (see discovered).
    */
-  create(name: string, options: Record<string, string>): void | Promise<void>;
+  create(name: string, options: Record<string, string>, labels: Record<string, string>): void | Promise<void>;
   /** Removes the storage and data of volume `name`. */
   remove(name: string): void | Promise<void>;
   /** Makes `name` usable for reference `ref`, given its active-mount count; returns the new count. */

@@ -1,8 +1,10 @@
 /**
  * The local driver, as Docker's: volume `<name>` is the directory `<home>/<name>` (mode 0701,
- * so other users reach nothing but what they are given a path to) holding the data in `_data`
- * and its options in `opts.json`. With a type or device, the first active mount mounts the
- * device on `_data` and the last unmounts it. `size` without a mount is a project quota on
+ * so other users reach nothing but what they are given a path to) holding the data in `_data`,
+ * its options in `opts.json` and, where it has any, the labels it was created with in
+ * `labels.json` (Docker keeps labels in its database only; stor keeps them with the storage too,
+ * so a volume adopted after a create cut short has them). With a type or device, the first
+ * active mount mounts the device on `_data` and the last unmounts it. `size` without a mount is a project quota on
  * `_data` where the backing filesystem enforces project quotas.
  */
 import { readdirSync, statSync } from "../nodeFs.ts";
@@ -22,6 +24,7 @@ import { isMountPoint } from "../sys/mountinfo.ts";
 import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
 import { redactOptionList } from "../redact.ts";
 import { rfc3339 } from "../timefmt.ts";
+import { stringMap } from "../stringMap.ts";
 import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } from "./drivers.ts";
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
@@ -29,6 +32,7 @@ import type { VolumeStore } from "./volumeStore.ts";
 
 const DATA = "_data";
 const OPTS_FILE = "opts.json";
+const LABELS_FILE = "labels.json";
 /** Where a removed volume's directory goes before it is deleted; never a valid volume name. */
 const TRASH_PREFIX = ".rm-";
 /** Where a new volume's directory is built before it takes its name; never a valid volume name. */
@@ -55,22 +59,22 @@ export class LocalDriver implements OwnStorageDriver {
     return join(this.#home, name);
   }
 
-  create(name: string, options: Record<string, string>): void {
+  create(name: string, options: Record<string, string>, labels: Record<string, string>): void {
     validateOptions(`volume "${name}"`, options, () => projectQuotaEnforced(this.#home));
     const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
     const root = join(this.#home, name);
     // A directory already there has no metadata (the service checked): a leftover no create of
     // this stor makes. It becomes the volume, data and all, as Docker's, its options written in it.
-    if (directoryThere(root)) return this.#build(root, name, config);
+    if (directoryThere(root)) return this.#build(root, name, config, labels, false);
     // Held (shared) while the new volume is unfinished, so cleanup never takes it for a leftover.
     const building = lockPath(this.#home, { shared: true })!;
     try {
       // Built whole under a name no volume has, then renamed to its own: a crash leaves either
-      // no volume or the volume with its options, never a directory restore would adopt without.
+      // no volume or the volume with its options and labels, never one restore would adopt without.
       const temp = makeTempDir(join(this.#home, NEW_PREFIX));
       try {
         chmodPath(temp, 0o701);
-        this.#build(temp, name, config);
+        this.#build(temp, name, config, labels, true);
         failpoint("volume-create:built");
         renamePath(temp, root);
       } catch (err) {
@@ -85,12 +89,16 @@ export class LocalDriver implements OwnStorageDriver {
     }
   }
 
-  /** Makes volume directory `dir` hold `name`'s data and its options, and puts the data under its size limit. */
-  #build(dir: string, name: string, config: OptsConfig | undefined): void {
+  /**
+   * Makes volume directory `dir` hold `name`'s data, its options and labels, and puts the data
+   * under its size limit; `fresh`: `dir` is a new one, built under a temporary name.
+   */
+  #build(dir: string, name: string, config: OptsConfig | undefined, labels: Record<string, string>, fresh: boolean): void {
     const data = join(dir, DATA);
     makeDir(data, 0o755);
     failpoint("volume-create:data");
-    writeOpts(dir, config);
+    writeVolumeFile(dir, OPTS_FILE, config && JSON.stringify(config), fresh);
+    writeVolumeFile(dir, LABELS_FILE, Object.keys(labels).length > 0 ? JSON.stringify(labels) : undefined, fresh);
     if (config && config.Quota.Size > 0) this.#limit(name, data, config.Quota.Size);
   }
 
@@ -204,7 +212,7 @@ export class LocalDriver implements OwnStorageDriver {
     const root = join(this.#home, name);
     const config = readOpts(root);
     // Docker's CreatedAt of a local volume is its directory's change time.
-    return { name, options: config ? fromOptsConfig(config) : {}, created: rfc3339(statSync(root).ctime) };
+    return { name, options: config ? fromOptsConfig(config) : {}, labels: readLabels(root), created: rfc3339(statSync(root).ctime) };
   }
 
   /**
@@ -254,29 +262,54 @@ function directoryThere(path: string): boolean {
   return st !== undefined;
 }
 
+/** What JSON file `<root>/<file>` holds (`what` it is, for errors), or undefined when there is none. */
+function readJson(root: string, file: string, what: string): unknown {
+  const path = join(root, file);
+  const text = readText(path);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new StorError(`${what} ${path}`, (err as Error).message);
+  }
+}
+
 /** The options in `<root>/opts.json`, or undefined when it has none (Docker ignores an empty one). */
 function readOpts(root: string): OptsConfig | undefined {
-  const text = readText(join(root, OPTS_FILE));
-  if (text === undefined) return undefined;
-  let raw: Partial<OptsConfig>;
-  try {
-    raw = JSON.parse(text) as Partial<OptsConfig>;
-  } catch (err) {
-    throw new StorError(`volume options ${join(root, OPTS_FILE)}`, (err as Error).message);
-  }
+  const raw = readJson(root, OPTS_FILE, "volume options") as Partial<OptsConfig> | undefined;
+  if (raw === undefined) return undefined;
   // Missing fields are Go's zero values, as Docker reads the file.
   const c = { MountType: raw.MountType ?? "", MountOpts: raw.MountOpts ?? "", MountDevice: raw.MountDevice ?? "", Quota: { Size: raw.Quota?.Size ?? 0 } };
   return needsMount(c) || c.MountOpts || c.Quota.Size ? c : undefined;
 }
 
-/** Writes `<root>/opts.json` durably and atomically, or removes it when there are no options. */
-function writeOpts(root: string, config: OptsConfig | undefined): void {
-  const file = join(root, OPTS_FILE);
-  if (!config) return void removeFile(file);
-  const temp = `${file}.tmp`;
+/** The labels in `<root>/labels.json`: none when there is no such file. */
+function readLabels(root: string): Record<string, string> {
+  const raw = readJson(root, LABELS_FILE, "volume labels");
+  const labels = stringMap();
+  if (raw === undefined) return labels;
+  const bad = (why: string) => new StorError(`volume labels ${join(root, LABELS_FILE)}`, why);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw bad("not a JSON object");
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== "string") throw bad(`label "${k}" is not a string`);
+    labels[k] = v;
+  }
+  return labels;
+}
+
+/**
+ * Writes `text` to `<root>/<file>` durably (mode 0600: options may carry passwords), or removes
+ * the file when `text` is undefined. In a `fresh` directory, which nothing sees before it is
+ * whole and renamed, in place with nothing to remove; else atomically, through a temporary file.
+ */
+function writeVolumeFile(root: string, file: string, text: string | undefined, fresh: boolean): void {
+  const path = join(root, file);
+  if (text === undefined) return void (fresh || removeFile(path));
+  if (fresh) return writeNewFile(path, utf8Bytes(text), 0o600);
+  const temp = `${path}.tmp`;
   removeFile(temp);
-  writeNewFile(temp, utf8Bytes(JSON.stringify(config)), 0o600);
-  renamePath(temp, file);
+  writeNewFile(temp, utf8Bytes(text), 0o600);
+  renamePath(temp, path);
 }
 
 /**

@@ -11,9 +11,9 @@
  *    taken away. Mounts that are not a driver's own stay.
  * 3. Each driver's storage is compared with the metadata: a volume whose storage is gone loses
  *    its metadata; storage of stor's own without metadata (a create cut short) is adopted as a
- *    volume, as Docker's local driver discovers its directories. A plugin is told of each
- *    reference released (its Unmount); one that cannot be asked keeps its volumes' metadata
- *    untouched, and is reported.
+ *    volume, with the labels its driver kept, as Docker's local driver discovers its
+ *    directories. A plugin is told of each reference released (its Unmount); one that cannot be
+ *    asked keeps its volumes' metadata untouched, and is reported.
  * 4. What interrupted creates and removals left is removed, and the lock files of processes
  *    killed while they held them.
  */
@@ -194,7 +194,7 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
           discovered
             .filter((d) => !store.get(d.name)) // a create finished meanwhile
             .map((d) => {
-              store.insert({ name: d.name, driver: driver.name, created: d.created, labels: {}, options: d.options });
+              store.insert({ name: d.name, driver: driver.name, created: d.created, labels: d.labels ?? {}, options: d.options });
               return d.name;
             }),
         ),

@@ -158,7 +158,7 @@ export class VolumeService {
         if (existing.driver !== driver.name) throw new AlreadyExistsError(vol(volume), `exists with driver "${existing.driver}"`);
         return volume;
       }
-      await driver.create(volume, options);
+      await driver.create(volume, options, labels);
       failpoint("volume-create:made");
       try {
         this.#store.write(() => this.#store.insert({ name: volume, driver: driver.name, created: rfc3339(new Date()), labels, options }));
