@@ -12,6 +12,8 @@ export const ExitCode = {
   notFound: 3,
   exists: 4,
   precondition: 5,
+  /** Not the contract's: what a shell shows for a program SIGPIPE ended (128 + 13), as ctr's. */
+  outputClosed: 141,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -76,4 +78,15 @@ export function describe(err: unknown): string {
     return `${e.syscall}${e.path ? ` ${e.path}` : ""}: ${reason}`;
   }
   return err instanceof Error ? err.message.split("\n")[0]! : String(err);
+}
+
+/**
+ * The reader of stdout went away (`stor snapshot ls | head`): the command stops there, quietly,
+ * as a program SIGPIPE ends (Go's, ctr's and docker's, do).
+ */
+export class OutputClosedError extends StorError {
+  override name = "OutputClosedError";
+  constructor(options?: ErrorOptions) {
+    super("stdout", "closed by its reader", ExitCode.outputClosed, options);
+  }
 }

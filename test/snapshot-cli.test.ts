@@ -201,3 +201,46 @@ test("a snapshot label named __proto__ is kept, as any other", () => {
     r.close();
   }
 });
+
+describe("keys, labels and file names that hold control characters print as what they are", () => {
+  test.skipIf(!need(isRoot(), "needs root"))("ls, tree, label, changes: one escaped row each; JSON escapes as Go's", () => {
+    const t = new TestRoot();
+    try {
+      const osc52 = "\x1b]52;c;cm0gLXJmIH4=\x07";
+      const keys = [`title${osc52}`, "two\nlines", "rtl\u202etxt.exe", "sep\u2028x"];
+      for (const k of keys) t.ok(["snapshot", "-s", "native", "prepare", k]);
+      const ls = t.ok(["snapshot", "-s", "native", "ls"]);
+      expect(ls.split("\n").filter(Boolean)).toHaveLength(1 + keys.length); // a row a snapshot
+      expect(ls).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e\u2028]/);
+      expect(ls).toContain("title\\x1b]52;c;cm0gLXJmIH4=\\x07 ");
+      expect(ls).toContain("two\\nlines ");
+      expect(ls).toContain("rtl\\u202etxt.exe ");
+      const tree = t.ok(["snapshot", "-s", "native", "tree"]);
+      expect(tree.split("\n").filter(Boolean)).toHaveLength(keys.length);
+      expect(t.ok(["snapshot", "-s", "native", "label", "two\nlines", `note=a\x1b[2Jb`])).toBe("note=a\\x1b[2Jb\n");
+      const json = t.ok(["snapshot", "-s", "native", "ls", "--format", "json"]);
+      expect(json).toContain('"sep\\u2028x"'); // as Go's encoder writes it
+      expect(JSON.parse(json).map((s: { Name: string }) => s.Name).sort()).toEqual([...keys].sort());
+      // A file name too.
+      const [m] = JSON.parse(t.ok(["snapshot", "-s", "native", "prepare", "--mounts", "files"]));
+      writeFileSync(join(m.Source, "evil\nD etc"), "x");
+      expect(t.ok(["snapshot", "-s", "native", "changes", "files"])).toBe("A /evil\\nD etc\n");
+    } finally {
+      t.close();
+    }
+  });
+
+  test("a reader that goes away (| head) stops stor quietly, as SIGPIPE stops ctr", () => {
+    const t = new TestRoot();
+    try {
+      const [m] = JSON.parse(t.ok(["snapshot", "-s", "native", "prepare", "--mounts", "many"]));
+      for (let i = 0; i < 8000; i++) writeFileSync(join(m.Source, `file-with-a-long-name-${i}`), "");
+      for (const command of ["changes many", "diff many"]) {
+        const res = sh(["bash", "-c", `${STOR} --root ${t.path} --config ${t.config} snapshot -s native ${command} | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}" >&2`]);
+        expect(res.stderr).toBe("141\n"); // nothing else: no error line
+      }
+    } finally {
+      t.close();
+    }
+  });
+});

@@ -3,7 +3,8 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Access } from "../services.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { outputFormat, type Group } from "./command.ts";
-import { goJson, print } from "./output.ts";
+import { goJson, print, toStdout } from "./output.ts";
+import { oneLine } from "../oneLine.ts";
 
 /** The Kind numbers of Docker's API for a change (`GET /containers/{id}/changes`). */
 const DOCKER_KINDS = { C: 0, A: 1, D: 2 } as const;
@@ -22,7 +23,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
       const { changes } = await import("../layer/changes.ts");
       const found = changes((await svc("read")).layerView(key));
       if (format === "json") return print(goJson(found.map((c) => ({ Path: `/${c.path}`, Kind: DOCKER_KINDS[c.kind] }))));
-      print(found.map((c) => `${c.kind} /${c.path}\n`).join(""));
+      print(found.map((c) => `${c.kind} /${oneLine(c.path)}\n`).join(""));
     });
 
   cli
@@ -38,7 +39,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
       const view = (await svc("read")).layerView(key);
       if (opts.output === undefined) {
         if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
-        await writeLayer(view, process.stdout, compression);
+        await toStdout(() => writeLayer(view, process.stdout, compression));
         return;
       }
       print(await writeLayerToFile(view, String(opts.output), compression));

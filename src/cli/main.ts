@@ -1,6 +1,6 @@
 /** The stor command line: global options, the command groups, and errors as one line and an exit code. */
 import { givenLogLevel, loadConfig, type Config } from "../config.ts";
-import { ExitCode, InvalidArgumentError, exitCodeOf } from "../errors.ts";
+import { ExitCode, InvalidArgumentError, OutputClosedError, exitCodeOf } from "../errors.ts";
 import { log, logEnabled, setLogLevel } from "../log.ts";
 import { initColour } from "../colour.ts";
 import { runGroup, type Context } from "./command.ts";
@@ -74,6 +74,7 @@ async function run(argv: readonly string[]): Promise<number> {
     await runGroup(group, entry.group ? args : [command, ...args]);
     return ExitCode.ok;
   } catch (err) {
+    if (err instanceof OutputClosedError) return err.code; // nothing more to say: no one reads it
     reportError(err);
     // A log line is one line: the stack goes a frame a line.
     if (logEnabled("debug") && err instanceof Error && err.stack) for (const frame of err.stack.split("\n")) log.debug(frame);

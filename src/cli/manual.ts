@@ -17,6 +17,7 @@ const EXIT_MEANINGS: Record<keyof typeof ExitCode, string> = {
   notFound: "the named thing does not exist",
   exists: "the named thing exists already",
   precondition: "the thing is in the wrong state: in use, has children, not active, not committed",
+  outputClosed: "the reader of stdout went away (`| head`): stopped quietly, as a program SIGPIPE ends",
 };
 
 const ENVIRONMENT: readonly [string, string][] = [

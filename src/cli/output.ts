@@ -1,4 +1,5 @@
-import { describe } from "../errors.ts";
+import { OutputClosedError, describe } from "../errors.ts";
+import { errnoCode } from "../sys/libc.ts";
 import { oneLine } from "../oneLine.ts";
 import { redact } from "../redact.ts";
 import { writeText } from "../sys/pathCalls.ts";
@@ -40,10 +41,18 @@ function width(s: string): number {
 }
 
 /**
- * Formats rows (the first being the header) as aligned columns, one line each. Plain loops: a
- * builtin's first call compiles it (Array.from cost `ls` 0.15 ms), and most commands print one table.
+ * Formats rows (the first being the header) as aligned columns, one line each, each cell as
+ * {@link oneLine} shows it: a key or label holding a newline or a terminal escape is one cell. Plain
+ * loops: a builtin's first call compiles it (Array.from cost `ls` 0.15 ms), and most commands print
+ * one table.
  */
-export function table(rows: readonly (readonly string[])[], style: TableStyle): string {
+export function table(given: readonly (readonly string[])[], style: TableStyle): string {
+  const rows: string[][] = [];
+  for (const r of given) {
+    const cells: string[] = [];
+    for (const cell of r) cells.push(oneLine(cell));
+    rows.push(cells);
+  }
   const widths: number[] = [];
   const cellWidths: number[][] = [];
   for (const r of rows) {
@@ -91,14 +100,15 @@ export function decimalSize(bytes: number): string {
 }
 
 /**
- * JSON as Go's json.MarshalIndent(v, "", "    ") writes it, HTML characters escaped likewise;
- * with `indent` 0, on one line as json.Marshal writes it (docker's `--format json` rows).
+ * JSON as Go's json.MarshalIndent(v, "", "    ") writes it, HTML characters and the line and
+ * paragraph separators (U+2028, U+2029) escaped likewise; with `indent` 0, on one line as
+ * json.Marshal writes it (docker's `--format json` rows).
  */
 export function goJson(value: unknown, indent = 4): string {
   const json = JSON.stringify(value, null, indent);
-  // Most output has none of the three: no RegExp is compiled for it.
-  if (!json.includes("<") && !json.includes(">") && !json.includes("&")) return json;
-  return json.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+  // Most output has none of them: no RegExp is compiled for it.
+  if (!json.includes("<") && !json.includes(">") && !json.includes("&") && !json.includes("\u2028") && !json.includes("\u2029")) return json;
+  return json.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**
@@ -112,7 +122,25 @@ export function print(text: string): void {
 
 /** Writes text to stdout as it is (a prompt, say). */
 export function write(text: string): void {
-  writeText(1, text); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
+  try {
+    writeText(1, text); // a file name that is not UTF-8 prints as its own bytes, as ctr and docker print it
+  } catch (err) {
+    throw outputError(err);
+  }
+}
+
+/** Runs `write`, which writes to stdout as a stream (a layer): its reader going away ends it quietly. */
+export async function toStdout<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    throw outputError(err);
+  }
+}
+
+/** `err`, or an {@link OutputClosedError} when it is stdout's reader gone (EPIPE). */
+function outputError(err: unknown): unknown {
+  return errnoCode(err) === "EPIPE" ? new OutputClosedError({ cause: err }) : err;
 }
 
 /** Writes one line to stderr; control characters in it are escaped, so it stays one line. */

@@ -5,6 +5,7 @@ import type { Mount } from "../sys/mount.ts";
 import { registerLayerCommands } from "./layer.ts";
 import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
 import { binarySize, CTR_TABLE, goJson, print, table } from "./output.ts";
+import { oneLine } from "../oneLine.ts";
 
 const KIND_NAMES = { active: "Active", view: "View", committed: "Committed" } as const;
 
@@ -49,7 +50,7 @@ function treeView(infos: readonly Summary[]): TreeNode[] {
 function tree(infos: readonly Summary[]): string {
   let out = "";
   const walk = (n: TreeNode, level: number) => {
-    out += level === 0 ? ` ${n.Name}\n` : `${"  ".repeat(level)}\\_ ${n.Name}\n`;
+    out += level === 0 ? ` ${oneLine(n.Name)}\n` : `${"  ".repeat(level)}\\_ ${oneLine(n.Name)}\n`;
     for (const c of n.Children) walk(c, level + 1);
   };
   for (const r of treeView(infos)) walk(r, 0);
@@ -185,7 +186,7 @@ export function snapshotGroup(ctx: Context): Group {
       const all = (await svc()).updateLabels(key, given);
       let line = "";
       for (const k in all) line += `${line === "" ? "" : ","}${k}=${all[k]}`; // no Array.prototype.map: see usage
-      print(line + "\n");
+      print(`${oneLine(line)}\n`);
     });
 
   cli
@@ -195,7 +196,7 @@ export function snapshotGroup(ctx: Context): Group {
       const s = await svc();
       const { removeLeftovers } = await import("../snapshot/restore.ts");
       const { abandoned, removed, undone } = removeLeftovers(s);
-      for (const name of [...abandoned, ...removed, ...undone]) print(name);
+      for (const name of [...abandoned, ...removed, ...undone]) print(oneLine(name));
     });
 
   registerLayerCommands(cli, svc);

@@ -8,6 +8,7 @@ import type { Volume, VolumeService } from "../volume/service.ts";
 import type { PluginStatus } from "../volume/pluginDriver.ts";
 import { Group, keyValues, list, outputFormat, type Context } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, reportError, table, write } from "./output.ts";
+import { oneLine } from "../oneLine.ts";
 
 const ANONYMOUS_WARNING = "WARNING! This will remove anonymous local volumes not used by at least one container.";
 const ALL_WARNING = "WARNING! This will remove all local volumes not used by at least one container.";
@@ -225,7 +226,7 @@ export function volumeGroup(ctx: Context): Group {
   cli
     .command("mount <name> <ref>", "Take reference REF on volume NAME (the first one mounts its device) and print the volume's host path.")
     .example("stor volume mount data job-42")
-    .action(async (name: string, ref: string) => print(await (await svc()).mount(name, ref)));
+    .action(async (name: string, ref: string) => print(oneLine(await (await svc()).mount(name, ref)))); // a plugin's answer, as any text
 
   cli
     .command("unmount <name> <ref>", "Drop reference REF on volume NAME (the last one unmounts its device).")
