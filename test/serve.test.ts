@@ -295,6 +295,12 @@ describe("the volume plugin protocol, spoken directly", () => {
     expect(root.stor(["volume", "create", "-o", "size=password=hunter2", "secret"]).stderr).toBe(`stor: volume "secret": invalid size: 'password=********\n`);
   });
 
+  test("an option holding a NUL (JSON can, argv cannot) is refused: the mount would take only what comes before it", async () => {
+    const res = await plugin(socket, "VolumeDriver.Create", { Name: "nul", Opts: { type: "tmpfs", device: "tmpfs\u0000evil", o: "size=1m" } });
+    expect(res.json).toEqual({ Err: 'volume "nul": option "device": holds a NUL byte' });
+    expect(root.stor(["volume", "inspect", "nul"]).code).toBe(3);
+  });
+
   test("failures are HTTP 200 with Err; malformed and oversized requests are refused, never fatal", async () => {
     const cases: [string, string, RegExp][] = [
       ["VolumeDriver.Get", '{"Name":"nosuch"}', /not found/],

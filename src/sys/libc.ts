@@ -3,8 +3,8 @@
  * Only modules under src/sys import this.
  */
 import { dlopen, FFIType, CString, read, type FFIFunction } from "bun:ffi";
-import { StorError, ExitCode } from "../errors.ts";
-import { encodeName } from "../fileName.ts";
+import { InvalidArgumentError, StorError, ExitCode } from "../errors.ts";
+import { decodeName, encodeName } from "../fileName.ts";
 
 const { ptr, i32, u32, u64, i64_fast, u64_fast: usize } = FFIType;
 
@@ -155,6 +155,8 @@ export function check(result: number, what: string | (() => string)): number {
  */
 export function cstr(s: string | Uint8Array): Uint8Array {
   if (typeof s !== "string" && s[s.length - 1] === 0) return s;
+  // The kernel would read only what comes before it: what was asked and what is done would differ.
+  if (typeof s === "string" ? s.includes("\0") : s.includes(0)) throw new InvalidArgumentError(`"${typeof s === "string" ? s : decodeName(s)}"`, "holds a NUL byte, which no name, path or option passed to the kernel can");
   const bytes = typeof s === "string" ? encodeName(s) : s;
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);

@@ -38,14 +38,16 @@ function parseSize(value: string): number | undefined {
 }
 
 /**
- * Checks options as Docker's local driver does: unknown keys, a cifs device with a port, the
- * size (and, when it is not 0, `quotaSupported`), then the companions each option needs.
- * `what` names the volume in the error.
+ * Checks options as Docker's local driver does: unknown keys, a NUL in a value (which Go's mount
+ * refuses), a cifs device with a port, the size (and, when it is not 0, `quotaSupported`), then
+ * the companions each option needs. `what` names the volume in the error.
  */
 export function validateOptions(what: string, options: Record<string, string>, quotaSupported: () => boolean): void {
   const invalid = (why: string) => new InvalidArgumentError(what, why);
   for (const key of Object.keys(options).sort()) {
     if (!VALID.includes(key)) throw invalid(`invalid option: "${key}"`);
+    // Through serve a value may hold one (JSON): the mount would take only what comes before it.
+    if (options[key]!.includes("\0")) throw invalid(`option "${key}": holds a NUL byte`);
   }
   if (options.type === "cifs" && options.device && cifsHost(options.device)?.port) {
     throw invalid("port not allowed in CIFS device URL, include 'port' in 'o='");
@@ -114,14 +116,20 @@ export async function mountOf(c: OptsConfig): Promise<Mount> {
       opts = opts.replace(`addr=${addr}`, `addr=${await resolveHost(addr)}`);
     } else if (c.MountType === "cifs") {
       const host = cifsHost(device)?.host;
-      if (host && !isIP(host)) device = device.replace(`//${host}`, `//${await resolveHost(host)}`);
+      if (host && !isIP(host)) {
+        const address = await resolveHost(host);
+        device = device.replace(CIFS_HOST, (_m, start: string, _h: string, port?: string) => `${start}${address}${port === undefined ? "" : `:${port}`}`);
+      }
     }
   }
   return { Type: c.MountType, Source: device, Options: opts ? opts.split(",") : [] };
 }
 
-/** Host and port of a cifs device `//host[:port]/share`, or undefined when it has no host. */
+/** A cifs device's start: `//`, a user part (`user[:password]@`, as a URL has it), the host, `:port`. */
+const CIFS_HOST = /^(\/\/(?:[^/@]*@)?)([^/:@]+)(?::([^/]*))?/;
+
+/** Host and port of a cifs device `//[user[:password]@]host[:port]/share`, or undefined when it has no host. */
 function cifsHost(device: string): { host: string; port: string } | undefined {
-  const m = /^\/\/([^/:]+)(?::([^/]*))?/.exec(device);
-  return m ? { host: m[1]!, port: m[2] ?? "" } : undefined;
+  const m = CIFS_HOST.exec(device);
+  return m ? { host: m[2]!, port: m[3] ?? "" } : undefined;
 }
