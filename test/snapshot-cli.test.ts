@@ -54,6 +54,11 @@ describe("errors are one line with the contract's exit code", () => {
     const loud = r.stor(["--log-level", "debug", "snapshot", "-s", "native", "info", "nosuch"]);
     expect(loud.stderr).toContain("NotFoundError");
     expect(loud.stderr.split("\n").length).toBeGreaterThan(3);
+    // A newline in a key forges no line of its own: every line is stor's, the key's escaped in it.
+    const forged = r.stor(["--log-level", "debug", "snapshot", "-s", "native", "info", "x\nstor: error: forged"]);
+    const lines = forged.stderr.split("\n").filter(Boolean);
+    expect(lines.filter((l) => l.includes("forged"))).toEqual(['stor: snapshot "x\\nstor: error: forged": not found', 'stor: debug: NotFoundError: snapshot "x\\nstor: error: forged": not found']);
+    for (const l of lines.slice(2)) expect(l).toStartWith("stor: debug:     at ");
   });
 });
 

@@ -76,8 +76,12 @@ async function run(argv: readonly string[]): Promise<number> {
   } catch (err) {
     if (err instanceof OutputClosedError) return err.code; // nothing more to say: no one reads it
     reportError(err);
-    // A log line is one line: the stack goes a frame a line.
-    if (logEnabled("debug") && err instanceof Error && err.stack) for (const frame of err.stack.split("\n")) log.debug(frame);
+    // A log line is one line: the stack goes a frame a line, after the error as one (its message
+    // may hold a newline from a key: split with the stack, its rest would pass for a line of its own).
+    if (logEnabled("debug") && err instanceof Error && err.stack) {
+      log.debug(`${err.name}: ${err.message}`);
+      for (const frame of err.stack.split("\n")) if (frame.startsWith("    at ")) log.debug(frame);
+    }
     return exitCodeOf(err);
   }
 }
