@@ -60,9 +60,11 @@ export interface MountFilter {
 export function otherNamespaceMounts(only?: MountFilter): NamespaceMounts[] {
   const found = namespacesByIoctl(only) ?? namespacesFromProc();
   if (!only) return found;
+  // Loops: filter and map are JavaScript-implemented builtins that an rm would compile for this.
   const out: NamespaceMounts[] = [];
   for (const { namespace, mounts } of found) {
-    const kept = mounts.filter((m) => m.fsType === "overlay" || m.device === only.device);
+    const kept: MountInfo[] = [];
+    for (const m of mounts) if (m.fsType === "overlay" || m.device === only.device) kept.push(m);
     if (kept.length > 0) out.push({ namespace, mounts: kept });
   }
   return out;
@@ -70,7 +72,8 @@ export function otherNamespaceMounts(only?: MountFilter): NamespaceMounts[] {
 
 /** Through the nsfs ioctls and listmount/statmount; undefined where the kernel has them not. */
 function namespacesByIoctl(only?: MountFilter): NamespaceMounts[] | undefined {
-  const [major, minor] = only ? only.device.split(":").map(Number) : [];
+  const colon = only ? only.device.indexOf(":") : -1;
+  const [major, minor] = only ? [Number(only.device.slice(0, colon)), Number(only.device.slice(colon + 1))] : [];
   const own = openPath("/proc/self/ns/mnt", O.RDONLY);
   const out: NamespaceMounts[] = [];
   const info = new Uint32Array(MNT_NS_INFO_SIZE / 4);
