@@ -19,3 +19,8 @@ export function oneLine(text: string): string {
     return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`);
   });
 }
+
+/** Whether `text` holds a control character, which {@link oneLine} would escape. */
+export function hasControl(text: string): boolean {
+  return text.search(CONTROL) >= 0;
+}

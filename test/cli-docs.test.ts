@@ -2,8 +2,8 @@
  * Help, the man pages, docs/CLI.md and completion say the same thing, and say all of it: every
  * command explains itself, lists every option that applies and shows an example.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { STOR, TestRoot, have, need, sh } from "./helpers.ts";
 
@@ -106,6 +106,17 @@ describe("man pages", () => {
   });
 });
 
+/**
+ * Runs bash in `cwd` with stor's completion script loaded (stor on `root`), completes the words of
+ * `line` (the last being completed) as TAB does, then runs `then`; returns its stdout.
+ */
+function bashCompletes(root: TestRoot, line: string[], then: string, cwd?: string): string {
+  const script = sh([STOR, "completion", "bash"]).stdout;
+  const words = line.map((w) => `'${w}'`).join(" ");
+  const prog = `stor() { "${STOR}" --root "${root.path}" --config "${root.config}" "$@"; }\n${script}\nCOMP_WORDS=(stor ${words}); COMP_CWORD=${line.length}; _stor; ${then}`;
+  return sh(["bash", "-c", prog], { cwd }).stdout;
+}
+
 describe("completion", () => {
   let r: TestRoot;
   beforeAll(() => {
@@ -115,13 +126,8 @@ describe("completion", () => {
   });
   afterAll(() => r.close());
 
-  /** What bash offers for the words of `line` (the last being completed), with stor's script loaded. */
-  function bashOffers(line: string[]): string[] {
-    const script = sh([STOR, "completion", "bash"]).stdout;
-    const words = line.map((w) => `'${w}'`).join(" ");
-    const prog = `stor() { "${STOR}" --root "${r.path}" --config "${r.config}" "$@"; }\n${script}\nCOMP_WORDS=(stor ${words}); COMP_CWORD=${line.length}; _stor; printf '%s\\n' "\${COMPREPLY[@]}"`;
-    return sh(["bash", "-c", prog]).stdout.split("\n").filter(Boolean);
-  }
+  /** What bash offers for the words of `line` (the last being completed). */
+  const bashOffers = (line: string[]) => bashCompletes(r, line, `printf '%s\\n' "\${COMPREPLY[@]}"`).split("\n").filter(Boolean);
 
   test("bash completes commands, options, option values, snapshot keys and volume names", () => {
     expect(bashOffers(["sn"])).toEqual(["snapshot"]);
@@ -150,5 +156,46 @@ describe("completion", () => {
 
   test("an unknown shell is refused", () => {
     expect(sh([STOR, "completion", "tcsh"])).toMatchObject({ code: 2, stderr: 'stor: shell "tcsh": expected bash, zsh, fish\n' });
+  });
+});
+
+// Keys are anyone's text (any client of serve --containerd names them): completion offers them as
+// they are, and no shell expands or runs them.
+describe("completion of keys that hold shell syntax", () => {
+  let r: TestRoot;
+  let cwd: string;
+  let keys: string[];
+  const MARKS = ["ran-1", "ran-2"];
+  const ran = () => MARKS.filter((f) => existsSync(join(r.path, f)));
+  beforeEach(() => {
+    for (const f of MARKS) rmSync(join(r.path, f), { force: true });
+  });
+  beforeAll(() => {
+    r = new TestRoot();
+    cwd = join(r.path, "cwd");
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, "a-file"), ""); // what a* would glob to
+    keys = [`$(touch ${r.path}/ran-1)`, `\`touch ${r.path}/ran-2\``, "a*", "b c", "$HOME"];
+    for (const k of [...keys, "esc\x1b]0;title\x07", "new\nline"]) r.ok(["snapshot", "-s", "native", "prepare", "--", k]);
+  });
+  afterAll(() => r.close());
+
+  test("bash offers each key quoted, so that the command line holds it as it is, and runs none", () => {
+    // Read back as the shell reads the line on Enter.
+    const out = bashCompletes(r, ["-s", "native", "snapshot", "info", ""], `eval "typed=(\${COMPREPLY[*]})"; printf '%s\\0' "\${typed[@]}"`, cwd);
+    expect(ran()).toEqual([]);
+    expect(out.split("\0").filter(Boolean).sort()).toEqual([...keys].sort());
+  });
+
+  test("a key with a control character is not offered: a newline would split it, an escape would act on the terminal", () => {
+    expect(sh([STOR, "--root", r.path, "--config", r.config, "__complete", "-s", "native", "snapshot", "info", ""]).stdout.split("\n").filter(Boolean).sort()).toEqual([...keys].sort());
+  });
+
+  test.skipIf(!need(have("fish"), "fish"))("fish offers each key as it is, and runs none", () => {
+    const script = sh([STOR, "completion", "fish"]).stdout;
+    const prog = `function stor; "${STOR}" --root "${r.path}" --config "${r.config}" $argv; end\n${script}\ncomplete -C 'stor -s native snapshot info '`;
+    const offered = sh(["fish", "-c", prog], { cwd }).stdout;
+    expect(ran()).toEqual([]);
+    expect(offered.split("\n").filter(Boolean).sort()).toEqual([...keys].sort());
   });
 });

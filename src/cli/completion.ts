@@ -13,10 +13,18 @@ import { GLOBAL_OPTIONS, VALUED_GLOBALS, type Globals } from "./globals.ts";
 /** The shells a script is written for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 
+// Candidates include snapshot keys and volume names, text anyone with access to the store chose.
+// bash reads each as data, never through compgen -W, which expands $(…), backquotes and globs in its
+// word list (stor matched the prefix already), and quotes it with %q: bash puts a candidate on the
+// command line as it is, where `a b` would be two words and `$(…)` would run on Enter.
 const BASH = `# bash completion for stor (written by 'stor completion bash')
 _stor() {
-  local IFS=$'\\n'
-  COMPREPLY=($(compgen -W "$(stor __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)" -- "\${COMP_WORDS[COMP_CWORD]}"))
+  local candidate
+  COMPREPLY=()
+  while IFS= read -r candidate; do
+    printf -v candidate '%q' "$candidate"
+    COMPREPLY+=("$candidate")
+  done < <(stor __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
 }
 complete -o default -F _stor stor
 `;

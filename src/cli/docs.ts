@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "../nodeFs.ts";
 import { join } from "../path.ts";
 import { InvalidArgumentError } from "../errors.ts";
+import { hasControl } from "../oneLine.ts";
 import { volumesDir } from "../layout.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
 import { candidates, completionScript, SHELLS, type CompletionSource } from "./completion.ts";
@@ -97,7 +98,10 @@ export async function complete(words: readonly string[], given: Globals, context
     // A global option still waiting for its value: those given before __complete will do.
   }
   try {
-    print((await candidates(words, await allGroups(), storeSource(context(globals)))).map((c) => `${c}\n`).join(""));
+    const all = await candidates(words, await allGroups(), storeSource(context(globals)));
+    // A candidate goes to the shell as a line: one holding a newline would arrive as two, and an
+    // escape sequence would act on the terminal where the shell lists it. Such a key is typed by hand.
+    print(all.filter((c) => !hasControl(c)).map((c) => `${c}\n`).join(""));
   } catch {
     // A store that cannot be read completes nothing: TAB must never print an error.
   }
