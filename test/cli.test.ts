@@ -61,6 +61,9 @@ describe("options", () => {
 });
 
 describe("errors stay one line", () => {
+  test("stor without a command is a usage error: one line on stderr, nothing on stdout", () => {
+    for (const args of [[], ["--no-color"]]) expect(sh([STOR, ...args])).toEqual({ code: 2, stdout: "", stderr: "stor: command: missing (see stor --help)\n" });
+  });
   test("a control character in a name is escaped", () => {
     const res = r.stor(["volume", "create", "bad\nname\x1b[31m"]);
     expect(res.code).toBe(2);

@@ -57,9 +57,10 @@ async function run(argv: readonly string[]): Promise<number> {
     const logLevel = givenLogLevel(globals);
     if (logLevel !== undefined) setLogLevel(logLevel);
     const [command, ...args] = rest;
-    if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    if (command === undefined) throw new InvalidArgumentError("command", "missing (see stor --help)");
+    if (command === "-h" || command === "--help" || command === "help") {
       print(await (await import("./help.ts")).topHelp());
-      return command === undefined ? ExitCode.invalid : ExitCode.ok;
+      return ExitCode.ok;
     }
     if (command === "-v" || command === "--version" || command === "version") {
       print(`stor ${VERSION}`);
