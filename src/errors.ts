@@ -69,15 +69,39 @@ export function exitCodeOf(err: unknown): ExitCode {
   return err instanceof StorError ? err.code : ExitCode.internal;
 }
 
-/** A one-line reason for any thrown value: a StorError's `why`, a system error's message. */
+/**
+ * The most characters an error line gives each of its parts, `what` and `why`: room for any valid
+ * volume name (255) or an everyday path whole, not for a 100 KB label key.
+ */
+const MAX_PART = 512;
+
+/**
+ * `text` cut to {@link MAX_PART} characters: its middle gives way to `…`, so an input of any size
+ * (a 100 KB label key) is named, not repeated, and the head (what it is) and the tail (the closing
+ * quote, the reason after a long name) stay. A surrogate pair is never split.
+ */
+function bounded(text: string): string {
+  if (text.length <= MAX_PART) return text;
+  const isLow = (i: number) => (text.charCodeAt(i) & 0xfc00) === 0xdc00;
+  let head = (MAX_PART >> 1) - 1;
+  let tail = text.length - (MAX_PART - head - 1);
+  if (isLow(head)) head--;
+  if (isLow(tail)) tail++;
+  return `${text.slice(0, head)}…${text.slice(tail)}`;
+}
+
+/**
+ * A one-line reason for any thrown value: a StorError's `what: why`, a system error's message.
+ * Every error is printed, logged and answered to clients through it, so each part is bounded here.
+ */
 export function describe(err: unknown): string {
-  if (err instanceof StorError) return err.message;
+  if (err instanceof StorError) return `${bounded(err.what)}: ${bounded(err.why)}`;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e === "object" && typeof e.code === "string" && e.syscall) {
     const reason = String(e.message).replace(/^[A-Z]+: /, "").replace(/, \w+(?: .*)?$/, "");
-    return `${e.syscall}${e.path ? ` ${e.path}` : ""}: ${reason}`;
+    return `${bounded(`${e.syscall}${e.path ? ` ${e.path}` : ""}`)}: ${bounded(reason)}`;
   }
-  return err instanceof Error ? err.message.split("\n")[0]! : String(err);
+  return bounded(err instanceof Error ? err.message.split("\n")[0]! : String(err));
 }
 
 /**

@@ -61,6 +61,9 @@ describe("options", () => {
 });
 
 describe("errors stay one line", () => {
+  beforeAll(() => {
+    snap("prepare", "long-labels");
+  });
   test("stor without a command is a usage error: one line on stderr, nothing on stdout", () => {
     for (const args of [[], ["--no-color"]]) expect(sh([STOR, ...args])).toEqual({ code: 2, stdout: "", stderr: "stor: command: missing (see stor --help)\n" });
   });
@@ -69,6 +72,15 @@ describe("errors stay one line", () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toStartWith('stor: volume name "bad\\nname\\x1b[31m": includes invalid characters');
     expect(res.stderr.split("\n")).toHaveLength(2);
+  });
+
+  test.each([
+    ["a 130 KB label key", ["label", "long-labels", `${"L".repeat(130_000)}=v`], /^stor: label "L{100,}…L{100,}": longer than \d+ bytes\n$/],
+    ["a 4000-byte key not found", ["info", "k".repeat(4000)], /^stor: snapshot "k{100,}…k{100,}": not found\n$/],
+  ])("%s is named, not repeated whole: the error line is bounded, its head and its reason kept", (_what, args, line) => {
+    const res = snap(...args);
+    expect(res.stderr.length).toBeLessThan(1100);
+    expect(res.stderr).toMatch(line);
   });
 
   test("each failure of a command that goes on is one line", () => {
