@@ -261,19 +261,41 @@ describe("unpack", () => {
   test.skipIf(!need(run, "needs root"))("a FIFO where a blob or the tarball should be is refused (exit 2), never read", () => {
     const dir = join(work, "fifo");
     const { manifest } = writeOci(dir, layers);
-    for (const digest of [sha256(layers[1]!.blob), manifest.digest]) {
+    for (const [what, digest] of [["layer 2 (%s)", sha256(layers[1]!.blob)], ["manifest %s", manifest.digest]] as const) {
       const blob = join(dir, "blobs/sha256", digest.slice(7));
       must(`rm ${blob} && mkfifo ${blob}`);
       const r = unpackFresh(dir);
       expect(r.code).toBe(2);
       expect(oneLineError(r.stderr)).toBe(true);
-      expect(r.stderr).toContain(`blobs/sha256/${digest.slice(7)} in ${dir}: is a FIFO, not a regular file`);
+      expect(r.stderr).toContain(`${what.replace("%s", digest)} in ${dir}: is a FIFO, not a regular file`);
     }
     const tarball = join(work, "fifo.tar");
     must(`mkfifo ${tarball}`);
     const r = unpackFresh(tarball);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`stor: image source ${tarball}: is a FIFO, not a regular file\n`);
+  });
+
+  test.skipIf(!need(run, "needs root"))("a docker save manifest naming a path outside the image is refused (exit 2), naming the path, what it is and the source", () => {
+    const l1 = readFileSync(join(work, "l1.tar"));
+    const cases = [
+      { layer: "../x/layer.tar", config: "cfg.json", message: "layer 1 (../x/layer.tar)" },
+      { layer: "l1/../../x/layer.tar", config: "cfg.json", message: "layer 1 (l1/../../x/layer.tar)" },
+      { layer: "x/layer.tar", config: "../cfg.json", message: "../cfg.json" },
+    ];
+    for (const [i, c] of cases.entries()) {
+      // The files the paths would reach, were `..` followed (outside) or dropped (inside).
+      const dir = join(work, `outside-${i}`, "image");
+      for (const d of [dir, join(dir, "..")]) {
+        mkdirSync(join(d, "x"), { recursive: true });
+        writeFileSync(join(d, "x/layer.tar"), l1);
+        writeFileSync(join(d, "cfg.json"), JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: [layers[0]!.diffID] } }));
+      }
+      writeFileSync(join(dir, "manifest.json"), JSON.stringify([{ Config: c.config, RepoTags: [], Layers: [c.layer] }]));
+      const tarball = `${dir}.tar`;
+      must(`tar -C ${dir} -cf ${tarball} .`);
+      for (const source of [tarball, dir]) expect(unpackFresh(source)).toEqual({ code: 2, stdout: "", stderr: `stor: ${c.message} in ${source}: leads outside the image\n` });
+    }
   });
 
   /** A variant of the image whose second layer's blob is resized to `size` after it was written. */

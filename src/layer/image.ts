@@ -66,7 +66,7 @@ function ociBlob(d: Descriptor, what: string): Required<LayerBlob> {
  * containerd refuses it, so a huge or sparse file claiming to be small costs nothing.
  */
 export function openBlob(source: ImageSource, blob: LayerBlob, what: string): OpenBlob {
-  const f = source.open(blob.path);
+  const f = source.open(blob.path, what);
   if (!f) throw new NotFoundError(`${what} in ${source.name}`);
   if (blob.size !== undefined && f.size !== blob.size) {
     f.stream.destroy();

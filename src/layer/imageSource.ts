@@ -29,8 +29,11 @@ export interface SourceFile {
 /** The files of an image, by `/`-separated path relative to the source's top. */
 export interface ImageSource {
   readonly name: string;
-  /** Opens the file at `path`, or returns undefined when the source has none; anything but a regular file is refused. */
-  open(path: string): SourceFile | undefined;
+  /**
+   * Opens the file at `path`, or returns undefined when the source has none; a path leading outside
+   * the image, or anything but a regular file, is refused as `what` (default: the path) in the source.
+   */
+  open(path: string, what?: string): SourceFile | undefined;
   /** True when the source has something at `path`. */
   has(path: string): boolean;
   close(): void;
@@ -59,6 +62,23 @@ export async function readSmallFile(source: ImageSource, path: string): Promise<
   const chunks: Buffer[] = [];
   for await (const c of f.stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * The parts of `path` below the image's top, for a file the image's own documents name (a docker
+ * save manifest names its config and layers by path), so they may lie: a path whose `..` climbs
+ * above the top names nothing in the image and is refused, as is a NUL, which the kernel would
+ * take as the path's end. `what` names the path in the refusal.
+ */
+function imageParts(path: string, what: () => string): string[] {
+  if (path.includes("\0")) throw new InvalidArgumentError(what(), "contains NUL");
+  const parts: string[] = [];
+  for (const p of path.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p !== "..") parts.push(p);
+    else if (parts.pop() === undefined) throw new InvalidArgumentError(what(), "leads outside the image");
+  }
+  return parts;
 }
 
 /**
@@ -92,10 +112,10 @@ class DirSource implements ImageSource {
     this.#dir = new ConfinedDir(path);
   }
 
-  open(path: string): SourceFile | undefined {
-    const opened = this.#open(path, O.RDONLY | O.NONBLOCK);
+  open(path: string, what = path): SourceFile | undefined {
+    const opened = this.#open(path, O.RDONLY | O.NONBLOCK, what);
     if (opened === undefined) return undefined;
-    const { fd, size } = regularFile(opened, () => `${path} in ${this.name}`);
+    const { fd, size } = regularFile(opened, () => `${what} in ${this.name}`);
     return { size, stream: createReadStream("", { fd, start: 0, end: size, highWaterMark: READ_CHUNK }) };
   }
 
@@ -105,8 +125,9 @@ class DirSource implements ImageSource {
     return fd !== undefined;
   }
 
-  #open(path: string, flags: number): number | undefined {
-    const fd = openat2(this.#dir.fd, path, flags, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS);
+  #open(path: string, flags: number, what = path): number | undefined {
+    const parts = imageParts(path, () => `${what} in ${this.name}`);
+    const fd = openat2(this.#dir.fd, parts.join("/"), flags, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS);
     return fd < 0 ? undefined : fd;
   }
 
@@ -167,8 +188,8 @@ class TarSource implements ImageSource {
     return regularFile(openSync(this.name, O.RDONLY | O.NONBLOCK), () => `image source ${this.name}`).fd;
   }
 
-  open(path: string): SourceFile | undefined {
-    const m = this.#member(path);
+  open(path: string, what = path): SourceFile | undefined {
+    const m = this.#member(path, what);
     if (!m) return undefined;
     const stream = m.size === 0 ? Readable.from([]) : createReadStream("", { fd: this.#open(), start: m.offset, end: m.offset + m.size - 1, highWaterMark: READ_CHUNK });
     return { size: m.size, stream };
@@ -179,8 +200,8 @@ class TarSource implements ImageSource {
   }
 
   /** The member holding the data of `path`, links followed. */
-  #member(path: string): Member | undefined {
-    let m = this.#members.get(entryParts(path).join("/"));
+  #member(path: string, what = path): Member | undefined {
+    let m = this.#members.get(imageParts(path, () => `${what} in ${this.name}`).join("/"));
     for (let hops = 0; m?.link !== undefined && hops < MAX_LINK_HOPS; hops++) m = this.#members.get(m.link);
     return m?.link === undefined ? m : undefined;
   }
