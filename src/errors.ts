@@ -69,6 +69,13 @@ export function exitCodeOf(err: unknown): ExitCode {
   return err instanceof StorError ? err.code : ExitCode.internal;
 }
 
+/** The reason of a system error without its call and path (`no such file or directory`), the message of any other. */
+export function errnoReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e === "object" && typeof e.code === "string" && e.syscall) return String(e.message).replace(/^[A-Z]+: /, "").replace(/, \w+(?: .*)?$/, "");
+  return err instanceof StorError ? err.why : err instanceof Error ? err.message.split("\n")[0]! : String(err);
+}
+
 /**
  * The most characters an error line gives each of its parts, `what` and `why`: room for any valid
  * volume name (255) or an everyday path whole, not for a 100 KB label key.
@@ -97,10 +104,7 @@ function bounded(text: string): string {
 export function describe(err: unknown): string {
   if (err instanceof StorError) return `${bounded(err.what)}: ${bounded(err.why)}`;
   const e = err as NodeJS.ErrnoException;
-  if (e && typeof e === "object" && typeof e.code === "string" && e.syscall) {
-    const reason = String(e.message).replace(/^[A-Z]+: /, "").replace(/, \w+(?: .*)?$/, "");
-    return `${bounded(`${e.syscall}${e.path ? ` ${e.path}` : ""}`)}: ${bounded(reason)}`;
-  }
+  if (e && typeof e === "object" && typeof e.code === "string" && e.syscall) return `${bounded(`${e.syscall}${e.path ? ` ${e.path}` : ""}`)}: ${bounded(errnoReason(e))}`;
   return bounded(err instanceof Error ? err.message.split("\n")[0]! : String(err));
 }
 

@@ -295,3 +295,21 @@ test.skipIf(!need(isRoot(), "needs root"))("diff -o replaces a file only once th
     r.close();
   }
 });
+
+test("diff -o names the file given and why it cannot be made there, with the contract's exit code", () => {
+  const r = TestRoot.for("native", "stor-layer-output-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "a"]);
+    r.ok(["-s", "native", "snapshot", "commit", "b", "a"]);
+    const diff = (out: string) => r.stor(["-s", "native", "snapshot", "diff", "b", "-o", out]);
+    const out = r.dir("out");
+    const missing = join(out, "no-such-dir", "layer.tar");
+    expect(diff(missing)).toEqual({ code: 3, stdout: "", stderr: `stor: output ${missing}: directory ${join(out, "no-such-dir")} not found\n` });
+    expect(diff(out)).toEqual({ code: 2, stdout: "", stderr: `stor: output ${out}: is a directory\n` });
+    writeFileSync(join(out, "file"), "");
+    expect(diff(join(out, "file", "layer.tar"))).toEqual({ code: 2, stdout: "", stderr: `stor: output ${join(out, "file", "layer.tar")}: a parent is not a directory\n` });
+    expect(readdirSync(out)).toEqual(["file"]);
+  } finally {
+    r.close();
+  }
+});

@@ -9,7 +9,8 @@ import { O } from "../sys/openat2.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { StorError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError, StorError, errnoReason } from "../errors.ts";
+import { errnoCode } from "../sys/libc.ts";
 import { splitdev } from "../sys/devno.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import { layerChanges, layerXattrs, type LayerChange, type LayerView } from "./changes.ts";
@@ -57,12 +58,24 @@ export async function writeLayer(view: LayerView, out: Writable, compression: Co
  * /dev/stdout) is written to as it is, and never removed.
  */
 export async function writeLayerToFile(view: LayerView, path: string, compression: Compression): Promise<string> {
-  const existing = statSync(path, { throwIfNoEntry: false });
+  let existing;
+  try {
+    existing = statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw outputError(path, err);
+  }
+  if (existing?.isDirectory()) throw new InvalidArgumentError(`output ${path}`, "is a directory");
   if (existing && !existing.isFile()) return await writeLayer(view, createWriteStream(path), compression);
   const target = existing ? realpathSync(path) : path; // a symlink to a file: the file is replaced
   const temp = join(dirname(target), `.${basename(target)}.stor-${process.pid}-${Date.now()}`);
+  let fd: number;
   try {
-    const diffId = await writeLayer(view, createWriteStream(temp, { flags: "wx", mode: existing ? existing.mode & 0o7777 : 0o666 }), compression);
+    fd = openSync(temp, "wx", existing ? existing.mode & 0o7777 : 0o666);
+  } catch (err) {
+    throw outputError(path, err); // the temporary file is stor's business: the user named `path`
+  }
+  try {
+    const diffId = await writeLayer(view, createWriteStream("", { fd }), compression);
     if (existing) chmodSync(temp, existing.mode & 0o7777); // the mode it had, whatever the umask
     renameSync(temp, target);
     return diffId;
@@ -70,6 +83,16 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
     rmSync(temp, { force: true });
     throw err;
   }
+}
+
+/** Why the output file `path` cannot be made, in the contract's terms: its directory missing is not found. */
+function outputError(path: string, err: unknown): StorError {
+  const what = `output ${path}`;
+  const code = errnoCode(err);
+  // ENOENT from a directory that is there: procfs and the like refuse to make files.
+  if (code === "ENOENT" && !statSync(dirname(path), { throwIfNoEntry: false })) return new NotFoundError(what, `directory ${dirname(path)} not found`);
+  if (code === "ENOTDIR") return new InvalidArgumentError(what, "a parent is not a directory");
+  return new StorError(what, errnoReason(err));
 }
 
 /**
