@@ -32,6 +32,11 @@ export interface SnapshotsRequest {
    * true). restore turns it off: removing leftovers needs no mounts.
    */
   checkSupport?: boolean;
+  /**
+   * A snapshot the command needs to exist (a prepare's parent): where the snapshotter has no
+   * metadata yet it cannot, and it is not found before anything is made.
+   */
+  needs?: string;
 }
 
 /** Opens the snapshot service of one snapshotter. */
@@ -41,6 +46,11 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
   const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];
+  if (req.needs !== undefined && req.access === "write") {
+    let made = false;
+    for (const name of named ? [named.name] : SNAPSHOTTER_NAMES) made ||= pathExists(snapshotDb(config.root, name));
+    if (!made) throw new NotFoundError(`parent snapshot "${req.needs}"`);
+  }
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
   trace("root check");
   if (named === undefined) {

@@ -96,7 +96,7 @@ describe("errors stay one line", () => {
   });
 
   test("a root that cannot be made where the kernel says no such directory below an existing one (procfs) is one line", () => {
-    for (const command of [["snapshot", "prepare", "a"], ["volume", "create", "v"]]) {
+    for (const command of [["snapshot", "prepare", "a"], ["volume", "create", "vol"]]) {
       expect(sh([STOR, "--root", "/proc/stor-no-such/root", "--config", r.config, ...command])).toMatchObject({
         code: 1,
         stderr: "stor: root /proc/stor-no-such/root: mkdir /proc/stor-no-such: no such file or directory\n",
@@ -172,6 +172,10 @@ describe("bad input creates nothing", () => {
     ["volume ls -f bogus=1", undefined],
     ["volume inspect --format yaml v1", 'stor: format "yaml": expected json\n'],
     ["volume prune -f --filter bogus=1", undefined],
+    ["volume create x", 'stor: volume name "x": too short, names should be at least two alphanumeric characters\n'],
+    ["volume create -o foo=bar vv", 'stor: volume "vv": invalid option: "foo"\n'],
+    ["volume create -o foo=bar", 'stor: volume: invalid option: "foo"\n'],
+    ["volume create -o size=lots vv", "stor: volume \"vv\": invalid size: 'lots'\n"],
   ])("%s: exit 2, one line, no root", (command, message) => {
     const root = join(r.path, `missing-${++roots}`); // one each: a failing case must not hide the next
     const res = sh([STOR, "--root", root, "--config", r.config, ...command.split(" ")]);
@@ -179,6 +183,15 @@ describe("bad input creates nothing", () => {
     expect(res.stderr.split("\n").length).toBe(2); // one line
     if (message !== undefined) expect(res.stderr).toBe(message);
     expect(existsSync(root)).toBe(false);
+  });
+
+  test("a prepare or view on a parent where the snapshotter has nothing yet is not found (exit 3), and makes nothing", () => {
+    const root = join(r.path, `missing-${++roots}`);
+    for (const command of ["-s native snapshot prepare k nosuch", "snapshot view k nosuch"]) {
+      const res = sh([STOR, "--root", root, "--config", r.config, ...command.split(" ")]);
+      expect([res.code, res.stdout, res.stderr]).toEqual([3, "", 'stor: parent snapshot "nosuch": not found\n']);
+      expect(existsSync(root)).toBe(false);
+    }
   });
 
   test("mount of a snapshot on a missing root is not found (exit 3), and makes no root", () => {

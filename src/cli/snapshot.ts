@@ -65,7 +65,7 @@ export function snapshotGroup(ctx: Context): Group {
   let service: SnapshotService | undefined;
   // One command runs per invocation, so the first call's access is the command's. Each command
   // checks its options before it opens the service: bad input creates nothing.
-  const svc = async (access: Access = "write") => (service ??= await openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter }));
+  const svc = async (access: Access = "write", needs?: string) => (service ??= await openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter, needs }));
   const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
   cli.finally(() => service?.release());
 
@@ -83,7 +83,7 @@ export function snapshotGroup(ctx: Context): Group {
       .action(async (key: string, parent: string | undefined, opts) => {
         const given = labels(opts.label);
         const { withTreeProgress } = await import("./progress.ts"); // a native snapshot's copy can take long
-        const s = await svc();
+        const s = await svc("write", parent);
         const mounts = await withTreeProgress("copying", () => s[name](key, parent, given));
         if (opts.target !== undefined) print(mountCommands(mounts, String(opts.target)));
         if (opts.mounts) print(goJson(mounts));

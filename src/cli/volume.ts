@@ -144,6 +144,7 @@ export function volumeGroup(ctx: Context): Group {
         options: keyValues(list(opts.opt), "option"),
         labels: keyValues(list(opts.label), "label", ""),
       };
+      (await import("../volume/service.ts")).checkCreateRequest(ctx.config(), name, request);
       print(await (await svc()).create(name, request));
     });
 

@@ -25,6 +25,7 @@ import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import type { LocalDriver } from "./local.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
+import { validateOptions } from "./localOptions.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { BATCH, NameLocks } from "./nameLocks.ts";
 import type { RestorePolicy, VolumeRestoreReport } from "./restore.ts";
@@ -98,6 +99,19 @@ function randomName(): string {
   let hex = "";
   for (const b of crypto.getRandomValues(new Uint8Array(32))) hex += (b < 16 ? "0" : "") + b.toString(16);
   return hex;
+}
+
+/**
+ * Checks what a create asks before anything is opened or made (bad input makes nothing, not even
+ * the root): the name; and where no volume can exist yet (no database), a local volume's options as
+ * far as they can be without the root (the size's quota support is asked at the create). Where one
+ * may, its options are not checked: a create of an existing volume returns it, whatever they say,
+ * as Docker's does.
+ */
+export function checkCreateRequest(config: Config, name: string | undefined, req: CreateRequest): void {
+  if (name) validateName(name);
+  const fresh = !pathExists(volumeDb(config.root)) && unmigratedVolumeDb(config.root) === undefined;
+  if (fresh && (req.driver ?? config.defaultVolumeDriver) === "local") validateOptions(name ? `volume "${name}"` : "volume", req.options ?? {}, () => true);
 }
 
 /** The volumes below `<root>/volumes`. */
