@@ -25,7 +25,7 @@ test("a file where the root should be", () => {
   const r = tmp();
   const file = join(r.path, "file");
   writeFileSync(file, "");
-  for (const argv of [["snapshot", "prepare", "a"], ["volume", "create", "v"], ["snapshot", "ls"], ["volume", "ls"], ["df"]]) {
+  for (const argv of [["snapshot", "prepare", "a"], ["volume", "create", "vol"], ["snapshot", "ls"], ["volume", "ls"], ["df"]]) {
     const res = sh([STOR, "--root", file, "--config", r.config, ...argv]);
     expect([res.code, res.stderr]).toEqual([2, `stor: root ${file}: is not a directory\n`]);
   }

@@ -230,6 +230,12 @@ describe("keys, labels and file names that hold control characters print as what
       const [m] = JSON.parse(t.ok(["snapshot", "-s", "native", "prepare", "--mounts", "files"]));
       writeFileSync(join(m.Source, "evil\nD etc"), "x");
       expect(t.ok(["snapshot", "-s", "native", "changes", "files"])).toBe("A /evil\\nD etc\n");
+      // A name that is not UTF-8: JSON says U+FFFD for what is no Unicode, as Go's encoder does.
+      writeFileSync(Buffer.concat([Buffer.from(`${m.Source}/b`), Buffer.from([0xff])]), "x");
+      expect(JSON.parse(t.ok(["snapshot", "-s", "native", "changes", "--format", "json", "files"]))).toEqual([
+        { Path: "/b\ufffd", Kind: 1 },
+        { Path: "/evil\nD etc", Kind: 1 },
+      ]);
     } finally {
       t.close();
     }

@@ -101,12 +101,15 @@ export function decimalSize(bytes: number): string {
 
 /**
  * JSON as Go's json.MarshalIndent(v, "", "    ") writes it, HTML characters and the line and
- * paragraph separators (U+2028, U+2029) escaped likewise; with `indent` 0, on one line as
- * json.Marshal writes it (docker's `--format json` rows).
+ * paragraph separators (U+2028, U+2029) escaped likewise, and what is no Unicode (a file name's
+ * bytes that are not UTF-8, which stor holds as lone surrogates) as U+FFFD, as Go writes invalid
+ * UTF-8; with `indent` 0, on one line as json.Marshal writes it (docker's `--format json` rows).
  */
 export function goJson(value: unknown, indent = 4): string {
-  const json = JSON.stringify(value, null, indent);
-  // Most output has none of them: no RegExp is compiled for it.
+  let json = JSON.stringify(value, null, indent);
+  // Most output has none of them: no RegExp is compiled for it. JSON.stringify writes a lone
+  // surrogate as `\udXXX`, after an even number of backslashes (an odd one is an escaped `\`).
+  if (json.includes("\\ud")) json = json.replace(/(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/gi, "$1\\ufffd");
   if (!json.includes("<") && !json.includes(">") && !json.includes("&") && !json.includes("\u2028") && !json.includes("\u2029")) return json;
   return json.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
