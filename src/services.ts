@@ -46,10 +46,8 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
   const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];
-  if (req.needs !== undefined && req.access === "write") {
-    let made = false;
-    for (const name of named ? [named.name] : SNAPSHOTTER_NAMES) made ||= pathExists(snapshotDb(config.root, name));
-    if (!made) throw new NotFoundError(`parent snapshot "${req.needs}"`);
+  if (req.needs !== undefined && req.access === "write" && !hasMetadata(config.root, named ? [named.name] : SNAPSHOTTER_NAMES)) {
+    throw new NotFoundError(`parent snapshot "${req.needs}"`);
   }
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
   trace("root check");
@@ -65,6 +63,21 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   // when it creates a snapshot (see SnapshotService).
   const check = req.access === "write" && req.checkSupport !== false;
   return new SnapshotService(config.root, named, req.access, check ? probe : undefined);
+}
+
+/**
+ * Whether any of snapshotters `names` has metadata below `root`; true where that cannot be told (a
+ * file where the root should be), for the opening to say why.
+ */
+function hasMetadata(root: string, names: readonly string[]): boolean {
+  try {
+    if (statPath(root)?.isDirectory === false) return true;
+    let made = false;
+    for (const name of names) made ||= pathExists(snapshotDb(root, name));
+    return made;
+  } catch {
+    return true;
+  }
 }
 
 /** The snapshotters that have metadata below the root: the ones restore repairs. */

@@ -110,7 +110,12 @@ function randomName(): string {
  */
 export function checkCreateRequest(config: Config, name: string | undefined, req: CreateRequest): void {
   if (name) validateName(name);
-  const fresh = !pathExists(volumeDb(config.root)) && unmigratedVolumeDb(config.root) === undefined;
+  let fresh = false;
+  try {
+    fresh = !pathExists(volumeDb(config.root)) && unmigratedVolumeDb(config.root) === undefined;
+  } catch {
+    // A root that cannot be looked into (a file where it should be): opening it says why.
+  }
   if (fresh && (req.driver ?? config.defaultVolumeDriver) === "local") validateOptions(name ? `volume "${name}"` : "volume", req.options ?? {}, () => true);
 }
 
