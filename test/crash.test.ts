@@ -274,14 +274,18 @@ test.skipIf(!need(isRoot(), "chattr +i needs root"))("cleanup: a leftover that c
 });
 
 for (const sn of ["native", "overlay"]) {
-  test.skipIf(!need(isRoot(), "needs root"))(`${sn}: an apply killed part-way is undone by restore and by cleanup: the snapshot is as before it`, () => {
+  test.skipIf(!need(isRoot(), "needs root"))(`${sn}: an apply killed part-way is undone by restore and by cleanup, or first by the next apply, commit or mount: the snapshot is as before it`, () => {
     r = TestRoot.for(sn);
-    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "work"]))[0];
-    const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
     // The user's tree: files the layer replaces, files it whites out, a directory it makes opaque,
     // a file a directory replaces, a directory whose mode the layer changes.
-    must(`cd ${tree} && mkdir -p keep gone opq sub && for i in 1 2 3 4 5 6; do echo user $i > keep/f$i; echo user $i > gone/f$i; echo user $i > opq/f$i; done &&
-      echo user > sub/file && echo user > becomes-dir && chmod 750 sub && touch -d @1000000000 keep gone opq sub`);
+    const userTree = (key: string): string => {
+      const m = JSON.parse(r!.ok(["snapshot", "-s", sn, "prepare", "--mounts", key]))[0];
+      const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+      must(`cd ${tree} && mkdir -p keep gone opq sub && for i in 1 2 3 4 5 6; do echo user $i > keep/f$i; echo user $i > gone/f$i; echo user $i > opq/f$i; done &&
+        echo user > sub/file && echo user > becomes-dir && chmod 750 sub && find . -mindepth 1 -exec touch -h -d @1000000000 {} +`);
+      return tree;
+    };
+    const tree = userTree("work");
     const work = r.dir("layer");
     must(`cd ${work} && mkdir -p l/keep l/gone l/opq l/sub l/becomes-dir l/new/deep && for i in 1 2 3 4 5 6; do echo layer $i > l/keep/f$i; echo new $i > l/new/deep/n$i; done &&
       for i in 1 2 3; do touch l/gone/.wh.f$i; done && touch l/opq/.wh..wh..opq && echo layer > l/opq/only && echo layer > l/becomes-dir/inside && chmod 700 l/sub &&
@@ -302,5 +306,32 @@ for (const sn of ["native", "overlay"]) {
     r.ok(["snapshot", "-s", sn, "apply", "work", layer]);
     expect(readFileSync(join(tree, "keep/f1"), "utf8")).toBe("layer 1\n");
     expect(existsSync(join(tree, "gone/f1"))).toBe(false);
+    const applied = listing(tree);
+    // Killed, then tried again before any restore: the retry first undoes the killed one, and a
+    // restore after it takes nothing of the retry's away.
+    const again = userTree("again");
+    expect(r.stor(["snapshot", "-s", sn, "apply", "again", layer], { env: { STOR_FAILPOINT: "apply:entry@9" } }).code).toBe(-1);
+    const retry = r.stor(["snapshot", "-s", sn, "apply", "again", layer]);
+    expect(retry.code).toBe(0);
+    expect(retry.stderr).toMatch(/^stor: warn: \S+new-apply-\S+: undid the changes of an interrupted apply first\n$/);
+    expect(listing(again)).toEqual(applied);
+    expect(r.ok(["restore"])).toBe("");
+    expect(listing(again)).toEqual(applied);
+    // Killed, then committed: the commit undoes it first (committed, it could never be).
+    const committed = userTree("to-commit");
+    expect(r.stor(["snapshot", "-s", sn, "apply", "to-commit", layer], { env: { STOR_FAILPOINT: "apply:entry@17" } }).code).toBe(-1);
+    expect(r.stor(["snapshot", "-s", sn, "commit", "done", "to-commit"]).code).toBe(0);
+    expect(listing(committed)).toEqual(before);
+    // Killed, then mounted: undone first, so nothing written through the mount is undone later.
+    const mounted = userTree("to-mount");
+    expect(r.stor(["snapshot", "-s", sn, "apply", "to-mount", layer], { env: { STOR_FAILPOINT: "apply:entry@9" } }).code).toBe(-1);
+    const target = r.dir("target");
+    expect(r.stor(["-s", sn, "mount", "to-mount", target]).code).toBe(0);
+    try {
+      expect(listing(mounted)).toEqual(before);
+    } finally {
+      r.ok(["unmount", target]);
+    }
+    expect(r.ok(["restore"])).toBe("");
   });
 }

@@ -12,9 +12,11 @@
  * just after that step.
  *
  * The journal is also written, a line a step, to `journal` in the trash directory (made by the
- * first step, locked while the apply runs), so that an apply killed part-way (SIGKILL, Ctrl-C, a
- * crash) is undone by `snapshot cleanup` and `stor restore` ({@link recoverApply}) instead of
- * leaving the tree half applied and its replaced files in a trash nobody puts back. A removal is
+ * first step, locked while the apply runs, one name a tree: {@link applyTrashPath}), so that an
+ * apply killed part-way (SIGKILL, Ctrl-C, a crash) is undone ({@link recoverApply}) instead of
+ * leaving the tree half applied and its replaced files in a trash nobody puts back: by whatever
+ * writes the snapshot next (an apply, a commit, a mount), before it does, or else by `snapshot
+ * cleanup` and `stor restore`. Undone later than that, it would take away what came after it. A removal is
  * written before it is made; a name made, just after (a make may find the name taken, and only
  * the apply's own names may be undone): an apply killed between a new name's making and its line
  * leaves that one name. A name made inside a directory this apply made needs no step: undoing the
@@ -27,8 +29,8 @@ import { decodeName, nameBuffer } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
-import { chmodAt, chownAt, closeFd, openPath, pathExists, readText, removeDir, writeText } from "../sys/pathCalls.ts";
-import { listXattrs, makeLockedTempDir, removeXattr, type FileLock } from "../sys/file.ts";
+import { chmodAt, chownAt, closeFd, makeDir, openPath, pathExists, readText, writeText } from "../sys/pathCalls.ts";
+import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
 import { PreconditionError, describe } from "../errors.ts";
@@ -219,36 +221,24 @@ export class UndoJournal {
    */
   #trashDir(): { fd: number; journal: number } {
     if (this.#trash) return this.#trash;
-    // Locked, as the snapshot service's `new-*`: cleanup takes it only after a crash. A cleanup
-    // may take it in the moment before the lock: then it is gone (or going), and another is made.
-    for (;;) {
-      const { path, lock } = makeLockedTempDir(join(dirname(this.#rootPath), APPLY_TRASH_PREFIX));
-      const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
-      if (fd === -Errno.ENOENT) {
-        lock.release();
-        continue;
-      }
-      if (fd < 0) {
-        try {
-          removeDir(path);
-        } catch {
-          // Left to cleanup once unlocked; the open's failure is what is reported.
-        }
-        lock.release();
-        throw new SysError(`open ${path}`, -fd);
-      }
-      let journal: number;
-      try {
-        journal = openPath(join(path, JOURNAL), O.WRONLY | O.CREAT | O.EXCL, 0o600);
-        writeText(journal, `${JSON.stringify({ root: basename(this.#rootPath) })}\n`);
-      } catch (err) {
-        closeSync(fd);
-        lock.release(); // left to cleanup: a trash without a journal changed nothing yet
-        throw err;
-      }
-      this.#trash = { path, fd, lock, journal };
-      return this.#trash;
+    // One name a tree, so that whoever writes the tree next finds a killed apply's trash at once
+    // and undoes it first (see recoverApply); a live apply holds its lock.
+    const path = applyTrashPath(this.#rootPath);
+    if (!makeDir(path, 0o700)) throw new PreconditionError(this.#root.path, "the changes of an interrupted apply are still to be undone (stor snapshot cleanup)");
+    const lock = lockPath(path)!;
+    const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
+    let journal: number;
+    try {
+      if (fd < 0) throw new SysError(`open ${path}`, -fd);
+      journal = openPath(join(path, JOURNAL), O.WRONLY | O.CREAT | O.EXCL, 0o600);
+      writeText(journal, `${JSON.stringify({ root: basename(this.#rootPath) })}\n`);
+    } catch (err) {
+      if (fd >= 0) closeSync(fd);
+      lock.release(); // left to cleanup: a trash without a journal changed nothing yet
+      throw err;
     }
+    this.#trash = { path, fd, lock, journal };
+    return this.#trash;
   }
 
   #dropTrash(): void {
@@ -284,9 +274,14 @@ export class UndoJournal {
   }
 }
 
+/** Where an apply to the tree at `root` keeps its trash and journal: beside it, on its filesystem. */
+export function applyTrashPath(root: string): string {
+  return join(dirname(root), `${APPLY_TRASH_PREFIX}${basename(root)}`);
+}
+
 /**
  * Undoes the apply that left trash directory `path` (a `new-apply-*` nobody holds: its apply was
- * killed) from the journal in it, then removes it. The tree it names beside it goes back to what
+ * killed; the caller holds its lock now) from the journal in it, then removes it. The tree it names beside it goes back to what
  * it was before the apply; a trash without a journal (made, then killed) changed nothing. A line
  * the kill cut short is the last, and a step not taken.
  */

@@ -78,6 +78,28 @@ const snap = (key: string) => `snapshot "${key}"`;
 /** Undoes a killed apply from the trash it left (see src/layer/undoJournal.ts): loaded only then. */
 const recoverApply = (trash: string) => (require("../layer/undoJournal.ts") as typeof import("../layer/undoJournal.ts")).recoverApply(trash);
 
+/**
+ * Undoes the killed apply whose trash is at `trash`, if one is there and nobody holds it (a live
+ * apply, or another undoing it), holding it meanwhile. True when there was one.
+ */
+function recoverUnheld(trash: string): boolean {
+  let lock;
+  try {
+    lock = lockPath(trash, { wait: false });
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") return false;
+    throw err;
+  }
+  if (!lock) return false;
+  try {
+    if (!pathExists(trash)) return false; // undone by another just before
+    recoverApply(trash);
+    return true;
+  } finally {
+    lock.release();
+  }
+}
+
 /** Snapshots of one snapshotter below `<root>/snapshots/<name>`. */
 export class SnapshotService {
   readonly snapshotter: Snapshotter;
@@ -235,7 +257,17 @@ export class SnapshotService {
    */
   mount(key: string, target: string): void {
     validateKey(key);
-    this.#store.locked(() => mountAll(this.#mountsOf(key), target, snap(key), this.#root));
+    this.#store.locked(() => {
+      const s = this.#store.byKey(key);
+      if (s?.kind === "active") this.#undoKilledApply(s.id); // what is written through the mount stays
+      mountAll(this.#mountsOf(key), target, snap(key), this.#root);
+    });
+  }
+
+  /** Undoes what a killed apply did to active snapshot `id`, before anything else writes it. */
+  #undoKilledApply(id: number): void {
+    const trash = (require("../layer/undoJournal.ts") as typeof import("../layer/undoJournal.ts")).applyTrashPath(this.snapshotter.upperDir(this.#dir(id)));
+    if (pathExists(trash) && recoverUnheld(trash)) log.warn(`${trash}: undid the changes of an interrupted apply first`);
   }
 
   #mountsOf(key: string): Mount[] {
@@ -263,9 +295,11 @@ export class SnapshotService {
    */
   holdForWriting(key: string): { view: ReturnType<SnapshotService["layerView"]>; release(): void } {
     validateKey(key);
-    const dir = this.#dir(this.#get(key).id);
+    const id = this.#get(key).id;
+    const dir = this.#dir(id);
     const hold = lockPath(dir)!; // waits for another hold, a commit or an rm under way
     try {
+      this.#undoKilledApply(id);
       const view = this.layerView(key);
       if (view.upper !== this.snapshotter.upperDir(dir)) throw new PreconditionError(snap(key), "changed while being opened");
       if (view.kind !== "active") throw new PreconditionError(snap(key), `is ${view.kind}, not active`);
@@ -330,6 +364,7 @@ export class SnapshotService {
         // A mount could still write into the layer once it is committed, under its children.
         this.#notMounted(key, s.id);
         hold = this.#notBeingWritten(key, this.#dir(s.id));
+        this.#undoKilledApply(s.id); // committed, it could no longer be undone
         this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
         failpoint("commit:updated");
         this.#store.replaceLabels(s.id, labels);
@@ -459,16 +494,15 @@ export class SnapshotService {
           continue;
         }
         try {
+          // A killed apply's trash (native's are here, beside the snapshots): its tree is put back first.
+          if (name.startsWith(APPLY_TRASH_PREFIX)) {
+            if (recoverUnheld(path)) recovered.push(name);
+            continue;
+          }
           if (name.startsWith("new-")) {
             const lock = lockPath(path, { wait: false });
             if (!lock) continue;
             lock.release();
-          }
-          // A killed apply's trash (native's are here, beside the snapshots): its tree is put back first.
-          if (name.startsWith(APPLY_TRASH_PREFIX)) {
-            recoverApply(path);
-            recovered.push(name);
-            continue;
           }
           out.push({ trash: name.startsWith("rm-") ? path : this.#toTrash(path, name), name });
         } catch (err) {
@@ -550,22 +584,11 @@ export class SnapshotService {
     }
     return names.flatMap((name) => {
       const path = join(beside, name);
-      let lock;
       try {
-        lock = lockPath(path, { wait: false });
-      } catch (err) {
-        if (errnoCode(err) === "ENOENT") return []; // removed meanwhile, with its snapshot or by its apply
-        throw err;
-      }
-      if (!lock) return [];
-      try {
-        recoverApply(path);
-        return [path];
+        return recoverUnheld(path) ? [path] : [];
       } catch (err) {
         log.warn(`cleanup: ${path} is left: ${describe(err)}`);
         return [];
-      } finally {
-        lock.release();
       }
     });
   }
