@@ -8,7 +8,7 @@
  * files: older roots kept `metadata.db` beside the volumes, where a volume named
  * `metadata.db-journal` broke SQLite; {@link LEGACY_VOLUME_DB} names it for the migration.
  */
-import { join } from "./path.ts";
+import { basename, dirname, join } from "./path.ts";
 import type { StorError } from "./errors.ts";
 import { dirsError } from "./dirsError.ts";
 
@@ -33,6 +33,9 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
 
 /** The prefix of an apply's trash (see src/layer/undoJournal.ts), which cleanup removes after a crash. */
 export const APPLY_TRASH_PREFIX = "new-apply-";
+
+/** Where an apply to the tree at `tree` keeps its trash and journal: beside it, on its filesystem, one name a tree. */
+export const applyTrashPath = (tree: string) => join(dirname(tree), `${APPLY_TRASH_PREFIX}${basename(tree)}`);
 
 /** The directory holding every local volume. */
 export const volumesDir = (root: string) => join(root, "volumes");

@@ -27,7 +27,7 @@ import { closeSync, readlinkSync, renameSync } from "../nodeFs.ts";
 import { basename, dirname, join } from "../path.ts";
 import { decodeName, nameBuffer } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
-import { APPLY_TRASH_PREFIX } from "../layout.ts";
+import { applyTrashPath } from "../layout.ts";
 import { getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
 import { chmodAt, chownAt, closeFd, makeDir, openPath, pathExists, readText, writeText } from "../sys/pathCalls.ts";
 import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
@@ -272,11 +272,6 @@ export class UndoJournal {
     }
     return journal;
   }
-}
-
-/** Where an apply to the tree at `root` keeps its trash and journal: beside it, on its filesystem. */
-export function applyTrashPath(root: string): string {
-  return join(dirname(root), `${APPLY_TRASH_PREFIX}${basename(root)}`);
 }
 
 /**

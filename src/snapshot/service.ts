@@ -16,7 +16,7 @@ import { failpoint } from "../failpoint.ts";
 import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
 import { mountAll } from "../mounting.ts";
-import { APPLY_TRASH_PREFIX, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
+import { APPLY_TRASH_PREFIX, applyTrashPath, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath, makeLockedTempDir, type FileLock } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
@@ -266,7 +266,7 @@ export class SnapshotService {
 
   /** Undoes what a killed apply did to active snapshot `id`, before anything else writes it. */
   #undoKilledApply(id: number): void {
-    const trash = (require("../layer/undoJournal.ts") as typeof import("../layer/undoJournal.ts")).applyTrashPath(this.snapshotter.upperDir(this.#dir(id)));
+    const trash = applyTrashPath(this.snapshotter.upperDir(this.#dir(id)));
     if (pathExists(trash) && recoverUnheld(trash)) log.warn(`${trash}: undid the changes of an interrupted apply first`);
   }
 
