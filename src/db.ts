@@ -40,19 +40,18 @@ export function openDatabase(path: string, migrations: readonly string[], access
   try {
     // One statement list and one query, not six statements: each costs a command a prepare.
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON`);
-    const state = db
-      .query<{ journal_mode: string; user_version: number }, []>("SELECT journal_mode, user_version FROM pragma_journal_mode, pragma_user_version")
-      .get()!;
-    if (state.journal_mode !== "wal") db.run("PRAGMA journal_mode = WAL");
-    if (state.user_version < migrations.length) {
-      inTransaction(db, "write", () => {
-        // Checked again under the write lock: another process may have migrated meanwhile.
-        const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
-        for (let v = version; v < migrations.length; v++) db.run(migrations[v]!);
-        db.run(`PRAGMA user_version = ${migrations.length}`);
-      });
-    } else if (state.user_version > migrations.length) {
-      throw new StorError(`open ${path}`, `schema version ${state.user_version} is newer than this stor knows (${migrations.length})`);
+    // Processes opening a database nobody has made yet race to make it WAL and to migrate it, and
+    // SQLite answers some of them busy at once, without waiting (where waiting could deadlock): they
+    // try again, as long as the busy timeout.
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+      try {
+        setUp(db, path, migrations);
+        break;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw err;
+        Atomics.wait(PAUSE, 0, 0, pause);
+      }
     }
   } catch (err) {
     db.close();
@@ -61,6 +60,27 @@ export function openDatabase(path: string, migrations: readonly string[], access
   }
   trace("pragmas, schema");
   return db;
+}
+
+/** What a pause between tries waits on: nothing ever wakes it. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/** Makes `db` (at `path`) WAL and brings its schema to `migrations`' version. */
+function setUp(db: Database, path: string, migrations: readonly string[]): void {
+  const state = db
+    .query<{ journal_mode: string; user_version: number }, []>("SELECT journal_mode, user_version FROM pragma_journal_mode, pragma_user_version")
+    .get()!;
+  if (state.journal_mode !== "wal") db.run("PRAGMA journal_mode = WAL");
+  if (state.user_version < migrations.length) {
+    inTransaction(db, "write", () => {
+      // Checked again under the write lock: another process may have migrated meanwhile.
+      const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
+      for (let v = version; v < migrations.length; v++) db.run(migrations[v]!);
+      db.run(`PRAGMA user_version = ${migrations.length}`);
+    });
+  } else if (state.user_version > migrations.length) {
+    throw new StorError(`open ${path}`, `schema version ${state.user_version} is newer than this stor knows (${migrations.length})`);
+  }
 }
 
 /**
