@@ -164,7 +164,7 @@ describe("unpack", () => {
       const unclaimed = `extract-${process.pid}-1000-unclaimed`;
       for (const k of [live, container, killedNow, unclaimed]) root.ok(["-s", "overlay", "snapshot", "prepare", k]);
       await hold(live, []);
-      await hold(container, ["unshare", "-p", "-f", "--mount-proc"]);
+      await hold(container, ["unshare", "-p", "-f", "--mount-proc", "--kill-child"]); // its child goes with it
       (await hold(killedNow, [])).kill("SIGKILL");
       expect(root.ok(["-s", "overlay", "snapshot", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual([killedNow, unclaimed, left].sort());
       expect(keys().filter((k) => k.startsWith("extract-")).sort()).toEqual([container, live].sort());
