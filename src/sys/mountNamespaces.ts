@@ -47,10 +47,11 @@ const STATMOUNT_STRINGS = 512;
 
 /**
  * Which mounts {@link otherNamespaceMounts} reads: overlays, and those of the filesystem on device
- * `device` (`major:minor`). Reading a mount whole costs more than the question of its device.
+ * `major:minor`. Reading a mount whole costs more than the question of its device.
  */
 export interface MountFilter {
-  device: string;
+  major: number;
+  minor: number;
 }
 
 /**
@@ -64,7 +65,8 @@ export function otherNamespaceMounts(only?: MountFilter): NamespaceMounts[] {
   const out: NamespaceMounts[] = [];
   for (const { namespace, mounts } of found) {
     const kept: MountInfo[] = [];
-    for (const m of mounts) if (m.fsType === "overlay" || m.device === only.device) kept.push(m);
+    const device = `${only.major}:${only.minor}`;
+    for (const m of mounts) if (m.fsType === "overlay" || m.device === device) kept.push(m);
     if (kept.length > 0) out.push({ namespace, mounts: kept });
   }
   return out;
@@ -72,19 +74,19 @@ export function otherNamespaceMounts(only?: MountFilter): NamespaceMounts[] {
 
 /** Through the nsfs ioctls and listmount/statmount; undefined where the kernel has them not. */
 function namespacesByIoctl(only?: MountFilter): NamespaceMounts[] | undefined {
-  const colon = only ? only.device.indexOf(":") : -1;
-  const [major, minor] = only ? [Number(only.device.slice(0, colon)), Number(only.device.slice(colon + 1))] : [];
   const own = openPath("/proc/self/ns/mnt", O.RDONLY);
   const out: NamespaceMounts[] = [];
   const info = new Uint32Array(MNT_NS_INFO_SIZE / 4);
+  let at = own;
   try {
     for (const request of [NS_MNT_GET_NEXT, NS_MNT_GET_PREV]) {
-      let at = own;
+      at = own;
       for (;;) {
         info[0] = MNT_NS_INFO_SIZE;
         const next = libc.ioctl(at, request, Number(ptr(info)));
         const e = next < 0 ? errno() : 0;
         if (at !== own) closeFd(at);
+        at = own;
         if (next < 0) {
           if (e === Errno.ENOENT) break; // the last one
           // Before Linux 6.12; or refused, as in a pid namespace of its own (a container): /proc then.
@@ -92,11 +94,12 @@ function namespacesByIoctl(only?: MountFilter): NamespaceMounts[] | undefined {
           throw new SysError("look up the next mount namespace", e);
         }
         at = next;
-        const mounts = namespaceMounts(u64(info, 2), major, minor);
+        const mounts = namespaceMounts(u64(info, 2), only);
         if (mounts && mounts.length > 0) out.push({ namespace: `mnt:[${statFd(next).ino}]`, mounts });
       }
     }
   } finally {
+    if (at !== own) closeFd(at); // a failure on the way
     closeFd(own);
   }
   return out;
@@ -126,24 +129,28 @@ function setU64(a: Uint32Array, i: number, v: number): void {
  * gone. Given a device, only overlays and that device's mounts, each of the others asked only
  * what its device is.
  */
-function namespaceMounts(ns: number, major?: number, minor?: number): MountInfo[] | undefined {
+function namespaceMounts(ns: number, only?: MountFilter): MountInfo[] | undefined {
   const ids = listMounts(ns);
   if (!ids) return undefined;
   const out: MountInfo[] = [];
   for (const id of ids) {
-    if (major !== undefined && !statMountBasic(ns, id, major, minor!)) continue;
+    if (only) {
+      const seen = statMountDevice(ns, id);
+      // Gone meanwhile: asked again whole, which says so.
+      if (seen && !seen.overlay && (seen.major !== only.major || seen.minor !== only.minor)) continue;
+    }
     const m = statMount(ns, id);
     if (m) out.push(m);
   }
   return out;
 }
 
-/** Whether mount `id` of namespace `ns` is an overlay or on device `major:minor` (or has gone: asked again whole). */
-function statMountBasic(ns: number, id: number, major: number, minor: number): boolean {
+/** The device of mount `id` of namespace `ns` (0: this process's), and whether it is an overlay; undefined when it has gone. */
+function statMountDevice(ns: number, id: number): (MountFilter & { overlay: boolean }) | undefined {
   request(ns, id, STATMOUNT_SB_BASIC);
-  if (Number(libc.syscall(SYS_statmount, Number(ptr(req)), Number(ptr(statBuffer)), statBuffer.length, 0, 0, 0)) !== 0) return true;
+  if (Number(libc.syscall(SYS_statmount, Number(ptr(req)), Number(ptr(statBuffer)), statBuffer.length, 0, 0, 0)) !== 0) return undefined;
   const w = statWords;
-  return w[6] === OVERLAYFS_SUPER_MAGIC || (w[4] === major && w[5] === minor);
+  return { major: w[4]!, minor: w[5]!, overlay: w[6] === OVERLAYFS_SUPER_MAGIC };
 }
 
 /** The ids of every mount of namespace `ns`; undefined when it has gone, or may not be looked at. */
@@ -208,13 +215,13 @@ function text(w: Uint32Array, at: number, bit: number): string {
 }
 
 /**
- * The device (`major:minor`, as mountinfo's) of the filesystem the tree at `real` is on, as its
+ * The device (as mountinfo gives it) of the filesystem the tree at `real` is on, as its
  * mount shows it (a stat's may differ: btrfs gives each subvolume one of its own); undefined where
  * the kernel cannot say (before Linux 6.8).
  */
-function treeDevice(real: string): string | undefined {
+function treeDevice(real: string): MountFilter | undefined {
   const id = mountIdOf(real);
-  return id === undefined ? undefined : statMount(0, id)?.device; // namespace 0: this process's
+  return id === undefined ? undefined : statMountDevice(0, id);
 }
 
 /**
@@ -280,7 +287,7 @@ export function whereMounted(path: string, table?: MountTable): string[] {
   // looked for: the mounts of the tree's filesystem and overlays. A mount on a directory in the
   // tree, that namespace's alone (not of the tree itself), is not.
   const device = table ? undefined : treeDevice(real);
-  const others = table?.others ?? otherNamespaceMounts(device === undefined ? undefined : { device });
+  const others = table?.others ?? otherNamespaceMounts(device);
   if (others.length === 0) return points;
   const here = table?.here ?? readMountInfo();
   for (const { namespace, mounts } of others) {
