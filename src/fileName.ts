@@ -71,6 +71,16 @@ export function showPath(p: string | Uint8Array): string {
   return decodeName(p[p.length - 1] === 0 ? p.subarray(0, p.length - 1) : p);
 }
 
+/** Whether `bytes` are UTF-8. */
+export function isUtf8(bytes: Uint8Array): boolean {
+  return utf8(bytes) !== undefined;
+}
+
+/** `bytes` as text for a message: UTF-8 as it is, each byte that is not UTF-8 as `\xff`. */
+export function escapeNonUtf8(bytes: Uint8Array): string {
+  return decodeName(bytes).replace(/[\udc80-\udcff]/g, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16)}`);
+}
+
 /** The name `bytes` as a string: UTF-8, bytes that are not UTF-8 escaped. */
 export function decodeName(bytes: Uint8Array): string {
   const whole = utf8(bytes);

@@ -209,3 +209,44 @@ describe("bad input creates nothing", () => {
     expect(existsSync(root)).toBe(false);
   });
 });
+
+describe("arguments that are not UTF-8", () => {
+  /** Runs stor on `r` with `args`, each a shell word where `printf` escapes (`\377`) stand for raw bytes. */
+  const raw = (...args: string[]) => sh(["sh", "-c", `"$0" --root "$1" ${args.map((a) => (a.includes("\\") ? `"$(printf '${a}')"` : `'${a}'`)).join(" ")}`, STOR, r.path]);
+
+  test("are refused, naming the bytes, and nothing is made: two keys that differ in them are not one", () => {
+    const before = snap("ls").stdout;
+    for (const key of ["img\\377", "img\\376"]) {
+      expect(raw("snapshot", "-s", "native", "prepare", key)).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `stor: argument "img\\x${key.endsWith("7") ? "ff" : "fe"}": is not UTF-8: stor takes names, keys, labels and paths as UTF-8\n`,
+      });
+    }
+    expect(raw("snapshot", "-s", "native", "rm", "img\\376").code).toBe(2);
+    expect(raw("snapshot", "-s", "native", "prepare", "-l", "k=v\\377", "labelled").code).toBe(2);
+    expect(raw("snapshot", "-s", "native", "diff", "-o", "/tmp/stor-\\377.tar", "labelled").code).toBe(2);
+    expect(raw("volume", "create", "--label", "k=\\377")).toMatchObject({ code: 2, stdout: "" });
+    expect(snap("ls").stdout).toBe(before);
+    expect(r.ok(["volume", "ls", "-q"])).not.toContain("\ufffd");
+  });
+
+  test("a U+FFFD the user typed is a character like any other", () => {
+    expect(raw("snapshot", "-s", "native", "prepare", "typed-\\357\\277\\275")).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(JSON.parse(snap("info", "typed-\ufffd").stdout).Name).toBe("typed-\ufffd");
+  });
+});
+
+describe("colour", () => {
+  /** stor's stderr when run on a terminal (script's pty), with `env`. */
+  const onTerminal = (env: Record<string, string>) =>
+    sh(["script", "-qec", `"${STOR}" --root "${r.path}" --log-level debug snapshot -s native info nosuch`, "/dev/null"], { env: { TERM: "xterm", ...env } }).stdout;
+
+  test("a log line is painted on a terminal, unless NO_COLOR is set and not empty, or --no-color", () => {
+    const painted = /\x1b\[\d+m/;
+    expect(onTerminal({})).toMatch(painted);
+    expect(onTerminal({ NO_COLOR: "" })).toMatch(painted);
+    expect(onTerminal({ NO_COLOR: "1" })).not.toMatch(painted);
+    expect(onTerminal({ TERM: "dumb" })).not.toMatch(painted);
+  });
+});

@@ -9,6 +9,8 @@ import { extractGlobals, type Globals } from "./globals.ts";
 import { print, reportError } from "./output.ts";
 import { VERSION } from "../version.ts";
 import { printTrace, trace } from "../trace.ts";
+import { escapeNonUtf8, isUtf8 } from "../fileName.ts";
+import { lastArguments } from "../sys/cmdline.ts";
 
 /** The context commands run in: the configuration is loaded (and validated) when first asked for. */
 function context(globals: Globals): Context {
@@ -40,6 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 async function run(argv: readonly string[]): Promise<number> {
   try {
+    refuseNonUtf8(argv);
     // `stor [global options] __complete WORD…`: the words are what the user typed, not parsed here.
     const at = argv.indexOf("__complete");
     if (at >= 0) {
@@ -84,5 +87,21 @@ async function run(argv: readonly string[]): Promise<number> {
       for (const frame of err.stack.split("\n")) if (frame.startsWith("    at ")) log.debug(frame);
     }
     return exitCodeOf(err);
+  }
+}
+
+/**
+ * Refuses an argument that is not UTF-8. Bun gives each byte of one that is not UTF-8 as U+FFFD,
+ * so two keys that differ only there would be one (`rm $'img\xfe'` would remove `img\xff`), and a
+ * path would name another file. Only an argument holding U+FFFD can be one: those are compared
+ * with the bytes the process was given.
+ */
+function refuseNonUtf8(argv: readonly string[]): void {
+  let suspect = false;
+  for (const a of argv) if (a.includes("\ufffd")) suspect = true;
+  if (!suspect) return;
+  const given = lastArguments(argv.length);
+  for (let i = 0; i < given.length; i++) {
+    if (!isUtf8(given[i]!)) throw new InvalidArgumentError(`argument "${escapeNonUtf8(given[i]!)}"`, "is not UTF-8: stor takes names, keys, labels and paths as UTF-8");
   }
 }

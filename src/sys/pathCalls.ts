@@ -42,6 +42,12 @@ let textDecoder: TextDecoder | undefined;
  * as `--config <(…)`, /dev/null, a FIFO nobody writes (nothing).
  */
 export function readText(path: string, bound?: number): string | undefined {
+  const bytes = readBytes(path, bound);
+  return bytes && (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(bytes); // a BOM kept, as Buffer kept it
+}
+
+/** The bytes of the file at `path`, or undefined when there is none: as {@link readText}, undecoded. */
+export function readBytes(path: string, bound?: number): Uint8Array | undefined {
   // Not blocking: a FIFO is refused below, not waited on at the open.
   const fd = libc.open(cstr(path), O.RDONLY | O.CLOEXEC | (bound === undefined ? 0 : O.NONBLOCK), 0);
   if (fd < 0) {
@@ -72,7 +78,7 @@ export function readText(path: string, bound?: number): string | undefined {
       if (failure !== undefined) throw failure;
       if (total === most) throw new InvalidArgumentError(`read ${path}`, `larger than ${bound} bytes`);
     }
-    return (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(concatBytes(chunks)); // a BOM kept, as Buffer kept it
+    return concatBytes(chunks);
   } finally {
     libc.close(fd);
   }
