@@ -62,6 +62,11 @@ describe("errors are one line with the contract's exit code", () => {
     [["rm"], 2, "", "stor: volume rm: missing argument NAME (see --help)\n"],
     [["rm", "busy"], 5, "", 'stor: volume "busy": in use - [c1]\n'],
     [["rm", "-f", "busy"], 5, "", 'stor: volume "busy": in use - [c1]\n'],
+    // Several failures: their code when they share one, else 1 (as docker's), whatever the order.
+    [["rm", "nosuch", "nosuch2"], 3, "", 'stor: volume "nosuch": not found\nstor: volume "nosuch2": not found\n'],
+    [["rm", "busy", "nosuch"], 1, "", 'stor: volume "busy": in use - [c1]\nstor: volume "nosuch": not found\n'],
+    [["rm", "nosuch", "busy"], 1, "", 'stor: volume "nosuch": not found\nstor: volume "busy": in use - [c1]\n'],
+    [["inspect", "nosuch", "../x"], 3, "[]\n", 'stor: volume "nosuch": not found\nstor: volume "../x": not found\n'],
     [["mount", "nosuch", "c1"], 3, "", 'stor: volume "nosuch": not found\n'],
     [["mount", "tx-a"], 2, "", "stor: volume mount: missing argument REF (see --help)\n"],
     [["mount", "tx-a", ""], 2, "", 'stor: reference "": must be non-empty, without NUL\n'],

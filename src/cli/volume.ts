@@ -1,6 +1,6 @@
 /** `stor volume …`: docker volume's commands, printing what `docker volume` prints. */
 import { readSync } from "../nodeFs.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { ExitCode, InvalidArgumentError, StorError, exitCodeOf } from "../errors.ts";
 import { redact, redactOptions } from "../redact.ts";
 import { LIST_FILTERS, PRUNE_FILTERS, parseFilters } from "../volume/filters.ts";
 import { openVolumes, volumePlugins, type Access } from "../services.ts";
@@ -103,11 +103,19 @@ function compareRuns(x: readonly string[], y: readonly string[]): number {
 
 /**
  * For commands that go on past a failure (rm, inspect), as docker's do: every failure but the
- * last is reported here; the last is thrown, so stor prints it and exits with its code.
+ * last is reported here; the last is thrown, so stor prints it. The exit code is the failures'
+ * when they share one, else 1 (as docker exits for any): whichever name came last, a script that
+ * tests for 5 (in use) reads that every failure was one.
  */
-function throwLast(failures: readonly unknown[]): void {
+function throwFailures(failures: readonly unknown[]): void {
+  if (failures.length === 0) return;
   for (const err of failures.slice(0, -1)) reportError(err);
-  if (failures.length > 0) throw failures[failures.length - 1];
+  const last = failures[failures.length - 1];
+  // Anything but a StorError exits 1 already.
+  if (last instanceof StorError) {
+    for (const err of failures) if (exitCodeOf(err) !== last.code) throw new StorError(last.what, last.why, ExitCode.internal, { cause: last });
+  }
+  throw last;
 }
 
 /** Asks on stdout and reads the answer from stdin; only `y` confirms, as docker's prompt. */
@@ -185,11 +193,11 @@ export function volumeGroup(ctx: Context): Group {
         failures.push(err);
       }
       print(goJson(found)); // what was found, if only [], as docker prints it whatever failed
-      throwLast(failures);
+      throwFailures(failures);
     });
 
   cli
-    .command("rm <...name>", "Remove volumes NAME… and their data, printing each name removed. A volume in use (referenced or mounted) is not removed.")
+    .command("rm <...name>", "Remove volumes NAME… and their data, printing each name removed. A volume in use (referenced or mounted) is not removed; the others still are. Several failures exit with their code when they share one, else 1.")
     .alias("remove")
     .option("-f, --force", "ignore volumes that do not exist")
     .example("stor volume rm data")
@@ -205,7 +213,7 @@ export function volumeGroup(ctx: Context): Group {
           failures.push(err);
         }
       }
-      throwLast(failures);
+      throwFailures(failures);
     });
 
   cli
