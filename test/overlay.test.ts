@@ -80,6 +80,28 @@ describe("unusable backing filesystems", () => {
     }
   });
 
+  test.skipIf(!need(isRoot(), "mounting needs root"))('a root whose path holds "," ":" or "\\" is refused for overlay, and the default falls back to native, which mounts', () => {
+    for (const c of [",", ":", "\\"]) {
+      const r = new TestRoot(`stor-test-a${c}b-`);
+      try {
+        const refused = r.stor(["snapshot", "-s", "overlay", "prepare", "a"]);
+        expect([refused.code, refused.stdout]).toEqual([5, ""]);
+        expect(refused.stderr).toBe(`stor: snapshotter overlay: ${r.path}/snapshots holds "," ":" or "\\", which overlayfs options cannot carry\n`);
+        r.ok(["snapshot", "prepare", "base-a"]);
+        r.ok(["snapshot", "commit", "base", "base-a"]);
+        r.ok(["snapshot", "prepare", "work", "base"]);
+        const t = r.dir("mnt");
+        r.ok(["mount", "work", t]);
+        writeFileSync(join(t, "f"), "through the mount");
+        r.ok(["unmount", t]);
+        expect(r.ok(["snapshot", "ls"])).toContain("work base   Active");
+        expect(readdirSync(join(r.path, "snapshots"))).toEqual(["native"]);
+      } finally {
+        r.close();
+      }
+    }
+  });
+
   test.skipIf(!need(isRoot(), "overlay mounts need root"))("overlayfs itself cannot hold upper directories", () => {
     const r = new TestRoot();
     try {

@@ -26,6 +26,9 @@ export const overlay: Snapshotter = {
     if (!`${readText("/proc/filesystems") ?? ""}\n`.includes("\toverlay\n")) {
       return "the kernel has no overlay filesystem (try: modprobe overlay)";
     }
+    // The directories go to overlayfs in one option string, where "," ends an option, ":" a layer
+    // and "\\" escapes: a root holding one would mount something else, or nothing.
+    if (root.includes(",") || root.includes(":") || root.includes("\\")) return `${root} holds "," ":" or "\\", which overlayfs options cannot carry`;
     if (filesystemType(root) === FS_MAGIC.overlay) return `${root} is on overlayfs, which cannot hold upper directories`;
     if (!supportsDType(root)) {
       return `the filesystem of ${root} does not record file types in directories (d_type); XFS needs ftype=1, ext4 the filetype feature`;
