@@ -178,3 +178,35 @@ test.skipIf(!need(have("strace"), "strace stops restore between its listing and 
     expect(existsSync(join(r.path, "volumes/o1"))).toBe(false);
   },
 );
+
+/** Waits (up to 10 s) until process `pid` is stopped, as a `+stop` failpoint leaves it. */
+async function stopped(pid: number): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    // The state is the field after the command's closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return;
+    await Bun.sleep(10);
+  }
+  throw new Error(`process ${pid} never stopped`);
+}
+
+test("restore --force releases only the references it looked at: one taken meanwhile stays", async () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "vol"]);
+  r.ok(["volume", "mount", "vol", "old"]);
+  // Stopped once it has looked at the references and at who uses the volumes, before it releases any.
+  const restore = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "restore", "--force", "--format", "json"], {
+    env: { ...process.env, STOR_FAILPOINT: "restore:refs-looked+stop" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  try {
+    await stopped(restore.pid);
+    r.ok(["volume", "mount", "vol", "new"]);
+  } finally {
+    restore.kill("SIGCONT");
+  }
+  expect(await restore.exited).toBe(0);
+  expect(JSON.parse(await new Response(restore.stdout).text()).Volumes.Released).toEqual([{ Volume: "vol", Refs: ["old"] }]);
+  expect(r.stor(["volume", "rm", "vol"])).toEqual({ code: 5, stdout: "", stderr: 'stor: volume "vol": in use - [new]\n' });
+});

@@ -19,6 +19,7 @@
  */
 import { existsSync, realpathSync } from "../nodeFs.ts";
 import { describe } from "../errors.ts";
+import { failpoint } from "../failpoint.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { ProcessTable, type ProcessUse } from "../sys/processes.ts";
 import { mountsUnder } from "../sys/mountinfo.ts";
@@ -86,11 +87,14 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
 
   // References that may be live (of unknown boot, or this boot's) stay while a process uses the
   // volume's data, whatever restore was asked: /proc says so, not the reference's name.
+  // Only the references looked at here may go: one taken after the look (a `volume mount`
+  // meanwhile, whose process /proc did not show yet) stays.
   const inUse = new Map<string, ProcessUse[]>();
+  const stale = store.read(() => store.staleRefs(policy.boot, policy.atBoot, policy.force));
   if (policy.atBoot || policy.force) {
     const processes = new ProcessTable();
     const all = new Map(store.read(() => store.all()).map((v) => [v.name, v]));
-    for (const name of store.read(() => store.staleRefs(policy.boot, policy.atBoot, policy.force)).keys()) {
+    for (const name of stale.keys()) {
       const driver = drivers.find(all.get(name)!.driver);
       // A plugin's data is the plugin's to watch over.
       const data = driver?.ownsStorage ? driver.path(name) : undefined;
@@ -98,7 +102,8 @@ export async function restoreVolumes(ctx: RestoreContext, policy: RestorePolicy)
       if (users.length > 0) inUse.set(name, users);
     }
   }
-  report.released = byVolume(store.write(() => store.releaseRefs(policy.boot, policy.atBoot, policy.force, [...inUse.keys()])));
+  failpoint("restore:refs-looked");
+  report.released = byVolume(store.write(() => store.releaseRefs(policy.boot, policy.atBoot, policy.force, stale, [...inUse.keys()])));
   const known = store.read(() => store.all());
   report.kept = known.filter((v) => v.refs.length > 0).map((v) => ({ volume: v.name, refs: v.refs, users: inUse.get(v.name) ?? [] }));
 

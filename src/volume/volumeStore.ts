@@ -190,15 +190,21 @@ export class VolumeStore {
   }
 
   /**
-   * Drops the references {@link staleRefs} names, but those of the volumes in `spare`, and lowers each volume's active-mount count to
-   * the references it keeps; returns what was dropped, by volume (a volume with an empty list
-   * only had its count lowered).
+   * Drops those of references `refs` (by volume, as {@link staleRefs} gave them) that it would
+   * still name with the same arguments, but those of the volumes in `spare`; a reference taken
+   * since (a `volume mount` meanwhile) stays. Lowers each volume's active-mount count to the
+   * references it keeps; returns what was dropped, by volume (a volume with an empty list only had
+   * its count lowered).
    */
-  releaseRefs(boot: string, unknown: boolean, all: boolean, spare: readonly string[] = []): Map<string, string[]> {
+  releaseRefs(boot: string, unknown: boolean, all: boolean, refs: ReadonlyMap<string, readonly string[]>, spare: readonly string[] = []): Map<string, string[]> {
+    const pairs: [string, string][] = [];
+    for (const [volume, names] of refs) if (!spare.includes(volume)) for (const ref of names) pairs.push([volume, ref]);
     const dropped = groupRefs(
       this.#db
-        .query<RefRow, [string, number, number, string]>(`DELETE FROM refs WHERE (${STALE}) AND volume NOT IN (SELECT value FROM json_each(?4)) RETURNING volume, ref`)
-        .all(boot, Number(unknown), Number(all), JSON.stringify(spare)),
+        .query<RefRow, [string, number, number, string]>(
+          `DELETE FROM refs WHERE (${STALE}) AND (volume, ref) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?4)) RETURNING volume, ref`,
+        )
+        .all(boot, Number(unknown), Number(all), JSON.stringify(pairs)),
     );
     const lowered = this.#db
       .query<{ name: string }, []>("UPDATE volumes SET active = (SELECT count(*) FROM refs WHERE volume = volumes.name) WHERE active > (SELECT count(*) FROM refs WHERE volume = volumes.name) RETURNING name")
