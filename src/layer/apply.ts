@@ -14,7 +14,7 @@
  * refused or fails part-way, so the snapshot is then as it was.
  */
 import { ftruncateSync, type BigIntStats } from "../nodeFs.ts";
-import { describe, ExitCode, exitCodeOf, InvalidArgumentError, PreconditionError, StorError } from "../errors.ts";
+import { describe, ExitCode, exitCodeOf, InvalidArgumentError, StorError } from "../errors.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { failpoint } from "../failpoint.ts";
 import { listXattrs, removeXattr, setTimes, setXattr, writeAllAt } from "../sys/file.ts";

@@ -4,7 +4,7 @@
  * project's block limit through quotactl_fd(2), which needs no device node.
  */
 import { ptr } from "bun:ffi";
-import { libc, check, cstr, failed } from "./libc.ts";
+import { libc, check, failed } from "./libc.ts";
 import { withDir } from "./dirent.ts";
 
 

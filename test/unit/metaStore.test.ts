@@ -24,6 +24,7 @@ test("a chain: lineage nearest first, children known, commit renames and records
   expect(store.byKey("base")).toMatchObject({ id: base, kind: "committed", size: 4096, inodes: 3 });
   expect(store.byKey("base-a")).toBeUndefined();
   const grandchild = store.write(() => store.insert({ key: "grandchild", kind: "active", parentId: child, created: T, updated: T }));
+  expect(store.lineage("id", grandchild).map((s) => s.key)).toEqual(["grandchild", "child", "base"]);
   expect(store.lineage("key", "grandchild").map((s) => s.key)).toEqual(["grandchild", "child", "base"]);
   expect(store.lineage("id", child).map((s) => s.key)).toEqual(["child", "base"]);
   expect(store.lineage("key", "none")).toEqual([]);
