@@ -335,3 +335,61 @@ for (const sn of ["native", "overlay"]) {
     expect(r.ok(["restore"])).toBe("");
   });
 }
+
+for (const sn of ["native", "overlay"]) {
+  test.skipIf(!need(isRoot(), "needs root"))(`${sn}: an undo of an apply killed at any of its steps is taken up where it stopped, the undo of a refused layer too: the snapshot is as before it`, () => {
+    r = TestRoot.for(sn);
+    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "work"]))[0];
+    const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+    must(`cd ${tree} && mkdir -p keep gone && for i in 1 2 3 4; do echo user $i > keep/f$i; echo user $i > gone/f$i; done && echo user > top && find . -mindepth 1 -exec touch -h -d @1000000000 {} +`);
+    const work = r.dir("layer");
+    // Replaces files (each a removal, then a name made in their place), whites out, adds; then,
+    // in the broken layer, a truncated last entry: refused, and undone by the apply itself.
+    must(`cd ${work} && mkdir -p l/keep l/gone l/new && for i in 1 2 3 4; do echo layer $i > l/keep/f$i; echo new $i > l/new/n$i; done && echo layer > l/top &&
+      touch l/gone/.wh.f1 l/gone/.wh.f2 && tar --format=posix -b 1 -C l -cf layer.tar top keep gone new &&
+      head -c $(( $(stat -c %s layer.tar) * 3 / 4 + 100 )) layer.tar > broken.tar`);
+    const before = listing(tree);
+    const layer = join(work, "layer.tar");
+    const undos = (env: Record<string, string>) => r!.stor(["snapshot", "-s", sn, "cleanup"], { env });
+    let steps = 0;
+    for (let k = 1; ; k++) {
+      expect(r.stor(["snapshot", "-s", sn, "apply", "work", layer], { env: { STOR_FAILPOINT: "apply:entry@14" } }).code).toBe(-1);
+      const killed = undos({ STOR_FAILPOINT: `apply:undone@${k}` });
+      if (killed.code === 0) break; // fewer steps than k: undone whole
+      expect(killed.code).toBe(-1);
+      if (k === 1) expect(listing(tree)).not.toEqual(before); // part undone
+      expect(undos({}).code).toBe(0);
+      expect(listing(tree)).toEqual(before);
+      steps = k;
+    }
+    expect(steps).toBeGreaterThan(8);
+    expect(listing(tree)).toEqual(before);
+    // The refused layer's own undo, killed at its steps, is taken up by cleanup alike.
+    for (const k of [1, 3, 6]) {
+      expect(r.stor(["snapshot", "-s", sn, "apply", "work", join(work, "broken.tar")], { env: { STOR_FAILPOINT: `apply:undone@${k}` } }).code).toBe(-1);
+      expect(undos({}).code).toBe(0);
+      expect(listing(tree)).toEqual(before);
+    }
+    expect(r.stor(["snapshot", "-s", sn, "apply", "work", join(work, "broken.tar")]).code).toBe(2);
+    expect(listing(tree)).toEqual(before);
+  });
+
+  test.skipIf(!need(isRoot(), "needs root"))(`${sn}: mounts, changes and diff of a snapshot whose apply was killed undo it first: nothing half applied is mounted or exported`, () => {
+    r = TestRoot.for(sn);
+    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "work"]))[0];
+    const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+    must(`echo user > ${tree}/f`);
+    const work = r.dir("layer");
+    must(`cd ${work} && mkdir l && for i in 1 2 3 4 5 6; do echo layer $i > l/n$i; done && echo layer > l/f && tar -C l -cf layer.tar f n1 n2 n3 n4 n5 n6`);
+    const before = listing(tree);
+    for (const command of [["mounts", "/mnt/x", "work"], ["changes", "work"], ["diff", "-o", join(work, "out.tar"), "work"]]) {
+      expect(r.stor(["snapshot", "-s", sn, "apply", "work", join(work, "layer.tar")], { env: { STOR_FAILPOINT: "apply:entry@5" } }).code).toBe(-1);
+      expect(listing(tree)).not.toEqual(before);
+      const res = r.stor(["snapshot", "-s", sn, ...command]);
+      expect([res.code, res.stderr]).toEqual([0, expect.stringMatching(/^stor: warn: \S+new-apply-\S+: undid the changes of an interrupted apply first\n$/)]);
+      expect(listing(tree)).toEqual(before);
+    }
+    expect(r.ok(["snapshot", "-s", sn, "changes", "work"])).toBe("A /f\n");
+    expect(sh(["tar", "-tf", join(work, "out.tar")]).stdout).toBe("f\n");
+  });
+}

@@ -22,10 +22,16 @@
  * leaves that one name. A name made inside a directory this apply made needs no step: undoing the
  * directory removes it. Lines are not synced: a killed process's writes are in the page cache;
  * a power cut may lose both the changes and their lines.
+ *
+ * Undoing, live or after a kill, cuts each step's line off the journal once the step is undone,
+ * so an undo killed part-way is taken up where it stopped: done again, a step undone already would
+ * take away what an earlier one put back (a name made is removed, and by then the name is the
+ * original's, moved back). Kept, the apply's changes stay: the journal is emptied before the trash
+ * goes, so a kill during its removal leaves nothing to undo.
  */
-import { closeSync, readlinkSync, renameSync } from "../nodeFs.ts";
+import { closeSync, ftruncateSync, readlinkSync, renameSync } from "../nodeFs.ts";
 import { basename, dirname, join } from "../path.ts";
-import { decodeName, nameBuffer } from "../fileName.ts";
+import { decodeName, nameBuffer, utf8ByteLength } from "../fileName.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import { applyTrashPath } from "../layout.ts";
 import { getXattrAt, lstatAt, procPath, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
@@ -33,16 +39,19 @@ import { chmodAt, chownAt, closeFd, makeDir, openPath, pathExists, readText, wri
 import { listXattrs, lockPath, removeXattr, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
+import { failpoint } from "../failpoint.ts";
 import { PreconditionError, describe } from "../errors.ts";
 import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
 import { inside } from "./paths.ts";
 
-type Step =
+/** A change and, once written, where its line starts in the journal's file (`at`). */
+type Step = (
   | { op: "made"; dir: string; name: string }
   | { op: "moved"; dir: string; name: string; trashName: string }
-  | { op: "saved"; path: string; uid: number; gid: number; mode: number; atimeNs: bigint; mtimeNs: bigint; xattrs: Map<string, Buffer> };
+  | { op: "saved"; path: string; uid: number; gid: number; mode: number; atimeNs: bigint; mtimeNs: bigint; xattrs: Map<string, Buffer> }
+) & { at?: number };
 
 /** The journal's name in the trash directory. */
 const JOURNAL = "journal";
@@ -58,6 +67,8 @@ export class UndoJournal {
   /** Directories made by this apply: what is made in them needs no step. */
   readonly #madeDirs = new Set<string>();
   #trash: { path: string; fd: number; lock: FileLock | undefined; journal: number } | undefined;
+  /** The journal file's length: where the next line starts. */
+  #length = 0;
   /** The host's mounts, read at the apply's first removal. */
   #mounts: MountInfo[] | undefined;
 
@@ -115,7 +126,19 @@ export class UndoJournal {
         : step.op === "moved"
           ? ["v", step.dir, step.name, step.trashName]
           : ["s", step.path, step.uid, step.gid, step.mode, String(step.atimeNs), String(step.mtimeNs), Object.fromEntries([...step.xattrs].map(([k, v]) => [k, v.toString("base64")]))];
-    writeText(this.#trashDir().journal, `${JSON.stringify(line)}\n`);
+    this.#append(this.#trashDir().journal, `${JSON.stringify(line)}\n`, step);
+  }
+
+  /** Writes `text` at the journal's end; `step`, the line's, learns where it starts. */
+  #append(journal: number, text: string, step?: Step): void {
+    if (step) step.at = this.#length;
+    writeText(journal, text);
+    this.#length += utf8ByteLength(text);
+  }
+
+  /** Cuts the journal's file to its first `length` bytes. */
+  #cut(length: number): void {
+    if (this.#trash && this.#trash.journal >= 0) ftruncateSync(this.#trash.journal, length);
   }
 
   /**
@@ -156,28 +179,34 @@ export class UndoJournal {
    */
   rollback(recovering = false): void {
     for (let step = this.#steps.pop(); step; step = this.#steps.pop()) {
-      if (step.op === "saved") this.#restore(step);
-      else {
-        const dir = this.#openDir(step.dir);
-        try {
-          if (step.op === "made") this.#root.removeAll(dir, step.name);
-          else {
-            const from = nameBuffer(procPath(this.#trash!.fd, step.trashName));
-            if (recovering && !lstatAt(this.#trash!.fd, step.trashName)) continue;
-            this.#root.removeAll(dir, step.name);
-            renameSync(from, nameBuffer(procPath(dir, step.name)));
-          }
-        } finally {
-          closeSync(dir);
-        }
-      }
+      this.#undo(step, recovering);
+      failpoint("apply:undone");
+      if (step.at !== undefined) this.#cut(step.at); // undone: a later undo must not do it again
     }
     this.#dropTrash();
+  }
+
+  #undo(step: Step, recovering: boolean): void {
+    if (step.op === "saved") return this.#restore(step);
+    const dir = this.#openDir(step.dir);
+    try {
+      if (step.op === "made") this.#root.removeAll(dir, step.name);
+      else {
+        const from = nameBuffer(procPath(this.#trash!.fd, step.trashName));
+        if (recovering && !lstatAt(this.#trash!.fd, step.trashName)) return;
+        this.#root.removeAll(dir, step.name);
+        renameSync(from, nameBuffer(procPath(dir, step.name)));
+      }
+    } finally {
+      closeSync(dir);
+    }
   }
 
   /** Keeps the changes: what was removed goes for good. */
   commit(): void {
     this.#steps.length = 0;
+    // Emptied first: a trash without a journal is one to remove, never one to undo.
+    this.#cut(0);
     try {
       this.#dropTrash();
     } catch (err) {
@@ -231,7 +260,7 @@ export class UndoJournal {
     try {
       if (fd < 0) throw new SysError(`open ${path}`, -fd);
       journal = openPath(join(path, JOURNAL), O.WRONLY | O.CREAT | O.EXCL, 0o600);
-      writeText(journal, `${JSON.stringify({ root: basename(this.#rootPath) })}\n`);
+      this.#append(journal, `${JSON.stringify({ root: basename(this.#rootPath) })}\n`);
     } catch (err) {
       if (fd >= 0) closeSync(fd);
       lock.release(); // left to cleanup: a trash without a journal changed nothing yet
@@ -254,21 +283,36 @@ export class UndoJournal {
     }
   }
 
-  /** The journal of the apply that left trash `path` (unlocked, its apply killed), read back. */
-  static read(path: string, root: ConfinedDir, lines: string[]): UndoJournal {
+  /**
+   * The journal of the apply that left trash `path` (unlocked, its apply killed), read back:
+   * `lines` are its steps' lines, which start `start` bytes into the file (after the header).
+   */
+  static read(path: string, root: ConfinedDir, lines: string[], start: number): UndoJournal {
     const journal = new UndoJournal(root);
     const fd = openat2(-100, path, O.PATH | O.DIRECTORY, 0);
     if (fd < 0) throw new SysError(`open ${path}`, -fd);
-    journal.#trash = { path, fd, lock: undefined, journal: -1 };
+    let file: number;
+    try {
+      file = openPath(join(path, JOURNAL), O.WRONLY);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    journal.#trash = { path, fd, lock: undefined, journal: file };
+    let at = start;
     for (const line of lines) {
       const f = JSON.parse(line) as unknown[];
       const str = (i: number) => String(f[i]);
-      if (f[0] === "m") journal.#steps.push({ op: "made", dir: str(1), name: str(2) });
-      else if (f[0] === "v") journal.#steps.push({ op: "moved", dir: str(1), name: str(2), trashName: str(3) });
+      let step: Step;
+      if (f[0] === "m") step = { op: "made", dir: str(1), name: str(2) };
+      else if (f[0] === "v") step = { op: "moved", dir: str(1), name: str(2), trashName: str(3) };
       else {
         const xattrs = new Map(Object.entries(f[7] as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, "base64")]));
-        journal.#steps.push({ op: "saved", path: str(1), uid: Number(f[2]), gid: Number(f[3]), mode: Number(f[4]), atimeNs: BigInt(str(5)), mtimeNs: BigInt(str(6)), xattrs });
+        step = { op: "saved", path: str(1), uid: Number(f[2]), gid: Number(f[3]), mode: Number(f[4]), atimeNs: BigInt(str(5)), mtimeNs: BigInt(str(6)), xattrs };
       }
+      step.at = at;
+      at += utf8ByteLength(line) + 1;
+      journal.#steps.push(step);
     }
     return journal;
   }
@@ -288,7 +332,7 @@ export function recoverApply(path: string): void {
   if (rootPath === undefined || !pathExists(rootPath)) return removeTree(path); // nothing to put back, or nowhere
   const root = new ConfinedDir(rootPath);
   try {
-    UndoJournal.read(path, root, lines).rollback(true);
+    UndoJournal.read(path, root, lines, utf8ByteLength(header!) + 1).rollback(true);
   } finally {
     root.close();
   }
