@@ -258,21 +258,24 @@ export class SnapshotService {
   mount(key: string, target: string): void {
     validateKey(key);
     this.#store.locked(() => {
-      const s = this.#store.byKey(key);
-      if (s?.kind === "active") this.#undoKilledApply(s.id); // what is written through the mount stays
       mountAll(this.#mountsOf(key), target, snap(key), this.#root);
     });
   }
 
-  /** Undoes what a killed apply did to active snapshot `id`, before anything else writes it. */
-  #undoKilledApply(id: number): void {
-    const trash = applyTrashPath(this.snapshotter.upperDir(this.#dir(id)));
+  /**
+   * Undoes what a killed apply did to the active snapshot in `dir`, before anything reads or writes
+   * its tree: mounted, its half-applied tree would be written on, and the later undo would take
+   * those writes away; measured, committed, diffed, it would be recorded or exported half applied.
+   */
+  #undoKilledApply(dir: string): void {
+    const trash = applyTrashPath(this.snapshotter.upperDir(dir));
     if (pathExists(trash) && recoverUnheld(trash)) log.warn(`${trash}: undid the changes of an interrupted apply first`);
   }
 
   #mountsOf(key: string): Mount[] {
     const d = this.#dirsOf(key);
     if (d.kind === "committed") throw new PreconditionError(snap(key), "is committed, not active or view");
+    if (d.kind === "active") this.#undoKilledApply(d.dir);
     return this.snapshotter.mounts(d);
   }
 
@@ -283,6 +286,7 @@ export class SnapshotService {
   layerView(key: string): { diffStyle: DiffStyle; kind: Kind; upper: string; parents: string[] } {
     validateKey(key);
     const d = this.#dirsOf(key);
+    if (d.kind === "active") this.#undoKilledApply(d.dir);
     const up = this.snapshotter.upperDir;
     return { diffStyle: this.snapshotter.diffStyle, kind: d.kind, upper: up(d.dir), parents: d.parents.map(up) };
   }
@@ -299,8 +303,7 @@ export class SnapshotService {
     const dir = this.#dir(id);
     const hold = lockPath(dir)!; // waits for another hold, a commit or an rm under way
     try {
-      this.#undoKilledApply(id);
-      const view = this.layerView(key);
+      const view = this.layerView(key); // a killed apply undone first
       if (view.upper !== this.snapshotter.upperDir(dir)) throw new PreconditionError(snap(key), "changed while being opened");
       if (view.kind !== "active") throw new PreconditionError(snap(key), `is ${view.kind}, not active`);
       return { view, release: () => hold.release() };
@@ -330,6 +333,7 @@ export class SnapshotService {
    */
   #measure(key: string, id: number): Usage {
     const dir = this.#dir(id);
+    this.#undoKilledApply(dir);
     try {
       return this.snapshotter.usage ? this.snapshotter.usage(dir) : diskUsage(this.snapshotter.upperDir(dir));
     } catch (err) {
@@ -364,7 +368,7 @@ export class SnapshotService {
         // A mount could still write into the layer once it is committed, under its children.
         this.#notMounted(key, s.id);
         hold = this.#notBeingWritten(key, this.#dir(s.id));
-        this.#undoKilledApply(s.id); // committed, it could no longer be undone
+        this.#undoKilledApply(this.#dir(s.id)); // committed, it could no longer be undone (measured after one undone above)
         this.#store.commit(s.id, name, usage, rfc3339Nano(nowNs()));
         failpoint("commit:updated");
         this.#store.replaceLabels(s.id, labels);
