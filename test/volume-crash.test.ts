@@ -321,3 +321,24 @@ test("a create killed once its volume is made, before its record: restore adopts
   expect(r.ok(["volume", "prune", "-f"])).toBe(`Deleted Volumes:\n${anonymous}\n\nTotal reclaimed space: 0B\n`);
   expect(r.ok(["volume", "ls", "-q"])).toBe("seed\nv1\n");
 });
+
+test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))("an unmount killed after its unmount, before its record: the next mount mounts the device, with or without a restore first", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "tt"]);
+  const data = r.ok(["volume", "mount", "tt", "c1"]).trim();
+  const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === data);
+  for (const restoreFirst of [false, true]) {
+    expect(r.stor(["volume", "unmount", "tt", "c1"], { env: { STOR_FAILPOINT: "volume-unmount:unmounted" } }).code).toBe(-1);
+    expect(mounted()).toBe(false);
+    if (restoreFirst) r.ok(["restore"]);
+    expect(r.ok(["volume", "mount", "tt", "c2"]).trim()).toBe(data);
+    expect(mounted()).toBe(true);
+    writeFileSync(join(data, "on-the-device"), "x");
+    r.ok(["volume", "unmount", "tt", "c2"]);
+    r.ok(["volume", "unmount", "tt", "c1"]);
+    expect(mounted()).toBe(false);
+    expect(existsSync(join(data, "on-the-device"))).toBe(false); // it was on the tmpfs, gone with it
+    r.ok(["volume", "mount", "tt", "c1"]);
+  }
+  r.ok(["volume", "unmount", "tt", "c1"]);
+});

@@ -177,8 +177,11 @@ export class LocalDriver implements OwnStorageDriver {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;
     const data = this.path(name);
-    // Mounted with no active mount: left by a crash; used as it is, as Docker does.
-    if (active === 0 && !isMountPoint(data)) {
+    // Mounted whatever the count says, not by the count: mounted with no active mount (a mount
+    // killed before its record) is used as it is, as Docker does; not mounted with some (an
+    // unmount killed before its record) is mounted, or what the reference writes would go to
+    // the root's disk instead of the device.
+    if (!isMountPoint(data)) {
       const m = await mountOf(config);
       log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${redactOptionList(m.Options.join(","))}`);
       mountFs(m, data);
