@@ -81,6 +81,39 @@ check killed-built-gone "$out" '! has "$out" "cut|[.]new-"'
 D=$($S --root /stor volume create -o size=10m cut >/dev/null && $S --root /stor volume mount cut c3)
 out=$(dd if=/dev/zero of=$D/big bs=1M count=20 conv=fsync 2>&1); rc=$?
 check killed-built-limited "exit $rc: $out" '[ $rc != 0 ] && has "$out" "$FULL"'
+
+# A project id goes to one volume only, whatever else is on the filesystem: another root's
+# volumes (ids from 1 there too), a volume restore adopted after its metadata was lost, a
+# removal's trash that still holds files. Each case: the first volume keeps its own limit.
+$S --root /stor/ra volume create -o size=10m a1 >/dev/null
+$S --root /stor/rb volume create -o size=100m b1 >/dev/null
+A=$($S --root /stor/ra volume mount a1 c1)
+out=$(dd if=/dev/zero of=$A/big bs=1M count=20 conv=fsync 2>&1); rc=$?
+check other-root-own-limit "exit $rc: $out" '[ $rc != 0 ] && has "$out" "$FULL"'
+$S --root /stor/rc volume create -o size=10m v1 >/dev/null
+rm -rf /stor/rc/volumes/.meta
+out=$($S --root /stor/rc restore 2>&1)
+check adopted "$out" 'has "$out" "adopted volume \"v1\""'
+$S --root /stor/rc volume create -o size=1m v3 >/dev/null
+V=$($S --root /stor/rc volume mount v1 c1)
+out=$(dd if=/dev/zero of=$V/five bs=1M count=5 conv=fsync 2>&1); rc=$?
+check adopted-own-limit "exit $rc: $out" '[ $rc = 0 ]'
+T=$($S --root /stor/rd volume create -o size=10m t1 >/dev/null && $S --root /stor/rd volume mount t1 c1)
+dd if=/dev/zero of=$T/eight bs=1M count=8 conv=fsync 2>/dev/null
+$S --root /stor/rd volume unmount t1 c1
+chattr +i $T/eight
+out=$($S --root /stor/rd volume rm t1 2>&1); rc=$?
+check rm-trash-left "exit $rc: $out" '[ $rc = 0 ] && [ -n "$(ls -d /stor/rd/volumes/.rm-* 2>/dev/null)" ]'
+T=$($S --root /stor/rd volume create -o size=10m t2 >/dev/null && $S --root /stor/rd volume mount t2 c1)
+out=$(dd if=/dev/zero of=$T/eight bs=1M count=8 conv=fsync 2>&1); rc=$?
+check trash-project-not-reused "exit $rc: $out" '[ $rc = 0 ]'
+chattr -i /stor/rd/volumes/.rm-*/_data/eight
+# A create killed once made, made again without a size: no limit stays hidden on its data.
+STOR_FAILPOINT=volume-create:made $S --root /stor/re volume create -o size=5m kk >/dev/null 2>&1
+out=$($S --root /stor/re volume create kk 2>&1) && K=$($S --root /stor/re volume mount kk c1 2>&1) && out=$(dd if=/dev/zero of=$K/twenty bs=1M count=20 conv=fsync 2>&1)
+rc=$?
+opts=$($S --root /stor/re volume inspect kk 2>&1)
+check retried-without-size-unlimited "exit $rc: $out $opts" '[ $rc = 0 ] && has "$opts" "\"Options\": \{\}"'
 umount /stor
 `;
 
@@ -104,6 +137,12 @@ const CHECKS = [
   "huge-size",
   "killed-built-gone",
   "killed-built-limited",
+  "other-root-own-limit",
+  "adopted",
+  "adopted-own-limit",
+  "rm-trash-left",
+  "trash-project-not-reused",
+  "retried-without-size-unlimited",
 ];
 
 /** Why the VM cannot run here, or undefined when it can. */
@@ -111,6 +150,7 @@ function missing(): string | undefined {
   if (!existsSync(STOR)) return `${STOR}: no stor binary (bun run build, or set STOR_BIN)`;
   if (!have(QEMU)) return `${QEMU} not found (apt-get install qemu-system-x86)`;
   if (!have("mkfs.xfs") || !have("xfs_quota")) return "mkfs.xfs or xfs_quota not found (apt-get install xfsprogs)";
+  if (!have("chattr")) return "chattr not found (apt-get install e2fsprogs)";
   if (!existsSync("/bin/busybox")) return "/bin/busybox not found (apt-get install busybox-static)";
   if (!findKernel(KERNEL_CONFIG)) return `no kernel in /boot and /lib/modules with ${KERNEL_CONFIG.join(", ")} (apt-get install linux-image-amd64)`;
 }
@@ -133,7 +173,7 @@ test.skipIf(!need(why === undefined, `a VM with XFS quotas: ${why}`))(
     const initramfs = buildInitramfs({
       kernel,
       modules: ["crc32c_generic", "virtio_pci", "virtio_blk", "xfs"],
-      binaries: [[STOR, "/usr/bin/stor"], Bun.which("mkfs.xfs")!, Bun.which("xfs_quota")!],
+      binaries: [[STOR, "/usr/bin/stor"], Bun.which("mkfs.xfs")!, Bun.which("xfs_quota")!, Bun.which("chattr")!],
       script: SCRIPT,
     });
     const run = await bootVm({ kernel, initramfs, disksMiB: [400], timeoutMs: BOOT_TIMEOUT_MS });

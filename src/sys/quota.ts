@@ -4,7 +4,7 @@
  * project's block limit through quotactl_fd(2), which needs no device node.
  */
 import { ptr } from "bun:ffi";
-import { libc, check, failed } from "./libc.ts";
+import { libc, check, Errno, failed } from "./libc.ts";
 import { withDir } from "./dirent.ts";
 
 
@@ -18,6 +18,7 @@ const SYS_quotactl_fd = 443;
 const PRJQUOTA = 2;
 const Q_XGETQSTAT = (0x5805 << 8) | PRJQUOTA; // QCMD(Q_XGETQSTAT, PRJQUOTA)
 const Q_XSETQLIM = (0x5804 << 8) | PRJQUOTA; // QCMD(Q_XSETQLIM, PRJQUOTA)
+const Q_XGETQUOTA = (0x5803 << 8) | PRJQUOTA; // QCMD(Q_XGETQUOTA, PRJQUOTA)
 const FS_QUOTA_PDQ_ACCT = 1 << 4;
 const FS_QUOTA_PDQ_ENFD = 1 << 5;
 
@@ -58,13 +59,39 @@ export function projectId(dir: string): number {
   return withDir(dir, (fd) => getFsxattr(fd, dir).readUInt32LE(12));
 }
 
-/** Puts directory `dir` in project `id`; what is created below it inherits the project. */
-export function setProjectId(dir: string, id: number): void {
+/** The project id of directory `dir`, or undefined where its filesystem has none (tmpfs, overlayfs…). */
+export function projectIdIfAny(dir: string): number | undefined {
+  return withDir(dir, (fd) => {
+    const attr = Buffer.alloc(FSXATTR_SIZE);
+    return libc.ioctl(fd, FS_IOC_FSGETXATTR, ptr(attr)) < 0 ? undefined : attr.readUInt32LE(12);
+  });
+}
+
+/** Puts directory `dir` in project `id`; with `inherit`, what is created below it is in it too. */
+export function setProjectId(dir: string, id: number, inherit = true): void {
   withDir(dir, (fd) => {
     const attr = getFsxattr(fd, dir);
-    attr.writeUInt32LE((attr.readUInt32LE(0) | FS_XFLAG_PROJINHERIT) >>> 0, 0);
+    const flags = attr.readUInt32LE(0);
+    attr.writeUInt32LE((inherit ? flags | FS_XFLAG_PROJINHERIT : flags & ~FS_XFLAG_PROJINHERIT) >>> 0, 0);
     attr.writeUInt32LE(id, 12);
     check(libc.ioctl(fd, FS_IOC_FSSETXATTR, ptr(attr)), () => `set project id ${id} on ${dir}`);
+  });
+}
+
+/**
+ * Whether anything on the filesystem holding `dir` is in project `id`: blocks or inodes counted
+ * against it. A project nothing is in (never used, or whose files are all gone) answers no.
+ */
+export function projectInUse(dir: string, id: number): boolean {
+  return withDir(dir, (fd) => {
+    const q = Buffer.alloc(FS_DISK_QUOTA_SIZE);
+    if (quotactl(fd, Q_XGETQUOTA, id, q) < 0) {
+      const e = failed(() => `get quota of project ${id} on ${dir}`);
+      if (e.errno === Errno.ENOENT) return false; // XFS has no record of the project
+      throw e;
+    }
+    // d_bcount and d_icount, after the four limits.
+    return q.readBigUInt64LE(40) > 0n || q.readBigUInt64LE(48) > 0n;
   });
 }
 

@@ -21,7 +21,7 @@ import { chmodPath, makeDir as makeDirectory, makeTempDir, pathExists, readText,
 import { Errno, SysError, errnoCode } from "../sys/libc.ts";
 import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
 import { isMountPoint } from "../sys/mountinfo.ts";
-import { projectId, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
+import { projectId, projectIdIfAny, projectInUse, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
 import { redactOptionList } from "../redact.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { stringMap } from "../stringMap.ts";
@@ -99,16 +99,40 @@ export class LocalDriver implements OwnStorageDriver {
     failpoint("volume-create:data");
     writeVolumeFile(dir, OPTS_FILE, config && JSON.stringify(config), fresh);
     writeVolumeFile(dir, LABELS_FILE, Object.keys(labels).length > 0 ? JSON.stringify(labels) : undefined, fresh);
-    if (config && config.Quota.Size > 0) this.#limit(name, data, config.Quota.Size);
+    const bytes = config?.Quota.Size ?? 0;
+    if (bytes > 0 || !fresh) this.#project(name, data, bytes);
   }
 
-  /** Puts `data`, volume `name`'s data, in a project of its own, limited to `bytes`. */
-  #limit(name: string, data: string, bytes: number): void {
+  /**
+   * Puts `data`, volume `name`'s data, in a project of its own limited to `bytes` (0: none). Data
+   * that has a project already (a directory taken over: a killed create's) keeps it, limited as
+   * now asked; without a size it leaves it, so no limit stays hidden. New data takes an id that
+   * this root gave no volume and that nothing on the filesystem is in: another root's volumes, a
+   * volume restore adopted, a removal's trash still holding files.
+   */
+  #project(name: string, data: string, bytes: number): void {
     // Project ids above the root's own, as Docker does: an administrator may give the root one.
-    const min = projectId(this.#home) + 1;
-    const id = this.#store.write(() => this.#store.reserveProject(name, min));
-    setProjectId(data, id);
-    setProjectLimit(this.#home, id, bytes);
+    const home = projectId(this.#home);
+    const own = bytes > 0 ? projectId(data) : projectIdIfAny(data);
+    if (own !== undefined && own !== home) {
+      if (bytes === 0) {
+        setProjectId(data, home, false); // what is in it stays counted in its project, unlimited, so that id is not handed out while it is
+        setProjectLimit(this.#home, own, 0);
+        return;
+      }
+      if (this.#store.write(() => this.#store.claimProject(name, own))) return setProjectLimit(this.#home, own, bytes);
+    }
+    if (bytes === 0) return;
+    for (let min = home + 1; ; ) {
+      const id = this.#store.write(() => this.#store.reserveProject(name, min));
+      if (!projectInUse(this.#home, id)) {
+        setProjectId(data, id);
+        setProjectLimit(this.#home, id, bytes);
+        return;
+      }
+      this.#store.write(() => this.#store.releaseProject(name));
+      min = id + 1;
+    }
   }
 
   remove(name: string): void {

@@ -225,6 +225,17 @@ export class VolumeStore {
     return this.#db.query<{ project: number }, [string]>("SELECT project FROM quota_projects WHERE volume = ?").get(name)!.project;
   }
 
+  /**
+   * Records project `id`, which volume `name`'s data is in already, as `name`'s; false when another
+   * volume has it.
+   */
+  claimProject(name: string, id: number): boolean {
+    const owner = this.#db.query<{ volume: string }, [number]>("SELECT volume FROM quota_projects WHERE project = ?").get(id)?.volume;
+    if (owner !== undefined) return owner === name;
+    this.#db.query("INSERT INTO quota_projects (volume, project) VALUES (?, ?) ON CONFLICT (volume) DO UPDATE SET project = excluded.project").run(name, id);
+    return true;
+  }
+
   /** Frees the quota project id of `name`, if it has one. */
   releaseProject(name: string): void {
     this.#db.query("DELETE FROM quota_projects WHERE volume = ?").run(name);
