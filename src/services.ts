@@ -9,10 +9,11 @@
  * never used lists as empty.
  */
 import { makeDirs, pathExists, statPath } from "./sys/pathCalls.ts";
+import { dirname } from "./path.ts";
 import type { Config } from "./config.ts";
 import type { Access } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
-import { rootError, snapshotDb, snapshotsDir } from "./layout.ts";
+import { rootError, snapshotDb, snapshotsDir, snapshotterDir } from "./layout.ts";
 import { log } from "./log.ts";
 import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
@@ -49,11 +50,12 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   if (req.needs !== undefined && req.access === "write" && !hasMetadata(config.root, named ? [named.name] : SNAPSHOTTER_NAMES)) {
     throw new NotFoundError(`parent snapshot "${req.needs}"`);
   }
+  // The service makes the directories, once the snapshotter is known to run there.
   const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
   trace("root check");
   if (named === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
-      const why = SNAPSHOTTERS[name].unsupported(probe);
+      const why = SNAPSHOTTERS[name].unsupported(snapshotterDir(config.root, name), probe);
       if (why === undefined) return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access);
       log.info(`snapshotter ${name} unusable: ${why}`);
     }
@@ -103,26 +105,30 @@ export async function volumePlugins(config: Config): Promise<PluginStatus[]> {
 }
 
 /**
- * Checks the root for `access` and returns where to probe the filesystem: `dir` (made when
- * writing), or the root while `dir` does not exist.
+ * Checks the root for `access` and returns where to probe the filesystem: `dir` when it exists;
+ * else, to read, the root, and to write, the nearest of its parents that exists, on the
+ * filesystem `dir` will be made on. Nothing is made: a snapshotter refused there leaves nothing.
  */
 function prepareRoot(root: string, access: Access, dir?: string): string {
-  if (access === "read") {
-    let st;
+  if (access === "write") {
+    if (dir === undefined) return root;
     try {
-      st = statPath(root);
+      let probe = dir;
+      let st = statPath(probe);
+      for (; st === undefined; st = statPath(probe)) probe = dirname(probe);
+      if (!st.isDirectory) makeDirs(dir, 0o711); // fails, saying why: a file where a directory goes
+      return probe;
     } catch (err) {
-      throw rootError(root, err); // a file above the root
+      throw rootError(root, err);
     }
-    if (!st) throw new NotFoundError(`root ${root}`);
-    if (!st.isDirectory) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
-    return dir !== undefined && pathExists(dir) ? dir : root;
   }
-  if (dir === undefined) return root;
+  let st;
   try {
-    makeDirs(dir, 0o711);
+    st = statPath(root);
   } catch (err) {
-    throw rootError(root, err);
+    throw rootError(root, err); // a file above the root
   }
-  return dir;
+  if (!st) throw new NotFoundError(`root ${root}`);
+  if (!st.isDirectory) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
+  return dir !== undefined && pathExists(dir) ? dir : root;
 }

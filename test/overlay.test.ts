@@ -86,7 +86,8 @@ describe("unusable backing filesystems", () => {
       try {
         const refused = r.stor(["snapshot", "-s", "overlay", "prepare", "a"]);
         expect([refused.code, refused.stdout]).toEqual([5, ""]);
-        expect(refused.stderr).toBe(`stor: snapshotter overlay: ${r.path}/snapshots holds "," ":" or "\\", which overlayfs options cannot carry\n`);
+        expect(refused.stderr).toBe(`stor: snapshotter overlay: ${r.path}/snapshots/overlay holds "," ":" or "\\", which overlayfs options cannot carry\n`);
+        expect(readdirSync(r.path)).toEqual(["stor.ini"]); // refused before anything is made
         r.ok(["snapshot", "prepare", "base-a"]);
         r.ok(["snapshot", "commit", "base", "base-a"]);
         r.ok(["snapshot", "prepare", "work", "base"]);

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotterSuite } from "./snapshotterSuite.ts";
-import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
 
 snapshotterSuite("btrfs");
 
@@ -61,12 +61,15 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota
   expect(usage("base")[0]).toBeGreaterThanOrEqual(4 << 20);
 });
 
-test("-s btrfs on a root that is not on btrfs is refused before it makes a directory of its own", () => {
+test("-s btrfs on a root that is not on btrfs is refused before it makes any directory, the root's own included", () => {
   r = new TestRoot();
   const res = r.stor(["snapshot", "-s", "btrfs", "prepare", "a"]);
   expect(res.code).toBe(5);
-  expect(res.stderr).toBe(`stor: snapshotter btrfs: ${r.path}/snapshots is not on btrfs\n`);
-  expect(existsSync(join(r.path, "snapshots/btrfs"))).toBe(false);
+  expect(res.stderr).toBe(`stor: snapshotter btrfs: ${r.path}/snapshots/btrfs is not on btrfs\n`);
+  expect(readdirSync(r.path)).toEqual(["stor.ini"]);
+  const fresh = join(r.path, "new/root");
+  expect(sh([STOR, "--root", fresh, "--config", r.config, "snapshot", "-s", "btrfs", "prepare", "a"]).code).toBe(5);
+  expect(existsSync(join(r.path, "new"))).toBe(false);
   expect(r.stor(["snapshot", "-s", "btrfs", "ls"]).stdout).toBe("KEY PARENT KIND \n");
 });
 

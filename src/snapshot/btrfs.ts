@@ -21,7 +21,7 @@ export const btrfs: Snapshotter = {
   name: "btrfs",
   diffStyle: "tree",
 
-  unsupported: (root) => (filesystemType(root) === FS_MAGIC.btrfs ? undefined : `${root} is not on btrfs`),
+  unsupported: (home, probe) => (filesystemType(probe) === FS_MAGIC.btrfs ? undefined : `${home} is not on btrfs`),
 
   populate(s) {
     const sv = subvolume(s.dir);

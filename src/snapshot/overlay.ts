@@ -21,17 +21,17 @@ export const overlay: Snapshotter = {
   name: "overlay",
   diffStyle: "upper",
 
-  unsupported(root) {
+  unsupported(home, probe) {
     // A line `nodev\toverlay`; a string search, not a RegExp compiled in every prepare.
     if (!`${readText("/proc/filesystems") ?? ""}\n`.includes("\toverlay\n")) {
       return "the kernel has no overlay filesystem (try: modprobe overlay)";
     }
     // The directories go to overlayfs in one option string, where "," ends an option, ":" a layer
     // and "\\" escapes: a root holding one would mount something else, or nothing.
-    if (root.includes(",") || root.includes(":") || root.includes("\\")) return `${root} holds "," ":" or "\\", which overlayfs options cannot carry`;
-    if (filesystemType(root) === FS_MAGIC.overlay) return `${root} is on overlayfs, which cannot hold upper directories`;
-    if (!supportsDType(root)) {
-      return `the filesystem of ${root} does not record file types in directories (d_type); XFS needs ftype=1, ext4 the filetype feature`;
+    if (home.includes(",") || home.includes(":") || home.includes("\\")) return `${home} holds "," ":" or "\\", which overlayfs options cannot carry`;
+    if (filesystemType(probe) === FS_MAGIC.overlay) return `${home} is on overlayfs, which cannot hold upper directories`;
+    if (!supportsDType(probe)) {
+      return `the filesystem of ${home} does not record file types in directories (d_type); XFS needs ftype=1, ext4 the filetype feature`;
     }
     return undefined;
   },

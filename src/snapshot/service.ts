@@ -139,7 +139,7 @@ export class SnapshotService {
   /** Throws when the snapshotter cannot run where {@link SnapshotService.#probe} says; checks once. */
   #checkSupport(): void {
     if (this.#probe === undefined) return;
-    const why = this.snapshotter.unsupported(this.#probe);
+    const why = this.snapshotter.unsupported(snapshotterDir(this.#root, this.snapshotter.name), this.#probe);
     if (why) throw new PreconditionError(`snapshotter ${this.snapshotter.name}`, why);
     this.#probe = undefined;
   }

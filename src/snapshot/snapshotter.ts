@@ -33,10 +33,11 @@ export interface Snapshotter {
   readonly name: string;
   readonly diffStyle: DiffStyle;
   /**
-   * Why this snapshotter cannot run on `root` (kernel or filesystem), or undefined when it can.
-   * `root` is the snapshotter's directory, or the nearest directory above it that exists.
+   * Why this snapshotter cannot keep its snapshots in `home`, its directory (kernel, filesystem,
+   * path), or undefined when it can. `probe` is where to look at the filesystem: `home`, or the
+   * nearest directory above it that exists.
    */
-  unsupported(root: string): string | undefined;
+  unsupported(home: string, probe: string): string | undefined;
   /** Fills a new snapshot's directory `s.dir`, still under its temporary name. */
   populate(s: SnapshotDirs): void;
   /**
