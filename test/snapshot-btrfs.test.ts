@@ -44,6 +44,29 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys the subvolume,
   expect(subvolumes(r)).toBe("");
 });
 
+test.skipIf(!need(isRoot(), "subvolumes need root"))("subvolumes a container made inside its snapshot go into its children with their files, read-only once committed", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  must(`mkdir -p ${fsOf(r, 1)}/var/lib && btrfs subvolume create ${fsOf(r, 1)}/var/lib/db && btrfs subvolume create ${fsOf(r, 1)}/var/lib/db/inner &&
+    echo rows > ${fsOf(r, 1)}/var/lib/db/table && echo deep > ${fsOf(r, 1)}/var/lib/db/inner/file && echo top > ${fsOf(r, 1)}/top`);
+  s(r, "commit", "base", "a");
+  for (const sv of ["", "/fs/var/lib/db", "/fs/var/lib/db/inner"]) expect(must(`btrfs property get ${svOf(r, 1)}${sv} ro`)).toBe("ro=true\n");
+  s(r, "prepare", "child", "base");
+  s(r, "view", "look", "base");
+  for (const id of [2, 3]) {
+    expect(readFileSync(join(fsOf(r, id), "var/lib/db/table"), "utf8")).toBe("rows\n");
+    expect(readFileSync(join(fsOf(r, id), "var/lib/db/inner/file"), "utf8")).toBe("deep\n");
+    expect(statSync(join(fsOf(r, id), "var/lib/db/inner")).ino).toBe(256); // still a subvolume of its own
+  }
+  expect(s(r, "changes", "child")).toBe("");
+  writeFileSync(join(fsOf(r, 2), "var/lib/db/table"), "more rows\n"); // the child's is writable
+  expect(s(r, "changes", "child")).toContain("C /var/lib/db/table\n");
+  const viewTable = join(fsOf(r, 3), "var/lib/db/table");
+  expect(() => writeFileSync(viewTable, "x")).toThrow(); // the view's is not
+  s(r, "rm", "child", "look", "base");
+  expect(subvolumes(r)).toBe("");
+});
+
 test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
   r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
   must(`btrfs quota enable ${r.loop!.mountPoint}`);

@@ -1,15 +1,15 @@
 /**
  * The btrfs snapshotter: each snapshot is a subvolume, `<id>/sv`, whose directory `fs` is the
  * snapshot's tree. A prepare snapshots the parent's subvolume, in constant time whatever its size
- * (an empty subvolume without a parent); a commit makes the subvolume read-only; a view is a
- * read-only snapshot. Mounted with a bind of `fs`, as native, and diffed as native: by comparing
+ * (an empty subvolume without a parent), with the subvolumes a container made inside it; a commit
+ * makes the subvolume read-only, those inside too; a view is a read-only snapshot. Mounted with a bind of `fs`, as native, and diffed as native: by comparing
  * two trees. The tree is a directory of the subvolume, not its root, so that what works on it
  * (an apply's undo trash) has room beside it on the same subvolume: a rename never crosses one.
  */
 import { chmodSync, mkdirSync } from "../nodeFs.ts";
 import { join } from "../path.ts";
 import { diskUsage } from "../fs/diskUsage.ts";
-import { createSubvolume, destroySubvolume, isSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";
+import { createSubvolume, destroySubvolume, isSubvolume, sealSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter } from "./snapshotter.ts";
@@ -33,7 +33,7 @@ export const btrfs: Snapshotter = {
     if (s.kind === "view") setSubvolumeReadOnly(sv, true);
   },
 
-  commit: (dir) => setSubvolumeReadOnly(subvolume(dir), true),
+  commit: (dir) => sealSubvolume(subvolume(dir)),
 
   mounts: (s) => [{ Type: "bind", Source: fsDir(s.dir), Options: ["rbind", s.kind === "view" ? "ro" : "rw"] }],
 

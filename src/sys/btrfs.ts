@@ -4,10 +4,11 @@
  * destroy, and a subvolume's usage from its quota group when quotas are on.
  */
 import { ptr } from "bun:ffi";
-import { basename, dirname } from "../path.ts";
-import { childCPath, encodeName, showPath } from "../fileName.ts";
+import { basename, dirname, join } from "../path.ts";
+import { childCPath, decodeName, encodeName, showPath } from "../fileName.ts";
 import { listDirBytes, withDir } from "./dirent.ts";
-import { statPath } from "./pathCalls.ts";
+import { removeDir, statPath } from "./pathCalls.ts";
+import { setTimesFrom } from "./file.ts";
 import { check, cstr, Errno, errno, libc, SysError } from "./libc.ts";
 
 
@@ -52,16 +53,69 @@ export function createSubvolume(path: string): void {
   );
 }
 
-/** Makes `path` a snapshot of subvolume `source`, read-only when `readOnly`. */
+/**
+ * Makes `path` a snapshot of subvolume `source`, read-only when `readOnly`, with the subvolumes
+ * made inside it (a container may make its own): the kernel leaves an empty directory where each
+ * was, so each is snapshotted there in turn, as Docker's and containerd-storage's btrfs drivers
+ * do. Without them a child would lack their files, and its diff would say they were deleted.
+ */
 export function snapshotSubvolume(source: string, path: string, readOnly: boolean): void {
-  withDir(source, (src) =>
+  const nested = withDir(source, (src) => {
+    const inside = subvolumesIn(src, source);
     withDir(dirname(path), (parent) => {
       const a = args(basename(path), NAME_OFFSET_V2);
       a.writeBigInt64LE(BigInt(src), 0);
-      if (readOnly) a.writeBigUInt64LE(BTRFS_SUBVOL_RDONLY, FLAGS_OFFSET_V2);
+      // Read-only only once the nested ones are in.
+      if (readOnly && inside.length === 0) a.writeBigUInt64LE(BTRFS_SUBVOL_RDONLY, FLAGS_OFFSET_V2);
       check(libc.ioctl(parent, BTRFS_IOC_SNAP_CREATE_V2, ptr(a)), () => `snapshot subvolume ${source} as ${path}`);
-    }),
-  );
+    });
+    return inside;
+  });
+  if (nested.length === 0) return;
+  for (const rel of nested) {
+    const target = join(path, rel);
+    removeDir(target); // the empty directory the snapshot has in its place
+    snapshotSubvolume(join(source, rel), target, readOnly);
+    // Its directory as the source's: the copy is no change to it.
+    setTimesFrom(dirname(target), statPath(dirname(join(source, rel)), false)!);
+  }
+  if (readOnly) setSubvolumeReadOnly(path, true);
+}
+
+/** Makes subvolume `path` read-only, and the subvolumes made inside it with it. */
+export function sealSubvolume(path: string): void {
+  for (const rel of withDir(path, (fd) => subvolumesIn(fd, path))) sealSubvolume(join(path, rel));
+  setSubvolumeReadOnly(path, true);
+}
+
+const BTRFS_ROOT_TREE_OBJECTID = 1n;
+const BTRFS_ROOT_REF_KEY = 156;
+
+/**
+ * The subvolumes whose entries are in the subvolume of open directory `fd` (at `path`), not
+ * theirs, each as its path below it: from the root tree's refs, so that a subvolume without any
+ * costs one search, not a walk of its tree.
+ */
+function subvolumesIn(fd: number, path: string): string[] {
+  const id = subvolumeId(fd, path);
+  const out: string[] = [];
+  const range = { minObjectid: id, maxObjectid: id, type: BTRFS_ROOT_REF_KEY, minOffset: 0n, maxOffset: U64_MAX };
+  search(fd, BTRFS_ROOT_TREE_OBJECTID, range, (item) => {
+    // struct btrfs_root_ref: dirid u64, sequence u64, name_len u16, then the name.
+    const dir = item.readBigUInt64LE(0);
+    const name = item.subarray(18, 18 + item.readUInt16LE(16));
+    out.push(`${dir === SUBVOLUME_ROOT_INO ? "" : directoryPath(fd, id, dir, path)}${decodeName(name)}`);
+  }, 1 << 16);
+  return out;
+}
+
+/** The path, ending in `/`, of directory inode `dir` of subvolume `tree` (open as `fd`, at `path`). */
+function directoryPath(fd: number, tree: bigint, dir: bigint, path: string): string {
+  const a = Buffer.alloc(ARGS_SIZE); // struct btrfs_ioctl_ino_lookup_args: treeid, objectid, name
+  a.writeBigUInt64LE(tree, 0);
+  a.writeBigUInt64LE(dir, 8);
+  check(libc.ioctl(fd, BTRFS_IOC_INO_LOOKUP, ptr(a)), () => `look up directory ${dir} in subvolume ${path}`);
+  return decodeName(a.subarray(16, a.indexOf(0, 16)));
 }
 
 /** Sets or clears the read-only flag of subvolume `path`. */
@@ -168,9 +222,9 @@ const U64_MAX = 0xffffffffffffffffn;
  * (maxObjectid, type, maxOffset), calling `onItem` with the data of each item of that type;
  * false when the tree does not exist (the quota tree, when quotas are off).
  */
-function search(fd: number, tree: bigint, range: KeyRange, onItem: (item: Buffer) => void): boolean {
+function search(fd: number, tree: bigint, range: KeyRange, onItem: (item: Buffer) => void, bufferSize = SEARCH_BUFFER): boolean {
   // struct btrfs_ioctl_search_args_v2: search_key (104 bytes), buf_size u64, buf[].
-  const a = Buffer.alloc(112 + SEARCH_BUFFER);
+  const a = Buffer.alloc(112 + bufferSize);
   // The kernel compares whole keys (objectid, type, offset): the next call starts after the last.
   let min = { objectid: range.minObjectid, type: range.type, offset: range.minOffset };
   for (;;) {
@@ -185,7 +239,7 @@ function search(fd: number, tree: bigint, range: KeyRange, onItem: (item: Buffer
     a.writeUInt32LE(min.type, 56);
     a.writeUInt32LE(range.type, 60);
     a.writeUInt32LE(0xffffffff, 64); // nr_items: as many as fit
-    a.writeBigUInt64LE(BigInt(SEARCH_BUFFER), 104);
+    a.writeBigUInt64LE(BigInt(bufferSize), 104);
     if (libc.ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, ptr(a)) < 0) {
       const e = errno();
       if (e === Errno.ENOENT) return false;
