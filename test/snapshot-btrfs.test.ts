@@ -67,6 +67,22 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("subvolumes a container mad
   expect(subvolumes(r)).toBe("");
 });
 
+test.skipIf(!need(isRoot(), "subvolumes need root"))("a layer that touches a read-only subvolume a container made is refused and undone whole: the snapshot goes on", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  must(`btrfs subvolume create ${fsOf(r, 1)}/sub >/dev/null && echo z > ${fsOf(r, 1)}/sub/z && btrfs subvolume snapshot -r ${fsOf(r, 1)}/sub ${fsOf(r, 1)}/backup >/dev/null`);
+  const before = must(`cd ${fsOf(r, 1)} && find . -printf '%p %m %s %T@\n' | sort`);
+  const work = r.dir("layer");
+  must(`cd ${work} && mkdir -p l/backup && echo w > l/backup/w && echo n > l/new && tar -C l -cf layer.tar new backup backup/w`);
+  const refused = r.stor(["snapshot", "-s", "btrfs", "apply", "a", join(work, "layer.tar")]);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/^stor: apply .* to snapshot "a": .*read-only file system\n$/);
+  expect(must(`cd ${fsOf(r, 1)} && find . -printf '%p %m %s %T@\n' | sort`)).toBe(before);
+  expect(readdirSync(svOf(r, 1))).toEqual(["fs"]); // no trash left to undo
+  s(r, "commit", "b", "a");
+  expect(s(r, "changes", "b")).not.toContain("/new");
+});
+
 test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
   r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
   must(`btrfs quota enable ${r.loop!.mountPoint}`);

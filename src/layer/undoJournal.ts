@@ -215,16 +215,24 @@ export class UndoJournal {
     }
   }
 
+  /**
+   * Puts back what `step` saved of a directory, only where it differs now: a directory the layer
+   * never got to change may be one nothing can change (a read-only subvolume a container made),
+   * where setting even what it has fails, and the undo with it.
+   */
   #restore({ path, uid, gid, mode, atimeNs, mtimeNs, xattrs }: Extract<Step, { op: "saved" }>): void {
     const [dir, name] = this.#open(path);
     const what = () => `restore ${path || "/"}`;
     try {
-      chownAt(dir, name, uid, gid, what);
-      chmodAt(dir, name, mode, what);
+      const now = lstatAt(dir, name);
+      if (!now) return;
+      const chown = Number(now.uid) !== uid || Number(now.gid) !== gid;
+      if (chown) chownAt(dir, name, uid, gid, what);
+      if (chown || (Number(now.mode) & 0o7777) !== mode) chmodAt(dir, name, mode, what); // a chown clears setuid and setgid
       const file = procPath(dir, name);
       for (const key of listXattrs(file)) if (!xattrs.has(key)) removeXattr(file, key);
-      for (const [key, value] of xattrs) setXattrAt(dir, name, key, value);
-      setTimesAt(dir, name, atimeNs, mtimeNs, what);
+      for (const [key, value] of xattrs) if (!getXattrAt(dir, name, key)?.equals(value)) setXattrAt(dir, name, key, value);
+      if (now.atimeNs !== atimeNs || now.mtimeNs !== mtimeNs) setTimesAt(dir, name, atimeNs, mtimeNs, what);
     } finally {
       closeSync(dir);
     }
