@@ -83,6 +83,18 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("a layer that touches a rea
   expect(s(r, "changes", "b")).not.toContain("/new");
 });
 
+test.skipIf(!need(isRoot(), "subvolumes need root"))("a layer that replaces a file in a subvolume a container made is refused as such (exit 5), the tree untouched", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  must(`btrfs subvolume create ${fsOf(r, 1)}/data >/dev/null && echo old > ${fsOf(r, 1)}/data/x`);
+  const work = r.dir("layer");
+  must(`cd ${work} && mkdir -p l/data && echo new > l/data/x && echo n > l/first && tar -C l -cf layer.tar first data data/x`);
+  const refused = r.stor(["snapshot", "-s", "btrfs", "apply", "a", join(work, "layer.tar")]);
+  expect([refused.code, refused.stderr]).toEqual([5, `stor: apply ${join(work, "layer.tar")} to snapshot "a": data/x in ${fsOf(r, 1)}: the layer removes it, and it is on a subvolume or filesystem of its own, where its removal could not be undone\n`]);
+  expect(readFileSync(join(fsOf(r, 1), "data/x"), "utf8")).toBe("old\n");
+  expect(existsSync(join(fsOf(r, 1), "first"))).toBe(false);
+});
+
 test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
   r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
   must(`btrfs quota enable ${r.loop!.mountPoint}`);

@@ -165,7 +165,10 @@ export class UndoJournal {
     try {
       renameSync(nameBuffer(procPath(dirFd, name)), nameBuffer(procPath(trash.fd, step.trashName)));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return; // nothing had the name
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return; // nothing had the name
+      // Not on the trash's filesystem: a subvolume a container made inside a btrfs snapshot.
+      if (code === "EXDEV") throw new PreconditionError(`${path} in ${this.#root.path}`, "the layer removes it, and it is on a subvolume or filesystem of its own, where its removal could not be undone");
       throw err;
     }
     this.#steps.push(step);
