@@ -250,3 +250,17 @@ describe("colour", () => {
     expect(onTerminal({ TERM: "dumb" })).not.toMatch(painted);
   });
 });
+
+describe("snapshot mounts for | sh", () => {
+  test("a target or root the shell would split or expand is quoted, so the line mounts what it says and runs nothing else; an everyday one as ctr prints it", () => {
+    snap("prepare", "for-sh");
+    expect(snap("mounts", "/mnt/plain", "for-sh").stdout).toMatch(/^mount -t bind \S+ \/mnt\/plain -o rbind,rw\n$/);
+    const canary = join(r.path, "ran");
+    const target = `/mnt/a b;touch ${canary};$(touch ${canary})'q`;
+    const line = snap("mounts", target, "for-sh").stdout;
+    // mount as a shell function that prints its arguments, one a line.
+    const words = sh(["sh", "-c", `mount() { for a; do printf '%s\\n' "$a"; done; }\n${line}`]).stdout.split("\n").slice(0, -1);
+    expect(words).toEqual(["-t", "bind", expect.stringContaining("/snapshots/native/snapshots/"), target, "-o", "rbind,rw"]);
+    expect(existsSync(canary)).toBe(false);
+  });
+});

@@ -9,11 +9,23 @@ import { oneLine } from "../oneLine.ts";
 
 const KIND_NAMES = { active: "Active", view: "View", committed: "Committed" } as const;
 
-/** `mount -t TYPE SOURCE TARGET -o OPTIONS`, one line a mount, as ctr prints them. */
+/**
+ * `mount -t TYPE SOURCE TARGET -o OPTIONS`, one line a mount, as ctr prints them, for `| sh`: a
+ * word the shell would split or expand (a space, `;`, `$` in a root or target) is quoted, where
+ * ctr prints it as it is; an everyday path needs no quotes and gets none.
+ */
 export function mountCommands(mounts: readonly Mount[], target: string): string {
   let out = "";
-  for (const m of mounts) out += `mount -t ${m.Type} ${m.Source} ${target} -o ${m.Options.join(",")}\n`;
+  for (const m of mounts) out += `mount -t ${shellWord(m.Type)} ${shellWord(m.Source)} ${shellWord(target)} -o ${shellWord(m.Options.join(","))}\n`;
   return out;
+}
+
+/** Characters no POSIX shell gives a meaning to in a word. */
+const PLAIN_WORD = /^[\w@%+=:,./-]+$/;
+
+/** `word` as one shell word: as it is when plain, else in single quotes. */
+function shellWord(word: string): string {
+  return PLAIN_WORD.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /** The object ctr prints for a snapshot's info: Parent and Labels only when set. */
