@@ -121,10 +121,10 @@ export class SnapshotService {
     this.#root = root;
     this.snapshotter = snapshotter;
     this.#probe = probe;
-    // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
-    if (probe !== undefined && !pathExists(snapshotDb(root, snapshotter.name))) this.#checkSupport();
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
+    // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
+    if (probe !== undefined && !pathExists(snapshotDb(root, snapshotter.name))) this.#checkSupport();
     if (access === "write") {
       try {
         makeDirs(root, 0o711);
@@ -139,7 +139,7 @@ export class SnapshotService {
   /** Throws when the snapshotter cannot run where {@link SnapshotService.#probe} says; checks once. */
   #checkSupport(): void {
     if (this.#probe === undefined) return;
-    const why = this.snapshotter.unsupported(snapshotterDir(this.#root, this.snapshotter.name), this.#probe);
+    const why = this.snapshotter.unsupported(this.home, this.#probe);
     if (why) throw new PreconditionError(`snapshotter ${this.snapshotter.name}`, why);
     this.#probe = undefined;
   }

@@ -116,8 +116,11 @@ export class LocalDriver implements OwnStorageDriver {
     const own = bytes > 0 ? projectId(data) : projectIdIfAny(data);
     if (own !== undefined && own !== home) {
       if (bytes === 0) {
-        setProjectId(data, home, false); // what is in it stays counted in its project, unlimited, so that id is not handed out while it is
+        // What is in it already stays counted in that project, now unlimited: the id is not
+        // handed out again while it is there.
+        setProjectId(data, home, false);
         setProjectLimit(this.#home, own, 0);
+        this.#store.write(() => this.#store.releaseProject(name));
         return;
       }
       if (this.#store.write(() => this.#store.claimProject(name, own))) return setProjectLimit(this.#home, own, bytes);
