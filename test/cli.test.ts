@@ -262,5 +262,7 @@ describe("snapshot mounts for | sh", () => {
     const words = sh(["sh", "-c", `mount() { for a; do printf '%s\\n' "$a"; done; }\n${line}`]).stdout.split("\n").slice(0, -1);
     expect(words).toEqual(["-t", "bind", expect.stringContaining("/snapshots/native/snapshots/"), target, "-o", "rbind,rw"]);
     expect(existsSync(canary)).toBe(false);
+    // A relative target that starts with "-" would be an option to mount: ./-a is the same directory.
+    expect(snap("mounts", "--", "-a", "for-sh").stdout).toMatch(/^mount -t bind \S+ \.\/-a -o rbind,rw\n$/);
   });
 });

@@ -7,7 +7,7 @@ import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need, sh, simulateReboot, typicalSpan } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh, simulateReboot, typicalSpan } from "./helpers.ts";
 import { listing } from "./layer-helpers.ts";
 
 const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
@@ -393,3 +393,23 @@ for (const sn of ["native", "overlay"]) {
     expect(sh(["tar", "-tf", join(work, "out.tar")]).stdout).toBe("f\n");
   });
 }
+
+test.skipIf(!need(isRoot() && have("strace"), "strace fails the journal's emptying; needs root"))("an apply whose journal cannot be emptied at its end is rolled back whole, not left applied and reported failed", () => {
+  r = TestRoot.for("native");
+  const tree = join(r.path, "snapshots/native/snapshots/1");
+  r.ok(["snapshot", "-s", "native", "prepare", "work"]);
+  must(`echo old > ${tree}/f && echo keep > ${tree}/keep && touch -d @1000000000 ${tree}/f ${tree}/keep ${tree}`);
+  const work = r.dir("layer");
+  must(`cd ${work} && mkdir l && echo new > l/f && echo n > l/n && touch l/.wh.keep && tar -C l -cf layer.tar f n .wh.keep`);
+  const before = listing(tree);
+  // The last ftruncate of an apply that succeeds is the one that empties its journal: counted on a dry run.
+  r.ok(["snapshot", "-s", "native", "prepare", "dry"]);
+  const log = join(work, "strace.log");
+  must(`strace -f -qq -o ${log} -e trace=ftruncate ${STOR} --root ${r.path} --config ${r.config} snapshot -s native apply dry ${join(work, "layer.tar")}`);
+  const last = readFileSync(log, "utf8").split("\n").filter((l) => l.includes("ftruncate(")).length;
+  const res = sh(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=ftruncate", "-e", `inject=ftruncate:error=EIO:when=${last}`, STOR, "--root", r.path, "--config", r.config, "snapshot", "-s", "native", "apply", "work", join(work, "layer.tar")]);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toContain("i/o error");
+  expect(listing(tree)).toEqual(before);
+  expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("");
+});

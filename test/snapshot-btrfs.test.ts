@@ -95,6 +95,24 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("a layer that replaces a fi
   expect(existsSync(join(fsOf(r, 1), "first"))).toBe(false);
 });
 
+test.skipIf(!need(isRoot(), "subvolumes need root"))("a read-only subvolume a container made: a layer that removes the directory holding it applies and leaves no trash; one that removes the subvolume itself is refused as such", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  must(`mkdir ${fsOf(r, 1)}/holder && btrfs subvolume create ${fsOf(r, 1)}/holder/sv >/dev/null && echo d > ${fsOf(r, 1)}/holder/sv/f && btrfs property set ${fsOf(r, 1)}/holder/sv ro true &&
+    btrfs subvolume create ${fsOf(r, 1)}/rosv >/dev/null && btrfs property set ${fsOf(r, 1)}/rosv ro true`);
+  const work = r.dir("layer");
+  must(`cd ${work} && mkdir a b && touch a/.wh.holder b/.wh.rosv && tar -C a -cf holder.tar .wh.holder && tar -C b -cf rosv.tar .wh.rosv`);
+  expect(r.stor(["snapshot", "-s", "btrfs", "apply", "a", join(work, "holder.tar")])).toMatchObject({ code: 0, stderr: "" });
+  expect(readdirSync(svOf(r, 1))).toEqual(["fs"]); // the trash, read-only subvolume and all, is gone
+  expect(existsSync(join(fsOf(r, 1), "holder"))).toBe(false);
+  const refused = r.stor(["snapshot", "-s", "btrfs", "apply", "a", join(work, "rosv.tar")]);
+  expect([refused.code, refused.stderr]).toEqual([5, `stor: apply ${join(work, "rosv.tar")} to snapshot "a": rosv in ${fsOf(r, 1)}: the layer removes it, and it is read-only (a read-only subvolume)\n`]);
+  expect(readdirSync(svOf(r, 1))).toEqual(["fs"]);
+  s(r, "commit", "b", "a");
+  s(r, "rm", "b");
+  expect(subvolumes(r)).toBe("");
+});
+
 test.skipIf(!need(isRoot(), "subvolumes need root"))("usage comes from the quota group when quotas are on: what the snapshot alone holds", () => {
   r = TestRoot.onBtrfs("stor-btrfs-quota-", 512);
   must(`btrfs quota enable ${r.loop!.mountPoint}`);

@@ -15,6 +15,8 @@ const KIND_NAMES = { active: "Active", view: "View", committed: "Committed" } as
  * ctr prints it as it is; an everyday path needs no quotes and gets none.
  */
 export function mountCommands(mounts: readonly Mount[], target: string): string {
+  // A target that starts with "-" would be an option to mount(8); as ./-x it is the same directory.
+  if (target.startsWith("-")) target = `./${target}`;
   let out = "";
   for (const m of mounts) out += `mount -t ${shellWord(m.Type)} ${shellWord(m.Source)} ${shellWord(target)} -o ${shellWord(m.Options.join(","))}\n`;
   return out;

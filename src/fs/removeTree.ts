@@ -8,14 +8,24 @@ import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { removeDir, removeDirIfEmpty, removeFile, statPath } from "../sys/pathCalls.ts";
 import { treeCounter } from "./treeProgress.ts";
+import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 
 /** Removes `path` and everything below it; a path that does not exist is no error. */
 export function removeTree(path: string): void {
+  const st = statPath(path, false);
+  if (!st) return;
   const count = treeCounter();
+  // A subvolume's root is inode 256 of its own: a directory's stat says so, its entry does not.
+  const onBtrfs = st.isDirectory && filesystemType(path) === FS_MAGIC.btrfs;
   const remove = (p: string, isDirectory: boolean) => {
     if (!isDirectory) removeFile(p);
     // An empty directory (a new snapshot's fs and work, a new volume's _data) goes in one call, unlisted.
     else if (!removeDirIfEmpty(p)) {
+      // A btrfs subvolume a container made (read-only, maybe: nothing in it could be unlinked) goes whole.
+      if (onBtrfs && statPath(p, false)?.ino === SUBVOLUME_ROOT_INO) {
+        (require("../sys/btrfs.ts") as typeof import("../sys/btrfs.ts")).destroySubvolume(p);
+        return count(0);
+      }
       let entries: ReturnType<typeof listDir> = [];
       try {
         entries = listDir(p, false);
@@ -28,6 +38,8 @@ export function removeTree(path: string): void {
     }
     count(0);
   };
-  const st = statPath(path, false);
-  if (st) remove(path, st.isDirectory);
+  remove(path, st.isDirectory);
 }
+
+/** The inode number of every btrfs subvolume's root directory. */
+const SUBVOLUME_ROOT_INO = 256n;

@@ -167,8 +167,10 @@ export class UndoJournal {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOENT") return; // nothing had the name
-      // Not on the trash's filesystem: a subvolume a container made inside a btrfs snapshot.
+      // Not on the trash's filesystem, or not to be moved: a subvolume a container made inside a
+      // btrfs snapshot, a read-only one.
       if (code === "EXDEV") throw new PreconditionError(`${path} in ${this.#root.path}`, "the layer removes it, and it is on a subvolume or filesystem of its own, where its removal could not be undone");
+      if (code === "EROFS") throw new PreconditionError(`${path} in ${this.#root.path}`, "the layer removes it, and it is read-only (a read-only subvolume)");
       throw err;
     }
     this.#steps.push(step);
@@ -207,9 +209,10 @@ export class UndoJournal {
 
   /** Keeps the changes: what was removed goes for good. */
   commit(): void {
-    this.#steps.length = 0;
-    // Emptied first: a trash without a journal is one to remove, never one to undo.
+    // Emptied first: a trash without a journal is one to remove, never one to undo. Should that
+    // fail, the steps are still here for the apply's rollback.
     this.#cut(0);
+    this.#steps.length = 0;
     try {
       this.#dropTrash();
     } catch (err) {
