@@ -22,7 +22,7 @@ import { Errno, SysError } from "../sys/libc.ts";
 import { makedev } from "../sys/devno.ts";
 import { asCreated, inherited, type AsCreated, type Inherited } from "../fs/newFiles.ts";
 import { getXattrAt, lstatAt, procPath, readdirAt, readlinkAt, setTimesAt, setXattrAt } from "../sys/dirfd.ts";
-import { chmodAt, chmodFd, chownAt, chownFd, closeFd, linkAt, mkdirAt, mknodAt, openAt, S, statAt, symlinkAt } from "../sys/pathCalls.ts";
+import { chmodAt, chmodFd, chownAt, chownFd, closeFd, existsAt, linkAt, mkdirAt, mknodAt, openAt, S, statAt, symlinkAt } from "../sys/pathCalls.ts";
 import { oneLine } from "../oneLine.ts";
 import { O } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
@@ -280,9 +280,30 @@ class Applier {
     this.#journal.save(this.#at(dir));
   }
 
-  /** Records `name`, just made in `dir` (which {@link #changing} saved). */
-  #made(dir: number, name: string, isDir = false): void {
-    this.#journal.made(this.#at(dir), name, isDir);
+  /**
+   * Makes `name` in `dir` (which {@link #changing} saved, and where nothing has the name) with
+   * `make`, journalled first: a kill between the two leaves a step whose undo finds the name, or
+   * nothing, but never what was there before.
+   */
+  #make<T>(dir: number, name: string, make: () => T, isDir = false): T {
+    const at = this.#at(dir);
+    const step = this.#journal.making(at, name);
+    let made: T;
+    try {
+      made = make();
+    } catch (err) {
+      this.#journal.notMade(step);
+      throw err;
+    }
+    this.#journal.made(at, name, isDir);
+    return made;
+  }
+
+  /** {@link #make}s directory `name` in `dir`; `what` names it in an error. */
+  #makeDir(dir: number, name: string, what: () => string): void {
+    this.#make(dir, name, () => {
+      if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
+    }, true);
   }
 
   /** Removes `name` in `dir` and everything below it; what the layer names afterwards is resolved again. */
@@ -292,21 +313,23 @@ class Applier {
   }
 
   /**
-   * Runs `create` for `name` in `dir`; when the name is taken, removes what holds it and runs it
-   * again. Trying first keeps the common case, a new name, to one system call.
+   * Runs `create` for `name` in `dir`, having removed what had the name. In a directory this
+   * apply made, which needs no step, it tries first and removes only when the name is taken:
+   * one call for a new name, as almost every name of a layer unpacked onto nothing is.
    */
   #replacing<T>(dir: number, name: string, create: () => T): T {
-    let made: T;
     this.#changing(dir);
-    try {
-      made = create();
-    } catch (err) {
-      if (!(err instanceof SysError && err.errno === EEXIST)) throw err;
-      this.#remove(dir, name);
-      made = create();
+    if (this.#journal.madeHere(this.#at(dir))) {
+      try {
+        return create();
+      } catch (err) {
+        if (!(err instanceof SysError && err.errno === EEXIST)) throw err;
+        this.#remove(dir, name);
+        return create();
+      }
     }
-    this.#made(dir, name);
-    return made;
+    if (existsAt(dir, name)) this.#remove(dir, name);
+    return this.#make(dir, name, create);
   }
 
   /** Puts entry `h` (anything but a regular file) at `name` in `dir`; a directory stays a directory. */
@@ -315,15 +338,14 @@ class Applier {
     switch (h.type) {
       case "dir": {
         this.#changing(dir);
-        const existing = mkdirAt(dir, name, 0o700, what) ? undefined : lstatAt(dir, name);
-        if (!existing) return this.#made(dir, name, true);
+        const existing = lstatAt(dir, name);
+        if (!existing) return this.#makeDir(dir, name, what);
         if (existing.isDirectory()) {
           this.#journal.save(inside(this.#at(dir), name));
           return this.#dropXattrs(dir, name, h);
         }
         this.#remove(dir, name);
-        if (!mkdirAt(dir, name, 0o700, what)) throw new SysError(what(), EEXIST);
-        this.#made(dir, name, true);
+        this.#makeDir(dir, name, what);
         // What it replaced (a whiteout, or a file or symlink of this layer's) hid the parents'
         // directory there; the new one would merge with it and show its old contents again.
         if (this.#lowers && this.#parentsHave(this.#at(dir), name)?.isDirectory()) setXattrAt(dir, name, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
@@ -450,8 +472,7 @@ class Applier {
         if (next === -ENOTDIR && this.#lowers && isWhiteoutAt(dir, parts[i]!)) {
           // Deleted by this layer, and made again for what the layer brings there: nothing of the parents shows.
           this.#remove(dir, parts[i]!);
-          if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
-          this.#made(dir, parts[i]!, true);
+          this.#makeDir(dir, parts[i]!, what);
           setXattrAt(dir, parts[i]!, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
           chmodAt(dir, parts[i]!, 0o755, what);
           next = this.#root.openDir(upTo);
@@ -460,8 +481,7 @@ class Applier {
         } else if (next === -ENOENT) {
           // Reached through a symlink: the layer never names it, but it must not reach the disk either.
           if (parts[i]!.startsWith(WHITEOUT_PREFIX)) throw malformed(`entry "${path}": directory "${parts[i]}" has the whiteout prefix`);
-          if (!mkdirAt(dir, parts[i]!, 0o700, what)) throw new SysError(what(), EEXIST);
-          this.#made(dir, parts[i]!, true);
+          this.#makeDir(dir, parts[i]!, what);
           this.#parentMetadata(dir, parts[i]!, upTo);
           next = this.#root.openDir(upTo);
         }
@@ -579,8 +599,7 @@ class Applier {
   /** Puts an overlay whiteout at `name` in `dir`, which holds nothing there now, for whiteout `path`. */
   #putWhiteout(dir: number, name: string, path: string): void {
     this.#changing(dir);
-    mknodAt(dir, name, S.IFCHR, 0n, () => `whiteout ${path}`);
-    this.#made(dir, name);
+    this.#make(dir, name, () => mknodAt(dir, name, S.IFCHR, 0n, () => `whiteout ${path}`));
   }
 
   /**

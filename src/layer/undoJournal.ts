@@ -16,11 +16,12 @@
  * apply killed part-way (SIGKILL, Ctrl-C, a crash) is undone ({@link recoverApply}) instead of
  * leaving the tree half applied and its replaced files in a trash nobody puts back: by whatever
  * writes the snapshot next (an apply, a commit, a mount), before it does, or else by `snapshot
- * cleanup` and `stor restore`. Undone later than that, it would take away what came after it. A removal is
- * written before it is made; a name made, just after (a make may find the name taken, and only
- * the apply's own names may be undone): an apply killed between a new name's making and its line
- * leaves that one name. A name made inside a directory this apply made needs no step: undoing the
- * directory removes it. Lines are not synced: a killed process's writes are in the page cache;
+ * cleanup` and `stor restore`. Undone later than that, it would take away what came after it. Each
+ * step is written before it is taken: a removal, and a name to make, which the apply makes only
+ * where nothing has the name (it removes what has it first), so that undoing a make a kill cut
+ * short removes nothing of the tree's; a make that fails after all is taken back with a line of
+ * its own. A name made inside a directory this apply made needs no step: undoing the directory
+ * removes it. Lines are not synced: a killed process's writes are in the page cache;
  * a power cut may lose both the changes and their lines.
  *
  * Undoing, live or after a kill, cuts each step's line off the journal once the step is undone,
@@ -102,14 +103,35 @@ export class UndoJournal {
     }
   }
 
-  /** Records `name`, just made in directory `dir` (saved before); `isDir` when it is a directory. */
+  /** Whether directory `dir` was made by this apply: what is made in it needs no step. */
+  madeHere(dir: string): boolean {
+    return this.#madeDirs.has(dir);
+  }
+
+  /**
+   * Records that `name`, which nothing has in directory `dir` (saved before), is about to be made;
+   * {@link made} once it is, {@link notMade} if it could not be. Returns the step, if one was needed.
+   */
+  making(dir: string, name: string): Step | undefined {
+    if (this.#madeDirs.has(dir)) return undefined;
+    const step: Step = { op: "made", dir, name };
+    this.#record(step);
+    return step;
+  }
+
+  /** `name` in `dir` is made; `isDir` when it is a directory, whose contents then need no step. */
   made(dir: string, name: string, isDir: boolean): void {
+    if (!isDir) return;
     const path = inside(dir, name);
-    if (!this.#madeDirs.has(dir)) this.#record({ op: "made", dir, name });
-    if (isDir) {
-      this.#known.add(path);
-      this.#madeDirs.add(path);
-    }
+    this.#known.add(path);
+    this.#madeDirs.add(path);
+  }
+
+  /** The make that `step` ({@link making}'s) announced did not happen: it is taken back. */
+  notMade(step: Step | undefined): void {
+    if (!step) return;
+    if (this.#steps[this.#steps.length - 1] === step) this.#steps.pop();
+    this.#append(this.#trashDir().journal, `${JSON.stringify(["x"])}\n`);
   }
 
   /** Adds `step` to the journal, in memory and in its file. */
@@ -318,6 +340,12 @@ export class UndoJournal {
       const f = JSON.parse(line) as unknown[];
       const str = (i: number) => String(f[i]);
       let step: Step;
+      if (f[0] === "x") {
+        // The make the line before announced did not happen.
+        journal.#steps.pop();
+        at += utf8ByteLength(line) + 1;
+        continue;
+      }
       if (f[0] === "m") step = { op: "made", dir: str(1), name: str(2) };
       else if (f[0] === "v") step = { op: "moved", dir: str(1), name: str(2), trashName: str(3) };
       else {

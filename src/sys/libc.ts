@@ -26,6 +26,7 @@ const SIGNATURES = {
   read: { args: [i32, ptr, usize], returns: i64_fast },
   write: { args: [i32, ptr, usize], returns: i64_fast },
   access: { args: [ptr, i32], returns: i32 },
+  faccessat: { args: [i32, ptr, i32, i32], returns: i32 },
   realpath: { args: [ptr, ptr], returns: ptr },
   mkdir: { args: [ptr, u32], returns: i32 },
   mkdtemp: { args: [ptr], returns: ptr },

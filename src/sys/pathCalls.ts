@@ -295,6 +295,14 @@ export function openAt(dir: number, name: string | Uint8Array, flags: number, mo
   return check(libc.openat(dir, cstr(name), flags | O.NOFOLLOW | O.CLOEXEC, mode), what);
 }
 
+/** Whether anything has `name` in directory `dir` (a symlink itself, not what it leads to). */
+export function existsAt(dir: number, name: string | Uint8Array): boolean {
+  if (libc.faccessat(dir, cstr(name), 0, AT.SYMLINK_NOFOLLOW) === 0) return true;
+  const code = errno();
+  if (code === Errno.ENOENT) return false;
+  throw new SysError(`look up ${showPath(name)}`, code);
+}
+
 /** Makes directory `name`; false when the name is taken (by anything). */
 export function mkdirAt(dir: number, name: string | Uint8Array, mode: number, what: () => string): boolean {
   if (libc.mkdirat(dir, cstr(name), mode) === 0) return true;
