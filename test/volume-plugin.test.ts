@@ -254,7 +254,8 @@ describe("a plugin that misbehaves", () => {
     expect(metadata()).toEqual(before);
     // The connection was closed after the bound: of the 256 MiB, little more than 16 were written.
     const log = join(plugin.state, "huge.jsonl");
-    await plugin.daemon.until(() => existsSync(log), { timeoutMs: 10_000 }); // the plugin sees the close a moment later
+    // The plugin sees the close a moment later, and writes its line then: waited for whole, not only for the file.
+    await plugin.daemon.until(() => existsSync(log) && readFileSync(log, "utf8").endsWith("\n"), { timeoutMs: 10_000 });
     const { sent } = JSON.parse(readFileSync(log, "utf8"));
     expect(sent).toBeLessThan(64 * 2 ** 20);
   });
