@@ -5,11 +5,11 @@
  */
 import { ptr } from "bun:ffi";
 import { basename, dirname, join } from "../path.ts";
-import { childCPath, decodeName, encodeName, showPath } from "../fileName.ts";
-import { listDirBytes, withDir } from "./dirent.ts";
+import { decodeName, encodeName } from "../fileName.ts";
+import { withDir } from "./dirent.ts";
 import { removeDir, statPath } from "./pathCalls.ts";
 import { setTimesFrom } from "./file.ts";
-import { check, cstr, Errno, errno, libc, SysError } from "./libc.ts";
+import { check, Errno, errno, libc, SysError } from "./libc.ts";
 
 
 // _IOW/_IOR/_IOWR(0x94, nr, size): direction << 30 | size << 16 | 0x94 << 8 | nr.
@@ -153,22 +153,8 @@ export function destroySubvolume(path: string): void {
   if (e !== Errno.ENOTEMPTY) throw new SysError(`destroy subvolume ${path}`, e);
   // A read-only subvolume's entries cannot be removed, the nested subvolumes' included.
   setSubvolumeReadOnly(path, false);
-  for (const nested of nestedSubvolumes(cstr(path))) destroySubvolume(nested);
+  for (const rel of withDir(path, (fd) => subvolumesIn(fd, path))) destroySubvolume(join(path, rel));
   check(destroy(), () => `destroy subvolume ${path}`);
-}
-
-/** The subvolumes below `dir` (a C path), outermost only (each one's own are its concern). */
-function nestedSubvolumes(dir: Uint8Array): string[] {
-  const out: string[] = [];
-  for (const entry of listDirBytes(dir, false)) {
-    if (entry.isDirectory === false) continue;
-    const path = childCPath(dir, entry.name);
-    const st = statPath(path, false); // a subvolume's root is inode 256, and d_type may be unknown
-    if (!st?.isDirectory) continue;
-    if (st.ino === SUBVOLUME_ROOT_INO) out.push(showPath(path));
-    else out.push(...nestedSubvolumes(path));
-  }
-  return out;
 }
 
 /**
