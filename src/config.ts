@@ -10,7 +10,9 @@ import { cacheConfig, cachedConfig } from "./configCache.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { traceWithin } from "./trace.ts";
 import { errnoCode } from "./sys/libc.ts";
-import { readText } from "./sys/pathCalls.ts";
+import { readBytes, readText } from "./sys/pathCalls.ts";
+import { environmentBytes } from "./sys/cmdline.ts";
+import { escapeNonUtf8, isUtf8 } from "./fileName.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stor/stor.ini";
@@ -58,32 +60,49 @@ export function parseLogLevel(raw: string): LogLevel {
 }
 
 /**
+ * Environment variable `name` of `env`, refused when it is not UTF-8, as an argument is (see
+ * src/cli/main.ts): decoded, its bytes would name another root, file or directory.
+ */
+function fromEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  if (value?.includes("\ufffd") && env === process.env) {
+    const bytes = environmentBytes(name);
+    if (bytes && !isUtf8(bytes)) throw new InvalidArgumentError(`environment variable ${name}="${escapeNonUtf8(bytes)}"`, "is not UTF-8: stor takes names and paths as UTF-8");
+  }
+  return value;
+}
+
+/**
  * An environment variable's setting: an empty one (`export STOR_ROOT=`) is no setting, as Docker
  * reads its own. (STOR_PLUGIN_DIRS is the exception: empty there means no directories.)
  */
-const setting = (value: string | undefined) => (value === "" ? undefined : value);
+function setting(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = fromEnv(env, name);
+  return value === "" ? undefined : value;
+}
 
 /**
  * The log level the command line or the environment gives (`--log-level`, else STOR_LOG_LEVEL),
  * checked; undefined when neither does. Asked before any command runs, and by loadConfig.
  */
 export function givenLogLevel(overrides: Pick<ConfigOverrides, "logLevel">, env = process.env): LogLevel | undefined {
-  const level = overrides.logLevel ?? setting(env.STOR_LOG_LEVEL);
+  const level = overrides.logLevel ?? setting(env, "STOR_LOG_LEVEL");
   return level === undefined ? undefined : parseLogLevel(level);
 }
 
 /** Loads and validates the configuration for this invocation. */
 export function loadConfig(overrides: ConfigOverrides = {}, env = process.env): Config {
-  const configPath = overrides.config ?? setting(env.STOR_CONFIG) ?? DEFAULT_CONFIG_PATH;
-  const explicit = overrides.config !== undefined || setting(env.STOR_CONFIG) !== undefined;
+  const fromConfigEnv = setting(env, "STOR_CONFIG");
+  const configPath = overrides.config ?? fromConfigEnv ?? DEFAULT_CONFIG_PATH;
+  const explicit = overrides.config !== undefined || fromConfigEnv !== undefined;
   const file = readConfigFile(configPath, explicit);
 
-  const root = overrides.root ?? setting(env.STOR_ROOT) ?? file.root ?? DEFAULT_ROOT;
+  const root = overrides.root ?? setting(env, "STOR_ROOT") ?? file.root ?? DEFAULT_ROOT;
   if (!root.startsWith("/")) throw new InvalidArgumentError(`root "${root}"`, "must be an absolute path");
 
   const logLevel = givenLogLevel(overrides, env) ?? parseLogLevel(file.log_level ?? "warn");
   // Space-separated; empty means none (`--plugin-dir` alone), unset means Docker's.
-  const pluginDirs = env.STOR_PLUGIN_DIRS ?? file.volume.plugin_dirs;
+  const pluginDirs = fromEnv(env, "STOR_PLUGIN_DIRS") ?? file.volume.plugin_dirs;
   const dirs: string[] = [];
   for (const d of overrides.pluginDirs ?? []) dirs.push(resolve(d));
   for (const d of pluginDirs === undefined ? DOCKER_PLUGIN_DIRS : whitespaceWords(pluginDirs)) dirs.push(d);
@@ -121,6 +140,8 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   // A missing default file means defaults; a file the user named must exist.
   if (text === undefined && !explicit) return EMPTY;
   if (text === undefined) throw new InvalidArgumentError(`config ${path}`, "no such file");
+  // Its root and directories are paths: one that is not UTF-8 would be read as another.
+  if (text.includes("\ufffd") && !isUtf8(readBytes(path, MAX_CONFIG) ?? new Uint8Array(0))) throw new InvalidArgumentError(`config ${path}`, "is not UTF-8");
   // A file of comments and empty sections only (as installed) needs no validation: zod and ini
   // are loaded only for content, and only for content zod has not validated already (see
   // src/configCache.ts): loading ini and its parse cost every command 0.2–0.35 ms.

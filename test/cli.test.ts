@@ -231,6 +231,17 @@ describe("arguments that are not UTF-8", () => {
     expect(r.ok(["volume", "ls", "-q"])).not.toContain("\ufffd");
   });
 
+  test("nor are the environment's roots and paths, nor a config file's, where they came from", () => {
+    for (const name of ["STOR_ROOT", "STOR_CONFIG", "STOR_PLUGIN_DIRS"]) {
+      const res = sh(["sh", "-c", `${name}="$(printf '/tmp/stor-\\377')" "$0" volume ls`, STOR]);
+      expect(res).toEqual({ code: 2, stdout: "", stderr: `stor: environment variable ${name}="/tmp/stor-\\xff": is not UTF-8: stor takes names and paths as UTF-8\n` });
+    }
+    const config = join(r.path, "latin1.ini");
+    sh(["sh", "-c", `printf 'root = /tmp/stor-\\377\\n' > "$0"`, config]);
+    expect(sh([STOR, "--config", config, "volume", "ls"])).toEqual({ code: 2, stdout: "", stderr: `stor: config ${config}: is not UTF-8\n` });
+    expect(existsSync("/tmp/stor-\ufffd")).toBe(false);
+  });
+
   test("a U+FFFD the user typed is a character like any other", () => {
     expect(raw("snapshot", "-s", "native", "prepare", "typed-\\357\\277\\275")).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(JSON.parse(snap("info", "typed-\ufffd").stdout).Name).toBe("typed-\ufffd");
