@@ -5,6 +5,8 @@
  *
  * - hello: Bun's own start-up (a program that prints a line).
  * - info: bun:sqlite, libc through bun:ffi as stor's file calls go, one query and its JSON.
+ * - contract info: the same, with what stor's contract puts in front of every command: the
+ *   words parsed by cac, and the configuration file read.
  * - create: a crash-safe create in a store of its own, as stor's prepare and volume create must
  *   do it: SQLite with WAL and synchronous=FULL, the directories made under a temporary name,
  *   BEGIN IMMEDIATE, the row inserted, the rename, an fsync of the parent directory, COMMIT (the
@@ -23,6 +25,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { must } from "./proc.ts";
 import { START_UP_JIT_SCALE } from "../../src/jitPolicy.ts";
+import { leanCac } from "../../src/cacSource.ts";
 
 /** A minimal program: its argv, given the run's index (for fresh names). */
 export type Floor = (i: number) => string[];
@@ -71,24 +74,77 @@ export function helloFloor(dir: string): Floor {
   return () => [bin];
 }
 
+/**
+ * The rest of a `snapshot info` program after its key is known (in `key`): the root looked at, the
+ * overlay database below `root` opened to read, one query, its JSON written. `libc` must hold
+ * `access` and `write`.
+ */
+function infoQuery(root: string): string {
+  const db = join(root, "snapshots/overlay/metadata.db");
+  return `if (libc.access(c(${JSON.stringify(root)}), 0) !== 0) throw new Error("no root");
+const db = new Database(${JSON.stringify(db)}, { readonly: true });
+const s = db.query("SELECT id, key, kind, created, updated FROM snapshots WHERE key = ?").get(key) as Record<string, unknown>;
+const labels: Record<string, string> = {};
+for (const l of db.query("SELECT name, value FROM labels WHERE snapshot_id = ?").all(s.id as number) as { name: string; value: string }[]) labels[l.name] = l.value;
+const out = encoder.encode(JSON.stringify({ Kind: s.kind, Name: s.key, Labels: labels, Created: s.created, Updated: s.updated }, null, 4) + "\\n");
+libc.write(1, out, out.length);
+`;
+}
+
 /** `snapshot info KEY` on stor's overlay database below `root`, as little as it can be done. */
 export function infoFloor(dir: string, root: string): Floor {
-  const db = join(root, "snapshots/overlay/metadata.db");
   const bin = compile(
     dir,
     "info",
     `import { Database } from "bun:sqlite";
 ${LIBC("access: { args: [ptr, i32], returns: i32 }, write: { args: [i32, ptr, u32], returns: i32 }")}
-if (libc.access(c(${JSON.stringify(root)}), 0) !== 0) throw new Error("no root");
-const db = new Database(${JSON.stringify(db)}, { readonly: true });
-const s = db.query("SELECT id, key, kind, created, updated FROM snapshots WHERE key = ?").get(process.argv[2]!) as Record<string, unknown>;
-const labels: Record<string, string> = {};
-for (const l of db.query("SELECT name, value FROM labels WHERE snapshot_id = ?").all(s.id as number) as { name: string; value: string }[]) labels[l.name] = l.value;
-const out = encoder.encode(JSON.stringify({ Kind: s.kind, Name: s.key, Labels: labels, Created: s.created, Updated: s.updated }, null, 4) + "\\n");
-libc.write(1, out, out.length);
-`,
+const key = process.argv[2]!;
+${infoQuery(root)}`,
   );
   return () => [bin, "base"];
+}
+
+/**
+ * The minimal info with what stor's contract adds to any command: its words parsed by cac, as
+ * the build compiles cac into stor (src/cacSource.ts), global options first as stor takes them,
+ * and the configuration file read (one of comments and sections only, as installed, which sets
+ * nothing). Run as `PROGRAM --root ROOT --config FILE snapshot info KEY`.
+ */
+export function contractInfoFloor(dir: string, root: string): Floor {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "cac.mjs"), leanCac(readFileSync(join(import.meta.dir, "../../node_modules/cac/dist/index.mjs"), "utf8")));
+  const bin = compile(
+    dir,
+    "contract-info",
+    `import { Database } from "bun:sqlite";
+import { cac } from "./cac.mjs";
+${LIBC(`access: { args: [ptr, i32], returns: i32 }, write: { args: [i32, ptr, u32], returns: i32 }, open: { args: [ptr, i32, u32], returns: i32 },
+  read: { args: [i32, ptr, u32], returns: i32 }, close: { args: [i32], returns: i32 }`)}
+const argv = process.argv.slice(2);
+const globals: Record<string, string> = { "--root": "/var/lib/stor", "--config": "/etc/stor/stor.ini" };
+while (argv[0] !== undefined && argv[0] in globals) globals[argv.shift()!] = argv.shift()!;
+argv.shift(); // the group's word
+let key = "";
+const cli = cac("stor snapshot");
+cli.command("info <key>", "Print snapshot KEY as JSON").action((k: string) => {
+  key = k;
+});
+cli.parse(["", "", ...argv], { run: false });
+void cli.runMatchedCommand();
+const fd = libc.open(c(globals["--config"]!), 0, 0);
+if (fd >= 0) {
+  const buf = new Uint8Array(65536);
+  const n = libc.read(fd, buf, buf.length);
+  if (n < 0) throw new Error("read config");
+  libc.close(fd);
+  for (const line of new TextDecoder().decode(buf.subarray(0, n)).split("\\n")) {
+    const t = line.trim();
+    if (t !== "" && t[0] !== ";" && t[0] !== "#" && t[0] !== "[") throw new Error("the config sets something: this floor reads none");
+  }
+}
+${infoQuery(root)}`,
+  );
+  return () => [bin, "--root", root, "--config", "/dev/null", "snapshot", "info", "base"];
 }
 
 /**

@@ -30,6 +30,7 @@ export function issue13Table(): void {
   for (const [what, label] of [
     ["Bun start-up (hello)", "floor: compiled Bun hello vs ctr --version"],
     ["minimal info program", "floor: minimal info (bun:sqlite, libc) vs ctr info"],
+    ["minimal info program with cac and the config file", "floor: the same with cac's parse and the config file vs ctr info"],
     ["minimal prepare program", "floor: minimal crash-safe prepare vs ctr prepare"],
     // ctr rm deletes metadata only (containerd's GC removes the directory later); stor rm, and this floor, remove it in the call.
     ["minimal rm program", "floor: minimal crash-safe rm (mount check, directory removed) vs ctr rm"],
@@ -44,6 +45,9 @@ export function issue13Table(): void {
     const f = find("floors", what);
     return f && hello ? `+${fmtMs(f.stor - hello.stor)}` : "—";
   };
+  // A cost of the runtime that stor's heap size brings on (see floors in snapshots.ts).
+  const warmUp = find("floors", "stor info, heap warm-up thread off (against on)");
+  if (warmUp?.reference !== undefined) rows.push(["stor info: JSC's heap warm-up thread costs it", "—", fmtMs(warmUp.reference - warmUp.stor), "—", "info"]);
   rows.push(["floor: minimal info / prepare / rm over hello", "—", `${floorOver("minimal info program")} / ${floorOver("minimal prepare program")} / ${floorOver("minimal rm program")}`, "—", "info"]);
 
   const READS = ["info", "ls", "mounts", "usage"];

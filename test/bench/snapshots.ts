@@ -6,7 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Containerd } from "../containerd.ts";
 import { storArgv, type Ctx } from "./context.ts";
-import { createFloor, helloFloor, infoFloor, removeFloor } from "./floors.ts";
+import { contractInfoFloor, createFloor, helloFloor, infoFloor, removeFloor } from "./floors.ts";
 import { ctrTool, makeBase, measure, rotated, SNAPSHOT_OPS, type Tool } from "./latency.ts";
 import { must, parallel, runAsync } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
@@ -67,10 +67,17 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
   const argv: Record<string, (i: number) => string[]> = {
     hello: helloFloor(dir),
     "minimal info": infoFloor(dir, root),
+    "contract info": contractInfoFloor(dir, root),
     "minimal prepare": createFloor(dir, "prepare", OVERLAY_DIRS, false),
     "minimal rm": removeFloor(dir, "prepare", OVERLAY_DIRS),
     "stor --version": () => [ctx.stor, "--version"],
     "stor info": () => storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"]),
+    // JavaScriptCore starts a thread that makes heap blocks resident ahead of use once a heap
+    // passes 64 of them (16 KiB each), which stor's commands do and the floors do not. The same
+    // binary with it on and off, the option given the same way to both (a JSC option set from the
+    // environment also changes what the runtime does at start-up).
+    "stor info, warm-up on": () => ["env", "BUN_JSC_useWarmUpMarkedBlocks=1", ...storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"])],
+    "stor info, warm-up off": () => ["env", "BUN_JSC_useWarmUpMarkedBlocks=0", ...storArgv(ctx, root, ["snapshot", "-s", "overlay", "info", "base"])],
     "stor prepare": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "prepare", `floor-${i}`, "base"]),
     "stor rm": (i) => storArgv(ctx, root, ["snapshot", "-s", "overlay", "rm", `floor-${i}`]),
     "ctr --version": () => ["ctr", "--version"],
@@ -80,7 +87,7 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
   };
   const times = Object.fromEntries(Object.keys(argv).map((k) => [k, [] as number[]]));
   // Each rm runs right after the prepare of its key; the groups take turns going first.
-  const groups = [["hello"], ["minimal info"], ["minimal prepare", "minimal rm"], ["stor --version"], ["stor info"], ["stor prepare", "stor rm"], ["ctr --version"], ["ctr info"], ["ctr prepare", "ctr rm"]];
+  const groups = [["hello"], ["minimal info"], ["contract info"], ["minimal prepare", "minimal rm"], ["stor --version"], ["stor info"], ["stor info, warm-up on"], ["stor info, warm-up off"], ["stor prepare", "stor rm"], ["ctr --version"], ["ctr info"], ["ctr prepare", "ctr rm"]];
   rotated(
     ctx.n,
     groups.map((g) => (i: number) => {
@@ -90,16 +97,20 @@ function floors(ctx: Ctx, root: string, ctr: Tool): void {
   const m = Object.fromEntries(Object.entries(times).map(([k, t]) => [k, median(t)])) as Record<keyof typeof argv, number>;
   console.log(
     `\nfloors (compiled as stor is; N=${ctx.n} each, interleaved): Bun start-up (a program that prints a line) ${fmtMs(m.hello!)}; ` +
-      `a minimal info ${fmtMs(m["minimal info"]!)} (+${fmtMs(m["minimal info"]! - m.hello!)} over it), a minimal crash-safe prepare ` +
+      `a minimal info ${fmtMs(m["minimal info"]!)} (+${fmtMs(m["minimal info"]! - m.hello!)} over it), the same with cac's parse and the config file read ` +
+      `${fmtMs(m["contract info"]!)} (+${fmtMs(m["contract info"]! - m.hello!)}), a minimal crash-safe prepare ` +
       `${fmtMs(m["minimal prepare"]!)} (+${fmtMs(m["minimal prepare"]! - m.hello!)}), a minimal crash-safe rm ${fmtMs(m["minimal rm"]!)} ` +
       `(+${fmtMs(m["minimal rm"]! - m.hello!)}); stor --version ${fmtMs(m["stor --version"]!)}, info ${fmtMs(m["stor info"]!)}, ` +
       `prepare ${fmtMs(m["stor prepare"]!)}, rm ${fmtMs(m["stor rm"]!)}; ctr --version ${fmtMs(m["ctr --version"]!)}, ` +
-      `info ${fmtMs(m["ctr info"]!)}, prepare ${fmtMs(m["ctr prepare"]!)}, rm ${fmtMs(m["ctr rm"]!)}`,
+      `info ${fmtMs(m["ctr info"]!)}, prepare ${fmtMs(m["ctr prepare"]!)}, rm ${fmtMs(m["ctr rm"]!)}; ` +
+      `stor info with JSC's heap warm-up thread on ${fmtMs(m["stor info, warm-up on"]!)}, off ${fmtMs(m["stor info, warm-up off"]!)} (both through env)`,
   );
   const push = (what: string, stor: string, reference: string) =>
     figures.push({ section: "floors", what, stor: m[stor]!, reference: m[reference]!, referenceName: reference });
   push("Bun start-up (hello)", "hello", "ctr --version");
   push("minimal info program", "minimal info", "ctr info");
+  push("minimal info program with cac and the config file", "contract info", "ctr info");
+  push("stor info, heap warm-up thread off (against on)", "stor info, warm-up off", "stor info, warm-up on");
   push("minimal prepare program", "minimal prepare", "ctr prepare");
   push("stor info", "stor info", "ctr info");
   push("stor prepare", "stor prepare", "ctr prepare");
