@@ -10,7 +10,7 @@ import { cacheConfig, cachedConfig } from "./configCache.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { traceWithin } from "./trace.ts";
 import { errnoCode } from "./sys/libc.ts";
-import { readBytes, readText } from "./sys/pathCalls.ts";
+import { readUtf8Text } from "./sys/pathCalls.ts";
 import { environmentBytes } from "./sys/cmdline.ts";
 import { escapeNonUtf8, isUtf8 } from "./fileName.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -133,15 +133,13 @@ const MAX_CONFIG = 2 ** 20;
 function readConfigFile(path: string, explicit: boolean): FileConfig {
   let text: string | undefined;
   try {
-    text = readText(path, MAX_CONFIG);
+    text = readUtf8Text(path, MAX_CONFIG); // its root and directories are paths
   } catch (err) {
     throw new InvalidArgumentError(`config ${path}`, err instanceof InvalidArgumentError ? err.why : (errnoCode(err) ?? String(err)));
   }
   // A missing default file means defaults; a file the user named must exist.
   if (text === undefined && !explicit) return EMPTY;
   if (text === undefined) throw new InvalidArgumentError(`config ${path}`, "no such file");
-  // Its root and directories are paths: one that is not UTF-8 would be read as another.
-  if (text.includes("\ufffd") && !isUtf8(readBytes(path, MAX_CONFIG) ?? new Uint8Array(0))) throw new InvalidArgumentError(`config ${path}`, "is not UTF-8");
   // A file of comments and empty sections only (as installed) needs no validation: zod and ini
   // are loaded only for content, and only for content zod has not validated already (see
   // src/configCache.ts): loading ini and its parse cost every command 0.2–0.35 ms.

@@ -434,6 +434,20 @@ describe("finding plugins as Docker does", () => {
     expect(a.ok(["volume", "ls", "-q"])).toBe("");
   });
 
+  test("a spec that is not UTF-8 is refused, naming it: its address and files decoded would be others", () => {
+    // Bytes \xff decoded are U+FFFD: the socket and the CA file below would be these.
+    const specs = { "latin1.spec": Buffer.concat([Buffer.from("unix:///tmp/stor-plug-"), Buffer.from([0xff]), Buffer.from(".sock\n")]), "latin1tls.json": Buffer.concat([Buffer.from(`{"Addr": "https://127.0.0.1:${port + 1}", "TLSConfig": {"CAFile": "/tmp/stor-ca-`), Buffer.from([0xff]), Buffer.from('.pem"}}')]) };
+    try {
+      for (const [file, bytes] of Object.entries(specs)) {
+        writeFileSync(join(dir, file), bytes);
+        expect(a.stor(["volume", "create", "-d", file.split(".")[0]!, "never"])).toEqual({ code: 2, stdout: "", stderr: `stor: plugin spec ${join(dir, file)}: is not UTF-8\n` });
+      }
+    } finally {
+      for (const file of Object.keys(specs)) rmSync(join(dir, file), { force: true });
+    }
+    expect(a.ok(["volume", "ls", "-q"])).toBe("");
+  });
+
   test("plugins that do not answer and hold no volume of stor's neither hold up nor clutter a listing", () => {
     const started = Date.now();
     expect(a.stor(["volume", "ls"])).toEqual({ code: 0, stdout: "DRIVER    VOLUME NAME\n", stderr: "" });

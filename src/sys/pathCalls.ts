@@ -10,7 +10,7 @@
 import { ptr } from "bun:ffi";
 import { InvalidArgumentError } from "../errors.ts";
 import { dirname } from "../path.ts";
-import { concatBytes, decodeName, encodeName, showPath } from "../fileName.ts";
+import { concatBytes, decodeName, encodeName, isUtf8, showPath } from "../fileName.ts";
 import { makedev } from "./devno.ts";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, failed, retry, SysError } from "./libc.ts";
@@ -44,6 +44,17 @@ let textDecoder: TextDecoder | undefined;
 export function readText(path: string, bound?: number): string | undefined {
   const bytes = readBytes(path, bound);
   return bytes && (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(bytes); // a BOM kept, as Buffer kept it
+}
+
+/**
+ * {@link readText} of a file whose text names files (a configuration, a plugin's spec), refused
+ * when it is not UTF-8: decoded, each byte that is not would be U+FFFD, and the text would name
+ * another file. Only a text holding U+FFFD is read again, as bytes, to tell.
+ */
+export function readUtf8Text(path: string, bound?: number): string | undefined {
+  const text = readText(path, bound);
+  if (text?.includes("\ufffd") && !isUtf8(readBytes(path, bound) ?? new Uint8Array(0))) throw new InvalidArgumentError(`read ${path}`, "is not UTF-8");
+  return text;
 }
 
 /** The bytes of the file at `path`, or undefined when there is none: as {@link readText}, undecoded. */

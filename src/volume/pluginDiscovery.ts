@@ -9,7 +9,7 @@ import { DOCKER_PLUGIN_DIRS } from "../config.ts";
 import { InvalidArgumentError, StorError, describe } from "../errors.ts";
 import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { readText as readFile, statPath } from "../sys/pathCalls.ts";
+import { readUtf8Text, statPath } from "../sys/pathCalls.ts";
 
 /** TLS for an `https://` address, from a `.json` file (Docker's tlsconfig.Options). */
 export interface PluginTls {
@@ -105,9 +105,10 @@ function readSpec(name: string, path: string): PluginSpec {
 
 /** A `.json` file: `{"Addr": …, "TLSConfig": {"CAFile", "CertFile", "KeyFile", "InsecureSkipVerify"}}`. */
 function readJsonSpec(name: string, path: string): PluginSpec {
+  const text = readText(path);
   let raw: { Addr?: unknown; TLSConfig?: Record<string, unknown> | null };
   try {
-    raw = JSON.parse(readText(path)) as typeof raw;
+    raw = JSON.parse(text) as typeof raw;
   } catch (err) {
     throw new InvalidArgumentError(`plugin spec ${path}`, `malformed JSON: ${describe(err)}`);
   }
@@ -121,12 +122,14 @@ function readJsonSpec(name: string, path: string): PluginSpec {
   return { name, addr: raw.Addr, tls, source: path };
 }
 
+/** The text of spec file `path`: an address and file paths, so UTF-8 (see readUtf8Text). */
 function readText(path: string): string {
   try {
-    const text = readFile(path);
+    const text = readUtf8Text(path);
     if (text === undefined) throw new SysError(`open ${path}`, Errno.ENOENT);
     return text;
   } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new InvalidArgumentError(`plugin spec ${path}`, err.why);
     throw new StorError(`plugin spec ${path}`, describe(err));
   }
 }
