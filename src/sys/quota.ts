@@ -49,9 +49,15 @@ export function projectQuotaEnforced(dir: string): boolean {
 }
 
 function getFsxattr(fd: number, path: string): Buffer {
-  const attr = Buffer.alloc(FSXATTR_SIZE);
-  check(libc.ioctl(fd, FS_IOC_FSGETXATTR, ptr(attr)), () => `get project id of ${path}`);
+  const attr = fsxattrIfAny(fd);
+  if (!attr) throw failed(() => `get project id of ${path}`);
   return attr;
+}
+
+/** The fsxattr of open file `fd`, or undefined when its filesystem has none (errno says why). */
+function fsxattrIfAny(fd: number): Buffer | undefined {
+  const attr = Buffer.alloc(FSXATTR_SIZE);
+  return libc.ioctl(fd, FS_IOC_FSGETXATTR, ptr(attr)) < 0 ? undefined : attr;
 }
 
 /** The project id of directory `dir`. */
@@ -61,10 +67,7 @@ export function projectId(dir: string): number {
 
 /** The project id of directory `dir`, or undefined where its filesystem has none (tmpfs, overlayfs…). */
 export function projectIdIfAny(dir: string): number | undefined {
-  return withDir(dir, (fd) => {
-    const attr = Buffer.alloc(FSXATTR_SIZE);
-    return libc.ioctl(fd, FS_IOC_FSGETXATTR, ptr(attr)) < 0 ? undefined : attr.readUInt32LE(12);
-  });
+  return withDir(dir, (fd) => fsxattrIfAny(fd)?.readUInt32LE(12));
 }
 
 /** Puts directory `dir` in project `id`; with `inherit`, what is created below it is in it too. */
