@@ -127,10 +127,14 @@ export class UndoJournal {
     this.#madeDirs.add(path);
   }
 
-  /** The make that `step` ({@link making}'s) announced did not happen: it is taken back. */
+  /**
+   * The make that `step` ({@link making}'s) announced did not happen: it is taken back, here and
+   * in the file, where an "x" line takes back the line before it (see {@link read}). It is the
+   * last step: nothing is recorded between a making and its make.
+   */
   notMade(step: Step | undefined): void {
     if (!step) return;
-    if (this.#steps[this.#steps.length - 1] === step) this.#steps.pop();
+    this.#steps.pop();
     this.#append(this.#trashDir().journal, `${JSON.stringify(["x"])}\n`);
   }
 
