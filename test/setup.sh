@@ -16,6 +16,7 @@ command -v setfattr >/dev/null || want attr "setfattr, to give test files extend
 command -v setcap >/dev/null || want libcap2-bin "setcap, to give test files capabilities"
 command -v zsh >/dev/null || want zsh "zsh, to check stor's zsh completion script parses"
 command -v fish >/dev/null || want fish "fish, to check stor's fish completion script parses"
+command -v cc >/dev/null || want gcc "cc, to build the errno test's LD_PRELOAD library (test/clobberErrno.c)"
 command -v script >/dev/null || want bsdutils "script, a pseudo-terminal for the progress tests"
 command -v man >/dev/null || want man-db "man and groff, to check the man pages stor writes"
 command -v containerd >/dev/null || want containerd "containerd and ctr, which drive stor serve as a snapshotter"

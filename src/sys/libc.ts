@@ -10,7 +10,6 @@ const { ptr, i32, u32, u64, i64_fast, u64_fast: usize } = FFIType;
 
 /** The libc symbols stor calls, with their C signatures. */
 const SIGNATURES = {
-  __errno_location: { args: [], returns: ptr },
   strerror: { args: [i32], returns: ptr },
   syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast },
   mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
@@ -62,6 +61,18 @@ const SIGNATURES = {
 
 type Symbols = ReturnType<typeof dlopen<typeof SIGNATURES>>["symbols"];
 
+/** Where this thread's errno lives, found with the first symbol bound (see {@link errno}); 0 before. */
+let errnoAddress = 0;
+
+/** Binds libc symbol `name`; the first time, __errno_location with it (one dlopen), to find errno. */
+function bind<K extends keyof Symbols>(name: K): Symbols[K] {
+  const wanted: Record<string, FFIFunction> = { [name]: SIGNATURES[name] };
+  if (errnoAddress === 0) wanted.__errno_location = { args: [], returns: ptr };
+  const symbols = dlopen("libc.so.6", wanted).symbols as unknown as Symbols & { __errno_location?: () => number };
+  if (symbols.__errno_location) errnoAddress = symbols.__errno_location();
+  return symbols[name];
+}
+
 /**
  * The raw libc symbols, each bound on its first use: binding compiles a trampoline per symbol, so
  * a command pays for the few it calls (flock and fsync: 0.06 ms), not for all of them (0.2 ms).
@@ -73,7 +84,7 @@ export const libc: Symbols = Object.create(
   new Proxy({} as Symbols, {
     get(_target, name: keyof Symbols, receiver: Symbols) {
       if (!Object.hasOwn(SIGNATURES, name)) return undefined; // a lookup of anything else (then, inspect's symbols) finds nothing
-      const fn = dlopen("libc.so.6", { [name]: SIGNATURES[name] } as Pick<typeof SIGNATURES, typeof name>).symbols[name];
+      const fn = bind(name);
       Object.defineProperty(receiver, name, { value: fn });
       return fn;
     },
@@ -89,9 +100,15 @@ export function exitNow(code: number): never {
   throw new Error("_exit returned");
 }
 
-/** errno of the last failed call. Read it straight after the call that failed. */
+/**
+ * errno of the last failed libc call; read it straight after the call that failed. It is read
+ * where it lives, with no call on the way: whatever the runtime does in between may set errno
+ * (binding a symbol runs dlopen and allocates). While __errno_location was bound on the first
+ * read, an rm on an existing root once failed with "mkdir ROOT: resource temporarily unavailable".
+ * 0 before any libc call: none can have failed.
+ */
 export function errno(): number {
-  return read.i32(libc.__errno_location()!, 0);
+  return errnoAddress === 0 ? 0 : read.i32(errnoAddress, 0);
 }
 
 /** The errno values stor tells apart, by their C names (Linux numbers). */

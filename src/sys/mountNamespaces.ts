@@ -250,14 +250,15 @@ function readNamespace(pid: string): string | undefined {
 }
 
 /**
- * What `read` reads of a process in /proc; undefined when the process has ended, or when this one
- * may not look at it (EACCES: a process of the host outside a container stor runs in).
+ * What `read` reads of a process in /proc; undefined when the process has ended (a zombie's
+ * mountinfo is EINVAL), or when this one may not look at it (EACCES: a process of the host
+ * outside a container stor runs in).
  */
 function ofLiveProcess<T>(read: () => T | undefined): T | undefined {
   try {
     return read();
   } catch (err) {
-    if (err instanceof SysError && (err.errno === Errno.ENOENT || err.errno === Errno.ESRCH || err.errno === Errno.EACCES)) return undefined;
+    if (err instanceof SysError && (err.errno === Errno.ENOENT || err.errno === Errno.ESRCH || err.errno === Errno.EINVAL || err.errno === Errno.EACCES)) return undefined;
     throw err;
   }
 }
