@@ -250,11 +250,11 @@ function readNamespace(pid: string): string | undefined {
 }
 
 /**
- * What `read` reads of a process in /proc; undefined when the process has ended (a zombie's
- * mountinfo is EINVAL), or when this one may not look at it (EACCES: a process of the host
- * outside a container stor runs in).
+ * What `read` reads of a process in /proc (exported for its test); undefined when the process has
+ * ended (a zombie's mountinfo is EINVAL), or when this one may not look at it (EACCES: a process
+ * of the host outside a container stor runs in).
  */
-function ofLiveProcess<T>(read: () => T | undefined): T | undefined {
+export function ofLiveProcess<T>(read: () => T | undefined): T | undefined {
   try {
     return read();
   } catch (err) {
