@@ -239,6 +239,9 @@ describe("arguments that are not UTF-8", () => {
     const config = join(r.path, "latin1.ini");
     sh(["sh", "-c", `printf 'root = /tmp/stor-\\377\\n' > "$0"`, config]);
     expect(sh([STOR, "--config", config, "volume", "ls"])).toEqual({ code: 2, stdout: "", stderr: `stor: config ${config}: is not UTF-8\n` });
+    // The same text through a pipe, which gives its bytes once.
+    const piped = sh(["bash", "-c", `"$0" --config <(printf 'root = /tmp/stor-\\377\\n') volume ls`, STOR]);
+    expect(piped).toEqual({ code: 2, stdout: "", stderr: expect.stringMatching(/^stor: config \/dev\/fd\/\d+: is not UTF-8\n$/) });
     expect(existsSync("/tmp/stor-\ufffd")).toBe(false);
   });
 

@@ -43,17 +43,23 @@ let textDecoder: TextDecoder | undefined;
  */
 export function readText(path: string, bound?: number): string | undefined {
   const bytes = readBytes(path, bound);
-  return bytes && (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(bytes); // a BOM kept, as Buffer kept it
+  return bytes && decodeText(bytes);
 }
+
+/** `bytes` as UTF-8, a byte that is not as U+FFFD, a BOM kept (as Buffer kept it). */
+const decodeText = (bytes: Uint8Array) => (textDecoder ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(bytes);
 
 /**
  * {@link readText} of a file whose text names files (a configuration, a plugin's spec), refused
  * when it is not UTF-8: decoded, each byte that is not would be U+FFFD, and the text would name
- * another file. Only a text holding U+FFFD is read again, as bytes, to tell.
+ * another file. The bytes are read once and checked only when the text holds U+FFFD: read again,
+ * a pipe (`--config <(…)`) would give nothing, and a file may have changed.
  */
 export function readUtf8Text(path: string, bound?: number): string | undefined {
-  const text = readText(path, bound);
-  if (text?.includes("\ufffd") && !isUtf8(readBytes(path, bound) ?? new Uint8Array(0))) throw new InvalidArgumentError(`read ${path}`, "is not UTF-8");
+  const bytes = readBytes(path, bound);
+  if (!bytes) return undefined;
+  const text = decodeText(bytes);
+  if (text.includes("\ufffd") && !isUtf8(bytes)) throw new InvalidArgumentError(`read ${path}`, "is not UTF-8");
   return text;
 }
 
