@@ -7,9 +7,10 @@
  * and madvise leave errno set, every time, and the commands must answer as they always do.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestRoot, have, isRoot, need, sh } from "./helpers.ts";
+import { TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
+import { tar, type TarEntry } from "./layer-helpers.ts";
 
 const runs = need(isRoot(), "the commands mount, which needs root") && need(have("cc"), "a C compiler, to build test/clobberErrno.c (test/setup.sh installs gcc)");
 
@@ -56,6 +57,36 @@ describe.skipIf(!runs)("with the runtime setting errno in its own calls", () => 
       }
     });
   }
+
+  test("layers: apply (a whiteout among them), an escaping entry refused, changes and diff answer as without it", () => {
+    const layers = join(dir, "layers");
+    mkdirSync(layers);
+    const layer = (name: string, entries: TarEntry[]) => writeFileSync(join(layers, `${name}.tar`), tar(entries));
+    layer("l1", [{ name: "d/", type: "5", mode: 0o755 }, { name: "d/f", data: "one" }, { name: "g", data: "two" }]);
+    layer("l2", [{ name: ".wh.g" }, { name: "n", data: "new" }]);
+    layer("bad", [{ name: "ok", data: "x" }, { name: "../escape", data: "x" }]);
+    /** The answers of a layer session on a fresh root, with `extra` in the environment. */
+    const session = (extra: Record<string, string>) => {
+      const t = new TestRoot();
+      try {
+        const run = (...a: string[]) => {
+          const res = t.stor(["snapshot", "-s", "overlay", ...a], { env: extra });
+          return [a[0], res.code, res.stdout, res.stderr];
+        };
+        const out = [run("prepare", "a"), run("apply", "a", join(layers, "l1.tar")), run("commit", "A", "a"), run("prepare", "b", "A")];
+        out.push(run("apply", "b", join(layers, "l2.tar")), run("apply", "b", join(layers, "bad.tar")), run("changes", "b"));
+        const diff = join(t.dir("out"), "b.tar");
+        out.push([...run("diff", "b", "-o", diff).slice(0, 2), must(`tar -tf ${diff}`)]);
+        return out;
+      } finally {
+        t.close();
+      }
+    };
+    const plain = session({});
+    expect(plain.map((r) => r[1])).toEqual([0, 0, 0, 0, 0, 2, 0, 0]);
+    expect(plain[6]![2]).toBe("D /g\nA /n\n");
+    expect(session(env)).toEqual(plain);
+  });
 
   test("volumes: create, inspect, create again, rm, and rm of one gone answer as always", () => {
     const t = new TestRoot();
