@@ -206,3 +206,14 @@ export class LoopFs {
 export function have(cmd: string): boolean {
   return sh(["sh", "-c", `command -v ${cmd}`]).code === 0;
 }
+
+/** Waits (up to 10 s) until process `pid` is stopped, as a `+stop` failpoint leaves it. */
+export async function stopped(pid: number): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    // The state is the field after the command's closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return;
+    await Bun.sleep(10);
+  }
+  throw new Error(`process ${pid} never stopped`);
+}

@@ -2,7 +2,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, need, simulateReboot, type Result } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, need, simulateReboot, stopped, type Result } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -178,17 +178,6 @@ test.skipIf(!need(have("strace"), "strace stops restore between its listing and 
     expect(existsSync(join(r.path, "volumes/o1"))).toBe(false);
   },
 );
-
-/** Waits (up to 10 s) until process `pid` is stopped, as a `+stop` failpoint leaves it. */
-async function stopped(pid: number): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    // The state is the field after the command's closing parenthesis.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return;
-    await Bun.sleep(10);
-  }
-  throw new Error(`process ${pid} never stopped`);
-}
 
 test("restore --force releases only the references it looked at: one taken meanwhile stays", async () => {
   r = new TestRoot();

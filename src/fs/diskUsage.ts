@@ -1,7 +1,7 @@
 /** Disk usage of a tree as containerd measures it: allocated blocks and inodes, each inode once. */
-import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { statPath } from "../sys/pathCalls.ts";
+import { statPath, type PathStat } from "../sys/pathCalls.ts";
+import { walkTree } from "./walkTree.ts";
 
 /** Bytes allocated and inodes used by a tree. */
 export interface Usage {
@@ -16,18 +16,22 @@ export interface Usage {
 export function diskUsage(dir: string): Usage {
   const seen = new Set<string>();
   const usage: Usage = { size: 0, inodes: 0 };
-  const visit = (path: string) => {
-    const st = statPath(path, false);
-    if (!st) throw new SysError(`lstat ${path}`, Errno.ENOENT);
-    if (path !== dir && st.isMountRoot) return;
+  const count = (st: PathStat) => {
     const id = `${st.dev}:${st.ino}`;
-    if (!seen.has(id)) {
-      seen.add(id);
-      usage.size += st.blocks * 512;
-      usage.inodes++;
-    }
-    if (st.isDirectory) for (const e of listDir(path, false)) visit(`${path}/${e.name}`);
+    if (seen.has(id)) return;
+    seen.add(id);
+    usage.size += st.blocks * 512;
+    usage.inodes++;
   };
-  visit(dir);
+  const st = statPath(dir, false);
+  if (!st) throw new SysError(`lstat ${dir}`, Errno.ENOENT);
+  count(st);
+  if (st.isDirectory) {
+    walkTree(dir, (entry) => {
+      if (entry.isMountRoot) return false;
+      count(entry);
+      return true;
+    });
+  }
   return usage;
 }

@@ -5,8 +5,7 @@
  * removed is one name inside a directory held open by descriptor, never a path.
  */
 import { closeSync } from "../nodeFs.ts";
-import { lstatAt, readdirAt } from "../sys/dirfd.ts";
-import { openAt, unlinkAt } from "../sys/pathCalls.ts";
+import { removeTreeAt } from "../fs/removeTree.ts";
 import { O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 
 const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
@@ -30,20 +29,9 @@ export class ConfinedDir {
     return openat2(this.fd, parts.join("/") || ".", O.PATH | O.DIRECTORY, IN_ROOT);
   }
 
-  /** Removes `name` in directory `dir` and, for a directory, everything below it. */
+  /** Removes `name` in directory `dir` and, for a directory, everything below it, never through a symlink. */
   removeAll(dir: number, name: string): void {
-    const what = () => `remove ${name} in ${this.path}`;
-    const st = lstatAt(dir, name);
-    if (!st) return;
-    if (st.isDirectory()) {
-      const sub = openAt(dir, name, O.PATH | O.DIRECTORY, 0, what);
-      try {
-        for (const child of readdirAt(sub, ".")) this.removeAll(sub, child);
-      } finally {
-        closeSync(sub);
-      }
-    }
-    unlinkAt(dir, name, st.isDirectory(), what);
+    removeTreeAt(dir, name, `${this.path}/…/${name}`);
   }
 
   close(): void {

@@ -7,7 +7,8 @@ import { ptr } from "bun:ffi";
 import { basename, dirname, join } from "../path.ts";
 import { decodeName, encodeName } from "../fileName.ts";
 import { withDir } from "./dirent.ts";
-import { removeDir, statPath } from "./pathCalls.ts";
+import { openDirAt, removeDir, statPath } from "./pathCalls.ts";
+import { O, RESOLVE, mustOpenat2 } from "./openat2.ts";
 import { setTimesFrom } from "./file.ts";
 import { check, Errno, errno, libc, SysError } from "./libc.ts";
 
@@ -40,9 +41,9 @@ const BTRFS_INODE_ITEM_KEY = 1;
 
 
 /** An args buffer with file name `name` (at most NAME_MAX bytes: it fits) at `offset`, NUL-terminated. */
-function args(name: string, offset: number): Buffer {
+function args(name: string | Uint8Array, offset: number): Buffer {
   const buf = Buffer.alloc(ARGS_SIZE);
-  buf.set(encodeName(name).subarray(0, ARGS_SIZE - offset - 1), offset);
+  buf.set((typeof name === "string" ? encodeName(name) : name).subarray(0, ARGS_SIZE - offset - 1), offset);
   return buf;
 }
 
@@ -120,14 +121,17 @@ function directoryPath(fd: number, tree: bigint, dir: bigint, path: string): str
 
 /** Sets or clears the read-only flag of subvolume `path`. */
 export function setSubvolumeReadOnly(path: string, readOnly: boolean): void {
-  withDir(path, (fd) => {
-    const flags = new BigUint64Array(1);
-    check(libc.ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, ptr(flags)), () => `get flags of subvolume ${path}`);
-    const want = readOnly ? flags[0]! | BTRFS_SUBVOL_RDONLY : flags[0]! & ~BTRFS_SUBVOL_RDONLY;
-    if (want === flags[0]) return;
-    flags[0] = want;
-    check(libc.ioctl(fd, BTRFS_IOC_SUBVOL_SETFLAGS, ptr(flags)), () => `set flags of subvolume ${path}`);
-  });
+  withDir(path, (fd) => setReadOnlyFd(fd, readOnly, path));
+}
+
+/** {@link setSubvolumeReadOnly} of the subvolume open as `fd` (at `path`). */
+function setReadOnlyFd(fd: number, readOnly: boolean, path: string): void {
+  const flags = new BigUint64Array(1);
+  check(libc.ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, ptr(flags)), () => `get flags of subvolume ${path}`);
+  const want = readOnly ? flags[0]! | BTRFS_SUBVOL_RDONLY : flags[0]! & ~BTRFS_SUBVOL_RDONLY;
+  if (want === flags[0]) return;
+  flags[0] = want;
+  check(libc.ioctl(fd, BTRFS_IOC_SUBVOL_SETFLAGS, ptr(flags)), () => `set flags of subvolume ${path}`);
 }
 
 /** True when `path` is the root directory of a btrfs subvolume (not a symlink, not a plain directory). */
@@ -147,14 +151,37 @@ export function isSubvolume(path: string | Uint8Array): boolean {
  * make its own) would make the kernel refuse with ENOTEMPTY: they are destroyed first.
  */
 export function destroySubvolume(path: string): void {
-  const destroy = () => withDir(dirname(path), (parent) => libc.ioctl(parent, BTRFS_IOC_SNAP_DESTROY, ptr(args(basename(path), NAME_OFFSET))));
+  withDir(dirname(path), (parent) => destroySubvolumeAt(parent, basename(path), path));
+}
+
+/**
+ * {@link destroySubvolume} of subvolume `name` in directory `dir` (a descriptor; `shown` names it
+ * in errors). The nested subvolumes are found below it by descriptor, never through a symlink: a
+ * tree a container writes in stays the tree destroyed.
+ */
+export function destroySubvolumeAt(dir: number, name: string | Uint8Array, shown: string): void {
+  const destroy = () => libc.ioctl(dir, BTRFS_IOC_SNAP_DESTROY, ptr(args(name, NAME_OFFSET)));
   if (destroy() === 0) return;
   const e = errno();
-  if (e !== Errno.ENOTEMPTY) throw new SysError(`destroy subvolume ${path}`, e);
-  // A read-only subvolume's entries cannot be removed, the nested subvolumes' included.
-  setSubvolumeReadOnly(path, false);
-  for (const rel of withDir(path, (fd) => subvolumesIn(fd, path))) destroySubvolume(join(path, rel));
-  check(destroy(), () => `destroy subvolume ${path}`);
+  if (e !== Errno.ENOTEMPTY) throw new SysError(`destroy subvolume ${shown}`, e);
+  const fd = openDirAt(dir, name, () => `open ${shown}`);
+  if (fd === undefined) throw new SysError(`destroy subvolume ${shown}`, e);
+  try {
+    // A read-only subvolume's entries cannot be removed, the nested subvolumes' included.
+    setReadOnlyFd(fd, false, shown);
+    for (const rel of subvolumesIn(fd, shown)) {
+      const at = rel.lastIndexOf("/");
+      const parent: number = at < 0 ? fd : mustOpenat2(fd, rel.slice(0, at), O.RDONLY | O.DIRECTORY | O.CLOEXEC, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS, () => `open ${join(shown, rel)}`);
+      try {
+        destroySubvolumeAt(parent, rel.slice(at + 1), join(shown, rel));
+      } finally {
+        if (parent !== fd) libc.close(parent);
+      }
+    }
+  } finally {
+    libc.close(fd);
+  }
+  check(destroy(), () => `destroy subvolume ${shown}`);
 }
 
 /**

@@ -8,6 +8,7 @@ import { libc, check, cstr, retry } from "./libc.ts";
 import { statPath } from "./pathCalls.ts";
 
 const DT_UNKNOWN = 0;
+const SEEK_SET = 0;
 const DT_DIR = 4;
 const D_TYPE_OFFSET = 18; // struct dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name
 const D_RECLEN_OFFSET = 16;
@@ -54,26 +55,31 @@ export function listDir(path: string | Uint8Array, follow = true): DirEntry[] {
  * `flags` go to the open (O.NOATIME: a read-ahead that leaves the directory's atime as it was).
  */
 export function listDirBytes(path: string | Uint8Array, follow = true, flags = 0): RawDirEntry[] {
-  return reading(
-    path,
-    (read) => {
-      const entries: RawDirEntry[] = [];
-      const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
-      const view = new DataView(buf.buffer);
-      for (let n = read(buf); n > 0; n = read(buf)) {
-        for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
-          const start = at + D_NAME_OFFSET;
-          if (isDotEntry(buf, start)) continue;
-          const name = buf.slice(start, buf.indexOf(0, start)); // a copy: the buffer is read into again
-          const type = buf[at + D_TYPE_OFFSET];
-          const ino = view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
-          entries.push({ name, isDirectory: type === DT_UNKNOWN ? undefined : type === DT_DIR, ino });
-        }
-      }
-      return entries;
-    },
-    (follow ? 0 : O.NOFOLLOW) | flags,
-  );
+  return reading(path, entriesOf, (follow ? 0 : O.NOFOLLOW) | flags);
+}
+
+/** {@link listDirBytes} of the directory open as `fd`, all of it however often it was read; `shown` names it in an error. */
+export function listDirFd(fd: number, shown: () => string): RawDirEntry[] {
+  check(Number(libc.lseek(fd, 0, SEEK_SET)), () => `read directory ${shown()}`);
+  return entriesOf((buf) => check(retry(() => Number(libc.getdents64(fd, buf, buf.length))), () => `read directory ${shown()}`));
+}
+
+/** The entries, but `.` and `..`, that `read` gives (getdents64 into the buffer given; 0 at the end). */
+function entriesOf(read: (buf: Uint8Array) => number): RawDirEntry[] {
+  const entries: RawDirEntry[] = [];
+  const buf = (direntBuffer ??= new Uint8Array(64 * 1024));
+  const view = new DataView(buf.buffer);
+  for (let n = read(buf); n > 0; n = read(buf)) {
+    for (let at = 0; at < n; at += view.getUint16(at + D_RECLEN_OFFSET, true)) {
+      const start = at + D_NAME_OFFSET;
+      if (isDotEntry(buf, start)) continue;
+      const name = buf.slice(start, buf.indexOf(0, start)); // a copy: the buffer is read into again
+      const type = buf[at + D_TYPE_OFFSET];
+      const ino = view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
+      entries.push({ name, isDirectory: type === DT_UNKNOWN ? undefined : type === DT_DIR, ino });
+    }
+  }
+  return entries;
 }
 
 /**

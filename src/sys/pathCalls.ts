@@ -337,9 +337,28 @@ export function linkAt(oldDir: number, oldName: string | Uint8Array, newDir: num
   check(libc.linkat(oldDir, cstr(oldName), newDir, cstr(newName), 0), what);
 }
 
-/** unlinkat(2) of `name` in `dir`: 0, or the errno it failed with (read before anything else may call into libc). */
-function unlinkErrno(dir: number, name: string | Uint8Array, flags: number): number {
+/** unlinkat(2) of `name` in `dir` with `flags`: 0, or the errno it failed with (read before anything else may call into libc). */
+export function unlinkErrno(dir: number, name: string | Uint8Array, flags: number): number {
   return libc.unlinkat(dir, cstr(name), flags) === 0 ? 0 : errno();
+}
+
+/**
+ * Opens directory `name` in `dir` (a descriptor) to read, never through a symlink: the
+ * descriptor, or undefined when `name` is gone or is not a directory (a file or a link put in
+ * its place meanwhile). A tree walk by descriptor so stays in the tree whatever is renamed or
+ * replaced in it while it runs, as a walk by path does not.
+ */
+export function openDirAt(dir: number, name: string | Uint8Array, what: () => string): number | undefined {
+  const fd = libc.openat(dir, cstr(name), O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC, 0);
+  if (fd >= 0) return fd;
+  const code = errno();
+  if (code === Errno.ENOENT || code === Errno.ENOTDIR || code === Errno.ELOOP) return undefined;
+  throw new SysError(what(), code);
+}
+
+/** renameat2(2) of `from` in `fromDir` to `to` in `toDir`, never over an existing name: 0, or the errno it failed with. */
+export function renameAtErrno(fromDir: number, from: string | Uint8Array, toDir: number, to: string | Uint8Array): number {
+  return libc.renameat2(fromDir, cstr(from), toDir, cstr(to), RENAME_NOREPLACE) === 0 ? 0 : errno();
 }
 
 /** Removes `name` (an empty directory when `isDir`); false when it did not exist. */

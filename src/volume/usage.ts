@@ -3,38 +3,29 @@
  * space): the apparent sizes of its files, each inode once, directories not counted. Not the
  * allocated blocks containerd reports for snapshots (src/fs/diskUsage.ts): an empty volume is 0B.
  */
-import { lstatSync, readdirSync } from "../nodeFs.ts";
-import { join } from "../path.ts";
+import { describe } from "../errors.ts";
+import { walkTree } from "../fs/walkTree.ts";
+import { log } from "../log.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 
-/** Bytes of the files below `dir`; undefined when `dir` is gone. */
+/**
+ * Bytes of the files below `dir`; undefined when `dir` is gone, or cannot be measured (said as a
+ * warning, as Docker says "could not determine size": df and prune go on with the other volumes).
+ */
 export function dataSize(dir: string): number | undefined {
-  const seen = new Set<number>();
+  const seen = new Set<bigint>();
   let total = 0;
-  const visit = (path: string) => {
-    let entries;
-    try {
-      entries = readdirSync(path, { withFileTypes: true });
-    } catch (err) {
-      if (path !== dir && (err as NodeJS.ErrnoException).code === "ENOENT") return; // gone while walking
-      throw err;
-    }
-    for (const e of entries) {
-      const p = join(path, e.name);
-      if (e.isDirectory()) {
-        visit(p);
-        continue;
-      }
-      const st = lstatSync(p, { throwIfNoEntry: false });
-      if (!st || st.size === 0 || seen.has(st.ino)) continue;
-      seen.add(st.ino);
-      total += st.size;
-    }
-  };
   try {
-    visit(dir);
+    walkTree(dir, (st) => {
+      if (!st.isDirectory && st.size > 0 && !seen.has(st.ino)) {
+        seen.add(st.ino);
+        total += st.size;
+      }
+      return true;
+    });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
+    if (!(err instanceof SysError && err.errno === Errno.ENOENT)) log.warn(`could not determine the size of ${dir}: ${describe(err)}`);
+    return undefined;
   }
   return total;
 }
