@@ -150,7 +150,8 @@ describe("unpack", () => {
       // Keys of the same shape, claimed as an unpack claims its key (a lock on unpacks/KEY): by a
       // process of this pid namespace; by one in a pid namespace of its own, as in a container
       // sharing the root, whose pid means nothing here; and by one killed since (a zombie until
-      // reaped: the kernel let go of its lock). One was never claimed (an older stor's).
+      // reaped: the kernel let go of its lock). One was never claimed: a user's own snapshot of
+      // that shape (`snapshot prepare extract-2024-01-work`), which no cleanup may take.
       const claims = join(root.path, "snapshots/overlay/unpacks");
       const hold = async (key: string, argv: string[]) => {
         const p = Bun.spawn([...argv, "flock", "-o", join(claims, key), "sleep", "60"]); // -o: the lock is flock's own, not sleep's
@@ -166,12 +167,14 @@ describe("unpack", () => {
       await hold(live, []);
       await hold(container, ["unshare", "-p", "-f", "--mount-proc", "--kill-child"]); // its child goes with it
       (await hold(killedNow, [])).kill("SIGKILL");
-      expect(root.ok(["-s", "overlay", "snapshot", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual([killedNow, unclaimed, left].sort());
-      expect(keys().filter((k) => k.startsWith("extract-")).sort()).toEqual([container, live].sort());
+      expect(root.ok(["-s", "overlay", "snapshot", "cleanup"]).split("\n").filter(Boolean).sort()).toEqual([killedNow, left].sort());
+      expect(keys().filter((k) => k.startsWith("extract-")).sort()).toEqual([container, live, unclaimed].sort());
+      expect(root.ok(["restore"])).toBe(""); // restore, as cleanup, leaves the user's
+      expect(keys()).toContain(unclaimed);
       expect(readdirSync(claims).sort()).toEqual([container, live].sort()); // the dead ones' files went with them
       // The retry finds the first layer committed and makes the rest.
       expect(root.ok(["-s", "overlay", "unpack", join(work, "oci")]).trim()).toBe(chain[2]!);
-      root.ok(["-s", "overlay", "snapshot", "rm", live, container]);
+      root.ok(["-s", "overlay", "snapshot", "rm", live, container, unclaimed]);
       // restore says what it removed.
       root.ok(["-s", "overlay", "snapshot", "rm", chain[2]!, chain[1]!, chain[0]!]);
       expect(root.stor(["-s", "overlay", "unpack", join(work, "oci")], { env: { STOR_FAILPOINT: "unpack:applied" } }).code).toBe(-1);

@@ -12,8 +12,7 @@
 import { extractClaimsDir } from "../layout.ts";
 import { join } from "../path.ts";
 import { lockEphemeral, type FileLock } from "../sys/file.ts";
-import { Errno, SysError } from "../sys/libc.ts";
-import { makeDirs } from "../sys/pathCalls.ts";
+import { makeDirs, pathExists } from "../sys/pathCalls.ts";
 
 const PATTERN = /^extract-\d+-\d+-/;
 
@@ -33,16 +32,18 @@ export function claimExtract(home: string, key: string): FileLock {
   return lockEphemeral(join(dir, key))!;
 }
 
-/** True when `key` is an unpack's and no live process claims it (see {@link claimExtract}). */
+/**
+ * True when `key` is an unpack's and no live process claims it (see {@link claimExtract}). A key
+ * is an unpack's by its claim file, not by its shape alone: `snapshot prepare extract-2024-01-work`
+ * is a user's snapshot, which no cleanup may take. An unpack killed leaves its claim file (only
+ * its release unlinks it); one whose file a power cut lost before it reached the disk leaves a
+ * snapshot kept, never one taken.
+ */
 export function isAbandonedExtract(home: string, key: string): boolean {
   if (!PATTERN.test(key)) return false;
-  let claim: FileLock | undefined;
-  try {
-    claim = lockEphemeral(join(extractClaimsDir(home), key), false);
-  } catch (err) {
-    if (err instanceof SysError && err.errno === Errno.ENOENT) return true; // no claims at all: none was ever made here
-    throw err;
-  }
+  const path = join(extractClaimsDir(home), key);
+  if (!pathExists(path)) return false;
+  const claim = lockEphemeral(path, false);
   if (!claim) return false; // held: its unpack runs
   claim.release(); // a dead unpack's file goes with it
   return true;
