@@ -589,6 +589,55 @@ describe("a volume bound into another mount namespace, without references (a con
   });
 });
 
+describe("mounted in another mount namespace that reaches the root by another path (a bind of it there)", () => {
+  test.skipIf(!root)("commit and rm of the snapshot, and rm of its parent, are refused (exit 5); the layers stay", async () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "overlay", "prepare", "base-w"]);
+    writeFileSync(join(r.path, "snapshots/overlay/snapshots/1/fs/file"), "lower");
+    r.ok(["snapshot", "-s", "overlay", "commit", "base", "base-w"]);
+    r.ok(["snapshot", "-s", "overlay", "prepare", "top", "base"]);
+    // The alias exists there only: here it is an empty directory, and no path of the overlay's options leads anywhere.
+    const alias = r.dir("alias");
+    const target = r.dir("target");
+    const ns = await otherNamespace(`mount --bind ${r.path} ${alias} && ${STOR} --root ${alias} --config ${r.config} mount top ${target} && echo work > ${target}/mine`);
+    try {
+      const used = `is mounted at ${target} (in mount namespace ${ns.namespace})`;
+      for (const args of [["commit", "done", "top"], ["rm", "top"]]) {
+        const res = r.stor(["snapshot", "-s", "overlay", ...args]);
+        expect([res.code, res.stderr]).toEqual([5, `stor: snapshot "top": ${used}\n`]);
+      }
+      r.ok(["snapshot", "-s", "overlay", "view", "look", "base"]);
+      r.ok(["snapshot", "-s", "overlay", "rm", "look"]);
+      expect(r.stor(["snapshot", "-s", "overlay", "rm", "base"]).code).toBe(5); // has a child, and is a layer there
+      expect(readFileSync(`/proc/${ns.pid}/root${target}/mine`, "utf8")).toBe("work\n");
+      expect(readFileSync(`/proc/${ns.pid}/root${target}/file`, "utf8")).toBe("lower");
+    } finally {
+      await ns.stop();
+    }
+    r.ok(["snapshot", "-s", "overlay", "rm", "top"]);
+  });
+
+  test.skipIf(!root)("a committed snapshot that is a lower layer of an overlay there is not removed (exit 5)", async () => {
+    r = new TestRoot();
+    r.ok(["snapshot", "-s", "overlay", "prepare", "base-w"]);
+    writeFileSync(join(r.path, "snapshots/overlay/snapshots/1/fs/file"), "lower");
+    r.ok(["snapshot", "-s", "overlay", "commit", "base", "base-w"]);
+    const alias = r.dir("alias");
+    const target = r.dir("target");
+    const upper = r.dir("upper");
+    const lower = `${alias}/snapshots/overlay/snapshots/1/fs`;
+    const ns = await otherNamespace(`mount --bind ${r.path} ${alias} && mkdir -p ${upper}/u ${upper}/w && mount -t overlay overlay ${target} -o lowerdir=${lower},upperdir=${upper}/u,workdir=${upper}/w`);
+    try {
+      const res = r.stor(["snapshot", "-s", "overlay", "rm", "base"]);
+      expect([res.code, res.stderr]).toEqual([5, `stor: snapshot "base": is mounted at ${target} (in mount namespace ${ns.namespace})\n`]);
+      expect(readFileSync(`/proc/${ns.pid}/root${target}/file`, "utf8")).toBe("lower");
+    } finally {
+      await ns.stop();
+    }
+    r.ok(["snapshot", "-s", "overlay", "rm", "base"]);
+  });
+});
+
 describe("in a pid namespace of its own (a container sharing the root)", () => {
   test.skipIf(!root)("commit, rm and volume rm work, and still refuse what is mounted there", () => {
     r = new TestRoot();

@@ -146,7 +146,8 @@ export function overlayLayers(superOptions: string): string[] {
  *
  * `mounts` are this namespace's. Given `elsewhere`, the mounts of another namespace, those are
  * the ones looked at, for binds (by device and root) and overlays (by their layers, the paths
- * their mounter gave): mount points there are that namespace's paths, and a mount on a directory
+ * their mounter gave, placed among those mounts too): mount points there are that namespace's
+ * paths, and a mount on a directory
  * in the tree there is not looked for. The mount the tree lies on is no use of it (mount ids are
  * unique across namespaces).
  */
@@ -161,6 +162,9 @@ export function mountsUsing(path: string, mounts = readMountInfo(), elsewhere?: 
   if (!resolved) resolvedLayers.set(mounts, (resolved = new Map()));
   const candidates = elsewhere ?? mounts;
   // A mount point is in the tree only on the tree's filesystem: no other's place is worked out.
+  // A layer of another namespace's overlay is a path there: its place is found in that
+  // namespace's mounts, where the tree may be reached by another path (a bind of the root).
+  const inTreeThere = (layer: string) => elsewhere !== undefined && inTree(placeOf(layer, elsewhere));
   const pointInTree = (m: MountInfo) => !elsewhere && origin !== undefined && mountIndex(mounts).byId.get(m.parent)?.device === origin.device && inTree(mountPointPlace(m, mounts));
   // Loops: filter and some are JS-implemented builtins that `snapshot rm` would compile for this.
   const out: MountInfo[] = [];
@@ -171,7 +175,7 @@ export function mountsUsing(path: string, mounts = readMountInfo(), elsewhere?: 
     }
     if (m.fsType !== "overlay") continue;
     for (const layer of overlayLayers(m.superOptions)) {
-      if (layer.startsWith("/") ? within(layer, path) || layerInTree(realLayer(layer, resolved), path, inTree, mounts) : relativeLayerMayBeIn(layer, path)) {
+      if (layer.startsWith("/") ? within(layer, path) || layerInTree(realLayer(layer, resolved), path, inTree, mounts) || inTreeThere(layer) : relativeLayerMayBeIn(layer, path)) {
         out.push(m);
         break;
       }
