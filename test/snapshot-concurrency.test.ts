@@ -90,3 +90,29 @@ test("commit and usage of a snapshot removed while its tree is measured: not fou
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("prepare whose parent is removed while its tree is copied: the parent not found (exit 3), not the copy's failure", () => {
+  const dir = mkdtempSync(join(tmpdir(), "stor-parent-race-"));
+  try {
+    const other = new SnapshotService(dir, native, "write");
+    other.prepare("p");
+    writeFileSync(join(dir, "snapshots/native/snapshots/1/f"), "x");
+    other.commit("P", "p");
+    // The copy runs outside the store's lock: another process's rm of the parent gets in there.
+    const racing: Snapshotter = { ...native, populate: (req) => (other.remove("P"), native.populate(req)) };
+    const svc = new SnapshotService(dir, racing, "write");
+    let thrown: unknown;
+    try {
+      svc.prepare("k", "P");
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(NotFoundError);
+    expect((thrown as Error).message).toBe('parent snapshot "P": not found');
+    expect(readdirSync(join(dir, "snapshots/native/snapshots"))).toEqual([]); // nor its half-made copy
+    svc.close();
+    other.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

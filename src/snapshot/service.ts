@@ -195,6 +195,10 @@ export class SnapshotService {
       this.snapshotter.remove(temp);
       // Errors of the user's making stand as they are; failures of the machine get the context.
       if (err instanceof StorError && err.code !== ExitCode.internal) throw err;
+      // A parent removed while its tree was copied fails the copy: that it is gone is what to say.
+      if (parent !== undefined && this.#store.read(() => this.#checkCreate(key, parent)) !== parentId) {
+        throw new PreconditionError(`parent ${snap(parent)}`, "changed while preparing");
+      }
       throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err), ExitCode.internal, { cause: err });
     } finally {
       lock.release();
