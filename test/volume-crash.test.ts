@@ -342,3 +342,19 @@ test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))("
   }
   r.ok(["volume", "unmount", "tt", "c1"]);
 });
+
+test("after an rm killed once its storage was gone, before restore: mount is not found, create makes it anew", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "--label", "old=1", "vol"]);
+  expect(r.stor(["volume", "rm", "vol"], { env: { STOR_FAILPOINT: "volume-rm:renamed" } }).code).toBe(-1);
+  // The metadata is still there (restore forgets it); the storage is gone for good.
+  expect(r.stor(["volume", "mount", "vol", "c1"])).toEqual({ code: 3, stdout: "", stderr: 'stor: volume "vol": not found: its removal was cut short (stor restore forgets it)\n' });
+  expect(r.ok(["volume", "create", "vol"])).toBe("vol\n");
+  const data = r.ok(["volume", "mount", "vol", "c1"]).trim();
+  writeFileSync(join(data, "file"), "new");
+  expect(JSON.parse(r.ok(["volume", "inspect", "vol"]))[0].Labels).toEqual({});
+  r.ok(["volume", "unmount", "vol", "c1"]);
+  r.ok(["restore"]);
+  expect(violations(r)).toEqual([]);
+  expect(readFileSync(join(r.path, "volumes/vol/_data/file"), "utf8")).toBe("new");
+});

@@ -1,8 +1,8 @@
 /** Volumes with mount options, mounted for real: tmpfs, an ext4 loop device, binds (size=: volume-quota.test.ts). */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestRoot, isRoot, must, need, sh } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -89,6 +89,22 @@ test.skipIf(!need(isRoot(), "bind mounts need root"))("bind: the host directory 
   expect(readdirSync(host).sort()).toEqual(["from-host", "from-volume"]);
 });
 
+test.skipIf(!need(isRoot(), "bind mounts need root"))("bind: a relative device is taken from /, as dockerd takes it, wherever the command runs", () => {
+  r = new TestRoot();
+  const host = r.dir("host");
+  writeFileSync(join(host, "from-host"), "1");
+  const relative = host.slice(1); // tmp/stor-test-…-host
+  r.ok(["volume", "create", "-o", "type=none", "-o", `device=${relative}`, "-o", "o=bind", "rel"]);
+  // A directory of that relative name where the commands run must not be what is bound.
+  const elsewhere = r.dir("cwd");
+  mkdirSync(join(elsewhere, relative), { recursive: true });
+  writeFileSync(join(elsewhere, relative, "decoy"), "0");
+  const mount = sh([STOR, "--root", r.path, "--config", r.config, "volume", "mount", "rel", "c1"], { cwd: elsewhere });
+  expect([mount.code, mount.stderr]).toEqual([0, ""]);
+  expect(readdirSync(mount.stdout.trim())).toEqual(["from-host"]);
+  r.ok(["volume", "unmount", "rel", "c1"]);
+});
+
 test.skipIf(!need(isRoot(), "bind mounts need root"))("rbind: the mounts below the source come along, and go with the last reference", () => {
   r = new TestRoot();
   const host = r.dir("host");
@@ -133,14 +149,14 @@ test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a mount that fails 
   expect(r.ok(["volume", "rm", "broken"])).toBe("broken\n");
 });
 
-test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a busy device keeps its reference until it can be unmounted", async () => {
+test.skipIf(!need(isRoot(), "mounting volumes needs root"))("a busy device keeps its reference until it can be unmounted: in use, exit 5", async () => {
   r = new TestRoot();
   r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "busy"]);
   const data = r.ok(["volume", "mount", "busy", "c1"]).trim();
   const holder = Bun.spawn(["sleep", "30"], { cwd: data });
   try {
     const res = r.stor(["volume", "unmount", "busy", "c1"]);
-    expect([res.code, res.stderr]).toEqual([1, `stor: unmount ${data}: device or resource busy\n`]);
+    expect([res.code, res.stderr]).toEqual([5, `stor: unmount ${data}: in use: device or resource busy\n`]);
     expect(r.ok(["volume", "ls", "-q", "-f", "dangling=false"])).toBe("busy\n");
   } finally {
     holder.kill();

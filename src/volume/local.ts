@@ -10,7 +10,7 @@
 import { readdirSync, statSync } from "../nodeFs.ts";
 import { utf8Bytes } from "../fileName.ts";
 import { join } from "../path.ts";
-import { StorError, describe } from "../errors.ts";
+import { PreconditionError, StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { removeTree } from "../fs/removeTree.ts";
@@ -355,7 +355,13 @@ function unmountIfMounted(path: string): void {
     if (err instanceof SysError && err.errno === Errno.ENOENT) return;
     if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
     const { unmountBelow } = require("../mounting.ts") as typeof import("../mounting.ts");
-    if (unmountBelow(path).unmounted.length === 0) throw err;
-    unmountFs(path);
+    try {
+      if (unmountBelow(path).unmounted.length === 0) throw err;
+      unmountFs(path);
+    } catch (again) {
+      // Busy still: a process has a file open or its working directory there. In use, as for a snapshot.
+      if (again instanceof SysError && again.errno === Errno.EBUSY) throw new PreconditionError(`unmount ${path}`, "in use: device or resource busy");
+      throw again;
+    }
   }
 }

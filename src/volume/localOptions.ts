@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError, StorError, describe } from "../errors.ts";
 import type { Mount } from "../sys/mount.ts";
+import { resolve } from "../path.ts";
 
 /** `opts.json`, field for field as Docker's local driver writes it. */
 export interface OptsConfig {
@@ -122,7 +123,11 @@ export async function mountOf(c: OptsConfig): Promise<Mount> {
       }
     }
   }
-  return { Type: c.MountType, Source: device, Options: opts ? opts.split(",") : [] };
+  const options = opts ? opts.split(",") : [];
+  // A bind's source is a path: a relative one is taken from `/`, as dockerd (whose working
+  // directory is `/`) takes it, never from wherever the command happens to run.
+  if (!device.startsWith("/") && options.some((o) => o === "bind" || o === "rbind")) device = resolve("/", device);
+  return { Type: c.MountType, Source: device, Options: options };
 }
 
 /** A cifs device's start: `//`, a user part (`user[:password]@`, as a URL has it), the host, `:port`. */

@@ -172,7 +172,12 @@ export class VolumeService {
     const labels = anonymous ? { ...req.labels, [ANONYMOUS_LABEL]: "" } : (req.labels ?? {});
     const lock = this.#locks.lock(volume);
     try {
-      const existing = this.#store.read(() => this.#store.get(volume));
+      let existing = this.#store.read(() => this.#store.get(volume));
+      // A removal cut short once the storage was gone for good: it is finished, and the volume made anew.
+      if (existing && existing.refs.length === 0 && existing.driver === driver.name && storageGone(driver, volume)) {
+        this.#store.write(() => this.#store.delete(volume));
+        existing = undefined;
+      }
       if (existing) {
         if (existing.driver !== driver.name) throw new AlreadyExistsError(vol(volume), `exists with driver "${existing.driver}"`);
         return volume;
@@ -354,6 +359,8 @@ export class VolumeService {
       if (v.refs.includes(ref)) {
         if (counted) this.#store.write(() => this.#store.addUse(name, ref));
       } else {
+        // Its removal was cut short once its storage was gone for good (restore forgets it): nothing to use.
+        if (storageGone(driver, name)) throw new NotFoundError(vol(name), "not found: its removal was cut short (stor restore forgets it)");
         const active = await driver.mount(name, ref, v.active);
         failpoint("volume-mount:mounted");
         try {
@@ -489,4 +496,9 @@ function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountTable): stri
   if (v.refs.length > 0) return `in use - [${v.refs.join(", ")}]`;
   const mounted = driver.ownsStorage ? whereMounted(driver.storage(v.name), mounts) : [];
   return mounted.length > 0 ? `is mounted at ${mounted.join(", ")}` : undefined;
+}
+
+/** Whether volume `name`'s storage, where stor keeps it, is gone: renamed away by a removal a crash cut short. */
+function storageGone(driver: VolumeDriver, name: string): boolean {
+  return driver.ownsStorage && !pathExists(driver.storage(name));
 }
