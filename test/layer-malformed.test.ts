@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { constants, gzipSync, zstdCompressSync } from "node:zlib";
-import { TestRoot, isRoot, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, need, sh } from "./helpers.ts";
 import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing } from "./layer-helpers.ts";
 
 /** Deterministic bytes that do not compress away. */
@@ -85,4 +85,35 @@ describe.each(SNAPSHOTTERS)("malformed layers on %s", (sn) => {
       root.ok(["-s", sn, "snapshot", "rm", key]);
     });
   }
+});
+
+describe("what holds no layer", () => {
+  let root: TestRoot;
+  const run = isRoot();
+  beforeAll(() => {
+    if (!run) return;
+    root = new TestRoot("stor-layer-none-");
+    root.ok(["-s", "native", "snapshot", "prepare", "k"]);
+  });
+  afterAll(() => root?.close());
+
+  // /dev/zero would be read and hashed for ever: its first block ends the archive, and the rest is drained.
+  for (const [what, path, why] of [
+    ["a character device that never ends, named", "/dev/zero", "is a character device, not a file or a pipe"],
+    ["a directory", "/tmp", "is a directory"],
+  ] as const) {
+    test.skipIf(!need(run, "needs root"))(`${what} is bad input (exit 2), at once`, () => {
+      const r = root.stor(["-s", "native", "snapshot", "apply", "k", path], { timeout: 20_000 });
+      expect([r.code, r.stderr]).toEqual([2, `stor: layer ${path}: ${why}\n`]);
+    });
+  }
+
+  test.skipIf(!need(run, "needs root"))("a character device that never ends, as stdin, is bad input (exit 2), at once", () => {
+    const r = sh(["sh", "-c", `exec ${STOR} --root ${root.path} --config ${root.config} -s native snapshot apply k < /dev/zero`], { timeout: 20_000 });
+    expect([r.code, r.stderr]).toEqual([2, "stor: layer stdin: is a character device, not a file or a pipe\n"]);
+  });
+
+  test.skipIf(!need(run, "needs root"))("/dev/null is the empty layer, as ever", () => {
+    expect(root.ok(["-s", "native", "snapshot", "apply", "k", "/dev/null"])).toBe("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n");
+  });
 });

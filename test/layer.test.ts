@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
+import { dirname, join } from "node:path";
+import { STOR, TestRoot, isRoot, must, need, stopped } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, viewListing } from "./layer-helpers.ts";
 
 const LONG = "n".repeat(120);
@@ -309,6 +309,54 @@ test("diff -o names the file given and why it cannot be made there, with the con
     writeFileSync(join(out, "file"), "");
     expect(diff(join(out, "file", "layer.tar"))).toEqual({ code: 2, stdout: "", stderr: `stor: output ${join(out, "file", "layer.tar")}: a parent is not a directory\n` });
     expect(readdirSync(out)).toEqual(["file"]);
+  } finally {
+    r.close();
+  }
+});
+
+test("diff -o stopped by a signal leaves no temporary file, and dies of that signal", async () => {
+  const r = TestRoot.for("native", "stor-layer-signal-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+    // A sparse file of 20 GiB: diff writes it out in full, as containerd does, so it takes a while.
+    must(`truncate -s 20G ${join(r.path, "snapshots/native/snapshots/1/big")}`);
+    const out = r.dir("out");
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", "native", "snapshot", "diff", "w", "-o", join(out, "layer.tar")], { stderr: "ignore" });
+      while (readdirSync(out).length === 0) await Bun.sleep(10); // the temporary file, being written
+      p.kill(signal);
+      await p.exited;
+      expect([p.exitCode, p.signalCode]).toEqual([null, signal]);
+      expect(readdirSync(out)).toEqual([]);
+    }
+  } finally {
+    r.close();
+  }
+});
+
+test("diff of a tree whose directory is swapped for a symlink while the layer is written fails, and reads nothing through the link", async () => {
+  const r = TestRoot.for("native", "stor-layer-swap-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+    const tree = join(r.path, "snapshots/native/snapshots/1");
+    must(`mkdir ${tree}/d && echo mine > ${tree}/d/f`);
+    const victim = r.dir("victim");
+    writeFileSync(join(victim, "f"), "host secret\n");
+    const out = join(r.dir("out"), "layer.tar");
+    // Stopped before it opens d/f, the one file, as a container writing in the tree could be.
+    const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", "native", "snapshot", "diff", "w", "-o", out], {
+      env: { ...process.env, STOR_FAILPOINT: "diff:file+stop" },
+      stderr: "pipe",
+    });
+    try {
+      await stopped(p.pid);
+      must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`);
+    } finally {
+      p.kill("SIGCONT");
+    }
+    expect(await p.exited).toBe(1);
+    expect(await new Response(p.stderr).text()).toBe("stor: read /d/f: a symlink is on its way: the tree changed while the layer was written\n");
+    expect(readdirSync(dirname(out))).toEqual([]);
   } finally {
     r.close();
   }

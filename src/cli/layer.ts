@@ -49,9 +49,9 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
     .command("apply <key> [file]", "Apply an OCI layer (tar, gzip or zstd, found by its magic) to active snapshot KEY and print its diffID; all or nothing: a layer refused leaves KEY as it was. FILE '-' or none reads stdin. Shows progress on a terminal.")
     .example("stor snapshot apply work layer.tar.gz")
     .action(async (key: string, file: string | undefined) => {
-      const [{ applyToSnapshot }, { LayerFile }] = await Promise.all([import("../layer/apply.ts"), import("../layer/layerInput.ts")]);
+      const [{ applyToSnapshot }, { LayerFile, stdinLayer }] = await Promise.all([import("../layer/apply.ts"), import("../layer/layerInput.ts")]);
       const name = file ?? "-";
-      const input = name === "-" ? process.stdin : new LayerFile(name);
+      const input = name === "-" ? stdinLayer() : new LayerFile(name);
       const { withProgress } = await import("./progress.ts");
       const s = await svc();
       print(await withProgress("applying", (onProgress) => applyToSnapshot(s, key, input, name === "-" ? "stdin" : name, onProgress)));

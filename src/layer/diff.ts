@@ -5,20 +5,21 @@
  */
 import { chmodSync, closeSync, createWriteStream, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from "../nodeFs.ts";
 import { basename, dirname, join } from "../path.ts";
-import { O } from "../sys/openat2.ts";
+import { AT, O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { InvalidArgumentError, NotFoundError, StorError, errnoReason } from "../errors.ts";
-import { errnoCode } from "../sys/libc.ts";
+import { Errno, errnoCode, strerror } from "../sys/libc.ts";
 import { splitdev } from "../sys/devno.ts";
-import { decodeName, nameBuffer } from "../fileName.ts";
+import { decodeName } from "../fileName.ts";
 import { layerChanges, layerXattrs, type LayerChange, type LayerView } from "./changes.ts";
 import { readLink, S } from "../sys/pathCalls.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./whiteout.ts";
+import { failpoint } from "../failpoint.ts";
 
 const READ_CHUNK = 1 << 20;
 /** The least a write of the layer carries, but for its last. */
@@ -39,15 +40,20 @@ const TYPES = new Map<number, EntryType>([
  */
 export async function writeLayer(view: LayerView, out: Writable, compression: Compression): Promise<string> {
   const hash = createHash("sha256");
+  const tree = mustOpenat2(AT.FDCWD, view.upper, O.PATH | O.DIRECTORY | O.CLOEXEC, 0, () => `open ${view.upper}`);
   const tar = async function* () {
-    for (const chunk of coalesced(layerChunks(layerChanges(view)))) {
+    for (const chunk of coalesced(layerChunks(layerChanges(view), tree))) {
       hash.update(chunk);
       yield chunk;
     }
   };
-  const z = compressor(compression);
-  if (z) await pipeline(Readable.from(tar(), { objectMode: false }), z, out);
-  else await pipeline(Readable.from(tar(), { objectMode: false }), out);
+  try {
+    const z = compressor(compression);
+    if (z) await pipeline(Readable.from(tar(), { objectMode: false }), z, out);
+    else await pipeline(Readable.from(tar(), { objectMode: false }), out);
+  } finally {
+    closeSync(tree);
+  }
   return `sha256:${hash.digest("hex")}`;
 }
 
@@ -74,6 +80,14 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
   } catch (err) {
     throw outputError(path, err); // the temporary file is stor's business: the user named `path`
   }
+  // Outside the root, no cleanup finds it: a command stopped by a signal (Ctrl-C, timeout's
+  // TERM) removes it, then dies of that signal as it would have.
+  const onSignal = (signal: NodeJS.Signals) => {
+    rmSync(temp, { force: true });
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    process.kill(process.pid, signal);
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     const diffId = await writeLayer(view, createWriteStream("", { fd }), compression);
     if (existing) chmodSync(temp, existing.mode & 0o7777); // the mode it had, whatever the umask
@@ -82,8 +96,13 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
   } catch (err) {
     rmSync(temp, { force: true });
     throw err;
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
+
+/** The signals that end a command a person or a supervisor stops. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** Why the output file `path` cannot be made, in the contract's terms: its directory missing is not found. */
 function outputError(path: string, err: unknown): StorError {
@@ -119,8 +138,8 @@ function* coalesced(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
   if (filled > 0) yield buf.subarray(0, filled);
 }
 
-/** The tar stream of a list of changes, chunk by chunk. */
-export function* layerChunks(list: readonly LayerChange[]): Generator<Uint8Array> {
+/** The tar stream of a list of changes in the tree open as `tree` (an O_PATH descriptor), chunk by chunk. */
+export function* layerChunks(list: readonly LayerChange[], tree: number): Generator<Uint8Array> {
   /** First path written for each multiply-linked inode. */
   const links = new Map<string, string>();
   /** Unchanged names (`U`) of inodes no change has written yet: links to the first that does. */
@@ -146,7 +165,10 @@ export function* layerChunks(list: readonly LayerChange[]): Generator<Uint8Array
     }
     const h = header(c, type, true);
     yield encodeHeader(h);
-    if (type === "file") yield* fileChunks(c.source!, h.size, c.path);
+    if (type === "file") {
+      failpoint("diff:file");
+      yield* fileChunks(tree, h.size, c.path);
+    }
     if (inode !== undefined) {
       links.set(inode, c.path);
       for (const path of waiting.get(inode) ?? []) yield encodeHeader({ ...h, path, type: "link", linkpath: c.path, size: 0, xattrs: new Map() });
@@ -176,9 +198,14 @@ function header(c: LayerChange, type: TarHeader["type"], withXattrs: boolean): T
   };
 }
 
-/** `size` bytes of the file at `source` and the padding after them. */
-function* fileChunks(source: string, size: number, path: string): Generator<Uint8Array> {
-  const fd = openSync(nameBuffer(source), O.RDONLY | O.NOFOLLOW);
+/**
+ * `size` bytes of file `path` of the tree open as `tree`, and the padding after them. The file is
+ * opened beneath the tree through no symlink: a container that swaps a directory on its way for a
+ * link to `/etc` while the layer is written fails the diff, and no host file goes into the layer.
+ */
+function* fileChunks(tree: number, size: number, path: string): Generator<Uint8Array> {
+  const fd = openat2(tree, path, O.RDONLY | O.NOFOLLOW | O.CLOEXEC, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS);
+  if (fd < 0) throw new StorError(`read /${path}`, -fd === Errno.ELOOP || -fd === Errno.EXDEV ? "a symlink is on its way: the tree changed while the layer was written" : strerror(-fd));
   try {
     for (let done = 0; done < size; ) {
       // A fresh buffer each time: the consumer may still hold the previous one.

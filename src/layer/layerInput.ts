@@ -6,7 +6,7 @@
  * main thread and copied into the ring.
  */
 import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "../nodeFs.ts";
-import { describe, NotFoundError, StorError } from "../errors.ts";
+import { describe, InvalidArgumentError, NotFoundError, StorError } from "../errors.ts";
 import { decompress, detectCompression } from "./compression.ts";
 import type { HashRing } from "./hashRing.ts";
 
@@ -26,13 +26,19 @@ const SMALL_LAYER_BYTES = 4 << 20;
 export class LayerFile {
   readonly #fd: number;
 
-  /** Opens `path`; a missing file is not found (exit 3). */
+  /** Opens `path`; a missing file is not found (exit 3), what holds no layer is bad input (exit 2). */
   constructor(path: string) {
     try {
       this.#fd = openSync(path, "r");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`layer ${path}`);
       throw new StorError(`open layer ${path}`, describe(err));
+    }
+    try {
+      refuseNonLayer(this.#fd, path);
+    } catch (err) {
+      closeSync(this.#fd);
+      throw err;
     }
   }
 
@@ -60,6 +66,26 @@ export class LayerFile {
       closeSync(this.#fd);
     }
   }
+}
+
+/**
+ * Refuses a layer read from descriptor `fd` (named `name`) that cannot be one: a directory, or a
+ * character device, which never ends (/dev/zero) or waits for a person (a terminal). /dev/null
+ * is the empty layer, as it always was.
+ */
+function refuseNonLayer(fd: number, name: string): void {
+  const st = fstatSync(fd);
+  if (st.isDirectory()) throw new InvalidArgumentError(`layer ${name}`, "is a directory");
+  if (st.isCharacterDevice() && st.rdev !== NULL_DEVICE) throw new InvalidArgumentError(`layer ${name}`, "is a character device, not a file or a pipe");
+}
+
+/** The device number of /dev/null, 1:3. */
+const NULL_DEVICE = (1 << 8) | 3;
+
+/** Standard input as a layer's bytes, refused where it cannot hold one (see refuseNonLayer). */
+export function stdinLayer(): AsyncIterable<Uint8Array> {
+  refuseNonLayer(0, "stdin");
+  return process.stdin;
 }
 
 /**

@@ -139,10 +139,18 @@ export function readNumber(block: Uint8Array, [off, len]: readonly [number, numb
   return n;
 }
 
-/** True for a POSIX ustar header (magic "ustar\0", version "00"), whose prefix field extends the name. */
-export function isUstar(block: Uint8Array): boolean {
-  return block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72 && block[262] === 0 && block[263] === 0x30 && block[264] === 0x30;
+/**
+ * The prefix field that extends a header's name, as Go's archive/tar (containerd's reader) finds
+ * it, so that a layer makes the same tree in stor as in containerd: magic "ustar\0" whatever the
+ * version says, 155 bytes; 131 in a STAR header (trailer "tar\0", its times after the prefix);
+ * none in a GNU or v7 header.
+ */
+export function prefixField(block: Uint8Array): readonly [number, number] | undefined {
+  if (!(block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72 && block[262] === 0)) return undefined;
+  return block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0 ? STAR_PREFIX : FIELD.prefix;
 }
+
+const STAR_PREFIX = [345, 131] as const;
 
 /** True for an all-zero block: the end-of-archive marker. */
 export function isZeroBlock(block: Uint8Array): boolean {

@@ -10,7 +10,7 @@
 import { decodeName } from "../fileName.ts";
 import { ByteStream } from "./byteStream.ts";
 import { InvalidArgumentError } from "../errors.ts";
-import { BLOCK, FIELD, MAX_SECONDS, XATTR_PREFIX, checksum, isUstar, isZeroBlock, malformed, parsePax, parsePaxTime, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
+import { BLOCK, FIELD, MAX_SECONDS, XATTR_PREFIX, checksum, isZeroBlock, malformed, parsePax, parsePaxTime, prefixField, readNumber, readString, type EntryType, type TarHeader } from "./tarFormat.ts";
 
 /** Largest PAX header or GNU long name accepted, as Go's archive/tar. */
 const MAX_META_BYTES = 1 << 20;
@@ -408,9 +408,10 @@ function named(err: unknown, name: string): unknown {
   return malformed(`entry "${name}": ${err.why}`);
 }
 
-/** The name a ustar header gives, its prefix field included. */
+/** The name a header gives, its prefix field included. */
 function headerName(block: Uint8Array): string {
-  const prefix = isUstar(block) && block[FIELD.prefix[0]] !== 0 ? readString(block, FIELD.prefix) : "";
+  const field = prefixField(block);
+  const prefix = field && block[field[0]] !== 0 ? readString(block, field) : "";
   return prefix ? `${prefix}/${readString(block, FIELD.name)}` : readString(block, FIELD.name);
 }
 

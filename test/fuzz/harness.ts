@@ -12,7 +12,7 @@
  *   the precision of a layer stor writes).
  */
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { exitCodeOf, describe } from "../../src/errors.ts";
 import { applyToSnapshot } from "../../src/layer/apply.ts";
@@ -23,6 +23,7 @@ import { SNAPSHOTTERS } from "../../src/snapshot/registry.ts";
 import { SnapshotService } from "../../src/snapshot/service.ts";
 import { getXattr, listXattrs } from "../../src/sys/file.ts";
 import { mount, unmount } from "../../src/sys/mount.ts";
+import { O } from "../../src/sys/openat2.ts";
 import { BASE, PRE, concat, encode, Rng } from "./tarModel.ts";
 
 /** The snapshotters fuzzed in-process: those that need no filesystem of their own. */
@@ -165,11 +166,18 @@ export class FuzzBed {
         return outcome;
       }
 
-      const list = layerChanges(this.#svc.layerView(a));
+      const view = this.#svc.layerView(a);
+      const list = layerChanges(view);
       // A sparse file's holes are written out whole: a terabyte of them is no input to read back.
       const size = list.reduce((n, c) => n + (c.stat?.isFile() ? Number(c.stat.size) : 0), 0);
       if (size > MAX_DIFF_BYTES) return { ...outcome, skipped: true };
-      const diff = concat([...layerChunks(list)]);
+      const tree = openSync(view.upper, O.PATH | O.DIRECTORY);
+      let diff: Uint8Array;
+      try {
+        diff = concat([...layerChunks(list, tree)]);
+      } finally {
+        closeSync(tree);
+      }
       await checkNoWhiteoutFiles(diff);
       const b = `b${this.#n++}`;
       keys.push(b);

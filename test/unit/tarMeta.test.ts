@@ -159,3 +159,42 @@ test("a PAX sparse 1.0 map line that is not a number is refused", async () => {
   await expect(readAll(runawayMap("1 \n", 0))).rejects.toThrow('entry "victim": invalid sparse map');
   await expect(readAll(runawayMap("\n", 0))).rejects.toThrow('entry "victim": invalid sparse map');
 });
+
+/**
+ * One file `name` holding "hi", its header with `prefix` and magic and version (bytes 257–264)
+ * `magic`, and a STAR trailer with its times when `star`; the checksum made good, the archive ended.
+ */
+function rawEntry(name: string, prefix: string, magic: string, star = false): Uint8Array {
+  const h = new Uint8Array(512);
+  const put = (at: number, s: string) => h.set(text(s), at);
+  put(0, name);
+  put(100, "0000644\0");
+  put(108, "0000000\0");
+  put(116, "0000000\0");
+  put(124, "00000000002\0");
+  put(136, "00000000000\0");
+  put(156, "0");
+  put(257, magic);
+  put(345, prefix);
+  if (star) {
+    put(476, "00000000000\0"); // atime, ctime: right after a STAR header's 131-byte prefix
+    put(488, "00000000000\0");
+    put(508, "tar\0");
+  }
+  h.fill(0x20, 148, 156);
+  put(148, `${h.reduce((a, b) => a + b, 0).toString(8).padStart(6, "0")}\0 `);
+  const data = new Uint8Array(512);
+  data.set(text("hi"));
+  return concat([h, data, new Uint8Array(1024)]);
+}
+const rawPaths = async (archive: Uint8Array) => (await readAll([archive])).map(([h, data]) => [h.path, data]);
+
+test("a ustar header's prefix names the entry whatever its version field says, as Go's archive/tar reads it", async () => {
+  for (const magic of ["ustar\x0000", "ustar\0\0\0", "ustar\0  "]) expect(await rawPaths(rawEntry("f", "pfx", magic))).toEqual([["pfx/f", "hi"]]);
+  // A GNU header ("ustar  \0") has no prefix: those bytes are its times and sparse map.
+  expect(await rawPaths(rawEntry("f", "pfx", "ustar  \0"))).toEqual([["f", "hi"]]);
+});
+
+test("a STAR header's prefix is 131 bytes: the times after it are no part of the name", async () => {
+  expect(await rawPaths(rawEntry("f", "x".repeat(131), "ustar\x0000", true))).toEqual([[`${"x".repeat(131)}/f`, "hi"]]);
+});
