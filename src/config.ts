@@ -150,6 +150,8 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   const { parse } = require("ini") as typeof import("ini");
   const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
   traceWithin("ini, zod load", start);
+  // ini drops a key or section named __proto__ without a word; any other unknown one is refused.
+  if (/^[ \t]*(?:\[[ \t]*__proto__[ \t]*\]|__proto__[ \t]*=)/m.test(text)) throw new InvalidArgumentError(`config ${path}`, "__proto__: unknown key");
   const parsed = parse(text);
   const result = fileSchema.safeParse(parsed);
   if (result.success) {

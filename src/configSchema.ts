@@ -3,7 +3,10 @@ import { z } from "zod";
 import { LOG_LEVELS } from "./log.ts";
 import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 
-const absolutePath = z.string().min(1).refine((p) => p.startsWith("/"), "must be an absolute path");
+/** A string the kernel can take: it would read a path or name only up to a NUL byte in it. */
+const text = z.string().refine((v) => !v.includes("\0"), "holds a NUL byte");
+
+const absolutePath = text.refine((p) => p.startsWith("/"), "must be an absolute path");
 
 const seconds = z.coerce.number().min(0).max(3600);
 
@@ -18,10 +21,9 @@ export const fileSchema = z
       .default({}),
     volume: z
       .object({
-        default_driver: z.string().min(1).optional(),
+        default_driver: text.refine((v) => v !== "", "must not be empty").optional(),
         // Where volume plugins are looked for, space-separated; Docker's places when not given.
-        plugin_dirs: z
-          .string()
+        plugin_dirs: text
           .refine((v) => v.split(/\s+/).every((d) => d === "" || d.startsWith("/")), "must be absolute paths, space-separated")
           .optional(),
         plugin_timeout: seconds.positive().optional(),

@@ -94,6 +94,12 @@ describe("man pages", () => {
     }
   });
 
+  test("man --dir where a file is in the way is bad input (exit 2), naming it", () => {
+    const file = join(dir, "a-file");
+    writeFileSync(file, "");
+    expect(sh([STOR, "man", "--dir", file])).toEqual({ code: 2, stdout: "", stderr: `stor: manual directory ${file}/man1: ${file} is not a directory\n` });
+  });
+
   test.skipIf(!need(have("groff") && have("man"), "groff and man (man-db)"))("the pages are roff groff reads without a warning, with every command", () => {
     for (const page of [[], ["snapshot"], ["volume"]]) {
       const roff = sh([STOR, "man", ...page]).stdout;

@@ -16,7 +16,7 @@ import { snapshotsDefinition } from "../src/serve/containerd.ts";
 import { snapshotFilter } from "../src/serve/filters.ts";
 import { Daemon } from "./daemon.ts";
 import { type ContainerdWithStor, Dockerd, startContainerdWithStor, startStor } from "./daemons.ts";
-import { TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh, stopped } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
 setDefaultTimeout(60_000);
@@ -175,6 +175,9 @@ describe("the snapshots API, spoken directly", () => {
     expect(await update({}, ["labels.a"])).toEqual({ b: "2", c: "3" }); // absent: removed
     expect(await update({ z: "26" }, ["labels"])).toEqual({ z: "26" });
     expect(await update({ y: "25" })).toEqual({ y: "25" });
+    // A path that is not the labels' is named, whatever comes with it.
+    const refused = await update({}, ["labels", "name"]).then(() => undefined, (e: grpc.ServiceError) => e);
+    expect([refused?.code, refused?.details]).toEqual([grpc.status.INVALID_ARGUMENT, 'update path "name": only labels and labels.KEY can be updated']);
     expect(JSON.parse(cli("info", "ns/20/l").stdout).Labels).toEqual({ y: "25" });
   });
 
@@ -364,6 +367,38 @@ describe("serving manners", () => {
     expect(root.stor(["serve"])).toMatchObject({ code: 2, stderr: "stor: serve: nothing to serve: give --containerd or --docker-volume\n" });
   });
 
+  test("an empty socket path is a usage error, not a server left out", () => {
+    const sock = join(root.dir("run"), "c.sock");
+    // Bounded: a build that serves the other socket never returns.
+    expect(root.stor(["-s", "native", "serve", "--containerd", sock, "--docker-volume="], { timeout: 20_000 })).toMatchObject({ code: 2, stderr: "stor: option --docker-volume: an empty socket path\n" });
+    expect(root.stor(["-s", "native", "serve", "--containerd="], { timeout: 20_000 })).toMatchObject({ code: 2, stderr: "stor: option --containerd: an empty socket path\n" });
+  });
+
+  test("a start refused (btrfs off btrfs) leaves no root behind", () => {
+    const fresh = join(root.dir("fresh"), "root");
+    const res = sh([STOR, "--root", fresh, "--config", root.config, "-s", "btrfs", "serve", "--containerd", join(root.dir("run"), "b.sock")]);
+    expect(res.code).toBe(5);
+    expect(existsSync(fresh)).toBe(false);
+  });
+
+  for (const flag of ["--containerd", "--docker-volume"]) {
+    test(`${flag}: the socket is its owner's from the moment it exists, whatever the umask`, async () => {
+      const socket = join(root.dir("run"), `umask${flag}.sock`);
+      const p = Bun.spawn(["sh", "-c", `umask 0; exec ${STOR} --root ${root.path} --config ${root.config} -s native serve ${flag} ${socket}`], {
+        env: { ...process.env, STOR_FAILPOINT: "serve:bound+stop" },
+        stderr: "ignore",
+      });
+      try {
+        await stopped(p.pid); // bound, not yet chmod'ed
+        expect(statSync(socket).mode & 0o077).toBe(0);
+      } finally {
+        p.kill("SIGCONT");
+        p.kill("SIGTERM");
+        await p.exited;
+      }
+    });
+  }
+
   test("a socket serve cannot listen on is one line of stor's, naming it; a path too long is bad input", () => {
     const long = join(root.dir("run"), `${"b".repeat(108)}.sock`);
     for (const flag of ["--containerd", "--docker-volume"]) {
@@ -499,9 +534,11 @@ describe("serving manners", () => {
     // A volume removal a kill cut short.
     mkdirSync(join(root.path, "volumes/.rm-killed/_data"), { recursive: true });
     writeFileSync(join(root.path, "volumes/.rm-killed/_data/f"), "x");
-    // The snapshot of an unpack that was killed (no process has its pid).
+    // The snapshot of an unpack that was killed: its claim file left, and held by no process.
     const extract = `extract-2147483646-${Date.now()}-sha256:killed`;
     root.ok(["snapshot", "-s", "native", "prepare", extract]);
+    mkdirSync(join(root.path, "snapshots/native/unpacks"), { recursive: true });
+    writeFileSync(join(root.path, "snapshots/native/unpacks", extract), "");
     const second = await startStor(root, ["-s", "native", "--containerd", snapshots, "--docker-volume", volumes]);
     try {
       expect(root.stor(["snapshot", "-s", "native", "info", extract]).code).toBe(3);

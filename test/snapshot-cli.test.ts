@@ -103,6 +103,18 @@ describe("config", () => {
   test("root must be absolute", () => {
     expect(withConfig("root = relative\n", ["snapshot", "ls"]).stderr).toContain("root: must be an absolute path");
   });
+  test("a NUL byte in a value is bad input naming the key, not an internal error", () => {
+    for (const [text, key] of [["root = /tmp/x\0junk\n", "root"], ["[volume]\nplugin_dirs = /a\0b\n", "volume.plugin_dirs"]] as const) {
+      const res = withConfig(text, ["snapshot", "ls"]);
+      expect([res.code, res.stderr]).toEqual([2, expect.stringMatching(new RegExp(`^stor: config \\S+: ${key.replace(".", "\\.")}: holds a NUL byte\n$`))]);
+    }
+  });
+  test("a key or section named __proto__ is refused as unknown, as any other", () => {
+    for (const text of ["__proto__ = 1\n", "[__proto__]\nx = 1\n"]) {
+      const res = withConfig(text, ["snapshot", "ls"]);
+      expect([res.code, res.stderr]).toEqual([2, expect.stringMatching(/^stor: config \S+: __proto__: unknown key\n$/)]);
+    }
+  });
   test("the default snapshotter comes from the file", () => {
     const cfg = join(r.path, "..", `${r.path.split("/").pop()}-native.ini`);
     writeFileSync(cfg, "[snapshot]\ndefault = native\n");
@@ -130,8 +142,9 @@ describe("config", () => {
       const path = name.startsWith("/") ? name : join(dir(), name);
       expect(run(path)).toEqual({ code: 2, stdout: "", stderr: `stor: config ${path}: not a regular file\n` });
     });
-    test("a FIFO nobody writes is nothing, not waited for; a pipe's text is read", () => {
-      expect(run(join(dir(), "fifo"))).toMatchObject({ code: 0, stderr: "" });
+    test("a FIFO nobody writes yet is refused, not waited for, nor taken for a file of no settings; a pipe's text is read", () => {
+      const fifo = join(dir(), "fifo");
+      expect(run(fifo)).toEqual({ code: 2, stdout: "", stderr: `stor: config ${fifo}: a FIFO that gave nothing: no writer had it open\n` });
       const piped = sh(["bash", "-c", `${STOR} --config <(printf '[snapshot]\\nroot = relative\\n') --root ${r.path} snapshot ls`], { timeout: 20_000 });
       expect(piped.code).toBe(2); // its text was read, and refused
     });

@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "../nodeFs.ts";
 import { join } from "../path.ts";
 import { InvalidArgumentError } from "../errors.ts";
+import { dirsError } from "../dirsError.ts";
 import { hasControl } from "../oneLine.ts";
 import { volumesDir } from "../layout.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
@@ -72,7 +73,11 @@ export function docsGroup(ctx: Context): Group {
       const all = pages(groups);
       if (opts.dir !== undefined) {
         const dir = join(String(opts.dir), "man1");
-        mkdirSync(dir, { recursive: true });
+        try {
+          mkdirSync(dir, { recursive: true });
+        } catch (err) {
+          throw dirsError("manual directory", dir, dir, err); // a file in the way is bad input, as for serve's sockets
+        }
         for (const p of all) writeFileSync(join(dir, `${p.name}.1`), roffPage(p));
         return;
       }

@@ -139,13 +139,11 @@ function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>):
  * `labels.K` sets or (absent from `wanted`) removes K alone.
  */
 function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): { labels: Record<string, string>; replace: boolean } {
-  if (paths.length === 0 || paths.includes("labels")) {
-    const bad = paths.find((p) => p !== "labels" && !p.startsWith("labels."));
-    if (bad === undefined) return { labels: wanted, replace: true };
-  }
+  const bad = paths.find((p) => p !== "labels" && !p.startsWith("labels."));
+  if (bad !== undefined) throw new InvalidArgumentError(`update path "${bad}"`, "only labels and labels.KEY can be updated");
+  if (paths.length === 0 || paths.includes("labels")) return { labels: wanted, replace: true };
   const labels = stringMap();
   for (const path of paths) {
-    if (!path.startsWith("labels.")) throw new InvalidArgumentError(`update path "${path}"`, "only labels and labels.KEY can be updated");
     const k = path.slice("labels.".length);
     labels[k] = Object.hasOwn(wanted, k) ? wanted[k]! : "";
   }

@@ -22,11 +22,13 @@ import { dirsError } from "../dirsError.ts";
 import { log } from "../log.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
 import { lockPath, type FileLock } from "../sys/file.ts";
+import { pathExists, removeDirIfEmpty, removeFile } from "../sys/pathCalls.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import type { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
 import { Threads } from "./threads.ts";
 import { useNormalJit } from "../jitPolicy.ts";
+import { failpoint } from "../failpoint.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
 
 /** What `stor serve` serves; at least one socket. */
@@ -64,6 +66,9 @@ type Stop = () => void | Promise<void>;
 
 /** Serves until SIGTERM or SIGINT, then shuts down gracefully. */
 export async function serve(config: Config, opts: ServeOptions): Promise<void> {
+  for (const [option, socket] of [["--containerd", opts.containerd], ["--docker-volume", opts.dockerVolume]] as const) {
+    if (socket === "") throw new InvalidArgumentError(`option ${option}`, "an empty socket path");
+  }
   if (!opts.containerd && !opts.dockerVolume) throw new InvalidArgumentError("serve", "nothing to serve: give --containerd or --docker-volume");
   useNormalJit(); // a daemon from here on
   // Listened for from the start, so a signal during start-up is a graceful stop too.
@@ -74,6 +79,14 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   const stray = (err: unknown) => log.error(`unhandled: ${describe(err)}`);
   process.on("unhandledRejection", stray);
   undo.push(() => void process.off("unhandledRejection", stray));
+  // A root this start makes, and a start refused (a snapshotter that cannot run there), leaves nothing.
+  const newRoot = !pathExists(config.root);
+  let started = false;
+  undo.push(() => {
+    if (!newRoot || started) return;
+    removeFile(serveLock(config.root));
+    removeDirIfEmpty(config.root);
+  });
   try {
     // Held before the store is touched: restore, which takes it exclusively, may be at work.
     const lock = await takeServeLock(config.root, stopSignal.first);
@@ -102,6 +115,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       undo.push(serveDockerVolume(socket, volumes, volumeThreads));
       log.info(`serving Docker volume plugin on ${socket}`);
     }
+    started = true;
     log.info(`shutting down on ${await stopSignal.first}`);
   } finally {
     for (const stop of undo.reverse()) {
@@ -206,14 +220,36 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
     "grpc.keepalive_timeout_ms": SILENCE_MS / 2,
   });
   server.addService(...snapshotsService(snapshots, threads));
-  await new Promise<void>((done, fail) =>
-    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(bindError(socket, err)) : done())),
+  await ownerOnly(
+    () =>
+      new Promise<void>((done, fail) =>
+        server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(bindError(socket, err)) : done())),
+      ),
   );
+  failpoint("serve:bound");
   chmodSync(socket, 0o600); // containerd runs as root; nobody else gets to change its snapshots
   return async () => {
     const drained = new Promise<void>((done) => server.tryShutdown(() => done()));
     if (!(await withinGrace(drained))) server.forceShutdown();
   };
+}
+
+/**
+ * Runs `bind` under umask 077, so the socket it makes is its owner's from the start: made as the
+ * umask had it and changed after, it let anyone connect in between, and stay connected.
+ */
+function ownerOnly<T>(bind: () => T): T {
+  const before = process.umask(0o077);
+  const restore = () => void process.umask(before);
+  try {
+    const made = bind();
+    if (made instanceof Promise) return made.finally(restore) as T;
+    restore();
+    return made;
+  } catch (err) {
+    restore();
+    throw err;
+  }
 }
 
 /** A failed bind of grpc-js: its message lists the errors of its listen calls after its own words. */
@@ -225,7 +261,7 @@ function bindError(socket: string, err: Error): StorError {
 function serveDockerVolume(socket: string, volumes: VolumeService, threads: Threads<"volumes">): Stop {
   const handle = dockerVolumeHandler(volumes, threads);
   const inFlight = new Set<Promise<Response>>();
-  const server = Bun.serve({
+  const server = ownerOnly(() => Bun.serve({
     unix: socket,
     maxRequestBodySize: MAX_REQUEST_BYTES,
     fetch(req) {
@@ -236,7 +272,8 @@ function serveDockerVolume(socket: string, volumes: VolumeService, threads: Thre
       return answer;
     },
     error: (err) => Response.json({ Err: describe(err) }, { status: 500 }),
-  });
+  }));
+  failpoint("serve:bound");
   chmodSync(socket, 0o600); // dockerd runs as root; nobody else gets to mount volumes
   return async () => {
     void server.stop(); // no new connections; idle keep-alive ones are closed below

@@ -39,7 +39,7 @@ let textDecoder: TextDecoder | undefined;
  * InvalidArgumentError naming what the file is when it is not a regular file (a symlink
  * followed). The kind is asked only then: a text read whole needs no stat, which is a symbol
  * bound and a call every command would pay for. Whatever gives its text and ends is read: a pipe
- * as `--config <(…)`, /dev/null, a FIFO nobody writes (nothing).
+ * as `--config <(…)`, /dev/null. A FIFO that gives nothing is refused: its writer may be yet to come.
  */
 export function readText(path: string, bound?: number): string | undefined {
   const bytes = readBytes(path, bound);
@@ -95,6 +95,9 @@ export function readBytes(path: string, bound?: number): Uint8Array | undefined 
       if (failure !== undefined) throw failure;
       if (total === most) throw new InvalidArgumentError(`read ${path}`, `larger than ${bound} bytes`);
     }
+    // A FIFO read before anyone opened it to write ends at once: the text its writer is about to
+    // give would be taken for none (a configuration of defaults, another root).
+    if (bound !== undefined && total === 0 && statFd(fd).type === S.IFIFO) throw new InvalidArgumentError(`read ${path}`, "a FIFO that gave nothing: no writer had it open");
     return concatBytes(chunks);
   } finally {
     libc.close(fd);
