@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { STOR, TestRoot, isRoot, must, need, stopped } from "./helpers.ts";
-import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, viewListing } from "./layer-helpers.ts";
+import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, tar, viewListing } from "./layer-helpers.ts";
 
 const LONG = "n".repeat(120);
 
@@ -357,6 +357,22 @@ test("diff of a tree whose directory is swapped for a symlink while the layer is
     expect(await p.exited).toBe(1);
     expect(await new Response(p.stderr).text()).toBe("stor: read /d/f: a symlink is on its way: the tree changed while the layer was written\n");
     expect(readdirSync(dirname(out))).toEqual([]);
+  } finally {
+    r.close();
+  }
+});
+
+test("a hardlink whose target leads outside is refused naming the link and its target", () => {
+  const r = TestRoot.for("native", "stor-layer-hl-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+    const layer = join(r.dir("layers"), "hl.tar");
+    writeFileSync(layer, tar([{ name: "hl", type: "1", linkname: "../../etc/passwd" }]));
+    expect(r.stor(["-s", "native", "snapshot", "apply", "w", layer])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `stor: apply ${layer} to snapshot "w": tar stream: hardlink "hl": its target "../../etc/passwd" leads outside the snapshot\n`,
+    });
   } finally {
     r.close();
   }

@@ -385,7 +385,7 @@ class Applier {
 
   /** A hardlink to an earlier entry, found inside the snapshot like any other name. */
   #hardlink(dir: number, name: string, h: TarHeader): void {
-    const target = entryParts(h.linkpath);
+    const target = entryParts(h.linkpath, `hardlink "${h.path}": its target "${h.linkpath}"`);
     const targetName = target.at(-1);
     if (targetName === undefined) throw malformed(`hardlink "${h.path}" points to the root`);
     const missing = () => malformed(`hardlink "${h.path}" points to "${h.linkpath}", which is not in the snapshot`);

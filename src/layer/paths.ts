@@ -7,15 +7,16 @@ export const inside = (dir: string, name: string) => (dir ? `${dir}/${name}` : n
 /**
  * The components of entry name `name` below the snapshot root. A leading `/` means the root (as
  * in containerd and GNU tar); `.` and empty components vanish; `..` steps back, and an entry whose
- * `..` would step above the root is refused: it names nothing inside the snapshot.
+ * `..` would step above the root is refused: it names nothing inside the snapshot. `what` names
+ * it in that error: the entry itself, unless the name is another's (a hardlink's target).
  */
-export function entryParts(name: string): string[] {
-  if (name.includes("\0")) throw malformed(`entry name "${name.replace(/\0/g, "\\0")}" contains NUL`);
+export function entryParts(name: string, what?: string): string[] {
+  if (name.includes("\0")) throw malformed(`${what ?? `entry name "${name.replace(/\0/g, "\\0")}"`} contains NUL`);
   const parts: string[] = [];
   for (const p of name.split("/")) {
     if (p === "" || p === ".") continue;
     if (p !== "..") parts.push(p);
-    else if (parts.pop() === undefined) throw malformed(`entry "${name}" leads outside the snapshot`);
+    else if (parts.pop() === undefined) throw malformed(`${what ?? `entry "${name}"`} leads outside the snapshot`);
   }
   return parts;
 }
