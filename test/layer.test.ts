@@ -377,3 +377,32 @@ test("a hardlink whose target leads outside is refused naming the link and its t
     r.close();
   }
 });
+
+for (const sn of ["native", "overlay"] as const) {
+  test(`${sn}: changes of a tree whose directory is swapped for a symlink while it is walked lists nothing through the link`, async () => {
+    const r = TestRoot.for(sn, "stor-layer-walk-");
+    try {
+      r.ok(["-s", sn, "snapshot", "prepare", "w"]);
+      const tree = join(r.path, `snapshots/${sn}/snapshots/1`, DIFF_STYLE[sn] === "upper" ? "fs" : "");
+      must(`mkdir ${tree}/a ${tree}/d && echo x > ${tree}/a/x && echo f > ${tree}/d/f`);
+      const victim = r.dir("victim");
+      writeFileSync(join(victim, "secret"), "host\n");
+      // Stopped as it is about to go into d (its second directory), once d was seen to be one.
+      const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", sn, "snapshot", "changes", "w"], {
+        env: { ...process.env, STOR_FAILPOINT: "changes:descend@2+stop" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      try {
+        await stopped(p.pid);
+        must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`);
+      } finally {
+        p.kill("SIGCONT");
+      }
+      expect(await p.exited).toBe(0);
+      expect(await new Response(p.stdout).text()).toBe("A /a\nA /a/x\nA /d\n");
+    } finally {
+      r.close();
+    }
+  });
+}

@@ -13,8 +13,11 @@ import { closeSync, lstatSync, openSync, readSync, readdirSync, type BigIntStats
 import { decodeName, nameBuffer } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
-import { O } from "../sys/openat2.ts";
-import { readLink } from "../sys/pathCalls.ts";
+import { getXattrAt, lstatAt, procPath } from "../sys/dirfd.ts";
+import { Errno, SysError } from "../sys/libc.ts";
+import { AT, O } from "../sys/openat2.ts";
+import { closeFd, openDirAt, readLink } from "../sys/pathCalls.ts";
+import { failpoint } from "../failpoint.ts";
 import { Lowers } from "./lowers.ts";
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
 
@@ -28,8 +31,7 @@ export interface Change {
   kind: ChangeKind;
   /** Below the snapshot root, components joined by `/`. */
   path: string;
-  /** For additions and changes: the entry's absolute path in the snapshot's tree, and its lstat. */
-  source?: string;
+  /** For additions and changes: the entry's lstat. */
   stat?: BigIntStats;
   /** An overlay directory that hides everything its parents have below it. */
   opaque?: boolean;
@@ -43,6 +45,9 @@ export interface Change {
  */
 export interface LayerChange extends Omit<Change, "kind"> {
   kind: ChangeKind | "U";
+  /** A symlink's target, and the xattrs a layer carries: read in the walk, beneath the tree. */
+  link?: Uint8Array;
+  xattrs?: Map<string, Uint8Array>;
 }
 
 /** The changes of the snapshot seen through `view`, in layer order. A view has none of its own. */
@@ -55,19 +60,44 @@ export function layerChanges(view: LayerView): LayerChange[] {
   return collect(view, true);
 }
 
-function collect(view: LayerView, linked: boolean): LayerChange[] {
+/**
+ * The snapshot's own tree is a container's to write in while it is read: it is walked by
+ * descriptor, each directory opened in the one before it and never through a symlink, and each
+ * entry looked at (and, for a layer, its link target and xattrs read) through the directory held
+ * open. A directory swapped for a link to `/etc` meanwhile is seen as the link it is. (The
+ * parents are committed: nothing writes there.)
+ */
+function collect(view: LayerView, forLayer: boolean): LayerChange[] {
   if (view.kind === "view") return [];
-  switch (view.diffStyle) {
-    case "upper":
-      return overlayChanges(view.upper, view.parents);
-    case "tree":
-      return nativeChanges(view.upper, view.parents[0], linked);
+  const top = openDirAt(AT.FDCWD, view.upper, () => `open ${view.upper}`);
+  if (top === undefined) throw new SysError(`open ${view.upper}`, Errno.ENOENT);
+  try {
+    switch (view.diffStyle) {
+      case "upper":
+        return overlayChanges(top, view.parents, forLayer);
+      case "tree":
+        return nativeChanges(top, view.parents[0], forLayer);
+    }
+  } finally {
+    closeFd(top);
   }
 }
 
-/** The names in `dir`, sorted by code unit: a fixed order for reproducible layers. */
-function sortedNames(dir: string): string[] {
-  return listNames(dir).sort(byName);
+/** Runs `fn` on directory `name` of the directory open as `dir`; undefined when it is no directory now. */
+function inDir<T>(dir: number, name: string, fn: (fd: number) => T): T | undefined {
+  failpoint("changes:descend");
+  const fd = openDirAt(dir, name, () => `open ${name}`);
+  if (fd === undefined) return undefined;
+  try {
+    return fn(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** The names in the directory open as `dir`, sorted by code unit: a fixed order for reproducible layers. */
+function sortedNames(dir: number): string[] {
+  return listNames(procPath(dir, ".")).sort(byName);
 }
 
 /**
@@ -86,60 +116,64 @@ const inside = (dir: string, rel: string) => (rel ? `${dir}/${rel}` : dir);
 /** lstat of a path that may hold escaped bytes. */
 const lstat = (path: string) => lstatSync(nameBuffer(path), { bigint: true });
 
+/** What a layer carries of entry `name` of directory `dir` beyond its lstat: its link target, its xattrs. */
+function carried(dir: number, name: string, stat: BigIntStats): Pick<LayerChange, "link" | "xattrs"> {
+  const at = procPath(dir, name);
+  return { link: stat.isSymbolicLink() ? readLink(at) : undefined, xattrs: layerXattrs(at) };
+}
+
 /** Sorts strings by code unit, not by locale. */
 export const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-function overlayChanges(upper: string, parents: readonly string[]): Change[] {
+function overlayChanges(upper: number, parents: readonly string[], forLayer: boolean): LayerChange[] {
   const lowers = new Lowers(parents);
-  const out: Change[] = [];
-  const walk = (rel: string) => {
-    for (const name of sortedNames(inside(upper, rel))) {
+  const out: LayerChange[] = [];
+  const walk = (dir: number, rel: string) => {
+    for (const name of sortedNames(dir)) {
       const path = rel ? `${rel}/${name}` : name;
-      const source = inside(upper, path);
-      const stat = lstat(source);
+      const stat = lstatAt(dir, name);
+      if (!stat) continue; // gone since the listing
       if (isOverlayWhiteout(stat)) {
         out.push({ kind: "D", path });
         continue;
       }
-      const opaque = stat.isDirectory() && getXattr(source, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
-      out.push({ kind: lowers.find(path) ? "C" : "A", path, source, stat, opaque });
-      if (stat.isDirectory()) walk(path);
+      const opaque = stat.isDirectory() && getXattrAt(dir, name, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
+      out.push({ kind: lowers.find(path) ? "C" : "A", path, stat, opaque, ...(forLayer && carried(dir, name, stat)) });
+      if (stat.isDirectory()) inDir(dir, name, (sub) => walk(sub, path));
     }
   };
   try {
-    walk("");
+    walk(upper, "");
   } finally {
     lowers.close();
   }
   return out;
 }
 
-function nativeChanges(tree: string, parentTree: string | undefined, linked: boolean): LayerChange[] {
-  /** The changes below `rel`; `old` says whether the parent has a directory there to compare with. */
-  const compare = (rel: string, old: boolean): LayerChange[] => {
+function nativeChanges(tree: number, parentTree: string | undefined, forLayer: boolean): LayerChange[] {
+  /** The changes below `rel` (open as `dir`); `old` says whether the parent has a directory there to compare with. */
+  const compare = (dir: number, rel: string, old: boolean): LayerChange[] => {
     const out: LayerChange[] = [];
-    const dir = inside(tree, rel);
     const oldDir = parentTree === undefined ? "" : inside(parentTree, rel);
     const names = new Set(sortedNames(dir));
     const oldNames = new Set(old && parentTree !== undefined ? listNames(oldDir) : []);
     for (const name of [...new Set([...names, ...oldNames])].sort(byName)) {
       const path = rel ? `${rel}/${name}` : name;
-      if (!names.has(name)) {
-        out.push({ kind: "D", path });
+      const stat = names.has(name) ? lstatAt(dir, name) : undefined;
+      if (!stat) {
+        if (oldNames.has(name)) out.push({ kind: "D", path }); // gone since it was listed: a deletion only if the parent has it
         continue;
       }
-      const source = inside(dir, name);
-      const stat = lstat(source);
       const oldPath = inside(oldDir, name);
       const oldStat = oldNames.has(name) ? lstat(oldPath) : undefined;
-      const below = stat.isDirectory() ? compare(path, oldStat?.isDirectory() ?? false) : [];
-      const same = oldStat !== undefined && sameEntry(source, stat, oldPath, oldStat);
-      if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, source, stat }, ...below);
-      else if (linked && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, source, stat });
+      const below = stat.isDirectory() ? (inDir(dir, name, (sub) => compare(sub, path, oldStat?.isDirectory() ?? false)) ?? []) : [];
+      const same = oldStat !== undefined && sameEntry(procPath(dir, name), stat, oldPath, oldStat);
+      if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, stat)) }, ...below);
+      else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, stat) });
     }
     return out;
   };
-  return compare("", parentTree !== undefined);
+  return compare(tree, "", parentTree !== undefined);
 }
 
 /** True when two entries agree in everything a layer records. */
@@ -177,7 +211,7 @@ function sameContent(a: string, b: string): boolean {
 }
 
 /** The extended attributes a layer carries for `path`: all but overlayfs's own bookkeeping. */
-export function layerXattrs(path: string): Map<string, Uint8Array> {
+function layerXattrs(path: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const name of listXattrs(path).sort(byName)) {
     if (isOverlayXattr(name)) continue;

@@ -13,8 +13,8 @@ import { InvalidArgumentError, NotFoundError, StorError, errnoReason } from "../
 import { Errno, errnoCode, strerror } from "../sys/libc.ts";
 import { splitdev } from "../sys/devno.ts";
 import { decodeName } from "../fileName.ts";
-import { layerChanges, layerXattrs, type LayerChange, type LayerView } from "./changes.ts";
-import { readLink, S } from "../sys/pathCalls.ts";
+import { layerChanges, type LayerChange, type LayerView } from "./changes.ts";
+import { S } from "../sys/pathCalls.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
@@ -191,10 +191,10 @@ function header(c: LayerChange, type: TarHeader["type"], withXattrs: boolean): T
     gid: Number(st.gid),
     size: type === "file" ? Number(st.size) : 0,
     mtimeNs: st.mtimeNs,
-    linkpath: type === "symlink" ? decodeName(readLink(c.source!)) : "",
+    linkpath: type === "symlink" ? decodeName(c.link!) : "",
     devMajor: type === "char" || type === "block" ? dev.major : 0,
     devMinor: type === "char" || type === "block" ? dev.minor : 0,
-    xattrs: withXattrs ? layerXattrs(c.source!) : new Map(),
+    xattrs: withXattrs ? c.xattrs! : new Map(),
   };
 }
 
