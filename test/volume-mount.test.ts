@@ -49,7 +49,7 @@ test.skipIf(!need(isRoot(), "mounting volumes needs root"))("tmpfs: mounted on t
   expect(existsSync(join(r.path, "volumes/tt"))).toBe(false);
 });
 
-test.skipIf(!need(isRoot(), "loop devices need root"))("ext4 on a loop device: data survives unmount and remount", () => {
+test.skipIf(!need(isRoot(), "loop devices need root"))("ext4 on a loop device: data survives unmount and remount; a relative device is taken from /", () => {
   r = new TestRoot();
   const image = join(r.dir("img"), "ext4.img");
   must(`truncate -s 64M ${image} && mkfs.ext4 -q ${image}`);
@@ -68,7 +68,14 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("ext4 on a loop device: d
     expect(readFileSync(join(data, "kept"), "utf8")).toBe("across mounts");
     r.ok(["volume", "unmount", "disk", "c2"]);
     expect(r.ok(["volume", "rm", "disk"])).toBe("disk\n");
+    // A relative device is taken from /, as dockerd takes it, wherever the command runs.
+    r.ok(["volume", "create", "-o", "type=ext4", "-o", `device=${dev.slice(1)}`, "rel"]);
+    const mounted = sh([STOR, "--root", r.path, "--config", r.config, "volume", "mount", "rel", "c1"], { cwd: r.dir("cwd") });
+    expect([mounted.code, mounted.stderr]).toEqual([0, ""]);
+    expect(readFileSync(join(mounted.stdout.trim(), "kept"), "utf8")).toBe("across mounts");
+    r.ok(["volume", "unmount", "rel", "c1"]);
   } finally {
+    sh(["umount", "-l", join(r.path, "volumes/rel/_data")]);
     sh(["umount", "-l", join(r.path, "volumes/disk/_data")]);
     sh(["losetup", "-d", dev]);
   }

@@ -80,7 +80,10 @@ export function mount(m: Mount, target: string): void {
   const isBind = (flags & MS_BIND) !== 0;
   const type = isBind ? null : cstr(m.Type);
   const first = flags & ~MS_PROPAGATION & ~(isBind ? MS_RDONLY : 0);
-  check(libc.mount(cstr(m.Source), cstr(target), type, first, joined ? cstr(joined) : null), what);
+  // A relative source (a bind's directory, a block device) is taken from /, as dockerd, whose
+  // working directory is /, takes a volume's device: never from wherever the command runs.
+  const absTarget = absolute(target);
+  inDirectory("/", () => check(libc.mount(cstr(m.Source), cstr(absTarget), type, first, joined ? cstr(joined) : null), what));
   try {
     // A bind mount ignores MS_RDONLY: it takes a read-only remount of the new mount.
     if (isBind && flags & MS_RDONLY) makeReadOnly(target, (flags & MS_REC) !== 0, what);
@@ -162,11 +165,19 @@ function mountOverlayRelative(m: Mount, data: string[], flags: number, target: s
   });
   const joined = shortData.join(",");
   if (joined.length >= PAGE_SIZE) throw new SysError(`${what}: options longer than a page`, Errno.E2BIG);
-  const absTarget = target.startsWith("/") ? target : `${process.cwd()}/${target}`;
+  const absTarget = absolute(target);
+  inDirectory(common, () => check(libc.mount(cstr(m.Source), cstr(absTarget), cstr(m.Type), flags & ~MS_PROPAGATION, cstr(joined)), what));
+}
+
+/** `path` from the working directory, when it is relative. */
+const absolute = (path: string) => (path.startsWith("/") ? path : `${process.cwd()}/${path}`);
+
+/** Runs `fn` with `dir` as the working directory, where relative paths given to the kernel are taken from; then the one before again. */
+function inDirectory<T>(dir: string, fn: () => T): T {
   const cwd = process.cwd();
-  process.chdir(common);
+  process.chdir(dir);
   try {
-    check(libc.mount(cstr(m.Source), cstr(absTarget), cstr(m.Type), flags & ~MS_PROPAGATION, cstr(joined)), what);
+    return fn();
   } finally {
     process.chdir(cwd);
   }

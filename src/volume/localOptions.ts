@@ -5,7 +5,6 @@
  */
 import { InvalidArgumentError, StorError, describe } from "../errors.ts";
 import type { Mount } from "../sys/mount.ts";
-import { resolve } from "../path.ts";
 
 /** `opts.json`, field for field as Docker's local driver writes it. */
 export interface OptsConfig {
@@ -123,11 +122,7 @@ export async function mountOf(c: OptsConfig): Promise<Mount> {
       }
     }
   }
-  const options = opts ? opts.split(",") : [];
-  // A bind's source is a path: a relative one is taken from `/`, as dockerd (whose working
-  // directory is `/`) takes it, never from wherever the command happens to run.
-  if (!device.startsWith("/") && options.some((o) => o === "bind" || o === "rbind")) device = resolve("/", device);
-  return { Type: c.MountType, Source: device, Options: options };
+  return { Type: c.MountType, Source: device, Options: opts ? opts.split(",") : [] };
 }
 
 /** A cifs device's start: `//`, a user part (`user[:password]@`, as a URL has it), the host, `:port`. */
