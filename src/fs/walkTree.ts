@@ -4,10 +4,10 @@
  * `/` while it runs is seen as the link it is, and no depth makes a path too long to use.
  */
 import { decodeName } from "../fileName.ts";
-import { listDirFd } from "../sys/dirent.ts";
+import { listDirFd, withDirAt } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { AT } from "../sys/openat2.ts";
-import { closeFd, openDirAt, statAt, type PathStat } from "../sys/pathCalls.ts";
+import { statAt, type PathStat } from "../sys/pathCalls.ts";
 
 /**
  * Calls `visit` with what lstat says of every entry below directory `dir` (not `dir` itself), a
@@ -15,25 +15,23 @@ import { closeFd, openDirAt, statAt, type PathStat } from "../sys/pathCalls.ts";
  * meanwhile is skipped; `dir` gone is ENOENT.
  */
 export function walkTree(dir: string, visit: (st: PathStat) => boolean): void {
-  const top = openDirAt(AT.FDCWD, dir, () => `open ${dir}`);
-  if (top === undefined) throw new SysError(`open ${dir}`, Errno.ENOENT);
   const below = (fd: number, at: () => string) => {
     for (const e of listDirFd(fd, at)) {
       const st = statAt(fd, e.name, false);
       if (!st || !visit(st) || !st.isDirectory) continue;
       const shown = () => `${at()}/${decodeName(e.name)}`;
-      const sub = openDirAt(fd, e.name, () => `open ${shown()}`);
-      if (sub === undefined) continue; // replaced since its stat: by a link or a file, seen no further
-      try {
-        below(sub, shown);
-      } finally {
-        closeFd(sub);
-      }
+      // Replaced since its stat by a link or a file: seen no further.
+      withDirAt(fd, e.name, (sub) => below(sub, shown), () => `open ${shown()}`);
     }
   };
-  try {
-    below(top, () => dir);
-  } finally {
-    closeFd(top);
-  }
+  const walked = withDirAt(
+    AT.FDCWD,
+    dir,
+    (top) => {
+      below(top, () => dir);
+      return true;
+    },
+    () => `open ${dir}`,
+  );
+  if (!walked) throw new SysError(`open ${dir}`, Errno.ENOENT);
 }

@@ -16,7 +16,8 @@ import { getXattr, listXattrs } from "../sys/file.ts";
 import { getXattrAt, lstatAt, procPath } from "../sys/dirfd.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { AT, O } from "../sys/openat2.ts";
-import { closeFd, openDirAt, readLink } from "../sys/pathCalls.ts";
+import { readLink } from "../sys/pathCalls.ts";
+import { withDirAt } from "../sys/dirent.ts";
 import { failpoint } from "../failpoint.ts";
 import { Lowers } from "./lowers.ts";
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
@@ -69,30 +70,16 @@ export function layerChanges(view: LayerView): LayerChange[] {
  */
 function collect(view: LayerView, forLayer: boolean): LayerChange[] {
   if (view.kind === "view") return [];
-  const top = openDirAt(AT.FDCWD, view.upper, () => `open ${view.upper}`);
-  if (top === undefined) throw new SysError(`open ${view.upper}`, Errno.ENOENT);
-  try {
-    switch (view.diffStyle) {
-      case "upper":
-        return overlayChanges(top, view.parents, forLayer);
-      case "tree":
-        return nativeChanges(top, view.parents[0], forLayer);
-    }
-  } finally {
-    closeFd(top);
-  }
+  const walk = (top: number) => (view.diffStyle === "upper" ? overlayChanges(top, view.parents, forLayer) : nativeChanges(top, view.parents[0], forLayer));
+  const found = withDirAt(AT.FDCWD, view.upper, walk, () => `open ${view.upper}`);
+  if (found === undefined) throw new SysError(`open ${view.upper}`, Errno.ENOENT);
+  return found;
 }
 
-/** Runs `fn` on directory `name` of the directory open as `dir`; undefined when it is no directory now. */
+/** Runs `fn` on directory `name` of the directory open as `dir`, going down into it; undefined when it is no directory now. */
 function inDir<T>(dir: number, name: string, fn: (fd: number) => T): T | undefined {
   failpoint("changes:descend");
-  const fd = openDirAt(dir, name, () => `open ${name}`);
-  if (fd === undefined) return undefined;
-  try {
-    return fn(fd);
-  } finally {
-    closeFd(fd);
-  }
+  return withDirAt(dir, name, fn, () => `open ${name}`);
 }
 
 /** The names in the directory open as `dir`, sorted by code unit: a fixed order for reproducible layers. */

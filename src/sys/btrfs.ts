@@ -6,8 +6,8 @@
 import { ptr } from "bun:ffi";
 import { basename, dirname, join } from "../path.ts";
 import { decodeName, encodeName } from "../fileName.ts";
-import { withDir } from "./dirent.ts";
-import { openDirAt, removeDir, statPath } from "./pathCalls.ts";
+import { withDir, withDirAt } from "./dirent.ts";
+import { removeDir, statPath } from "./pathCalls.ts";
 import { O, RESOLVE, mustOpenat2 } from "./openat2.ts";
 import { setTimesFrom } from "./file.ts";
 import { check, Errno, errno, libc, SysError } from "./libc.ts";
@@ -164,23 +164,26 @@ export function destroySubvolumeAt(dir: number, name: string | Uint8Array, shown
   if (destroy() === 0) return;
   const e = errno();
   if (e !== Errno.ENOTEMPTY) throw new SysError(`destroy subvolume ${shown}`, e);
-  const fd = openDirAt(dir, name, () => `open ${shown}`);
-  if (fd === undefined) throw new SysError(`destroy subvolume ${shown}`, e);
-  try {
-    // A read-only subvolume's entries cannot be removed, the nested subvolumes' included.
-    setReadOnlyFd(fd, false, shown);
-    for (const rel of subvolumesIn(fd, shown)) {
-      const at = rel.lastIndexOf("/");
-      const parent: number = at < 0 ? fd : mustOpenat2(fd, rel.slice(0, at), O.RDONLY | O.DIRECTORY | O.CLOEXEC, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS, () => `open ${join(shown, rel)}`);
-      try {
-        destroySubvolumeAt(parent, rel.slice(at + 1), join(shown, rel));
-      } finally {
-        if (parent !== fd) libc.close(parent);
+  const emptied = withDirAt(
+    dir,
+    name,
+    (fd) => {
+      // A read-only subvolume's entries cannot be removed, the nested subvolumes' included.
+      setReadOnlyFd(fd, false, shown);
+      for (const rel of subvolumesIn(fd, shown)) {
+        const at = rel.lastIndexOf("/");
+        const parent: number = at < 0 ? fd : mustOpenat2(fd, rel.slice(0, at), O.RDONLY | O.DIRECTORY | O.CLOEXEC, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS, () => `open ${join(shown, rel)}`);
+        try {
+          destroySubvolumeAt(parent, rel.slice(at + 1), join(shown, rel));
+        } finally {
+          if (parent !== fd) libc.close(parent);
+        }
       }
-    }
-  } finally {
-    libc.close(fd);
-  }
+      return true;
+    },
+    () => `open ${shown}`,
+  );
+  if (!emptied) throw new SysError(`destroy subvolume ${shown}`, e);
   check(destroy(), () => `destroy subvolume ${shown}`);
 }
 

@@ -5,7 +5,7 @@
 import { childCPath, decodeName, showPath } from "../fileName.ts";
 import { O } from "./openat2.ts";
 import { libc, check, cstr, retry } from "./libc.ts";
-import { statPath } from "./pathCalls.ts";
+import { openDirAt, statPath } from "./pathCalls.ts";
 
 const DT_UNKNOWN = 0;
 const SEEK_SET = 0;
@@ -118,6 +118,20 @@ export function isEmptyDir(dir: string): boolean {
 /** Whether the NUL-terminated name at `buf[start]` is `.` or `..`. */
 function isDotEntry(buf: Uint8Array, start: number): boolean {
   return buf[start] === 0x2e && (buf[start + 1] === 0 || (buf[start + 1] === 0x2e && buf[start + 2] === 0));
+}
+
+/**
+ * Runs `fn` on directory `name` of the directory open as `dir`, opened through no symlink (see
+ * openDirAt) and closed afterwards; undefined, `fn` not run, when `name` is gone or no directory now.
+ */
+export function withDirAt<T>(dir: number, name: string | Uint8Array, fn: (fd: number) => T, what: () => string): T | undefined {
+  const fd = openDirAt(dir, name, what);
+  if (fd === undefined) return undefined;
+  try {
+    return fn(fd);
+  } finally {
+    libc.close(fd);
+  }
 }
 
 /** Runs `fn` on a descriptor of directory `path` (opened with `flags` more), closed afterwards. */
