@@ -86,6 +86,27 @@ export class TestRoot {
     return r.stdout;
   }
 
+  /**
+   * Runs `stor ARGS`, stopped at failpoint `point` (`NAME` or `NAME@N`); runs `act` in that window,
+   * as another process would, then lets the command go on and returns what it ended with.
+   */
+  async stoppedAt(args: string[], point: string, act: () => void): Promise<Result> {
+    const p = Bun.spawn([STOR, "--root", this.path, "--config", this.config, ...args], {
+      env: { ...process.env, STOR_FAILPOINT: `${point}+stop` },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    try {
+      await stopped(p.pid);
+      act();
+    } finally {
+      p.kill("SIGCONT");
+    }
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, stdout, stderr };
+  }
+
   /** Runs one `stor` per argument list, all at once, as separate processes; results in order. */
   async parallel(argvs: string[][]): Promise<Result[]> {
     const procs = argvs.map((a) =>

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need, stopped } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, tar, viewListing } from "./layer-helpers.ts";
 
 const LONG = "n".repeat(120);
@@ -344,18 +344,8 @@ test("diff of a tree whose directory is swapped for a symlink while the layer is
     writeFileSync(join(victim, "f"), "host secret\n");
     const out = join(r.dir("out"), "layer.tar");
     // Stopped before it opens d/f, the one file, as a container writing in the tree could be.
-    const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", "native", "snapshot", "diff", "w", "-o", out], {
-      env: { ...process.env, STOR_FAILPOINT: "diff:file+stop" },
-      stderr: "pipe",
-    });
-    try {
-      await stopped(p.pid);
-      must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`);
-    } finally {
-      p.kill("SIGCONT");
-    }
-    expect(await p.exited).toBe(1);
-    expect(await new Response(p.stderr).text()).toBe("stor: read /d/f: a symlink is on its way: the tree changed while the layer was written\n");
+    const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], "diff:file", () => must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`));
+    expect([res.code, res.stderr]).toEqual([1, "stor: read /d/f: a symlink is on its way: the tree changed while the layer was written\n"]);
     expect(readdirSync(dirname(out))).toEqual([]);
   } finally {
     r.close();
@@ -388,19 +378,8 @@ for (const sn of ["native", "overlay"] as const) {
       const victim = r.dir("victim");
       writeFileSync(join(victim, "secret"), "host\n");
       // Stopped as it is about to go into d (its second directory), once d was seen to be one.
-      const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", sn, "snapshot", "changes", "w"], {
-        env: { ...process.env, STOR_FAILPOINT: "changes:descend@2+stop" },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      try {
-        await stopped(p.pid);
-        must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`);
-      } finally {
-        p.kill("SIGCONT");
-      }
-      expect(await p.exited).toBe(0);
-      expect(await new Response(p.stdout).text()).toBe("A /a\nA /a/x\nA /d\n");
+      const res = await r.stoppedAt(["-s", sn, "snapshot", "changes", "w"], "changes:descend@2", () => must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`));
+      expect(res).toEqual({ code: 0, stdout: "A /a\nA /a/x\nA /d\n", stderr: "" });
     } finally {
       r.close();
     }

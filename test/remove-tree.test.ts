@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { STOR, TestRoot, isRoot, must, stopped } from "./helpers.ts";
+import { TestRoot, isRoot, must } from "./helpers.ts";
 
 const CI = process.env.CI === "true";
 const root = isRoot();
@@ -42,20 +42,13 @@ function findSwapme(path: string): string {
  * swaps `swapme` for a symlink to `victim` as a container writing in the tree can, and lets it go on.
  */
 async function removeWhileSwapped(args: string[], nth: number, victim: string): Promise<number> {
-  const p = Bun.spawn([STOR, "--root", r!.path, "--config", r!.config, ...args], {
-    env: { ...process.env, STOR_FAILPOINT: `remove-tree:opened@${nth}+stop` },
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  try {
-    await stopped(p.pid);
+  const res = await r!.stoppedAt(args, `remove-tree:opened@${nth}`, () => {
     const swapme = findSwapme(r!.path);
     renameSync(swapme, join(dirname(swapme), "moved"));
     symlinkSync(victim, swapme);
-  } finally {
-    p.kill("SIGCONT");
-  }
-  return p.exited;
+  });
+  expect(res.stderr).toBe("");
+  return res.code;
 }
 
 describe("a directory swapped for a symlink while its tree is removed", () => {

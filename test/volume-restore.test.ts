@@ -2,7 +2,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, need, simulateReboot, stopped, type Result } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, need, simulateReboot, type Result } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -184,18 +184,8 @@ test("restore --force releases only the references it looked at: one taken meanw
   r.ok(["volume", "create", "vol"]);
   r.ok(["volume", "mount", "vol", "old"]);
   // Stopped once it has looked at the references and at who uses the volumes, before it releases any.
-  const restore = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "restore", "--force", "--format", "json"], {
-    env: { ...process.env, STOR_FAILPOINT: "restore:refs-looked+stop" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  try {
-    await stopped(restore.pid);
-    r.ok(["volume", "mount", "vol", "new"]);
-  } finally {
-    restore.kill("SIGCONT");
-  }
-  expect(await restore.exited).toBe(0);
-  expect(JSON.parse(await new Response(restore.stdout).text()).Volumes.Released).toEqual([{ Volume: "vol", Refs: ["old"] }]);
+  const restore = await r.stoppedAt(["restore", "--force", "--format", "json"], "restore:refs-looked", () => r!.ok(["volume", "mount", "vol", "new"]));
+  expect(restore.code).toBe(0);
+  expect(JSON.parse(restore.stdout).Volumes.Released).toEqual([{ Volume: "vol", Refs: ["old"] }]);
   expect(r.stor(["volume", "rm", "vol"])).toEqual({ code: 5, stdout: "", stderr: 'stor: volume "vol": in use - [new]\n' });
 });
