@@ -381,6 +381,29 @@ describe("serving manners", () => {
     expect(existsSync(fresh)).toBe(false);
   });
 
+  test("a start refused on a new root another serve has started on meanwhile leaves that serve its lock", async () => {
+    const fresh = join(root.dir("fresh2"), "root");
+    const socket = join(root.dir("run"), "first.sock");
+    const args = ["--root", fresh, "--config", root.config, "-s", "native", "serve", "--containerd", socket];
+    // The second is stopped once it has seen the root is new; the first then starts on it.
+    const second = Bun.spawn([STOR, ...args], { env: { ...process.env, STOR_FAILPOINT: "serve:root-looked-at+stop" }, stderr: "pipe" });
+    let first: Bun.Subprocess | undefined;
+    try {
+      await stopped(second.pid);
+      first = Bun.spawn([STOR, ...args], { stderr: "ignore" });
+      while (!existsSync(socket)) await Bun.sleep(10);
+      const lock = statSync(join(fresh, "serve.lock")).ino;
+      second.kill("SIGCONT");
+      expect(await second.exited).toBe(4);
+      expect(await new Response(second.stderr).text()).toContain("another server is listening on it");
+      expect(statSync(join(fresh, "serve.lock")).ino).toBe(lock);
+    } finally {
+      second.kill("SIGCONT");
+      first?.kill("SIGTERM");
+      await first?.exited;
+    }
+  });
+
   for (const flag of ["--containerd", "--docker-volume"]) {
     test(`${flag}: the socket is its owner's from the moment it exists, whatever the umask`, async () => {
       const socket = join(root.dir("run"), `umask${flag}.sock`);

@@ -21,8 +21,8 @@ import { rootError, serveLock } from "../layout.ts";
 import { dirsError } from "../dirsError.ts";
 import { log } from "../log.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
-import { lockPath, type FileLock } from "../sys/file.ts";
-import { pathExists, removeDirIfEmpty, removeFile } from "../sys/pathCalls.ts";
+import { lockEphemeral, lockPath, type FileLock } from "../sys/file.ts";
+import { pathExists, removeDirIfEmpty } from "../sys/pathCalls.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import type { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
@@ -81,10 +81,13 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   undo.push(() => void process.off("unhandledRejection", stray));
   // A root this start makes, and a start refused (a snapshotter that cannot run there), leaves nothing.
   const newRoot = !pathExists(config.root);
+  failpoint("serve:root-looked-at");
   let started = false;
   undo.push(() => {
     if (!newRoot || started) return;
-    removeFile(serveLock(config.root));
+    // Only while no one holds it: another serve that started on the same new root keeps its lock,
+    // or a restore would take a lock of a new file beside it.
+    lockEphemeral(serveLock(config.root), false)?.release();
     removeDirIfEmpty(config.root);
   });
   try {
