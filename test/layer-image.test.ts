@@ -250,6 +250,30 @@ describe("unpack", () => {
     },
     /does not match its digest|diffID/,
   );
+  // The decompressor stops at the end of the compressed stream; the blob is read to its own end
+  // all the same, so its digest is checked and what follows the stream is seen.
+  // zstd's frame check refuses the bytes after the last frame before the digest is known.
+  for (const [compression, afterEnd] of [["gzip", /gzip stream: corrupt: 4096 bytes after its end/], ["zstd", /zstd stream: unknown frame magic number/]] as const) {
+    const compressed = (tar: Buffer) => (compression === "gzip" ? gzipSync(tar) : zstdCompressSync(tar));
+    refused(
+      `a ${compression} blob with bytes after its stream that do not match its digest is refused`,
+      (d) => {
+        const tar = readFileSync(join(work, "l2.tar"));
+        const [ok, forged] = [0, 0x41].map((b) => Buffer.concat([compressed(tar), Buffer.alloc(4096, b)]));
+        writeOci(d, [layers[0]!, { ...layers[1]!, blob: forged!, compression }, layers[2]!]);
+        writeFileSync(join(d, "blobs/sha256", sha256(forged!).slice(7)), ok!); // the same length, other bytes
+      },
+      compression === "gzip" ? /does not match its digest/ : afterEnd,
+    );
+    refused(
+      `a ${compression} blob with NULs after its stream is refused, as containerd's Go reader refuses it`,
+      (d) => {
+        const tar = readFileSync(join(work, "l2.tar"));
+        writeOci(d, [layers[0]!, { ...layers[1]!, blob: Buffer.concat([compressed(tar), Buffer.alloc(4096)]), compression }, layers[2]!]);
+      },
+      afterEnd,
+    );
+  }
 
   /** Unpacks `source` in a fresh root, killed if it waits: a regression must fail, not hang. */
   function unpackFresh(source: string): Result {

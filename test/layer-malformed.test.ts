@@ -51,6 +51,8 @@ const MALFORMED: [string, Buffer, RegExp][] = [
   ["extended header larger than allowed", withField(tar([{ name: "PaxHeaders/x", type: "x" }]), 0, 124, "00010000000\0"), /extended header of 2097152 bytes is too large/],
   ["gzip with corrupt data", patched(gz, Math.floor(gz.length / 2), noise(16, 7)), /gzip stream: corrupt/],
   ["gzip cut short", gz.subarray(0, Math.floor(gz.length / 2)), /gzip stream: corrupt: unexpected end of file/],
+  // zlib passes over what follows a gzip stream; Go's reader, and so containerd, refuses it.
+  ["gzip followed by NULs", Buffer.concat([gz, Buffer.alloc(1000)]), /gzip stream: corrupt: 1000 bytes after its end/],
   ["zstd with corrupt data", patched(zs, Math.floor(zs.length / 2), noise(16, 9)), /zstd stream: corrupt/],
   ["zstd cut short", zs.subarray(0, zs.length - 10), /zstd stream: truncated/],
   ["not a tar stream", noise(4096, 3), /invalid header checksum at offset 0/],

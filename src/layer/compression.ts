@@ -50,9 +50,16 @@ export async function* decompress(input: AsyncIterable<Uint8Array>): AsyncGenera
     head.push(r.value);
     headBytes += r.value.length;
   }
+  let read = 0;
   const all = async function* () {
-    yield* head;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    for (const chunk of head) {
+      read += chunk.length;
+      yield chunk;
+    }
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      read += r.value.length;
+      yield r.value;
+    }
   };
   const kind = detectCompression(Buffer.concat(head));
   if (kind === "none") return yield* all();
@@ -65,6 +72,12 @@ export async function* decompress(input: AsyncIterable<Uint8Array>): AsyncGenera
   source.pipe(z);
   try {
     for await (const chunk of z) yield chunk as Buffer;
+    // The input is read to its end whatever the decompressor left of it: what checks it there (a
+    // blob's size and digest) must run. zlib passes over bytes after a gzip stream, NULs
+    // included; Go's reader, and so containerd, refuses them.
+    source.unpipe(z);
+    for await (const _ of source);
+    if (read !== z.bytesWritten) throw new InvalidArgumentError(`${kind} stream`, `corrupt: ${read - z.bytesWritten} bytes after its end`);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === "ZSTD_error_frameParameter_windowTooLarge") {
