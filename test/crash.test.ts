@@ -8,7 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { STOR, TestRoot, have, isRoot, must, need, sh, simulateReboot, typicalSpan } from "./helpers.ts";
-import { listing } from "./layer-helpers.ts";
+import { listing, writableTree } from "./layer-helpers.ts";
 
 const TRIALS = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));
 const PARENT_FILES = 400;
@@ -48,8 +48,8 @@ function violations(root: TestRoot, sn: string): string[] {
 
 function setup(sn: string): TestRoot {
   const root = TestRoot.for(sn);
-  const m = JSON.parse(root.ok(["snapshot", "-s", sn, "prepare", "--mounts", "base-a"]))[0];
-  const dir: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+  root.ok(["snapshot", "-s", sn, "prepare", "base-a"]);
+  const dir = writableTree(root, sn, "base-a");
   for (let i = 0; i < PARENT_FILES; i++) writeFileSync(join(dir, `f${i}`), Buffer.alloc(4096 * (1 + (i % 8)), i));
   root.ok(["snapshot", "-s", sn, "commit", "base", "base-a"]);
   return root;
@@ -160,8 +160,8 @@ for (const sn of ["native", "overlay", "btrfs"]) {
     r = setup(sn);
     const layer = join(r.path, "..", `${r.path.split("/").pop()}-layer.tar`);
     // A layer of a few hundred files: the changes of a snapshot that adds them.
-    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "src", "base"]))[0];
-    const upper: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+    r.ok(["snapshot", "-s", sn, "prepare", "src", "base"]);
+    const upper = writableTree(r, sn, "src");
     mkdirSync(join(upper, "added"));
     for (let i = 0; i < 300; i++) writeFileSync(join(upper, "added", `a${i}`), Buffer.alloc(8192, i));
     r.ok(["snapshot", "-s", sn, "diff", "-o", layer, "src"]);
@@ -204,8 +204,7 @@ for (const sn of ["native", "overlay", "btrfs"]) {
 
 /** The directory beside snapshot `key`'s upper directory, where an apply keeps its trash. */
 function besideUpper(r: TestRoot, sn: string, key: string): string {
-  const m = JSON.parse(r.ok(["-s", sn, "snapshot", "mounts", "--format", "json", "/t", key]))[0] as { Type: string; Source: string; Options: string[] };
-  return dirname(m.Type === "bind" ? m.Source : /(?:^|,)upperdir=([^,]+)/.exec(m.Options.join(","))![1]!);
+  return dirname(writableTree(r, sn, key));
 }
 
 test.skipIf(!need(isRoot(), "btrfs loop devices need root")).each(["overlay", "native", "btrfs"])(
@@ -279,8 +278,8 @@ for (const sn of ["native", "overlay"]) {
     // The user's tree: files the layer replaces, files it whites out, a directory it makes opaque,
     // a file a directory replaces, a directory whose mode the layer changes.
     const userTree = (key: string): string => {
-      const m = JSON.parse(r!.ok(["snapshot", "-s", sn, "prepare", "--mounts", key]))[0];
-      const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+      r!.ok(["snapshot", "-s", sn, "prepare", key]);
+      const tree = writableTree(r!, sn, key);
       must(`cd ${tree} && mkdir -p keep gone opq sub && for i in 1 2 3 4 5 6; do echo user $i > keep/f$i; echo user $i > gone/f$i; echo user $i > opq/f$i; done &&
         echo user > sub/file && echo user > becomes-dir && chmod 750 sub && find . -mindepth 1 -exec touch -h -d @1000000000 {} +`);
       return tree;
@@ -339,8 +338,8 @@ for (const sn of ["native", "overlay"]) {
 for (const sn of ["native", "overlay"]) {
   test.skipIf(!need(isRoot(), "needs root"))(`${sn}: an undo of an apply killed at any of its steps is taken up where it stopped, the undo of a refused layer too: the snapshot is as before it`, () => {
     r = TestRoot.for(sn);
-    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "work"]))[0];
-    const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+    r.ok(["snapshot", "-s", sn, "prepare", "work"]);
+    const tree = writableTree(r, sn, "work");
     must(`cd ${tree} && mkdir -p keep gone && for i in 1 2 3 4; do echo user $i > keep/f$i; echo user $i > gone/f$i; done && echo user > top && find . -mindepth 1 -exec touch -h -d @1000000000 {} +`);
     const work = r.dir("layer");
     // Replaces files (each a removal, then a name made in their place), whites out, adds; then,
@@ -376,8 +375,8 @@ for (const sn of ["native", "overlay"]) {
 
   test.skipIf(!need(isRoot(), "needs root"))(`${sn}: mounts, changes and diff of a snapshot whose apply was killed undo it first: nothing half applied is mounted or exported`, () => {
     r = TestRoot.for(sn);
-    const m = JSON.parse(r.ok(["snapshot", "-s", sn, "prepare", "--mounts", "work"]))[0];
-    const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+    r.ok(["snapshot", "-s", sn, "prepare", "work"]);
+    const tree = writableTree(r, sn, "work");
     must(`echo user > ${tree}/f`);
     const work = r.dir("layer");
     must(`cd ${work} && mkdir l && for i in 1 2 3 4 5 6; do echo layer $i > l/n$i; done && echo layer > l/f && tar -C l -cf layer.tar f n1 n2 n3 n4 n5 n6`);
@@ -418,8 +417,8 @@ for (const sn of ["native", "overlay"]) {
   test.skipIf(!need(isRoot() && have("strace"), "strace kills the apply at each of its calls; needs root"))(`${sn}: an apply killed at any call that changes the tree or its journal leaves, after cleanup, the tree as before it or, once its journal is emptied, as applied`, () => {
     r = TestRoot.for(sn);
     const prepare = (key: string) => {
-      const m = JSON.parse(r!.ok(["snapshot", "-s", sn, "prepare", "--mounts", key]))[0];
-      const tree: string = m.Type === "bind" ? m.Source : m.Options.find((o: string) => o.startsWith("upperdir=")).slice(9);
+      r!.ok(["snapshot", "-s", sn, "prepare", key]);
+      const tree = writableTree(r!, sn, key);
       must(`cd ${tree} && mkdir d gone && echo user > d/f && echo user > gone/g && echo user > top && find . -mindepth 1 -exec touch -h -d @1000000000 {} +`);
       return tree;
     };

@@ -101,6 +101,12 @@ export function prepareFilled(root: TestRoot, snapshotter: string, key: string, 
   }
 }
 
+/** The directory active `key` is written in (overlay: its upper directory), as its mounts give it. */
+export function writableTree(root: TestRoot, snapshotter: string, key: string): string {
+  const m = JSON.parse(root.ok(["-s", snapshotter, "snapshot", "mounts", "--format", "json", "/mnt", key]))[0] as { Type: string; Source: string; Options: string[] };
+  return m.Type === "bind" ? m.Source : m.Options.find((o) => o.startsWith("upperdir="))!.slice("upperdir=".length);
+}
+
 /** Writes `layer` to `file` and makes committed snapshot `name` of it, through active `<name>-a`. */
 export function committedLayer(root: TestRoot, snapshotter: string, name: string, file: string, layer: Uint8Array): void {
   writeFileSync(file, layer);

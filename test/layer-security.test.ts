@@ -5,10 +5,10 @@
  * they were, nothing lands outside the snapshot's tree, and the committed parent is untouched.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { lstatSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestRoot, isRoot, must, need } from "./helpers.ts";
-import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing, type TarEntry } from "./layer-helpers.ts";
+import { SNAPSHOTTERS, committedLayer, oneLineError, tar, viewListing, writableTree, type TarEntry } from "./layer-helpers.ts";
 
 const TOKEN = `evil-${process.pid}`;
 const UP = "../".repeat(24);
@@ -111,6 +111,26 @@ describe.each(SNAPSHOTTERS)("breakouts on %s", (sn) => {
     parentBefore = viewListing(root, sn, "base-c");
   });
   afterAll(() => root?.close());
+
+  // A bind someone made inside the snapshot (an operator, a runtime's leftover) is not its
+  // content: containerd diffs through a mount of its own, where it is not; the directory under it is.
+  test.skipIf(!need(run, "needs root"))("a mount inside the snapshot is no part of its changes or its layer", () => {
+    root.ok(["-s", sn, "snapshot", "prepare", "mounted", "base-c"]);
+    const tree = writableTree(root, sn, "mounted");
+    writeFileSync(join(tree, "own"), "own");
+    mkdirSync(join(tree, "mnt"));
+    writeFileSync(join(tree, "mnt", "beneath"), "under the mount");
+    must(`mount --bind ${canary} ${join(tree, "mnt")}`);
+    try {
+      expect(root.ok(["-s", sn, "snapshot", "changes", "mounted"])).toBe("A /mnt\nA /mnt/beneath\nA /own\n");
+      const file = join(layers, "mounted.tar");
+      root.ok(["-s", sn, "snapshot", "diff", "-o", file, "mounted"]);
+      expect(must(`tar -xOf ${file} mnt/beneath`)).toBe("under the mount");
+      expect(must(`tar -tf ${file}`).split("\n").filter(Boolean).sort()).toEqual(["mnt/", "mnt/beneath", "own"]);
+    } finally {
+      must(`umount ${join(tree, "mnt")}`);
+    }
+  });
 
   for (const [i, attack] of ATTACKS.entries()) {
     test.skipIf(!need(run, "needs root"))(attack.name, () => {

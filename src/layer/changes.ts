@@ -15,9 +15,10 @@ import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
 import { getXattrAt, lstatAt, procPath } from "../sys/dirfd.ts";
 import { Errno, SysError } from "../sys/libc.ts";
-import { AT, O } from "../sys/openat2.ts";
+import { O } from "../sys/openat2.ts";
 import { readLink } from "../sys/pathCalls.ts";
 import { withDirAt } from "../sys/dirent.ts";
+import { openOwnTree } from "../sys/mount.ts";
 import { failpoint } from "../failpoint.ts";
 import { Lowers } from "./lowers.ts";
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, isOverlayWhiteout, isOverlayXattr } from "./whiteout.ts";
@@ -71,7 +72,13 @@ export function layerChanges(view: LayerView): LayerChange[] {
 function collect(view: LayerView, forLayer: boolean): LayerChange[] {
   if (view.kind === "view") return [];
   const walk = (top: number) => (view.diffStyle === "upper" ? overlayChanges(top, view.parents, forLayer) : nativeChanges(top, view.parents[0], forLayer));
-  const found = withDirAt(AT.FDCWD, view.upper, walk, () => `open ${view.upper}`);
+  const tree = openOwnTree(view.upper);
+  let found;
+  try {
+    found = withDirAt(tree, ".", walk, () => `open ${view.upper}`);
+  } finally {
+    closeSync(tree);
+  }
   if (found === undefined) throw new SysError(`open ${view.upper}`, Errno.ENOENT);
   return found;
 }

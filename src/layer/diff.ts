@@ -5,7 +5,8 @@
  */
 import { chmodSync, closeSync, createWriteStream, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from "../nodeFs.ts";
 import { basename, dirname, join } from "../path.ts";
-import { AT, O, RESOLVE, mustOpenat2, openat2 } from "../sys/openat2.ts";
+import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
+import { openOwnTree } from "../sys/mount.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -40,7 +41,7 @@ const TYPES = new Map<number, EntryType>([
  */
 export async function writeLayer(view: LayerView, out: Writable, compression: Compression): Promise<string> {
   const hash = createHash("sha256");
-  const tree = mustOpenat2(AT.FDCWD, view.upper, O.PATH | O.DIRECTORY | O.CLOEXEC, 0, () => `open ${view.upper}`);
+  const tree = openOwnTree(view.upper);
   const tar = async function* () {
     for (const chunk of coalesced(layerChunks(layerChanges(view), tree))) {
       hash.update(chunk);

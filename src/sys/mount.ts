@@ -4,7 +4,7 @@
  */
 import { relative } from "../path.ts";
 import { ptr as ptrOf } from "bun:ffi";
-import { AT } from "./openat2.ts";
+import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
 
 /** A mount as containerd describes it and `ctr snapshots mounts` prints it. */
@@ -26,6 +26,9 @@ const SYS_fsconfig = 431;
 const SYS_fsmount = 432;
 const SYS_move_mount = 429;
 const SYS_mount_setattr = 442;
+const SYS_open_tree = 428;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
 const FSCONFIG_SET_FLAG = 0;
 const FSCONFIG_SET_STRING = 1;
 const FSCONFIG_CMD_CREATE = 6;
@@ -209,3 +212,18 @@ export function unmount(target: string, detach = false): boolean {
   throw new SysError(`unmount ${target}`, code);
 }
 
+/**
+ * A descriptor (O_PATH, for the caller to close) of directory `path` in a detached copy of the
+ * mount it is on, made without what is mounted below it (open_tree OPEN_TREE_CLONE, not
+ * AT_RECURSIVE), which the close dissolves. A walk from it sees the tree as its filesystem holds
+ * it, as containerd sees a snapshot through a mount of its own: a bind or tmpfs that someone
+ * mounted inside is not there to be walked into. Where the kernel will not clone (no privilege
+ * to), the directory as it is: whoever cannot clone a mount could not have made one there either.
+ */
+export function openOwnTree(path: string): number {
+  const fd = sys(SYS_open_tree, AT.FDCWD, cstr(path), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd >= 0) return fd;
+  const e = errno();
+  if (e !== Errno.EPERM && e !== Errno.ENOSYS) throw new SysError(`open ${path}`, e);
+  return check(libc.open(cstr(path), O.PATH | O.DIRECTORY | O.CLOEXEC, 0), `open ${path}`);
+}
