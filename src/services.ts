@@ -38,6 +38,8 @@ export interface SnapshotsRequest {
    * metadata yet it cannot, and it is not found before anything is made.
    */
   needs?: string;
+  /** The caller is containerd, through stor serve: keys of containerd's shape are its to make. */
+  forContainerd?: boolean;
 }
 
 /** Opens the snapshot service of one snapshotter. */
@@ -56,7 +58,7 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   if (named === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
       const why = SNAPSHOTTERS[name].unsupported(snapshotterDir(config.root, name), probe);
-      if (why === undefined) return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access);
+      if (why === undefined) return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access, { forContainerd: req.forContainerd });
       log.info(`snapshotter ${name} unusable: ${why}`);
     }
     throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
@@ -64,7 +66,7 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
   // when it creates a snapshot (see SnapshotService).
   const check = req.access === "write" && req.checkSupport !== false;
-  return new SnapshotService(config.root, named, req.access, check ? probe : undefined);
+  return new SnapshotService(config.root, named, req.access, { probe: check ? probe : undefined, forContainerd: req.forContainerd });
 }
 
 /**

@@ -9,6 +9,8 @@ import { basename, dirname, join } from "node:path";
 import { Database } from "bun:sqlite";
 import { STOR, TestRoot, isRoot, must, sh, simulateReboot } from "./helpers.ts";
 import { tar } from "./layer-helpers.ts";
+import { openSnapshots } from "../src/services.ts";
+import { loadConfig } from "../src/config.ts";
 
 const CI = process.env.CI === "true";
 const root = isRoot();
@@ -700,9 +702,23 @@ describe("snapshot cleanup", () => {
 });
 
 describe("a snapshot containerd made", () => {
-  test("rm is refused (exit 5) while containerd records it; --force removes it", () => {
+  test("the CLI makes none of containerd's shape (exit 2), which containerd's garbage collector would take", () => {
     r = new TestRoot();
-    r.ok(["snapshot", "-s", "native", "prepare", "default/22/victim"]);
+    r.ok(["snapshot", "-s", "native", "prepare", "work"]);
+    for (const args of [["prepare", "default/22/mine"], ["view", "default/23/mine"], ["commit", "k8s.io/24/mine", "work"]]) {
+      const res = r.stor(["snapshot", "-s", "native", ...args]);
+      expect([res.code, res.stdout]).toEqual([2, ""]);
+      expect(res.stderr).toStartWith(`stor: snapshot "${args[1]}": has the shape of containerd's keys (NAMESPACE/NUMBER/NAME), which only containerd may make`);
+    }
+    expect(r.ok(["snapshot", "-s", "native", "ls"]).split("\n").slice(1).filter(Boolean).map((l) => l.split(" ")[0])).toEqual(["work"]);
+  });
+
+  test("rm is refused (exit 5) while containerd records it; --force removes it", async () => {
+    r = new TestRoot();
+    // Made as stor serve makes it for containerd.
+    const svc = await openSnapshots(loadConfig({ root: r.path, config: r.config }), { access: "write", snapshotter: "native", forContainerd: true });
+    svc.prepare("default/22/victim");
+    svc.close();
     const res = r.stor(["snapshot", "-s", "native", "rm", "default/22/victim"]);
     expect([res.code, res.stdout, res.stderr]).toEqual([
       5,

@@ -95,7 +95,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const lock = await takeServeLock(config.root, stopSignal.first);
     if (!lock) return;
     undo.push(() => lock.release());
-    const snapshots = opts.containerd ? await openSnapshots(config, { access: "write", snapshotter: opts.snapshotter }) : undefined;
+    const snapshots = opts.containerd ? await openSnapshots(config, { access: "write", snapshotter: opts.snapshotter, forContainerd: true }) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
     const volumes = opts.dockerVolume ? await openVolumes(config, "write", { askPlugins: false }) : undefined;
     if (volumes) undo.push(() => volumes.close());

@@ -16,7 +16,7 @@ let running: Promise<void> = Promise.resolve();
 
 async function open(): Promise<Services[keyof Services]> {
   opened ??= start.service === "snapshots"
-    ? await openSnapshots(start.config, { access: "write", snapshotter: start.snapshotter })
+    ? await openSnapshots(start.config, { access: "write", snapshotter: start.snapshotter, forContainerd: true })
     : await openVolumes(start.config, "write", { askPlugins: false });
   return opened;
 }

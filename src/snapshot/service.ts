@@ -111,16 +111,20 @@ export class SnapshotService {
   readonly #store: MetaStore;
   /** Where to check the snapshotter's support before the first snapshot is made; undefined once checked, or when not wanted. */
   #probe: string | undefined;
+  readonly #forContainerd: boolean;
 
   /**
    * Opened through {@link ../services.ts}; to `read`, nothing is created, not even the database.
    * With `probe`, a prepare or view first checks that the snapshotter can run there: the other
-   * commands work on snapshots that exist, so they pay nothing for the check.
+   * commands work on snapshots that exist, so they pay nothing for the check. `forContainerd`:
+   * the caller is containerd (through stor serve), the one maker of keys of its shape.
    */
-  constructor(root: string, snapshotter: Snapshotter, access: Access, probe?: string) {
+  constructor(root: string, snapshotter: Snapshotter, access: Access, opts: { probe?: string; forContainerd?: boolean } = {}) {
+    const { probe } = opts;
     this.#root = root;
     this.snapshotter = snapshotter;
     this.#probe = probe;
+    this.#forContainerd = opts.forContainerd ?? false;
     this.home = snapshotterDir(root, snapshotter.name);
     this.dirs = snapshotDirs(root, snapshotter.name);
     // A snapshotter never used here is checked before its metadata is made: an unusable one leaves nothing.
@@ -156,6 +160,7 @@ export class SnapshotService {
 
   #create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
     validateKey(key);
+    this.#mayMake(key);
     if (parent !== undefined) validateKey(parent, "parent");
     validateLabels(labels);
     this.#checkSupport();
@@ -202,6 +207,16 @@ export class SnapshotService {
       throw new StorError(`${kind === "view" ? "view" : "prepare"} ${snap(key)}`, describe(err), ExitCode.internal, { cause: err });
     } finally {
       lock.release();
+    }
+  }
+
+  /**
+   * Refuses a snapshot named `key` of containerd's shape to any maker but containerd: stor serve
+   * shows containerd those as its own, and its garbage collector removes every one it did not make.
+   */
+  #mayMake(key: string): void {
+    if (!this.#forContainerd && isContainerdKey(key)) {
+      throw new InvalidArgumentError(snap(key), "has the shape of containerd's keys (NAMESPACE/NUMBER/NAME), which only containerd may make: its garbage collector, through stor serve, removes those it did not");
     }
   }
 
@@ -352,6 +367,7 @@ export class SnapshotService {
    */
   commit(name: string, key: string, labels: Record<string, string> = {}): void {
     validateKey(name, "name");
+    this.#mayMake(name);
     validateKey(key);
     validateLabels(labels);
     const checkCommit = () => {
