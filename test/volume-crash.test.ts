@@ -80,6 +80,17 @@ for (const [point, args, after] of CASES) {
   });
 }
 
+test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))("a device a killed mount left mounted is unmounted by rm, with no reboot or restore, as Docker's driver does", () => {
+  r = new TestRoot();
+  r.ok(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "tt"]);
+  expect(r.stor(["volume", "mount", "tt", "c1"], { env: { STOR_FAILPOINT: "volume-mount:mounted" } }).code).toBe(-1);
+  const data = join(r.path, "volumes/tt/_data");
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${data} `);
+  expect(r.ok(["volume", "rm", "tt"])).toBe("tt\n");
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(` ${data} `);
+  expect(violations(r)).toEqual([]);
+});
+
 test.skipIf(!need(isRoot(), "tmpfs volumes are mounted; mounting needs root"))("killed at random instants during volume create and rm: restore always puts it right", async () => {
   r = new TestRoot();
   const trials = Number(process.env.STOR_CRASH_TRIALS ?? (process.env.CI === "true" ? 60 : 150));

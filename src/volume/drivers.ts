@@ -72,6 +72,11 @@ export interface OwnStorageDriver extends DriverCalls {
   storage(name: string): string;
   /** Whether the driver mounts a device of its own on `name`'s data: a mount there is then its. */
   mountsDevice(name: string): boolean;
+  /**
+   * Unmounts here the device of volume `name`, which nothing references: one a mount killed
+   * before its reference was recorded left mounted. Busy, it is in use (PreconditionError).
+   */
+  unmountUnreferenced(name: string): void;
 }
 
 /** A driver whose storage is another's (a volume plugin): it answers over a socket. */

@@ -221,6 +221,10 @@ export class LocalDriver implements OwnStorageDriver {
     return config !== undefined && needsMount(config);
   }
 
+  unmountUnreferenced(name: string): void {
+    if (this.mountsDevice(name)) unmountIfMounted(this.path(name));
+  }
+
   unmount(name: string, _ref: string, active: number): number {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;

@@ -273,6 +273,9 @@ export class VolumeService {
     await this.#locked(
       name,
       (v, driver) => {
+        // As Docker's local driver does before a removal: with no reference, a device still
+        // mounted on the data is a mount killed before its record, and is unmounted.
+        if (v.refs.length === 0 && driver.ownsStorage) driver.unmountUnreferenced(v.name);
         const why = inUse(v, driver);
         if (why) throw new PreconditionError(vol(name), why);
         return this.#removeLocked(v, driver);
