@@ -155,16 +155,26 @@ function labelUpdate(wanted: Record<string, string>, paths: readonly string[]): 
  * same snapshotter's calls that work the disk.
  */
 export function snapshotsService(snapshots: SnapshotService, threads: Threads<"snapshots">): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
-  const parentOf = (req: CreateRequest) => req.parent || undefined;
+  /**
+   * The request's parent, refused as invalid when it is not committed: containerd's own
+   * snapshotters answer so (InvalidArgument) where stor's CLI says failed precondition (exit 5).
+   * The service checks again, in its transaction.
+   */
+  const committedParent = (req: CreateRequest) => {
+    if (!req.parent) return undefined;
+    const { kind } = snapshots.stat(req.parent);
+    if (kind !== "committed") throw new InvalidArgumentError(`parent snapshot "${req.parent}"`, `is ${kind}, not committed`);
+    return req.parent;
+  };
   const empty = {};
   const implementation: grpc.UntypedServiceImplementation = {
-    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("prepare", r.key, parentOf(r), r.labels))),
-    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("view", r.key, parentOf(r), r.labels))),
+    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("prepare", r.key, committedParent(r), r.labels))),
+    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("view", r.key, committedParent(r), r.labels))),
     Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
     Commit: unary<CommitRequest>("Commit", async (r) => {
       // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
       if (r.parent && r.parent !== snapshots.stat(r.key).parent) {
-        throw new PreconditionError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
+        throw new InvalidArgumentError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
       }
       await threads.run("commit", r.name, r.key, r.labels);
       return empty;
