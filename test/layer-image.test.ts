@@ -384,6 +384,64 @@ describe("unpack", () => {
     }
   });
 
+  test.skipIf(!need(run, "needs root"))("a manifest no index gives a platform is for its config's, and one whose config is no image's (an SBOM) is no image, as containerd reads them", () => {
+    const dir = join(work, "by-config");
+    const { manifest } = writeOci(dir, layers);
+    const put = (data: string | Buffer) => putBlob(dir, data);
+    const forOther = put(JSON.stringify({ ...OTHER, rootfs: { type: "layers", diff_ids: [layers[0]!.diffID] } }));
+    const other = put(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: { mediaType: MT.config, ...forOther }, layers: [{ mediaType: MT.gzip, ...put(layers[0]!.blob) }] }));
+    const sbom = put(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MT.manifest,
+        artifactType: "application/spdx+json",
+        config: { mediaType: "application/vnd.oci.empty.v1+json", ...put("{}") },
+        layers: [{ mediaType: "application/spdx+json", ...put('{"spdxVersion":"SPDX-2.3"}') }],
+        subject: { mediaType: MT.manifest, ...manifest },
+      }),
+    );
+    writeIndexJson(dir, [{ mediaType: MT.manifest, ...other }, { mediaType: MT.manifest, ...manifest }, { mediaType: MT.manifest, ...sbom }]);
+    unpacksWhole(dir);
+    writeIndexJson(dir, [{ mediaType: MT.manifest, ...other }]);
+    expect(unpackFresh(dir)).toEqual({ code: 3, stdout: "", stderr: `stor: image for ${HOST.os}/${HOST.architecture} in ${dir}: not found\n` });
+  });
+
+  test.skipIf(!need(run, "needs root"))("a zstd layer that begins with a skippable frame (as pzstd writes) is zstd, as containerd detects it", () => {
+    const dir = join(work, "zstd-skippable");
+    const skippable = Buffer.alloc(24);
+    skippable.writeUInt32LE(0x184d2a50, 0);
+    skippable.writeUInt32LE(16, 4);
+    writeOci(dir, [layers[0]!, { ...layers[1]!, blob: Buffer.concat([skippable, layers[1]!.blob]) }, layers[2]!]);
+    unpacksWhole(dir);
+  });
+
+  test.skipIf(!need(run, "needs root"))("docker save: a member no name in the image can mean is passed over; a field that is no string, or an image for another architecture, is refused", () => {
+    const dir = join(work, "docker-save");
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    const variant = (name: string, edit: (d: string) => void) => {
+      const copy = join(work, `save-${name}`);
+      must(`rm -rf ${copy} && cp -a ${dir} ${copy}`);
+      edit(copy);
+      must(`tar -C ${copy} -cf ${copy}.tar .`);
+      return `${copy}.tar`;
+    };
+    // Outside the archive, as the member's name would have it: never read.
+    const unused = variant("unused", () => {});
+    must(`echo read-me > ${work}/README.txt && cd ${work}/save-unused && tar -P -rf ${unused} ../README.txt`);
+    expect(must(`tar -tf ${unused}`)).toContain("../README.txt");
+    expect(unpackFresh(unused)).toEqual({ code: 0, stdout: `${chain[2]}\n`, stderr: "" });
+    const cases: [string, object, string][] = [
+      ["no-config", [{ ...manifest[0], Config: undefined }], "manifest.json Config: missing"],
+      ["layer-object", [{ ...manifest[0], Layers: [{ path: manifest[0].Layers[0] }, ...manifest[0].Layers.slice(1)] }], `manifest.json Layers[0]: {"path":"${manifest[0].Layers[0]}"} is not a string`],
+    ];
+    for (const [name, edited, message] of cases) {
+      const tarball = variant(name, (d) => writeFileSync(join(d, "manifest.json"), JSON.stringify(edited)));
+      expect(unpackFresh(tarball)).toEqual({ code: 2, stdout: "", stderr: `stor: ${message}\n` });
+    }
+    const foreign = variant("foreign", (d) => writeFileSync(join(d, "cfg.json"), JSON.stringify({ ...OTHER, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffID) } })));
+    expect(unpackFresh(foreign)).toEqual({ code: 3, stdout: "", stderr: `stor: image for ${HOST.os}/${HOST.architecture} in ${foreign}: not found\n` });
+  });
+
   /** Unpacking `dir` in a fresh root says nothing on stderr and prints the image's top chain ID. */
   function unpacksWhole(dir: string): void {
     const root = new TestRoot("stor-layer-unpacked-");

@@ -3,9 +3,10 @@
  * script(1)), and nothing of it when stderr is a pipe.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, need, sh } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
 
 const canRun = need(isRoot(), "root: native snapshots keep their owners") && need(have("script"), "script(1), for a pty");
 
@@ -83,6 +84,39 @@ describe.skipIf(!canRun)("progress", () => {
     expect(screen).toMatch(/\r\x1b\[Kremoving: \d+ entries/);
     expect(screen).toContain("many7\r\n");
     expect(r.ok(["volume", "ls", "-q"])).toBe("");
+  });
+
+  test("on a terminal, an unpack that fails takes its progress line away before it says why", () => {
+    const dir = r.dir("image");
+    must(`cd ${dir} && head -c 62914560 /dev/urandom > blob && tar -cf layer.tar blob && rm blob`);
+    const put = (b: Buffer | string) => {
+      const hex = createHash("sha256").update(b).digest("hex");
+      mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+      writeFileSync(join(dir, "blobs/sha256", hex), b);
+      return { digest: `sha256:${hex}`, size: Buffer.byteLength(b) };
+    };
+    const layer = put(readFileSync(join(dir, "layer.tar")));
+    const architecture = process.arch === "x64" ? "amd64" : process.arch;
+    const config = put(JSON.stringify({ architecture, os: "linux", rootfs: { type: "layers", diff_ids: [layer.digest] } }));
+    const manifest = put(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
+      }),
+    );
+    writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest }] }));
+    // Its last byte is not the one its digest says: found at its end, once the progress showed.
+    const blob = join(dir, "blobs/sha256", layer.digest.slice(7));
+    const bytes = readFileSync(blob);
+    bytes[bytes.length - 1]! ^= 1;
+    writeFileSync(blob, bytes);
+    const { code, screen } = onTerminal(["unpack", "-s", "native", dir]);
+    expect(code).toBe(2);
+    expect(screen).toMatch(/\r\x1b\[Klayer 1\/1 \S+ +applying/);
+    expect(screen).toMatch(/\r\x1b\[Kstor: [^\r\n]*content does not match its digest\r\n$/);
   });
 
   test("not on a terminal, the same commands print no progress at all", () => {

@@ -84,14 +84,22 @@ export function withTreeProgress<T>(label: string, fn: () => T | Promise<T>): Pr
   });
 }
 
-/** `stor unpack`'s progress: a line per layer, kept when the layer is done or was there already. */
-export function unpackProgress(): ((p: UnpackProgress) => void) | undefined {
+/**
+ * Runs `fn` with `stor unpack`'s progress on a terminal (undefined elsewhere): a line per layer,
+ * kept when the layer is done or was there already; the line under way is gone when `fn` returns
+ * or fails, so an error starts a line of its own.
+ */
+export async function withUnpackProgress<T>(fn: (onProgress?: (p: UnpackProgress) => void) => Promise<T>): Promise<T> {
   const line = progressLine();
-  if (!line) return undefined;
-  return (p) => {
-    const amount = `${binarySize(p.bytes)}${p.size ? ` / ${binarySize(p.size)}` : ""}`;
-    const head = `layer ${p.layer}/${p.layers} ${p.chainID.slice(0, 19)}  `;
-    if (p.state === "applying") line.update(`${head}applying ${amount}`);
-    else line.keep(`${head}${p.state === "exists" ? "exists" : `done ${amount}`}`);
-  };
+  if (!line) return fn(undefined);
+  try {
+    return await fn((p) => {
+      const amount = `${binarySize(p.bytes)}${p.size ? ` / ${binarySize(p.size)}` : ""}`;
+      const head = `layer ${p.layer}/${p.layers} ${p.chainID.slice(0, 19)}  `;
+      if (p.state === "applying") line.update(`${head}applying ${amount}`);
+      else line.keep(`${head}${p.state === "exists" ? "exists" : `done ${amount}`}`);
+    });
+  } finally {
+    line.clear();
+  }
 }

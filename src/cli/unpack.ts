@@ -2,7 +2,7 @@
 import { openSnapshots } from "../services.ts";
 import { Group, type Context } from "./command.ts";
 import { print } from "./output.ts";
-import { unpackProgress } from "./progress.ts";
+import { withUnpackProgress } from "./progress.ts";
 
 /** `stor unpack`. */
 export function unpackGroup(ctx: Context): Group {
@@ -15,7 +15,7 @@ export function unpackGroup(ctx: Context): Group {
       const { unpack } = await import("../layer/unpack.ts");
       const service = await openSnapshots(ctx.config(), { access: "write", snapshotter: ctx.snapshotter });
       try {
-        print(await unpack(service, source, unpackProgress()));
+        print(await withUnpackProgress((onProgress) => unpack(service, source, onProgress)));
       } finally {
         service.release();
       }

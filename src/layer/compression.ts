@@ -28,7 +28,8 @@ const Readable = () => (require("node:stream") as typeof import("node:stream")).
 /** The compression of a stream that begins with `head` (at least 4 bytes unless the stream is shorter). */
 export function detectCompression(head: Uint8Array): Compression {
   if (startsWith(head, GZIP_MAGIC)) return "gzip";
-  if (startsWith(head, ZSTD_MAGIC)) return "zstd";
+  // A zstd stream may begin with a skippable frame (magic 0x184D2A50–5F, as pzstd writes), as containerd knows.
+  if (startsWith(head, ZSTD_MAGIC) || (head.length >= 4 && (head[0]! & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18)) return "zstd";
   return "none";
 }
 

@@ -152,23 +152,43 @@ async function ociImage(source: ImageSource): Promise<Image> {
     }
   };
   await visit(object(await readJson(source, "index.json"), "index.json"), "index.json", 0);
-  const manifest = single(found, source);
-  const config = await readBlobJson(source, object(manifest.config, "manifest config"), "config");
+  // What a manifest is for is its config's to say, as containerd reads it: an artifact (an SBOM, a
+  // signature) is no image, and a manifest no index gave a platform is for its config's.
+  const images = new Map<string, { manifest: Record<string, unknown>; config: Record<string, unknown> }>();
+  for (const [digest, manifest] of found) {
+    const descriptor = object(manifest.config, "manifest config");
+    if (typeof descriptor.mediaType === "string" && !IMAGE_CONFIGS.has(descriptor.mediaType)) continue;
+    const config = await readBlobJson(source, descriptor, "config");
+    if (hostRank(config) >= 0) images.set(digest, { manifest, config });
+  }
+  const { manifest, config } = single(images, source);
   const layers = array(manifest.layers, "manifest layers").map((l, i) => ociBlob(object(l, `layer ${i + 1}`), `layer ${i + 1}`));
   return { layers, diffIDs: diffIDsOf(config, layers.length) };
 }
 
+/** The media types of an image's config, OCI's and Docker's; a manifest with another config is an artifact's. */
+const IMAGE_CONFIGS = new Set(["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"]);
+
 async function dockerImage(source: ImageSource): Promise<Image> {
   const entries = array(await readJson(source, "manifest.json"), "manifest.json").map((e) => object(e, "manifest.json entry"));
-  const byConfig = new Map(entries.map((e) => [String(e.Config), e]));
+  const byConfig = new Map(entries.map((e) => [text(e.Config, "manifest.json Config"), e]));
   const entry = single(byConfig, source);
-  const config = object(await readJson(source, String(entry.Config)), `config ${String(entry.Config)}`);
-  const layers = array(entry.Layers, "manifest.json Layers").map((p) => ({ path: String(p) }));
+  const path = entry.Config as string; // a string, checked above
+  const config = object(await readJson(source, path), `config ${path}`);
+  const { os, architecture } = hostPlatform();
+  if (hostRank(config) < 0) throw new NotFoundError(`image for ${os}/${architecture} in ${source.name}`);
+  const layers = array(entry.Layers, "manifest.json Layers").map((p, i) => ({ path: text(p, `manifest.json Layers[${i}]`) }));
   return { layers, diffIDs: diffIDsOf(config, layers.length) };
 }
 
+function text(value: unknown, what: string): string {
+  if (value === undefined) throw new InvalidArgumentError(what, "missing");
+  if (typeof value !== "string") throw new InvalidArgumentError(what, `${JSON.stringify(value)} is not a string`);
+  return value;
+}
+
 /** The one image of a source; several distinct ones for this platform are ambiguous. */
-function single(images: Map<string, Record<string, unknown>>, source: ImageSource): Record<string, unknown> {
+function single<T>(images: Map<string, T>, source: ImageSource): T {
   const { os, architecture } = hostPlatform();
   if (images.size === 0) throw new NotFoundError(`image for ${os}/${architecture} in ${source.name}`);
   if (images.size > 1) throw new InvalidArgumentError(`image source ${source.name}`, `holds ${images.size} different images for ${os}/${architecture}; unpack one at a time`);

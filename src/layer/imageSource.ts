@@ -8,6 +8,7 @@ import type { Stats } from "node:fs";
 import { Readable } from "node:stream";
 import { InvalidArgumentError, NotFoundError, StorError, describe, exitCodeOf } from "../errors.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 import { ConfinedDir } from "./confined.ts";
 import { detectCompression } from "./compression.ts";
 import { entryParts } from "./paths.ts";
@@ -128,7 +129,9 @@ class DirSource implements ImageSource {
   #open(path: string, flags: number, what = path): number | undefined {
     const parts = imageParts(path, () => `${what} in ${this.name}`);
     const fd = openat2(this.#dir.fd, parts.join("/"), flags, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS);
-    return fd < 0 ? undefined : fd;
+    if (fd === -Errno.ENOENT || fd === -Errno.ENOTDIR) return undefined;
+    if (fd < 0) throw new SysError(`open ${what} in ${this.name}`, -fd); // there, but not to be read: not "not found"
+    return fd;
   }
 
   close(): void {
@@ -141,6 +144,16 @@ interface Member {
   offset: number;
   size: number;
   link?: string;
+}
+
+/** Member name `path` as the archive's own path, or undefined where it leads outside the archive. */
+function inArchive(path: string): string | undefined {
+  try {
+    return entryParts(path).join("/");
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) return undefined;
+    throw err;
+  }
 }
 
 /** An uncompressed tarball, read in place. */
@@ -169,12 +182,15 @@ class TarSource implements ImageSource {
     const reader = new TarReader(createReadStream("", { fd, highWaterMark: READ_CHUNK }));
     try {
       for (let h = await reader.next(); h; h = await reader.next()) {
-        const name = entryParts(h.path).join("/");
+        // A member whose name or link leads outside the archive (`../x`) is one no name in the
+        // image can mean: passed over, as ctr passes over every member manifest.json does not name.
+        const name = inArchive(h.path);
+        if (name === undefined) continue;
         if (h.type === "file") source.#members.set(name, { offset: reader.dataOffset, size: h.size });
-        else if (h.type === "link") source.#members.set(name, { offset: 0, size: 0, link: entryParts(h.linkpath).join("/") });
-        else if (h.type === "symlink") {
-          const target = h.linkpath.startsWith("/") ? h.linkpath : `${name.slice(0, name.lastIndexOf("/") + 1)}${h.linkpath}`;
-          source.#members.set(name, { offset: 0, size: 0, link: entryParts(target).join("/") });
+        else if (h.type === "link" || h.type === "symlink") {
+          const target = h.type === "link" || h.linkpath.startsWith("/") ? h.linkpath : `${name.slice(0, name.lastIndexOf("/") + 1)}${h.linkpath}`;
+          const link = inArchive(target);
+          if (link !== undefined) source.#members.set(name, { offset: 0, size: 0, link });
         }
       }
     } catch (err) {

@@ -7,6 +7,7 @@ import { chmodPath, chownPath, makeDir, pathExists, readText, statPath } from ".
 import { join } from "../path.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
 import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter, SnapshotDirs } from "./snapshotter.ts";
@@ -41,7 +42,9 @@ export const overlay: Snapshotter = {
     makeDir(fs, 0o755); // in a directory just made: nothing is there
     chmodPath(fs, 0o755); // not left to the umask
     if (s.parents[0]) {
-      const owner = statPath(fsDir(s.parents[0]), false)!;
+      const lower = fsDir(s.parents[0]);
+      const owner = statPath(lower, false);
+      if (!owner) throw new SysError(`stat ${lower}`, Errno.ENOENT); // the parent's layer is gone: said so, not a TypeError
       chownPath(fs, owner.uid, owner.gid);
     }
     if (s.kind === "active") makeDir(workDir(s.dir), 0o711);
