@@ -132,6 +132,25 @@ describe.each(SNAPSHOTTERS)("breakouts on %s", (sn) => {
     }
   });
 
+  test.skipIf(!need(run, "needs root"))("no layer is applied through a mount inside the snapshot (exit 5): nothing is written there", () => {
+    root.ok(["-s", sn, "snapshot", "prepare", "mounted-apply", "base-c"]);
+    const tree = writableTree(root, sn, "mounted-apply");
+    mkdirSync(join(tree, "mnt"));
+    must(`mount --bind ${canary} ${join(tree, "mnt")}`);
+    try {
+      const layer = join(layers, "through-mount.tar");
+      writeFileSync(layer, tar([{ name: "mnt/", type: "5", mode: 0o777, uid: 1234, gid: 1234 }, { name: "mnt/planted", data: "planted", mode: 0o4755 }]));
+      const r = root.stor(["-s", sn, "snapshot", "apply", "mounted-apply", layer]);
+      expect(r.code).toBe(5);
+      expect(oneLineError(r.stderr)).toBe(true);
+      expect(r.stderr).toContain(`has ${join(tree, "mnt")} mounted inside it: no layer is applied through a mount`);
+      expect(state(canary)).toEqual(canaryBefore);
+    } finally {
+      must(`umount ${join(tree, "mnt")}`);
+    }
+    expect(readdirSync(join(tree, "mnt"))).toEqual([]);
+  });
+
   for (const [i, attack] of ATTACKS.entries()) {
     test.skipIf(!need(run, "needs root"))(attack.name, () => {
       const layer = join(layers, `attack-${i}.tar`);

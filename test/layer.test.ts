@@ -352,6 +352,26 @@ test("diff of a tree whose directory is swapped for a symlink while the layer is
   }
 });
 
+// The file the walk saw is the only one opened: a FIFO would block the open for ever (and the
+// signals that remove the temporary file with it), a device would give the host's bytes.
+for (const [what, make] of [["a FIFO", "mkfifo"], ["a device node (/dev/zero's)", "mknod -m 644"]] as const) {
+  test(`diff of a tree whose file is swapped for ${what} while the layer is written fails, and opens nothing there`, async () => {
+    const r = TestRoot.for("native", "stor-layer-swap-");
+    try {
+      r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+      const tree = join(r.path, "snapshots/native/snapshots/1");
+      must(`echo mine > ${tree}/f`);
+      const out = join(r.dir("out"), "layer.tar");
+      const swap = `rm ${tree}/f && ${make} ${tree}/f${make === "mkfifo" ? "" : " c 1 5"}`;
+      const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], "diff:file", () => must(swap));
+      expect([res.code, res.stderr]).toEqual([1, "stor: read /f: another file is there now: the tree changed while the layer was written\n"]);
+      expect(readdirSync(dirname(out))).toEqual([]);
+    } finally {
+      r.close();
+    }
+  });
+}
+
 test("a hardlink whose target leads outside is refused naming the link and its target", () => {
   const r = TestRoot.for("native", "stor-layer-hl-");
   try {

@@ -155,6 +155,7 @@ class Applier {
     this.#lowers = overlayParents && new Lowers(overlayParents);
     try {
       this.#journal = new UndoJournal(this.#root);
+      this.#journal.refuseMountsInside();
     } catch (err) {
       this.#root.close();
       throw err;

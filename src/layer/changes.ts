@@ -16,7 +16,7 @@ import { getXattr, listXattrs } from "../sys/file.ts";
 import { getXattrAt, lstatAt, procPath } from "../sys/dirfd.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { O } from "../sys/openat2.ts";
-import { readLink } from "../sys/pathCalls.ts";
+import { openFileBeneath, readLink } from "../sys/pathCalls.ts";
 import { withDirAt } from "../sys/dirent.ts";
 import { openOwnTree } from "../sys/mount.ts";
 import { failpoint } from "../failpoint.ts";
@@ -161,7 +161,7 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
       const oldPath = inside(oldDir, name);
       const oldStat = oldNames.has(name) ? lstat(oldPath) : undefined;
       const below = stat.isDirectory() ? (inDir(dir, name, (sub) => compare(sub, path, oldStat?.isDirectory() ?? false)) ?? []) : [];
-      const same = oldStat !== undefined && sameEntry(procPath(dir, name), stat, oldPath, oldStat);
+      const same = oldStat !== undefined && sameEntry(dir, name, stat, oldPath, oldStat);
       if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, stat)) }, ...below);
       else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, stat) });
     }
@@ -170,22 +170,28 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
   return compare(tree, "", parentTree !== undefined);
 }
 
-/** True when two entries agree in everything a layer records. */
-function sameEntry(a: string, sa: BigIntStats, b: string, sb: BigIntStats): boolean {
+/** True when entry `name` of the directory open as `dir` and the parent's at `b` agree in everything a layer records. */
+function sameEntry(dir: number, name: string, sa: BigIntStats, b: string, sb: BigIntStats): boolean {
+  const a = procPath(dir, name);
   if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev || sa.mtimeNs !== sb.mtimeNs) return false;
   if (!sa.isDirectory() && sa.size !== sb.size) return false;
   if (sa.isSymbolicLink() && Buffer.compare(readLink(a), readLink(b)) !== 0) return false;
   if (xattrsKey(a) !== xattrsKey(b)) return false;
   // A time in whole seconds, as layers carry them, says nothing of a rewrite within that second
   // with as many bytes: only the contents can (containerd compares them too).
-  return !sa.isFile() || sa.size === 0n || sa.mtimeNs % 1_000_000_000n !== 0n || sameContent(a, b);
+  return !sa.isFile() || sa.size === 0n || sa.mtimeNs % 1_000_000_000n !== 0n || sameContent(dir, name, sa.ino, b);
 }
 
 const COMPARE_CHUNK = 1 << 16;
 
-/** True when the regular files at `a` and `b`, of the same size, hold the same bytes. */
-function sameContent(a: string, b: string): boolean {
-  const fa = openSync(nameBuffer(a), O.RDONLY | O.NOFOLLOW);
+/**
+ * True when regular file `name` (inode `ino`) of the directory open as `dir` and the parent's at
+ * `b`, of the same size, hold the same bytes. Another file there by now (a FIFO would block the
+ * open) is not opened, and differs.
+ */
+function sameContent(dir: number, name: string, ino: bigint, b: string): boolean {
+  const fa = openFileBeneath(dir, name, ino);
+  if (fa < 0) return false;
   try {
     const fb = openSync(nameBuffer(b), O.RDONLY | O.NOFOLLOW);
     try {

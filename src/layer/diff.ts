@@ -5,7 +5,6 @@
  */
 import { chmodSync, closeSync, createWriteStream, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from "../nodeFs.ts";
 import { basename, dirname, join } from "../path.ts";
-import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
 import { openOwnTree } from "../sys/mount.ts";
 import { createHash } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
@@ -15,7 +14,7 @@ import { Errno, errnoCode, strerror } from "../sys/libc.ts";
 import { splitdev } from "../sys/devno.ts";
 import { decodeName } from "../fileName.ts";
 import { layerChanges, type LayerChange, type LayerView } from "./changes.ts";
-import { S } from "../sys/pathCalls.ts";
+import { S, openFileBeneath } from "../sys/pathCalls.ts";
 import { compressor, type Compression } from "./compression.ts";
 import type { EntryType, TarHeader } from "./tarFormat.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "./tarWriter.ts";
@@ -168,7 +167,7 @@ export function* layerChunks(list: readonly LayerChange[], tree: number): Genera
     yield encodeHeader(h);
     if (type === "file") {
       failpoint("diff:file");
-      yield* fileChunks(tree, h.size, c.path);
+      yield* fileChunks(tree, h.size, c.path, c.stat!.ino);
     }
     if (inode !== undefined) {
       links.set(inode, c.path);
@@ -200,13 +199,18 @@ function header(c: LayerChange, type: TarHeader["type"], withXattrs: boolean): T
 }
 
 /**
- * `size` bytes of file `path` of the tree open as `tree`, and the padding after them. The file is
- * opened beneath the tree through no symlink: a container that swaps a directory on its way for a
- * link to `/etc` while the layer is written fails the diff, and no host file goes into the layer.
+ * `size` bytes of file `path` (inode `ino` when the tree was walked) of the tree open as `tree`,
+ * and the padding after them. The file is opened beneath the tree through no symlink, and only if
+ * it is still the file the walk saw: a container that swaps a directory on its way for a link to
+ * `/etc`, or the file for a FIFO or a device node, while the layer is written fails the diff, and
+ * no host file goes into the layer.
  */
-function* fileChunks(tree: number, size: number, path: string): Generator<Uint8Array> {
-  const fd = openat2(tree, path, O.RDONLY | O.NOFOLLOW | O.CLOEXEC, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS);
-  if (fd < 0) throw new StorError(`read /${path}`, -fd === Errno.ELOOP || -fd === Errno.EXDEV ? "a symlink is on its way: the tree changed while the layer was written" : strerror(-fd));
+function* fileChunks(tree: number, size: number, path: string, ino: bigint): Generator<Uint8Array> {
+  const fd = openFileBeneath(tree, path, ino);
+  if (fd < 0) {
+    const why = -fd === Errno.ESTALE ? "another file is there now" : -fd === Errno.ELOOP || -fd === Errno.EXDEV ? "a symlink is on its way" : undefined;
+    throw new StorError(`read /${path}`, why ? `${why}: the tree changed while the layer was written` : strerror(-fd));
+  }
   try {
     for (let done = 0; done < size; ) {
       // A fresh buffer each time: the consumer may still hold the previous one.

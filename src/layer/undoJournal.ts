@@ -42,7 +42,7 @@ import { Errno, SysError } from "../sys/libc.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import { PreconditionError, describe } from "../errors.ts";
-import { mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
+import { mountsUnder, mountsUsing, readMountInfo, type MountInfo } from "../sys/mountinfo.ts";
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
 import { ConfinedDir } from "./confined.ts";
 import { inside } from "./paths.ts";
@@ -76,6 +76,16 @@ export class UndoJournal {
   constructor(root: ConfinedDir) {
     this.#root = root;
     this.#rootPath = fdPath(root.fd);
+  }
+
+  /**
+   * Refuses a tree with something mounted inside it (a bind an operator or a runtime left): what
+   * the layer writes there would go through the mount, onto another directory or filesystem.
+   * containerd applies through a mount of its own, where no such mount is.
+   */
+  refuseMountsInside(): void {
+    const inside = mountsUnder(this.#rootPath, (this.#mounts ??= readMountInfo())).filter((m) => m.mountPoint !== this.#rootPath);
+    if (inside.length > 0) throw new PreconditionError(this.#root.path, `has ${inside.map((m) => m.mountPoint).join(", ")} mounted inside it: no layer is applied through a mount`);
   }
 
   /** The path below the root (`""` for the root) of directory descriptor `fd`. */

@@ -6,6 +6,7 @@ import { relative } from "../path.ts";
 import { ptr as ptrOf } from "bun:ffi";
 import { AT, O } from "./openat2.ts";
 import { libc, check, cstr, Errno, errno, SysError } from "./libc.ts";
+import { statFd } from "./pathCalls.ts";
 
 /** A mount as containerd describes it and `ctr snapshots mounts` prints it. */
 export interface Mount {
@@ -222,8 +223,14 @@ export function unmount(target: string, detach = false): boolean {
  */
 export function openOwnTree(path: string): number {
   const fd = sys(SYS_open_tree, AT.FDCWD, cstr(path), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-  if (fd >= 0) return fd;
-  const e = errno();
-  if (e !== Errno.EPERM && e !== Errno.ENOSYS) throw new SysError(`open ${path}`, e);
-  return check(libc.open(cstr(path), O.PATH | O.DIRECTORY | O.CLOEXEC, 0), `open ${path}`);
+  if (fd < 0) {
+    const e = errno();
+    if (e !== Errno.EPERM && e !== Errno.ENOSYS) throw new SysError(`open ${path}`, e);
+    return check(libc.open(cstr(path), O.PATH | O.DIRECTORY | O.CLOEXEC, 0), `open ${path}`);
+  }
+  if (!statFd(fd).isDirectory) {
+    libc.close(fd);
+    throw new SysError(`open ${path}`, Errno.ENOTDIR);
+  }
+  return fd;
 }

@@ -12,7 +12,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { dirname } from "../path.ts";
 import { concatBytes, decodeName, encodeName, isUtf8, showPath } from "../fileName.ts";
 import { makedev } from "./devno.ts";
-import { AT, O } from "./openat2.ts";
+import { AT, O, RESOLVE, openat2 } from "./openat2.ts";
 import { libc, check, cstr, errno, Errno, errnoName, failed, retry, SysError } from "./libc.ts";
 
 const W_OK = 2;
@@ -153,6 +153,26 @@ export function statAt(dir: number, name: string | Uint8Array, follow = true): P
   const e = errno();
   if (e === Errno.ENOENT) return undefined;
   throw new SysError(`stat ${showPath(name)}`, e);
+}
+
+/**
+ * Opens regular file `path` beneath directory `dir`, through no symlink, to read, when it is still
+ * inode `ino`; else the negated errno, ESTALE when another file is there now. It is looked at
+ * through an O_PATH descriptor and reopened through that, so nothing else found there is ever
+ * opened: a FIFO, whose open waits for a writer for ever, or a device, whose open may do
+ * something (a watchdog's arms it) and whose reads are the host's.
+ */
+export function openFileBeneath(dir: number, path: string, ino: bigint): number {
+  const at = openat2(dir, path, O.PATH | O.NOFOLLOW, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS);
+  if (at < 0) return at;
+  try {
+    const st = statFd(at);
+    if (!st.isFile || st.ino !== ino) return -Errno.ESTALE;
+    const fd = retry(() => libc.open(cstr(`/proc/self/fd/${at}`), O.RDONLY | O.CLOEXEC, 0));
+    return fd >= 0 ? fd : -errno();
+  } finally {
+    libc.close(at);
+  }
 }
 
 /** {@link PathStat} of the open descriptor `fd`. */
