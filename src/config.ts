@@ -151,7 +151,8 @@ function readConfigFile(path: string, explicit: boolean): FileConfig {
   const { fileSchema } = require("./configSchema.ts") as typeof import("./configSchema.ts");
   traceWithin("ini, zod load", start);
   // ini drops a key or section named __proto__ without a word; any other unknown one is refused.
-  if (/^[ \t]*(?:\[[ \t]*__proto__[ \t]*\]|__proto__[ \t]*=)/m.test(text)) throw new InvalidArgumentError(`config ${path}`, "__proto__: unknown key");
+  // Quoted (`"__proto__" =`, `['__proto__']`) or as an array (`__proto__[] =`), ini unquotes it the same.
+  if (/^[ \t]*(?:\[[ \t]*(["']?)__proto__\1[ \t]*\]|(["']?)__proto__\2(?:\[\])?[ \t]*=)/m.test(text)) throw new InvalidArgumentError(`config ${path}`, "__proto__: unknown key");
   const parsed = parse(text);
   const result = fileSchema.safeParse(parsed);
   if (result.success) {

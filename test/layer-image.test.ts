@@ -187,6 +187,23 @@ describe("unpack", () => {
     }
   });
 
+  test.skipIf(!need(run, "needs root"))("a key of an unpack's shape that holds a path is no unpack's: cleanup and restore keep it, and unlink nothing it names", () => {
+    const root = TestRoot.for("native", "stor-layer-unpack-");
+    try {
+      const victim = join(root.dir("victim"), "file");
+      writeFileSync(victim, "host file");
+      const keys = ["extract-1-2-x/../../metadata.db", `extract-1-2-a/${"../".repeat(12)}${victim.slice(1)}`, "keep"];
+      for (const k of keys) root.ok(["-s", "native", "snapshot", "prepare", k]);
+      expect(root.ok(["-s", "native", "snapshot", "cleanup"])).toBe("");
+      expect(root.ok(["restore"])).toBe("");
+      expect(readFileSync(victim, "utf8")).toBe("host file");
+      const listed = root.ok(["-s", "native", "snapshot", "ls"]).split("\n").slice(1).filter(Boolean).map((l) => l.split(/\s+/)[0]);
+      expect(listed.sort()).toEqual([...keys].sort());
+    } finally {
+      root.close();
+    }
+  });
+
   for (const sn of SNAPSHOTTERS) {
     test.skipIf(!need(run, "needs root"))(`on ${sn}: OCI layout, then docker save, give one chain named by chain ID`, () => {
       const root = TestRoot.for(sn, "stor-layer-unpack-");

@@ -110,7 +110,8 @@ describe("config", () => {
     }
   });
   test("a key or section named __proto__ is refused as unknown, as any other", () => {
-    for (const text of ["__proto__ = 1\n", "[__proto__]\nx = 1\n"]) {
+    // ini unquotes a key or section, and takes `key[]` for an array: each of these is the same key to it.
+    for (const text of ["__proto__ = 1\n", "[__proto__]\nx = 1\n", '"__proto__" = 1\n', "'__proto__' = 1\n", "__proto__[] = 1\n", '["__proto__"]\nx = 1\n', "[ __proto__ ]\nx = 1\n"]) {
       const res = withConfig(text, ["snapshot", "ls"]);
       expect([res.code, res.stderr]).toEqual([2, expect.stringMatching(/^stor: config \S+: __proto__: unknown key\n$/)]);
     }

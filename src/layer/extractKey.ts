@@ -29,7 +29,16 @@ export function extractKey(chainID: string): string {
 export function claimExtract(home: string, key: string): FileLock {
   const dir = extractClaimsDir(home);
   makeDirs(dir, 0o700);
-  return lockEphemeral(join(dir, key))!;
+  return lockEphemeral(claimPath(home, key)!)!;
+}
+
+/**
+ * Where the claim of extract key `key` is: a file named by the key, in the claims' directory and
+ * nowhere else. A key that holds a `/` is no unpack's (a chain ID has none) and has no claim: as a
+ * path, `extract-1-2-x/../../metadata.db` would have named the snapshotter's database.
+ */
+function claimPath(home: string, key: string): string | undefined {
+  return key.includes("/") ? undefined : join(extractClaimsDir(home), key);
 }
 
 /**
@@ -40,9 +49,8 @@ export function claimExtract(home: string, key: string): FileLock {
  * snapshot kept, never one taken.
  */
 export function isAbandonedExtract(home: string, key: string): boolean {
-  if (!PATTERN.test(key)) return false;
-  const path = join(extractClaimsDir(home), key);
-  if (!pathExists(path)) return false;
+  const path = PATTERN.test(key) ? claimPath(home, key) : undefined;
+  if (path === undefined || !pathExists(path)) return false;
   const claim = lockEphemeral(path, false);
   if (!claim) return false; // held: its unpack runs
   claim.release(); // a dead unpack's file goes with it
