@@ -273,6 +273,27 @@ test.skipIf(!need(isRoot(), "chattr +i needs root"))("cleanup: a leftover that c
 });
 
 for (const sn of ["native", "overlay"]) {
+  test.skipIf(!need(isRoot(), "chattr +i needs root"))(`${sn}: rm of a snapshot whose tree cannot all go removes it, says what is left, and goes on; cleanup takes the rest once it can`, () => {
+    r = TestRoot.for(sn);
+    r.ok(["snapshot", "-s", sn, "prepare", "a"]);
+    r.ok(["snapshot", "-s", sn, "prepare", "b"]);
+    const stuck = join(writableTree(r, sn, "a"), "f");
+    writeFileSync(stuck, "data");
+    must(`chattr +i ${stuck}`); // unlink(2) of it fails: EPERM
+    const dirs = join(r.path, `snapshots/${sn}/snapshots`);
+    try {
+      const res = r.stor(["snapshot", "-s", sn, "rm", "a", "b"]);
+      expect([res.code, res.stdout]).toEqual([0, ""]);
+      expect(res.stderr).toStartWith(`stor: warn: snapshot "a" is removed, but ${join(dirs, "rm-1")} is left for cleanup: `);
+      expect(r.ok(["snapshot", "-s", sn, "ls"]).split("\n").filter(Boolean)).toHaveLength(1); // the heading only
+      expect(readdirSync(dirs)).toEqual(["rm-1"]);
+    } finally {
+      must(`chattr -i ${stuck.replace(join(dirs, "1"), join(dirs, "rm-1"))}`);
+    }
+    expect(r.ok(["snapshot", "-s", sn, "cleanup"])).toBe("rm-1\n");
+    expect(readdirSync(dirs)).toEqual([]);
+  });
+
   test.skipIf(!need(isRoot(), "needs root"))(`${sn}: an apply killed part-way is undone by restore and by cleanup, or first by the next apply, commit or mount: the snapshot is as before it`, () => {
     r = TestRoot.for(sn);
     // The user's tree: files the layer replaces, files it whites out, a directory it makes opaque,

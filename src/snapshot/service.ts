@@ -430,7 +430,20 @@ export class SnapshotService {
     }
     // Metadata first: a crash here leaves a directory that cleanup removes.
     failpoint("remove:deleted");
-    this.snapshotter.remove(this.#dir(id));
+    const dir = this.#dir(id);
+    try {
+      this.snapshotter.remove(dir);
+    } catch (err) {
+      // The snapshot is gone; what of its directory cannot go (an immutable file) is cleanup's,
+      // as containerd leaves it with a warning, and the next keys of the command go on.
+      let left = dir;
+      try {
+        left = this.#toTrash(dir, String(id));
+      } catch {
+        // Left under its id: cleanup finds it as well.
+      }
+      log.warn(`${snap(key)} is removed, but ${left} is left for cleanup: ${describe(err)}`);
+    }
   }
 
   /** Refuses snapshot `key` (id `id`) while a mount uses its directory, in any mount namespace. */
