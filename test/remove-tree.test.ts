@@ -74,10 +74,10 @@ describe("a directory swapped for a symlink while its tree is removed", () => {
   }
 });
 
-/** A chain of `depth` directories below `dir` with a file at its end: a path far longer than PATH_MAX. */
-function deepTree(dir: string, depth = 1500): void {
+/** A chain of `depth` directories named `name` below `dir` with a file at its end: a path far longer than PATH_MAX. */
+function deepTree(dir: string, depth = 1500, name = "dddddddddd"): void {
   // A shell's cd keeps the whole path and fails past PATH_MAX; a process's working directory does not.
-  const made = Bun.spawnSync(["python3", "-c", `import os\nos.chdir(${JSON.stringify(dir)})\nfor i in range(${depth}):\n  os.mkdir("dddddddddd"); os.chdir("dddddddddd")\nopen("f", "w").write("data\\n")`]);
+  const made = Bun.spawnSync(["python3", "-c", `import os\nos.chdir(${JSON.stringify(dir)})\nfor i in range(${depth}):\n  os.mkdir("${name}"); os.chdir("${name}")\nopen("f", "w").write("data\\n")`]);
   expect([made.exitCode, made.stderr.toString()]).toEqual([0, ""]);
 }
 
@@ -115,6 +115,25 @@ describe("a tree deeper than PATH_MAX", () => {
       expect(r.stor(["snapshot", "-s", sn, "rm", "k"])).toEqual({ code: 0, stdout: "", stderr: "" });
       expect(readdirSync(join(r.path, `snapshots/${sn}/snapshots`))).toEqual([]);
       expect(existsSync(join(r.path, `snapshots/${sn}/snapshots/1`))).toBe(false);
+    });
+
+    // Deeper than any path can name, and than stor walks (2,048): refused by name, not by the stack.
+    test.skipIf(!root)(`${sn}: a snapshot deeper than stor walks is refused by usage, changes and diff (exit 5), a warning in df, and rm removes it`, () => {
+      r = new TestRoot();
+      r.ok(["snapshot", "-s", sn, "prepare", "k"]);
+      r.ok(["snapshot", "-s", sn, "prepare", "other"]);
+      deepTree(join(r.path, `snapshots/${sn}/snapshots/1`, tree), 2100, "d");
+      for (const args of [["usage", "k"], ["changes", "k"], ["diff", "k", "-o", join(r.dir("out"), "k.tar")]]) {
+        const res = r.stor(["snapshot", "-s", sn, ...args]);
+        expect([args[0], res.code, res.stdout]).toEqual([args[0], 5, ""]);
+        expect(res.stderr).toMatch(/^stor: \S+: is more than 2048 directories deep, more than stor walks\n$/);
+      }
+      const df = r.stor(["df", "-v"]);
+      expect(df.code).toBe(0);
+      expect(df.stderr).toMatch(/^stor: warn: usage of snapshot "k": \S+: is more than 2048 directories deep, more than stor walks\n$/);
+      expect(df.stdout).toMatch(/^k +Active +N\/A *$/m);
+      expect(df.stdout).toMatch(/^other +Active +\S+ *$/m);
+      expect(r.stor(["snapshot", "-s", sn, "rm", "k"])).toEqual({ code: 0, stdout: "", stderr: "" });
     });
   }
 });

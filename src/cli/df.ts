@@ -17,7 +17,8 @@ import { byNaturalName, rowView } from "./volume.ts";
 /** One snapshot with its size and whether something uses it. */
 interface SnapshotItem {
   info: Info;
-  size: number;
+  /** Undefined where it could not be had (said as a warning). */
+  size: number | undefined;
   inUse: boolean;
 }
 
@@ -41,7 +42,7 @@ async function snapshotItems(config: Config, name: string): Promise<SnapshotItem
       if (i.kind === "committed") continue;
       for (let s: Info | undefined = i; s && !inUse.has(s.name); s = s.parent === undefined ? undefined : byName.get(s.parent)) inUse.add(s.name);
     }
-    return infos.map((info) => ({ info, size: service.usage(info.name).size, inUse: inUse.has(info.name) }));
+    return infos.map((info) => ({ info, size: service.reportedUsage(info.name)?.size, inUse: inUse.has(info.name) }));
   } finally {
     service.release();
   }
@@ -64,8 +65,9 @@ function summaryView(s: Summary) {
 
 /** A snapshot's kind as ctr prints it: `Active`, `View`, `Committed`. */
 const kindName = (i: SnapshotItem) => i.info.kind[0]!.toUpperCase() + i.info.kind.slice(1);
-const snapshotView = (i: SnapshotItem) => ({ Key: i.info.name, Parent: i.info.parent ?? "", Kind: kindName(i), InUse: i.inUse, Size: decimalSize(i.size) });
-const volumeSize = (u: VolumeUsage) => (u.size === undefined ? "N/A" : decimalSize(u.size));
+const sizeText = (size: number | undefined) => (size === undefined ? "N/A" : decimalSize(size));
+const snapshotView = (i: SnapshotItem) => ({ Key: i.info.name, Parent: i.info.parent ?? "", Kind: kindName(i), InUse: i.inUse, Size: sizeText(i.size) });
+const volumeSize = (u: VolumeUsage) => sizeText(u.size);
 
 /** `stor df`. */
 export function dfGroup(ctx: Context): Group {
@@ -110,7 +112,7 @@ export function dfGroup(ctx: Context): Group {
         return print(table([["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], ...rows], DOCKER_TABLE));
       }
       const sections = snapshots.map((s) => {
-        const rows = s.items.map((i) => [i.info.name, i.info.parent ?? "", kindName(i), decimalSize(i.size)]);
+        const rows = s.items.map((i) => [i.info.name, i.info.parent ?? "", kindName(i), sizeText(i.size)]);
         return `Snapshots space usage (${s.name}):\n\n${table([["KEY", "PARENT", "KIND", "SIZE"], ...rows], DOCKER_TABLE)}`;
       });
       const volumeRows = volumes.map((u) => [u.volume.name, String(u.volume.refs.length), volumeSize(u)]);

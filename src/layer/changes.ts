@@ -18,6 +18,7 @@ import { Errno, SysError } from "../sys/libc.ts";
 import { O } from "../sys/openat2.ts";
 import { openFileBeneath, readLink } from "../sys/pathCalls.ts";
 import { withDirAt } from "../sys/dirent.ts";
+import { checkWalkDepth } from "../fs/walkTree.ts";
 import { openOwnTree } from "../sys/mount.ts";
 import { failpoint } from "../failpoint.ts";
 import { Lowers } from "./lowers.ts";
@@ -83,10 +84,16 @@ function collect(view: LayerView, forLayer: boolean): LayerChange[] {
   return found;
 }
 
-/** Runs `fn` on directory `name` of the directory open as `dir`, going down into it; undefined when it is no directory now. */
-function inDir<T>(dir: number, name: string, fn: (fd: number) => T): T | undefined {
+/**
+ * Runs `fn` on directory `name` of the directory open as `dir`, going down into it to `path` of
+ * the layer; undefined when it is no directory now.
+ */
+function inDir<T>(dir: number, name: string, path: string, fn: (fd: number) => T): T | undefined {
   failpoint("changes:descend");
-  return withDirAt(dir, name, fn, () => `open ${name}`);
+  let depth = 1;
+  for (let i = path.indexOf("/"); i >= 0; i = path.indexOf("/", i + 1)) depth++;
+  checkWalkDepth(depth, () => `/${path}`);
+  return withDirAt(dir, name, fn, () => `open /${path}`);
 }
 
 /** The names in the directory open as `dir`, sorted by code unit: a fixed order for reproducible layers. */
@@ -133,7 +140,7 @@ function overlayChanges(upper: number, parents: readonly string[], forLayer: boo
       }
       const opaque = stat.isDirectory() && getXattrAt(dir, name, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
       out.push({ kind: lowers.find(path) ? "C" : "A", path, stat, opaque, ...(forLayer && carried(dir, name, stat)) });
-      if (stat.isDirectory()) inDir(dir, name, (sub) => walk(sub, path));
+      if (stat.isDirectory()) inDir(dir, name, path, (sub) => walk(sub, path));
     }
   };
   try {
@@ -160,7 +167,7 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
       }
       const oldPath = inside(oldDir, name);
       const oldStat = oldNames.has(name) ? lstat(oldPath) : undefined;
-      const below = stat.isDirectory() ? (inDir(dir, name, (sub) => compare(sub, path, oldStat?.isDirectory() ?? false)) ?? []) : [];
+      const below = stat.isDirectory() ? (inDir(dir, name, path, (sub) => compare(sub, path, oldStat?.isDirectory() ?? false)) ?? []) : [];
       const same = oldStat !== undefined && sameEntry(dir, name, stat, oldPath, oldStat);
       if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, stat)) }, ...below);
       else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, stat) });

@@ -508,6 +508,20 @@ export class SnapshotService {
   }
 
   /**
+   * {@link usage} of `key` in a report of many (df): undefined, with a warning, where it cannot be
+   * had (a tree too deep to walk, its directory gone), so that one snapshot fails no other's, as a
+   * volume whose size cannot be had fails none.
+   */
+  reportedUsage(key: string): Usage | undefined {
+    try {
+      return this.usage(key);
+    } catch (err) {
+      log.warn(`usage of ${snap(key)}: ${describe(err)}`);
+      return undefined;
+    }
+  }
+
+  /**
    * Removes directories that no snapshot owns: leftovers of crashes and removals. A `new-*`
    * directory that another process is still filling (it holds the lock) is left alone. Seals
    * committed snapshots that a crash left unsealed. Returns the names removed.
