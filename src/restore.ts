@@ -23,7 +23,7 @@ import { openVolumes } from "./services.ts";
 import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
 import { fsyncDir, lockPath } from "./sys/file.ts";
-import { mountPointsUsing } from "./sys/mountinfo.ts";
+import { mountsUsing, readMountInfo, treePath } from "./sys/mountinfo.ts";
 import type { RestorePolicy, VolumeRestoreReport } from "./volume/restore.ts";
 
 /** What restore did. */
@@ -92,7 +92,12 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
  * administrator's, as are the directories they may have put dedicated filesystems on, and stays.
  */
 function unmountSnapshotsBelow(root: string): UnmountReport {
-  const snapshotMounts = new Set(mountPointsUsing(snapshotsDir(root)));
+  // Mounts of snapshots (a bind of one's tree, an overlay of their layers): not one an
+  // administrator put on a directory inside a snapshot, from elsewhere, which stays as a disk on a
+  // volume's data does. Asked as of another namespace's mounts: by source, not by mount point.
+  const tree = treePath(snapshotsDir(root));
+  const mounts = readMountInfo();
+  const snapshotMounts = new Set(tree === undefined ? [] : mountsUsing(tree, mounts, mounts).map((m) => m.mountPoint));
   const own = [snapshotsDir(root), ...SNAPSHOTTER_NAMES.map((n) => snapshotterDir(root, n))];
   const vols = volumesDir(root);
   return unmountBelow(root, (mp) => !snapshotMounts.has(mp) || own.includes(mp) || mp === vols || mp.startsWith(`${vols}/`));
