@@ -272,6 +272,19 @@ describe("the volume plugin protocol, spoken directly", () => {
     root?.close();
   });
 
+  test("another SQLite client that opens and closes the volume database leaves serve's WAL alone: serve holds its locks", async () => {
+    expect((await plugin(socket, "VolumeDriver.Create", { Name: "before", Opts: null })).json).toEqual({}); // on a volume thread
+    const db = join(root.path, "volumes/.meta/metadata.db");
+    // An operator's query, from a process of its own: were serve's locks gone, closing this
+    // connection, taken for the last, would check the WAL in and remove it from under serve.
+    const query = sh(["python3", "-c", `import sqlite3; db = sqlite3.connect(${JSON.stringify(db)}); print(db.execute("SELECT count(*) FROM volumes WHERE name = 'before'").fetchone()[0]); db.close()`]);
+    expect([query.code, query.stdout]).toEqual([0, "1\n"]);
+    expect(existsSync(`${db}-wal`)).toBe(true);
+    root.ok(["volume", "create", "after"]);
+    expect((await plugin(socket, "VolumeDriver.List")).json.Volumes.map((v: { Name: string }) => v.Name)).toEqual(["after", "before"]);
+    root.ok(["volume", "rm", "after", "before"]);
+  });
+
   test("every call of the protocol, as dockerd sends it", async () => {
     const activate = await asDockerd(socket, "Plugin.Activate", "");
     expect(activate).toStartWith("HTTP/1.1 200");

@@ -537,7 +537,12 @@ export function writeNewFile(path: string, bytes: Uint8Array, mode: number): voi
 
 /** Makes file `path` (mode `mode`) when there is none; a file there is left as it is. */
 export function touchFile(path: string, mode: number): void {
-  libc.close(check(libc.open(cstr(path), O.WRONLY | O.CREAT | O.CLOEXEC, mode), () => `open ${path}`));
+  // O_EXCL: a file that is there is never opened. Closing any descriptor of a file drops every
+  // POSIX lock the process holds on it, and a database open elsewhere in the process (serve's
+  // threads) would lose SQLite's locks: another client then took its WAL for no one's and removed it.
+  const fd = libc.open(cstr(path), O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, mode);
+  if (fd >= 0) libc.close(fd);
+  else if (errno() !== Errno.EEXIST) throw failed(`open ${path}`);
 }
 
 /** Opens `path` as open(2) with `flags` (close-on-exec added), making it with `mode` if asked. */
