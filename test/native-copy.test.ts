@@ -234,6 +234,20 @@ for (const kind of ["a bind mount of a host directory", "a tmpfs"]) {
   });
 }
 
+test.skipIf(!need(isRoot(), "mounts need root"))("prepare copies what a mount inside the parent hides: its own /usr bound read-only onto itself is copied whole", () => {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+  s("prepare", "base-w");
+  const parent = join(r.path, "snapshots/native/snapshots/1");
+  mkdirSync(join(parent, "usr/bin"), { recursive: true });
+  writeFileSync(join(parent, "usr/bin/tool"), "the parent's");
+  s("commit", "base", "base-w");
+  must(`mount --bind -o ro ${join(parent, "usr")} ${join(parent, "usr")}`);
+  s("prepare", "child", "base");
+  expect(readFileSync(join(r.path, "snapshots/native/snapshots/2/usr/bin/tool"), "utf8")).toBe("the parent's");
+});
+
 test.skipIf(!need(isRoot(), "mounts need root"))("prepare copies no file bind-mounted inside the parent: it is an empty file in the copy", () => {
   const r = new TestRoot();
   cleanups.push(() => r.close());
