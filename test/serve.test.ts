@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
@@ -433,9 +433,17 @@ describe("serving manners", () => {
         env: { ...process.env, STOR_FAILPOINT: "serve:bound+stop" },
         stderr: "ignore",
       });
+      const victim = join(root.dir("run"), `victim${flag}`);
+      writeFileSync(victim, "", { mode: 0o644 });
       try {
-        await stopped(p.pid); // bound, not yet chmod'ed
-        expect(statSync(socket).mode & 0o077).toBe(0);
+        await stopped(p.pid); // just bound
+        expect(statSync(socket).mode & 0o777).toBe(0o600);
+        // Whatever is at the path from now on is not the socket's to change.
+        rmSync(socket);
+        symlinkSync(victim, socket);
+        p.kill("SIGCONT");
+        await Bun.sleep(300);
+        expect(statSync(victim).mode & 0o777).toBe(0o644);
       } finally {
         p.kill("SIGCONT");
         p.kill("SIGTERM");

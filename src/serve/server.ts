@@ -9,7 +9,7 @@
  * process) left of the things it serves: half-made snapshot copies nobody holds, interrupted
  * volume removals; each under the locks their owners take, so work in progress is left alone.
  */
-import { chmodSync, lstatSync, mkdirSync, rmSync } from "../nodeFs.ts";
+import { lstatSync, mkdirSync, rmSync } from "../nodeFs.ts";
 import { removeLeftovers } from "../snapshot/restore.ts";
 import { connect } from "node:net";
 import { dirname, resolve } from "../path.ts";
@@ -230,7 +230,6 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
       ),
   );
   failpoint("serve:bound");
-  chmodSync(socket, 0o600); // containerd runs as root; nobody else gets to change its snapshots
   return async () => {
     const drained = new Promise<void>((done) => server.tryShutdown(() => done()));
     if (!(await withinGrace(drained))) server.forceShutdown();
@@ -238,11 +237,13 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
 }
 
 /**
- * Runs `bind` under umask 077, so the socket it makes is its owner's from the start: made as the
- * umask had it and changed after, it let anyone connect in between, and stay connected.
+ * Runs `bind` under umask 177, so the socket it makes is its owner's alone (0600) from the start:
+ * containerd and dockerd run as root, and nobody else gets to change snapshots or mount volumes.
+ * Made as the umask had it and changed after, it let anyone connect in between, and stay
+ * connected; and a chmod by its path after the bind followed whatever was at the path by then.
  */
 function ownerOnly<T>(bind: () => T): T {
-  const before = process.umask(0o077);
+  const before = process.umask(0o177);
   const restore = () => void process.umask(before);
   try {
     const made = bind();
@@ -277,7 +278,6 @@ function serveDockerVolume(socket: string, volumes: VolumeService, threads: Thre
     error: (err) => Response.json({ Err: describe(err) }, { status: 500 }),
   }));
   failpoint("serve:bound");
-  chmodSync(socket, 0o600); // dockerd runs as root; nobody else gets to mount volumes
   return async () => {
     void server.stop(); // no new connections; idle keep-alive ones are closed below
     await withinGrace(Promise.allSettled(inFlight));
