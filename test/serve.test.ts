@@ -378,6 +378,56 @@ describe("the volume plugin protocol, spoken directly", () => {
   });
 });
 
+describe("volume calls stuck in the kernel or on a lock", () => {
+  test("hold up no call on another volume: more threads are started for those", async () => {
+    const root = new TestRoot();
+    const socket = join(root.dir("run"), "stuck.sock");
+    const stuck = ["s1", "s2", "s3", "s4"]; // as many as serve has volume threads on any machine
+    for (const name of stuck) root.ok(["volume", "create", name]);
+    const serve = await startStor(root, ["--docker-volume", socket]);
+    // Each volume's lock held by another process, as a CLI command stopped in it would hold it.
+    // -o: the lock is flock's own, not sleep's, and goes with flock.
+    const holders = stuck.map((name) => Bun.spawn(["flock", "-o", "-x", join(root.path, "volumes/.meta/locks", name), "sleep", "60"]));
+    try {
+      await Bun.sleep(300);
+      const mounts = stuck.map((name) => plugin(socket, "VolumeDriver.Mount", { Name: name, ID: `c-${name}` }));
+      await Bun.sleep(500); // each on a thread of its own, waiting for its lock
+      const created = await Promise.race([plugin(socket, "VolumeDriver.Create", { Name: "fresh" }).then((r) => r.json), Bun.sleep(10_000).then(() => "no answer in 10 s")]);
+      expect(created).toEqual({});
+      for (const h of holders) h.kill();
+      for (const m of await Promise.all(mounts)) expect(m.json.Err).toBeUndefined();
+    } finally {
+      for (const h of holders) h.kill();
+      await serve.stop();
+      root.close();
+    }
+  });
+});
+
+describe("calls a client gave up", () => {
+  test("a Mount dockerd gave up on leaves the volume no use: dockerd sends no Unmount for it", async () => {
+    const root = new TestRoot();
+    const socket = join(root.dir("run"), "gaveup.sock");
+    root.ok(["volume", "create", "gone"]);
+    const serve = await startStor(root, ["--docker-volume", socket], undefined, { STOR_FAILPOINT: "plugin:VolumeDriver.Mount+stop" });
+    try {
+      const abort = new AbortController();
+      const body = JSON.stringify({ Name: "gone", ID: "c1" });
+      const answer = fetch("http://plugin/VolumeDriver.Mount", { unix: socket, method: "POST", body, signal: abort.signal }).then(undefined, (e: Error) => e);
+      await stopped(serve.proc.pid); // the call read, not yet run
+      abort.abort();
+      await answer;
+      serve.proc.kill("SIGCONT");
+      // Dropped before it ran, or given back after: whichever the abort met, no use is left.
+      await serve.until(() => readFileSync(serve.log, "utf8").includes('Mount name="gone"'), { timeoutMs: 20_000 });
+      expect(root.stor(["volume", "rm", "gone"])).toEqual({ code: 0, stdout: "gone\n", stderr: "" });
+    } finally {
+      await serve.stop();
+      root.close();
+    }
+  });
+});
+
 describe("serving manners", () => {
   let root: TestRoot;
   beforeAll(() => {

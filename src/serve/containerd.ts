@@ -110,9 +110,14 @@ function failed(err: unknown): Partial<grpc.StatusObject> {
 /** What a request names, for its log line: the snapshot key, a commit's or update's name. */
 const subjectOf = (req: { key?: string; name?: string; info?: { name?: string } } | null) => ({ key: req?.key, name: req?.name ?? req?.info?.name });
 
-/** A unary handler running `fn` on the request; whatever it throws or rejects with becomes the call's status. */
-function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>): grpc.handleUnaryCall<Req, object> {
+/**
+ * A unary handler running `fn` on the request, with a signal aborted when the client cancels the
+ * call; whatever it throws or rejects with becomes the call's status.
+ */
+function unary<Req>(method: string, fn: (req: Req, signal: AbortSignal) => object | Promise<object>): grpc.handleUnaryCall<Req, object> {
   return (call, callback) => {
+    const cancel = new AbortController();
+    call.on("cancelled", () => cancel.abort());
     if (logEnabled("debug")) log.debug(`${method} ${JSON.stringify(call.request)}`);
     const start = performance.now();
     const ok = (r: object) => {
@@ -125,7 +130,7 @@ function unary<Req>(method: string, fn: (req: Req) => object | Promise<object>):
     };
     let reply: object | Promise<object>;
     try {
-      reply = fn(call.request);
+      reply = fn(call.request, cancel.signal);
     } catch (err) {
       return fail(err);
     }
@@ -168,31 +173,33 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads<"s
   };
   const empty = {};
   const implementation: grpc.UntypedServiceImplementation = {
-    Prepare: unary<CreateRequest>("Prepare", async (r) => protoMounts(await threads.run("prepare", r.key, committedParent(r), r.labels))),
-    View: unary<CreateRequest>("View", async (r) => protoMounts(await threads.run("view", r.key, committedParent(r), r.labels))),
+    Prepare: unary<CreateRequest>("Prepare", async (r, signal) => protoMounts(await threads.runFor(signal, "prepare", r.key, committedParent(r), r.labels))),
+    View: unary<CreateRequest>("View", async (r, signal) => protoMounts(await threads.runFor(signal, "view", r.key, committedParent(r), r.labels))),
     Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
-    Commit: unary<CommitRequest>("Commit", async (r) => {
+    Commit: unary<CommitRequest>("Commit", async (r, signal) => {
       // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
       if (r.parent && r.parent !== snapshots.stat(r.key).parent) {
         throw new InvalidArgumentError(`snapshot "${r.key}"`, `cannot be committed onto another parent ("${r.parent}")`);
       }
-      await threads.run("commit", r.name, r.key, r.labels);
+      await threads.runFor(signal, "commit", r.name, r.key, r.labels);
       return empty;
     }),
-    Remove: unary<KeyRequest>("Remove", async (r) => {
+    Remove: unary<KeyRequest>("Remove", async (r, signal) => {
       if (!isContainerdKey(r.key)) {
         snapshots.stat(r.key); // a missing one is not found, as for any other key
         throw new PreconditionError(`snapshot "${r.key}"`, "not made through containerd; remove it with stor snapshot rm");
       }
-      await threads.run("remove", r.key, true);
+      await threads.runFor(signal, "remove", r.key, true);
       return empty;
     }),
     Stat: unary<KeyRequest>("Stat", (r) => ({ info: protoInfo(snapshots.stat(r.key)) })),
-    Update: unary<UpdateRequest>("Update", (r) => {
+    // A write: on a thread, as it may wait for the database's write lock (another stor command's
+    // transaction), which on this thread would hold up every call of both sockets.
+    Update: unary<UpdateRequest>("Update", async (r, signal) => {
       if (!r.info) throw new InvalidArgumentError("update", "no snapshot info");
       const key = r.info.name;
       const { labels, replace } = labelUpdate(r.info.labels, r.update_mask?.paths ?? []);
-      snapshots.updateLabels(key, labels, replace);
+      await threads.runFor(signal, "updateLabels", key, labels, replace);
       return { info: protoInfo(snapshots.stat(key)) };
     }),
     List: (call: grpc.ServerWritableStream<ListRequest, object>) => {
@@ -210,9 +217,9 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads<"s
       for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
       call.end();
     },
-    Usage: unary<KeyRequest>("Usage", (r) => threads.run("usage", r.key)),
-    Cleanup: unary<unknown>("Cleanup", async () => {
-      const removed = await threads.run("cleanup");
+    Usage: unary<KeyRequest>("Usage", (r, signal) => threads.runFor(signal, "usage", r.key)),
+    Cleanup: unary<unknown>("Cleanup", async (_, signal) => {
+      const removed = await threads.runFor(signal, "cleanup");
       if (removed.length > 0) log.info(`cleanup removed ${removed.join(", ")}`);
       return empty;
     }),

@@ -78,7 +78,7 @@ const COUNTED = { counted: true };
  * The endpoints of the protocol over `volumes`, by path; what mounts or writes runs on `threads`.
  * The body is undefined when it was not a JSON object.
  */
-function endpoints(volumes: VolumeService, threads: Threads<"volumes">): Record<string, (body: Body | undefined) => object | Promise<object>> {
+function endpoints(volumes: VolumeService, threads: Threads<"volumes">): Record<string, (body: Body | undefined, signal: AbortSignal) => object | Promise<object>> {
   const serial = new Serial();
   const byName = <T>(body: Body | undefined, fn: (name: string, body: Body) => T | Promise<T>) => {
     const name = body?.Name;
@@ -88,20 +88,28 @@ function endpoints(volumes: VolumeService, threads: Threads<"volumes">): Record<
   return {
     "/Plugin.Activate": () => ({ Implements: ["VolumeDriver"] }),
     "/VolumeDriver.Capabilities": () => ({ Capabilities: { Scope: "local" } }),
-    "/VolumeDriver.Create": (req) =>
+    "/VolumeDriver.Create": (req, signal) =>
       byName(req, async (name, b) => {
-        await threads.run("create", name, { options: strings(b, "Opts") });
+        await threads.runFor(signal, "create", name, { options: strings(b, "Opts") });
         return {};
       }),
-    "/VolumeDriver.Remove": (req) =>
+    "/VolumeDriver.Remove": (req, signal) =>
       byName(req, async (name) => {
-        await threads.run("remove", name);
+        await threads.runFor(signal, "remove", name);
         return {};
       }),
-    "/VolumeDriver.Mount": (req) => byName(req, async (name, b) => ({ Mountpoint: await threads.run("mount", name, text(b, "ID"), COUNTED) })),
-    "/VolumeDriver.Unmount": (req) =>
+    "/VolumeDriver.Mount": (req, signal) =>
       byName(req, async (name, b) => {
-        await threads.run("unmount", name, text(b, "ID"), COUNTED);
+        const id = text(b, "ID");
+        const mountpoint = await threads.runFor(signal, "mount", name, id, COUNTED);
+        // dockerd gave the call up (it timed out): it takes the mount for failed and will send no
+        // Unmount, so the use it took is given back, or the volume would stay in use for ever.
+        if (signal.aborted) await threads.run("unmount", name, id, COUNTED);
+        return { Mountpoint: mountpoint };
+      }),
+    "/VolumeDriver.Unmount": (req, signal) =>
+      byName(req, async (name, b) => {
+        await threads.runFor(signal, "unmount", name, text(b, "ID"), COUNTED);
         return {};
       }),
     "/VolumeDriver.Path": (req) => byName(req, async (name) => ({ Mountpoint: (await volumes.inspect(name)).mountpoint })),
@@ -154,7 +162,7 @@ export function dockerVolumeHandler(volumes: VolumeService, threads: Threads<"vo
     try {
       body = parseBody(await req.text());
       failpoint(`plugin:${path.slice(1)}`); // read, not yet answered
-      const result = await endpoint(body);
+      const result = await endpoint(body, req.signal);
       logged();
       return reply(result);
     } catch (err) {

@@ -103,7 +103,9 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const removed = [...(left?.abandoned ?? []), ...(left?.removed ?? []), ...(left?.undone ?? []), ...(volumes?.cleanup() ?? [])];
     if (removed.length > 0) log.info(`removed leftovers of interrupted operations: ${removed.join(", ")}`);
     const snapshotThreads = snapshots && new Threads("snapshots", { config, snapshotter: snapshots.snapshotter.name });
-    const volumeThreads = volumes && new Threads("volumes", { config });
+    // Volume calls wait on the kernel (a mount on a server that does not answer), not on the CPU:
+    // as dockerd's goroutines, more may wait at once than there are CPUs.
+    const volumeThreads = volumes && new Threads("volumes", { config }, { burst: 16 });
     // After the servers have stopped: the calls on the threads are theirs.
     undo.push(async () => void (await Promise.all([snapshotThreads?.close(SHUTDOWN_GRACE_MS), volumeThreads?.close(SHUTDOWN_GRACE_MS)])));
     if (opts.containerd && snapshots && snapshotThreads) {

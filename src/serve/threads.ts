@@ -23,7 +23,7 @@ export interface Services {
 
 /** The methods of each service that run on a thread. */
 export interface Offloaded {
-  snapshots: "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup";
+  snapshots: "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup" | "updateLabels";
   volumes: "create" | "remove" | "mount" | "unmount";
 }
 
@@ -60,14 +60,22 @@ interface Pending {
   call: Call;
   done: (result: unknown) => void;
   fail: (err: Error) => void;
+  /** Aborted when the client gave the call up: one not yet started never is. */
+  signal?: AbortSignal;
 }
 
 /** Threads of a service at most: enough to overlap copies with each other and with fsyncs. */
 const MAX_THREADS = 4;
 
-/** A pool of threads running calls of service `S`; calls queue when every thread is busy. */
+/**
+ * A pool of threads running calls of service `S`. With every thread busy, more are started, up to
+ * `burst` (calls stuck in the kernel, mounts on a server that does not answer, must not hold up
+ * every other); beyond that, calls queue. A thread started so ends once it is idle.
+ */
 export class Threads<S extends keyof Services> {
   readonly #start: ThreadStart;
+  readonly #base: number;
+  readonly #burst: number;
   readonly #idle: Worker[] = [];
   readonly #busy = new Map<Worker, Pending>();
   readonly #queue: Pending[] = [];
@@ -78,16 +86,26 @@ export class Threads<S extends keyof Services> {
   #nextId = 0;
   #closed = false;
 
-  constructor(service: S, init: ThreadInit, threads = Math.min(MAX_THREADS, Math.max(2, availableParallelism()))) {
+  constructor(service: S, init: ThreadInit, { threads = Math.min(MAX_THREADS, Math.max(2, availableParallelism())), burst = 0 }: { threads?: number; burst?: number } = {}) {
     this.#start = { ...init, service };
+    this.#base = threads;
+    this.#burst = Math.max(burst, threads);
     for (let i = 0; i < threads; i++) this.#idle.push(this.#spawn());
   }
 
   /** Runs `method(...args)` of the service on a thread. */
   run<M extends Offloaded[S]>(method: M, ...args: Method<S, M>["args"]): Promise<Method<S, M>["result"]> {
+    return this.runFor(undefined, method, ...args);
+  }
+
+  /**
+   * {@link run} for a client whose giving up aborts `signal`: a call it gave up before a thread
+   * took it is dropped, never run (a queue of cancelled calls held up every call after them).
+   */
+  runFor<M extends Offloaded[S]>(signal: AbortSignal | undefined, method: M, ...args: Method<S, M>["args"]): Promise<Method<S, M>["result"]> {
     if (this.#closed || this.#broken) return Promise.reject(this.#error(method, this.#broken ?? "the server is shutting down"));
     return new Promise((done, fail) => {
-      this.#queue.push({ call: { id: this.#nextId++, method, args }, done: done as (r: unknown) => void, fail });
+      this.#queue.push({ call: { id: this.#nextId++, method, args }, done: done as (r: unknown) => void, fail, signal });
       this.#dispatch();
     });
   }
@@ -156,7 +174,9 @@ export class Threads<S extends keyof Services> {
     this.#proven.add(w);
     const pending = this.#busy.get(w);
     this.#busy.delete(w);
-    this.#idle.push(w);
+    // One started for a burst ends when nothing waits for it.
+    if (this.#queue.length === 0 && this.#idle.length + this.#busy.size >= this.#base) w.postMessage(null);
+    else this.#idle.push(w);
     if (pending) {
       if ("result" in reply) pending.done(reply.result);
       else if ("message" in reply.error) pending.fail(new Error(reply.error.message));
@@ -166,9 +186,19 @@ export class Threads<S extends keyof Services> {
   }
 
   #dispatch(): void {
-    while (this.#idle.length > 0 && this.#queue.length > 0) {
+    while (this.#queue.length > 0) {
+      const p = this.#queue[0]!;
+      if (p.signal?.aborted) {
+        this.#queue.shift();
+        p.fail(this.#error(p.call.method, "given up by its client before it ran"));
+        continue;
+      }
+      if (this.#idle.length === 0) {
+        if (this.#closed || this.#busy.size >= this.#burst) return;
+        this.#idle.push(this.#spawn());
+      }
+      this.#queue.shift();
       const w = this.#idle.pop()!;
-      const p = this.#queue.shift()!;
       this.#busy.set(w, p);
       w.postMessage(p.call);
     }
