@@ -7,7 +7,7 @@
 import { constants as SQLITE, Database } from "bun:sqlite";
 import { notWritable, pathExists, statPath } from "./sys/pathCalls.ts";
 import { dirname } from "./path.ts";
-import { StorError } from "./errors.ts";
+import { StorError, exitCodeOf } from "./errors.ts";
 import { trace } from "./trace.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
@@ -56,7 +56,7 @@ export function openDatabase(path: string, migrations: readonly string[], access
   } catch (err) {
     db.close();
     if (err instanceof StorError) throw err;
-    throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
+    throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`, exitCodeOf(err), { cause: err });
   }
   trace("pragmas, schema");
   return db;

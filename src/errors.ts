@@ -66,7 +66,10 @@ export class PreconditionError extends StorError {
 
 /** Exit code for any thrown value: a StorError's own, 1 for everything else. */
 export function exitCodeOf(err: unknown): ExitCode {
-  return err instanceof StorError ? err.code : ExitCode.internal;
+  if (err instanceof StorError) return err.code;
+  // A database whose write lock another process held past the busy timeout (one stopped in its
+  // transaction) is in use, as a mounted snapshot is: nothing is wrong with it.
+  return (err as { code?: unknown } | null)?.code === "SQLITE_BUSY" ? ExitCode.precondition : ExitCode.internal;
 }
 
 /** The reason of a system error without its call and path (`no such file or directory`), the message of any other. */

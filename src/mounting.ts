@@ -1,6 +1,6 @@
 /** Mounting a list of mounts on a target and taking them all off again: `stor mount`/`unmount`. */
 import { existsSync, realpathSync, statSync } from "./nodeFs.ts";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "./errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
 import { Errno, SysError } from "./sys/libc.ts";
 import { mount, unmount, type Mount } from "./sys/mount.ts";
 import { isMountPoint, mountsUnder, mountsUsing, overlayLayers, readMountInfo, within, type MountInfo } from "./sys/mountinfo.ts";
@@ -76,7 +76,14 @@ export function unmountAll(target: string, root: string, detach = false): number
   outsideRoot(abs, target, root);
   if (!isMountPoint(abs)) throw new NotFoundError(`target ${target}`, "nothing is mounted there");
   let n = 0;
-  while (isMountPoint(abs) && unmount(abs, detach)) n++;
+  try {
+    while (isMountPoint(abs) && unmount(abs, detach)) n++;
+  } catch (err) {
+    if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
+    // In use, as a busy snapshot is: by what is mounted below it, or by a process.
+    const below = mountsUnder(abs).filter((m) => m.mountPoint !== abs).map((m) => m.mountPoint);
+    throw new PreconditionError(`target ${target}`, below.length > 0 ? `has ${below.join(", ")} mounted below it: unmount those first` : "in use: device or resource busy");
+  }
   return n;
 }
 

@@ -709,6 +709,23 @@ describe("snapshot cleanup", () => {
   });
 });
 
+test.skipIf(!root)("unmount of a target with something mounted below it is in use (exit 5), naming it; every mount stays", () => {
+  r = new TestRoot();
+  r.ok(["snapshot", "-s", "native", "prepare", "k"]);
+  const target = r.dir("target");
+  r.ok(["mount", "-s", "native", "k", target]);
+  const below = join(target, "sub");
+  mkdirSync(below);
+  must(`mount -t tmpfs below ${below}`);
+  try {
+    expect(r.stor(["unmount", target])).toEqual({ code: 5, stdout: "", stderr: `stor: target ${target}: has ${below} mounted below it: unmount those first\n` });
+    expect(mountPoints()).toEqual(expect.arrayContaining([target, below]));
+  } finally {
+    must(`umount ${below}`);
+  }
+  expect(r.ok(["unmount", target])).toBe("");
+});
+
 describe("a snapshot containerd made", () => {
   test("the CLI makes none of containerd's shape (exit 2), which containerd's garbage collector would take", () => {
     r = new TestRoot();

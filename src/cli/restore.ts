@@ -41,7 +41,9 @@ function snapshotLines(reports: readonly SnapshotRestoreReport[]): string[] {
   return reports.flatMap((r) =>
     r.damaged !== undefined
       ? [`snapshotter ${r.snapshotter}: metadata damaged, nothing removed: ${r.damaged}`]
-      : [
+      : r.failed !== undefined
+        ? [`snapshotter ${r.snapshotter}: not restored, nothing removed: ${r.failed.why}`]
+        : [
           ...r.abandoned.map((k) => `removed snapshot "${k}" of ${r.snapshotter}: left by an interrupted unpack`),
           ...r.removed.map((d) => `removed snapshot directory ${r.snapshotter}/${d}: no snapshot owns it`),
           ...r.undone.map((d) => `undid an interrupted apply: put its snapshot back as it was from ${r.snapshotter}/${d}`),
@@ -79,6 +81,7 @@ function reportView(r: RestoreReport) {
       ...(s.abandoned.length > 0 && { Abandoned: s.abandoned }),
       ...(s.undone.length > 0 && { Undone: s.undone }),
       ...(s.damaged !== undefined && { Damaged: s.damaged }),
+      ...(s.failed !== undefined && { Failed: s.failed.why }),
     })),
   };
 }
@@ -99,6 +102,8 @@ export function restoreGroup(ctx: Context): Group {
       // A damaged database is not repaired by guessing: say so with the exit code too.
       const damaged = report.snapshots.filter((s) => s.damaged !== undefined).map((s) => s.snapshotter);
       if (damaged.length) throw new StorError("restore", `metadata of snapshotter ${damaged.join(", ")} is damaged; nothing of it was removed`);
+      const failed = report.snapshots.find((s) => s.failed !== undefined);
+      if (failed) throw new StorError("restore", `snapshotter ${failed.snapshotter} was not restored: ${failed.failed!.why}`, failed.failed!.code);
     });
   return cli;
 }

@@ -3,7 +3,7 @@
  * directories back in line with its metadata, and say plainly when a database is damaged.
  */
 import type { Config } from "../config.ts";
-import { describe } from "../errors.ts";
+import { describe, exitCodeOf, type ExitCode } from "../errors.ts";
 import { isAbandonedExtract } from "../layer/extractKey.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { basename } from "../path.ts";
@@ -23,6 +23,8 @@ export interface SnapshotRestoreReport {
   undone: string[];
   /** Set when the metadata database is damaged: nothing was removed then. */
   damaged?: string;
+  /** Set when the snapshotter could not be restored for another reason (its database busy, a disk error): nothing was removed then either. */
+  failed?: { why: string; code: ExitCode };
 }
 
 /** Restores every snapshotter that has metadata below `config.root`. */
@@ -41,12 +43,24 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
       const { abandoned, removed, undone } = removeLeftovers(service);
       reports.push({ snapshotter: name, snapshots: service.summaries().length, removed, abandoned, undone });
     } catch (err) {
-      reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], damaged: describe(err) });
+      // Damaged only when SQLite says so: a database another stor holds the write lock of (one
+      // stopped in its transaction) is busy, and an operator told "damaged" might restore a backup.
+      const why = describe(err);
+      if (isDamage(err)) reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], damaged: why });
+      else reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], failed: { why, code: exitCodeOf(err) } });
     } finally {
       service?.close();
     }
   }
   return reports;
+}
+
+/** Whether `err` (or what caused it) is SQLite finding its file no database, or a corrupt one. */
+function isDamage(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === "SQLITE_CORRUPT" || e.code === "SQLITE_NOTADB") return true;
+  }
+  return false;
 }
 
 /**

@@ -1,6 +1,10 @@
 /** How an error becomes its one line: each part bounded, however long the input it names. */
 import { describe as group, expect, test } from "bun:test";
-import { InvalidArgumentError, describe } from "../../src/errors.ts";
+import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExitCode, InvalidArgumentError, describe, exitCodeOf } from "../../src/errors.ts";
 
 group("describe", () => {
   test("a short error is as it was made", () => {
@@ -23,5 +27,29 @@ group("describe", () => {
   test("a system error's path is bounded too", () => {
     const err = Object.assign(new Error(`ENOENT: no such file or directory, open '/${"d".repeat(5000)}'`), { code: "ENOENT", syscall: "open", path: `/${"d".repeat(5000)}` });
     expect(describe(err)).toMatch(/^open \/d+…d+: no such file or directory$/);
+  });
+});
+
+group("exitCodeOf", () => {
+  test("a database whose write lock another connection holds past the busy timeout is in use (5), not an internal error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "stor-busy-"));
+    try {
+      const holder = new Database(join(dir, "db"), { create: true });
+      holder.run("PRAGMA journal_mode = WAL; CREATE TABLE t (x); BEGIN IMMEDIATE");
+      const other = new Database(join(dir, "db"));
+      other.run("PRAGMA busy_timeout = 0");
+      let err: unknown;
+      try {
+        other.run("BEGIN IMMEDIATE");
+      } catch (e) {
+        err = e;
+      }
+      expect(exitCodeOf(err)).toBe(ExitCode.precondition);
+      expect(exitCodeOf(new Error("anything else"))).toBe(ExitCode.internal);
+      other.close();
+      holder.close();
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });
