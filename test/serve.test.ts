@@ -446,11 +446,17 @@ describe("serving manners", () => {
     expect(root.stor(["-s", "native", "serve", "--containerd="], { timeout: 20_000 })).toMatchObject({ code: 2, stderr: "stor: option --containerd: an empty socket path\n" });
   });
 
-  test("a start refused (btrfs off btrfs) leaves no root behind", () => {
+  test("a start refused (btrfs off btrfs, a socket's directory a file) leaves no root behind", () => {
     const fresh = join(root.dir("fresh"), "root");
     const res = sh([STOR, "--root", fresh, "--config", root.config, "-s", "btrfs", "serve", "--containerd", join(root.dir("run"), "b.sock")]);
     expect(res.code).toBe(5);
     expect(existsSync(fresh)).toBe(false);
+    const file = join(root.dir("run"), "not-a-dir");
+    writeFileSync(file, "");
+    for (const flag of ["--containerd", "--docker-volume"]) {
+      expect(sh([STOR, "--root", fresh, "--config", root.config, "-s", "native", "serve", flag, `${file}/s.sock`]).code).toBe(2);
+      expect(existsSync(fresh)).toBe(false);
+    }
   });
 
   test("a start refused on a new root another serve has started on meanwhile leaves that serve its lock", async () => {

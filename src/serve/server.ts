@@ -95,6 +95,10 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const lock = await takeServeLock(config.root, stopSignal.first);
     if (!lock) return;
     undo.push(() => lock.release());
+    // Before the stores are opened, which makes them: a socket refused (its directory a file)
+    // leaves a root this start made as it found it.
+    const containerdSocket = opts.containerd ? await claimSocket(opts.containerd) : undefined;
+    const volumeSocket = opts.dockerVolume ? await claimSocket(opts.dockerVolume) : undefined;
     const snapshots = opts.containerd ? await openSnapshots(config, { access: "write", snapshotter: opts.snapshotter, forContainerd: true }) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
     const volumes = opts.dockerVolume ? await openVolumes(config, "write", { askPlugins: false }) : undefined;
@@ -108,14 +112,14 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const volumeThreads = volumes && new Threads("volumes", { config }, { burst: 16 });
     // After the servers have stopped: the calls on the threads are theirs.
     undo.push(async () => void (await Promise.all([snapshotThreads?.close(SHUTDOWN_GRACE_MS), volumeThreads?.close(SHUTDOWN_GRACE_MS)])));
-    if (opts.containerd && snapshots && snapshotThreads) {
-      const socket = await claimSocket(opts.containerd);
+    if (containerdSocket && snapshots && snapshotThreads) {
+      const socket = containerdSocket;
       undo.push(() => rmSync(socket, { force: true }));
       undo.push(await serveContainerd(socket, snapshots, snapshotThreads));
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
     }
-    if (opts.dockerVolume && volumes && volumeThreads) {
-      const socket = await claimSocket(opts.dockerVolume);
+    if (volumeSocket && volumes && volumeThreads) {
+      const socket = volumeSocket;
       undo.push(() => rmSync(socket, { force: true }));
       undo.push(serveDockerVolume(socket, volumes, volumeThreads));
       log.info(`serving Docker volume plugin on ${socket}`);
