@@ -372,6 +372,21 @@ for (const [what, make] of [["a FIFO", "mkfifo"], ["a device node (/dev/zero's)"
   });
 }
 
+test("native: the diff of a child that changed nothing is empty, hardlinked files in its parent and all, as containerd's", () => {
+  const r = TestRoot.for("native", "stor-layer-hl-");
+  try {
+    prepareFilled(r, "native", "p", undefined, (d) => must(`mkdir ${d}/a ${d}/b && echo x > ${d}/a/one && ln ${d}/a/one ${d}/b/two`));
+    r.ok(["-s", "native", "snapshot", "commit", "base", "p"]);
+    r.ok(["-s", "native", "snapshot", "prepare", "child", "base"]);
+    expect(r.ok(["-s", "native", "snapshot", "changes", "child"])).toBe("");
+    const out = join(r.dir("out"), "layer.tar");
+    r.ok(["-s", "native", "snapshot", "diff", "child", "-o", out]);
+    expect(readFileSync(out)).toEqual(Buffer.alloc(1024)); // the end of the archive alone
+  } finally {
+    r.close();
+  }
+});
+
 test("a hardlink whose target leads outside is refused naming the link and its target", () => {
   const r = TestRoot.for("native", "stor-layer-hl-");
   try {

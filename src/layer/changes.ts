@@ -169,8 +169,11 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
       const oldStat = oldNames.has(name) ? lstat(oldPath) : undefined;
       const below = stat.isDirectory() ? (inDir(dir, name, path, (sub) => compare(sub, path, oldStat?.isDirectory() ?? false)) ?? []) : [];
       const same = oldStat !== undefined && sameEntry(dir, name, stat, oldPath, oldStat);
-      if (!same || below.length > 0) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, stat)) }, ...below);
+      // A directory is changed by what changed below it, not by the unchanged hardlinked files it
+      // holds: those ("U") are carried only for the links the layer makes to them.
+      if (!same || below.some((c) => c.kind !== "U")) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, stat)) }, ...below);
       else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, stat) });
+      else out.push(...below);
     }
     return out;
   };
