@@ -387,6 +387,20 @@ test("native: the diff of a child that changed nothing is empty, hardlinked file
   }
 });
 
+test("diff of a tree whose directory is removed while it is walked fails naming the entry as the layer names it", async () => {
+  const r = TestRoot.for("native", "stor-layer-gone-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+    const tree = join(r.path, "snapshots/native/snapshots/1");
+    must(`mkdir ${tree}/sub && echo a > ${tree}/sub/a`);
+    const out = join(r.dir("out"), "layer.tar");
+    const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], "changes:descend", () => must(`rm -r ${tree}/sub`));
+    expect([res.code, res.stderr]).toEqual([1, "stor: read /sub: it is gone: the tree changed while it was read\n"]);
+  } finally {
+    r.close();
+  }
+});
+
 test("a hardlink whose target leads outside is refused naming the link and its target", () => {
   const r = TestRoot.for("native", "stor-layer-hl-");
   try {

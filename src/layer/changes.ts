@@ -14,7 +14,8 @@ import { decodeName, nameBuffer } from "../fileName.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import { getXattr, listXattrs } from "../sys/file.ts";
 import { getXattrAt, lstatAt, procPath } from "../sys/dirfd.ts";
-import { Errno, SysError } from "../sys/libc.ts";
+import { Errno, SysError, errnoCode } from "../sys/libc.ts";
+import { StorError, errnoReason, exitCodeOf } from "../errors.ts";
 import { O } from "../sys/openat2.ts";
 import { openFileBeneath, readLink } from "../sys/pathCalls.ts";
 import { withDirAt } from "../sys/dirent.ts";
@@ -96,9 +97,27 @@ function inDir<T>(dir: number, name: string, path: string, fn: (fd: number) => T
   return withDirAt(dir, name, fn, () => `open /${path}`);
 }
 
-/** The names in the directory open as `dir`, sorted by code unit: a fixed order for reproducible layers. */
-function sortedNames(dir: number): string[] {
-  return listNames(procPath(dir, ".")).sort(byName);
+/**
+ * The names in the directory open as `dir` (`/rel` of the layer), sorted by code unit: a fixed
+ * order for reproducible layers.
+ */
+function sortedNames(dir: number, rel: string): string[] {
+  return asEntry(rel, () => listNames(procPath(dir, ".")).sort(byName));
+}
+
+/**
+ * Runs `fn`, which reads entry `/path` of the tree through a descriptor's procfs path: what it
+ * throws names the entry as the layer does, not the procfs path, and an entry gone meanwhile is
+ * the tree changing while it is read.
+ */
+function asEntry<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === "ENOENT" || code === "ENOTDIR") throw new StorError(`read /${path}`, "it is gone: the tree changed while it was read");
+    throw new StorError(`read /${path}`, errnoReason(err), exitCodeOf(err), { cause: err });
+  }
 }
 
 /**
@@ -117,10 +136,10 @@ const inside = (dir: string, rel: string) => (rel ? `${dir}/${rel}` : dir);
 /** lstat of a path that may hold escaped bytes. */
 const lstat = (path: string) => lstatSync(nameBuffer(path), { bigint: true });
 
-/** What a layer carries of entry `name` of directory `dir` beyond its lstat: its link target, its xattrs. */
-function carried(dir: number, name: string, stat: BigIntStats): Pick<LayerChange, "link" | "xattrs"> {
+/** What a layer carries of entry `name` (`/path`) of directory `dir` beyond its lstat: its link target, its xattrs. */
+function carried(dir: number, name: string, path: string, stat: BigIntStats): Pick<LayerChange, "link" | "xattrs"> {
   const at = procPath(dir, name);
-  return { link: stat.isSymbolicLink() ? readLink(at) : undefined, xattrs: layerXattrs(at) };
+  return asEntry(path, () => ({ link: stat.isSymbolicLink() ? readLink(at) : undefined, xattrs: layerXattrs(at) }));
 }
 
 /** Sorts strings by code unit, not by locale. */
@@ -130,7 +149,7 @@ function overlayChanges(upper: number, parents: readonly string[], forLayer: boo
   const lowers = new Lowers(parents);
   const out: LayerChange[] = [];
   const walk = (dir: number, rel: string) => {
-    for (const name of sortedNames(dir)) {
+    for (const name of sortedNames(dir, rel)) {
       const path = rel ? `${rel}/${name}` : name;
       const stat = lstatAt(dir, name);
       if (!stat) continue; // gone since the listing
@@ -139,7 +158,7 @@ function overlayChanges(upper: number, parents: readonly string[], forLayer: boo
         continue;
       }
       const opaque = stat.isDirectory() && getXattrAt(dir, name, OVERLAY_OPAQUE_XATTR)?.toString() === "y";
-      out.push({ kind: lowers.find(path) ? "C" : "A", path, stat, opaque, ...(forLayer && carried(dir, name, stat)) });
+      out.push({ kind: lowers.find(path) ? "C" : "A", path, stat, opaque, ...(forLayer && carried(dir, name, path, stat)) });
       if (stat.isDirectory()) inDir(dir, name, path, (sub) => walk(sub, path));
     }
   };
@@ -156,7 +175,7 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
   const compare = (dir: number, rel: string, old: boolean): LayerChange[] => {
     const out: LayerChange[] = [];
     const oldDir = parentTree === undefined ? "" : inside(parentTree, rel);
-    const names = new Set(sortedNames(dir));
+    const names = new Set(sortedNames(dir, rel));
     const oldNames = new Set(old && parentTree !== undefined ? listNames(oldDir) : []);
     for (const name of [...new Set([...names, ...oldNames])].sort(byName)) {
       const path = rel ? `${rel}/${name}` : name;
@@ -171,8 +190,8 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
       const same = oldStat !== undefined && sameEntry(dir, name, stat, oldPath, oldStat);
       // A directory is changed by what changed below it, not by the unchanged hardlinked files it
       // holds: those ("U") are carried only for the links the layer makes to them.
-      if (!same || below.some((c) => c.kind !== "U")) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, stat)) }, ...below);
-      else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, stat) });
+      if (!same || below.some((c) => c.kind !== "U")) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, path, stat)) }, ...below);
+      else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, path, stat) });
       else out.push(...below);
     }
     return out;
