@@ -578,6 +578,12 @@ describe("serving manners", () => {
     const mounted = plugin(volumes, "VolumeDriver.Mount", { Name: "busy", ID: "r1" });
     await Bun.sleep(300);
     const stopped = serve.stop(); // SIGTERM, once: a second one would end it at once
+    await Bun.sleep(200);
+    // Both sockets take no new call from the SIGTERM on: the containerd one too, while the volume one drains.
+    const api = new SnapshotsClient(snapshots);
+    const late = await Promise.race([api.call("Stat", { key: "late" }).then(() => "answered", (e: grpc.ServiceError) => e.code), Bun.sleep(5000).then(() => "no answer")]);
+    api.close();
+    expect(late).toBe(grpc.status.UNAVAILABLE);
     expect((await mounted).json).toEqual({ Mountpoint: join(root.path, "volumes/busy/_data") });
     expect(performance.now() - t0).toBeGreaterThan(1000);
     expect(await stopped).toBe(0);

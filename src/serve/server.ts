@@ -112,17 +112,18 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const volumeThreads = volumes && new Threads("volumes", { config }, { burst: 16 });
     // After the servers have stopped: the calls on the threads are theirs.
     undo.push(async () => void (await Promise.all([snapshotThreads?.close(SHUTDOWN_GRACE_MS), volumeThreads?.close(SHUTDOWN_GRACE_MS)])));
+    // Each socket file goes once its server has stopped; the servers stop together, both taking
+    // no new call from the first moment, so one socket's calls in flight keep the other open to none.
+    const servers: Stop[] = [];
+    for (const socket of [containerdSocket, volumeSocket]) if (socket) undo.push(() => rmSync(socket, { force: true }));
+    undo.push(async () => void (await Promise.all(servers.map((stop) => stop()))));
     if (containerdSocket && snapshots && snapshotThreads) {
-      const socket = containerdSocket;
-      undo.push(() => rmSync(socket, { force: true }));
-      undo.push(await serveContainerd(socket, snapshots, snapshotThreads));
-      log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${socket}`);
+      servers.push(await serveContainerd(containerdSocket, snapshots, snapshotThreads));
+      log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${containerdSocket}`);
     }
     if (volumeSocket && volumes && volumeThreads) {
-      const socket = volumeSocket;
-      undo.push(() => rmSync(socket, { force: true }));
-      undo.push(serveDockerVolume(socket, volumes, volumeThreads));
-      log.info(`serving Docker volume plugin on ${socket}`);
+      servers.push(serveDockerVolume(volumeSocket, volumes, volumeThreads));
+      log.info(`serving Docker volume plugin on ${volumeSocket}`);
     }
     started = true;
     log.info(`shutting down on ${await stopSignal.first}`);
