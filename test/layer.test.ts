@@ -401,6 +401,16 @@ test("diff of a tree whose directory is removed while it is walked fails naming 
   }
 });
 
+test("diff -o whose output cannot be written (a full disk) names the output", () => {
+  const r = TestRoot.for("native", "stor-layer-full-");
+  try {
+    prepareFilled(r, "native", "w", undefined, (d) => writeFileSync(join(d, "f"), Buffer.alloc(200_000, 1)));
+    expect(r.stor(["-s", "native", "snapshot", "diff", "w", "-o", "/dev/full"])).toEqual({ code: 1, stdout: "", stderr: "stor: output /dev/full: no space left on device\n" });
+  } finally {
+    r.close();
+  }
+});
+
 test("a hardlink whose target leads outside is refused naming the link and its target", () => {
   const r = TestRoot.for("native", "stor-layer-hl-");
   try {

@@ -71,7 +71,7 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
     throw outputError(path, err);
   }
   if (existing?.isDirectory()) throw new InvalidArgumentError(`output ${path}`, "is a directory");
-  if (existing && !existing.isFile()) return await writeLayer(view, createWriteStream(path), compression);
+  if (existing && !existing.isFile()) return await writingTo(path, () => writeLayer(view, createWriteStream(path), compression));
   const target = existing ? realpathSync(path) : path; // a symlink to a file: the file is replaced
   const temp = join(dirname(target), `.${basename(target)}.stor-${process.pid}-${Date.now()}`);
   let fd: number;
@@ -89,7 +89,7 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
-    const diffId = await writeLayer(view, createWriteStream("", { fd }), compression);
+    const diffId = await writingTo(path, () => writeLayer(view, createWriteStream("", { fd }), compression));
     if (existing) chmodSync(temp, existing.mode & 0o7777); // the mode it had, whatever the umask
     renameSync(temp, target);
     return diffId;
@@ -98,6 +98,16 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
     throw err;
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  }
+}
+
+/** Runs `write`, whose failures to open or write the output (a full disk) name `path`, the output the user named. */
+async function writingTo<T>(path: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    const syscall = (err as NodeJS.ErrnoException | null)?.syscall;
+    throw syscall === "write" || syscall === "open" ? outputError(path, err) : err;
   }
 }
 
