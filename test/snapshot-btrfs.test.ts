@@ -44,6 +44,18 @@ test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys the subvolume,
   expect(subvolumes(r)).toBe("");
 });
 
+test.skipIf(!need(isRoot(), "subvolumes need root"))("rm destroys a subvolume a container made deeper than the kernel can give its path (4 KB), and leaves nothing", () => {
+  r = TestRoot.for("btrfs");
+  s(r, "prepare", "a");
+  // 2,500 levels of `d/`, made and entered one at a time (a path that long cannot be given whole),
+  // and the subvolume made from there, in the working directory it inherits.
+  const made = sh(["python3", "-c", `import os, subprocess\nos.chdir(${JSON.stringify(fsOf(r, 1))})\nfor i in range(2500):\n  os.mkdir("d"); os.chdir("d")\nsubprocess.run(["btrfs", "-q", "subvolume", "create", "sv"], check=True)\nopen("sv/z", "w").write("z")`]);
+  expect([made.code, made.stderr]).toEqual([0, ""]);
+  expect(r.stor(["snapshot", "-s", "btrfs", "rm", "a"])).toEqual({ code: 0, stdout: "", stderr: "" });
+  expect(subvolumes(r)).toBe("");
+  expect(readdirSync(join(r.path, "snapshots/btrfs/snapshots"))).toEqual([]);
+});
+
 test.skipIf(!need(isRoot(), "subvolumes need root"))("subvolumes a container made inside its snapshot go into its children with their files, read-only once committed", () => {
   r = TestRoot.for("btrfs");
   s(r, "prepare", "a");

@@ -12,10 +12,27 @@ import { diskUsage } from "../fs/diskUsage.ts";
 import { createSubvolume, destroySubvolume, isSubvolume, sealSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { removeTree } from "../fs/removeTree.ts";
+import { listDir } from "../sys/dirent.ts";
+import { Errno, SysError } from "../sys/libc.ts";
 import type { Snapshotter } from "./snapshotter.ts";
 
 const subvolume = (dir: string) => join(dir, "sv");
 const fsDir = (dir: string) => join(subvolume(dir), "fs");
+
+/**
+ * Destroys subvolume `sv` with the subvolumes a container made in it. Those are found from the
+ * kernel's refs and reached by their path, which it cannot give past about 4 KB: then the tree
+ * is emptied by removeTree's walk by descriptor, which destroys each subvolume it meets, first.
+ */
+function destroyWhole(sv: string): void {
+  try {
+    destroySubvolume(sv);
+  } catch (err) {
+    if (!(err instanceof SysError && err.errno === Errno.ENAMETOOLONG)) throw err;
+    for (const e of listDir(sv, false)) removeTree(join(sv, e.name));
+    destroySubvolume(sv);
+  }
+}
 
 export const btrfs: Snapshotter = {
   name: "btrfs",
@@ -48,7 +65,7 @@ export const btrfs: Snapshotter = {
 
   remove(dir) {
     // Made by a crash before populate, a `new-*` directory may have no subvolume yet.
-    if (isSubvolume(subvolume(dir))) destroySubvolume(subvolume(dir));
+    if (isSubvolume(subvolume(dir))) destroyWhole(subvolume(dir));
     removeTree(dir);
   },
 };
