@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, type Result } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, tar, viewListing } from "./layer-helpers.ts";
 
 const LONG = "n".repeat(120);
@@ -334,41 +334,43 @@ test("diff -o stopped by a signal leaves no temporary file, and dies of that sig
   }
 });
 
-test("diff of a tree whose directory is swapped for a symlink while the layer is written fails, and reads nothing through the link", async () => {
-  const r = TestRoot.for("native", "stor-layer-swap-");
+/**
+ * `snapshot diff -o` of native snapshot `w`, whose tree `fill` makes, stopped at failpoint `point`
+ * while `change` changes the tree, as a container writing in it could; its result, once it is
+ * checked that no output, nor its temporary file, was left.
+ */
+async function diffWhileChanged(prefix: string, fill: (tree: string) => void, point: string, change: (tree: string, r: TestRoot) => void): Promise<Result> {
+  const r = TestRoot.for("native", prefix);
   try {
     r.ok(["-s", "native", "snapshot", "prepare", "w"]);
     const tree = join(r.path, "snapshots/native/snapshots/1");
-    must(`mkdir ${tree}/d && echo mine > ${tree}/d/f`);
-    const victim = r.dir("victim");
-    writeFileSync(join(victim, "f"), "host secret\n");
+    fill(tree);
     const out = join(r.dir("out"), "layer.tar");
-    // Stopped before it opens d/f, the one file, as a container writing in the tree could be.
-    const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], "diff:file", () => must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`));
-    expect([res.code, res.stderr]).toEqual([1, "stor: read /d/f: a symlink is on its way: the tree changed while the layer was written\n"]);
+    const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], point, () => change(tree, r));
     expect(readdirSync(dirname(out))).toEqual([]);
+    return res;
   } finally {
     r.close();
   }
+}
+
+test("diff of a tree whose directory is swapped for a symlink while the layer is written fails, and reads nothing through the link", async () => {
+  // Stopped before it opens d/f, the one file.
+  const res = await diffWhileChanged("stor-layer-swap-", (tree) => must(`mkdir ${tree}/d && echo mine > ${tree}/d/f`), "diff:file", (tree, r) => {
+    const victim = r.dir("victim");
+    writeFileSync(join(victim, "f"), "host secret\n");
+    must(`mv ${tree}/d ${tree}/moved && ln -s ${victim} ${tree}/d`);
+  });
+  expect([res.code, res.stderr]).toEqual([1, "stor: read /d/f: a symlink is on its way: the tree changed while the layer was written\n"]);
 });
 
 // The file the walk saw is the only one opened: a FIFO would block the open for ever (and the
 // signals that remove the temporary file with it), a device would give the host's bytes.
 for (const [what, make] of [["a FIFO", "mkfifo"], ["a device node (/dev/zero's)", "mknod -m 644"]] as const) {
   test(`diff of a tree whose file is swapped for ${what} while the layer is written fails, and opens nothing there`, async () => {
-    const r = TestRoot.for("native", "stor-layer-swap-");
-    try {
-      r.ok(["-s", "native", "snapshot", "prepare", "w"]);
-      const tree = join(r.path, "snapshots/native/snapshots/1");
-      must(`echo mine > ${tree}/f`);
-      const out = join(r.dir("out"), "layer.tar");
-      const swap = `rm ${tree}/f && ${make} ${tree}/f${make === "mkfifo" ? "" : " c 1 5"}`;
-      const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], "diff:file", () => must(swap));
-      expect([res.code, res.stderr]).toEqual([1, "stor: read /f: another file is there now: the tree changed while the layer was written\n"]);
-      expect(readdirSync(dirname(out))).toEqual([]);
-    } finally {
-      r.close();
-    }
+    const swap = (tree: string) => must(`rm ${tree}/f && ${make} ${tree}/f${make === "mkfifo" ? "" : " c 1 5"}`);
+    const res = await diffWhileChanged("stor-layer-swap-", (tree) => must(`echo mine > ${tree}/f`), "diff:file", swap);
+    expect([res.code, res.stderr]).toEqual([1, "stor: read /f: another file is there now: the tree changed while the layer was written\n"]);
   });
 }
 
@@ -388,17 +390,8 @@ test("native: the diff of a child that changed nothing is empty, hardlinked file
 });
 
 test("diff of a tree whose directory is removed while it is walked fails naming the entry as the layer names it", async () => {
-  const r = TestRoot.for("native", "stor-layer-gone-");
-  try {
-    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
-    const tree = join(r.path, "snapshots/native/snapshots/1");
-    must(`mkdir ${tree}/sub && echo a > ${tree}/sub/a`);
-    const out = join(r.dir("out"), "layer.tar");
-    const res = await r.stoppedAt(["-s", "native", "snapshot", "diff", "w", "-o", out], "changes:descend", () => must(`rm -r ${tree}/sub`));
-    expect([res.code, res.stderr]).toEqual([1, "stor: read /sub: it is gone: the tree changed while it was read\n"]);
-  } finally {
-    r.close();
-  }
+  const res = await diffWhileChanged("stor-layer-gone-", (tree) => must(`mkdir ${tree}/sub && echo a > ${tree}/sub/a`), "changes:descend", (tree) => must(`rm -r ${tree}/sub`));
+  expect([res.code, res.stderr]).toEqual([1, "stor: read /sub: it is gone: the tree changed while it was read\n"]);
 });
 
 test("diff -o whose output cannot be written (a full disk) names the output", () => {
