@@ -12,11 +12,12 @@
  * and any failure to read or write, means validating as without a cache.
  */
 import type { FileConfig } from "./configSchema.ts";
-import { makeDir, readText, removeFile, renamePath, statPath, writeNewFile } from "./sys/pathCalls.ts";
+import { makeDir, readText, removeFile, renamePath, rootOnly, statPath, writeNewFile } from "./sys/pathCalls.ts";
+import { RUN_DIR } from "./layout.ts";
 import { utf8Bytes } from "./fileName.ts";
 
 /** Where the entry is kept (`STOR_CONFIG_CACHE_DIR` moves it, for tests). */
-const dir = () => process.env.STOR_CONFIG_CACHE_DIR ?? "/run/stor";
+const dir = () => process.env.STOR_CONFIG_CACHE_DIR ?? RUN_DIR;
 
 interface Entry {
   stamp: string;
@@ -31,12 +32,6 @@ function executableStamp(): string | undefined {
   const st = statPath("/proc/self/exe");
   return st && `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
-
-/** Whether `path` is root's and no one else may write it. */
-const rootOnly = (path: string) => {
-  const st = statPath(path, false);
-  return st !== undefined && st.uid === 0 && (st.mode & 0o022) === 0;
-};
 
 /** zod's result for config text `text`, when the cache has it. */
 export function cachedConfig(text: string): FileConfig | undefined {

@@ -76,6 +76,22 @@ export const restoreLock = (root: string) => join(root, "restore.lock");
 /** The boot id restore last ran in. */
 export const restoreBootFile = (root: string) => join(root, "restore.boot");
 
+/**
+ * stor's directory in /run (a tmpfs, emptied at boot): one for the host, whatever the root, for
+ * what lasts a boot and belongs to no root. Only root may write it.
+ */
+export const RUN_DIR = "/run/stor";
+
+/** Where stor serves take their claim locks of socket paths (see {@link socketClaimLock}). */
+export const SOCKET_CLAIMS_DIR = join(RUN_DIR, "sockets");
+
+/**
+ * The claim lock of unix socket `socket` (absolute, its directory's symlinks resolved), which a
+ * stor serve holds while it binds or unbinds it; named by a hash of the path, which may be longer
+ * than a file's name may be.
+ */
+export const socketClaimLock = (socket: string) => join(SOCKET_CLAIMS_DIR, `${new Bun.CryptoHasher("sha256").update(socket).digest("hex").slice(0, 32)}.lock`);
+
 /** The error for a root whose directories could not be made (see {@link dirsError}). */
 export function rootError(root: string, err: unknown): StorError {
   return dirsError("root", root, root, err);

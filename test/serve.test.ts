@@ -16,7 +16,7 @@ import { snapshotsDefinition } from "../src/serve/containerd.ts";
 import { snapshotFilter } from "../src/serve/filters.ts";
 import { openSnapshots } from "../src/services.ts";
 import { loadConfig } from "../src/config.ts";
-import { Daemon } from "./daemon.ts";
+import { Daemon, connectable } from "./daemon.ts";
 import { type ContainerdWithStor, Dockerd, startContainerdWithStor, startStor } from "./daemons.ts";
 import { STOR, TestRoot, have, isRoot, must, need, sh, stopped } from "./helpers.ts";
 
@@ -547,6 +547,65 @@ describe("serving manners", () => {
     } finally {
       expect(await second.stop()).toBe(0);
     }
+  });
+
+  test("two serves starting at once on a stale socket: one serves, the other is refused as for a live one", async () => {
+    const socket = join(root.dir("run"), "race.sock");
+    const stale = Bun.spawnSync(["python3", "-c", `import socket; socket.socket(socket.AF_UNIX).bind("${socket}")`]);
+    expect(stale.exitCode).toBe(0);
+    // The first has found the stale file and stops before removing it; the second comes then.
+    const first = Bun.spawn([STOR, "--root", root.path, "--config", root.config, "-s", "native", "serve", "--containerd", socket], {
+      env: { ...process.env, STOR_FAILPOINT: "serve:socket-looked-at+stop" },
+      stderr: "pipe",
+    });
+    try {
+      await stopped(first.pid);
+      const second = Bun.spawn([STOR, "--root", root.path, "--config", root.config, "--log-level", "info", "-s", "native", "serve", "--containerd", socket], { stderr: "pipe" });
+      const said = new Response(second.stderr).text();
+      await Bun.sleep(500);
+      first.kill("SIGCONT");
+      expect(await second.exited).toBe(4);
+      const lines = (await said).trim().split("\n");
+      expect(lines[0]).toContain(`waiting for socket ${socket}: another stor serve is starting or stopping on it`);
+      expect(lines.at(-1)).toBe(`stor: socket ${socket}: another server is listening on it`);
+      // The first serves on the path: its socket was neither removed nor replaced.
+      expect(await connectable(socket)).toBe(true);
+      const api = new SnapshotsClient(socket);
+      expect((await api.call("Prepare", { key: "ns/70/race" })).mounts).toHaveLength(1);
+      api.close();
+    } finally {
+      first.kill("SIGCONT");
+      first.kill("SIGTERM");
+      expect(await first.exited).toBe(0);
+    }
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  test("a serve starting while another stops on its socket waits for it, and its own socket stays", async () => {
+    const socket = join(root.dir("run"), "handover.sock");
+    const first = await startStor(root, ["-s", "native", "--containerd", socket], join(root.dir("logs"), "serve-handover.log"), { STOR_FAILPOINT: "serve:servers-stopped+stop" });
+    first.proc.kill("SIGTERM");
+    await stopped(first.proc.pid); // stopped listening, its socket file not yet looked at
+    const second = Bun.spawn([STOR, "--root", root.path, "--config", root.config, "--log-level", "info", "-s", "native", "serve", "--containerd", socket], { stderr: "pipe" });
+    try {
+      await Bun.sleep(500);
+      expect(existsSync(socket)).toBe(false);
+      first.proc.kill("SIGCONT");
+      expect(await first.proc.exited).toBe(0);
+      const api = new SnapshotsClient(socket);
+      for (let i = 0; !(await connectable(socket)); i++) {
+        expect(i).toBeLessThan(500);
+        await Bun.sleep(20);
+      }
+      await Bun.sleep(300); // the first is gone: nothing is left to remove the second's socket
+      expect((await api.call("Prepare", { key: "ns/71/handover" })).mounts).toHaveLength(1);
+      api.close();
+    } finally {
+      first.proc.kill("SIGCONT");
+      second.kill("SIGTERM");
+      expect(await second.exited).toBe(0);
+    }
+    expect(await new Response(second.stderr).text()).toContain(`waiting for socket ${socket}: another stor serve is starting or stopping on it`);
   });
 
   test("a connection that never speaks HTTP/2 is closed on the containerd socket; a client's calls go on", async () => {

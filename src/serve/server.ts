@@ -9,20 +9,20 @@
  * process) left of the things it serves: half-made snapshot copies nobody holds, interrupted
  * volume removals; each under the locks their owners take, so work in progress is left alone.
  */
-import { lstatSync, mkdirSync, rmSync } from "../nodeFs.ts";
+import { mkdirSync } from "../nodeFs.ts";
 import { removeLeftovers } from "../snapshot/restore.ts";
 import { connect } from "node:net";
-import { dirname, resolve } from "../path.ts";
+import { basename, dirname, join, resolve } from "../path.ts";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
-import { AlreadyExistsError, InvalidArgumentError, StorError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, PreconditionError, StorError, describe } from "../errors.ts";
 import { encodeName } from "../fileName.ts";
-import { rootError, serveLock } from "../layout.ts";
+import { RUN_DIR, SOCKET_CLAIMS_DIR, rootError, serveLock, socketClaimLock } from "../layout.ts";
 import { dirsError } from "../dirsError.ts";
 import { log } from "../log.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
 import { lockEphemeral, lockPath, type FileLock } from "../sys/file.ts";
-import { pathExists, removeDirIfEmpty } from "../sys/pathCalls.ts";
+import { pathExists, realPath, removeDirIfEmpty, removeFile, rootOnly, statPath } from "../sys/pathCalls.ts";
 import type { SnapshotService } from "../snapshot/service.ts";
 import type { VolumeService } from "../volume/service.ts";
 import { snapshotsService } from "./containerd.ts";
@@ -59,8 +59,8 @@ const SHUTDOWN_GRACE_MS = Number(process.env.STOR_SERVE_GRACE_MS) || 30_000;
 const SILENCE_MS = Number(process.env.STOR_SERVE_SILENCE_MS) || 120_000;
 /** The longest path a unix socket can have: sun_path holds 108 bytes, the closing NUL among them. */
 const MAX_SOCKET_PATH_BYTES = 107;
-/** How often start-up asks again for the serve lock while `stor restore` has it. */
-const SERVE_LOCK_POLL_MS = 100;
+/** How often start-up asks again for a lock another holds: the serve lock, a socket's claim lock. */
+const LOCK_POLL_MS = 100;
 
 type Stop = () => void | Promise<void>;
 
@@ -97,8 +97,11 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     undo.push(() => lock.release());
     // Before the stores are opened, which makes them: a socket refused (its directory a file)
     // leaves a root this start made as it found it.
-    const containerdSocket = opts.containerd ? await claimSocket(opts.containerd) : undefined;
-    const volumeSocket = opts.dockerVolume ? await claimSocket(opts.dockerVolume) : undefined;
+    const containerdSocket = opts.containerd ? await claimSocket(opts.containerd, stopSignal.first) : undefined;
+    if (containerdSocket) undo.push(() => containerdSocket.release());
+    const volumeSocket = opts.dockerVolume ? await claimSocket(opts.dockerVolume, stopSignal.first) : undefined;
+    if (volumeSocket) undo.push(() => volumeSocket.release());
+    if ((opts.containerd && !containerdSocket) || (opts.dockerVolume && !volumeSocket)) return; // stopped while waiting
     const snapshots = opts.containerd ? await openSnapshots(config, { access: "write", snapshotter: opts.snapshotter, forContainerd: true }) : undefined;
     if (snapshots) undo.push(() => snapshots.close());
     const volumes = opts.dockerVolume ? await openVolumes(config, "write", { askPlugins: false }) : undefined;
@@ -115,15 +118,22 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     // Each socket file goes once its server has stopped; the servers stop together, both taking
     // no new call from the first moment, so one socket's calls in flight keep the other open to none.
     const servers: Stop[] = [];
-    for (const socket of [containerdSocket, volumeSocket]) if (socket) undo.push(() => rmSync(socket, { force: true }));
+    const claims = [containerdSocket, volumeSocket].filter((claim) => claim !== undefined);
+    undo.push(() => {
+      failpoint("serve:servers-stopped");
+      for (const claim of claims) claim.stopped();
+    });
     undo.push(async () => void (await Promise.all(servers.map((stop) => stop()))));
+    undo.push(async () => void (await Promise.all(claims.map((claim) => claim.stopping()))));
     if (containerdSocket && snapshots && snapshotThreads) {
-      servers.push(await serveContainerd(containerdSocket, snapshots, snapshotThreads));
-      log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${containerdSocket}`);
+      servers.push(await serveContainerd(containerdSocket.path, snapshots, snapshotThreads));
+      containerdSocket.bound();
+      log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${containerdSocket.path}`);
     }
     if (volumeSocket && volumes && volumeThreads) {
-      servers.push(serveDockerVolume(volumeSocket, volumes, volumeThreads));
-      log.info(`serving Docker volume plugin on ${volumeSocket}`);
+      servers.push(serveDockerVolume(volumeSocket.path, volumes, volumeThreads));
+      volumeSocket.bound();
+      log.info(`serving Docker volume plugin on ${volumeSocket.path}`);
     }
     started = true;
     log.info(`shutting down on ${await stopSignal.first}`);
@@ -150,13 +160,22 @@ async function takeServeLock(root: string, stop: Promise<string>): Promise<FileL
   } catch (err) {
     throw rootError(root, err);
   }
+  return await waitForLock(() => lockPath(path, { shared: true, create: true, wait: false }), stop, `waiting for ${path}: held exclusively, as stor restore holds it`);
+}
+
+/**
+ * A lock `take` gives (undefined while another holds it), asked for again until it is given or
+ * `stop` settles (then undefined). Asked without blocking, so that a signal is still heard while
+ * waiting; `waiting` is logged once, when the first try fails.
+ */
+async function waitForLock(take: () => FileLock | undefined, stop: Promise<string>, waiting: string): Promise<FileLock | undefined> {
   let stopped = false;
   void stop.then(() => (stopped = true));
   for (let said = false; !stopped; said = true) {
-    const lock = lockPath(path, { shared: true, create: true, wait: false });
+    const lock = take();
     if (lock) return lock;
-    if (!said) log.info(`waiting for ${path}: held exclusively, as stor restore holds it`);
-    await Bun.sleep(SERVE_LOCK_POLL_MS);
+    if (!said) log.info(waiting);
+    await Bun.sleep(LOCK_POLL_MS);
   }
   return undefined;
 }
@@ -180,12 +199,72 @@ function stopSignals(): { first: Promise<string>; off: () => void } {
 }
 
 /**
- * Makes `path` free for a new socket and returns it absolute: its directory made, a socket file
- * that nothing listens on (left by a killed server) removed. A live socket or another file is
- * an error, never removed; so is a path too long to listen on, which grpc-js would report
- * without its errno.
+ * A socket path this serve has claimed. The path's claim lock (in /run/stor/sockets, there only
+ * while held) keeps every other stor serve from looking at the path from the claim until the
+ * bind, and again from the moment this serve begins to stop until its socket file is gone: without
+ * it, two serves starting at once could both find one stale socket file, and the one that removed
+ * it last would remove the other's live socket; and a serve stopping (grpc-js and Bun.serve unlink
+ * their socket's path as they close) would unlink the socket of one that had just started there.
  */
-async function claimSocket(path: string): Promise<string> {
+class SocketClaim {
+  #lockFile: string;
+  #lock: FileLock | undefined;
+  #bound: bigint | undefined;
+
+  constructor(
+    /** The socket's absolute path. */
+    readonly path: string,
+    lockFile: string,
+    lock: FileLock,
+  ) {
+    this.#lockFile = lockFile;
+    this.#lock = lock;
+  }
+
+  /** After the bind: the file at the path is this serve's socket, which others may now find live. */
+  bound(): void {
+    const st = statPath(this.path, false);
+    this.#bound = st?.isSocket ? st.ino : undefined;
+    this.release();
+  }
+
+  /**
+   * Before the server stops: the claim lock again. Another serve holds it only while it looks at
+   * the path (and finds this one listening), so it is waited for, but not for ever.
+   */
+  async stopping(): Promise<void> {
+    for (let waited = 0; !this.#lock && waited < STOP_CLAIM_WAIT_MS; waited += 10) {
+      this.#lock = lockEphemeral(this.#lockFile, false);
+      if (!this.#lock) await Bun.sleep(10);
+    }
+  }
+
+  /** After the server has stopped: its socket file removed, if its server left it, and the path free. */
+  stopped(): void {
+    try {
+      if (this.#lock && this.#bound !== undefined && statPath(this.path, false)?.ino === this.#bound) removeFile(this.path);
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Lets other serves claim the path. */
+  release(): void {
+    this.#lock?.release();
+    this.#lock = undefined;
+  }
+}
+
+/** How long a stopping serve waits for another serve to finish looking at its socket's path. */
+const STOP_CLAIM_WAIT_MS = 1000;
+
+/**
+ * Claims `path` for a new socket: its directory made, a socket file that nothing listens on (left
+ * by a killed server) removed. While another stor serve is starting or stopping on the path, it is
+ * waited for, until `stop` settles (then undefined). A live socket or another file is an error,
+ * never removed; so is a path too long to listen on, which grpc-js would report without its errno.
+ */
+async function claimSocket(path: string, stop: Promise<string>): Promise<SocketClaim | undefined> {
   const abs = resolve(path);
   if (encodeName(abs).length > MAX_SOCKET_PATH_BYTES) throw new InvalidArgumentError(`socket ${abs}`, `path too long (max ${MAX_SOCKET_PATH_BYTES} bytes)`);
   try {
@@ -193,16 +272,36 @@ async function claimSocket(path: string): Promise<string> {
   } catch (err) {
     throw dirsError("socket", abs, dirname(abs), err);
   }
-  let isSocket: boolean;
+  const lockFile = socketClaimLock(join(realPath(dirname(abs)), basename(abs)));
   try {
-    isSocket = lstatSync(abs).isSocket();
-  } catch {
-    return abs;
+    mkdirSync(SOCKET_CLAIMS_DIR, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw dirsError("socket claims", SOCKET_CLAIMS_DIR, SOCKET_CLAIMS_DIR, err);
   }
-  if (!isSocket) throw new AlreadyExistsError(`socket ${abs}`, "exists and is not a socket");
-  if (await listening(abs)) throw new AlreadyExistsError(`socket ${abs}`, "another server is listening on it");
-  rmSync(abs);
-  return abs;
+  // Anyone else who could write there could make the lock's name a symlink to any file.
+  for (const dir of [RUN_DIR, SOCKET_CLAIMS_DIR]) if (!rootOnly(dir)) throw new PreconditionError(`socket claims ${SOCKET_CLAIMS_DIR}`, `${dir} is not root's alone`);
+  const take = () => {
+    try {
+      return lockEphemeral(lockFile, false);
+    } catch (err) {
+      throw new StorError(`socket ${abs}`, describe(err));
+    }
+  };
+  const lock = await waitForLock(take, stop, `waiting for socket ${abs}: another stor serve is starting or stopping on it`);
+  if (!lock) return undefined;
+  try {
+    const st = statPath(abs, false);
+    if (st !== undefined) {
+      if (!st.isSocket) throw new AlreadyExistsError(`socket ${abs}`, "exists and is not a socket");
+      failpoint("serve:socket-looked-at");
+      if (await listening(abs)) throw new AlreadyExistsError(`socket ${abs}`, "another server is listening on it");
+      removeFile(abs);
+    }
+    return new SocketClaim(abs, lockFile, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 }
 
 function listening(socket: string): Promise<boolean> {

@@ -294,6 +294,12 @@ export function mountIdOf(path: string): number | undefined {
   return v.getUint32(0, true) & STATX_MNT_ID_UNIQUE ? v.getUint32(144, true) + v.getUint32(148, true) * 2 ** 32 : undefined;
 }
 
+/** Whether `path` (a symlink not followed) is root's and no one else may write it. */
+export function rootOnly(path: string): boolean {
+  const st = statPath(path, false);
+  return st !== undefined && st.uid === 0 && (st.mode & 0o022) === 0;
+}
+
 /** The canonical absolute path of `path` (symlinks resolved), as realpath(3); a failure throws. */
 export function realPath(path: string): string {
   const out = new Uint8Array(4097); // PATH_MAX and its NUL
