@@ -608,6 +608,55 @@ describe("serving manners", () => {
     expect(await new Response(second.stderr).text()).toContain(`waiting for socket ${socket}: another stor serve is starting or stopping on it`);
   });
 
+  test("a client that opens connections until serve's descriptors would run out is turned away; the other socket and open connections go on", async () => {
+    const run = root.dir("run");
+    const [csock, vsock] = [join(run, "flood-c.sock"), join(run, "flood-v.sock")];
+    const log = join(root.dir("logs"), "serve-flood.log");
+    // 256 descriptors: each socket takes 64 connections at once.
+    const serve = new Daemon(["prlimit", "--nofile=256:256", STOR, "--root", root.path, "--config", root.config, "-s", "native", "serve", "--containerd", csock, "--docker-volume", vsock], log);
+    const flood: ReturnType<typeof connect>[] = [];
+    try {
+      await serve.until(() => connectable(csock, vsock), { timeoutMs: 15_000 });
+      const api = new SnapshotsClient(csock);
+      expect((await api.call("Prepare", { key: "ns/72/before" })).mounts).toHaveLength(1);
+      const cpu = () => readFileSync(`/proc/${serve.proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ").slice(11, 13).reduce((a, b) => a + Number(b), 0);
+      /** Opens 300 connections to `socket` and returns how many serve closed. */
+      const open300 = async (socket: string) => {
+        let closedByServe = 0;
+        for (let i = 0; i < 300; i++) {
+          const c = connect(socket);
+          c.on("error", () => {});
+          c.on("close", () => closedByServe++);
+          flood.push(c);
+        }
+        await Bun.sleep(1000);
+        return closedByServe;
+      };
+      expect(await open300(csock)).toBeGreaterThanOrEqual(300 - 64);
+      // The other socket answers, and so does the connection containerd already had.
+      expect(await asDockerd(vsock, "VolumeDriver.List", "{}")).toEndWith('{"Volumes":[]}');
+      expect((await api.call("Stat", { key: "ns/72/before" })).info.name).toBe("ns/72/before");
+      expect(await open300(vsock)).toBeGreaterThanOrEqual(300 - 64);
+      expect((await api.call("Stat", { key: "ns/72/before" })).info.name).toBe("ns/72/before");
+      const before = cpu();
+      await Bun.sleep(2000);
+      // Spinning on a listener it cannot accept from, it used ~2 s of CPU in 2 s; now next to none.
+      expect(cpu() - before).toBeLessThan(50); // clock ticks: 0.5 s
+      for (const c of flood) c.destroy();
+      await Bun.sleep(300);
+      // Let go, the socket takes new clients again.
+      const fresh = new SnapshotsClient(csock);
+      expect((await fresh.call("Stat", { key: "ns/72/before" })).info.name).toBe("ns/72/before");
+      fresh.close();
+      expect(await asDockerd(vsock, "VolumeDriver.List", "{}")).toEndWith('{"Volumes":[]}');
+      api.close();
+    } finally {
+      for (const c of flood) c.destroy();
+      expect(await serve.stop()).toBe(0);
+    }
+    for (const socket of [csock, vsock]) expect(readFileSync(log, "utf8")).toContain(`stor: warn: socket ${socket}: 64 connections open, the most it takes: new ones are closed at once`);
+  });
+
   test("a connection that never speaks HTTP/2 is closed on the containerd socket; a client's calls go on", async () => {
     const socket = join(root.dir("run"), "s6.sock");
     const serve = await startStor(root, ["-s", "native", "--containerd", socket], join(root.dir("logs"), "serve-silent.log"), { STOR_SERVE_SILENCE_MS: "1000" });

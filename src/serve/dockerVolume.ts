@@ -146,7 +146,7 @@ const reply = (body: object, status = 200) => new Response(JSON.stringify(body),
  */
 const noAnswer = () => new Response(new ReadableStream({ start: (body) => body.error() }));
 
-/** The request handler of the volume plugin over `volumes` and `threads`, for Bun.serve. */
+/** The request handler of the volume plugin over `volumes` and `threads`, fetch-style (see ./listener.ts). */
 export function dockerVolumeHandler(volumes: VolumeService, threads: Threads<"volumes">): (req: Request) => Promise<Response> {
   const routes = endpoints(volumes, threads);
   return async (req) => {

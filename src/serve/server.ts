@@ -11,7 +11,8 @@
  */
 import { mkdirSync } from "../nodeFs.ts";
 import { removeLeftovers } from "../snapshot/restore.ts";
-import { connect } from "node:net";
+import { connect, createServer as createNetServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
 import { basename, dirname, join, resolve } from "../path.ts";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config.ts";
@@ -30,6 +31,7 @@ import { Threads } from "./threads.ts";
 import { useNormalJit } from "../jitPolicy.ts";
 import { failpoint } from "../failpoint.ts";
 import { dockerVolumeHandler } from "./dockerVolume.ts";
+import { connectionLimit, fetchListener, listenOn } from "./listener.ts";
 
 /** What `stor serve` serves; at least one socket. */
 export interface ServeOptions {
@@ -125,13 +127,14 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     });
     undo.push(async () => void (await Promise.all(servers.map((stop) => stop()))));
     undo.push(async () => void (await Promise.all(claims.map((claim) => claim.stopping()))));
+    const limit = connectionLimit();
     if (containerdSocket && snapshots && snapshotThreads) {
-      servers.push(await serveContainerd(containerdSocket.path, snapshots, snapshotThreads));
+      servers.push(await serveContainerd(containerdSocket.path, snapshots, snapshotThreads, limit));
       containerdSocket.bound();
       log.info(`serving containerd snapshotter ${snapshots.snapshotter.name} on ${containerdSocket.path}`);
     }
     if (volumeSocket && volumes && volumeThreads) {
-      servers.push(serveDockerVolume(volumeSocket.path, volumes, volumeThreads));
+      servers.push(await serveDockerVolume(volumeSocket.path, volumes, volumeThreads, limit));
       volumeSocket.bound();
       log.info(`serving Docker volume plugin on ${volumeSocket.path}`);
     }
@@ -203,7 +206,7 @@ function stopSignals(): { first: Promise<string>; off: () => void } {
  * while held) keeps every other stor serve from looking at the path from the claim until the
  * bind, and again from the moment this serve begins to stop until its socket file is gone: without
  * it, two serves starting at once could both find one stale socket file, and the one that removed
- * it last would remove the other's live socket; and a serve stopping (grpc-js and Bun.serve unlink
+ * it last would remove the other's live socket; and a serve stopping (node:net and node:http unlink
  * their socket's path as they close) would unlink the socket of one that had just started there.
  */
 class SocketClaim {
@@ -315,10 +318,9 @@ function listening(socket: string): Promise<boolean> {
   });
 }
 
-/** Serves the snapshots API on `socket`; returns the graceful stop. */
-async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads<"snapshots">): Promise<Stop> {
-  // grpc-js would write lines of its own to stderr (a failed bind's, before stor's error says
-  // it in one line): they go to stor's log, for --log-level debug.
+/** Serves the snapshots API on `socket`, taking at most `limit` connections; returns the graceful stop. */
+async function serveContainerd(socket: string, snapshots: SnapshotService, threads: Threads<"snapshots">, limit: number): Promise<Stop> {
+  // grpc-js would write lines of its own to stderr: they go to stor's log, for --log-level debug.
   const grpcLine = (...args: unknown[]) => log.debug(`grpc: ${args.join(" ")}`);
   grpc.setLogger({ error: grpcLine, info: grpcLine, debug: grpcLine });
   // No channelz: nothing reads it, and it tracks every call.
@@ -329,65 +331,34 @@ async function serveContainerd(socket: string, snapshots: SnapshotService, threa
     "grpc.keepalive_timeout_ms": SILENCE_MS / 2,
   });
   server.addService(...snapshotsService(snapshots, threads));
-  await ownerOnly(
-    () =>
-      new Promise<void>((done, fail) =>
-        server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(bindError(socket, err)) : done())),
-      ),
-  );
+  // The listener is stor's, which grpc-js's bindAsync would not let it hold to a limit; grpc-js
+  // takes each connection it accepts.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = createNetServer((connection) => injector.injectConnection(connection));
+  await listenOn(listener, socket, limit);
   failpoint("serve:bound");
   return async () => {
+    listener.close();
     const drained = new Promise<void>((done) => server.tryShutdown(() => done()));
     if (!(await withinGrace(drained))) server.forceShutdown();
   };
 }
 
-/**
- * Runs `bind` under umask 177, so the socket it makes is its owner's alone (0600) from the start:
- * containerd and dockerd run as root, and nobody else gets to change snapshots or mount volumes.
- * Made as the umask had it and changed after, it let anyone connect in between, and stay
- * connected; and a chmod by its path after the bind followed whatever was at the path by then.
- */
-function ownerOnly<T>(bind: () => T): T {
-  const before = process.umask(0o177);
-  const restore = () => void process.umask(before);
-  try {
-    const made = bind();
-    if (made instanceof Promise) return made.finally(restore) as T;
-    restore();
-    return made;
-  } catch (err) {
-    restore();
-    throw err;
-  }
-}
-
-/** A failed bind of grpc-js: its message lists the errors of its listen calls after its own words. */
-function bindError(socket: string, err: Error): StorError {
-  return new StorError(`socket ${socket}`, /errors: \[(.*)\]$/.exec(err.message)?.[1] ?? err.message);
-}
-
-/** Serves the volume plugin on `socket`; returns the graceful stop. */
-function serveDockerVolume(socket: string, volumes: VolumeService, threads: Threads<"volumes">): Stop {
-  const handle = dockerVolumeHandler(volumes, threads);
-  const inFlight = new Set<Promise<Response>>();
-  const server = ownerOnly(() => Bun.serve({
-    unix: socket,
-    maxRequestBodySize: MAX_REQUEST_BYTES,
-    fetch(req) {
-      const answer = handle(req);
-      inFlight.add(answer);
-      const done = () => inFlight.delete(answer);
-      answer.then(done, done); // never a second, unhandled, rejection
-      return answer;
-    },
-    error: (err) => Response.json({ Err: describe(err) }, { status: 500 }),
-  }));
+/** Serves the volume plugin on `socket`, taking at most `limit` connections; returns the graceful stop. */
+async function serveDockerVolume(socket: string, volumes: VolumeService, threads: Threads<"volumes">, limit: number): Promise<Stop> {
+  const inFlight = new Set<Promise<void>>();
+  const track = (answered: Promise<void>) => {
+    inFlight.add(answered);
+    void answered.finally(() => inFlight.delete(answered));
+  };
+  const server = createHttpServer(fetchListener(dockerVolumeHandler(volumes, threads), MAX_REQUEST_BYTES, track));
+  await listenOn(server, socket, limit);
   failpoint("serve:bound");
   return async () => {
-    void server.stop(); // no new connections; idle keep-alive ones are closed below
+    server.close(); // no new connections; idle keep-alive ones are closed now, the others once answered
+    server.closeIdleConnections();
     await withinGrace(Promise.allSettled(inFlight));
-    await server.stop(true);
+    server.closeAllConnections();
   };
 }
 

@@ -53,6 +53,7 @@ const SIGNATURES = {
   fgetxattr: { args: [i32, ptr, ptr, usize], returns: i64_fast },
   fsetxattr: { args: [i32, ptr, ptr, usize, i32], returns: i32 },
   flock: { args: [i32, i32], returns: i32 },
+  getrlimit: { args: [i32, ptr], returns: i32 },
   fsync: { args: [i32], returns: i32 },
   statfs: { args: [ptr, ptr], returns: i32 },
   getdents64: { args: [i32, ptr, usize], returns: i64_fast },
