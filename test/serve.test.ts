@@ -124,6 +124,24 @@ describe("the snapshots API, spoken directly", () => {
     root?.close();
   });
 
+  test("Mounts of a snapshot an apply was killed in undoes the apply on a thread: calls sent meanwhile are answered first", async () => {
+    const { mounts } = await api.call("Prepare", { key: "ns/80/half" });
+    const tree = mounts[0].source as string;
+    // A layer of 30,000 files, killed 10 files before its end: undoing it takes a while.
+    const work = root.dir("half-layer");
+    must(`mkdir -p ${work}/src && cd ${work}/src && for d in $(seq 30); do mkdir d$d && (cd d$d && seq 1000 | sed 's/^/f/' | xargs touch); done && tar -cf ../layer.tar .`);
+    const killed = sh(["env", "STOR_FAILPOINT=apply:entry@30020", STOR, "--root", root.path, "--config", root.config, "snapshot", "-s", "native", "apply", "ns/80/half", join(work, "layer.tar")]);
+    expect(killed.code).not.toBe(0);
+    expect(readdirSync(tree).length).toBeGreaterThan(0); // half applied
+    const answered: string[] = [];
+    const undoing = api.call("Mounts", { key: "ns/80/half" }).then((r) => (answered.push("Mounts"), r));
+    await Bun.sleep(100);
+    await api.call("Stat", { key: "ns/80/half" }).then(() => answered.push("Stat"));
+    expect((await undoing).mounts).toEqual(mounts);
+    expect(answered).toEqual(["Stat", "Mounts"]);
+    expect(readdirSync(tree)).toEqual([]); // undone before its mounts were given
+  });
+
   test("the calls containerd makes, and their answers", async () => {
     const mounts = await api.call("Prepare", { key: "ns/1/a", labels: { "containerd.io/snapshot/x": "1" } });
     expect(mounts.mounts).toEqual([{ type: "bind", source: expect.stringContaining("/snapshots/native/"), target: "", options: ["rbind", "rw"] }]);

@@ -175,7 +175,10 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads<"s
   const implementation: grpc.UntypedServiceImplementation = {
     Prepare: unary<CreateRequest>("Prepare", async (r, signal) => protoMounts(await threads.runFor(signal, "prepare", r.key, committedParent(r), r.labels))),
     View: unary<CreateRequest>("View", async (r, signal) => protoMounts(await threads.runFor(signal, "view", r.key, committedParent(r), r.labels))),
-    Mounts: unary<KeyRequest>("Mounts", (r) => protoMounts(snapshots.mounts(r.key))),
+    // Quick, but for undoing an apply that was killed in the snapshot: that goes to a thread.
+    Mounts: unary<KeyRequest>("Mounts", async (r, signal) =>
+      protoMounts(snapshots.hasInterruptedApply(r.key) ? await threads.runFor(signal, "mounts", r.key) : snapshots.mounts(r.key)),
+    ),
     Commit: unary<CommitRequest>("Commit", async (r, signal) => {
       // Rebasing on commit is a capability stor does not declare; containerd never asks for it.
       if (r.parent && r.parent !== snapshots.stat(r.key).parent) {

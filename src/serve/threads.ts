@@ -23,7 +23,7 @@ export interface Services {
 
 /** The methods of each service that run on a thread. */
 export interface Offloaded {
-  snapshots: "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup" | "updateLabels";
+  snapshots: "prepare" | "view" | "commit" | "remove" | "usage" | "cleanup" | "updateLabels" | "mounts";
   volumes: "create" | "remove" | "mount" | "unmount";
 }
 

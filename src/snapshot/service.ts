@@ -270,6 +270,16 @@ export class SnapshotService {
   }
 
   /**
+   * Whether the next use of active snapshot `key` first undoes an interrupted apply, work that
+   * grows with the layer (serve runs such a call on a thread); false for a key that is not there.
+   */
+  hasInterruptedApply(key: string): boolean {
+    validateKey(key);
+    const s = this.#store.byKey(key);
+    return s?.kind === "active" && pathExists(applyTrashPath(this.snapshotter.upperDir(this.#dir(s.id))));
+  }
+
+  /**
    * Mounts `key` on `target` (see mountAll), holding the store's write lock: rm checks what is
    * mounted under the same lock, so it either sees this mount or has removed `key` before this
    * looks it up. Opened to read, the store is only locked: nothing is written or made.
