@@ -423,6 +423,40 @@ describe("unpack", () => {
     expect(unpackFresh(dir)).toEqual({ code: 3, stdout: "", stderr: `stor: image for ${HOST.os}/${HOST.architecture} in ${dir}: not found\n` });
   });
 
+  test.skipIf(!need(run, "needs root"))("a source holding several images for this platform unpacks the one --image names, as Docker reads names; none named is ambiguous (exit 2)", () => {
+    // A second image: the first layer alone.
+    const dir = join(work, "two-images");
+    writeOci(dir, layers);
+    const put = (data: string | Buffer) => putBlob(dir, data);
+    const config = put(JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: [layers[0]!.diffID] } }));
+    const other = put(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: { mediaType: MT.config, ...config }, layers: [{ mediaType: MT.gzip, ...put(layers[0]!.blob) }] }));
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")).manifests;
+    writeIndexJson(dir, [...index, { mediaType: MT.manifest, ...other, annotations: { "io.containerd.image.name": "docker.io/library/other:2" } }]);
+    const save = join(work, "two-images.tar");
+    const saved = join(work, "two-images-save");
+    must(`mkdir -p ${saved} && tar -C ${saved} -xf ${join(work, "image.tar")}`);
+    writeFileSync(join(saved, "cfg2.json"), JSON.stringify({ ...HOST, rootfs: { type: "layers", diff_ids: [layers[0]!.diffID] } }));
+    const manifest = JSON.parse(readFileSync(join(saved, "manifest.json"), "utf8"));
+    writeFileSync(join(saved, "manifest.json"), JSON.stringify([...manifest, { Config: "cfg2.json", RepoTags: ["other:2"], Layers: ["l1/layer.tar"] }]));
+    must(`tar -C ${saved} -cf ${save} .`);
+    for (const source of [dir, save]) {
+      const root = new TestRoot("stor-layer-images-");
+      try {
+        expect(root.stor(["-s", "overlay", "unpack", source])).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: expect.stringMatching(new RegExp(`^stor: image source ${source}: holds 2 different images for ${HOST.os}/${HOST.architecture}: .*test:1.*, .*other:2; choose one with --image\n$`)),
+        });
+        expect(root.stor(["snapshot", "-s", "overlay", "ls", "-q"]).stdout).toBe("");
+        expect(root.stor(["-s", "overlay", "unpack", "--image", "docker.io/library/other:2", source])).toMatchObject({ code: 0, stdout: `${chain[0]}\n` });
+        expect(root.stor(["-s", "overlay", "unpack", "--image", "test:1", source])).toMatchObject({ code: 0, stdout: `${chain[2]}\n` });
+        expect(root.stor(["-s", "overlay", "unpack", "--image", "other", source])).toEqual({ code: 3, stdout: "", stderr: `stor: image "other" in ${source}: not found\n` });
+      } finally {
+        root.close();
+      }
+    }
+  });
+
   test.skipIf(!need(run, "needs root"))("a zstd layer that begins with a skippable frame (as pzstd writes) is zstd, as containerd detects it", () => {
     const dir = join(work, "zstd-skippable");
     const skippable = Buffer.alloc(24);

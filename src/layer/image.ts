@@ -33,13 +33,56 @@ interface Descriptor {
   digest?: unknown;
   size?: unknown;
   platform?: unknown;
+  annotations?: unknown;
 }
 
-/** The image in `source` for this platform. */
-export async function findImage(source: ImageSource): Promise<Image> {
-  if (source.has("index.json")) return ociImage(source);
-  if (source.has("manifest.json")) return dockerImage(source);
+/**
+ * The image in `source` for this platform; where the source holds several, the one named `name`
+ * (as `docker save` tags it, or as the layout's index.json names it: see {@link sameImageName}).
+ */
+export async function findImage(source: ImageSource, name?: string): Promise<Image> {
+  if (source.has("index.json")) return ociImage(source, name);
+  if (source.has("manifest.json")) return dockerImage(source, name);
   throw new InvalidArgumentError(`image source ${source.name}`, "neither an OCI image layout (index.json) nor a docker save archive (manifest.json)");
+}
+
+/**
+ * Whether image names `a` and `b` name the same image, as Docker reads a name: `alpine` is
+ * `docker.io/library/alpine:latest`, `user/app:1` is `docker.io/user/app:1`. A layout's index may
+ * name an image by its tag alone (`org.opencontainers.image.ref.name: "3.19"`), which is matched
+ * as given.
+ */
+export function sameImageName(a: string, b: string): boolean {
+  return a === b || fullImageName(a) === fullImageName(b);
+}
+
+function fullImageName(ref: string): string {
+  const at = ref.indexOf("@");
+  let name = at < 0 ? ref : ref.slice(0, at);
+  let suffix = at < 0 ? "" : ref.slice(at);
+  const colon = name.lastIndexOf(":");
+  if (colon > name.lastIndexOf("/")) {
+    suffix = name.slice(colon) + suffix;
+    name = name.slice(0, colon);
+  } else if (at < 0) {
+    suffix = ":latest";
+  }
+  const first = name.split("/")[0]!;
+  if (!name.includes("/")) name = `docker.io/library/${name}`;
+  else if (!first.includes(".") && !first.includes(":") && first !== "localhost") name = `docker.io/${name}`;
+  return name + suffix;
+}
+
+/** The names an index.json descriptor gives its image: OCI's annotation, and containerd's. */
+function descriptorNames(d: Descriptor): string[] {
+  const annotations = d.annotations;
+  if (typeof annotations !== "object" || annotations === null) return [];
+  const names: string[] = [];
+  for (const key of ["io.containerd.image.name", "org.opencontainers.image.ref.name"]) {
+    const value = (annotations as Record<string, unknown>)[key];
+    if (typeof value === "string" && value !== "") names.push(value);
+  }
+  return names;
 }
 
 const blobPath = (digest: string) => `blobs/${digest.replace(":", "/")}`;
@@ -133,33 +176,43 @@ const MAX_DEPTH = 4;
 /** Manifests and indexes read for one image at most. */
 const MAX_DOCUMENTS = 1000;
 
-async function ociImage(source: ImageSource): Promise<Image> {
-  /** Manifests found for this platform, by digest. */
-  const found = new Map<string, Record<string, unknown>>();
+async function ociImage(source: ImageSource, name: string | undefined): Promise<Image> {
+  /** Manifests found for this platform, by digest, with the names index.json gives them. */
+  const found = new Map<string, { manifest: Record<string, unknown>; names: Set<string> }>();
   /** Each document is read once, however many indexes name it: a walk of every path was exponential. */
-  const read = new Set<string>();
-  const visit = async (index: Record<string, unknown>, what: string, depth: number) => {
+  const read = new Map<string, Set<string>>();
+  const visit = async (index: Record<string, unknown>, what: string, depth: number, names: readonly string[]) => {
     if (depth > MAX_DEPTH) throw new InvalidArgumentError(what, "indexes nested too deeply");
-    const descriptors = array(index.manifests, `${what}: manifests`).map((entry) => object(entry, `${what}: descriptor`) as Descriptor);
+    let descriptors = array(index.manifests, `${what}: manifests`).map((entry) => object(entry, `${what}: descriptor`) as Descriptor);
+    if (depth === 0 && name !== undefined) {
+      descriptors = descriptors.filter((d) => descriptorNames(d).some((n) => sameImageName(n, name)));
+      if (descriptors.length === 0) throw new NotFoundError(`image "${name}" in ${source.name}`);
+    }
     for (const d of chosen(descriptors, depth > 0)) {
       const { digest } = parseDigest(d.digest, "manifest");
-      if (read.has(digest)) continue;
-      read.add(digest);
+      const named = depth === 0 ? descriptorNames(d) : names;
+      const seen = read.get(digest);
+      if (seen) {
+        for (const n of named) seen.add(n); // another name of a document already read
+        continue;
+      }
+      const docNames = new Set(named);
+      read.set(digest, docNames);
       if (read.size > MAX_DOCUMENTS) throw new InvalidArgumentError(`image source ${source.name}`, `names more than ${MAX_DOCUMENTS} manifests and indexes`);
       const doc = await readBlobJson(source, d, "manifest");
-      if (Array.isArray(doc.manifests)) await visit(doc, `index ${digest}`, depth + 1);
-      else found.set(digest, doc);
+      if (Array.isArray(doc.manifests)) await visit(doc, `index ${digest}`, depth + 1, named);
+      else found.set(digest, { manifest: doc, names: docNames });
     }
   };
-  await visit(object(await readJson(source, "index.json"), "index.json"), "index.json", 0);
+  await visit(object(await readJson(source, "index.json"), "index.json"), "index.json", 0, []);
   // What a manifest is for is its config's to say, as containerd reads it: an artifact (an SBOM, a
   // signature) is no image, and a manifest no index gave a platform is for its config's.
-  const images = new Map<string, { manifest: Record<string, unknown>; config: Record<string, unknown> }>();
-  for (const [digest, manifest] of found) {
+  const images = new Map<string, { manifest: Record<string, unknown>; config: Record<string, unknown>; names: Iterable<string> }>();
+  for (const [digest, { manifest, names }] of found) {
     const descriptor = object(manifest.config, "manifest config");
     if (typeof descriptor.mediaType === "string" && !IMAGE_CONFIGS.has(descriptor.mediaType)) continue;
     const config = await readBlobJson(source, descriptor, "config");
-    if (hostRank(config) >= 0) images.set(digest, { manifest, config });
+    if (hostRank(config) >= 0) images.set(digest, { manifest, config, names });
   }
   const { manifest, config } = single(images, source);
   const layers = array(manifest.layers, "manifest layers").map((l, i) => ociBlob(object(l, `layer ${i + 1}`), `layer ${i + 1}`));
@@ -169,9 +222,18 @@ async function ociImage(source: ImageSource): Promise<Image> {
 /** The media types of an image's config, OCI's and Docker's; a manifest with another config is an artifact's. */
 const IMAGE_CONFIGS = new Set(["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"]);
 
-async function dockerImage(source: ImageSource): Promise<Image> {
-  const entries = array(await readJson(source, "manifest.json"), "manifest.json").map((e) => object(e, "manifest.json entry"));
-  const byConfig = new Map(entries.map((e) => [text(e.Config, "manifest.json Config"), e]));
+async function dockerImage(source: ImageSource, name: string | undefined): Promise<Image> {
+  let entries = array(await readJson(source, "manifest.json"), "manifest.json").map((e) => object(e, "manifest.json entry"));
+  const tags = (e: Record<string, unknown>) => (e.RepoTags == null ? [] : array(e.RepoTags, "manifest.json RepoTags").map((t, i) => text(t, `manifest.json RepoTags[${i}]`)));
+  if (name !== undefined) {
+    entries = entries.filter((e) => tags(e).some((t) => sameImageName(t, name)));
+    if (entries.length === 0) throw new NotFoundError(`image "${name}" in ${source.name}`);
+  }
+  const byConfig = new Map<string, Record<string, unknown> & { names: string[] }>();
+  for (const e of entries) {
+    const config = text(e.Config, "manifest.json Config");
+    byConfig.set(config, { ...e, names: [...(byConfig.get(config)?.names ?? []), ...tags(e)] });
+  }
   const entry = single(byConfig, source);
   const path = entry.Config as string; // a string, checked above
   const config = object(await readJson(source, path), `config ${path}`);
@@ -187,11 +249,14 @@ function text(value: unknown, what: string): string {
   return value;
 }
 
-/** The one image of a source; several distinct ones for this platform are ambiguous. */
-function single<T>(images: Map<string, T>, source: ImageSource): T {
+/** The one image of a source; several distinct ones for this platform are ambiguous, their names listed. */
+function single<T extends { names: Iterable<string> }>(images: Map<string, T>, source: ImageSource): T {
   const { os, architecture } = hostPlatform();
   if (images.size === 0) throw new NotFoundError(`image for ${os}/${architecture} in ${source.name}`);
-  if (images.size > 1) throw new InvalidArgumentError(`image source ${source.name}`, `holds ${images.size} different images for ${os}/${architecture}; unpack one at a time`);
+  if (images.size > 1) {
+    const names = [...images.values()].map((i) => [...i.names].join(" or ") || "(no name)");
+    throw new InvalidArgumentError(`image source ${source.name}`, `holds ${images.size} different images for ${os}/${architecture}: ${names.join(", ")}; choose one with --image`);
+  }
   return [...images.values()][0]!;
 }
 

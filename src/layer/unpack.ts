@@ -26,18 +26,21 @@ export interface UnpackProgress {
   size?: number;
 }
 
-/** Unpacks the image at `sourcePath` with `svc`'s snapshotter; returns the top chain ID. */
-export async function unpack(svc: SnapshotService, sourcePath: string, onProgress: (p: UnpackProgress) => void = () => {}): Promise<string> {
+/**
+ * Unpacks the image at `sourcePath` with `svc`'s snapshotter; returns the top chain ID. `image`
+ * names the image to unpack where the source holds several (see findImage).
+ */
+export async function unpack(svc: SnapshotService, sourcePath: string, onProgress: (p: UnpackProgress) => void = () => {}, image?: string): Promise<string> {
   const source = await openImageSource(sourcePath);
   try {
-    const image = await findImage(source);
-    const chain = chainIDs(image.diffIDs);
+    const found = await findImage(source, image);
+    const chain = chainIDs(found.diffIDs);
     let parent: string | undefined;
     for (const [i, chainID] of chain.entries()) {
       const progress = (state: UnpackProgress["state"], bytes = 0) =>
-        onProgress({ layer: i + 1, layers: chain.length, chainID, state, bytes, size: image.layers[i]!.size });
+        onProgress({ layer: i + 1, layers: chain.length, chainID, state, bytes, size: found.layers[i]!.size });
       if (isCommitted(svc, chainID)) progress("exists");
-      else await unpackLayer(svc, source, image.layers[i]!, image.diffIDs[i]!, chainID, parent, i + 1, progress);
+      else await unpackLayer(svc, source, found.layers[i]!, found.diffIDs[i]!, chainID, parent, i + 1, progress);
       parent = chainID;
     }
     return chain.at(-1)!;
