@@ -256,6 +256,21 @@ describe("the snapshots API, spoken directly", () => {
     expect(cli("info", "cli-made").code).toBe(0);
   });
 
+  test("a key that is not UTF-8 is refused, as Go's protobuf refuses it; one that holds U+FFFD itself is a key", async () => {
+    // PrepareSnapshotRequest: snapshotter = 1, key = 2, labels = 4 (a map entry: key 1, value 2).
+    const request = (key: Buffer, label = Buffer.from("l")) => {
+      const entry = Buffer.concat([Buffer.from([0x0a, label.length]), label, Buffer.from([0x12, 1, 0x76])]);
+      return Buffer.concat([Buffer.from([0x0a, 4]), Buffer.from("stor"), Buffer.from([0x12, key.length]), key, Buffer.from([0x22, entry.length]), entry]);
+    };
+    const latin1 = Buffer.from("ns/90/caf\xe9", "latin1");
+    for (const bytes of [request(latin1), request(Buffer.from("ns/90/ok"), Buffer.from([0x6c, 0xff]))]) {
+      await expect(api.raw("Prepare", bytes)).rejects.toMatchObject({ code: grpc.status.INTERNAL, details: "Error deserializing request" });
+    }
+    expect(cli("ls", "-q").stdout).not.toContain("ns/90/");
+    await api.raw("Prepare", request(Buffer.from("ns/90/caf\ufffd")));
+    expect((await api.call("Stat", { key: "ns/90/caf\ufffd" })).info.labels).toEqual({ l: "v" });
+  });
+
   test("a malformed or oversized request is an error, and the server carries on", async () => {
     await expect(api.raw("Prepare", Buffer.from([0x12, 0xff]))).rejects.toMatchObject({ code: grpc.status.INTERNAL });
     await expect(api.call("Prepare", { key: "k".repeat(2 << 20) })).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });

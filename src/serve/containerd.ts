@@ -30,13 +30,52 @@ const WELL_KNOWN = ["google/protobuf/empty.proto", "google/protobuf/field_mask.p
 /** Infos per List message: containerd's own server sends them in batches too. */
 const LIST_BATCH = 100;
 
-/** The Snapshots service definition from the embedded schema, messages with snake_case fields. */
+/**
+ * The Snapshots service definition from the embedded schema, messages with snake_case fields. A
+ * request whose strings are not UTF-8 is refused, as Go's protobuf refuses it (proto3 strings are
+ * UTF-8): decoded, each bad byte would be U+FFFD, and two keys that differ only there one key.
+ */
 export function snapshotsDefinition(): grpc.ServiceDefinition {
   const root = new Root();
   for (const file of WELL_KNOWN) root.addJSON(common.get(file)!.nested!);
   for (const text of [mountProto, snapshotsProto]) parse(text, root, { keepCase: true });
   const pkg = fromJSON(root.toJSON(), { keepCase: true, longs: Number, enums: String, defaults: true });
-  return pkg[SERVICE] as grpc.ServiceDefinition;
+  const service = pkg[SERVICE] as grpc.ServiceDefinition;
+  for (const method of Object.values(service)) {
+    const decode = method.requestDeserialize;
+    method.requestDeserialize = (bytes: Buffer) => refuseReplacedBytes(decode(bytes), bytes);
+  }
+  return service;
+}
+
+/** The UTF-8 bytes of U+FFFD, which a decoder puts for each byte that is not UTF-8. */
+const REPLACEMENT = Buffer.from("\ufffd");
+
+/**
+ * `message`, decoded from `bytes`, unless its strings hold more U+FFFD than `bytes` spell out:
+ * then some stand for bytes that were not UTF-8, and the request is refused (grpc-js answers
+ * Internal, as grpc-go answers a request it cannot unmarshal).
+ */
+function refuseReplacedBytes<T>(message: T, bytes: Buffer): T {
+  const decoded = replacementsIn(message);
+  if (decoded === 0) return message;
+  let spelled = 0;
+  for (let at = bytes.indexOf(REPLACEMENT); at >= 0; at = bytes.indexOf(REPLACEMENT, at + REPLACEMENT.length)) spelled++;
+  if (decoded > spelled) throw new Error("string field contains invalid UTF-8");
+  return message;
+}
+
+/** How many U+FFFD the strings of `value` hold, map keys included. */
+function replacementsIn(value: unknown): number {
+  if (typeof value === "string") {
+    let n = 0;
+    for (let at = value.indexOf("\ufffd"); at >= 0; at = value.indexOf("\ufffd", at + 1)) n++;
+    return n;
+  }
+  if (typeof value !== "object" || value === null) return 0;
+  let n = 0;
+  for (const [k, v] of Object.entries(value)) n += (Array.isArray(value) ? 0 : replacementsIn(k)) + replacementsIn(v);
+  return n;
 }
 
 interface Timestamp {
