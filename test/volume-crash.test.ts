@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, must, need, sh, simulateReboot, typicalSpan } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need, sh, simulateReboot, stopped, typicalSpan } from "./helpers.ts";
 
 let r: TestRoot | undefined;
 afterEach(() => {
@@ -224,6 +224,30 @@ describe.skipIf(!need(isRoot() && have("chattr"), "chattr +i needs root and e2fs
       r.ok(["restore"]);
       expect(trash(r)).toEqual([]);
     } finally {
+      unstick(r);
+      r.close();
+    }
+  });
+
+  test("rm whose record cannot be dropped once the data is gone says so, naming the volume; a second rm drops it", async () => {
+    const r = new TestRoot();
+    const db = join(r.path, "volumes", ".meta", "metadata.db");
+    try {
+      setUp(r, ["vd"], "vd");
+      unstick(r);
+      // Stopped with the data removed, before the record goes; the database is then made unwritable.
+      const rm = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "volume", "rm", "vd"], { env: { ...process.env, STOR_FAILPOINT: "volume-rm:removed+stop" }, stderr: "pipe" });
+      await stopped(rm.pid);
+      must(`chattr +i ${db} ${db}-wal`);
+      rm.kill("SIGCONT");
+      expect(await rm.exited).toBe(1);
+      expect(await new Response(rm.stderr).text()).toMatch(/^stor: volume "vd": its data is removed, but not its record \([^)]+\): remove it again, or stor restore drops it\n$/);
+      must(`chattr -i ${db} ${db}-wal`);
+      expect(existsSync(join(r.path, "volumes", "vd"))).toBe(false);
+      expect(r.stor(["volume", "rm", "vd"])).toMatchObject({ code: 0, stdout: "vd\n" });
+      expect(r.stor(["volume", "ls", "-q"]).stdout).toBe("");
+    } finally {
+      must(`chattr -i ${db} ${db}-wal 2>/dev/null || true`);
       unstick(r);
       r.close();
     }

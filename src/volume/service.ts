@@ -11,7 +11,7 @@
 import { utf8ByteLength } from "../fileName.ts";
 import type { Config } from "../config.ts";
 import type { Access } from "../db.ts";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, describe } from "../errors.ts";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PreconditionError, StorError, describe, exitCodeOf } from "../errors.ts";
 import { bootId } from "../boot.ts";
 import { failpoint } from "../failpoint.ts";
 import { helperThreadsAllowed } from "../fs/helperThreads.ts";
@@ -287,7 +287,21 @@ export class VolumeService {
   async #removeLocked(v: VolumeRecord, driver: VolumeDriver): Promise<void> {
     await driver.remove(v.name);
     failpoint("volume-rm:removed");
-    this.#store.write(() => this.#store.delete(v.name));
+    this.#dropRecords([v.name], vol(v.name), "remove it again");
+  }
+
+  /**
+   * Drops the records of volumes `names`, whose data is gone. A failure (a full disk) says that
+   * the data is gone, naming `what` and what to do `again`: read as a plain failure, it passed
+   * for the data being kept. A record left so is dropped by the next removal, or by restore.
+   */
+  #dropRecords(names: readonly string[], what: string, again: string): void {
+    try {
+      this.#store.write(() => names.forEach((name) => this.#store.delete(name)));
+    } catch (err) {
+      const whose = names.length === 1 ? "its data is removed, but not its record" : `the data of ${names.length} volumes (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""}) is removed, but not their records`;
+      throw new StorError(what, `${whose} (${describe(err)}): ${again}, or stor restore drops ${names.length === 1 ? "it" : "them"}`, exitCodeOf(err), { cause: err });
+    }
   }
 
   /**
@@ -344,7 +358,7 @@ export class VolumeService {
     // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
     for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
     failpoint("volume-rm:removed");
-    this.#store.write(() => removed.forEach((name) => this.#store.delete(name)));
+    this.#dropRecords(removed, "prune", "prune again");
     report.deleted.push(...removed);
     for (const name of removed) report.reclaimed += sizes.get(name)!;
   }
