@@ -570,6 +570,9 @@ describe("a mounted volume", () => {
       must(`mount --bind ${join(dir, bound)} ${target}`);
       const res = r.stor(["volume", "rm", "kept"]);
       expect([res.code, res.stdout, res.stderr]).toEqual([5, "", `stor: volume "kept": is mounted at ${target}\n`]);
+      // What prune leaves, df counts in use, not reclaimable.
+      const volumes = r.ok(["df", "--format", "json"]).trim().split("\n").map((l) => JSON.parse(l)).find((s) => s.Type === "Local Volumes");
+      expect(volumes).toEqual({ Active: "1", Reclaimable: "0B (0%)", Size: "4B", TotalCount: "2", Type: "Local Volumes" });
       expect(r.ok(["volume", "prune", "-a", "-f"])).toBe("Deleted Volumes:\nother\n\nTotal reclaimed space: 0B\n");
       expect(readFileSync(join(dir, "_data/file"), "utf8")).toBe("data");
       must(`umount ${target}`);

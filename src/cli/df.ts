@@ -1,26 +1,17 @@
 /**
  * `stor df`: space used by each snapshotter and by volumes, and what is reclaimable, in the
- * shapes `docker system df` prints. A snapshot is in use when it is active or a view, or an
- * ancestor of one (as an image is while a container uses it); the rest is reclaimable. A volume
- * is in use while it has references; local volumes with mount options are not counted, as
- * Docker does not count them.
+ * shapes `docker system df` prints; what is in use, the services say (snapshots in use by an
+ * active snapshot or a view, volumes referenced or with something mounted on them). Local
+ * volumes with mount options are not counted, as Docker does not count them.
  */
 import type { Config } from "../config.ts";
 import { openSnapshots, openVolumes } from "../services.ts";
 import { SNAPSHOTTER_NAMES } from "../snapshot/registry.ts";
-import type { Info } from "../snapshot/service.ts";
+import type { SnapshotDiskUsage } from "../snapshot/service.ts";
 import type { VolumeUsage } from "../volume/service.ts";
 import { Group, outputFormat, type Context } from "./command.ts";
 import { DOCKER_TABLE, decimalSize, goJson, print, table } from "./output.ts";
 import { byNaturalName, rowView } from "./volume.ts";
-
-/** One snapshot with its size and whether something uses it. */
-interface SnapshotItem {
-  info: Info;
-  /** Undefined where it could not be had (said as a warning). */
-  size: number | undefined;
-  inUse: boolean;
-}
 
 /** One row of the summary. */
 interface Summary {
@@ -31,18 +22,11 @@ interface Summary {
   reclaimable: number;
 }
 
-/** The snapshots of snapshotter `name`. */
-async function snapshotItems(config: Config, name: string): Promise<SnapshotItem[]> {
+/** The snapshots of snapshotter `name`, as df reports them. */
+async function snapshotItems(config: Config, name: string): Promise<SnapshotDiskUsage[]> {
   const service = await openSnapshots(config, { access: "read", snapshotter: name });
   try {
-    const infos = service.list();
-    const byName = new Map(infos.map((i) => [i.name, i]));
-    const inUse = new Set<string>();
-    for (const i of infos) {
-      if (i.kind === "committed") continue;
-      for (let s: Info | undefined = i; s && !inUse.has(s.name); s = s.parent === undefined ? undefined : byName.get(s.parent)) inUse.add(s.name);
-    }
-    return infos.map((info) => ({ info, size: service.reportedUsage(info.name)?.size, inUse: inUse.has(info.name) }));
+    return service.diskUsage();
   } finally {
     service.release();
   }
@@ -64,9 +48,9 @@ function summaryView(s: Summary) {
 }
 
 /** A snapshot's kind as ctr prints it: `Active`, `View`, `Committed`. */
-const kindName = (i: SnapshotItem) => i.info.kind[0]!.toUpperCase() + i.info.kind.slice(1);
+const kindName = (i: SnapshotDiskUsage) => i.info.kind[0]!.toUpperCase() + i.info.kind.slice(1);
 const sizeText = (size: number | undefined) => (size === undefined ? "N/A" : decimalSize(size));
-const snapshotView = (i: SnapshotItem) => ({ Key: i.info.name, Parent: i.info.parent ?? "", Kind: kindName(i), InUse: i.inUse, Size: sizeText(i.size) });
+const snapshotView = (i: SnapshotDiskUsage) => ({ Key: i.info.name, Parent: i.info.parent ?? "", Kind: kindName(i), InUse: i.inUse, Size: sizeText(i.size) });
 const volumeSize = (u: VolumeUsage) => sizeText(u.size);
 
 /** `stor df`. */
@@ -88,11 +72,11 @@ export function dfGroup(ctx: Context): Group {
       } finally {
         service.release();
       }
-      const snapshots: { name: string; items: SnapshotItem[] }[] = [];
+      const snapshots: { name: string; items: SnapshotDiskUsage[] }[] = [];
       for (const name of SNAPSHOTTER_NAMES) snapshots.push({ name, items: await snapshotItems(config, name) });
       const summaries = [
         ...snapshots.map((s) => summarize(`Snapshots (${s.name})`, s.items)),
-        summarize("Local Volumes", volumes.map((u) => ({ size: u.size, inUse: u.volume.refs.length > 0 }))),
+        summarize("Local Volumes", volumes),
       ];
 
       if (format === "json" && opts.verbose) {

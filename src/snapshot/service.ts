@@ -100,6 +100,15 @@ function recoverUnheld(trash: string): boolean {
   }
 }
 
+/** A snapshot as `stor df` reports it (see {@link SnapshotService.diskUsage}). */
+export interface SnapshotDiskUsage {
+  info: Info;
+  /** Bytes; undefined where they could not be had. */
+  size: number | undefined;
+  /** Active or a view, or an ancestor of one: not reclaimable. */
+  inUse: boolean;
+}
+
 /** Snapshots of one snapshotter below `<root>/snapshots/<name>`. */
 export class SnapshotService {
   readonly snapshotter: Snapshotter;
@@ -518,13 +527,26 @@ export class SnapshotService {
   }
 
   /**
-   * {@link usage} of `key` in a report of many (df): undefined, with a warning, where it cannot be
-   * had (a tree too deep to walk, its directory gone), so that one snapshot fails no other's, as a
-   * volume whose size cannot be had fails none.
+   * Every snapshot, ordered by key, with what `stor df` reports of it: its size (undefined, with a
+   * warning, where it cannot be had: a tree too deep to walk, its directory gone, so that one
+   * snapshot fails no other's, as a volume whose size cannot be had fails none), and whether it
+   * is in use: active or a view, or an ancestor of one (as an image is while a container runs on
+   * it). The rest is reclaimable.
    */
-  reportedUsage(key: string): Usage | undefined {
+  diskUsage(): SnapshotDiskUsage[] {
+    const infos = this.list();
+    const byName = new Map(infos.map((i) => [i.name, i]));
+    const inUse = new Set<string>();
+    for (const i of infos) {
+      if (i.kind === "committed") continue;
+      for (let s: Info | undefined = i; s && !inUse.has(s.name); s = s.parent === undefined ? undefined : byName.get(s.parent)) inUse.add(s.name);
+    }
+    return infos.map((info) => ({ info, size: this.#reportedSize(info.name), inUse: inUse.has(info.name) }));
+  }
+
+  #reportedSize(key: string): number | undefined {
     try {
-      return this.usage(key);
+      return this.usage(key).size;
     } catch (err) {
       log.warn(`usage of ${snap(key)}: ${describe(err)}`);
       return undefined;

@@ -74,6 +74,8 @@ export interface PruneReport {
 export interface VolumeUsage {
   volume: Volume;
   size: number | undefined;
+  /** Referenced, or something mounted on its data: what prune leaves, and df does not count reclaimable. */
+  inUse: boolean;
 }
 
 const vol = (name: string) => `volume "${name}"`;
@@ -409,11 +411,15 @@ export class VolumeService {
 
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
   usage(): VolumeUsage[] {
+    const local = this.#drivers.builtin(LOCAL) as LocalDriver;
+    const mounts = readMountTable();
     return this.#store
       .read(() => this.#store.all())
       .filter(isPlainLocal)
-      .map((v) => this.#view(v))
-      .map((v) => ({ volume: v, size: dataSize(v.mountpoint) }));
+      .map((v) => {
+        const volume = this.#view(v);
+        return { volume, size: dataSize(volume.mountpoint), inUse: inUse(v, local, mounts) !== undefined };
+      });
   }
 
   /** Removes what interrupted creates and removals left on every driver's storage; returns the paths removed. */
