@@ -394,6 +394,11 @@ test("diff of a tree whose directory is removed while it is walked fails naming 
   expect([res.code, res.stderr]).toEqual([1, "stor: read /sub: it is gone: the tree changed while it was read\n"]);
 });
 
+test("diff of a snapshot removed while it writes the layer: not found, as if the rm came first, and no output left", async () => {
+  const diff = await diffWhileChanged("stor-layer-rm-", (tree) => must(`mkdir ${tree}/d && echo a > ${tree}/d/f`), "diff:file", (_, r) => r.ok(["-s", "native", "snapshot", "rm", "w"]));
+  expect([diff.code, diff.stderr]).toEqual([3, 'stor: snapshot "w": not found\n']);
+});
+
 test("diff -o whose output cannot be written (a full disk) names the output", () => {
   const r = TestRoot.for("native", "stor-layer-full-");
   try {

@@ -21,7 +21,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
     .action(async (key: string, opts) => {
       const format = outputFormat(opts.format);
       const { changes } = await import("../layer/changes.ts");
-      const found = changes((await svc("read")).layerView(key));
+      const found = await (await svc("read")).readLayer(key, changes);
       if (format === "json") return print(goJson(found.map((c) => ({ Path: `/${c.path}`, Kind: DOCKER_KINDS[c.kind] }))));
       print(found.map((c) => `${c.kind} /${oneLine(c.path)}\n`).join(""));
     });
@@ -36,13 +36,15 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
       if (opts.gzip && opts.zstd) throw new InvalidArgumentError("snapshot diff", "--gzip and --zstd exclude each other");
       const compression = opts.gzip ? "gzip" : opts.zstd ? "zstd" : "none";
       const { writeLayer, writeLayerToFile } = await import("../layer/diff.ts");
-      const view = (await svc("read")).layerView(key);
+      const service = await svc("read");
       if (opts.output === undefined) {
-        if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
-        await toStdout(() => writeLayer(view, process.stdout, compression));
+        await service.readLayer(key, async (view) => {
+          if ((await import("node:tty")).isatty(1)) throw new InvalidArgumentError("snapshot diff", "will not write a layer to a terminal (use -o FILE or redirect)");
+          await toStdout(() => writeLayer(view, process.stdout, compression));
+        });
         return;
       }
-      print(await writeLayerToFile(view, String(opts.output), compression));
+      print(await service.readLayer(key, (view) => writeLayerToFile(view, String(opts.output), compression)));
     });
 
   cli

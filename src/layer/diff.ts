@@ -74,27 +74,30 @@ export async function writeLayerToFile(view: LayerView, path: string, compressio
   if (existing && !existing.isFile()) return await writingTo(path, () => writeLayer(view, createWriteStream(path), compression));
   const target = existing ? realpathSync(path) : path; // a symlink to a file: the file is replaced
   const temp = join(dirname(target), `.${basename(target)}.stor-${process.pid}-${Date.now()}`);
-  let fd: number;
-  try {
-    fd = openSync(temp, "wx", existing ? existing.mode & 0o7777 : 0o666);
-  } catch (err) {
-    throw outputError(path, err); // the temporary file is stor's business: the user named `path`
-  }
   // Outside the root, no cleanup finds it: a command stopped by a signal (Ctrl-C, timeout's
-  // TERM) removes it, then dies of that signal as it would have.
+  // TERM) removes it, then dies of that signal as it would have. Listened for before the file is
+  // made: a signal in between killed the command and left the file.
+  let made = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    rmSync(temp, { force: true });
+    if (made) rmSync(temp, { force: true });
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
     process.kill(process.pid, signal);
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
+    let fd: number;
+    try {
+      fd = openSync(temp, "wx", existing ? existing.mode & 0o7777 : 0o666);
+      made = true;
+    } catch (err) {
+      throw outputError(path, err); // the temporary file is stor's business: the user named `path`
+    }
     const diffId = await writingTo(path, () => writeLayer(view, createWriteStream("", { fd }), compression));
     if (existing) chmodSync(temp, existing.mode & 0o7777); // the mode it had, whatever the umask
     renameSync(temp, target);
     return diffId;
   } catch (err) {
-    rmSync(temp, { force: true });
+    if (made) rmSync(temp, { force: true });
     throw err;
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);

@@ -330,6 +330,22 @@ export class SnapshotService {
   }
 
   /**
+   * Runs `read` (diff, changes) on the {@link layerView} of `key`. It reads the tree outside any
+   * lock, so an rm that gets in takes the tree from under it: the snapshot is then not found, as
+   * when the rm came first, not a file gone.
+   */
+  async readLayer<T>(key: string, read: (view: ReturnType<SnapshotService["layerView"]>) => T | Promise<T>): Promise<T> {
+    const view = this.layerView(key);
+    const id = this.#store.byKey(key)?.id;
+    try {
+      return await read(view);
+    } catch (err) {
+      if (this.#store.byKey(key)?.id !== id) throw new NotFoundError(snap(key));
+      throw err;
+    }
+  }
+
+  /**
    * {@link layerView} of active `key`, held for writing into it outside a mount (a layer's apply)
    * until `release`: commit and rm refuse it meanwhile, and another hold waits. The hold is a
    * flock on the snapshot's directory; it is taken, then `key` looked up again, so a commit or rm
