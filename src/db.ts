@@ -83,6 +83,13 @@ function setUp(db: Database, path: string, migrations: readonly string[]): void 
   }
 }
 
+/** What a database never made reads as: an in-memory one with the schema, and nothing in it. */
+function neverMade(migrations: readonly string[]): Database {
+  const db = new Database(":memory:", { strict: true });
+  for (const m of migrations) db.run(m);
+  return db;
+}
+
 /**
  * Opens `path` for queries only, leaving no file behind. A database never made reads as empty (an
  * in-memory one with the schema). A read-only connection would leave SQLite's -wal and -shm
@@ -96,11 +103,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   // Opened read-write, it is made query-only along with the busy timeout: one statement list, not two.
   let queryOnly = false;
   try {
-    if (!pathExists(path)) {
-      db = new Database(":memory:", { strict: true });
-      for (const m of migrations) db.run(m);
-      return db;
-    }
+    if (!pathExists(path)) return neverMade(migrations);
     if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
       db = new Database(path, { readwrite: true, create: false, strict: true });
       queryOnly = true;
@@ -118,7 +121,17 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   trace("sqlite open");
   try {
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}${queryOnly ? "; PRAGMA query_only = 1" : ""}`);
-    const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
+    let version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
+    if (version !== migrations.length) {
+      // Looked at again, the version and the schema in one read: a writer may have just made the
+      // file, and set it up since (or have been killed before it did).
+      const state = db.query<{ user_version: number; made: number }, []>("SELECT user_version, EXISTS (SELECT 1 FROM sqlite_master) AS made FROM pragma_user_version").get()!;
+      version = state.user_version;
+      if (version === 0 && !state.made) {
+        db.close();
+        return neverMade(migrations);
+      }
+    }
     if (version !== migrations.length) {
       const why = version > migrations.length ? "newer than this stor knows" : "older than this stor's; a command that writes updates it";
       throw new StorError(`open ${path}`, `schema version ${version} is ${why} (${migrations.length})`);

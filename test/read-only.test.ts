@@ -5,8 +5,8 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
 
 /** Every read-only command, as argv after the global options. */
@@ -54,6 +54,27 @@ test("a command that writes still makes a missing root", () => {
     expect(sh([STOR, "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", "prepare", "a"]).code).toBe(0);
     expect(sh([STOR, "--root", root, "--config", "/dev/null", "volume", "create", "vol"]).code).toBe(0);
     expect(readdirSync(root).sort()).toEqual(["snapshots", "volumes"]);
+  } finally {
+    r.close();
+  }
+});
+
+test("a database a writer has made but not set up yet (or was killed before it did) reads as never made", () => {
+  const r = new TestRoot();
+  try {
+    // The state between a writer's open, which makes the file, and its schema's transaction.
+    for (const db of ["snapshots/native/metadata.db", "volumes/.meta/metadata.db"]) {
+      mkdirSync(dirname(join(r.path, db)), { recursive: true });
+      writeFileSync(join(r.path, db), "");
+    }
+    expect(r.ok(["snapshot", "-s", "native", "ls"])).toBe("KEY PARENT KIND \n");
+    expect(r.stor(["snapshot", "-s", "native", "info", "k"])).toMatchObject({ code: 3, stderr: 'stor: snapshot "k": not found\n' });
+    expect(r.ok(["volume", "ls", "-q"])).toBe("");
+    // A writer then sets it up.
+    r.ok(["snapshot", "-s", "native", "prepare", "k"]);
+    r.ok(["volume", "create", "vol"]);
+    expect(r.ok(["snapshot", "-s", "native", "ls"])).toBe("KEY PARENT KIND   \nk          Active \n");
+    expect(r.ok(["volume", "ls", "-q"])).toBe("vol\n");
   } finally {
     r.close();
   }
