@@ -1,6 +1,6 @@
 /** Many stor processes on one root at once: exact results and never a locking error. */
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NotFoundError } from "../src/errors.ts";
@@ -114,5 +114,24 @@ test("prepare whose parent is removed while its tree is copied: the parent not f
     other.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.skipIf(!need(isRoot(), "snapshot directories are owned by root"))("cleanup racing an rm leaves the directory the rm is removing to it: no leftover reported, no warning", async () => {
+  const r = TestRoot.for("native", "stor-rm-cleanup-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "k"]);
+    const tree = join(r.path, "snapshots/native/snapshots/1");
+    mkdirSync(join(tree, "many"));
+    for (let i = 0; i < 50; i++) writeFileSync(join(tree, "many", `f${i}`), "");
+    // Stopped with its record gone and its directory being removed; a cleanup comes then.
+    const rm = await r.stoppedAt(["-s", "native", "snapshot", "rm", "k"], "remove-tree:opened", () => {
+      expect(r.ok(["-s", "native", "snapshot", "cleanup"])).toBe("");
+      expect(readdirSync(join(r.path, "snapshots/native/snapshots"))).toEqual(["1"]);
+    });
+    expect(rm).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(readdirSync(join(r.path, "snapshots/native/snapshots"))).toEqual([]);
+  } finally {
+    r.close();
   }
 });

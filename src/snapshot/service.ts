@@ -445,11 +445,11 @@ export class SnapshotService {
    */
   remove(key: string, force = false): void {
     validateKey(key);
-    // Held until the transaction has ended: an apply that waited then finds `key` gone.
+    // The directory's lock, held until it is removed: an apply that waited then finds `key` gone,
+    // and a cleanup leaves the directory to this removal (it would take it for a leftover).
     let hold: FileLock | undefined;
-    let id: number;
     try {
-      id = this.#store.write(() => {
+      const id = this.#store.write(() => {
         const s = this.#get(key);
         if (!force && isContainerdKey(key)) {
           throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");
@@ -460,24 +460,24 @@ export class SnapshotService {
         this.#store.delete(s.id);
         return s.id;
       });
+      // Metadata first: a crash here leaves a directory that cleanup removes.
+      failpoint("remove:deleted");
+      const dir = this.#dir(id);
+      try {
+        this.snapshotter.remove(dir);
+      } catch (err) {
+        // The snapshot is gone; what of its directory cannot go (an immutable file) is cleanup's,
+        // as containerd leaves it with a warning, and the next keys of the command go on.
+        let left = dir;
+        try {
+          left = this.#toTrash(dir, String(id));
+        } catch {
+          // Left under its id: cleanup finds it as well.
+        }
+        log.warn(`${snap(key)} is removed, but ${left} is left for cleanup: ${describe(err)}`);
+      }
     } finally {
       hold?.release();
-    }
-    // Metadata first: a crash here leaves a directory that cleanup removes.
-    failpoint("remove:deleted");
-    const dir = this.#dir(id);
-    try {
-      this.snapshotter.remove(dir);
-    } catch (err) {
-      // The snapshot is gone; what of its directory cannot go (an immutable file) is cleanup's,
-      // as containerd leaves it with a warning, and the next keys of the command go on.
-      let left = dir;
-      try {
-        left = this.#toTrash(dir, String(id));
-      } catch {
-        // Left under its id: cleanup finds it as well.
-      }
-      log.warn(`${snap(key)} is removed, but ${left} is left for cleanup: ${describe(err)}`);
     }
   }
 
@@ -598,11 +598,10 @@ export class SnapshotService {
             if (recoverUnheld(path)) recovered.push(name);
             continue;
           }
-          if (name.startsWith("new-")) {
-            const lock = lockPath(path, { wait: false });
-            if (!lock) continue;
-            lock.release();
-          }
+          // One being made (new-*) or removed (an rm's, under its id) is locked by its maker or remover.
+          const lock = lockPath(path, { wait: false });
+          if (!lock) continue;
+          lock.release();
           out.push({ trash: name.startsWith("rm-") ? path : this.#toTrash(path, name), name });
         } catch (err) {
           // A removal that committed before this lock removes its directory after it: gone meanwhile, it is no leftover.
