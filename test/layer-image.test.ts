@@ -187,6 +187,30 @@ describe("unpack", () => {
     }
   });
 
+  test.skipIf(!need(run, "needs root"))("an unpack killed after it claimed its key, before it made the snapshot: cleanup removes the claim, and leaves a live one", async () => {
+    const root = TestRoot.for("native", "stor-layer-claim-");
+    let holder: Bun.Subprocess | undefined;
+    try {
+      expect(root.stor(["-s", "native", "unpack", join(work, "oci")], { env: { STOR_FAILPOINT: "unpack:claimed" } }).code).toBe(-1);
+      const claims = join(root.path, "snapshots/native/unpacks");
+      const dead = readdirSync(claims);
+      expect(dead).toHaveLength(1);
+      // One an unpack holds while it makes its snapshot.
+      const live = `extract-${process.pid}-${Date.now()}-live`;
+      holder = Bun.spawn(["flock", "-o", join(claims, live), "sleep", "60"]);
+      while (sh(["flock", "-n", join(claims, live), "true"]).code === 0) await Bun.sleep(10);
+      expect(root.ok(["-s", "native", "snapshot", "cleanup"])).toBe("");
+      expect(readdirSync(claims)).toEqual([live]);
+      holder.kill();
+      await holder.exited;
+      expect(root.ok(["restore"])).toBe("");
+      expect(readdirSync(claims)).toEqual([]);
+    } finally {
+      holder?.kill();
+      root.close();
+    }
+  });
+
   test.skipIf(!need(run, "needs root"))("a key of an unpack's shape that holds a path is no unpack's: cleanup and restore keep it, and unlink nothing it names", () => {
     const root = TestRoot.for("native", "stor-layer-unpack-");
     try {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { STOR, TestRoot, isRoot, must, need, type Result } from "./helpers.ts";
+import { STOR, TestRoot, isRoot, must, need, stopped, type Result } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, tar, viewListing } from "./layer-helpers.ts";
 
 const LONG = "n".repeat(120);
@@ -321,7 +321,7 @@ test("diff -o stopped by a signal leaves no temporary file, and dies of that sig
     // A sparse file of 20 GiB: diff writes it out in full, as containerd does, so it takes a while.
     must(`truncate -s 20G ${join(r.path, "snapshots/native/snapshots/1/big")}`);
     const out = r.dir("out");
-    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    for (const signal of ["SIGTERM", "SIGINT", "SIGQUIT"] as const) {
       const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", "native", "snapshot", "diff", "w", "-o", join(out, "layer.tar")], { stderr: "ignore" });
       while (readdirSync(out).length === 0) await Bun.sleep(10); // the temporary file, being written
       p.kill(signal);
@@ -329,6 +329,29 @@ test("diff -o stopped by a signal leaves no temporary file, and dies of that sig
       expect([p.exitCode, p.signalCode]).toEqual([null, signal]);
       expect(readdirSync(out)).toEqual([]);
     }
+  } finally {
+    r.close();
+  }
+});
+
+test("diff -o finds the changes before it makes a file: a signal meanwhile ends it at once, as without -o", async () => {
+  const r = TestRoot.for("native", "stor-layer-early-signal-");
+  try {
+    r.ok(["-s", "native", "snapshot", "prepare", "w"]);
+    must(`mkdir ${join(r.path, "snapshots/native/snapshots/1/sub")}`);
+    const out = r.dir("out");
+    // Stopped in the walk that finds the changes: one pass, which a signal's handler would wait for.
+    const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "-s", "native", "snapshot", "diff", "w", "-o", join(out, "layer.tar")], {
+      env: { ...process.env, STOR_FAILPOINT: "changes:descend+stop" },
+      stderr: "ignore",
+    });
+    await stopped(p.pid);
+    expect(readdirSync(out)).toEqual([]);
+    p.kill("SIGTERM");
+    p.kill("SIGCONT");
+    await p.exited;
+    expect([p.exitCode, p.signalCode]).toEqual([null, "SIGTERM"]);
+    expect(readdirSync(out)).toEqual([]);
   } finally {
     r.close();
   }

@@ -12,6 +12,8 @@
 import { extractClaimsDir } from "../layout.ts";
 import { join } from "../path.ts";
 import { lockEphemeral, type FileLock } from "../sys/file.ts";
+import { listDir } from "../sys/dirent.ts";
+import { errnoCode } from "../sys/libc.ts";
 import { makeDirs, pathExists } from "../sys/pathCalls.ts";
 
 const PATTERN = /^extract-\d+-\d+-/;
@@ -55,4 +57,25 @@ export function isAbandonedExtract(home: string, key: string): boolean {
   if (!claim) return false; // held: its unpack runs
   claim.release(); // a dead unpack's file goes with it
   return true;
+}
+
+/**
+ * Removes the claims no snapshot has and no live unpack holds, of the snapshotter at `home`: an
+ * unpack killed after it claimed its key and before it made the snapshot leaves one, which
+ * nothing else would ever remove. A lock file, as a volume's lock a killed process left: removed
+ * without a word.
+ */
+export function removeOrphanClaims(home: string, has: (key: string) => boolean): void {
+  let names;
+  try {
+    names = listDir(extractClaimsDir(home));
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") return;
+    throw err;
+  }
+  for (const { name } of names) {
+    const path = claimPath(home, name)!;
+    if (!PATTERN.test(name) || has(name) || !pathExists(path)) continue;
+    lockEphemeral(path, false)?.release(); // not held: its unpack is gone, and the release unlinks it
+  }
 }

@@ -75,6 +75,7 @@ async function unpackLayer(
   const key = extractKey(chainID);
   const claim = claimExtract(svc.home, key);
   try {
+    failpoint("unpack:claimed");
     svc.prepare(key, parent);
     try {
       let bytes = 0;

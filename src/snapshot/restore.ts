@@ -4,7 +4,7 @@
  */
 import type { Config } from "../config.ts";
 import { describe, exitCodeOf, type ExitCode } from "../errors.ts";
-import { isAbandonedExtract } from "../layer/extractKey.ts";
+import { isAbandonedExtract, removeOrphanClaims } from "../layer/extractKey.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
 import { basename } from "../path.ts";
 import { openSnapshots, usedSnapshotters } from "../services.ts";
@@ -65,11 +65,13 @@ function isDamage(err: unknown): boolean {
 
 /**
  * Removes what interrupted work left of `service`'s snapshots: the snapshots of unpacks that are
- * gone (their keys), then the directories no snapshot owns and the trash of killed applies, whose
- * changes are undone first (their names). `snapshot cleanup`, restore and serve's start alike.
+ * gone (their keys) and the claims of those killed before they made one, then the directories no
+ * snapshot owns and the trash of killed applies, whose changes are undone first (their names).
+ * `snapshot cleanup`, restore and serve's start alike.
  */
 export function removeLeftovers(service: SnapshotService): { abandoned: string[]; removed: string[]; undone: string[] } {
   const abandoned = service.removeAbandoned((key) => isAbandonedExtract(service.home, key));
+  removeOrphanClaims(service.home, (key) => service.has(key));
   const removed: string[] = [];
   const undone: string[] = [];
   for (const name of service.cleanup()) (basename(name).startsWith(APPLY_TRASH_PREFIX) ? undone : removed).push(name);

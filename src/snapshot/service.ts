@@ -487,6 +487,11 @@ export class SnapshotService {
     if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
   }
 
+  /** Whether snapshot `key` is there. */
+  has(key: string): boolean {
+    return this.#store.byKey(key) !== undefined;
+  }
+
   /** Information about `key`. */
   stat(key: string): Info {
     validateKey(key);
