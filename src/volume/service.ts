@@ -299,7 +299,9 @@ export class VolumeService {
    */
   #dropRecords(names: readonly string[], what: string, again: string): void {
     try {
-      this.#store.write(() => names.forEach((name) => this.#store.delete(name)));
+      this.#store.write(() => {
+        for (const name of names) this.#store.delete(name);
+      });
     } catch (err) {
       const whose = names.length === 1 ? "its data is removed, but not its record" : `the data of ${names.length} volumes (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""}) is removed, but not their records`;
       throw new StorError(what, `${whose} (${describe(err)}): ${again}, or stor restore drops ${names.length === 1 ? "it" : "them"}`, exitCodeOf(err), { cause: err });
