@@ -209,18 +209,26 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a large copy that fills 
   copyThatFillsTheDisk((d) => largeParent(d, 3000, 12 << 10)); // 36 MiB in files shared by two threads
 });
 
+/** A native root with committed snapshot `base`, whose tree `fill` made; `s` runs its snapshot commands. */
+function committedParent(fill: (parent: string) => void): { r: TestRoot; s: (...a: string[]) => string; parent: string } {
+  const r = new TestRoot();
+  cleanups.push(() => r.close());
+  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
+  s("prepare", "base-w");
+  const parent = join(r.path, "snapshots/native/snapshots/1");
+  fill(parent);
+  s("commit", "base", "base-w");
+  return { r, s, parent };
+}
+
 for (const kind of ["a bind mount of a host directory", "a tmpfs"]) {
   test.skipIf(!need(isRoot(), "mounts need root"))(`prepare copies the parent's own filesystem only: ${kind} mounted inside it is an empty directory in the copy`, () => {
-    const r = new TestRoot();
-    cleanups.push(() => r.close());
-    const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
-    s("prepare", "base-w");
-    const parent = join(r.path, "snapshots/native/snapshots/1");
-    mkdirSync(join(parent, "data/deeper"), { recursive: true });
-    writeFileSync(join(parent, "data/deeper/own"), "the parent's");
-    mkdirSync(join(parent, "data/mnt"));
-    writeFileSync(join(parent, "kept"), "the parent's");
-    s("commit", "base", "base-w");
+    const { r, s, parent } = committedParent((parent) => {
+      mkdirSync(join(parent, "data/deeper"), { recursive: true });
+      writeFileSync(join(parent, "data/deeper/own"), "the parent's");
+      mkdirSync(join(parent, "data/mnt"));
+      writeFileSync(join(parent, "kept"), "the parent's");
+    });
     const host = r.dir("host");
     writeFileSync(join(host, "shadow"), "host secret");
     must(kind === "a tmpfs" ? `mount -t tmpfs tmpfs ${join(parent, "data/mnt")}` : `mount --bind ${host} ${join(parent, "data/mnt")}`);
@@ -235,14 +243,10 @@ for (const kind of ["a bind mount of a host directory", "a tmpfs"]) {
 }
 
 test.skipIf(!need(isRoot(), "mounts need root"))("prepare copies what a mount inside the parent hides: its own /usr bound read-only onto itself is copied whole", () => {
-  const r = new TestRoot();
-  cleanups.push(() => r.close());
-  const s = (...a: string[]) => r.ok(["snapshot", "-s", "native", ...a]);
-  s("prepare", "base-w");
-  const parent = join(r.path, "snapshots/native/snapshots/1");
-  mkdirSync(join(parent, "usr/bin"), { recursive: true });
-  writeFileSync(join(parent, "usr/bin/tool"), "the parent's");
-  s("commit", "base", "base-w");
+  const { r, s, parent } = committedParent((parent) => {
+    mkdirSync(join(parent, "usr/bin"), { recursive: true });
+    writeFileSync(join(parent, "usr/bin/tool"), "the parent's");
+  });
   must(`mount --bind -o ro ${join(parent, "usr")} ${join(parent, "usr")}`);
   s("prepare", "child", "base");
   expect(readFileSync(join(r.path, "snapshots/native/snapshots/2/usr/bin/tool"), "utf8")).toBe("the parent's");

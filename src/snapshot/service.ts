@@ -285,7 +285,7 @@ export class SnapshotService {
   hasInterruptedApply(key: string): boolean {
     validateKey(key);
     const s = this.#store.byKey(key);
-    return s?.kind === "active" && pathExists(applyTrashPath(this.snapshotter.upperDir(this.#dir(s.id))));
+    return s?.kind === "active" && pathExists(this.#applyTrashOf(this.#dir(s.id)));
   }
 
   /**
@@ -306,8 +306,13 @@ export class SnapshotService {
    * those writes away; measured, committed, diffed, it would be recorded or exported half applied.
    */
   #undoKilledApply(dir: string): void {
-    const trash = applyTrashPath(this.snapshotter.upperDir(dir));
+    const trash = this.#applyTrashOf(dir);
     if (pathExists(trash) && recoverUnheld(trash)) log.warn(`${trash}: undid the changes of an interrupted apply first`);
+  }
+
+  /** Where an apply into the snapshot in `dir` keeps what it replaced: there, it was killed. */
+  #applyTrashOf(dir: string): string {
+    return applyTrashPath(this.snapshotter.upperDir(dir));
   }
 
   #mountsOf(key: string): Mount[] {

@@ -303,7 +303,11 @@ export class VolumeService {
         for (const name of names) this.#store.delete(name);
       });
     } catch (err) {
-      const whose = names.length === 1 ? "its data is removed, but not its record" : `the data of ${names.length} volumes (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""}) is removed, but not their records`;
+      // `what` names the one volume (rm), or the command that removed them (prune): then they are named.
+      const whose =
+        names.length === 1
+          ? `${what === vol(names[0]!) ? "its data" : `the data of ${vol(names[0]!)}`} is removed, but not its record`
+          : `the data of ${names.length} volumes (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""}) is removed, but not their records`;
       throw new StorError(what, `${whose} (${describe(err)}): ${again}, or stor restore drops ${names.length === 1 ? "it" : "them"}`, exitCodeOf(err), { cause: err });
     }
   }
