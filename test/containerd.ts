@@ -12,6 +12,8 @@ export interface ContainerdOptions {
   logLevel?: string;
   /** The socket of a `stor serve --containerd`, made proxy snapshotter `stor`. */
   storSocket?: string;
+  /** Other proxy snapshotters: their names and sockets. */
+  proxies?: Record<string, string>;
   /**
    * true (the default): containerd's own garbage collection schedule. false: collect only after
    * deletions (as always), never after a count of mutations.
@@ -40,7 +42,7 @@ export class Containerd extends Daemon {
  * The config: root, state and sockets below `dir`; the plugins neither the tests nor the
  * benchmark use (CRI, the other snapshotters, tracing, /opt) disabled.
  */
-function containerdConfig(dir: string, socket: string, { logLevel = "info", storSocket, collectOnMutations = true }: ContainerdOptions): string {
+function containerdConfig(dir: string, socket: string, { logLevel = "info", storSocket, proxies = {}, collectOnMutations = true }: ContainerdOptions): string {
   const gc = collectOnMutations
     ? ""
     : `[plugins."io.containerd.gc.v1.scheduler"]
@@ -50,13 +52,13 @@ function containerdConfig(dir: string, socket: string, { logLevel = "info", stor
   schedule_delay = "0s"
   startup_delay = "100ms"
 `;
-  const proxy =
-    storSocket === undefined
-      ? ""
-      : `[proxy_plugins.stor]
+  let proxy = "";
+  for (const [name, address] of Object.entries(storSocket === undefined ? proxies : { stor: storSocket, ...proxies })) {
+    proxy += `[proxy_plugins.${name}]
   type = "snapshot"
-  address = "${storSocket}"
+  address = "${address}"
 `;
+  }
   return `version = 2
 root = "${join(dir, "root")}"
 state = "${join(dir, "state")}"

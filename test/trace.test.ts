@@ -17,15 +17,15 @@ function layout(stderr: string): { profiled: number; not: number } | undefined {
   return m ? { profiled: Number(m[1]), not: Number(m[2]) } : undefined;
 }
 
-/** The phases a traced command printed, with their microseconds. */
-function phases(stderr: string): [string, number][] {
+/** The phases a traced command printed, with their microseconds and (a phase, not a cost inside one) page faults. */
+function phases(stderr: string): [string, number, number?][] {
   return stderr
     .split("\n")
     .filter((line) => line !== "" && !line.startsWith("stor trace: bytecode layout: "))
     .map((line) => {
-      const m = /^stor trace: (.+?) +(\d+) µs  \(at (\d+) µs\)$/.exec(line);
+      const m = /^stor trace: (.+?) +(\d+) µs +(?:(\d+) faults)?  \(at (\d+) µs\)$/.exec(line);
       if (!m) throw new Error(`not a trace line: ${line}`);
-      return [m[1]!, Number(m[2])];
+      return [m[1]!, Number(m[2]), m[3] === undefined ? undefined : Number(m[3])];
     });
 }
 
@@ -37,6 +37,10 @@ test("a traced read prints its phases in order, from start-up to exit, and the s
   expect(plain.stderr).toBe("");
   const names = phases(traced.stderr).map(([p]) => p);
   expect(names).toEqual(["start-up, bundle load", "command load, parse", "config", "root check", "sqlite open", "pragmas, schema", "query, format", "exit"]);
+  // Each phase says how many pages it touched first: the runtime's start-up alone touches hundreds.
+  const faults = phases(traced.stderr).map(([, , f]) => f);
+  expect(faults.every((f) => f !== undefined)).toBe(true);
+  expect(faults[0]).toBeGreaterThan(100);
 });
 
 test("a traced write and a traced failure end with exit too", () => {

@@ -22,7 +22,7 @@ import { must, run, shell } from "./proc.ts";
 import { serveSection } from "./serve.ts";
 import { snapshotsSection } from "./snapshots.ts";
 import { figures, fmtMs, fmtRatio, fmtValue, ratioOf, table, verdict } from "./stats.ts";
-import { atCleanup, cleanup, cleanupOnSignals, ensurePackages, findBin, freshCopy, fsType, loadLine, unmountBelow } from "./system.ts";
+import { atCleanup, cleanup, cleanupOnSignals, ensurePackages, findBin, freshCopy, fsType, loadLine, pageFaultMicros, unmountBelow } from "./system.ts";
 import { volumesSection } from "./volumes.ts";
 
 const SECTIONS = ["snapshots", "copy", "overlay", "volumes", "serve", "layers", "btrfs"] as const;
@@ -180,7 +180,7 @@ async function main(): Promise<number> {
   console.log(`stor benchmark — ${new Date().toISOString()}${ctx.quick ? " (quick)" : ""}`);
   console.log(`binary ${storBin}: ${must([storBin, "--version"]).stdout.trim()}; bun ${Bun.version}; stor, ctr and docker run from fresh copies in ${bin}`);
   console.log(
-    `kernel ${must(["uname", "-r"]).stdout.trim()}, ${navigator.hardwareConcurrency} CPUs; work dir ${ctx.work} (${fsType(ctx.work)}); ${loadLine()}`,
+    `kernel ${must(["uname", "-r"]).stdout.trim()}, ${navigator.hardwareConcurrency} CPUs; a page's first touch ${pageFaultMicros().toFixed(2)} µs; work dir ${ctx.work} (${fsType(ctx.work)}); ${loadLine()}`,
   );
   if (opts.only.has("snapshots")) console.log(run(["containerd", "--version"]).stdout.trim());
 

@@ -26,8 +26,8 @@ export async function started<D extends Daemon>(d: D, ready: () => boolean | Pro
  * Starts containerd with its own config under `dir`, garbage collected only after deletions (the
  * benchmark pins its views once made), with `storSocket`, if given, as proxy snapshotter `stor`.
  */
-export function startContainerd(dir: string, storSocket?: string): Promise<Containerd> {
-  const containerd = new Containerd(dir, { storSocket, collectOnMutations: false });
+export function startContainerd(dir: string, storSocket?: string, proxies?: Record<string, string>): Promise<Containerd> {
+  const containerd = new Containerd(dir, { storSocket, proxies, collectOnMutations: false });
   return started(containerd, () => connectable(containerd.socket), 30_000, () => unmountBelow(dir));
 }
 

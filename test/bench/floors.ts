@@ -19,6 +19,8 @@
  *   and itself: a directory left by a crash after COMMIT is cleanup's), and _exit.
  * - apply: an uncompressed layer extracted and its diffID hashed on a second thread, as stor's
  *   apply must do it (applyFloor.ts, a program of its own for its length).
+ * - proxy: containerd's Snapshots API served with grpc-js over a Map, as any proxy snapshotter
+ *   on this runtime must serve it (proxyFloor.ts).
  */
 import { Database } from "bun:sqlite";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -34,12 +36,17 @@ export type Floor = (i: number) => string[];
 function compile(dir: string, name: string, source: string): string {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.ts`), source);
+  return compileFile(join(dir, `${name}.ts`), join(dir, name));
+}
+
+/** Compiles the program at `path` as stor is compiled, to `out`. */
+function compileFile(path: string, out: string): string {
   // The same runtime options as src/build.ts gives stor: no .env or bunfig read, the start-up JIT policy.
   must([
     process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-    `--compile-jit-policy=${START_UP_JIT_SCALE}`, join(dir, `${name}.ts`), "--outfile", join(dir, name),
+    `--compile-jit-policy=${START_UP_JIT_SCALE}`, path, "--outfile", out,
   ]);
-  return join(dir, name);
+  return out;
 }
 
 const LIBC = (symbols: string) => `import { dlopen, FFIType } from "bun:ffi";
@@ -229,4 +236,11 @@ libc._exit(0);
 /** `snapshot apply` of an uncompressed layer, as little as it can be done: the program of applyFloor.ts, run as `PROGRAM LAYER DIR`. */
 export function applyFloor(dir: string): string {
   return compile(dir, "apply", readFileSync(join(import.meta.dir, "applyFloor.ts"), "utf8"));
+}
+
+/** containerd's snapshots API over a Map: the program of proxyFloor.ts, run as `PROGRAM SOCKET`. */
+export function proxyFloor(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  // Compiled where it is, so that its packages are found.
+  return compileFile(join(import.meta.dir, "proxyFloor.ts"), join(dir, "proxy"));
 }

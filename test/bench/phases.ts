@@ -11,7 +11,7 @@
  */
 import { median, table } from "./stats.ts";
 
-const LINE = /^stor trace: (.+?)\s+(\d+) µs/;
+const LINE = /^stor trace: (.+?)\s+(\d+) µs\s+(?:(\d+) faults)?/;
 
 function parseArgs(argv: readonly string[]): { rounds: number; commands: string[][] } {
   const rounds = Number(argv[0]);
@@ -30,6 +30,7 @@ function parseArgs(argv: readonly string[]): { rounds: number; commands: string[
 function main(): void {
   const { rounds, commands } = parseArgs(process.argv.slice(2));
   const phases = commands.map(() => new Map<string, number[]>());
+  const faults = commands.map(() => new Map<string, number[]>());
   const walls = commands.map((): number[] => []);
   for (let i = 0; i < rounds; i++) {
     const order = commands.map((_, k) => k);
@@ -45,12 +46,22 @@ function main(): void {
         const times = phases[k]!.get(m[1]!) ?? [];
         times.push(Number(m[2]));
         phases[k]!.set(m[1]!, times);
+        if (m[3] === undefined) continue; // a cost inside a phase: its faults are the phase's
+        const counts = faults[k]!.get(m[1]!) ?? [];
+        counts.push(Number(m[3]));
+        faults[k]!.set(m[1]!, counts);
       }
     }
   }
   const names = [...new Set(phases.flatMap((p) => [...p.keys()]))];
-  const rows = [["phase (median µs)", ...commands.map((_, k) => `#${k + 1}`)]];
-  for (const name of names) rows.push([name, ...phases.map((p) => (p.has(name) ? median(p.get(name)!).toFixed(0) : "—"))]);
+  const rows = [["phase (median µs, page faults)", ...commands.map((_, k) => `#${k + 1}`)]];
+  const cell = (k: number, name: string) => {
+    const times = phases[k]!.get(name);
+    if (!times) return "—";
+    const counts = faults[k]!.get(name);
+    return counts ? `${median(times).toFixed(0)} ${median(counts).toFixed(0).padStart(4)}` : median(times).toFixed(0);
+  };
+  for (const name of names) rows.push([name, ...commands.map((_, k) => cell(k, name))]);
   rows.push([`wall (median ms, N=${rounds})`, ...walls.map((w) => median(w).toFixed(2))]);
   process.stdout.write(table(rows));
   commands.forEach((c, k) => console.log(`#${k + 1}: ${c.join(" ")}`));

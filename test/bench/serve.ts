@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { connectable, Daemon } from "../daemon.ts";
 import { storArgv, type Ctx } from "./context.ts";
 import { dockerClient, dockerDirs, started, startContainerd, startDockerdCompat } from "./daemons.ts";
+import { proxyFloor } from "./floors.ts";
 import { ctrTool, makeBase, measure, SNAPSHOT_OPS, type Op, type Tool } from "./latency.ts";
 import { must, run } from "./proc.ts";
 import { figures, fmtMs, fmtRatio, median, percentile, table } from "./stats.ts";
@@ -42,6 +43,7 @@ export async function serveSection(ctx: Ctx): Promise<void> {
   const root = join(dir, "stor");
   const mnt = join(dir, "mnt");
   const snapSocket = join(dir, "run", "snapshots.sock");
+  const floorSocket = join(dir, "run", "floor.sock");
   const volSocket = join(dir, "run", "volumes.sock");
   mkdirSync(root, { recursive: true });
   mkdirSync(mnt, { recursive: true });
@@ -68,8 +70,12 @@ export async function serveSection(ctx: Ctx): Promise<void> {
     serve = await started(storServe, () => connectable(snapSocket, volSocket), 30_000);
     console.log(`stor serve -s overlay on both sockets: ready in ${fmtMs(serve.startMs)}`);
 
+    // The floor: a minimal proxy snapshotter (grpc-js over a Map), a proxy of the same containerd.
+    const floor = new Daemon([proxyFloor(join(dir, "floor")), floorSocket], join(dir, "floor.log"));
+    daemons.push(await started(floor, () => connectable(floorSocket), 30_000));
+
     // containerd: the same daemon, namespace per snapshotter; only the snapshotter differs.
-    const containerd = await startContainerd(join(dir, "containerd"), snapSocket);
+    const containerd = await startContainerd(join(dir, "containerd"), snapSocket, { floor: floorSocket });
     daemons.push(containerd);
     console.log(`${run(["containerd", "--version"]).stdout.trim()}; ready in ${fmtMs(containerd.startMs)}`);
     const collected = { n: 0 };
@@ -83,7 +89,15 @@ export async function serveSection(ctx: Ctx): Promise<void> {
     const listed = 2 * ctx.n + 1;
     const [lsStor, lsBuiltIn] = snapTimes.get("ls")!;
     const perStat = (median(lsStor) - median(lsBuiltIn)) / listed;
-    report(rows, snapTimes, "ctr", "overlayfs", { ls: `containerd Stats each of ${listed} snapshots over the socket: +${(perStat * 1000).toFixed(0)} µs each` });
+    // The same ls through the minimal proxy, holding as many snapshots, against the built-in's again.
+    const viaFloor = ctrTool({ name: "floor", containerd, namespacePrefix: "serve", snapshotter: "floor", collected });
+    for (let i = 0; i < listed; i++) must(viaFloor.argv(["prepare", `f${i}`]));
+    const floorTimes = measure([{ op: "ls", args: () => ["ls"] }], [viaFloor, builtIn], ctx.n).get("ls")!;
+    const floorPerStat = (median(floorTimes[0]) - median(floorTimes[1])) / listed;
+    const floorNote = `a minimal grpc-js proxy: ${fmtRatio(median(floorTimes[0]) / median(floorTimes[1]))}, +${(floorPerStat * 1000).toFixed(0)} µs each`;
+    report(rows, snapTimes, "ctr", "overlayfs", { ls: `containerd Stats each of ${listed} snapshots over the socket: +${(perStat * 1000).toFixed(0)} µs each; ${floorNote}` });
+    figures.push({ section: "serve", what: "floor: ctr ls via a minimal grpc-js proxy", stor: median(floorTimes[0]), reference: median(floorTimes[1]), referenceName: "overlayfs" });
+    rows.push(["floor: ctr ls, minimal proxy", fmtMs(median(floorTimes[0])), fmtMs(percentile(floorTimes[0], 90)), fmtMs(median(floorTimes[1])), fmtMs(percentile(floorTimes[1], 90)), fmtRatio(median(floorTimes[0]) / median(floorTimes[1])), "—"]);
     if (collected.n) console.log(`(containerd's GC took ${collected.n} views before they were labelled; made again, untimed)`);
 
     // dockerd: stor as a plugin found by its spec file, against the local driver.
@@ -123,7 +137,7 @@ export async function serveSection(ctx: Ctx): Promise<void> {
 
     console.log(`\nctr snapshots --snapshotter stor vs overlayfs (ls lists ${listed} snapshots); docker volume -d ${plugin} vs local (ls --filter driver=…, ${ctx.n} volumes)`);
     process.stdout.write(table(rows));
-    console.log(`note: through a proxy, ctr ls makes containerd call Stat once per snapshot (${listed} calls, +${(perStat * 1000).toFixed(0)} µs each here).`);
+    console.log(`note: through a proxy, ctr ls makes containerd call Stat once per snapshot (${listed} calls, +${(perStat * 1000).toFixed(0)} µs each here; ${floorNote}).`);
   } finally {
     // dockerd and containerd first: they call the plugin as they stop; stor serve last.
     for (const d of daemons.reverse()) await d.stop();
