@@ -10,6 +10,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
+import { connect as connectHttp2 } from "node:http2";
 import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { snapshotsDefinition } from "../src/serve/containerd.ts";
@@ -110,11 +111,12 @@ describe("the snapshots API, spoken directly", () => {
   let root: TestRoot;
   let serve: Daemon;
   let api: SnapshotsClient;
+  let socket: string;
   const cli = (...args: string[]) => root.stor(["snapshot", "-s", "native", ...args]);
 
   beforeAll(async () => {
     root = new TestRoot();
-    const socket = join(root.dir("run"), "snapshots.sock");
+    socket = join(root.dir("run"), "snapshots.sock");
     serve = await startStor(root, ["-s", "native", "--containerd", socket]);
     api = new SnapshotsClient(socket);
   });
@@ -226,6 +228,34 @@ describe("the snapshots API, spoken directly", () => {
     expect(await api.list(['labels."x.y/odd"==yes,name~=many-1[0-9]$'])).toEqual(["ns/111/many-11", "ns/113/many-13", "ns/115/many-15", "ns/117/many-17", "ns/119/many-19"]);
     expect(await api.list(["name==mine", "name==ns/3/b"])).toEqual(["ns/3/b"]);
     expect(await api.list(['labels."x.y/odd"', "kind!=active"])).toHaveLength(65 + 1);
+  });
+
+  test("a List whose client reads nothing holds a batch of its answer, as containerd's Send blocks, not the whole of it", async () => {
+    // 1,000 snapshots with 3 KB of labels each: a List answer of more than 3 MB, ten batches.
+    const big = "x".repeat(1000);
+    for (let i = 0; i < 1000; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, (_, j) => api.call("Prepare", { key: `ns/70/big-${i + j}`, labels: { a: big, b: big, c: big } })));
+    }
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${serve.proc.pid}/status`, "utf8"))![1]) * 1024;
+    const before = rss();
+    // One connection that never opens its window: the client takes none of the answers.
+    const session = connectHttp2("http://localhost", { createConnection: () => connect(socket), settings: { initialWindowSize: 0 } });
+    try {
+      for (let i = 0; i < 60; i++) {
+        const stream = session.request({ ":method": "POST", ":path": "/containerd.services.snapshots.v1.Snapshots/List", "content-type": "application/grpc", te: "trailers" });
+        stream.on("error", () => {});
+        stream.end(Buffer.alloc(5)); // an empty ListSnapshotsRequest
+      }
+      // Answered once serve has taken up all sixty: meanwhile, other calls are answered too.
+      await Bun.sleep(500);
+      expect((await api.call("Stat", { key: "ns/70/big-0" })).info.name).toBe("ns/70/big-0");
+      await Bun.sleep(1000);
+      // Whole, the answers took about 200 MB; a batch each, about 20.
+      expect(rss() - before).toBeLessThan(80 * 2 ** 20);
+    } finally {
+      session.destroy();
+    }
+    for (let i = 0; i < 1000; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => api.call("Remove", { key: `ns/70/big-${i + j}` })));
   });
 
   test("a ~= filter is a Go regular expression, as containerd's: RE2's syntax, and an absent field is empty", async () => {

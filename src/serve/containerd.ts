@@ -179,6 +179,37 @@ function unary<Req>(method: string, fn: (req: Req, signal: AbortSignal) => objec
 }
 
 /**
+ * Streams List's answer a batch at a time, each read from the store once the one before has been
+ * sent (its write's callback), so a stream whose client reads nothing holds one batch, as
+ * containerd's own server, whose Send blocks, holds one. Built whole and written at once, the
+ * answer stayed in memory for as long as its client did not read: 100 streams over 500 snapshots
+ * with 16 KB of labels each held 800 MB. The walk is a page at a time ({@link SnapshotService.listAfter}).
+ */
+async function streamList(call: grpc.ServerWritableStream<ListRequest, object>, snapshots: SnapshotService): Promise<void> {
+  const start = performance.now();
+  let gone = false;
+  const ended = new Promise<void>((done) => call.once("cancelled", done).once("close", done).once("error", done));
+  void ended.then(() => (gone = true));
+  try {
+    const pass = snapshotFilter(call.request.filters);
+    for (let after = ""; !gone; ) {
+      const page = snapshots.listAfter(after, LIST_BATCH);
+      if (page.length === 0) break;
+      after = page[page.length - 1]!.name;
+      const infos = page.filter((i) => isContainerdKey(i.name) && pass(i));
+      if (infos.length > 0) await Promise.race([new Promise((done) => call.write({ info: infos.map(protoInfo) }, done)), ended]);
+      if (page.length < LIST_BATCH) break;
+    }
+  } catch (err) {
+    logCall("List", {}, start, err);
+    call.emit("error", failed(err));
+    return;
+  }
+  logCall("List", {}, start);
+  if (!gone) call.end();
+}
+
+/**
  * What an update mask asks of the labels: `labels` (or no mask) replaces them all with `wanted`;
  * `labels.K` sets or (absent from `wanted`) removes K alone.
  */
@@ -244,21 +275,7 @@ export function snapshotsService(snapshots: SnapshotService, threads: Threads<"s
       await threads.runFor(signal, "updateLabels", key, labels, replace);
       return { info: protoInfo(snapshots.stat(key)) };
     }),
-    List: (call: grpc.ServerWritableStream<ListRequest, object>) => {
-      const start = performance.now();
-      let infos: Info[];
-      try {
-        const pass = snapshotFilter(call.request.filters);
-        infos = snapshots.list().filter((i) => isContainerdKey(i.name) && pass(i));
-      } catch (err) {
-        logCall("List", {}, start, err);
-        call.emit("error", failed(err));
-        return;
-      }
-      logCall("List", {}, start);
-      for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(protoInfo) });
-      call.end();
-    },
+    List: (call: grpc.ServerWritableStream<ListRequest, object>) => void streamList(call, snapshots),
     Usage: unary<KeyRequest>("Usage", (r, signal) => threads.runFor(signal, "usage", r.key)),
     Cleanup: unary<unknown>("Cleanup", async (_, signal) => {
       const removed = await threads.runFor(signal, "cleanup");

@@ -118,6 +118,34 @@ export class MetaStore {
     return { record: head, parentKey: head.parentKey ?? undefined, labels };
   }
 
+  /**
+   * Up to `limit` snapshots whose keys sort after `after`, in key order, each with its parent's key
+   * and its labels: one page of a walk that holds no transaction from one page to the next. The
+   * page itself is read in one transaction.
+   */
+  page(after: string, limit: number): { record: SnapshotRecord; parentKey: string | undefined; labels: Record<string, string> }[] {
+    return this.read(() => {
+      const rows = this.#db
+        .query<SnapshotRecord & { parentKey: string | null }, [string, number]>(
+          `SELECT ${columns("s")}, p.key AS parentKey FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id WHERE s.key > ? ORDER BY s.key LIMIT ?`,
+        )
+        .all(after, limit);
+      if (rows.length === 0) return [];
+      const labels = new Map<number, Record<string, string>>();
+      const labelRows = this.#db
+        .query<{ id: number; name: string; value: string }, [string, string]>(
+          "SELECT l.snapshot_id AS id, l.name, l.value FROM labels l JOIN snapshots s ON s.id = l.snapshot_id WHERE s.key > ? AND s.key <= ?",
+        )
+        .all(after, rows[rows.length - 1]!.key);
+      for (const r of labelRows) {
+        let own = labels.get(r.id);
+        if (!own) labels.set(r.id, (own = stringMap()));
+        own[r.name] = r.value;
+      }
+      return rows.map((record) => ({ record, parentKey: record.parentKey ?? undefined, labels: labels.get(record.id) ?? stringMap() }));
+    });
+  }
+
   hasChildren(id: number): boolean {
     return this.#db.query<{ n: number }, [number]>("SELECT 1 AS n FROM snapshots WHERE parent_id = ? LIMIT 1").get(id) !== null;
   }

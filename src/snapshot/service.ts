@@ -517,6 +517,15 @@ export class SnapshotService {
   }
 
   /**
+   * Up to `limit` snapshots after key `after` ("" for the first), ordered by key: {@link list} a
+   * page at a time, for a walk that must not hold every snapshot at once (serve's List, whose
+   * client may read slowly). Each page is consistent; the walk is not a single view.
+   */
+  listAfter(after: string, limit: number): Info[] {
+    return this.#store.page(after, limit).map((d) => info(d.record, d.parentKey, d.labels));
+  }
+
+  /**
    * {@link list} without the labels, for what shows none (a table, a tree, a count): one query,
    * consistent on its own, instead of a transaction of two.
    */
