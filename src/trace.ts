@@ -10,17 +10,20 @@
  */
 import { writeText } from "./sys/pathCalls.ts";
 
-/** Each mark: what, when it ended, the process's minor page faults then, and when it began if it lies inside a phase. */
-const marks: [string, number, number, number?][] | undefined = process.env.STOR_TRACE === "1" ? [] : undefined;
+/**
+ * Each mark: what, when it ended, and either the process's minor page faults then (a phase's end)
+ * or when it began (a cost inside a phase, whose faults are the phase's).
+ */
+const marks: { what: string; at: number; faults?: number; start?: number }[] | undefined = process.env.STOR_TRACE === "1" ? [] : undefined;
 
 /** Marks the end of `phase`. */
 export function trace(phase: string): void {
-  if (marks) marks.push([phase, performance.now(), process.resourceUsage().minorPageFault]);
+  if (marks) marks.push({ what: phase, at: performance.now(), faults: process.resourceUsage().minorPageFault });
 }
 
 /** Records that `what`, inside the phase under way, took the time since `start` (a performance.now()). */
 export function traceWithin(what: string, start: number): void {
-  if (marks) marks.push([`(${what})`, performance.now(), process.resourceUsage().minorPageFault, start]);
+  marks?.push({ what: `(${what})`, at: performance.now(), start });
 }
 
 /** Writes the marks to stderr, once, when tracing is on. */
@@ -29,11 +32,10 @@ export function printTrace(): void {
   let last = 0;
   let lastFaults = 0;
   let out = "";
-  for (const [phase, at, faults, start] of marks) {
-    // A cost inside a phase counts no faults of its own: they are the phase's.
-    const own = start === undefined ? `${String(faults - lastFaults).padStart(5)} faults` : " ".repeat(12);
-    out += `stor trace: ${phase.padEnd(22)} ${String(Math.round((at - (start ?? last)) * 1000)).padStart(7)} µs ${own}  (at ${Math.round(at * 1000)} µs)\n`;
-    if (start === undefined) [last, lastFaults] = [at, faults];
+  for (const { what, at, faults, start } of marks) {
+    const own = faults === undefined ? " ".repeat(12) : `${String(faults - lastFaults).padStart(5)} faults`;
+    out += `stor trace: ${what.padEnd(22)} ${String(Math.round((at - (start ?? last)) * 1000)).padStart(7)} µs ${own}  (at ${Math.round(at * 1000)} µs)\n`;
+    if (faults !== undefined) [last, lastFaults] = [at, faults];
   }
   marks.length = 0;
   // Asked only when tracing: bun:jsc is loaded for nothing else.
