@@ -119,9 +119,9 @@ export class MetaStore {
   }
 
   /**
-   * Up to `limit` snapshots whose keys sort after `after`, in key order, each with its parent's key
-   * and its labels: one page of a walk that holds no transaction from one page to the next. The
-   * page itself is read in one transaction.
+   * Up to `limit` snapshots (a negative limit: all) whose keys sort after `after`, in key order,
+   * each with its parent's key and its labels, read in one transaction: the whole listing, or one
+   * page of a walk that holds no transaction from one page to the next.
    */
   page(after: string, limit: number): { record: SnapshotRecord; parentKey: string | undefined; labels: Record<string, string> }[] {
     return this.read(() => {
@@ -134,7 +134,7 @@ export class MetaStore {
       const labels = new Map<number, Record<string, string>>();
       const labelRows = this.#db
         .query<{ id: number; name: string; value: string }, [string, string]>(
-          "SELECT l.snapshot_id AS id, l.name, l.value FROM labels l JOIN snapshots s ON s.id = l.snapshot_id WHERE s.key > ? AND s.key <= ?",
+          "SELECT l.snapshot_id AS id, l.name, l.value FROM labels l JOIN snapshots s ON s.id = l.snapshot_id WHERE s.key > ? AND s.key <= ? ORDER BY l.snapshot_id, l.name",
         )
         .all(after, rows[rows.length - 1]!.key);
       for (const r of labelRows) {
@@ -182,18 +182,6 @@ export class MetaStore {
       labels[r.name] = r.value;
     }
     return labels;
-  }
-
-  /** The labels of every snapshot that has any, by id: a listing's labels in one query. */
-  allLabels(): Map<number, Record<string, string>> {
-    const out = new Map<number, Record<string, string>>();
-    const rows = this.#db.query<{ id: number; name: string; value: string }, []>("SELECT snapshot_id AS id, name, value FROM labels ORDER BY snapshot_id, name").all();
-    for (const r of rows) {
-      let labels = out.get(r.id);
-      if (!labels) out.set(r.id, (labels = stringMap()));
-      labels[r.name] = r.value;
-    }
-    return out;
   }
 
   /** Sets labels of snapshot `id`; an empty value removes the label. */
