@@ -229,6 +229,33 @@ describe.skipIf(!need(isRoot() && have("chattr"), "chattr +i needs root and e2fs
     }
   });
 
+  test("prune whose records cannot be dropped once the data is gone says so, naming the volumes; a second prune drops them", async () => {
+    const cases: [string[], RegExp][] = [
+      [["p1"], /^stor: prune: the data of volume "p1" is removed, but not its record \([^)]+\): prune again, or stor restore drops it\n$/],
+      [["p1", "p2", "p3", "p4"], /^stor: prune: the data of 4 volumes \(p1, p2, p3, …\) is removed, but not their records \([^)]+\): prune again, or stor restore drops them\n$/],
+    ];
+    for (const [names, said] of cases) {
+      const r = new TestRoot();
+      const db = join(r.path, "volumes", ".meta", "metadata.db");
+      try {
+        for (const n of names) r.ok(["volume", "create", n]);
+        const prune = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "volume", "prune", "-a", "-f"], { env: { ...process.env, STOR_FAILPOINT: "volume-rm:removed+stop" }, stderr: "pipe", stdout: "ignore" });
+        await stopped(prune.pid);
+        must(`chattr +i ${db} ${db}-wal`);
+        prune.kill("SIGCONT");
+        expect(await prune.exited).toBe(1);
+        expect(await new Response(prune.stderr).text()).toMatch(said);
+        must(`chattr -i ${db} ${db}-wal`);
+        for (const n of names) expect(existsSync(join(r.path, "volumes", n))).toBe(false);
+        expect(r.stor(["volume", "prune", "-a", "-f"]).code).toBe(0);
+        expect(r.stor(["volume", "ls", "-q"]).stdout).toBe("");
+      } finally {
+        must(`chattr -i ${db} ${db}-wal 2>/dev/null || true`);
+        r.close();
+      }
+    }
+  });
+
   test("rm whose record cannot be dropped once the data is gone says so, naming the volume; a second rm drops it", async () => {
     const r = new TestRoot();
     const db = join(r.path, "volumes", ".meta", "metadata.db");

@@ -289,26 +289,27 @@ export class VolumeService {
   async #removeLocked(v: VolumeRecord, driver: VolumeDriver): Promise<void> {
     await driver.remove(v.name);
     failpoint("volume-rm:removed");
-    this.#dropRecords([v.name], vol(v.name), "remove it again");
+    this.#dropRecords([v.name], "rm");
   }
 
   /**
-   * Drops the records of volumes `names`, whose data is gone. A failure (a full disk) says that
-   * the data is gone, naming `what` and what to do `again`: read as a plain failure, it passed
-   * for the data being kept. A record left so is dropped by the next removal, or by restore.
+   * Drops the records of volumes `names`, whose data `command` (rm of one, or prune) removed. A
+   * failure (a full disk) says that the data is gone and what drops the records: read as a plain
+   * failure, it passed for the data being kept. A record left so is dropped by the next removal,
+   * or by restore.
    */
-  #dropRecords(names: readonly string[], what: string, again: string): void {
+  #dropRecords(names: readonly string[], command: "rm" | "prune"): void {
     try {
       this.#store.write(() => {
         for (const name of names) this.#store.delete(name);
       });
     } catch (err) {
-      // `what` names the one volume (rm), or the command that removed them (prune): then they are named.
-      const whose =
-        names.length === 1
-          ? `${what === vol(names[0]!) ? "its data" : `the data of ${vol(names[0]!)}`} is removed, but not its record`
-          : `the data of ${names.length} volumes (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""}) is removed, but not their records`;
-      throw new StorError(what, `${whose} (${describe(err)}): ${again}, or stor restore drops ${names.length === 1 ? "it" : "them"}`, exitCodeOf(err), { cause: err });
+      // rm's message is about its volume; prune's names the volumes.
+      const one = names.length === 1;
+      const whose = command === "rm" ? "its data" : one ? `the data of ${vol(names[0]!)}` : `the data of ${names.length} volumes (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`;
+      const again = command === "rm" ? "remove it again" : "prune again";
+      const why = `${whose} is removed, but not ${one ? "its record" : "their records"} (${describe(err)}): ${again}, or stor restore drops ${one ? "it" : "them"}`;
+      throw new StorError(command === "rm" ? vol(names[0]!) : "prune", why, exitCodeOf(err), { cause: err });
     }
   }
 
@@ -366,7 +367,7 @@ export class VolumeService {
     // As Docker: a volume that cannot be removed is skipped, the rest are pruned.
     for (const [name, err] of failed) log.warn(`prune ${vol(name)}: ${describe(err)}`);
     failpoint("volume-rm:removed");
-    this.#dropRecords(removed, "prune", "prune again");
+    this.#dropRecords(removed, "prune");
     report.deleted.push(...removed);
     for (const name of removed) report.reclaimed += sizes.get(name)!;
   }
