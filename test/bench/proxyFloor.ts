@@ -2,24 +2,17 @@
  * The floor under `stor serve`'s snapshots socket (compiled by floors.ts's proxyFloor):
  * `proxyFloor SOCKET` serves containerd's Snapshots API on SOCKET with grpc-js, as stor serve
  * does, over snapshots kept in a Map: no database, no directories, no mounts, no checks, no log.
- * What containerd's calls take through it is what any proxy snapshotter on this runtime takes:
- * `ctr snapshots ls` makes containerd Stat each snapshot over the socket, one after another.
+ * Its schema is stor's (src/serve/containerd.ts: requests that are not UTF-8 refused, as grpc-go
+ * refuses them). What containerd's calls take through it is what any proxy snapshotter on this
+ * runtime takes: `ctr snapshots ls` makes containerd Stat each snapshot over the socket, one
+ * after another.
  * Ends on SIGTERM.
  */
 import * as grpc from "@grpc/grpc-js";
-import { fromJSON } from "@grpc/proto-loader";
-import { Root, common, parse } from "protobufjs";
-import mountProto from "../../src/serve/mount.proto" with { type: "text" };
-import snapshotsProto from "../../src/serve/snapshots.proto" with { type: "text" };
+import { snapshotsDefinition } from "../../src/serve/containerd.ts";
 import { useNormalJit } from "../../src/jitPolicy.ts";
 
 useNormalJit(); // as stor serve: a process that lives on
-
-const root = new Root();
-for (const file of ["google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]) root.addJSON(common.get(file)!.nested!);
-for (const text of [mountProto, snapshotsProto]) parse(text, root, { keepCase: true });
-const pkg = fromJSON(root.toJSON(), { keepCase: true, longs: Number, enums: String, defaults: true });
-const service = pkg["containerd.services.snapshots.v1.Snapshots"] as grpc.ServiceDefinition;
 
 interface Info {
   name: string;
@@ -53,7 +46,7 @@ const make = (kind: Info["kind"]) =>
   });
 
 const server = new grpc.Server();
-server.addService(service, {
+server.addService(snapshotsDefinition(), {
   Prepare: make("ACTIVE"),
   View: make("VIEW"),
   Mounts: unary((r) => (get(r.key), mounts)),
