@@ -36,8 +36,8 @@ const ok = (r: number | bigint, what: string) => {
 };
 const [layer, root] = [process.argv[2]!, process.argv[3]!];
 
-const SLOTS = 16;
-const SLOT_BYTES = 1 << 20;
+const SLOTS = 4;
+const SLOT_BYTES = 1 << 19;
 const ring = new SharedArrayBuffer(SLOTS * SLOT_BYTES);
 /** Per slot: 0 free (the worker's to fill), 1 filled (the main thread's); and the length read. */
 const states = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
