@@ -174,7 +174,9 @@ export class FuzzBed {
       const tree = openSync(view.upper, O.PATH | O.DIRECTORY);
       let diff: Uint8Array;
       try {
-        diff = concat([...layerChunks(list, tree)]);
+        const chunks: Uint8Array[] = [];
+        for (const chunk of layerChunks(list, tree)) chunks.push(new Uint8Array(chunk)); // a copy: valid only until the next is asked for
+        diff = concat(chunks);
       } finally {
         closeSync(tree);
       }
