@@ -226,7 +226,7 @@ function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
   };
   let done = false;
   try {
-    takeFiles(files, second.next, second.failed, () => countTaken(Atomics.load(second.next, 0)));
+    takeFiles(files.length, (k) => files[k]!, second.next, second.failed, () => countTaken(Atomics.load(second.next, 0)));
     done = true;
   } finally {
     second.join(!done);
@@ -242,17 +242,17 @@ function copyFiles(files: FileJob[], count: (bytes: number) => void): void {
 const TAKE = 64;
 
 /**
- * Copies the files whose indexes it takes from `next` (an Int32Array whose slot 0 is the shared
- * counter), {@link TAKE} at a time, until none is left or `failed()` says the other thread failed;
- * `onFile` is called after each.
+ * Copies the files (`count` of them, file `k` being `job(k)`) whose indexes it takes from `next`
+ * (an Int32Array whose slot 0 is the shared counter), {@link TAKE} at a time, until none is left
+ * or `failed()` says the other thread failed; `onFile` is called after each.
  */
-export function takeFiles(files: readonly FileJob[], next: Int32Array, failed: () => boolean, onFile?: () => void): void {
+export function takeFiles(count: number, job: (k: number) => FileJob, next: Int32Array, failed: () => boolean, onFile?: () => void): void {
   const state: CopyState = { reflink: false }; // files are listed for threads only once reflinks failed
-  for (let i = Atomics.add(next, 0, TAKE); i < files.length; i = Atomics.add(next, 0, TAKE)) {
+  for (let i = Atomics.add(next, 0, TAKE); i < count; i = Atomics.add(next, 0, TAKE)) {
     // Checked before each file: once the other thread failed, the copy is thrown away.
-    for (let k = i; k < Math.min(i + TAKE, files.length); k++) {
+    for (let k = i; k < Math.min(i + TAKE, count); k++) {
       if (failed()) return;
-      copyFile(files[k]!, state);
+      copyFile(job(k), state);
       onFile?.();
     }
   }
