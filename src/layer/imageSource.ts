@@ -10,14 +10,13 @@ import { InvalidArgumentError, NotFoundError, StorError, describe, exitCodeOf } 
 import { O, RESOLVE, openat2 } from "../sys/openat2.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { ConfinedDir } from "./confined.ts";
-import { detectCompression } from "./compression.ts";
+import { READ_CHUNK, detectCompression } from "./compression.ts";
 import { entryParts } from "./paths.ts";
 import { TarReader } from "./tarReader.ts";
 
 /** JSON documents (index, manifest, config) larger than this are refused. */
 export const MAX_JSON_BYTES = 16 << 20;
 const MAX_LINK_HOPS = 16;
-const READ_CHUNK = 1 << 20;
 
 /** One file of an image source, open for reading. */
 export interface SourceFile {

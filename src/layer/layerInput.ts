@@ -7,14 +7,11 @@
  */
 import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "../nodeFs.ts";
 import { describe, InvalidArgumentError, NotFoundError, StorError } from "../errors.ts";
-import { decompress, detectCompression } from "./compression.ts";
+import { READ_CHUNK, decompress, detectCompression } from "./compression.ts";
 import type { HashRing } from "./hashRing.ts";
 
 /** A layer file opened for applying, or a stream of a layer's (possibly compressed) bytes. */
 export type LayerInput = LayerFile | AsyncIterable<Uint8Array>;
-
-/** Chunks read from a compressed or streamed file. */
-const STREAM_CHUNK = 1 << 20;
 
 /**
  * A plain layer file up to this size is read and hashed on the main thread, at once: the
@@ -61,7 +58,7 @@ export class LayerFile {
         yield bytes;
       }
       else if (size !== undefined) yield* ring.readFile(this.#fd);
-      else yield* copied(decompress(createReadStream("", { fd: this.#fd, autoClose: false, highWaterMark: STREAM_CHUNK })), ring);
+      else yield* copied(decompress(createReadStream("", { fd: this.#fd, autoClose: false, highWaterMark: READ_CHUNK })), ring);
     } finally {
       closeSync(this.#fd);
     }
