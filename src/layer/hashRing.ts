@@ -12,8 +12,9 @@
  * Buffers in the ring and the size of each: enough that the worker never holds the applier up,
  * and no more. A ring of 16 MiB cost an apply of a 34,500-entry layer twice the page faults of one
  * of 2 MiB (24,900 against 11,900: the worker's first reads into it, and JavaScriptCore's heap
- * refilling more blocks on the main thread and its warm-up thread), and 10% of its time (1.70
- * against 1.51 s, cold cache, ext4, 7 runs each in turns). Reads of 512 KiB keep the syscalls few.
+ * refilling more blocks on the main thread and its warm-up thread), and 10–14% of its time
+ * (medians 1.70–1.76 against 1.51–1.52 s, cold cache, ext4; two sets of 7 runs each in turns).
+ * Reads of 512 KiB keep the syscalls few.
  */
 const SLOTS = 4;
 const SLOT_BYTES = 1 << 19;
