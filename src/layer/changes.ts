@@ -212,6 +212,8 @@ function sameEntry(dir: number, name: string, sa: BigIntStats, b: string, sb: Bi
 }
 
 const COMPARE_CHUNK = 1 << 16;
+/** The two buffers every comparison reads into, made once: a walk may compare every file it meets. */
+let compareBuffers: [Buffer, Buffer] | undefined;
 
 /**
  * True when regular file `name` (inode `ino`) of the directory open as `dir` and the parent's at
@@ -224,8 +226,7 @@ function sameContent(dir: number, name: string, ino: bigint, b: string): boolean
   try {
     const fb = openSync(nameBuffer(b), O.RDONLY | O.NOFOLLOW);
     try {
-      const ba = Buffer.allocUnsafe(COMPARE_CHUNK);
-      const bb = Buffer.allocUnsafe(COMPARE_CHUNK);
+      const [ba, bb] = (compareBuffers ??= [Buffer.allocUnsafe(COMPARE_CHUNK), Buffer.allocUnsafe(COMPARE_CHUNK)]);
       for (;;) {
         const n = readSync(fa, ba, 0, COMPARE_CHUNK, null);
         if (n === 0) return true;
