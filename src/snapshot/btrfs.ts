@@ -9,12 +9,14 @@
 import { chmodSync, mkdirSync } from "../nodeFs.ts";
 import { join } from "../path.ts";
 import { diskUsage } from "../fs/diskUsage.ts";
-import { createSubvolume, destroySubvolume, isSubvolume, sealSubvolume, setSubvolumeReadOnly, snapshotSubvolume, subvolumeUsage } from "../sys/btrfs.ts";
 import { FS_MAGIC, filesystemType } from "../sys/file.ts";
-import { removeTree } from "../fs/removeTree.ts";
 import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import type { Snapshotter } from "./snapshotter.ts";
+
+// Loaded when a btrfs snapshot is worked on: every command loads each snapshotter, most never this one.
+const subvolumes = () => require("../sys/btrfs.ts") as typeof import("../sys/btrfs.ts");
+const removeTree = (path: string) => (require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts")).removeTree(path);
 
 const subvolume = (dir: string) => join(dir, "sv");
 const fsDir = (dir: string) => join(subvolume(dir), "fs");
@@ -26,11 +28,11 @@ const fsDir = (dir: string) => join(subvolume(dir), "fs");
  */
 function destroyWhole(sv: string): void {
   try {
-    destroySubvolume(sv);
+    subvolumes().destroySubvolume(sv);
   } catch (err) {
     if (!(err instanceof SysError && err.errno === Errno.ENAMETOOLONG)) throw err;
     for (const e of listDir(sv, false)) removeTree(join(sv, e.name));
-    destroySubvolume(sv);
+    subvolumes().destroySubvolume(sv);
   }
 }
 
@@ -42,15 +44,15 @@ export const btrfs: Snapshotter = {
 
   populate(s) {
     const sv = subvolume(s.dir);
-    if (s.parents[0]) return snapshotSubvolume(subvolume(s.parents[0]), sv, s.kind === "view");
-    createSubvolume(sv);
+    if (s.parents[0]) return subvolumes().snapshotSubvolume(subvolume(s.parents[0]), sv, s.kind === "view");
+    subvolumes().createSubvolume(sv);
     chmodSync(sv, 0o700);
     mkdirSync(fsDir(s.dir), 0o755);
     chmodSync(fsDir(s.dir), 0o755); // an empty root, as a new filesystem's, not left to the umask
-    if (s.kind === "view") setSubvolumeReadOnly(sv, true);
+    if (s.kind === "view") subvolumes().setSubvolumeReadOnly(sv, true);
   },
 
-  commit: (dir) => sealSubvolume(subvolume(dir)),
+  commit: (dir) => subvolumes().sealSubvolume(subvolume(dir)),
 
   mounts: (s) => [{ Type: "bind", Source: fsDir(s.dir), Options: ["rbind", s.kind === "view" ? "ro" : "rw"] }],
 
@@ -58,14 +60,14 @@ export const btrfs: Snapshotter = {
 
   // The quota group's exclusive bytes when quotas are on: what removing the snapshot frees.
   usage(dir) {
-    const u = subvolumeUsage(subvolume(dir));
+    const u = subvolumes().subvolumeUsage(subvolume(dir));
     // The subvolume's own root directory holds the tree; it is not the snapshot's.
     return u ? { size: u.size, inodes: u.inodes - 1 } : diskUsage(fsDir(dir));
   },
 
   remove(dir) {
     // Made by a crash before populate, a `new-*` directory may have no subvolume yet.
-    if (isSubvolume(subvolume(dir))) destroyWhole(subvolume(dir));
+    if (subvolumes().isSubvolume(subvolume(dir))) destroyWhole(subvolume(dir));
     removeTree(dir);
   },
 };

@@ -9,7 +9,6 @@ import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { supportsDType } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
-import { removeTree } from "../fs/removeTree.ts";
 import type { Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 const fsDir = (dir: string) => join(dir, "fs");
@@ -65,6 +64,4 @@ export const overlay: Snapshotter = {
   },
 
   upperDir: fsDir,
-
-  remove: removeTree,
 };

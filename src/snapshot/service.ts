@@ -15,12 +15,10 @@ import { diskUsage, type Usage } from "../fs/diskUsage.ts";
 import { failpoint } from "../failpoint.ts";
 import { utf8ByteLength } from "../fileName.ts";
 import { log } from "../log.ts";
-import { mountAll } from "../mounting.ts";
 import { APPLY_TRASH_PREFIX, applyTrashPath, rootError, snapshotDb, snapshotDirs, snapshotterDir } from "../layout.ts";
 import { fsyncDir, lockPath, makeLockedTempDir, type FileLock } from "../sys/file.ts";
 import { errnoCode } from "../sys/libc.ts";
 import type { Mount } from "../sys/mount.ts";
-import { readMountTable, whereMounted } from "../sys/mountNamespaces.ts";
 import { makeDirs, pathExists, renameAway, renamePath } from "../sys/pathCalls.ts";
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
@@ -74,6 +72,10 @@ function validateLabels(labels: Record<string, string>): void {
 }
 
 const snap = (key: string) => `snapshot "${key}"`;
+
+// Loaded when first used: mounting, what is mounted and removing a tree are for mount, rm and
+// cleanup; the other commands never load their code.
+const mountTables = () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts");
 
 /** Undoes a killed apply from the trash it left (see src/layer/undoJournal.ts): loaded only then. */
 const recoverApply = (trash: string) => (require("../layer/undoJournal.ts") as typeof import("../layer/undoJournal.ts")).recoverApply(trash);
@@ -192,7 +194,7 @@ export class SnapshotService {
         this.#store.setLabels(id, labels);
         const dir = this.#dir(id);
         // An id whose transaction never committed can be handed out again; its directory is garbage.
-        if (pathExists(dir)) this.snapshotter.remove(dir);
+        if (pathExists(dir)) this.#removeDir(dir);
         renamePath(temp, dir);
         try {
           fsyncDir(this.dirs);
@@ -201,12 +203,12 @@ export class SnapshotService {
         } catch (err) {
           // Thrown inside the transaction, which rolls back: the directory goes with it. (A failed
           // COMMIT leaves it to cleanup: whether SQLite kept the row is not known here.)
-          this.snapshotter.remove(dir);
+          this.#removeDir(dir);
           throw err;
         }
       });
     } catch (err) {
-      this.snapshotter.remove(temp);
+      this.#removeDir(temp);
       // Errors of the user's making stand as they are; failures of the machine get the context.
       if (err instanceof StorError && err.code !== ExitCode.internal) throw err;
       // A parent removed while its tree was copied fails the copy: that it is gone is what to say.
@@ -296,7 +298,7 @@ export class SnapshotService {
   mount(key: string, target: string): void {
     validateKey(key);
     this.#store.locked(() => {
-      mountAll(this.#mountsOf(key), target, snap(key), this.#root);
+      (require("../mounting.ts") as typeof import("../mounting.ts")).mountAll(this.#mountsOf(key), target, snap(key), this.#root);
     });
   }
 
@@ -469,7 +471,7 @@ export class SnapshotService {
       failpoint("remove:deleted");
       const dir = this.#dir(id);
       try {
-        this.snapshotter.remove(dir);
+        this.#removeDir(dir);
       } catch (err) {
         // The snapshot is gone; what of its directory cannot go (an immutable file) is cleanup's,
         // as containerd leaves it with a warning, and the next keys of the command go on.
@@ -486,9 +488,15 @@ export class SnapshotService {
     }
   }
 
+  /** Removes snapshot directory `dir` whole, as the snapshotter does it (see Snapshotter.remove). */
+  #removeDir(dir: string): void {
+    if (this.snapshotter.remove) this.snapshotter.remove(dir);
+    else (require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts")).removeTree(dir);
+  }
+
   /** Refuses snapshot `key` (id `id`) while a mount uses its directory, in any mount namespace. */
   #notMounted(key: string, id: number): void {
-    const mounted = whereMounted(this.#dir(id));
+    const mounted = mountTables().whereMounted(this.#dir(id));
     if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
   }
 
@@ -593,13 +601,13 @@ export class SnapshotService {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
-      const mounts = readMountTable(); // once, not once a leftover
+      const mounts = mountTables().readMountTable(); // once, not once a leftover
       // Each leftover's trash, and its name as it was found (what the user could see).
       const out: { trash: string; name: string }[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
-        const mounted = whereMounted(path, mounts);
+        const mounted = mountTables().whereMounted(path, mounts);
         if (mounted.length > 0) {
           // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);
@@ -629,7 +637,7 @@ export class SnapshotService {
     const removed: string[] = [...recovered];
     for (const { trash, name } of doomed) {
       try {
-        this.snapshotter.remove(trash);
+        this.#removeDir(trash);
         removed.push(name);
       } catch (err) {
         log.warn(`cleanup: ${trash} is left: ${describe(err)}`);

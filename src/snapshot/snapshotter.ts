@@ -56,7 +56,8 @@ export interface Snapshotter {
   usage?(dir: string): Usage;
   /**
    * Removes directory `dir` and everything in it, whatever state a crash left it in: a snapshot's,
-   * a half-populated `new-*`, a trash `rm-*`. Nothing there is a no-op.
+   * a half-populated `new-*`, a trash `rm-*`. Nothing there is a no-op. By default, as `rm -rf`
+   * (src/fs/removeTree.ts).
    */
-  remove(dir: string): void;
+  remove?(dir: string): void;
 }

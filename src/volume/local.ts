@@ -13,15 +13,11 @@ import { join } from "../path.ts";
 import { PreconditionError, StorError, describe } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
-import { removeTree } from "../fs/removeTree.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
 import { listDir } from "../sys/dirent.ts";
 import { fsyncDir, lockPath } from "../sys/file.ts";
 import { chmodPath, makeDir as makeDirectory, makeTempDir, pathExists, readText, removeDir, removeFile, renameAway, renamePath, statPath, writeNewFile } from "../sys/pathCalls.ts";
 import { Errno, SysError, errnoCode } from "../sys/libc.ts";
-import { mount as mountFs, unmount as unmountFs } from "../sys/mount.ts";
-import { isMountPoint } from "../sys/mountinfo.ts";
-import { projectId, projectIdIfAny, projectInUse, projectQuotaEnforced, setProjectId, setProjectLimit } from "../sys/quota.ts";
 import { redactOptionList } from "../redact.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { stringMap } from "../stringMap.ts";
@@ -29,6 +25,13 @@ import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } 
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
 import type { VolumeStore } from "./volumeStore.ts";
+
+// Loaded when first used: the create, inspect or ls of a volume without options needs none of
+// them, and loading their code cost each of those commands (see src/cli/commands.ts).
+const trees = () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts");
+const mounts = () => require("../sys/mount.ts") as typeof import("../sys/mount.ts");
+const mountinfo = () => require("../sys/mountinfo.ts") as typeof import("../sys/mountinfo.ts");
+const quota = () => require("../sys/quota.ts") as typeof import("../sys/quota.ts");
 
 const DATA = "_data";
 const OPTS_FILE = "opts.json";
@@ -60,7 +63,7 @@ export class LocalDriver implements OwnStorageDriver {
   }
 
   create(name: string, options: Record<string, string>, labels: Record<string, string>): void {
-    validateOptions(`volume "${name}"`, options, () => projectQuotaEnforced(this.#home));
+    validateOptions(`volume "${name}"`, options, () => quota().projectQuotaEnforced(this.#home));
     const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
     const root = join(this.#home, name);
     // A directory already there has no metadata (the service checked): a leftover no create of
@@ -78,7 +81,7 @@ export class LocalDriver implements OwnStorageDriver {
         failpoint("volume-create:built");
         renamePath(temp, root);
       } catch (err) {
-        removeTree(temp);
+        trees().removeTree(temp);
         // Nothing holds the project reserved for it now. (A directory already there keeps its own.)
         if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
         throw err;
@@ -111,6 +114,7 @@ export class LocalDriver implements OwnStorageDriver {
    * volume restore adopted, a removal's trash still holding files.
    */
   #project(name: string, data: string, bytes: number): void {
+    const { projectId, projectIdIfAny, projectInUse, setProjectId, setProjectLimit } = quota();
     // Project ids above the root's own, as Docker does: an administrator may give the root one.
     const home = projectId(this.#home);
     const own = bytes > 0 ? projectId(data) : projectIdIfAny(data);
@@ -208,10 +212,10 @@ export class LocalDriver implements OwnStorageDriver {
     // killed before its record) is used as it is, as Docker does; not mounted with some (an
     // unmount killed before its record) is mounted, or what the reference writes would go to
     // the root's disk instead of the device.
-    if (!isMountPoint(data)) {
+    if (!mountinfo().isMountPoint(data)) {
       const m = await mountOf(config);
       log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${redactOptionList(m.Options.join(","))}`);
-      mountFs(m, data);
+      mounts().mount(m, data);
     }
     return active + 1;
   }
@@ -270,7 +274,7 @@ export class LocalDriver implements OwnStorageDriver {
 /** Removes a volume's trash; what cannot go (an immutable file…) stays for a later cleanup, with a warning. */
 function removeTrash(trash: string): boolean {
   try {
-    removeTree(trash);
+    trees().removeTree(trash);
     return true;
   } catch (err) {
     leftForCleanup(trash, describe(err));
@@ -354,14 +358,14 @@ function writeVolumeFile(root: string, file: string, text: string | undefined, f
  */
 function unmountIfMounted(path: string): void {
   try {
-    unmountFs(path);
+    mounts().unmount(path);
   } catch (err) {
     if (err instanceof SysError && err.errno === Errno.ENOENT) return;
     if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
     const { unmountBelow } = require("../mounting.ts") as typeof import("../mounting.ts");
     try {
       if (unmountBelow(path).unmounted.length === 0) throw err;
-      unmountFs(path);
+      mounts().unmount(path);
     } catch (again) {
       // Busy still: a process has a file open or its working directory there. In use, as for a snapshot.
       if (again instanceof SysError && again.errno === Errno.EBUSY) throw new PreconditionError(`unmount ${path}`, "in use: device or resource busy");

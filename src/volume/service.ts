@@ -18,7 +18,7 @@ import { helperThreadsAllowed } from "../fs/helperThreads.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
 import { rootError, volumeDb, volumeLocksDir, volumesDir } from "../layout.ts";
 import { log } from "../log.ts";
-import { readMountTable, whereMounted, type MountTable } from "../sys/mountNamespaces.ts";
+import type { MountTable } from "../sys/mountNamespaces.ts";
 import { chmodPath, makeDirs, pathExists, realPath } from "../sys/pathCalls.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
@@ -29,8 +29,12 @@ import { validateOptions } from "./localOptions.ts";
 import { migrateLegacyVolumeDb, unmigratedVolumeDb } from "./legacyLayout.ts";
 import { BATCH, NameLocks } from "./nameLocks.ts";
 import type { RestorePolicy, VolumeRestoreReport } from "./restore.ts";
-import { dataSize } from "./usage.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
+
+// Loaded when first used: what is mounted and how much data a volume holds are asked by rm, prune
+// and df, never by create, inspect or ls (see src/volume/local.ts).
+const mountTables = () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts");
+const dataSize = (path: string) => (require("./usage.ts") as typeof import("./usage.ts")).dataSize(path);
 
 /** The label Docker (23 and later) puts on a volume created without a name. */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -354,7 +358,7 @@ export class VolumeService {
    * `gone` at once, so it is waited for even when the metadata's transaction fails.
    */
   #pruneBatch(names: readonly string[], chosen: (v: VolumeRecord) => boolean, local: LocalDriver, report: PruneReport, gone: Promise<void>[], remover?: RemoveThreads): void {
-    const mounts = readMountTable(); // under the locks, which may have waited: what is mounted now
+    const mounts = mountTables().readMountTable(); // under the locks, which may have waited: what is mounted now
     const sizes = new Map<string, number>();
     // Looked at again under the locks, in one read: taken, changed or made again while pruning?
     const now = this.#store.read(() => this.#store.all(names));
@@ -419,7 +423,7 @@ export class VolumeService {
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
   usage(): VolumeUsage[] {
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
-    const mounts = readMountTable();
+    const mounts = mountTables().readMountTable();
     return this.#store
       .read(() => this.#store.all())
       .filter(isPlainLocal)
@@ -524,7 +528,7 @@ export class VolumeService {
  */
 function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountTable): string | undefined {
   if (v.refs.length > 0) return `in use - [${v.refs.join(", ")}]`;
-  const mounted = driver.ownsStorage ? whereMounted(driver.storage(v.name), mounts) : [];
+  const mounted = driver.ownsStorage ? mountTables().whereMounted(driver.storage(v.name), mounts) : [];
   return mounted.length > 0 ? `is mounted at ${mounted.join(", ")}` : undefined;
 }
 
