@@ -212,7 +212,10 @@ class Applier {
         this.#dirs.delete(oldest);
         closeFd(fd);
       }
-      dir = { fd: this.#parentDir(parts.slice(0, -1), path) };
+      // Reached through no symlink, a directory is where the entry names it: the journal need not
+      // ask the kernel where its descriptor is (a readlink a directory, 2–3% of an apply).
+      const exact = this.#root.openDirExactly(parts.slice(0, -1));
+      dir = exact >= 0 ? { fd: exact, at: key } : { fd: this.#parentDir(parts.slice(0, -1), path) };
     }
     this.#dirs.set(key, dir);
     this.#current = dir;
@@ -339,9 +342,9 @@ class Applier {
     switch (h.type) {
       case "dir": {
         this.#changing(dir);
-        const existing = lstatAt(dir, name);
+        const existing = statAt(dir, name, false);
         if (!existing) return this.#makeDir(dir, name, what);
-        if (existing.isDirectory()) {
+        if (existing.isDirectory) {
           this.#journal.save(inside(this.#at(dir), name));
           return this.#dropXattrs(dir, name, h);
         }

@@ -29,6 +29,14 @@ export class ConfinedDir {
     return openat2(this.fd, parts.join("/") || ".", O.PATH | O.DIRECTORY, IN_ROOT);
   }
 
+  /**
+   * Opens directory `parts` as {@link openDir} does, when no symlink is on the way: then it is
+   * exactly at `parts` below the root. Else the negated errno (ELOOP: a symlink is).
+   */
+  openDirExactly(parts: readonly string[]): number {
+    return openat2(this.fd, parts.join("/") || ".", O.PATH | O.DIRECTORY, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS);
+  }
+
   /** Removes `name` in directory `dir` and, for a directory, everything below it, never through a symlink. */
   removeAll(dir: number, name: string): void {
     removeTreeAt(dir, name, `${this.path}/…/${name}`);
