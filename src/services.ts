@@ -45,7 +45,8 @@ export interface SnapshotsRequest {
 /** Opens the snapshot service of one snapshotter. */
 export async function openSnapshots(config: Config, req: SnapshotsRequest): Promise<SnapshotService> {
   const { SNAPSHOTTER_NAMES, SNAPSHOTTERS, snapshotterName } = await import("./snapshot/registry.ts");
-  const { SnapshotService } = await import("./snapshot/service.ts");
+  const { SnapshotService, loadForWriting } = await import("./snapshot/service.ts");
+  if (req.access === "write") await loadForWriting();
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
   const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];

@@ -68,7 +68,7 @@ export function dfGroup(ctx: Context): Group {
       const service = await openVolumes(config, "read");
       let volumes: VolumeUsage[];
       try {
-        volumes = byNaturalName(service.usage(), (u) => u.volume.name);
+        volumes = byNaturalName(await service.usage(), (u) => u.volume.name);
       } finally {
         service.release();
       }

@@ -14,7 +14,7 @@ export function mountGroup(ctx: Context): Group {
       // Opened to read: mounting changes no metadata, and a missing root or key creates nothing.
       const service = await openSnapshots(ctx.config(), { access: "read", snapshotter: ctx.snapshotter });
       try {
-        service.mount(key, target);
+        await service.mount(key, target);
       } finally {
         service.release();
       }

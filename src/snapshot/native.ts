@@ -3,6 +3,8 @@
  * bind. Works on any filesystem; a reflink-capable one (XFS, btrfs) makes the copy cheap.
  */
 import { chmodPath, closeFd } from "../sys/pathCalls.ts";
+import { openOwnTree } from "../sys/mount.ts";
+import { copyTree } from "../fs/copyTree.ts";
 import type { Snapshotter } from "./snapshotter.ts";
 
 /**
@@ -12,9 +14,6 @@ import type { Snapshotter } from "./snapshotter.ts";
  * brings another filesystem's files into the copy.
  */
 function copyParent(parent: string, dir: string): void {
-  // Loaded here, when a copy is made: no other command of any snapshotter needs the copy's code.
-  const { openOwnTree } = require("../sys/mount.ts") as typeof import("../sys/mount.ts");
-  const { copyTree } = require("../fs/copyTree.ts") as typeof import("../fs/copyTree.ts");
   const tree = openOwnTree(parent);
   try {
     copyTree(`/proc/self/fd/${tree}/.`, dir);

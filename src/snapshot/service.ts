@@ -23,6 +23,7 @@ import { makeDirs, pathExists, renameAway, renamePath } from "../sys/pathCalls.t
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
+import { Lazy } from "../lazy.ts";
 import type { DiffStyle, Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 /** What `stat` tells of a snapshot, as containerd's snapshots.Info. */
@@ -73,9 +74,18 @@ function validateLabels(labels: Record<string, string>): void {
 
 const snap = (key: string) => `snapshot "${key}"`;
 
-// Loaded when first used: mounting, what is mounted and removing a tree are for mount, rm and
-// cleanup; the other commands never load their code.
-const mountTables = () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts");
+// What is mounted and removing a tree are for writes (rm, cleanup, a failed prepare): a command
+// that only reads never loads their code, one that writes loads it ahead (see loadForWriting).
+const mountTables = new Lazy(() => import("../sys/mountNamespaces.ts"), () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts"));
+const removal = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
+
+/**
+ * Loads ahead, with `import()`, the code that writes may need and reads never do: see src/lazy.ts.
+ * {@link ../services.ts} does, when it opens the service to write.
+ */
+export async function loadForWriting(): Promise<void> {
+  await Promise.all([mountTables.load(), removal.load()]);
+}
 
 /** Undoes a killed apply from the trash it left (see src/layer/undoJournal.ts): loaded only then. */
 const recoverApply = (trash: string) => (require("../layer/undoJournal.ts") as typeof import("../layer/undoJournal.ts")).recoverApply(trash);
@@ -295,11 +305,11 @@ export class SnapshotService {
    * mounted under the same lock, so it either sees this mount or has removed `key` before this
    * looks it up. Opened to read, the store is only locked: nothing is written or made.
    */
-  mount(key: string, target: string): void {
+  async mount(key: string, target: string): Promise<void> {
     validateKey(key);
-    this.#store.locked(() => {
-      (require("../mounting.ts") as typeof import("../mounting.ts")).mountAll(this.#mountsOf(key), target, snap(key), this.#root);
-    });
+    // Loaded here: only this command mounts (with import(), see src/lazy.ts).
+    const { mountAll } = await import("../mounting.ts");
+    this.#store.locked(() => mountAll(this.#mountsOf(key), target, snap(key), this.#root));
   }
 
   /**
@@ -491,12 +501,12 @@ export class SnapshotService {
   /** Removes snapshot directory `dir` whole, as the snapshotter does it (see Snapshotter.remove). */
   #removeDir(dir: string): void {
     if (this.snapshotter.remove) this.snapshotter.remove(dir);
-    else (require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts")).removeTree(dir);
+    else removal.get().removeTree(dir);
   }
 
   /** Refuses snapshot `key` (id `id`) while a mount uses its directory, in any mount namespace. */
   #notMounted(key: string, id: number): void {
-    const mounted = mountTables().whereMounted(this.#dir(id));
+    const mounted = mountTables.get().whereMounted(this.#dir(id));
     if (mounted.length > 0) throw new PreconditionError(snap(key), `is mounted at ${mounted.join(", ")}`);
   }
 
@@ -601,13 +611,13 @@ export class SnapshotService {
       // Under the write lock no prepare can be between its rename and its commit.
       const all = this.#store.all();
       const owned = new Set(all.map((s) => String(s.id)));
-      const mounts = mountTables().readMountTable(); // once, not once a leftover
+      const mounts = mountTables.get().readMountTable(); // once, not once a leftover
       // Each leftover's trash, and its name as it was found (what the user could see).
       const out: { trash: string; name: string }[] = [];
       for (const name of readdirSync(this.dirs)) {
         if (owned.has(name)) continue;
         const path = join(this.dirs, name);
-        const mounted = mountTables().whereMounted(path, mounts);
+        const mounted = mountTables.get().whereMounted(path, mounts);
         if (mounted.length > 0) {
           // Whatever mounted it still uses it: removing it would pull the tree from under the mount.
           log.warn(`cleanup: ${path} is left: mounted at ${mounted.join(", ")}`);

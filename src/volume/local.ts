@@ -25,13 +25,19 @@ import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } 
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
 import type { VolumeStore } from "./volumeStore.ts";
+import { Lazy } from "../lazy.ts";
 
 // Loaded when first used: the create, inspect or ls of a volume without options needs none of
-// them, and loading their code cost each of those commands (see src/cli/commands.ts).
-const trees = () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts");
-const mounts = () => require("../sys/mount.ts") as typeof import("../sys/mount.ts");
+// them. A removal loads its own ahead (see loadRemoval and src/lazy.ts).
+const trees = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
+const mounts = new Lazy(() => import("../sys/mount.ts"), () => require("../sys/mount.ts") as typeof import("../sys/mount.ts"));
 const mountinfo = () => require("../sys/mountinfo.ts") as typeof import("../sys/mountinfo.ts");
 const quota = () => require("../sys/quota.ts") as typeof import("../sys/quota.ts");
+
+/** Loads ahead, with `import()`, what removing a local volume runs: the service does, before an rm or a prune. */
+export async function loadRemoval(): Promise<void> {
+  await Promise.all([trees.load(), mounts.load()]);
+}
 
 const DATA = "_data";
 const OPTS_FILE = "opts.json";
@@ -81,7 +87,7 @@ export class LocalDriver implements OwnStorageDriver {
         failpoint("volume-create:built");
         renamePath(temp, root);
       } catch (err) {
-        trees().removeTree(temp);
+        trees.get().removeTree(temp);
         // Nothing holds the project reserved for it now. (A directory already there keeps its own.)
         if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
         throw err;
@@ -215,7 +221,7 @@ export class LocalDriver implements OwnStorageDriver {
     if (!mountinfo().isMountPoint(data)) {
       const m = await mountOf(config);
       log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${redactOptionList(m.Options.join(","))}`);
-      mounts().mount(m, data);
+      mounts.get().mount(m, data);
     }
     return active + 1;
   }
@@ -274,7 +280,7 @@ export class LocalDriver implements OwnStorageDriver {
 /** Removes a volume's trash; what cannot go (an immutable file…) stays for a later cleanup, with a warning. */
 function removeTrash(trash: string): boolean {
   try {
-    trees().removeTree(trash);
+    trees.get().removeTree(trash);
     return true;
   } catch (err) {
     leftForCleanup(trash, describe(err));
@@ -358,14 +364,14 @@ function writeVolumeFile(root: string, file: string, text: string | undefined, f
  */
 function unmountIfMounted(path: string): void {
   try {
-    mounts().unmount(path);
+    mounts.get().unmount(path);
   } catch (err) {
     if (err instanceof SysError && err.errno === Errno.ENOENT) return;
     if (!(err instanceof SysError && err.errno === Errno.EBUSY)) throw err;
     const { unmountBelow } = require("../mounting.ts") as typeof import("../mounting.ts");
     try {
       if (unmountBelow(path).unmounted.length === 0) throw err;
-      mounts().unmount(path);
+      mounts.get().unmount(path);
     } catch (again) {
       // Busy still: a process has a file open or its working directory there. In use, as for a snapshot.
       if (again instanceof SysError && again.errno === Errno.EBUSY) throw new PreconditionError(`unmount ${path}`, "in use: device or resource busy");

@@ -22,7 +22,8 @@ import type { MountTable } from "../sys/mountNamespaces.ts";
 import { chmodPath, makeDirs, pathExists, realPath } from "../sys/pathCalls.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
-import type { LocalDriver } from "./local.ts";
+import { loadRemoval, type LocalDriver } from "./local.ts";
+import { Lazy } from "../lazy.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { validateOptions } from "./localOptions.ts";
@@ -31,10 +32,11 @@ import { BATCH, NameLocks } from "./nameLocks.ts";
 import type { RestorePolicy, VolumeRestoreReport } from "./restore.ts";
 import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 
-// Loaded when first used: what is mounted and how much data a volume holds are asked by rm, prune
-// and df, never by create, inspect or ls (see src/volume/local.ts).
-const mountTables = () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts");
-const dataSize = (path: string) => (require("./usage.ts") as typeof import("./usage.ts")).dataSize(path);
+// What is mounted and how much data a volume holds are asked by rm, prune and df, never by
+// create, inspect or ls: those load it ahead (see src/lazy.ts), the others never.
+const mountTables = new Lazy(() => import("../sys/mountNamespaces.ts"), () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts"));
+const sizes = new Lazy(() => import("./usage.ts"), () => require("./usage.ts") as typeof import("./usage.ts"));
+const dataSize = (path: string) => sizes.get().dataSize(path);
 
 /** The label Docker (23 and later) puts on a volume created without a name. */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -276,6 +278,7 @@ export class VolumeService {
 
   /** Removes volume `name` and its data; one in use cannot be. With `force`, a missing one is no error. */
   async remove(name: string, force = false): Promise<void> {
+    await Promise.all([mountTables.load(), loadRemoval()]);
     await this.#locked(
       name,
       (v, driver) => {
@@ -337,6 +340,7 @@ export class VolumeService {
     // chosen (not removed and made again under its name) and still all that made it a candidate.
     const chosen = (v: VolumeRecord) => candidates.get(v.name) === v.id && prunable(v);
     const report: PruneReport = { deleted: [], reclaimed: 0 };
+    await Promise.all([mountTables.load(), sizes.load(), loadRemoval()]);
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
     // Over several batches, a batch's trash goes on a helper thread while the next is pruned.
     const remover = candidates.size > BATCH && helperThreadsAllowed() ? new (await import("../fs/removeThread.ts")).RemoveThreads() : undefined;
@@ -358,7 +362,7 @@ export class VolumeService {
    * `gone` at once, so it is waited for even when the metadata's transaction fails.
    */
   #pruneBatch(names: readonly string[], chosen: (v: VolumeRecord) => boolean, local: LocalDriver, report: PruneReport, gone: Promise<void>[], remover?: RemoveThreads): void {
-    const mounts = mountTables().readMountTable(); // under the locks, which may have waited: what is mounted now
+    const mounts = mountTables.get().readMountTable(); // under the locks, which may have waited: what is mounted now
     const sizes = new Map<string, number>();
     // Looked at again under the locks, in one read: taken, changed or made again while pruning?
     const now = this.#store.read(() => this.#store.all(names));
@@ -421,9 +425,10 @@ export class VolumeService {
   }
 
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
-  usage(): VolumeUsage[] {
+  async usage(): Promise<VolumeUsage[]> {
+    await Promise.all([mountTables.load(), sizes.load()]);
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
-    const mounts = mountTables().readMountTable();
+    const mounts = mountTables.get().readMountTable();
     return this.#store
       .read(() => this.#store.all())
       .filter(isPlainLocal)
@@ -528,7 +533,7 @@ export class VolumeService {
  */
 function inUse(v: VolumeRecord, driver: VolumeDriver, mounts?: MountTable): string | undefined {
   if (v.refs.length > 0) return `in use - [${v.refs.join(", ")}]`;
-  const mounted = driver.ownsStorage ? mountTables().whereMounted(driver.storage(v.name), mounts) : [];
+  const mounted = driver.ownsStorage ? mountTables.get().whereMounted(driver.storage(v.name), mounts) : [];
   return mounted.length > 0 ? `is mounted at ${mounted.join(", ")}` : undefined;
 }
 
