@@ -28,11 +28,12 @@ import type { VolumeStore } from "./volumeStore.ts";
 import { Lazy } from "../lazy.ts";
 
 // Loaded when first used: the create, inspect or ls of a volume without options needs none of
-// them. A removal loads its own ahead (see loadRemoval and src/lazy.ts).
+// them. What needs them loads them ahead (see src/lazy.ts): a removal (loadRemoval), a create
+// with options, a mount.
 const trees = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
 const mounts = new Lazy(() => import("../sys/mount.ts"), () => require("../sys/mount.ts") as typeof import("../sys/mount.ts"));
-const mountinfo = () => require("../sys/mountinfo.ts") as typeof import("../sys/mountinfo.ts");
-const quota = () => require("../sys/quota.ts") as typeof import("../sys/quota.ts");
+const mountinfo = new Lazy(() => import("../sys/mountinfo.ts"), () => require("../sys/mountinfo.ts") as typeof import("../sys/mountinfo.ts"));
+const quota = new Lazy(() => import("../sys/quota.ts"), () => require("../sys/quota.ts") as typeof import("../sys/quota.ts"));
 
 /** Loads ahead, with `import()`, what removing a local volume runs: the service does, before an rm or a prune. */
 export async function loadRemoval(): Promise<void> {
@@ -68,8 +69,9 @@ export class LocalDriver implements OwnStorageDriver {
     return join(this.#home, name);
   }
 
-  create(name: string, options: Record<string, string>, labels: Record<string, string>): void {
-    validateOptions(`volume "${name}"`, options, () => quota().projectQuotaEnforced(this.#home));
+  async create(name: string, options: Record<string, string>, labels: Record<string, string>): Promise<void> {
+    if (Object.keys(options).length > 0) await quota.load();
+    validateOptions(`volume "${name}"`, options, () => quota.get().projectQuotaEnforced(this.#home));
     const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
     const root = join(this.#home, name);
     // A directory already there has no metadata (the service checked): a leftover no create of
@@ -120,7 +122,7 @@ export class LocalDriver implements OwnStorageDriver {
    * volume restore adopted, a removal's trash still holding files.
    */
   #project(name: string, data: string, bytes: number): void {
-    const { projectId, projectIdIfAny, projectInUse, setProjectId, setProjectLimit } = quota();
+    const { projectId, projectIdIfAny, projectInUse, setProjectId, setProjectLimit } = quota.get();
     // Project ids above the root's own, as Docker does: an administrator may give the root one.
     const home = projectId(this.#home);
     const own = bytes > 0 ? projectId(data) : projectIdIfAny(data);
@@ -213,12 +215,13 @@ export class LocalDriver implements OwnStorageDriver {
   async mount(name: string, _ref: string, active: number): Promise<number> {
     const config = readOpts(join(this.#home, name));
     if (!config || !needsMount(config)) return active;
+    await Promise.all([mountinfo.load(), mounts.load()]);
     const data = this.path(name);
     // Mounted whatever the count says, not by the count: mounted with no active mount (a mount
     // killed before its record) is used as it is, as Docker does; not mounted with some (an
     // unmount killed before its record) is mounted, or what the reference writes would go to
     // the root's disk instead of the device.
-    if (!mountinfo().isMountPoint(data)) {
+    if (!mountinfo.get().isMountPoint(data)) {
       const m = await mountOf(config);
       log.debug(`volume "${name}": mount -t ${m.Type} ${m.Source} ${data} -o ${redactOptionList(m.Options.join(","))}`);
       mounts.get().mount(m, data);
