@@ -46,7 +46,6 @@ export interface SnapshotsRequest {
 export async function openSnapshots(config: Config, req: SnapshotsRequest): Promise<SnapshotService> {
   const { SNAPSHOTTER_NAMES, SNAPSHOTTERS, snapshotterName } = await import("./snapshot/registry.ts");
   const { SnapshotService, loadForWriting } = await import("./snapshot/service.ts");
-  if (req.access === "write") await loadForWriting();
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
   const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];
@@ -59,14 +58,19 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   if (named === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
       const why = SNAPSHOTTERS[name].unsupported(snapshotterDir(config.root, name), probe);
-      if (why === undefined) return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access, { forContainerd: req.forContainerd });
-      log.info(`snapshotter ${name} unusable: ${why}`);
+      if (why !== undefined) {
+        log.info(`snapshotter ${name} unusable: ${why}`);
+        continue;
+      }
+      if (req.access === "write") await loadForWriting(SNAPSHOTTERS[name]);
+      return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access, { forContainerd: req.forContainerd });
     }
     throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
   }
   // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
   // when it creates a snapshot (see SnapshotService).
   const check = req.access === "write" && req.checkSupport !== false;
+  if (req.access === "write") await loadForWriting(named);
   return new SnapshotService(config.root, named, req.access, { probe: check ? probe : undefined, forContainerd: req.forContainerd });
 }
 

@@ -13,10 +13,14 @@ import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import type { Snapshotter } from "./snapshotter.ts";
+import { Lazy } from "../lazy.ts";
 
-// Loaded when a btrfs snapshot is worked on: every command loads each snapshotter, most never this one.
-const subvolumes = () => require("../sys/btrfs.ts") as typeof import("../sys/btrfs.ts");
-const removeTree = (path: string) => (require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts")).removeTree(path);
+// Loaded when btrfs snapshots are worked on (ahead, to write: see load): every command loads each
+// snapshotter, and most never use this one.
+const subvolumeCalls = new Lazy(() => import("../sys/btrfs.ts"), () => require("../sys/btrfs.ts") as typeof import("../sys/btrfs.ts"));
+const removal = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
+const subvolumes = () => subvolumeCalls.get();
+const removeTree = (path: string) => removal.get().removeTree(path);
 
 const subvolume = (dir: string) => join(dir, "sv");
 const fsDir = (dir: string) => join(subvolume(dir), "fs");
@@ -63,6 +67,10 @@ export const btrfs: Snapshotter = {
     const u = subvolumes().subvolumeUsage(subvolume(dir));
     // The subvolume's own root directory holds the tree; it is not the snapshot's.
     return u ? { size: u.size, inodes: u.inodes - 1 } : diskUsage(fsDir(dir));
+  },
+
+  async load() {
+    await Promise.all([subvolumeCalls.load(), removal.load()]);
   },
 
   remove(dir) {

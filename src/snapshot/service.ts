@@ -80,11 +80,11 @@ const mountTables = new Lazy(() => import("../sys/mountNamespaces.ts"), () => re
 const removal = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
 
 /**
- * Loads ahead, with `import()`, the code that writes may need and reads never do: see src/lazy.ts.
- * {@link ../services.ts} does, when it opens the service to write.
+ * Loads ahead, with `import()`, the code that writes with `snapshotter` may need and reads never
+ * do: see src/lazy.ts. {@link ../services.ts} does, when it opens the service to write.
  */
-export async function loadForWriting(): Promise<void> {
-  await Promise.all([mountTables.load(), removal.load()]);
+export async function loadForWriting(snapshotter: Snapshotter): Promise<void> {
+  await Promise.all([mountTables.load(), removal.load(), snapshotter.load?.()]);
 }
 
 /** Undoes a killed apply from the trash it left (see src/layer/undoJournal.ts): loaded only then. */

@@ -60,4 +60,9 @@ export interface Snapshotter {
    * (src/fs/removeTree.ts).
    */
   remove?(dir: string): void;
+  /**
+   * Loads ahead, with `import()`, code that its writes run and every other command can do without
+   * (see src/lazy.ts); the service's opening to write calls it.
+   */
+  load?(): Promise<void>;
 }
