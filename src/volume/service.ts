@@ -35,8 +35,8 @@ import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 // What is mounted and how much data a volume holds are asked by rm, prune and df, never by
 // create, inspect or ls: those load it ahead (see src/lazy.ts), the others never.
 const mountTables = new Lazy(() => import("../sys/mountNamespaces.ts"), () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts"));
-const sizes = new Lazy(() => import("./usage.ts"), () => require("./usage.ts") as typeof import("./usage.ts"));
-const dataSize = (path: string) => sizes.get().dataSize(path);
+const sizing = new Lazy(() => import("./usage.ts"), () => require("./usage.ts") as typeof import("./usage.ts"));
+const dataSize = (path: string) => sizing.get().dataSize(path);
 
 /** The label Docker (23 and later) puts on a volume created without a name. */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -340,7 +340,7 @@ export class VolumeService {
     // chosen (not removed and made again under its name) and still all that made it a candidate.
     const chosen = (v: VolumeRecord) => candidates.get(v.name) === v.id && prunable(v);
     const report: PruneReport = { deleted: [], reclaimed: 0 };
-    await Promise.all([mountTables.load(), sizes.load(), loadRemoval()]);
+    await Promise.all([mountTables.load(), sizing.load(), loadRemoval()]);
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
     // Over several batches, a batch's trash goes on a helper thread while the next is pruned.
     const remover = candidates.size > BATCH && helperThreadsAllowed() ? new (await import("../fs/removeThread.ts")).RemoveThreads() : undefined;
@@ -426,7 +426,7 @@ export class VolumeService {
 
   /** The local volumes without mount options and the size of their data, as `docker system df` counts them. */
   async usage(): Promise<VolumeUsage[]> {
-    await Promise.all([mountTables.load(), sizes.load()]);
+    await Promise.all([mountTables.load(), sizing.load()]);
     const local = this.#drivers.builtin(LOCAL) as LocalDriver;
     const mounts = mountTables.get().readMountTable();
     return this.#store
