@@ -10,19 +10,30 @@
  */
 export class Lazy<T> {
   #module: T | undefined;
+  readonly #imported: () => Promise<T>;
+  readonly #required: () => T;
 
-  constructor(
-    readonly imported: () => Promise<T>,
-    readonly required: () => T,
-  ) {}
+  constructor(imported: () => Promise<T>, required: () => T) {
+    this.#imported = imported;
+    this.#required = required;
+  }
 
   /** Loads the module now, with `import()`. */
   async load(): Promise<void> {
-    this.#module ??= await this.imported();
+    this.#module ??= await this.#imported();
   }
 
   /** The module: the one loaded ahead, else required now. */
   get(): T {
-    return (this.#module ??= this.required());
+    return (this.#module ??= this.#required());
   }
 }
+
+// The lazy modules more than one module uses, declared once: one loaded ahead by any of them is
+// loaded for all (the others are beside their one user).
+
+/** Removing a tree (src/fs/removeTree.ts): snapshot and volume removals, btrfs's. */
+export const treeRemoval = new Lazy(() => import("./fs/removeTree.ts"), () => require("./fs/removeTree.ts") as typeof import("./fs/removeTree.ts"));
+
+/** What is mounted, in every mount namespace (src/sys/mountNamespaces.ts): rm, prune, cleanup, df. */
+export const mountTables = new Lazy(() => import("./sys/mountNamespaces.ts"), () => require("./sys/mountNamespaces.ts") as typeof import("./sys/mountNamespaces.ts"));

@@ -18,6 +18,7 @@ import { log } from "./log.ts";
 import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
 import type { SnapshotService } from "./snapshot/service.ts";
+import type { Snapshotter } from "./snapshot/snapshotter.ts";
 import type { VolumeService, ServiceOptions } from "./volume/service.ts";
 import type { PluginStatus } from "./volume/pluginDriver.ts";
 
@@ -46,6 +47,11 @@ export interface SnapshotsRequest {
 export async function openSnapshots(config: Config, req: SnapshotsRequest): Promise<SnapshotService> {
   const { SNAPSHOTTER_NAMES, SNAPSHOTTERS, snapshotterName } = await import("./snapshot/registry.ts");
   const { SnapshotService, loadForWriting } = await import("./snapshot/service.ts");
+  // To write, with the code its writes may run (see src/lazy.ts).
+  const open = async (snapshotter: Snapshotter, opts: ConstructorParameters<typeof SnapshotService>[3]) => {
+    if (req.access === "write") await loadForWriting(snapshotter);
+    return new SnapshotService(config.root, snapshotter, req.access, opts);
+  };
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
   const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];
@@ -62,16 +68,14 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
         log.info(`snapshotter ${name} unusable: ${why}`);
         continue;
       }
-      if (req.access === "write") await loadForWriting(SNAPSHOTTERS[name]);
-      return new SnapshotService(config.root, SNAPSHOTTERS[name], req.access, { forContainerd: req.forContainerd });
+      return await open(SNAPSHOTTERS[name], { forContainerd: req.forContainerd });
     }
     throw new PreconditionError(`root ${config.root}`, "no snapshotter can run here");
   }
   // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
   // when it creates a snapshot (see SnapshotService).
   const check = req.access === "write" && req.checkSupport !== false;
-  if (req.access === "write") await loadForWriting(named);
-  return new SnapshotService(config.root, named, req.access, { probe: check ? probe : undefined, forContainerd: req.forContainerd });
+  return await open(named, { probe: check ? probe : undefined, forContainerd: req.forContainerd });
 }
 
 /**

@@ -13,14 +13,13 @@ import { FS_MAGIC, filesystemType } from "../sys/file.ts";
 import { listDir } from "../sys/dirent.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import type { Snapshotter } from "./snapshotter.ts";
-import { Lazy } from "../lazy.ts";
+import { Lazy, treeRemoval } from "../lazy.ts";
 
 // Loaded when btrfs snapshots are worked on (ahead, to write: see load): every command loads each
 // snapshotter, and most never use this one.
 const subvolumeCalls = new Lazy(() => import("../sys/btrfs.ts"), () => require("../sys/btrfs.ts") as typeof import("../sys/btrfs.ts"));
-const removal = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
 const subvolumes = () => subvolumeCalls.get();
-const removeTree = (path: string) => removal.get().removeTree(path);
+const removeTree = (path: string) => treeRemoval.get().removeTree(path);
 
 const subvolume = (dir: string) => join(dir, "sv");
 const fsDir = (dir: string) => join(subvolume(dir), "fs");
@@ -70,7 +69,7 @@ export const btrfs: Snapshotter = {
   },
 
   async load() {
-    await Promise.all([subvolumeCalls.load(), removal.load()]);
+    await Promise.all([subvolumeCalls.load(), treeRemoval.load()]);
   },
 
   remove(dir) {

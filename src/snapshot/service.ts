@@ -23,7 +23,7 @@ import { makeDirs, pathExists, renameAway, renamePath } from "../sys/pathCalls.t
 import { nowNs, rfc3339Nano } from "../timefmt.ts";
 import { isContainerdKey } from "./containerdKeys.ts";
 import { MetaStore, type SnapshotRecord } from "./metaStore.ts";
-import { Lazy } from "../lazy.ts";
+import { mountTables, treeRemoval } from "../lazy.ts";
 import type { DiffStyle, Kind, Snapshotter, SnapshotDirs } from "./snapshotter.ts";
 
 /** What `stat` tells of a snapshot, as containerd's snapshots.Info. */
@@ -76,15 +76,13 @@ const snap = (key: string) => `snapshot "${key}"`;
 
 // What is mounted and removing a tree are for writes (rm, cleanup, a failed prepare): a command
 // that only reads never loads their code, one that writes loads it ahead (see loadForWriting).
-const mountTables = new Lazy(() => import("../sys/mountNamespaces.ts"), () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts"));
-const removal = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
 
 /**
  * Loads ahead, with `import()`, the code that writes with `snapshotter` may need and reads never
  * do: see src/lazy.ts. {@link ../services.ts} does, when it opens the service to write.
  */
 export async function loadForWriting(snapshotter: Snapshotter): Promise<void> {
-  await Promise.all([mountTables.load(), removal.load(), snapshotter.load?.()]);
+  await Promise.all([mountTables.load(), treeRemoval.load(), snapshotter.load?.()]);
 }
 
 /** Undoes a killed apply from the trash it left (see src/layer/undoJournal.ts): loaded only then. */
@@ -501,7 +499,7 @@ export class SnapshotService {
   /** Removes snapshot directory `dir` whole, as the snapshotter does it (see Snapshotter.remove). */
   #removeDir(dir: string): void {
     if (this.snapshotter.remove) this.snapshotter.remove(dir);
-    else removal.get().removeTree(dir);
+    else treeRemoval.get().removeTree(dir);
   }
 
   /** Refuses snapshot `key` (id `id`) while a mount uses its directory, in any mount namespace. */

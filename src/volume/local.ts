@@ -25,19 +25,18 @@ import type { DiscoveredVolume, DriverContext, ListedVolume, OwnStorageDriver } 
 import { fromOptsConfig, mountOf, needsMount, toOptsConfig, validateOptions, type OptsConfig } from "./localOptions.ts";
 import { isVolumeName } from "./name.ts";
 import type { VolumeStore } from "./volumeStore.ts";
-import { Lazy } from "../lazy.ts";
+import { Lazy, treeRemoval } from "../lazy.ts";
 
 // Loaded when first used: the create, inspect or ls of a volume without options needs none of
 // them. What needs them loads them ahead (see src/lazy.ts): a removal (loadRemoval), a create
 // with options, a mount.
-const trees = new Lazy(() => import("../fs/removeTree.ts"), () => require("../fs/removeTree.ts") as typeof import("../fs/removeTree.ts"));
 const mounts = new Lazy(() => import("../sys/mount.ts"), () => require("../sys/mount.ts") as typeof import("../sys/mount.ts"));
 const mountinfo = new Lazy(() => import("../sys/mountinfo.ts"), () => require("../sys/mountinfo.ts") as typeof import("../sys/mountinfo.ts"));
 const quota = new Lazy(() => import("../sys/quota.ts"), () => require("../sys/quota.ts") as typeof import("../sys/quota.ts"));
 
 /** Loads ahead, with `import()`, what removing a local volume runs: the service does, before an rm or a prune. */
 export async function loadRemoval(): Promise<void> {
-  await Promise.all([trees.load(), mounts.load()]);
+  await Promise.all([treeRemoval.load(), mounts.load()]);
 }
 
 const DATA = "_data";
@@ -70,9 +69,10 @@ export class LocalDriver implements OwnStorageDriver {
   }
 
   async create(name: string, options: Record<string, string>, labels: Record<string, string>): Promise<void> {
-    if (Object.keys(options).length > 0) await quota.load();
+    const given = Object.keys(options).length > 0;
+    if (given) await quota.load();
     validateOptions(`volume "${name}"`, options, () => quota.get().projectQuotaEnforced(this.#home));
-    const config = Object.keys(options).length > 0 ? toOptsConfig(options) : undefined;
+    const config = given ? toOptsConfig(options) : undefined;
     const root = join(this.#home, name);
     // A directory already there has no metadata (the service checked): a leftover no create of
     // this stor makes. It becomes the volume, data and all, as Docker's, its options written in it.
@@ -89,7 +89,7 @@ export class LocalDriver implements OwnStorageDriver {
         failpoint("volume-create:built");
         renamePath(temp, root);
       } catch (err) {
-        trees.get().removeTree(temp);
+        treeRemoval.get().removeTree(temp);
         // Nothing holds the project reserved for it now. (A directory already there keeps its own.)
         if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
         throw err;
@@ -283,7 +283,7 @@ export class LocalDriver implements OwnStorageDriver {
 /** Removes a volume's trash; what cannot go (an immutable file…) stays for a later cleanup, with a warning. */
 function removeTrash(trash: string): boolean {
   try {
-    trees.get().removeTree(trash);
+    treeRemoval.get().removeTree(trash);
     return true;
   } catch (err) {
     leftForCleanup(trash, describe(err));

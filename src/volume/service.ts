@@ -23,7 +23,7 @@ import { chmodPath, makeDirs, pathExists, realPath } from "../sys/pathCalls.ts";
 import { rfc3339 } from "../timefmt.ts";
 import { Drivers, type ListedVolume, type VolumeDriver } from "./drivers.ts";
 import { loadRemoval, type LocalDriver } from "./local.ts";
-import { Lazy } from "../lazy.ts";
+import { Lazy, mountTables } from "../lazy.ts";
 import { boolFilter, matcher, type Filters } from "./filters.ts";
 import { isVolumeName, validateName } from "./name.ts";
 import { validateOptions } from "./localOptions.ts";
@@ -34,7 +34,6 @@ import { VolumeStore, type VolumeRecord } from "./volumeStore.ts";
 
 // What is mounted and how much data a volume holds are asked by rm, prune and df, never by
 // create, inspect or ls: those load it ahead (see src/lazy.ts), the others never.
-const mountTables = new Lazy(() => import("../sys/mountNamespaces.ts"), () => require("../sys/mountNamespaces.ts") as typeof import("../sys/mountNamespaces.ts"));
 const sizing = new Lazy(() => import("./usage.ts"), () => require("./usage.ts") as typeof import("./usage.ts"));
 const dataSize = (path: string) => sizing.get().dataSize(path);
 
