@@ -57,6 +57,7 @@ function setup(sn: string): TestRoot {
 
 for (const sn of ["native", "overlay", "btrfs"]) {
   for (const [point, args] of [
+    ["prepare:made", ["prepare", "k", "base"]],
     ["prepare:populated", ["prepare", "k", "base"]],
     ["prepare:renamed", ["prepare", "k", "base"]],
     ["commit:updated", ["commit", "c", "pre"]],

@@ -228,12 +228,22 @@ export function have(cmd: string): boolean {
   return sh(["sh", "-c", `command -v ${cmd}`]).code === 0;
 }
 
+/** True when process `pid` is stopped (as a `+stop` failpoint leaves it); false when it runs or is gone. */
+export function isStopped(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  // The state is the field after the command's closing parenthesis.
+  return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+}
+
 /** Waits (up to 10 s) until process `pid` is stopped, as a `+stop` failpoint leaves it. */
 export async function stopped(pid: number): Promise<void> {
   for (let i = 0; i < 1000; i++) {
-    // The state is the field after the command's closing parenthesis.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return;
+    if (isStopped(pid)) return;
     await Bun.sleep(10);
   }
   throw new Error(`process ${pid} never stopped`);

@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, must, need, sh } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, isStopped, must, need, stopped } from "./helpers.ts";
 
 const canRun = need(isRoot(), "root: native snapshots keep their owners") && need(have("script"), "script(1), for a pty");
 
@@ -16,18 +16,66 @@ beforeAll(() => {
 });
 afterAll(() => r?.close());
 
-/** Runs stor on a pty; returns the exit code and everything the terminal got. */
-function onTerminal(args: string[]): { code: number; screen: string } {
+/** How long a held command waits: past the quiet time before a progress line shows (200 ms). */
+const HOLD_MS = 400;
+
+/**
+ * Runs stor on a pty, stopped at failpoint `point` before its long work begins and let go
+ * {@link HOLD_MS} later, so its progress line shows however fast the machine does the work;
+ * returns the exit code and everything the terminal got.
+ */
+async function onTerminal(args: string[], point: string): Promise<{ code: number; screen: string }> {
   const line = [STOR, "--root", r.path, "--config", r.config, ...args].map((a) => `'${a}'`).join(" ");
-  const res = sh(["script", "-qefc", line, "/dev/null"]);
-  return { code: res.code, screen: res.stdout };
+  const script = Bun.spawn(["script", "-qefc", line, "/dev/null"], { env: { ...process.env, STOR_FAILPOINT: `${point}+stop` }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const screen = new Response(script.stdout).text();
+  let ended = false;
+  void script.exited.then(() => (ended = true));
+  // script(1) stops itself when its command stops, and lets the command go on when it is let go.
+  const letGo = (pid: number) => {
+    process.kill(pid, "SIGCONT");
+    script.kill("SIGCONT");
+  };
+  const pid = await storUnder(script.pid);
+  try {
+    await stopped(pid);
+    await Bun.sleep(HOLD_MS);
+    letGo(pid);
+    // A failpoint counts in each thread: each helper thread stops the command once more.
+    while (!ended) {
+      if (isStopped(pid)) letGo(pid);
+      await Bun.sleep(10);
+    }
+  } finally {
+    if (!ended) letGo(pid);
+  }
+  return { code: await script.exited, screen: await screen };
 }
 
-/** Fills `dir` with a tree big enough that copying or removing it takes a while (60,000 entries). */
+/** The pid of the stor that process `ancestor` started (through a shell or not), once it runs. */
+async function storUnder(ancestor: number): Promise<number> {
+  const parentOf = (pid: string) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  };
+  for (let i = 0; i < 1000; i++) {
+    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] !== STOR) continue;
+        for (let p = parentOf(pid); p > 1; p = parentOf(String(p))) if (p === ancestor) return Number(pid);
+      } catch {
+        // It ended while we looked: not the one.
+      }
+    }
+    await Bun.sleep(10);
+  }
+  throw new Error(`no stor under process ${ancestor}`);
+}
+
+/** Fills `dir` with a tree whose copy or removal reports progress many times (4,000 entries). */
 function bigTree(dir: string): void {
-  for (let d = 0; d < 300; d++) {
+  for (let d = 0; d < 40; d++) {
     mkdirSync(join(dir, `d${d}`));
-    for (let f = 0; f < 200; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), "data");
+    for (let f = 0; f < 100; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), "data");
   }
 }
 
@@ -41,54 +89,54 @@ describe.skipIf(!canRun)("progress", () => {
     r.ok(["snapshot", "-s", "native", "commit", "big", "big-src"]);
   });
 
-  test("on a terminal, a native prepare shows the entries and bytes it copied, then takes the line away", () => {
-    const { code, screen } = onTerminal(["snapshot", "-s", "native", "prepare", "copy-1", "big"]);
+  test("on a terminal, a native prepare shows the entries and bytes it copied, then takes the line away", async () => {
+    const { code, screen } = await onTerminal(["snapshot", "-s", "native", "prepare", "copy-1", "big"], "prepare:made");
     expect(code).toBe(0);
     expect(screen).toMatch(/\r\x1b\[Kcopying: \d+ entries, \d+\.\d [KM]iB/);
     expect(screen).toEndWith("\r\x1b[K");
   });
 
-  test("on a terminal, snapshot rm of a large tree shows what it removed", () => {
+  test("on a terminal, snapshot rm of a large tree shows what it removed", async () => {
     r.ok(["snapshot", "-s", "native", "prepare", "copy-2", "big"]);
-    const { code, screen } = onTerminal(["snapshot", "-s", "native", "rm", "copy-2"]);
+    const { code, screen } = await onTerminal(["snapshot", "-s", "native", "rm", "copy-2"], "remove-tree:opened");
     expect(code).toBe(0);
     expect(screen).toMatch(/\r\x1b\[Kremoving snapshot copy-2: \d+ entries/);
   });
 
-  test("on a terminal, volume rm of a large volume shows what it removed, then prints the name on a clean line", () => {
+  test("on a terminal, volume rm of a large volume shows what it removed, then prints the name on a clean line", async () => {
     r.ok(["volume", "create", "bigvol"]);
     bigTree(JSON.parse(r.ok(["volume", "inspect", "bigvol"]))[0].Mountpoint);
-    const { code, screen } = onTerminal(["volume", "rm", "bigvol"]);
+    const { code, screen } = await onTerminal(["volume", "rm", "bigvol"], "remove-tree:opened");
     expect(code).toBe(0);
     expect(screen).toMatch(/\r\x1b\[Kremoving volume bigvol: \d+ entries/);
     expect(screen).toEndWith("\r\x1b[Kbigvol\r\n");
   });
 
-  test("on a terminal, volume prune shows what it removed", () => {
+  test("on a terminal, volume prune shows what it removed", async () => {
     r.ok(["volume", "create", "--label", "tmp", "prunable"]);
     bigTree(JSON.parse(r.ok(["volume", "inspect", "prunable"]))[0].Mountpoint);
-    const { code, screen } = onTerminal(["volume", "prune", "-f", "-a", "--filter", "label=tmp"]);
+    const { code, screen } = await onTerminal(["volume", "prune", "-f", "-a", "--filter", "label=tmp"], "remove-tree:opened");
     expect(code).toBe(0);
     expect(screen).toMatch(/\r\x1b\[Kremoving: \d+ entries/);
     expect(screen).toContain("Deleted Volumes:\r\nprunable\r\n");
   });
 
-  test("on a terminal, a prune of several batches, whose trees go on helper threads, shows what they removed", () => {
+  test("on a terminal, a prune of several batches, whose trees go on helper threads, shows what they removed", async () => {
     // More volumes than one batch of locks (256): the trash of each batch goes on a helper thread.
     const vols = join(r.path, "volumes");
     for (let i = 0; i < 300; i++) mkdirSync(join(vols, `many${i}`, "_data"), { recursive: true });
     bigTree(join(vols, "many7", "_data"));
     r.ok(["restore"]); // adopts them
-    const { code, screen } = onTerminal(["volume", "prune", "-f", "-a"]);
+    const { code, screen } = await onTerminal(["volume", "prune", "-f", "-a"], "remove-tree:opened");
     expect(code).toBe(0);
     expect(screen).toMatch(/\r\x1b\[Kremoving: \d+ entries/);
     expect(screen).toContain("many7\r\n");
     expect(r.ok(["volume", "ls", "-q"])).toBe("");
   });
 
-  test("on a terminal, an unpack that fails takes its progress line away before it says why", () => {
+  test("on a terminal, an unpack that fails takes its progress line away before it says why", async () => {
     const dir = r.dir("image");
-    must(`cd ${dir} && head -c 62914560 /dev/urandom > blob && tar -cf layer.tar blob && rm blob`);
+    must(`cd ${dir} && head -c 8388608 /dev/urandom > blob && tar -cf layer.tar blob && rm blob`);
     const put = (b: Buffer | string) => {
       const hex = createHash("sha256").update(b).digest("hex");
       mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
@@ -113,7 +161,7 @@ describe.skipIf(!canRun)("progress", () => {
     const bytes = readFileSync(blob);
     bytes[bytes.length - 1]! ^= 1;
     writeFileSync(blob, bytes);
-    const { code, screen } = onTerminal(["unpack", "-s", "native", dir]);
+    const { code, screen } = await onTerminal(["unpack", "-s", "native", dir], "unpack:claimed");
     expect(code).toBe(2);
     expect(screen).toMatch(/\r\x1b\[Klayer 1\/1 \S+ +applying/);
     expect(screen).toMatch(/\r\x1b\[Kstor: [^\r\n]*content does not match its digest\r\n$/);

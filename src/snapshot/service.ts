@@ -192,6 +192,7 @@ export class SnapshotService {
       return [id, chain, path, lock] as const;
     });
     try {
+      failpoint("prepare:made");
       this.snapshotter.populate({ kind, dir: temp, parents });
       failpoint("prepare:populated");
       return this.#store.write(() => {
