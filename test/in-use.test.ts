@@ -497,7 +497,9 @@ describe.each(["overlay", "native"])("a snapshot a layer is being applied to, on
     try {
       proc.stdin.write(layer.subarray(0, layer.length / 2));
       await proc.stdin.flush();
-      await Bun.sleep(400);
+      // Under way once it holds the snapshot's directory locked (the only snapshot: id 1).
+      const dir = join(r.path, "snapshots", sn, "snapshots", "1");
+      for (let i = 0; i < 1000 && sh(["flock", "-n", dir, "true"]).code === 0; i++) await Bun.sleep(10);
       expect(proc.exitCode).toBeNull();
       for (const args of [["commit", "c", "a"], ["rm", "a"]]) {
         const refused = r.stor(["-s", sn, "snapshot", ...args]);
