@@ -4,7 +4,7 @@
  * tree always gives the same bytes; `snapshot changes` lists what changed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { STOR, TestRoot, isRoot, must, need, stopped, type Result } from "./helpers.ts";
 import { DIFF_STYLE, SNAPSHOTTERS, prepareFilled, tar, viewListing } from "./layer-helpers.ts";
@@ -248,6 +248,37 @@ describe.each(SNAPSHOTTERS)("on %s, a new name linked to an unchanged file", (sn
       } finally {
         must(`umount ${mnt}`);
       }
+    } finally {
+      r.close();
+    }
+  });
+});
+
+describe.each(SNAPSHOTTERS)("on %s, a new name linked to an unchanged file in an unchanged directory", (sn) => {
+  test.skipIf(!need(isRoot(), "needs root"))("diff then apply keeps the directory's time: the layer writes the directory with the link", () => {
+    const r = TestRoot.for(sn, "stor-layer-link-dir-");
+    try {
+      const s = (...a: string[]) => r.ok(["-s", sn, "snapshot", ...a]);
+      prepareFilled(r, sn, "base", undefined, (d) => must(`cd ${d} && mkdir -p lib/deep/er && echo one > lib/deep/er/one && touch -d @1500000000 lib/deep/er lib/deep lib`));
+      s("commit", "base-c", "base");
+      prepareFilled(r, sn, "top", "base-c", (d) => must(`cd ${d} && ln lib/deep/er/one two`));
+      s("commit", "top-c", "top");
+      const layer = join(r.dir("layers"), "top.tar");
+      s("diff", "top-c", "-o", layer);
+      s("prepare", "again", "base-c");
+      s("apply", "again", layer); // replaces lib/deep/er/one with a link to two: lib/deep/er changes, then is put back
+      s("commit", "again-c", "again");
+      const times = (key: string) => {
+        s("view", `${key}-v`, key);
+        const mnt = r.dir(`mnt-${key}`);
+        r.ok(["-s", sn, "mount", `${key}-v`, mnt]);
+        try {
+          return ["lib", "lib/deep", "lib/deep/er"].map((p) => [p, statSync(join(mnt, p)).mtimeMs]);
+        } finally {
+          must(`umount ${mnt}`);
+        }
+      };
+      expect(times("again-c")).toEqual(times("top-c"));
     } finally {
       r.close();
     }

@@ -52,6 +52,12 @@ export interface LayerChange extends Omit<Change, "kind"> {
   /** A symlink's target, and the xattrs a layer carries: read in the walk, beneath the tree. */
   link?: Uint8Array;
   xattrs?: Map<string, Uint8Array>;
+  /**
+   * Of a `U` file: the unchanged directories above it that the changes do not list, outermost
+   * first. A layer that writes the file as a link writes them too: an apply replacing the file
+   * changes their times, and puts them back only from the layer's entries for them.
+   */
+  parents?: LayerChange[];
 }
 
 /** The changes of the snapshot seen through `view`, in layer order. A view has none of its own. */
@@ -192,7 +198,14 @@ function nativeChanges(tree: number, parentTree: string | undefined, forLayer: b
       // holds: those ("U") are carried only for the links the layer makes to them.
       if (!same || below.some((c) => c.kind !== "U")) out.push({ kind: oldStat ? "C" : "A", path, stat, ...(forLayer && carried(dir, name, path, stat)) }, ...below);
       else if (forLayer && !stat.isDirectory() && stat.nlink > 1n) out.push({ kind: "U", path, stat, ...carried(dir, name, path, stat) });
-      else out.push(...below);
+      else {
+        if (below.length > 0) {
+          // Only unchanged linked files below (see LayerChange.parents): this directory goes with them.
+          const self: LayerChange = { kind: "C", path, stat, ...carried(dir, name, path, stat) };
+          for (const u of below) u.parents = [self, ...(u.parents ?? [])];
+        }
+        out.push(...below);
+      }
     }
     return out;
   };

@@ -218,7 +218,18 @@ export function* layerChunks(list: readonly LayerChange[], tree: number): Genera
   /** First path written for each multiply-linked inode. */
   const links = new Map<string, string>();
   /** Unchanged names (`U`) of inodes no change has written yet: links to the first that does. */
-  const waiting = new Map<string, string[]>();
+  const waiting = new Map<string, LayerChange[]>();
+  /** The directories written for links' sake (see LayerChange.parents), each once. */
+  const parentsWritten = new Set<string>();
+  /** `c` as a link to `first` (its header `h` but for that), after the directories it needs that are not written yet. */
+  const linkTo = function* (c: LayerChange, first: string, h: TarHeader): Generator<Uint8Array> {
+    for (const p of c.parents ?? []) {
+      if (parentsWritten.has(p.path)) continue;
+      parentsWritten.add(p.path);
+      yield encodeHeader(header(p, "dir", true));
+    }
+    yield encodeHeader({ ...h, path: c.path, type: "link", linkpath: first, size: 0, xattrs: new Map() });
+  };
   for (const c of list) {
     if (c.kind === "D") {
       yield encodeHeader(marker(sibling(c.path, WHITEOUT_PREFIX + basename(c.path))));
@@ -231,11 +242,11 @@ export function* layerChunks(list: readonly LayerChange[], tree: number): Genera
     const first = inode === undefined ? undefined : links.get(inode);
     if (first !== undefined) {
       // A later name of an inode is a link to the first: the first carries its xattrs.
-      yield encodeHeader({ ...header(c, type, false), type: "link", linkpath: first, size: 0 });
+      yield* linkTo(c, first, header(c, type, false));
       continue;
     }
     if (inode !== undefined && c.kind === "U") {
-      waiting.set(inode, [...(waiting.get(inode) ?? []), c.path]);
+      waiting.set(inode, [...(waiting.get(inode) ?? []), c]);
       continue;
     }
     const h = header(c, type, true);
@@ -246,7 +257,7 @@ export function* layerChunks(list: readonly LayerChange[], tree: number): Genera
     }
     if (inode !== undefined) {
       links.set(inode, c.path);
-      for (const path of waiting.get(inode) ?? []) yield encodeHeader({ ...h, path, type: "link", linkpath: c.path, size: 0, xattrs: new Map() });
+      for (const u of waiting.get(inode) ?? []) yield* linkTo(u, c.path, h);
       waiting.delete(inode);
     }
     if (c.opaque) yield encodeHeader(marker(`${c.path}/${OPAQUE_MARKER}`));
