@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, isStopped, must, need, stopped } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, isStopped, must, need } from "./helpers.ts";
 
 const canRun = need(isRoot(), "root: native snapshots keep their owners") && need(have("script"), "script(1), for a pty");
 
@@ -30,45 +30,61 @@ async function onTerminal(args: string[], point: string): Promise<{ code: number
   const screen = new Response(script.stdout).text();
   let ended = false;
   void script.exited.then(() => (ended = true));
+  /** Sends `pid` `signal`, if it is still there to get it. */
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // It ended meanwhile.
+    }
+  };
   // script(1) stops itself when its command stops, and lets the command go on when it is let go.
   const letGo = (pid: number) => {
-    process.kill(pid, "SIGCONT");
+    signal(pid, "SIGCONT");
     script.kill("SIGCONT");
   };
-  const pid = await storUnder(script.pid);
+  let pid: number | undefined;
   try {
-    await stopped(pid);
-    await Bun.sleep(HOLD_MS);
-    letGo(pid);
+    // Until it stops at the failpoint, or ends without reaching it (what it printed then says why).
+    for (let i = 0; !ended && (pid === undefined || !isStopped(pid)); i++) {
+      if (i === 1000) throw new Error(`stor ${args.join(" ")} never stopped at ${point}`);
+      pid ??= storUnder(script.pid);
+      await Bun.sleep(10);
+    }
+    if (!ended) {
+      await Bun.sleep(HOLD_MS);
+      letGo(pid!);
+    }
     // A failpoint counts in each thread: each helper thread stops the command once more.
     while (!ended) {
-      if (isStopped(pid)) letGo(pid);
+      if (isStopped(pid!)) letGo(pid!);
       await Bun.sleep(10);
     }
   } finally {
-    if (!ended) letGo(pid);
+    // A test that failed leaves no command stopped behind it.
+    if (!ended) {
+      if (pid !== undefined) signal(pid, "SIGKILL");
+      script.kill("SIGKILL");
+    }
   }
   return { code: await script.exited, screen: await screen };
 }
 
-/** The pid of the stor that process `ancestor` started (through a shell or not), once it runs. */
-async function storUnder(ancestor: number): Promise<number> {
+/** The pid of the stor that process `ancestor` started (through a shell or not), if it runs now. */
+function storUnder(ancestor: number): number | undefined {
   const parentOf = (pid: string) => {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
   };
-  for (let i = 0; i < 1000; i++) {
-    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] !== STOR) continue;
-        for (let p = parentOf(pid); p > 1; p = parentOf(String(p))) if (p === ancestor) return Number(pid);
-      } catch {
-        // It ended while we looked: not the one.
-      }
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] !== STOR) continue;
+      for (let p = parentOf(pid); p > 1; p = parentOf(String(p))) if (p === ancestor) return Number(pid);
+    } catch {
+      // It ended while we looked: not the one.
     }
-    await Bun.sleep(10);
   }
-  throw new Error(`no stor under process ${ancestor}`);
+  return undefined;
 }
 
 /** Fills `dir` with a tree whose copy or removal reports progress many times (4,000 entries). */
