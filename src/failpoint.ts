@@ -7,6 +7,7 @@
  * that reaches it waits there, while the others go on (serve's), until the test lets it go: it
  * makes the file `STOR_FAILPOINT_HOLD` names, and waits until that file is removed.
  */
+import { InvalidArgumentError } from "./errors.ts";
 import { pathExists, touchFile } from "./sys/pathCalls.ts";
 
 /** What an armed failpoint does when it fires. */
@@ -35,7 +36,7 @@ export function failpoint(name: string): void {
 /** Makes the file STOR_FAILPOINT_HOLD names, then waits, this thread only, until it is gone. */
 function hold(): void {
   const path = process.env.STOR_FAILPOINT_HOLD;
-  if (!path) throw new Error("STOR_FAILPOINT: +hold needs STOR_FAILPOINT_HOLD, the file that says it is held");
+  if (!path) throw new InvalidArgumentError("environment variable STOR_FAILPOINT", "+hold needs STOR_FAILPOINT_HOLD, the file that says the thread is held");
   touchFile(path, 0o600);
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (const end = Date.now() + HOLD_MS; pathExists(path) && Date.now() < end; ) Atomics.wait(pause, 0, 0, 5);
