@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, isStopped, must, need } from "./helpers.ts";
+import { STOR, TestRoot, have, isRoot, must, need } from "./helpers.ts";
 
 const canRun = need(isRoot(), "root: native snapshots keep their owners") && need(have("script"), "script(1), for a pty");
 
@@ -20,71 +20,41 @@ afterAll(() => r?.close());
 const HOLD_MS = 400;
 
 /**
- * Runs stor on a pty, stopped at failpoint `point` before its long work begins and let go
+ * Runs stor on a pty, held at failpoint `point` before its long work begins and let go
  * {@link HOLD_MS} later, so its progress line shows however fast the machine does the work;
  * returns the exit code and everything the terminal got.
  */
 async function onTerminal(args: string[], point: string): Promise<{ code: number; screen: string }> {
+  const held = join(r.dir("run"), "held");
+  rmSync(held, { force: true });
   const line = [STOR, "--root", r.path, "--config", r.config, ...args].map((a) => `'${a}'`).join(" ");
-  const script = Bun.spawn(["script", "-qefc", line, "/dev/null"], { env: { ...process.env, STOR_FAILPOINT: `${point}+stop` }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const script = Bun.spawn(["script", "-qefc", line, "/dev/null"], {
+    env: { ...process.env, STOR_FAILPOINT: `${point}+hold`, STOR_FAILPOINT_HOLD: held },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const screen = new Response(script.stdout).text();
   let ended = false;
   void script.exited.then(() => (ended = true));
-  /** Sends `pid` `signal`, if it is still there to get it. */
-  const signal = (pid: number, sig: NodeJS.Signals) => {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // It ended meanwhile.
-    }
-  };
-  // script(1) stops itself when its command stops, and lets the command go on when it is let go.
-  const letGo = (pid: number) => {
-    signal(pid, "SIGCONT");
-    script.kill("SIGCONT");
-  };
-  let pid: number | undefined;
   try {
-    // Until it stops at the failpoint, or ends without reaching it (what it printed then says why).
-    for (let i = 0; !ended && (pid === undefined || !isStopped(pid)); i++) {
-      if (i === 1000) throw new Error(`stor ${args.join(" ")} never stopped at ${point}`);
-      pid ??= storUnder(script.pid);
+    // Until it holds at the failpoint, or ends without reaching it (what it printed then says why).
+    for (let i = 0; !ended && !existsSync(held); i++) {
+      if (i === 1000) throw new Error(`stor ${args.join(" ")} never held at ${point}`);
       await Bun.sleep(10);
     }
-    if (!ended) {
-      await Bun.sleep(HOLD_MS);
-      letGo(pid!);
-    }
-    // A failpoint counts in each thread: each helper thread stops the command once more.
+    if (!ended) await Bun.sleep(HOLD_MS);
+    // A failpoint counts in each thread: each helper thread holds the command once more.
     while (!ended) {
-      if (isStopped(pid!)) letGo(pid!);
+      rmSync(held, { force: true });
       await Bun.sleep(10);
     }
   } finally {
-    // A test that failed leaves no command stopped behind it.
-    if (!ended) {
-      if (pid !== undefined) signal(pid, "SIGKILL");
-      script.kill("SIGKILL");
-    }
+    // A test that failed leaves no command held behind it.
+    rmSync(held, { force: true });
+    if (!ended) script.kill("SIGKILL");
   }
   return { code: await script.exited, screen: await screen };
-}
-
-/** The pid of the stor that process `ancestor` started (through a shell or not), if it runs now. */
-function storUnder(ancestor: number): number | undefined {
-  const parentOf = (pid: string) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  };
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] !== STOR) continue;
-      for (let p = parentOf(pid); p > 1; p = parentOf(String(p))) if (p === ancestor) return Number(pid);
-    } catch {
-      // It ended while we looked: not the one.
-    }
-  }
-  return undefined;
 }
 
 /** Fills `dir` with a tree whose copy or removal reports progress many times (4,000 entries). */
