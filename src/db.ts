@@ -172,6 +172,30 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
   }
 }
 
+/**
+ * `store`, whose methods run statements on the database at `path`, with SQLite's own errors from
+ * them naming that database: "database or disk is full" says neither which file nor what it is.
+ * A store runs statements with and without a transaction around them, so the naming is where
+ * every call of a store passes, not in {@link inTransaction}. A store's constructor returns it.
+ */
+export function namingErrors<T extends object>(store: T, path: string): T {
+  return new Proxy(store, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        try {
+          return value.apply(target, args);
+        } catch (err) {
+          const code = (err as { code?: unknown } | null)?.code;
+          if (err instanceof StorError || typeof code !== "string" || !code.startsWith("SQLITE_")) throw err;
+          throw new StorError(`metadata ${path}`, (err as Error).message, exitCodeOf(err), { cause: err });
+        }
+      };
+    },
+  });
+}
+
 /** How {@link openForReading} opened a connection: read-write with `query_only`, or read-only. */
 const readingModes = new WeakMap<Database, "queryOnly" | "readOnly">();
 

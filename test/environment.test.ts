@@ -1,6 +1,7 @@
 /** A bad environment gives one line, the contract's exit code, and nothing half-made. */
 import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from "node:fs";
+import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
 
@@ -62,6 +63,28 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: metadata an
   expect(readdirSync(join(root, "snapshots/overlay/snapshots")).filter((d) => !d.startsWith("new-"))).toHaveLength(listed.length);
   expect(stor("cleanup").code).toBe(0);
   expect(readdirSync(join(root, "snapshots/overlay/snapshots"))).toHaveLength(listed.length);
+});
+
+test("SQLite's own errors name the metadata file: a damaged page, in the snapshot and the volume stores alike", () => {
+  const r = tmp();
+  r.ok(["snapshot", "-s", "native", "prepare", "a"]);
+  r.ok(["volume", "create", "vol"]);
+  for (const [db, commands] of [
+    [join(r.path, "snapshots/native/metadata.db"), [["snapshot", "-s", "native", "ls"], ["snapshot", "-s", "native", "info", "a"], ["snapshot", "-s", "native", "rm", "a"]]],
+    [join(r.path, "volumes/.meta/metadata.db"), [["volume", "ls"], ["volume", "inspect", "vol"], ["volume", "rm", "vol"]]],
+  ] as const) {
+    // Everything in the database file itself, then its second page (a table's) overwritten.
+    const conn = new Database(db);
+    conn.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    conn.close();
+    const fd = openSync(db, "r+");
+    writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, 4096);
+    closeSync(fd);
+    for (const argv of commands) {
+      const res = r.stor([...argv]);
+      expect([argv, res.code, res.stderr]).toEqual([argv, 1, `stor: metadata ${db}: database disk image is malformed\n`]);
+    }
+  }
 });
 
 test("files in the working directory change nothing: no .env, no bunfig.toml preload", () => {

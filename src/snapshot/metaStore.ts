@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
-import { inTransaction, openDatabase, releaseDatabase, underWriteLock, type Access } from "../db.ts";
+import { inTransaction, namingErrors, openDatabase, releaseDatabase, underWriteLock, type Access } from "../db.ts";
 import { stringMap } from "../stringMap.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
@@ -53,6 +53,7 @@ export class MetaStore {
   constructor(path: string, access: Access) {
     this.#path = path;
     this.#db = openDatabase(path, MIGRATIONS, access);
+    return namingErrors(this, path); // what every caller gets: see namingErrors
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */

@@ -8,7 +8,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { touchFile } from "../sys/pathCalls.ts";
-import { inTransaction, openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { inTransaction, namingErrors, openDatabase, releaseDatabase, type Access } from "../db.ts";
 import { stringMap } from "../stringMap.ts";
 
 /** A volume's row with everything attached to it. */
@@ -88,6 +88,7 @@ export class VolumeStore {
     // Options may carry passwords: the file (and SQLite's -wal and -shm, which copy its mode) is root's alone.
     if (access === "write") touchFile(path, 0o600);
     this.#db = openDatabase(path, MIGRATIONS, access);
+    return namingErrors(this, path); // what every caller gets: see namingErrors
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
