@@ -4,9 +4,9 @@
  * on a command's own thread.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot } from "./helpers.ts";
+import { STOR, TestRoot, holdAt, untilHeld } from "./helpers.ts";
 
 let r: TestRoot;
 beforeAll(() => {
@@ -17,17 +17,14 @@ afterAll(() => r?.close());
 test("+hold: the command waits at its failpoint, having made the file, until the file is removed; then it goes on", async () => {
   const held = join(r.dir("run"), "held");
   const p = Bun.spawn([STOR, "--root", r.path, "--config", r.config, "snapshot", "-s", "native", "prepare", "a"], {
-    env: { ...process.env, STOR_FAILPOINT: "prepare:made+hold", STOR_FAILPOINT_HOLD: held },
+    env: { ...process.env, ...holdAt("prepare:made", held) },
     stdout: "pipe",
     stderr: "pipe",
   });
   let ended = false;
   void p.exited.then(() => (ended = true));
   try {
-    for (let i = 0; !existsSync(held); i++) {
-      if (ended || i === 500) throw new Error(`prepare never held at prepare:made: ${await new Response(p.stderr).text()}`);
-      await Bun.sleep(10);
-    }
+    if (!(await untilHeld(held, () => ended))) throw new Error(`prepare ended, never held at prepare:made: ${await new Response(p.stderr).text()}`);
     await Bun.sleep(200);
     expect(ended).toBe(false); // still held
     expect(r.ok(["snapshot", "-s", "native", "ls"])).not.toMatch(/^a\s/m); // not made yet

@@ -229,7 +229,7 @@ export function have(cmd: string): boolean {
 }
 
 /** True when process `pid` is stopped (as a `+stop` failpoint leaves it); false when it runs or is gone. */
-export function isStopped(pid: number): boolean {
+function isStopped(pid: number): boolean {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -247,4 +247,25 @@ export async function stopped(pid: number): Promise<void> {
     await Bun.sleep(10);
   }
   throw new Error(`process ${pid} never stopped`);
+}
+
+/**
+ * The environment that arms failpoint `point` (`NAME` or `NAME@N`) to hold the thread that reaches
+ * it: that thread makes file `held` and waits until it is removed, while the others go on.
+ */
+export function holdAt(point: string, held: string): Record<string, string> {
+  return { STOR_FAILPOINT: `${point}+hold`, STOR_FAILPOINT_HOLD: held };
+}
+
+/**
+ * Waits (up to 10 s) until a thread held by {@link holdAt} has made file `held`: true then, false
+ * when `ended()` says the command ended first, without reaching its failpoint.
+ */
+export async function untilHeld(held: string, ended: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 1000; i++) {
+    if (existsSync(held)) return true;
+    if (ended()) return false;
+    await Bun.sleep(10);
+  }
+  throw new Error(`nothing made ${held} in 10 s: no thread held at its failpoint`);
 }

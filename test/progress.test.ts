@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STOR, TestRoot, have, isRoot, must, need } from "./helpers.ts";
+import { STOR, TestRoot, have, holdAt, isRoot, must, need, untilHeld } from "./helpers.ts";
 
 const canRun = need(isRoot(), "root: native snapshots keep their owners") && need(have("script"), "script(1), for a pty");
 
@@ -29,7 +29,7 @@ async function onTerminal(args: string[], point: string): Promise<{ code: number
   rmSync(held, { force: true });
   const line = [STOR, "--root", r.path, "--config", r.config, ...args].map((a) => `'${a}'`).join(" ");
   const script = Bun.spawn(["script", "-qefc", line, "/dev/null"], {
-    env: { ...process.env, STOR_FAILPOINT: `${point}+hold`, STOR_FAILPOINT_HOLD: held },
+    env: { ...process.env, ...holdAt(point, held) },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -38,12 +38,8 @@ async function onTerminal(args: string[], point: string): Promise<{ code: number
   let ended = false;
   void script.exited.then(() => (ended = true));
   try {
-    // Until it holds at the failpoint, or ends without reaching it (what it printed then says why).
-    for (let i = 0; !ended && !existsSync(held); i++) {
-      if (i === 1000) throw new Error(`stor ${args.join(" ")} never held at ${point}`);
-      await Bun.sleep(10);
-    }
-    if (!ended) await Bun.sleep(HOLD_MS);
+    // Held at the failpoint, or ended without reaching it (what it printed then says why).
+    if (await untilHeld(held, () => ended)) await Bun.sleep(HOLD_MS);
     // A failpoint counts in each thread: each helper thread holds the command once more.
     while (!ended) {
       rmSync(held, { force: true });

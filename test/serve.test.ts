@@ -19,7 +19,7 @@ import { openSnapshots } from "../src/services.ts";
 import { loadConfig } from "../src/config.ts";
 import { Daemon, connectable } from "./daemon.ts";
 import { type ContainerdWithStor, Dockerd, startContainerdWithStor, startStor } from "./daemons.ts";
-import { STOR, TestRoot, have, isRoot, must, need, sh, stopped } from "./helpers.ts";
+import { STOR, TestRoot, have, holdAt, isRoot, must, need, sh, stopped } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
 setDefaultTimeout(60_000);
@@ -118,7 +118,7 @@ describe("the snapshots API, while a thread undoes a killed apply", () => {
     root = new TestRoot();
     held = join(root.dir("run"), "held");
     const socket = join(root.dir("run"), "snapshots.sock");
-    serve = await startStor(root, ["-s", "native", "--containerd", socket], undefined, { STOR_FAILPOINT: "apply:undone+hold", STOR_FAILPOINT_HOLD: held });
+    serve = await startStor(root, ["-s", "native", "--containerd", socket], undefined, holdAt("apply:undone", held));
     api = new SnapshotsClient(socket);
   });
   afterAll(async () => {
