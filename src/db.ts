@@ -2,13 +2,17 @@
  * Opening a SQLite database the way every stor store needs it: WAL, a busy timeout so parallel
  * processes wait instead of failing, synchronous=FULL so a returned command is durable, foreign
  * keys, and schema migrations keyed by `PRAGMA user_version`. Read-only commands open without
- * creating or changing anything, on a read-only filesystem too.
+ * creating or changing anything, on a read-only filesystem too. A command that writes keeps the
+ * store's reserve of space for removals on a full disk (src/spaceReserve.ts); no database is made
+ * on a filesystem where a full disk would crash SQLite ({@link smallBlocks}).
  */
 import { constants as SQLITE, Database } from "bun:sqlite";
 import { notWritable, pathExists, statPath } from "./sys/pathCalls.ts";
 import { dirname } from "./path.ts";
-import { StorError, exitCodeOf } from "./errors.ts";
+import { PreconditionError, StorError, exitCodeOf } from "./errors.ts";
 import { trace } from "./trace.ts";
+import { giveUpReserve, keepReserve } from "./spaceReserve.ts";
+import { filesystemBlockSize } from "./sys/file.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
 
@@ -30,6 +34,11 @@ export function openDatabase(path: string, migrations: readonly string[], access
   // SQLite would open a database it cannot write read-only, now that its WAL is there to be read.
   const readOnly = whyNotWritable(dirname(path));
   if (readOnly) throw new StorError(`open ${path}`, `cannot write here${readOnly}`);
+  if ((statPath(path)?.size ?? 0) === 0) {
+    // A database about to be made (an empty file is one too): see smallBlocks.
+    const why = smallBlocks(dirname(path));
+    if (why) throw new PreconditionError(`open ${path}`, why);
+  }
   let db: Database;
   try {
     db = new Database(path, { create: true, strict: true });
@@ -58,9 +67,25 @@ export function openDatabase(path: string, migrations: readonly string[], access
     if (err instanceof StorError) throw err;
     throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`, exitCodeOf(err), { cause: err });
   }
+  keepReserve(path);
   trace("pragmas, schema");
   return db;
 }
+
+/**
+ * Why no database should be made on the filesystem holding `dir`, or undefined. SQLite's
+ * shared-memory index (-shm) grows by a byte at the end of each 4 KiB, as if blocks were 4 KiB: on
+ * a filesystem of smaller blocks that leaves holes, and once the disk is full, SQLite's first store
+ * into one kills the process with SIGBUS, a read's as well as a write's.
+ */
+export function smallBlocks(dir: string): string | undefined {
+  const size = filesystemBlockSize(dir);
+  if (size >= SHM_BLOCK_BYTES) return undefined;
+  return `its filesystem's blocks are ${size} bytes: stor's metadata (SQLite) needs blocks of ${SHM_BLOCK_BYTES} or more, or a full disk crashes it (mkfs.ext4 -b ${SHM_BLOCK_BYTES})`;
+}
+
+/** The block size SQLite's -shm file assumes. */
+const SHM_BLOCK_BYTES = 4096;
 
 /** What a pause between tries waits on: nothing ever wakes it. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
@@ -170,6 +195,29 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
     }
     throw err;
   }
+}
+
+/**
+ * Runs `fn` in a write transaction, as {@link inTransaction}, for a change that frees space (a
+ * removal). When SQLite finds the disk too full to write it, the reserve beside the database at
+ * `path` is given up (see src/spaceReserve.ts) and `fn` runs again, so it must be one that can:
+ * its first run was rolled back.
+ */
+export function inFreeingTransaction<T>(db: Database, path: string, fn: () => T): T {
+  try {
+    return inTransaction(db, "write", fn);
+  } catch (err) {
+    if (!causedBy(err, "SQLITE_FULL") || !giveUpReserve(path)) throw err;
+    return inTransaction(db, "write", fn);
+  }
+}
+
+/** Whether SQLite's result `code` (`SQLITE_FULL`…) is behind `err`: it, or what caused it. */
+export function causedBy(err: unknown, ...codes: string[]): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (typeof e.code === "string" && codes.includes(e.code)) return true;
+  }
+  return false;
 }
 
 /**

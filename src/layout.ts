@@ -21,10 +21,12 @@ export const LAYOUT: readonly (readonly [path: string, holds: string])[] = [
   ["volumes/<name>/opts.json", "its mount options"],
   ["volumes/<name>/labels.json", "the labels it was created with, if any: what `stor restore` gives it back if its metadata is missing"],
   ["volumes/.meta/metadata.db", "volume metadata; its -wal (SQLite's write-ahead log, kept between commands: part of the database) and -shm"],
+  ["volumes/.meta/metadata.reserve", "disk kept free for removals: given up when the disk is full, so that an rm can still record itself, and made again once there is room"],
   ["volumes/.meta/locks/", "per-volume lock files, gone when unlocked (one a killed process held stays until the next locker of its name or `stor restore` takes it; a batch of names may share one file)"],
   ["volumes/.new-*", "a volume being made, renamed to its name once whole"],
   ["volumes/.rm-*", "a volume being removed, or several, each under its name inside"],
   ["snapshots/<snapshotter>/metadata.db", "snapshot metadata; its -wal and -shm, likewise"],
+  ["snapshots/<snapshotter>/metadata.reserve", "disk kept free for removals, likewise"],
   ["snapshots/<snapshotter>/snapshots/<id>", "a snapshot; inside it, its snapshotter's own files (native: the tree; overlay: fs/ and work/; btrfs: fs, a subvolume)"],
   ["snapshots/<snapshotter>/snapshots/new-*, rm-*", "a snapshot being made, one being removed"],
   ["snapshots/<snapshotter>/unpacks/<key>", "locked by the `stor unpack` applying a layer into active snapshot <key> (`extract-…`), gone when it is done; one a killed unpack left is free, and restore and cleanup remove it and its snapshot"],
@@ -45,6 +47,9 @@ export const volumeMetaDir = (root: string) => join(volumesDir(root), ".meta");
 
 /** The volume metadata database. */
 export const volumeDb = (root: string) => join(volumeMetaDir(root), "metadata.db");
+
+/** The space reserve (see src/spaceReserve.ts) beside the metadata database `db`, either store's. */
+export const metadataReserve = (db: string) => join(dirname(db), "metadata.reserve");
 
 /** The volume lock files. */
 export const volumeLocksDir = (root: string) => join(volumeMetaDir(root), "locks");

@@ -11,9 +11,9 @@
 import { makeDirs, pathExists, statPath } from "./sys/pathCalls.ts";
 import { dirname } from "./path.ts";
 import type { Config } from "./config.ts";
-import type { Access } from "./db.ts";
+import { smallBlocks, type Access } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
-import { rootError, snapshotDb, snapshotsDir, snapshotterDir } from "./layout.ts";
+import { rootError, snapshotDb, snapshotsDir, snapshotterDir, volumeMetaDir } from "./layout.ts";
 import { log } from "./log.ts";
 import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
@@ -101,7 +101,7 @@ export async function usedSnapshotters(config: Config): Promise<SnapshotterName[
 
 /** Opens the volume service. */
 export async function openVolumes(config: Config, access: Access, opts?: ServiceOptions): Promise<VolumeService> {
-  prepareRoot(config.root, access);
+  prepareRoot(config.root, access, volumeMetaDir(config.root));
   trace("root check");
   const { VolumeService } = await import("./volume/service.ts");
   return new VolumeService(config, access, opts);
@@ -118,18 +118,22 @@ export async function volumePlugins(config: Config): Promise<PluginStatus[]> {
 /**
  * Checks the root for `access` and returns where to probe the filesystem: `dir` when it exists;
  * else, to read, the root, and to write, the nearest of its parents that exists, on the
- * filesystem `dir` will be made on. Nothing is made: a snapshotter refused there leaves nothing.
+ * filesystem `dir` will be made on. Nothing is made: a snapshotter refused there leaves nothing,
+ * and neither does a store refused for its filesystem's blocks (see smallBlocks).
  */
-function prepareRoot(root: string, access: Access, dir?: string): string {
+function prepareRoot(root: string, access: Access, dir: string): string {
   if (access === "write") {
-    if (dir === undefined) return root;
     try {
       let probe = dir;
       let st = statPath(probe);
       for (; st === undefined; st = statPath(probe)) probe = dirname(probe);
       if (!st.isDirectory) makeDirs(dir, 0o711); // fails, saying why: a file where a directory goes
+      // A store to be made: refused here, before anything is (openDatabase checks again).
+      const why = probe === dir ? undefined : smallBlocks(probe);
+      if (why) throw new PreconditionError(`root ${root}`, why);
       return probe;
     } catch (err) {
+      if (err instanceof PreconditionError) throw err;
       throw rootError(root, err);
     }
   }
@@ -141,5 +145,5 @@ function prepareRoot(root: string, access: Access, dir?: string): string {
   }
   if (!st) throw new NotFoundError(`root ${root}`);
   if (!st.isDirectory) throw new InvalidArgumentError(`root ${root}`, "is not a directory");
-  return dir !== undefined && pathExists(dir) ? dir : root;
+  return pathExists(dir) ? dir : root;
 }

@@ -1,6 +1,6 @@
 /** A bad environment gives one line, the contract's exit code, and nothing half-made. */
 import { afterEach, expect, test } from "bun:test";
-import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
@@ -63,6 +63,49 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: metadata an
   expect(readdirSync(join(root, "snapshots/overlay/snapshots")).filter((d) => !d.startsWith("new-"))).toHaveLength(listed.length);
   expect(stor("cleanup").code).toBe(0);
   expect(readdirSync(join(root, "snapshots/overlay/snapshots"))).toHaveLength(listed.length);
+});
+
+/** Fills every block of the filesystem mounted at `mnt` that root may write, with file `filler`. */
+function fill(mnt: string): void {
+  must(`dd if=/dev/zero of=${mnt}/filler bs=1M 2>/dev/null; dd if=/dev/zero of=${mnt}/filler bs=4k oflag=append conv=notrunc 2>/dev/null; true`);
+}
+
+test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: every removal still works, of snapshots and of volumes, with nothing of their own to free", () => {
+  const fs = new LoopFs("ext4", 32);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
+  for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"], ["volume", "create", "v2"]]) {
+    expect(stor(...argv).code).toBe(0);
+  }
+  fill(fs.mountPoint);
+  expect(stor("snapshot", "-s", "native", "prepare", "x").stderr).toMatch(/no space left on device|disk is full/i);
+  // Empty snapshots and volumes: what each removal writes, it writes before anything is freed.
+  for (const argv of [["snapshot", "-s", "overlay", "rm", "o"], ["snapshot", "-s", "native", "rm", "n"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"]]) {
+    const res = stor(...argv);
+    expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
+  }
+  for (const name of ["overlay", "native"]) {
+    expect([name, JSON.parse(stor("snapshot", "-s", name, "ls", "--format", "json").stdout)]).toEqual([name, []]);
+    expect([name, readdirSync(join(root, "snapshots", name, "snapshots"))]).toEqual([name, []]);
+  }
+  expect(stor("volume", "ls", "-q").stdout).toBe("");
+  expect(readdirSync(join(root, "volumes"))).toEqual([".meta"]);
+  // Once there is room again, the next command that writes keeps room for the next full disk.
+  must(`rm ${fs.mountPoint}/filler`);
+  expect(stor("snapshot", "-s", "native", "prepare", "y").code).toBe(0);
+  expect(statSync(join(root, "snapshots/native/metadata.reserve")).size).toBe(2 * 1024 * 1024);
+});
+
+test.skipIf(!need(isRoot(), "loop devices need root"))("a filesystem of blocks under 4 KiB: no store is made there, and nothing is left", () => {
+  const fs = new LoopFs("ext4", 32, ["-b", "1024"]);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  for (const argv of [["snapshot", "-s", "native", "prepare", "a"], ["snapshot", "prepare", "a"], ["volume", "create", "vol"]]) {
+    const res = sh([STOR, "--root", root, "--config", "/dev/null", ...argv]);
+    expect([argv, res.code, res.stderr]).toEqual([argv, 5, `stor: root ${root}: its filesystem's blocks are 1024 bytes: stor's metadata (SQLite) needs blocks of 4096 or more, or a full disk crashes it (mkfs.ext4 -b 4096)\n`]);
+  }
+  expect(existsSync(root)).toBe(false);
 });
 
 test("SQLite's own errors name the metadata file: a damaged page, in the snapshot and the volume stores alike", () => {

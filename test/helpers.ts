@@ -203,11 +203,16 @@ export function need(ok: boolean, why: string): boolean {
 
 export const isRoot = () => process.getuid?.() === 0;
 
-/** A filesystem of `type` on a loop device, mounted on a fresh directory. */
+/**
+ * A filesystem of `type` on a loop device, mounted on a fresh directory. An ext4 has blocks of
+ * 4 KiB unless `mkfsArgs` say (`-b`): mkfs.ext4 makes a small one of 1 KiB, on which stor refuses
+ * to make its metadata (see smallBlocks in src/db.ts).
+ */
 export class LoopFs {
   readonly image: string;
   readonly mountPoint: string;
   constructor(type: "ext4" | "xfs" | "btrfs", sizeMiB: number, mkfsArgs: string[] = [], mountOpts = "") {
+    if (type === "ext4" && !mkfsArgs.includes("-b")) mkfsArgs = ["-b", "4096", ...mkfsArgs];
     const base = mkdtempSync(join("/tmp", `stor-loop-${type}-`));
     this.image = join(base, "image");
     this.mountPoint = join(base, "mnt");

@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import type { Kind } from "./snapshotter.ts";
-import { inTransaction, namingErrors, openDatabase, releaseDatabase, underWriteLock, type Access } from "../db.ts";
+import { inFreeingTransaction, inTransaction, namingErrors, openDatabase, releaseDatabase, underWriteLock, type Access } from "../db.ts";
 import { stringMap } from "../stringMap.ts";
 
 /** A snapshot's row. `id` names its directory and never changes, not even at commit. */
@@ -64,6 +64,11 @@ export class MetaStore {
   /** Runs `fn` holding the write lock without writing, whichever way the store was opened (see underWriteLock). */
   locked<T>(fn: () => T): T {
     return underWriteLock(this.#db, fn);
+  }
+
+  /** Runs `fn` in a write transaction that frees space, on a full disk too (see inFreeingTransaction): `fn` may run twice. */
+  freeing<T>(fn: () => T): T {
+    return inFreeingTransaction(this.#db, this.#path, fn);
   }
 
   /** Runs `fn` in a read transaction: one consistent view of the database. */

@@ -3,6 +3,7 @@
  * directories back in line with its metadata, and say plainly when a database is damaged.
  */
 import type { Config } from "../config.ts";
+import { causedBy } from "../db.ts";
 import { describe, exitCodeOf, type ExitCode } from "../errors.ts";
 import { isAbandonedExtract, removeOrphanClaims } from "../layer/extractKey.ts";
 import { APPLY_TRASH_PREFIX } from "../layout.ts";
@@ -46,7 +47,7 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
       // Damaged only when SQLite says so: a database another stor holds the write lock of (one
       // stopped in its transaction) is busy, and an operator told "damaged" might restore a backup.
       const why = describe(err);
-      if (isDamage(err)) reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], damaged: why });
+      if (causedBy(err, "SQLITE_CORRUPT", "SQLITE_NOTADB")) reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], damaged: why });
       else reports.push({ snapshotter: name, snapshots: 0, removed: [], abandoned: [], undone: [], failed: { why, code: exitCodeOf(err) } });
     } finally {
       service?.close();
@@ -55,13 +56,6 @@ export async function restoreSnapshots(config: Config): Promise<SnapshotRestoreR
   return reports;
 }
 
-/** Whether `err` (or what caused it) is SQLite finding its file no database, or a corrupt one. */
-function isDamage(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === "SQLITE_CORRUPT" || e.code === "SQLITE_NOTADB") return true;
-  }
-  return false;
-}
 
 /**
  * Removes what interrupted work left of `service`'s snapshots: the snapshots of unpacks that are

@@ -465,7 +465,11 @@ export class SnapshotService {
     // and a cleanup leaves the directory to this removal (it would take it for a leftover).
     let hold: FileLock | undefined;
     try {
-      const id = this.#store.write(() => {
+      // Freeing: on a full disk the transaction may run twice (see MetaStore.freeing), so a hold
+      // from a first run is let go before it is taken again.
+      const id = this.#store.freeing(() => {
+        hold?.release();
+        hold = undefined;
         const s = this.#get(key);
         if (!force && isContainerdKey(key)) {
           throw new PreconditionError(snap(key), "was made by containerd, which still records it: remove it with ctr (or --force)");

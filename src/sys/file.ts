@@ -1,7 +1,7 @@
 /**
  * File-level system calls that Node's fs lacks or does imprecisely: reflink and
- * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync and
- * the filesystem type.
+ * copy_file_range, nanosecond timestamps, device nodes, extended attributes, flock, fsync,
+ * fallocate, and the filesystem's type and block size.
  */
 import { decodeName, showPath } from "../fileName.ts";
 import { AT, O } from "./openat2.ts";
@@ -373,9 +373,32 @@ export const FS_MAGIC = {
   zfs: 0x2fc12fc1,
 } as const;
 
+/** statfs(2) of the filesystem holding `path`: struct statfs, 120 bytes on 64-bit, as 15 words. */
+function statFilesystem(path: string): BigInt64Array {
+  const buf = new BigInt64Array(15);
+  check(libc.statfs(cstr(path), buf), () => `statfs ${path}`);
+  return buf;
+}
+
 /** The f_type (filesystem magic) of the filesystem holding `path`. */
 export function filesystemType(path: string): number {
-  const buf = new BigInt64Array(15); // struct statfs is 120 bytes on 64-bit
-  check(libc.statfs(cstr(path), buf), () => `statfs ${path}`);
-  return Number(buf[0]);
+  return Number(statFilesystem(path)[0]);
+}
+
+/** The block size (f_bsize) of the filesystem holding `path`: the unit it allocates in. */
+export function filesystemBlockSize(path: string): number {
+  return Number(statFilesystem(path)[1]);
+}
+
+/**
+ * Gives the file `path` (made with `mode` if missing) `bytes` of disk of its own, fallocate(2):
+ * the blocks are taken now, though nothing is written to them.
+ */
+export function allocateFile(path: string, bytes: number, mode: number): void {
+  const fd = check(libc.open(cstr(path), O.WRONLY | O.CREAT | O.CLOEXEC, mode), () => `open ${path}`);
+  try {
+    check(retry(() => libc.fallocate(fd, 0, 0, bytes)), () => `fallocate ${path}`);
+  } finally {
+    libc.close(fd);
+  }
 }

@@ -35,6 +35,7 @@ const SIGNATURES = {
   fchmod: { args: [i32, u32], returns: i32 },
   fchown: { args: [i32, u32, u32], returns: i32 },
   ftruncate: { args: [i32, i64_fast], returns: i32 },
+  fallocate: { args: [i32, i32, i64_fast, i64_fast], returns: i32 },
   statx: { args: [i32, ptr, i32, u32, ptr], returns: i32 },
   pwrite: { args: [i32, ptr, usize, i64_fast], returns: i64_fast },
   ioctl: { args: [i32, u64, i64_fast], returns: i32 },

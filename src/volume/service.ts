@@ -306,7 +306,7 @@ export class VolumeService {
    */
   #dropRecords(names: readonly string[], command: "rm" | "prune"): void {
     try {
-      this.#store.write(() => {
+      this.#store.freeing(() => {
         for (const name of names) this.#store.delete(name);
       });
     } catch (err) {

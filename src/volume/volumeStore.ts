@@ -8,7 +8,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { touchFile } from "../sys/pathCalls.ts";
-import { inTransaction, namingErrors, openDatabase, releaseDatabase, type Access } from "../db.ts";
+import { inFreeingTransaction, inTransaction, namingErrors, openDatabase, releaseDatabase, type Access } from "../db.ts";
 import { stringMap } from "../stringMap.ts";
 
 /** A volume's row with everything attached to it. */
@@ -94,6 +94,11 @@ export class VolumeStore {
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: one writer at a time, no lock upgrade). */
   write<T>(fn: () => T): T {
     return inTransaction(this.#db, "write", fn);
+  }
+
+  /** Runs `fn` in a write transaction that frees space, on a full disk too (see inFreeingTransaction): `fn` may run twice. */
+  freeing<T>(fn: () => T): T {
+    return inFreeingTransaction(this.#db, this.#path, fn);
   }
 
   /** Runs `fn` in a read transaction: one consistent view of the database. */

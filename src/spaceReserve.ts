@@ -1,0 +1,44 @@
+/**
+ * Room kept on a store's filesystem so that removals work when it is full. A removal writes its
+ * transaction to SQLite's WAL before it frees anything, and on a full filesystem that write fails:
+ * the operator could free no space with stor at all. So each store keeps a file of
+ * {@link RESERVE_BYTES} allocated beside its database ({@link metadataReserve}), made by any
+ * command that writes; a removal that SQLite finds the disk full for gives it up and tries again
+ * ({@link inFreeingTransaction} in src/db.ts), and a later write makes it again once there is room.
+ */
+import { metadataReserve } from "./layout.ts";
+import { allocateFile } from "./sys/file.ts";
+import { removeFile, statPath } from "./sys/pathCalls.ts";
+import { describe } from "./errors.ts";
+import { log } from "./log.ts";
+
+/**
+ * The reserve's size: many times what removing a snapshot or a batch of volume records writes
+ * (WAL frames of a few pages each), and a checkpoint's growth of the database besides.
+ */
+export const RESERVE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Makes the reserve beside the database at `db`, unless it is there whole. Where there is no room
+ * (or the filesystem cannot allocate ahead), it is left for a later command: nothing depends on it
+ * but a removal on a full disk.
+ */
+export function keepReserve(db: string): void {
+  const path = metadataReserve(db);
+  if (statPath(path)?.size === RESERVE_BYTES) return;
+  try {
+    allocateFile(path, RESERVE_BYTES, 0o600);
+  } catch (err) {
+    log.debug(`no reserve beside ${db} for now: ${describe(err)}`);
+    try {
+      removeFile(path); // a part allocated before the disk filled is no reserve
+    } catch {
+      // Left short: the next write tries it again.
+    }
+  }
+}
+
+/** Frees the reserve beside the database at `db`: true when there was one to free. */
+export function giveUpReserve(db: string): boolean {
+  return removeFile(metadataReserve(db));
+}
