@@ -201,9 +201,11 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
  * Runs `fn` in a write transaction, as {@link inTransaction}, for a change that frees space (a
  * removal). When SQLite finds the disk too full to write it, the reserve beside the database at
  * `path` is given up (see src/spaceReserve.ts) and `fn` runs again, so it must be one that can:
- * its first run was rolled back.
+ * its first run was rolled back. A reserve given up before is made again first, if there is room
+ * now: a long-running `stor serve` opens its stores once.
  */
 export function inFreeingTransaction<T>(db: Database, path: string, fn: () => T): T {
+  keepReserve(path);
   try {
     return inTransaction(db, "write", fn);
   } catch (err) {

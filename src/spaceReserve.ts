@@ -4,7 +4,8 @@
  * the operator could free no space with stor at all. So each store keeps a file of
  * {@link RESERVE_BYTES} allocated beside its database ({@link metadataReserve}), made by any
  * command that writes; a removal that SQLite finds the disk full for gives it up and tries again
- * ({@link inFreeingTransaction} in src/db.ts), and a later write makes it again once there is room.
+ * (inFreeingTransaction in src/db.ts), and a later command that writes, or a later removal in the
+ * same `stor serve`, makes it again once there is room.
  */
 import { metadataReserve } from "./layout.ts";
 import { allocateFile } from "./sys/file.ts";

@@ -3,7 +3,7 @@ import { afterEach, expect, test } from "bun:test";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
+import { LoopFs, STOR, TestRoot, fillUp, isRoot, must, need, sh } from "./helpers.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -65,11 +65,6 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: metadata an
   expect(readdirSync(join(root, "snapshots/overlay/snapshots"))).toHaveLength(listed.length);
 });
 
-/** Fills every block of the filesystem mounted at `mnt` that root may write, with file `filler`. */
-function fill(mnt: string): void {
-  must(`dd if=/dev/zero of=${mnt}/filler bs=1M 2>/dev/null; dd if=/dev/zero of=${mnt}/filler bs=4k oflag=append conv=notrunc 2>/dev/null; true`);
-}
-
 test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: every removal still works, of snapshots and of volumes, with nothing of their own to free", () => {
   const fs = new LoopFs("ext4", 32);
   cleanups.push(() => fs.close());
@@ -78,7 +73,7 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: every remov
   for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"], ["volume", "create", "v2"]]) {
     expect(stor(...argv).code).toBe(0);
   }
-  fill(fs.mountPoint);
+  fillUp(fs.mountPoint);
   expect(stor("snapshot", "-s", "native", "prepare", "x").stderr).toMatch(/no space left on device|disk is full/i);
   // Empty snapshots and volumes: what each removal writes, it writes before anything is freed.
   for (const argv of [["snapshot", "-s", "overlay", "rm", "o"], ["snapshot", "-s", "native", "rm", "n"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"]]) {

@@ -228,6 +228,11 @@ export class LoopFs {
   }
 }
 
+/** Fills every block root may write of the filesystem mounted at `mountPoint`, with its file `filler`. */
+export function fillUp(mountPoint: string): void {
+  must(`dd if=/dev/zero of=${mountPoint}/filler bs=1M 2>/dev/null; dd if=/dev/zero of=${mountPoint}/filler bs=4k oflag=append conv=notrunc 2>/dev/null; true`);
+}
+
 /** True when `cmd` is on PATH. */
 export function have(cmd: string): boolean {
   return sh(["sh", "-c", `command -v ${cmd}`]).code === 0;

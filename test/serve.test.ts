@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { connect as connectHttp2 } from "node:http2";
@@ -19,7 +19,7 @@ import { openSnapshots } from "../src/services.ts";
 import { loadConfig } from "../src/config.ts";
 import { Daemon, connectable } from "./daemon.ts";
 import { type ContainerdWithStor, Dockerd, startContainerdWithStor, startStor } from "./daemons.ts";
-import { STOR, TestRoot, have, holdAt, isRoot, must, need, sh, stopped } from "./helpers.ts";
+import { LoopFs, STOR, TestRoot, fillUp, have, holdAt, isRoot, must, need, sh, stopped } from "./helpers.ts";
 
 // Daemons start in seconds and ctr or docker calls take tens of milliseconds each.
 setDefaultTimeout(60_000);
@@ -493,6 +493,32 @@ describe("volume calls stuck in the kernel or on a lock", () => {
       for (const h of holders) h.kill();
       await serve.stop();
       root.close();
+    }
+  });
+});
+
+describe("a full disk", () => {
+  test.skipIf(!need(isRoot(), "loop devices need root"))("containerd's removals still work, and serve keeps room for the next one once there is some", async () => {
+    const fs = new LoopFs("ext4", 32);
+    const root = new TestRoot("stor-full-", fs.mountPoint);
+    const run = mkdtempSync("/tmp/stor-full-run-"); // the socket and the log off the full disk
+    const serve = await startStor(root, ["--containerd", join(run, "c.sock")], join(run, "serve.log"));
+    const api = new SnapshotsClient(join(run, "c.sock"));
+    try {
+      for (const k of ["a", "b", "c"]) await api.call("Prepare", { key: `ns/80/${k}` });
+      fillUp(fs.mountPoint);
+      await api.call("Remove", { key: "ns/80/a" }); // with the reserve: empty, it frees nothing before
+      must(`rm ${fs.mountPoint}/filler`);
+      await api.call("Remove", { key: "ns/80/c" }); // room again: the reserve is made again first
+      fillUp(fs.mountPoint);
+      await api.call("Remove", { key: "ns/80/b" });
+      expect(await api.list()).toEqual([]);
+    } finally {
+      api.close();
+      await serve.stop();
+      root.close();
+      fs.close();
+      rmSync(run, { recursive: true, force: true });
     }
   });
 });
