@@ -45,7 +45,7 @@ describe("errors are one line with the contract's exit code", () => {
     r.ok(["snapshot", "-s", "native", "prepare", "../escape"]);
     expect(JSON.parse(r.ok(["snapshot", "-s", "native", "info", "../escape"])).Name).toBe("../escape");
     // Nothing but the store's own files (SQLite's -wal and -shm are the database's).
-    expect(sh(["ls", join(r.path, "snapshots/native")]).stdout.replace(/^metadata\.db-(wal|shm)\n/gm, "")).toBe("metadata.db\nsnapshots\n");
+    expect(sh(["ls", join(r.path, "snapshots/native")]).stdout.replace(/^metadata\.db-(wal|shm)\n/gm, "")).toBe("metadata.db\nmetadata.reserve\nsnapshots\n");
   });
 
   test("no stack trace unless --log-level debug", () => {

@@ -26,6 +26,7 @@ const STORE_NAMES = [
   "metadata.db-wal",
   "metadata.db-shm",
   "metadata.db.tmp",
+  "metadata.reserve",
   "locks",
   "meta",
   "serve.lock",
@@ -56,7 +57,7 @@ test("every valid name that is a store file's name is a volume like any other", 
 
 test("snapshot keys that are file names or paths name no file", () => {
   r = new TestRoot();
-  const keys = ["metadata.db", "metadata.db-wal", "snapshots", "../../volumes", "/etc", "new-1", "rm-1", "1"];
+  const keys = ["metadata.db", "metadata.db-wal", "metadata.reserve", "snapshots", "../../volumes", "/etc", "new-1", "rm-1", "1"];
   for (const k of keys) r.ok(["snapshot", "-s", "native", "prepare", k]);
   expect(r.ok(["snapshot", "-s", "native", "ls"]).split("\n").slice(1).filter(Boolean).length).toBe(keys.length);
   expect(r.ok(["snapshot", "-s", "native", "cleanup"])).toBe("");
