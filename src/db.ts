@@ -209,7 +209,8 @@ export function inFreeingTransaction<T>(db: Database, path: string, fn: () => T)
   try {
     return inTransaction(db, "write", fn);
   } catch (err) {
-    if (!causedBy(err, "SQLITE_FULL") || !giveUpReserve(path)) throw err;
+    if (!causedBy(err, "SQLITE_FULL")) throw err;
+    giveUpReserve(path); // or another process's removal gave it up just now: the room may be there
     return inTransaction(db, "write", fn);
   }
 }
