@@ -27,10 +27,22 @@ export type Access = "read" | "write";
 
 /**
  * Opens the database at `path`. To write: created if needed, pending migrations applied. To read:
- * see {@link openForReading}.
+ * see {@link openForReading}. When the disk is too full for SQLite to open it, the store's reserve
+ * is given up and the open tried again (see src/spaceReserve.ts).
  */
 export function openDatabase(path: string, migrations: readonly string[], access: Access = "write"): Database {
-  if (access === "read") return openForReading(path, migrations);
+  try {
+    return access === "read" ? openForReading(path, migrations) : openForWriting(path, migrations);
+  } catch (err) {
+    // The first connection makes SQLite's index (-shm) and its WAL, when a command before left
+    // none: on a full disk that fails, and would fail every command, a read's too, and restore.
+    if (!causedBy(err, "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE") || !giveUpReserve(path)) throw err;
+    return access === "read" ? openForReading(path, migrations) : openForWriting(path, migrations);
+  }
+}
+
+/** Opens the database at `path` to write: see {@link openDatabase}. */
+function openForWriting(path: string, migrations: readonly string[]): Database {
   // SQLite would open a database it cannot write read-only, now that its WAL is there to be read.
   const readOnly = whyNotWritable(dirname(path));
   if (readOnly) throw new StorError(`open ${path}`, `cannot write here${readOnly}`);
@@ -141,7 +153,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
       readingModes.set(db, "readOnly");
     }
   } catch (err) {
-    throw new StorError(`open ${path}`, (err as Error).message);
+    throw new StorError(`open ${path}`, (err as Error).message, exitCodeOf(err), { cause: err });
   }
   trace("sqlite open");
   try {
@@ -164,7 +176,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   } catch (err) {
     db.close();
     if (err instanceof StorError) throw err;
-    throw new StorError(`open ${path}`, (err as Error).message);
+    throw new StorError(`open ${path}`, (err as Error).message, exitCodeOf(err), { cause: err });
   }
   trace("pragmas, schema");
   return db;

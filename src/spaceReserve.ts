@@ -1,11 +1,13 @@
 /**
- * Room kept on a store's filesystem so that removals work when it is full. A removal writes its
- * transaction to SQLite's WAL before it frees anything, and on a full filesystem that write fails:
- * the operator could free no space with stor at all. So each store keeps a file of
- * {@link RESERVE_BYTES} allocated beside its database ({@link metadataReserve}), made by any
- * command that writes; a removal that SQLite finds the disk full for gives it up and tries again
- * (inFreeingTransaction in src/db.ts), and a later command that writes, or a later removal in the
- * same `stor serve`, makes it again once there is room.
+ * Room kept on a store's filesystem so that stor works when it is full. A removal writes its
+ * transaction to SQLite's WAL before it frees anything, and a command whose store has no -shm and
+ * WAL at the moment (a command before it left none) makes them before it reads anything: on a full
+ * filesystem both fail, and the operator could not even list what to remove, nor restore at boot.
+ * So each store keeps a file of {@link RESERVE_BYTES} allocated beside its database
+ * ({@link metadataReserve}), made by any command that writes. An open or a removal that SQLite
+ * finds the disk full for gives it up and tries again (openDatabase and inFreeingTransaction in
+ * src/db.ts), and a later command that writes, or a later removal in the same `stor serve`, makes
+ * it again once there is room.
  */
 import { metadataReserve } from "./layout.ts";
 import { allocateFile } from "./sys/file.ts";

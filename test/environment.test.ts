@@ -92,6 +92,38 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: every remov
   expect(statSync(join(root, "snapshots/native/metadata.reserve")).size).toBe(2 * 1024 * 1024);
 });
 
+test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk, and stores left without their -wal and -shm: reads, restore and removals still work", () => {
+  const fs = new LoopFs("ext4", 32);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
+  for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"]]) {
+    expect(stor(...argv).code).toBe(0);
+  }
+  // As a command leaves a store whose WAL it checkpointed: the last connection's close removes both.
+  const dbs = [join(root, "snapshots/overlay/metadata.db"), join(root, "snapshots/native/metadata.db"), join(root, "volumes/.meta/metadata.db")];
+  for (const db of dbs) {
+    const conn = new Database(db);
+    conn.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    conn.close();
+    expect(existsSync(`${db}-shm`)).toBe(false);
+  }
+  mkdirSync(join(root, "volumes/orphan/_data"), { recursive: true }); // for restore to adopt: a record to write
+  fillUp(fs.mountPoint);
+  for (const [argv, out] of [
+    [["snapshot", "-s", "overlay", "ls", "--format", "json"], /"Name": "o"/],
+    [["volume", "ls", "-q"], /^v1$/m],
+    [["restore"], /adopted volume "orphan"/],
+    [["snapshot", "-s", "native", "info", "n"], /"Name": "n"/],
+    [["snapshot", "-s", "native", "rm", "n"], /^$/],
+    [["volume", "rm", "v1"], /^v1\n$/],
+  ] as const) {
+    const res = stor(...argv);
+    expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
+    expect(res.stdout).toMatch(out);
+  }
+});
+
 test.skipIf(!need(isRoot(), "loop devices need root"))("a filesystem of blocks under 4 KiB: no store is made there, and nothing is left", () => {
   const fs = new LoopFs("ext4", 32, ["-b", "1024"]);
   cleanups.push(() => fs.close());
