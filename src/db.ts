@@ -211,7 +211,7 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
 
 /**
  * Runs `fn` in a write transaction, as {@link inTransaction}, for a change that frees space (a
- * removal). When SQLite finds the disk too full to write it, the reserve beside the database at
+ * removal) or lets it be freed (a reference released). When SQLite finds the disk too full to write it, the reserve beside the database at
  * `path` is given up (see src/spaceReserve.ts) and `fn` runs again, so it must be one that can:
  * its first run was rolled back. A reserve given up before is made again first, if there is room
  * now: a long-running `stor serve` opens its stores once.

@@ -65,18 +65,23 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: metadata an
   expect(readdirSync(join(root, "snapshots/overlay/snapshots"))).toHaveLength(listed.length);
 });
 
-test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: every removal still works, of snapshots and of volumes, with nothing of their own to free", () => {
+test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk: every removal still works, of snapshots and of volumes, with nothing of their own to free, and a volume's reference is released", () => {
   const fs = new LoopFs("ext4", 32);
   cleanups.push(() => fs.close());
   const root = join(fs.mountPoint, "stor");
   const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
-  for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"], ["volume", "create", "v2"]]) {
+  for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"], ["volume", "mount", "v1", "c1"], ["volume", "create", "v2"]]) {
     expect(stor(...argv).code).toBe(0);
   }
   fillUp(fs.mountPoint);
   expect(stor("snapshot", "-s", "native", "prepare", "x").stderr).toMatch(/no space left on device|disk is full/i);
   // Empty snapshots and volumes: what each removal writes, it writes before anything is freed.
-  for (const argv of [["snapshot", "-s", "overlay", "rm", "o"], ["snapshot", "-s", "native", "rm", "n"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"]]) {
+  // Each on a disk filled again, with its store's reserve (the volumes' made again by a create of
+  // a volume that is there, which changes nothing): none has the room another's left.
+  for (const argv of [["snapshot", "-s", "overlay", "rm", "o"], ["snapshot", "-s", "native", "rm", "n"], ["volume", "unmount", "v1", "c1"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"]]) {
+    must(`rm ${fs.mountPoint}/filler`);
+    expect(stor("volume", "create", "v2").code).toBe(0);
+    fillUp(fs.mountPoint);
     const res = stor(...argv);
     expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
   }

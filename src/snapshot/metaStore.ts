@@ -66,7 +66,7 @@ export class MetaStore {
     return underWriteLock(this.#db, fn);
   }
 
-  /** Runs `fn` in a write transaction that frees space, on a full disk too (see inFreeingTransaction): `fn` may run twice. */
+  /** Runs `fn` in a write transaction that frees space or lets it be freed, on a full disk too (see inFreeingTransaction): `fn` may run twice. */
   freeing<T>(fn: () => T): T {
     return inFreeingTransaction(this.#db, this.#path, fn);
   }

@@ -416,10 +416,11 @@ export class VolumeService {
     validateRef(ref);
     await this.#locked(name, async (v, driver) => {
       if (!v.refs.includes(ref)) return;
-      if (counted && this.#store.write(() => this.#store.dropUse(name, ref))) return;
+      // Freeing: a reference released lets the volume be removed, on a full disk too.
+      if (counted && this.#store.freeing(() => this.#store.dropUse(name, ref))) return;
       const active = await driver.unmount(name, ref, v.active);
       failpoint("volume-unmount:unmounted");
-      this.#store.write(() => this.#store.removeRef(name, ref, active));
+      this.#store.freeing(() => this.#store.removeRef(name, ref, active));
     });
   }
 

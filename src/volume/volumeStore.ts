@@ -96,7 +96,7 @@ export class VolumeStore {
     return inTransaction(this.#db, "write", fn);
   }
 
-  /** Runs `fn` in a write transaction that frees space, on a full disk too (see inFreeingTransaction): `fn` may run twice. */
+  /** Runs `fn` in a write transaction that frees space or lets it be freed, on a full disk too (see inFreeingTransaction): `fn` may run twice. */
   freeing<T>(fn: () => T): T {
     return inFreeingTransaction(this.#db, this.#path, fn);
   }
