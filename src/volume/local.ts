@@ -91,7 +91,7 @@ export class LocalDriver implements OwnStorageDriver {
       } catch (err) {
         treeRemoval.get().removeTree(temp);
         // Nothing holds the project reserved for it now. (A directory already there keeps its own.)
-        if (config && config.Quota.Size > 0) this.#store.write(() => this.#store.releaseProject(name));
+        if (config && config.Quota.Size > 0) this.#store.freeing(() => this.#store.releaseProject(name));
         throw err;
       }
       fsyncDir(this.#home); // the directory is durable before the metadata that names it
@@ -208,7 +208,7 @@ export class LocalDriver implements OwnStorageDriver {
     } finally {
       void gone.finally(() => removing.release());
     }
-    if (quotas.length > 0) this.#store.write(() => quotas.forEach((name) => this.#store.releaseProject(name)));
+    if (quotas.length > 0) this.#store.freeing(() => quotas.forEach((name) => this.#store.releaseProject(name)));
     return { removed, failed, gone };
   }
 

@@ -182,7 +182,7 @@ export class VolumeService {
       let existing = this.#store.read(() => this.#store.get(volume));
       // A removal cut short once the storage was gone for good: it is finished, and the volume made anew.
       if (existing && existing.refs.length === 0 && existing.driver === driver.name && storageGone(driver, volume)) {
-        this.#store.write(() => this.#store.delete(volume));
+        this.#store.freeing(() => this.#store.delete(volume));
         existing = undefined;
       }
       if (existing) {
