@@ -31,14 +31,19 @@ export type Access = "read" | "write";
  * is given up and the open tried again (see src/spaceReserve.ts).
  */
 export function openDatabase(path: string, migrations: readonly string[], access: Access = "write"): Database {
+  const open = access === "read" ? openForReading : openForWriting;
+  let db: Database;
   try {
-    return access === "read" ? openForReading(path, migrations) : openForWriting(path, migrations);
+    db = open(path, migrations);
   } catch (err) {
     // The first connection makes SQLite's index (-shm) and its WAL, when a command before left
     // none: on a full disk that fails, and would fail every command, a read's too, and restore.
+    // The room the reserve leaves is this command's: it is not made again here.
     if (!causedBy(err, "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE") || !giveUpReserve(path)) throw err;
-    return access === "read" ? openForReading(path, migrations) : openForWriting(path, migrations);
+    return open(path, migrations);
   }
+  if (access === "write") keepReserve(path);
+  return db;
 }
 
 /** Opens the database at `path` to write: see {@link openDatabase}. */
@@ -79,7 +84,6 @@ function openForWriting(path: string, migrations: readonly string[]): Database {
     if (err instanceof StorError) throw err;
     throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`, exitCodeOf(err), { cause: err });
   }
-  keepReserve(path);
   trace("pragmas, schema");
   return db;
 }

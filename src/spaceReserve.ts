@@ -24,7 +24,7 @@ export const RESERVE_BYTES = 2 * 1024 * 1024;
 /**
  * Makes the reserve beside the database at `db`, unless it is there whole. Where there is no room
  * (or the filesystem cannot allocate ahead), it is left for a later command: nothing depends on it
- * but a removal on a full disk.
+ * but stor on a full disk.
  */
 export function keepReserve(db: string): void {
   const path = metadataReserve(db);
