@@ -59,6 +59,7 @@ function openForWriting(path: string, migrations: readonly string[]): Database {
   let db: Database;
   try {
     db = new Database(path, { create: true, strict: true });
+    keepIndexFiles(db);
   } catch (err) {
     throw new StorError(`open ${path}`, `${(err as Error).message}${whyNotWritable(dirname(path))}`);
   }
@@ -103,6 +104,15 @@ export function smallBlocks(dir: string): string | undefined {
 /** The block size SQLite's -shm file assumes. */
 const SHM_BLOCK_BYTES = 4096;
 
+/**
+ * Makes `db`'s close leave its -wal and -shm (SQLITE_FCNTL_PERSIST_WAL), which a last connection's
+ * close would otherwise delete: every later command, a read too, would have to make them again
+ * before it reads, and on a disk out of blocks or of inodes it could not.
+ */
+function keepIndexFiles(db: Database): void {
+  db.fileControl(SQLITE.SQLITE_FCNTL_PERSIST_WAL, 1);
+}
+
 /** What a pause between tries waits on: nothing ever wakes it. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
@@ -135,7 +145,8 @@ function neverMade(migrations: readonly string[]): Database {
  * Opens `path` for queries only, leaving no file behind. A database never made reads as empty (an
  * in-memory one with the schema). A read-only connection would leave SQLite's -wal and -shm
  * behind, so where the files can be written the connection is read-write with `query_only`: when
- * it made them (the WAL is empty), {@link releaseDatabase} closes it, which removes them. On a
+ * it made them (no writer left a WAL), {@link releaseDatabase} closes it, which removes them;
+ * a writer's it leaves (see keepIndexFiles). On a
  * read-only filesystem a WAL database needs its -shm file to be read with locking; without one,
  * nothing can be writing it, and it is opened immutable (a -wal left by a crash then goes unread).
  */
@@ -149,6 +160,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
       db = new Database(path, { readwrite: true, create: false, strict: true });
       queryOnly = true;
       readingModes.set(db, "queryOnly");
+      if (pathExists(`${path}-wal`)) keepIndexFiles(db); // a writer's: see keepIndexFiles
     } else if (pathExists(`${path}-shm`)) {
       db = new Database(path, { readonly: true, strict: true });
       readingModes.set(db, "readOnly");
@@ -302,8 +314,8 @@ const released: Database[] = [];
  * directory entry synced: two more). A commit is durable in the WAL already (synchronous=FULL), and
  * the next connection reads the WAL, as after any process that ended without closing. A WAL past
  * {@link WAL_LIMIT_BYTES} is checkpointed and truncated first, so no command reads a long one. A
- * connection with an empty WAL (a read, or a command that changed nothing) closes as before, which
- * deletes the WAL and its index: a read leaves no file behind.
+ * connection with an empty WAL (a read, or a command that changed nothing) is closed, which leaves
+ * the WAL and its index a writer made (see keepIndexFiles), and deletes those a read made.
  */
 export function releaseDatabase(db: Database, path: string): void {
   let wal = statPath(`${path}-wal`)?.size ?? 0;

@@ -1,6 +1,6 @@
 /** A bad environment gives one line, the contract's exit code, and nothing half-made. */
 import { afterEach, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { LoopFs, STOR, TestRoot, fillUp, isRoot, must, need, sh } from "./helpers.ts";
@@ -127,6 +127,33 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a full disk, and stores 
     expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
     expect(res.stdout).toMatch(out);
   }
+});
+
+test.skipIf(!need(isRoot(), "loop devices need root"))("a disk out of inodes, at boot: reads, removals and restore work, and restore records the boot", () => {
+  const fs = new LoopFs("ext4", 32, ["-N", "128"]);
+  cleanups.push(() => fs.close());
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
+  // restore last: its close is the one that checkpoints the WAL away.
+  for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"], ["volume", "mount", "v1", "c1"], ["restore"]]) {
+    expect(stor(...argv).code).toBe(0);
+  }
+  writeFileSync(join(root, "restore.boot"), "00000000-0000-0000-0000-000000000000\n"); // a boot since
+  must(`mkdir ${fs.mountPoint}/fill && cd ${fs.mountPoint}/fill && i=0 && while touch $i 2>/dev/null; do i=$((i+1)); done`);
+  expect(must(`df --output=iavail ${fs.mountPoint}`)).toMatch(/^\s*0\s*$/m);
+  for (const argv of [
+    ["snapshot", "-s", "overlay", "ls"],
+    ["volume", "ls"],
+    ["restore"],
+    ["snapshot", "-s", "overlay", "rm", "o"],
+    ["snapshot", "-s", "native", "rm", "n"],
+    ["volume", "unmount", "v1", "c1"],
+    ["volume", "rm", "v1"],
+  ]) {
+    const res = stor(...argv);
+    expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
+  }
+  expect(readFileSync(join(root, "restore.boot"), "utf8")).toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8"));
 });
 
 test.skipIf(!need(isRoot(), "loop devices need root"))("a filesystem of blocks under 4 KiB: no store is made there, and nothing is left", () => {
