@@ -2,9 +2,10 @@
  * Opening a SQLite database the way every stor store needs it: WAL, a busy timeout so parallel
  * processes wait instead of failing, synchronous=FULL so a returned command is durable, foreign
  * keys, and schema migrations keyed by `PRAGMA user_version`. Read-only commands open without
- * creating or changing anything, on a read-only filesystem too. A command that writes keeps the
- * store's reserve of space for removals on a full disk (src/spaceReserve.ts); no database is made
- * on a filesystem where a full disk would crash SQLite ({@link smallBlocks}).
+ * creating or changing anything, on a read-only filesystem too. So that stor works on a disk out
+ * of space or of inodes, a command that writes keeps the store's reserve (src/spaceReserve.ts) and
+ * leaves its -wal and -shm ({@link keepIndexFiles}); no database is made on a filesystem where a
+ * full disk would crash SQLite ({@link smallBlocks}).
  */
 import { constants as SQLITE, Database } from "bun:sqlite";
 import { notWritable, pathExists, statPath } from "./sys/pathCalls.ts";
@@ -227,10 +228,11 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
 
 /**
  * Runs `fn` in a write transaction, as {@link inTransaction}, for a change that frees space (a
- * removal) or lets it be freed (a reference released). When SQLite finds the disk too full to write it, the reserve beside the database at
- * `path` is given up (see src/spaceReserve.ts) and `fn` runs again, so it must be one that can:
- * its first run was rolled back. A reserve given up before is made again first, if there is room
- * now: a long-running `stor serve` opens its stores once.
+ * removal) or lets it be freed (a reference released). When SQLite finds the disk too full to
+ * write it, the reserve beside the database at `path` is given up (see src/spaceReserve.ts) and
+ * `fn` runs again, so it must be one that can: its first run was rolled back. A reserve given up
+ * before is made again first, if there is room now: a long-running `stor serve` opens its stores
+ * once.
  */
 export function inFreeingTransaction<T>(db: Database, path: string, fn: () => T): T {
   keepReserve(path);
