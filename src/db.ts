@@ -67,7 +67,7 @@ function openForWriting(path: string, migrations: readonly string[]): Database {
   trace("sqlite open");
   try {
     // One statement list and one query, not six statements: each costs a command a prepare.
-    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON`);
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; ${KEPT_WAL_EMPTIED}`);
     // Processes opening a database nobody has made yet race to make it WAL and to migrate it, and
     // SQLite answers some of them busy at once, without waiting (where waiting could deadlock): they
     // try again, as long as the busy timeout.
@@ -108,11 +108,19 @@ const SHM_BLOCK_BYTES = 4096;
 /**
  * Makes `db`'s close leave its -wal and -shm (SQLITE_FCNTL_PERSIST_WAL), which a last connection's
  * close would otherwise delete: every later command, a read too, would have to make them again
- * before it reads, and on a disk out of blocks or of inodes it could not.
+ * before it reads, and on a disk out of blocks or of inodes it could not. Its connection runs
+ * {@link KEPT_WAL_EMPTIED} too.
  */
 function keepIndexFiles(db: Database): void {
   db.fileControl(SQLITE.SQLITE_FCNTL_PERSIST_WAL, 1);
 }
+
+/**
+ * A WAL kept (see keepIndexFiles) is emptied, not left full of frames, when the last connection
+ * closes: what the database file holds is then all there is, as when the WAL was deleted (a backup
+ * copied over it is not overlaid by stale frames, nor damage to it hidden).
+ */
+const KEPT_WAL_EMPTIED = "PRAGMA journal_size_limit = 0";
 
 /** What a pause between tries waits on: nothing ever wakes it. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
@@ -155,13 +163,15 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   let db: Database;
   // Opened read-write, it is made query-only along with the busy timeout: one statement list, not two.
   let queryOnly = false;
+  let kept = false;
   try {
     if (!pathExists(path)) return neverMade(migrations);
     if (whyNotWritable(dirname(path)) === "" && whyNotWritable(path) === "") {
       db = new Database(path, { readwrite: true, create: false, strict: true });
       queryOnly = true;
       readingModes.set(db, "queryOnly");
-      if (pathExists(`${path}-wal`)) keepIndexFiles(db); // a writer's: see keepIndexFiles
+      kept = pathExists(`${path}-wal`); // a writer's: see keepIndexFiles
+      if (kept) keepIndexFiles(db);
     } else if (pathExists(`${path}-shm`)) {
       db = new Database(path, { readonly: true, strict: true });
       readingModes.set(db, "readOnly");
@@ -174,7 +184,7 @@ function openForReading(path: string, migrations: readonly string[]): Database {
   }
   trace("sqlite open");
   try {
-    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}${queryOnly ? "; PRAGMA query_only = 1" : ""}`);
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}${queryOnly ? "; PRAGMA query_only = 1" : ""}${kept ? `; ${KEPT_WAL_EMPTIED}` : ""}`);
     let version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
     if (version !== migrations.length) {
       // Looked at again, the version and the schema in one read: a writer may have just made the
