@@ -25,7 +25,7 @@ const READ_ONLY = [
 
 /**
  * Makes the database at `path` self-contained, as an older stor (which checkpointed at every
- * close) or a stopped `stor serve` leaves it: its WAL copied in, and the -wal and -shm files gone.
+ * close, and did not keep its WAL) left it: its WAL copied in, and the -wal and -shm files gone.
  */
 function settle(path: string): void {
   const db = new Database(path);
