@@ -12,7 +12,7 @@ import { notWritable, pathExists, statPath } from "./sys/pathCalls.ts";
 import { dirname } from "./path.ts";
 import { PreconditionError, StorError, exitCodeOf } from "./errors.ts";
 import { trace } from "./trace.ts";
-import { giveUpReserve, keepReserve } from "./spaceReserve.ts";
+import { keepReserve, takeBackReserve, withRoom } from "./spaceReserve.ts";
 import { filesystemBlockSize } from "./sys/file.ts";
 
 const BUSY_TIMEOUT_MS = 60_000;
@@ -32,17 +32,9 @@ export type Access = "read" | "write";
  * is given up and the open tried again (see src/spaceReserve.ts).
  */
 export function openDatabase(path: string, migrations: readonly string[], access: Access = "write"): Database {
-  const open = access === "read" ? openForReading : openForWriting;
-  let db: Database;
-  try {
-    db = open(path, migrations);
-  } catch (err) {
-    // The first connection makes SQLite's index (-shm) and its WAL, when a command before left
-    // none: on a full disk that fails, and would fail every command, a read's too, and restore.
-    // The room the reserve leaves is this command's: it is not made again here.
-    if (!causedBy(err, "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE") || !giveUpReserve(path)) throw err;
-    return open(path, migrations);
-  }
+  // The first connection makes SQLite's index (-shm) and its WAL, when a command before left none:
+  // on a full disk that fails, and would fail every command, a read's too, and restore.
+  const db = withRoom(path, sqliteFull, () => (access === "read" ? openForReading : openForWriting)(path, migrations));
   if (access === "write") keepReserve(path);
   return db;
 }
@@ -240,20 +232,17 @@ export function inTransaction<T>(db: Database, access: Access, fn: () => T): T {
  * Runs `fn` in a write transaction, as {@link inTransaction}, for a change that frees space (a
  * removal) or lets it be freed (a reference released). When SQLite finds the disk too full to
  * write it, the reserve beside the database at `path` is given up (see src/spaceReserve.ts) and
- * `fn` runs again, so it must be one that can: its first run was rolled back. A reserve given up
- * before is made again first, if there is room now: a long-running `stor serve` opens its stores
- * once.
+ * `fn` runs again, so it must be one that can: its first run was rolled back. A reserve this
+ * process gave up before is made again first, if there is room now: a long-running `stor serve`
+ * opens its stores once.
  */
 export function inFreeingTransaction<T>(db: Database, path: string, fn: () => T): T {
-  keepReserve(path);
-  try {
-    return inTransaction(db, "write", fn);
-  } catch (err) {
-    if (!causedBy(err, "SQLITE_FULL")) throw err;
-    giveUpReserve(path); // or another process's removal gave it up just now: the room may be there
-    return inTransaction(db, "write", fn);
-  }
+  takeBackReserve(path);
+  return withRoom(path, sqliteFull, () => inTransaction(db, "write", fn));
 }
+
+/** Whether `err` is SQLite finding no room: to write its WAL or its database, or to grow its -shm. */
+const sqliteFull = (err: unknown) => causedBy(err, "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE");
 
 /** Whether SQLite's result `code` (`SQLITE_FULL`…) is behind `err`: it, or what caused it. */
 export function causedBy(err: unknown, ...codes: string[]): boolean {

@@ -11,7 +11,7 @@
  * `serve.lock` shared for its whole life; restore cannot take it exclusively then) nothing
  * boot-time is done and `force` is refused.
  */
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "./nodeFs.ts";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "./nodeFs.ts";
 import { join } from "./path.ts";
 import { bootId, bootedAt } from "./boot.ts";
 import type { Config } from "./config.ts";
@@ -19,6 +19,7 @@ import { PreconditionError } from "./errors.ts";
 import { log } from "./log.ts";
 import { LEGACY_VOLUME_DB, restoreBootFile, restoreLock, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumesDir } from "./layout.ts";
 import { unmountBelow, type UnmountReport } from "./mounting.ts";
+import { noRoom, withRoom } from "./spaceReserve.ts";
 import { openVolumes } from "./services.ts";
 import { SNAPSHOTTER_NAMES } from "./snapshot/registry.ts";
 import { restoreSnapshots, type SnapshotRestoreReport } from "./snapshot/restore.ts";
@@ -128,28 +129,12 @@ function lastBoot(root: string): string | undefined {
 
 /**
  * Records `boot` durably: a crash before it makes the next run do the boot-time work again. On a
- * disk too full for a new file (out of inodes or of blocks, as a host often boots after filling
- * it), the record there is written over in place instead: a boot id is as long as the last one, in
- * the block that holds it.
+ * disk out of inodes or blocks (as a host often boots after filling it), the new file is made in
+ * the room of the volumes' reserve.
  */
 function recordBoot(root: string, boot: string): void {
   const file = restoreBootFile(root);
-  const text = `${boot}\n`;
-  try {
-    writeFileSync(`${file}.tmp`, text, { mode: 0o644, flush: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOSPC" || lastBoot(root) === undefined) throw err;
-    rmSync(`${file}.tmp`, { force: true }); // made, perhaps, but not written
-    const fd = openSync(file, "r+");
-    try {
-      ftruncateSync(fd, text.length);
-      writeSync(fd, text, 0);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    return;
-  }
+  withRoom(volumeDb(root), noRoom, () => writeFileSync(`${file}.tmp`, `${boot}\n`, { mode: 0o644, flush: true }));
   renameSync(`${file}.tmp`, file);
   fsyncDir(root);
 }

@@ -8,6 +8,7 @@ import { join } from "../path.ts";
 import { listDir } from "../sys/dirent.ts";
 import { lockEphemeral, lockEphemeralMany, type FileLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
+import { noRoom, withRoom } from "../spaceReserve.ts";
 
 /** Names locked and worked on at a time by {@link NameLocks.inBatches}. */
 export const BATCH = 256;
@@ -15,15 +16,21 @@ export const BATCH = 256;
 /** The lock files of the volumes below one root. */
 export class NameLocks {
   readonly #dir: string;
+  readonly #db: string;
 
-  /** `dir` holds the lock files; the volume service makes it before any lock is taken. */
-  constructor(dir: string) {
+  /**
+   * `dir` holds the lock files; the volume service makes it before any lock is taken. A lock file
+   * is made anew, so on a disk out of inodes or blocks the reserve beside the volume database `db`
+   * makes room for it (see withRoom).
+   */
+  constructor(dir: string, db: string) {
     this.#dir = dir;
+    this.#db = db;
   }
 
   /** Waits for and takes the lock of `name`, a valid volume name. */
   lock(name: string): FileLock {
-    return lockEphemeral(join(this.#dir, name))!;
+    return withRoom(this.#db, noRoom, () => lockEphemeral(join(this.#dir, name))!);
   }
 
   /**
@@ -32,7 +39,7 @@ export class NameLocks {
    */
   async inBatches(names: readonly string[], wait: boolean, fn: (names: string[]) => void | Promise<void>): Promise<void> {
     for (let i = 0; i < names.length; i += BATCH) {
-      const batch = lockEphemeralMany(this.#dir, names.slice(i, i + BATCH), wait);
+      const batch = withRoom(this.#db, noRoom, () => lockEphemeralMany(this.#dir, names.slice(i, i + BATCH), wait));
       try {
         if (batch.names.length > 0) await fn(batch.names);
       } finally {

@@ -158,7 +158,7 @@ export class VolumeService {
     } catch (err) {
       throw rootError(config.root, err);
     }
-    this.#locks = new NameLocks(volumeLocksDir(config.root));
+    this.#locks = new NameLocks(volumeLocksDir(config.root), volumeDb(config.root));
     this.#store = new VolumeStore(db, access);
     this.#drivers = new Drivers({ home: this.home, store: this.#store, plugins: config.plugins });
     this.#defaultDriver = config.defaultVolumeDriver;
