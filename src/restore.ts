@@ -70,22 +70,30 @@ export async function restore(config: Config, opts: RestoreOptions = {}): Promis
     const force = opts.force === true;
     if (force) log.warn("restore --force: references taken in this boot are released and unused volumes unmounted, whatever still relies on them (dangerous on a live host)");
     const policy: RestorePolicy = { boot, atBoot: !serveRunning && (force || newBoot), force };
-    const service = await openVolumes(config, "write");
-    let volumes: VolumeRestoreReport;
-    try {
-      volumes = await service.restore(policy);
-    } finally {
-      service.close();
+    // A root without volumes has nothing of theirs to put right, and no volume store is made for it.
+    let volumes = NO_VOLUMES;
+    let migrated: string[] = [];
+    if (statSync(volumesDir(config.root), { throwIfNoEntry: false })) {
+      const service = await openVolumes(config, "write");
+      try {
+        volumes = await service.restore(policy);
+        migrated = service.migrated;
+      } finally {
+        service.close();
+      }
     }
     const rest: UnmountReport = policy.atBoot ? unmountSnapshotsBelow(config.root) : { unmounted: [], busy: [] };
     const snapshots = await restoreSnapshots(config);
     if (policy.atBoot) recordBoot(config.root, boot);
-    return { atBoot: policy.atBoot, serveRunning, migrated: service.migrated, ...rest, volumes, snapshots };
+    return { atBoot: policy.atBoot, serveRunning, migrated, ...rest, volumes, snapshots };
   } finally {
     lock?.release();
     turn.release();
   }
 }
+
+/** The volume side of a root that has no volumes. */
+const NO_VOLUMES: VolumeRestoreReport = { unmounted: [], busy: [], leftMounted: [], released: [], kept: [], dropped: [], adopted: [], removed: [], unreachable: [] };
 
 /**
  * Unmounts the mounts of snapshots below `root`, outside the volumes (the volume restore's): what
@@ -130,11 +138,13 @@ function lastBoot(root: string): string | undefined {
 /**
  * Records `boot` durably: a crash before it makes the next run do the boot-time work again. On a
  * disk out of inodes or blocks (as a host often boots after filling it), the new file is made in
- * the room of the volumes' reserve.
+ * the room of a store's reserve: the volumes', else a snapshotter's.
  */
 function recordBoot(root: string, boot: string): void {
   const file = restoreBootFile(root);
-  withRoom(volumeDb(root), noRoom, () => writeFileSync(`${file}.tmp`, `${boot}\n`, { mode: 0o644, flush: true }));
+  const stores = [volumeDb(root), ...SNAPSHOTTER_NAMES.map((n) => snapshotDb(root, n))];
+  const store = stores.find((db) => statSync(db, { throwIfNoEntry: false })) ?? volumeDb(root);
+  withRoom(store, noRoom, () => writeFileSync(`${file}.tmp`, `${boot}\n`, { mode: 0o644, flush: true }));
   renameSync(`${file}.tmp`, file);
   fsyncDir(root);
 }

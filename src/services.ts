@@ -8,12 +8,12 @@
  * To `read` (ls, info, inspect, df…), nothing is created: a missing root is not found, and a store
  * never used lists as empty.
  */
-import { makeDirs, pathExists, statPath } from "./sys/pathCalls.ts";
+import { makeDirs, pathExists, statPath, touchFile } from "./sys/pathCalls.ts";
 import { dirname } from "./path.ts";
 import type { Config } from "./config.ts";
 import { smallBlocks, type Access } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
-import { rootError, snapshotDb, snapshotsDir, snapshotterDir, volumeMetaDir } from "./layout.ts";
+import { restoreLock, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeMetaDir } from "./layout.ts";
 import { log } from "./log.ts";
 import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
@@ -50,7 +50,9 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   // To write, with the code its writes may run (see src/lazy.ts).
   const open = async (snapshotter: Snapshotter, opts: ConstructorParameters<typeof SnapshotService>[3]) => {
     if (req.access === "write") await loadForWriting(snapshotter);
-    return new SnapshotService(config.root, snapshotter, req.access, opts);
+    const service = new SnapshotService(config.root, snapshotter, req.access, opts);
+    if (req.access === "write" && probe !== snapshotsDir(config.root)) makeRootLocks(config.root);
+    return service;
   };
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
@@ -101,10 +103,25 @@ export async function usedSnapshotters(config: Config): Promise<SnapshotterName[
 
 /** Opens the volume service. */
 export async function openVolumes(config: Config, access: Access, opts?: ServiceOptions): Promise<VolumeService> {
-  prepareRoot(config.root, access, volumeMetaDir(config.root));
+  const probe = prepareRoot(config.root, access, volumeMetaDir(config.root));
   trace("root check");
   const { VolumeService } = await import("./volume/service.ts");
-  return new VolumeService(config, access, opts);
+  const service = new VolumeService(config, access, opts);
+  if (access === "write" && probe !== volumeMetaDir(config.root)) makeRootLocks(config.root);
+  return service;
+}
+
+/**
+ * Makes the root's lock files, with its first store, where missing: the first `stor restore` then
+ * finds them, on a disk out of inodes too (the store's reserve gives back one inode, and restore
+ * would need two).
+ */
+function makeRootLocks(root: string): void {
+  try {
+    for (const lock of [serveLock(root), restoreLock(root)]) touchFile(lock, 0o600);
+  } catch (err) {
+    throw rootError(root, err);
+  }
 }
 
 /**

@@ -162,6 +162,33 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a disk out of inodes, at
   expect(readFileSync(join(root, "restore.boot"), "utf8")).toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8"));
 });
 
+test.skipIf(!need(isRoot(), "loop devices need root"))("the first restore of a root, on a disk out of inodes, finds the root's locks made with its stores", () => {
+  const fs = new LoopFs("ext4", 32, ["-N", "128"]);
+  cleanups.push(() => fs.close());
+  for (const [name, first] of [["snapshots", ["snapshot", "-s", "overlay", "prepare", "o"]], ["volumes", ["volume", "create", "v1"]]] as const) {
+    const root = join(fs.mountPoint, name);
+    const fill = join(fs.mountPoint, "fill");
+    const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
+    expect(stor(...first).code).toBe(0);
+    expect(readdirSync(root).filter((f) => f.endsWith(".lock")).sort()).toEqual(["restore.lock", "serve.lock"]);
+    writeFileSync(join(root, "restore.boot"), "00000000-0000-0000-0000-000000000000\n"); // a boot since it was made
+    must(`mkdir ${fill} && cd ${fill} && i=0 && while true 2>/dev/null > $i; do i=$((i+1)); done`);
+    expect(must(`df --output=iavail ${fs.mountPoint}`)).toMatch(/^\s*0\s*$/m);
+    const res = stor("restore");
+    expect([name, res.code, res.stderr]).toEqual([name, 0, ""]);
+    expect(readFileSync(join(root, "restore.boot"), "utf8")).toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8"));
+    rmSync(fill, { recursive: true, force: true });
+  }
+});
+
+test("a read makes nothing, and no lock file, on a root without stores", () => {
+  const r = tmp();
+  const root = join(r.path, "empty");
+  mkdirSync(root);
+  for (const argv of [["snapshot", "-s", "overlay", "ls"], ["volume", "ls"]]) expect(sh([STOR, "--root", root, "--config", r.config, ...argv]).code).toBe(0);
+  expect(readdirSync(root)).toEqual([]);
+});
+
 test.skipIf(!need(isRoot(), "loop devices need root"))("a filesystem of blocks under 4 KiB: no store is made there, and nothing is left", () => {
   const fs = new LoopFs("ext4", 32, ["-b", "1024"]);
   cleanups.push(() => fs.close());
