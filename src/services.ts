@@ -11,9 +11,9 @@
 import { makeDirs, pathExists, statPath, touchFile } from "./sys/pathCalls.ts";
 import { dirname } from "./path.ts";
 import type { Config } from "./config.ts";
-import { smallBlocks, type Access } from "./db.ts";
+import { smallBlocks, type Access as StoreAccess } from "./db.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionError } from "./errors.ts";
-import { restoreLock, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeMetaDir } from "./layout.ts";
+import { restoreLock, rootError, serveLock, snapshotDb, snapshotsDir, snapshotterDir, volumeDb, volumeMetaDir } from "./layout.ts";
 import { log } from "./log.ts";
 import { trace } from "./trace.ts";
 import type { SnapshotterName } from "./snapshot/registry.ts";
@@ -22,7 +22,14 @@ import type { Snapshotter } from "./snapshot/snapshotter.ts";
 import type { VolumeService, ServiceOptions } from "./volume/service.ts";
 import type { PluginStatus } from "./volume/pluginDriver.ts";
 
-export type { Access };
+/**
+ * What a command does with a service's store: `read` and `write` as src/db.ts opens a database
+ * (to write, the root and the store are made as needed), or `change`: it writes only to what is
+ * there (rm, commit, label, apply, prune, cleanup, a volume's mount and unmount). A store not made
+ * yet is then opened to read: there is nothing in it to change, so a name that is not there is
+ * not found, and nothing is made for it, nor a root for a mistyped `--root` (not found, as a read).
+ */
+export type Access = StoreAccess | "change";
 
 /** What {@link openSnapshots} opens. */
 export interface SnapshotsRequest {
@@ -49,19 +56,19 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   const { SnapshotService, loadForWriting } = await import("./snapshot/service.ts");
   // To write, with the code its writes may run (see src/lazy.ts).
   const open = async (snapshotter: Snapshotter, opts: ConstructorParameters<typeof SnapshotService>[3]) => {
-    if (req.access === "write") await loadForWriting(snapshotter);
-    const service = new SnapshotService(config.root, snapshotter, req.access, opts);
-    if (req.access === "write" && probe !== snapshotsDir(config.root)) makeRootLocks(config.root);
+    if (access === "write") await loadForWriting(snapshotter);
+    const service = new SnapshotService(config.root, snapshotter, access, opts);
+    if (access === "write" && probe !== snapshotsDir(config.root)) makeRootLocks(config.root);
     return service;
   };
   const chosen = req.snapshotter ?? config.defaultSnapshotter;
   // The name is checked before the root is looked at, or made: an unknown one creates nothing.
   const named = chosen === undefined ? undefined : SNAPSHOTTERS[snapshotterName(chosen)];
-  if (req.needs !== undefined && req.access === "write" && !hasMetadata(config.root, named ? [named.name] : SNAPSHOTTER_NAMES)) {
-    throw new NotFoundError(`parent snapshot "${req.needs}"`);
-  }
+  const made = () => hasMetadata(config.root, named ? [named.name] : SNAPSHOTTER_NAMES);
+  if (req.needs !== undefined && req.access === "write" && !made()) throw new NotFoundError(`parent snapshot "${req.needs}"`);
+  const access = req.access === "change" ? (made() ? "write" : "read") : req.access;
   // The service makes the directories, once the snapshotter is known to run there.
-  const probe = prepareRoot(config.root, req.access, snapshotsDir(config.root));
+  const probe = prepareRoot(config.root, access, snapshotsDir(config.root));
   trace("root check");
   if (named === undefined) {
     for (const name of SNAPSHOTTER_NAMES) {
@@ -76,8 +83,18 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   }
   // Reading metadata needs no kernel feature: `ls` works wherever the files are. Writing checks
   // when it creates a snapshot (see SnapshotService).
-  const check = req.access === "write" && req.checkSupport !== false;
+  const check = access === "write" && req.checkSupport !== false;
   return await open(named, { probe: check ? probe : undefined, forContainerd: req.forContainerd });
+}
+
+/** Whether the volume store below `root` is made (in an older layout too); true where that cannot be told. */
+async function volumeStoreMade(root: string): Promise<boolean> {
+  try {
+    if (statPath(root)?.isDirectory === false || pathExists(volumeDb(root))) return true;
+    return (await import("./volume/legacyLayout.ts")).unmigratedVolumeDb(root) !== undefined;
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -102,7 +119,9 @@ export async function usedSnapshotters(config: Config): Promise<SnapshotterName[
 }
 
 /** Opens the volume service. */
-export async function openVolumes(config: Config, access: Access, opts?: ServiceOptions): Promise<VolumeService> {
+export async function openVolumes(config: Config, asked: Access, opts?: ServiceOptions): Promise<VolumeService> {
+  // A plugin's volume can be there with no store made: Docker records one it finds when it is used.
+  const access = asked === "change" ? ((await volumeStoreMade(config.root)) || (opts?.askPlugins !== false && (await import("./volume/pluginDiscovery.ts")).scanPlugins(config.plugins.dirs).length > 0) ? "write" : "read") : asked;
   const probe = prepareRoot(config.root, access, volumeMetaDir(config.root));
   trace("root check");
   const { VolumeService } = await import("./volume/service.ts");
@@ -138,7 +157,7 @@ export async function volumePlugins(config: Config): Promise<PluginStatus[]> {
  * filesystem `dir` will be made on. Nothing is made: a snapshotter refused there leaves nothing,
  * and neither does a store refused for its filesystem's blocks (see smallBlocks).
  */
-function prepareRoot(root: string, access: Access, dir: string): string {
+function prepareRoot(root: string, access: StoreAccess, dir: string): string {
   if (access === "write") {
     try {
       let probe = dir;

@@ -47,6 +47,40 @@ test.each(READ_ONLY)("on a missing root, %s %s is not found and makes nothing", 
   expect(existsSync(`/tmp/stor-no-such-root-${process.pid}`)).toBe(false);
 });
 
+/**
+ * Every command that changes only what is there, as argv after the global options, and what it
+ * exits with on a root that has no store: not found where it names something, else nothing done.
+ */
+const CHANGE_ONLY: [argv: string[], code: number][] = [
+  [["snapshot", "-s", "native", "rm", "k"], 3],
+  [["snapshot", "-s", "overlay", "commit", "c", "k"], 3],
+  [["snapshot", "-s", "native", "label", "k", "a=b"], 3],
+  [["snapshot", "-s", "native", "apply", "k", "/dev/null"], 3],
+  [["snapshot", "-s", "overlay", "cleanup"], 0],
+  [["volume", "rm", "vol"], 3],
+  [["volume", "rm", "-f", "vol"], 0],
+  [["volume", "prune", "-a", "-f"], 0],
+  [["volume", "mount", "vol", "ref"], 3],
+  [["volume", "unmount", "vol", "ref"], 3],
+];
+
+test.each(CHANGE_ONLY)("on a root with no store, %p makes none and exits %p", (argv, code) => {
+  const r = new TestRoot();
+  try {
+    const root = join(r.path, "root");
+    mkdirSync(root);
+    const res = sh([STOR, "--root", root, "--config", "/dev/null", ...argv]);
+    expect(res.code).toBe(code);
+    expect(readdirSync(root)).toEqual([]);
+    // On a root never made, each is not found, as a read is: a mistyped --root makes no root.
+    const missing = join(r.path, "not/made");
+    expect(sh([STOR, "--root", missing, "--config", "/dev/null", ...argv])).toMatchObject({ code: 3, stderr: `stor: root ${missing}: not found\n` });
+    expect(existsSync(join(r.path, "not"))).toBe(false);
+  } finally {
+    r.close();
+  }
+});
+
 test("a command that writes still makes a missing root", () => {
   const r = new TestRoot();
   try {

@@ -13,7 +13,7 @@ const DOCKER_KINDS = { C: 0, A: 1, D: 2 } as const;
 // otherwise pay for loading them at start-up.
 
 /** Adds the layer commands to the `stor snapshot` group. */
-export function registerLayerCommands(cli: Group, svc: (access?: Access) => Promise<SnapshotService>): void {
+export function registerLayerCommands(cli: Group, svc: (access: Access) => Promise<SnapshotService>): void {
   cli
     .command("changes <key>", "Print what snapshot KEY changed against its parent, one `A|C|D /path` line each, as docker diff.")
     .option("--format <format>", "table (the lines) or json (Docker API's [{Path, Kind}], Kind 0 changed, 1 added, 2 deleted)", { default: "table" })
@@ -55,7 +55,7 @@ export function registerLayerCommands(cli: Group, svc: (access?: Access) => Prom
       const name = file ?? "-";
       const input = name === "-" ? stdinLayer() : new LayerFile(name);
       const { withProgress } = await import("./progress.ts");
-      const s = await svc();
+      const s = await svc("change");
       print(await withProgress("applying", (onProgress) => applyToSnapshot(s, key, input, name === "-" ? "stdin" : name, onProgress)));
     });
 }

@@ -79,7 +79,7 @@ export function snapshotGroup(ctx: Context): Group {
   let service: SnapshotService | undefined;
   // One command runs per invocation, so the first call's access is the command's. Each command
   // checks its options before it opens the service: bad input creates nothing.
-  const svc = async (access: Access = "write", needs?: string) => (service ??= await openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter, needs }));
+  const svc = async (access: Access, needs?: string) => (service ??= await openSnapshots(ctx.config(), { access, snapshotter: ctx.snapshotter, needs }));
   const cli = new Group("stor snapshot", "Snapshots as containerd's snapshotters keep them, with ctr's commands and output.", true);
   cli.finally(() => service?.release());
 
@@ -110,7 +110,7 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot commit -l release=1 base work")
     .action(async (name: string, key: string, opts) => {
       const given = labels(opts.label);
-      (await svc()).commit(name, key, given);
+      (await svc("change")).commit(name, key, given);
     });
 
   cli
@@ -135,7 +135,7 @@ export function snapshotGroup(ctx: Context): Group {
     .action(async (keys: string[], opts) => {
       const { withTreeProgress } = await import("./progress.ts");
       for (const k of keys) {
-        const s = await svc();
+        const s = await svc("change");
         await withTreeProgress(`removing snapshot ${k}`, () => s.remove(k, Boolean(opts.force)));
       }
     });
@@ -197,7 +197,7 @@ export function snapshotGroup(ctx: Context): Group {
     .example("stor snapshot label work owner=ci stale=")
     .action(async (key: string, words: string[]) => {
       const given = labels(words);
-      const all = (await svc()).updateLabels(key, given);
+      const all = (await svc("change")).updateLabels(key, given);
       let line = "";
       for (const k in all) line += `${line === "" ? "" : ","}${k}=${all[k]}`; // no Array.prototype.map: see usage
       print(`${oneLine(line)}\n`);
@@ -207,7 +207,7 @@ export function snapshotGroup(ctx: Context): Group {
     .command("cleanup", "Remove what interrupted work left: the snapshots of unpacks that were killed, snapshot directories no snapshot owns (left by a crash), and the trash of killed applies, whose changes are undone first; prints each one removed.")
     .example("stor snapshot cleanup")
     .action(async () => {
-      const s = await svc();
+      const s = await svc("change");
       const { removeLeftovers } = await import("../snapshot/restore.ts");
       const { abandoned, removed, undone } = removeLeftovers(s);
       for (const name of [...abandoned, ...removed, ...undone]) print(oneLine(name));

@@ -136,7 +136,7 @@ export function volumeGroup(ctx: Context): Group {
   let service: VolumeService | undefined;
   // One command runs per invocation, so the first call's access is the command's. Each command
   // checks its options before it opens the service: bad input creates nothing.
-  const svc = async (access: Access = "write") => (service ??= await openVolumes(ctx.config(), access));
+  const svc = async (access: Access) => (service ??= await openVolumes(ctx.config(), access));
   const cli = new Group("stor volume", "Volumes as Docker keeps them, with docker volume's commands and output.");
   cli.finally(() => service?.release());
 
@@ -153,7 +153,7 @@ export function volumeGroup(ctx: Context): Group {
         labels: keyValues(list(opts.label), "label", ""),
       };
       (await import("../volume/service.ts")).checkCreateRequest(ctx.config(), name, request);
-      print(await (await svc()).create(name, request));
+      print(await (await svc("write")).create(name, request));
     });
 
   cli
@@ -204,7 +204,7 @@ export function volumeGroup(ctx: Context): Group {
     .action(async (names: string[], opts) => {
       const failures = [];
       const { withTreeProgress } = await import("./progress.ts");
-      const s = await svc(); // opened once: a store that cannot be opened is one error, not one a name
+      const s = await svc("change"); // opened once: a store that cannot be opened is one error, not one a name
       for (const n of names) {
         try {
           await withTreeProgress(`removing volume ${n}`, () => s.remove(n, Boolean(opts.force)));
@@ -226,7 +226,7 @@ export function volumeGroup(ctx: Context): Group {
       const filters = parseFilters(list(opts.filter), PRUNE_FILTERS);
       if (!opts.force && !confirm(opts.all ? ALL_WARNING : ANONYMOUS_WARNING)) return print("Total reclaimed space: 0B");
       const { withTreeProgress } = await import("./progress.ts");
-      const s = await svc();
+      const s = await svc("change");
       const report = await withTreeProgress("removing", () => s.prune(filters, Boolean(opts.all)));
       const deleted = report.deleted.length > 0 ? `Deleted Volumes:\n${report.deleted.map((n) => `${n}\n`).join("")}\n` : "";
       print(`${deleted}Total reclaimed space: ${decimalSize(report.reclaimed)}`);
@@ -235,13 +235,13 @@ export function volumeGroup(ctx: Context): Group {
   cli
     .command("mount <name> <ref>", "Take reference REF on volume NAME (the first one mounts its device) and print the volume's host path.")
     .example("stor volume mount data job-42")
-    .action(async (name: string, ref: string) => print(oneLine(await (await svc()).mount(name, ref)))); // a plugin's answer, as any text
+    .action(async (name: string, ref: string) => print(oneLine(await (await svc("change")).mount(name, ref)))); // a plugin's answer, as any text
 
   cli
     .command("unmount <name> <ref>", "Drop reference REF on volume NAME (the last one unmounts its device).")
     .alias("umount")
     .example("stor volume unmount data job-42")
-    .action(async (name: string, ref: string) => (await svc()).unmount(name, ref));
+    .action(async (name: string, ref: string) => (await svc("change")).unmount(name, ref));
 
   cli
     .command("plugins", "List the volume plugins found (as Docker finds them: sockets, then .spec and .json files, --plugin-dir first) and whether each answers.")

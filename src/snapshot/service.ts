@@ -609,6 +609,7 @@ export class SnapshotService {
    * committed snapshots that a crash left unsealed. Returns the names removed.
    */
   cleanup(): string[] {
+    if (!pathExists(this.dirs)) return []; // a snapshotter never used here: nothing can be left over
     const recovered: string[] = [];
     const [doomed, all] = this.#store.write(() => {
       // Under the write lock no prepare can be between its rename and its commit.
