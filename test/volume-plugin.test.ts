@@ -126,6 +126,21 @@ describe.skipIf(!need(isRoot(), "root (stor serve mounts)"))("stor serve --docke
     expect(b.ok(["volume", "ls", "-q"])).toBe("");
   });
 
+  test.skipIf(!isRoot())("a plugin's volume is mounted and removed from a root with no store yet, which records it", () => {
+    const fresh = pluginRoot(dir);
+    try {
+      b.ok(["volume", "create", "elsewhere"]);
+      expect(existsSync(join(fresh.path, "volumes"))).toBe(false);
+      expect(fresh.ok(["volume", "mount", "elsewhere", "c1"]).trim()).toBe(join(b.path, "volumes/elsewhere/_data"));
+      expect(fresh.ok(["volume", "ls", "-q"])).toBe("elsewhere\n");
+      fresh.ok(["volume", "unmount", "elsewhere", "c1"]);
+      expect(fresh.ok(["volume", "rm", "elsewhere"])).toBe("elsewhere\n");
+      expect(b.ok(["volume", "ls", "-q"])).toBe("");
+    } finally {
+      fresh.close();
+    }
+  });
+
   test.skipIf(!isRoot())("df and prune count local volumes only, and never ask the plugin to remove anything", () => {
     a.ok(["volume", "create", "-d", "storb", "kept"]);
     expect(a.ok(["volume", "prune", "-f", "-a"])).toBe("Total reclaimed space: 0B\n");
