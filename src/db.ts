@@ -241,8 +241,12 @@ export function inFreeingTransaction<T>(db: Database, path: string, fn: () => T)
   return withRoom(path, sqliteFull, () => inTransaction(db, "write", fn));
 }
 
-/** Whether `err` is SQLite finding no room: to write its WAL or its database, or to grow its -shm. */
-const sqliteFull = (err: unknown) => causedBy(err, "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE");
+/**
+ * Whether `err` is SQLite finding no room: to write its WAL or its database, to grow its -shm, or
+ * to reset it (the first connection truncates it, which on btrfs takes metadata). The last also
+ * stands for a -shm that cannot be opened at all: giving up the reserve then changes nothing.
+ */
+const sqliteFull = (err: unknown) => causedBy(err, "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMOPEN");
 
 /** Whether SQLite's result `code` (`SQLITE_FULL`…) is behind `err`: it, or what caused it. */
 export function causedBy(err: unknown, ...codes: string[]): boolean {

@@ -8,9 +8,13 @@
  * ({@link metadataReserve}), made by any command that writes. What fails so runs in
  * {@link withRoom}, which gives the reserve up and tries again; a later command that writes, or a
  * later removal in the same `stor serve`, makes it again once there is room.
+ *
+ * On btrfs a full disk is often its metadata full, which freed data blocks do not relieve: SQLite
+ * cannot size its -shm, nor can any file be made. There the reserve also holds metadata, as
+ * extended attributes ({@link METADATA_BYTES}), which go with it.
  */
 import { metadataReserve } from "./layout.ts";
-import { allocateFile } from "./sys/file.ts";
+import { FS_MAGIC, allocateFile, filesystemType, setXattr } from "./sys/file.ts";
 import { errnoCode } from "./sys/libc.ts";
 import { removeFile, statPath } from "./sys/pathCalls.ts";
 import { describe } from "./errors.ts";
@@ -21,6 +25,14 @@ import { log } from "./log.ts";
  * (WAL frames of a few pages each), and a checkpoint's growth of the database besides.
  */
 export const RESERVE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The metadata the reserve holds on btrfs: enough, given back, for SQLite's -shm and a volume's
+ * removal (measured on a btrfs whose metadata was full: 512 KiB freed let `volume ls`, an unmount
+ * and two rms run). Each attribute nearly fills a metadata block of 16 KiB, btrfs's default.
+ */
+const METADATA_BYTES = 32 * 16_000;
+const XATTR_BYTES = 16_000;
 
 /** The databases whose reserve this process gave up: the room is its own until it makes one again. */
 const givenUp = new Set<string>();
@@ -71,6 +83,7 @@ function make(db: string): boolean {
   const path = metadataReserve(db);
   try {
     allocateFile(path, RESERVE_BYTES, 0o600);
+    if (filesystemType(path) === FS_MAGIC.btrfs) holdMetadata(path);
     return true;
   } catch (err) {
     log.debug(`no reserve beside ${db} for now: ${describe(err)}`);
@@ -80,5 +93,19 @@ function make(db: string): boolean {
       // Left short: the next write tries it again.
     }
     return false;
+  }
+}
+
+/**
+ * Gives the reserve at `path` btrfs metadata of its own (see {@link METADATA_BYTES}), as far as
+ * there is room for it and the filesystem's blocks hold such attributes: its data is a reserve
+ * without it.
+ */
+function holdMetadata(path: string): void {
+  const value = new Uint8Array(XATTR_BYTES);
+  try {
+    for (let i = 0; i < METADATA_BYTES / XATTR_BYTES; i++) setXattr(path, `user.stor.reserve.${i}`, value);
+  } catch (err) {
+    log.debug(`no metadata in the reserve ${path}: ${describe(err)}`);
   }
 }

@@ -259,7 +259,8 @@ for (const sn of ["native", "overlay"]) {
 
 test.skipIf(!need(isRoot(), "chattr +i needs root"))("cleanup: a leftover that cannot be moved is said and left; the others are removed", () => {
   r = new TestRoot();
-  r.ok(["snapshot", "-s", "native", "cleanup"]); // makes the snapshotter's directories
+  r.ok(["snapshot", "-s", "native", "prepare", "made"]); // makes the snapshotter's directories
+  r.ok(["snapshot", "-s", "native", "rm", "made"]);
   const dirs = join(r.path, "snapshots/native/snapshots");
   for (const n of ["7", "8", "9"]) mkdirSync(join(dirs, n));
   must(`chattr +i ${join(dirs, "8")}`); // rename(2) of it fails: EPERM

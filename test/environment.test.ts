@@ -2,8 +2,9 @@
 import { afterEach, expect, test } from "bun:test";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { Database } from "bun:sqlite";
+import { dlopen, FFIType } from "bun:ffi";
 import { join } from "node:path";
-import { LoopFs, STOR, TestRoot, fillUp, isRoot, must, need, sh } from "./helpers.ts";
+import { LoopFs, STOR, TestRoot, fillUp, have, isRoot, must, need, sh } from "./helpers.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -180,6 +181,55 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("the first restore of a r
     rmSync(fill, { recursive: true, force: true });
   }
 });
+
+test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root and btrfs-progs"))("btrfs with its metadata full: a volume's unmount, rm and prune, where no file can be made", () => {
+  const fs = new LoopFs("btrfs", 200);
+  const full = join(fs.mountPoint, "full");
+  const filler = join(fs.mountPoint, "filler");
+  // Unmounted with room again: a btrfs unmounted with its metadata full can hang in the kernel.
+  cleanups.push(() => {
+    rmSync(full, { force: true });
+    rmSync(filler, { force: true });
+    must(`sync -f ${fs.mountPoint}`);
+    fs.close();
+  });
+  const root = join(fs.mountPoint, "stor");
+  const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
+  // "keep" stays through prune.
+  for (const argv of [["volume", "create", "v1"], ["volume", "mount", "v1", "c1"], ["volume", "create", "v2"], ["volume", "create", "v3"], ["volume", "create", "keep"], ["volume", "mount", "keep", "c0"]]) {
+    expect(stor(...argv).code).toBe(0);
+  }
+  // Each on a disk whose data blocks are all taken, so that btrfs can give its metadata no more
+  // room, and whose metadata is then filled with large extended attributes until not even an empty
+  // file can be made; with the store's reserve there (made again by a create of a volume that is
+  // there, which changes nothing), and no room another command freed.
+  for (const argv of [["volume", "unmount", "v1", "c1"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"], ["volume", "ls"]]) {
+    rmSync(full, { force: true });
+    rmSync(filler, { force: true });
+    must(`sync -f ${fs.mountPoint}`);
+    expect(stor("volume", "create", "keep").code).toBe(0);
+    fillUp(fs.mountPoint);
+    writeFileSync(full, "");
+    for (let n = 0; setXattr(full, `user.fill${n}`, XATTR_VALUE); n++);
+    expect(() => writeFileSync(join(fs.mountPoint, "one-more"), "")).toThrow(/ENOSPC/);
+    const res = stor(...argv);
+    expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
+  }
+  expect(stor("volume", "ls", "-q").stdout).toBe("keep\n");
+  expect(readdirSync(join(root, "volumes")).filter((f) => f !== ".meta")).toEqual(["keep"]);
+});
+
+/** A value of an extended attribute nearly as large as a btrfs metadata block holds. */
+const XATTR_VALUE = new Uint8Array(16000).fill(0x78);
+
+/** setxattr(2) of `name` on `path`; false when it failed (node:fs has no call for it). */
+function setXattr(path: string, name: string, value: Uint8Array): boolean {
+  const c = (s: string) => new TextEncoder().encode(`${s}\0`);
+  return libcXattr().setxattr(c(path), c(name), value, value.length, 0) === 0;
+}
+
+let xattrCalls: { setxattr: (path: Uint8Array, name: Uint8Array, value: Uint8Array, size: number, flags: number) => number } | undefined;
+const libcXattr = () => (xattrCalls ??= dlopen("libc.so.6", { setxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 } }).symbols);
 
 test("a read makes nothing, and no lock file, on a root without stores", () => {
   const r = tmp();

@@ -400,7 +400,8 @@ describe("overlay: mounted through a bind mount of the root (another path to the
     r = new TestRoot();
     const alias = r.dir("alias");
     must(`mount --bind ${r.path} ${alias}`);
-    r.ok(["snapshot", "-s", "overlay", "cleanup"]); // makes the snapshotter's directories
+    r.ok(["snapshot", "-s", "overlay", "prepare", "made"]); // makes the snapshotter's directories
+    r.ok(["snapshot", "-s", "overlay", "rm", "made"]);
     const dirs = "snapshots/overlay/snapshots";
     for (const d of ["98/fs", "99/fs", "99/work"]) mkdirSync(join(r.path, dirs, d), { recursive: true });
     const target = r.dir("target");
@@ -693,7 +694,8 @@ describe("mounts of other namespaces, read through /proc (kernels before 6.12)",
 describe("snapshot cleanup", () => {
   test.skipIf(!root)("a directory no snapshot owns is left while a mount uses it, here or in another mount namespace", async () => {
     r = new TestRoot();
-    r.ok(["snapshot", "-s", "native", "cleanup"]); // makes the snapshotter's directories
+    r.ok(["snapshot", "-s", "native", "prepare", "made"]); // makes the snapshotter's directories
+    r.ok(["snapshot", "-s", "native", "rm", "made"]);
     const orphan = join(r.path, "snapshots/native/snapshots/99");
     mkdirSync(orphan);
     writeFileSync(join(orphan, "file"), "data");

@@ -35,7 +35,8 @@ test("50 parallel creates of 50 names on a fresh root: all succeed, each once", 
 
 test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor process would"))("work on one volume waits for the process holding it; other volumes do not", async () => {
   r = new TestRoot();
-  r.ok(["volume", "prune", "-f"]); // a command that writes: it makes the lock directory
+  r.ok(["volume", "create", "made"]); // a command that makes the store: its lock directory too
+  r.ok(["volume", "rm", "made"]);
   const lockFile = join(r.path, "volumes/.meta/locks/held");
   sh(["touch", lockFile]);
   const holder = Bun.spawn(["flock", lockFile, "cat"], { stdin: "pipe" }); // held until its input ends below, however slow the machine

@@ -175,6 +175,7 @@ export class LocalDriver implements OwnStorageDriver {
       // alone is renamed to be the trash itself, which makes and frees no directory at all.
       let trash: string | undefined;
       let renamed = false;
+      let inPlace = false;
       for (const name of names) {
         try {
           const root = join(this.#home, name);
@@ -189,7 +190,14 @@ export class LocalDriver implements OwnStorageDriver {
             }
             renamed = true;
           } catch (err) {
-            if (errnoCode(err) !== "ENOENT") throw err;
+            const code = errnoCode(err);
+            if (code === "ENOSPC") {
+              // No room for a name (btrfs with its metadata full, where removing frees room and
+              // renaming needs it): removed where it is. A crash meanwhile leaves the volume, its
+              // record kept, with part of its data: removed again, it goes.
+              treeRemoval.get().removeTree(root);
+              inPlace = true;
+            } else if (code !== "ENOENT") throw err;
           }
           removed.push(name);
           if (config && config.Quota.Size > 0) quotas.push(name);
@@ -197,6 +205,7 @@ export class LocalDriver implements OwnStorageDriver {
           failed.push([name, err]);
         }
       }
+      if (inPlace && !renamed) fsyncDir(this.#home); // as a trash's rename is, below
       if (trash !== undefined && !renamed) removeDir(trash);
       else if (trash !== undefined) {
         fsyncDir(this.#home); // gone for good before the metadata goes, or restore would adopt them again

@@ -3,10 +3,15 @@
  * and different volumes never wait on each other. An exclusive flock on `<dir>/<name>`, a file
  * that exists only while its lock is held, so creating and removing ever new volumes leaves no
  * lock files behind.
+ *
+ * Each such lock is held under a shared flock of `<dir>` itself. Where no lock file can be made
+ * even in the reserve's room (btrfs with its metadata full: the reserve frees data, not metadata),
+ * the directory is locked exclusively instead, which needs no new file: every volume then waits
+ * for that one command, which a disk that full can spare.
  */
 import { join } from "../path.ts";
 import { listDir } from "../sys/dirent.ts";
-import { lockEphemeral, lockEphemeralMany, type FileLock } from "../sys/file.ts";
+import { lockEphemeral, lockEphemeralMany, lockPath, type FileLock, type GroupLock } from "../sys/file.ts";
 import { Errno, SysError } from "../sys/libc.ts";
 import { noRoom, withRoom } from "../spaceReserve.ts";
 
@@ -30,7 +35,7 @@ export class NameLocks {
 
   /** Waits for and takes the lock of `name`, a valid volume name. */
   lock(name: string): FileLock {
-    return withRoom(this.#db, noRoom, () => lockEphemeral(join(this.#dir, name))!);
+    return this.#locked([name], (names) => lockEphemeral(join(this.#dir, names[0]!))!);
   }
 
   /**
@@ -39,13 +44,37 @@ export class NameLocks {
    */
   async inBatches(names: readonly string[], wait: boolean, fn: (names: string[]) => void | Promise<void>): Promise<void> {
     for (let i = 0; i < names.length; i += BATCH) {
-      const batch = withRoom(this.#db, noRoom, () => lockEphemeralMany(this.#dir, names.slice(i, i + BATCH), wait));
+      const batch = this.#locked(names.slice(i, i + BATCH), (some) => lockEphemeralMany(this.#dir, some, wait));
       try {
         if (batch.names.length > 0) await fn(batch.names);
       } finally {
         batch.release();
       }
     }
+  }
+
+  /**
+   * The locks `take` takes of `names` under the directory's shared lock; where their files cannot
+   * be made for want of room, the directory's exclusive lock, which holds every name.
+   */
+  #locked<T extends FileLock>(names: string[], take: (names: string[]) => T): T | GroupLock {
+    const shared = lockPath(this.#dir, { shared: true })!;
+    let own: T;
+    try {
+      own = withRoom(this.#db, noRoom, () => take(names));
+    } catch (err) {
+      shared.release(); // before the exclusive lock is waited for: flocks of one process conflict too
+      if (!noRoom(err)) throw err;
+      const all = lockPath(this.#dir)!;
+      return { names, release: () => all.release() };
+    }
+    return {
+      ...own,
+      release() {
+        own.release();
+        shared.release();
+      },
+    };
   }
 
   /**
