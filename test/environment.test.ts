@@ -182,7 +182,7 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("the first restore of a r
   }
 });
 
-test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root and btrfs-progs"))("btrfs with its metadata full: a volume's unmount, rm and prune, where no file can be made", () => {
+test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root and btrfs-progs"))("btrfs with its metadata full: a volume's unmount, rm and prune, and each snapshotter's rm, where no file can be made", () => {
   const fs = new LoopFs("btrfs", 200);
   const full = join(fs.mountPoint, "full");
   const filler = join(fs.mountPoint, "filler");
@@ -196,18 +196,20 @@ test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root 
   const root = join(fs.mountPoint, "stor");
   const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
   // "keep" stays through prune.
-  for (const argv of [["volume", "create", "v1"], ["volume", "mount", "v1", "c1"], ["volume", "create", "v2"], ["volume", "create", "v3"], ["volume", "create", "keep"], ["volume", "mount", "keep", "c0"]]) {
-    expect(stor(...argv).code).toBe(0);
-  }
+  const made = [["volume", "create", "v1"], ["volume", "mount", "v1", "c1"], ["volume", "create", "v2"], ["volume", "create", "v3"], ["volume", "create", "keep"], ["volume", "mount", "keep", "c0"]];
+  for (const sn of SNAPSHOTTERS) made.push(["snapshot", "-s", sn, "prepare", "keep"], ["snapshot", "-s", sn, "prepare", "a"], ["snapshot", "-s", sn, "commit", "c", "a"], ["snapshot", "-s", sn, "prepare", "b", "c"]);
+  for (const argv of made) expect([argv, stor(...argv).code]).toEqual([argv, 0]);
   // Each on a disk whose data blocks are all taken, so that btrfs can give its metadata no more
   // room, and whose metadata is then filled with large extended attributes until not even an empty
-  // file can be made; with the store's reserve there (made again by a create of a volume that is
-  // there, which changes nothing), and no room another command freed.
-  for (const argv of [["volume", "unmount", "v1", "c1"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"], ["volume", "ls"]]) {
+  // file can be made; with its store's reserve there (made again by a command that writes and
+  // changes nothing), and no room another command freed.
+  const steps = [["volume", "unmount", "v1", "c1"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"], ["volume", "ls"]];
+  for (const sn of SNAPSHOTTERS) steps.push(["snapshot", "-s", sn, "rm", "b"], ["snapshot", "-s", sn, "rm", "c"], ["snapshot", "-s", sn, "ls"]);
+  for (const argv of steps) {
     rmSync(full, { force: true });
     rmSync(filler, { force: true });
     must(`sync -f ${fs.mountPoint}`);
-    expect(stor("volume", "create", "keep").code).toBe(0);
+    expect(stor(...(argv[0] === "volume" ? ["volume", "create", "keep"] : ["snapshot", "-s", argv[2]!, "label", "keep", "x="])).code).toBe(0);
     fillUp(fs.mountPoint);
     writeFileSync(full, "");
     for (let n = 0; setXattr(full, `user.fill${n}`, XATTR_VALUE); n++);
@@ -217,7 +219,11 @@ test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root 
   }
   expect(stor("volume", "ls", "-q").stdout).toBe("keep\n");
   expect(readdirSync(join(root, "volumes")).filter((f) => f !== ".meta")).toEqual(["keep"]);
+  for (const sn of SNAPSHOTTERS) expect(stor("snapshot", "-s", sn, "ls").stdout).toBe("KEY  PARENT KIND   \nkeep        Active \n");
 });
+
+/** The snapshotters that run on btrfs. */
+const SNAPSHOTTERS = ["native", "overlay", "btrfs"];
 
 /** A value of an extended attribute nearly as large as a btrfs metadata block holds. */
 const XATTR_VALUE = new Uint8Array(16000).fill(0x78);
