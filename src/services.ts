@@ -87,14 +87,20 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   return await open(named, { probe: check ? probe : undefined, forContainerd: req.forContainerd });
 }
 
-/** Whether the volume store below `root` is made (in an older layout too); true where that cannot be told. */
-async function volumeStoreMade(root: string): Promise<boolean> {
+/**
+ * How a command that changes volumes opens their store: to write where it is made (in an older
+ * layout too, or where that cannot be told), or where a plugin is there, whose volumes Docker
+ * records when they are used; else to read.
+ */
+async function volumeChangeAccess(config: Config, opts?: ServiceOptions): Promise<StoreAccess> {
   try {
-    if (statPath(root)?.isDirectory === false || pathExists(volumeDb(root))) return true;
-    return (await import("./volume/legacyLayout.ts")).unmigratedVolumeDb(root) !== undefined;
+    if (statPath(config.root)?.isDirectory === false || pathExists(volumeDb(config.root))) return "write";
+    if ((await import("./volume/legacyLayout.ts")).unmigratedVolumeDb(config.root) !== undefined) return "write";
   } catch {
-    return true;
+    return "write";
   }
+  const asksPlugins = opts?.askPlugins !== false;
+  return asksPlugins && (await import("./volume/pluginDiscovery.ts")).scanPlugins(config.plugins.dirs).length > 0 ? "write" : "read";
 }
 
 /**
@@ -120,8 +126,7 @@ export async function usedSnapshotters(config: Config): Promise<SnapshotterName[
 
 /** Opens the volume service. */
 export async function openVolumes(config: Config, asked: Access, opts?: ServiceOptions): Promise<VolumeService> {
-  // A plugin's volume can be there with no store made: Docker records one it finds when it is used.
-  const access = asked === "change" ? ((await volumeStoreMade(config.root)) || (opts?.askPlugins !== false && (await import("./volume/pluginDiscovery.ts")).scanPlugins(config.plugins.dirs).length > 0) ? "write" : "read") : asked;
+  const access = asked === "change" ? await volumeChangeAccess(config, opts) : asked;
   const probe = prepareRoot(config.root, access, volumeMetaDir(config.root));
   trace("root check");
   const { VolumeService } = await import("./volume/service.ts");

@@ -11,7 +11,7 @@
  *
  * On btrfs a full disk is often its metadata full, which freed data blocks do not relieve: SQLite
  * cannot size its -shm, nor can any file be made. There the reserve also holds metadata, as
- * extended attributes ({@link METADATA_BYTES}), which go with it.
+ * extended attributes ({@link XATTRS}), which go with it.
  */
 import { metadataReserve } from "./layout.ts";
 import { FS_MAGIC, allocateFile, filesystemType, setXattr } from "./sys/file.ts";
@@ -27,11 +27,13 @@ import { log } from "./log.ts";
 export const RESERVE_BYTES = 2 * 1024 * 1024;
 
 /**
- * The metadata the reserve holds on btrfs: enough, given back, for SQLite's -shm and a volume's
- * removal (measured on a btrfs whose metadata was full: 512 KiB freed let `volume ls`, an unmount
- * and two rms run). Each attribute nearly fills a metadata block of 16 KiB, btrfs's default.
+ * The metadata the reserve holds on btrfs, as this many extended attributes of {@link XATTR_BYTES}
+ * (512 KB): enough, given back, for SQLite's -shm and a volume's removal (measured on a btrfs whose
+ * metadata was full: that much freed let `volume ls`, an unmount and two rms run).
  */
-const METADATA_BYTES = 32 * 16_000;
+const XATTRS = 32;
+
+/** Nearly a metadata block of 16 KiB, btrfs's default, each. */
 const XATTR_BYTES = 16_000;
 
 /** The databases whose reserve this process gave up: the room is its own until it makes one again. */
@@ -97,14 +99,14 @@ function make(db: string): boolean {
 }
 
 /**
- * Gives the reserve at `path` btrfs metadata of its own (see {@link METADATA_BYTES}), as far as
+ * Gives the reserve at `path` btrfs metadata of its own (see {@link XATTRS}), as far as
  * there is room for it and the filesystem's blocks hold such attributes: its data is a reserve
  * without it.
  */
 function holdMetadata(path: string): void {
   const value = new Uint8Array(XATTR_BYTES);
   try {
-    for (let i = 0; i < METADATA_BYTES / XATTR_BYTES; i++) setXattr(path, `user.stor.reserve.${i}`, value);
+    for (let i = 0; i < XATTRS; i++) setXattr(path, `user.stor.reserve.${i}`, value);
   } catch (err) {
     log.debug(`no metadata in the reserve ${path}: ${describe(err)}`);
   }
