@@ -56,9 +56,11 @@ export async function openSnapshots(config: Config, req: SnapshotsRequest): Prom
   const { SnapshotService, loadForWriting } = await import("./snapshot/service.ts");
   // To write, with the code its writes may run (see src/lazy.ts).
   const open = async (snapshotter: Snapshotter, opts: ConstructorParameters<typeof SnapshotService>[3]) => {
-    if (access === "write") await loadForWriting(snapshotter);
-    const service = new SnapshotService(config.root, snapshotter, access, opts);
-    if (access === "write" && probe !== snapshotsDir(config.root)) makeRootLocks(config.root);
+    // A change without -s: the snapshotter chosen may have no store where another has one.
+    const as = access === "write" && req.access === "change" && named === undefined && !hasMetadata(config.root, [snapshotter.name]) ? "read" : access;
+    if (as === "write") await loadForWriting(snapshotter);
+    const service = new SnapshotService(config.root, snapshotter, as, opts);
+    if (as === "write" && probe !== snapshotsDir(config.root)) makeRootLocks(config.root);
     return service;
   };
   const chosen = req.snapshotter ?? config.defaultSnapshotter;

@@ -81,6 +81,20 @@ test.each(CHANGE_ONLY)("on a root with no store, %p makes none and exits %p", (a
   }
 });
 
+test("a change without -s, on a root where another snapshotter has the only store, makes none for the one chosen", () => {
+  const r = new TestRoot();
+  try {
+    const root = join(r.path, "root");
+    const stor = (...argv: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...argv]);
+    expect(stor("snapshot", "-s", "native", "prepare", "a").code).toBe(0);
+    expect(stor("snapshot", "rm", "nope")).toMatchObject({ code: 3, stderr: 'stor: snapshot "nope": not found\n' });
+    expect(stor("snapshot", "cleanup")).toMatchObject({ code: 0, stdout: "" });
+    expect(readdirSync(join(root, "snapshots"))).toEqual(["native"]);
+  } finally {
+    r.close();
+  }
+});
+
 test("a command that writes still makes a missing root", () => {
   const r = new TestRoot();
   try {

@@ -59,7 +59,8 @@ test.skipIf(!need(have("flock"), "flock(1) holds a volume's lock as another stor
   async () => {
     r = new TestRoot();
     const vols = join(r.path, "volumes");
-    r.ok(["volume", "prune", "-f"]); // makes the lock directory
+    r.ok(["volume", "create", "made"]); // makes the store: its lock directory too
+    r.ok(["volume", "rm", "made"]);
     for (let i = 0; i < 600; i++) mkdirSync(join(vols, `p${i}`, "_data"), { recursive: true });
     r.ok(["restore"]); // adopts them
     const locks = join(vols, ".meta/locks");

@@ -110,7 +110,8 @@ test("creating over a directory a crashed create left keeps its data", () => {
 
 test("a symlink where a volume directory goes is refused, and nothing is written through it", () => {
   r = new TestRoot();
-  r.ok(["volume", "prune", "-f"]); // makes the root
+  r.ok(["volume", "create", "made"]); // makes the store
+  r.ok(["volume", "rm", "made"]);
   const outside = r.dir("outside");
   symlinkSync(outside, join(r.path, "volumes/evil"));
   const res = r.stor(["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "evil"]);
