@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { Database } from "bun:sqlite";
 import { dlopen, FFIType } from "bun:ffi";
 import { join } from "node:path";
-import { LoopFs, STOR, TestRoot, fillUp, have, isRoot, must, need, sh } from "./helpers.ts";
+import { LoopFs, STOR, TestRoot, fillInodes, fillUp, have, isRoot, must, need, sh } from "./helpers.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -134,13 +134,12 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a disk out of inodes, at
   const fs = new LoopFs("ext4", 32, ["-N", "128"]);
   cleanups.push(() => fs.close());
   const root = join(fs.mountPoint, "stor");
-  const fill = join(fs.mountPoint, "fill");
   const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
   // restore last: its close is the one that checkpoints the WAL away. "keep" stays through prune.
   for (const argv of [["snapshot", "-s", "overlay", "prepare", "o"], ["snapshot", "-s", "native", "prepare", "n"], ["volume", "create", "v1"], ["volume", "mount", "v1", "c1"], ["volume", "create", "v2"], ["volume", "create", "keep"], ["volume", "mount", "keep", "c0"], ["restore"]]) {
     expect(stor(...argv).code).toBe(0);
   }
-  writeFileSync(join(root, "restore.boot"), "00000000-0000-0000-0000-000000000000\n"); // a boot since
+  writeFileSync(join(root, "restore.boot"), ANOTHER_BOOT);
   // Each on a disk with no inode left, with its stores' reserves there (the volumes' made again by
   // a create of a volume that is there, which changes nothing): none has an inode another freed.
   for (const argv of [
@@ -153,9 +152,9 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("a disk out of inodes, at
     ["snapshot", "-s", "overlay", "rm", "o"],
     ["snapshot", "-s", "native", "rm", "n"],
   ]) {
-    rmSync(fill, { recursive: true, force: true });
+    rmSync(join(fs.mountPoint, "fill"), { recursive: true, force: true });
     expect(stor("volume", "create", "keep").code).toBe(0);
-    must(`mkdir ${fill} && cd ${fill} && i=0 && while true 2>/dev/null > $i; do i=$((i+1)); done`);
+    fillInodes(fs.mountPoint);
     expect(must(`df --output=iavail ${fs.mountPoint}`)).toMatch(/^\s*0\s*$/m);
     const res = stor(...argv);
     expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
@@ -168,12 +167,11 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("the first restore of a r
   cleanups.push(() => fs.close());
   for (const [name, first] of [["snapshots", ["snapshot", "-s", "overlay", "prepare", "o"]], ["volumes", ["volume", "create", "v1"]]] as const) {
     const root = join(fs.mountPoint, name);
-    const fill = join(fs.mountPoint, "fill");
     const stor = (...a: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...a]);
     expect(stor(...first).code).toBe(0);
     expect(readdirSync(root).filter((f) => f.endsWith(".lock")).sort()).toEqual(["restore.lock", "serve.lock"]);
-    writeFileSync(join(root, "restore.boot"), "00000000-0000-0000-0000-000000000000\n"); // a boot since it was made
-    must(`mkdir ${fill} && cd ${fill} && i=0 && while true 2>/dev/null > $i; do i=$((i+1)); done`);
+    writeFileSync(join(root, "restore.boot"), ANOTHER_BOOT);
+    const fill = fillInodes(fs.mountPoint);
     expect(must(`df --output=iavail ${fs.mountPoint}`)).toMatch(/^\s*0\s*$/m);
     const res = stor("restore");
     expect([name, res.code, res.stderr]).toEqual([name, 0, ""]);
@@ -185,12 +183,15 @@ test.skipIf(!need(isRoot(), "loop devices need root"))("the first restore of a r
 test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root and btrfs-progs"))("btrfs with its metadata full: a volume's unmount, rm and prune, and each snapshotter's rm, where no file can be made", () => {
   const fs = new LoopFs("btrfs", 200);
   const full = join(fs.mountPoint, "full");
-  const filler = join(fs.mountPoint, "filler");
+  /** Gives back all that was filled: btrfs reclaims it at the sync. */
+  const makeRoom = () => {
+    rmSync(full, { force: true });
+    rmSync(join(fs.mountPoint, "filler"), { force: true });
+    must(`sync -f ${fs.mountPoint}`);
+  };
   // Unmounted with room again: a btrfs unmounted with its metadata full can hang in the kernel.
   cleanups.push(() => {
-    rmSync(full, { force: true });
-    rmSync(filler, { force: true });
-    must(`sync -f ${fs.mountPoint}`);
+    makeRoom();
     fs.close();
   });
   const root = join(fs.mountPoint, "stor");
@@ -205,22 +206,45 @@ test.skipIf(!need(isRoot() && have("mkfs.btrfs"), "btrfs loop devices need root 
   // changes nothing), and no room another command freed.
   const steps = [["volume", "unmount", "v1", "c1"], ["volume", "rm", "v1"], ["volume", "prune", "-a", "-f"], ["volume", "ls"]];
   for (const sn of SNAPSHOTTERS) steps.push(["snapshot", "-s", sn, "rm", "b"], ["snapshot", "-s", sn, "rm", "c"], ["snapshot", "-s", sn, "ls"]);
-  for (const argv of steps) {
-    rmSync(full, { force: true });
-    rmSync(filler, { force: true });
-    must(`sync -f ${fs.mountPoint}`);
-    expect(stor(...(argv[0] === "volume" ? ["volume", "create", "keep"] : ["snapshot", "-s", argv[2]!, "label", "keep", "x="])).code).toBe(0);
+  const fill = () => {
     fillUp(fs.mountPoint);
     writeFileSync(full, "");
     for (let n = 0; setXattr(full, `user.fill${n}`, XATTR_VALUE); n++);
     expect(() => writeFileSync(join(fs.mountPoint, "one-more"), "")).toThrow(/ENOSPC/);
+  };
+  for (const argv of steps) {
+    makeRoom();
+    expect(stor(...(argv[0] === "volume" ? ["volume", "create", "keep"] : ["snapshot", "-s", argv[2]!, "label", "keep", "x="])).code).toBe(0);
+    fill();
     const res = stor(...argv);
     expect([argv, res.code, res.stderr]).toEqual([argv, 0, ""]);
   }
   expect(stor("volume", "ls", "-q").stdout).toBe("keep\n");
   expect(readdirSync(join(root, "volumes")).filter((f) => f !== ".meta")).toEqual(["keep"]);
   for (const sn of SNAPSHOTTERS) expect(stor("snapshot", "-s", sn, "ls").stdout).toBe("KEY  PARENT KIND   \nkeep        Active \n");
+
+  // A volume removed in place that cannot be removed whole says so, and stays, to be removed again.
+  makeRoom();
+  expect(stor("volume", "create", "stuck").code).toBe(0);
+  const data = join(root, "volumes/stuck/_data");
+  writeFileSync(join(data, "file"), "data");
+  writeFileSync(join(data, "immutable"), "data");
+  must(`chattr +i ${join(data, "immutable")}`);
+  try {
+    fill();
+    const res = stor("volume", "rm", "stuck");
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^stor: volume "stuck": partly removed \(no room to rename it away first, so removed in place\): .*operation not permitted; remove it again\n$/);
+    expect(stor("volume", "ls", "-q").stdout).toBe("keep\nstuck\n");
+  } finally {
+    makeRoom(); // btrfs takes metadata for the flag too
+    must(`chattr -i ${join(data, "immutable")}`);
+  }
+  expect(stor("volume", "rm", "stuck")).toMatchObject({ code: 0, stdout: "stuck\n" });
 });
+
+/** What restore.boot holds after a boot other than this one: restore's next run does its boot-time work. */
+const ANOTHER_BOOT = "00000000-0000-0000-0000-000000000000\n";
 
 /** The snapshotters that run on btrfs. */
 const SNAPSHOTTERS = ["native", "overlay", "btrfs"];

@@ -233,6 +233,16 @@ export function fillUp(mountPoint: string): void {
   must(`dd if=/dev/zero of=${mountPoint}/filler bs=1M 2>/dev/null; dd if=/dev/zero of=${mountPoint}/filler bs=4k oflag=append conv=notrunc 2>/dev/null; true`);
 }
 
+/**
+ * Takes every inode of the filesystem mounted at `mountPoint` but the ones root may not, with empty
+ * files in its directory `fill` (made if missing); returns that directory.
+ */
+export function fillInodes(mountPoint: string): string {
+  const fill = join(mountPoint, "fill");
+  must(`mkdir -p ${fill} && cd ${fill} && i=0 && while true 2>/dev/null > $i; do i=$((i+1)); done`);
+  return fill;
+}
+
 /** True when `cmd` is on PATH. */
 export function have(cmd: string): boolean {
   return sh(["sh", "-c", `command -v ${cmd}`]).code === 0;

@@ -10,7 +10,7 @@
 import { readdirSync, statSync } from "../nodeFs.ts";
 import { utf8Bytes } from "../fileName.ts";
 import { join } from "../path.ts";
-import { PreconditionError, StorError, describe } from "../errors.ts";
+import { PreconditionError, StorError, describe, exitCodeOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { failpoint } from "../failpoint.ts";
 import type { RemoveThreads } from "../fs/removeThread.ts";
@@ -193,9 +193,13 @@ export class LocalDriver implements OwnStorageDriver {
             const code = errnoCode(err);
             if (code === "ENOSPC") {
               // No room for a name (btrfs with its metadata full, where removing frees room and
-              // renaming needs it): removed where it is. A crash meanwhile leaves the volume, its
-              // record kept, with part of its data: removed again, it goes.
-              treeRemoval.get().removeTree(root);
+              // renaming needs it): removed where it is. A crash or a failure meanwhile leaves the
+              // volume, its record kept, with part of its data: removed again, it goes.
+              try {
+                treeRemoval.get().removeTree(root);
+              } catch (inner) {
+                throw new StorError(`volume "${name}"`, `partly removed (no room to rename it away first, so removed in place): ${describe(inner)}; remove it again`, exitCodeOf(inner), { cause: inner });
+              }
               inPlace = true;
             } else if (code !== "ENOENT") throw err;
           }
