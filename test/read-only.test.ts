@@ -7,7 +7,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { LoopFs, STOR, TestRoot, isRoot, must, need, sh } from "./helpers.ts";
+import { LoopFs, STOR, TestRoot, isRoot, must, need, sh, type Result } from "./helpers.ts";
 
 /** Every read-only command, as argv after the global options. */
 const READ_ONLY = [
@@ -64,48 +64,46 @@ const CHANGE_ONLY: [argv: string[], code: number][] = [
   [["volume", "unmount", "vol", "ref"], 3],
 ];
 
-test.each(CHANGE_ONLY)("on a root with no store, %p makes none and exits %p", (argv, code) => {
+/**
+ * Runs `fn` with `stor` on the root at `name` below a scratch directory, which is made and removed
+ * here; `fn` is given the root's path and the scratch's too.
+ */
+function withRootAt(name: string, fn: (stor: (...argv: string[]) => Result, root: string, scratch: string) => void): void {
   const r = new TestRoot();
   try {
-    const root = join(r.path, "root");
-    mkdirSync(root);
-    const res = sh([STOR, "--root", root, "--config", "/dev/null", ...argv]);
-    expect(res.code).toBe(code);
-    expect(readdirSync(root)).toEqual([]);
-    // On a root never made, each is not found, as a read is: a mistyped --root makes no root.
-    const missing = join(r.path, "not/made");
-    expect(sh([STOR, "--root", missing, "--config", "/dev/null", ...argv])).toMatchObject({ code: 3, stderr: `stor: root ${missing}: not found\n` });
-    expect(existsSync(join(r.path, "not"))).toBe(false);
+    const root = join(r.path, name);
+    fn((...argv) => sh([STOR, "--root", root, "--config", "/dev/null", ...argv]), root, r.path);
   } finally {
     r.close();
   }
-});
+}
 
-test("a change without -s, on a root where another snapshotter has the only store, makes none for the one chosen", () => {
-  const r = new TestRoot();
-  try {
-    const root = join(r.path, "root");
-    const stor = (...argv: string[]) => sh([STOR, "--root", root, "--config", "/dev/null", ...argv]);
+test.each(CHANGE_ONLY)("on a root with no store, %p makes none and exits %p", (argv, code) =>
+  withRootAt("root", (stor, root, scratch) => {
+    mkdirSync(root);
+    expect(stor(...argv).code).toBe(code);
+    expect(readdirSync(root)).toEqual([]);
+    // On a root never made, each is not found, as a read is: a mistyped --root makes no root.
+    const missing = join(scratch, "not/made");
+    expect(sh([STOR, "--root", missing, "--config", "/dev/null", ...argv])).toMatchObject({ code: 3, stderr: `stor: root ${missing}: not found\n` });
+    expect(existsSync(join(scratch, "not"))).toBe(false);
+  }),
+);
+
+test("a change without -s, on a root where another snapshotter has the only store, makes none for the one chosen", () =>
+  withRootAt("root", (stor, root) => {
     expect(stor("snapshot", "-s", "native", "prepare", "a").code).toBe(0);
     expect(stor("snapshot", "rm", "nope")).toMatchObject({ code: 3, stderr: 'stor: snapshot "nope": not found\n' });
     expect(stor("snapshot", "cleanup")).toMatchObject({ code: 0, stdout: "" });
     expect(readdirSync(join(root, "snapshots"))).toEqual(["native"]);
-  } finally {
-    r.close();
-  }
-});
+  }));
 
-test("a command that writes still makes a missing root", () => {
-  const r = new TestRoot();
-  try {
-    const root = join(r.path, "new/root");
-    expect(sh([STOR, "--root", root, "--config", "/dev/null", "snapshot", "-s", "native", "prepare", "a"]).code).toBe(0);
-    expect(sh([STOR, "--root", root, "--config", "/dev/null", "volume", "create", "vol"]).code).toBe(0);
+test("a command that writes still makes a missing root", () =>
+  withRootAt("new/root", (stor, root) => {
+    expect(stor("snapshot", "-s", "native", "prepare", "a").code).toBe(0);
+    expect(stor("volume", "create", "vol").code).toBe(0);
     expect(readdirSync(root).sort()).toEqual(["restore.lock", "serve.lock", "snapshots", "volumes"]);
-  } finally {
-    r.close();
-  }
-});
+  }));
 
 test("a database a writer has made but not set up yet (or was killed before it did) reads as never made", () => {
   const r = new TestRoot();
