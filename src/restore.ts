@@ -121,7 +121,7 @@ function isNewBoot(root: string, boot: string): boolean {
   const last = lastBoot(root);
   if (last !== undefined) return last !== boot;
   const booted = bootedAt();
-  const databases = [volumeDb(root), join(volumesDir(root), LEGACY_VOLUME_DB), ...SNAPSHOTTER_NAMES.map((n) => snapshotDb(root, n))];
+  const databases = [...storeDatabases(root), join(volumesDir(root), LEGACY_VOLUME_DB)];
   return !databases.flatMap((db) => [db, `${db}-wal`]).some((f) => (statSync(f, { throwIfNoEntry: false })?.mtimeMs ?? 0) > booted);
 }
 
@@ -142,9 +142,13 @@ function lastBoot(root: string): string | undefined {
  */
 function recordBoot(root: string, boot: string): void {
   const file = restoreBootFile(root);
-  const stores = [volumeDb(root), ...SNAPSHOTTER_NAMES.map((n) => snapshotDb(root, n))];
-  const store = stores.find((db) => statSync(db, { throwIfNoEntry: false })) ?? volumeDb(root);
+  const store = storeDatabases(root).find((db) => statSync(db, { throwIfNoEntry: false })) ?? volumeDb(root);
   withRoom(store, noRoom, () => writeFileSync(`${file}.tmp`, `${boot}\n`, { mode: 0o644, flush: true }));
   renameSync(`${file}.tmp`, file);
   fsyncDir(root);
+}
+
+/** The database of every store a root may have: the volumes', then each snapshotter's. */
+function storeDatabases(root: string): string[] {
+  return [volumeDb(root), ...SNAPSHOTTER_NAMES.map((n) => snapshotDb(root, n))];
 }
